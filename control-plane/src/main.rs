@@ -1,0 +1,92 @@
+//! `sortie-control-plane`: run the reference control plane.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use sortie_control_plane::{Config, Server, Timing, Tls};
+
+/// The reference control plane for sortie protocol v1 (HTTPS only).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8443", env = "SORTIE_CP_LISTEN")]
+    listen: SocketAddr,
+    /// Directory for the journal, logs and generated certificates.
+    #[arg(long, env = "SORTIE_CP_STATE")]
+    state_dir: PathBuf,
+    /// Server certificate chain (PEM); without it a CA and certificate are generated
+    /// in STATE_DIR/tls/ and runners trust STATE_DIR/tls/ca.pem.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by these CAs (PEM bundle).
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
+    /// File holding the bearer token runners must present (none: runner endpoints are open).
+    #[arg(long)]
+    runner_token_file: Option<PathBuf>,
+    /// File holding the admin API's bearer token.
+    #[arg(long)]
+    admin_token_file: PathBuf,
+    /// A claimed job not started within this returns to the queue.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    ack_window: Duration,
+    /// Lease duration, renewed by each heartbeat.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    lease: Duration,
+    /// Heartbeat interval asked of runners, in seconds.
+    #[arg(long, default_value_t = 10)]
+    heartbeat_seconds: u64,
+    /// Allow fault injection through POST /admin/faults (for tests).
+    #[arg(long)]
+    faults: bool,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sortie-control-plane: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn token(path: &PathBuf) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading token file {}", path.display()))?;
+    Ok(text.trim().to_string())
+}
+
+fn run(args: Args) -> Result<()> {
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Tls::Files { cert, key },
+        _ => Tls::Generate,
+    };
+    let server = Server::start(Config {
+        listen: args.listen,
+        state_dir: args.state_dir.clone(),
+        tls,
+        client_ca: args.client_ca,
+        runner_token: args.runner_token_file.as_ref().map(token).transpose()?,
+        admin_token: token(&args.admin_token_file)?,
+        timing: Timing {
+            ack_window: args.ack_window,
+            lease: args.lease,
+            heartbeat_seconds: args.heartbeat_seconds,
+            ..Timing::default()
+        },
+        faults: args.faults,
+    })?;
+    println!("listening on {}", server.url());
+    loop {
+        std::thread::park();
+    }
+}

@@ -1,0 +1,280 @@
+//! Wire types of sortie protocol v1.
+//!
+//! The runner and the reference control plane both speak through these types, so
+//! the contract in `sortie-protocol(7)` is written down once. Unknown fields are
+//! ignored on input (serde's default) and optional fields are left out of the
+//! output when empty, so peers of different minor versions interoperate.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Value of the `Sortie-Protocol` header on every request.
+pub const PROTOCOL_VERSION: &str = "1";
+/// Header naming the protocol version a runner speaks.
+pub const HEADER_PROTOCOL: &str = "Sortie-Protocol";
+/// Header carrying a fresh UUID per request, for correlating logs on both sides.
+pub const HEADER_REQUEST_ID: &str = "Sortie-Request-Id";
+/// Header carrying the lease token on log uploads.
+pub const HEADER_LEASE_TOKEN: &str = "Sortie-Lease-Token";
+
+/// Who is asking for work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnerInfo {
+    pub id: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub arch: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+/// `POST v1/claim`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    /// Idempotency key: a retry of the same claim reuses it and gets the same jobs.
+    pub claim_id: String,
+    pub runner: RunnerInfo,
+    pub max_jobs: u32,
+    #[serde(default)]
+    pub wait_seconds: u64,
+    /// RFC 3339 time by which the runner must be done; jobs that cannot fit are not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+}
+
+/// 200 answer to a claim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimResponse {
+    pub jobs: Vec<ClaimedJob>,
+}
+
+/// One job handed to a runner, with the lease that fences every later call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimedJob {
+    pub id: String,
+    pub attempt: u64,
+    pub lease: Lease,
+    /// The job spec, parsed by the runner (a malformed spec is failed, not crashed on).
+    pub spec: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub token: String,
+    pub expires_at: String,
+    pub heartbeat_seconds: u64,
+}
+
+/// `POST v1/jobs/{id}/start` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    pub attempt: u64,
+    pub lease_token: String,
+}
+
+/// Answer to `start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseResponse {
+    pub lease: Lease,
+}
+
+/// `POST v1/jobs/{id}/heartbeat` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub attempt: u64,
+    pub lease_token: String,
+    pub log_length: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Continue,
+    Cancel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub lease: Lease,
+    pub action: Action,
+}
+
+/// Answer to a log upload, and body of 416 and 412 refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    pub committed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Interrupted,
+    Lost,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::TimedOut => "timed_out",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::Interrupted => "interrupted",
+            JobStatus::Lost => "lost",
+        }
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Interrupted,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::TimedOut => "timed_out",
+            StepStatus::Cancelled => "cancelled",
+            StepStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One entry of `complete.steps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepResult {
+    pub index: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub node: String,
+    pub status: StepStatus,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub duration_ms: u64,
+    /// True for the run of a step's error handler (an optional field of sortie's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub errorhandler: bool,
+}
+
+/// Length and checksum of the whole log, so the control plane can prove it has every byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSummary {
+    pub length: u64,
+    pub sha256: String,
+}
+
+/// The outcome of a job: `complete` without the fence, and the spool's `result.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    pub status: JobStatus,
+    pub exit_code: Option<i32>,
+    pub started_at: String,
+    pub finished_at: String,
+    #[serde(default)]
+    pub steps: Vec<StepResult>,
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
+    pub log: LogSummary,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `POST v1/jobs/{id}/complete` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteRequest {
+    pub attempt: u64,
+    pub lease_token: String,
+    #[serde(flatten)]
+    pub completion: Completion,
+}
+
+/// `POST v1/jobs/{id}/fail` body: a claimed job that never started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailRequest {
+    pub attempt: u64,
+    pub lease_token: String,
+    pub reason: String,
+}
+
+/// `PUT v1/inventory` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InventoryRequest {
+    pub runner_id: String,
+    pub nodes: BTreeMap<String, serde_json::Value>,
+}
+
+/// `application/problem+json` error body (RFC 9457).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Whether a job id is acceptable: `[A-Za-z0-9._-]{1,128}`, and not `.` or `..`
+/// (ids become file names in the spool and the state dir).
+pub fn valid_job_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_that_could_escape_a_directory_are_refused() {
+        assert!(valid_job_id("exec-42"));
+        assert!(valid_job_id("a.b_c-D"));
+        for bad in ["", ".", "..", "a/b", "../x", "a b", &"x".repeat(129)] {
+            assert!(!valid_job_id(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn complete_request_is_flat_and_ignores_unknown_fields() {
+        let json = r#"{"attempt":2,"lease_token":"t","status":"timed_out","exit_code":null,
+            "started_at":"a","finished_at":"b","steps":[],"data":{},
+            "log":{"length":3,"sha256":"x"},"error":null,"future":1}"#;
+        let req: CompleteRequest = serde_json::from_str(json).unwrap();
+        assert_eq!(req.attempt, 2);
+        assert_eq!(req.completion.status, JobStatus::TimedOut);
+        let back = serde_json::to_value(&req).unwrap();
+        assert_eq!(back["status"], "timed_out");
+        assert_eq!(back["log"]["length"], 3);
+    }
+}

@@ -1,0 +1,65 @@
+//! From the command line to an exit code.
+//!
+//! Parse (a usage error exits 64; `--help` and `--version` always work), set up
+//! diagnostics, hand off to the command, and print a fatal error once, with its
+//! whole cause chain, mapped to its documented exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing::Level;
+
+use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
+use crate::exit::{self, Code, Failure};
+use crate::{check, config, exec_local, shot};
+
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            let code = if e.exit_code() == 0 {
+                Code::OK
+            } else {
+                Code::USAGE
+            };
+            return ExitCode::from(code.0);
+        }
+    };
+    init_diagnostics(&cli.global);
+    let json = cli.global.log_format == LogFormat::Json;
+    let result = match &cli.command {
+        Command::Poll(args) => config::Poll::build(args)
+            .map_err(|e| Failure::config(e).into())
+            .and_then(|cfg| shot::run(&cfg)),
+        Command::Exec(args) => exec_local::run(args, json),
+        Command::Check(args) => Ok(check::run(args)),
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            exit::code_of(&e)
+        }
+    };
+    ExitCode::from(code.0)
+}
+
+fn init_diagnostics(global: &GlobalArgs) {
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => Level::ERROR,
+        (false, 0) => Level::INFO,
+        (false, 1) => Level::DEBUG,
+        (false, _) => Level::TRACE,
+    };
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_max_level(level)
+        .with_target(false);
+    match global.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

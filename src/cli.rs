@@ -1,0 +1,164 @@
+//! The command line, as parsed: raw values only.
+//!
+//! Parsing never fails on anything but syntax, so `--help` and `--version` always
+//! work; turning these values into checked settings (reading files, parsing
+//! certificates, choosing a control plane) is `config`'s job. Every flag can also
+//! come from a `SORTIE_*` environment variable. No secret is ever a flag value:
+//! the token comes from `--token-file` or the `SORTIE_TOKEN` variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sortie",
+    version,
+    about = "A single-shot automation runner: poll a control plane once, run the work, report, exit.",
+    long_about = "sortie is a runner that reaches out to a control plane over HTTPS (or reads an \
+embedded spool directory), claims the jobs meant for it, runs them locally, streams their \
+output back and reports their results — then exits. Trigger it from cron, a systemd timer, a \
+Kubernetes CronJob, a CI step or AWS Lambda.",
+    after_help = "Exit codes: 0 ok, 1 job failed, 64 usage, 69 control plane unreachable, \
+70 internal error, 73 state dir busy, 75 results left for a later shot, 77 credentials \
+rejected, 78 configuration error, 130 interrupted. See sortie(1)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Format of sortie's own diagnostics on stderr (and of `exec`'s job log on stdout).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SORTIE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// More diagnostics (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one shot: claim work from the control plane, run it, report it, exit.
+    Poll(PollArgs),
+    /// Run a job spec file locally, without a control plane, and show its log.
+    Exec(ExecArgs),
+    /// Check configuration, certificates, the control plane and the state dir; claim nothing.
+    Check(ConnectArgs),
+}
+
+/// How to reach the control plane, and who this runner is.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Control plane: https://HOST[:PORT]/PATH/, http:// to a loopback address, or dir:PATH
+    /// for the embedded spool directory.
+    #[arg(long, env = "SORTIE_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// File holding the bearer token (the SORTIE_TOKEN variable is read otherwise).
+    #[arg(long, env = "SORTIE_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
+    /// This runner's id [default: the host name].
+    #[arg(long, env = "SORTIE_RUNNER_ID", value_name = "ID")]
+    pub runner_id: Option<String>,
+
+    /// A tag this runner offers; jobs may require tags (repeatable; the variable takes a
+    /// comma-separated list).
+    #[arg(
+        long = "tag",
+        env = "SORTIE_TAGS",
+        value_delimiter = ',',
+        value_name = "TAG"
+    )]
+    pub tags: Vec<String>,
+
+    /// PEM bundle of the CAs to trust for the control plane (replaces the built-in roots).
+    #[arg(long, env = "SORTIE_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+
+    /// PEM client certificate chain for mTLS.
+    #[arg(
+        long,
+        env = "SORTIE_CLIENT_CERT",
+        value_name = "PATH",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of the client certificate.
+    #[arg(
+        long,
+        env = "SORTIE_CLIENT_KEY",
+        value_name = "PATH",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
+
+    /// Allow plain http:// to a non-loopback address (the token travels in clear text).
+    #[arg(long, env = "SORTIE_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
+
+    /// Directory for the lock, the job logs in flight and the workspaces
+    /// [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/sortie, else /var/lib/sortie as root,
+    /// else ~/.local/state/sortie].
+    #[arg(long, env = "SORTIE_STATE_DIR", value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Time allowed to open a connection to the control plane.
+    #[arg(long, env = "SORTIE_CONNECT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub connect_timeout: Duration,
+
+    /// Time allowed for one request to the control plane (a long poll adds its wait).
+    #[arg(long, env = "SORTIE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PollArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// Most jobs to take in this shot.
+    #[arg(long, env = "SORTIE_MAX_JOBS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N")]
+    pub max_jobs: u32,
+
+    /// Long poll: let the control plane hold the claim this long for work to arrive.
+    #[arg(long, env = "SORTIE_WAIT", default_value = "0s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub wait: Duration,
+
+    /// Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed.
+    #[arg(long, env = "SORTIE_MAX_RUNTIME", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_runtime: Option<Duration>,
+
+    /// Exit 1 when a job fails (for CI steps); otherwise a job's failure is only reported.
+    #[arg(long, env = "SORTIE_FAIL_ON_JOB_FAILURE")]
+    pub fail_on_job_failure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The job spec (JSON, job spec v1); - reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Set an option: NAME=VALUE (repeatable; overrides the spec's own value).
+    #[arg(short = 'o', long = "option", value_name = "NAME=VALUE")]
+    pub options: Vec<String>,
+}

@@ -1,0 +1,276 @@
+//! Checked settings, built from the raw command line.
+//!
+//! Everything a shot needs is validated here, before any connection is made or any
+//! job is claimed: the server URL and its scheme rules, the token, the CA bundle and
+//! client identity, the state dir. A problem becomes a configuration error that
+//! names the flag or file at fault; `check` reports every problem, one per line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::cli::{ConnectArgs, PollArgs};
+use crate::secret::Secret;
+use crate::tls::{Identity, Roots};
+
+/// Where the work comes from.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A protocol v1 control plane; the base URL ends with `/`.
+    Http { base: String },
+    /// The embedded spool directory.
+    Spool { root: PathBuf },
+}
+
+/// Everything needed to talk to a control plane.
+#[derive(Debug, Clone)]
+pub struct Connect {
+    pub target: Target,
+    pub token: Option<Secret>,
+    pub runner_id: String,
+    pub tags: Vec<String>,
+    pub roots: Option<Roots>,
+    pub identity: Option<Identity>,
+    pub state_dir: PathBuf,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Poll {
+    pub connect: Connect,
+    pub max_jobs: u32,
+    pub wait: Duration,
+    pub max_runtime: Option<Duration>,
+    pub fail_on_job_failure: bool,
+}
+
+impl Poll {
+    pub fn build(args: &PollArgs) -> Result<Poll> {
+        Ok(Poll {
+            connect: build_connect(&args.connect).map_err(join)?,
+            max_jobs: args.max_jobs,
+            wait: args.wait,
+            max_runtime: args.max_runtime,
+            fail_on_job_failure: args.fail_on_job_failure,
+        })
+    }
+}
+
+/// Join several problems into one error, one per line.
+pub fn join(problems: Vec<anyhow::Error>) -> anyhow::Error {
+    let lines: Vec<String> = problems.iter().map(|e| format!("{e:#}")).collect();
+    anyhow!("{}", lines.join("\n"))
+}
+
+/// Problems found while building settings, kept so that all of them can be reported.
+#[derive(Default)]
+struct Problems(Vec<anyhow::Error>);
+
+impl Problems {
+    fn keep<T>(&mut self, result: Result<T>) -> Option<T> {
+        result.map_err(|e| self.0.push(e)).ok()
+    }
+}
+
+/// Build the connection settings, collecting every problem rather than stopping at the first.
+pub fn build_connect(args: &ConnectArgs) -> Result<Connect, Vec<anyhow::Error>> {
+    let mut p = Problems::default();
+    let target = p.keep(parse_target(
+        args.server.as_deref(),
+        args.allow_insecure_http,
+    ));
+    let token = p.keep(load_token(args));
+    let roots = p.keep(args.ca_file.as_deref().map(Roots::load).transpose());
+    let identity = p.keep(match (&args.client_cert, &args.client_key) {
+        (Some(cert), Some(key)) => Identity::load(cert, key).map(Some),
+        _ => Ok(None),
+    });
+    let runner_id = p.keep(runner_id(args.runner_id.as_deref()));
+    let state_dir = p.keep(state_dir(args.state_dir.as_ref()));
+    let tags = p.keep(check_tags(&args.tags));
+    match (target, token, roots, identity, runner_id, state_dir, tags) {
+        (
+            Some(target),
+            Some(token),
+            Some(roots),
+            Some(identity),
+            Some(runner_id),
+            Some(state_dir),
+            Some(tags),
+        ) => Ok(Connect {
+            target,
+            token,
+            runner_id,
+            tags,
+            roots,
+            identity,
+            state_dir,
+            connect_timeout: args.connect_timeout,
+            request_timeout: args.request_timeout,
+        }),
+        _ => Err(p.0),
+    }
+}
+
+fn parse_target(server: Option<&str>, allow_insecure_http: bool) -> Result<Target> {
+    let Some(server) = server.map(str::trim).filter(|s| !s.is_empty()) else {
+        bail!("no control plane given: use --server URL or SORTIE_SERVER (https://…, or dir:PATH)");
+    };
+    if let Some(path) = server.strip_prefix("dir:") {
+        if path.is_empty() {
+            bail!("--server dir: needs a path, e.g. dir:/var/spool/sortie");
+        }
+        return Ok(Target::Spool {
+            root: PathBuf::from(path),
+        });
+    }
+    let (scheme, rest) = server
+        .split_once("://")
+        .ok_or_else(|| anyhow!("--server {server:?} is not a URL (https://HOST/… or dir:PATH)"))?;
+    let host = host_of(rest).ok_or_else(|| anyhow!("--server {server:?} has no host"))?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => {}
+        "http" if is_loopback(host) || allow_insecure_http => {}
+        "http" => bail!(
+            "--server {server:?}: plain http is only allowed to a loopback address; \
+             use https, or --allow-insecure-http if the token may travel in clear text"
+        ),
+        other => bail!("--server {server:?}: unsupported scheme {other:?} (https, http or dir:)"),
+    }
+    let mut base = server.to_string();
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    Ok(Target::Http { base })
+}
+
+/// The host of `host[:port][/path]`, without brackets for IPv6.
+fn host_of(rest: &str) -> Option<&str> {
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn load_token(args: &ConnectArgs) -> Result<Option<Secret>> {
+    let raw = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --token-file {}", path.display()))?,
+        ),
+        None => std::env::var("SORTIE_TOKEN").ok(),
+    };
+    let Some(raw) = raw else { return Ok(None) };
+    let token = raw.trim();
+    if token.is_empty() {
+        bail!("the token is empty (check --token-file or SORTIE_TOKEN)");
+    }
+    if token.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        bail!("the token holds spaces or control characters; it cannot be sent in a header");
+    }
+    Ok(Some(Secret::new(token.to_string())))
+}
+
+fn runner_id(given: Option<&str>) -> Result<String> {
+    let id = match given {
+        Some(id) => id.to_string(),
+        None => hostname().context("cannot tell the host name; give --runner-id")?,
+    };
+    if id.is_empty() || id.len() > 253 || id.chars().any(|c| c.is_control() || c == ' ') {
+        bail!("--runner-id {id:?} must be 1 to 253 characters without spaces");
+    }
+    Ok(id)
+}
+
+fn check_tags(tags: &[String]) -> Result<Vec<String>> {
+    let tags: Vec<String> = tags
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if let Some(bad) = tags
+        .iter()
+        .find(|t| t.chars().any(|c| c.is_control() || c == ' '))
+    {
+        bail!("--tag {bad:?} must not hold spaces or control characters");
+    }
+    Ok(tags)
+}
+
+pub fn hostname() -> Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .context("reading /proc/sys/kernel/hostname")?;
+    Ok(name.trim().to_string())
+}
+
+/// The state dir: the flag, else systemd's `$STATE_DIRECTORY`, else the XDG or system default.
+fn state_dir(given: Option<&PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir.clone());
+    }
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dirs) = env("STATE_DIRECTORY") {
+        // systemd passes a colon-separated list when several are configured.
+        let first = dirs
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return Ok(PathBuf::from(first));
+    }
+    if let Some(xdg) = env("XDG_STATE_HOME") {
+        return Ok(PathBuf::from(xdg).join("sortie"));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(PathBuf::from("/var/lib/sortie"));
+    }
+    let home = env("HOME").ok_or_else(|| anyhow!("no state dir: give --state-dir"))?;
+    Ok(PathBuf::from(home).join(".local/state/sortie"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_for_loopback_only() {
+        assert!(parse_target(Some("http://127.0.0.1:8080/"), false).is_ok());
+        assert!(parse_target(Some("http://[::1]:8080"), false).is_ok());
+        assert!(parse_target(Some("http://localhost/x"), false).is_ok());
+        let err = parse_target(Some("http://cp.example.com/"), false).unwrap_err();
+        assert!(format!("{err}").contains("loopback"));
+        assert!(parse_target(Some("http://cp.example.com/"), true).is_ok());
+        assert!(parse_target(Some("http://127.0.0.1.evil.com/"), false).is_err());
+        assert!(parse_target(Some("ftp://x/"), false).is_err());
+        assert!(parse_target(None, false).is_err());
+    }
+
+    #[test]
+    fn base_url_gets_a_trailing_slash_and_spool_a_path() {
+        match parse_target(Some("https://cp.example.com/sortie"), false).unwrap() {
+            Target::Http { base } => assert_eq!(base, "https://cp.example.com/sortie/"),
+            t => panic!("{t:?}"),
+        }
+        match parse_target(Some("dir:/var/spool/sortie"), false).unwrap() {
+            Target::Spool { root } => assert_eq!(root, PathBuf::from("/var/spool/sortie")),
+            t => panic!("{t:?}"),
+        }
+        assert!(parse_target(Some("dir:"), false).is_err());
+    }
+}

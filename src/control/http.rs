@@ -1,0 +1,346 @@
+//! Protocol v1 over HTTPS: one ureq agent, built once, reused for every call of a shot.
+//!
+//! The agent is built in one place with explicit timeouts, `http_status_as_error`
+//! off (error bodies are read, not lost), the configured trust roots and client
+//! identity, and the proxy from `HTTPS_PROXY`/`NO_PROXY`. Every call retries
+//! transient failures (network errors, 408, 429, 5xx) with jittered backoff,
+//! honouring `Retry-After`, until the shot's deadline or the retry budget runs out.
+
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use sortie_protocol::{
+    ClaimRequest, ClaimResponse, ClaimedJob, Committed, CompleteRequest, Completion, FailRequest,
+    Fence, HeartbeatRequest, HeartbeatResponse, Lease, LeaseResponse, Problem, HEADER_LEASE_TOKEN,
+    HEADER_PROTOCOL, HEADER_REQUEST_ID, PROTOCOL_VERSION,
+};
+use ureq::Agent;
+
+use super::{Beat, ControlError, ControlPlane, JobRef, Result};
+use crate::config::Connect;
+use crate::{ids, retry::Backoff, secret::Secret, tls};
+
+/// Longest time one call keeps retrying, even when the shot has more time.
+const RETRY_BUDGET: Duration = Duration::from_secs(60);
+/// Largest response body read (a claim answer with many jobs stays far below).
+const MAX_RESPONSE: u64 = 16 * 1024 * 1024;
+
+pub struct HttpControl {
+    agent: Agent,
+    base: String,
+    token: Option<Secret>,
+    request_timeout: Duration,
+    deadline: Option<Instant>,
+}
+
+/// A response whose status the caller interprets.
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl HttpControl {
+    /// Build the client. `deadline` bounds every retry loop.
+    pub fn new(
+        connect: &Connect,
+        base: &str,
+        deadline: Option<Instant>,
+    ) -> anyhow::Result<HttpControl> {
+        tls::install_provider();
+        let mut tls_config = ureq::tls::TlsConfig::builder();
+        if let Some(roots) = &connect.roots {
+            tls_config = tls_config.root_certs(tls::ureq_roots(roots));
+        }
+        if let Some(identity) = &connect.identity {
+            tls_config = tls_config.client_cert(Some(tls::ureq_identity(identity)?));
+        }
+        let proxy = ureq::Proxy::try_from_env();
+        if let Some(p) = &proxy {
+            tracing::debug!(proxy = %format!("{}:{}", p.host(), p.port()), "using a proxy from the environment");
+        }
+        let config = Agent::config_builder()
+            .tls_config(tls_config.build())
+            .proxy(proxy)
+            .http_status_as_error(false)
+            .user_agent(format!("sortie/{}", env!("CARGO_PKG_VERSION")))
+            .timeout_connect(Some(connect.connect_timeout))
+            .timeout_global(Some(connect.request_timeout))
+            .max_redirects(0)
+            .build();
+        Ok(HttpControl {
+            agent: config.new_agent(),
+            base: base.to_string(),
+            token: connect.token.clone(),
+            request_timeout: connect.request_timeout,
+            deadline,
+        })
+    }
+
+    /// One protocol call with retries. `extra` is added to `request_timeout` (long polls).
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        content_type: &str,
+        lease_token: Option<&str>,
+        extra: Duration,
+    ) -> Result<Reply> {
+        let url = format!("{}{}", self.base, path);
+        let request_id = ids::uuid();
+        let mut until = Instant::now() + RETRY_BUDGET;
+        if let Some(deadline) = self.deadline {
+            until = until.min(deadline);
+        }
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10), until);
+        loop {
+            let mut req = ureq::http::Request::builder()
+                .method(method)
+                .uri(&url)
+                .header("content-type", content_type)
+                .header("accept", "application/json")
+                .header(HEADER_PROTOCOL, PROTOCOL_VERSION)
+                .header(HEADER_REQUEST_ID, &request_id);
+            if let Some(token) = &self.token {
+                req = req.header("authorization", format!("Bearer {}", token.expose()));
+            }
+            if let Some(lease) = lease_token {
+                req = req.header(HEADER_LEASE_TOKEN, lease);
+            }
+            let req = req
+                .body(body.to_vec())
+                .map_err(|e| ControlError::Refused(format!("building {method} {url}: {e}")))?;
+            let call = self
+                .agent
+                .configure_request(req)
+                .timeout_global(Some(self.request_timeout + extra))
+                .build();
+            let outcome = self.agent.run(call);
+            let (error, retry_after) = match outcome {
+                Ok(mut response) => {
+                    let status = response.status().as_u16();
+                    let retry_after = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let body = response
+                        .body_mut()
+                        .with_config()
+                        .limit(MAX_RESPONSE)
+                        .read_to_vec();
+                    match (status, body) {
+                        (401 | 403, Ok(body)) => {
+                            return Err(ControlError::Rejected(format!(
+                                "{status} from {method} {url}{}",
+                                detail(&body)
+                            )))
+                        }
+                        (408 | 429 | 500 | 502 | 503 | 504, Ok(body)) => (
+                            anyhow!("{status} from {method} {url}{}", detail(&body)),
+                            retry_after,
+                        ),
+                        (_, Ok(body)) => return Ok(Reply { status, body }),
+                        (_, Err(e)) => (anyhow!("reading the answer to {method} {url}: {e}"), None),
+                    }
+                }
+                Err(e) => {
+                    if let Some(fatal) = tls_failure(&e, &url) {
+                        return Err(fatal);
+                    }
+                    (anyhow!("{method} {url}: {e}"), None)
+                }
+            };
+            match backoff.next_delay(retry_after) {
+                Some(delay) => {
+                    tracing::warn!("{error:#}; retrying in {delay:.1?}");
+                    std::thread::sleep(delay);
+                }
+                None => return Err(ControlError::Unreachable(error)),
+            }
+        }
+    }
+
+    fn post_json(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+        extra: Duration,
+    ) -> Result<Reply> {
+        let body = serde_json::to_vec(body).expect("protocol types serialize");
+        self.call("POST", path, &body, "application/json", None, extra)
+    }
+}
+
+fn job_path(job: &JobRef, action: &str) -> String {
+    format!("v1/jobs/{}/{action}", job.id)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(reply: &Reply, what: &str) -> Result<T> {
+    serde_json::from_slice(&reply.body).map_err(|e| {
+        ControlError::Refused(format!(
+            "the control plane's answer to {what} is not valid: {e}"
+        ))
+    })
+}
+
+/// Map the statuses every job call shares: 409/410 fence, others refuse.
+fn refusal(reply: &Reply, what: &str) -> ControlError {
+    let why = format!("{} from {what}{}", reply.status, detail(&reply.body));
+    match reply.status {
+        409 | 410 => ControlError::Fenced(why),
+        _ => ControlError::Refused(why),
+    }
+}
+
+/// ": detail" from a problem+json body, or nothing.
+fn detail(body: &[u8]) -> String {
+    match serde_json::from_slice::<Problem>(body) {
+        Ok(p) => p
+            .detail
+            .or(p.title)
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// A TLS failure that retrying cannot fix: an untrusted or invalid server
+/// certificate (configuration), or the server refusing our client certificate.
+fn tls_failure(error: &ureq::Error, url: &str) -> Option<ControlError> {
+    let rustls_error = match error {
+        ureq::Error::Rustls(e) => Some(e.clone()),
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .cloned(),
+        _ => None,
+    }?;
+    use rustls::AlertDescription as A;
+    match &rustls_error {
+        rustls::Error::InvalidCertificate(why) => Some(ControlError::Tls(anyhow!(
+            "the certificate of {url} is not accepted: {why:?} (check --ca-file and the server name)"
+        ))),
+        rustls::Error::AlertReceived(
+            A::CertificateRequired | A::BadCertificate | A::UnknownCA | A::AccessDenied
+            | A::CertificateUnknown | A::CertificateExpired | A::CertificateRevoked,
+        ) => Some(ControlError::Rejected(format!(
+            "{url} refused the TLS client certificate ({rustls_error}); check --client-cert"
+        ))),
+        rustls::Error::AlertReceived(A::HandshakeFailure | A::ProtocolVersion)
+        | rustls::Error::PeerIncompatible(_)
+        | rustls::Error::NoCertificatesPresented => Some(ControlError::Tls(anyhow!(
+            "TLS handshake with {url} failed: {rustls_error}"
+        ))),
+        _ => None,
+    }
+}
+
+impl ControlPlane for HttpControl {
+    fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>> {
+        let wait = Duration::from_secs(request.wait_seconds);
+        let reply = self.post_json("v1/claim", request, wait)?;
+        match reply.status {
+            204 => Ok(Vec::new()),
+            200 => {
+                let answer: ClaimResponse = parse(&reply, "claim")?;
+                if answer.jobs.len() > request.max_jobs as usize {
+                    return Err(ControlError::Refused(format!(
+                        "the control plane gave {} jobs for a claim of at most {}",
+                        answer.jobs.len(),
+                        request.max_jobs
+                    )));
+                }
+                Ok(answer.jobs)
+            }
+            _ => Err(ControlError::Refused(format!(
+                "{} from claim{}",
+                reply.status,
+                detail(&reply.body)
+            ))),
+        }
+    }
+
+    fn start(&self, job: &JobRef) -> Result<Lease> {
+        let body = Fence {
+            attempt: job.attempt,
+            lease_token: job.lease_token.clone(),
+        };
+        let reply = self.post_json(&job_path(job, "start"), &body, Duration::ZERO)?;
+        match reply.status {
+            200 => Ok(parse::<LeaseResponse>(&reply, "start")?.lease),
+            _ => Err(refusal(&reply, "start")),
+        }
+    }
+
+    fn heartbeat(&self, job: &JobRef, log_length: u64) -> Result<Beat> {
+        let body = HeartbeatRequest {
+            attempt: job.attempt,
+            lease_token: job.lease_token.clone(),
+            log_length,
+        };
+        let reply = self.post_json(&job_path(job, "heartbeat"), &body, Duration::ZERO)?;
+        match reply.status {
+            200 => {
+                let answer: HeartbeatResponse = parse(&reply, "heartbeat")?;
+                Ok(Beat {
+                    lease: answer.lease,
+                    action: answer.action,
+                })
+            }
+            _ => Err(refusal(&reply, "heartbeat")),
+        }
+    }
+
+    fn put_log(&self, job: &JobRef, offset: u64, bytes: &[u8]) -> Result<u64> {
+        let path = format!(
+            "v1/jobs/{}/log?offset={offset}&attempt={}",
+            job.id, job.attempt
+        );
+        let reply = self.call(
+            "PUT",
+            &path,
+            bytes,
+            "application/x-ndjson",
+            Some(&job.lease_token),
+            Duration::ZERO,
+        )?;
+        match reply.status {
+            200 => Ok(parse::<Committed>(&reply, "log upload")?.committed),
+            416 => Err(ControlError::Resend(
+                parse::<Committed>(&reply, "log upload")?.committed,
+            )),
+            _ => Err(refusal(&reply, "log upload")),
+        }
+    }
+
+    fn complete(&self, job: &JobRef, completion: &Completion) -> Result<()> {
+        let body = CompleteRequest {
+            attempt: job.attempt,
+            lease_token: job.lease_token.clone(),
+            completion: completion.clone(),
+        };
+        let reply = self.post_json(&job_path(job, "complete"), &body, Duration::ZERO)?;
+        match reply.status {
+            200 => Ok(()),
+            412 => Err(ControlError::Resend(
+                parse::<Committed>(&reply, "complete")?.committed,
+            )),
+            _ => Err(refusal(&reply, "complete")),
+        }
+    }
+
+    fn fail(&self, job: &JobRef, reason: &str) -> Result<()> {
+        let body = FailRequest {
+            attempt: job.attempt,
+            lease_token: job.lease_token.clone(),
+            reason: reason.to_string(),
+        };
+        let reply = self.post_json(&job_path(job, "fail"), &body, Duration::ZERO)?;
+        match reply.status {
+            200 => Ok(()),
+            _ => Err(refusal(&reply, "fail")),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The control-plane interface, and its two implementations.
+//!
+//! The shot drives a [`ControlPlane`] and knows nothing of HTTP or files; the
+//! HTTPS client (`http`) and the embedded spool (`spool`) know nothing of
+//! processes. Errors are typed because the shot branches on them: a fenced call
+//! means "stop working on this job", rejected credentials stop the shot with
+//! their own exit code, an unreachable control plane leaves results for later.
+
+pub mod http;
+pub mod spool;
+
+use sortie_protocol::{Action, ClaimRequest, ClaimedJob, Completion, Lease};
+
+use crate::exit::Code;
+
+/// A claimed job and the fence every later call about it carries.
+#[derive(Debug, Clone)]
+pub struct JobRef {
+    pub id: String,
+    pub attempt: u64,
+    pub lease_token: String,
+}
+
+impl From<&ClaimedJob> for JobRef {
+    fn from(job: &ClaimedJob) -> Self {
+        JobRef {
+            id: job.id.clone(),
+            attempt: job.attempt,
+            lease_token: job.lease.token.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum ControlError {
+    /// Network errors or transient statuses outlasted the retries.
+    Unreachable(anyhow::Error),
+    /// 401/403: the credentials were rejected.
+    Rejected(String),
+    /// TLS refused: the server's certificate is not trusted, or the handshake failed.
+    Tls(anyhow::Error),
+    /// 409/410: this attempt no longer holds the job's lease.
+    Fenced(String),
+    /// 416 or 412: the control plane holds this many log bytes; resend from there.
+    Resend(u64),
+    /// Any other refusal, final for this call.
+    Refused(String),
+}
+
+impl ControlError {
+    /// The exit code this error ends a shot with.
+    pub fn code(&self) -> Code {
+        match self {
+            ControlError::Unreachable(_) => Code::UNREACHABLE,
+            ControlError::Rejected(_) => Code::REJECTED,
+            ControlError::Tls(_) => Code::CONFIG,
+            ControlError::Fenced(_) | ControlError::Resend(_) | ControlError::Refused(_) => {
+                Code::SOFTWARE
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlError::Unreachable(e) => write!(f, "control plane unreachable: {e:#}"),
+            ControlError::Rejected(why) => write!(f, "credentials rejected: {why}"),
+            ControlError::Tls(e) => write!(f, "TLS: {e:#}"),
+            ControlError::Fenced(why) => write!(f, "lease lost: {why}"),
+            ControlError::Resend(k) => write!(f, "the control plane holds {k} log bytes"),
+            ControlError::Refused(why) => write!(f, "refused: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ControlError {}
+
+pub type Result<T> = std::result::Result<T, ControlError>;
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone)]
+pub struct Beat {
+    pub lease: Lease,
+    pub action: Action,
+}
+
+/// What a shot needs from a control plane (PROTOCOL.md, "Endpoints").
+pub trait ControlPlane: Send + Sync {
+    /// Ask for up to `max_jobs` jobs; an empty answer means no work.
+    fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>>;
+    /// Acknowledge a claimed job; its first step runs only after this succeeded.
+    fn start(&self, job: &JobRef) -> Result<Lease>;
+    /// Keep the lease, report progress, learn of cancellation.
+    fn heartbeat(&self, job: &JobRef, log_length: u64) -> Result<Beat>;
+    /// Store log bytes starting at `offset`; answers how many bytes are committed.
+    fn put_log(&self, job: &JobRef, offset: u64, bytes: &[u8]) -> Result<u64>;
+    /// Report the job's outcome.
+    fn complete(&self, job: &JobRef, completion: &Completion) -> Result<()>;
+    /// Fail a claimed job that never started.
+    fn fail(&self, job: &JobRef, reason: &str) -> Result<()>;
+}

@@ -1,0 +1,91 @@
+//! `sortie exec FILE`: run a job spec here, with no control plane.
+//!
+//! The same engine as a shot — the same spec rules, expansion, supervision and
+//! log events — with the log rendered on the terminal instead of uploaded. It is
+//! how job authors try a job before they enqueue it.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use sortie_protocol::JobStatus;
+
+use crate::cli::ExecArgs;
+use crate::exit::{Code, Failure};
+use crate::output::{terminal::Terminal, EventLog};
+use crate::runner::{self, Runtime};
+use crate::{config, jobspec};
+
+/// Time between SIGTERM and SIGKILL when a step is stopped.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
+fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
+    let name = args.file.display().to_string();
+    let mut text = Vec::new();
+    if name == "-" {
+        std::io::stdin()
+            .read_to_end(&mut text)
+            .context("reading standard input")?;
+    } else {
+        text = std::fs::read(&args.file).with_context(|| format!("cannot read {name}"))?;
+    }
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("{name} is not valid JSON"))?;
+    for option in &args.options {
+        let (k, v) = option
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--option {option:?} is not NAME=VALUE"))?;
+        let options = spec
+            .as_object_mut()
+            .ok_or_else(|| anyhow!("{name}: a job spec is a JSON object"))?
+            .entry("options")
+            .or_insert_with(|| serde_json::json!({}));
+        options
+            .as_object_mut()
+            .ok_or_else(|| anyhow!("{name}: options must be an object"))?
+            .insert(k.to_string(), v.into());
+    }
+    Ok(spec)
+}
+
+pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
+    let value = read_spec(args).map_err(Failure::config)?;
+    let spec = jobspec::parse(&value)
+        .with_context(|| format!("{}: invalid job spec", args.file.display()))
+        .map_err(Failure::config)?;
+    let workspace = tempfile::Builder::new()
+        .prefix("sortie-exec-")
+        .tempdir()
+        .context("creating a workspace")?;
+    let never = || false;
+    let rt = Runtime {
+        workspace: workspace.path(),
+        hostname: config::hostname().unwrap_or_default(),
+        deadline: spec.timeout.map(|t| Instant::now() + t),
+        cancelled: &never,
+        grace: KILL_GRACE,
+    };
+    let mut terminal = Terminal::new(json);
+    let report = runner::run(&spec, &rt, &mut EventLog::new(&mut terminal))
+        .context("writing the job log")?;
+    if json {
+        let summary = serde_json::json!({
+            "id": spec.id, "status": report.status, "exit_code": report.exit_code,
+            "data": report.data, "error": report.error,
+        });
+        eprintln!("{summary}");
+    } else {
+        println!("--- job {} {}", spec.id, report.status);
+        if let Some(error) = &report.error {
+            println!("--- {error}");
+        }
+        for (k, v) in &report.data {
+            println!("data: {k}={v}");
+        }
+    }
+    Ok(if report.status == JobStatus::Succeeded {
+        Code::OK
+    } else {
+        Code::JOB_FAILED
+    })
+}

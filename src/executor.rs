@@ -1,0 +1,224 @@
+//! Running one process under supervision.
+//!
+//! The executor knows nothing of jobs, the network or the spool: it starts a
+//! process in its own process group with stdin on /dev/null, hands its stdout
+//! and stderr bytes to the caller as they arrive (read on two threads, through a
+//! bounded channel, so a slow consumer makes the child wait instead of memory
+//! grow), and ends it the one way every stop ends a step: SIGTERM to the group,
+//! a grace period, SIGKILL to the group. After the leader exits it waits a short
+//! while for the pipes to close; a grandchild still holding them is a leak, and
+//! its group is killed.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{ChildStderr, ChildStdout, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::os::{self, ProcessGroup};
+use crate::output::Stream;
+
+/// How often the supervisor wakes up when nothing arrives (stop checks, flushing).
+const TICK: Duration = Duration::from_millis(100);
+/// How long to wait for the pipes to close after the leader exits.
+const LEAK_WAIT: Duration = Duration::from_millis(500);
+/// Bytes read from a pipe at once.
+const READ_SIZE: usize = 64 * 1024;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    /// The whole environment of the process (nothing is inherited).
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+/// Why the supervisor stopped a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    TimedOut,
+    Cancelled,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    Signaled(i32),
+    Stopped(StopReason),
+    /// The process never started (no such program, not executable, …).
+    SpawnFailed(String),
+}
+
+#[derive(Debug)]
+pub struct Finished {
+    pub outcome: Outcome,
+    /// A descendant kept the output pipes open after the leader exited.
+    pub leaked: bool,
+}
+
+/// When and why to stop the process early.
+pub struct Supervision<'a> {
+    /// Stop as timed out at this instant.
+    pub until: Option<Instant>,
+    /// Polled on every tick: `Some` stops the process for that reason.
+    pub stop: &'a dyn Fn() -> Option<StopReason>,
+    /// Time between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+enum Msg {
+    Output(Stream, Vec<u8>),
+    Eof,
+    Exited(ExitStatus),
+}
+
+fn pump(mut pipe: impl Read, stream: Stream, tx: SyncSender<Msg>) {
+    let mut buf = vec![0u8; READ_SIZE];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if tx.send(Msg::Output(stream, buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    let _ = tx.send(Msg::Eof);
+}
+
+fn spawn_readers(stdout: ChildStdout, stderr: ChildStderr, tx: &SyncSender<Msg>) {
+    let out_tx = tx.clone();
+    thread::spawn(move || pump(stdout, Stream::Stdout, out_tx));
+    let err_tx = tx.clone();
+    thread::spawn(move || pump(stderr, Stream::Stderr, err_tx));
+}
+
+/// What the caller does with a running process's output.
+pub trait Observer {
+    /// Bytes read from the process, in order per stream.
+    fn output(&mut self, stream: Stream, bytes: &[u8]);
+    /// Called at least every [`TICK`] while the process runs (for time-based flushing).
+    fn tick(&mut self);
+}
+
+/// Run `cmd` to its end, reporting its output to `observer` as it is read.
+pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Observer) -> Finished {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(&cmd.program);
+    command
+        .args(&cmd.args)
+        .env_clear()
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&cmd.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return Finished {
+                outcome: Outcome::SpawnFailed(describe_spawn_error(cmd, &e)),
+                leaked: false,
+            }
+        }
+    };
+    let group = ProcessGroup::led_by(child.id());
+    let (tx, rx) = mpsc::sync_channel::<Msg>(8);
+    spawn_readers(
+        child.stdout.take().expect("stdout is piped"),
+        child.stderr.take().expect("stderr is piped"),
+        &tx,
+    );
+    let exit_tx = tx.clone();
+    thread::spawn(move || {
+        if let Ok(status) = child.wait() {
+            let _ = exit_tx.send(Msg::Exited(status));
+        }
+    });
+    drop(tx);
+
+    let mut eofs = 0;
+    let mut status: Option<(ExitStatus, Instant)> = None;
+    let mut stopped: Option<(StopReason, Instant)> = None;
+    let mut killed = false;
+    let mut leaked = false;
+    loop {
+        let mut wait = TICK;
+        if let (None, Some(until)) = (stopped, supervision.until) {
+            wait = wait.min(until.saturating_duration_since(Instant::now()));
+        }
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Output(stream, bytes)) => observer.output(stream, &bytes),
+            Ok(Msg::Eof) => eofs += 1,
+            Ok(Msg::Exited(s)) => status = Some((s, Instant::now())),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some((_, exited_at)) = status {
+            if eofs == 2 {
+                break;
+            }
+            if exited_at.elapsed() >= LEAK_WAIT {
+                if !leaked {
+                    // A descendant holds the pipes: kill what is left of the group.
+                    leaked = true;
+                    group.signal(os::SIGKILL);
+                } else if exited_at.elapsed() >= LEAK_WAIT * 4 {
+                    // It left the group (setsid) and still holds them: stop reading.
+                    break;
+                }
+            }
+        }
+        if stopped.is_none() && status.is_none() {
+            let reason = if supervision.until.is_some_and(|u| Instant::now() >= u) {
+                Some(StopReason::TimedOut)
+            } else {
+                (supervision.stop)()
+            };
+            if let Some(reason) = reason {
+                group.signal(os::SIGTERM);
+                stopped = Some((reason, Instant::now()));
+            }
+        }
+        if let Some((_, at)) = stopped {
+            if !killed && status.is_none() && at.elapsed() >= supervision.grace {
+                group.signal(os::SIGKILL);
+                killed = true;
+            }
+        }
+        observer.tick();
+    }
+    let outcome = match (stopped, status) {
+        (Some((reason, _)), _) => Outcome::Stopped(reason),
+        (None, Some((s, _))) => exit_outcome(s),
+        (None, None) => Outcome::SpawnFailed("the process could not be waited for".into()),
+    };
+    Finished { outcome, leaked }
+}
+
+fn exit_outcome(status: ExitStatus) -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Outcome::Exited(code),
+        (None, Some(signal)) => Outcome::Signaled(signal),
+        (None, None) => Outcome::Exited(-1),
+    }
+}
+
+fn describe_spawn_error(cmd: &Command, e: &std::io::Error) -> String {
+    let program = cmd.program.to_string_lossy();
+    match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{program}: command not found"),
+        std::io::ErrorKind::PermissionDenied => format!("{program}: permission denied"),
+        _ => format!("{program}: cannot start: {e}"),
+    }
+}

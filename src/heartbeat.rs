@@ -1,0 +1,91 @@
+//! Heartbeats: keep a running job's lease and learn of its cancellation.
+//!
+//! They run on their own thread at the lease's interval (jittered, so a fleet
+//! of runners started by the same cron minute does not beat in step) and never
+//! depend on log traffic. A `cancel` answer sets the job's cancel flag; a
+//! fenced answer (409/410) means the lease is gone: the job is stopped and not
+//! completed, since another attempt may own it now.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use sortie_protocol::Action;
+
+use crate::control::{ControlError, ControlPlane, JobRef};
+use crate::ids;
+use crate::upload::Shared;
+
+/// Why a running job must stop early.
+#[derive(Debug, Default)]
+pub struct JobFlags {
+    /// The control plane asked for cancellation.
+    pub cancel: AtomicBool,
+    /// The lease is lost: stop, and do not complete.
+    pub lease_lost: AtomicBool,
+}
+
+impl JobFlags {
+    pub fn should_stop(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) || self.lease_lost.load(Ordering::Relaxed)
+    }
+}
+
+pub struct Heartbeat {
+    stop: Option<Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    /// Beat every `seconds` (none at all when 0).
+    pub fn spawn(
+        cp: Arc<dyn ControlPlane>,
+        job: JobRef,
+        seconds: u64,
+        log: Arc<Shared>,
+        flags: Arc<JobFlags>,
+    ) -> Heartbeat {
+        if seconds == 0 {
+            return Heartbeat {
+                stop: None,
+                handle: None,
+            };
+        }
+        let (tx, rx) = mpsc::channel::<()>();
+        let handle = thread::spawn(move || loop {
+            let interval = Duration::from_secs(seconds).mul_f64(0.8 + 0.2 * ids::unit_random());
+            match rx.recv_timeout(interval) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            match cp.heartbeat(&job, log.committed()) {
+                Ok(beat) => {
+                    tracing::debug!(job = %job.id, expires_at = %beat.lease.expires_at, "lease renewed");
+                    if beat.action == Action::Cancel && !flags.cancel.swap(true, Ordering::Relaxed)
+                    {
+                        tracing::info!(job = %job.id, "the control plane cancelled the job");
+                    }
+                }
+                Err(ControlError::Fenced(why)) => {
+                    tracing::warn!(job = %job.id, "{why}: stopping the job without completing it");
+                    flags.lease_lost.store(true, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => tracing::warn!(job = %job.id, "heartbeat failed: {e}"),
+            }
+        });
+        Heartbeat {
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn stop(mut self) {
+        drop(self.stop.take());
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Random identifiers: request ids, claim ids, jitter.
+//!
+//! One place reads the OS random source, so every id and every jitter is
+//! unpredictable without pulling in a full random-number crate.
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    bytes
+}
+
+/// A random (version 4) UUID in its usual text form.
+pub fn uuid() -> String {
+    let mut b = random_bytes::<16>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// A uniformly random number in [0, 1).
+pub fn unit_random() -> f64 {
+    let n = u64::from_le_bytes(random_bytes::<8>()) >> 11;
+    n as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuids_are_v4_and_distinct() {
+        let a = super::uuid();
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert_ne!(a, super::uuid());
+        let r = super::unit_random();
+        assert!((0.0..1.0).contains(&r));
+    }
+}

@@ -1,0 +1,329 @@
+//! Job spec v1: parsing and validation.
+//!
+//! A spec comes from outside (a control plane, a spool file), so it is checked
+//! whole before anything runs: a malformed spec is reported with the path of the
+//! offending field (`steps[2].timeout: …`) and the job is failed, never half-run.
+//! Unknown fields are ignored, as the protocol asks.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default)]
+pub struct JobInfo {
+    pub id: Option<String>,
+    pub group: Option<String>,
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub id: String,
+    pub name: Option<String>,
+    pub job: JobInfo,
+    pub options: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+    pub env: BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+    pub keepgoing: bool,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: Option<String>,
+    pub kind: StepKind,
+    pub timeout: Option<Duration>,
+    pub env: BTreeMap<String, String>,
+    pub errorhandler: Option<Box<Step>>,
+    pub keepgoing_on_success: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    /// argv, no shell.
+    Exec(Vec<String>),
+    /// A string for `/bin/sh -c`.
+    Shell(String),
+    /// An inline script body.
+    Script {
+        body: String,
+        interpreter: Option<Vec<String>>,
+        args: Vec<String>,
+        extension: Option<String>,
+    },
+    /// A script file on the runner host.
+    ScriptFile {
+        path: String,
+        interpreter: Option<Vec<String>>,
+        args: Vec<String>,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawSpec {
+    id: serde_json::Value,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    job: Option<RawJob>,
+    #[serde(default)]
+    options: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    secrets: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    keepgoing: bool,
+    steps: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawJob {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    project: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawStep {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    exec: Option<Vec<String>>,
+    #[serde(default)]
+    shell: Option<String>,
+    #[serde(default)]
+    script: Option<String>,
+    #[serde(default)]
+    scriptfile: Option<String>,
+    #[serde(default)]
+    interpreter: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    extension: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    errorhandler: Option<serde_json::Value>,
+    #[serde(default)]
+    keepgoing_on_success: bool,
+}
+
+/// Parse and validate a job spec.
+pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
+    let raw: RawSpec = serde_json::from_value(value.clone()).context("not a job spec v1")?;
+    let id = raw
+        .id
+        .as_str()
+        .ok_or_else(|| anyhow!("id: must be a string"))?
+        .to_string();
+    if !sortie_protocol::valid_job_id(&id) {
+        bail!("id: {id:?} is not [A-Za-z0-9._-]{{1,128}}");
+    }
+    let mut options = BTreeMap::new();
+    for (k, v) in raw.options {
+        match v {
+            serde_json::Value::String(s) => {
+                options.insert(k, s);
+            }
+            _ => bail!("options.{k}: values must be strings"),
+        }
+    }
+    let mut secrets = BTreeMap::new();
+    for (k, v) in raw.secrets {
+        match v {
+            serde_json::Value::String(s) => {
+                secrets.insert(k, s);
+            }
+            _ => bail!("secrets.{k}: must be a reference string such as \"env:NAME\""),
+        }
+    }
+    if raw.steps.is_empty() {
+        bail!("steps: a job needs at least one step");
+    }
+    let steps = raw
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| parse_step(s, true).with_context(|| format!("steps[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
+    let job = raw.job.unwrap_or(RawJob {
+        id: None,
+        group: None,
+        project: None,
+    });
+    Ok(JobSpec {
+        id,
+        name: raw.name,
+        job: JobInfo {
+            id: job.id,
+            group: job.group,
+            project: job.project,
+        },
+        options,
+        secrets,
+        env: raw.env,
+        timeout: duration(raw.timeout.as_deref()).context("timeout")?,
+        keepgoing: raw.keepgoing,
+        steps,
+    })
+}
+
+fn duration(text: Option<&str>) -> Result<Option<Duration>> {
+    let Some(text) = text else { return Ok(None) };
+    let d = humantime::parse_duration(text)
+        .map_err(|e| anyhow!("{text:?} is not a duration such as \"90s\" or \"1h 30m\": {e}"))?;
+    if d.is_zero() {
+        bail!("must be longer than zero");
+    }
+    Ok(Some(d))
+}
+
+fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> {
+    let raw: RawStep = serde_json::from_value(value.clone()).context("not a step")?;
+    let kinds = [
+        raw.exec.is_some(),
+        raw.shell.is_some(),
+        raw.script.is_some(),
+        raw.scriptfile.is_some(),
+    ];
+    match kinds.iter().filter(|k| **k).count() {
+        0 => bail!("a step needs one of exec, shell, script, scriptfile"),
+        1 => {}
+        _ => bail!("a step has exactly one of exec, shell, script, scriptfile"),
+    }
+    let interpreter = match raw.interpreter.as_deref().map(str::trim) {
+        None => None,
+        Some("") => bail!("interpreter: empty"),
+        Some(words) => Some(words.split_whitespace().map(str::to_string).collect()),
+    };
+    let script_only = raw.extension.is_some() || interpreter.is_some() || !raw.args.is_empty();
+    let kind = if let Some(argv) = raw.exec {
+        if argv.is_empty() || argv[0].is_empty() {
+            bail!("exec: needs a program as its first element");
+        }
+        StepKind::Exec(argv)
+    } else if let Some(cmd) = raw.shell {
+        StepKind::Shell(cmd)
+    } else if let Some(body) = raw.script {
+        if let Some(ext) = &raw.extension {
+            if ext.contains('/') || ext.contains('\0') || ext.len() > 16 {
+                bail!("extension: {ext:?} is not a file extension");
+            }
+        }
+        StepKind::Script {
+            body,
+            interpreter,
+            args: raw.args,
+            extension: raw.extension,
+        }
+    } else {
+        let path = raw.scriptfile.expect("one kind is set");
+        if path.is_empty() {
+            bail!("scriptfile: empty path");
+        }
+        if raw.extension.is_some() {
+            bail!("extension: only for inline scripts");
+        }
+        StepKind::ScriptFile {
+            path,
+            interpreter,
+            args: raw.args,
+        }
+    };
+    if script_only && matches!(kind, StepKind::Exec(_) | StepKind::Shell(_)) {
+        bail!("interpreter, args and extension are for script and scriptfile steps");
+    }
+    let errorhandler = match raw.errorhandler {
+        None => None,
+        Some(_) if !handler_allowed => bail!("errorhandler: a handler has no handler of its own"),
+        Some(h) => Some(Box::new(parse_step(&h, false).context("errorhandler")?)),
+    };
+    Ok(Step {
+        name: raw.name,
+        kind,
+        timeout: duration(raw.timeout.as_deref()).context("timeout")?,
+        env: raw.env,
+        errorhandler,
+        keepgoing_on_success: raw.keepgoing_on_success,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(v: serde_json::Value) -> String {
+        format!("{:#}", parse(&v).unwrap_err())
+    }
+
+    #[test]
+    fn the_protocol_example_parses() {
+        let spec = parse(&json!({
+            "id": "exec-42", "name": "Restart web",
+            "job": {"id": "restart-web", "group": "ops/web", "project": "prod"},
+            "options": {"service": "nginx"}, "env": {"LANG": "C.UTF-8"},
+            "timeout": "30m", "keepgoing": false,
+            "steps": [
+                {"name": "restart", "exec": ["systemctl", "restart", "${option.service}"]},
+                {"name": "check", "shell": "systemctl is-active ${option.service}",
+                 "errorhandler": {"shell": "journalctl -u ${option.service} -n 50"}},
+                {"script": "#!/usr/bin/env python3\nprint('hi')", "interpreter": "python3",
+                 "args": ["-u"], "extension": ".py", "timeout": "5m", "env": {"X": "1"}},
+                {"scriptfile": "/opt/ops/report.sh", "args": ["${data.status}"]}
+            ],
+            "unknown_field": true
+        }))
+        .unwrap();
+        assert_eq!(spec.steps.len(), 4);
+        assert_eq!(spec.timeout, Some(Duration::from_secs(1800)));
+        assert!(spec.steps[1].errorhandler.is_some());
+        match &spec.steps[2].kind {
+            StepKind::Script {
+                interpreter,
+                extension,
+                ..
+            } => {
+                assert_eq!(interpreter.as_deref(), Some(&["python3".to_string()][..]));
+                assert_eq!(extension.as_deref(), Some(".py"));
+            }
+            k => panic!("{k:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_specs_name_the_field_at_fault() {
+        assert!(err(json!({"id": "../x", "steps": [{"shell": "true"}]})).contains("id"));
+        assert!(err(json!({"id": "a", "steps": []})).contains("at least one step"));
+        assert!(err(json!({"id": "a", "steps": [{"name": "x"}]})).contains("steps[0]"));
+        assert!(
+            err(json!({"id": "a", "steps": [{"shell": "a", "exec": ["b"]}]}))
+                .contains("exactly one")
+        );
+        assert!(
+            err(json!({"id": "a", "timeout": "soon", "steps": [{"shell": "a"}]}))
+                .contains("timeout")
+        );
+        assert!(
+            err(json!({"id": "a", "options": {"n": 1}, "steps": [{"shell": "a"}]}))
+                .contains("options.n")
+        );
+        assert!(err(json!({"id": "a", "steps": [{"exec": []}]})).contains("exec"));
+        let nested = json!({"id": "a", "steps": [{"shell": "a",
+            "errorhandler": {"shell": "b", "errorhandler": {"shell": "c"}}}]});
+        assert!(err(nested).contains("errorhandler"));
+        assert!(err(json!({"id": 5, "steps": [{"shell": "a"}]})).contains("id"));
+    }
+}

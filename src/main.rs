@@ -1,0 +1,29 @@
+//! sortie: a single-shot automation runner. See sortie(1).
+
+mod app;
+mod check;
+mod cli;
+mod clock;
+mod config;
+mod control;
+mod exec_local;
+mod executor;
+mod exit;
+mod expand;
+mod heartbeat;
+mod ids;
+mod jobspec;
+mod os;
+mod output;
+mod result_data;
+mod retry;
+mod runner;
+mod secret;
+mod shot;
+mod state;
+mod tls;
+mod upload;
+
+fn main() -> std::process::ExitCode {
+    app::run()
+}

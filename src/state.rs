@@ -1,0 +1,100 @@
+//! The state dir: the lock that keeps shots apart, and the jobs in flight.
+//!
+//! Layout: `lock` (held for the whole shot, so an overlapping cron tick cannot
+//! deliver the same outbox twice), `jobs/<id>/` (the log being uploaded and the
+//! completion being sent; removed once the control plane has both), `work/`
+//! (the jobs' private workspaces).
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::exit::{Code, Failure};
+
+pub struct StateDir {
+    root: PathBuf,
+    /// Held until the shot ends; the OS releases it if sortie dies.
+    _lock: File,
+}
+
+fn private_dir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("cannot create state directory {}", path.display()))
+}
+
+impl StateDir {
+    /// Open the state dir and take its lock, or fail at once if another shot holds it.
+    pub fn open(root: &Path) -> Result<StateDir> {
+        private_dir(root).map_err(Failure::config)?;
+        let lock_path = root.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))
+            .map_err(Failure::config)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(Failure::new(
+                    Code::BUSY,
+                    anyhow::anyhow!(
+                        "another shot is running with state dir {}; this one stops",
+                        root.display()
+                    ),
+                )
+                .into())
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("locking {}", lock_path.display()))
+                )
+            }
+        }
+        Ok(StateDir {
+            root: root.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// `jobs/<id>/`, created.
+    pub fn job_dir(&self, id: &str) -> Result<PathBuf> {
+        let dir = self.root.join("jobs").join(id);
+        private_dir(&dir)?;
+        Ok(dir)
+    }
+
+    /// `work/`, created: where job workspaces are made.
+    pub fn work_dir(&self) -> Result<PathBuf> {
+        let dir = self.root.join("work");
+        private_dir(&dir)?;
+        Ok(dir)
+    }
+}
+
+/// Write a file so that it is either whole or absent: temp file, fsync, rename, fsync dir.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("a file path has a directory")?;
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,147 @@
+//! Certificate bundles and client identities, validated up front.
+//!
+//! ureq would take these as they are and fail late: a custom root list silently
+//! replaces the built-in one, a PEM parser may read only the first certificate,
+//! and a client key that does not match its certificate fails only at the first
+//! handshake. Here every bundle is parsed whole and counted, an empty or garbled
+//! one is refused, and the key pair is checked to belong together before any
+//! connection is made — each with an error that names the file.
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+
+use crate::secret::Secret;
+
+/// Certificates to trust, parsed from a PEM bundle.
+#[derive(Debug, Clone)]
+pub struct Roots {
+    pub certs: Vec<CertificateDer<'static>>,
+}
+
+/// A client certificate chain and its private key, known to match.
+#[derive(Clone)]
+pub struct Identity {
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The key's PEM text (checked to parse and to match the chain).
+    key_pem: Secret,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Identity({} certificate(s), key {})",
+            self.chain.len(),
+            self.key_pem
+        )
+    }
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+fn certificates(pem: &[u8], path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{what} {} is not valid PEM: {e:?}", path.display()))?;
+    if certs.is_empty() {
+        bail!("{what} {} holds no certificate", path.display());
+    }
+    for (i, cert) in certs.iter().enumerate() {
+        webpki_check(cert).with_context(|| {
+            format!(
+                "certificate {} of {what} {} is not valid",
+                i + 1,
+                path.display()
+            )
+        })?;
+    }
+    Ok(certs)
+}
+
+/// Parse a certificate far enough to know it is a certificate.
+fn webpki_check(cert: &CertificateDer<'_>) -> Result<()> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+impl Roots {
+    /// Load a CA bundle: every certificate in it, at least one.
+    pub fn load(path: &Path) -> Result<Roots> {
+        let certs = certificates(&read(path, "CA file")?, path, "CA file")?;
+        Ok(Roots { certs })
+    }
+}
+
+impl Identity {
+    /// Load a client certificate chain and key, and check that they belong together.
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Identity> {
+        let chain = certificates(
+            &read(cert_path, "client certificate")?,
+            cert_path,
+            "client certificate",
+        )?;
+        let key_pem = read(key_path, "client key")?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+            anyhow::anyhow!(
+                "client key {} holds no usable private key (PKCS#8, PKCS#1 or SEC1 PEM): {e:?}",
+                key_path.display()
+            )
+        })?;
+        let provider = rustls::crypto::ring::default_provider();
+        let signing = provider
+            .key_provider
+            .load_private_key(key.clone_key())
+            .map_err(|e| {
+                anyhow::anyhow!("client key {} cannot be used: {e}", key_path.display())
+            })?;
+        rustls::sign::CertifiedKey::new(chain.clone(), signing)
+            .keys_match()
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "client key {} does not match client certificate {}",
+                    key_path.display(),
+                    cert_path.display()
+                )
+            })?;
+        let key_pem = String::from_utf8(key_pem)
+            .map_err(|_| anyhow::anyhow!("client key {} is not PEM text", key_path.display()))?;
+        Ok(Identity {
+            chain,
+            key_pem: Secret::new(key_pem),
+        })
+    }
+}
+
+/// Install ring as the process's crypto provider (idempotent).
+pub fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// ureq's form of the trust roots.
+pub fn ureq_roots(roots: &Roots) -> ureq::tls::RootCerts {
+    let certs: Vec<ureq::tls::Certificate<'static>> = roots
+        .certs
+        .iter()
+        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    ureq::tls::RootCerts::Specific(Arc::new(certs))
+}
+
+/// ureq's form of the client identity.
+pub fn ureq_identity(identity: &Identity) -> Result<ureq::tls::ClientCert> {
+    use ureq::tls::{Certificate, PrivateKey};
+    let chain: Vec<Certificate<'static>> = identity
+        .chain
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    let key = PrivateKey::from_pem(identity.key_pem.expose().as_bytes())
+        .map_err(|e| anyhow::anyhow!("the client key cannot be used: {e}"))?;
+    Ok(ureq::tls::ClientCert::new_with_certs(&chain, key))
+}
