@@ -13,6 +13,7 @@ use sortie_protocol::JobStatus;
 use crate::cli::ExecArgs;
 use crate::exit::{Code, Failure};
 use crate::output::{terminal::Terminal, EventLog};
+use crate::executor::StopReason;
 use crate::runner::{self, Runtime};
 use crate::{config, jobspec};
 
@@ -57,12 +58,13 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         .prefix("sortie-exec-")
         .tempdir()
         .context("creating a workspace")?;
-    let never = || false;
+    crate::os::install_signal_handlers();
+    let stop = || crate::os::interrupted().then_some(StopReason::Interrupted);
     let rt = Runtime {
         workspace: workspace.path(),
         hostname: config::hostname().unwrap_or_default(),
         deadline: spec.timeout.map(|t| Instant::now() + t),
-        cancelled: &never,
+        stop: &stop,
         grace: KILL_GRACE,
     };
     let mut terminal = Terminal::new(json);
@@ -83,9 +85,9 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
             println!("data: {k}={v}");
         }
     }
-    Ok(if report.status == JobStatus::Succeeded {
-        Code::OK
-    } else {
-        Code::JOB_FAILED
+    Ok(match report.status {
+        JobStatus::Succeeded => Code::OK,
+        JobStatus::Interrupted => Code::INTERRUPTED,
+        _ => Code::JOB_FAILED,
     })
 }

@@ -42,6 +42,8 @@ pub struct Command {
 pub enum StopReason {
     TimedOut,
     Cancelled,
+    /// sortie itself was asked to stop (a signal).
+    Interrupted,
 }
 
 /// How a process ended.
@@ -132,6 +134,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         }
     };
     let group = ProcessGroup::led_by(child.id());
+    os::set_running_group(Some(group));
     let (tx, rx) = mpsc::sync_channel::<Msg>(8);
     spawn_readers(
         child.stdout.take().expect("stdout is piped"),
@@ -197,6 +200,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         }
         observer.tick();
     }
+    os::set_running_group(None);
     let outcome = match (stopped, status) {
         (Some((reason, _)), _) => Outcome::Stopped(reason),
         (None, Some((s, _))) => exit_outcome(s),

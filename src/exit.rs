@@ -30,7 +30,7 @@ impl Code {
     /// Configuration error: a bad file, certificate, key or value (EX_CONFIG).
     pub const CONFIG: Code = Code(78);
     /// Interrupted by a signal or by the deadline.
-    pub const INTERRUPTED: Code = Code(130);
+    pub const INTERRUPTED: Code = Code(crate::os::INTERRUPTED_STATUS as u8);
 }
 
 /// An error that knows the exit code it maps to.

@@ -51,8 +51,8 @@ pub struct Runtime<'a> {
     pub hostname: String,
     /// The job must be over by then (its timeout, the shot's deadline).
     pub deadline: Option<Instant>,
-    /// True once the job is to be cancelled (control plane, signal).
-    pub cancelled: &'a dyn Fn() -> bool,
+    /// Polled while steps run: `Some` stops the job (cancellation, a signal).
+    pub stop: &'a dyn Fn() -> Option<StopReason>,
     /// Time between SIGTERM and SIGKILL.
     pub grace: Duration,
 }
@@ -106,6 +106,21 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> io::Resu
         log,
         data: DataSet::default(),
     };
+    if let Some(name) = spec.secrets.keys().next() {
+        // Secret providers and the masker that must guard their values come together;
+        // until then a job that needs secrets fails before any step can see or print one.
+        let text = format!("secrets.{name}: this runner has no secret providers configured");
+        job.log.system(Level::Error, &text)?;
+        return Ok(Report {
+            status: JobStatus::Failed,
+            exit_code: None,
+            steps: Vec::new(),
+            data: BTreeMap::new(),
+            error: Some(text),
+            started_at,
+            finished_at: crate::clock::now_rfc3339(),
+        });
+    }
     let mut steps = Vec::new();
     let mut status = JobStatus::Succeeded;
     let mut exit_code = Some(0);
@@ -185,6 +200,7 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> io::Resu
 fn stop_words(status: JobStatus) -> &'static str {
     match status {
         JobStatus::Cancelled => "was cancelled",
+        JobStatus::Interrupted => "was interrupted (the runner was told to stop)",
         _ => "ran out of time",
     }
 }
@@ -226,6 +242,7 @@ impl JobRun<'_, '_> {
     fn stop_status(&self, stopped: Option<StopReason>) -> Option<JobStatus> {
         match stopped? {
             StopReason::Cancelled => Some(JobStatus::Cancelled),
+            StopReason::Interrupted => Some(JobStatus::Interrupted),
             StopReason::TimedOut if self.rt.deadline.is_some_and(|d| Instant::now() >= d) => {
                 Some(JobStatus::TimedOut)
             }
@@ -283,6 +300,7 @@ impl JobRun<'_, '_> {
             Outcome::Signaled(sig) => (StepStatus::Failed, None, Some(*sig)),
             Outcome::Stopped(StopReason::TimedOut) => (StepStatus::TimedOut, None, None),
             Outcome::Stopped(StopReason::Cancelled) => (StepStatus::Cancelled, None, None),
+            Outcome::Stopped(StopReason::Interrupted) => (StepStatus::Interrupted, None, None),
             Outcome::SpawnFailed(why) => {
                 self.log
                     .system(Level::Error, &format!("{}: {why}", step_label(index, step)))?;
@@ -344,11 +362,9 @@ impl JobRun<'_, '_> {
             let step_until = Instant::now() + timeout;
             until = Some(until.map_or(step_until, |u| u.min(step_until)));
         }
-        let cancelled = self.rt.cancelled;
-        let stop = || cancelled().then_some(StopReason::Cancelled);
         let supervision = Supervision {
             until,
-            stop: &stop,
+            stop: self.rt.stop,
             grace: self.rt.grace,
         };
         let mut output = StepOutput {

@@ -23,7 +23,8 @@ use crate::output::EventLog;
 use crate::runner::{self, Runtime};
 use crate::state::{self, StateDir};
 use crate::upload::{self, JobLog, Uploader};
-use crate::{clock, ids, jobspec};
+use crate::executor::StopReason;
+use crate::{clock, ids, jobspec, os};
 
 /// Step kinds this build runs (sent with every claim).
 pub const CAPABILITIES: &[&str] = &["exec", "shell", "script", "scriptfile"];
@@ -83,6 +84,7 @@ pub fn run(cfg: &Poll) -> Result<Code> {
             .max_runtime
             .map(|d| clock::rfc3339(SystemTime::now() + d)),
     };
+    os::install_signal_handlers();
     let jobs = cp.claim(&request).map_err(fail)?;
     if jobs.is_empty() {
         tracing::info!("no work");
@@ -92,6 +94,11 @@ pub fn run(cfg: &Poll) -> Result<Code> {
     let mut left = false;
     for job in jobs {
         tracing::info!(job = %job.id, attempt = job.attempt, "claimed");
+        if os::interrupted() {
+            // Not started: the control plane's ack window gives it to another runner.
+            tracing::warn!(job = %job.id, "interrupted before the job started; not starting it");
+            continue;
+        }
         match run_job(&cp, &state, &job, deadline, &hostname)? {
             JobEnd::Reported(status) => {
                 tracing::info!(job = %job.id, %status, "reported");
@@ -101,7 +108,9 @@ pub fn run(cfg: &Poll) -> Result<Code> {
             JobEnd::LeftForLater => left = true,
         }
     }
-    Ok(if left {
+    Ok(if os::interrupted() {
+        Code::INTERRUPTED
+    } else if left {
         Code::LEFT_FOR_LATER
     } else if failed && cfg.fail_on_job_failure {
         Code::JOB_FAILED
@@ -170,12 +179,18 @@ fn run_job(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let stop = || flags.should_stop();
+    let stop = || {
+        if os::interrupted() {
+            Some(StopReason::Interrupted)
+        } else {
+            flags.should_stop().then_some(StopReason::Cancelled)
+        }
+    };
     let rt = Runtime {
         workspace: workspace.path(),
         hostname: hostname.to_string(),
         deadline,
-        cancelled: &stop,
+        stop: &stop,
         grace: KILL_GRACE,
     };
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut joblog));

@@ -1,0 +1,34 @@
+//! Signals to sortie: a graceful stop, reported as `interrupted`.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+#[test]
+fn sigterm_stops_the_running_step_and_reports_the_job_interrupted() {
+    let cp = ControlPlane::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("step.pid");
+    cp.enqueue(serde_json::json!({
+        "id": "long",
+        "options": { "pidfile": pidfile.display().to_string() },
+        "steps": [{ "shell": "echo $$ > ${option.pidfile}; echo started; exec sleep 600" }]
+    }));
+    let child = cp
+        .poll(&dir.path().join("state"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the step to start", Duration::from_secs(20), || {
+        String::from_utf8_lossy(&cp.log("long")).contains("started")
+    });
+    let step_pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    // SAFETY: sending a signal to a child process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let job = cp.job("long");
+    assert_done(&job, "interrupted");
+    assert_eq!(job.completion.unwrap().steps[0].status.as_str(), "interrupted");
+    assert!(!std::path::Path::new(&format!("/proc/{step_pid}")).exists(), "the step is gone");
+}

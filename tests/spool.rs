@@ -1,0 +1,141 @@
+//! The embedded spool: `--server dir:PATH`.
+
+use std::fs;
+use std::path::Path;
+
+use crate::support::*;
+
+fn spool_poll(spool: &Path, state: &Path) -> std::process::Command {
+    let mut cmd = sortie();
+    cmd.arg("poll")
+        .arg("--server")
+        .arg(format!("dir:{}", spool.display()))
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--runner-id")
+        .arg("spool-runner");
+    cmd
+}
+
+fn put(spool: &Path, spec: &serde_json::Value) {
+    let pending = spool.join("pending");
+    fs::create_dir_all(&pending).unwrap();
+    let id = spec["id"].as_str().unwrap();
+    fs::write(pending.join(format!("{id}.json")), spec.to_string()).unwrap();
+}
+
+fn result(spool: &Path, id: &str) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(spool.join("done").join(id).join("result.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn one_shot_drains_up_to_max_jobs_and_the_next_takes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    for name in ["hello.json", "multi-step.json", "failing.json"] {
+        put(&spool, &fixture_json(name));
+    }
+    run(
+        spool_poll(&spool, &dir.path().join("state")).args(["--max-jobs", "2"]),
+        code::OK,
+    );
+    assert_eq!(fs::read_dir(spool.join("pending")).unwrap().count(), 1);
+    run(&mut spool_poll(&spool, &dir.path().join("state")), code::OK);
+    assert_eq!(fs::read_dir(spool.join("pending")).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(spool.join("claimed")).unwrap().count(), 0);
+    assert_eq!(result(&spool, "hello")["status"], "succeeded");
+    assert_eq!(result(&spool, "multi-step")["data"]["count"], "3");
+    assert_eq!(result(&spool, "failing")["status"], "failed");
+    for id in ["hello", "multi-step", "failing"] {
+        let log = fs::read(spool.join("done").join(id).join("log.ndjson")).unwrap();
+        let r = result(&spool, id);
+        assert_eq!(r["log"]["length"], log.len() as u64);
+        assert_eq!(r["log"]["sha256"], sha256_hex(&log));
+        events(&log);
+        assert!(r.get("attempt").is_none() && r.get("lease_token").is_none());
+    }
+}
+
+#[test]
+fn concurrent_shots_never_run_the_same_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let ledger = dir.path().join("ledger");
+    let jobs = 24;
+    for i in 0..jobs {
+        put(
+            &spool,
+            &serde_json::json!({
+                "id": format!("job-{i:02}"),
+                "options": { "ledger": ledger.display().to_string() },
+                "steps": [{ "shell": "echo ${job.execid} >> ${option.ledger}" }]
+            }),
+        );
+    }
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            spool_poll(&spool, &dir.path().join(format!("state-{i}")))
+                .args(["--max-jobs", "100"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let mut ran: Vec<String> = fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    ran.sort();
+    let expected: Vec<String> = (0..jobs).map(|i| format!("job-{i:02}")).collect();
+    assert_eq!(ran, expected, "every job ran exactly once");
+    assert_eq!(fs::read_dir(spool.join("done")).unwrap().count(), jobs);
+}
+
+#[test]
+fn a_malformed_job_file_goes_to_failed_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let pending = spool.join("pending");
+    fs::create_dir_all(&pending).unwrap();
+    fs::write(pending.join("broken.json"), "{ not json").unwrap();
+    fs::write(
+        pending.join("mismatch.json"),
+        r#"{"id":"other","steps":[{"shell":"true"}]}"#,
+    )
+    .unwrap();
+    fs::write(
+        pending.join("nosteps.json"),
+        r#"{"id":"nosteps","steps":[]}"#,
+    )
+    .unwrap();
+    put(&spool, &fixture_json("hello.json"));
+    run(
+        spool_poll(&spool, &dir.path().join("state")).args(["--max-jobs", "10"]),
+        code::OK,
+    );
+    let failed = spool.join("failed");
+    let reason = |name: &str| fs::read_to_string(failed.join(format!("{name}.error"))).unwrap();
+    assert!(
+        reason("broken.json").contains("not valid JSON"),
+        "{}",
+        reason("broken.json")
+    );
+    assert!(
+        reason("mismatch.json").contains("file name"),
+        "{}",
+        reason("mismatch.json")
+    );
+    assert!(
+        reason("nosteps.json").contains("at least one step"),
+        "{}",
+        reason("nosteps.json")
+    );
+    for name in ["broken.json", "mismatch.json", "nosteps.json"] {
+        assert!(failed.join(name).exists(), "{name} kept in failed/");
+    }
+    assert_eq!(result(&spool, "hello")["status"], "succeeded");
+}

@@ -1,0 +1,232 @@
+//! Test support: certificates, a control plane on loopback, and running `sortie`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sortie_control_plane::pki::{Authority, Pair};
+use sortie_control_plane::{Config, Job, Phase, Server, Timing, Tls};
+use tempfile::TempDir;
+
+pub const RUNNER_TOKEN: &str = "runner-token-for-tests";
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
+
+/// Exit codes, as documented in sortie(1).
+pub mod code {
+    pub const OK: i32 = 0;
+    pub const JOB_FAILED: i32 = 1;
+    pub const USAGE: i32 = 64;
+    pub const REJECTED: i32 = 77;
+    pub const CONFIG: i32 = 78;
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+pub fn fixture_json(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(fixture(name)).unwrap()).unwrap()
+}
+
+/// A CA, its server certificate for 127.0.0.1, and files for both.
+pub struct Pki {
+    pub ca: Authority,
+    pub server: Pair,
+    pub ca_file: PathBuf,
+}
+
+impl Pki {
+    pub fn new(dir: &Path, name: &str) -> Pki {
+        let ca = Authority::generate(&format!("{name} CA")).unwrap();
+        let server = ca.server(&["localhost", "127.0.0.1"]).unwrap();
+        let ca_file = dir.join(format!("{name}-ca.pem"));
+        std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+        Pki {
+            ca,
+            server,
+            ca_file,
+        }
+    }
+
+    /// A client certificate and key written to files; returns (cert, key).
+    pub fn client_files(&self, dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+        let pair = self.ca.client(cn).unwrap();
+        let cert = dir.join(format!("{cn}.pem"));
+        let key = dir.join(format!("{cn}.key"));
+        std::fs::write(&cert, pair.cert_pem).unwrap();
+        std::fs::write(&key, pair.key_pem).unwrap();
+        (cert, key)
+    }
+}
+
+#[derive(Default)]
+pub struct Options {
+    /// Require client certificates from this CA file.
+    pub client_ca: Option<PathBuf>,
+    pub faults: bool,
+    pub timing: Option<Timing>,
+}
+
+/// The reference control plane on a loopback port, over TLS, with its own temp dir.
+pub struct ControlPlane {
+    pub server: Server,
+    /// Holds the control plane's state and certificates until the test ends.
+    _dir: TempDir,
+    pub pki: Pki,
+    pub token_file: PathBuf,
+}
+
+impl ControlPlane {
+    pub fn start() -> ControlPlane {
+        ControlPlane::with(Options::default())
+    }
+
+    pub fn with(options: Options) -> ControlPlane {
+        let dir = TempDir::new().unwrap();
+        let pki = Pki::new(dir.path(), "cp");
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, format!("{RUNNER_TOKEN}\n")).unwrap();
+        let server = Server::start(Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            state_dir: dir.path().join("state"),
+            tls: Tls::Pem {
+                cert: pki.server.cert_pem.clone(),
+                key: pki.server.key_pem.clone(),
+            },
+            client_ca: options.client_ca,
+            runner_token: Some(RUNNER_TOKEN.to_string()),
+            admin_token: ADMIN_TOKEN.to_string(),
+            timing: options.timing.unwrap_or_default(),
+            faults: options.faults,
+        })
+        .unwrap();
+        ControlPlane {
+            server,
+            _dir: dir,
+            pki,
+            token_file,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub fn enqueue(&self, spec: Value) -> String {
+        self.server.store().enqueue(spec, Vec::new(), None).unwrap()
+    }
+
+    pub fn job(&self, id: &str) -> Job {
+        self.server.store().job(id).expect("the job exists")
+    }
+
+    pub fn log(&self, id: &str) -> Vec<u8> {
+        self.server.store().log(id)
+    }
+
+    /// A `sortie poll` command with the server, CA, token and a fresh state dir.
+    pub fn poll(&self, state: &Path) -> Command {
+        let mut cmd = sortie();
+        cmd.arg("poll")
+            .arg("--server")
+            .arg(self.url())
+            .arg("--ca-file")
+            .arg(&self.pki.ca_file)
+            .arg("--token-file")
+            .arg(&self.token_file)
+            .arg("--state-dir")
+            .arg(state)
+            .arg("--runner-id")
+            .arg("test-runner");
+        cmd
+    }
+}
+
+/// The `sortie` binary with a clean environment: no SORTIE_* or proxy variables.
+pub fn sortie() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sortie"));
+    cmd.env_clear();
+    for key in ["PATH", "HOME", "LANG", "TMPDIR"] {
+        if let Ok(v) = std::env::var(key) {
+            cmd.env(key, v);
+        }
+    }
+    cmd
+}
+
+/// Run a command; on an unexpected exit code, fail with everything needed to see why.
+pub fn run(cmd: &mut Command, expected: i32) -> Output {
+    let output = cmd.output().expect("sortie runs");
+    if output.status.code() != Some(expected) {
+        panic!(
+            "expected exit {expected}, got {:?}\ncommand: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            output.status.code(),
+            cmd,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    output
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Parse an NDJSON log and check log format v1's framing: one event per line, seq without gaps.
+pub fn events(log: &[u8]) -> Vec<Value> {
+    assert!(
+        log.is_empty() || log.ends_with(b"\n"),
+        "the log ends with a newline"
+    );
+    let events: Vec<Value> = log
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("every log line is JSON"))
+        .collect();
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["seq"], i as u64, "seq counts from 0 without gaps: {e}");
+        assert!(e["ts"].as_str().is_some_and(|t| t.ends_with('Z')), "{e}");
+    }
+    events
+}
+
+/// The concatenated `text` of the output events of one stream.
+pub fn output_text(events: &[Value], stream: &str) -> String {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "output" && e["stream"] == stream)
+        .filter_map(|e| e["text"].as_str())
+        .collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Wait until `f` is true, failing after `limit` (readiness, not timing: `f` is polled).
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The job is terminal with this completion status.
+pub fn assert_done(job: &Job, status: &str) {
+    assert_eq!(job.phase, Phase::Done, "job {} is {:?}", job.id, job.phase);
+    let completion = job.completion.as_ref().unwrap();
+    assert_eq!(completion.status.as_str(), status, "{completion:?}");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real `sortie` binary against a real control plane over
+//! real TLS (the reference control plane, run in-process), the spool, and `exec`.
+
+mod support;
+
+mod claims;
+mod exec;
+mod poll_tls;
+mod signals;
+mod spool;
