@@ -11,9 +11,9 @@ use anyhow::{anyhow, Context, Result};
 use sortie_protocol::JobStatus;
 
 use crate::cli::ExecArgs;
+use crate::executor::StopReason;
 use crate::exit::{Code, Failure};
 use crate::output::{terminal::Terminal, EventLog};
-use crate::executor::StopReason;
 use crate::runner::{self, Runtime};
 use crate::{config, jobspec};
 

@@ -17,13 +17,13 @@ use crate::config::{self, Poll, Target};
 use crate::control::http::HttpControl;
 use crate::control::spool::SpoolControl;
 use crate::control::{ControlError, ControlPlane, JobRef};
+use crate::executor::StopReason;
 use crate::exit::{Code, Failure};
 use crate::heartbeat::{Heartbeat, JobFlags};
 use crate::output::EventLog;
 use crate::runner::{self, Runtime};
 use crate::state::{self, StateDir};
 use crate::upload::{self, JobLog, Uploader};
-use crate::executor::StopReason;
 use crate::{clock, ids, jobspec, os};
 
 /// Step kinds this build runs (sent with every claim).

@@ -22,13 +22,23 @@ fn sigterm_stops_the_running_step_and_reports_the_job_interrupted() {
     wait_for("the step to start", Duration::from_secs(20), || {
         String::from_utf8_lossy(&cp.log("long")).contains("started")
     });
-    let step_pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let step_pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     // SAFETY: sending a signal to a child process this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let job = cp.job("long");
     assert_done(&job, "interrupted");
-    assert_eq!(job.completion.unwrap().steps[0].status.as_str(), "interrupted");
-    assert!(!std::path::Path::new(&format!("/proc/{step_pid}")).exists(), "the step is gone");
+    assert_eq!(
+        job.completion.unwrap().steps[0].status.as_str(),
+        "interrupted"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{step_pid}")).exists(),
+        "the step is gone"
+    );
 }

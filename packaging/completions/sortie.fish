@@ -1,0 +1,82 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_sortie_global_optspecs
+    string join \n log-format= v/verbose q/quiet h/help V/version
+end
+
+function __fish_sortie_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_sortie_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_sortie_using_subcommand
+    set -l cmd (__fish_sortie_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c sortie -n "__fish_sortie_needs_command" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
+json\t''"
+complete -c sortie -n "__fish_sortie_needs_command" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
+complete -c sortie -n "__fish_sortie_needs_command" -s q -l quiet -d 'Only errors on stderr'
+complete -c sortie -n "__fish_sortie_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sortie -n "__fish_sortie_needs_command" -s V -l version -d 'Print version'
+complete -c sortie -n "__fish_sortie_needs_command" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
+complete -c sortie -n "__fish_sortie_needs_command" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
+complete -c sortie -n "__fish_sortie_needs_command" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
+complete -c sortie -n "__fish_sortie_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l server -d 'Control plane: https://HOST[:PORT]/PATH/, http:// to a loopback address, or dir:PATH for the embedded spool directory' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l token-file -d 'File holding the bearer token (the SORTIE_TOKEN variable is read otherwise)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l runner-id -d 'This runner\'s id [default: the host name]' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l tag -d 'A tag this runner offers; jobs may require tags (repeatable; the variable takes a comma-separated list)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l ca-file -d 'PEM bundle of the CAs to trust for the control plane (replaces the built-in roots)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l client-cert -d 'PEM client certificate chain for mTLS' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l client-key -d 'PEM private key of the client certificate' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l state-dir -d 'Directory for the lock, the job logs in flight and the workspaces [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/sortie, else /var/lib/sortie as root, else ~/.local/state/sortie]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l connect-timeout -d 'Time allowed to open a connection to the control plane' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l request-timeout -d 'Time allowed for one request to the control plane (a long poll adds its wait)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-jobs -d 'Most jobs to take in this shot' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l wait -d 'Long poll: let the control plane hold the claim this long for work to arrive' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
+json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback address (the token travels in clear text)'
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l fail-on-job-failure -d 'Exit 1 when a job fails (for CI steps); otherwise a job\'s failure is only reported'
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -s q -l quiet -d 'Only errors on stderr'
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -s h -l help -d 'Print help'
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -s o -l option -d 'Set an option: NAME=VALUE (repeatable; overrides the spec\'s own value)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
+json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -s q -l quiet -d 'Only errors on stderr'
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -s h -l help -d 'Print help'
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l server -d 'Control plane: https://HOST[:PORT]/PATH/, http:// to a loopback address, or dir:PATH for the embedded spool directory' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l token-file -d 'File holding the bearer token (the SORTIE_TOKEN variable is read otherwise)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l runner-id -d 'This runner\'s id [default: the host name]' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l tag -d 'A tag this runner offers; jobs may require tags (repeatable; the variable takes a comma-separated list)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l ca-file -d 'PEM bundle of the CAs to trust for the control plane (replaces the built-in roots)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l client-cert -d 'PEM client certificate chain for mTLS' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l client-key -d 'PEM private key of the client certificate' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l state-dir -d 'Directory for the lock, the job logs in flight and the workspaces [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/sortie, else /var/lib/sortie as root, else ~/.local/state/sortie]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l connect-timeout -d 'Time allowed to open a connection to the control plane' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l request-timeout -d 'Time allowed for one request to the control plane (a long poll adds its wait)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
+json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback address (the token travels in clear text)'
+complete -c sortie -n "__fish_sortie_using_subcommand check" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
+complete -c sortie -n "__fish_sortie_using_subcommand check" -s q -l quiet -d 'Only errors on stderr'
+complete -c sortie -n "__fish_sortie_using_subcommand check" -s h -l help -d 'Print help'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
