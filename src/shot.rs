@@ -7,6 +7,7 @@
 //! credentials stop the shot; anything undelivered stays in the state dir.
 
 use std::fs::File;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -202,18 +203,8 @@ fn run_job(
         let _ = std::fs::remove_dir_all(&dir);
         return Ok(JobEnd::Abandoned);
     }
-    match uploader.join() {
-        Ok(_) => {}
-        Err(ControlError::Fenced(why)) => {
-            tracing::warn!(job = %job.id, "log refused: {why}");
-            let _ = std::fs::remove_dir_all(&dir);
-            return Ok(JobEnd::Abandoned);
-        }
-        Err(ControlError::Rejected(why)) => return Err(fail(ControlError::Rejected(why))),
-        Err(e) => {
-            tracing::error!(job = %job.id, "log not delivered, kept in {}: {e}", dir.display());
-            return Ok(JobEnd::LeftForLater);
-        }
+    if let Err(e) = uploader.join() {
+        return undelivered(e, "log", &jref, &dir);
     }
     let completion = Completion {
         status: report.status,
@@ -235,26 +226,32 @@ fn run_job(
                 return Ok(JobEnd::Reported(completion.status));
             }
             Err(ControlError::Resend(from)) => {
-                tracing::warn!(job = %job.id, "the control plane holds {from} log bytes; resending");
-                if let Err(e) =
-                    upload::send_range(&**cp, &jref, &log_file, from, completion.log.length)
-                {
-                    tracing::error!(job = %job.id, "log not delivered, kept in {}: {e}", dir.display());
-                    return Ok(JobEnd::LeftForLater);
+                tracing::warn!(job = %jref.id, "the control plane holds {from} log bytes; resending");
+                let length = completion.log.length;
+                if let Err(e) = upload::send_range(&**cp, &jref, &log_file, from, length) {
+                    return undelivered(e, "log", &jref, &dir);
                 }
             }
-            Err(ControlError::Fenced(why)) => {
-                tracing::warn!(job = %job.id, "completion refused: {why}");
-                let _ = std::fs::remove_dir_all(&dir);
-                return Ok(JobEnd::Abandoned);
-            }
-            Err(ControlError::Rejected(why)) => return Err(fail(ControlError::Rejected(why))),
-            Err(e) => {
-                tracing::error!(job = %job.id, "completion not delivered, kept in {}: {e}", dir.display());
-                return Ok(JobEnd::LeftForLater);
-            }
+            Err(e) => return undelivered(e, "completion", &jref, &dir),
         }
     }
-    tracing::error!(job = %job.id, "the control plane keeps refusing the log; kept in {}", dir.display());
-    Ok(JobEnd::LeftForLater)
+    let e = ControlError::Refused("the control plane keeps asking for the log again".into());
+    undelivered(e, "completion", &jref, &dir)
+}
+
+/// What a failed delivery means: a fenced job is let go, rejected credentials end the
+/// shot, anything else leaves the job's files in the state dir for a later shot.
+fn undelivered(e: ControlError, what: &str, job: &JobRef, dir: &Path) -> Result<JobEnd> {
+    match e {
+        ControlError::Fenced(why) => {
+            tracing::warn!(job = %job.id, "{what} refused: {why}");
+            let _ = std::fs::remove_dir_all(dir);
+            Ok(JobEnd::Abandoned)
+        }
+        ControlError::Rejected(_) => Err(fail(e)),
+        e => {
+            tracing::error!(job = %job.id, "{what} not delivered, kept in {}: {e}", dir.display());
+            Ok(JobEnd::LeftForLater)
+        }
+    }
 }
