@@ -11,7 +11,7 @@ use tracing::Level;
 
 use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
 use crate::exit::{self, Code, Failure};
-use crate::{check, config, exec_local, shot};
+use crate::{check, config, exec_local, os, shot};
 
 pub fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -28,6 +28,11 @@ pub fn run() -> ExitCode {
     };
     init_diagnostics(&cli.global);
     let json = cli.global.log_format == LogFormat::Json;
+    if matches!(cli.command, Command::Poll(_) | Command::Exec(_)) {
+        // Steps run from here on: catch what they leave behind, and stop gracefully.
+        os::become_subreaper();
+        os::install_signal_handlers();
+    }
     let result = match &cli.command {
         Command::Poll(args) => config::Poll::build(args)
             .map_err(|e| Failure::config(e).into())

@@ -131,10 +131,25 @@ pub struct ConnectArgs {
     pub request_timeout: Duration,
 }
 
+/// How steps are run (`poll` and `exec`).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Time a stopped step's processes get between SIGTERM and SIGKILL.
+    #[arg(long, env = "SORTIE_KILL_GRACE", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub kill_grace: Duration,
+
+    /// Keep each job's workspace after the job, for debugging (its path is logged).
+    #[arg(long, env = "SORTIE_KEEP_WORKSPACE")]
+    pub keep_workspace: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct PollArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 
     /// Most jobs to take in this shot.
     #[arg(long, env = "SORTIE_MAX_JOBS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N")]
@@ -162,4 +177,7 @@ pub struct ExecArgs {
     /// Set an option: NAME=VALUE (repeatable; overrides the spec's own value).
     #[arg(short = 'o', long = "option", value_name = "NAME=VALUE")]
     pub options: Vec<String>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }

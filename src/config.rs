@@ -40,6 +40,8 @@ pub struct Connect {
 #[derive(Debug, Clone)]
 pub struct Poll {
     pub connect: Connect,
+    pub kill_grace: Duration,
+    pub keep_workspace: bool,
     pub max_jobs: u32,
     pub wait: Duration,
     pub max_runtime: Option<Duration>,
@@ -50,6 +52,8 @@ impl Poll {
     pub fn build(args: &PollArgs) -> Result<Poll> {
         Ok(Poll {
             connect: build_connect(&args.connect).map_err(join)?,
+            kill_grace: args.run.kill_grace,
+            keep_workspace: args.run.keep_workspace,
             max_jobs: args.max_jobs,
             wait: args.wait,
             max_runtime: args.max_runtime,

@@ -5,7 +5,7 @@
 //! how job authors try a job before they enqueue it.
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use sortie_protocol::JobStatus;
@@ -15,10 +15,8 @@ use crate::executor::StopReason;
 use crate::exit::{Code, Failure};
 use crate::output::{terminal::Terminal, EventLog};
 use crate::runner::{self, Runtime};
+use crate::workspace::Workspace;
 use crate::{config, jobspec};
-
-/// Time between SIGTERM and SIGKILL when a step is stopped.
-const KILL_GRACE: Duration = Duration::from_secs(10);
 
 fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
     let name = args.file.display().to_string();
@@ -54,22 +52,19 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
     let spec = jobspec::parse(&value)
         .with_context(|| format!("{}: invalid job spec", args.file.display()))
         .map_err(Failure::config)?;
-    let workspace = tempfile::Builder::new()
-        .prefix("sortie-exec-")
-        .tempdir()
-        .context("creating a workspace")?;
-    crate::os::install_signal_handlers();
+    let workspace = Workspace::create(None, &spec.id, args.run.keep_workspace)?;
     let stop = || crate::os::interrupted().then_some(StopReason::Interrupted);
     let rt = Runtime {
         workspace: workspace.path(),
         hostname: config::hostname().unwrap_or_default(),
         deadline: spec.timeout.map(|t| Instant::now() + t),
         stop: &stop,
-        grace: KILL_GRACE,
+        grace: args.run.kill_grace,
     };
     let mut terminal = Terminal::new(json);
-    let report = runner::run(&spec, &rt, &mut EventLog::new(&mut terminal))
-        .context("writing the job log")?;
+    let report = runner::run(&spec, &rt, &mut EventLog::new(&mut terminal));
+    workspace.finish();
+    let report = report.context("writing the job log")?;
     if json {
         let summary = serde_json::json!({
             "id": spec.id, "status": report.status, "exit_code": report.exit_code,

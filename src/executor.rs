@@ -61,6 +61,8 @@ pub struct Finished {
     pub outcome: Outcome,
     /// A descendant kept the output pipes open after the leader exited.
     pub leaked: bool,
+    /// Processes the step left behind (daemons, leaked descendants), killed at its end.
+    pub leftovers: usize,
 }
 
 /// When and why to stop the process early.
@@ -130,6 +132,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
             return Finished {
                 outcome: Outcome::SpawnFailed(describe_spawn_error(cmd, &e)),
                 leaked: false,
+                leftovers: 0,
             }
         }
     };
@@ -154,6 +157,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
     let mut stopped: Option<(StopReason, Instant)> = None;
     let mut killed = false;
     let mut leaked = false;
+    let mut leftovers = 0;
     loop {
         let mut wait = TICK;
         if let (None, Some(until)) = (stopped, supervision.until) {
@@ -172,11 +176,13 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
             }
             if exited_at.elapsed() >= LEAK_WAIT {
                 if !leaked {
-                    // A descendant holds the pipes: kill what is left of the group.
+                    // A descendant holds the pipes: kill what is left of the group, and
+                    // what left the group (setsid) and was reparented to sortie.
                     leaked = true;
                     group.signal(os::SIGKILL);
+                    leftovers += os::kill_leftovers();
                 } else if exited_at.elapsed() >= LEAK_WAIT * 4 {
-                    // It left the group (setsid) and still holds them: stop reading.
+                    // Something beyond reach (not sortie's descendant) holds them: stop reading.
                     break;
                 }
             }
@@ -201,12 +207,19 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         observer.tick();
     }
     os::set_running_group(None);
+    // The leader is reaped: any child sortie has now is something the step left running.
+    group.signal(os::SIGKILL);
+    leftovers += os::kill_leftovers();
     let outcome = match (stopped, status) {
         (Some((reason, _)), _) => Outcome::Stopped(reason),
         (None, Some((s, _))) => exit_outcome(s),
         (None, None) => Outcome::SpawnFailed("the process could not be waited for".into()),
     };
-    Finished { outcome, leaked }
+    Finished {
+        outcome,
+        leaked,
+        leftovers,
+    }
 }
 
 fn exit_outcome(status: ExitStatus) -> Outcome {

@@ -23,6 +23,7 @@ mod shot;
 mod state;
 mod tls;
 mod upload;
+mod workspace;
 
 fn main() -> std::process::ExitCode {
     app::run()

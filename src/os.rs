@@ -74,3 +74,67 @@ pub fn interrupted() -> bool {
 pub fn set_running_group(group: Option<ProcessGroup>) {
     RUNNING_GROUP.store(group.map_or(0, |g| g.0), Ordering::SeqCst);
 }
+
+/// Make sortie the reaper of every process its steps leave behind: a daemon that
+/// double-forks is reparented to sortie instead of init, so it can still be found
+/// and ended with its step.
+pub fn become_subreaper() {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes one integer argument.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// The pids of sortie's child processes (every task's `children` file).
+fn children() -> Vec<i32> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return pids;
+    };
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            pids.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    pids
+}
+
+/// Kill and reap every child process sortie has now. Called when no step is
+/// running, so each one is a leftover: a daemon a step started, reparented to
+/// sortie as the subreaper. Returns how many there were.
+pub fn kill_leftovers() -> usize {
+    let mut killed = 0;
+    // A killed daemon's own children are reparented to sortie in turn.
+    for _ in 0..16 {
+        let pids = children();
+        if pids.is_empty() {
+            break;
+        }
+        for &pid in &pids {
+            // SAFETY: kill(2) on a pid that is our own child; no memory is shared.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        for &pid in &pids {
+            reap(pid);
+        }
+        killed += pids.len();
+    }
+    killed
+}
+
+/// Wait (briefly) for a killed child so it leaves no zombie.
+fn reap(pid: i32) {
+    for _ in 0..200 {
+        // SAFETY: waitpid on our own child with WNOHANG; the status is discarded.
+        let done = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        if done != 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

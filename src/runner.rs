@@ -265,20 +265,26 @@ impl JobRun<'_, '_> {
         let prepared = fs::write(&output_file, b"")
             .map_err(|e| format!("cannot create the result data file: {e}"))
             .and_then(|_| self.command(index, step, errorhandler, &output_file));
-        let (outcome, leaked) = match prepared {
-            Err(why) => (Outcome::SpawnFailed(why), false),
+        let finished = match prepared {
+            Err(why) => executor::Finished {
+                outcome: Outcome::SpawnFailed(why),
+                leaked: false,
+                leftovers: 0,
+            },
             Ok(cmd) => self.supervise(index, step.timeout, &cmd)?,
         };
-        if leaked {
-            self.log.system(
-                Level::Warn,
-                &format!(
-                    "{}: a process it started kept its output open after it exited and was killed",
-                    step_label(index, step)
-                ),
-            )?;
+        let label = step_label(index, step);
+        if finished.leaked {
+            let text =
+                format!("{label}: a process it started kept its output open after it exited");
+            self.log.system(Level::Warn, &text)?;
         }
-        let mut outcome = outcome;
+        if finished.leftovers > 0 {
+            let n = finished.leftovers;
+            let text = format!("{label}: killed {n} process(es) it left running");
+            self.log.system(Level::Warn, &text)?;
+        }
+        let mut outcome = finished.outcome;
         if outcome == Outcome::Exited(0) {
             if let Err(e) = fs::read(&output_file)
                 .map_err(|e| e.to_string())
@@ -302,8 +308,7 @@ impl JobRun<'_, '_> {
             Outcome::Stopped(StopReason::Cancelled) => (StepStatus::Cancelled, None, None),
             Outcome::Stopped(StopReason::Interrupted) => (StepStatus::Interrupted, None, None),
             Outcome::SpawnFailed(why) => {
-                self.log
-                    .system(Level::Error, &format!("{}: {why}", step_label(index, step)))?;
+                self.log.system(Level::Error, &format!("{label}: {why}"))?;
                 (StepStatus::Failed, None, None)
             }
         };
@@ -313,12 +318,9 @@ impl JobRun<'_, '_> {
                 .map(|t| humantime::format_duration(t).to_string());
             let text = match (self.stop_status(Some(StopReason::TimedOut)), limit) {
                 (None, Some(limit)) => {
-                    format!("{} timed out after {limit}", step_label(index, step))
+                    format!("{} timed out after {limit}", label)
                 }
-                _ => format!(
-                    "{} was stopped: the job ran out of time",
-                    step_label(index, step)
-                ),
+                _ => format!("{} was stopped: the job ran out of time", label),
             };
             self.log.system(Level::Warn, &text)?;
         }
@@ -356,7 +358,7 @@ impl JobRun<'_, '_> {
         index: usize,
         timeout: Option<Duration>,
         cmd: &executor::Command,
-    ) -> io::Result<(Outcome, bool)> {
+    ) -> io::Result<executor::Finished> {
         let mut until = self.rt.deadline;
         if let Some(timeout) = timeout {
             let step_until = Instant::now() + timeout;
@@ -378,7 +380,7 @@ impl JobRun<'_, '_> {
         output.finish();
         match output.failure {
             Some(e) => Err(e),
-            None => Ok((finished.outcome, finished.leaked)),
+            None => Ok(finished),
         }
     }
 

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use sortie_protocol::{ClaimRequest, ClaimedJob, Completion, JobStatus, RunnerInfo};
@@ -25,12 +25,11 @@ use crate::output::EventLog;
 use crate::runner::{self, Runtime};
 use crate::state::{self, StateDir};
 use crate::upload::{self, JobLog, Uploader};
+use crate::workspace::Workspace;
 use crate::{clock, ids, jobspec, os};
 
 /// Step kinds this build runs (sent with every claim).
 pub const CAPABILITIES: &[&str] = &["exec", "shell", "script", "scriptfile"];
-/// Time between SIGTERM and SIGKILL when a step is stopped.
-const KILL_GRACE: Duration = Duration::from_secs(10);
 /// Times a completion is retried after the control plane asked for missing log bytes.
 const COMPLETE_TRIES: usize = 3;
 
@@ -85,7 +84,6 @@ pub fn run(cfg: &Poll) -> Result<Code> {
             .max_runtime
             .map(|d| clock::rfc3339(SystemTime::now() + d)),
     };
-    os::install_signal_handlers();
     let jobs = cp.claim(&request).map_err(fail)?;
     if jobs.is_empty() {
         tracing::info!("no work");
@@ -100,7 +98,7 @@ pub fn run(cfg: &Poll) -> Result<Code> {
             tracing::warn!(job = %job.id, "interrupted before the job started; not starting it");
             continue;
         }
-        match run_job(&cp, &state, &job, deadline, &hostname)? {
+        match run_job(cfg, &cp, &state, &job, deadline, &hostname)? {
             JobEnd::Reported(status) => {
                 tracing::info!(job = %job.id, %status, "reported");
                 failed |= status != JobStatus::Succeeded;
@@ -131,6 +129,7 @@ fn refuse(cp: &dyn ControlPlane, job: &JobRef, reason: &str) -> Result<JobEnd> {
 }
 
 fn run_job(
+    settings: &Poll,
     cp: &Arc<dyn ControlPlane>,
     state: &StateDir,
     job: &ClaimedJob,
@@ -171,10 +170,7 @@ fn run_job(
         shared,
         flags.clone(),
     );
-    let workspace = tempfile::Builder::new()
-        .prefix(&format!("{}-", job.id))
-        .tempdir_in(state.work_dir()?)
-        .context("creating the job's workspace")?;
+    let workspace = Workspace::create(Some(&state.work_dir()?), &job.id, settings.keep_workspace)?;
     let job_deadline = spec.timeout.map(|t| Instant::now() + t);
     let deadline = match (job_deadline, shot_deadline) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -192,11 +188,11 @@ fn run_job(
         hostname: hostname.to_string(),
         deadline,
         stop: &stop,
-        grace: KILL_GRACE,
+        grace: settings.kill_grace,
     };
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut joblog));
     heartbeat.stop();
-    drop(workspace);
+    workspace.finish();
     let report = report.context("writing the job log")?;
     let summary = joblog.finish().context("writing the job log")?;
     if flags.lease_lost.load(std::sync::atomic::Ordering::Relaxed) {

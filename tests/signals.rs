@@ -42,3 +42,48 @@ fn sigterm_stops_the_running_step_and_reports_the_job_interrupted() {
         "the step is gone"
     );
 }
+
+#[test]
+fn a_cancel_in_the_heartbeat_answer_stops_the_job() {
+    let cp = ControlPlane::with(Options {
+        timing: Some(sortie_control_plane::Timing {
+            heartbeat_seconds: 1,
+            ..Default::default()
+        }),
+        ..Options::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("step.pid");
+    cp.enqueue(serde_json::json!({
+        "id": "to-cancel",
+        "options": { "pidfile": pidfile.display().to_string() },
+        "steps": [
+            { "shell": "echo $$ > ${option.pidfile}; echo started; exec sleep 600" },
+            { "shell": "echo must not run" }
+        ]
+    }));
+    let child = cp.poll(&dir.path().join("state")).spawn().unwrap();
+    wait_for("the step to start", Duration::from_secs(20), || {
+        String::from_utf8_lossy(&cp.log("to-cancel")).contains("started")
+    });
+    let step_pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    cp.server.store().cancel("to-cancel").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a cancelled job is reported, not a failed shot"
+    );
+    let job = cp.job("to-cancel");
+    assert_done(&job, "cancelled");
+    assert_eq!(job.completion.unwrap().steps.len(), 1);
+    assert!(!output_text(&events(&cp.log("to-cancel")), "stdout").contains("must not run"));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{step_pid}")).exists(),
+        "the step is gone"
+    );
+}

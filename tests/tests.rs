@@ -5,6 +5,7 @@ mod support;
 
 mod claims;
 mod exec;
+mod execution;
 mod faults;
 mod poll_tls;
 mod signals;

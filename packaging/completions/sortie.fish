@@ -44,19 +44,23 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -l client-key -d 'PE
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l state-dir -d 'Directory for the lock, the job logs in flight and the workspaces [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/sortie, else /var/lib/sortie as root, else ~/.local/state/sortie]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l connect-timeout -d 'Time allowed to open a connection to the control plane' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l request-timeout -d 'Time allowed for one request to the control plane (a long poll adds its wait)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l kill-grace -d 'Time a stopped step\'s processes get between SIGTERM and SIGKILL' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-jobs -d 'Most jobs to take in this shot' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l wait -d 'Long poll: let the control plane hold the claim this long for work to arrive' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
 json\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback address (the token travels in clear text)'
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l keep-workspace -d 'Keep each job\'s workspace after the job, for debugging (its path is logged)'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l fail-on-job-failure -d 'Exit 1 when a job fails (for CI steps); otherwise a job\'s failure is only reported'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -s h -l help -d 'Print help'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s o -l option -d 'Set an option: NAME=VALUE (repeatable; overrides the spec\'s own value)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l kill-grace -d 'Time a stopped step\'s processes get between SIGTERM and SIGKILL' -r
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
 json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l keep-workspace -d 'Keep each job\'s workspace after the job, for debugging (its path is logged)'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s h -l help -d 'Print help'
