@@ -88,7 +88,11 @@ fn output_reaches_the_control_plane_while_the_step_still_runs() {
         "options": { "gate": gate.display().to_string() },
         "steps": [{ "shell": "echo first; while [ ! -e ${option.gate} ]; do sleep 0.05; done; echo second" }]
     }));
-    let mut child = cp.poll(&dir.path().join("state")).spawn().unwrap();
+    let mut child = cp
+        .poll(&dir.path().join("state"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     // The step cannot end before the gate exists, and the gate opens only once
     // "first" is at the control plane: the log is streamed, not sent at the end.
     wait_for(
@@ -305,4 +309,25 @@ fn check_reports_readiness_and_each_problem_on_its_own_line() {
         code::REJECTED,
     );
     assert!(stderr(&out).contains("rejected"), "{}", stderr(&out));
+}
+
+#[test]
+fn bulk_output_arrives_whole_over_tls() {
+    let cp = ControlPlane::start();
+    let line = "0123456789012345678901234567890123456789\n";
+    let size = line.len() * 400_000;
+    cp.enqueue(serde_json::json!({
+        "id": "bulk",
+        "steps": [{ "shell": format!("yes 0123456789012345678901234567890123456789 | head -c {size}") }]
+    }));
+    let state = tempfile::tempdir().unwrap();
+    run(&mut cp.poll(state.path()), code::OK);
+    let job = cp.job("bulk");
+    assert_done(&job, "succeeded");
+    let log = cp.log("bulk");
+    assert_eq!(job.completion.unwrap().log.sha256, sha256_hex(&log));
+    let events = events(&log);
+    let text = output_text(&events, "stdout");
+    assert_eq!(text.len(), size);
+    assert!(text.split_inclusive('\n').all(|l| l == line));
 }
