@@ -59,7 +59,7 @@ fn init_diagnostics(global: &GlobalArgs) {
     };
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::mask::MaskedStderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_max_level(level)
         .with_target(false);

@@ -57,11 +57,11 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one shot: claim work from the control plane, run it, report it, exit.
-    Poll(PollArgs),
+    Poll(Box<PollArgs>),
     /// Run a job spec file locally, without a control plane, and show its log.
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Check configuration, certificates, the control plane and the state dir; claim nothing.
-    Check(ConnectArgs),
+    Check(Box<ConnectArgs>),
 }
 
 /// How to reach the control plane, and who this runner is.
@@ -143,6 +143,101 @@ pub struct RunArgs {
     pub keep_workspace: bool,
 }
 
+/// Where secrets come from (`poll` and `exec`). Jobs name secrets; only these
+/// providers, configured on the runner, resolve them.
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB).
+    #[arg(
+        long,
+        env = "SORTIE_SECRETS_ENV_PREFIX",
+        default_value = "SORTIE_SECRET_",
+        value_name = "PREFIX"
+    )]
+    pub secrets_env_prefix: String,
+
+    /// Directory `file:NAME` reads from [default: $CREDENTIALS_DIRECTORY].
+    #[arg(long, env = "SORTIE_SECRETS_DIR", value_name = "PATH")]
+    pub secrets_dir: Option<PathBuf>,
+
+    /// Command `cmd:NAME` runs with NAME as its argument (and on stdin); its output is the value.
+    #[arg(long, env = "SORTIE_SECRETS_COMMAND", value_name = "PATH")]
+    pub secrets_command: Option<PathBuf>,
+
+    /// Time the secrets command may take.
+    #[arg(long, env = "SORTIE_SECRETS_COMMAND_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub secrets_command_timeout: Duration,
+
+    /// Shortest value accepted as a secret (shorter ones fail the job rather than mask the log).
+    #[arg(long, env = "SORTIE_MASK_MIN_LENGTH", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..), value_name = "N")]
+    pub mask_min_length: u16,
+
+    /// OpenBao/Vault address for `bao:` and `vault:` [default: $BAO_ADDR, else $VAULT_ADDR].
+    #[arg(long, env = "SORTIE_BAO_ADDR", value_name = "URL")]
+    pub bao_addr: Option<String>,
+
+    /// File holding an OpenBao token.
+    #[arg(long, env = "SORTIE_BAO_TOKEN_FILE", value_name = "PATH")]
+    pub bao_token_file: Option<PathBuf>,
+
+    /// File holding an AppRole role id (with --bao-secret-id-file).
+    #[arg(
+        long,
+        env = "SORTIE_BAO_ROLE_ID_FILE",
+        value_name = "PATH",
+        requires = "bao_secret_id_file"
+    )]
+    pub bao_role_id_file: Option<PathBuf>,
+
+    /// File holding an AppRole secret id.
+    #[arg(
+        long,
+        env = "SORTIE_BAO_SECRET_ID_FILE",
+        value_name = "PATH",
+        requires = "bao_role_id_file"
+    )]
+    pub bao_secret_id_file: Option<PathBuf>,
+
+    /// Mount of the AppRole auth method.
+    #[arg(
+        long,
+        env = "SORTIE_BAO_APPROLE_MOUNT",
+        default_value = "approle",
+        value_name = "MOUNT"
+    )]
+    pub bao_approle_mount: String,
+
+    /// Role for Kubernetes auth (logs in with the service account token).
+    #[arg(long, env = "SORTIE_BAO_K8S_ROLE", value_name = "ROLE")]
+    pub bao_k8s_role: Option<String>,
+
+    /// Service account token for Kubernetes auth.
+    #[arg(
+        long,
+        env = "SORTIE_BAO_K8S_TOKEN_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        value_name = "PATH"
+    )]
+    pub bao_k8s_token_file: PathBuf,
+
+    /// Mount of the Kubernetes auth method.
+    #[arg(
+        long,
+        env = "SORTIE_BAO_K8S_MOUNT",
+        default_value = "kubernetes",
+        value_name = "MOUNT"
+    )]
+    pub bao_k8s_mount: String,
+
+    /// OpenBao namespace (X-Vault-Namespace).
+    #[arg(long, env = "SORTIE_BAO_NAMESPACE", value_name = "NAMESPACE")]
+    pub bao_namespace: Option<String>,
+
+    /// PEM bundle of the CAs to trust for OpenBao [default: the --ca-file of the control plane].
+    #[arg(long, env = "SORTIE_BAO_CA_FILE", value_name = "PATH")]
+    pub bao_ca_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct PollArgs {
     #[command(flatten)]
@@ -150,6 +245,9 @@ pub struct PollArgs {
 
     #[command(flatten)]
     pub run: RunArgs,
+
+    #[command(flatten)]
+    pub secrets: SecretArgs,
 
     /// Most jobs to take in this shot.
     #[arg(long, env = "SORTIE_MAX_JOBS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N")]
@@ -180,4 +278,11 @@ pub struct ExecArgs {
 
     #[command(flatten)]
     pub run: RunArgs,
+
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+
+    /// Allow plain http:// to a non-loopback secret store.
+    #[arg(long, env = "SORTIE_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
 }

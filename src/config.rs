@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::cli::{ConnectArgs, PollArgs};
+use crate::cli::{ConnectArgs, PollArgs, SecretArgs};
 use crate::secret::Secret;
+use crate::secrets::{BaoConfig, Providers};
 use crate::tls::{Identity, Roots};
 
 /// Where the work comes from.
@@ -40,6 +41,7 @@ pub struct Connect {
 #[derive(Debug, Clone)]
 pub struct Poll {
     pub connect: Connect,
+    pub providers: Providers,
     pub kill_grace: Duration,
     pub keep_workspace: bool,
     pub max_jobs: u32,
@@ -52,6 +54,12 @@ impl Poll {
     pub fn build(args: &PollArgs) -> Result<Poll> {
         Ok(Poll {
             connect: build_connect(&args.connect).map_err(join)?,
+            providers: providers(
+                &args.secrets,
+                args.connect.ca_file.as_deref(),
+                args.connect.allow_insecure_http,
+                args.connect.request_timeout,
+            )?,
             kill_grace: args.run.kill_grace,
             keep_workspace: args.run.keep_workspace,
             max_jobs: args.max_jobs,
@@ -60,6 +68,47 @@ impl Poll {
             fail_on_job_failure: args.fail_on_job_failure,
         })
     }
+}
+
+/// The secret providers configured on this runner. The OpenBao CA defaults to
+/// the control plane's.
+pub fn providers(
+    args: &SecretArgs,
+    default_ca: Option<&std::path::Path>,
+    allow_insecure_http: bool,
+    request_timeout: Duration,
+) -> Result<Providers> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let ca = args.bao_ca_file.as_deref().or(default_ca);
+    Ok(Providers {
+        env_prefix: args.secrets_env_prefix.clone(),
+        dir: args
+            .secrets_dir
+            .clone()
+            .or_else(|| env("CREDENTIALS_DIRECTORY").map(PathBuf::from)),
+        command: args.secrets_command.clone(),
+        command_timeout: args.secrets_command_timeout,
+        min_length: usize::from(args.mask_min_length),
+        request_timeout,
+        bao: BaoConfig {
+            addr: args
+                .bao_addr
+                .clone()
+                .or_else(|| env("BAO_ADDR"))
+                .or_else(|| env("VAULT_ADDR")),
+            token_file: args.bao_token_file.clone(),
+            role_id_file: args.bao_role_id_file.clone(),
+            secret_id_file: args.bao_secret_id_file.clone(),
+            approle_mount: args.bao_approle_mount.clone(),
+            k8s_role: args.bao_k8s_role.clone(),
+            k8s_token_file: args.bao_k8s_token_file.clone(),
+            k8s_mount: args.bao_k8s_mount.clone(),
+            namespace: args.bao_namespace.clone(),
+            roots: ca.map(Roots::load).transpose()?,
+            identity: None,
+            allow_insecure_http,
+        },
+    })
 }
 
 /// Join several problems into one error, one per line.
@@ -130,43 +179,8 @@ fn parse_target(server: Option<&str>, allow_insecure_http: bool) -> Result<Targe
             root: PathBuf::from(path),
         });
     }
-    let (scheme, rest) = server
-        .split_once("://")
-        .ok_or_else(|| anyhow!("--server {server:?} is not a URL (https://HOST/… or dir:PATH)"))?;
-    let host = host_of(rest).ok_or_else(|| anyhow!("--server {server:?} has no host"))?;
-    match scheme.to_ascii_lowercase().as_str() {
-        "https" => {}
-        "http" if is_loopback(host) || allow_insecure_http => {}
-        "http" => bail!(
-            "--server {server:?}: plain http is only allowed to a loopback address; \
-             use https, or --allow-insecure-http if the token may travel in clear text"
-        ),
-        other => bail!("--server {server:?}: unsupported scheme {other:?} (https, http or dir:)"),
-    }
-    let mut base = server.to_string();
-    if !base.ends_with('/') {
-        base.push('/');
-    }
+    let base = crate::net::base_url(server, allow_insecure_http, "--server")?;
     Ok(Target::Http { base })
-}
-
-/// The host of `host[:port][/path]`, without brackets for IPv6.
-fn host_of(rest: &str) -> Option<&str> {
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next()?
-    } else {
-        authority.split(':').next()?
-    };
-    (!host.is_empty()).then_some(host)
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn load_token(args: &ConnectArgs) -> Result<Option<Secret>> {

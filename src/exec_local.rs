@@ -5,7 +5,7 @@
 //! how job authors try a job before they enqueue it.
 
 use std::io::Read;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use sortie_protocol::JobStatus;
@@ -52,6 +52,13 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
     let spec = jobspec::parse(&value)
         .with_context(|| format!("{}: invalid job spec", args.file.display()))
         .map_err(Failure::config)?;
+    let providers = config::providers(
+        &args.secrets,
+        None,
+        args.allow_insecure_http,
+        Duration::from_secs(30),
+    )
+    .map_err(Failure::config)?;
     let workspace = Workspace::create(None, &spec.id, args.run.keep_workspace)?;
     let stop = || crate::os::interrupted().then_some(StopReason::Interrupted);
     let rt = Runtime {
@@ -60,6 +67,7 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         deadline: spec.timeout.map(|t| Instant::now() + t),
         stop: &stop,
         grace: args.run.kill_grace,
+        providers: &providers,
     };
     let mut terminal = Terminal::new(json);
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut terminal));

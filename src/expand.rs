@@ -18,6 +18,7 @@ pub struct Context {
     /// `job.id`, `job.name`, `job.group`, `job.project`, `job.execid`.
     pub job: BTreeMap<String, String>,
     pub data: BTreeMap<String, String>,
+    /// Secret key → the environment variable that holds it (never the value).
     pub secrets: BTreeMap<String, String>,
     /// `node.name`, `node.hostname`.
     pub node: BTreeMap<String, String>,
@@ -68,6 +69,19 @@ pub fn expand(text: &str, ctx: &Context, mode: Mode) -> Result<String> {
         };
         let inner = &after[..end];
         match inner.split_once('.') {
+            Some(("secret", key)) => {
+                // The value stays in the environment: the shell expands it itself, so it
+                // never lands in an argv, which every user of the host can read.
+                let var = ctx.lookup("secret", key)?;
+                match mode {
+                    Mode::Shell => out.push_str(&format!("\"${{{var}}}\"")),
+                    Mode::Raw => bail!(
+                        "${{secret.{key}}}: a secret cannot be put into a command's arguments \
+                         (they are visible to every user of the host); read ${var} from the \
+                         environment, or use it in a shell step"
+                    ),
+                }
+            }
             Some((ns, key)) if is_word(ns) && !key.is_empty() => {
                 let value = ctx.lookup(ns, key)?;
                 match mode {
@@ -167,6 +181,21 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8(out.stdout).unwrap(), c.options["evil"]);
+    }
+
+    #[test]
+    fn secrets_expand_to_their_variable_never_their_value() {
+        let mut c = ctx();
+        c.secrets.insert("DB_PASS".into(), "DB_PASS".into());
+        assert_eq!(
+            expand("psql -W ${secret.DB_PASS}", &c, Mode::Shell).unwrap(),
+            "psql -W \"${DB_PASS}\""
+        );
+        let e = expand("${secret.DB_PASS}", &c, Mode::Raw)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("arguments"), "{e}");
+        assert!(expand("${secret.NOPE}", &c, Mode::Shell).is_err());
     }
 
     #[test]

@@ -11,6 +11,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
+use crate::expand;
+use crate::secrets::{Delivery, Reference, Wanted};
+
 #[derive(Debug, Clone, Default)]
 pub struct JobInfo {
     pub id: Option<String>,
@@ -24,7 +27,7 @@ pub struct JobSpec {
     pub name: Option<String>,
     pub job: JobInfo,
     pub options: BTreeMap<String, String>,
-    pub secrets: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, Wanted>,
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
     pub keepgoing: bool,
@@ -142,12 +145,11 @@ pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
     }
     let mut secrets = BTreeMap::new();
     for (k, v) in raw.secrets {
-        match v {
-            serde_json::Value::String(s) => {
-                secrets.insert(k, s);
-            }
-            _ => bail!("secrets.{k}: must be a reference string such as \"env:NAME\""),
+        let wanted = secret(&v).with_context(|| format!("secrets.{k}"))?;
+        if expand::env_name(&k) != k {
+            bail!("secrets.{k}: a secret's key names its environment variable: use [A-Z0-9_]");
         }
+        secrets.insert(k, wanted);
     }
     if raw.steps.is_empty() {
         bail!("steps: a job needs at least one step");
@@ -177,6 +179,31 @@ pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
         timeout: duration(raw.timeout.as_deref()).context("timeout")?,
         keepgoing: raw.keepgoing,
         steps,
+    })
+}
+
+/// `"env:NAME"`, or `{"ref": "file:kubeconfig", "as": "file"}`.
+fn secret(value: &serde_json::Value) -> Result<Wanted> {
+    let (text, delivery) = match value {
+        serde_json::Value::String(text) => (text.as_str(), Delivery::Env),
+        serde_json::Value::Object(map) => {
+            let text = map
+                .get("ref")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| anyhow!("needs \"ref\": a reference such as \"file:NAME\""))?;
+            let delivery = match map.get("as").and_then(|v| v.as_str()) {
+                None | Some("env") => Delivery::Env,
+                Some("file") => Delivery::File,
+                Some(other) => bail!("\"as\": {other:?} is neither \"env\" nor \"file\""),
+            };
+            (text, delivery)
+        }
+        _ => bail!("must be a reference such as \"env:NAME\" or {{\"ref\": …, \"as\": \"file\"}}"),
+    };
+    Ok(Wanted {
+        text: text.to_string(),
+        reference: Reference::parse(text)?,
+        delivery,
     })
 }
 
@@ -325,5 +352,16 @@ mod tests {
             "errorhandler": {"shell": "b", "errorhandler": {"shell": "c"}}}]});
         assert!(err(nested).contains("errorhandler"));
         assert!(err(json!({"id": 5, "steps": [{"shell": "a"}]})).contains("id"));
+        assert!(
+            err(json!({"id": "a", "secrets": {"K": "nope:x"}, "steps": [{"shell": "a"}]}))
+                .contains("secrets.K")
+        );
+        assert!(err(
+            json!({"id": "a", "secrets": {"db.pass": "env:X"}, "steps": [{"shell": "a"}]})
+        )
+        .contains("[A-Z0-9_]"));
+        let spec = parse(&json!({"id": "a", "secrets": {"DB": "env:DB", "KUBECONFIG": {"ref": "file:kc", "as": "file"}},
+            "steps": [{"shell": "a"}]})).unwrap();
+        assert_eq!(spec.secrets["KUBECONFIG"].delivery, Delivery::File);
     }
 }

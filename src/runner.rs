@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sortie_protocol::{JobStatus, StepResult, StepStatus};
@@ -17,9 +18,12 @@ use sortie_protocol::{JobStatus, StepResult, StepStatus};
 use crate::executor::{self, Outcome, StopReason, Supervision};
 use crate::expand::{self, env_name, Context, Mode};
 use crate::jobspec::{JobSpec, Step, StepKind};
+use crate::mask::{self, MaskStream, Masker};
 use crate::output::lines::LineSplitter;
 use crate::output::{Event, EventLog, Level, Stream};
 use crate::result_data::{self, DataSet};
+use crate::secret::Secret;
+use crate::secrets::{self, Delivery, Providers};
 
 /// Longest line in one output event; longer lines are sent in pieces.
 const LINE_LIMIT: usize = 64 * 1024;
@@ -55,6 +59,8 @@ pub struct Runtime<'a> {
     pub stop: &'a dyn Fn() -> Option<StopReason>,
     /// Time between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Where the job's secrets come from.
+    pub providers: &'a Providers,
 }
 
 /// The outcome of a job, everything of `complete` but the log summary.
@@ -93,6 +99,8 @@ struct JobRun<'a, 'l> {
     ctx: Context,
     base_env: Vec<(String, String)>,
     data: DataSet,
+    /// Secret variables for the steps' environment (values, or paths of secret files).
+    secret_env: Vec<(String, Secret)>,
 }
 
 /// Run every step of `spec` and report how it went.
@@ -105,18 +113,18 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> io::Resu
         base_env: inherited_env(),
         log,
         data: DataSet::default(),
+        secret_env: Vec::new(),
     };
-    if let Some(name) = spec.secrets.keys().next() {
-        // Secret providers and the masker that must guard their values come together;
-        // until then a job that needs secrets fails before any step can see or print one.
-        let text = format!("secrets.{name}: this runner has no secret providers configured");
+    if let Err(e) = job.prepare_secrets() {
+        // Before any step: the job fails, naming the reference, never a value.
+        let text = format!("{e:#}");
         job.log.system(Level::Error, &text)?;
         return Ok(Report {
             status: JobStatus::Failed,
             exit_code: None,
             steps: Vec::new(),
             data: BTreeMap::new(),
-            error: Some(text),
+            error: Some(job.log.masker().mask_str(&text).into_owned()),
             started_at,
             finished_at: crate::clock::now_rfc3339(),
         });
@@ -182,6 +190,14 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> io::Resu
             break;
         }
     }
+    // Data and error text leave the runner in the completion: masked like the log.
+    let masker = job.log.masker().clone();
+    let data = job
+        .data
+        .into_map()
+        .into_iter()
+        .map(|(k, v)| (k, masker.mask_str(&v).into_owned()))
+        .collect();
     Ok(Report {
         status,
         exit_code: if status == JobStatus::Succeeded {
@@ -190,8 +206,8 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> io::Resu
             exit_code
         },
         steps,
-        data: job.data.into_map(),
-        error,
+        data,
+        error: error.map(|e| masker.mask_str(&e).into_owned()),
         started_at,
         finished_at: crate::clock::now_rfc3339(),
     })
@@ -238,6 +254,35 @@ fn context(spec: &JobSpec, hostname: &str) -> Context {
 }
 
 impl JobRun<'_, '_> {
+    /// Resolve the job's secrets, register them with the masker (the log's and
+    /// sortie's own diagnostics), write the file-delivered ones into the workspace.
+    fn prepare_secrets(&mut self) -> anyhow::Result<()> {
+        if self.spec.secrets.is_empty() {
+            return Ok(());
+        }
+        let resolved = secrets::resolve(&self.spec.secrets, self.rt.providers)?;
+        let masker = Arc::new(Masker::new(
+            resolved.iter().map(|r| (r.key.as_str(), &r.value)),
+            self.rt.providers.min_length,
+        )?);
+        self.log.set_masker(masker.clone());
+        mask::register_for_diagnostics(masker);
+        for secret in resolved {
+            let value = match secret.delivery {
+                Delivery::Env => secret.value,
+                Delivery::File => {
+                    let path = write_secret_file(self.rt.workspace, &secret.key, &secret.value)?;
+                    Secret::new(path.display().to_string())
+                }
+            };
+            self.ctx
+                .secrets
+                .insert(secret.key.clone(), secret.key.clone());
+            self.secret_env.push((secret.key, value));
+        }
+        Ok(())
+    }
+
     /// The job status a stopped step means, if the stop was the job's (not the step's own timeout).
     fn stop_status(&self, stopped: Option<StopReason>) -> Option<JobStatus> {
         match stopped? {
@@ -371,6 +416,7 @@ impl JobRun<'_, '_> {
         };
         let mut output = StepOutput {
             step: index,
+            masks: [self.log.mask_stream(), self.log.mask_stream()],
             log: &mut *self.log,
             data: &mut self.data,
             splitters: [LineSplitter::new(LINE_LIMIT), LineSplitter::new(LINE_LIMIT)],
@@ -485,15 +531,21 @@ impl JobRun<'_, '_> {
         for (k, v) in spec.env.iter().chain(&step.env) {
             set(k.clone(), v.clone());
         }
+        for (k, v) in &self.secret_env {
+            set(k.clone(), v.expose().to_string());
+        }
         env.into_iter().collect()
     }
 }
 
-/// Turns a step's output bytes into log events and picks up `SORTIE:DATA:` lines.
+/// Turns a step's output bytes into log events and picks up `SORTIE:DATA:` lines:
+/// bytes → masking stream → line splitter → event.
 struct StepOutput<'a, 'l> {
     step: usize,
     log: &'a mut EventLog<'l>,
     data: &'a mut DataSet,
+    /// One per stream: stdout, stderr.
+    masks: [MaskStream; 2],
     /// One per stream: stdout, stderr.
     splitters: [LineSplitter; 2],
     /// The first error writing the log; the step's output is not lost silently.
@@ -537,8 +589,23 @@ impl StepOutput<'_, '_> {
         self.splitters[slot] = splitter;
     }
 
+    /// Masked bytes of one stream, through its masking stream and line splitter.
+    fn with_masked(
+        &mut self,
+        stream: Stream,
+        f: impl FnOnce(&mut MaskStream, &mut dyn FnMut(&[u8])),
+    ) {
+        let slot = stream as usize;
+        let mut mask = std::mem::replace(&mut self.masks[slot], self.log.mask_stream());
+        f(&mut mask, &mut |masked| {
+            self.with_lines(stream, |s, emit| s.push(masked, emit))
+        });
+        self.masks[slot] = mask;
+    }
+
     fn finish(&mut self) {
         for stream in [Stream::Stdout, Stream::Stderr] {
+            self.with_masked(stream, |m, out| m.finish(out));
             self.with_lines(stream, |s, emit| s.finish(emit));
         }
     }
@@ -546,7 +613,7 @@ impl StepOutput<'_, '_> {
 
 impl executor::Observer for StepOutput<'_, '_> {
     fn output(&mut self, stream: Stream, bytes: &[u8]) {
-        self.with_lines(stream, |s, emit| s.push(bytes, emit));
+        self.with_masked(stream, |m, out| m.push(bytes, out));
     }
 
     fn tick(&mut self) {
@@ -581,6 +648,25 @@ fn script_command(
             ("/bin/sh".into(), argv)
         }
     }
+}
+
+/// Write a secret to `.secrets/KEY` in the workspace, mode 0600; returns its path.
+fn write_secret_file(workspace: &Path, key: &str, value: &Secret) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = workspace.join(".secrets");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    let path = dir.join(key);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(value.expose().as_bytes())?;
+    Ok(path)
 }
 
 /// Write an inline script, mode 0700, with CRLF line endings made LF.

@@ -189,6 +189,7 @@ fn run_job(
         deadline,
         stop: &stop,
         grace: settings.kill_grace,
+        providers: &settings.providers,
     };
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut joblog));
     heartbeat.stop();

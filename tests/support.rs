@@ -101,6 +101,7 @@ impl ControlPlane {
             admin_token: ADMIN_TOKEN.to_string(),
             timing: options.timing.unwrap_or_default(),
             faults: options.faults,
+            record: true,
         })
         .unwrap();
         ControlPlane {

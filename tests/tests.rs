@@ -8,5 +8,6 @@ mod exec;
 mod execution;
 mod faults;
 mod poll_tls;
+mod secrets;
 mod signals;
 mod spool;

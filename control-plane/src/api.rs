@@ -80,6 +80,8 @@ pub struct Api {
     admin_token: String,
     faults_enabled: bool,
     faults: Mutex<Faults>,
+    /// Every byte of every runner request (target, headers, body), when recording.
+    received: Option<Mutex<Vec<u8>>>,
 }
 
 impl Api {
@@ -88,6 +90,7 @@ impl Api {
         runner_token: Option<String>,
         admin_token: String,
         faults_enabled: bool,
+        record: bool,
     ) -> Api {
         Api {
             store,
@@ -95,7 +98,16 @@ impl Api {
             admin_token,
             faults_enabled,
             faults: Mutex::new(Faults::default()),
+            received: record.then(|| Mutex::new(Vec::new())),
         }
+    }
+
+    /// Every byte runners sent (when recording): for proving what never left a runner.
+    pub fn received(&self) -> Vec<u8> {
+        self.received
+            .as_ref()
+            .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default()
     }
 
     /// Arm a fault (also reachable as `POST /admin/faults`).
@@ -124,6 +136,17 @@ impl Api {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         match segments.first() {
             Some(&"v1") => {
+                if let Some(received) = &self.received {
+                    let mut log = received.lock().unwrap_or_else(|e| e.into_inner());
+                    log.extend_from_slice(
+                        format!("{} {}?{}\n", req.method, req.path, req.query).as_bytes(),
+                    );
+                    for (name, value) in &req.headers {
+                        log.extend_from_slice(format!("{name}: {value}\n").as_bytes());
+                    }
+                    log.extend_from_slice(&req.body);
+                    log.push(b'\n');
+                }
                 if let Err(r) = check_bearer(&req, self.runner_token.as_deref()) {
                     return Reply::Respond(r);
                 }

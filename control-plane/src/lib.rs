@@ -48,6 +48,8 @@ pub struct Config {
     pub timing: Timing,
     /// Allow `POST /admin/faults` (fault injection for tests).
     pub faults: bool,
+    /// Keep every byte runners send, for `Server::received` (tests).
+    pub record: bool,
 }
 
 /// A running control plane.
@@ -70,6 +72,7 @@ impl Server {
             config.runner_token,
             config.admin_token,
             config.faults,
+            config.record,
         ));
         let stop = Arc::new(AtomicBool::new(false));
         let handler_api = api.clone();
@@ -102,6 +105,11 @@ impl Server {
     /// Arm a fault on a runner endpoint (needs `Config::faults`).
     pub fn inject(&self, fault: Fault) {
         self.api.inject(fault);
+    }
+
+    /// Every byte runners sent, when started with `Config::record`.
+    pub fn received(&self) -> Vec<u8> {
+        self.api.received()
     }
 
     /// Stop accepting connections.

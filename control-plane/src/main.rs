@@ -84,6 +84,7 @@ fn run(args: Args) -> Result<()> {
             ..Timing::default()
         },
         faults: args.faults,
+        record: false,
     })?;
     println!("listening on {}", server.url());
     loop {

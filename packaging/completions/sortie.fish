@@ -45,6 +45,21 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -l state-dir -d 'Dir
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l connect-timeout -d 'Time allowed to open a connection to the control plane' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l request-timeout -d 'Time allowed for one request to the control plane (a long poll adds its wait)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l kill-grace -d 'Time a stopped step\'s processes get between SIGTERM and SIGKILL' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l secrets-dir -d 'Directory `file:NAME` reads from [default: $CREDENTIALS_DIRECTORY]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l secrets-command -d 'Command `cmd:NAME` runs with NAME as its argument (and on stdin); its output is the value' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l secrets-command-timeout -d 'Time the secrets command may take' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l mask-min-length -d 'Shortest value accepted as a secret (shorter ones fail the job rather than mask the log)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-addr -d 'OpenBao/Vault address for `bao:` and `vault:` [default: $BAO_ADDR, else $VAULT_ADDR]' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-token-file -d 'File holding an OpenBao token' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-role-id-file -d 'File holding an AppRole role id (with --bao-secret-id-file)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-secret-id-file -d 'File holding an AppRole secret id' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-approle-mount -d 'Mount of the AppRole auth method' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-k8s-role -d 'Role for Kubernetes auth (logs in with the service account token)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-k8s-token-file -d 'Service account token for Kubernetes auth' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-k8s-mount -d 'Mount of the Kubernetes auth method' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-namespace -d 'OpenBao namespace (X-Vault-Namespace)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-ca-file -d 'PEM bundle of the CAs to trust for OpenBao [default: the --ca-file of the control plane]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-jobs -d 'Most jobs to take in this shot' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l wait -d 'Long poll: let the control plane hold the claim this long for work to arrive' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
@@ -58,9 +73,25 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -s q -l quiet -d 'On
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -s h -l help -d 'Print help'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s o -l option -d 'Set an option: NAME=VALUE (repeatable; overrides the spec\'s own value)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l kill-grace -d 'Time a stopped step\'s processes get between SIGTERM and SIGKILL' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l secrets-dir -d 'Directory `file:NAME` reads from [default: $CREDENTIALS_DIRECTORY]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l secrets-command -d 'Command `cmd:NAME` runs with NAME as its argument (and on stdin); its output is the value' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l secrets-command-timeout -d 'Time the secrets command may take' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l mask-min-length -d 'Shortest value accepted as a secret (shorter ones fail the job rather than mask the log)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-addr -d 'OpenBao/Vault address for `bao:` and `vault:` [default: $BAO_ADDR, else $VAULT_ADDR]' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-token-file -d 'File holding an OpenBao token' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-role-id-file -d 'File holding an AppRole role id (with --bao-secret-id-file)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-secret-id-file -d 'File holding an AppRole secret id' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-approle-mount -d 'Mount of the AppRole auth method' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-k8s-role -d 'Role for Kubernetes auth (logs in with the service account token)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-k8s-token-file -d 'Service account token for Kubernetes auth' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-k8s-mount -d 'Mount of the Kubernetes auth method' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-namespace -d 'OpenBao namespace (X-Vault-Namespace)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-ca-file -d 'PEM bundle of the CAs to trust for OpenBao [default: the --ca-file of the control plane]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
 json\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l keep-workspace -d 'Keep each job\'s workspace after the job, for debugging (its path is logged)'
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback secret store'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s h -l help -d 'Print help'

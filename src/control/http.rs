@@ -18,12 +18,10 @@ use ureq::Agent;
 
 use super::{Beat, ControlError, ControlPlane, JobRef, Result};
 use crate::config::Connect;
-use crate::{ids, retry::Backoff, secret::Secret, tls};
+use crate::{ids, net, retry::Backoff, secret::Secret};
 
 /// Longest time one call keeps retrying, even when the shot has more time.
 const RETRY_BUDGET: Duration = Duration::from_secs(60);
-/// Largest response body read (a claim answer with many jobs stays far below).
-const MAX_RESPONSE: u64 = 16 * 1024 * 1024;
 
 pub struct HttpControl {
     agent: Agent,
@@ -46,29 +44,14 @@ impl HttpControl {
         base: &str,
         deadline: Option<Instant>,
     ) -> anyhow::Result<HttpControl> {
-        tls::install_provider();
-        let mut tls_config = ureq::tls::TlsConfig::builder();
-        if let Some(roots) = &connect.roots {
-            tls_config = tls_config.root_certs(tls::ureq_roots(roots));
-        }
-        if let Some(identity) = &connect.identity {
-            tls_config = tls_config.client_cert(Some(tls::ureq_identity(identity)?));
-        }
-        let proxy = ureq::Proxy::try_from_env();
-        if let Some(p) = &proxy {
-            tracing::debug!(proxy = %format!("{}:{}", p.host(), p.port()), "using a proxy from the environment");
-        }
-        let config = Agent::config_builder()
-            .tls_config(tls_config.build())
-            .proxy(proxy)
-            .http_status_as_error(false)
-            .user_agent(format!("sortie/{}", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(connect.connect_timeout))
-            .timeout_global(Some(connect.request_timeout))
-            .max_redirects(0)
-            .build();
+        let agent = net::agent(
+            connect.roots.as_ref(),
+            connect.identity.as_ref(),
+            connect.connect_timeout,
+            connect.request_timeout,
+        )?;
         Ok(HttpControl {
-            agent: config.new_agent(),
+            agent,
             base: base.to_string(),
             token: connect.token.clone(),
             request_timeout: connect.request_timeout,
@@ -125,11 +108,7 @@ impl HttpControl {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
-                    let body = response
-                        .body_mut()
-                        .with_config()
-                        .limit(MAX_RESPONSE)
-                        .read_to_vec();
+                    let body = net::read_body(&mut response);
                     match (status, body) {
                         (401 | 403, Ok(body)) => {
                             return Err(ControlError::Rejected(format!(

@@ -9,10 +9,13 @@ pub mod lines;
 pub mod terminal;
 
 use std::io;
+use std::sync::Arc;
 
 use base64::Engine;
 use serde::Serialize;
 use sortie_protocol::StepStatus;
+
+use crate::mask::{MaskStream, Masker};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -90,6 +93,62 @@ struct Wire<'a> {
     level: Option<Level>,
 }
 
+/// The wire form of `event`.
+fn wire<'a>(seq: u64, event: &'a Event<'a>) -> Wire<'a> {
+    let mut wire;
+    match event {
+        Event::StepStart {
+            step,
+            name,
+            node,
+            errorhandler,
+        } => {
+            wire = Wire::new(seq, "step_start");
+            wire.step = Some(*step);
+            wire.name = *name;
+            wire.node = Some(node);
+            wire.errorhandler = *errorhandler;
+        }
+        Event::Output {
+            step,
+            node,
+            stream,
+            bytes,
+        } => {
+            wire = Wire::new(seq, "output");
+            wire.step = Some(*step);
+            wire.node = Some(node);
+            wire.stream = Some(*stream);
+            match std::str::from_utf8(bytes) {
+                Ok(text) => wire.text = Some(text),
+                Err(_) => wire.b64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            }
+        }
+        Event::StepEnd {
+            step,
+            node,
+            status,
+            exit_code,
+            signal,
+            duration_ms,
+        } => {
+            wire = Wire::new(seq, "step_end");
+            wire.step = Some(*step);
+            wire.node = Some(node);
+            wire.status = Some(*status);
+            wire.exit_code = *exit_code;
+            wire.signal = *signal;
+            wire.duration_ms = Some(*duration_ms);
+        }
+        Event::System { level, text } => {
+            wire = Wire::new(seq, "system");
+            wire.level = Some(*level);
+            wire.text = Some(text);
+        }
+    }
+    wire
+}
+
 impl<'a> Wire<'a> {
     fn new(seq: u64, kind: &'static str) -> Wire<'a> {
         Wire {
@@ -122,11 +181,12 @@ pub trait Sink {
     }
 }
 
-/// Numbers, encodes and forwards events.
+/// Numbers, masks, encodes and forwards events.
 pub struct EventLog<'s> {
     seq: u64,
     sink: &'s mut dyn Sink,
     line: Vec<u8>,
+    masker: Arc<Masker>,
 }
 
 impl<'s> EventLog<'s> {
@@ -135,65 +195,55 @@ impl<'s> EventLog<'s> {
             seq: 0,
             sink,
             line: Vec::with_capacity(1024),
+            masker: Arc::new(Masker::default()),
         }
     }
 
+    /// Mask these secrets from now on (set before any step runs).
+    pub fn set_masker(&mut self, masker: Arc<Masker>) {
+        self.masker = masker;
+    }
+
+    pub fn masker(&self) -> &Arc<Masker> {
+        &self.masker
+    }
+
+    /// A masking stream for one output stream of a step: output bytes are masked
+    /// there, before they are cut into events, so a value split across reads is
+    /// still caught.
+    pub fn mask_stream(&self) -> MaskStream {
+        MaskStream::new(self.masker.clone())
+    }
+
+    /// Number, encode and hand on one event. Free text (step names, system notes) is
+    /// masked here; output bytes arrive masked from a [`MaskStream`].
     pub fn emit(&mut self, event: Event<'_>) -> io::Result<()> {
-        let mut wire;
-        match &event {
+        let masker = self.masker.clone();
+        let (name, text) = match &event {
+            Event::StepStart { name, .. } => (name.map(|n| masker.mask_str(n)), None),
+            Event::System { text, .. } => (None, Some(masker.mask_str(text))),
+            _ => (None, None),
+        };
+        let event = match event {
             Event::StepStart {
                 step,
-                name,
                 node,
                 errorhandler,
-            } => {
-                wire = Wire::new(self.seq, "step_start");
-                wire.step = Some(*step);
-                wire.name = *name;
-                wire.node = Some(node);
-                wire.errorhandler = *errorhandler;
-            }
-            Event::Output {
+                ..
+            } => Event::StepStart {
                 step,
+                name: name.as_deref(),
                 node,
-                stream,
-                bytes,
-            } => {
-                wire = Wire::new(self.seq, "output");
-                wire.step = Some(*step);
-                wire.node = Some(node);
-                wire.stream = Some(*stream);
-                match std::str::from_utf8(bytes) {
-                    Ok(text) => wire.text = Some(text),
-                    Err(_) => {
-                        wire.b64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes))
-                    }
-                }
-            }
-            Event::StepEnd {
-                step,
-                node,
-                status,
-                exit_code,
-                signal,
-                duration_ms,
-            } => {
-                wire = Wire::new(self.seq, "step_end");
-                wire.step = Some(*step);
-                wire.node = Some(node);
-                wire.status = Some(*status);
-                wire.exit_code = *exit_code;
-                wire.signal = *signal;
-                wire.duration_ms = Some(*duration_ms);
-            }
-            Event::System { level, text } => {
-                wire = Wire::new(self.seq, "system");
-                wire.level = Some(*level);
-                wire.text = Some(text);
-            }
-        }
+                errorhandler,
+            },
+            Event::System { level, .. } => Event::System {
+                level,
+                text: text.as_deref().unwrap_or_default(),
+            },
+            other => other,
+        };
         self.line.clear();
-        serde_json::to_writer(&mut self.line, &wire).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut self.line, &wire(self.seq, &event)).map_err(io::Error::other)?;
         self.line.push(b'\n');
         self.sink.write_event(&self.line, &event)?;
         self.seq += 1;

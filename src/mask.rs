@@ -1,0 +1,451 @@
+//! The masker: every secret value, and its common encodings, out of every byte
+//! that leaves sortie.
+//!
+//! Secret values are registered before any step runs. For each value the masker
+//! also looks for each of its lines (a PEM key printed line by line), its base64
+//! forms (standard and URL-safe, at the three byte alignments a value can have
+//! inside a longer encoded string, with and without padding), its URL-encoded,
+//! JSON-escaped and shell-single-quoted forms. All patterns go into one
+//! Aho-Corasick automaton (leftmost-longest), so the cost hardly depends on how
+//! many secrets there are.
+//!
+//! Output is masked as a stream, before it is cut into lines and events: a value
+//! split across two reads, two events or two upload chunks is still whole here. A
+//! stream holds back only the shortest tail that could still become a secret (a
+//! suffix that is a prefix of some pattern, found with a hash set of pattern
+//! prefixes), so ordinary output is never delayed. Replacements are the fixed
+//! marker `[SECRET]`, inserted before JSON encoding, so framing stays valid.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use anyhow::{bail, Result};
+use base64::Engine;
+
+use crate::secret::Secret;
+
+/// What a masked value is replaced with.
+pub const MARKER: &[u8] = b"[SECRET]";
+/// Default shortest value accepted as a secret.
+pub const DEFAULT_MIN_LENGTH: usize = 4;
+/// Encoded forms shorter than this are not masked (they would match ordinary text).
+const MIN_ENCODED: usize = 8;
+/// Base of the polynomial hash of pattern prefixes.
+const BASE: u64 = 0x100_0000_01b3;
+/// Mixes the length into a prefix hash.
+const LENGTH_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+#[derive(Default)]
+pub struct Masker {
+    automaton: Option<AhoCorasick>,
+    /// Longest pattern, in bytes.
+    longest: usize,
+    /// Hashes of every proper prefix of every pattern.
+    prefixes: HashSet<u64>,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Masker({} prefixes)", self.prefixes.len())
+    }
+}
+
+fn prefix_key(hash: u64, len: usize) -> u64 {
+    hash.wrapping_add((len as u64).wrapping_mul(LENGTH_MIX))
+}
+
+/// Every form of `value` the masker looks for.
+pub fn patterns(value: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = vec![value.to_vec()];
+    if value.contains(&b'\n') {
+        for line in value.split(|b| *b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() >= DEFAULT_MIN_LENGTH {
+                out.push(line.to_vec());
+            }
+        }
+    }
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    out.push(STANDARD.encode(value).into_bytes());
+    out.push(URL_SAFE.encode(value).into_bytes());
+    for align in 0..3usize {
+        let mut shifted = vec![0u8; align];
+        shifted.extend_from_slice(value);
+        // Only the characters whose six bits all come from the value are stable,
+        // whatever bytes surround it.
+        let first = (8 * align).div_ceil(6);
+        let last = 8 * (align + value.len()) / 6;
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            let encoded = engine.encode(&shifted);
+            if last > first && last - first >= MIN_ENCODED {
+                out.push(encoded.as_bytes()[first..last].to_vec());
+            }
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(value) {
+        let json = serde_json::to_string(text).expect("a string serializes");
+        out.push(json.as_bytes()[1..json.len() - 1].to_vec());
+        out.push(text.replace('\'', "'\\''").into_bytes());
+    }
+    let mut url = Vec::with_capacity(value.len() * 3);
+    for &b in value {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            url.push(b);
+        } else {
+            url.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    out.push(url);
+    out.retain(|p| p.len() >= DEFAULT_MIN_LENGTH.min(value.len()) && !p.is_empty());
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl Masker {
+    /// A masker for these values; a value shorter than `min_length` is refused, since
+    /// masking it would mask half the log.
+    pub fn new<'a>(
+        values: impl IntoIterator<Item = (&'a str, &'a Secret)>,
+        min_length: usize,
+    ) -> Result<Masker> {
+        let mut all: Vec<Vec<u8>> = Vec::new();
+        for (name, value) in values {
+            let bytes = value.expose().as_bytes();
+            if bytes.len() < min_length {
+                bail!(
+                    "secret {name} is shorter than {min_length} characters: refusing a value that \
+                     short as a secret (masking it would hide ordinary output)"
+                );
+            }
+            all.extend(patterns(bytes));
+        }
+        all.sort();
+        all.dedup();
+        if all.is_empty() {
+            return Ok(Masker::default());
+        }
+        let mut prefixes = HashSet::new();
+        for pattern in &all {
+            let mut hash = 0u64;
+            for (i, &b) in pattern[..pattern.len() - 1].iter().enumerate() {
+                hash = hash.wrapping_mul(BASE).wrapping_add(u64::from(b));
+                prefixes.insert(prefix_key(hash, i + 1));
+            }
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&all)?;
+        Ok(Masker {
+            automaton: Some(automaton),
+            longest: all.iter().map(Vec::len).max().unwrap_or(0),
+            prefixes,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.automaton.is_none()
+    }
+
+    /// `bytes` with every pattern replaced by the marker.
+    pub fn mask_bytes<'b>(&self, bytes: &'b [u8]) -> Cow<'b, [u8]> {
+        let Some(ac) = &self.automaton else {
+            return Cow::Borrowed(bytes);
+        };
+        if !ac.is_match(bytes) {
+            return Cow::Borrowed(bytes);
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut pos = 0;
+        for m in ac.find_iter(bytes) {
+            out.extend_from_slice(&bytes[pos..m.start()]);
+            out.extend_from_slice(MARKER);
+            pos = m.end();
+        }
+        out.extend_from_slice(&bytes[pos..]);
+        Cow::Owned(out)
+    }
+
+    /// `text` with every pattern replaced by the marker.
+    pub fn mask_str<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        match self.mask_bytes(text.as_bytes()) {
+            Cow::Borrowed(_) => Cow::Borrowed(text),
+            // A pattern may end inside a character only if the value does; lossy is safe.
+            Cow::Owned(bytes) => Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()),
+        }
+    }
+
+    /// The length of the longest tail of `bytes` that could still grow into a pattern.
+    fn holdback(&self, bytes: &[u8]) -> usize {
+        let limit = self.longest.saturating_sub(1).min(bytes.len());
+        let mut hash = 0u64;
+        let mut power = 1u64;
+        let mut best = 0;
+        for k in 1..=limit {
+            let b = bytes[bytes.len() - k];
+            hash = hash.wrapping_add(u64::from(b).wrapping_mul(power));
+            power = power.wrapping_mul(BASE);
+            if self.prefixes.contains(&prefix_key(hash, k)) {
+                best = k;
+            }
+        }
+        best
+    }
+}
+
+/// Maskers whose secrets must also stay out of sortie's own diagnostics.
+static DIAGNOSTICS: RwLock<Vec<Arc<Masker>>> = RwLock::new(Vec::new());
+
+/// Mask these secrets in sortie's own diagnostics (stderr) too, for the rest of the run.
+pub fn register_for_diagnostics(masker: Arc<Masker>) {
+    if !masker.is_empty() {
+        DIAGNOSTICS
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(masker);
+    }
+}
+
+/// sortie's stderr, masked: the writer its diagnostics go through. Each formatted
+/// diagnostic arrives in one write, so a value cannot straddle two writes.
+pub struct MaskedStderr;
+
+impl std::io::Write for MaskedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let maskers = DIAGNOSTICS.read().unwrap_or_else(|e| e.into_inner());
+        let mut bytes = Cow::Borrowed(buf);
+        for masker in maskers.iter() {
+            if let Cow::Owned(masked) = masker.mask_bytes(&bytes) {
+                bytes = Cow::Owned(masked);
+            }
+        }
+        std::io::stderr().write_all(&bytes)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Masks one stream of output, holding back a possible secret's beginning until
+/// the rest arrives.
+pub struct MaskStream {
+    masker: Arc<Masker>,
+    buf: Vec<u8>,
+}
+
+impl MaskStream {
+    pub fn new(masker: Arc<Masker>) -> MaskStream {
+        MaskStream {
+            masker,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Feed bytes; `out` gets masked bytes that can no longer be part of a secret.
+    pub fn push(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8])) {
+        let Some(ac) = &self.masker.automaton else {
+            return out(input);
+        };
+        let owned;
+        let bytes: &[u8] = if self.buf.is_empty() {
+            input
+        } else {
+            self.buf.extend_from_slice(input);
+            owned = std::mem::take(&mut self.buf);
+            &owned
+        };
+        let mut release = bytes.len() - self.masker.holdback(bytes);
+        let mut pos = 0;
+        for m in ac.find_iter(bytes) {
+            if m.start() >= release {
+                break;
+            }
+            if m.end() > release {
+                // The match reaches into the tail: a longer pattern may yet win there.
+                release = m.start();
+                break;
+            }
+            if m.start() > pos {
+                out(&bytes[pos..m.start()]);
+            }
+            out(MARKER);
+            pos = m.end();
+        }
+        if release > pos {
+            out(&bytes[pos..release]);
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(&bytes[release..]);
+    }
+
+    /// End of stream: mask and release what was held back.
+    pub fn finish(&mut self, out: &mut dyn FnMut(&[u8])) {
+        if !self.buf.is_empty() {
+            let rest = std::mem::take(&mut self.buf);
+            out(&self.masker.mask_bytes(&rest));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masker(values: &[&str]) -> Arc<Masker> {
+        let secrets: Vec<(String, Secret)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("S{i}"), Secret::new(v.to_string())))
+            .collect();
+        Arc::new(Masker::new(secrets.iter().map(|(n, s)| (n.as_str(), s)), 4).unwrap())
+    }
+
+    fn stream(m: &Arc<Masker>, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut s = MaskStream::new(m.clone());
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(c, &mut |b| out.extend_from_slice(b));
+        }
+        s.finish(&mut |b| out.extend_from_slice(b));
+        out
+    }
+
+    /// A small deterministic generator, so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn bytes(&mut self, n: usize, alphabet: &[u8]) -> Vec<u8> {
+            (0..n)
+                .map(|_| alphabet[self.below(alphabet.len())])
+                .collect()
+        }
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn short_values_are_refused() {
+        let s = Secret::new("abc".into());
+        let err = Masker::new([("TINY", &s)], 4).unwrap_err().to_string();
+        assert!(err.contains("TINY") && !err.contains("abc"), "{err}");
+    }
+
+    #[test]
+    fn plain_and_encoded_forms_are_masked() {
+        let secret = "s3cr3t-p@ss/word'x";
+        let m = masker(&[secret]);
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let cases = [
+            secret.to_string(),
+            STANDARD.encode(secret),
+            STANDARD.encode(format!("{secret}\n")),
+            URL_SAFE_NO_PAD.encode(format!("x{secret}")),
+            STANDARD.encode(format!("ab{secret}yz")),
+            serde_json::to_string(secret).unwrap(),
+            "s3cr3t-p%40ss%2Fword%27x".to_string(),
+            "'s3cr3t-p@ss/word'\\''x'".to_string(),
+        ];
+        for case in cases {
+            let masked = m.mask_str(&case);
+            assert!(masked.contains("[SECRET]"), "{case} -> {masked}");
+            assert!(!masked.contains("s3cr3t"), "{case} -> {masked}");
+        }
+        assert_eq!(m.mask_str("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn each_line_of_a_multi_line_value_is_masked() {
+        let key = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcwggSjAgEAAo\n-----END KEY-----";
+        let m = masker(&[key]);
+        let out = m.mask_str("line: AQEFAASCBKcwggSjAgEAAo\r\n");
+        assert_eq!(out, "line: [SECRET]\r\n");
+    }
+
+    #[test]
+    fn ordinary_output_is_not_held_back() {
+        let m = masker(&["hunter2hunter2"]);
+        let mut s = MaskStream::new(m);
+        let mut out = Vec::new();
+        s.push(b"Password: ", &mut |b| out.extend_from_slice(b));
+        assert_eq!(out, b"Password: ");
+        s.push(b"xx hunt", &mut |b| out.extend_from_slice(b));
+        assert_eq!(
+            out, b"Password: xx ",
+            "only a possible secret's start waits"
+        );
+        s.push(b"er2hunter2!", &mut |b| out.extend_from_slice(b));
+        assert_eq!(out, b"Password: xx [SECRET]!");
+    }
+
+    /// The property: whatever the split points and surrounding bytes, no secret and
+    /// no encoded form of it survives the stream.
+    #[test]
+    fn randomized_splits_never_leak() {
+        let mut rng = Rng(0x5eed_1234_abcd_ef01);
+        let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789+/=-_ \n\"'%\\";
+        for case in 0..10_000 {
+            let n = 1 + rng.below(3);
+            let secrets: Vec<String> = (0..n)
+                .map(|_| {
+                    let len = 6 + rng.below(40);
+                    String::from_utf8(rng.bytes(len, &alphabet[..46])).unwrap()
+                })
+                .collect();
+            let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            let m = masker(&refs);
+            let mut forms: Vec<Vec<u8>> = Vec::new();
+            let mut text = Vec::new();
+            for s in &secrets {
+                let len = rng.below(20);
+                text.extend(rng.bytes(len, alphabet));
+                let form = match rng.below(4) {
+                    0 => s.clone().into_bytes(),
+                    1 => base64::engine::general_purpose::STANDARD
+                        .encode(format!("{}{s}\n", "z".repeat(rng.below(3))))
+                        .into_bytes(),
+                    2 => serde_json::to_string(s).unwrap().into_bytes(),
+                    _ => s.clone().into_bytes(),
+                };
+                forms.extend(patterns(s.as_bytes()));
+                text.extend(&form);
+            }
+            let len = rng.below(20);
+            text.extend(rng.bytes(len, alphabet));
+            let mut chunks = Vec::new();
+            let mut rest = &text[..];
+            while !rest.is_empty() {
+                let k = 1 + rng.below(rest.len().min(16));
+                chunks.push(&rest[..k]);
+                rest = &rest[k..];
+            }
+            let out = stream(&m, &chunks);
+            for form in &forms {
+                assert!(
+                    !contains(&out, form),
+                    "case {case}: {:?} leaked in {:?}",
+                    String::from_utf8_lossy(form),
+                    String::from_utf8_lossy(&out)
+                );
+            }
+            assert_eq!(
+                out,
+                m.mask_bytes(&text).into_owned(),
+                "case {case}: stream and whole differ"
+            );
+        }
+    }
+}

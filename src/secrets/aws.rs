@@ -1,0 +1,149 @@
+//! AWS Secrets Manager and SSM Parameter Store, for runners on Lambda, EKS or EC2.
+//!
+//! Credentials and region come from the standard variables (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`), as a Lambda
+//! function gets them; `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL_SSM`
+//! or `AWS_ENDPOINT_URL` point at another endpoint, and `AWS_CA_BUNDLE` adds
+//! trust roots, as in the AWS tools.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{anyhow, bail, Result};
+use serde_json::{json, Value};
+
+use super::sigv4::{self, Credentials};
+use crate::net;
+use crate::secret::Secret;
+use crate::tls::Roots;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn credentials() -> Result<Credentials> {
+    let access_key_id = env("AWS_ACCESS_KEY_ID")
+        .ok_or_else(|| anyhow!("no AWS credentials: AWS_ACCESS_KEY_ID is not set"))?;
+    let secret = env("AWS_SECRET_ACCESS_KEY")
+        .ok_or_else(|| anyhow!("no AWS credentials: AWS_SECRET_ACCESS_KEY is not set"))?;
+    Ok(Credentials {
+        access_key_id,
+        secret_access_key: Secret::new(secret),
+        session_token: env("AWS_SESSION_TOKEN").map(Secret::new),
+    })
+}
+
+/// One signed JSON call; the answer's body on 200.
+fn call(
+    service: &str,
+    endpoint_var: &str,
+    target: &str,
+    body: Value,
+    timeout: Duration,
+) -> Result<Value> {
+    let region = env("AWS_REGION")
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .ok_or_else(|| anyhow!("no AWS region: set AWS_REGION"))?;
+    let endpoint = env(endpoint_var)
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|| format!("https://{service}.{region}.amazonaws.com"));
+    let base = net::base_url(&endpoint, false, endpoint_var)?;
+    let host = base
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .ok_or_else(|| anyhow!("{endpoint_var} {endpoint:?} has no host"))?
+        .to_string();
+    let roots = env("AWS_CA_BUNDLE")
+        .map(|path| Roots::load(std::path::Path::new(&path)))
+        .transpose()?;
+    let agent = net::agent(roots.as_ref(), None, timeout, timeout)?;
+    let body = body.to_string();
+    let amz_date: String = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
+    let headers = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", target),
+    ];
+    let signed = sigv4::sign(
+        &credentials()?,
+        &region,
+        service,
+        &host,
+        &amz_date,
+        &headers,
+        body.as_bytes(),
+    );
+    let mut req = ureq::http::Request::builder().method("POST").uri(&base);
+    for (k, v) in headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(signed)
+    {
+        req = req.header(k, v);
+    }
+    let req = req
+        .body(body.into_bytes())
+        .map_err(|e| anyhow!("building the request: {e}"))?;
+    let mut response = agent.run(req).map_err(|e| anyhow!("POST {base}: {e}"))?;
+    let status = response.status().as_u16();
+    let bytes = net::read_body(&mut response)?;
+    if status == 200 {
+        return serde_json::from_slice(&bytes).map_err(|e| anyhow!("the answer is not JSON: {e}"));
+    }
+    bail!("{target} refused ({status}: {})", error_code(&bytes))
+}
+
+/// The error's code: `__type` of a JSON error, or `<Code>` of an XML one.
+fn error_code(body: &[u8]) -> String {
+    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        if let Some(kind) = value["__type"].as_str() {
+            return kind.rsplit('#').next().unwrap_or(kind).to_string();
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    match (text.find("<Code>"), text.find("</Code>")) {
+        (Some(a), Some(b)) if b > a => text[a + 6..b].to_string(),
+        _ => "no error code".to_string(),
+    }
+}
+
+/// `aws-sm:NAME[#KEY]`: a secret's string, or one key of it when it holds JSON.
+pub fn secrets_manager(id: &str, key: Option<&str>, timeout: Duration) -> Result<Secret> {
+    let answer = call(
+        "secretsmanager",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "secretsmanager.GetSecretValue",
+        json!({ "SecretId": id }),
+        timeout,
+    )?;
+    let text = answer["SecretString"]
+        .as_str()
+        .ok_or_else(|| anyhow!("{id} has no SecretString"))?;
+    let Some(key) = key else {
+        return Ok(Secret::new(text.to_string()));
+    };
+    let parsed: Value = serde_json::from_str(text)
+        .map_err(|_| anyhow!("{id} does not hold JSON, so it has no key {key:?}"))?;
+    match &parsed[key] {
+        Value::String(s) => Ok(Secret::new(s.clone())),
+        Value::Null => bail!("{id} has no key {key:?}"),
+        other => Ok(Secret::new(other.to_string())),
+    }
+}
+
+/// `aws-ssm:/path`: a parameter, decrypted.
+pub fn parameter(name: &str, timeout: Duration) -> Result<Secret> {
+    let answer = call(
+        "ssm",
+        "AWS_ENDPOINT_URL_SSM",
+        "AmazonSSM.GetParameter",
+        json!({ "Name": name, "WithDecryption": true }),
+        timeout,
+    )?;
+    answer["Parameter"]["Value"]
+        .as_str()
+        .map(|v| Secret::new(v.to_string()))
+        .ok_or_else(|| anyhow!("{name} has no value"))
+}
