@@ -231,3 +231,76 @@ pub fn assert_done(job: &Job, status: &str) {
     let completion = job.completion.as_ref().unwrap();
     assert_eq!(completion.status.as_str(), status, "{completion:?}");
 }
+
+/// A binary of the test peers installed by tests/peers/install.sh.
+pub fn peer(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/test-peers/venv/bin")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `sh tests/peers/install.sh` first (README, \"Try it\")",
+        path.display()
+    );
+    path
+}
+
+/// A port the OS says is free now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when the test ends.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start a server and wait until `ready` answers true (polled, bounded).
+pub fn start_daemon(cmd: &mut Command, what: &str, mut ready: impl FnMut() -> bool) -> Daemon {
+    let daemon = Daemon(
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {what}: {e}")),
+    );
+    wait_for(what, Duration::from_secs(30), &mut ready);
+    daemon
+}
+
+/// One HTTP call to a peer, returning status and JSON body.
+pub fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    match agent.run(req.body(body.into_bytes()).unwrap()) {
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            let bytes = response.body_mut().read_to_vec().unwrap_or_default();
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            )
+        }
+        Err(_) => (0, Value::Null),
+    }
+}

@@ -11,3 +11,4 @@ mod poll_tls;
 mod secrets;
 mod signals;
 mod spool;
+mod stores;

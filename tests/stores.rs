@@ -1,0 +1,314 @@
+//! Secret stores that run as servers: a real OpenBao dev server and moto's AWS APIs.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const ROOT: &str = "root-token-for-tests";
+const DB_PASSWORD: &str = "bao-db-password-123";
+
+struct Bao {
+    _daemon: Daemon,
+    addr: String,
+}
+
+impl Bao {
+    fn start() -> Bao {
+        let port = free_port();
+        let addr = format!("http://127.0.0.1:{port}");
+        let health = format!("{addr}/v1/sys/health");
+        let daemon = start_daemon(
+            Command::new(peer("bao")).args([
+                "server",
+                "-dev",
+                "-dev-no-store-token",
+                &format!("-dev-root-token-id={ROOT}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ]),
+            "the OpenBao dev server",
+            || http("GET", &health, &[], None).0 == 200,
+        );
+        let bao = Bao {
+            _daemon: daemon,
+            addr,
+        };
+        bao.call(
+            "POST",
+            "secret/data/app/db",
+            json!({ "data": { "password": DB_PASSWORD, "user": "app" } }),
+        );
+        bao.call(
+            "POST",
+            "secret/data/other/x",
+            json!({ "data": { "f": "not-for-app-1234" } }),
+        );
+        bao.call(
+            "PUT",
+            "sys/policies/acl/app-read",
+            json!({ "policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }" }),
+        );
+        bao
+    }
+
+    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, answer) = http(
+            method,
+            &format!("{}/v1/{path}", self.addr),
+            &[("X-Vault-Token", ROOT)],
+            Some(body),
+        );
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {answer}"
+        );
+        answer
+    }
+
+    /// A token that may read secret/app/* only.
+    fn app_token(&self) -> String {
+        let answer = self.call(
+            "POST",
+            "auth/token/create",
+            json!({ "policies": ["app-read"] }),
+        );
+        answer["auth"]["client_token"].as_str().unwrap().to_string()
+    }
+
+    /// AppRole role id and secret id for the app-read policy.
+    fn approle(&self) -> (String, String) {
+        self.call("POST", "sys/auth/approle", json!({ "type": "approle" }));
+        self.call(
+            "POST",
+            "auth/approle/role/app",
+            json!({ "token_policies": ["app-read"], "token_ttl": "1m" }),
+        );
+        let role = self.call("GET", "auth/approle/role/app/role-id", Value::Null);
+        let secret = self.call("POST", "auth/approle/role/app/secret-id", json!({}));
+        (
+            role["data"]["role_id"].as_str().unwrap().to_string(),
+            secret["data"]["secret_id"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// `sortie exec` of a one-step job that checks `$VALUE` against the expected digest.
+fn exec_secret(
+    dir: &Path,
+    reference: &str,
+    expected: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let spec = json!({
+        "id": "store",
+        "secrets": { "VALUE": reference },
+        "steps": [{ "shell": format!("test \"$(printf %s \"$VALUE\" | sha256sum | cut -c1-64)\" = {} && echo value ok: $VALUE", sha256_hex(expected.as_bytes())) }]
+    });
+    let file = dir.join("spec.json");
+    fs::write(&file, spec.to_string()).unwrap();
+    let mut cmd = sortie();
+    cmd.args(["--log-format", "json", "exec"])
+        .arg(&file)
+        .args(flags);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn openbao_token_and_approle_logins_read_kv2_and_refusals_are_clear() {
+    let bao = Bao::start();
+    let dir = tempfile::tempdir().unwrap();
+    let token = write(dir.path(), "token", &bao.app_token());
+    let with_token = ["--bao-addr", &bao.addr, "--bao-token-file", &token];
+
+    let out = exec_secret(
+        dir.path(),
+        "bao:secret/app/db#password",
+        DB_PASSWORD,
+        &with_token,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("value ok: [SECRET]"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains(DB_PASSWORD));
+
+    let (role_id, secret_id) = bao.approle();
+    let role = write(dir.path(), "role-id", &role_id);
+    let secret = write(dir.path(), "secret-id", &secret_id);
+    let out = exec_secret(
+        dir.path(),
+        "vault:secret/app/db#password",
+        DB_PASSWORD,
+        &[
+            "--bao-addr",
+            &bao.addr,
+            "--bao-role-id-file",
+            &role,
+            "--bao-secret-id-file",
+            &secret,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    for (reference, why) in [
+        (
+            "bao:secret/other/x#f",
+            "permission denied reading secret/other/x",
+        ),
+        (
+            "bao:secret/app/missing#password",
+            "no secret at secret/app/missing",
+        ),
+        ("bao:secret/app/db#nope", "has no field \\\"nope\\\""),
+    ] {
+        let out = exec_secret(dir.path(), reference, "x", &with_token, &[]);
+        assert_eq!(out.status.code(), Some(code::JOB_FAILED), "{reference}");
+        let log = stdout(&out);
+        assert!(
+            log.contains(why) && log.contains(reference) && log.contains("provider bao"),
+            "{reference}: {log}"
+        );
+        assert!(!log.contains("not-for-app-1234") && !log.contains(DB_PASSWORD));
+        assert!(!log.contains("value ok"));
+    }
+
+    let wrong = write(dir.path(), "wrong", "s.not-a-token");
+    let out = exec_secret(
+        dir.path(),
+        "bao:secret/app/db#password",
+        DB_PASSWORD,
+        &["--bao-addr", &bao.addr, "--bao-token-file", &wrong],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(code::JOB_FAILED));
+    assert!(
+        stdout(&out).contains("permission denied"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+struct Moto {
+    _daemon: Daemon,
+    url: String,
+    access_key: String,
+    secret_key: String,
+}
+
+const MOTO_SETUP: &str = r#"
+import json, sys, boto3
+url = sys.argv[1]
+common = dict(endpoint_url=url, region_name="eu-west-1")
+iam = boto3.client("iam", aws_access_key_id="setup", aws_secret_access_key="setup", **common)
+iam.create_user(UserName="runner")
+key = iam.create_access_key(UserName="runner")["AccessKey"]
+iam.put_user_policy(UserName="runner", PolicyName="read", PolicyDocument=json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["secretsmanager:*", "ssm:*"], "Resource": "*"}]}))
+creds = dict(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], **common)
+boto3.client("secretsmanager", **creds).create_secret(
+    Name="prod/db", SecretString=json.dumps({"user": "app", "password": "aws-db-password-1"}))
+boto3.client("ssm", **creds).put_parameter(Name="/app/token", Value="ssm-token-value-9", Type="SecureString")
+print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}))
+"#;
+
+impl Moto {
+    fn start() -> Moto {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let daemon = start_daemon(
+            Command::new(peer("moto_server"))
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("INITIAL_NO_AUTH_ACTION_COUNT", "3"),
+            "the moto server",
+            || http("GET", &format!("{url}/moto-api/"), &[], None).0 != 0,
+        );
+        let out = Command::new(peer("python"))
+            .args(["-c", MOTO_SETUP, &url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let keys: Value = serde_json::from_slice(&out.stdout).unwrap();
+        Moto {
+            _daemon: daemon,
+            url,
+            access_key: keys["id"].as_str().unwrap().to_string(),
+            secret_key: keys["secret"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+#[test]
+fn aws_secrets_manager_and_ssm_are_read_with_sigv4_and_a_wrong_key_is_refused() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ACCESS_KEY_ID", moto.access_key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", moto.secret_key.as_str()),
+    ];
+    let out = exec_secret(
+        dir.path(),
+        "aws-sm:prod/db#password",
+        "aws-db-password-1",
+        &[],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("value ok: [SECRET]"));
+    let out = exec_secret(
+        dir.path(),
+        "aws-ssm:/app/token",
+        "ssm-token-value-9",
+        &[],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    let out = exec_secret(dir.path(), "aws-sm:prod/missing", "x", &[], &env);
+    assert_eq!(out.status.code(), Some(code::JOB_FAILED));
+    assert!(
+        stdout(&out).contains("ResourceNotFoundException"),
+        "{}",
+        stdout(&out)
+    );
+
+    let mut wrong = env;
+    wrong[3] = ("AWS_SECRET_ACCESS_KEY", "not-the-secret-key");
+    let out = exec_secret(
+        dir.path(),
+        "aws-sm:prod/db#password",
+        "aws-db-password-1",
+        &[],
+        &wrong,
+    );
+    assert_eq!(out.status.code(), Some(code::JOB_FAILED));
+    let log = stdout(&out);
+    assert!(
+        log.contains("403") && log.contains("provider aws-sm"),
+        "{log}"
+    );
+    assert!(!log.contains("aws-db-password-1") && !log.contains("not-the-secret-key"));
+}
