@@ -613,6 +613,7 @@ impl StepOutput<'_, '_> {
 
 impl executor::Observer for StepOutput<'_, '_> {
     fn output(&mut self, stream: Stream, bytes: &[u8]) {
+        self.log.restamp();
         self.with_masked(stream, |m, out| m.push(bytes, out));
     }
 

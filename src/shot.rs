@@ -157,7 +157,9 @@ fn run_job(
         Err(e) => return Err(fail(e)),
     };
     let dir = state.job_dir(&job.id)?;
-    let log_path = dir.join("log.ndjson");
+    let log_path = cp
+        .log_in_place(&jref)
+        .unwrap_or_else(|| dir.join("log.ndjson"));
     let mut joblog =
         JobLog::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
     let shared = joblog.shared();
@@ -195,14 +197,16 @@ fn run_job(
     heartbeat.stop();
     workspace.finish();
     let report = report.context("writing the job log")?;
-    let summary = joblog.finish().context("writing the job log")?;
+    let length = joblog.finish().context("writing the job log")?;
     if flags.lease_lost.load(std::sync::atomic::Ordering::Relaxed) {
         let _ = std::fs::remove_dir_all(&dir);
         return Ok(JobEnd::Abandoned);
     }
-    if let Err(e) = uploader.join() {
-        return undelivered(e, "log", &jref, &dir);
-    }
+    let summary = match uploader.join() {
+        Ok(summary) => summary,
+        Err(e) => return undelivered(e, "log", &jref, &dir),
+    };
+    debug_assert_eq!(summary.length, length);
     let completion = Completion {
         status: report.status,
         exit_code: report.exit_code,
@@ -225,7 +229,9 @@ fn run_job(
             Err(ControlError::Resend(from)) => {
                 tracing::warn!(job = %jref.id, "the control plane holds {from} log bytes; resending");
                 let length = completion.log.length;
-                if let Err(e) = upload::send_range(&**cp, &jref, &log_file, from, length) {
+                if let Err(e) =
+                    upload::send_range(&**cp, &jref, &log_file, from, length, &mut |_, _| {})
+                {
                     return undelivered(e, "log", &jref, &dir);
                 }
             }

@@ -32,8 +32,8 @@ const UPLOAD_BYTES: u64 = 256 * 1024;
 const UPLOAD_INTERVAL: Duration = Duration::from_secs(1);
 /// Largest body of one upload.
 const MAX_CHUNK: u64 = 1024 * 1024;
-/// Uploads in a row that may make no progress before the uploader gives up.
-const STALLS: u32 = 5;
+/// Answers that take less than was sent (a rewind, a refusal) tolerated in one range.
+const STALLS: u32 = 8;
 
 #[derive(Debug, Default)]
 struct Progress {
@@ -67,7 +67,6 @@ impl Shared {
 pub struct JobLog {
     file: File,
     pending: Vec<u8>,
-    hasher: Sha256,
     length: u64,
     last_write: Instant,
     shared: Arc<Shared>,
@@ -83,7 +82,6 @@ impl JobLog {
         Ok(JobLog {
             file,
             pending: Vec::with_capacity(WRITE_BYTES),
-            hasher: Sha256::new(),
             length: 0,
             last_write: Instant::now(),
             shared: Arc::new(Shared::default()),
@@ -105,16 +103,14 @@ impl JobLog {
         Ok(())
     }
 
-    /// Write out what is buffered, sync the file, and tell the uploader no more is coming.
-    pub fn finish(mut self) -> io::Result<LogSummary> {
+    /// Write out what is buffered, sync the file, and tell the uploader no more is
+    /// coming. Returns the log's length.
+    pub fn finish(mut self) -> io::Result<u64> {
         self.write_pending()?;
         self.file.sync_data()?;
         self.shared.lock().closed = true;
         self.shared.changed.notify_all();
-        Ok(LogSummary {
-            length: self.length,
-            sha256: hex(&std::mem::take(&mut self.hasher).finalize()),
-        })
+        Ok(self.length)
     }
 }
 
@@ -129,7 +125,6 @@ impl Drop for JobLog {
 impl Sink for JobLog {
     fn write_event(&mut self, line: &[u8], _event: &Event<'_>) -> io::Result<()> {
         self.pending.extend_from_slice(line);
-        self.hasher.update(line);
         self.length += line.len() as u64;
         if self.pending.len() >= WRITE_BYTES {
             self.write_pending()?;
@@ -155,13 +150,16 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// Send `path[from..to]` in chunks; returns the committed offset (at least `to`).
+/// Send `file[from..to]` in chunks; returns the committed offset (at least `to`).
+/// `on_read` sees every chunk read, with its offset (a chunk may be read again
+/// when the control plane asks for bytes it lost).
 pub fn send_range(
     cp: &dyn ControlPlane,
     job: &JobRef,
     file: &File,
     mut from: u64,
     to: u64,
+    on_read: &mut dyn FnMut(u64, &[u8]),
 ) -> Result<u64, ControlError> {
     let mut stalls = 0;
     let mut buf = Vec::new();
@@ -171,19 +169,18 @@ pub fn send_range(
         file.read_exact_at(&mut buf, from).map_err(|e| {
             ControlError::Unreachable(anyhow::anyhow!("reading the outbox log: {e}"))
         })?;
+        on_read(from, &buf);
         let committed = match cp.put_log(job, from, &buf) {
             Ok(k) | Err(ControlError::Resend(k)) => k,
             Err(e) => return Err(e),
         };
-        if committed <= from {
+        if committed < from + len as u64 {
             stalls += 1;
             if stalls >= STALLS {
                 return Err(ControlError::Refused(format!(
-                    "the control plane does not advance past log offset {committed}"
+                    "the control plane keeps refusing the log at offset {committed}"
                 )));
             }
-        } else {
-            stalls = 0;
         }
         from = committed;
     }
@@ -192,7 +189,7 @@ pub fn send_range(
 
 /// The uploading end: a thread sending the outbox file as it grows.
 pub struct Uploader {
-    handle: JoinHandle<Result<u64, ControlError>>,
+    handle: JoinHandle<Result<LogSummary, ControlError>>,
 }
 
 impl Uploader {
@@ -209,28 +206,74 @@ impl Uploader {
         Ok(Uploader { handle })
     }
 
-    /// Wait for everything written to be delivered; the committed length, or why not.
-    pub fn join(self) -> Result<u64, ControlError> {
+    /// Wait for everything written to be delivered; the log's length and checksum,
+    /// or why not.
+    pub fn join(self) -> Result<LogSummary, ControlError> {
         self.handle
             .join()
             .unwrap_or_else(|_| Err(ControlError::Refused("the log uploader panicked".into())))
     }
 }
 
+/// SHA-256 of the log, fed each byte once and in order however often it is read.
+struct Checksum {
+    hasher: Sha256,
+    hashed: u64,
+}
+
+impl Checksum {
+    fn feed(&mut self, offset: u64, bytes: &[u8]) {
+        let end = offset + bytes.len() as u64;
+        if offset <= self.hashed && self.hashed < end {
+            self.hasher
+                .update(&bytes[(self.hashed - offset) as usize..]);
+            self.hashed = end;
+        }
+    }
+
+    /// Hash what was never read for upload (bytes the control plane already held),
+    /// then the summary of `file[..length]`.
+    fn finish(mut self, file: &File, length: u64) -> Result<LogSummary, ControlError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.hashed < length {
+            let n = ((length - self.hashed) as usize).min(buf.len());
+            file.read_exact_at(&mut buf[..n], self.hashed)
+                .map_err(|e| {
+                    ControlError::Unreachable(anyhow::anyhow!("reading the outbox log: {e}"))
+                })?;
+            let offset = self.hashed;
+            self.feed(offset, &buf[..n]);
+        }
+        Ok(LogSummary {
+            length,
+            sha256: hex(&self.hasher.finalize()),
+        })
+    }
+}
+
+/// Upload as the file grows. The checksum is computed here, from the bytes as
+/// they are read back for upload, which keeps hashing off the thread that reads
+/// the job's output.
 fn upload_loop(
     cp: &dyn ControlPlane,
     job: &JobRef,
     file: &File,
     shared: &Shared,
-) -> Result<u64, ControlError> {
+) -> Result<LogSummary, ControlError> {
     let mut last_upload = Instant::now();
+    let mut sum = Checksum {
+        hasher: Sha256::new(),
+        hashed: 0,
+    };
     loop {
         let (from, to) = {
             let mut p = shared.lock();
             loop {
                 let waiting = p.written.saturating_sub(p.committed);
                 if p.closed && waiting == 0 {
-                    return Ok(p.committed);
+                    let length = p.written;
+                    drop(p);
+                    return sum.finish(file, length);
                 }
                 let due = waiting >= UPLOAD_BYTES
                     || (waiting > 0 && (p.closed || last_upload.elapsed() >= UPLOAD_INTERVAL));
@@ -245,7 +288,7 @@ fn upload_loop(
             }
             (p.committed, p.written)
         };
-        let committed = send_range(cp, job, file, from, to)?;
+        let committed = send_range(cp, job, file, from, to, &mut |o, b| sum.feed(o, b))?;
         last_upload = Instant::now();
         shared.lock().committed = committed;
     }

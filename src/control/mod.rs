@@ -9,6 +9,8 @@
 pub mod http;
 pub mod spool;
 
+use std::path::PathBuf;
+
 use sortie_protocol::{Action, ClaimRequest, ClaimedJob, Completion, Lease};
 
 use crate::exit::Code;
@@ -95,6 +97,12 @@ pub trait ControlPlane: Send + Sync {
     fn heartbeat(&self, job: &JobRef, log_length: u64) -> Result<Beat>;
     /// Store log bytes starting at `offset`; answers how many bytes are committed.
     fn put_log(&self, job: &JobRef, offset: u64, bytes: &[u8]) -> Result<u64>;
+    /// Where the log is stored, when the control plane is a local file (the spool):
+    /// the runner then writes it there directly, and `put_log` only confirms what the
+    /// file holds, instead of copying every byte from an outbox.
+    fn log_in_place(&self, _job: &JobRef) -> Option<PathBuf> {
+        None
+    }
     /// Report the job's outcome.
     fn complete(&self, job: &JobRef, completion: &Completion) -> Result<()>;
     /// Fail a claimed job that never started.

@@ -5,7 +5,7 @@
 //! results land in `done/<id>/` as `log.ndjson` and `result.json`. It serves
 //! single hosts, shared volumes and one-way (air-gapped) transfers.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -149,23 +149,22 @@ impl ControlPlane for SpoolControl {
         })
     }
 
+    fn log_in_place(&self, job: &JobRef) -> Option<PathBuf> {
+        Some(self.done_dir(&job.id).join("log.ndjson"))
+    }
+
+    /// The runner writes the log in place ([`Self::log_in_place`]): confirm that the
+    /// file holds these bytes.
     fn put_log(&self, job: &JobRef, offset: u64, bytes: &[u8]) -> Result<u64> {
         let path = self.done_dir(&job.id).join("log.ndjson");
-        let mut file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|e| io_error(format!("opening {}", path.display()), e))?;
-        let have = file
-            .metadata()
+        let have = fs::metadata(&path)
             .map_err(|e| io_error(format!("reading {}", path.display()), e))?
             .len();
-        if offset > have {
+        let end = offset + bytes.len() as u64;
+        if have < end {
             return Err(ControlError::Resend(have));
         }
-        let skip = ((have - offset) as usize).min(bytes.len());
-        file.write_all(&bytes[skip..])
-            .map_err(|e| io_error(format!("writing {}", path.display()), e))?;
-        Ok(have + (bytes.len() - skip) as u64)
+        Ok(end)
     }
 
     fn complete(&self, job: &JobRef, completion: &Completion) -> Result<()> {

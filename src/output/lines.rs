@@ -77,7 +77,7 @@ impl LineSplitter {
 }
 
 fn memchr(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|b| *b == b'\n')
+    memchr::memchr(b'\n', bytes)
 }
 
 /// Where to cut a full buffer: before an incomplete UTF-8 sequence at its end, if any.

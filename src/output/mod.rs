@@ -5,31 +5,38 @@
 //! to a [`Sink`] (the outbox file that is uploaded, or the terminal for `exec`).
 //! This single road is where masking applies, so nothing can bypass it.
 
+mod encode;
 pub mod lines;
 pub mod terminal;
 
 use std::io;
 use std::sync::Arc;
 
-use base64::Engine;
-use serde::Serialize;
 use sortie_protocol::StepStatus;
 
 use crate::mask::{MaskStream, Masker};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
     Stdout,
     Stderr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Info,
     Warn,
     Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
 }
 
 /// A log event before it is numbered and stamped.
@@ -61,116 +68,6 @@ pub enum Event<'a> {
     },
 }
 
-/// The wire form of an event (log format v1); absent fields are left out.
-#[derive(Serialize)]
-struct Wire<'a> {
-    seq: u64,
-    ts: String,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    step: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    node: Option<&'a str>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    errorhandler: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream: Option<Stream>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    b64: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<StepStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exit_code: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    signal: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duration_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    level: Option<Level>,
-}
-
-/// The wire form of `event`.
-fn wire<'a>(seq: u64, event: &'a Event<'a>) -> Wire<'a> {
-    let mut wire;
-    match event {
-        Event::StepStart {
-            step,
-            name,
-            node,
-            errorhandler,
-        } => {
-            wire = Wire::new(seq, "step_start");
-            wire.step = Some(*step);
-            wire.name = *name;
-            wire.node = Some(node);
-            wire.errorhandler = *errorhandler;
-        }
-        Event::Output {
-            step,
-            node,
-            stream,
-            bytes,
-        } => {
-            wire = Wire::new(seq, "output");
-            wire.step = Some(*step);
-            wire.node = Some(node);
-            wire.stream = Some(*stream);
-            match std::str::from_utf8(bytes) {
-                Ok(text) => wire.text = Some(text),
-                Err(_) => wire.b64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
-            }
-        }
-        Event::StepEnd {
-            step,
-            node,
-            status,
-            exit_code,
-            signal,
-            duration_ms,
-        } => {
-            wire = Wire::new(seq, "step_end");
-            wire.step = Some(*step);
-            wire.node = Some(node);
-            wire.status = Some(*status);
-            wire.exit_code = *exit_code;
-            wire.signal = *signal;
-            wire.duration_ms = Some(*duration_ms);
-        }
-        Event::System { level, text } => {
-            wire = Wire::new(seq, "system");
-            wire.level = Some(*level);
-            wire.text = Some(text);
-        }
-    }
-    wire
-}
-
-impl<'a> Wire<'a> {
-    fn new(seq: u64, kind: &'static str) -> Wire<'a> {
-        Wire {
-            seq,
-            ts: crate::clock::now_rfc3339(),
-            kind,
-            step: None,
-            name: None,
-            node: None,
-            errorhandler: false,
-            stream: None,
-            text: None,
-            b64: None,
-            status: None,
-            exit_code: None,
-            signal: None,
-            duration_ms: None,
-            level: None,
-        }
-    }
-}
-
 /// Where encoded events go.
 pub trait Sink {
     /// Take one event: `line` is its NDJSON encoding, newline included.
@@ -187,6 +84,8 @@ pub struct EventLog<'s> {
     sink: &'s mut dyn Sink,
     line: Vec<u8>,
     masker: Arc<Masker>,
+    /// The time stamp of output events: the time their bytes were read.
+    ts: String,
 }
 
 impl<'s> EventLog<'s> {
@@ -196,7 +95,14 @@ impl<'s> EventLog<'s> {
             sink,
             line: Vec::with_capacity(1024),
             masker: Arc::new(Masker::default()),
+            ts: crate::clock::now_rfc3339(),
         }
+    }
+
+    /// Take the time for the output events that follow (called once per read, so
+    /// the lines of one read share the moment they arrived).
+    pub fn restamp(&mut self) {
+        self.ts = crate::clock::now_rfc3339();
     }
 
     /// Mask these secrets from now on (set before any step runs).
@@ -224,6 +130,9 @@ impl<'s> EventLog<'s> {
             Event::System { text, .. } => (None, Some(masker.mask_str(text))),
             _ => (None, None),
         };
+        if !matches!(event, Event::Output { .. }) {
+            self.restamp();
+        }
         let event = match event {
             Event::StepStart {
                 step,
@@ -243,8 +152,7 @@ impl<'s> EventLog<'s> {
             other => other,
         };
         self.line.clear();
-        serde_json::to_writer(&mut self.line, &wire(self.seq, &event)).map_err(io::Error::other)?;
-        self.line.push(b'\n');
+        encode::event(&mut self.line, self.seq, &self.ts, &event);
         self.sink.write_event(&self.line, &event)?;
         self.seq += 1;
         Ok(())

@@ -74,8 +74,7 @@ impl Sink for Terminal {
                 )
             }
             Event::System { level, text } => {
-                let level = serde_json::to_value(level).unwrap_or_default();
-                writeln!(out, "--- {}: {text}", level.as_str().unwrap_or("info"))
+                writeln!(out, "--- {}: {text}", level.as_str())
             }
         }
     }
