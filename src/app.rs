@@ -32,6 +32,7 @@ pub fn run() -> ExitCode {
         // Steps run from here on: catch what they leave behind, and stop gracefully.
         os::become_subreaper();
         os::install_signal_handlers();
+        os::protect_from_oom();
     }
     let result = match &cli.command {
         Command::Poll(args) => config::Poll::build(args)

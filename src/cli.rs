@@ -264,6 +264,19 @@ pub struct PollArgs {
     /// Exit 1 when a job fails (for CI steps); otherwise a job's failure is only reported.
     #[arg(long, env = "SORTIE_FAIL_ON_JOB_FAILURE")]
     pub fail_on_job_failure: bool,
+
+    /// Time kept back from --max-runtime for delivering logs and results: a running job
+    /// is stopped (and reported interrupted) this long before the shot's deadline.
+    #[arg(long, env = "SORTIE_DEADLINE_RESERVE", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub deadline_reserve: Duration,
+
+    /// Wait this long for another shot to release the state dir (0: exit at once).
+    #[arg(long, env = "SORTIE_LOCK_WAIT", default_value = "0s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lock_wait: Duration,
+
+    /// Longest time a shot spends delivering what earlier shots left, before claiming.
+    #[arg(long, env = "SORTIE_DELIVERY_BUDGET", default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub delivery_budget: Duration,
 }
 
 #[derive(Debug, Args)]

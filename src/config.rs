@@ -48,6 +48,19 @@ pub struct Poll {
     pub wait: Duration,
     pub max_runtime: Option<Duration>,
     pub fail_on_job_failure: bool,
+    pub deadline_reserve: Duration,
+    pub lock_wait: Duration,
+    pub delivery_budget: Duration,
+}
+
+impl Target {
+    /// The control plane as the user named it (recorded with each job in flight).
+    pub fn name(&self) -> String {
+        match self {
+            Target::Http { base } => base.clone(),
+            Target::Spool { root } => format!("dir:{}", root.display()),
+        }
+    }
 }
 
 impl Poll {
@@ -66,6 +79,9 @@ impl Poll {
             wait: args.wait,
             max_runtime: args.max_runtime,
             fail_on_job_failure: args.fail_on_job_failure,
+            deadline_reserve: args.deadline_reserve,
+            lock_wait: args.lock_wait,
+            delivery_budget: args.delivery_budget,
         })
     }
 }
@@ -250,6 +266,10 @@ fn state_dir(given: Option<&PathBuf>) -> Result<PathBuf> {
             .unwrap_or("")
             .to_string();
         return Ok(PathBuf::from(first));
+    }
+    if env("AWS_LAMBDA_RUNTIME_API").is_some() {
+        // Under Lambda only /tmp is writable.
+        return Ok(PathBuf::from("/tmp/sortie"));
     }
     if let Some(xdg) = env("XDG_STATE_HOME") {
         return Ok(PathBuf::from(xdg).join("sortie"));

@@ -65,6 +65,7 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         workspace: workspace.path(),
         hostname: config::hostname().unwrap_or_default(),
         deadline: spec.timeout.map(|t| Instant::now() + t),
+        interrupt_at: None,
         stop: &stop,
         grace: args.run.kill_grace,
         providers: &providers,

@@ -126,6 +126,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    os::expose_to_oom(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use sortie_protocol::Action;
+use sortie_protocol::{Action, Lease};
 
 use crate::control::{ControlError, ControlPlane, JobRef};
 use crate::ids;
@@ -33,20 +33,28 @@ impl JobFlags {
     }
 }
 
+/// When the lease runs out (unknown if the control plane gave no parsable time).
+fn expiry(lease: &Lease) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(&lease.expires_at).ok()
+}
+
 pub struct Heartbeat {
     stop: Option<Sender<()>>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl Heartbeat {
-    /// Beat every `seconds` (none at all when 0).
+    /// Beat at the lease's interval (none at all when it is 0). When beats fail until
+    /// the lease's expiry has passed, the lease is taken as lost.
     pub fn spawn(
         cp: Arc<dyn ControlPlane>,
         job: JobRef,
-        seconds: u64,
+        lease: &Lease,
         log: Arc<Shared>,
         flags: Arc<JobFlags>,
     ) -> Heartbeat {
+        let seconds = lease.heartbeat_seconds;
+        let mut expires = expiry(lease);
         if seconds == 0 {
             return Heartbeat {
                 stop: None,
@@ -63,6 +71,7 @@ impl Heartbeat {
             match cp.heartbeat(&job, log.committed()) {
                 Ok(beat) => {
                     tracing::debug!(job = %job.id, expires_at = %beat.lease.expires_at, "lease renewed");
+                    expires = expiry(&beat.lease);
                     if beat.action == Action::Cancel && !flags.cancel.swap(true, Ordering::Relaxed)
                     {
                         tracing::info!(job = %job.id, "the control plane cancelled the job");
@@ -73,7 +82,14 @@ impl Heartbeat {
                     flags.lease_lost.store(true, Ordering::Relaxed);
                     return;
                 }
-                Err(e) => tracing::warn!(job = %job.id, "heartbeat failed: {e}"),
+                Err(e) => {
+                    tracing::warn!(job = %job.id, "heartbeat failed: {e}");
+                    if expires.is_some_and(|t| SystemTime::now() >= t) {
+                        tracing::warn!(job = %job.id, "the lease expired without renewal: stopping the job without completing it");
+                        flags.lease_lost.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
             }
         });
         Heartbeat {

@@ -138,3 +138,27 @@ fn reap(pid: i32) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// Make the kernel's OOM killer prefer the job over the runner that must report it:
+/// sortie lowers its own score (when allowed), steps raise theirs.
+pub fn protect_from_oom() {
+    // Lowering needs CAP_SYS_RESOURCE; without it the write fails and nothing changes.
+    let _ = std::fs::write("/proc/self/oom_score_adj", "-500");
+}
+
+/// Have the process `cmd` starts raise its own OOM score first.
+pub fn expose_to_oom(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls open, write and
+    // close (async-signal-safe) on a static path, allocating nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+            if fd >= 0 {
+                libc::write(fd, b"500".as_ptr().cast(), 3);
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+}

@@ -53,8 +53,10 @@ pub struct Runtime<'a> {
     /// The job's private working directory.
     pub workspace: &'a Path,
     pub hostname: String,
-    /// The job must be over by then (its timeout, the shot's deadline).
+    /// The job's timeout runs out then: it is stopped and reported `timed_out`.
     pub deadline: Option<Instant>,
+    /// The shot's time runs out then: the job is stopped and reported `interrupted`.
+    pub interrupt_at: Option<Instant>,
     /// Polled while steps run: `Some` stops the job (cancellation, a signal).
     pub stop: &'a dyn Fn() -> Option<StopReason>,
     /// Time between SIGTERM and SIGKILL.
@@ -285,12 +287,11 @@ impl JobRun<'_, '_> {
 
     /// The job status a stopped step means, if the stop was the job's (not the step's own timeout).
     fn stop_status(&self, stopped: Option<StopReason>) -> Option<JobStatus> {
+        let passed = |at: Option<Instant>| at.is_some_and(|t| Instant::now() >= t);
         match stopped? {
             StopReason::Cancelled => Some(JobStatus::Cancelled),
             StopReason::Interrupted => Some(JobStatus::Interrupted),
-            StopReason::TimedOut if self.rt.deadline.is_some_and(|d| Instant::now() >= d) => {
-                Some(JobStatus::TimedOut)
-            }
+            StopReason::TimedOut if passed(self.rt.deadline) => Some(JobStatus::TimedOut),
             StopReason::TimedOut => None,
         }
     }
@@ -404,11 +405,11 @@ impl JobRun<'_, '_> {
         timeout: Option<Duration>,
         cmd: &executor::Command,
     ) -> io::Result<executor::Finished> {
-        let mut until = self.rt.deadline;
-        if let Some(timeout) = timeout {
-            let step_until = Instant::now() + timeout;
-            until = Some(until.map_or(step_until, |u| u.min(step_until)));
-        }
+        let step_until = timeout.map(|t| Instant::now() + t);
+        let until = [self.rt.deadline, self.rt.interrupt_at, step_until]
+            .into_iter()
+            .flatten()
+            .min();
         let supervision = Supervision {
             until,
             stop: self.rt.stop,
@@ -422,8 +423,14 @@ impl JobRun<'_, '_> {
             splitters: [LineSplitter::new(LINE_LIMIT), LineSplitter::new(LINE_LIMIT)],
             failure: None,
         };
-        let finished = executor::run(cmd, &supervision, &mut output);
+        let mut finished = executor::run(cmd, &supervision, &mut output);
         output.finish();
+        if finished.outcome == Outcome::Stopped(StopReason::TimedOut)
+            && self.rt.interrupt_at.is_some_and(|t| Instant::now() >= t)
+        {
+            // The shot's time, not the job's or the step's, ran out.
+            finished.outcome = Outcome::Stopped(StopReason::Interrupted);
+        }
         match output.failure {
             Some(e) => Err(e),
             None => Ok(finished),

@@ -6,8 +6,6 @@
 //! into the exit code. A job's own failure is reported, not fatal; rejected
 //! credentials stop the shot; anything undelivered stays in the state dir.
 
-use std::fs::File;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -18,34 +16,19 @@ use crate::config::{self, Poll, Target};
 use crate::control::http::HttpControl;
 use crate::control::spool::SpoolControl;
 use crate::control::{ControlError, ControlPlane, JobRef};
+use crate::delivery::{self, fail, JobEnd};
 use crate::executor::StopReason;
 use crate::exit::{Code, Failure};
 use crate::heartbeat::{Heartbeat, JobFlags};
 use crate::output::EventLog;
 use crate::runner::{self, Runtime};
-use crate::state::{self, StateDir};
-use crate::upload::{self, JobLog, Uploader};
+use crate::state::{Journal, StateDir};
+use crate::upload::{JobLog, Uploader};
 use crate::workspace::Workspace;
-use crate::{clock, ids, jobspec, os};
+use crate::{clock, ids, jobspec, os, recovery};
 
 /// Step kinds this build runs (sent with every claim).
 pub const CAPABILITIES: &[&str] = &["exec", "shell", "script", "scriptfile"];
-/// Times a completion is retried after the control plane asked for missing log bytes.
-const COMPLETE_TRIES: usize = 3;
-
-/// How one claimed job ended, from the shot's point of view.
-enum JobEnd {
-    /// The control plane has its outcome.
-    Reported(JobStatus),
-    /// The lease moved on; another attempt owns the job.
-    Abandoned,
-    /// Its log or completion is left in the state dir for a later shot.
-    LeftForLater,
-}
-
-fn fail(e: ControlError) -> anyhow::Error {
-    Failure::new(e.code(), e).into()
-}
 
 /// The control-plane client for the configured target.
 pub fn control_plane(
@@ -64,7 +47,19 @@ pub fn control_plane(
 pub fn run(cfg: &Poll) -> Result<Code> {
     let started = Instant::now();
     let deadline = cfg.max_runtime.map(|d| started + d);
-    let state = StateDir::open(&cfg.connect.state_dir)?;
+    // Jobs must be over by then, leaving the reserve for delivery.
+    let work_until = deadline.map(|d| d.checked_sub(cfg.deadline_reserve).unwrap_or(started));
+    let state = StateDir::open(&cfg.connect.state_dir, cfg.lock_wait)?;
+    let server = cfg.connect.target.name();
+
+    let budget = started + cfg.delivery_budget;
+    let recovery_cp = control_plane(
+        &cfg.connect,
+        Some(deadline.map_or(budget, |d| d.min(budget))),
+    )?;
+    let recovered = recovery::run(&*recovery_cp, &state, &server)?;
+    drop(recovery_cp);
+
     let cp = control_plane(&cfg.connect, deadline)?;
     let hostname = config::hostname().unwrap_or_default();
     let request = ClaimRequest {
@@ -80,34 +75,43 @@ pub fn run(cfg: &Poll) -> Result<Code> {
         },
         max_jobs: cfg.max_jobs,
         wait_seconds: cfg.wait.as_secs(),
-        deadline: cfg
-            .max_runtime
-            .map(|d| clock::rfc3339(SystemTime::now() + d)),
+        deadline: work_until.map(|w| {
+            clock::rfc3339(SystemTime::now() + w.saturating_duration_since(Instant::now()))
+        }),
     };
     let jobs = cp.claim(&request).map_err(fail)?;
     if jobs.is_empty() {
         tracing::info!("no work");
-        return Ok(Code::OK);
     }
     let mut failed = false;
-    let mut left = false;
+    let mut interrupted = false;
+    let mut left = recovered.left > 0;
     for job in jobs {
         tracing::info!(job = %job.id, attempt = job.attempt, "claimed");
         if os::interrupted() {
-            // Not started: the control plane's ack window gives it to another runner.
             tracing::warn!(job = %job.id, "interrupted before the job started; not starting it");
+            cp.release(&JobRef::from(&job)).map_err(fail)?;
             continue;
         }
-        match run_job(cfg, &cp, &state, &job, deadline, &hostname)? {
+        let ctx = JobContext {
+            settings: cfg,
+            cp: &cp,
+            state: &state,
+            server: &server,
+            work_until,
+            hostname: &hostname,
+        };
+        match run_job(&ctx, &job)? {
             JobEnd::Reported(status) => {
                 tracing::info!(job = %job.id, %status, "reported");
                 failed |= status != JobStatus::Succeeded;
+                interrupted |= status == JobStatus::Interrupted;
             }
             JobEnd::Abandoned => {}
             JobEnd::LeftForLater => left = true,
         }
     }
-    Ok(if os::interrupted() {
+    Ok(if os::interrupted() || interrupted {
         Code::INTERRUPTED
     } else if left {
         Code::LEFT_FOR_LATER
@@ -116,6 +120,18 @@ pub fn run(cfg: &Poll) -> Result<Code> {
     } else {
         Code::OK
     })
+}
+
+/// What every job of a shot shares.
+struct JobContext<'a> {
+    settings: &'a Poll,
+    cp: &'a Arc<dyn ControlPlane>,
+    state: &'a StateDir,
+    /// The control plane's name, recorded in the journal.
+    server: &'a str,
+    /// Jobs are stopped (interrupted) at this instant: the deadline less the reserve.
+    work_until: Option<Instant>,
+    hostname: &'a str,
 }
 
 /// Fail a claimed job that cannot start (a malformed spec); a fenced answer is fine.
@@ -128,14 +144,8 @@ fn refuse(cp: &dyn ControlPlane, job: &JobRef, reason: &str) -> Result<JobEnd> {
     }
 }
 
-fn run_job(
-    settings: &Poll,
-    cp: &Arc<dyn ControlPlane>,
-    state: &StateDir,
-    job: &ClaimedJob,
-    shot_deadline: Option<Instant>,
-    hostname: &str,
-) -> Result<JobEnd> {
+fn run_job(ctx: &JobContext<'_>, job: &ClaimedJob) -> Result<JobEnd> {
+    let (cp, settings) = (ctx.cp, ctx.settings);
     let jref = JobRef::from(job);
     let spec = match jobspec::parse(&job.spec) {
         Ok(spec) if spec.id == job.id => spec,
@@ -148,36 +158,47 @@ fn run_job(
         }
         Err(e) => return refuse(&**cp, &jref, &format!("malformed job spec: {e:#}")),
     };
+    if let (Some(timeout), Some(until)) = (spec.timeout, ctx.work_until) {
+        if Instant::now() + timeout > until {
+            tracing::warn!(job = %job.id, "its timeout does not fit in what is left of --max-runtime; not starting it");
+            cp.release(&jref).map_err(fail)?;
+            return Ok(JobEnd::Abandoned);
+        }
+    }
+    let dir = ctx.state.job_dir(&job.id)?;
+    let log_path = cp
+        .log_in_place(&jref)
+        .unwrap_or_else(|| dir.join("log.ndjson"));
+    // Written durably before the start: a later shot can finish what this one leaves.
+    Journal {
+        id: job.id.clone(),
+        attempt: job.attempt,
+        lease_token: job.lease.token.clone(),
+        server: ctx.server.to_string(),
+        log: log_path.clone(),
+        started_at: clock::now_rfc3339(),
+    }
+    .write(&dir)?;
     let lease = match cp.start(&jref) {
         Ok(lease) => lease,
         Err(ControlError::Fenced(why)) => {
             tracing::warn!(job = %job.id, "not started: {why}");
+            let _ = std::fs::remove_dir_all(&dir);
             return Ok(JobEnd::Abandoned);
         }
         Err(e) => return Err(fail(e)),
     };
-    let dir = state.job_dir(&job.id)?;
-    let log_path = cp
-        .log_in_place(&jref)
-        .unwrap_or_else(|| dir.join("log.ndjson"));
     let mut joblog =
         JobLog::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
     let shared = joblog.shared();
     let uploader = Uploader::spawn(cp.clone(), jref.clone(), log_path.clone(), shared.clone())?;
     let flags = Arc::new(JobFlags::default());
-    let heartbeat = Heartbeat::spawn(
-        cp.clone(),
-        jref.clone(),
-        lease.heartbeat_seconds,
-        shared,
-        flags.clone(),
-    );
-    let workspace = Workspace::create(Some(&state.work_dir()?), &job.id, settings.keep_workspace)?;
-    let job_deadline = spec.timeout.map(|t| Instant::now() + t);
-    let deadline = match (job_deadline, shot_deadline) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let heartbeat = Heartbeat::spawn(cp.clone(), jref.clone(), &lease, shared, flags.clone());
+    let workspace = Workspace::create(
+        Some(&ctx.state.work_dir()?),
+        &job.id,
+        settings.keep_workspace,
+    )?;
     let stop = || {
         if os::interrupted() {
             Some(StopReason::Interrupted)
@@ -187,8 +208,9 @@ fn run_job(
     };
     let rt = Runtime {
         workspace: workspace.path(),
-        hostname: hostname.to_string(),
-        deadline,
+        hostname: ctx.hostname.to_string(),
+        deadline: spec.timeout.map(|t| Instant::now() + t),
+        interrupt_at: ctx.work_until,
         stop: &stop,
         grace: settings.kill_grace,
         providers: &settings.providers,
@@ -204,7 +226,7 @@ fn run_job(
     }
     let summary = match uploader.join() {
         Ok(summary) => summary,
-        Err(e) => return undelivered(e, "log", &jref, &dir),
+        Err(e) => return delivery::undelivered(e, "log", &jref, &dir),
     };
     debug_assert_eq!(summary.length, length);
     let completion = Completion {
@@ -217,44 +239,5 @@ fn run_job(
         log: summary,
         error: report.error,
     };
-    let body = serde_json::to_vec(&completion).expect("completion serializes");
-    state::write_durably(&dir.join("completion.json"), &body)?;
-    let log_file = File::open(&log_path)?;
-    for _ in 0..COMPLETE_TRIES {
-        match cp.complete(&jref, &completion) {
-            Ok(()) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Ok(JobEnd::Reported(completion.status));
-            }
-            Err(ControlError::Resend(from)) => {
-                tracing::warn!(job = %jref.id, "the control plane holds {from} log bytes; resending");
-                let length = completion.log.length;
-                if let Err(e) =
-                    upload::send_range(&**cp, &jref, &log_file, from, length, &mut |_, _| {})
-                {
-                    return undelivered(e, "log", &jref, &dir);
-                }
-            }
-            Err(e) => return undelivered(e, "completion", &jref, &dir),
-        }
-    }
-    let e = ControlError::Refused("the control plane keeps asking for the log again".into());
-    undelivered(e, "completion", &jref, &dir)
-}
-
-/// What a failed delivery means: a fenced job is let go, rejected credentials end the
-/// shot, anything else leaves the job's files in the state dir for a later shot.
-fn undelivered(e: ControlError, what: &str, job: &JobRef, dir: &Path) -> Result<JobEnd> {
-    match e {
-        ControlError::Fenced(why) => {
-            tracing::warn!(job = %job.id, "{what} refused: {why}");
-            let _ = std::fs::remove_dir_all(dir);
-            Ok(JobEnd::Abandoned)
-        }
-        ControlError::Rejected(_) => Err(fail(e)),
-        e => {
-            tracing::error!(job = %job.id, "{what} not delivered, kept in {}: {e}", dir.display());
-            Ok(JobEnd::LeftForLater)
-        }
-    }
+    delivery::complete(&**cp, &jref, &dir, &log_path, &completion)
 }

@@ -107,4 +107,9 @@ pub trait ControlPlane: Send + Sync {
     fn complete(&self, job: &JobRef, completion: &Completion) -> Result<()>;
     /// Fail a claimed job that never started.
     fn fail(&self, job: &JobRef, reason: &str) -> Result<()>;
+    /// Give back a claimed job this runner will not start (no time left, told to stop).
+    /// Protocol v1 has no call for it: its ack window returns the job to the queue.
+    fn release(&self, _job: &JobRef) -> Result<()> {
+        Ok(())
+    }
 }

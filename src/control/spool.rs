@@ -190,6 +190,14 @@ impl ControlPlane for SpoolControl {
         }
     }
 
+    /// Put the file back into `pending/`: the spool has no ack window to do it.
+    fn release(&self, job: &JobRef) -> Result<()> {
+        let name = format!("{}.json", job.id);
+        let back = self.root.join("pending").join(&name);
+        fs::rename(self.claimed_path(&job.id), &back)
+            .map_err(|e| io_error(format!("returning {name} to pending/"), e))
+    }
+
     fn fail(&self, job: &JobRef, reason: &str) -> Result<()> {
         let name = format!("{}.json", job.id);
         self.reject(&self.claimed_path(&job.id), &name, reason)

@@ -5,7 +5,7 @@
 //! to a [`Sink`] (the outbox file that is uploaded, or the terminal for `exec`).
 //! This single road is where masking applies, so nothing can bypass it.
 
-mod encode;
+pub mod encode;
 pub mod lines;
 pub mod terminal;
 
