@@ -8,6 +8,7 @@ mod exec;
 mod execution;
 mod faults;
 mod poll_tls;
+mod resilience;
 mod secrets;
 mod signals;
 mod spool;

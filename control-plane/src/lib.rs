@@ -107,6 +107,11 @@ impl Server {
         self.api.inject(fault);
     }
 
+    /// Disarm every fault.
+    pub fn clear_faults(&self) {
+        self.api.clear_faults();
+    }
+
     /// Every byte runners sent, when started with `Config::record`.
     pub fn received(&self) -> Vec<u8> {
         self.api.received()

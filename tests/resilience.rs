@@ -1,0 +1,259 @@
+//! Losing nothing: crashes, deadlines, an unreachable control plane, overlapping shots.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sortie_control_plane::{Endpoint, Fault, FaultKind, Phase, Timing};
+
+use crate::support::*;
+
+/// A job that prints `n` numbered lines, one every `pause` seconds.
+fn steady(id: &str, n: usize, pause: &str) -> Value {
+    json!({ "id": id, "steps": [{ "shell": format!("i=0; while [ $i -lt {n} ]; do echo line $i; i=$((i+1)); sleep {pause}; done") }] })
+}
+
+/// The stdout lines of a log are "line 0", "line 1", … without a gap or a repeat.
+fn assert_numbered_prefix(stdout: &str, n: usize) -> usize {
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.len() <= n, "{stdout}");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(*line, format!("line {i}"), "in {stdout:?}");
+    }
+    lines.len()
+}
+
+fn quick_timing() -> Timing {
+    Timing {
+        ack_window: Duration::from_secs(1),
+        ..Timing::default()
+    }
+}
+
+/// Run shots until the job is terminal (a job claimed by a killed shot comes back
+/// after the ack window).
+fn drive_to_the_end(cp: &ControlPlane, state: &std::path::Path, id: &str) {
+    for _ in 0..10 {
+        let job = cp.job(id);
+        if matches!(job.phase, Phase::Done | Phase::Failed) {
+            return;
+        }
+        let out = cp.poll(state).args(["--wait", "3s"]).output().unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(75)),
+            "{}",
+            stderr(&out)
+        );
+    }
+    panic!("job {id} is still {:?}", cp.job(id).phase);
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_nothing_and_reports_nothing_twice() {
+    let kills = 50;
+    let workers = 5;
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let cp = ControlPlane::with(Options {
+                    timing: Some(quick_timing()),
+                    ..Options::default()
+                });
+                let mut seed = 0x9e37_79b9_u64 ^ (w as u64 * 0x1234_5678_9abc);
+                let mut outcomes = Vec::new();
+                for k in 0..kills / workers {
+                    let id = format!("crash-{w}-{k}");
+                    cp.enqueue(steady(&id, 30, "0.03"));
+                    let state = tempfile::tempdir().unwrap();
+                    let mut child = cp.poll(state.path()).stderr(Stdio::null()).spawn().unwrap();
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    std::thread::sleep(Duration::from_millis(seed % 1500));
+                    // SAFETY: killing a child process this test started.
+                    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+                    let _ = child.wait();
+                    drive_to_the_end(&cp, state.path(), &id);
+                    let job = cp.job(&id);
+                    let completion = job
+                        .completion
+                        .clone()
+                        .expect("a terminal job has a completion");
+                    let log = cp.log(&id);
+                    assert_eq!(completion.log.sha256, sha256_hex(&log), "{id}");
+                    let events = events(&log);
+                    let printed = assert_numbered_prefix(&output_text(&events, "stdout"), 30);
+                    match completion.status.as_str() {
+                        "succeeded" => assert_eq!(printed, 30, "{id}"),
+                        "lost" => {
+                            let last = events.last().unwrap();
+                            assert_eq!(last["kind"], "system", "{id}");
+                            assert!(last["text"].as_str().unwrap().contains("runner stopped"));
+                        }
+                        other => panic!("{id} ended {other}"),
+                    }
+                    assert!(std::fs::read_dir(state.path().join("jobs"))
+                        .map_or(true, |mut d| d.next().is_none()));
+                    outcomes.push(completion.status.as_str().to_string());
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let outcomes: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), kills);
+    eprintln!(
+        "crash test: {} kills, {} lost, {} succeeded",
+        kills,
+        outcomes.iter().filter(|o| *o == "lost").count(),
+        outcomes.iter().filter(|o| *o == "succeeded").count()
+    );
+}
+
+#[test]
+fn an_undelivered_completion_is_kept_and_delivered_by_the_next_shot() {
+    let cp = ControlPlane::with(Options {
+        faults: true,
+        ..Options::default()
+    });
+    cp.enqueue(steady("kept", 5, "0"));
+    cp.server.inject(Fault {
+        endpoint: Endpoint::Complete,
+        nth: 1,
+        times: 1000,
+        kind: FaultKind::Status {
+            status: 503,
+            retry_after: None,
+        },
+    });
+    let state = tempfile::tempdir().unwrap();
+    let out = run(
+        cp.poll(state.path())
+            .args(["--max-runtime", "4s", "--deadline-reserve", "1s"]),
+        75,
+    );
+    assert!(stderr(&out).contains("kept in"), "{}", stderr(&out));
+    assert!(state.path().join("jobs/kept/completion.json").exists());
+    assert_eq!(cp.job("kept").phase, Phase::Running);
+
+    cp.server.clear_faults();
+    let out = run(&mut cp.poll(state.path()), code::OK);
+    assert!(
+        stderr(&out).contains("reported for an earlier shot"),
+        "{}",
+        stderr(&out)
+    );
+    let job = cp.job("kept");
+    assert_done(&job, "succeeded");
+    let log = cp.log("kept");
+    assert_eq!(job.completion.unwrap().log.sha256, sha256_hex(&log));
+    assert_eq!(
+        assert_numbered_prefix(&output_text(&events(&log), "stdout"), 5),
+        5
+    );
+}
+
+#[test]
+fn the_deadline_interrupts_a_running_job_before_the_shot_runs_out() {
+    let cp = ControlPlane::start();
+    cp.enqueue(json!({ "id": "long", "steps": [{ "shell": "echo started; exec sleep 600" }] }));
+    let state = tempfile::tempdir().unwrap();
+    let out = run(
+        cp.poll(state.path()).args([
+            "--max-runtime",
+            "3s",
+            "--deadline-reserve",
+            "1s",
+            "--kill-grace",
+            "1s",
+        ]),
+        130,
+    );
+    let job = cp.job("long");
+    assert_done(&job, "interrupted");
+    assert_eq!(
+        job.completion.unwrap().steps[0].status.as_str(),
+        "interrupted"
+    );
+    assert!(
+        output_text(&events(&cp.log("long")), "stdout").contains("started"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_job_whose_timeout_cannot_fit_is_not_started_and_goes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(spool.join("pending")).unwrap();
+    std::fs::write(
+        spool.join("pending/big.json"),
+        json!({ "id": "big", "timeout": "1h", "steps": [{ "shell": "echo ran" }] }).to_string(),
+    )
+    .unwrap();
+    let out = run(
+        sortie()
+            .args(["poll", "--runner-id", "r", "--max-runtime", "1m"])
+            .arg("--server")
+            .arg(format!("dir:{}", spool.display()))
+            .arg("--state-dir")
+            .arg(dir.path().join("state")),
+        code::OK,
+    );
+    assert!(stderr(&out).contains("does not fit"), "{}", stderr(&out));
+    assert!(spool.join("pending/big.json").exists(), "back in pending/");
+    assert!(!spool.join("done/big").exists());
+}
+
+#[test]
+fn an_overlapping_shot_stops_at_once_or_waits_with_lock_wait() {
+    let cp = ControlPlane::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    cp.enqueue(json!({ "id": "holder", "options": { "gate": gate.display().to_string() },
+        "steps": [{ "shell": "echo holding; while [ ! -e ${option.gate} ]; do sleep 0.02; done" }] }));
+    let state = dir.path().join("state");
+    let mut first = cp.poll(&state).stderr(Stdio::null()).spawn().unwrap();
+    wait_for(
+        "the first shot to run its job",
+        Duration::from_secs(20),
+        || String::from_utf8_lossy(&cp.log("holder")).contains("holding"),
+    );
+    let out = run(&mut cp.poll(&state), 73);
+    assert!(
+        stderr(&out).contains("another shot is running"),
+        "{}",
+        stderr(&out)
+    );
+    let waiting = cp
+        .poll(&state)
+        .args(["--lock-wait", "30s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(&gate, "").unwrap();
+    assert!(first.wait().unwrap().success());
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_done(&cp.job("holder"), "succeeded");
+}
+
+#[test]
+fn steps_are_the_oom_killers_first_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spec.json");
+    std::fs::write(
+        &file,
+        json!({ "id": "oom", "steps": [{ "shell": "cat /proc/self/oom_score_adj" }] }).to_string(),
+    )
+    .unwrap();
+    let out = run(
+        sortie().args(["--log-format", "json", "exec"]).arg(&file),
+        code::OK,
+    );
+    assert_eq!(output_text(&events(&out.stdout), "stdout"), "500\n");
+}
