@@ -1,26 +1,34 @@
-//! Lost answers, resets and transient statuses on every call of a shot: the job
-//! still ends terminal, with its log stored exactly once.
+//! Lost answers, resets, stalls and transient statuses on every call of a shot: the
+//! job still ends terminal, with its log stored exactly once.
 
-use sortie_control_plane::{Endpoint, Fault, FaultKind};
+use sortie_control_plane::{Endpoint, Fault, FaultKind, Timing};
 
 use crate::support::*;
 
 fn kinds() -> Vec<(&'static str, FaultKind)> {
     vec![
-        ("drop before", FaultKind::DropBefore),
-        ("drop after commit", FaultKind::DropAfterCommit),
-        ("reset after commit", FaultKind::ResetAfterCommit),
+        ("refused before the work", FaultKind::DropBefore),
+        ("answer lost after commit", FaultKind::DropAfterCommit),
+        ("reset mid-answer", FaultKind::ResetAfterCommit),
+        ("stall", FaultKind::Stall { millis: 3000 }),
         (
-            "503 retry-after 0",
+            "503 Retry-After 1",
             FaultKind::Status {
                 status: 503,
-                retry_after: Some(0),
+                retry_after: Some(1),
             },
         ),
         (
             "500",
             FaultKind::Status {
                 status: 500,
+                retry_after: None,
+            },
+        ),
+        (
+            "502",
+            FaultKind::Status {
+                status: 502,
                 retry_after: None,
             },
         ),
@@ -34,42 +42,106 @@ fn kinds() -> Vec<(&'static str, FaultKind)> {
     ]
 }
 
+const LINES: usize = 120;
+
+/// One job through one fault; panics with the combination's name on any loss.
+fn one(endpoint: Endpoint, name: &str, kind: FaultKind) {
+    let cp = ControlPlane::with(Options {
+        faults: true,
+        timing: Some(Timing {
+            heartbeat_seconds: 1,
+            ..Timing::default()
+        }),
+        ..Options::default()
+    });
+    cp.enqueue(serde_json::json!({
+        "id": "faulty",
+        "steps": [{ "shell": format!("i=0; while [ $i -lt {LINES} ]; do echo line $i; i=$((i+1)); sleep 0.01; done") }]
+    }));
+    cp.server.inject(Fault {
+        endpoint,
+        nth: 1,
+        times: 2,
+        kind,
+    });
+    let state = tempfile::tempdir().unwrap();
+    let out = cp
+        .poll(state.path())
+        .args(["--request-timeout", "1s"])
+        .output()
+        .unwrap();
+    let context = format!("{endpoint:?} × {name}: {}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{context}");
+    let job = cp.job("faulty");
+    assert_done(&job, "succeeded");
+    assert_eq!(job.attempt, 1, "{context}");
+    let log = cp.log("faulty");
+    let completion = job.completion.unwrap();
+    assert_eq!(completion.log.sha256, sha256_hex(&log), "{context}");
+    // seq without gaps (checked by events) and every line once: no byte stored twice.
+    let expected: String = (0..LINES).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(output_text(&events(&log), "stdout"), expected, "{context}");
+}
+
 #[test]
 fn every_call_survives_every_fault_without_losing_or_duplicating_a_byte() {
     let endpoints = [
         Endpoint::Claim,
         Endpoint::Start,
+        Endpoint::Heartbeat,
         Endpoint::Log,
         Endpoint::Complete,
     ];
-    for endpoint in endpoints {
-        for (name, kind) in kinds() {
-            let cp = ControlPlane::with(Options {
-                faults: true,
-                ..Options::default()
-            });
-            cp.enqueue(serde_json::json!({
-                "id": "faulty",
-                "steps": [{ "shell": "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done" }]
-            }));
-            cp.server.inject(Fault {
-                endpoint,
-                nth: 1,
-                times: 2,
-                kind,
-            });
-            let state = tempfile::tempdir().unwrap();
-            let out = cp.poll(state.path()).output().unwrap();
-            let context = format!("{endpoint:?} × {name}: {}", stderr(&out));
-            assert_eq!(out.status.code(), Some(0), "{context}");
-            let job = cp.job("faulty");
-            assert_done(&job, "succeeded");
-            assert_eq!(job.attempt, 1, "{context}");
-            let log = cp.log("faulty");
-            let completion = job.completion.unwrap();
-            assert_eq!(completion.log.sha256, sha256_hex(&log), "{context}");
-            let expected: String = (0..200).map(|i| format!("line {i}\n")).collect();
-            assert_eq!(output_text(&events(&log), "stdout"), expected, "{context}");
-        }
+    let combos: Vec<(Endpoint, &'static str, FaultKind)> = endpoints
+        .iter()
+        .flat_map(|e| kinds().into_iter().map(move |(n, k)| (*e, n, k)))
+        .collect();
+    let total = combos.len();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(combos));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let queue = queue.clone();
+            std::thread::spawn(move || loop {
+                let Some((endpoint, name, kind)) = queue.lock().unwrap().pop() else {
+                    return;
+                };
+                one(endpoint, name, kind);
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join()
+            .expect("a fault combination lost or duplicated something");
     }
+    eprintln!("fault matrix: {total} combinations (5 endpoints x 8 faults), 0 jobs lost, 0 bytes duplicated");
+}
+
+#[test]
+fn a_fenced_log_upload_stops_the_job_and_sends_no_completion() {
+    let cp = ControlPlane::with(Options {
+        faults: true,
+        ..Options::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    cp.enqueue(serde_json::json!({ "id": "fenced", "steps": [{ "shell": "echo one; sleep 2; echo two" }] }));
+    cp.server.inject(Fault {
+        endpoint: Endpoint::Log,
+        nth: 1,
+        times: 100,
+        kind: FaultKind::Status {
+            status: 409,
+            retry_after: None,
+        },
+    });
+    let out = run(&mut cp.poll(&dir.path().join("s")), code::OK);
+    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+    let job = cp.job("fenced");
+    assert!(
+        job.completion.is_none(),
+        "no completion after the lease moved on"
+    );
+    assert!(std::fs::read_dir(dir.path().join("s/jobs"))
+        .unwrap()
+        .next()
+        .is_none());
 }

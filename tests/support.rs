@@ -68,6 +68,8 @@ pub struct Options {
     pub client_ca: Option<PathBuf>,
     pub faults: bool,
     pub timing: Option<Timing>,
+    /// Serve this certificate instead of one for 127.0.0.1 from the control plane's CA.
+    pub server_cert: Option<Pair>,
 }
 
 /// The reference control plane on a loopback port, over TLS, with its own temp dir.
@@ -92,9 +94,15 @@ impl ControlPlane {
         let server = Server::start(Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             state_dir: dir.path().join("state"),
-            tls: Tls::Pem {
-                cert: pki.server.cert_pem.clone(),
-                key: pki.server.key_pem.clone(),
+            tls: {
+                let pair = options
+                    .server_cert
+                    .clone()
+                    .unwrap_or_else(|| pki.server.clone());
+                Tls::Pem {
+                    cert: pair.cert_pem,
+                    key: pair.key_pem,
+                }
             },
             client_ca: options.client_ca,
             runner_token: Some(RUNNER_TOKEN.to_string()),

@@ -7,6 +7,7 @@ mod claims;
 mod exec;
 mod execution;
 mod faults;
+mod network;
 mod poll_tls;
 mod resilience;
 mod secrets;

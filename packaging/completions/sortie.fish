@@ -63,6 +63,9 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-ca-file -d 'P
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-jobs -d 'Most jobs to take in this shot' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l wait -d 'Long poll: let the control plane hold the claim this long for work to arrive' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l deadline-reserve -d 'Time kept back from --max-runtime for delivering logs and results: a running job is stopped (and reported interrupted) this long before the shot\'s deadline' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l lock-wait -d 'Wait this long for another shot to release the state dir (0: exit at once)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l delivery-budget -d 'Longest time a shot spends delivering what earlier shots left, before claiming' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
 json\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback address (the token travels in clear text)'

@@ -1,0 +1,221 @@
+//! Real network components in the path: nginx terminating TLS (and checking client
+//! certificates), tinyproxy as the HTTPS proxy; and the TLS refusals.
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+
+use sortie_control_plane::pki::Authority;
+
+use crate::support::*;
+
+/// nginx on a loopback port, terminating TLS and passing requests to the control plane.
+fn nginx(dir: &Path, cp: &ControlPlane, client_ca: Option<&Path>) -> (Daemon, u16) {
+    let port = free_port();
+    let conf = dir.join("nginx.conf");
+    fs::write(dir.join("server.pem"), &cp.pki.server.cert_pem).unwrap();
+    fs::write(dir.join("server.key"), &cp.pki.server.key_pem).unwrap();
+    fs::create_dir_all(dir.join("tmp")).unwrap();
+    let d = dir.display();
+    let mtls = match client_ca {
+        Some(ca) => format!(
+            "ssl_client_certificate {}; ssl_verify_client on;\n    error_page 495 496 =403 /no-client-certificate;\n    location = /no-client-certificate {{ return 403; }}",
+            ca.display()
+        ),
+        None => String::new(),
+    };
+    fs::write(
+        &conf,
+        format!(
+            r#"daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log {d}/access.log;
+  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;
+  uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {d}/server.pem;
+    ssl_certificate_key {d}/server.key;
+    client_max_body_size 64m;
+    {mtls}
+    location / {{
+      proxy_pass https://{cp};
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate {ca};
+      proxy_ssl_name localhost;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_read_timeout 120s;
+    }}
+  }}
+}}
+"#,
+            cp = cp.server.addr(),
+            ca = cp.pki.ca_file.display(),
+        ),
+    )
+    .unwrap();
+    let daemon = start_daemon(Command::new("nginx").arg("-c").arg(&conf), "nginx", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (daemon, port)
+}
+
+#[test]
+fn a_shot_through_nginx_terminating_tls_and_checking_client_certificates() {
+    let cp = ControlPlane::start();
+    cp.enqueue(fixture_json("multi-step.json"));
+    let dir = tempfile::tempdir().unwrap();
+    let clients = Pki::new(dir.path(), "clients");
+    let (_nginx, port) = nginx(dir.path(), &cp, Some(&clients.ca_file));
+    let url = format!("https://127.0.0.1:{port}/");
+
+    let out = run(
+        cp.poll(&dir.path().join("s1")).arg("--server").arg(&url),
+        code::REJECTED,
+    );
+    assert!(stderr(&out).contains("403"), "{}", stderr(&out));
+
+    let (cert, key) = clients.client_files(dir.path(), "runner");
+    run(
+        cp.poll(&dir.path().join("s2"))
+            .arg("--server")
+            .arg(&url)
+            .arg("--client-cert")
+            .arg(&cert)
+            .arg("--client-key")
+            .arg(&key),
+        code::OK,
+    );
+    let job = cp.job("multi-step");
+    assert_done(&job, "succeeded");
+    assert_eq!(
+        job.completion.unwrap().log.sha256,
+        sha256_hex(&cp.log("multi-step"))
+    );
+    let access = fs::read_to_string(dir.path().join("access.log")).unwrap();
+    assert!(
+        access.contains("POST /v1/claim") && access.contains("/complete"),
+        "{access}"
+    );
+}
+
+/// tinyproxy on a loopback port; returns it and its log file.
+fn tinyproxy(dir: &Path) -> (Daemon, u16, std::path::PathBuf) {
+    let port = free_port();
+    let log = dir.join("tinyproxy.log");
+    let conf = dir.join("tinyproxy.conf");
+    fs::write(
+        &conf,
+        format!(
+            "Port {port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 20\nAllow 127.0.0.1\nLogLevel Connect\nLogFile \"{}\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let daemon = start_daemon(
+        Command::new("tinyproxy").arg("-d").arg("-c").arg(&conf),
+        "tinyproxy",
+        || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    (daemon, port, log)
+}
+
+#[test]
+fn https_proxy_is_used_no_proxy_is_honoured_and_a_dead_proxy_is_unreachable() {
+    let cp = ControlPlane::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_proxy, port, log) = tinyproxy(dir.path());
+    let proxy = format!("http://127.0.0.1:{port}");
+    let cp_port = cp.server.addr().port();
+
+    cp.enqueue(fixture_json("hello.json"));
+    run(
+        cp.poll(&dir.path().join("s1")).env("HTTPS_PROXY", &proxy),
+        code::OK,
+    );
+    assert_done(&cp.job("hello"), "succeeded");
+    let connects = |log: &Path| {
+        fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches(&format!("CONNECT 127.0.0.1:{cp_port}"))
+            .count()
+    };
+    let through = connects(&log);
+    assert!(
+        through >= 1,
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    let mut spec = fixture_json("hello.json");
+    spec["id"] = "direct".into();
+    cp.enqueue(spec);
+    run(
+        cp.poll(&dir.path().join("s2"))
+            .env("HTTPS_PROXY", &proxy)
+            .env("NO_PROXY", "127.0.0.1"),
+        code::OK,
+    );
+    assert_done(&cp.job("direct"), "succeeded");
+    assert_eq!(connects(&log), through, "NO_PROXY bypasses the proxy");
+
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let out = run(
+        cp.poll(&dir.path().join("s3"))
+            .env("HTTPS_PROXY", &dead)
+            .args(["--max-runtime", "3s"]),
+        69,
+    );
+    assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_wrong_hostname_or_an_expired_certificate_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::generate("test CA").unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    fs::write(&ca_file, ca.cert_pem()).unwrap();
+    for (what, pair, expected) in [
+        (
+            "wrong name",
+            ca.server(&["cp.example.com"]).unwrap(),
+            "NotValidForName",
+        ),
+        (
+            "expired",
+            ca.expired_server(&["127.0.0.1"]).unwrap(),
+            "Expired",
+        ),
+    ] {
+        let cp = ControlPlane::with(Options {
+            server_cert: Some(pair),
+            ..Options::default()
+        });
+        cp.enqueue(fixture_json("hello.json"));
+        let out = run(
+            cp.poll(&dir.path().join("s"))
+                .arg("--ca-file")
+                .arg(&ca_file),
+            code::CONFIG,
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains("is not accepted") && err.contains(expected),
+            "{what}: {err}"
+        );
+        assert_eq!(
+            err.lines().filter(|l| l.contains("ERROR")).count(),
+            1,
+            "{what}: one line: {err}"
+        );
+        assert_eq!(cp.job("hello").phase, sortie_control_plane::Phase::Queued);
+    }
+}
