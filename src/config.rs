@@ -70,6 +70,11 @@ impl Poll {
             providers: providers(
                 &args.secrets,
                 args.connect.ca_file.as_deref(),
+                [&args.connect.token_file, &args.connect.client_key]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
                 args.connect.allow_insecure_http,
                 args.connect.request_timeout,
             )?,
@@ -91,6 +96,7 @@ impl Poll {
 pub fn providers(
     args: &SecretArgs,
     default_ca: Option<&std::path::Path>,
+    reserved: Vec<PathBuf>,
     allow_insecure_http: bool,
     request_timeout: Duration,
 ) -> Result<Providers> {
@@ -102,6 +108,7 @@ pub fn providers(
             .secrets_dir
             .clone()
             .or_else(|| env("CREDENTIALS_DIRECTORY").map(PathBuf::from)),
+        reserved,
         command: args.secrets_command.clone(),
         command_timeout: args.secrets_command_timeout,
         min_length: usize::from(args.mask_min_length),

@@ -55,6 +55,7 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
     let providers = config::providers(
         &args.secrets,
         None,
+        Vec::new(),
         args.allow_insecure_http,
         Duration::from_secs(30),
     )

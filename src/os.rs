@@ -1,5 +1,7 @@
 //! The few calls into the OS that need `unsafe`, kept in one small module.
 
+use std::os::fd::FromRawFd;
+
 /// A process group, identified by its leader's pid. Signals go to the whole group,
 /// so "signalled only the leader" cannot be written by mistake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,5 +162,23 @@ pub fn expose_to_oom(cmd: &mut std::process::Command) {
             }
             Ok(())
         });
+    }
+}
+
+/// stdin for a step: /dev/null, or where there is no /dev (an empty root), a pipe
+/// whose writing end is closed at once: either way the first read is end of file.
+pub fn empty_stdin() -> std::process::Stdio {
+    if std::path::Path::new("/dev/null").exists() {
+        return std::process::Stdio::null();
+    }
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills two descriptors; the write end is closed right away and the
+    // read end is owned by the returned Stdio.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return std::process::Stdio::null();
+        }
+        libc::close(fds[1]);
+        std::process::Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[0]))
     }
 }

@@ -298,3 +298,27 @@ fn a_secret_cannot_be_put_into_argv() {
     );
     assert_no_leak("exec's output", &out.stdout);
 }
+
+#[test]
+fn the_runners_own_token_is_not_a_secret_for_jobs_even_in_the_credentials_directory() {
+    let cp = ControlPlane::start();
+    let dir = tempfile::tempdir().unwrap();
+    // systemd's layout: the token is a credential beside the jobs' secrets.
+    let creds = dir.path().join("creds");
+    fs::create_dir(&creds).unwrap();
+    fs::copy(&cp.token_file, creds.join("token")).unwrap();
+    cp.enqueue(json!({ "id": "grab", "secrets": { "T": "file:token" }, "steps": [{ "shell": "echo $T" }] }));
+    run(
+        cp.poll(&dir.path().join("state"))
+            .arg("--token-file")
+            .arg(creds.join("token"))
+            .env("CREDENTIALS_DIRECTORY", &creds),
+        code::OK,
+    );
+    let job = cp.job("grab");
+    assert_done(&job, "failed");
+    let error = job.completion.unwrap().error.unwrap();
+    assert!(error.contains("sortie's own credentials"), "{error}");
+    // The token reached the control plane only as the Authorization header, never in a log.
+    assert!(!String::from_utf8_lossy(&cp.log("grab")).contains(RUNNER_TOKEN));
+}

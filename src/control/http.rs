@@ -131,7 +131,14 @@ impl HttpControl {
                     (anyhow!("{method} {url}: {e}"), None)
                 }
             };
-            match backoff.next_delay(retry_after) {
+            // Told to stop: one try per call, so the shot ends within its grace period;
+            // what is not delivered stays in the state dir.
+            let delay = if crate::os::interrupted() {
+                None
+            } else {
+                backoff.next_delay(retry_after)
+            };
+            match delay {
                 Some(delay) => {
                     tracing::warn!("{error:#}; retrying in {delay:.1?}");
                     std::thread::sleep(delay);

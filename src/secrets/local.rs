@@ -1,7 +1,7 @@
 //! Providers local to the host: environment variables, a directory of files, a command.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ pub fn env(prefix: &str, name: &str) -> Result<Secret> {
 
 /// `file:NAME` reads a file of the secrets directory. The directory may hold symlinks
 /// (a Kubernetes secret volume's `..data` layout), but nothing may lead out of it.
-pub fn file(dir: Option<&Path>, name: &str) -> Result<Secret> {
+pub fn file(dir: Option<&Path>, name: &str, reserved: &[PathBuf]) -> Result<Secret> {
     let dir = dir.ok_or_else(|| {
         anyhow!("no secrets directory: give --secrets-dir or run with $CREDENTIALS_DIRECTORY")
     })?;
@@ -40,6 +40,12 @@ pub fn file(dir: Option<&Path>, name: &str) -> Result<Secret> {
             "{name:?} leads out of the secrets directory {}",
             dir.display()
         );
+    }
+    if reserved
+        .iter()
+        .any(|r| r.canonicalize().is_ok_and(|r| r == path))
+    {
+        bail!("{name:?} is one of sortie's own credentials, not a secret for jobs");
     }
     let bytes = std::fs::read(&path).map_err(|e| anyhow!("reading {name:?}: {e}"))?;
     String::from_utf8(bytes)

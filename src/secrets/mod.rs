@@ -142,6 +142,9 @@ pub struct BaoConfig {
 pub struct Providers {
     pub env_prefix: String,
     pub dir: Option<PathBuf>,
+    /// sortie's own credential files (the token, the client key): never a job's secret,
+    /// even when they sit in the secrets directory (systemd's credentials).
+    pub reserved: Vec<PathBuf>,
     pub command: Option<PathBuf>,
     pub command_timeout: Duration,
     pub bao: BaoConfig,
@@ -163,7 +166,9 @@ pub fn resolve(wanted: &BTreeMap<String, Wanted>, providers: &Providers) -> Resu
     for (key, want) in wanted {
         let value = match &want.reference {
             Reference::Env(name) => local::env(&providers.env_prefix, name),
-            Reference::File(name) => local::file(providers.dir.as_deref(), name),
+            Reference::File(name) => {
+                local::file(providers.dir.as_deref(), name, &providers.reserved)
+            }
             Reference::Command(name) => local::command(
                 providers.command.as_deref(),
                 name,
