@@ -11,10 +11,10 @@ use tracing::Level;
 
 use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
 use crate::exit::{self, Code, Failure};
-use crate::{check, config, exec_local, os, shot};
+use crate::{check, config, exec_local, lambda, os, shot};
 
 pub fn run() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(lambda::arguments()) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -28,7 +28,10 @@ pub fn run() -> ExitCode {
     };
     init_diagnostics(&cli.global);
     let json = cli.global.log_format == LogFormat::Json;
-    if matches!(cli.command, Command::Poll(_) | Command::Exec(_)) {
+    if matches!(
+        cli.command,
+        Command::Poll(_) | Command::Exec(_) | Command::Lambda(_)
+    ) {
         // Steps run from here on: catch what they leave behind, and stop gracefully.
         os::become_subreaper();
         os::install_signal_handlers();
@@ -37,7 +40,9 @@ pub fn run() -> ExitCode {
     let result = match &cli.command {
         Command::Poll(args) => config::Poll::build(args)
             .map_err(|e| Failure::config(e).into())
-            .and_then(|cfg| shot::run(&cfg)),
+            .and_then(|cfg| shot::run(&cfg))
+            .map(|summary| Code(summary.exit_code)),
+        Command::Lambda(args) => lambda::run(args),
         Command::Exec(args) => exec_local::run(args, json),
         Command::Check(args) => Ok(check::run(args)),
     };

@@ -62,6 +62,9 @@ pub enum Command {
     Exec(Box<ExecArgs>),
     /// Check configuration, certificates, the control plane and the state dir; claim nothing.
     Check(Box<ConnectArgs>),
+    /// Serve as an AWS Lambda custom runtime: each invocation is one shot (the default
+    /// when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set).
+    Lambda(Box<LambdaArgs>),
 }
 
 /// How to reach the control plane, and who this runner is.
@@ -298,4 +301,19 @@ pub struct ExecArgs {
     /// Allow plain http:// to a non-loopback secret store.
     #[arg(long, env = "SORTIE_ALLOW_INSECURE_HTTP")]
     pub allow_insecure_http: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LambdaArgs {
+    #[command(flatten)]
+    pub poll: PollArgs,
+
+    /// Tags an invocation's event may ask for instead of --tag (comma-separated).
+    #[arg(
+        long,
+        env = "SORTIE_LAMBDA_ALLOWED_TAGS",
+        value_delimiter = ',',
+        value_name = "TAG"
+    )]
+    pub allowed_tags: Vec<String>,
 }

@@ -14,6 +14,7 @@ mod expand;
 mod heartbeat;
 mod ids;
 mod jobspec;
+mod lambda;
 mod mask;
 mod net;
 mod os;

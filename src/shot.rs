@@ -43,8 +43,26 @@ pub fn control_plane(
     })
 }
 
+/// What a shot did: its exit code, and each job it claimed with how it ended.
+#[derive(Debug, serde::Serialize)]
+pub struct Summary {
+    pub exit_code: u8,
+    pub jobs: Vec<JobSummary>,
+    /// Jobs of earlier shots delivered by this one.
+    pub recovered: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct JobSummary {
+    pub id: String,
+    pub attempt: u64,
+    /// `succeeded`, `failed`, …, or `abandoned` (the lease moved on, or not started),
+    /// or `left_for_later` (kept in the state dir).
+    pub outcome: String,
+}
+
 /// Run one shot.
-pub fn run(cfg: &Poll) -> Result<Code> {
+pub fn run(cfg: &Poll) -> Result<Summary> {
     let started = Instant::now();
     let deadline = cfg.max_runtime.map(|d| started + d);
     // Jobs must be over by then, leaving the reserve for delivery.
@@ -86,11 +104,17 @@ pub fn run(cfg: &Poll) -> Result<Code> {
     let mut failed = false;
     let mut interrupted = false;
     let mut left = recovered.left > 0;
+    let mut summaries = Vec::new();
     for job in jobs {
         tracing::info!(job = %job.id, attempt = job.attempt, "claimed");
         if os::interrupted() {
             tracing::warn!(job = %job.id, "interrupted before the job started; not starting it");
             cp.release(&JobRef::from(&job)).map_err(fail)?;
+            summaries.push(JobSummary {
+                id: job.id.clone(),
+                attempt: job.attempt,
+                outcome: "abandoned".into(),
+            });
             continue;
         }
         let ctx = JobContext {
@@ -101,17 +125,27 @@ pub fn run(cfg: &Poll) -> Result<Code> {
             work_until,
             hostname: &hostname,
         };
-        match run_job(&ctx, &job)? {
+        let end = run_job(&ctx, &job)?;
+        let outcome = match end {
             JobEnd::Reported(status) => {
                 tracing::info!(job = %job.id, %status, "reported");
                 failed |= status != JobStatus::Succeeded;
                 interrupted |= status == JobStatus::Interrupted;
+                status.as_str()
             }
-            JobEnd::Abandoned => {}
-            JobEnd::LeftForLater => left = true,
-        }
+            JobEnd::Abandoned => "abandoned",
+            JobEnd::LeftForLater => {
+                left = true;
+                "left_for_later"
+            }
+        };
+        summaries.push(JobSummary {
+            id: job.id.clone(),
+            attempt: job.attempt,
+            outcome: outcome.to_string(),
+        });
     }
-    Ok(if os::interrupted() || interrupted {
+    let code = if os::interrupted() || interrupted {
         Code::INTERRUPTED
     } else if left {
         Code::LEFT_FOR_LATER
@@ -119,6 +153,11 @@ pub fn run(cfg: &Poll) -> Result<Code> {
         Code::JOB_FAILED
     } else {
         Code::OK
+    };
+    Ok(Summary {
+        exit_code: code.0,
+        jobs: summaries,
+        recovered: recovered.delivered,
     })
 }
 

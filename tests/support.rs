@@ -240,11 +240,15 @@ pub fn assert_done(job: &Job, status: &str) {
     assert_eq!(completion.status.as_str(), status, "{completion:?}");
 }
 
-/// A binary of the test peers installed by tests/peers/install.sh.
+/// A program of the test peers installed by tests/peers/install.sh.
 pub fn peer(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/test-peers/venv/bin")
-        .join(name);
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-peers");
+    let in_venv = peers.join("venv/bin").join(name);
+    let path = if in_venv.exists() {
+        in_venv
+    } else {
+        peers.join(name)
+    };
     assert!(
         path.exists(),
         "{} is missing: run `sh tests/peers/install.sh` first (README, \"Try it\")",

@@ -7,6 +7,7 @@ mod claims;
 mod exec;
 mod execution;
 mod faults;
+mod lambda;
 mod network;
 mod poll_tls;
 mod resilience;

@@ -33,6 +33,7 @@ complete -c sortie -n "__fish_sortie_needs_command" -s V -l version -d 'Print ve
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
+complete -c sortie -n "__fish_sortie_needs_command" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l server -d 'Control plane: https://HOST[:PORT]/PATH/, http:// to a loopback address, or dir:PATH for the embedded spool directory' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l token-file -d 'File holding the bearer token (the SORTIE_TOKEN variable is read otherwise)' -r -F
@@ -114,7 +115,49 @@ complete -c sortie -n "__fish_sortie_using_subcommand check" -l allow-insecure-h
 complete -c sortie -n "__fish_sortie_using_subcommand check" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand check" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand check" -s h -l help -d 'Print help'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l server -d 'Control plane: https://HOST[:PORT]/PATH/, http:// to a loopback address, or dir:PATH for the embedded spool directory' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l token-file -d 'File holding the bearer token (the SORTIE_TOKEN variable is read otherwise)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l runner-id -d 'This runner\'s id [default: the host name]' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l tag -d 'A tag this runner offers; jobs may require tags (repeatable; the variable takes a comma-separated list)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l ca-file -d 'PEM bundle of the CAs to trust for the control plane (replaces the built-in roots)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l client-cert -d 'PEM client certificate chain for mTLS' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l client-key -d 'PEM private key of the client certificate' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l state-dir -d 'Directory for the lock, the job logs in flight and the workspaces [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/sortie, else /var/lib/sortie as root, else ~/.local/state/sortie]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l connect-timeout -d 'Time allowed to open a connection to the control plane' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l request-timeout -d 'Time allowed for one request to the control plane (a long poll adds its wait)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l kill-grace -d 'Time a stopped step\'s processes get between SIGTERM and SIGKILL' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l secrets-dir -d 'Directory `file:NAME` reads from [default: $CREDENTIALS_DIRECTORY]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l secrets-command -d 'Command `cmd:NAME` runs with NAME as its argument (and on stdin); its output is the value' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l secrets-command-timeout -d 'Time the secrets command may take' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l mask-min-length -d 'Shortest value accepted as a secret (shorter ones fail the job rather than mask the log)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-addr -d 'OpenBao/Vault address for `bao:` and `vault:` [default: $BAO_ADDR, else $VAULT_ADDR]' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-token-file -d 'File holding an OpenBao token' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-role-id-file -d 'File holding an AppRole role id (with --bao-secret-id-file)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-secret-id-file -d 'File holding an AppRole secret id' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-approle-mount -d 'Mount of the AppRole auth method' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-k8s-role -d 'Role for Kubernetes auth (logs in with the service account token)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-k8s-token-file -d 'Service account token for Kubernetes auth' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-k8s-mount -d 'Mount of the Kubernetes auth method' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-namespace -d 'OpenBao namespace (X-Vault-Namespace)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-ca-file -d 'PEM bundle of the CAs to trust for OpenBao [default: the --ca-file of the control plane]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l max-jobs -d 'Most jobs to take in this shot' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l wait -d 'Long poll: let the control plane hold the claim this long for work to arrive' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l deadline-reserve -d 'Time kept back from --max-runtime for delivering logs and results: a running job is stopped (and reported interrupted) this long before the shot\'s deadline' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l lock-wait -d 'Wait this long for another shot to release the state dir (0: exit at once)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l delivery-budget -d 'Longest time a shot spends delivering what earlier shots left, before claiming' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l allowed-tags -d 'Tags an invocation\'s event may ask for instead of --tag (comma-separated)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
+json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback address (the token travels in clear text)'
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l keep-workspace -d 'Keep each job\'s workspace after the job, for debugging (its path is logged)'
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l fail-on-job-failure -d 'Exit 1 when a job fails (for CI steps); otherwise a job\'s failure is only reported'
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -s q -l quiet -d 'Only errors on stderr'
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -s h -l help -d 'Print help'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda help" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
