@@ -277,6 +277,10 @@ pub struct PollArgs {
     #[arg(long, env = "SORTIE_LOCK_WAIT", default_value = "0s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub lock_wait: Duration,
 
+    /// Also keep a copy of each job's log as DIR/<id>.ndjson (for CI artifacts).
+    #[arg(long, env = "SORTIE_KEEP_LOGS", value_name = "DIR")]
+    pub keep_logs: Option<PathBuf>,
+
     /// Longest time a shot spends delivering what earlier shots left, before claiming.
     #[arg(long, env = "SORTIE_DELIVERY_BUDGET", default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub delivery_budget: Duration,

@@ -51,6 +51,7 @@ pub struct Poll {
     pub deadline_reserve: Duration,
     pub lock_wait: Duration,
     pub delivery_budget: Duration,
+    pub keep_logs: Option<PathBuf>,
 }
 
 impl Target {
@@ -87,6 +88,7 @@ impl Poll {
             deadline_reserve: args.deadline_reserve,
             lock_wait: args.lock_wait,
             delivery_budget: args.delivery_budget,
+            keep_logs: args.keep_logs.clone(),
         })
     }
 }

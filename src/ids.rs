@@ -1,11 +1,12 @@
 //! Random identifiers: request ids, claim ids, jitter.
 //!
-//! One place reads the OS random source, so every id and every jitter is
-//! unpredictable without pulling in a full random-number crate.
+//! One place reads the OS random source (the getrandom system call, which needs
+//! no /dev: sortie runs in empty roots), so every id and every jitter is
+//! unpredictable without pulling in a random-number crate.
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    crate::os::random(&mut bytes);
     bytes
 }
 

@@ -182,3 +182,22 @@ pub fn empty_stdin() -> std::process::Stdio {
         std::process::Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[0]))
     }
 }
+
+/// Fill `buf` from the kernel's random source with getrandom(2), which needs no /dev
+/// (sortie may run in an empty root or a FROM-scratch image).
+pub fn random(buf: &mut [u8]) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: the pointer and length describe a writable part of `buf`.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n > 0 {
+            filled += n as usize;
+        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            panic!(
+                "the kernel's random source failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}

@@ -259,6 +259,12 @@ fn run_job(ctx: &JobContext<'_>, job: &ClaimedJob) -> Result<JobEnd> {
     workspace.finish();
     let report = report.context("writing the job log")?;
     let length = joblog.finish().context("writing the job log")?;
+    if let Some(keep) = &settings.keep_logs {
+        let copy = keep.join(format!("{}.ndjson", job.id));
+        std::fs::create_dir_all(keep)
+            .and_then(|_| std::fs::copy(&log_path, &copy))
+            .with_context(|| format!("keeping a copy of the log in {}", copy.display()))?;
+    }
     if flags.lease_lost.load(std::sync::atomic::Ordering::Relaxed) {
         let _ = std::fs::remove_dir_all(&dir);
         return Ok(JobEnd::Abandoned);

@@ -4,6 +4,7 @@
 mod support;
 
 mod claims;
+mod deploy;
 mod exec;
 mod execution;
 mod faults;

@@ -303,7 +303,7 @@ _sortie() {
             return 0
             ;;
         sortie__subcmd__lambda)
-            opts="-v -q -h --server --token-file --runner-id --tag --ca-file --client-cert --client-key --allow-insecure-http --state-dir --connect-timeout --request-timeout --kill-grace --keep-workspace --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --max-jobs --wait --max-runtime --fail-on-job-failure --deadline-reserve --lock-wait --delivery-budget --allowed-tags --log-format --verbose --quiet --help"
+            opts="-v -q -h --server --token-file --runner-id --tag --ca-file --client-cert --client-key --allow-insecure-http --state-dir --connect-timeout --request-timeout --kill-grace --keep-workspace --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --max-jobs --wait --max-runtime --fail-on-job-failure --deadline-reserve --lock-wait --keep-logs --delivery-budget --allowed-tags --log-format --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -430,6 +430,10 @@ _sortie() {
                     return 0
                     ;;
                 --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-logs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -453,7 +457,7 @@ _sortie() {
             return 0
             ;;
         sortie__subcmd__poll)
-            opts="-v -q -h --server --token-file --runner-id --tag --ca-file --client-cert --client-key --allow-insecure-http --state-dir --connect-timeout --request-timeout --kill-grace --keep-workspace --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --max-jobs --wait --max-runtime --fail-on-job-failure --deadline-reserve --lock-wait --delivery-budget --log-format --verbose --quiet --help"
+            opts="-v -q -h --server --token-file --runner-id --tag --ca-file --client-cert --client-key --allow-insecure-http --state-dir --connect-timeout --request-timeout --kill-grace --keep-workspace --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --max-jobs --wait --max-runtime --fail-on-job-failure --deadline-reserve --lock-wait --keep-logs --delivery-budget --log-format --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -580,6 +584,10 @@ _sortie() {
                     return 0
                     ;;
                 --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-logs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

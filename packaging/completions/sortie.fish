@@ -66,6 +66,7 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -l wait -d 'Long pol
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l deadline-reserve -d 'Time kept back from --max-runtime for delivering logs and results: a running job is stopped (and reported interrupted) this long before the shot\'s deadline' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l lock-wait -d 'Wait this long for another shot to release the state dir (0: exit at once)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l keep-logs -d 'Also keep a copy of each job\'s log as DIR/<id>.ndjson (for CI artifacts)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l delivery-budget -d 'Longest time a shot spends delivering what earlier shots left, before claiming' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
 json\t''"
@@ -146,6 +147,7 @@ complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l wait -d 'Long p
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l deadline-reserve -d 'Time kept back from --max-runtime for delivering logs and results: a running job is stopped (and reported interrupted) this long before the shot\'s deadline' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l lock-wait -d 'Wait this long for another shot to release the state dir (0: exit at once)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l keep-logs -d 'Also keep a copy of each job\'s log as DIR/<id>.ndjson (for CI artifacts)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l delivery-budget -d 'Longest time a shot spends delivering what earlier shots left, before claiming' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l allowed-tags -d 'Tags an invocation\'s event may ask for instead of --tag (comma-separated)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''

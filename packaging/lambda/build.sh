@@ -1,0 +1,13 @@
+#!/bin/sh
+# Build the Lambda deployment package: a zip with the static binary as `bootstrap`
+# at its root, for a custom runtime (provided.al2023). Prints the zip's path.
+set -eu
+cd "$(dirname "$0")/../.."
+binary=$(sh packaging/build-static.sh)
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+cp "$binary" "$stage/bootstrap"
+out="$PWD/target/sortie-lambda.zip"
+rm -f "$out"
+(cd "$stage" && python3 -m zipfile -c "$out" bootstrap)
+echo "$out"
