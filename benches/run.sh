@@ -2,46 +2,59 @@
 # sortie's benchmarks: each scenario beside a baseline measured in the same run.
 #
 #   benches/run.sh            the default run (a few minutes)
-#   benches/run.sh --long     larger outputs and more repetitions
+#   benches/run.sh --long     more repetitions, 2 GiB of output, the 200-kill crash test
 #
 # Prints one table: median, min and max of several runs after a warm-up, and the
 # ratio to the baseline. These are measurements, not tests: nothing here fails on
 # a number. The machine is shared and noisy, so compare ratios, not absolutes.
+# Needs curl, python3 and GNU time (/usr/bin/time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runs=5
+long=false
+[[ ${1:-} == --long ]] && long=true
+runs=7
 big=$((1024 * 1024 * 1024))
-if [[ ${1:-} == --long ]]; then
-    runs=11
+kills=0
+if $long; then
+    runs=15
+    big=$((2 * 1024 * 1024 * 1024))
+    kills=200
 fi
 small=$((10 * 1024 * 1024))
 
-command -v /usr/bin/time >/dev/null || { echo "needs GNU time (/usr/bin/time)" >&2; exit 2; }
-cargo build --release --quiet --bin sortie
+for tool in curl python3 /usr/bin/time; do
+    command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 2; }
+done
+cargo build --release --quiet --bin sortie --bin sortie-control-plane
 sortie=$PWD/target/release/sortie
 work=$(mktemp -d "${TMPDIR:-/tmp}/sortie-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+cp_pid=
+cleanup() {
+    [[ -n $cp_pid ]] && kill "$cp_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
 line=$(printf 'x%.0s' $(seq 99))
 
-# now_ns: monotonic-enough wall clock in nanoseconds.
+# --- helpers -------------------------------------------------------------------
 now_ns() { date +%s%N; }
 
-# stats NAME VALUES...: "median min max" of the values.
+# stats VALUES...: "median min max".
 stats() {
-    printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { printf "%s %s %s", v[int((NR + 1) / 2)], v[1], v[NR] }'
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%s %s %s", v[int((NR + 1) / 2)], v[1], v[NR] }'
 }
 
-# time_ms CMD...: wall time of one run in milliseconds (fractional).
+# time_ms CMD...: wall time of one run in milliseconds.
 time_ms() {
     local t0 t1
     t0=$(now_ns)
-    "$@" >/dev/null 2>&1
+    "$@" >/dev/null 2>&1 || true
     t1=$(now_ns)
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e6 }'
 }
 
-# repeat N CMD...: N timed runs after one warm-up; prints the times.
+# repeat N CMD...: one warm-up, then N timings, one per line.
 repeat() {
     local n=$1
     shift
@@ -50,64 +63,239 @@ repeat() {
 }
 
 rows=()
-row() { rows+=("$(printf '%-44s %12s %12s %12s %14s' "$@")"); }
+row() { rows+=("$(printf '%-52s %12s %12s %12s  %s' "$@")"); }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-# A job that prints SIZE bytes of 100-byte lines, placed in a fresh spool.
-spool_job() {
-    local size=$1 dir=$2
-    rm -rf "$dir"
-    mkdir -p "$dir/spool/pending"
-    cat >"$dir/spool/pending/out.json" <<JSON
-{"id":"out","steps":[{"exec":["sh","-c","yes $line | head -c $size"]}]}
-JSON
+# --- the reference control plane over TLS, in release ----------------------------
+head -c 24 /dev/urandom | base64 >"$work/admin-token"
+head -c 24 /dev/urandom | base64 >"$work/runner-token"
+mkfifo "$work/cp.out"
+./target/release/sortie-control-plane --listen 127.0.0.1:0 --state-dir "$work/cp" \
+    --admin-token-file "$work/admin-token" --runner-token-file "$work/runner-token" \
+    --ack-window 60s >"$work/cp.out" 2>"$work/cp.err" &
+cp_pid=$!
+read -r _ _ url <"$work/cp.out"
+ca=$work/cp/tls/ca.pem
+admin="Authorization: Bearer $(cat "$work/admin-token")"
+runner="Authorization: Bearer $(cat "$work/runner-token")"
+
+enqueue() { # enqueue JSON-SPEC
+    curl -sS -o /dev/null --cacert "$ca" -H "$admin" -d "{\"spec\": $1}" "${url}admin/jobs"
+}
+poll() { # poll STATE-DIR [ARGS...]
+    local state=$1
+    shift
+    "$sortie" -q poll --server "$url" --ca-file "$ca" --token-file "$work/runner-token" \
+        --state-dir "$state" --runner-id bench "$@"
 }
 
-shot() {
-    local dir=$1
-    "$sortie" -q poll --server "dir:$dir/spool" --state-dir "$dir/state" --runner-id bench
+# --- P1: an empty shot over TLS, vs curl making the same single request -----------
+claim='{"claim_id":"bench","runner":{"id":"bench","tags":[]},"max_jobs":1,"wait_seconds":0}'
+curl_claim() {
+    curl -sS -o /dev/null --cacert "$ca" -H "$runner" -H 'content-type: application/json' \
+        -d "$claim" "${url}v1/claim"
 }
+mapfile -t t_curl < <(repeat $((runs * 3)) curl_claim)
+mapfile -t t_p1 < <(repeat $((runs * 3)) poll "$work/p1")
+read -r c_med c_min c_max <<<"$(stats "${t_curl[@]}")"
+read -r p1_med p1_min p1_max <<<"$(stats "${t_p1[@]}")"
+row "scenario (times in ms)" "median" "min" "max" "vs baseline"
+row "curl: one POST v1/claim over TLS" "$c_med" "$c_min" "$c_max" "baseline"
+row "P1 sortie: empty shot (claim over TLS, 204, exit)" "$p1_med" "$p1_min" "$p1_max" \
+    "$(ratio "$p1_med" "$c_med") x curl (goal <= 0.5)"
 
-baseline_cat() { yes "$line" | head -c "$1" | cat >"$work/cat.out"; }
-
-# --- throughput: 1 GiB of 100-byte lines through the spool, vs cat
-t_sortie=()
-t_cat=()
-for _ in $(seq "$runs"); do
-    spool_job "$big" "$work/t"
-    t_sortie+=("$(time_ms shot "$work/t")")
-    t_cat+=("$(time_ms baseline_cat "$big")")
+# --- P2: a one-job shot: claim, start, one `true` step, log, complete --------------
+t_p2=()
+enqueue '{"id":"p2-warm","steps":[{"exec":["true"]}]}'
+poll "$work/p2" >/dev/null 2>&1 || true
+for i in $(seq $((runs * 3))); do
+    enqueue "{\"id\":\"p2-$i\",\"steps\":[{\"exec\":[\"true\"]}]}"
+    t_p2+=("$(time_ms poll "$work/p2")")
 done
-read -r s_med s_min s_max <<<"$(stats "${t_sortie[@]}")"
-read -r c_med c_min c_max <<<"$(stats "${t_cat[@]}")"
-mib=$((big / 1024 / 1024))
-tp() { awk -v ms="$1" -v mib="$mib" 'BEGIN { printf "%.0f MiB/s", mib / (ms / 1000) }'; }
-row "scenario" "median" "min" "max" "vs baseline"
-row "cat: ${mib} MiB of 100-byte lines to a file" "$(tp "$c_med")" "$(tp "$c_max")" "$(tp "$c_min")" "1"
-row "sortie: the same job to the spool" "$(tp "$s_med")" "$(tp "$s_max")" "$(tp "$s_min")" \
-    "$(awk -v a="$c_med" -v b="$s_med" 'BEGIN { printf "%.2f x cat", a / b }')"
+read -r p2_med p2_min p2_max <<<"$(stats "${t_p2[@]}")"
+row "P2 sortie: one-job shot (a true step)" "$p2_med" "$p2_min" "$p2_max" \
+    "$(ratio "$p2_med" "$p1_med") x P1 (goal <= 1.5)"
 
-# --- memory: peak RSS of the big run and of a 10 MiB run
-rss() {
-    spool_job "$1" "$work/m"
-    /usr/bin/time -f '%M' -o "$work/rss" "$sortie" -q poll --server "dir:$work/m/spool" \
-        --state-dir "$work/m/state" --runner-id bench
+# --- start-up broken down, by difference ----------------------------------------
+mapfile -t t_version < <(repeat $((runs * 3)) "$sortie" --version)
+mkdir -p "$work/empty-spool"
+mapfile -t t_spool < <(repeat $((runs * 3)) "$sortie" -q poll --server "dir:$work/empty-spool" --state-dir "$work/ps" --runner-id b)
+read -r v_med _ _ <<<"$(stats "${t_version[@]}")"
+read -r s_med _ _ <<<"$(stats "${t_spool[@]}")"
+row "  start-up: process (sortie --version)" "$v_med" "" "" ""
+row "  + config, state dir lock, empty spool shot" "$s_med" "" "" \
+    "+$(awk -v a="$s_med" -v b="$v_med" 'BEGIN { printf "%.2f", a - b }') ms"
+row "  + TLS handshake and the claim (P1)" "$p1_med" "" "" \
+    "+$(awk -v a="$p1_med" -v b="$s_med" 'BEGIN { printf "%.2f", a - b }') ms"
+
+# --- a step's overhead: a one-step `true` job vs true ----------------------------
+printf '{"id":"t","steps":[{"exec":["true"]}]}' >"$work/true.json"
+mapfile -t t_true < <(repeat $((runs * 3)) true)
+mapfile -t t_job < <(repeat $((runs * 3)) "$sortie" -q exec "$work/true.json")
+read -r b_med b_min b_max <<<"$(stats "${t_true[@]}")"
+read -r j_med j_min j_max <<<"$(stats "${t_job[@]}")"
+row "true, run directly" "$b_med" "$b_min" "$b_max" "baseline"
+row "sortie exec of a one-step true job" "$j_med" "$j_min" "$j_max" \
+    "+$(awk -v a="$j_med" -v b="$b_med" 'BEGIN { printf "%.2f", a - b }') ms"
+
+# --- P3/P4: output throughput with 100 secrets, and memory -----------------------
+secrets=""
+env_secrets=()
+for i in $(seq 100); do
+    secrets="$secrets\"S$i\":\"env:S$i\","
+    env_secrets+=("SORTIE_SECRET_S$i=bench-secret-value-$i-$RANDOM$RANDOM")
+done
+secrets="{${secrets%,}}"
+output_job() { # SIZE ID: a job printing SIZE bytes of 100-byte lines
+    printf '{"id":"%s","secrets":%s,"steps":[{"exec":["sh","-c","yes %s | head -c %s"]}]}' \
+        "$2" "$secrets" "$line" "$1"
+}
+spool_shot() { # SIZE DIR
+    rm -rf "$2"
+    mkdir -p "$2/spool/pending"
+    output_job "$1" out >"$2/spool/pending/out.json"
+    env "${env_secrets[@]}" "$sortie" -q poll --server "dir:$2/spool" --state-dir "$2/state" --runner-id bench
+}
+cp_shot() { # SIZE ID
+    enqueue "$(output_job "$1" "$2")"
+    env "${env_secrets[@]}" "$sortie" -q poll --server "$url" --ca-file "$ca" \
+        --token-file "$work/runner-token" --state-dir "$work/p3cp" --runner-id bench
+}
+cat_file() { yes "$line" | head -c "$1" >"$work/cat.out"; }
+mib=$((big / 1024 / 1024))
+tput_runs=$((runs / 2 + 1))
+t_cat=()
+t_spool=()
+t_cp=()
+for i in $(seq "$tput_runs"); do
+    t_cat+=("$(time_ms cat_file "$big")")
+    t_spool+=("$(time_ms spool_shot "$big" "$work/p3")")
+    t_cp+=("$(time_ms cp_shot "$big" "p3-$i")")
+done
+rm -f "$work/cat.out"
+curl -sS -o /dev/null --cacert "$ca" -H "$admin" "${url}admin/jobs" # the control plane is still up
+mibs() { awk -v ms="$1" -v mib="$mib" 'BEGIN { printf "%.0f", mib / (ms / 1000) }'; }
+read -r ca_med ca_min ca_max <<<"$(stats "${t_cat[@]}")"
+read -r sp_med sp_min sp_max <<<"$(stats "${t_spool[@]}")"
+read -r cpm cpmin cpmax <<<"$(stats "${t_cp[@]}")"
+row "throughput (MiB/s of ${mib} MiB of 100-byte lines)" "median" "best" "worst" ""
+row "cat of the same stream to a file" "$(mibs "$ca_med")" "$(mibs "$ca_min")" "$(mibs "$ca_max")" "baseline"
+row "P3 sortie, 100 secrets masked, to the spool" "$(mibs "$sp_med")" "$(mibs "$sp_min")" "$(mibs "$sp_max")" \
+    "$(ratio "$ca_med" "$sp_med") x cat (goal >= 0.33)"
+row "P3 sortie, 100 secrets, to the control plane (TLS)" "$(mibs "$cpm")" "$(mibs "$cpmin")" "$(mibs "$cpmax")" \
+    "$(ratio "$ca_med" "$cpm") x cat"
+
+rss() { # SIZE: peak RSS (KiB) of a spool shot printing SIZE bytes
+    rm -rf "$work/m"
+    mkdir -p "$work/m/spool/pending"
+    output_job "$1" out >"$work/m/spool/pending/out.json"
+    env "${env_secrets[@]}" /usr/bin/time -f '%M' -o "$work/rss" "$sortie" -q poll \
+        --server "dir:$work/m/spool" --state-dir "$work/m/state" --runner-id bench
     cat "$work/rss"
 }
 rss_big=$(rss "$big")
 rss_small=$(rss "$small")
-row "peak RSS, ${mib} MiB job (KiB)" "$rss_big" "" "" "$((rss_big - rss_small)) KiB more"
-row "peak RSS, 10 MiB job (KiB)" "$rss_small" "" "" ""
+row "P4 peak RSS (KiB), ${mib} MiB job" "$rss_big" "" "" "goal <= 16384"
+row "P4 peak RSS (KiB), 10 MiB job" "$rss_small" "" "" "difference $((rss_big - rss_small)) KiB (goal < 2048)"
 
-# --- overhead of a one-step `true` job vs running true directly
-cat >"$work/true.json" <<'JSON'
-{"id":"t","steps":[{"exec":["true"]}]}
-JSON
-mapfile -t t_job < <(repeat $((runs * 10)) "$sortie" -q exec "$work/true.json")
-mapfile -t t_true < <(repeat $((runs * 10)) true)
-read -r j_med j_min j_max <<<"$(stats "${t_job[@]}")"
-read -r b_med b_min b_max <<<"$(stats "${t_true[@]}")"
-row "true, run directly (ms)" "$b_med" "$b_min" "$b_max" "1"
-row "sortie exec of a one-step true job (ms)" "$j_med" "$j_min" "$j_max" \
-    "$(awk -v a="$b_med" -v b="$j_med" 'BEGIN { printf "+%.2f ms", b - a }')"
+# --- masking cost: the same job with 0, 10, 100 and 1,000 registered secrets -----
+mask_job() { # N-SECRETS DIR
+    local list="" envs=()
+    for i in $(seq "$1"); do
+        list="$list\"M$i\":\"env:M$i\","
+        envs+=("SORTIE_SECRET_M$i=mask-secret-$i-$RANDOM$RANDOM")
+    done
+    rm -rf "$2"
+    mkdir -p "$2/spool/pending"
+    printf '{"id":"mask","secrets":{%s},"steps":[{"exec":["sh","-c","yes %s | head -c %s"]}]}' \
+        "${list%,}" "$line" "$big" >"$2/spool/pending/mask.json"
+    env "${envs[@]}" "$sortie" -q poll --server "dir:$2/spool" --state-dir "$2/state" --runner-id bench
+}
+row "masking (MiB/s, ${mib} MiB, to the spool)" "median" "best" "worst" ""
+m0=
+for n in 0 10 100 1000; do
+    t_mask=()
+    for _ in $(seq "$tput_runs"); do t_mask+=("$(time_ms mask_job "$n" "$work/mask")"); done
+    read -r mk_med mk_min mk_max <<<"$(stats "${t_mask[@]}")"
+    [[ -z $m0 ]] && m0=$mk_med
+    row "  $n secrets" "$(mibs "$mk_med")" "$(mibs "$mk_min")" "$(mibs "$mk_max")" \
+        "$(awk -v a="$m0" -v b="$mk_med" 'BEGIN { printf "%+.0f%% time vs 0 secrets", (b / a - 1) * 100 }')"
+done
+rm -rf "$work/mask"
+
+# --- P5: the static binary -------------------------------------------------------
+static=$(sh packaging/build-static.sh)
+size=$(stat -c %s "$static")
+row "P5 static binary (bytes)" "$size" "" "" "$(awk -v s="$size" 'BEGIN { printf "%.2f MiB (goal <= 6)", s / 1048576 }')"
+
+# --- P7: 16 concurrent runners draining 5,000 small jobs -------------------------
+jobs=5000
+python3 - "$url" "$ca" "$(cat "$work/admin-token")" "$jobs" <<'PY'
+import http.client, json, ssl, sys, urllib.parse
+url, ca, token, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+u = urllib.parse.urlparse(url)
+conn = http.client.HTTPSConnection(u.hostname, u.port, context=ssl.create_default_context(cafile=ca))
+for i in range(n):
+    body = json.dumps({"spec": {"id": f"p7-{i}", "steps": [{"exec": ["true"]}]}, "tags": ["p7"]})
+    conn.request("POST", "/admin/jobs", body, {"Authorization": f"Bearer {token}"})
+    r = conn.getresponse(); r.read()
+    assert r.status == 201, r.status
+PY
+drain() { # RUNNER: shots until one finds no work
+    for _ in $(seq 400); do
+        "$sortie" poll --server "$url" --ca-file "$ca" --token-file "$work/runner-token" \
+            --state-dir "$work/p7-$1" --runner-id "p7-$1" --tag p7 --max-jobs 25 2>"$work/p7-$1.err" || true
+        grep -q "no work" "$work/p7-$1.err" && return 0
+    done
+}
+t0=$(now_ns)
+for r in $(seq 16); do drain "$r" & done
+wait
+t1=$(now_ns)
+read -r done_count dup lost <<<"$(curl -sS --cacert "$ca" -H "$admin" "${url}admin/jobs" | python3 -c '
+import json, sys
+jobs = [j for j in json.load(sys.stdin)["jobs"] if j["id"].startswith("p7-")]
+done = [j for j in jobs if j["phase"] == "done" and j["completion"]["status"] == "succeeded"]
+print(len(done), sum(1 for j in jobs if j["attempt"] != 1), len(jobs) - len(done))')"
+secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+row "P7 16 runners draining $jobs jobs" "$(awk -v n="$done_count" -v s="$secs" 'BEGIN { printf "%.0f jobs/s", n / s }')" "" "" \
+    "${secs} s; done $done_count, duplicates $dup, lost $lost"
+
+# --- the crash test, long version: kill -9 at random moments, then recover --------
+if ((kills > 0)); then
+    lost=0
+    succeeded=0
+    broken=0
+    for k in $(seq "$kills"); do
+        enqueue "{\"id\":\"crash-$k\",\"steps\":[{\"shell\":\"i=0; while [ \$i -lt 30 ]; do echo line \$i; i=\$((i+1)); sleep 0.03; done\"}]}"
+        poll "$work/crash" 2>/dev/null &
+        victim=$!
+        sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", (r % 1500) / 1000 }')"
+        kill -9 "$victim" 2>/dev/null || true
+        wait "$victim" 2>/dev/null || true
+        for _ in 1 2 3 4 5 6; do
+            poll "$work/crash" --wait 2s 2>/dev/null || true
+            status=$(curl -sS --cacert "$ca" -H "$admin" "${url}admin/jobs/crash-$k" |
+                python3 -c 'import json,sys; j=json.load(sys.stdin); print((j.get("completion") or {}).get("status",""))')
+            [[ -n $status ]] && break
+        done
+        check=$(curl -sS --cacert "$ca" -H "$admin" "${url}admin/jobs/crash-$k/log" | python3 -c '
+import json, sys
+lines = sys.stdin.buffer.read().splitlines()
+events = [json.loads(l) for l in lines]
+ok = all(e["seq"] == i for i, e in enumerate(events))
+out = [e["text"] for e in events if e["kind"] == "output"]
+ok = ok and all(t == f"line {i}\n" for i, t in enumerate(out))
+print("ok" if ok else "broken")')
+        case "$status" in
+            lost) lost=$((lost + 1)) ;;
+            succeeded) succeeded=$((succeeded + 1)) ;;
+            *) broken=$((broken + 1)) ;;
+        esac
+        [[ $check == ok ]] || broken=$((broken + 1))
+    done
+    row "crash test: kill -9 at random moments" "$kills kills" "" "" \
+        "lost $lost, succeeded $succeeded, not terminal or log broken $broken"
+fi
 
 printf '%s\n' "${rows[@]}"

@@ -49,13 +49,27 @@ pub fn resume(
         Ok(k) | Err(ControlError::Resend(k)) => k,
         Err(e) => return undelivered(e, "log", job, dir),
     };
-    if held < length {
-        let file = File::open(log_path)?;
-        if let Err(e) = upload::send_range(cp, job, &file, held, length, &mut |_, _| {}) {
-            return undelivered(e, "log", job, dir);
-        }
+    if let Err(e) = send_log(cp, job, log_path, held, length) {
+        return undelivered(e, "log", job, dir);
     }
     complete(cp, job, dir, log_path, completion)
+}
+
+/// Send `log[from..length]` (nothing when the control plane has it all).
+fn send_log(
+    cp: &dyn ControlPlane,
+    job: &JobRef,
+    log_path: &Path,
+    from: u64,
+    length: u64,
+) -> Result<(), ControlError> {
+    if from >= length {
+        return Ok(());
+    }
+    let file = File::open(log_path).map_err(|e| {
+        ControlError::Unreachable(anyhow::anyhow!("reading {}: {e}", log_path.display()))
+    })?;
+    upload::send_range(cp, job, &file, from, length, &mut |_, _| {}).map(drop)
 }
 
 /// Record the completion durably, send it, and clear the job's state once it is in.
@@ -76,9 +90,7 @@ pub fn complete(
             }
             Err(ControlError::Resend(from)) => {
                 tracing::warn!(job = %job.id, "the control plane holds {from} log bytes; resending");
-                let file = File::open(log_path)?;
-                let length = completion.log.length;
-                if let Err(e) = upload::send_range(cp, job, &file, from, length, &mut |_, _| {}) {
+                if let Err(e) = send_log(cp, job, log_path, from, completion.log.length) {
                     return undelivered(e, "log", job, dir);
                 }
             }

@@ -107,7 +107,7 @@ fn each_invocation_is_one_shot_and_answers_with_its_summary() {
 fn a_job_longer_than_the_function_timeout_is_interrupted_before_the_deadline() {
     let cp = ControlPlane::start();
     let dir = tempfile::tempdir().unwrap();
-    let function = Function::start(dir.path(), 5, &runner_env(&cp, dir.path()));
+    let function = Function::start(dir.path(), 8, &runner_env(&cp, dir.path()));
     cp.enqueue(json!({ "id": "too-long", "steps": [{ "shell": "echo started; exec sleep 600" }] }));
     let (status, summary) = function.invoke(json!({}));
     assert_eq!(status, 200, "{summary}");
