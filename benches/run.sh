@@ -26,7 +26,7 @@ small=$((10 * 1024 * 1024))
 for tool in curl python3 /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 2; }
 done
-cargo build --release --quiet --bin sortie --bin sortie-control-plane
+cargo build --release --quiet -p sortie -p sortie-control-plane
 sortie=$PWD/target/release/sortie
 work=$(mktemp -d "${TMPDIR:-/tmp}/sortie-bench.XXXXXX")
 cp_pid=

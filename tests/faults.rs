@@ -145,3 +145,40 @@ fn a_fenced_log_upload_stops_the_job_and_sends_no_completion() {
         .next()
         .is_none());
 }
+
+#[test]
+fn a_control_plane_that_claims_to_have_lost_log_bytes_gets_them_again_once() {
+    for (endpoint, status) in [(Endpoint::Log, 416), (Endpoint::Complete, 412)] {
+        let cp = ControlPlane::with(Options {
+            faults: true,
+            ..Options::default()
+        });
+        cp.enqueue(serde_json::json!({
+            "id": "rewound",
+            "steps": [{ "shell": format!("i=0; while [ $i -lt {LINES} ]; do echo line $i; i=$((i+1)); done") }]
+        }));
+        // The first answer says the server holds nothing: sortie sends from offset 0
+        // again, and the bytes the server does hold are not stored twice.
+        cp.server.inject(Fault {
+            endpoint,
+            nth: 1,
+            times: 1,
+            kind: FaultKind::Committed {
+                status,
+                committed: 0,
+            },
+        });
+        let state = tempfile::tempdir().unwrap();
+        run(&mut cp.poll(state.path()), code::OK);
+        let job = cp.job("rewound");
+        assert_done(&job, "succeeded");
+        let log = cp.log("rewound");
+        assert_eq!(
+            job.completion.unwrap().log.sha256,
+            sha256_hex(&log),
+            "{status}"
+        );
+        let expected: String = (0..LINES).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(output_text(&events(&log), "stdout"), expected, "{status}");
+    }
+}

@@ -48,6 +48,9 @@ pub enum FaultKind {
     },
     /// Answer nothing for this long, then close, without doing the work.
     Stall { millis: u64 },
+    /// Answer `status` with `{"committed": committed}` without doing the work: a 416 to
+    /// a log upload or a 412 to a completion, as if the server had lost bytes.
+    Committed { status: u16, committed: u64 },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +195,9 @@ impl Api {
             Some(FaultKind::DropBefore) => return Reply::Drop,
             Some(FaultKind::Stall { millis }) => {
                 return Reply::Stall(Duration::from_millis(millis))
+            }
+            Some(FaultKind::Committed { status, committed }) => {
+                return Reply::Respond(Response::json(status, &Committed { committed }))
             }
             Some(FaultKind::Status {
                 status,
