@@ -62,8 +62,8 @@ repeat() {
     for _ in $(seq "$n"); do time_ms "$@"; echo; done
 }
 
-rows=()
-row() { rows+=("$(printf '%-52s %12s %12s %12s  %s' "$@")"); }
+# Rows are printed as they are measured, so a long run shows its progress.
+row() { printf '%-52s %12s %12s %12s  %s\n' "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # --- the reference control plane over TLS, in release ----------------------------
@@ -249,8 +249,12 @@ drain() { # RUNNER: shots until one finds no work
     done
 }
 t0=$(now_ns)
-for r in $(seq 16); do drain "$r" & done
-wait
+drains=()
+for r in $(seq 16); do
+    drain "$r" &
+    drains+=($!)
+done
+wait "${drains[@]}"
 t1=$(now_ns)
 read -r done_count dup lost <<<"$(curl -sS --cacert "$ca" -H "$admin" "${url}admin/jobs" | python3 -c '
 import json, sys
@@ -298,4 +302,3 @@ print("ok" if ok else "broken")')
         "lost $lost, succeeded $succeeded, not terminal or log broken $broken"
 fi
 
-printf '%s\n' "${rows[@]}"
