@@ -210,6 +210,7 @@ struct Moto {
     url: String,
     access_key: String,
     secret_key: String,
+    role: String,
 }
 
 const MOTO_SETUP: &str = r#"
@@ -222,11 +223,18 @@ key = iam.create_access_key(UserName="runner")["AccessKey"]
 iam.put_user_policy(UserName="runner", PolicyName="read", PolicyDocument=json.dumps({
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": ["secretsmanager:*", "ssm:*"], "Resource": "*"}]}))
+iam.create_role(RoleName="irsa", AssumeRolePolicyDocument=json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Federated": "oidc"}, "Action": "sts:AssumeRoleWithWebIdentity"}]}))
+iam.put_role_policy(RoleName="irsa", PolicyName="read", PolicyDocument=json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": "*"}]}))
 creds = dict(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], **common)
 boto3.client("secretsmanager", **creds).create_secret(
     Name="prod/db", SecretString=json.dumps({"user": "app", "password": "aws-db-password-1"}))
 boto3.client("ssm", **creds).put_parameter(Name="/app/token", Value="ssm-token-value-9", Type="SecureString")
-print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}))
+print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"],
+                  "role": "arn:aws:iam::123456789012:role/irsa"}))
 "#;
 
 impl Moto {
@@ -236,7 +244,9 @@ impl Moto {
         let daemon = start_daemon(
             Command::new(peer("moto_server"))
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .env("INITIAL_NO_AUTH_ACTION_COUNT", "3"),
+                // Seven setup calls, then the IRSA check's unsigned STS call (moto answers
+                // 500 to an unsigned call once it checks signatures; AWS does not).
+                .env("INITIAL_NO_AUTH_ACTION_COUNT", "8"),
             "the moto server",
             || http("GET", &format!("{url}/moto-api/"), &[], None).0 != 0,
         );
@@ -255,6 +265,7 @@ impl Moto {
             url,
             access_key: keys["id"].as_str().unwrap().to_string(),
             secret_key: keys["secret"].as_str().unwrap().to_string(),
+            role: keys["role"].as_str().unwrap().to_string(),
         }
     }
 }
@@ -269,6 +280,32 @@ fn aws_secrets_manager_and_ssm_are_read_with_sigv4_and_a_wrong_key_is_refused() 
         ("AWS_ACCESS_KEY_ID", moto.access_key.as_str()),
         ("AWS_SECRET_ACCESS_KEY", moto.secret_key.as_str()),
     ];
+    // EKS IRSA: no keys, a role and a web identity token exchanged with STS.
+    let token = write(
+        dir.path(),
+        "web-identity",
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6b3BzOnNvcnRpZSJ9.c2ln",
+    );
+    let irsa = [
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ROLE_ARN", moto.role.as_str()),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token.as_str()),
+    ];
+    let out = exec_secret(
+        dir.path(),
+        "aws-sm:prod/db#password",
+        "aws-db-password-1",
+        &[],
+        &irsa,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("value ok: [SECRET]"),
+        "{}",
+        stdout(&out)
+    );
+
     let out = exec_secret(
         dir.path(),
         "aws-sm:prod/db#password",

@@ -2,10 +2,12 @@
 //!
 //! Credentials and region come from the standard variables (`AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`), as a Lambda
-//! function gets them; `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL_SSM`
+//! function gets them, or from `AWS_ROLE_ARN` and `AWS_WEB_IDENTITY_TOKEN_FILE`,
+//! as an EKS pod with IRSA gets them (exchanged with STS); `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL_SSM`
 //! or `AWS_ENDPOINT_URL` point at another endpoint, and `AWS_CA_BUNDLE` adds
 //! trust roots, as in the AWS tools.
 
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Result};
@@ -20,16 +22,104 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn credentials() -> Result<Credentials> {
-    let access_key_id = env("AWS_ACCESS_KEY_ID")
-        .ok_or_else(|| anyhow!("no AWS credentials: AWS_ACCESS_KEY_ID is not set"))?;
-    let secret = env("AWS_SECRET_ACCESS_KEY")
-        .ok_or_else(|| anyhow!("no AWS credentials: AWS_SECRET_ACCESS_KEY is not set"))?;
-    Ok(Credentials {
-        access_key_id,
-        secret_access_key: Secret::new(secret),
-        session_token: env("AWS_SESSION_TOKEN").map(Secret::new),
-    })
+/// Credentials from the environment: keys (Lambda, EC2, a CI job), or a web identity
+/// token and a role (EKS IRSA), exchanged with STS for session credentials.
+fn credentials(region: &str, timeout: Duration) -> Result<Credentials> {
+    if let Some(access_key_id) = env("AWS_ACCESS_KEY_ID") {
+        let secret = env("AWS_SECRET_ACCESS_KEY")
+            .ok_or_else(|| anyhow!("no AWS credentials: AWS_SECRET_ACCESS_KEY is not set"))?;
+        return Ok(Credentials {
+            access_key_id,
+            secret_access_key: Secret::new(secret),
+            session_token: env("AWS_SESSION_TOKEN").map(Secret::new),
+        });
+    }
+    match (env("AWS_ROLE_ARN"), env("AWS_WEB_IDENTITY_TOKEN_FILE")) {
+        (Some(role), Some(token_file)) => {
+            web_identity(&role, Path::new(&token_file), region, timeout)
+        }
+        _ => bail!(
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+             AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE (EKS IRSA)"
+        ),
+    }
+}
+
+/// STS AssumeRoleWithWebIdentity: an unsigned call that trades the web identity token
+/// for session credentials of the role.
+fn web_identity(
+    role: &str,
+    token_file: &Path,
+    region: &str,
+    timeout: Duration,
+) -> Result<Credentials> {
+    let token = std::fs::read_to_string(token_file)
+        .map(|t| Secret::new(t.trim().to_string()))
+        .map_err(|e| {
+            anyhow!(
+                "cannot read the web identity token {}: {e}",
+                token_file.display()
+            )
+        })?;
+    let endpoint = env("AWS_ENDPOINT_URL_STS")
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"));
+    let base = net::base_url(&endpoint, false, "AWS_ENDPOINT_URL_STS")?;
+    let session =
+        env("AWS_ROLE_SESSION_NAME").unwrap_or_else(|| format!("sortie-{}", std::process::id()));
+    let form = [
+        ("Action", "AssumeRoleWithWebIdentity"),
+        ("Version", "2011-06-15"),
+        ("RoleArn", role),
+        ("RoleSessionName", &session),
+        ("WebIdentityToken", token.expose()),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={}", net::encode_segment(v)))
+    .collect::<Vec<_>>()
+    .join("&");
+    let agent = net::agent(ca_bundle()?.as_ref(), None, timeout, timeout)?;
+    let req = ureq::http::Request::builder()
+        .method("POST")
+        .uri(&base)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.into_bytes())
+        .map_err(|e| anyhow!("building the request: {e}"))?;
+    let mut response = agent.run(req).map_err(|e| anyhow!("POST {base}: {e}"))?;
+    let status = response.status().as_u16();
+    let body = net::read_body(&mut response)?;
+    if status != 200 {
+        bail!(
+            "AssumeRoleWithWebIdentity for {role} refused ({status}: {})",
+            error_code(&body)
+        );
+    }
+    let text = String::from_utf8_lossy(&body);
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].to_string())
+    };
+    match (
+        tag("AccessKeyId"),
+        tag("SecretAccessKey"),
+        tag("SessionToken"),
+    ) {
+        (Some(id), Some(secret), Some(session_token)) => Ok(Credentials {
+            access_key_id: id,
+            secret_access_key: Secret::new(secret),
+            session_token: Some(Secret::new(session_token)),
+        }),
+        _ => bail!("AssumeRoleWithWebIdentity for {role} gave no credentials"),
+    }
+}
+
+/// Trust roots from `AWS_CA_BUNDLE`, as in the AWS tools.
+fn ca_bundle() -> Result<Option<Roots>> {
+    env("AWS_CA_BUNDLE")
+        .map(|path| Roots::load(Path::new(&path)))
+        .transpose()
 }
 
 /// One signed JSON call; the answer's body on 200.
@@ -52,10 +142,7 @@ fn call(
         .and_then(|(_, rest)| rest.split('/').next())
         .ok_or_else(|| anyhow!("{endpoint_var} {endpoint:?} has no host"))?
         .to_string();
-    let roots = env("AWS_CA_BUNDLE")
-        .map(|path| Roots::load(std::path::Path::new(&path)))
-        .transpose()?;
-    let agent = net::agent(roots.as_ref(), None, timeout, timeout)?;
+    let agent = net::agent(ca_bundle()?.as_ref(), None, timeout, timeout)?;
     let body = body.to_string();
     let amz_date: String = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
@@ -67,7 +154,7 @@ fn call(
         ("x-amz-target", target),
     ];
     let signed = sigv4::sign(
-        &credentials()?,
+        &credentials(&region, timeout)?,
         &region,
         service,
         &host,
