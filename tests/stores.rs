@@ -349,3 +349,116 @@ fn aws_secrets_manager_and_ssm_are_read_with_sigv4_and_a_wrong_key_is_refused() 
     );
     assert!(!log.contains("aws-db-password-1") && !log.contains("not-the-secret-key"));
 }
+
+/// A stand-in for the Kubernetes API's TokenReview endpoint, over TLS: it vouches for
+/// the service account `ops/sortie`, as a cluster's API server would for its token.
+fn token_review_api(
+    dir: &Path,
+) -> (
+    String,
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    use sortie_control_plane::http::{serve, Reply, Response};
+    let ca = sortie_control_plane::pki::Authority::generate("cluster CA").unwrap();
+    let pair = ca.server(&["127.0.0.1"]).unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).unwrap();
+    let tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handler: std::sync::Arc<sortie_control_plane::http::Handler> = std::sync::Arc::new(|req| {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let authenticated = req.path.ends_with("/tokenreviews")
+            && body["spec"]["token"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("eyJ"));
+        Reply::Respond(Response::json(
+            201,
+            &json!({
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenReview",
+                "status": {
+                    "authenticated": authenticated,
+                    "user": { "username": "system:serviceaccount:ops:sortie", "uid": "5c1c8e4b",
+                              "groups": ["system:serviceaccounts", "system:serviceaccounts:ops"] }
+                }
+            }),
+        ))
+    });
+    let serve_stop = stop.clone();
+    std::thread::spawn(move || serve(listener, std::sync::Arc::new(tls), handler, serve_stop));
+    fs::write(dir.join("cluster-ca.pem"), ca.cert_pem()).unwrap();
+    (url, ca.cert_pem(), stop)
+}
+
+/// base64url without padding, for a service account token's parts.
+fn b64url(bytes: &[u8]) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+}
+
+#[test]
+fn openbao_kubernetes_auth_logs_in_with_the_service_account_token() {
+    let bao = Bao::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (api, ca_pem, _stop) = token_review_api(dir.path());
+    bao.call(
+        "POST",
+        "sys/auth/kubernetes",
+        json!({ "type": "kubernetes" }),
+    );
+    bao.call(
+        "POST",
+        "auth/kubernetes/config",
+        json!({ "kubernetes_host": api, "kubernetes_ca_cert": ca_pem, "disable_local_ca_jwt": true }),
+    );
+    bao.call(
+        "POST",
+        "auth/kubernetes/role/runner",
+        json!({ "bound_service_account_names": ["sortie"], "bound_service_account_namespaces": ["ops"],
+                "token_policies": ["app-read"], "token_ttl": "1m" }),
+    );
+    let claims = json!({
+        "iss": "kubernetes/serviceaccount",
+        "sub": "system:serviceaccount:ops:sortie",
+        "kubernetes.io/serviceaccount/namespace": "ops",
+        "kubernetes.io/serviceaccount/service-account.name": "sortie",
+        "kubernetes.io/serviceaccount/service-account.uid": "5c1c8e4b",
+    });
+    let jwt = format!(
+        "{}.{}.{}",
+        b64url(br#"{"alg":"RS256","kid":"test"}"#),
+        b64url(claims.to_string().as_bytes()),
+        b64url(b"signature-checked-by-the-token-review")
+    );
+    let token_file = write(dir.path(), "sa-token", &jwt);
+    let out = exec_secret(
+        dir.path(),
+        "bao:secret/app/db#password",
+        DB_PASSWORD,
+        &[
+            "--bao-addr",
+            &bao.addr,
+            "--bao-k8s-role",
+            "runner",
+            "--bao-k8s-token-file",
+            &token_file,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("value ok: [SECRET]"),
+        "{}",
+        stdout(&out)
+    );
+}
