@@ -3,6 +3,7 @@
 #
 #   benches/run.sh            the default run (a few minutes)
 #   benches/run.sh --long     more repetitions, 2 GiB of output, the 200-kill crash test
+#   benches/run.sh --crash N  only the crash test, with N kills
 #
 # Prints one table: median, min and max of several runs after a warm-up, and the
 # ratio to the baseline. These are measurements, not tests: nothing here fails on
@@ -12,7 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 long=false
+crash_only=0
 [[ ${1:-} == --long ]] && long=true
+[[ ${1:-} == --crash ]] && crash_only=${2:?--crash takes a number of kills}
 runs=7
 big=$((1024 * 1024 * 1024))
 kills=0
@@ -21,6 +24,7 @@ if $long; then
     big=$((2 * 1024 * 1024 * 1024))
     kills=200
 fi
+((crash_only > 0)) && kills=$crash_only
 small=$((10 * 1024 * 1024))
 
 for tool in curl python3 /usr/bin/time; do
@@ -89,6 +93,7 @@ poll() { # poll STATE-DIR [ARGS...]
         --state-dir "$state" --runner-id bench "$@"
 }
 
+if ((crash_only == 0)); then
 # --- P1: an empty shot over TLS, vs curl making the same single request -----------
 claim='{"claim_id":"bench","runner":{"id":"bench","tags":[]},"max_jobs":1,"wait_seconds":0}'
 curl_claim() {
@@ -265,14 +270,27 @@ secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
 row "P7 16 runners draining $jobs jobs" "$(awk -v n="$done_count" -v s="$secs" 'BEGIN { printf "%.0f jobs/s", n / s }')" "" "" \
     "${secs} s; done $done_count, duplicates $dup, lost $lost"
 
+fi
+
 # --- the crash test, long version: kill -9 at random moments, then recover --------
 if ((kills > 0)); then
+    # A control plane of its own, with a short ack window: a shot killed between its
+    # claim and its start leaves the job claimed until the window passes.
+    mkfifo "$work/crash-cp.out"
+    ./target/release/sortie-control-plane --listen 127.0.0.1:0 --state-dir "$work/crash-cp" \
+        --admin-token-file "$work/admin-token" --runner-token-file "$work/runner-token" \
+        --ack-window 1s >"$work/crash-cp.out" 2>/dev/null &
+    crash_cp=$!
+    read -r _ _ url <"$work/crash-cp.out"
+    ca=$work/crash-cp/tls/ca.pem
     lost=0
     succeeded=0
     broken=0
     for k in $(seq "$kills"); do
         enqueue "{\"id\":\"crash-$k\",\"steps\":[{\"shell\":\"i=0; while [ \$i -lt 30 ]; do echo line \$i; i=\$((i+1)); sleep 0.03; done\"}]}"
-        poll "$work/crash" 2>/dev/null &
+        # sortie itself in the background, so that $! is its pid.
+        "$sortie" -q poll --server "$url" --ca-file "$ca" --token-file "$work/runner-token" \
+            --state-dir "$work/crash" --runner-id bench 2>/dev/null &
         victim=$!
         sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", (r % 1500) / 1000 }')"
         kill -9 "$victim" 2>/dev/null || true
@@ -298,6 +316,7 @@ print("ok" if ok else "broken")')
         esac
         [[ $check == ok ]] || broken=$((broken + 1))
     done
+    kill "$crash_cp"
     row "crash test: kill -9 at random moments" "$kills kills" "" "" \
         "lost $lost, succeeded $succeeded, not terminal or log broken $broken"
 fi
