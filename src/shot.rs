@@ -70,13 +70,15 @@ pub fn run(cfg: &Poll) -> Result<Summary> {
     let state = StateDir::open(&cfg.connect.state_dir, cfg.lock_wait)?;
     let server = cfg.connect.target.name();
 
-    let budget = started + cfg.delivery_budget;
-    let recovery_cp = control_plane(
-        &cfg.connect,
-        Some(deadline.map_or(budget, |d| d.min(budget))),
-    )?;
-    let recovered = recovery::run(&*recovery_cp, &state, &server)?;
-    drop(recovery_cp);
+    // Recovery gets a client of its own, bounded by the delivery budget, and only when
+    // an earlier shot left something: a clean state dir costs the shot nothing.
+    let recovered = if state.pending_jobs().is_empty() {
+        recovery::Outcome::default()
+    } else {
+        let budget = started + cfg.delivery_budget;
+        let until = deadline.map_or(budget, |d| d.min(budget));
+        recovery::run(&*control_plane(&cfg.connect, Some(until))?, &state, &server)?
+    };
 
     let cp = control_plane(&cfg.connect, deadline)?;
     let hostname = config::hostname().unwrap_or_default();
