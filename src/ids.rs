@@ -1,12 +1,12 @@
 //! Random identifiers: request ids, claim ids, jitter.
 //!
-//! One place reads the OS random source (the getrandom system call, which needs
-//! no /dev: sortie runs in empty roots), so every id and every jitter is
-//! unpredictable without pulling in a random-number crate.
+//! One place reads the OS random source, through the getrandom crate's
+//! getrandom(2) backend (`.cargo/config.toml` selects it: it needs no /dev, and
+//! sortie runs in empty roots), so every id and every jitter is unpredictable.
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
-    crate::os::random(&mut bytes);
+    getrandom::fill(&mut bytes).expect("the kernel's random source works");
     bytes
 }
 
@@ -15,7 +15,7 @@ pub fn uuid() -> String {
     let mut b = random_bytes::<16>();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = hex::encode(b);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],

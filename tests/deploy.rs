@@ -140,29 +140,24 @@ fn the_man_page_passes_mandoc_lint() {
     );
 }
 
-/// The static binary, built once per test run into its own target dir (a nested
-/// cargo must not wait on the lock of the build that runs these tests).
+/// The static binary, built once per test run by packaging/build-static.sh (the
+/// way users build it) into its own target dir (a nested cargo must not wait on
+/// the lock of the build that runs these tests).
 fn static_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let target = repo().join("target/static");
-        let status = Command::new(env!("CARGO"))
-            .current_dir(repo())
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "--bin",
-                "sortie",
-                "--target",
-                "x86_64-unknown-linux-gnu",
-            ])
-            .env("CARGO_TARGET_DIR", &target)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .status()
+        let out = Command::new("sh")
+            .arg(repo().join("packaging/build-static.sh"))
+            .env("CARGO", env!("CARGO"))
+            .env("CARGO_TARGET_DIR", repo().join("target/static"))
+            .output()
             .unwrap();
-        assert!(status.success(), "building the static binary");
-        target.join("x86_64-unknown-linux-gnu/release/sortie")
+        assert!(
+            out.status.success(),
+            "building the static binary: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     })
 }
 

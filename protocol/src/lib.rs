@@ -18,6 +18,36 @@ pub const HEADER_REQUEST_ID: &str = "Sortie-Request-Id";
 /// Header carrying the lease token on log uploads.
 pub const HEADER_LEASE_TOKEN: &str = "Sortie-Lease-Token";
 
+/// The exit codes of `sortie` (sysexits style), for wrappers, tests and control
+/// planes that start runners. sortie(1), "EXIT STATUS", says when each is used.
+pub mod exit {
+    /// The shot did its work, or there was nothing to do.
+    pub const OK: u8 = 0;
+    /// A job failed (`exec`, or `poll --fail-on-job-failure`).
+    pub const JOB_FAILED: u8 = 1;
+    /// Bad command line or event (EX_USAGE).
+    pub const USAGE: u8 = 64;
+    /// The control plane could not be reached (EX_UNAVAILABLE).
+    pub const UNREACHABLE: u8 = 69;
+    /// A bug in sortie (EX_SOFTWARE).
+    pub const SOFTWARE: u8 = 70;
+    /// Another shot holds the state dir's lock (EX_CANTCREAT).
+    pub const BUSY: u8 = 73;
+    /// The state dir could not be read or written: a full disk, an I/O error (EX_IOERR).
+    pub const IO: u8 = 74;
+    /// Output or results are left in the state dir for a later shot (EX_TEMPFAIL).
+    pub const LEFT_FOR_LATER: u8 = 75;
+    /// The control plane answered outside the protocol: a redirect, an unexpected
+    /// status, a body that is not valid (EX_PROTOCOL).
+    pub const PROTOCOL: u8 = 76;
+    /// The control plane rejected the credentials (EX_NOPERM).
+    pub const REJECTED: u8 = 77;
+    /// Configuration error: a bad flag value, file, certificate or key (EX_CONFIG).
+    pub const CONFIG: u8 = 78;
+    /// Interrupted by a signal or by the deadline (128 + SIGINT).
+    pub const INTERRUPTED: u8 = 130;
+}
+
 /// Who is asking for work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunnerInfo {

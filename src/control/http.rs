@@ -16,9 +16,10 @@ use sortie_protocol::{
 };
 use ureq::Agent;
 
-use super::{Beat, ControlError, ControlPlane, JobRef, Result};
-use crate::config::Connect;
-use crate::{ids, net, retry::Backoff, secret::Secret};
+use super::{net, retry::Backoff};
+use super::{Beat, ControlError, ControlPlane, Endpoint, JobRef, Result};
+use crate::ids;
+use crate::secrets::secret::Secret;
 
 /// Longest time one call keeps retrying, even when the shot has more time.
 const RETRY_BUDGET: Duration = Duration::from_secs(60);
@@ -29,6 +30,7 @@ pub struct HttpControl {
     token: Option<Secret>,
     request_timeout: Duration,
     deadline: Option<Instant>,
+    stopping: fn() -> bool,
 }
 
 /// A response whose status the caller interprets.
@@ -40,9 +42,10 @@ struct Reply {
 impl HttpControl {
     /// Build the client. `deadline` bounds every retry loop.
     pub fn new(
-        connect: &Connect,
+        connect: &Endpoint,
         base: &str,
         deadline: Option<Instant>,
+        stopping: fn() -> bool,
     ) -> anyhow::Result<HttpControl> {
         let agent = net::agent(
             connect.roots.as_ref(),
@@ -56,6 +59,7 @@ impl HttpControl {
             token: connect.token.clone(),
             request_timeout: connect.request_timeout,
             deadline,
+            stopping,
         })
     }
 
@@ -77,63 +81,60 @@ impl HttpControl {
         }
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10), until);
         loop {
-            let mut req = ureq::http::Request::builder()
-                .method(method)
-                .uri(&url)
-                .header("content-type", content_type)
-                .header("accept", "application/json")
-                .header(HEADER_PROTOCOL, PROTOCOL_VERSION)
-                .header(HEADER_REQUEST_ID, &request_id);
-            if let Some(token) = &self.token {
-                req = req.header("authorization", format!("Bearer {}", token.expose()));
+            let auth = self
+                .token
+                .as_ref()
+                .map(|t| format!("Bearer {}", t.expose()));
+            let mut headers = vec![
+                ("content-type", content_type),
+                ("accept", "application/json"),
+                (HEADER_PROTOCOL, PROTOCOL_VERSION),
+                (HEADER_REQUEST_ID, request_id.as_str()),
+            ];
+            if let Some(auth) = &auth {
+                headers.push(("authorization", auth));
             }
             if let Some(lease) = lease_token {
-                req = req.header(HEADER_LEASE_TOKEN, lease);
+                headers.push((HEADER_LEASE_TOKEN, lease));
             }
-            let req = req
-                .body(body.to_vec())
-                .map_err(|e| ControlError::Refused(format!("building {method} {url}: {e}")))?;
-            let call = self
-                .agent
-                .configure_request(req)
-                .timeout_global(Some(self.request_timeout + extra))
-                .build();
-            let outcome = self.agent.run(call);
+            let timeout = Some(self.request_timeout + extra);
+            let outcome =
+                net::exchange(&self.agent, method, &url, &headers, body.to_vec(), timeout);
             let (error, retry_after) = match outcome {
-                Ok(mut response) => {
-                    let status = response.status().as_u16();
-                    let retry_after = response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let body = net::read_body(&mut response);
-                    match (status, body) {
-                        (401 | 403, Ok(body)) => {
-                            return Err(ControlError::Rejected(format!(
-                                "{status} from {method} {url}{}",
-                                detail(&body)
-                            )))
-                        }
-                        (408 | 429 | 500 | 502 | 503 | 504, Ok(body)) => (
-                            anyhow!("{status} from {method} {url}{}", detail(&body)),
-                            retry_after,
-                        ),
-                        (_, Ok(body)) => return Ok(Reply { status, body }),
-                        (_, Err(e)) => (anyhow!("reading the answer to {method} {url}: {e}"), None),
+                Ok(answer) => match answer.status {
+                    401 | 403 => {
+                        return Err(ControlError::Rejected(format!(
+                            "{} from {method} {url}{}",
+                            answer.status,
+                            detail(&answer.body)
+                        )))
                     }
-                }
-                Err(e) => {
+                    408 | 429 | 500 | 502 | 503 | 504 => (
+                        anyhow!(
+                            "{} from {method} {url}{}",
+                            answer.status,
+                            detail(&answer.body)
+                        ),
+                        answer.retry_after,
+                    ),
+                    status => {
+                        return Ok(Reply {
+                            status,
+                            body: answer.body,
+                        })
+                    }
+                },
+                Err(net::Failed::Transport(e)) => {
                     if let Some(fatal) = tls_failure(&e, &url) {
                         return Err(fatal);
                     }
                     (anyhow!("{method} {url}: {e}"), None)
                 }
+                Err(e) => (anyhow!("{method} {url}: {e}"), None),
             };
             // Told to stop: one try per call, so the shot ends within its grace period;
             // what is not delivered stays in the state dir.
-            let delay = if crate::os::interrupted() {
+            let delay = if (self.stopping)() {
                 None
             } else {
                 backoff.next_delay(retry_after)

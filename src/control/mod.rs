@@ -7,13 +7,68 @@
 //! their own exit code, an unreachable control plane leaves results for later.
 
 pub mod http;
+pub mod net;
+pub mod retry;
 pub mod spool;
+pub mod tls;
+pub mod upload;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sortie_protocol::{Action, ClaimRequest, ClaimedJob, Completion, Lease};
 
-use crate::exit::Code;
+use crate::secrets::secret::Secret;
+use tls::{Identity, Roots};
+
+use crate::exit::Cause;
+
+/// Where the work comes from.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A protocol v1 control plane; the base URL ends with `/`.
+    Http { base: String },
+    /// The embedded spool directory.
+    Spool { root: PathBuf },
+}
+
+impl Target {
+    /// The control plane as the user named it (recorded with each job in flight).
+    pub fn name(&self) -> String {
+        match self {
+            Target::Http { base } => base.clone(),
+            Target::Spool { root } => format!("dir:{}", root.display()),
+        }
+    }
+}
+
+/// How to reach a control plane: checked settings, built by the face.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub target: Target,
+    pub token: Option<Secret>,
+    pub roots: Option<Roots>,
+    pub identity: Option<Identity>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+/// The client for an endpoint. `deadline` bounds every retry loop; `stopping`
+/// tells it that the runner was asked to stop (then each call is tried once).
+pub fn open(
+    endpoint: &Endpoint,
+    deadline: Option<Instant>,
+    stopping: fn() -> bool,
+) -> Result<Arc<dyn ControlPlane>> {
+    Ok(match &endpoint.target {
+        Target::Http { base } => Arc::new(
+            http::HttpControl::new(endpoint, base, deadline, stopping)
+                .map_err(ControlError::Config)?,
+        ),
+        Target::Spool { root } => Arc::new(spool::SpoolControl::open(root)?),
+    })
+}
 
 /// A claimed job and the fence every later call about it carries.
 #[derive(Debug, Clone)]
@@ -47,17 +102,19 @@ pub enum ControlError {
     Resend(u64),
     /// Any other refusal, final for this call.
     Refused(String),
+    /// The client cannot be built from its settings (a bad certificate or key).
+    Config(anyhow::Error),
 }
 
 impl ControlError {
-    /// The exit code this error ends a shot with.
-    pub fn code(&self) -> Code {
+    /// Why this error ends a shot.
+    pub fn cause(&self) -> Cause {
         match self {
-            ControlError::Unreachable(_) => Code::UNREACHABLE,
-            ControlError::Rejected(_) => Code::REJECTED,
-            ControlError::Tls(_) => Code::CONFIG,
+            ControlError::Unreachable(_) => Cause::Unreachable,
+            ControlError::Rejected(_) => Cause::Rejected,
+            ControlError::Tls(_) | ControlError::Config(_) => Cause::Config,
             ControlError::Fenced(_) | ControlError::Resend(_) | ControlError::Refused(_) => {
-                Code::SOFTWARE
+                Cause::Protocol
             }
         }
     }
@@ -72,6 +129,7 @@ impl std::fmt::Display for ControlError {
             ControlError::Fenced(why) => write!(f, "lease lost: {why}"),
             ControlError::Resend(k) => write!(f, "the control plane holds {k} log bytes"),
             ControlError::Refused(why) => write!(f, "refused: {why}"),
+            ControlError::Config(e) => write!(f, "{e:#}"),
         }
     }
 }

@@ -14,13 +14,8 @@ use std::sync::Arc;
 
 use sortie_protocol::StepStatus;
 
-use crate::mask::{MaskStream, Masker};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
+pub use crate::exec::Stream;
+use crate::secrets::mask::{MaskStream, Masker};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {

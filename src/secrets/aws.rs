@@ -14,9 +14,9 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 
 use super::sigv4::{self, Credentials};
-use crate::net;
-use crate::secret::Secret;
-use crate::tls::Roots;
+use crate::control::net;
+use crate::control::tls::Roots;
+use crate::secrets::secret::Secret;
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -79,15 +79,9 @@ fn web_identity(
     .collect::<Vec<_>>()
     .join("&");
     let agent = net::agent(ca_bundle()?.as_ref(), None, timeout, timeout)?;
-    let req = ureq::http::Request::builder()
-        .method("POST")
-        .uri(&base)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form.into_bytes())
-        .map_err(|e| anyhow!("building the request: {e}"))?;
-    let mut response = agent.run(req).map_err(|e| anyhow!("POST {base}: {e}"))?;
-    let status = response.status().as_u16();
-    let body = net::read_body(&mut response)?;
+    let headers = [("content-type", "application/x-www-form-urlencoded")];
+    let answer = net::request(&agent, "POST", &base, &headers, form.into_bytes())?;
+    let (status, body) = (answer.status, answer.body);
     if status != 200 {
         bail!(
             "AssumeRoleWithWebIdentity for {role} refused ({status}: {})",
@@ -162,20 +156,14 @@ fn call(
         &headers,
         body.as_bytes(),
     );
-    let mut req = ureq::http::Request::builder().method("POST").uri(&base);
-    for (k, v) in headers
+    let all: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .chain(signed)
-    {
-        req = req.header(k, v);
-    }
-    let req = req
-        .body(body.into_bytes())
-        .map_err(|e| anyhow!("building the request: {e}"))?;
-    let mut response = agent.run(req).map_err(|e| anyhow!("POST {base}: {e}"))?;
-    let status = response.status().as_u16();
-    let bytes = net::read_body(&mut response)?;
+        .collect();
+    let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let answer = net::request(&agent, "POST", &base, &all, body.into_bytes())?;
+    let (status, bytes) = (answer.status, answer.body);
     if status == 200 {
         return serde_json::from_slice(&bytes).map_err(|e| anyhow!("the answer is not JSON: {e}"));
     }

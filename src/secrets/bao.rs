@@ -12,8 +12,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::BaoConfig;
-use crate::net;
-use crate::secret::Secret;
+use crate::control::net;
+use crate::secrets::secret::Secret;
 
 enum Auth {
     TokenFile(std::path::PathBuf),
@@ -91,24 +91,16 @@ impl Client {
 
     fn request(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
         let url = format!("{}v1/{path}", self.base);
-        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        let mut headers = vec![("content-type", "application/json")];
         if let Some(token) = &self.token {
-            req = req.header("X-Vault-Token", token.expose());
+            headers.push(("X-Vault-Token", token.expose()));
         }
         if let Some(ns) = &self.namespace {
-            req = req.header("X-Vault-Namespace", ns);
+            headers.push(("X-Vault-Namespace", ns));
         }
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = req
-            .header("content-type", "application/json")
-            .body(body.into_bytes())
-            .map_err(|e| anyhow!("building the request: {e}"))?;
-        let mut response = self
-            .agent
-            .run(req)
-            .map_err(|e| anyhow!("{method} {url}: {e}"))?;
-        let status = response.status().as_u16();
-        let bytes = net::read_body(&mut response)?;
+        let answer = net::request(&self.agent, method, &url, &headers, body.into_bytes())?;
+        let (status, bytes) = (answer.status, answer.body);
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok((status, value))
     }

@@ -11,6 +11,8 @@
 mod aws;
 mod bao;
 mod local;
+pub mod mask;
+pub mod secret;
 mod sigv4;
 
 use std::collections::BTreeMap;
@@ -19,8 +21,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 
-use crate::secret::Secret;
-use crate::tls::{Identity, Roots};
+use crate::control::tls::{Identity, Roots};
+use crate::secrets::secret::Secret;
 
 /// How a resolved secret reaches the steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,8 +6,7 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::secret::Secret;
-use crate::upload::hex;
+use crate::secrets::secret::Secret;
 
 /// Credentials from the standard environment variables.
 pub struct Credentials {
@@ -51,13 +50,13 @@ pub fn sign(
         .join(";");
     let canonical = format!(
         "POST\n/\n\n{canonical_headers}\n{signed_names}\n{}",
-        hex(&Sha256::digest(body))
+        hex::encode(Sha256::digest(body))
     );
     let date = &amz_date[..8];
     let scope = format!("{date}/{region}/{service}/aws4_request");
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical.as_bytes()))
+        hex::encode(Sha256::digest(canonical.as_bytes()))
     );
     let mut key = hmac(
         format!("AWS4{}", credentials.secret_access_key.expose()).as_bytes(),
@@ -66,7 +65,7 @@ pub fn sign(
     for part in [region, service, "aws4_request"] {
         key = hmac(&key, part.as_bytes());
     }
-    let signature = hex(&hmac(&key, to_sign.as_bytes()));
+    let signature = hex::encode(hmac(&key, to_sign.as_bytes()));
     let mut out: Vec<(String, String)> = signed
         .into_iter()
         .filter(|(k, _)| k != "host" && !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)))
@@ -93,7 +92,7 @@ mod tests {
             key = hmac(&key, part.as_bytes());
         }
         assert_eq!(
-            hex(&key),
+            hex::encode(key),
             "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
         );
     }

@@ -1,18 +1,15 @@
 //! Project chores, run with `cargo run -p xtask -- <task>`.
 //!
 //! `man` regenerates man/sortie.1 and the shell completions in
-//! packaging/completions/ from the clap definitions in src/cli.rs (included here
-//! as a module, so the page can never describe flags the binary does not have).
+//! packaging/completions/ from the clap definitions of the sortie library
+//! (`sortie::face::cli`), so the page can never describe flags the binary does not have).
 //! The test below fails when the committed files are stale.
-
-#[allow(dead_code)]
-#[path = "../../src/cli.rs"]
-mod cli;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::CommandFactory;
+use sortie::face::cli;
 
 /// The date on the man page: the date of the last change to its text.
 const DATE: &str = "2026-11-27";

@@ -13,6 +13,11 @@ impl ProcessGroup {
         ProcessGroup(pid as i32)
     }
 
+    /// The group's id (its leader's pid).
+    pub fn id(self) -> i32 {
+        self.0
+    }
+
     /// Send `signal` to every process of the group (a group already gone is fine).
     pub fn signal(self, signal: i32) {
         if self.0 <= 0 {
@@ -27,20 +32,13 @@ impl ProcessGroup {
 
 pub use libc::{SIGKILL, SIGTERM};
 
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-
-/// How many SIGTERM/SIGINT sortie has received.
-static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-/// The process group of the step running now (0: none), for the second signal.
-static RUNNING_GROUP: AtomicI32 = AtomicI32::new(0);
-
 /// Exit status after a second signal (128 + SIGINT, as shells report an interrupt).
-pub const INTERRUPTED_STATUS: i32 = 130;
+const INTERRUPTED_STATUS: i32 = sortie_protocol::exit::INTERRUPTED as i32;
 
 extern "C" fn on_signal(_: libc::c_int) {
     // Only async-signal-safe calls here: atomics, kill(2), _exit(2).
-    if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
-        let group = RUNNING_GROUP.load(Ordering::SeqCst);
+    if crate::signals::record() >= 1 {
+        let group = crate::signals::running_group();
         // SAFETY: kill and _exit are async-signal-safe.
         unsafe {
             if group > 0 {
@@ -65,16 +63,6 @@ pub fn install_signal_handlers() {
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }
     }
-}
-
-/// True once sortie has been asked to stop by a signal.
-pub fn interrupted() -> bool {
-    SIGNALS.load(Ordering::SeqCst) > 0
-}
-
-/// Record the group of the step that runs now (0 when none), for the second signal.
-pub fn set_running_group(group: Option<ProcessGroup>) {
-    RUNNING_GROUP.store(group.map_or(0, |g| g.0), Ordering::SeqCst);
 }
 
 /// Make sortie the reaper of every process its steps leave behind: a daemon that
@@ -183,21 +171,17 @@ pub fn empty_stdin() -> std::process::Stdio {
     }
 }
 
-/// Fill `buf` from the kernel's random source with getrandom(2), which needs no /dev
-/// (sortie may run in an empty root or a FROM-scratch image).
-pub fn random(buf: &mut [u8]) {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: the pointer and length describe a writable part of `buf`.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n > 0 {
-            filled += n as usize;
-        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            panic!(
-                "the kernel's random source failed: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
+/// The host's name, as the kernel knows it.
+pub fn hostname() -> anyhow::Result<String> {
+    use anyhow::Context;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .context("reading /proc/sys/kernel/hostname")?;
+    Ok(name.trim().to_string())
+}
+
+/// True when sortie runs with effective uid 0.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }

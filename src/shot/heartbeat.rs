@@ -14,9 +14,9 @@ use std::time::{Duration, SystemTime};
 
 use sortie_protocol::{Action, Lease};
 
+use crate::control::upload::Shared;
 use crate::control::{ControlError, ControlPlane, JobRef};
 use crate::ids;
-use crate::upload::Shared;
 
 /// Why a running job must stop early.
 #[derive(Debug, Default)]

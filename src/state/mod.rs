@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::exit::{Code, Failure};
+use crate::exit::{Cause, Failure};
 
 pub struct StateDir {
     root: PathBuf,
@@ -52,7 +52,7 @@ impl StateDir {
                 }
                 Err(TryLockError::WouldBlock) => {
                     return Err(Failure::new(
-                        Code::BUSY,
+                        Cause::Busy,
                         anyhow::anyhow!(
                             "another shot is running with state dir {}; this one stops",
                             root.display()
@@ -76,7 +76,7 @@ impl StateDir {
     /// `jobs/<id>/`, created.
     pub fn job_dir(&self, id: &str) -> Result<PathBuf> {
         let dir = self.root.join("jobs").join(id);
-        private_dir(&dir)?;
+        private_dir(&dir).map_err(Failure::io)?;
         Ok(dir)
     }
 
@@ -98,7 +98,7 @@ impl StateDir {
     /// `work/`, created: where job workspaces are made.
     pub fn work_dir(&self) -> Result<PathBuf> {
         let dir = self.root.join("work");
-        private_dir(&dir)?;
+        private_dir(&dir).map_err(Failure::io)?;
         Ok(dir)
     }
 }
@@ -119,7 +119,9 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
         fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()
     };
-    write().with_context(|| format!("cannot write {}", path.display()))
+    write()
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(|e| Failure::io(e).into())
 }
 
 /// What a shot records about a job before starting it, so that a later shot can

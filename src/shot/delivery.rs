@@ -11,10 +11,10 @@ use std::path::Path;
 use anyhow::Result;
 use sortie_protocol::{Completion, JobStatus};
 
+use crate::control::upload;
 use crate::control::{ControlError, ControlPlane, JobRef};
 use crate::exit::Failure;
 use crate::state;
-use crate::upload;
 
 /// Times a completion is retried after the control plane asked for missing log bytes.
 const COMPLETE_TRIES: usize = 3;
@@ -32,7 +32,7 @@ pub enum JobEnd {
 
 /// The shot-ending error for a control-plane error.
 pub fn fail(e: ControlError) -> anyhow::Error {
-    Failure::new(e.code(), e).into()
+    Failure::new(e.cause(), e).into()
 }
 
 /// Send the log from wherever the control plane's copy ends (an empty upload at the

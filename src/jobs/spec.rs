@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
-use crate::expand;
+use crate::jobs::expand;
 use crate::secrets::{Delivery, Reference, Wanted};
 
 #[derive(Debug, Clone, Default)]

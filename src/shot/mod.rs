@@ -6,47 +6,66 @@
 //! into the exit code. A job's own failure is reported, not fatal; rejected
 //! credentials stop the shot; anything undelivered stays in the state dir.
 
+pub mod delivery;
+pub mod heartbeat;
+pub mod recovery;
+
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use sortie_protocol::{ClaimRequest, ClaimedJob, Completion, JobStatus, RunnerInfo};
 
-use crate::config::{self, Poll, Target};
-use crate::control::http::HttpControl;
-use crate::control::spool::SpoolControl;
-use crate::control::{ControlError, ControlPlane, JobRef};
-use crate::delivery::{self, fail, JobEnd};
-use crate::executor::StopReason;
-use crate::exit::{Code, Failure};
-use crate::heartbeat::{Heartbeat, JobFlags};
+use crate::control::upload::{JobLog, Uploader};
+use crate::control::{self, ControlError, ControlPlane, Endpoint, JobRef};
+use crate::exec::StopReason;
+use crate::exit::{Cause, Code};
+use crate::jobs::runner::{self, Runtime};
+use crate::jobs::spec as jobspec;
+use crate::jobs::workspace::Workspace;
 use crate::output::EventLog;
-use crate::runner::{self, Runtime};
+use crate::secrets::Providers;
+use crate::shot::heartbeat::{Heartbeat, JobFlags};
 use crate::state::{Journal, StateDir};
-use crate::upload::{JobLog, Uploader};
-use crate::workspace::Workspace;
-use crate::{clock, ids, jobspec, os, recovery};
+use crate::{clock, ids, os, signals};
+use delivery::{fail, JobEnd};
 
 /// Step kinds this build runs (sent with every claim).
 pub const CAPABILITIES: &[&str] = &["exec", "shell", "script", "scriptfile"];
 
+/// The settings of a shot, checked and built by the face.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub endpoint: Endpoint,
+    pub runner_id: String,
+    pub tags: Vec<String>,
+    pub state_dir: PathBuf,
+    pub providers: Providers,
+    pub kill_grace: Duration,
+    pub keep_workspace: bool,
+    pub max_jobs: u32,
+    pub wait: Duration,
+    pub max_runtime: Option<Duration>,
+    pub fail_on_job_failure: bool,
+    pub deadline_reserve: Duration,
+    pub lock_wait: Duration,
+    pub delivery_budget: Duration,
+    pub keep_logs: Option<PathBuf>,
+}
+
 /// The control-plane client for the configured target.
 pub fn control_plane(
-    connect: &config::Connect,
+    endpoint: &Endpoint,
     deadline: Option<Instant>,
 ) -> Result<Arc<dyn ControlPlane>> {
-    Ok(match &connect.target {
-        Target::Http { base } => {
-            Arc::new(HttpControl::new(connect, base, deadline).map_err(Failure::config)?)
-        }
-        Target::Spool { root } => Arc::new(SpoolControl::open(root).map_err(fail)?),
-    })
+    control::open(endpoint, deadline, signals::interrupted).map_err(fail)
 }
 
 /// What a shot did: its exit code, and each job it claimed with how it ended.
 #[derive(Debug, serde::Serialize)]
 pub struct Summary {
-    pub exit_code: u8,
+    pub exit_code: Code,
     pub jobs: Vec<JobSummary>,
     /// Jobs of earlier shots delivered by this one.
     pub recovered: usize,
@@ -62,13 +81,13 @@ pub struct JobSummary {
 }
 
 /// Run one shot.
-pub fn run(cfg: &Poll) -> Result<Summary> {
+pub fn run(cfg: &Settings) -> Result<Summary> {
     let started = Instant::now();
     let deadline = cfg.max_runtime.map(|d| started + d);
     // Jobs must be over by then, leaving the reserve for delivery.
     let work_until = deadline.map(|d| d.checked_sub(cfg.deadline_reserve).unwrap_or(started));
-    let state = StateDir::open(&cfg.connect.state_dir, cfg.lock_wait)?;
-    let server = cfg.connect.target.name();
+    let state = StateDir::open(&cfg.state_dir, cfg.lock_wait)?;
+    let server = cfg.endpoint.target.name();
 
     // Recovery gets a client of its own, bounded by the delivery budget, and only when
     // an earlier shot left something: a clean state dir costs the shot nothing.
@@ -77,16 +96,20 @@ pub fn run(cfg: &Poll) -> Result<Summary> {
     } else {
         let budget = started + cfg.delivery_budget;
         let until = deadline.map_or(budget, |d| d.min(budget));
-        recovery::run(&*control_plane(&cfg.connect, Some(until))?, &state, &server)?
+        recovery::run(
+            &*control_plane(&cfg.endpoint, Some(until))?,
+            &state,
+            &server,
+        )?
     };
 
-    let cp = control_plane(&cfg.connect, deadline)?;
-    let hostname = config::hostname().unwrap_or_default();
+    let cp = control_plane(&cfg.endpoint, deadline)?;
+    let hostname = os::hostname().unwrap_or_default();
     let request = ClaimRequest {
         claim_id: ids::uuid(),
         runner: RunnerInfo {
-            id: cfg.connect.runner_id.clone(),
-            tags: cfg.connect.tags.clone(),
+            id: cfg.runner_id.clone(),
+            tags: cfg.tags.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             hostname: hostname.clone(),
             os: std::env::consts::OS.to_string(),
@@ -109,7 +132,7 @@ pub fn run(cfg: &Poll) -> Result<Summary> {
     let mut summaries = Vec::new();
     for job in jobs {
         tracing::info!(job = %job.id, attempt = job.attempt, "claimed");
-        if os::interrupted() {
+        if signals::interrupted() {
             tracing::warn!(job = %job.id, "interrupted before the job started; not starting it");
             cp.release(&JobRef::from(&job)).map_err(fail)?;
             summaries.push(JobSummary {
@@ -147,17 +170,17 @@ pub fn run(cfg: &Poll) -> Result<Summary> {
             outcome: outcome.to_string(),
         });
     }
-    let code = if os::interrupted() || interrupted {
-        Code::INTERRUPTED
+    let code = if signals::interrupted() || interrupted {
+        Cause::Interrupted.code()
     } else if left {
-        Code::LEFT_FOR_LATER
+        Cause::LeftForLater.code()
     } else if failed && cfg.fail_on_job_failure {
         Code::JOB_FAILED
     } else {
         Code::OK
     };
     Ok(Summary {
-        exit_code: code.0,
+        exit_code: code,
         jobs: summaries,
         recovered: recovered.delivered,
     })
@@ -165,7 +188,7 @@ pub fn run(cfg: &Poll) -> Result<Summary> {
 
 /// What every job of a shot shares.
 struct JobContext<'a> {
-    settings: &'a Poll,
+    settings: &'a Settings,
     cp: &'a Arc<dyn ControlPlane>,
     state: &'a StateDir,
     /// The control plane's name, recorded in the journal.
@@ -241,7 +264,7 @@ fn run_job(ctx: &JobContext<'_>, job: &ClaimedJob) -> Result<JobEnd> {
         settings.keep_workspace,
     )?;
     let stop = || {
-        if os::interrupted() {
+        if signals::interrupted() {
             Some(StopReason::Interrupted)
         } else {
             flags.should_stop().then_some(StopReason::Cancelled)

@@ -14,10 +14,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::cli::LambdaArgs;
-use crate::config::{self, Poll};
-use crate::exit::{self, Code, Failure};
+use crate::control::net;
+use crate::exit::{self, Cause, Code, Failure};
+use crate::face::cli::LambdaArgs;
+use crate::face::config;
 use crate::shot;
+use crate::shot::Settings;
 
 const API_VERSION: &str = "2018-06-01";
 
@@ -69,20 +71,14 @@ impl Runtime {
     }
 
     fn post(&self, path: &str, error_type: Option<&str>, body: &serde_json::Value) -> Result<()> {
-        let mut req = ureq::http::Request::builder()
-            .method("POST")
-            .uri(format!("{}/{path}", self.base))
-            .header("content-type", "application/json");
+        let mut headers = vec![("content-type", "application/json")];
         if let Some(kind) = error_type {
-            req = req.header("Lambda-Runtime-Function-Error-Type", kind);
+            headers.push(("Lambda-Runtime-Function-Error-Type", kind));
         }
-        let req = req.body(body.to_string().into_bytes())?;
-        let response = self
-            .agent
-            .run(req)
-            .with_context(|| format!("POST {path}"))?;
-        if !response.status().is_success() {
-            bail!("POST {path}: {}", response.status());
+        let url = format!("{}/{path}", self.base);
+        let answer = net::request(&self.agent, "POST", &url, &headers, body.to_string().into())?;
+        if !(200..300).contains(&answer.status) {
+            bail!("POST {path}: {}", answer.status);
         }
         Ok(())
     }
@@ -95,7 +91,7 @@ fn error_body(kind: &str, error: &anyhow::Error) -> serde_json::Value {
 /// Serve invocations until the environment is torn down.
 pub fn run(args: &LambdaArgs) -> Result<Code> {
     let runtime = Runtime::new().map_err(Failure::config)?;
-    let base = match config::Poll::build(&args.poll) {
+    let base = match config::poll(&args.poll) {
         Ok(cfg) => cfg,
         Err(e) => {
             let kind = "Runtime.ConfigurationError";
@@ -146,7 +142,7 @@ pub fn run(args: &LambdaArgs) -> Result<Code> {
 
 /// One invocation: one shot, bounded by the invocation's deadline.
 fn invoke(
-    base: &Poll,
+    base: &Settings,
     args: &LambdaArgs,
     event: &[u8],
     deadline_ms: Option<u64>,
@@ -155,7 +151,7 @@ fn invoke(
         Event::default()
     } else {
         serde_json::from_slice(event)
-            .map_err(|e| Failure::new(Code::USAGE, anyhow!("the event is not valid: {e}")))?
+            .map_err(|e| Failure::new(Cause::Usage, anyhow!("the event is not valid: {e}")))?
     };
     let mut cfg = base.clone();
     if let Some(max_jobs) = event.max_jobs {
@@ -164,12 +160,12 @@ fn invoke(
     if let Some(tags) = event.tags {
         if let Some(bad) = tags.iter().find(|t| !args.allowed_tags.contains(t)) {
             return Err(Failure::new(
-                Code::USAGE,
+                Cause::Usage,
                 anyhow!("the event asks for tag {bad:?}, which SORTIE_LAMBDA_ALLOWED_TAGS does not allow"),
             )
             .into());
         }
-        cfg.connect.tags = tags;
+        cfg.tags = tags;
     }
     if let Some(ms) = deadline_ms {
         let now = SystemTime::now()

@@ -10,87 +10,53 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::cli::{ConnectArgs, PollArgs, SecretArgs};
-use crate::secret::Secret;
+use crate::control::tls::Identity;
+use crate::control::tls::Roots;
+use crate::control::{Endpoint, Target};
+use crate::face::cli::{ConnectArgs, PollArgs, SecretArgs};
+use crate::secrets::secret::Secret;
 use crate::secrets::{BaoConfig, Providers};
-use crate::tls::{Identity, Roots};
+use crate::shot;
 
-/// Where the work comes from.
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// A protocol v1 control plane; the base URL ends with `/`.
-    Http { base: String },
-    /// The embedded spool directory.
-    Spool { root: PathBuf },
-}
-
-/// Everything needed to talk to a control plane.
+/// Everything needed to talk to a control plane, and who this runner is.
 #[derive(Debug, Clone)]
 pub struct Connect {
-    pub target: Target,
-    pub token: Option<Secret>,
+    pub endpoint: Endpoint,
     pub runner_id: String,
     pub tags: Vec<String>,
-    pub roots: Option<Roots>,
-    pub identity: Option<Identity>,
     pub state_dir: PathBuf,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
-pub struct Poll {
-    pub connect: Connect,
-    pub providers: Providers,
-    pub kill_grace: Duration,
-    pub keep_workspace: bool,
-    pub max_jobs: u32,
-    pub wait: Duration,
-    pub max_runtime: Option<Duration>,
-    pub fail_on_job_failure: bool,
-    pub deadline_reserve: Duration,
-    pub lock_wait: Duration,
-    pub delivery_budget: Duration,
-    pub keep_logs: Option<PathBuf>,
-}
-
-impl Target {
-    /// The control plane as the user named it (recorded with each job in flight).
-    pub fn name(&self) -> String {
-        match self {
-            Target::Http { base } => base.clone(),
-            Target::Spool { root } => format!("dir:{}", root.display()),
-        }
-    }
-}
-
-impl Poll {
-    pub fn build(args: &PollArgs) -> Result<Poll> {
-        Ok(Poll {
-            connect: build_connect(&args.connect).map_err(join)?,
-            providers: providers(
-                &args.secrets,
-                args.connect.ca_file.as_deref(),
-                [&args.connect.token_file, &args.connect.client_key]
-                    .into_iter()
-                    .flatten()
-                    .cloned()
-                    .collect(),
-                args.connect.allow_insecure_http,
-                args.connect.request_timeout,
-            )?,
-            kill_grace: args.run.kill_grace,
-            keep_workspace: args.run.keep_workspace,
-            max_jobs: args.max_jobs,
-            wait: args.wait,
-            max_runtime: args.max_runtime,
-            fail_on_job_failure: args.fail_on_job_failure,
-            deadline_reserve: args.deadline_reserve,
-            lock_wait: args.lock_wait,
-            delivery_budget: args.delivery_budget,
-            keep_logs: args.keep_logs.clone(),
-        })
-    }
+/// The settings of a shot (`poll`, and each Lambda invocation).
+pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
+    let connect = build_connect(&args.connect).map_err(join)?;
+    Ok(shot::Settings {
+        endpoint: connect.endpoint,
+        runner_id: connect.runner_id,
+        tags: connect.tags,
+        state_dir: connect.state_dir,
+        providers: providers(
+            &args.secrets,
+            args.connect.ca_file.as_deref(),
+            [&args.connect.token_file, &args.connect.client_key]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+            args.connect.allow_insecure_http,
+            args.connect.request_timeout,
+        )?,
+        kill_grace: args.run.kill_grace,
+        keep_workspace: args.run.keep_workspace,
+        max_jobs: args.max_jobs,
+        wait: args.wait,
+        max_runtime: args.max_runtime,
+        fail_on_job_failure: args.fail_on_job_failure,
+        deadline_reserve: args.deadline_reserve,
+        lock_wait: args.lock_wait,
+        delivery_budget: args.delivery_budget,
+        keep_logs: args.keep_logs.clone(),
+    })
 }
 
 /// The secret providers configured on this runner. The OpenBao CA defaults to
@@ -178,15 +144,17 @@ pub fn build_connect(args: &ConnectArgs) -> Result<Connect, Vec<anyhow::Error>> 
             Some(state_dir),
             Some(tags),
         ) => Ok(Connect {
-            target,
-            token,
+            endpoint: Endpoint {
+                target,
+                token,
+                roots,
+                identity,
+                connect_timeout: args.connect_timeout,
+                request_timeout: args.request_timeout,
+            },
             runner_id,
             tags,
-            roots,
-            identity,
             state_dir,
-            connect_timeout: args.connect_timeout,
-            request_timeout: args.request_timeout,
         }),
         _ => Err(p.0),
     }
@@ -204,7 +172,7 @@ fn parse_target(server: Option<&str>, allow_insecure_http: bool) -> Result<Targe
             root: PathBuf::from(path),
         });
     }
-    let base = crate::net::base_url(server, allow_insecure_http, "--server")?;
+    let base = crate::control::net::base_url(server, allow_insecure_http, "--server")?;
     Ok(Target::Http { base })
 }
 
@@ -230,7 +198,7 @@ fn load_token(args: &ConnectArgs) -> Result<Option<Secret>> {
 fn runner_id(given: Option<&str>) -> Result<String> {
     let id = match given {
         Some(id) => id.to_string(),
-        None => hostname().context("cannot tell the host name; give --runner-id")?,
+        None => crate::os::hostname().context("cannot tell the host name; give --runner-id")?,
     };
     if id.is_empty() || id.len() > 253 || id.chars().any(|c| c.is_control() || c == ' ') {
         bail!("--runner-id {id:?} must be 1 to 253 characters without spaces");
@@ -251,13 +219,6 @@ fn check_tags(tags: &[String]) -> Result<Vec<String>> {
         bail!("--tag {bad:?} must not hold spaces or control characters");
     }
     Ok(tags)
-}
-
-pub fn hostname() -> Result<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .context("reading /proc/sys/kernel/hostname")?;
-    Ok(name.trim().to_string())
 }
 
 /// The state dir: the flag, else systemd's `$STATE_DIRECTORY`, else the XDG or system default.
@@ -283,8 +244,7 @@ fn state_dir(given: Option<&PathBuf>) -> Result<PathBuf> {
     if let Some(xdg) = env("XDG_STATE_HOME") {
         return Ok(PathBuf::from(xdg).join("sortie"));
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if crate::os::is_root() {
         return Ok(PathBuf::from("/var/lib/sortie"));
     }
     let home = env("HOME").ok_or_else(|| anyhow!("no state dir: give --state-dir"))?;

@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing::Level;
 
-use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
 use crate::exit::{self, Code, Failure};
-use crate::{check, config, exec_local, lambda, os, shot};
+use crate::face::cli::{Cli, Command, GlobalArgs, LogFormat};
+use crate::face::{check, config, exec as exec_local, lambda};
+use crate::{os, shot};
 
 pub fn run() -> ExitCode {
     let cli = match Cli::try_parse_from(lambda::arguments()) {
@@ -38,10 +39,10 @@ pub fn run() -> ExitCode {
         os::protect_from_oom();
     }
     let result = match &cli.command {
-        Command::Poll(args) => config::Poll::build(args)
+        Command::Poll(args) => config::poll(args)
             .map_err(|e| Failure::config(e).into())
             .and_then(|cfg| shot::run(&cfg))
-            .map(|summary| Code(summary.exit_code)),
+            .map(|summary| summary.exit_code),
         Command::Lambda(args) => lambda::run(args),
         Command::Exec(args) => exec_local::run(args, json),
         Command::Check(args) => Ok(check::run(args)),
@@ -65,7 +66,7 @@ fn init_diagnostics(global: &GlobalArgs) {
     };
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
-        .with_writer(|| crate::mask::MaskedStderr)
+        .with_writer(|| crate::secrets::mask::MaskedStderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_max_level(level)
         .with_target(false);

@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use sortie_protocol::{JobStatus, StepResult, StepStatus};
 
-use crate::executor::{self, Outcome, StopReason, Supervision};
-use crate::expand::{self, env_name, Context, Mode};
-use crate::jobspec::{JobSpec, Step, StepKind};
-use crate::mask::{self, MaskStream, Masker};
+use crate::exec::{self, Outcome, StopReason, Supervision};
+use crate::jobs::expand::{self, env_name, Context, Mode};
+use crate::jobs::result_data::{self, DataSet};
+use crate::jobs::spec::{JobSpec, Step, StepKind};
 use crate::output::lines::LineSplitter;
 use crate::output::{Event, EventLog, Level, Stream};
-use crate::result_data::{self, DataSet};
-use crate::secret::Secret;
+use crate::secrets::mask::{self, MaskStream, Masker};
+use crate::secrets::secret::Secret;
 use crate::secrets::{self, Delivery, Providers};
 
 /// Longest line in one output event; longer lines are sent in pieces.
@@ -312,7 +312,7 @@ impl JobRun<'_, '_> {
             .map_err(|e| format!("cannot create the result data file: {e}"))
             .and_then(|_| self.command(index, step, errorhandler, &output_file));
         let finished = match prepared {
-            Err(why) => executor::Finished {
+            Err(why) => exec::Finished {
                 outcome: Outcome::SpawnFailed(why),
                 leaked: false,
                 leftovers: 0,
@@ -403,8 +403,8 @@ impl JobRun<'_, '_> {
         &mut self,
         index: usize,
         timeout: Option<Duration>,
-        cmd: &executor::Command,
-    ) -> io::Result<executor::Finished> {
+        cmd: &exec::Command,
+    ) -> io::Result<exec::Finished> {
         let step_until = timeout.map(|t| Instant::now() + t);
         let until = [self.rt.deadline, self.rt.interrupt_at, step_until]
             .into_iter()
@@ -423,7 +423,7 @@ impl JobRun<'_, '_> {
             splitters: [LineSplitter::new(LINE_LIMIT), LineSplitter::new(LINE_LIMIT)],
             failure: None,
         };
-        let mut finished = executor::run(cmd, &supervision, &mut output);
+        let mut finished = exec::run(cmd, &supervision, &mut output);
         output.finish();
         if finished.outcome == Outcome::Stopped(StopReason::TimedOut)
             && self.rt.interrupt_at.is_some_and(|t| Instant::now() >= t)
@@ -444,7 +444,7 @@ impl JobRun<'_, '_> {
         step: &Step,
         errorhandler: bool,
         output_file: &Path,
-    ) -> Result<executor::Command, String> {
+    ) -> Result<exec::Command, String> {
         let expand_raw =
             |s: &str| expand::expand(s, &self.ctx, Mode::Raw).map_err(|e| format!("{e:#}"));
         let expand_args = |args: &[String]| -> Result<Vec<OsString>, String> {
@@ -497,7 +497,7 @@ impl JobRun<'_, '_> {
                 script_command(path, interpreter.as_deref(), true, expand_args(args)?)
             }
         };
-        Ok(executor::Command {
+        Ok(exec::Command {
             program,
             args,
             env: self.environment(step, output_file),
@@ -618,7 +618,7 @@ impl StepOutput<'_, '_> {
     }
 }
 
-impl executor::Observer for StepOutput<'_, '_> {
+impl exec::Observer for StepOutput<'_, '_> {
     fn output(&mut self, stream: Stream, bytes: &[u8]) {
         self.log.restamp();
         self.with_masked(stream, |m, out| m.push(bytes, out));

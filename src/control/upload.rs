@@ -140,16 +140,6 @@ impl Sink for JobLog {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 /// Send `file[from..to]` in chunks; returns the committed offset (at least `to`).
 /// `on_read` sees every chunk read, with its offset (a chunk may be read again
 /// when the control plane asks for bytes it lost).
@@ -246,7 +236,7 @@ impl Checksum {
         }
         Ok(LogSummary {
             length,
-            sha256: hex(&self.hasher.finalize()),
+            sha256: hex::encode(self.hasher.finalize()),
         })
     }
 }

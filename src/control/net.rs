@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use ureq::Agent;
 
-use crate::tls::{self, Identity, Roots};
+use crate::control::tls::{self, Identity, Roots};
 
 /// Build an agent.
 pub fn agent(
@@ -86,25 +86,95 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Percent-encode one path segment (everything but unreserved characters).
+/// Everything but RFC 3986's unreserved characters.
+pub const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encode one path segment or form value (everything but unreserved characters).
 pub fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(segment, NOT_UNRESERVED).to_string()
 }
 
-/// Read a response body, bounded.
-pub fn read_body(response: &mut ureq::http::Response<ureq::Body>) -> Result<Vec<u8>> {
-    response
+/// Largest answer body read from any peer.
+const MAX_BODY: u64 = 16 * 1024 * 1024;
+
+/// An answer: its status, `Retry-After` in seconds when given, and its body.
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: Vec<u8>,
+}
+
+/// Why an exchange gave no answer.
+pub enum Failed {
+    /// Connecting, TLS, sending or receiving the head failed.
+    Transport(ureq::Error),
+    /// The head arrived but the body could not be read (or was too large).
+    Body(anyhow::Error),
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failed::Transport(e) => write!(f, "{e}"),
+            Failed::Body(e) => write!(f, "reading the answer: {e:#}"),
+        }
+    }
+}
+
+/// One request, the one way every peer is called: `headers` in order, the body
+/// bounded, the status returned (not turned into an error). `timeout` replaces
+/// the agent's request timeout for this call.
+pub fn exchange(
+    agent: &Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    timeout: Option<Duration>,
+) -> std::result::Result<Answer, Failed> {
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(body)
+        .map_err(|e| Failed::Body(anyhow!("building {method} {url}: {e}")))?;
+    let mut call = agent.configure_request(req);
+    if let Some(timeout) = timeout {
+        call = call.timeout_global(Some(timeout));
+    }
+    let mut response = agent.run(call.build()).map_err(Failed::Transport)?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response
         .body_mut()
         .with_config()
-        .limit(16 * 1024 * 1024)
+        .limit(MAX_BODY)
         .read_to_vec()
-        .map_err(|e| anyhow!("reading the answer: {e}"))
+        .map_err(|e| Failed::Body(e.into()))?;
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+/// [`exchange`] for callers that only need an error message.
+pub fn request(
+    agent: &Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<Answer> {
+    exchange(agent, method, url, headers, body, None).map_err(|e| anyhow!("{method} {url}: {e}"))
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
-use crate::secret::Secret;
+use crate::secrets::secret::Secret;
 
 /// Certificates to trust, parsed from a PEM bundle.
 #[derive(Debug, Clone)]

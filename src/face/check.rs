@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 
-use crate::cli::ConnectArgs;
-use crate::config::{self, Connect, Target};
+use crate::control::Target;
 use crate::control::{ControlError, JobRef};
 use crate::exit::Code;
-use crate::shot;
+use crate::face::cli::ConnectArgs;
+use crate::face::config::{self, Connect};
 
 /// Run every check; the exit code is that of the first problem found.
 pub fn run(args: &ConnectArgs) -> Code {
@@ -31,10 +31,10 @@ pub fn run(args: &ConnectArgs) -> Code {
         "ok: configuration (runner {:?}, tags {:?})",
         connect.runner_id, connect.tags
     );
-    if let Some(roots) = &connect.roots {
+    if let Some(roots) = &connect.endpoint.roots {
         println!("ok: CA file: {} certificate(s)", roots.certs.len());
     }
-    if let Some(identity) = &connect.identity {
+    if let Some(identity) = &connect.endpoint.identity {
         println!(
             "ok: client certificate and key match ({} in chain)",
             identity.chain.len()
@@ -53,7 +53,7 @@ pub fn run(args: &ConnectArgs) -> Code {
         Err(e) => {
             eprintln!("sortie: check: {e}");
             if code == Code::OK {
-                code = e.code();
+                code = e.cause().code();
             }
         }
     }
@@ -70,10 +70,13 @@ fn state_dir_writable(connect: &Connect) -> anyhow::Result<()> {
 }
 
 fn reach(connect: &Connect) -> Result<String, ControlError> {
-    let deadline = Instant::now() + connect.request_timeout;
-    let cp = shot::control_plane(connect, Some(deadline))
-        .map_err(|e| ControlError::Unreachable(anyhow!("{e:#}")))?;
-    match &connect.target {
+    let deadline = Instant::now() + connect.endpoint.request_timeout;
+    let cp = crate::control::open(
+        &connect.endpoint,
+        Some(deadline),
+        crate::signals::interrupted,
+    )?;
+    match &connect.endpoint.target {
         Target::Spool { root } => Ok(format!("spool {} is usable", root.display())),
         Target::Http { base } => {
             let probe = JobRef {

@@ -24,7 +24,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use anyhow::{bail, Result};
 use base64::Engine;
 
-use crate::secret::Secret;
+use crate::secrets::secret::Secret;
 
 /// What a masked value is replaced with.
 pub const MARKER: &[u8] = b"[SECRET]";
@@ -89,15 +89,8 @@ pub fn patterns(value: &[u8]) -> Vec<Vec<u8>> {
         out.push(json.as_bytes()[1..json.len() - 1].to_vec());
         out.push(text.replace('\'', "'\\''").into_bytes());
     }
-    let mut url = Vec::with_capacity(value.len() * 3);
-    for &b in value {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            url.push(b);
-        } else {
-            url.extend_from_slice(format!("%{b:02X}").as_bytes());
-        }
-    }
-    out.push(url);
+    let url = percent_encoding::percent_encode(value, crate::control::net::NOT_UNRESERVED);
+    out.push(url.to_string().into_bytes());
     out.retain(|p| p.len() >= DEFAULT_MIN_LENGTH.min(value.len()) && !p.is_empty());
     out.sort();
     out.dedup();

@@ -18,10 +18,9 @@ use sha2::{Digest, Sha256};
 use sortie_protocol::{Completion, JobStatus, LogSummary};
 
 use crate::control::{ControlPlane, JobRef};
-use crate::delivery::{self, JobEnd};
 use crate::output::{encode, Event, Level};
+use crate::shot::delivery::{self, JobEnd};
 use crate::state::{Journal, StateDir};
-use crate::upload::hex;
 
 /// What recovery did.
 #[derive(Debug, Default)]
@@ -155,6 +154,6 @@ fn summary(path: &Path) -> Result<LogSummary> {
     }
     Ok(LogSummary {
         length,
-        sha256: hex(&hasher.finalize()),
+        sha256: hex::encode(hasher.finalize()),
     })
 }

@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use sortie_protocol::JobStatus;
 
-use crate::cli::ExecArgs;
-use crate::executor::StopReason;
-use crate::exit::{Code, Failure};
+use crate::exec::StopReason;
+use crate::exit::{Cause, Code, Failure};
+use crate::face::cli::ExecArgs;
+use crate::face::config;
+use crate::jobs::runner::{self, Runtime};
+use crate::jobs::spec as jobspec;
+use crate::jobs::workspace::Workspace;
 use crate::output::{terminal::Terminal, EventLog};
-use crate::runner::{self, Runtime};
-use crate::workspace::Workspace;
-use crate::{config, jobspec};
 
 fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
     let name = args.file.display().to_string();
@@ -61,10 +62,10 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
     )
     .map_err(Failure::config)?;
     let workspace = Workspace::create(None, &spec.id, args.run.keep_workspace)?;
-    let stop = || crate::os::interrupted().then_some(StopReason::Interrupted);
+    let stop = || crate::signals::interrupted().then_some(StopReason::Interrupted);
     let rt = Runtime {
         workspace: workspace.path(),
-        hostname: config::hostname().unwrap_or_default(),
+        hostname: crate::os::hostname().unwrap_or_default(),
         deadline: spec.timeout.map(|t| Instant::now() + t),
         interrupt_at: None,
         stop: &stop,
@@ -92,7 +93,7 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
     }
     Ok(match report.status {
         JobStatus::Succeeded => Code::OK,
-        JobStatus::Interrupted => Code::INTERRUPTED,
+        JobStatus::Interrupted => Cause::Interrupted.code(),
         _ => Code::JOB_FAILED,
     })
 }

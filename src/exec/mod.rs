@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::os::{self, ProcessGroup};
-use crate::output::Stream;
+use crate::signals;
 
 /// How often the supervisor wakes up when nothing arrives (stop checks, flushing).
 const TICK: Duration = Duration::from_millis(100);
@@ -26,6 +26,13 @@ const TICK: Duration = Duration::from_millis(100);
 const LEAK_WAIT: Duration = Duration::from_millis(500);
 /// Bytes read from a pipe at once.
 const READ_SIZE: usize = 64 * 1024;
+
+/// A process's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -138,7 +145,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         }
     };
     let group = ProcessGroup::led_by(child.id());
-    os::set_running_group(Some(group));
+    signals::set_running_group(Some(group));
     let (tx, rx) = mpsc::sync_channel::<Msg>(8);
     spawn_readers(
         child.stdout.take().expect("stdout is piped"),
@@ -207,7 +214,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         }
         observer.tick();
     }
-    os::set_running_group(None);
+    signals::set_running_group(None);
     // The leader is reaped: any child sortie has now is something the step left running.
     group.signal(os::SIGKILL);
     leftovers += os::kill_leftovers();

@@ -1,0 +1,11 @@
+//! Jobs: what a job's steps are, how references in them expand, where they
+//! run, what data they capture, and how the job's status follows.
+//!
+//! This part knows nothing of where the log goes or of the control plane: the
+//! shot and `exec` give it an event log and read its report.
+
+pub mod expand;
+pub mod result_data;
+pub mod runner;
+pub mod spec;
+pub mod workspace;

@@ -1,0 +1,28 @@
+//! sortie: a single-shot automation runner. See sortie(1).
+//!
+//! The folders are the parts, in layers (README, "Layout"): `face` is the
+//! command line (parse, configure, dispatch, exit codes); `shot` is one poll
+//! cycle (recover, claim, run, deliver); `jobs` decides what a job's steps are
+//! and how its status is reached; `exec` supervises one process; `output` turns
+//! what happens into log events; `control` talks to control planes (HTTPS, the
+//! spool) and uploads; `state` is the state dir, its lock, journal and outbox;
+//! `secrets` resolves and masks secrets; `os` holds the calls that need
+//! `unsafe`. A lower layer never imports a higher one (a test reads the `use`
+//! lines to keep it so).
+
+#![deny(unsafe_code)]
+
+mod clock;
+mod control;
+mod exec;
+mod exit;
+pub mod face;
+mod ids;
+mod jobs;
+#[allow(unsafe_code)]
+mod os;
+mod output;
+mod secrets;
+mod shot;
+mod signals;
+mod state;
