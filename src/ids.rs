@@ -26,6 +26,11 @@ pub fn uuid() -> String {
     )
 }
 
+/// A short random name part (64 bits, hex), for temporary file names.
+pub fn short() -> String {
+    hex::encode(random_bytes::<8>())
+}
+
 /// A uniformly random number in [0, 1).
 pub fn unit_random() -> f64 {
     let n = u64::from_le_bytes(random_bytes::<8>()) >> 11;

@@ -70,11 +70,15 @@ fn a_failing_step_fails_the_job_and_only_the_flag_fails_the_shot() {
     assert_done(&cp.job("failing-ci"), "failed");
 }
 
+/// A shot with no work is silent (cron mails only on trouble), and says so at -v.
 #[test]
-fn no_work_exits_zero() {
+fn no_work_exits_zero_and_prints_nothing() {
     let cp = ControlPlane::start();
     let state = tempfile::tempdir().unwrap();
     let out = run(&mut cp.poll(state.path()), code::OK);
+    assert_eq!(stderr(&out), "", "a shot with no work prints nothing");
+    assert_eq!(stdout(&out), "");
+    let out = run(cp.poll(state.path()).arg("-v"), code::OK);
     assert!(stderr(&out).contains("no work"), "{}", stderr(&out));
 }
 

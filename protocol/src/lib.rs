@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod json;
+
 /// Value of the `Sortie-Protocol` header on every request.
 pub const PROTOCOL_VERSION: &str = "1";
 /// Header naming the protocol version a runner speaks.
@@ -92,8 +94,36 @@ pub struct ClaimedJob {
     pub id: String,
     pub attempt: u64,
     pub lease: Lease,
-    /// The job spec, parsed by the runner (a malformed spec is failed, not crashed on).
+    /// The job spec, parsed by the runner (a malformed spec is failed, not crashed on;
+    /// a key given twice makes the whole answer invalid).
+    #[serde(deserialize_with = "json::strict")]
     pub spec: serde_json::Value,
+}
+
+/// Longest lease token a runner accepts.
+pub const MAX_LEASE_TOKEN: usize = 1024;
+
+impl ClaimedJob {
+    /// Whether the job can be worked on safely: its id usable as a file name and a
+    /// URL segment, an attempt from 1, a lease token that fits in a header.
+    pub fn check(&self) -> Result<(), String> {
+        if !valid_job_id(&self.id) {
+            return Err("its id is not [A-Za-z0-9._-]{1,128}".into());
+        }
+        if self.attempt == 0 {
+            return Err("its attempt is 0 (attempts count from 1)".into());
+        }
+        let token = &self.lease.token;
+        if token.is_empty()
+            || token.len() > MAX_LEASE_TOKEN
+            || !token.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(format!(
+                "its lease token is not 1 to {MAX_LEASE_TOKEN} visible ASCII characters"
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,6 +322,33 @@ mod tests {
         assert!(valid_job_id("a.b_c-D"));
         for bad in ["", ".", "..", "a/b", "../x", "a b", &"x".repeat(129)] {
             assert!(!valid_job_id(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn claimed_jobs_outside_the_protocol_are_refused() {
+        let job = |id: &str, attempt: u64, token: &str| ClaimedJob {
+            id: id.into(),
+            attempt,
+            lease: Lease {
+                token: token.into(),
+                expires_at: String::new(),
+                heartbeat_seconds: 10,
+            },
+            spec: serde_json::Value::Null,
+        };
+        assert!(job("a", 1, "t0k3n").check().is_ok());
+        for bad in [
+            job("..", 1, "t"),
+            job("a/b", 1, "t"),
+            job("a", 0, "t"),
+            job("a", 1, ""),
+            job("a", 1, "t\r\nX-Evil: 1"),
+            job("a", 1, "t\0"),
+            job("a", 1, "a b"),
+            job("a", 1, &"x".repeat(MAX_LEASE_TOKEN + 1)),
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
         }
     }
 

@@ -161,7 +161,18 @@ impl HttpControl {
 }
 
 fn job_path(job: &JobRef, action: &str) -> String {
-    format!("v1/jobs/{}/{action}", job.id)
+    format!("v1/jobs/{}/{action}", net::encode_segment(&job.id))
+}
+
+/// Heartbeats at least this often and at most this rarely, whatever a control
+/// plane says (0 would disable them, and with them the lease).
+const HEARTBEAT_SECONDS: std::ops::RangeInclusive<u64> = 1..=600;
+
+fn sane(mut lease: Lease) -> Lease {
+    lease.heartbeat_seconds = lease
+        .heartbeat_seconds
+        .clamp(*HEARTBEAT_SECONDS.start(), *HEARTBEAT_SECONDS.end());
+    lease
 }
 
 fn parse<T: serde::de::DeserializeOwned>(reply: &Reply, what: &str) -> Result<T> {
@@ -181,13 +192,20 @@ fn refusal(reply: &Reply, what: &str) -> ControlError {
     }
 }
 
-/// ": detail" from a problem+json body, or nothing.
+/// Longest detail of a control plane's error shown.
+const MAX_DETAIL: usize = 512;
+
+/// ": detail" from a problem+json body, or nothing. It reaches a terminal or a
+/// log line: control characters are escaped and its length bounded.
 fn detail(body: &[u8]) -> String {
     match serde_json::from_slice::<Problem>(body) {
         Ok(p) => p
             .detail
             .or(p.title)
-            .map(|d| format!(": {d}"))
+            .map(|d| {
+                let d: String = d.chars().take(MAX_DETAIL).collect();
+                format!(": {}", d.escape_debug())
+            })
             .unwrap_or_default(),
         Err(_) => String::new(),
     }
@@ -239,7 +257,14 @@ impl ControlPlane for HttpControl {
                         request.max_jobs
                     )));
                 }
-                Ok(answer.jobs)
+                Ok(answer
+                    .jobs
+                    .into_iter()
+                    .map(|mut job| {
+                        job.lease = sane(job.lease);
+                        job
+                    })
+                    .collect())
             }
             _ => Err(ControlError::Refused(format!(
                 "{} from claim{}",
@@ -256,7 +281,7 @@ impl ControlPlane for HttpControl {
         };
         let reply = self.post_json(&job_path(job, "start"), &body, Duration::ZERO)?;
         match reply.status {
-            200 => Ok(parse::<LeaseResponse>(&reply, "start")?.lease),
+            200 => Ok(sane(parse::<LeaseResponse>(&reply, "start")?.lease)),
             _ => Err(refusal(&reply, "start")),
         }
     }
@@ -272,7 +297,7 @@ impl ControlPlane for HttpControl {
             200 => {
                 let answer: HeartbeatResponse = parse(&reply, "heartbeat")?;
                 Ok(Beat {
-                    lease: answer.lease,
+                    lease: sane(answer.lease),
                     action: answer.action,
                 })
             }
@@ -283,7 +308,8 @@ impl ControlPlane for HttpControl {
     fn put_log(&self, job: &JobRef, offset: u64, bytes: &[u8]) -> Result<u64> {
         let path = format!(
             "v1/jobs/{}/log?offset={offset}&attempt={}",
-            job.id, job.attempt
+            net::encode_segment(&job.id),
+            job.attempt
         );
         let reply = self.call(
             "PUT",

@@ -4,14 +4,32 @@
 //! into `claimed/` (so runners sharing a filesystem never take the same job), and
 //! results land in `done/<id>/` as `log.ndjson` and `result.json`. It serves
 //! single hosts, shared volumes and one-way (air-gapped) transfers.
+//!
+//! Others write to a spool (that is its point), so nothing in it is trusted: a
+//! job file is read only if it is a regular file of at most [`MAX_SPEC`] bytes
+//! (a FIFO, a symlink to `/dev/zero`, a directory or a huge file goes to
+//! `failed/` with its reason), and sortie's own files are created without
+//! following anything planted in their place. What sortie writes for the job's
+//! submitter — logs, results, `.error` notes — is group-readable (0640, in 0750
+//! directories); nothing is world-accessible.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use sortie_protocol::{Action, ClaimRequest, ClaimedJob, Completion, Lease};
 
 use super::{Beat, ControlError, ControlPlane, JobRef, Result};
+use crate::state::files;
+
+/// Largest job file read from `pending/`.
+pub const MAX_SPEC: u64 = 16 * 1024 * 1024;
+/// Mode of the directories sortie creates in a spool.
+const SPOOL_DIR: u32 = 0o750;
+/// Mode of the files sortie writes in a spool.
+const SPOOL_FILE: u32 = 0o640;
+/// The directories of a spool.
+const DIRS: [&str; 4] = ["pending", "claimed", "done", "failed"];
 
 /// The spool's fixed lease token: the rename is the lease.
 const TOKEN: &str = "spool";
@@ -33,16 +51,53 @@ fn lease() -> Lease {
 }
 
 impl SpoolControl {
-    /// Open the spool, creating its directories if needed.
+    /// Open the spool at `root`, which must exist (a typo must not become a new,
+    /// empty spool); its directories are created if they are missing.
     pub fn open(root: &Path) -> Result<SpoolControl> {
-        for sub in ["pending", "claimed", "done", "failed"] {
+        match fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(ControlError::Config(anyhow::anyhow!(
+                    "the spool {} is not a directory",
+                    root.display()
+                )))
+            }
+            Err(e) => {
+                return Err(ControlError::Config(anyhow::anyhow!(
+                    "no spool at {}: {e} (create it with `sortie spool init {}`)",
+                    root.display(),
+                    root.display()
+                )))
+            }
+        }
+        for sub in DIRS {
             let dir = root.join(sub);
-            fs::create_dir_all(&dir)
+            files::ensure_dir(&dir, SPOOL_DIR)
                 .map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
         }
         Ok(SpoolControl {
             root: root.to_path_buf(),
         })
+    }
+
+    /// Create a spool's directories (`sortie spool init`).
+    pub fn init(root: &Path) -> io::Result<()> {
+        fs::DirBuilder::new().recursive(true).create(root)?;
+        DIRS.iter()
+            .try_for_each(|sub| files::ensure_dir(&root.join(sub), SPOOL_DIR))
+    }
+
+    /// Whether the spool can be used, without changing anything (`sortie check`).
+    pub fn check(root: &Path) -> std::result::Result<(), String> {
+        for sub in DIRS {
+            let dir = root.join(sub);
+            match fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return Err(format!("{} is not a directory", dir.display())),
+                Err(e) => return Err(format!("{}: {e}", dir.display())),
+            }
+        }
+        Ok(())
     }
 
     fn claimed_path(&self, id: &str) -> PathBuf {
@@ -57,7 +112,8 @@ impl SpoolControl {
     fn reject(&self, claimed: &Path, name: &str, reason: &str) -> Result<()> {
         let failed = self.root.join("failed").join(name);
         let note = self.root.join("failed").join(format!("{name}.error"));
-        fs::write(&note, format!("{reason}\n"))
+        files::replace(&note, SPOOL_FILE)
+            .and_then(|mut f| io::Write::write_all(&mut f, format!("{reason}\n").as_bytes()))
             .map_err(|e| io_error(format!("writing {}", note.display()), e))?;
         fs::rename(claimed, &failed)
             .map_err(|e| io_error(format!("moving {} to failed/", claimed.display()), e))?;
@@ -75,8 +131,14 @@ impl SpoolControl {
             Err(e) => return Err(io_error(format!("claiming {}", from.display()), e)),
         }
         let stem = name.strip_suffix(".json").unwrap_or(name);
-        let text = fs::read(&to).map_err(|e| io_error(format!("reading {}", to.display()), e))?;
-        let spec: serde_json::Value = match serde_json::from_slice(&text) {
+        let text = match files::read_regular(&to, MAX_SPEC) {
+            Ok(text) => text,
+            Err(e) => {
+                self.reject(&to, name, &format!("cannot be read as a job file: {e}"))?;
+                return Ok(None);
+            }
+        };
+        let spec = match sortie_protocol::json::from_slice(&text) {
             Ok(v) => v,
             Err(e) => {
                 self.reject(&to, name, &format!("not valid JSON: {e}"))?;
@@ -136,9 +198,11 @@ impl ControlPlane for SpoolControl {
 
     fn start(&self, job: &JobRef) -> Result<Lease> {
         let dir = self.done_dir(&job.id);
-        fs::create_dir_all(&dir).map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
+        files::ensure_dir(&dir, SPOOL_DIR)
+            .map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
         let log = dir.join("log.ndjson");
-        File::create(&log).map_err(|e| io_error(format!("creating {}", log.display()), e))?;
+        files::replace(&log, SPOOL_FILE)
+            .map_err(|e| io_error(format!("creating {}", log.display()), e))?;
         Ok(lease())
     }
 
@@ -157,7 +221,7 @@ impl ControlPlane for SpoolControl {
     /// file holds these bytes.
     fn put_log(&self, job: &JobRef, offset: u64, bytes: &[u8]) -> Result<u64> {
         let path = self.done_dir(&job.id).join("log.ndjson");
-        let have = fs::metadata(&path)
+        let have = fs::symlink_metadata(&path)
             .map_err(|e| io_error(format!("reading {}", path.display()), e))?
             .len();
         let end = offset + bytes.len() as u64;
@@ -170,18 +234,12 @@ impl ControlPlane for SpoolControl {
     fn complete(&self, job: &JobRef, completion: &Completion) -> Result<()> {
         let dir = self.done_dir(&job.id);
         let log = dir.join("log.ndjson");
-        let synced = File::open(&log).and_then(|f| f.sync_all());
+        let synced = files::open_regular(&log).and_then(|f| f.sync_all());
         synced.map_err(|e| io_error(format!("syncing {}", log.display()), e))?;
         let result = dir.join("result.json");
-        let tmp = dir.join(".result.json.tmp");
-        let body = serde_json::to_vec_pretty(completion).expect("completion serializes");
-        let written = File::create(&tmp).and_then(|mut f| {
-            f.write_all(&body)?;
-            f.write_all(b"\n")?;
-            f.sync_all()
-        });
-        written.map_err(|e| io_error(format!("writing {}", tmp.display()), e))?;
-        fs::rename(&tmp, &result)
+        let mut body = serde_json::to_vec_pretty(completion).expect("completion serializes");
+        body.push(b'\n');
+        files::write_durably(&result, &body, SPOOL_FILE)
             .map_err(|e| io_error(format!("writing {}", result.display()), e))?;
         match fs::remove_file(self.claimed_path(&job.id)) {
             Ok(()) => Ok(()),

@@ -51,6 +51,8 @@ pub enum StopReason {
     Cancelled,
     /// sortie itself was asked to stop (a signal).
     Interrupted,
+    /// The caller could not take the output any more (its log could not be written).
+    Aborted,
 }
 
 /// How a process ended.
@@ -118,6 +120,8 @@ pub trait Observer {
     fn output(&mut self, stream: Stream, bytes: &[u8]);
     /// Called at least every [`TICK`] while the process runs (for time-based flushing).
     fn tick(&mut self);
+    /// True when the output can no longer be taken: the process is stopped.
+    fn aborted(&self) -> bool;
 }
 
 /// Run `cmd` to its end, reporting its output to `observer` as it is read.
@@ -196,7 +200,9 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
             }
         }
         if stopped.is_none() && status.is_none() {
-            let reason = if supervision.until.is_some_and(|u| Instant::now() >= u) {
+            let reason = if observer.aborted() {
+                Some(StopReason::Aborted)
+            } else if supervision.until.is_some_and(|u| Instant::now() >= u) {
                 Some(StopReason::TimedOut)
             } else {
                 (supervision.stop)()

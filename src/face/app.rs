@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing::Level;
 
+use crate::control::spool::SpoolControl;
 use crate::exit::{self, Code, Failure};
-use crate::face::cli::{Cli, Command, GlobalArgs, LogFormat};
+use crate::face::cli::{Cli, Command, GlobalArgs, LogFormat, SpoolCommand};
 use crate::face::{check, config, exec as exec_local, lambda};
 use crate::{os, shot};
 
@@ -46,6 +47,18 @@ pub fn run() -> ExitCode {
         Command::Lambda(args) => lambda::run(args),
         Command::Exec(args) => exec_local::run(args, json),
         Command::Check(args) => Ok(check::run(args)),
+        Command::Spool(SpoolCommand::Init { path }) => SpoolControl::init(path)
+            .map(|()| {
+                println!("spool ready at {}", path.display());
+                Code::OK
+            })
+            .map_err(|e| {
+                Failure::config(anyhow::anyhow!(
+                    "creating the spool {}: {e}",
+                    path.display()
+                ))
+                .into()
+            }),
     };
     let code = match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 
+use crate::control::spool::SpoolControl;
 use crate::control::Target;
 use crate::control::{ControlError, JobRef};
 use crate::exit::Code;
@@ -42,7 +43,7 @@ pub fn run(args: &ConnectArgs) -> Code {
     }
     let mut code = Code::OK;
     match state_dir_writable(&connect) {
-        Ok(()) => println!("ok: state dir {} is writable", connect.state_dir.display()),
+        Ok(what) => println!("ok: {what}"),
         Err(e) => {
             eprintln!("sortie: check: {e:#}");
             code = Code::CONFIG;
@@ -60,16 +61,43 @@ pub fn run(args: &ConnectArgs) -> Code {
     code
 }
 
-fn state_dir_writable(connect: &Connect) -> anyhow::Result<()> {
+/// The state dir can be written (or, when it does not exist yet, made by the
+/// first shot); nothing is created.
+fn state_dir_writable(connect: &Connect) -> anyhow::Result<String> {
     let dir = &connect.state_dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow!("cannot create state dir {}: {e}", dir.display()))?;
-    tempfile::NamedTempFile::new_in(dir)
-        .map(drop)
-        .map_err(|e| anyhow!("state dir {} is not writable: {e}", dir.display()))
+    let existing = dir
+        .ancestors()
+        .find(|a| a.exists())
+        .ok_or_else(|| anyhow!("no part of {} exists", dir.display()))?;
+    if !existing.is_dir() {
+        return Err(anyhow!("{} is not a directory", existing.display()));
+    }
+    if !crate::os::writable(existing) {
+        return Err(anyhow!(
+            "state dir {}: {} is not writable",
+            dir.display(),
+            existing.display()
+        ));
+    }
+    Ok(if existing == dir {
+        format!("state dir {} is writable", dir.display())
+    } else {
+        format!(
+            "state dir {} does not exist yet; the first shot creates it in {}",
+            dir.display(),
+            existing.display()
+        )
+    })
 }
 
 fn reach(connect: &Connect) -> Result<String, ControlError> {
+    if let Target::Spool { root } = &connect.endpoint.target {
+        return SpoolControl::check(root)
+            .map(|()| format!("spool {} is usable", root.display()))
+            .map_err(|e| {
+                ControlError::Config(anyhow!("{e} (create the spool with `sortie spool init`)"))
+            });
+    }
     let deadline = Instant::now() + connect.endpoint.request_timeout;
     let cp = crate::control::open(
         &connect.endpoint,
@@ -77,7 +105,7 @@ fn reach(connect: &Connect) -> Result<String, ControlError> {
         crate::signals::interrupted,
     )?;
     match &connect.endpoint.target {
-        Target::Spool { root } => Ok(format!("spool {} is usable", root.display())),
+        Target::Spool { .. } => unreachable!("checked above"),
         Target::Http { base } => {
             let probe = JobRef {
                 id: "sortie-check".into(),

@@ -65,6 +65,19 @@ pub enum Command {
     /// Serve as an AWS Lambda custom runtime: each invocation is one shot (the default
     /// when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set).
     Lambda(Box<LambdaArgs>),
+    /// Manage a spool directory (the embedded control plane).
+    #[command(subcommand)]
+    Spool(SpoolCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpoolCommand {
+    /// Create a spool: PATH and its pending/, claimed/, done/ and failed/ directories.
+    Init {
+        /// Where the spool lives.
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
 }
 
 /// How to reach the control plane, and who this runner is.

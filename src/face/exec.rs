@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use sortie_protocol::JobStatus;
 
+use crate::control::spool::MAX_SPEC;
 use crate::exec::StopReason;
 use crate::exit::{Cause, Code, Failure};
 use crate::face::cli::ExecArgs;
@@ -17,20 +18,27 @@ use crate::face::config;
 use crate::jobs::runner::{self, Runtime};
 use crate::jobs::spec as jobspec;
 use crate::jobs::workspace::Workspace;
-use crate::output::{terminal::Terminal, EventLog};
+use crate::output::{printable, terminal::Terminal, EventLog};
 
 fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
     let name = args.file.display().to_string();
     let mut text = Vec::new();
+    let limit = MAX_SPEC + 1;
     if name == "-" {
         std::io::stdin()
+            .take(limit)
             .read_to_end(&mut text)
             .context("reading standard input")?;
     } else {
-        text = std::fs::read(&args.file).with_context(|| format!("cannot read {name}"))?;
+        std::fs::File::open(&args.file)
+            .and_then(|f| f.take(limit).read_to_end(&mut text))
+            .with_context(|| format!("cannot read {name}"))?;
     }
-    let mut spec: serde_json::Value =
-        serde_json::from_slice(&text).with_context(|| format!("{name} is not valid JSON"))?;
+    if text.len() as u64 > MAX_SPEC {
+        anyhow::bail!("{name} is larger than {MAX_SPEC} bytes: not a job spec");
+    }
+    let mut spec = sortie_protocol::json::from_slice(&text)
+        .with_context(|| format!("{name} is not valid JSON"))?;
     for option in &args.options {
         let (k, v) = option
             .split_once('=')
@@ -75,7 +83,9 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
     let mut terminal = Terminal::new(json);
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut terminal));
     workspace.finish();
-    let report = report.context("writing the job log")?;
+    if let Some(why) = &report.log_failure {
+        tracing::error!("the job's log could not be shown: {why}");
+    }
     if json {
         let summary = serde_json::json!({
             "id": spec.id, "status": report.status, "exit_code": report.exit_code,
@@ -85,10 +95,10 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
     } else {
         println!("--- job {} {}", spec.id, report.status);
         if let Some(error) = &report.error {
-            println!("--- {error}");
+            println!("--- {}", printable(error));
         }
         for (k, v) in &report.data {
-            println!("data: {k}={v}");
+            println!("data: {k}={}", printable(v));
         }
     }
     Ok(match report.status {

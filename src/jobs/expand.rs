@@ -1,15 +1,21 @@
 //! `${namespace.key}` expansion without injection.
 //!
-//! Values come from users (options) and from earlier steps (data), so they are
-//! never spliced into a shell command as text: in `exec` argv each element stays
-//! one argument whatever the value holds, and in `shell` strings a value is
-//! inserted single-quoted. A reference is `${ns.key}` — shell variables
-//! (`${HOME}`) have no dot and are left alone. An unknown reference is an error
-//! before the step runs, never an empty string.
+//! Values come from users (options), from earlier steps (data) and from node
+//! inventories, so they are never made part of a command's code. In `exec` argv
+//! each element stays one argument whatever the value holds (`Mode::Raw`). In a
+//! shell script (`Mode::Shell`) a reference becomes a reference to the
+//! environment variable that holds the value (`SORTIE_OPTION_X`, …), written
+//! for the quoting context the token sits in (see [`super::shell`]), so the
+//! shell expands it without ever parsing it; in arithmetic only an integer is
+//! inserted. A reference is `${ns.key}` — shell variables (`${HOME}`) have no
+//! dot and are left alone. An unknown reference is an error before the step
+//! runs, never an empty string.
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
+
+use super::shell::{self, Ctx};
 
 /// The values a step's strings may refer to.
 #[derive(Debug, Default, Clone)]
@@ -20,22 +26,37 @@ pub struct Context {
     pub data: BTreeMap<String, String>,
     /// Secret key → the environment variable that holds it (never the value).
     pub secrets: BTreeMap<String, String>,
-    /// `node.name`, `node.hostname`.
+    /// `node.name`, `node.hostname`, and the node's other attributes.
     pub node: BTreeMap<String, String>,
     /// Inside an error handler: `result.exit_code`, `result.step`.
     pub result: BTreeMap<String, String>,
 }
 
+/// The namespaces and the prefix of their variables in a step's environment.
+pub const NAMESPACES: &[(&str, &str)] = &[
+    ("option", "SORTIE_OPTION_"),
+    ("job", "SORTIE_JOB_"),
+    ("data", "SORTIE_DATA_"),
+    ("node", "SORTIE_NODE_"),
+    ("result", "SORTIE_RESULT_"),
+];
+
 impl Context {
-    fn lookup(&self, namespace: &str, key: &str) -> Result<&str> {
-        let map = match namespace {
+    fn map(&self, namespace: &str) -> Option<&BTreeMap<String, String>> {
+        Some(match namespace {
             "option" => &self.options,
             "job" => &self.job,
             "data" => &self.data,
             "secret" => &self.secrets,
             "node" => &self.node,
             "result" => &self.result,
-            _ => bail!("${{{namespace}.{key}}}: unknown namespace {namespace:?} (option, job, data, secret, node, result)"),
+            _ => return None,
+        })
+    }
+
+    fn lookup(&self, namespace: &str, key: &str) -> Result<&str> {
+        let Some(map) = self.map(namespace) else {
+            bail!("${{{namespace}.{key}}}: unknown namespace {namespace:?} (option, job, data, secret, node, result)")
         };
         match map.get(key) {
             Some(v) => Ok(v),
@@ -45,6 +66,31 @@ impl Context {
             None => bail!("${{{namespace}.{key}}}: no such {namespace}"),
         }
     }
+
+    /// The environment variable that holds `${namespace.key}` in a step.
+    fn variable(&self, namespace: &str, key: &str) -> Result<String> {
+        let value = self.lookup(namespace, key)?;
+        if namespace == "secret" {
+            return Ok(value.to_string());
+        }
+        let prefix = NAMESPACES
+            .iter()
+            .find(|(ns, _)| *ns == namespace)
+            .map(|(_, p)| *p)
+            .expect("every namespace but secret has a prefix");
+        let name = env_name(key);
+        let map = self.map(namespace).expect("known namespace");
+        if let Some((other, _)) = map
+            .iter()
+            .find(|(k, v)| k.as_str() != key && env_name(k) == name && v.as_str() != value)
+        {
+            bail!(
+                "${{{namespace}.{key}}} and ${{{namespace}.{other}}} would share the variable \
+                 {prefix}{name}: rename one"
+            );
+        }
+        Ok(format!("{prefix}{name}"))
+    }
 }
 
 /// How a value is inserted.
@@ -52,69 +98,111 @@ impl Context {
 pub enum Mode {
     /// As it is (argv elements, file names).
     Raw,
-    /// Single-quoted for `/bin/sh`.
+    /// As a variable reference in a shell script.
     Shell,
+}
+
+/// The length of the `${ns.key}` reference that starts `rest`, if one does.
+fn reference_at(rest: &str) -> Option<usize> {
+    let inner = rest.strip_prefix("${")?;
+    let end = inner.find('}')?;
+    let (ns, key) = inner[..end].split_once('.')?;
+    (is_word(ns) && !key.is_empty() && !key.contains(char::is_whitespace)).then_some(end + 3)
 }
 
 /// Expand every `${ns.key}` in `text`.
 pub fn expand(text: &str, ctx: &Context, mode: Mode) -> Result<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        let inner = &after[..end];
-        match inner.split_once('.') {
-            Some(("secret", key)) => {
-                // The value stays in the environment: the shell expands it itself, so it
-                // never lands in an argv, which every user of the host can read.
-                let var = ctx.lookup("secret", key)?;
-                match mode {
-                    Mode::Shell => out.push_str(&format!("\"${{{var}}}\"")),
-                    Mode::Raw => bail!(
-                        "${{secret.{key}}}: a secret cannot be put into a command's arguments \
-                         (they are visible to every user of the host); read ${var} from the \
-                         environment, or use it in a shell step"
-                    ),
-                }
-            }
-            Some((ns, key)) if is_word(ns) && !key.is_empty() => {
-                let value = ctx.lookup(ns, key)?;
-                match mode {
-                    Mode::Raw => out.push_str(value),
-                    Mode::Shell => out.push_str(&shell_quote(value)),
-                }
-            }
-            // Not a reference: a shell parameter expansion such as ${HOME} or ${x:-y}.
-            _ => out.push_str(&rest[start..start + 2 + end + 1]),
-        }
-        rest = &after[end + 1..];
+    match mode {
+        Mode::Raw => expand_raw(text, ctx),
+        Mode::Shell => expand_shell(text, ctx),
     }
-    out.push_str(rest);
+}
+
+fn split(token: &str) -> (&str, &str) {
+    token[2..token.len() - 1]
+        .split_once('.')
+        .expect("a reference has a dot")
+}
+
+fn expand_raw(text: &str, ctx: &Context) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    while let Some(start) = text[pos..].find("${").map(|s| s + pos) {
+        out.push_str(&text[pos..start]);
+        match reference_at(&text[start..]) {
+            Some(len) => {
+                let (ns, key) = split(&text[start..start + len]);
+                if ns == "secret" {
+                    ctx.lookup(ns, key)?;
+                    bail!(
+                        "${{secret.{key}}}: a secret cannot be put into a command's arguments \
+                         (they are visible to every user of the host); read it from the \
+                         environment, or use it in a shell step"
+                    );
+                }
+                out.push_str(ctx.lookup(ns, key)?);
+                pos = start + len;
+            }
+            None => {
+                out.push_str("${");
+                pos = start + 2;
+            }
+        }
+    }
+    out.push_str(&text[pos..]);
     Ok(out)
+}
+
+fn expand_shell(text: &str, ctx: &Context) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    for site in shell::sites(text, &reference_at) {
+        out.push_str(&text[pos..site.range.start]);
+        let token = &text[site.range.clone()];
+        let (ns, key) = split(token);
+        out.push_str(&insert(ctx, ns, key, site.ctx)?.unwrap_or_else(|| token.to_string()));
+        pos = site.range.end;
+    }
+    out.push_str(&text[pos..]);
+    Ok(out)
+}
+
+/// What replaces `${ns.key}` in a script, in context `at` (`None`: leave the token).
+fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>> {
+    if at == Ctx::Inert {
+        return Ok(None);
+    }
+    if at == Ctx::Arithmetic {
+        if ns == "secret" {
+            bail!("${{secret.{key}}} cannot be used in shell arithmetic");
+        }
+        let value = ctx.lookup(ns, key)?;
+        if !is_integer(value) {
+            bail!(
+                "${{{ns}.{key}}} is used in shell arithmetic, where only an integer is safe, \
+                 and its value is not one"
+            );
+        }
+        return Ok(Some(value.to_string()));
+    }
+    let var = ctx.variable(ns, key)?;
+    Ok(Some(match at {
+        Ctx::Unquoted => format!("\"${{{var}}}\""),
+        Ctx::Double | Ctx::Heredoc { .. } => format!("${{{var}}}"),
+        Ctx::Single => format!("'\"${{{var}}}\"'"),
+        Ctx::DollarSingle => format!("'\"${{{var}}}\"$'"),
+        Ctx::Arithmetic | Ctx::Inert => unreachable!("handled above"),
+    }))
+}
+
+/// `-?[0-9]+` (at most 18 digits): a value bash's arithmetic cannot turn into code.
+fn is_integer(value: &str) -> bool {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    (1..=18).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn is_word(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// Quote a value for `/bin/sh`: `'…'`, with each `'` written as `'\''`.
-pub fn shell_quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    out
 }
 
 /// An environment variable name for `name`: uppercased, `[^A-Z0-9_]` → `_`.
@@ -134,10 +222,6 @@ mod tests {
     fn ctx() -> Context {
         let mut c = Context::default();
         c.options.insert("service".into(), "nginx".into());
-        c.options.insert(
-            "evil".into(),
-            "$(rm -rf ~); `id` 'q' \"d\" | x\nnext".into(),
-        );
         c.data.insert("status".into(), "active".into());
         c
     }
@@ -156,7 +240,11 @@ mod tests {
         assert_eq!(expand("${x:-y} ${", &c, Mode::Raw).unwrap(), "${x:-y} ${");
         assert_eq!(
             expand("is ${option.service}", &c, Mode::Shell).unwrap(),
-            "is 'nginx'"
+            "is \"${SORTIE_OPTION_SERVICE}\""
+        );
+        assert_eq!(
+            expand("echo '${data.status}' \\${option.service}", &c, Mode::Shell).unwrap(),
+            "echo ''\"${SORTIE_DATA_STATUS}\"'' \\${option.service}"
         );
     }
 
@@ -169,18 +257,30 @@ mod tests {
         assert!(e.contains("option.nope"), "{e}");
         assert!(expand("${bogus.x}", &c, Mode::Raw).is_err());
         assert!(expand("${result.exit_code}", &c, Mode::Raw).is_err());
+        assert!(expand("echo ${option.nope}", &c, Mode::Shell).is_err());
     }
 
     #[test]
-    fn shell_quoting_survives_a_real_shell() {
-        let c = ctx();
-        let cmd = expand("printf %s ${option.evil}", &c, Mode::Shell).unwrap();
-        let out = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&cmd)
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), c.options["evil"]);
+    fn names_that_would_share_a_variable_are_refused() {
+        let mut c = ctx();
+        c.options.insert("a-b".into(), "1".into());
+        c.options.insert("a_b".into(), "2".into());
+        let e = expand("echo ${option.a-b}", &c, Mode::Shell).unwrap_err();
+        assert!(e.to_string().contains("SORTIE_OPTION_A_B"), "{e}");
+    }
+
+    #[test]
+    fn arithmetic_takes_integers_only() {
+        let mut c = ctx();
+        c.options.insert("n".into(), "42".into());
+        c.options.insert("bad".into(), "a[$(id)]".into());
+        assert_eq!(
+            expand("echo $((${option.n} + 1))", &c, Mode::Shell).unwrap(),
+            "echo $((42 + 1))"
+        );
+        let e = expand("echo $((${option.bad}))", &c, Mode::Shell).unwrap_err();
+        assert!(e.to_string().contains("integer"), "{e}");
+        assert!(!e.to_string().contains("$(id)"), "the value stays out: {e}");
     }
 
     #[test]
@@ -196,11 +296,118 @@ mod tests {
             .to_string();
         assert!(e.contains("arguments"), "{e}");
         assert!(expand("${secret.NOPE}", &c, Mode::Shell).is_err());
+        assert!(expand("$((${secret.DB_PASS}))", &c, Mode::Shell).is_err());
     }
 
     #[test]
     fn env_names_are_sanitized() {
         assert_eq!(env_name("db.pass-word"), "DB_PASS_WORD");
         assert_eq!(env_name("Ünï"), "_N_");
+    }
+
+    /// Values that would run code if a shell parsed them.
+    const HOSTILE: &[&str] = &[
+        "$(touch PWNED)",
+        "`touch PWNED`",
+        "'; touch PWNED; '",
+        "\"; touch PWNED; \"",
+        "x\ntouch PWNED",
+        "\\\"$(touch PWNED)\\",
+        "* ? [a-z] ~",
+        "a'b\"c\\d$e`f",
+        "${IFS}$(touch${IFS}PWNED)",
+        "'\"'$(touch PWNED)'\"'",
+        "EOF\ntouch PWNED\nEOF",
+        "a[$(touch PWNED)]",
+        "-n",
+        "",
+        "  spaced  out  ",
+    ];
+
+    /// Scripts that print the option once, in every quoting context an author
+    /// writes; `printf '[%s]'` shows that the value arrived as one word, whole.
+    const CONTEXTS: &[&str] = &[
+        "printf '[%s]' ${option.v}",
+        "printf '[%s]' \"${option.v}\"",
+        "printf '[%s]' \"${option.v}\"\"\"",
+        "printf '[%s]' '${option.v}'",
+        "printf '[%s]' 'é${option.v}'",
+        "printf '[%s]' \"$(printf %s ${option.v})\"",
+        "printf '[%s]' \"$(printf %s \"${option.v}\")\"",
+        "printf '[%s]' \"`printf %s ${option.v}`\"",
+        "x=${option.v}; printf '[%s]' \"$x\"",
+        "printf '[%s]' \"${UNSET:-${option.v}}\"",
+        "printf '%s' \"$(cat <<EOF\n[${option.v}]\nEOF\n)\"",
+        "cat <<'EOF' | sh\nprintf '[%s]' \"${option.v}\"\nEOF",
+        "case ${option.v} in *) printf '[%s]' ${option.v};; esac",
+    ];
+
+    /// Contexts that are bash's own ([[ ]], $'…').
+    const BASH_CONTEXTS: &[&str] = &[
+        "[[ ${option.v} == ${option.v} ]] && printf '[%s]' ${option.v}",
+        "[[ \"${option.v}\" = \"${option.v}\" ]] && printf '[%s]' \"${option.v}\"",
+        "printf '[%s]' $'${option.v}'",
+    ];
+
+    /// Run `script` (expanded) with `shell`, the option's variable in the environment.
+    fn run(shell: &str, script: &str, value: &str) -> (String, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Context::default();
+        c.options.insert("v".into(), value.into());
+        let expanded = expand(script, &c, Mode::Shell).unwrap();
+        let out = std::process::Command::new(shell)
+            .arg("-c")
+            .arg(&expanded)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("SORTIE_OPTION_V", value)
+            .output()
+            .unwrap();
+        let pwned = dir.path().join("PWNED").exists();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), pwned)
+    }
+
+    #[test]
+    fn hostile_values_stay_inert_and_whole_in_every_quoting_context() {
+        for value in HOSTILE {
+            for (shell, contexts) in [
+                ("/bin/sh", CONTEXTS),
+                ("bash", CONTEXTS),
+                ("bash", BASH_CONTEXTS),
+            ] {
+                for script in contexts {
+                    let (out, pwned) = run(shell, script, value);
+                    assert!(!pwned, "{shell}: {script:?} with {value:?} ran code");
+                    let expected = if script.contains("'é") {
+                        format!("[é{value}]")
+                    } else {
+                        format!("[{value}]")
+                    };
+                    assert_eq!(out, expected, "{shell}: {script:?} with {value:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_values_cannot_reach_arithmetic() {
+        for value in HOSTILE {
+            let mut c = Context::default();
+            c.options.insert("v".into(), value.to_string());
+            for script in [
+                "echo $((${option.v}))",
+                "(( x = ${option.v} ))",
+                "let x=${option.v}",
+                "[[ ${option.v} -eq 1 ]]",
+                "[[ \"${option.v}\" -lt 1 ]]",
+                "echo $[${option.v}]",
+            ] {
+                assert!(
+                    expand(script, &c, Mode::Shell).is_err(),
+                    "{script:?} with {value:?} was expanded"
+                );
+            }
+        }
     }
 }

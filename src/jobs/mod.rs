@@ -4,8 +4,12 @@
 //! This part knows nothing of where the log goes or of the control plane: the
 //! shot and `exec` give it an event log and read its report.
 
+pub mod capture;
+pub mod command;
 pub mod expand;
 pub mod result_data;
 pub mod runner;
+pub mod shell;
 pub mod spec;
+pub mod status;
 pub mod workspace;

@@ -55,14 +55,20 @@ impl DataSet {
     }
 }
 
+/// Output line prefixes that carry result data.
+const PREFIXES: [&str; 2] = ["SORTIE:DATA:", "RUNDECK:DATA:"];
+
+/// Whether an output line (or its first piece) carries result data.
+pub fn is_data_line(line: &[u8]) -> bool {
+    PREFIXES.iter().any(|p| line.starts_with(p.as_bytes()))
+}
+
 /// `SORTIE:DATA:k=v` or `RUNDECK:DATA:k=v` on an output line.
 pub fn parse_line(line: &[u8]) -> Option<(String, String)> {
     let line = std::str::from_utf8(line).ok()?;
     let line = line.strip_suffix('\n').unwrap_or(line);
     let line = line.strip_suffix('\r').unwrap_or(line);
-    let rest = line
-        .strip_prefix("SORTIE:DATA:")
-        .or_else(|| line.strip_prefix("RUNDECK:DATA:"))?;
+    let rest = PREFIXES.iter().find_map(|p| line.strip_prefix(p))?;
     let (k, v) = rest.split_once('=')?;
     Some((k.trim().to_string(), v.to_string()))
 }

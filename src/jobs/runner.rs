@@ -1,52 +1,34 @@
 //! Running a job: its steps in order, error handlers, keepgoing, result data.
 //!
-//! The runner turns a parsed spec into processes for the executor and their
-//! output into log events, and decides the job's status (the rules are in
-//! sortie(1), "JOB STATUS"). It knows nothing of where the log goes or of the
-//! control plane: the shot and `exec` give it an [`EventLog`] and read its report.
+//! The runner walks the steps, has each one built (`command`), supervised
+//! (`exec`) and captured (`capture`), and applies the status rules (`status`).
+//! It knows nothing of where the log goes or of the control plane: the shot and
+//! `exec` give it an [`EventLog`] and read its [`Report`]. A log that cannot be
+//! written (a full disk) stops the job at once: it is reported failed, with the
+//! reason, and the caller learns of it from [`Report::log_failure`].
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sortie_protocol::{JobStatus, StepResult, StepStatus};
+use sortie_protocol::{JobStatus, StepResult};
 
-use crate::exec::{self, Outcome, StopReason, Supervision};
-use crate::jobs::expand::{self, env_name, Context, Mode};
+use crate::exec::{self, StopReason, Supervision};
+use crate::jobs::capture::StepOutput;
+use crate::jobs::command::{self, Builder};
+use crate::jobs::expand::Context;
 use crate::jobs::result_data::{self, DataSet};
-use crate::jobs::spec::{JobSpec, Step, StepKind};
-use crate::output::lines::LineSplitter;
-use crate::output::{Event, EventLog, Level, Stream};
-use crate::secrets::mask::{self, MaskStream, Masker};
+use crate::jobs::spec::{JobSpec, Step};
+use crate::jobs::status::{self, AfterFailure, Ran};
+use crate::output::{Event, EventLog, Level};
+use crate::secrets::mask::{self, Masker};
 use crate::secrets::secret::Secret;
 use crate::secrets::{self, Delivery, Providers};
+use crate::state::files;
 
-/// Longest line in one output event; longer lines are sent in pieces.
-const LINE_LIMIT: usize = 64 * 1024;
-/// A partial line waits this long before it is sent anyway.
-const PARTIAL_FLUSH: Duration = Duration::from_secs(1);
 /// The node every local step runs on.
 const LOCAL: &str = "local";
-
-/// Variables of the runner's own environment that steps inherit; nothing else is.
-const INHERITED: &[&str] = &[
-    "PATH",
-    "HOME",
-    "LANG",
-    "LANGUAGE",
-    "LC_ALL",
-    "LC_CTYPE",
-    "LC_MESSAGES",
-    "TZ",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "TMPDIR",
-];
 
 /// Where and how a job runs.
 pub struct Runtime<'a> {
@@ -75,23 +57,14 @@ pub struct Report {
     pub error: Option<String>,
     pub started_at: String,
     pub finished_at: String,
+    /// The job's log could not be written (the job was stopped for it).
+    pub log_failure: Option<String>,
 }
 
-/// The variables of the runner's environment that steps inherit.
-pub fn inherited_env() -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = INHERITED
-        .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-        .collect();
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
-    }
-    env
-}
-
+/// One run of a step or of its handler.
 struct StepRun {
     result: StepResult,
-    stopped: Option<StopReason>,
+    ran: Ran,
 }
 
 struct JobRun<'a, 'l> {
@@ -105,92 +78,48 @@ struct JobRun<'a, 'l> {
     secret_env: Vec<(String, Secret)>,
 }
 
+/// How the job stands while its steps run.
+struct Verdict {
+    status: JobStatus,
+    exit_code: Option<i32>,
+    error: Option<String>,
+}
+
 /// Run every step of `spec` and report how it went.
-pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> io::Result<Report> {
+pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> Report {
     let started_at = crate::clock::now_rfc3339();
     let mut job = JobRun {
         spec,
         rt,
         ctx: context(spec, &rt.hostname),
-        base_env: inherited_env(),
+        base_env: command::inherited_env(),
         log,
         data: DataSet::default(),
         secret_env: Vec::new(),
     };
-    if let Err(e) = job.prepare_secrets() {
-        // Before any step: the job fails, naming the reference, never a value.
-        let text = format!("{e:#}");
-        job.log.system(Level::Error, &text)?;
-        return Ok(Report {
-            status: JobStatus::Failed,
-            exit_code: None,
-            steps: Vec::new(),
-            data: BTreeMap::new(),
-            error: Some(job.log.masker().mask_str(&text).into_owned()),
-            started_at,
-            finished_at: crate::clock::now_rfc3339(),
-        });
-    }
     let mut steps = Vec::new();
-    let mut status = JobStatus::Succeeded;
-    let mut exit_code = Some(0);
-    let mut error = None;
-    for (index, step) in spec.steps.iter().enumerate() {
-        let run = job.step(index, step, false)?;
-        let failed = run.result.status != StepStatus::Succeeded;
-        let (run_exit, run_stopped) = (run.result.exit_code, run.stopped);
-        let label = step_label(index, step);
-        steps.push(run.result);
-        if !failed {
-            continue;
+    let mut verdict = Verdict {
+        status: JobStatus::Succeeded,
+        exit_code: Some(0),
+        error: None,
+    };
+    match job.prepare_secrets() {
+        Ok(()) => job.steps(&mut steps, &mut verdict),
+        Err(e) => {
+            // Before any step: the job fails, naming the reference, never a value.
+            let text = format!("{e:#}");
+            job.log.system(Level::Error, &text);
+            verdict = Verdict {
+                status: JobStatus::Failed,
+                exit_code: None,
+                error: Some(text),
+            };
         }
-        if let Some(stop) = job.stop_status(run_stopped) {
-            status = stop;
-            exit_code = run_exit;
-            error = Some(format!("{label} was stopped: the job {}", stop_words(stop)));
-            break;
-        }
-        let mut recovered = false;
-        if let Some(handler) = &step.errorhandler {
-            job.ctx.result = BTreeMap::from([
-                (
-                    "exit_code".to_string(),
-                    run_exit.map_or(String::new(), |c| c.to_string()),
-                ),
-                (
-                    "step".to_string(),
-                    step.name.clone().unwrap_or_else(|| index.to_string()),
-                ),
-            ]);
-            let handled = job.step(index, handler, true)?;
-            job.ctx.result.clear();
-            let handler_ok = handled.result.status == StepStatus::Succeeded;
-            let handler_stopped = handled.stopped;
-            steps.push(handled.result);
-            if let Some(stop) = job.stop_status(handler_stopped) {
-                status = stop;
-                exit_code = run_exit;
-                error = Some(format!(
-                    "{label}'s error handler was stopped: the job {}",
-                    stop_words(stop)
-                ));
-                break;
-            }
-            recovered = handler_ok && (step.keepgoing_on_success || spec.keepgoing);
-        }
-        if recovered {
-            job.log.system(
-                Level::Info,
-                &format!("{label} failed; its error handler recovered it"),
-            )?;
-            continue;
-        }
-        status = JobStatus::Failed;
-        exit_code = run_exit;
-        error.get_or_insert_with(|| format!("{label} failed"));
-        if !spec.keepgoing {
-            break;
-        }
+    }
+    let log_failure = job.log.failed().map(|e| e.to_string());
+    if let Some(why) = &log_failure {
+        verdict.status = JobStatus::Failed;
+        verdict.error = Some(format!("the job's log could not be written: {why}"));
     }
     // Data and error text leave the runner in the completion: masked like the log.
     let masker = job.log.masker().clone();
@@ -200,26 +129,19 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> io::Resu
         .into_iter()
         .map(|(k, v)| (k, masker.mask_str(&v).into_owned()))
         .collect();
-    Ok(Report {
-        status,
-        exit_code: if status == JobStatus::Succeeded {
+    Report {
+        exit_code: if verdict.status == JobStatus::Succeeded {
             Some(0)
         } else {
-            exit_code
+            verdict.exit_code
         },
+        status: verdict.status,
         steps,
         data,
-        error: error.map(|e| masker.mask_str(&e).into_owned()),
+        error: verdict.error.map(|e| masker.mask_str(&e).into_owned()),
         started_at,
         finished_at: crate::clock::now_rfc3339(),
-    })
-}
-
-fn stop_words(status: JobStatus) -> &'static str {
-    match status {
-        JobStatus::Cancelled => "was cancelled",
-        JobStatus::Interrupted => "was interrupted (the runner was told to stop)",
-        _ => "ran out of time",
+        log_failure,
     }
 }
 
@@ -273,7 +195,8 @@ impl JobRun<'_, '_> {
             let value = match secret.delivery {
                 Delivery::Env => secret.value,
                 Delivery::File => {
-                    let path = write_secret_file(self.rt.workspace, &secret.key, &secret.value)?;
+                    let path =
+                        command::write_secret_file(self.rt.workspace, &secret.key, &secret.value)?;
                     Secret::new(path.display().to_string())
                 }
             };
@@ -285,91 +208,131 @@ impl JobRun<'_, '_> {
         Ok(())
     }
 
-    /// The job status a stopped step means, if the stop was the job's (not the step's own timeout).
-    fn stop_status(&self, stopped: Option<StopReason>) -> Option<JobStatus> {
-        let passed = |at: Option<Instant>| at.is_some_and(|t| Instant::now() >= t);
-        match stopped? {
-            StopReason::Cancelled => Some(JobStatus::Cancelled),
-            StopReason::Interrupted => Some(JobStatus::Interrupted),
-            StopReason::TimedOut if passed(self.rt.deadline) => Some(JobStatus::TimedOut),
-            StopReason::TimedOut => None,
+    fn job_deadline_passed(&self) -> bool {
+        self.rt.deadline.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// The steps in order, with their handlers, until the rules say stop.
+    fn steps(&mut self, steps: &mut Vec<StepResult>, verdict: &mut Verdict) {
+        let spec = self.spec;
+        for (index, step) in spec.steps.iter().enumerate() {
+            let run = self.step(index, step, false);
+            let label = step_label(index, step);
+            let exit_code = run.result.exit_code;
+            steps.push(run.result);
+            if run.ran.succeeded() {
+                continue;
+            }
+            if let Some(stop) = run.ran.stops_job(self.job_deadline_passed()) {
+                *verdict = Verdict {
+                    status: stop,
+                    exit_code,
+                    error: Some(format!(
+                        "{label} was stopped: the job {}",
+                        status::stop_words(stop)
+                    )),
+                };
+                return;
+            }
+            let mut handler_ok = None;
+            if let Some(handler) = &step.errorhandler {
+                self.ctx.result = BTreeMap::from([
+                    (
+                        "exit_code".to_string(),
+                        exit_code.map_or(String::new(), |c| c.to_string()),
+                    ),
+                    (
+                        "step".to_string(),
+                        step.name.clone().unwrap_or_else(|| index.to_string()),
+                    ),
+                ]);
+                let handled = self.step(index, handler, true);
+                self.ctx.result.clear();
+                steps.push(handled.result);
+                if let Some(stop) = handled.ran.stops_job(self.job_deadline_passed()) {
+                    *verdict = Verdict {
+                        status: stop,
+                        exit_code,
+                        error: Some(format!(
+                            "{label}'s error handler was stopped: the job {}",
+                            status::stop_words(stop)
+                        )),
+                    };
+                    return;
+                }
+                handler_ok = Some(handled.ran.succeeded());
+            }
+            match status::after_failure(handler_ok, spec.keepgoing, step.keepgoing_on_success) {
+                AfterFailure::Recovered => {
+                    let text = format!("{label} failed; its error handler recovered it");
+                    self.log.system(Level::Info, &text);
+                }
+                AfterFailure::Fails { go_on } => {
+                    verdict.status = JobStatus::Failed;
+                    verdict.exit_code = exit_code;
+                    verdict
+                        .error
+                        .get_or_insert_with(|| format!("{label} failed"));
+                    if !go_on {
+                        return;
+                    }
+                }
+            }
         }
     }
 
-    fn step(&mut self, index: usize, step: &Step, errorhandler: bool) -> io::Result<StepRun> {
+    fn step(&mut self, index: usize, step: &Step, errorhandler: bool) -> StepRun {
         self.log.emit(Event::StepStart {
             step: index,
             name: step.name.as_deref(),
             node: LOCAL,
             errorhandler,
-        })?;
+        });
         let started = Instant::now();
         // Data captured so far is visible to this step as ${data.K}.
         self.ctx.data = self.data.map().clone();
         let suffix = if errorhandler { "-handler" } else { "" };
         let output_file = self.rt.workspace.join(format!(".output-{index}{suffix}"));
-        let prepared = fs::write(&output_file, b"")
+        let builder = Builder {
+            spec: self.spec,
+            ctx: &self.ctx,
+            base_env: &self.base_env,
+            secret_env: &self.secret_env,
+            workspace: self.rt.workspace,
+        };
+        let prepared = command::fresh_output_file(&output_file)
             .map_err(|e| format!("cannot create the result data file: {e}"))
-            .and_then(|_| self.command(index, step, errorhandler, &output_file));
-        let finished = match prepared {
-            Err(why) => exec::Finished {
-                outcome: Outcome::SpawnFailed(why),
-                leaked: false,
-                leftovers: 0,
-            },
-            Ok(cmd) => self.supervise(index, step.timeout, &cmd)?,
-        };
+            .and_then(|_| builder.command(index, step, errorhandler, &output_file));
         let label = step_label(index, step);
-        if finished.leaked {
-            let text =
-                format!("{label}: a process it started kept its output open after it exited");
-            self.log.system(Level::Warn, &text)?;
-        }
-        if finished.leftovers > 0 {
-            let n = finished.leftovers;
-            let text = format!("{label}: killed {n} process(es) it left running");
-            self.log.system(Level::Warn, &text)?;
-        }
-        let mut outcome = finished.outcome;
-        if outcome == Outcome::Exited(0) {
-            if let Err(e) = fs::read(&output_file)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| result_data::parse_file(&bytes).map_err(|e| format!("{e:#}")))
-                .and_then(|pairs| {
-                    pairs
-                        .into_iter()
-                        .try_for_each(|(k, v)| self.data.insert(k, v))
-                        .map_err(|e| format!("{e:#}"))
-                })
-            {
-                outcome = Outcome::SpawnFailed(format!("result data: {e}"));
-            }
-        }
-        let _ = fs::remove_file(&output_file);
-        let (status, exit_code, signal) = match &outcome {
-            Outcome::Exited(0) => (StepStatus::Succeeded, Some(0), None),
-            Outcome::Exited(code) => (StepStatus::Failed, Some(*code), None),
-            Outcome::Signaled(sig) => (StepStatus::Failed, None, Some(*sig)),
-            Outcome::Stopped(StopReason::TimedOut) => (StepStatus::TimedOut, None, None),
-            Outcome::Stopped(StopReason::Cancelled) => (StepStatus::Cancelled, None, None),
-            Outcome::Stopped(StopReason::Interrupted) => (StepStatus::Interrupted, None, None),
-            Outcome::SpawnFailed(why) => {
-                self.log.system(Level::Error, &format!("{label}: {why}"))?;
-                (StepStatus::Failed, None, None)
-            }
+        let mut ran = match prepared {
+            Err(why) => Ran::NotStarted(why),
+            Ok(cmd) => self.supervise(index, step.timeout, &cmd, &label),
         };
-        if let Outcome::Stopped(StopReason::TimedOut) = outcome {
-            let limit = step
-                .timeout
-                .map(|t| humantime::format_duration(t).to_string());
-            let text = match (self.stop_status(Some(StopReason::TimedOut)), limit) {
-                (None, Some(limit)) => {
-                    format!("{} timed out after {limit}", label)
-                }
-                _ => format!("{} was stopped: the job ran out of time", label),
-            };
-            self.log.system(Level::Warn, &text)?;
+        if ran.succeeded() {
+            if let Err(why) = self.take_data_file(&output_file) {
+                ran = Ran::BadData(why);
+            }
         }
+        command::remove(&output_file);
+        match &ran {
+            Ran::NotStarted(why) => self.log.system(Level::Error, &format!("{label}: {why}")),
+            Ran::BadData(why) => {
+                let text = format!("{label}: its result data is invalid: {why}");
+                self.log.system(Level::Error, &text)
+            }
+            Ran::Stopped(StopReason::TimedOut) => {
+                let text = match (self.job_deadline_passed(), step.timeout) {
+                    (false, Some(limit)) => format!(
+                        "{label} timed out after {}",
+                        humantime::format_duration(limit)
+                    ),
+                    _ => format!("{label} was stopped: the job ran out of time"),
+                };
+                self.log.system(Level::Warn, &text);
+            }
+            _ => {}
+        }
+        let (status, exit_code, signal) = ran.step_status();
         let duration_ms = started.elapsed().as_millis() as u64;
         self.log.emit(Event::StepEnd {
             step: index,
@@ -378,12 +341,8 @@ impl JobRun<'_, '_> {
             exit_code,
             signal,
             duration_ms,
-        })?;
-        let stopped = match outcome {
-            Outcome::Stopped(reason) => Some(reason),
-            _ => None,
-        };
-        Ok(StepRun {
+        });
+        StepRun {
             result: StepResult {
                 index,
                 name: step.name.clone(),
@@ -394,8 +353,20 @@ impl JobRun<'_, '_> {
                 duration_ms,
                 errorhandler,
             },
-            stopped,
-        })
+            ran,
+        }
+    }
+
+    /// Read `$SORTIE_OUTPUT` into the job's data (a regular file, bounded; a step
+    /// that made it a symlink gets nothing read through it).
+    fn take_data_file(&mut self, path: &Path) -> Result<(), String> {
+        let limit = result_data::MAX_TOTAL as u64 * 2;
+        let bytes = files::read_regular(path, limit).map_err(|e| e.to_string())?;
+        let pairs = result_data::parse_file(&bytes).map_err(|e| format!("{e:#}"))?;
+        pairs
+            .into_iter()
+            .try_for_each(|(k, v)| self.data.insert(k, v))
+            .map_err(|e| format!("{e:#}"))
     }
 
     /// Run the prepared command, streaming its output into the log.
@@ -404,7 +375,8 @@ impl JobRun<'_, '_> {
         index: usize,
         timeout: Option<Duration>,
         cmd: &exec::Command,
-    ) -> io::Result<exec::Finished> {
+        label: &str,
+    ) -> Ran {
         let step_until = timeout.map(|t| Instant::now() + t);
         let until = [self.rt.deadline, self.rt.interrupt_at, step_until]
             .into_iter()
@@ -415,278 +387,26 @@ impl JobRun<'_, '_> {
             stop: self.rt.stop,
             grace: self.rt.grace,
         };
-        let mut output = StepOutput {
-            step: index,
-            masks: [self.log.mask_stream(), self.log.mask_stream()],
-            log: &mut *self.log,
-            data: &mut self.data,
-            splitters: [LineSplitter::new(LINE_LIMIT), LineSplitter::new(LINE_LIMIT)],
-            failure: None,
-        };
-        let mut finished = exec::run(cmd, &supervision, &mut output);
+        let mut output = StepOutput::new(index, LOCAL, self.log, &mut self.data);
+        let finished = exec::run(cmd, &supervision, &mut output);
         output.finish();
-        if finished.outcome == Outcome::Stopped(StopReason::TimedOut)
+        if finished.leaked {
+            let text =
+                format!("{label}: a process it started kept its output open after it exited");
+            self.log.system(Level::Warn, &text);
+        }
+        if finished.leftovers > 0 {
+            let n = finished.leftovers;
+            let text = format!("{label}: killed {n} process(es) it left running");
+            self.log.system(Level::Warn, &text);
+        }
+        let ran = Ran::from(finished.outcome);
+        if ran == Ran::Stopped(StopReason::TimedOut)
             && self.rt.interrupt_at.is_some_and(|t| Instant::now() >= t)
         {
             // The shot's time, not the job's or the step's, ran out.
-            finished.outcome = Outcome::Stopped(StopReason::Interrupted);
+            return Ran::Stopped(StopReason::Interrupted);
         }
-        match output.failure {
-            Some(e) => Err(e),
-            None => Ok(finished),
-        }
+        ran
     }
-
-    /// Build the process for a step: expand references, write scripts, set the environment.
-    fn command(
-        &self,
-        index: usize,
-        step: &Step,
-        errorhandler: bool,
-        output_file: &Path,
-    ) -> Result<exec::Command, String> {
-        let expand_raw =
-            |s: &str| expand::expand(s, &self.ctx, Mode::Raw).map_err(|e| format!("{e:#}"));
-        let expand_args = |args: &[String]| -> Result<Vec<OsString>, String> {
-            args.iter()
-                .map(|a| expand_raw(a).map(OsString::from))
-                .collect()
-        };
-        let (program, args): (OsString, Vec<OsString>) = match &step.kind {
-            StepKind::Exec(argv) => {
-                let argv = expand_args(argv)?;
-                (argv[0].clone(), argv[1..].to_vec())
-            }
-            StepKind::Shell(text) => {
-                let text =
-                    expand::expand(text, &self.ctx, Mode::Shell).map_err(|e| format!("{e:#}"))?;
-                ("/bin/sh".into(), vec!["-c".into(), text.into()])
-            }
-            StepKind::Script {
-                body,
-                interpreter,
-                args,
-                extension,
-            } => {
-                let suffix = if errorhandler { "-handler" } else { "" };
-                let ext = extension.as_deref().unwrap_or("");
-                let dot = if ext.is_empty() || ext.starts_with('.') {
-                    ""
-                } else {
-                    "."
-                };
-                let path = self
-                    .rt
-                    .workspace
-                    .join(format!("step-{index}{suffix}{dot}{ext}"));
-                write_script(&path, body).map_err(|e| format!("cannot write the script: {e}"))?;
-                let has_shebang = body.starts_with("#!");
-                script_command(
-                    path,
-                    interpreter.as_deref(),
-                    has_shebang,
-                    expand_args(args)?,
-                )
-            }
-            StepKind::ScriptFile {
-                path,
-                interpreter,
-                args,
-            } => {
-                let path = PathBuf::from(expand_raw(path)?);
-                script_command(path, interpreter.as_deref(), true, expand_args(args)?)
-            }
-        };
-        Ok(exec::Command {
-            program,
-            args,
-            env: self.environment(step, output_file),
-            cwd: self.rt.workspace.to_path_buf(),
-        })
-    }
-
-    fn environment(&self, step: &Step, output_file: &Path) -> Vec<(String, String)> {
-        let mut env: BTreeMap<String, String> = self.base_env.iter().cloned().collect();
-        let spec = self.spec;
-        let mut set = |k: String, v: String| {
-            env.insert(k, v);
-        };
-        for (k, v) in &self.ctx.job {
-            set(format!("SORTIE_JOB_{}", env_name(k)), v.clone());
-            set(format!("RD_JOB_{}", env_name(k)), v.clone());
-        }
-        set("SORTIE_EXECID".into(), spec.id.clone());
-        set(
-            "SORTIE_WORKSPACE".into(),
-            self.rt.workspace.display().to_string(),
-        );
-        set("SORTIE_OUTPUT".into(), output_file.display().to_string());
-        set("SORTIE_NODE_NAME".into(), LOCAL.into());
-        set("RD_NODE_NAME".into(), LOCAL.into());
-        set("RD_NODE_HOSTNAME".into(), self.rt.hostname.clone());
-        for (k, v) in &self.ctx.options {
-            set(format!("SORTIE_OPTION_{}", env_name(k)), v.clone());
-            set(format!("RD_OPTION_{}", env_name(k)), v.clone());
-        }
-        for (k, v) in self.data.map() {
-            set(format!("SORTIE_DATA_{}", env_name(k)), v.clone());
-            set(format!("RD_DATA_{}", env_name(k)), v.clone());
-        }
-        for (k, v) in &self.ctx.result {
-            set(format!("SORTIE_RESULT_{}", env_name(k)), v.clone());
-        }
-        for (k, v) in spec.env.iter().chain(&step.env) {
-            set(k.clone(), v.clone());
-        }
-        for (k, v) in &self.secret_env {
-            set(k.clone(), v.expose().to_string());
-        }
-        env.into_iter().collect()
-    }
-}
-
-/// Turns a step's output bytes into log events and picks up `SORTIE:DATA:` lines:
-/// bytes → masking stream → line splitter → event.
-struct StepOutput<'a, 'l> {
-    step: usize,
-    log: &'a mut EventLog<'l>,
-    data: &'a mut DataSet,
-    /// One per stream: stdout, stderr.
-    masks: [MaskStream; 2],
-    /// One per stream: stdout, stderr.
-    splitters: [LineSplitter; 2],
-    /// The first error writing the log; the step's output is not lost silently.
-    failure: Option<io::Error>,
-}
-
-impl StepOutput<'_, '_> {
-    fn line(&mut self, stream: Stream, line: &[u8]) {
-        if self.failure.is_some() {
-            return;
-        }
-        let mut result = Ok(());
-        if stream == Stream::Stdout {
-            if let Some((k, v)) = result_data::parse_line(line) {
-                if let Err(e) = self.data.insert(k, v) {
-                    result = self
-                        .log
-                        .system(Level::Warn, &format!("step {}: {e:#}", self.step));
-                }
-            }
-        }
-        let event = Event::Output {
-            step: self.step,
-            node: LOCAL,
-            stream,
-            bytes: line,
-        };
-        if let Err(e) = result.and_then(|_| self.log.emit(event)) {
-            self.failure = Some(e);
-        }
-    }
-
-    fn with_lines(
-        &mut self,
-        stream: Stream,
-        f: impl FnOnce(&mut LineSplitter, &mut dyn FnMut(&[u8])),
-    ) {
-        let slot = stream as usize;
-        let mut splitter = std::mem::replace(&mut self.splitters[slot], LineSplitter::new(0));
-        f(&mut splitter, &mut |line| self.line(stream, line));
-        self.splitters[slot] = splitter;
-    }
-
-    /// Masked bytes of one stream, through its masking stream and line splitter.
-    fn with_masked(
-        &mut self,
-        stream: Stream,
-        f: impl FnOnce(&mut MaskStream, &mut dyn FnMut(&[u8])),
-    ) {
-        let slot = stream as usize;
-        let mut mask = std::mem::replace(&mut self.masks[slot], self.log.mask_stream());
-        f(&mut mask, &mut |masked| {
-            self.with_lines(stream, |s, emit| s.push(masked, emit))
-        });
-        self.masks[slot] = mask;
-    }
-
-    fn finish(&mut self) {
-        for stream in [Stream::Stdout, Stream::Stderr] {
-            self.with_masked(stream, |m, out| m.finish(out));
-            self.with_lines(stream, |s, emit| s.finish(emit));
-        }
-    }
-}
-
-impl exec::Observer for StepOutput<'_, '_> {
-    fn output(&mut self, stream: Stream, bytes: &[u8]) {
-        self.log.restamp();
-        self.with_masked(stream, |m, out| m.push(bytes, out));
-    }
-
-    fn tick(&mut self) {
-        for stream in [Stream::Stdout, Stream::Stderr] {
-            self.with_lines(stream, |s, emit| s.flush_stale(PARTIAL_FLUSH, emit));
-        }
-        if let Err(e) = self.log.tick() {
-            self.failure.get_or_insert(e);
-        }
-    }
-}
-
-/// The program and arguments that run a script file.
-fn script_command(
-    path: PathBuf,
-    interpreter: Option<&[String]>,
-    has_shebang: bool,
-    args: Vec<OsString>,
-) -> (OsString, Vec<OsString>) {
-    match interpreter {
-        Some(words) => {
-            let mut argv: Vec<OsString> = words[1..].iter().map(OsString::from).collect();
-            argv.push(path.into_os_string());
-            argv.extend(args);
-            (OsString::from(&words[0]), argv)
-        }
-        // The kernel honours the #! line of an executable file.
-        None if has_shebang => (path.into_os_string(), args),
-        None => {
-            let mut argv = vec![path.into_os_string()];
-            argv.extend(args);
-            ("/bin/sh".into(), argv)
-        }
-    }
-}
-
-/// Write a secret to `.secrets/KEY` in the workspace, mode 0600; returns its path.
-fn write_secret_file(workspace: &Path, key: &str, value: &Secret) -> anyhow::Result<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = workspace.join(".secrets");
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
-    let path = dir.join(key);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    file.write_all(value.expose().as_bytes())?;
-    Ok(path)
-}
-
-/// Write an inline script, mode 0700, with CRLF line endings made LF.
-fn write_script(path: &Path, body: &str) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let body = body.replace("\r\n", "\n");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o700)
-        .open(path)?;
-    file.write_all(body.as_bytes())?;
-    file.sync_all()
 }

@@ -123,9 +123,25 @@ struct RawStep {
     keepgoing_on_success: bool,
 }
 
+/// Most steps in one job.
+pub const MAX_STEPS: usize = 10_000;
+
+/// A job's or step's `env` may not set what sortie sets itself.
+fn check_env(env: &BTreeMap<String, String>) -> Result<()> {
+    for name in env.keys() {
+        if name.starts_with("SORTIE_") || name.starts_with("RD_") {
+            bail!("{name}: SORTIE_* and RD_* variables are set by sortie");
+        }
+        if name.is_empty() || name.contains(['=', '\0']) {
+            bail!("{name:?} is not a variable name");
+        }
+    }
+    Ok(())
+}
+
 /// Parse and validate a job spec.
 pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
-    let raw: RawSpec = serde_json::from_value(value.clone()).context("not a job spec v1")?;
+    let raw = RawSpec::deserialize(value).context("not a job spec v1")?;
     let id = raw
         .id
         .as_str()
@@ -154,6 +170,13 @@ pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
     if raw.steps.is_empty() {
         bail!("steps: a job needs at least one step");
     }
+    if raw.steps.len() > MAX_STEPS {
+        bail!(
+            "steps: {} steps, more than the {MAX_STEPS} a job may have",
+            raw.steps.len()
+        );
+    }
+    check_env(&raw.env).context("env")?;
     let steps = raw
         .steps
         .iter()
@@ -218,7 +241,7 @@ fn duration(text: Option<&str>) -> Result<Option<Duration>> {
 }
 
 fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> {
-    let raw: RawStep = serde_json::from_value(value.clone()).context("not a step")?;
+    let raw = RawStep::deserialize(value).context("not a step")?;
     let kinds = [
         raw.exec.is_some(),
         raw.shell.is_some(),
@@ -277,6 +300,7 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         Some(_) if !handler_allowed => bail!("errorhandler: a handler has no handler of its own"),
         Some(h) => Some(Box::new(parse_step(&h, false).context("errorhandler")?)),
     };
+    check_env(&raw.env).context("env")?;
     Ok(Step {
         name: raw.name,
         kind,

@@ -4,6 +4,10 @@
 //! events are numbered without gaps, encoded as one NDJSON line each and handed
 //! to a [`Sink`] (the outbox file that is uploaded, or the terminal for `exec`).
 //! This single road is where masking applies, so nothing can bypass it.
+//!
+//! A sink that fails (a full disk) fails once: the log keeps the first error,
+//! writes nothing more, and the job runner, which asks [`EventLog::failed`]
+//! after every event, stops the job and reports why.
 
 pub mod encode;
 pub mod lines;
@@ -32,6 +36,25 @@ impl Level {
             Level::Error => "error",
         }
     }
+}
+
+/// `text` with every control character escaped (`\n`, `\u{1b}`), for lines a
+/// person reads: a newline or an escape sequence in a job's step name or in an
+/// answer from the control plane must not forge lines or colours on a terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// A log event before it is numbered and stamped.
@@ -81,6 +104,8 @@ pub struct EventLog<'s> {
     masker: Arc<Masker>,
     /// The time stamp of output events: the time their bytes were read.
     ts: String,
+    /// The first error of the sink; nothing is written after it.
+    failure: Option<io::Error>,
 }
 
 impl<'s> EventLog<'s> {
@@ -91,6 +116,18 @@ impl<'s> EventLog<'s> {
             line: Vec::with_capacity(1024),
             masker: Arc::new(Masker::default()),
             ts: crate::clock::now_rfc3339(),
+            failure: None,
+        }
+    }
+
+    /// The error that stopped the log, if the sink failed.
+    pub fn failed(&self) -> Option<&io::Error> {
+        self.failure.as_ref()
+    }
+
+    fn latch(&mut self, result: io::Result<()>) {
+        if let Err(e) = result {
+            self.failure.get_or_insert(e);
         }
     }
 
@@ -118,7 +155,10 @@ impl<'s> EventLog<'s> {
 
     /// Number, encode and hand on one event. Free text (step names, system notes) is
     /// masked here; output bytes arrive masked from a [`MaskStream`].
-    pub fn emit(&mut self, event: Event<'_>) -> io::Result<()> {
+    pub fn emit(&mut self, event: Event<'_>) {
+        if self.failure.is_some() {
+            return;
+        }
         let masker = self.masker.clone();
         let (name, text) = match &event {
             Event::StepStart { name, .. } => (name.map(|n| masker.mask_str(n)), None),
@@ -148,18 +188,22 @@ impl<'s> EventLog<'s> {
         };
         self.line.clear();
         encode::event(&mut self.line, self.seq, &self.ts, &event);
-        self.sink.write_event(&self.line, &event)?;
+        let written = self.sink.write_event(&self.line, &event);
+        self.latch(written);
         self.seq += 1;
-        Ok(())
     }
 
     /// A `system` event.
-    pub fn system(&mut self, level: Level, text: &str) -> io::Result<()> {
+    pub fn system(&mut self, level: Level, text: &str) {
         self.emit(Event::System { level, text })
     }
 
-    pub fn tick(&mut self) -> io::Result<()> {
-        self.sink.tick()
+    /// Let the sink flush what has waited (called regularly while steps run).
+    pub fn tick(&mut self) {
+        if self.failure.is_none() {
+            let ticked = self.sink.tick();
+            self.latch(ticked);
+        }
     }
 }
 
@@ -176,6 +220,38 @@ mod tests {
         }
     }
 
+    /// A sink that takes `room` events, then fails like a full disk.
+    struct Full(usize);
+    impl Sink for Full {
+        fn write_event(&mut self, _: &[u8], _: &Event<'_>) -> io::Result<()> {
+            match self.0.checked_sub(1) {
+                Some(n) => {
+                    self.0 = n;
+                    Ok(())
+                }
+                None => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
+            }
+        }
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_people() {
+        assert_eq!(printable("deploy web"), "deploy web");
+        assert_eq!(printable("a\nb\u{1b}[31mc\r"), "a\\nb\\u{1b}[31mc\\r");
+    }
+
+    #[test]
+    fn a_failing_sink_fails_once_and_takes_nothing_more() {
+        let mut sink = Full(1);
+        let mut log = EventLog::new(&mut sink);
+        log.system(Level::Info, "fits");
+        assert!(log.failed().is_none());
+        log.system(Level::Info, "does not fit");
+        log.system(Level::Info, "not even tried");
+        let e = log.failed().unwrap();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+    }
+
     #[test]
     fn events_are_numbered_ndjson_with_text_or_b64() {
         let mut sink = Collect::default();
@@ -186,9 +262,10 @@ mod tests {
             stream: Stream::Stdout,
             bytes,
         };
-        log.emit(out(b"hello \"x\"\n")).unwrap();
-        log.emit(out(b"\xff\n")).unwrap();
-        log.system(Level::Warn, "late").unwrap();
+        log.emit(out(b"hello \"x\"\n"));
+        log.emit(out(b"\xff\n"));
+        log.system(Level::Warn, "late");
+        assert!(log.failed().is_none());
         let lines: Vec<serde_json::Value> = sink
             .0
             .split(|b| *b == b'\n')

@@ -43,7 +43,7 @@ impl Sink for Terminal {
                     "step"
                 };
                 match name {
-                    Some(name) => writeln!(out, "--- {what} {step}: {name}"),
+                    Some(name) => writeln!(out, "--- {what} {step}: {}", super::printable(name)),
                     None => writeln!(out, "--- {what} {step}"),
                 }
             }
@@ -74,7 +74,7 @@ impl Sink for Terminal {
                 )
             }
             Event::System { level, text } => {
-                writeln!(out, "--- {}: {text}", level.as_str())
+                writeln!(out, "--- {}: {}", level.as_str(), super::printable(text))
             }
         }
     }

@@ -1,20 +1,21 @@
 //! Delivering a finished job: its completion, after every byte of its log.
 //!
 //! Shared by the shot (a job that just ran) and recovery (a job an earlier shot
-//! left): the completion is written durably before it is sent; a 412 sends the
-//! missing log bytes and completes again; a fenced answer lets the job go; rejected
-//! credentials end the shot; anything else leaves the job in the state dir.
+//! left). The completion is already recorded in the job's outbox when delivery
+//! starts. A 412 sends the missing log bytes and completes again; a fenced
+//! answer lets the job go; rejected credentials end the shot; a refusal that is
+//! final (any other 4xx) moves the outbox aside with its reason, so it is never
+//! retried forever; anything else leaves the job for a later shot.
 
-use std::fs::File;
 use std::path::Path;
 
 use anyhow::Result;
 use sortie_protocol::{Completion, JobStatus};
 
-use crate::control::upload;
-use crate::control::{ControlError, ControlPlane, JobRef};
+use crate::control::{upload, ControlError, ControlPlane, JobRef};
 use crate::exit::Failure;
-use crate::state;
+use crate::state::files;
+use crate::state::outbox::JobDir;
 
 /// Times a completion is retried after the control plane asked for missing log bytes.
 const COMPLETE_TRIES: usize = 3;
@@ -28,6 +29,8 @@ pub enum JobEnd {
     Abandoned,
     /// Its log or completion is left in the state dir for a later shot.
     LeftForLater,
+    /// The control plane refused its delivery for good; kept in `given-up/`.
+    GivenUp,
 }
 
 /// The shot-ending error for a control-plane error.
@@ -40,7 +43,7 @@ pub fn fail(e: ControlError) -> anyhow::Error {
 pub fn resume(
     cp: &dyn ControlPlane,
     job: &JobRef,
-    dir: &Path,
+    dir: JobDir,
     log_path: &Path,
     completion: &Completion,
 ) -> Result<JobEnd> {
@@ -66,26 +69,24 @@ fn send_log(
     if from >= length {
         return Ok(());
     }
-    let file = File::open(log_path).map_err(|e| {
+    let file = files::open_regular(log_path).map_err(|e| {
         ControlError::Unreachable(anyhow::anyhow!("reading {}: {e}", log_path.display()))
     })?;
     upload::send_range(cp, job, &file, from, length, &mut |_, _| {}).map(drop)
 }
 
-/// Record the completion durably, send it, and clear the job's state once it is in.
+/// Send the (recorded) completion, and clear the job's outbox once it is in.
 pub fn complete(
     cp: &dyn ControlPlane,
     job: &JobRef,
-    dir: &Path,
+    dir: JobDir,
     log_path: &Path,
     completion: &Completion,
 ) -> Result<JobEnd> {
-    let body = serde_json::to_vec(completion).expect("completion serializes");
-    state::write_durably(&dir.join("completion.json"), &body)?;
     for _ in 0..COMPLETE_TRIES {
         match cp.complete(job, completion) {
             Ok(()) => {
-                let _ = std::fs::remove_dir_all(dir);
+                dir.clear();
                 return Ok(JobEnd::Reported(completion.status));
             }
             Err(ControlError::Resend(from)) => {
@@ -101,18 +102,25 @@ pub fn complete(
     undelivered(e, "completion", job, dir)
 }
 
-/// What a failed delivery means: a fenced job is let go, rejected credentials end the
-/// shot, anything else leaves the job's files in the state dir for a later shot.
-pub fn undelivered(e: ControlError, what: &str, job: &JobRef, dir: &Path) -> Result<JobEnd> {
+/// What a failed delivery means: a fenced job is let go, rejected credentials end
+/// the shot, a final refusal is given up (kept aside), anything else leaves the
+/// job's files in the state dir for a later shot.
+pub fn undelivered(e: ControlError, what: &str, job: &JobRef, dir: JobDir) -> Result<JobEnd> {
     match e {
         ControlError::Fenced(why) => {
             tracing::warn!(job = %job.id, "{what} refused: {why}");
-            let _ = std::fs::remove_dir_all(dir);
+            dir.clear();
             Ok(JobEnd::Abandoned)
         }
         ControlError::Rejected(_) => Err(fail(e)),
+        ControlError::Refused(why) => {
+            let reason = format!("the control plane refused the {what} for good: {why}");
+            let kept = dir.give_up(&reason);
+            tracing::error!(job = %job.id, "{reason}; giving it up (kept in {})", kept.display());
+            Ok(JobEnd::GivenUp)
+        }
         e => {
-            tracing::error!(job = %job.id, "{what} not delivered, kept in {}: {e}", dir.display());
+            tracing::error!(job = %job.id, "{what} not delivered, kept in {}: {e}", dir.path().display());
             Ok(JobEnd::LeftForLater)
         }
     }

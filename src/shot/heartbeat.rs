@@ -14,9 +14,9 @@ use std::time::{Duration, SystemTime};
 
 use sortie_protocol::{Action, Lease};
 
-use crate::control::upload::Shared;
 use crate::control::{ControlError, ControlPlane, JobRef};
 use crate::ids;
+use crate::state::outbox::LogProgress;
 
 /// Why a running job must stop early.
 #[derive(Debug, Default)]
@@ -50,7 +50,7 @@ impl Heartbeat {
         cp: Arc<dyn ControlPlane>,
         job: JobRef,
         lease: &Lease,
-        log: Arc<Shared>,
+        log: Arc<LogProgress>,
         flags: Arc<JobFlags>,
     ) -> Heartbeat {
         let seconds = lease.heartbeat_seconds;

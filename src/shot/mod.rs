@@ -10,24 +10,28 @@ pub mod delivery;
 pub mod heartbeat;
 pub mod recovery;
 
+use std::cell::RefCell;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sortie_protocol::{ClaimRequest, ClaimedJob, Completion, JobStatus, RunnerInfo};
 
-use crate::control::upload::{JobLog, Uploader};
+use crate::control::upload::{self, Uploader};
 use crate::control::{self, ControlError, ControlPlane, Endpoint, JobRef};
 use crate::exec::StopReason;
-use crate::exit::{Cause, Code};
+use crate::exit::{Cause, Code, Failure};
 use crate::jobs::runner::{self, Runtime};
 use crate::jobs::spec as jobspec;
 use crate::jobs::workspace::Workspace;
 use crate::output::EventLog;
 use crate::secrets::Providers;
 use crate::shot::heartbeat::{Heartbeat, JobFlags};
-use crate::state::{Journal, StateDir};
+use crate::state::files;
+use crate::state::outbox::{JobDir, JobLog, Journal, JOURNAL_FORMAT};
+use crate::state::StateDir;
 use crate::{clock, ids, os, signals};
 use delivery::{fail, JobEnd};
 
@@ -122,35 +126,44 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
             clock::rfc3339(SystemTime::now() + w.saturating_duration_since(Instant::now()))
         }),
     };
-    let jobs = cp.claim(&request).map_err(fail)?;
-    if jobs.is_empty() {
-        tracing::info!("no work");
+    let claimed = cp.claim(&request).map_err(fail)?;
+    let mut trouble = Trouble::default();
+    let jobs = valid_jobs(claimed, &mut trouble);
+    if jobs.is_empty() && !trouble.protocol {
+        tracing::debug!("no work");
     }
     let mut failed = false;
     let mut interrupted = false;
     let mut left = recovered.left > 0;
     let mut summaries = Vec::new();
-    for job in jobs {
+    let ctx = JobContext {
+        settings: cfg,
+        cp: &cp,
+        state: &state,
+        server: &server,
+        work_until,
+        hostname: &hostname,
+        trouble: RefCell::new(trouble),
+    };
+    let mut jobs = jobs.into_iter();
+    while let Some(job) = jobs.next() {
         tracing::info!(job = %job.id, attempt = job.attempt, "claimed");
-        if signals::interrupted() {
+        let end = if signals::interrupted() {
             tracing::warn!(job = %job.id, "interrupted before the job started; not starting it");
             cp.release(&JobRef::from(&job)).map_err(fail)?;
-            summaries.push(JobSummary {
-                id: job.id.clone(),
-                attempt: job.attempt,
-                outcome: "abandoned".into(),
-            });
-            continue;
-        }
-        let ctx = JobContext {
-            settings: cfg,
-            cp: &cp,
-            state: &state,
-            server: &server,
-            work_until,
-            hostname: &hostname,
+            JobEnd::Abandoned
+        } else {
+            match run_job(&ctx, &job) {
+                Ok(end) => end,
+                Err(e) => {
+                    // The shot ends here: what it claimed and did not start goes back.
+                    for rest in jobs {
+                        let _ = cp.release(&JobRef::from(&rest));
+                    }
+                    return Err(e);
+                }
+            }
         };
-        let end = run_job(&ctx, &job)?;
         let outcome = match end {
             JobEnd::Reported(status) => {
                 tracing::info!(job = %job.id, %status, "reported");
@@ -163,6 +176,10 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
                 left = true;
                 "left_for_later"
             }
+            JobEnd::GivenUp => {
+                ctx.trouble.borrow_mut().protocol = true;
+                "given_up"
+            }
         };
         summaries.push(JobSummary {
             id: job.id.clone(),
@@ -170,10 +187,15 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
             outcome: outcome.to_string(),
         });
     }
+    let trouble = ctx.trouble.into_inner();
     let code = if signals::interrupted() || interrupted {
         Cause::Interrupted.code()
+    } else if trouble.io {
+        Cause::Io.code()
     } else if left {
         Cause::LeftForLater.code()
+    } else if trouble.protocol || recovered.given_up > 0 {
+        Cause::Protocol.code()
     } else if failed && cfg.fail_on_job_failure {
         Code::JOB_FAILED
     } else {
@@ -186,6 +208,38 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
     })
 }
 
+/// What went wrong in a shot without ending it, for its exit code.
+#[derive(Debug, Default)]
+struct Trouble {
+    /// The state dir could not take a log or a completion.
+    io: bool,
+    /// The control plane handed over something outside the protocol, or refused
+    /// a delivery for good.
+    protocol: bool,
+}
+
+/// The claimed jobs that can be worked on: a job whose id, attempt or lease is
+/// outside the protocol is not touched at all (its id may not even be usable in
+/// a URL or a file name); the control plane's ack window takes it back.
+fn valid_jobs(claimed: Vec<ClaimedJob>, trouble: &mut Trouble) -> Vec<ClaimedJob> {
+    let mut seen = std::collections::BTreeSet::new();
+    claimed
+        .into_iter()
+        .filter(|job| {
+            let problem = job
+                .check()
+                .err()
+                .or_else(|| (!seen.insert(job.id.clone())).then(|| "its id was given twice".into()));
+            if let Some(problem) = &problem {
+                let id = crate::output::printable(&job.id);
+                tracing::error!("the control plane handed over job {id:?} which is not valid: {problem}; not taking it");
+                trouble.protocol = true;
+            }
+            problem.is_none()
+        })
+        .collect()
+}
+
 /// What every job of a shot shares.
 struct JobContext<'a> {
     settings: &'a Settings,
@@ -196,6 +250,7 @@ struct JobContext<'a> {
     /// Jobs are stopped (interrupted) at this instant: the deadline less the reserve.
     work_until: Option<Instant>,
     hostname: &'a str,
+    trouble: RefCell<Trouble>,
 }
 
 /// Fail a claimed job that cannot start (a malformed spec); a fenced answer is fine.
@@ -229,40 +284,71 @@ fn run_job(ctx: &JobContext<'_>, job: &ClaimedJob) -> Result<JobEnd> {
             return Ok(JobEnd::Abandoned);
         }
     }
-    let dir = ctx.state.job_dir(&job.id)?;
-    let log_path = cp
-        .log_in_place(&jref)
-        .unwrap_or_else(|| dir.join("log.ndjson"));
     // Written durably before the start: a later shot can finish what this one leaves.
-    Journal {
-        id: job.id.clone(),
-        attempt: job.attempt,
-        lease_token: job.lease.token.clone(),
-        server: ctx.server.to_string(),
-        log: log_path.clone(),
-        started_at: clock::now_rfc3339(),
-    }
-    .write(&dir)?;
+    let recorded = ctx.state.check_room().and_then(|_| {
+        let dir = ctx.state.job_dir(&job.id)?;
+        let log_path = cp.log_in_place(&jref).unwrap_or_else(|| dir.log_path());
+        dir.record(&Journal {
+            format: JOURNAL_FORMAT,
+            id: job.id.clone(),
+            attempt: job.attempt,
+            lease_token: job.lease.token.clone(),
+            server: ctx.server.to_string(),
+            log: log_path.clone(),
+            started_at: clock::now_rfc3339(),
+        })?;
+        Ok((dir, log_path))
+    });
+    let (dir, log_path) = match recorded {
+        Ok(recorded) => recorded,
+        Err(e) => {
+            // Not started: the job goes back to the queue, the shot ends loudly.
+            let _ = cp.release(&jref);
+            return Err(e.context(format!("job {}: not started", job.id)));
+        }
+    };
     let lease = match cp.start(&jref) {
         Ok(lease) => lease,
         Err(ControlError::Fenced(why)) => {
             tracing::warn!(job = %job.id, "not started: {why}");
-            let _ = std::fs::remove_dir_all(&dir);
+            dir.clear();
             return Ok(JobEnd::Abandoned);
         }
-        Err(e) => return Err(fail(e)),
+        Err(e) => {
+            // Whether the control plane took the start is unknown; no step ran. The
+            // next shot fails the job with this reason (or finds it was taken back).
+            let _ = dir.record_start_failure(&format!("{e}"));
+            return Err(fail(e));
+        }
     };
-    let mut joblog =
-        JobLog::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-    let shared = joblog.shared();
-    let uploader = Uploader::spawn(cp.clone(), jref.clone(), log_path.clone(), shared.clone())?;
+    if let Err(e) = dir.mark_started() {
+        tracing::warn!(job = %job.id, "{e:#}");
+    }
+    let mut joblog = match JobLog::create(&log_path) {
+        Ok(joblog) => joblog,
+        Err(e) => {
+            let why = format!("cannot create the job's log {}: {e}", log_path.display());
+            return Ok(not_run(ctx, &jref, dir, &log_path, why));
+        }
+    };
+    let progress = joblog.progress();
+    let uploader = Uploader::spawn(cp.clone(), jref.clone(), log_path.clone(), progress.clone())
+        .map_err(|e| Failure::io(anyhow::anyhow!("opening {}: {e}", log_path.display())))?;
     let flags = Arc::new(JobFlags::default());
-    let heartbeat = Heartbeat::spawn(cp.clone(), jref.clone(), &lease, shared, flags.clone());
-    let workspace = Workspace::create(
+    let heartbeat = Heartbeat::spawn(cp.clone(), jref.clone(), &lease, progress, flags.clone());
+    let workspace = match Workspace::create(
         Some(&ctx.state.work_dir()?),
         &job.id,
         settings.keep_workspace,
-    )?;
+    ) {
+        Ok(workspace) => workspace,
+        Err(e) => {
+            heartbeat.stop();
+            drop(joblog);
+            let _ = uploader.join();
+            return Ok(not_run(ctx, &jref, dir, &log_path, format!("{e:#}")));
+        }
+    };
     let stop = || {
         if signals::interrupted() {
             Some(StopReason::Interrupted)
@@ -282,23 +368,28 @@ fn run_job(ctx: &JobContext<'_>, job: &ClaimedJob) -> Result<JobEnd> {
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut joblog));
     heartbeat.stop();
     workspace.finish();
-    let report = report.context("writing the job log")?;
-    let length = joblog.finish().context("writing the job log")?;
+    let (length, write_error) = joblog.finish();
+    if let Some(e) = write_error
+        .as_ref()
+        .map(|e| e.to_string())
+        .or(report.log_failure.clone())
+    {
+        tracing::error!(job = %job.id, "the job's log could not be written: {e}");
+        ctx.trouble.borrow_mut().io = true;
+    }
     if let Some(keep) = &settings.keep_logs {
-        let copy = keep.join(format!("{}.ndjson", job.id));
-        std::fs::create_dir_all(keep)
-            .and_then(|_| std::fs::copy(&log_path, &copy))
-            .with_context(|| format!("keeping a copy of the log in {}", copy.display()))?;
+        keep_copy(keep, &job.id, &log_path);
     }
     if flags.lease_lost.load(std::sync::atomic::Ordering::Relaxed) {
-        let _ = std::fs::remove_dir_all(&dir);
+        dir.clear();
         return Ok(JobEnd::Abandoned);
     }
-    let summary = match uploader.join() {
-        Ok(summary) => summary,
-        Err(e) => return delivery::undelivered(e, "log", &jref, &dir),
+    let uploaded = uploader.join();
+    let log = match &uploaded {
+        Ok(summary) => summary.clone(),
+        Err(_) => upload::summarize(&log_path, length)
+            .map_err(|e| Failure::io(anyhow::anyhow!("reading {}: {e}", log_path.display())))?,
     };
-    debug_assert_eq!(summary.length, length);
     let completion = Completion {
         status: report.status,
         exit_code: report.exit_code,
@@ -306,8 +397,89 @@ fn run_job(ctx: &JobContext<'_>, job: &ClaimedJob) -> Result<JobEnd> {
         finished_at: report.finished_at,
         steps: report.steps,
         data: report.data,
-        log: summary,
+        log,
         error: report.error,
     };
-    delivery::complete(&**cp, &jref, &dir, &log_path, &completion)
+    Ok(finish(
+        ctx,
+        &jref,
+        dir,
+        &log_path,
+        &completion,
+        uploaded.err(),
+    ))
+}
+
+/// Record a finished job's completion, then deliver it (its log first, unless the
+/// upload failed: then it is left for a later shot).
+fn finish(
+    ctx: &JobContext<'_>,
+    jref: &JobRef,
+    dir: JobDir,
+    log_path: &Path,
+    completion: &Completion,
+    upload_failure: Option<ControlError>,
+) -> JobEnd {
+    // Durable the moment the job ends, whatever the network does next.
+    let recorded = dir.record_completion(completion);
+    if let Err(e) = &recorded {
+        tracing::error!(job = %jref.id, "{e:#}; sending the completion from memory");
+        ctx.trouble.borrow_mut().io = true;
+    }
+    let end = match upload_failure {
+        None => delivery::complete(&**ctx.cp, jref, dir, log_path, completion),
+        Some(e) => delivery::undelivered(e, "log", jref, dir),
+    };
+    let end = match end {
+        Ok(end) => end,
+        Err(e) => {
+            tracing::error!(job = %jref.id, "{e:#}");
+            JobEnd::LeftForLater
+        }
+    };
+    if end == JobEnd::LeftForLater && recorded.is_err() {
+        tracing::error!(
+            job = %jref.id,
+            "its completion could be neither written nor sent and is lost: {}",
+            serde_json::to_string(completion).expect("a completion serializes")
+        );
+    }
+    end
+}
+
+/// A started job that could not run a step (its log or workspace could not be
+/// made): completed as failed with the reason and an empty log.
+fn not_run(
+    ctx: &JobContext<'_>,
+    jref: &JobRef,
+    dir: JobDir,
+    log_path: &Path,
+    why: String,
+) -> JobEnd {
+    tracing::error!(job = %jref.id, "{why}");
+    ctx.trouble.borrow_mut().io = true;
+    let _ = std::fs::File::create(log_path);
+    let now = clock::now_rfc3339();
+    let completion = Completion {
+        status: JobStatus::Failed,
+        exit_code: None,
+        started_at: now.clone(),
+        finished_at: now,
+        steps: Vec::new(),
+        data: Default::default(),
+        log: upload::summarize(log_path, 0).unwrap_or_else(|_| upload::empty_summary()),
+        error: Some(why),
+    };
+    finish(ctx, jref, dir, log_path, &completion, None)
+}
+
+/// `--keep-logs`: a copy of the job's log, for CI artifacts (a failure is only a warning).
+fn keep_copy(keep: &Path, id: &str, log_path: &Path) {
+    let copy = keep.join(format!("{id}.ndjson"));
+    let copied = std::fs::create_dir_all(keep)
+        .and_then(|_| files::replace(&copy, 0o644))
+        .and_then(|mut to| std::io::copy(&mut files::open_regular(log_path)?, &mut to));
+    if let Err(e) = copied {
+        tracing::warn!(job = %id, "cannot keep a copy of the log in {}: {e}", copy.display());
+    }
 }

@@ -3,24 +3,29 @@
 //! A shot can die anywhere (a Lambda timeout, an eviction, `kill -9`). Each job it
 //! started has a journal entry in the state dir, written durably before the job
 //! started. A job with a completion on disk is delivered: its log from wherever
-//! the control plane's copy ends, then the completion. A job without one was
-//! running when its shot died: its log is cut back to its last whole line, a
-//! `system` event says what happened, and it is completed as `lost`. A fenced
-//! answer (the lease moved on) clears the entry without completing it.
+//! the control plane's copy ends, then the completion. A job whose start was
+//! never confirmed ran no step: it is failed with the reason (or, if the control
+//! plane did take the start, completed as `interrupted`). A job that started but
+//! has no completion was running when its shot died: its log is cut back to its
+//! last whole line, a `system` event says what happened, and it is completed as
+//! `lost` — that completion is recorded before it is sent, so a later shot never
+//! adds the event twice. A fenced answer (the lease moved on) clears the entry
+//! without completing it.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
-use sortie_protocol::{Completion, JobStatus, LogSummary};
+use sortie_protocol::{Completion, JobStatus};
 
-use crate::control::{ControlPlane, JobRef};
+use crate::control::{upload, ControlError, ControlPlane, JobRef};
 use crate::output::{encode, Event, Level};
-use crate::shot::delivery::{self, JobEnd};
-use crate::state::{Journal, StateDir};
+use crate::shot::delivery::{self, fail, JobEnd};
+use crate::state::files::PRIVATE_FILE;
+use crate::state::outbox::{JobDir, Journal};
+use crate::state::StateDir;
 
 /// What recovery did.
 #[derive(Debug, Default)]
@@ -28,17 +33,27 @@ pub struct Outcome {
     pub delivered: usize,
     /// Jobs still in the state dir (undeliverable now, or for another control plane).
     pub left: usize,
+    /// Jobs whose delivery the control plane refused for good.
+    pub given_up: usize,
 }
 
 /// Deliver every job earlier shots left for `server`.
 pub fn run(cp: &dyn ControlPlane, state: &StateDir, server: &str) -> Result<Outcome> {
     let mut outcome = Outcome::default();
     for dir in state.pending_jobs() {
-        let journal = match Journal::read(&dir) {
-            Ok(journal) => journal,
-            Err(_) if !dir.join("completion.json").exists() => {
+        let journal = match dir.journal() {
+            Ok(Some(journal)) => journal,
+            Ok(None) if matches!(dir.completion(), Ok(None)) => {
                 // The shot died before it wrote the entry, so before the job started.
-                let _ = std::fs::remove_dir_all(&dir);
+                dir.clear();
+                continue;
+            }
+            Ok(None) => {
+                tracing::error!(
+                    "{} has a completion but no journal entry",
+                    dir.path().display()
+                );
+                outcome.left += 1;
                 continue;
             }
             Err(e) => {
@@ -57,33 +72,92 @@ pub fn run(cp: &dyn ControlPlane, state: &StateDir, server: &str) -> Result<Outc
             attempt: journal.attempt,
             lease_token: journal.lease_token.clone(),
         };
-        let completion = match std::fs::read(dir.join("completion.json")) {
-            Ok(bytes) => serde_json::from_slice(&bytes).context("reading a completion")?,
-            Err(_) => {
+        let completion = match dir.completion() {
+            Ok(Some(completion)) => completion,
+            Ok(None) if !dir.started() => {
+                let end = never_started(cp, &job, dir, &journal)?;
+                outcome.count(end);
+                continue;
+            }
+            Ok(None) => {
                 tracing::warn!(job = %job.id, "the shot running it died; reporting it lost");
-                lost(&journal)?
+                let text =
+                    "the runner stopped while this job ran; the log above is what it had written";
+                let completion = closing(
+                    &journal,
+                    JobStatus::Lost,
+                    text,
+                    "the runner stopped while the job ran",
+                )?;
+                dir.record_completion(&completion)?;
+                completion
+            }
+            Err(e) => {
+                tracing::error!("{e:#}");
+                outcome.left += 1;
+                continue;
             }
         };
-        match delivery::resume(cp, &job, &dir, &journal.log, &completion)? {
-            JobEnd::Reported(status) => {
-                tracing::info!(job = %job.id, %status, "reported for an earlier shot");
-                outcome.delivered += 1;
-            }
-            JobEnd::Abandoned => {}
-            JobEnd::LeftForLater => outcome.left += 1,
+        let end = delivery::resume(cp, &job, dir, &journal.log, &completion)?;
+        if let JobEnd::Reported(status) = end {
+            tracing::info!(job = %job.id, %status, "reported for an earlier shot");
         }
+        outcome.count(end);
     }
     Ok(outcome)
 }
 
-/// Close the log of a job whose shot died and build its `lost` completion.
-fn lost(journal: &Journal) -> Result<Completion> {
+impl Outcome {
+    fn count(&mut self, end: JobEnd) {
+        match end {
+            JobEnd::Reported(_) => self.delivered += 1,
+            JobEnd::Abandoned => {}
+            JobEnd::LeftForLater => self.left += 1,
+            JobEnd::GivenUp => self.given_up += 1,
+        }
+    }
+}
+
+/// A job whose start was never confirmed ran no step: fail it with the reason.
+/// When the control plane had taken the start after all, it is completed as
+/// `interrupted` (the control plane may run it again), never `lost`.
+fn never_started(
+    cp: &dyn ControlPlane,
+    job: &JobRef,
+    dir: JobDir,
+    journal: &Journal,
+) -> Result<JobEnd> {
+    let why = dir
+        .start_failure()
+        .unwrap_or_else(|| "the runner stopped before the job started".into());
+    let reason = format!("not run: {why}");
+    tracing::warn!(job = %job.id, "{reason}");
+    match cp.fail(job, &reason) {
+        Ok(()) => {
+            dir.clear();
+            Ok(JobEnd::Reported(JobStatus::Failed))
+        }
+        Err(ControlError::Fenced(_)) => {
+            let completion = closing(journal, JobStatus::Interrupted, &reason, &reason)?;
+            dir.record_completion(&completion)?;
+            delivery::resume(cp, job, dir, &journal.log, &completion)
+        }
+        Err(ControlError::Rejected(why)) => Err(fail(ControlError::Rejected(why))),
+        Err(e) => delivery::undelivered(e, "failure report", job, dir),
+    }
+}
+
+/// Close the log of a job an earlier shot left (its last whole line kept, a
+/// `system` event added) and build its completion.
+fn closing(journal: &Journal, status: JobStatus, text: &str, error: &str) -> Result<Completion> {
     let path = &journal.log;
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(PRIVATE_FILE)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
     let (whole, last_seq) = last_line(&mut file)?;
@@ -91,7 +165,6 @@ fn lost(journal: &Journal) -> Result<Completion> {
     file.set_len(whole)?;
     file.seek(SeekFrom::End(0))?;
     let mut line = Vec::new();
-    let text = "the runner stopped while this job ran; the log above is what it had written";
     let ts = crate::clock::now_rfc3339();
     let seq = last_seq.map_or(0, |s| s + 1);
     encode::event(
@@ -105,15 +178,17 @@ fn lost(journal: &Journal) -> Result<Completion> {
     );
     file.write_all(&line)?;
     file.sync_all()?;
+    let length = whole + line.len() as u64;
     Ok(Completion {
-        status: JobStatus::Lost,
+        status,
         exit_code: None,
         started_at: journal.started_at.clone(),
         finished_at: crate::clock::now_rfc3339(),
         steps: Vec::new(),
         data: BTreeMap::new(),
-        log: summary(path)?,
-        error: Some("the runner stopped while the job ran".into()),
+        log: upload::summarize(path, length)
+            .with_context(|| format!("reading {}", path.display()))?,
+        error: Some(error.to_string()),
     })
 }
 
@@ -137,23 +212,4 @@ fn last_line(file: &mut File) -> Result<(u64, Option<u64>)> {
         .ok()
         .and_then(|v| v["seq"].as_u64());
     Ok((whole, seq))
-}
-
-fn summary(path: &Path) -> Result<LogSummary> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut length = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        length += n as u64;
-    }
-    Ok(LogSummary {
-        length,
-        sha256: hex::encode(hasher.finalize()),
-    })
 }

@@ -1,19 +1,28 @@
 //! The state dir: the lock that keeps shots apart, and the jobs in flight.
 //!
 //! Layout: `lock` (held for the whole shot, so an overlapping cron tick cannot
-//! deliver the same outbox twice), `jobs/<id>/` (the journal entry written before
-//! the job starts, the log being uploaded and the completion being sent; removed
-//! once the control plane has both), `work/` (the jobs' private workspaces).
+//! deliver the same outbox twice), `jobs/<id>/` (each job's outbox, see
+//! [`outbox`]), `given-up/` (deliveries the control plane refused for good),
+//! `work/` (the jobs' private workspaces). Everything is created private (0700
+//! directories, 0600 files), whatever the umask.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+pub mod files;
+pub mod outbox;
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use crate::exit::{Cause, Failure};
+use files::{PRIVATE_DIR, PRIVATE_FILE};
+use outbox::JobDir;
+
+/// A shot does not claim work when the state dir's filesystem has less room than
+/// this: a job whose log cannot be written would have to be stopped.
+pub const MIN_FREE: u64 = 16 * 1024 * 1024;
 
 pub struct StateDir {
     root: PathBuf,
@@ -21,25 +30,20 @@ pub struct StateDir {
     _lock: File,
 }
 
-fn private_dir(path: &Path) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .with_context(|| format!("cannot create state directory {}", path.display()))
-}
-
 impl StateDir {
     /// Open the state dir and take its lock, waiting up to `wait` for another shot
     /// to release it (then failing with the "busy" exit code).
     pub fn open(root: &Path, wait: Duration) -> Result<StateDir> {
-        private_dir(root).map_err(Failure::config)?;
+        files::ensure_dir(root, PRIVATE_DIR)
+            .with_context(|| format!("state dir {}", root.display()))
+            .map_err(Failure::config)?;
         let lock_path = root.join("lock");
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .mode(0o600)
+            .mode(PRIVATE_FILE)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
             .with_context(|| format!("cannot open {}", lock_path.display()))
             .map_err(Failure::config)?;
@@ -61,9 +65,10 @@ impl StateDir {
                     .into())
                 }
                 Err(TryLockError::Error(e)) => {
-                    return Err(
-                        anyhow::Error::new(e).context(format!("locking {}", lock_path.display()))
+                    return Err(Failure::io(
+                        anyhow::Error::new(e).context(format!("locking {}", lock_path.display())),
                     )
+                    .into())
                 }
             }
         }
@@ -73,81 +78,46 @@ impl StateDir {
         })
     }
 
-    /// `jobs/<id>/`, created.
-    pub fn job_dir(&self, id: &str) -> Result<PathBuf> {
-        let dir = self.root.join("jobs").join(id);
-        private_dir(&dir).map_err(Failure::io)?;
-        Ok(dir)
+    /// A new job's outbox, `jobs/<id>/`.
+    pub fn job_dir(&self, id: &str) -> Result<JobDir> {
+        JobDir::create(&self.root, id)
     }
 
-    /// The job dirs left by earlier shots (jobs whose delivery did not finish).
-    pub fn pending_jobs(&self) -> Vec<PathBuf> {
+    /// The outboxes left by earlier shots (jobs whose delivery did not finish).
+    pub fn pending_jobs(&self) -> Vec<JobDir> {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.root.join("jobs"))
             .map(|entries| {
                 entries
                     .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                     .map(|e| e.path())
-                    .filter(|p| p.is_dir())
                     .collect()
             })
             .unwrap_or_default();
         dirs.sort();
-        dirs
+        dirs.into_iter().map(JobDir::existing).collect()
     }
 
     /// `work/`, created: where job workspaces are made.
     pub fn work_dir(&self) -> Result<PathBuf> {
         let dir = self.root.join("work");
-        private_dir(&dir).map_err(Failure::io)?;
+        files::ensure_dir(&dir, PRIVATE_DIR)
+            .with_context(|| format!("cannot create {}", dir.display()))
+            .map_err(Failure::io)?;
         Ok(dir)
     }
-}
 
-/// Write a file so that it is either whole or absent: temp file, fsync, rename, fsync dir.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("a file path has a directory")?;
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    };
-    write()
-        .with_context(|| format!("cannot write {}", path.display()))
-        .map_err(|e| Failure::io(e).into())
-}
-
-/// What a shot records about a job before starting it, so that a later shot can
-/// finish its delivery, or report it lost, if this one dies.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Journal {
-    pub id: String,
-    pub attempt: u64,
-    pub lease_token: String,
-    /// The control plane the job came from (`--server` as given).
-    pub server: String,
-    /// Where its log is written (the outbox file, or the spool's own file).
-    pub log: PathBuf,
-    pub started_at: String,
-}
-
-impl Journal {
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        let body = serde_json::to_vec_pretty(self).expect("a journal entry serializes");
-        write_durably(&dir.join("journal.json"), &body)
-    }
-
-    pub fn read(dir: &Path) -> Result<Journal> {
-        let path = dir.join("journal.json");
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a journal entry", path.display()))
+    /// Refuse new work when the filesystem is nearly full.
+    pub fn check_room(&self) -> Result<()> {
+        match crate::os::free_bytes(&self.root) {
+            Some(free) if free < MIN_FREE => Err(Failure::io(anyhow::anyhow!(
+                "the state dir {} has only {} KiB free (at least {} MiB needed): not claiming work",
+                self.root.display(),
+                free / 1024,
+                MIN_FREE / 1024 / 1024
+            ))
+            .into()),
+            _ => Ok(()),
+        }
     }
 }

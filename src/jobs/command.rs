@@ -1,0 +1,279 @@
+//! Building a step's process: its program and arguments, its scripts, its environment.
+//!
+//! References expand here (`expand`): into argv elements as values, into shell
+//! scripts — a `shell` step, and the script of `sh -c SCRIPT` in an `exec` argv —
+//! as variable references. The environment is clean: a few variables of the
+//! runner's (never its credentials), the job's context under `SORTIE_*` and
+//! Rundeck's `RD_*` names, the job's and the step's `env`, and the secrets the
+//! job asked for.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::exec;
+use crate::jobs::expand::{self, env_name, Context, Mode, NAMESPACES};
+use crate::jobs::spec::{JobSpec, Step, StepKind};
+use crate::secrets::secret::Secret;
+use crate::state::files;
+
+/// Variables of the runner's own environment that steps inherit; nothing else is.
+const INHERITED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TMPDIR",
+];
+
+/// Shells whose `-c` argument is a script: references in it are expanded as in
+/// a `shell` step.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "ksh", "mksh", "zsh", "ash", "busybox"];
+
+/// The variables of the runner's environment that steps inherit.
+pub fn inherited_env() -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = INHERITED
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    }
+    env
+}
+
+/// What a step's command is built from.
+pub struct Builder<'a> {
+    pub spec: &'a JobSpec,
+    pub ctx: &'a Context,
+    pub base_env: &'a [(String, String)],
+    /// Secret variables (values, or paths of secret files).
+    pub secret_env: &'a [(String, Secret)],
+    pub workspace: &'a Path,
+}
+
+impl Builder<'_> {
+    /// The process for a step: expand references, write scripts, set the environment.
+    pub fn command(
+        &self,
+        index: usize,
+        step: &Step,
+        errorhandler: bool,
+        output_file: &Path,
+    ) -> Result<exec::Command, String> {
+        let expand =
+            |s: &str, mode| expand::expand(s, self.ctx, mode).map_err(|e| format!("{e:#}"));
+        let expand_args = |args: &[String]| -> Result<Vec<OsString>, String> {
+            args.iter()
+                .map(|a| expand(a, Mode::Raw).map(OsString::from))
+                .collect()
+        };
+        let (program, args): (OsString, Vec<OsString>) = match &step.kind {
+            StepKind::Exec(argv) => {
+                let script_at = shell_script_arg(argv);
+                let argv = argv
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        let mode = if Some(i) == script_at {
+                            Mode::Shell
+                        } else {
+                            Mode::Raw
+                        };
+                        expand(a, mode).map(OsString::from)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (argv[0].clone(), argv[1..].to_vec())
+            }
+            StepKind::Shell(text) => {
+                let text = expand(text, Mode::Shell)?;
+                ("/bin/sh".into(), vec!["-c".into(), text.into()])
+            }
+            StepKind::Script {
+                body,
+                interpreter,
+                args,
+                extension,
+            } => {
+                let suffix = if errorhandler { "-handler" } else { "" };
+                let ext = extension.as_deref().unwrap_or("");
+                let dot = if ext.is_empty() || ext.starts_with('.') {
+                    ""
+                } else {
+                    "."
+                };
+                let path = self
+                    .workspace
+                    .join(format!("step-{index}{suffix}{dot}{ext}"));
+                write_script(&path, body).map_err(|e| format!("cannot write the script: {e}"))?;
+                let has_shebang = body.starts_with("#!");
+                script_command(
+                    path,
+                    interpreter.as_deref(),
+                    has_shebang,
+                    expand_args(args)?,
+                )
+            }
+            StepKind::ScriptFile {
+                path,
+                interpreter,
+                args,
+            } => {
+                let path = PathBuf::from(expand(path, Mode::Raw)?);
+                script_command(path, interpreter.as_deref(), true, expand_args(args)?)
+            }
+        };
+        Ok(exec::Command {
+            program,
+            args,
+            env: self.environment(step, output_file),
+            cwd: self.workspace.to_path_buf(),
+        })
+    }
+
+    fn environment(&self, step: &Step, output_file: &Path) -> Vec<(String, String)> {
+        let mut env: BTreeMap<String, String> = self.base_env.iter().cloned().collect();
+        let mut set = |k: String, v: &str| {
+            env.insert(k, v.to_string());
+        };
+        let ctx = self.ctx;
+        for ((_, prefix), map) in
+            NAMESPACES
+                .iter()
+                .zip([&ctx.options, &ctx.job, &ctx.data, &ctx.node, &ctx.result])
+        {
+            for (k, v) in map {
+                set(format!("{prefix}{}", env_name(k)), v);
+            }
+        }
+        // The same under Rundeck's names.
+        for (group, map) in [
+            ("OPTION", &ctx.options),
+            ("JOB", &ctx.job),
+            ("DATA", &ctx.data),
+            ("NODE", &ctx.node),
+        ] {
+            for (k, v) in map {
+                set(format!("RD_{group}_{}", env_name(k)), v);
+            }
+        }
+        set("SORTIE_EXECID".into(), &self.spec.id);
+        set(
+            "SORTIE_WORKSPACE".into(),
+            &self.workspace.display().to_string(),
+        );
+        set("SORTIE_OUTPUT".into(), &output_file.display().to_string());
+        for (k, v) in self.spec.env.iter().chain(&step.env) {
+            set(k.clone(), v);
+        }
+        for (k, v) in self.secret_env {
+            set(k.clone(), v.expose());
+        }
+        env.into_iter().collect()
+    }
+}
+
+/// The index of the argument that is a shell script: `sh -c SCRIPT`, `bash -ec SCRIPT`.
+fn shell_script_arg(argv: &[String]) -> Option<usize> {
+    let program = Path::new(argv.first()?).file_name()?.to_str()?;
+    if !SHELLS.contains(&program) {
+        return None;
+    }
+    let mut i = 1;
+    while let Some(arg) = argv.get(i) {
+        if arg == "--" || !arg.starts_with('-') {
+            return None;
+        }
+        if arg.len() > 1 && !arg.starts_with("--") && arg.contains('c') {
+            return (i + 1 < argv.len()).then_some(i + 1);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The program and arguments that run a script file.
+fn script_command(
+    path: PathBuf,
+    interpreter: Option<&[String]>,
+    has_shebang: bool,
+    args: Vec<OsString>,
+) -> (OsString, Vec<OsString>) {
+    match interpreter {
+        Some(words) => {
+            let mut argv: Vec<OsString> = words[1..].iter().map(OsString::from).collect();
+            argv.push(path.into_os_string());
+            argv.extend(args);
+            (OsString::from(&words[0]), argv)
+        }
+        // The kernel honours the #! line of an executable file.
+        None if has_shebang => (path.into_os_string(), args),
+        None => {
+            let mut argv = vec![path.into_os_string()];
+            argv.extend(args);
+            ("/bin/sh".into(), argv)
+        }
+    }
+}
+
+/// Write a secret to `.secrets/KEY` in the workspace, mode 0600; returns its path.
+pub fn write_secret_file(workspace: &Path, key: &str, value: &Secret) -> io::Result<PathBuf> {
+    let dir = workspace.join(".secrets");
+    files::ensure_dir(&dir, files::PRIVATE_DIR)?;
+    let path = dir.join(key);
+    files::create_new(&path, files::PRIVATE_FILE)?.write_all(value.expose().as_bytes())?;
+    Ok(path)
+}
+
+/// Write an inline script, mode 0700, with CRLF line endings made LF.
+fn write_script(path: &Path, body: &str) -> io::Result<()> {
+    let body = body.replace("\r\n", "\n");
+    let mut file = files::replace(path, 0o700)?;
+    file.write_all(body.as_bytes())?;
+    file.sync_all()
+}
+
+/// Create (or empty) a step's result data file, never following what is there.
+pub fn fresh_output_file(path: &Path) -> io::Result<()> {
+    files::replace(path, files::PRIVATE_FILE).map(drop)
+}
+
+/// Remove a step's file, whatever it became.
+pub fn remove(path: &Path) {
+    let _ = fs::remove_file(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn the_script_of_a_shell_s_dash_c_is_found() {
+        assert_eq!(shell_script_arg(&argv(&["sh", "-c", "x"])), Some(2));
+        assert_eq!(
+            shell_script_arg(&argv(&["/bin/bash", "-ec", "x", "a"])),
+            Some(2)
+        );
+        assert_eq!(shell_script_arg(&argv(&["bash", "-e", "-c", "x"])), Some(3));
+        assert_eq!(shell_script_arg(&argv(&["sh", "script.sh", "-c"])), None);
+        assert_eq!(shell_script_arg(&argv(&["echo", "-c", "x"])), None);
+        assert_eq!(shell_script_arg(&argv(&["sh", "-c"])), None);
+        assert_eq!(
+            shell_script_arg(&argv(&["bash", "--norc", "-c", "x"])),
+            Some(3)
+        );
+    }
+}
