@@ -285,6 +285,7 @@ if ((kills > 0)); then
     ca=$work/crash-cp/tls/ca.pem
     lost=0
     succeeded=0
+    unstarted=0
     broken=0
     for k in $(seq "$kills"); do
         enqueue "{\"id\":\"crash-$k\",\"steps\":[{\"shell\":\"i=0; while [ \$i -lt 30 ]; do echo line \$i; i=\$((i+1)); sleep 0.03; done\"}]}"
@@ -312,12 +313,14 @@ print("ok" if ok else "broken")')
         case "$status" in
             lost) lost=$((lost + 1)) ;;
             succeeded) succeeded=$((succeeded + 1)) ;;
+            # killed after the control plane took the start, before a step ran
+            interrupted) unstarted=$((unstarted + 1)) ;;
             *) broken=$((broken + 1)) ;;
         esac
         [[ $check == ok ]] || broken=$((broken + 1))
     done
     kill "$crash_cp"
     row "crash test: kill -9 at random moments" "$kills kills" "" "" \
-        "lost $lost, succeeded $succeeded, not terminal or log broken $broken"
+        "lost $lost, succeeded $succeeded, interrupted before a step $unstarted, not terminal or log broken $broken"
 fi
 

@@ -90,6 +90,13 @@ fn kill_9_at_random_moments_loses_nothing_and_reports_nothing_twice() {
                             assert_eq!(last["kind"], "system", "{id}");
                             assert!(last["text"].as_str().unwrap().contains("runner stopped"));
                         }
+                        // Killed after the control plane took the start, before the
+                        // first step: never run, so never reported lost (#10).
+                        "interrupted" => {
+                            assert_eq!(printed, 0, "{id}");
+                            let last = events.last().unwrap();
+                            assert!(last["text"].as_str().unwrap().contains("not run"), "{id}");
+                        }
                         other => panic!("{id} ended {other}"),
                     }
                     assert!(std::fs::read_dir(state.path().join("jobs"))
@@ -105,11 +112,12 @@ fn kill_9_at_random_moments_loses_nothing_and_reports_nothing_twice() {
         .flat_map(|h| h.join().unwrap())
         .collect();
     assert_eq!(outcomes.len(), kills);
+    let count = |status: &str| outcomes.iter().filter(|o| *o == status).count();
     eprintln!(
-        "crash test: {} kills, {} lost, {} succeeded",
-        kills,
-        outcomes.iter().filter(|o| *o == "lost").count(),
-        outcomes.iter().filter(|o| *o == "succeeded").count()
+        "crash test: {kills} kills, {} lost, {} succeeded, {} interrupted before a step ran",
+        count("lost"),
+        count("succeeded"),
+        count("interrupted")
     );
 }
 

@@ -4,18 +4,25 @@ use std::time::Duration;
 
 use crate::support::*;
 
+/// A state dir of its own, apart from the files a step writes: a step cannot
+/// create entries in a directory on the way to the state dir (sortie(1), SANDBOX).
+fn state_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
 #[test]
 fn sigterm_stops_the_running_step_and_reports_the_job_interrupted() {
     let cp = ControlPlane::start();
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("step.pid");
+    let state = state_dir();
     cp.enqueue(serde_json::json!({
         "id": "long",
         "options": { "pidfile": pidfile.display().to_string() },
         "steps": [{ "shell": "echo $$ > ${option.pidfile}; echo started; exec sleep 600" }]
     }));
     let child = cp
-        .poll(&dir.path().join("state"))
+        .poll(&state.path().join("state"))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -54,6 +61,7 @@ fn a_cancel_in_the_heartbeat_answer_stops_the_job() {
     });
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("step.pid");
+    let state = state_dir();
     cp.enqueue(serde_json::json!({
         "id": "to-cancel",
         "options": { "pidfile": pidfile.display().to_string() },
@@ -62,7 +70,7 @@ fn a_cancel_in_the_heartbeat_answer_stops_the_job() {
             { "shell": "echo must not run" }
         ]
     }));
-    let child = cp.poll(&dir.path().join("state")).spawn().unwrap();
+    let child = cp.poll(&state.path().join("state")).spawn().unwrap();
     wait_for("the step to start", Duration::from_secs(20), || {
         String::from_utf8_lossy(&cp.log("to-cancel")).contains("started")
     });

@@ -62,6 +62,8 @@ fn concurrent_shots_never_run_the_same_job() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
     let ledger = dir.path().join("ledger");
+    // The state dirs apart from the ledger the steps write (sortie(1), SANDBOX).
+    let states = tempfile::tempdir().unwrap();
     let jobs = 24;
     for i in 0..jobs {
         put(
@@ -75,7 +77,7 @@ fn concurrent_shots_never_run_the_same_job() {
     }
     let children: Vec<_> = (0..4)
         .map(|i| {
-            spool_poll(&spool, &dir.path().join(format!("state-{i}")))
+            spool_poll(&spool, &states.path().join(format!("state-{i}")))
                 .args(["--max-jobs", "100"])
                 .spawn()
                 .unwrap()

@@ -12,6 +12,7 @@ mod lambda;
 mod network;
 mod poll_tls;
 mod resilience;
+mod sandbox;
 mod secrets;
 mod signals;
 mod spool;

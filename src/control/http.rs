@@ -97,7 +97,18 @@ impl HttpControl {
             if let Some(lease) = lease_token {
                 headers.push((HEADER_LEASE_TOKEN, lease));
             }
-            let timeout = Some(self.request_timeout + extra);
+            // Never past the shot's deadline: the last call is clipped to what is left.
+            let mut timeout = self.request_timeout + extra;
+            if let Some(deadline) = self.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ControlError::Unreachable(anyhow!(
+                        "{method} {url}: the shot's time is up"
+                    )));
+                }
+                timeout = timeout.min(left);
+            }
+            let timeout = Some(timeout);
             let outcome =
                 net::exchange(&self.agent, method, &url, &headers, body.to_vec(), timeout);
             let (error, retry_after) = match outcome {

@@ -113,7 +113,11 @@ impl Identity {
             .map_err(|_| anyhow::anyhow!("client key {} is not PEM text", key_path.display()))?;
         Ok(Identity {
             chain,
-            key_pem: Secret::new(key_pem),
+            key_pem: {
+                let key = Secret::new(key_pem);
+                crate::secrets::own::register(&key);
+                key
+            },
         })
     }
 }

@@ -14,11 +14,15 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::{ChildStderr, ChildStdout, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::os::{self, ProcessGroup};
+pub mod sandbox;
+
+use crate::os::{self, ProcessGroup, User};
 use crate::signals;
+use sandbox::Sandbox;
 
 /// How often the supervisor wakes up when nothing arrives (stop checks, flushing).
 const TICK: Duration = Duration::from_millis(100);
@@ -34,6 +38,17 @@ pub enum Stream {
     Stderr,
 }
 
+/// What a process is confined to (see [`sandbox`]).
+#[derive(Debug, Clone, Default)]
+pub struct Confinement {
+    /// The Landlock domain it runs in.
+    pub sandbox: Option<Arc<Sandbox>>,
+    /// The user it runs as (sortie's own when `None`).
+    pub user: Option<Arc<User>>,
+    /// No confinement at all (`--sandbox off`): privileges may be gained (sudo).
+    pub off: bool,
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Command {
@@ -42,6 +57,7 @@ pub struct Command {
     /// The whole environment of the process (nothing is inherited).
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
+    pub confinement: Confinement,
 }
 
 /// Why the supervisor stopped a process.
@@ -137,7 +153,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    os::expose_to_oom(&mut command);
+    confine(&mut command, &cmd.confinement);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -234,6 +250,18 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         leaked,
         leftovers,
     }
+}
+
+/// Apply the confinement in the child (see `os::setup_child`).
+fn confine(command: &mut std::process::Command, confinement: &Confinement) {
+    os::setup_child(
+        command,
+        os::ChildSetup {
+            confine: !confinement.off,
+            user: confinement.user.clone(),
+            ruleset: confinement.sandbox.as_ref().map(|s| s.raw_fd()),
+        },
+    );
 }
 
 fn exit_outcome(status: ExitStatus) -> Outcome {

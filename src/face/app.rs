@@ -11,8 +11,10 @@ use tracing::Level;
 
 use crate::control::spool::SpoolControl;
 use crate::exit::{self, Code, Failure};
+use crate::face::cli::DEFAULT_ENV_PREFIX;
 use crate::face::cli::{Cli, Command, GlobalArgs, LogFormat, SpoolCommand};
 use crate::face::{check, config, exec as exec_local, lambda};
+use crate::secrets::own;
 use crate::{os, shot};
 
 pub fn run() -> ExitCode {
@@ -28,6 +30,16 @@ pub fn run() -> ExitCode {
             return ExitCode::from(code.0);
         }
     };
+    // Before any thread: sortie's credentials out of its environment, and its
+    // memory and /proc entries closed to other processes of its user.
+    let prefix = match &cli.command {
+        Command::Poll(args) => &args.secrets.secrets_env_prefix,
+        Command::Lambda(args) => &args.poll.secrets.secrets_env_prefix,
+        Command::Exec(args) => &args.secrets.secrets_env_prefix,
+        _ => DEFAULT_ENV_PREFIX,
+    };
+    own::capture(prefix);
+    os::set_not_dumpable();
     init_diagnostics(&cli.global);
     let json = cli.global.log_format == LogFormat::Json;
     if matches!(

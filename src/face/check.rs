@@ -49,6 +49,13 @@ pub fn run(args: &ConnectArgs) -> Code {
             code = Code::CONFIG;
         }
     }
+    match crate::os::landlock::abi() {
+        0 => println!(
+            "warning: this kernel has no Landlock: steps run with no_new_privs but are not \
+             kept out of the runner's files (see sortie(1), SANDBOX)"
+        ),
+        abi => println!("ok: steps are sandboxed with Landlock (ABI {abi})"),
+    }
     match reach(&connect) {
         Ok(what) => println!("ok: {what}"),
         Err(e) => {

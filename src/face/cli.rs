@@ -157,7 +157,36 @@ pub struct RunArgs {
     /// Keep each job's workspace after the job, for debugging (its path is logged).
     #[arg(long, env = "SORTIE_KEEP_WORKSPACE")]
     pub keep_workspace: bool,
+
+    /// Confine steps with Landlock to everything but the runner's own files (state dir,
+    /// token, client key, secrets directories): auto (where the kernel has it), required,
+    /// or off (also allows steps to gain privileges, e.g. with sudo).
+    #[arg(long, env = "SORTIE_SANDBOX", value_enum, default_value_t = SandboxMode::Auto)]
+    pub sandbox: SandboxMode,
+
+    /// A further path steps may not touch (repeatable; the variable takes a comma-separated list).
+    #[arg(
+        long = "protect",
+        env = "SORTIE_PROTECT",
+        value_delimiter = ',',
+        value_name = "PATH"
+    )]
+    pub protect: Vec<PathBuf>,
+
+    /// Run steps as this user (name or uid) when sortie runs as root.
+    #[arg(long, env = "SORTIE_RUN_AS", value_name = "USER")]
+    pub run_as: Option<String>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxMode {
+    Auto,
+    Required,
+    Off,
+}
+
+/// The prefix of the variables the `env:` provider may read.
+pub const DEFAULT_ENV_PREFIX: &str = "SORTIE_SECRET_";
 
 /// Where secrets come from (`poll` and `exec`). Jobs name secrets; only these
 /// providers, configured on the runner, resolve them.
@@ -167,7 +196,7 @@ pub struct SecretArgs {
     #[arg(
         long,
         env = "SORTIE_SECRETS_ENV_PREFIX",
-        default_value = "SORTIE_SECRET_",
+        default_value = DEFAULT_ENV_PREFIX,
         value_name = "PREFIX"
     )]
     pub secrets_env_prefix: String,

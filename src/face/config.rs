@@ -13,7 +13,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::control::tls::Identity;
 use crate::control::tls::Roots;
 use crate::control::{Endpoint, Target};
-use crate::face::cli::{ConnectArgs, PollArgs, SecretArgs};
+use std::sync::Arc;
+
+use crate::exec::sandbox::{Mode, Policy};
+use crate::face::cli::{ConnectArgs, PollArgs, RunArgs, SandboxMode, SecretArgs};
+use crate::secrets::own;
 use crate::secrets::secret::Secret;
 use crate::secrets::{BaoConfig, Providers};
 use crate::shot;
@@ -27,25 +31,35 @@ pub struct Connect {
     pub state_dir: PathBuf,
 }
 
+/// sortie's own credential files: never a job's secret, never readable by a step.
+pub fn own_files(args: &ConnectArgs) -> Vec<PathBuf> {
+    [&args.token_file, &args.client_key]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+}
+
 /// The settings of a shot (`poll`, and each Lambda invocation).
 pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
     let connect = build_connect(&args.connect).map_err(join)?;
+    let providers = providers(
+        &args.secrets,
+        args.connect.ca_file.as_deref(),
+        own_files(&args.connect),
+        args.connect.allow_insecure_http,
+        args.connect.request_timeout,
+    )?;
+    let mut own = own_files(&args.connect);
+    own.push(connect.state_dir.clone());
+    let policy = policy(&args.run, &providers, &own)?;
     Ok(shot::Settings {
         endpoint: connect.endpoint,
         runner_id: connect.runner_id,
         tags: connect.tags,
         state_dir: connect.state_dir,
-        providers: providers(
-            &args.secrets,
-            args.connect.ca_file.as_deref(),
-            [&args.connect.token_file, &args.connect.client_key]
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect(),
-            args.connect.allow_insecure_http,
-            args.connect.request_timeout,
-        )?,
+        providers,
+        policy,
         kill_grace: args.run.kill_grace,
         keep_workspace: args.run.keep_workspace,
         max_jobs: args.max_jobs,
@@ -56,6 +70,53 @@ pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
         lock_wait: args.lock_wait,
         delivery_budget: args.delivery_budget,
         keep_logs: args.keep_logs.clone(),
+    })
+}
+
+/// How steps are confined: the runner's own files are `protected` (the state
+/// dir, the token and client key, the secrets directories, the providers'
+/// credential files, and `--protect`), `--run-as` resolved.
+pub fn policy(run: &RunArgs, secrets: &Providers, own: &[PathBuf]) -> Result<Policy> {
+    let mut protected: Vec<PathBuf> = own.to_vec();
+    protected.extend(secrets.dir.iter().cloned());
+    let bao = &secrets.bao;
+    protected.extend(
+        [&bao.token_file, &bao.role_id_file, &bao.secret_id_file]
+            .into_iter()
+            .flatten()
+            .cloned(),
+    );
+    if bao.k8s_role.is_some() {
+        protected.push(bao.k8s_token_file.clone());
+    }
+    if let Some(file) = std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").filter(|v| !v.is_empty()) {
+        protected.push(PathBuf::from(file));
+    }
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|v| !v.is_empty()) {
+        protected.push(PathBuf::from(dir));
+    }
+    protected.extend(run.protect.iter().cloned());
+    let user = match &run.run_as {
+        None => None,
+        Some(_) if !crate::os::is_root() => {
+            bail!("--run-as needs sortie to run as root")
+        }
+        Some(name) => Some(Arc::new(
+            crate::os::lookup_user(name).with_context(|| format!("--run-as {name}"))?,
+        )),
+    };
+    let mode = match run.sandbox {
+        SandboxMode::Auto => Mode::Auto,
+        SandboxMode::Required => Mode::Required,
+        SandboxMode::Off => Mode::Off,
+    };
+    if mode == Mode::Required && crate::os::landlock::abi() == 0 {
+        bail!("--sandbox required: this kernel has no Landlock (it needs Linux 5.13 with Landlock enabled)");
+    }
+    Ok(Policy {
+        mode,
+        protected,
+        user,
     })
 }
 
@@ -182,7 +243,7 @@ fn load_token(args: &ConnectArgs) -> Result<Option<Secret>> {
             std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read --token-file {}", path.display()))?,
         ),
-        None => std::env::var("SORTIE_TOKEN").ok(),
+        None => own::var("SORTIE_TOKEN").map(|t| t.expose().to_string()),
     };
     let Some(raw) = raw else { return Ok(None) };
     let token = raw.trim();
@@ -192,7 +253,9 @@ fn load_token(args: &ConnectArgs) -> Result<Option<Secret>> {
     if token.bytes().any(|b| b.is_ascii_control() || b == b' ') {
         bail!("the token holds spaces or control characters; it cannot be sent in a header");
     }
-    Ok(Some(Secret::new(token.to_string())))
+    let token = Secret::new(token.to_string());
+    own::register(&token);
+    Ok(Some(token))
 }
 
 fn runner_id(given: Option<&str>) -> Result<String> {

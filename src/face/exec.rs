@@ -69,7 +69,9 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         Duration::from_secs(30),
     )
     .map_err(Failure::config)?;
-    let workspace = Workspace::create(None, &spec.id, args.run.keep_workspace)?;
+    let policy = config::policy(&args.run, &providers, &[]).map_err(Failure::config)?;
+    let workspace =
+        Workspace::create(None, &spec.id, args.run.keep_workspace).map_err(Failure::config)?;
     let stop = || crate::signals::interrupted().then_some(StopReason::Interrupted);
     let rt = Runtime {
         workspace: workspace.path(),
@@ -79,6 +81,7 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         stop: &stop,
         grace: args.run.kill_grace,
         providers: &providers,
+        policy: &policy,
     };
     let mut terminal = Terminal::new(json);
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut terminal));

@@ -40,7 +40,7 @@ const INHERITED: &[&str] = &[
 const SHELLS: &[&str] = &["sh", "bash", "dash", "ksh", "mksh", "zsh", "ash", "busybox"];
 
 /// The variables of the runner's environment that steps inherit.
-pub fn inherited_env() -> Vec<(String, String)> {
+fn inherited_env() -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = INHERITED
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
@@ -59,6 +59,28 @@ pub struct Builder<'a> {
     /// Secret variables (values, or paths of secret files).
     pub secret_env: &'a [(String, Secret)],
     pub workspace: &'a Path,
+    pub confinement: &'a exec::Confinement,
+}
+
+/// The files sortie makes for a step belong to the user it runs as.
+pub fn give(path: &Path, confinement: &exec::Confinement) -> io::Result<()> {
+    match &confinement.user {
+        Some(user) => crate::os::chown(path, user.uid, user.gid),
+        None => Ok(()),
+    }
+}
+
+/// The base environment of a job's steps: the runner's few inherited variables,
+/// `TMPDIR` in the workspace, and for `--run-as` that user's `HOME`, `USER`, `LOGNAME`.
+pub fn base_env(workspace: &Path, confinement: &exec::Confinement) -> Vec<(String, String)> {
+    let mut env: BTreeMap<String, String> = inherited_env().into_iter().collect();
+    env.insert("TMPDIR".into(), workspace.join("tmp").display().to_string());
+    if let Some(user) = &confinement.user {
+        env.insert("HOME".into(), user.home.display().to_string());
+        env.insert("USER".into(), user.name.clone());
+        env.insert("LOGNAME".into(), user.name.clone());
+    }
+    env.into_iter().collect()
 }
 
 impl Builder<'_> {
@@ -114,7 +136,9 @@ impl Builder<'_> {
                 let path = self
                     .workspace
                     .join(format!("step-{index}{suffix}{dot}{ext}"));
-                write_script(&path, body).map_err(|e| format!("cannot write the script: {e}"))?;
+                write_script(&path, body)
+                    .and_then(|_| give(&path, self.confinement))
+                    .map_err(|e| format!("cannot write the script: {e}"))?;
                 let has_shebang = body.starts_with("#!");
                 script_command(
                     path,
@@ -137,6 +161,7 @@ impl Builder<'_> {
             args,
             env: self.environment(step, output_file),
             cwd: self.workspace.to_path_buf(),
+            confinement: self.confinement.clone(),
         })
     }
 

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use sortie_protocol::{JobStatus, StepResult};
 
-use crate::exec::{self, StopReason, Supervision};
+use crate::exec::sandbox::Policy;
+use crate::exec::{self, Confinement, StopReason, Supervision};
 use crate::jobs::capture::StepOutput;
 use crate::jobs::command::{self, Builder};
 use crate::jobs::expand::Context;
@@ -23,6 +24,7 @@ use crate::jobs::spec::{JobSpec, Step};
 use crate::jobs::status::{self, AfterFailure, Ran};
 use crate::output::{Event, EventLog, Level};
 use crate::secrets::mask::{self, Masker};
+use crate::secrets::own;
 use crate::secrets::secret::Secret;
 use crate::secrets::{self, Delivery, Providers};
 use crate::state::files;
@@ -45,6 +47,8 @@ pub struct Runtime<'a> {
     pub grace: Duration,
     /// Where the job's secrets come from.
     pub providers: &'a Providers,
+    /// How its steps are confined.
+    pub policy: &'a Policy,
 }
 
 /// The outcome of a job, everything of `complete` but the log summary.
@@ -72,6 +76,7 @@ struct JobRun<'a, 'l> {
     rt: &'a Runtime<'a>,
     log: &'a mut EventLog<'l>,
     ctx: Context,
+    confinement: Confinement,
     base_env: Vec<(String, String)>,
     data: DataSet,
     /// Secret variables for the steps' environment (values, or paths of secret files).
@@ -92,7 +97,8 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> Report {
         spec,
         rt,
         ctx: context(spec, &rt.hostname),
-        base_env: command::inherited_env(),
+        confinement: Confinement::default(),
+        base_env: Vec::new(),
         log,
         data: DataSet::default(),
         secret_env: Vec::new(),
@@ -103,7 +109,7 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> Report {
         exit_code: Some(0),
         error: None,
     };
-    match job.prepare_secrets() {
+    match job.prepare().and_then(|_| job.prepare_secrets()) {
         Ok(()) => job.steps(&mut steps, &mut verdict),
         Err(e) => {
             // Before any step: the job fails, naming the reference, never a value.
@@ -178,6 +184,31 @@ fn context(spec: &JobSpec, hostname: &str) -> Context {
 }
 
 impl JobRun<'_, '_> {
+    /// The job's confinement and the places its steps may use: its workspace
+    /// (given to `--run-as`'s user) and a `tmp` directory in it.
+    fn prepare(&mut self) -> anyhow::Result<()> {
+        let workspace = self.rt.workspace;
+        self.confinement = self
+            .rt
+            .policy
+            .confinement(&[workspace.to_path_buf()])
+            .map_err(|e| anyhow::anyhow!("cannot confine the job's steps: {e}"))?;
+        if let Some(sandbox) = &self.confinement.sandbox {
+            tracing::debug!(
+                abi = sandbox.abi,
+                rules = sandbox.rules,
+                "steps confined with Landlock"
+            );
+        }
+        let tmp = workspace.join("tmp");
+        files::ensure_dir(&tmp, files::PRIVATE_DIR)
+            .and_then(|_| command::give(workspace, &self.confinement))
+            .and_then(|_| command::give(&tmp, &self.confinement))
+            .map_err(|e| anyhow::anyhow!("preparing the workspace {}: {e}", workspace.display()))?;
+        self.base_env = command::base_env(workspace, &self.confinement);
+        Ok(())
+    }
+
     /// Resolve the job's secrets, register them with the masker (the log's and
     /// sortie's own diagnostics), write the file-delivered ones into the workspace.
     fn prepare_secrets(&mut self) -> anyhow::Result<()> {
@@ -185,9 +216,16 @@ impl JobRun<'_, '_> {
             return Ok(());
         }
         let resolved = secrets::resolve(&self.spec.secrets, self.rt.providers)?;
+        // The runner's own credentials too (a Bao login may just have added one).
+        let min = self.rt.providers.min_length;
+        let own = own::values();
         let masker = Arc::new(Masker::new(
-            resolved.iter().map(|r| (r.key.as_str(), &r.value)),
-            self.rt.providers.min_length,
+            resolved.iter().map(|r| (r.key.as_str(), &r.value)).chain(
+                own.iter()
+                    .filter(|v| v.expose().len() >= min)
+                    .map(|v| ("sortie", v)),
+            ),
+            min,
         )?);
         self.log.set_masker(masker.clone());
         mask::register_for_diagnostics(masker);
@@ -197,6 +235,8 @@ impl JobRun<'_, '_> {
                 Delivery::File => {
                     let path =
                         command::write_secret_file(self.rt.workspace, &secret.key, &secret.value)?;
+                    command::give(&path, &self.confinement)?;
+                    command::give(&self.rt.workspace.join(".secrets"), &self.confinement)?;
                     Secret::new(path.display().to_string())
                 }
             };
@@ -299,8 +339,10 @@ impl JobRun<'_, '_> {
             base_env: &self.base_env,
             secret_env: &self.secret_env,
             workspace: self.rt.workspace,
+            confinement: &self.confinement,
         };
         let prepared = command::fresh_output_file(&output_file)
+            .and_then(|_| command::give(&output_file, &self.confinement))
             .map_err(|e| format!("cannot create the result data file: {e}"))
             .and_then(|_| builder.command(index, step, errorhandler, &output_file));
         let label = step_label(index, step);

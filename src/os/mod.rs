@@ -1,5 +1,7 @@
 //! The few calls into the OS that need `unsafe`, kept in one small module.
 
+pub mod landlock;
+
 use std::os::fd::FromRawFd;
 
 /// A process group, identified by its leader's pid. Signals go to the whole group,
@@ -136,13 +138,190 @@ pub fn protect_from_oom() {
     let _ = std::fs::write("/proc/self/oom_score_adj", "-500");
 }
 
-/// Have the process `cmd` starts raise its own OOM score first.
-pub fn expose_to_oom(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and only calls open, write and
-    // close (async-signal-safe) on a static path, allocating nothing.
+/// Make sortie not dumpable: no core file, and its /proc entries (environ, mem,
+/// fd/) belong to root, so another process of the same user cannot read them.
+pub fn set_not_dumpable() {
+    // SAFETY: prctl with PR_SET_DUMPABLE takes one integer argument.
     unsafe {
-        cmd.pre_exec(|| {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
+/// Overwrite the values of `names` where the kernel shows them
+/// (/proc/PID/environ reads the process's first environment block), then
+/// remove the variables. Call before any thread starts.
+pub fn scrub_env(names: &[String]) {
+    // SAFETY: at start-up, before any other thread exists, `environ` is a valid
+    // null-terminated array of valid C strings; each value is overwritten in
+    // place, within its own length, before the variable is removed.
+    unsafe {
+        let mut entry = libc_environ();
+        while !(*entry).is_null() {
+            let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if let Some(eq) = text.iter().position(|b| *b == b'=') {
+                if names.iter().any(|n| n.as_bytes() == &text[..eq]) {
+                    let value = (*entry).add(eq + 1).cast::<u8>();
+                    std::ptr::write_bytes(value, b'x', text.len() - eq - 1);
+                }
+            }
+            entry = entry.add(1);
+        }
+    }
+    for name in names {
+        // SAFETY (edition 2021: safe to call, but not thread-safe): no other thread yet.
+        std::env::remove_var(name);
+    }
+}
+
+/// The process's `environ` pointer.
+unsafe fn libc_environ() -> *mut *mut libc::c_char {
+    extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    // SAFETY: reading the libc global; the caller holds the single-thread promise.
+    unsafe { environ }
+}
+
+/// A user steps run as (`--run-as`), resolved in sortie, applied in the child.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<libc::gid_t>,
+    pub home: std::path::PathBuf,
+}
+
+/// Look a user up by name (or numeric id) in the system's user database.
+pub fn lookup_user(name: &str) -> std::io::Result<User> {
+    use std::ffi::{CStr, CString};
+    let not_found =
+        || std::io::Error::new(std::io::ErrorKind::NotFound, format!("no user {name:?}"));
+    let c_name = CString::new(name).map_err(|_| not_found())?;
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the sizes given; the strings the entry
+    // points to live in `buf`, which outlives their use below.
+    let rc = unsafe {
+        match name.parse::<u32>() {
+            Ok(uid) => libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            ),
+            Err(_) => libc::getpwnam_r(
+                c_name.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            ),
+        }
+    };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    if result.is_null() {
+        return Err(not_found());
+    }
+    // SAFETY: the entry was filled in; its strings are NUL-terminated in `buf`.
+    let (user_name, home) = unsafe {
+        (
+            CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned(),
+            CStr::from_ptr(pwd.pw_dir).to_string_lossy().into_owned(),
+        )
+    };
+    let mut groups = vec![0 as libc::gid_t; 256];
+    let mut count = groups.len() as libc::c_int;
+    let c_user = CString::new(user_name.clone()).map_err(|_| not_found())?;
+    // SAFETY: `groups` holds `count` entries; getgrouplist writes at most that many.
+    let rc =
+        unsafe { libc::getgrouplist(c_user.as_ptr(), pwd.pw_gid, groups.as_mut_ptr(), &mut count) };
+    groups.truncate(if rc < 0 { 1 } else { count.max(0) as usize });
+    if rc < 0 {
+        groups[0] = pwd.pw_gid;
+    }
+    Ok(User {
+        name: user_name,
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+        groups,
+        home: home.into(),
+    })
+}
+
+/// In a child between fork and exec: become `user` (groups, then gid, then uid).
+/// Async-signal-safe: three system calls on data prepared beforehand.
+pub fn become_user(user: &User) -> std::io::Result<()> {
+    // SAFETY: the group list is a valid slice; the calls take plain integers.
+    unsafe {
+        if libc::setgroups(user.groups.len(), user.groups.as_ptr()) != 0
+            || libc::setgid(user.gid) != 0
+            || libc::setuid(user.uid) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// In a child between fork and exec: have every descriptor from 3 up closed at
+/// exec, so nothing sortie inherited without close-on-exec reaches a step.
+pub fn cloexec_from_3() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r != 0 {
+        // Kernels before 5.11: mark them one by one, up to a bound.
+        for fd in 3..65536 {
+            // SAFETY: fcntl on a descriptor that may not exist only returns an error.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
+/// What a step's process does between fork and exec.
+pub struct ChildSetup {
+    /// Confine it (`false`: `--sandbox off`, nothing but the OOM score).
+    pub confine: bool,
+    pub user: Option<std::sync::Arc<User>>,
+    /// A Landlock ruleset made beforehand.
+    pub ruleset: Option<std::os::fd::RawFd>,
+}
+
+/// Between fork and exec, in the child `command` starts: become the user, have
+/// every inherited descriptor from 3 up closed at exec, no new privileges and
+/// the Landlock domain; then, the child being sortie's non-dumpable copy until
+/// exec, make it dumpable (it is in the step's domain by now) so that it can
+/// raise its own OOM score: the kernel should kill a step before the runner.
+pub fn setup_child(command: &mut std::process::Command, setup: ChildSetup) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure only makes system calls on data prepared beforehand
+    // (async-signal-safe, no allocation, no lock).
+    unsafe {
+        command.pre_exec(move || {
+            if setup.confine {
+                if let Some(user) = &setup.user {
+                    become_user(user)?;
+                }
+                cloexec_from_3();
+                match setup.ruleset {
+                    Some(fd) => landlock::restrict_self(fd)?,
+                    None => landlock::no_new_privs()?,
+                }
+            }
+            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
             let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
             if fd >= 0 {
                 libc::write(fd, b"500".as_ptr().cast(), 3);
@@ -151,6 +330,11 @@ pub fn expose_to_oom(cmd: &mut std::process::Command) {
             Ok(())
         });
     }
+}
+
+/// Give `path` to `uid:gid` (a workspace and its files, for `--run-as`).
+pub fn chown(path: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
 }
 
 /// stdin for a step: /dev/null, or where there is no /dev (an empty root), a pipe

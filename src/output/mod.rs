@@ -114,7 +114,7 @@ impl<'s> EventLog<'s> {
             seq: 0,
             sink,
             line: Vec::with_capacity(1024),
-            masker: Arc::new(Masker::default()),
+            masker: crate::secrets::own::masker(),
             ts: crate::clock::now_rfc3339(),
             failure: None,
         }

@@ -19,7 +19,10 @@ use crate::control::tls::Roots;
 use crate::secrets::secret::Secret;
 
 fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+    super::own::var(name)
+        .map(|v| v.expose().to_string())
+        .or_else(|| std::env::var(name).ok())
+        .filter(|v| !v.is_empty())
 }
 
 /// Credentials from the environment: keys (Lambda, EC2, a CI job), or a web identity
@@ -61,6 +64,7 @@ fn web_identity(
                 token_file.display()
             )
         })?;
+    super::own::register(&token);
     let endpoint = env("AWS_ENDPOINT_URL_STS")
         .or_else(|| env("AWS_ENDPOINT_URL"))
         .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"));
@@ -100,11 +104,16 @@ fn web_identity(
         tag("SecretAccessKey"),
         tag("SessionToken"),
     ) {
-        (Some(id), Some(secret), Some(session_token)) => Ok(Credentials {
-            access_key_id: id,
-            secret_access_key: Secret::new(secret),
-            session_token: Some(Secret::new(session_token)),
-        }),
+        (Some(id), Some(secret), Some(session_token)) => {
+            let (secret, session_token) = (Secret::new(secret), Secret::new(session_token));
+            super::own::register(&secret);
+            super::own::register(&session_token);
+            Ok(Credentials {
+                access_key_id: id,
+                secret_access_key: secret,
+                session_token: Some(session_token),
+            })
+        }
         _ => bail!("AssumeRoleWithWebIdentity for {role} gave no credentials"),
     }
 }

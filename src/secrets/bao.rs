@@ -44,6 +44,7 @@ fn read_file(path: &Path, what: &str) -> Result<String> {
     if text.is_empty() {
         bail!("the {what} file {} is empty", path.display());
     }
+    super::own::register(&Secret::new(text.to_string()));
     Ok(text.to_string())
 }
 
@@ -109,7 +110,9 @@ impl Client {
         self.token = None;
         let (mount, body) = match &self.auth {
             Auth::TokenFile(file) => {
-                self.token = Some(Secret::new(read_file(file, "token")?));
+                let token = Secret::new(read_file(file, "token")?);
+                super::own::register(&token);
+                self.token = Some(token);
                 return Ok(());
             }
             Auth::AppRole {
@@ -136,7 +139,9 @@ impl Client {
         let token = answer["auth"]["client_token"]
             .as_str()
             .ok_or_else(|| anyhow!("login at auth/{mount} gave no token"))?;
-        self.token = Some(Secret::new(token.to_string()));
+        let token = Secret::new(token.to_string());
+        super::own::register(&token);
+        self.token = Some(token);
         Ok(())
     }
 

@@ -12,10 +12,9 @@ use crate::secrets::secret::Secret;
 /// `env:NAME` reads `<prefix>NAME`: only variables meant as secrets can be read.
 pub fn env(prefix: &str, name: &str) -> Result<Secret> {
     let var = format!("{prefix}{name}");
-    match std::env::var(&var) {
-        Ok(value) => Ok(Secret::new(value)),
-        Err(std::env::VarError::NotPresent) => bail!("{var} is not set"),
-        Err(std::env::VarError::NotUnicode(_)) => bail!("{var} is not UTF-8"),
+    match super::own::var(&var) {
+        Some(value) => Ok(value),
+        None => bail!("{var} is not set (or not UTF-8)"),
     }
 }
 

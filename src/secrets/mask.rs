@@ -190,6 +190,13 @@ impl Masker {
 
 /// Maskers whose secrets must also stay out of sortie's own diagnostics.
 static DIAGNOSTICS: RwLock<Vec<Arc<Masker>>> = RwLock::new(Vec::new());
+/// The runner's own credentials, masked in diagnostics (replaced as more are known).
+static RUNNER: RwLock<Option<Arc<Masker>>> = RwLock::new(None);
+
+/// Mask the runner's own credentials in its diagnostics (replacing the last set).
+pub fn set_runner_diagnostics(masker: Arc<Masker>) {
+    *RUNNER.write().unwrap_or_else(|e| e.into_inner()) = Some(masker);
+}
 
 /// Mask these secrets in sortie's own diagnostics (stderr) too, for the rest of the run.
 pub fn register_for_diagnostics(masker: Arc<Masker>) {
@@ -208,8 +215,9 @@ pub struct MaskedStderr;
 impl std::io::Write for MaskedStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let maskers = DIAGNOSTICS.read().unwrap_or_else(|e| e.into_inner());
+        let runner = RUNNER.read().unwrap_or_else(|e| e.into_inner()).clone();
         let mut bytes = Cow::Borrowed(buf);
-        for masker in maskers.iter() {
+        for masker in runner.iter().chain(maskers.iter()) {
             if let Cow::Owned(masked) = masker.mask_bytes(&bytes) {
                 bytes = Cow::Owned(masked);
             }

@@ -12,6 +12,7 @@ mod aws;
 mod bao;
 mod local;
 pub mod mask;
+pub mod own;
 pub mod secret;
 mod sigv4;
 

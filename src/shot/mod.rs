@@ -21,11 +21,13 @@ use sortie_protocol::{ClaimRequest, ClaimedJob, Completion, JobStatus, RunnerInf
 
 use crate::control::upload::{self, Uploader};
 use crate::control::{self, ControlError, ControlPlane, Endpoint, JobRef};
+use crate::exec::sandbox::{Mode, Policy};
 use crate::exec::StopReason;
 use crate::exit::{Cause, Code, Failure};
 use crate::jobs::runner::{self, Runtime};
 use crate::jobs::spec as jobspec;
 use crate::jobs::workspace::Workspace;
+use crate::os::landlock;
 use crate::output::EventLog;
 use crate::secrets::Providers;
 use crate::shot::heartbeat::{Heartbeat, JobFlags};
@@ -46,6 +48,7 @@ pub struct Settings {
     pub tags: Vec<String>,
     pub state_dir: PathBuf,
     pub providers: Providers,
+    pub policy: Policy,
     pub kill_grace: Duration,
     pub keep_workspace: bool,
     pub max_jobs: u32,
@@ -91,6 +94,9 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
     // Jobs must be over by then, leaving the reserve for delivery.
     let work_until = deadline.map(|d| d.checked_sub(cfg.deadline_reserve).unwrap_or(started));
     let state = StateDir::open(&cfg.state_dir, cfg.lock_wait)?;
+    if cfg.policy.mode == Mode::Auto && landlock::abi() == 0 && state.first_time("no-landlock") {
+        tracing::warn!("this kernel has no Landlock: steps run with no_new_privs but are not kept out of the runner's files (said once per state dir; see sortie(1), SANDBOX)");
+    }
     let server = cfg.endpoint.target.name();
 
     // Recovery gets a client of its own, bounded by the delivery budget, and only when
@@ -364,6 +370,7 @@ fn run_job(ctx: &JobContext<'_>, job: &ClaimedJob) -> Result<JobEnd> {
         stop: &stop,
         grace: settings.kill_grace,
         providers: &settings.providers,
+        policy: &settings.policy,
     };
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut joblog));
     heartbeat.stop();

@@ -107,6 +107,13 @@ impl StateDir {
         Ok(dir)
     }
 
+    /// True the first time this is asked about `note` in this state dir (a marker
+    /// file remembers it): for warnings an operator needs to read once, not daily.
+    pub fn first_time(&self, note: &str) -> bool {
+        let marker = self.root.join(format!("noted-{note}"));
+        files::create_new(&marker, PRIVATE_FILE).is_ok()
+    }
+
     /// Refuse new work when the filesystem is nearly full.
     pub fn check_room(&self) -> Result<()> {
         match crate::os::free_bytes(&self.root) {

@@ -1,0 +1,226 @@
+//! What a step is confined to: no new privileges, another user if asked, and a
+//! Landlock domain that keeps it out of the runner's own files.
+//!
+//! Steps run as sortie's user (or `--run-as`), so without more they could read
+//! the runner's token, its client key, the secrets directory and the state dir
+//! (lease tokens, other jobs' logs). Landlock rules are an allow-list, so the
+//! domain is built as the complement of the protected paths: every directory on
+//! the way from `/` to a protected path may be listed, every other entry beside
+//! that way is allowed in full, the protected paths get nothing — except what
+//! must stay reachable inside them (the job's own workspace in the state dir).
+//! A sandboxed process also cannot ptrace, or read `/proc/PID/mem|environ|fd`
+//! of, a process outside its domain (sortie), and from ABI 6 cannot signal it.
+//!
+//! Limits (sortie(1), "SANDBOX"): entries created after the job starts directly
+//! in a directory on the way to a protected path are not reachable (steps get
+//! `TMPDIR` in their workspace); a protected directory reachable by another path
+//! (a bind mount) is reachable there; the network is not restricted.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
+
+use crate::exec::Confinement;
+use crate::os::landlock::{self, access};
+use crate::os::User;
+
+/// Whether steps are sandboxed with Landlock (`--sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Where the kernel has Landlock (with a note once where it has not).
+    Auto,
+    /// Always: a job fails rather than run unconfined.
+    Required,
+    /// Never, and no `no_new_privs` either (steps that must use sudo).
+    Off,
+}
+
+/// How every step of a runner is confined, from its settings.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub mode: Mode,
+    /// The runner's own files: state dir, token, client key, secrets directories.
+    pub protected: Vec<PathBuf>,
+    pub user: Option<Arc<User>>,
+}
+
+impl Policy {
+    /// The confinement of one job's steps, which may use `allowed` (its workspace)
+    /// even inside a protected path.
+    pub fn confinement(&self, allowed: &[PathBuf]) -> io::Result<Confinement> {
+        let sandbox = match self.mode {
+            Mode::Off => None,
+            Mode::Auto | Mode::Required => match Sandbox::build(&self.protected, allowed)? {
+                Some(sandbox) => Some(Arc::new(sandbox)),
+                None if self.mode == Mode::Required => {
+                    return Err(io::Error::other(
+                        "the kernel has no Landlock and --sandbox required was given",
+                    ))
+                }
+                None => None,
+            },
+        };
+        Ok(Confinement {
+            sandbox,
+            user: self.user.clone(),
+            off: self.mode == Mode::Off,
+        })
+    }
+}
+
+/// A Landlock ruleset, ready to be applied in a step's process.
+#[derive(Debug)]
+pub struct Sandbox {
+    ruleset: OwnedFd,
+    /// The kernel's Landlock ABI.
+    pub abi: u32,
+    /// How many rules it holds.
+    pub rules: usize,
+}
+
+impl Sandbox {
+    /// The domain that denies `protected` (and everything beneath) but `allowed`.
+    /// `None` when the kernel has no Landlock.
+    pub fn build(protected: &[PathBuf], allowed: &[PathBuf]) -> io::Result<Option<Sandbox>> {
+        let abi = landlock::abi();
+        if abi == 0 {
+            return Ok(None);
+        }
+        let handled = landlock::handled(abi);
+        let scoped = if abi >= 6 { landlock::SCOPE_SIGNAL } else { 0 };
+        let ruleset = landlock::create_ruleset(handled, scoped)?;
+        let protected = canonical(protected);
+        if protected.iter().any(|p| p.parent().is_none()) {
+            return Err(io::Error::other("/ cannot be protected from steps"));
+        }
+        let mut plan = Plan {
+            protected,
+            allowed: canonical(allowed),
+            rules: Vec::new(),
+        };
+        plan.walk(Path::new("/"));
+        let mut rules = 0;
+        for (path, is_dir, rights) in &plan.rules {
+            let rights = if *is_dir {
+                rights & handled
+            } else {
+                rights & handled & access::FILE
+            };
+            let Ok(fd) = open_path(path) else { continue };
+            landlock::add_rule(&ruleset, &fd, rights)?;
+            rules += 1;
+        }
+        Ok(Some(Sandbox {
+            ruleset,
+            abi,
+            rules,
+        }))
+    }
+
+    /// The descriptor the child applies (see `os::landlock::restrict_self`).
+    pub fn raw_fd(&self) -> RawFd {
+        self.ruleset.as_raw_fd()
+    }
+}
+
+/// The existing paths among `paths`, with symlinks resolved.
+fn canonical(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = paths.iter().filter_map(|p| p.canonicalize().ok()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn open_path(path: &Path) -> io::Result<OwnedFd> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)
+        .map(OwnedFd::from)
+}
+
+/// The rules of the complement, before they are opened and added.
+struct Plan {
+    protected: Vec<PathBuf>,
+    allowed: Vec<PathBuf>,
+    /// (path, is a directory, rights)
+    rules: Vec<(PathBuf, bool, u64)>,
+}
+
+impl Plan {
+    /// `dir` leads to a protected path: it may be listed; each entry beside the way
+    /// is allowed in full; the way itself is walked down.
+    fn walk(&mut self, dir: &Path) {
+        self.rules.push((dir.to_path_buf(), true, access::READ_DIR));
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_symlink() {
+                // Reached through its target's own rules, never through the link.
+                continue;
+            }
+            if self.protected.contains(&path) {
+                let inside: Vec<PathBuf> = self
+                    .allowed
+                    .iter()
+                    .filter(|a| a.starts_with(&path) && **a != path)
+                    .cloned()
+                    .collect();
+                for allowed in inside {
+                    let is_dir = allowed.is_dir();
+                    self.rules.push((allowed, is_dir, u64::MAX));
+                }
+            } else if self.protected.iter().any(|p| p.starts_with(&path)) {
+                self.walk(&path);
+            } else {
+                self.rules.push((path, kind.is_dir(), u64::MAX));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_complement_lists_the_way_allows_the_rest_and_carves_the_workspace() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().canonicalize().unwrap();
+        for d in ["state/work/job-1", "state/jobs", "other", "secrets"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::fs::write(r.join("token"), "t").unwrap();
+        std::fs::write(r.join("notes"), "n").unwrap();
+        let mut plan = Plan {
+            protected: vec![r.join("state"), r.join("token"), r.join("secrets")],
+            allowed: vec![r.join("state/work/job-1")],
+            rules: Vec::new(),
+        };
+        plan.walk(&r);
+        let rule = |p: &str| {
+            plan.rules
+                .iter()
+                .find(|(path, _, _)| *path == r.join(p))
+                .map(|(_, _, rights)| *rights)
+        };
+        assert_eq!(rule(""), Some(access::READ_DIR));
+        assert_eq!(rule("other"), Some(u64::MAX));
+        assert_eq!(rule("notes"), Some(u64::MAX));
+        assert_eq!(rule("state/work/job-1"), Some(u64::MAX));
+        for denied in ["state", "token", "secrets", "state/jobs", "state/work"] {
+            assert_eq!(rule(denied), None, "{denied} must get no rule");
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! A step cannot read the runner's credentials (issue #10, item 2).
+//!
+//! A job's step tries every route to the runner's token and other secrets it was
+//! not given — its environment, /proc of its parent (environ, cmdline, mem, fd/),
+//! ptrace, the token file, the credentials directory, the state dir with its
+//! lease tokens — and writes whatever it got to a file outside the job. The file
+//! must hold none of them; the secret the job asked for still arrives. The same
+//! job with `--sandbox off` does read the token file: the probe can see a leak.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::support::*;
+
+/// Reads everything it can reach and appends it to argv[1].
+const PROBE: &str = r#"
+import ctypes, os, sys
+out = open(sys.argv[1], "a")
+token_file, creds, state = sys.argv[2], sys.argv[3], sys.argv[4]
+def note(route, data):
+    out.write("== %s\n%s\n" % (route, data if isinstance(data, str) else data.decode("latin-1")))
+    out.flush()
+def attempt(route, f):
+    try:
+        note(route, f())
+    except Exception as e:
+        note(route, "DENIED %r" % (e,))
+def read(path):
+    with open(path, "rb") as f:
+        return f.read(1 << 20)
+ppid = os.getppid()
+note("self environ", "\n".join("%s=%s" % kv for kv in os.environ.items()))
+attempt("parent environ", lambda: read("/proc/%d/environ" % ppid))
+attempt("parent cmdline", lambda: read("/proc/%d/cmdline" % ppid))
+attempt("token file", lambda: read(token_file))
+attempt("token file via cmdline", lambda: read(read("/proc/%d/cmdline" % ppid).split(b"\0")[
+    read("/proc/%d/cmdline" % ppid).split(b"\0").index(b"--token-file") + 1].decode()))
+for root in (creds, state):
+    for d, _, files in os.walk(root):
+        for name in files:
+            attempt("file " + os.path.join(d, name), lambda p=os.path.join(d, name): read(p))
+    attempt("list " + root, lambda r=root: "\n".join(os.listdir(r)))
+def mem():
+    got = []
+    maps = read("/proc/%d/maps" % ppid).decode().splitlines()
+    with open("/proc/%d/mem" % ppid, "rb") as m:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if "r" not in perms:
+                continue
+            a, b = (int(x, 16) for x in span.split("-"))
+            try:
+                m.seek(a)
+                got.append(m.read(min(b - a, 64 << 20)))
+            except OSError:
+                pass
+    return b"".join(got)
+attempt("parent mem", mem)
+def fds():
+    got = []
+    for fd in os.listdir("/proc/%d/fd" % ppid):
+        try:
+            f = os.open("/proc/%d/fd/%s" % (ppid, fd), os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                if os.path.stat.S_ISREG(os.fstat(f).st_mode):
+                    got.append(os.read(f, 1 << 20))
+            finally:
+                os.close(f)
+        except OSError as e:
+            got.append(repr(e).encode())
+    return b"\n".join(got)
+attempt("parent fds", fds)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+r = libc.ptrace(16, ppid, None, None)  # PTRACE_ATTACH
+note("ptrace attach", "result %d errno %d" % (r, ctypes.get_errno()))
+if r == 0:
+    os.waitpid(ppid, 0x40000000)  # __WALL: the tracee has stopped
+    libc.ptrace(17, ppid, None, None)  # PTRACE_DETACH
+note("kill -0 parent", "result %d errno %d" % (libc.kill(ppid, 0), ctypes.get_errno()))
+note("asked-for secret", os.environ.get("WANTED", "missing"))
+"#;
+
+const OTHER_SECRET: &str = "not-for-this-job-4c1a9e";
+const WANTED_SECRET: &str = "given-to-this-job-77d0b3";
+
+struct Setup {
+    cp: ControlPlane,
+    /// Holds the runner's files (state, credentials) apart from the probe's output.
+    _runner: tempfile::TempDir,
+    creds: PathBuf,
+    state: PathBuf,
+    token_file: PathBuf,
+    ca_file: PathBuf,
+    out_dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let cp = ControlPlane::start();
+    let runner = tempfile::tempdir().unwrap();
+    let creds = runner.path().join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    // As systemd's LoadCredential= does: the token beside the jobs' secrets.
+    let token_file = creds.join("token");
+    std::fs::copy(&cp.token_file, &token_file).unwrap();
+    std::fs::write(creds.join("wanted"), WANTED_SECRET).unwrap();
+    let state = runner.path().join("state");
+    let ca_file = runner.path().join("ca.pem");
+    std::fs::copy(&cp.pki.ca_file, &ca_file).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(out_dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    Setup {
+        cp,
+        _runner: runner,
+        creds,
+        state,
+        token_file,
+        ca_file,
+        out_dir,
+    }
+}
+
+impl Setup {
+    fn out(&self) -> PathBuf {
+        self.out_dir.path().join("probe.out")
+    }
+
+    fn enqueue(&self, id: &str) {
+        std::fs::write(self.out_dir.path().join("probe.py"), PROBE).unwrap();
+        self.cp.enqueue(json!({
+            "id": id,
+            "secrets": { "WANTED": "file:wanted" },
+            "steps": [{ "exec": ["/usr/bin/python3",
+                self.out_dir.path().join("probe.py").display().to_string(),
+                self.out().display().to_string(),
+                self.token_file.display().to_string(),
+                self.creds.display().to_string(),
+                self.state.display().to_string()] }]
+        }));
+    }
+
+    /// `sortie poll` with the token in the credentials directory.
+    fn poll(&self) -> Command {
+        let mut cmd = sortie();
+        cmd.arg("poll")
+            .args(["--server", &self.cp.url()])
+            .arg("--ca-file")
+            .arg(&self.ca_file)
+            .arg("--token-file")
+            .arg(&self.token_file)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(["--runner-id", "sandboxed"])
+            .env("CREDENTIALS_DIRECTORY", &self.creds)
+            .env("SORTIE_SECRET_OTHER", OTHER_SECRET);
+        cmd
+    }
+
+    fn probe_output(&self) -> String {
+        std::fs::read_to_string(self.out()).expect("the probe ran and wrote its findings")
+    }
+}
+
+fn token() -> &'static str {
+    RUNNER_TOKEN
+}
+
+/// The probe ran every route, got no credential, and got the secret it asked for.
+fn assert_nothing_leaked(s: &Setup, id: &str) {
+    let found = s.probe_output();
+    eprintln!("what the probe got:\n{found}");
+    for route in [
+        "== parent environ",
+        "== token file",
+        "== parent mem",
+        "== parent fds",
+        "== ptrace attach",
+    ] {
+        assert!(found.contains(route), "the probe tried {route}:\n{found}");
+    }
+    assert!(
+        !found.contains(token()),
+        "the token leaked to the step:\n{found}"
+    );
+    assert!(
+        !found.contains(OTHER_SECRET),
+        "a secret the job did not ask for leaked:\n{found}"
+    );
+    let lease =
+        s.cp.job(id)
+            .lease
+            .expect("a finished job keeps its lease")
+            .token;
+    assert!(!found.contains(&lease), "the lease token leaked:\n{found}");
+    assert!(
+        found.contains(&format!("== asked-for secret\n{WANTED_SECRET}")),
+        "the secret the job asked for arrives:\n{found}"
+    );
+    let log = String::from_utf8_lossy(&s.cp.log(id)).into_owned();
+    assert!(
+        !log.contains(token()),
+        "the token reached the control plane"
+    );
+}
+
+#[test]
+fn a_step_running_as_root_reads_none_of_the_runner_s_credentials() {
+    let s = setup();
+    s.enqueue("probe-root");
+    run(&mut s.poll(), code::OK);
+    assert_done(&s.cp.job("probe-root"), "succeeded");
+    assert_nothing_leaked(&s, "probe-root");
+}
+
+#[test]
+fn a_step_of_an_unprivileged_runner_reads_none_of_its_credentials() {
+    let s = setup();
+    s.enqueue("probe-user");
+    // The runner's own files belong to the unprivileged user it runs as.
+    chown_all(s._runner.path(), 65534);
+    let cmd = s.poll();
+    let program = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+        .collect();
+    let mut setpriv = Command::new("setpriv");
+    setpriv
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(program)
+        .args(args)
+        .env_clear()
+        .envs(envs);
+    run(&mut setpriv, code::OK);
+    assert_done(&s.cp.job("probe-user"), "succeeded");
+    assert_nothing_leaked(&s, "probe-user");
+}
+
+#[test]
+fn a_step_run_as_another_user_reads_none_of_the_runner_s_credentials() {
+    let s = setup();
+    s.enqueue("probe-run-as");
+    run(s.poll().args(["--run-as", "nobody"]), code::OK);
+    assert_done(&s.cp.job("probe-run-as"), "succeeded");
+    assert_nothing_leaked(&s, "probe-run-as");
+    assert!(s.probe_output().contains("USER=nobody"));
+}
+
+/// The control: without the sandbox, the probe reads the token file, so a leak
+/// would be seen by the tests above.
+#[test]
+fn without_the_sandbox_the_probe_does_find_the_token() {
+    let s = setup();
+    s.enqueue("probe-off");
+    run(s.poll().args(["--sandbox", "off"]), code::OK);
+    let found = s.probe_output();
+    assert!(
+        found.contains(&format!("== token file\n{}", token())),
+        "{found}"
+    );
+}
+
+fn chown_all(root: &Path, uid: u32) {
+    let status = Command::new("chown")
+        .args(["-R", &format!("{uid}:{uid}")])
+        .arg(root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
