@@ -8,6 +8,7 @@ mod deploy;
 mod exec;
 mod execution;
 mod faults;
+mod hardening;
 mod lambda;
 mod network;
 mod poll_tls;
