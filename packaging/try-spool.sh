@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin sortie
 work=$(mktemp -d "${TMPDIR:-/tmp}/sortie-try.XXXXXX")
-mkdir -p "$work/spool/pending"
+./target/release/sortie spool init "$work/spool"
 cp fixtures/*.json "$work/spool/pending/"
 echo "== one shot: sortie poll --server dir:$work/spool --max-jobs 10"
 ./target/release/sortie poll --server "dir:$work/spool" --state-dir "$work/state" --max-jobs 10

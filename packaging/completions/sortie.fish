@@ -34,6 +34,7 @@ complete -c sortie -n "__fish_sortie_needs_command" -f -a "poll" -d 'Run one sho
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
+complete -c sortie -n "__fish_sortie_needs_command" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l server -d 'Control plane: https://HOST[:PORT]/PATH/, http:// to a loopback address, or dir:PATH for the embedded spool directory' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l token-file -d 'File holding the bearer token (the SORTIE_TOKEN variable is read otherwise)' -r -F
@@ -46,6 +47,11 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -l state-dir -d 'Dir
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l connect-timeout -d 'Time allowed to open a connection to the control plane' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l request-timeout -d 'Time allowed for one request to the control plane (a long poll adds its wait)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l kill-grace -d 'Time a stopped step\'s processes get between SIGTERM and SIGKILL' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l sandbox -d 'Confine steps with Landlock to everything but the runner\'s own files (state dir, token, client key, secrets directories): auto (where the kernel has it), required, or off (also allows steps to gain privileges, e.g. with sudo)' -r -f -a "auto\t''
+required\t''
+off\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l protect -d 'A further path steps may not touch (repeatable; the variable takes a comma-separated list)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l run-as -d 'Run steps as this user (name or uid) when sortie runs as root' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l secrets-dir -d 'Directory `file:NAME` reads from [default: $CREDENTIALS_DIRECTORY]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l secrets-command -d 'Command `cmd:NAME` runs with NAME as its argument (and on stdin); its output is the value' -r -F
@@ -78,6 +84,11 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -s q -l quiet -d 'On
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -s h -l help -d 'Print help'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s o -l option -d 'Set an option: NAME=VALUE (repeatable; overrides the spec\'s own value)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l kill-grace -d 'Time a stopped step\'s processes get between SIGTERM and SIGKILL' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l sandbox -d 'Confine steps with Landlock to everything but the runner\'s own files (state dir, token, client key, secrets directories): auto (where the kernel has it), required, or off (also allows steps to gain privileges, e.g. with sudo)' -r -f -a "auto\t''
+required\t''
+off\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l protect -d 'A further path steps may not touch (repeatable; the variable takes a comma-separated list)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l run-as -d 'Run steps as this user (name or uid) when sortie runs as root' -r
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l secrets-dir -d 'Directory `file:NAME` reads from [default: $CREDENTIALS_DIRECTORY]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l secrets-command -d 'Command `cmd:NAME` runs with NAME as its argument (and on stdin); its output is the value' -r -F
@@ -127,6 +138,11 @@ complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l state-dir -d 'D
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l connect-timeout -d 'Time allowed to open a connection to the control plane' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l request-timeout -d 'Time allowed for one request to the control plane (a long poll adds its wait)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l kill-grace -d 'Time a stopped step\'s processes get between SIGTERM and SIGKILL' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l sandbox -d 'Confine steps with Landlock to everything but the runner\'s own files (state dir, token, client key, secrets directories): auto (where the kernel has it), required, or off (also allows steps to gain privileges, e.g. with sudo)' -r -f -a "auto\t''
+required\t''
+off\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l protect -d 'A further path steps may not touch (repeatable; the variable takes a comma-separated list)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l run-as -d 'Run steps as this user (name or uid) when sortie runs as root' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l secrets-dir -d 'Directory `file:NAME` reads from [default: $CREDENTIALS_DIRECTORY]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l secrets-command -d 'Command `cmd:NAME` runs with NAME as its argument (and on stdin); its output is the value' -r -F
@@ -158,8 +174,24 @@ complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l fail-on-job-fai
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -s h -l help -d 'Print help'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda help" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and not __fish_seen_subcommand_from init help" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
+json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and not __fish_seen_subcommand_from init help" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and not __fish_seen_subcommand_from init help" -s q -l quiet -d 'Only errors on stderr'
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and not __fish_seen_subcommand_from init help" -s h -l help -d 'Print help'
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and not __fish_seen_subcommand_from init help" -f -a "init" -d 'Create a spool: PATH and its pending/, claimed/, done/ and failed/ directories'
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and not __fish_seen_subcommand_from init help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from init" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
+json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from init" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from init" -s q -l quiet -d 'Only errors on stderr'
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help'
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from help" -f -a "init" -d 'Create a spool: PATH and its pending/, claimed/, done/ and failed/ directories'
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda spool help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda spool help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda spool help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda spool help" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda spool help" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda spool help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and __fish_seen_subcommand_from spool" -f -a "init" -d 'Create a spool: PATH and its pending/, claimed/, done/ and failed/ directories'

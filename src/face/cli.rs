@@ -22,7 +22,8 @@ embedded spool directory), claims the jobs meant for it, runs them locally, stre
 output back and reports their results — then exits. Trigger it from cron, a systemd timer, a \
 Kubernetes CronJob, a CI step or AWS Lambda.",
     after_help = "Exit codes: 0 ok, 1 job failed, 64 usage, 69 control plane unreachable, \
-70 internal error, 73 state dir busy, 75 results left for a later shot, 77 credentials \
+70 a bug in sortie, 73 state dir busy, 74 state dir I/O error (a full disk), 75 results left \
+for a later shot, 76 the control plane answered outside the protocol, 77 credentials \
 rejected, 78 configuration error, 130 interrupted. See sortie(1)."
 )]
 pub struct Cli {

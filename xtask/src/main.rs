@@ -12,7 +12,7 @@ use clap::CommandFactory;
 use sortie::face::cli;
 
 /// The date on the man page: the date of the last change to its text.
-const DATE: &str = "2026-11-27";
+const DATE: &str = "2026-11-28";
 
 /// Hand-written sections appended to the generated part of sortie(1).
 const SECTIONS: &str = include_str!("sortie.1.roff");
