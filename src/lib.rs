@@ -6,6 +6,7 @@
 //! and how its status is reached; `exec` supervises one process; `output` turns
 //! what happens into log events; `control` talks to control planes (HTTPS, the
 //! spool) and uploads; `state` is the state dir, its lock, journal and outbox;
+//! `net` builds the HTTP agents and checks certificates for both;
 //! `secrets` resolves and masks secrets; `os` holds the calls that need
 //! `unsafe`. A lower layer never imports a higher one (a test reads the `use`
 //! lines to keep it so).
@@ -19,9 +20,11 @@ mod exit;
 pub mod face;
 mod ids;
 mod jobs;
+mod net;
 #[allow(unsafe_code)]
 mod os;
 mod output;
+mod secret;
 mod secrets;
 mod shot;
 mod signals;

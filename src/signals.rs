@@ -7,8 +7,6 @@
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
-use crate::os::ProcessGroup;
-
 /// How many SIGTERM/SIGINT sortie has received.
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 /// The process group of the step running now (0: none), for the second signal.
@@ -29,7 +27,8 @@ pub fn interrupted() -> bool {
     SIGNALS.load(Ordering::SeqCst) > 0
 }
 
-/// Record the group of the step that runs now (none when it ended), for the second signal.
-pub fn set_running_group(group: Option<ProcessGroup>) {
-    RUNNING_GROUP.store(group.map_or(0, ProcessGroup::id), Ordering::SeqCst);
+/// Record the process group id of the step that runs now (none when it ended), for
+/// the second signal.
+pub fn set_running_group(group: Option<i32>) {
+    RUNNING_GROUP.store(group.unwrap_or(0), Ordering::SeqCst);
 }

@@ -4,12 +4,14 @@
 mod support;
 
 mod claims;
+mod commands;
 mod deploy;
 mod exec;
 mod execution;
 mod faults;
 mod hardening;
 mod lambda;
+mod layering;
 mod network;
 mod poll_tls;
 mod resilience;

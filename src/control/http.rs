@@ -16,10 +16,11 @@ use sortie_protocol::{
 };
 use ureq::Agent;
 
-use super::{net, retry::Backoff};
+use super::retry::Backoff;
 use super::{Beat, ControlError, ControlPlane, Endpoint, JobRef, Result};
 use crate::ids;
-use crate::secrets::secret::Secret;
+use crate::net;
+use crate::secret::Secret;
 
 /// Longest time one call keeps retrying, even when the shot has more time.
 const RETRY_BUDGET: Duration = Duration::from_secs(60);

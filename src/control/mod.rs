@@ -7,10 +7,8 @@
 //! their own exit code, an unreachable control plane leaves results for later.
 
 pub mod http;
-pub mod net;
 pub mod retry;
 pub mod spool;
-pub mod tls;
 pub mod upload;
 
 use std::path::PathBuf;
@@ -19,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use sortie_protocol::{Action, ClaimRequest, ClaimedJob, Completion, Lease};
 
-use crate::secrets::secret::Secret;
-use tls::{Identity, Roots};
+use crate::net::tls::{Identity, Roots};
+use crate::secret::Secret;
 
 use crate::exit::Cause;
 

@@ -165,7 +165,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         }
     };
     let group = ProcessGroup::led_by(child.id());
-    signals::set_running_group(Some(group));
+    signals::set_running_group(Some(group.id()));
     let (tx, rx) = mpsc::sync_channel::<Msg>(8);
     spawn_readers(
         child.stdout.take().expect("stdout is piped"),

@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::control::tls::Identity;
-use crate::control::tls::Roots;
 use crate::control::{Endpoint, Target};
+use crate::net::tls::Identity;
+use crate::net::tls::Roots;
 use std::sync::Arc;
 
 use crate::exec::sandbox::{Mode, Policy};
 use crate::face::cli::{ConnectArgs, PollArgs, RunArgs, SandboxMode, SecretArgs};
+use crate::secret::Secret;
 use crate::secrets::own;
-use crate::secrets::secret::Secret;
 use crate::secrets::{BaoConfig, Providers};
 use crate::shot;
 
@@ -189,7 +189,10 @@ pub fn build_connect(args: &ConnectArgs) -> Result<Connect, Vec<anyhow::Error>> 
     let token = p.keep(load_token(args));
     let roots = p.keep(args.ca_file.as_deref().map(Roots::load).transpose());
     let identity = p.keep(match (&args.client_cert, &args.client_key) {
-        (Some(cert), Some(key)) => Identity::load(cert, key).map(Some),
+        (Some(cert), Some(key)) => Identity::load(cert, key).map(|identity| {
+            own::register(identity.key());
+            Some(identity)
+        }),
         _ => Ok(None),
     });
     let runner_id = p.keep(runner_id(args.runner_id.as_deref()));
@@ -233,7 +236,7 @@ fn parse_target(server: Option<&str>, allow_insecure_http: bool) -> Result<Targe
             root: PathBuf::from(path),
         });
     }
-    let base = crate::control::net::base_url(server, allow_insecure_http, "--server")?;
+    let base = crate::net::base_url(server, allow_insecure_http, "--server")?;
     Ok(Target::Http { base })
 }
 

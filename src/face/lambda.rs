@@ -14,10 +14,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::control::net;
 use crate::exit::{self, Cause, Code, Failure};
 use crate::face::cli::LambdaArgs;
 use crate::face::config;
+use crate::net;
 use crate::shot;
 use crate::shot::Settings;
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::exec;
 use crate::jobs::expand::{self, env_name, Context, Mode, NAMESPACES};
 use crate::jobs::spec::{JobSpec, Step, StepKind};
-use crate::secrets::secret::Secret;
+use crate::secret::Secret;
 use crate::state::files;
 
 /// Variables of the runner's own environment that steps inherit; nothing else is.

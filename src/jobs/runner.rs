@@ -23,9 +23,9 @@ use crate::jobs::result_data::{self, DataSet};
 use crate::jobs::spec::{JobSpec, Step};
 use crate::jobs::status::{self, AfterFailure, Ran};
 use crate::output::{Event, EventLog, Level};
+use crate::secret::Secret;
 use crate::secrets::mask::{self, Masker};
 use crate::secrets::own;
-use crate::secrets::secret::Secret;
 use crate::secrets::{self, Delivery, Providers};
 use crate::state::files;
 

@@ -14,9 +14,9 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 
 use super::sigv4::{self, Credentials};
-use crate::control::net;
-use crate::control::tls::Roots;
-use crate::secrets::secret::Secret;
+use crate::net;
+use crate::net::tls::Roots;
+use crate::secret::Secret;
 
 fn env(name: &str) -> Option<String> {
     super::own::var(name)

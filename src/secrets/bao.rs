@@ -12,8 +12,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::BaoConfig;
-use crate::control::net;
-use crate::secrets::secret::Secret;
+use crate::net;
+use crate::secret::Secret;
 
 enum Auth {
     TokenFile(std::path::PathBuf),

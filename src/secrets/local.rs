@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::secrets::secret::Secret;
+use crate::secret::Secret;
 
 /// `env:NAME` reads `<prefix>NAME`: only variables meant as secrets can be read.
 pub fn env(prefix: &str, name: &str) -> Result<Secret> {

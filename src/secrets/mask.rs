@@ -24,7 +24,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use anyhow::{bail, Result};
 use base64::Engine;
 
-use crate::secrets::secret::Secret;
+use crate::secret::Secret;
 
 /// What a masked value is replaced with.
 pub const MARKER: &[u8] = b"[SECRET]";
@@ -89,7 +89,7 @@ pub fn patterns(value: &[u8]) -> Vec<Vec<u8>> {
         out.push(json.as_bytes()[1..json.len() - 1].to_vec());
         out.push(text.replace('\'', "'\\''").into_bytes());
     }
-    let url = percent_encoding::percent_encode(value, crate::control::net::NOT_UNRESERVED);
+    let url = percent_encoding::percent_encode(value, crate::net::NOT_UNRESERVED);
     out.push(url.to_string().into_bytes());
     out.retain(|p| p.len() >= DEFAULT_MIN_LENGTH.min(value.len()) && !p.is_empty());
     out.sort();

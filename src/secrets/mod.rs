@@ -13,7 +13,6 @@ mod bao;
 mod local;
 pub mod mask;
 pub mod own;
-pub mod secret;
 mod sigv4;
 
 use std::collections::BTreeMap;
@@ -22,8 +21,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 
-use crate::control::tls::{Identity, Roots};
-use crate::secrets::secret::Secret;
+use crate::net::tls::{Identity, Roots};
+use crate::secret::Secret;
 
 /// How a resolved secret reaches the steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::secret::Secret;
 use crate::secrets::mask::{self, Masker};
-use crate::secrets::secret::Secret;
 
 /// Variables that are sortie's credentials, besides those with the env provider's prefix.
 const CREDENTIALS: &[&str] = &[

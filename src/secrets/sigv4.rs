@@ -6,7 +6,7 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::secrets::secret::Secret;
+use crate::secret::Secret;
 
 /// Credentials from the standard environment variables.
 pub struct Credentials {

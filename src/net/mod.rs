@@ -1,4 +1,5 @@
-//! HTTP agents: one way to build them, for the control plane and secret providers.
+//! HTTP agents: one way to build them and one way to send a request, for the
+//! control-plane client and the secret providers; `tls` checks their certificates.
 //!
 //! Each peer gets one ureq agent, built here with explicit timeouts, status codes
 //! returned rather than turned into errors (so error bodies can be read), no
@@ -6,12 +7,14 @@
 //! `HTTPS_PROXY`/`ALL_PROXY`/`NO_PROXY`. URLs follow one rule: https, or plain
 //! http to a loopback address only, unless insecure http is explicitly allowed.
 
+pub mod tls;
+
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use ureq::Agent;
 
-use crate::control::tls::{self, Identity, Roots};
+use tls::{Identity, Roots};
 
 /// Build an agent.
 pub fn agent(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
-use crate::secrets::secret::Secret;
+use crate::secret::Secret;
 
 /// Certificates to trust, parsed from a PEM bundle.
 #[derive(Debug, Clone)]
@@ -28,6 +28,13 @@ pub struct Identity {
     pub chain: Vec<CertificateDer<'static>>,
     /// The key's PEM text (checked to parse and to match the chain).
     key_pem: Secret,
+}
+
+impl Identity {
+    /// The private key's PEM text (to be masked wherever sortie writes).
+    pub fn key(&self) -> &Secret {
+        &self.key_pem
+    }
 }
 
 impl std::fmt::Debug for Identity {
@@ -113,11 +120,7 @@ impl Identity {
             .map_err(|_| anyhow::anyhow!("client key {} is not PEM text", key_path.display()))?;
         Ok(Identity {
             chain,
-            key_pem: {
-                let key = Secret::new(key_pem);
-                crate::secrets::own::register(&key);
-                key
-            },
+            key_pem: Secret::new(key_pem),
         })
     }
 }
