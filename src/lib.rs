@@ -29,3 +29,5 @@ mod secrets;
 mod shot;
 mod signals;
 mod state;
+#[cfg(test)]
+mod testing;

@@ -245,17 +245,6 @@ fn a_job_whose_start_was_never_confirmed_is_failed_with_the_reason() {
     assert!(!String::from_utf8_lossy(&cp.log("unstarted")).contains("should not run"));
 }
 
-fn spool_poll(spool: &Path, state: &Path) -> std::process::Command {
-    let mut cmd = sortie();
-    cmd.arg("poll")
-        .arg("--server")
-        .arg(format!("dir:{}", spool.display()))
-        .arg("--state-dir")
-        .arg(state)
-        .args(["--runner-id", "spool", "--max-jobs", "10"]);
-    cmd
-}
-
 /// #10.5: a FIFO, a symlink to /dev/zero, a directory and a huge file in
 /// `pending/` go to `failed/` with their reason; the shot neither hangs nor
 /// grows without bound, and the good job beside them runs.
@@ -280,7 +269,10 @@ fn spool_entries_that_are_not_small_regular_files_go_to_failed() {
     )
     .unwrap();
     let started = Instant::now();
-    let out = run(&mut spool_poll(&spool, &dir.path().join("state")), code::OK);
+    let out = run(
+        spool_poll(&spool, &dir.path().join("state")).args(["--max-jobs", "10"]),
+        code::OK,
+    );
     assert!(started.elapsed() < Duration::from_secs(60), "the shot hung");
     for name in ["fifo.json", "zero.json", "dir.json", "huge.json"] {
         let note = spool.join("failed").join(format!("{name}.error"));
@@ -320,7 +312,11 @@ fn files_are_created_private_whatever_the_umask_and_symlinks_are_not_followed() 
         .arg("umask 000; exec \"$@\"")
         .arg("sh")
         .arg(env!("CARGO_BIN_EXE_sortie"))
-        .args(spool_poll(&spool, &state).get_args());
+        .args(
+            spool_poll(&spool, &state)
+                .args(["--max-jobs", "10"])
+                .get_args(),
+        );
     run(&mut cmd, code::OK);
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;

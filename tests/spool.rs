@@ -5,18 +5,6 @@ use std::path::Path;
 
 use crate::support::*;
 
-fn spool_poll(spool: &Path, state: &Path) -> std::process::Command {
-    let mut cmd = sortie();
-    cmd.arg("poll")
-        .arg("--server")
-        .arg(format!("dir:{}", spool.display()))
-        .arg("--state-dir")
-        .arg(state)
-        .arg("--runner-id")
-        .arg("spool-runner");
-    cmd
-}
-
 fn put(spool: &Path, spec: &serde_json::Value) {
     let pending = spool.join("pending");
     fs::create_dir_all(&pending).unwrap();

@@ -166,6 +166,19 @@ pub fn sortie() -> Command {
     cmd
 }
 
+/// A `sortie poll` of the spool at `spool` with its own state dir.
+pub fn spool_poll(spool: &Path, state: &Path) -> Command {
+    let mut cmd = sortie();
+    cmd.arg("poll")
+        .arg("--server")
+        .arg(format!("dir:{}", spool.display()))
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--runner-id")
+        .arg("spool-runner");
+    cmd
+}
+
 /// Run a command; on an unexpected exit code, fail with everything needed to see why.
 pub fn run(cmd: &mut Command, expected: i32) -> Output {
     let output = cmd.output().expect("sortie runs");

@@ -229,11 +229,9 @@ impl Store {
         tags: Vec<String>,
         runner_id: Option<String>,
     ) -> Result<String, Refusal> {
-        let id = spec
-            .get("id")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| Refusal::Invalid("the spec has no string \"id\"".into()))?
-            .to_string();
+        let id = sortie_protocol::SpecHeader::of(&spec)
+            .map_err(Refusal::Invalid)?
+            .id;
         if !sortie_protocol::valid_job_id(&id) {
             return Err(Refusal::Invalid(format!(
                 "job id {id:?} is not [A-Za-z0-9._-]{{1,128}}"
@@ -619,8 +617,8 @@ fn matches(job: &Job, req: &ClaimRequest, now_ms: u64, deadline_ms: Option<u64>)
 }
 
 fn job_timeout_ms(spec: &serde_json::Value) -> Option<u64> {
-    let text = spec.get("timeout")?.as_str()?;
-    humantime::parse_duration(text)
+    let text = sortie_protocol::SpecHeader::of(spec).ok()?.timeout?;
+    humantime::parse_duration(&text)
         .ok()
         .map(|d| d.as_millis() as u64)
 }

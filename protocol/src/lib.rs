@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod json;
+pub mod log;
 
 /// Value of the `Sortie-Protocol` header on every request.
 pub const PROTOCOL_VERSION: &str = "1";
@@ -98,6 +99,34 @@ pub struct ClaimedJob {
     /// a key given twice makes the whole answer invalid).
     #[serde(deserialize_with = "json::strict")]
     pub spec: serde_json::Value,
+}
+
+/// The part of a job spec every peer reads: its id, and its timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecHeader {
+    pub id: String,
+    /// A humantime duration (`"30m"`), as written.
+    pub timeout: Option<String>,
+}
+
+impl SpecHeader {
+    /// Read the header of a spec: `id` a valid job id, `timeout` a string if present.
+    pub fn of(spec: &serde_json::Value) -> Result<SpecHeader, String> {
+        let id = match spec.get("id") {
+            Some(serde_json::Value::String(id)) => id.clone(),
+            Some(_) => return Err("id: must be a string".into()),
+            None => return Err("the spec has no \"id\"".into()),
+        };
+        if !valid_job_id(&id) {
+            return Err(format!("id: {id:?} is not [A-Za-z0-9._-]{{1,128}}"));
+        }
+        let timeout = match spec.get("timeout") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(t)) => Some(t.clone()),
+            Some(_) => return Err("timeout: must be a duration such as \"90s\"".into()),
+        };
+        Ok(SpecHeader { id, timeout })
+    }
 }
 
 /// Longest lease token a runner accepts.

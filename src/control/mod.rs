@@ -7,6 +7,8 @@
 //! their own exit code, an unreachable control plane leaves results for later.
 
 pub mod http;
+#[cfg(test)]
+pub mod memory;
 pub mod retry;
 pub mod spool;
 pub mod upload;

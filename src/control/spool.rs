@@ -145,14 +145,15 @@ impl SpoolControl {
                 return Ok(None);
             }
         };
-        let id = spec.get("id").and_then(|v| v.as_str());
-        if id != Some(stem) || !sortie_protocol::valid_job_id(stem) {
-            let reason = match id {
-                None => "the spec has no string \"id\"".to_string(),
-                Some(id) => format!(
-                    "the spec's id {id:?} must equal the file name's {stem:?} and match [A-Za-z0-9._-]{{1,128}}"
-                ),
-            };
+        let problem = match sortie_protocol::SpecHeader::of(&spec) {
+            Err(e) => Some(e),
+            Ok(header) if header.id != stem => Some(format!(
+                "the spec's id {:?} must equal the file name's {stem:?}",
+                header.id
+            )),
+            Ok(_) => None,
+        };
+        if let Some(reason) = problem {
             self.reject(&to, name, &reason)?;
             return Ok(None);
         }

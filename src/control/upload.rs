@@ -177,3 +177,83 @@ fn upload_loop(
         progress.set_committed(committed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::memory::{job, Memory};
+    use crate::output::{Event, Level, Sink};
+    use crate::state::outbox::JobLog;
+
+    fn sha(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn a_range_is_resent_from_where_the_control_plane_says_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let cp = Memory::default();
+        let mut sum = Checksum::new();
+        let held =
+            send_range(&cp, &job(), &file, 0, 2_000_000, &mut |o, b| sum.feed(o, b)).unwrap();
+        assert_eq!(held, 2_000_000);
+        // The control plane loses its tail: the next range is refused with 416
+        // and sent again from what it holds.
+        cp.state().forget_to = Some(500_000);
+        let held = send_range(&cp, &job(), &file, held, 3_000_000, &mut |o, b| {
+            sum.feed(o, b)
+        })
+        .unwrap();
+        assert_eq!(held, 3_000_000);
+        assert_eq!(cp.state().log, bytes, "every byte, once, in order");
+        let summary = sum.finish(&file, 3_000_000).unwrap();
+        assert_eq!(summary.sha256, sha(&bytes), "each byte hashed once");
+        let uploads = cp.state().uploads.clone();
+        assert!(uploads.iter().any(|(o, _)| *o == 500_000), "{uploads:?}");
+    }
+
+    #[test]
+    fn a_control_plane_that_keeps_taking_less_is_given_up_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = File::open(&path).unwrap();
+        let cp = Memory::with(|s| s.stuck = true);
+        let e = send_range(&cp, &job(), &file, 0, 10, &mut |_, _| {}).unwrap_err();
+        assert!(matches!(e, ControlError::Refused(_)), "{e}");
+        assert_eq!(cp.state().uploads.len(), STALLS as usize);
+    }
+
+    #[test]
+    fn the_uploader_delivers_what_the_writer_writes_with_its_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.ndjson");
+        let mut log = JobLog::create(&path).unwrap();
+        let cp: Arc<Memory> = Arc::new(Memory::default());
+        let uploader = Uploader::spawn(cp.clone(), job(), path.clone(), log.progress()).unwrap();
+        let mut lines = Vec::new();
+        for i in 0..20_000 {
+            let line = format!("{{\"seq\":{i}}}\n");
+            let event = Event::System {
+                level: Level::Info,
+                text: "",
+            };
+            log.write_event(line.as_bytes(), &event).unwrap();
+            lines.extend_from_slice(line.as_bytes());
+            if i == 10_000 {
+                cp.state().forget_to = Some(100);
+            }
+        }
+        let (length, error) = log.finish();
+        assert!(error.is_none());
+        let summary = uploader.join().unwrap();
+        assert_eq!(length, lines.len() as u64);
+        assert_eq!(summary.length, length);
+        assert_eq!(summary.sha256, sha(&lines));
+        assert_eq!(cp.state().log, lines);
+    }
+}

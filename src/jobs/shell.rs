@@ -73,6 +73,17 @@ enum Close {
     Backquote,
 }
 
+/// Backquotes open a script of their own.
+const BACKQUOTES: Frame = Frame::Script {
+    close: Close::Backquote,
+    depth: 0,
+};
+/// `$((` and `((` open arithmetic.
+const ARITH: Frame = Frame::Arith {
+    bracket: false,
+    depth: 0,
+};
+
 /// A here-document announced on the current line.
 struct Pending {
     delimiter: String,
@@ -157,6 +168,18 @@ impl Scanner<'_> {
             )
     }
 
+    /// Past `len` bytes that open `frame`.
+    fn enter(&mut self, frame: Frame, len: usize) {
+        self.stack.push(frame);
+        self.pos += len;
+    }
+
+    /// Past `len` bytes that close the current frame.
+    fn leave(&mut self, len: usize) {
+        self.stack.pop();
+        self.pos += len;
+    }
+
     fn set_top(&mut self, frame: Frame) {
         *self.stack.last_mut().expect("a frame") = frame;
     }
@@ -204,30 +227,12 @@ impl Scanner<'_> {
         match b {
             b'\\' => self.escape(),
             b'\'' => self.single(),
-            b'"' => {
-                self.stack.push(Frame::Double);
-                self.pos += 1;
-            }
-            b'`' if close == Close::Backquote => {
-                self.stack.pop();
-                self.pos += 1;
-            }
-            b'`' => {
-                self.stack.push(Frame::Script {
-                    close: Close::Backquote,
-                    depth: 0,
-                });
-                self.pos += 1;
-            }
+            b'"' => self.enter(Frame::Double, 1),
+            b'`' if close == Close::Backquote => self.leave(1),
+            b'`' => self.enter(BACKQUOTES, 1),
             b'$' => self.dollar(false),
             b'#' if self.word_start() => self.comment(),
-            b'(' if self.at("((") && self.word_start() => {
-                self.stack.push(Frame::Arith {
-                    bracket: false,
-                    depth: 0,
-                });
-                self.pos += 2;
-            }
+            b'(' if self.at("((") && self.word_start() => self.enter(ARITH, 2),
             b'(' => {
                 self.set_top(Frame::Script {
                     close,
@@ -235,10 +240,7 @@ impl Scanner<'_> {
                 });
                 self.pos += 1;
             }
-            b')' if close == Close::Paren && depth == 0 => {
-                self.stack.pop();
-                self.pos += 1;
-            }
+            b')' if close == Close::Paren && depth == 0 => self.leave(1),
             b')' => {
                 self.set_top(Frame::Script {
                     close,
@@ -305,17 +307,8 @@ impl Scanner<'_> {
     fn double(&mut self) {
         match self.bytes[self.pos] {
             b'\\' => self.escape(),
-            b'"' => {
-                self.stack.pop();
-                self.pos += 1;
-            }
-            b'`' => {
-                self.stack.push(Frame::Script {
-                    close: Close::Backquote,
-                    depth: 0,
-                });
-                self.pos += 1;
-            }
+            b'"' => self.leave(1),
+            b'`' => self.enter(BACKQUOTES, 1),
             b'$' => self.dollar(true),
             _ => self.advance(),
         }
@@ -324,26 +317,25 @@ impl Scanner<'_> {
     /// `$(`, `$((`, `${`, `$'`, `$[`.
     fn dollar(&mut self, quoted: bool) {
         if self.at("$((") {
-            self.stack.push(Frame::Arith {
-                bracket: false,
-                depth: 0,
-            });
-            self.pos += 3;
+            self.enter(ARITH, 3);
         } else if self.at("$(") {
-            self.stack.push(Frame::Script {
-                close: Close::Paren,
-                depth: 0,
-            });
-            self.pos += 2;
+            self.enter(
+                Frame::Script {
+                    close: Close::Paren,
+                    depth: 0,
+                },
+                2,
+            );
         } else if self.at("${") {
-            self.stack.push(Frame::Param { quoted, depth: 0 });
-            self.pos += 2;
+            self.enter(Frame::Param { quoted, depth: 0 }, 2);
         } else if self.at("$[") {
-            self.stack.push(Frame::Arith {
-                bracket: true,
-                depth: 0,
-            });
-            self.pos += 2;
+            self.enter(
+                Frame::Arith {
+                    bracket: true,
+                    depth: 0,
+                },
+                2,
+            );
         } else if self.at("$'") && !quoted {
             self.dollar_single();
         } else {
@@ -354,10 +346,7 @@ impl Scanner<'_> {
     fn param(&mut self, quoted: bool, depth: u32) {
         match self.bytes[self.pos] {
             b'\\' => self.escape(),
-            b'}' if depth == 0 => {
-                self.stack.pop();
-                self.pos += 1;
-            }
+            b'}' if depth == 0 => self.leave(1),
             b'}' => {
                 self.set_top(Frame::Param {
                     quoted,
@@ -373,17 +362,8 @@ impl Scanner<'_> {
                 self.pos += 1;
             }
             b'\'' if !quoted => self.single(),
-            b'"' => {
-                self.stack.push(Frame::Double);
-                self.pos += 1;
-            }
-            b'`' => {
-                self.stack.push(Frame::Script {
-                    close: Close::Backquote,
-                    depth: 0,
-                });
-                self.pos += 1;
-            }
+            b'"' => self.enter(Frame::Double, 1),
+            b'`' => self.enter(BACKQUOTES, 1),
             b'$' => self.dollar(quoted),
             _ => self.advance(),
         }
@@ -398,14 +378,8 @@ impl Scanner<'_> {
                 });
                 self.pos += 1;
             }
-            b')' if !bracket && depth == 0 && self.at("))") => {
-                self.stack.pop();
-                self.pos += 2;
-            }
-            b']' if bracket && depth == 0 => {
-                self.stack.pop();
-                self.pos += 1;
-            }
+            b')' if !bracket && depth == 0 && self.at("))") => self.leave(2),
+            b']' if bracket && depth == 0 => self.leave(1),
             b')' => {
                 self.set_top(Frame::Arith {
                     bracket,
@@ -414,13 +388,7 @@ impl Scanner<'_> {
                 self.pos += 1;
             }
             b'$' => self.dollar(false),
-            b'`' => {
-                self.stack.push(Frame::Script {
-                    close: Close::Backquote,
-                    depth: 0,
-                });
-                self.pos += 1;
-            }
+            b'`' => self.enter(BACKQUOTES, 1),
             _ => self.advance(),
         }
     }
@@ -428,46 +396,32 @@ impl Scanner<'_> {
     /// `'…'`: no escapes, tokens inside are in [`Ctx::Single`].
     fn single(&mut self) {
         self.pos += 1;
-        while self.pos < self.bytes.len() && self.bytes[self.pos] != b'\'' {
-            if let Some(len) = (self.token_at)(&self.text[self.pos..]) {
-                self.sites.push(Site {
-                    range: self.pos..self.pos + len,
-                    ctx: Ctx::Single,
-                });
-                self.pos += len;
-            } else {
-                self.advance();
-            }
-        }
+        self.leaf(b'\'', Ctx::Single, false);
         self.pos += 1;
     }
 
     /// `$'…'`: backslash escapes, tokens inside are in [`Ctx::DollarSingle`].
     fn dollar_single(&mut self) {
         self.pos += 2;
-        while self.pos < self.bytes.len() && self.bytes[self.pos] != b'\'' {
-            if self.bytes[self.pos] == b'\\' {
+        self.leaf(b'\'', Ctx::DollarSingle, true);
+        self.pos += 1;
+    }
+
+    fn comment(&mut self) {
+        self.leaf(b'\n', Ctx::Inert, false);
+    }
+
+    /// Up to `end` (not included): a stretch with no structure inside, where every
+    /// token is in `ctx` and a backslash escapes the next character if `escapes`.
+    fn leaf(&mut self, end: u8, ctx: Ctx, escapes: bool) {
+        while self.pos < self.bytes.len() && self.bytes[self.pos] != end {
+            if escapes && self.bytes[self.pos] == b'\\' {
                 self.pos += 1;
                 self.advance();
             } else if let Some(len) = (self.token_at)(&self.text[self.pos..]) {
                 self.sites.push(Site {
                     range: self.pos..self.pos + len,
-                    ctx: Ctx::DollarSingle,
-                });
-                self.pos += len;
-            } else {
-                self.advance();
-            }
-        }
-        self.pos += 1;
-    }
-
-    fn comment(&mut self) {
-        while self.pos < self.bytes.len() && self.bytes[self.pos] != b'\n' {
-            if let Some(len) = (self.token_at)(&self.text[self.pos..]) {
-                self.sites.push(Site {
-                    range: self.pos..self.pos + len,
-                    ctx: Ctx::Inert,
+                    ctx,
                 });
                 self.pos += len;
             } else {

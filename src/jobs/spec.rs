@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
+use sortie_protocol::SpecHeader;
+
 use crate::jobs::expand;
 use crate::secrets::{Delivery, Reference, Wanted};
 
@@ -67,7 +69,6 @@ pub enum StepKind {
 
 #[derive(Deserialize)]
 struct RawSpec {
-    id: serde_json::Value,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -78,8 +79,6 @@ struct RawSpec {
     secrets: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     env: BTreeMap<String, String>,
-    #[serde(default)]
-    timeout: Option<String>,
     #[serde(default)]
     keepgoing: bool,
     steps: Vec<serde_json::Value>,
@@ -141,15 +140,9 @@ fn check_env(env: &BTreeMap<String, String>) -> Result<()> {
 
 /// Parse and validate a job spec.
 pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
+    let header = SpecHeader::of(value).map_err(|e| anyhow!(e))?;
     let raw = RawSpec::deserialize(value).context("not a job spec v1")?;
-    let id = raw
-        .id
-        .as_str()
-        .ok_or_else(|| anyhow!("id: must be a string"))?
-        .to_string();
-    if !sortie_protocol::valid_job_id(&id) {
-        bail!("id: {id:?} is not [A-Za-z0-9._-]{{1,128}}");
-    }
+    let id = header.id;
     let mut options = BTreeMap::new();
     for (k, v) in raw.options {
         match v {
@@ -199,7 +192,7 @@ pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
         options,
         secrets,
         env: raw.env,
-        timeout: duration(raw.timeout.as_deref()).context("timeout")?,
+        timeout: duration(header.timeout.as_deref()).context("timeout")?,
         keepgoing: raw.keepgoing,
         steps,
     })

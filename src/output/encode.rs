@@ -191,6 +191,7 @@ fn string(out: &mut Vec<u8>, s: &str) {
 mod tests {
     use super::*;
     use crate::output::Level;
+    use crate::testing::Rng;
     use sortie_protocol::StepStatus;
 
     fn line(e: &Event<'_>) -> serde_json::Value {
@@ -283,5 +284,158 @@ mod tests {
         let mut big = Vec::new();
         number(&mut big, u64::MAX);
         assert_eq!(big, u64::MAX.to_string().as_bytes());
+    }
+
+    /// Bytes biased towards what breaks encoders: quotes, backslashes, control
+    /// characters, multi-byte UTF-8, and invalid sequences.
+    fn spicy(rng: &mut Rng) -> Vec<u8> {
+        const SPICE: &[&[u8]] = &[
+            b"\"",
+            b"\\",
+            b"\n",
+            b"\r",
+            b"\t",
+            b"\x00",
+            b"\x1b[31m",
+            b"\x7f",
+            "é".as_bytes(),
+            "💥".as_bytes(),
+            b"\xff",
+            b"\xc3",
+            b"\xe2\x82",
+            b"plain text ",
+        ];
+        let mut out = Vec::new();
+        for _ in 0..rng.below(24) {
+            match rng.below(3) {
+                0 => out.push(rng.below(256) as u8),
+                _ => out.extend_from_slice(SPICE[rng.below(SPICE.len())]),
+            }
+        }
+        out
+    }
+
+    fn text(rng: &mut Rng) -> String {
+        String::from_utf8_lossy(&spicy(rng)).into_owned()
+    }
+
+    /// The hand-written encoder against the format's type: for arbitrary events,
+    /// each line parses back as a `LogEvent` with the same fields.
+    #[test]
+    fn encoded_events_parse_back_to_the_same_events() {
+        use base64::Engine;
+        use sortie_protocol::log::{EventKind, LogEvent, OutputStream, SystemLevel};
+        let statuses = [
+            StepStatus::Succeeded,
+            StepStatus::Failed,
+            StepStatus::TimedOut,
+            StepStatus::Cancelled,
+            StepStatus::Interrupted,
+        ];
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for case in 0..20_000u64 {
+            let (step, node) = (rng.below(10_000), text(&mut rng));
+            let line = text(&mut rng);
+            let bytes = spicy(&mut rng);
+            let name = (rng.below(2) == 0).then(|| text(&mut rng));
+            let exit_code = (rng.below(2) == 0).then(|| rng.next() as i32);
+            let signal = (rng.below(2) == 0).then(|| rng.below(64) as i32);
+            let status = statuses[rng.below(5)];
+            let duration_ms = rng.next();
+            let (built, expected) = match rng.below(4) {
+                0 => (
+                    Event::StepStart {
+                        step,
+                        name: name.as_deref(),
+                        node: &node,
+                        errorhandler: case % 2 == 0,
+                    },
+                    EventKind::StepStart {
+                        step,
+                        name: name.clone(),
+                        node: node.clone(),
+                        errorhandler: case % 2 == 0,
+                    },
+                ),
+                1 => {
+                    let (text, b64) = match std::str::from_utf8(&bytes) {
+                        Ok(t) => (Some(t.to_string()), None),
+                        Err(_) => (
+                            None,
+                            Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+                        ),
+                    };
+                    let stream = if case % 3 == 0 {
+                        Stream::Stderr
+                    } else {
+                        Stream::Stdout
+                    };
+                    (
+                        Event::Output {
+                            step,
+                            node: &node,
+                            stream,
+                            bytes: &bytes,
+                        },
+                        EventKind::Output {
+                            step,
+                            node: node.clone(),
+                            stream: match stream {
+                                Stream::Stdout => OutputStream::Stdout,
+                                Stream::Stderr => OutputStream::Stderr,
+                            },
+                            text,
+                            b64,
+                        },
+                    )
+                }
+                2 => (
+                    Event::StepEnd {
+                        step,
+                        node: &node,
+                        status,
+                        exit_code,
+                        signal,
+                        duration_ms,
+                    },
+                    EventKind::StepEnd {
+                        step,
+                        node: node.clone(),
+                        status,
+                        exit_code,
+                        signal,
+                        duration_ms,
+                    },
+                ),
+                _ => (
+                    Event::System {
+                        level: Level::Warn,
+                        text: &line,
+                    },
+                    EventKind::System {
+                        level: SystemLevel::Warn,
+                        text: line.clone(),
+                    },
+                ),
+            };
+            let mut out = Vec::new();
+            event(&mut out, case, "2026-11-28T00:00:00.000Z", &built);
+            assert_eq!(
+                out.iter().filter(|b| **b == b'\n').count(),
+                1,
+                "one line: {out:?}"
+            );
+            let parsed: LogEvent = serde_json::from_slice(&out)
+                .unwrap_or_else(|e| panic!("case {case}: {e}: {}", String::from_utf8_lossy(&out)));
+            assert_eq!(
+                parsed,
+                LogEvent {
+                    seq: case,
+                    ts: "2026-11-28T00:00:00.000Z".into(),
+                    kind: expected
+                },
+                "case {case}"
+            );
+        }
     }
 }

@@ -315,24 +315,7 @@ mod tests {
         out
     }
 
-    /// A small deterministic generator, so failures reproduce.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn bytes(&mut self, n: usize, alphabet: &[u8]) -> Vec<u8> {
-            (0..n)
-                .map(|_| alphabet[self.below(alphabet.len())])
-                .collect()
-        }
-    }
+    use crate::testing::Rng;
 
     fn contains(hay: &[u8], needle: &[u8]) -> bool {
         hay.windows(needle.len()).any(|w| w == needle)

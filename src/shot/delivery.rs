@@ -125,3 +125,112 @@ pub fn undelivered(e: ControlError, what: &str, job: &JobRef, dir: JobDir) -> Re
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::memory::{job, Memory};
+    use crate::state::StateDir;
+    use sha2::{Digest, Sha256};
+    use sortie_protocol::LogSummary;
+
+    fn state() -> (tempfile::TempDir, StateDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path(), std::time::Duration::ZERO).unwrap();
+        (tmp, state)
+    }
+
+    /// A job's outbox with a log of `log` and a completion that describes it.
+    fn outbox(state: &StateDir, log: &[u8]) -> (JobDir, std::path::PathBuf, Completion) {
+        let dir = state.job_dir("j").unwrap();
+        let path = dir.log_path();
+        std::fs::write(&path, log).unwrap();
+        let completion = Completion {
+            status: JobStatus::Succeeded,
+            exit_code: Some(0),
+            started_at: "a".into(),
+            finished_at: "b".into(),
+            steps: Vec::new(),
+            data: Default::default(),
+            log: LogSummary {
+                length: log.len() as u64,
+                sha256: hex::encode(Sha256::digest(log)),
+            },
+            error: None,
+        };
+        dir.record_completion(&completion).unwrap();
+        (dir, path, completion)
+    }
+
+    #[test]
+    fn a_resumed_delivery_sends_only_what_the_control_plane_lacks() {
+        let (_tmp, state) = state();
+        let log = b"0123456789".repeat(1000);
+        let (dir, path, completion) = outbox(&state, &log);
+        let cp = Memory::with(|s| s.log = log[..4000].to_vec());
+        let end = resume(&cp, &job(), dir, &path, &completion).unwrap();
+        assert_eq!(end, JobEnd::Reported(JobStatus::Succeeded));
+        let s = cp.state();
+        assert_eq!(s.log, log);
+        assert_eq!(s.uploads[0], (10_000, 0), "first: ask how much it holds");
+        assert_eq!(s.uploads[1].0, 4000, "then only the rest");
+        assert!(state.pending_jobs().is_empty(), "the outbox is cleared");
+    }
+
+    #[test]
+    fn a_412_sends_the_missing_bytes_and_completes_again() {
+        let (_tmp, state) = state();
+        let log = b"line\n".repeat(100);
+        let (dir, path, completion) = outbox(&state, &log);
+        let cp = Memory::with(|s| s.log = log[..123].to_vec());
+        let end = complete(&cp, &job(), dir, &path, &completion).unwrap();
+        assert_eq!(end, JobEnd::Reported(JobStatus::Succeeded));
+        assert_eq!(cp.state().log, log);
+        assert!(cp.state().completion.is_some());
+    }
+
+    #[test]
+    fn what_a_failed_delivery_means_depends_on_the_answer() {
+        let (tmp, state) = state();
+        let cases = [
+            (
+                ControlError::Fenced("409".into()),
+                JobEnd::Abandoned,
+                false,
+                false,
+            ),
+            (
+                ControlError::Unreachable(anyhow::anyhow!("down")),
+                JobEnd::LeftForLater,
+                true,
+                false,
+            ),
+            (
+                ControlError::Refused("400 bad".into()),
+                JobEnd::GivenUp,
+                false,
+                true,
+            ),
+        ];
+        for (error, expected, kept, given_up) in cases {
+            let (dir, path, completion) = outbox(&state, b"x\n");
+            let cp = Memory::with(|s| s.complete_error = Some(error));
+            let end = complete(&cp, &job(), dir, &path, &completion).unwrap();
+            assert_eq!(end, expected);
+            assert_eq!(!state.pending_jobs().is_empty(), kept, "{expected:?}");
+            let reasons: Vec<_> = std::fs::read_dir(tmp.path().join("given-up"))
+                .map(|d| d.flatten().map(|e| e.path().join("reason")).collect())
+                .unwrap_or_default();
+            assert_eq!(reasons.iter().any(|r| r.exists()), given_up, "{expected:?}");
+            for dir in state.pending_jobs() {
+                dir.clear();
+            }
+        }
+        let cp = Memory::with(|s| s.complete_error = Some(ControlError::Rejected("401".into())));
+        let (dir, path, completion) = outbox(&state, b"x\n");
+        assert!(
+            complete(&cp, &job(), dir, &path, &completion).is_err(),
+            "rejected ends the shot"
+        );
+    }
+}

@@ -213,3 +213,126 @@ fn last_line(file: &mut File) -> Result<(u64, Option<u64>)> {
         .and_then(|v| v["seq"].as_u64());
     Ok((whole, seq))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::memory::Memory;
+    use crate::state::outbox::JOURNAL_FORMAT;
+
+    const SERVER: &str = "https://cp/";
+
+    fn journal(dir: &JobDir) -> Journal {
+        let journal = Journal {
+            format: JOURNAL_FORMAT,
+            id: "j".into(),
+            attempt: 1,
+            lease_token: "t".into(),
+            server: SERVER.into(),
+            log: dir.log_path(),
+            started_at: "2026-11-28T00:00:00Z".into(),
+        };
+        dir.record(&journal).unwrap();
+        journal
+    }
+
+    fn state() -> (tempfile::TempDir, StateDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path(), std::time::Duration::ZERO).unwrap();
+        (tmp, state)
+    }
+
+    #[test]
+    fn a_job_whose_shot_died_is_reported_lost_once_with_its_whole_lines() {
+        let (_tmp, state) = state();
+        let dir = state.job_dir("j").unwrap();
+        journal(&dir);
+        dir.mark_started().unwrap();
+        std::fs::write(
+            dir.log_path(),
+            b"{\"seq\":0,\"ts\":\"t\",\"kind\":\"system\",\"level\":\"info\",\"text\":\"a\"}\n{\"seq\":1,\"ts\":\"t\",\"kin",
+        )
+        .unwrap();
+        // The first recovery cannot deliver: it records the completion and keeps it.
+        let down = Memory::with(|s| {
+            s.log_error = Some(crate::control::ControlError::Unreachable(anyhow::anyhow!(
+                "down"
+            )))
+        });
+        let first = run(&down, &state, SERVER).unwrap();
+        assert_eq!((first.delivered, first.left), (0, 1));
+        let cp = Memory::default();
+        let second = run(&cp, &state, SERVER).unwrap();
+        assert_eq!(second.delivered, 1);
+        let s = cp.state();
+        let completion = s.completion.as_ref().unwrap();
+        assert_eq!(completion.status, JobStatus::Lost);
+        let log = String::from_utf8(s.log.clone()).unwrap();
+        assert_eq!(
+            log.lines().count(),
+            2,
+            "the torn line is cut, one event added: {log}"
+        );
+        assert_eq!(
+            log.matches("runner stopped").count(),
+            1,
+            "added once: {log}"
+        );
+        assert!(log.lines().nth(1).unwrap().contains("\"seq\":1"));
+    }
+
+    #[test]
+    fn a_job_never_started_is_failed_with_its_reason() {
+        let (_tmp, state) = state();
+        let dir = state.job_dir("j").unwrap();
+        journal(&dir);
+        dir.record_start_failure("503 from start").unwrap();
+        let cp = Memory::default();
+        let outcome = run(&cp, &state, SERVER).unwrap();
+        assert_eq!(outcome.delivered, 1);
+        let reason = cp.state().failed.clone().unwrap();
+        assert!(
+            reason.contains("not run") && reason.contains("503"),
+            "{reason}"
+        );
+        assert!(cp.state().completion.is_none());
+        assert!(state.pending_jobs().is_empty());
+    }
+
+    #[test]
+    fn a_job_whose_start_was_taken_after_all_is_completed_as_interrupted() {
+        let (_tmp, state) = state();
+        let dir = state.job_dir("j").unwrap();
+        journal(&dir);
+        let cp = Memory::with(|s| {
+            s.fail_error = Some(crate::control::ControlError::Fenced("409: running".into()))
+        });
+        let outcome = run(&cp, &state, SERVER).unwrap();
+        assert_eq!(outcome.delivered, 1);
+        let s = cp.state();
+        assert_eq!(
+            s.completion.as_ref().unwrap().status,
+            JobStatus::Interrupted
+        );
+        assert!(String::from_utf8_lossy(&s.log).contains("not run"));
+    }
+
+    #[test]
+    fn entries_for_another_control_plane_or_without_a_journal_are_handled() {
+        let (_tmp, state) = state();
+        let dir = state.job_dir("j").unwrap();
+        journal(&dir);
+        let cp = Memory::default();
+        let outcome = run(&cp, &state, "https://other/").unwrap();
+        assert_eq!(outcome.left, 1, "kept for the control plane it came from");
+        assert!(cp.state().uploads.is_empty());
+        let (_tmp, state) = self::state();
+        state.job_dir("orphan").unwrap();
+        let outcome = run(&cp, &state, SERVER).unwrap();
+        assert_eq!(outcome.left, 0);
+        assert!(
+            state.pending_jobs().is_empty(),
+            "died before its journal: cleared"
+        );
+    }
+}
