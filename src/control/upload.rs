@@ -182,8 +182,6 @@ fn upload_loop(
 mod tests {
     use super::*;
     use crate::control::memory::{job, Memory};
-    use crate::output::{Event, Level, Sink};
-    use crate::state::outbox::JobLog;
 
     fn sha(bytes: &[u8]) -> String {
         hex::encode(Sha256::digest(bytes))
@@ -226,34 +224,5 @@ mod tests {
         let e = send_range(&cp, &job(), &file, 0, 10, &mut |_, _| {}).unwrap_err();
         assert!(matches!(e, ControlError::Refused(_)), "{e}");
         assert_eq!(cp.state().uploads.len(), STALLS as usize);
-    }
-
-    #[test]
-    fn the_uploader_delivers_what_the_writer_writes_with_its_checksum() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.ndjson");
-        let mut log = JobLog::create(&path).unwrap();
-        let cp: Arc<Memory> = Arc::new(Memory::default());
-        let uploader = Uploader::spawn(cp.clone(), job(), path.clone(), log.progress()).unwrap();
-        let mut lines = Vec::new();
-        for i in 0..20_000 {
-            let line = format!("{{\"seq\":{i}}}\n");
-            let event = Event::System {
-                level: Level::Info,
-                text: "",
-            };
-            log.write_event(line.as_bytes(), &event).unwrap();
-            lines.extend_from_slice(line.as_bytes());
-            if i == 10_000 {
-                cp.state().forget_to = Some(100);
-            }
-        }
-        let (length, error) = log.finish();
-        assert!(error.is_none());
-        let summary = uploader.join().unwrap();
-        assert_eq!(length, lines.len() as u64);
-        assert_eq!(summary.length, length);
-        assert_eq!(summary.sha256, sha(&lines));
-        assert_eq!(cp.state().log, lines);
     }
 }

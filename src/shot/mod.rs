@@ -490,3 +490,41 @@ fn keep_copy(keep: &Path, id: &str, log_path: &Path) {
         tracing::warn!(job = %id, "cannot keep a copy of the log in {}: {e}", copy.display());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::control::memory::{job, Memory};
+    use crate::output::{Event, Level, Sink};
+
+    #[test]
+    fn the_uploader_delivers_what_the_writer_writes_with_its_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.ndjson");
+        let mut log = JobLog::create(&path).unwrap();
+        let cp: Arc<Memory> = Arc::new(Memory::default());
+        let uploader = Uploader::spawn(cp.clone(), job(), path.clone(), log.progress()).unwrap();
+        let mut lines = Vec::new();
+        for i in 0..20_000 {
+            let line = format!("{{\"seq\":{i}}}\n");
+            let event = Event::System {
+                level: Level::Info,
+                text: "",
+            };
+            log.write_event(line.as_bytes(), &event).unwrap();
+            lines.extend_from_slice(line.as_bytes());
+            if i == 10_000 {
+                cp.state().forget_to = Some(100);
+            }
+        }
+        let (length, error) = log.finish();
+        assert!(error.is_none());
+        let summary = uploader.join().unwrap();
+        assert_eq!(length, lines.len() as u64);
+        assert_eq!(summary.length, length);
+        assert_eq!(summary.sha256, hex::encode(Sha256::digest(&lines)));
+        assert_eq!(cp.state().log, lines);
+    }
+}
