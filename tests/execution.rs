@@ -27,7 +27,7 @@ impl Job {
     }
 
     /// Run `spec` with `sortie --log-format json exec`, expecting `code`.
-    fn exec(&self, spec: Value, code: i32, extra: &[&str]) -> (Vec<Value>, Output) {
+    fn exec(&self, spec: Value, code: u8, extra: &[&str]) -> (Vec<Value>, Output) {
         let file = self.path("spec.json");
         std::fs::write(&file, spec.to_string()).unwrap();
         let out = run(

@@ -227,6 +227,19 @@ fn bad_certificate_material_is_a_configuration_error_before_any_connection() {
         code::CONFIG,
     );
     assert!(stderr(&out).contains("does not match"), "{}", stderr(&out));
+    // `check` maps the same problem to the same code as `poll` (#11).
+    let out = run(
+        sortie()
+            .args(["check", "--runner-id", "r", "--server", &cp.url()])
+            .arg("--ca-file")
+            .arg(&cp.pki.ca_file)
+            .arg("--client-cert")
+            .arg(&cert)
+            .arg("--client-key")
+            .arg(&other_key),
+        code::CONFIG,
+    );
+    assert!(stderr(&out).contains("does not match"), "{}", stderr(&out));
 
     let out = run(
         cp.poll(&dir.path().join("s")).arg("--ca-file").arg(&empty),

@@ -142,7 +142,7 @@ fn env_reads_only_prefixed_variables() {
     let dir = tempfile::tempdir().unwrap();
     let spec = json!({ "id": "e", "secrets": { "HOME_SECRET": "env:HOME" }, "steps": [{ "shell": "true" }] });
     let out = exec_with(spec, dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(code::JOB_FAILED));
+    assert_eq!(out.status.code(), Some(i32::from(code::JOB_FAILED)));
     let log = stdout(&out);
     assert!(
         log.contains("SORTIE_SECRET_HOME is not set") && log.contains("env:HOME"),
@@ -191,7 +191,11 @@ fn files_come_from_the_secrets_directory_and_cannot_leave_it() {
             dir.path(),
             &["--secrets-dir", volume.to_str().unwrap()],
         );
-        assert_eq!(out.status.code(), Some(code::JOB_FAILED), "{reference}");
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(code::JOB_FAILED)),
+            "{reference}"
+        );
         assert!(stdout(&out).contains(why), "{reference}: {}", stdout(&out));
         assert!(!stdout(&out).contains("not-for-jobs"));
         assert!(!stdout(&out).contains("\"ran"), "no step runs");
@@ -251,7 +255,7 @@ fn a_command_provides_secrets_and_its_stderr_is_not_kept() {
         dir.path(),
         &["--secrets-command", cmd.to_str().unwrap()],
     );
-    assert_eq!(out.status.code(), Some(code::JOB_FAILED));
+    assert_eq!(out.status.code(), Some(i32::from(code::JOB_FAILED)));
     assert!(
         stdout(&out).contains("cmd:other") && stdout(&out).contains("failed"),
         "{}",

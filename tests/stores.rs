@@ -179,7 +179,11 @@ fn openbao_token_and_approle_logins_read_kv2_and_refusals_are_clear() {
         ("bao:secret/app/db#nope", "has no field \\\"nope\\\""),
     ] {
         let out = exec_secret(dir.path(), reference, "x", &with_token, &[]);
-        assert_eq!(out.status.code(), Some(code::JOB_FAILED), "{reference}");
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(code::JOB_FAILED)),
+            "{reference}"
+        );
         let log = stdout(&out);
         assert!(
             log.contains(why) && log.contains(reference) && log.contains("provider bao"),
@@ -197,7 +201,7 @@ fn openbao_token_and_approle_logins_read_kv2_and_refusals_are_clear() {
         &["--bao-addr", &bao.addr, "--bao-token-file", &wrong],
         &[],
     );
-    assert_eq!(out.status.code(), Some(code::JOB_FAILED));
+    assert_eq!(out.status.code(), Some(i32::from(code::JOB_FAILED)));
     assert!(
         stdout(&out).contains("permission denied"),
         "{}",
@@ -325,7 +329,7 @@ fn aws_secrets_manager_and_ssm_are_read_with_sigv4_and_a_wrong_key_is_refused() 
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 
     let out = exec_secret(dir.path(), "aws-sm:prod/missing", "x", &[], &env);
-    assert_eq!(out.status.code(), Some(code::JOB_FAILED));
+    assert_eq!(out.status.code(), Some(i32::from(code::JOB_FAILED)));
     assert!(
         stdout(&out).contains("ResourceNotFoundException"),
         "{}",
@@ -341,7 +345,7 @@ fn aws_secrets_manager_and_ssm_are_read_with_sigv4_and_a_wrong_key_is_refused() 
         &[],
         &wrong,
     );
-    assert_eq!(out.status.code(), Some(code::JOB_FAILED));
+    assert_eq!(out.status.code(), Some(i32::from(code::JOB_FAILED)));
     let log = stdout(&out);
     assert!(
         log.contains("403") && log.contains("provider aws-sm"),

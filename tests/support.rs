@@ -12,14 +12,8 @@ use tempfile::TempDir;
 pub const RUNNER_TOKEN: &str = "runner-token-for-tests";
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 
-/// Exit codes, as documented in sortie(1).
-pub mod code {
-    pub const OK: i32 = 0;
-    pub const JOB_FAILED: i32 = 1;
-    pub const USAGE: i32 = 64;
-    pub const REJECTED: i32 = 77;
-    pub const CONFIG: i32 = 78;
-}
+/// Exit codes, as sortie publishes them.
+pub use sortie_protocol::exit as code;
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -180,9 +174,9 @@ pub fn spool_poll(spool: &Path, state: &Path) -> Command {
 }
 
 /// Run a command; on an unexpected exit code, fail with everything needed to see why.
-pub fn run(cmd: &mut Command, expected: i32) -> Output {
+pub fn run(cmd: &mut Command, expected: u8) -> Output {
     let output = cmd.output().expect("sortie runs");
-    if output.status.code() != Some(expected) {
+    if output.status.code() != Some(i32::from(expected)) {
         panic!(
             "expected exit {expected}, got {:?}\ncommand: {:?}\n--- stdout\n{}\n--- stderr\n{}",
             output.status.code(),
