@@ -83,6 +83,15 @@ impl Failure {
         Failure::new(Cause::Config, error)
     }
 
+    /// `error` as a configuration error, unless it already knows its cause.
+    pub fn or_config(error: anyhow::Error) -> anyhow::Error {
+        if error.chain().any(|e| e.is::<Failure>()) {
+            error
+        } else {
+            Failure::config(error).into()
+        }
+    }
+
     pub fn io(error: impl Into<anyhow::Error>) -> Failure {
         Failure::new(Cause::Io, error)
     }

@@ -324,7 +324,15 @@ fn files_are_created_private_whatever_the_umask_and_symlinks_are_not_followed() 
     assert_eq!(mode(&state.join("work")), 0o700);
     assert_eq!(mode(&spool.join("done/mode/log.ndjson")), 0o640);
     assert_eq!(mode(&spool.join("done/mode/result.json")), 0o640);
-    assert_eq!(mode(&spool.join("failed/bad.json.error")), 0o640);
+    // The planted name is left alone; the note goes under a name of its own.
+    let notes: Vec<_> = fs::read_dir(spool.join("failed"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".error") && !p.is_symlink())
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(mode(&notes[0]), 0o640);
     let log = fs::read(spool.join("done/mode/log.ndjson")).unwrap();
     assert_eq!(output_text(&events(&log), "stdout"), "700\n");
 }
@@ -438,6 +446,135 @@ fn ambiguous_specs_are_refused_and_hostile_text_is_escaped() {
     assert_eq!(summary["data"]["small"], "ok");
     assert!(summary["data"].get("big").is_none(), "{summary}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("was refused"));
+}
+
+/// #10.1: a hostile option value runs nothing, whatever the job author wrote:
+/// nested shells, wrappers before a shell, bash arithmetic, code for other
+/// interpreters, remote commands. Each step either runs with the value inert or
+/// is refused before it starts.
+#[test]
+fn hostile_values_run_nothing_in_nested_shells_arithmetic_or_other_interpreters() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("PWNED");
+    let value = format!("a[$(touch {0})]`touch {0}`$(touch {0})", marker.display());
+    let steps = json!([
+        { "exec": ["sh", "-o", "errexit", "-c", "echo ${option.v}"] },
+        { "exec": ["env", "A=1", "sh", "-c", "echo ${option.v}"] },
+        { "exec": ["bash", "-c", "--", "echo ${option.v}"] },
+        { "exec": ["bash", "-c", "for((i=0;i<${option.v};i++)); do :; done"] },
+        { "exec": ["python3", "-c", "print('${option.v}')"] },
+        { "exec": ["ssh", "host", "echo ${option.v}"] },
+        { "shell": "sh -c 'echo ${option.v}'" },
+        { "shell": "sh -c \"echo ${option.v}\"" },
+        { "shell": "eval \"echo ${option.v}\"" },
+        { "shell": "trap 'echo ${option.v}' EXIT" },
+        { "shell": "a=(1 2); echo ${a[${option.v}]}" },
+        { "shell": "if((1<<2)); then :; fi\necho $(( ${option.v} ))" },
+        { "shell": "cat <<$'EOF'\nx ${option.v}\nEOF\necho $(( ${option.v} ))" },
+        { "shell": "find . -maxdepth 0 -exec bash -c \"echo ${option.v}\" \\;" },
+        { "shell": "echo $(echo)#x ${option.v}" }
+    ]);
+    let file = dir.path().join("spec.json");
+    fs::write(
+        &file,
+        json!({ "id": "inert", "keepgoing": true, "options": { "v": value }, "steps": steps })
+            .to_string(),
+    )
+    .unwrap();
+    let out = sortie()
+        .args(["--log-format", "json", "exec"])
+        .arg(&file)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!marker.exists(), "a value ran as code: {}", stdout(&out));
+    let events = events(&out.stdout);
+    let ends = events.iter().filter(|e| e["kind"] == "step_end").count();
+    assert_eq!(
+        ends,
+        steps.as_array().unwrap().len(),
+        "every step was tried"
+    );
+}
+
+/// Jobs a killed shot had claimed but not reached go back to `pending/`; an
+/// entry that cannot be claimed does not hold up the others; a spool I/O
+/// problem is not "control plane unreachable".
+#[test]
+fn a_spool_loses_no_claimed_job_and_one_bad_entry_holds_up_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    run(sortie().args(["spool", "init"]).arg(&spool), code::OK);
+    let put = |id: &str, shell: &str| {
+        fs::write(
+            spool.join("pending").join(format!("{id}.json")),
+            json!({ "id": id, "steps": [{ "shell": shell }] }).to_string(),
+        )
+        .unwrap()
+    };
+    put("a1", "echo started; sleep 30");
+    put("a2", "echo second");
+    let states = tempfile::tempdir().unwrap();
+    let state = states.path().join("state");
+    let mut first = spool_poll(&spool, &state)
+        .args(["--max-jobs", "2"])
+        .spawn()
+        .unwrap();
+    wait_for("the first job to start", Duration::from_secs(20), || {
+        fs::read_to_string(spool.join("done/a1/log.ndjson")).is_ok_and(|l| l.contains("started"))
+    });
+    // SAFETY: killing a child process this test started.
+    unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
+    let _ = first.wait();
+    run(
+        spool_poll(&spool, &state).args(["--max-jobs", "2"]),
+        code::OK,
+    );
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(
+            &fs::read(spool.join("done/a1/result.json")).unwrap()
+        )
+        .unwrap()["status"],
+        "lost"
+    );
+    assert!(
+        spool.join("done/a2/result.json").exists(),
+        "a2 was given back and run"
+    );
+    assert!(fs::read_dir(spool.join("claimed"))
+        .unwrap()
+        .next()
+        .is_none());
+    // A directory where a claim would land: that entry is skipped, the rest runs.
+    put("b1", "echo one");
+    put("b2", "echo two");
+    fs::create_dir_all(spool.join("claimed/b1.json/x")).unwrap();
+    let out = run(
+        spool_poll(&spool, &state).args(["--max-jobs", "5"]),
+        code::OK,
+    );
+    assert!(
+        spool.join("done/b2/result.json").exists(),
+        "{}",
+        stderr(&out)
+    );
+    assert!(spool.join("pending/b1.json").exists());
+}
+
+/// An answer larger than any answer may be is outside the protocol: exit 76 at
+/// once, not 60 seconds of retries and "unreachable".
+#[test]
+fn an_oversized_answer_is_refused_at_once() {
+    let cp = Canned::start(|_, _| (200, "application/json", "x".repeat(17 * 1024 * 1024)));
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = run(&mut cp.poll(dir.path()), 76);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(cp.requests().len(), 1, "not retried");
 }
 
 /// #10.9: the last request is clipped to the deadline: a control plane that

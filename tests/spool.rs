@@ -49,8 +49,10 @@ fn one_shot_drains_up_to_max_jobs_and_the_next_takes_the_rest() {
 fn concurrent_shots_never_run_the_same_job() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
-    let ledger = dir.path().join("ledger");
-    // The state dirs apart from the ledger the steps write (sortie(1), SANDBOX).
+    // The ledger the steps write, apart from the state dirs and the spool, which
+    // steps may not touch (sortie(1), SANDBOX).
+    let outside = tempfile::tempdir().unwrap();
+    let ledger = outside.path().join("ledger");
     let states = tempfile::tempdir().unwrap();
     let jobs = 24;
     for i in 0..jobs {

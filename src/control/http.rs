@@ -136,6 +136,12 @@ impl HttpControl {
                         })
                     }
                 },
+                Err(net::Failed::TooLarge) => {
+                    return Err(ControlError::Refused(format!(
+                        "{method} {url}: {}",
+                        net::Failed::TooLarge
+                    )))
+                }
                 Err(net::Failed::Transport(e)) => {
                     if let Some(fatal) = tls_failure(&e, &url) {
                         return Err(fatal);

@@ -28,6 +28,8 @@ pub struct State {
     pub log_error: Option<ControlError>,
     /// Take nothing, ever: every upload is answered with 416 at offset 0.
     pub stuck: bool,
+    /// Jobs given back.
+    pub released: usize,
 }
 
 /// The job the tests deliver.
@@ -111,6 +113,11 @@ impl ControlPlane for Memory {
             return Err(ControlError::Resend(s.log.len() as u64));
         }
         s.completion = Some(completion.clone());
+        Ok(())
+    }
+
+    fn release(&self, _: &JobRef) -> Result<()> {
+        self.state().released += 1;
         Ok(())
     }
 

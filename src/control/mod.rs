@@ -104,6 +104,8 @@ pub enum ControlError {
     Refused(String),
     /// The client cannot be built from its settings (a bad certificate or key).
     Config(anyhow::Error),
+    /// The spool's files could not be read or written.
+    Io(anyhow::Error),
 }
 
 impl ControlError {
@@ -113,6 +115,7 @@ impl ControlError {
             ControlError::Unreachable(_) => Cause::Unreachable,
             ControlError::Rejected(_) => Cause::Rejected,
             ControlError::Tls(_) | ControlError::Config(_) => Cause::Config,
+            ControlError::Io(_) => Cause::Io,
             ControlError::Fenced(_) | ControlError::Resend(_) | ControlError::Refused(_) => {
                 Cause::Protocol
             }
@@ -130,6 +133,7 @@ impl std::fmt::Display for ControlError {
             ControlError::Resend(k) => write!(f, "the control plane holds {k} log bytes"),
             ControlError::Refused(why) => write!(f, "refused: {why}"),
             ControlError::Config(e) => write!(f, "{e:#}"),
+            ControlError::Io(e) => write!(f, "spool: {e:#}"),
         }
     }
 }

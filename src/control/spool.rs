@@ -39,7 +39,7 @@ pub struct SpoolControl {
 }
 
 fn io_error(what: String, e: io::Error) -> ControlError {
-    ControlError::Unreachable(anyhow::anyhow!("{what}: {e}"))
+    ControlError::Io(anyhow::anyhow!("{what}: {e}"))
 }
 
 fn lease() -> Lease {
@@ -108,16 +108,23 @@ impl SpoolControl {
         self.root.join("done").join(id)
     }
 
-    /// Move a claimed file to `failed/` with a `.error` file beside it.
+    /// Move a claimed file to `failed/` with a `.error` file beside it (under a
+    /// new name when something already stands at its own).
     fn reject(&self, claimed: &Path, name: &str, reason: &str) -> Result<()> {
-        let failed = self.root.join("failed").join(name);
-        let note = self.root.join("failed").join(format!("{name}.error"));
+        let failed_dir = self.root.join("failed");
+        let taken = |n: &str| fs::symlink_metadata(failed_dir.join(n)).is_ok();
+        let target = if taken(name) || taken(&format!("{name}.error")) {
+            format!("{name}.{}", crate::ids::short())
+        } else {
+            name.to_string()
+        };
+        let note = failed_dir.join(format!("{target}.error"));
         files::replace(&note, SPOOL_FILE)
             .and_then(|mut f| io::Write::write_all(&mut f, format!("{reason}\n").as_bytes()))
             .map_err(|e| io_error(format!("writing {}", note.display()), e))?;
-        fs::rename(claimed, &failed)
+        fs::rename(claimed, failed_dir.join(&target))
             .map_err(|e| io_error(format!("moving {} to failed/", claimed.display()), e))?;
-        tracing::warn!(file = %name, "moved to failed/: {reason}");
+        tracing::warn!(file = %target.escape_debug(), "moved to failed/: {}", reason.escape_debug());
         Ok(())
     }
 
@@ -190,8 +197,11 @@ impl ControlPlane for SpoolControl {
             if jobs.len() >= request.max_jobs as usize {
                 break;
             }
-            if let Some(job) = self.take(&name)? {
-                jobs.push(job);
+            // One entry that cannot be taken does not hold up the others.
+            match self.take(&name) {
+                Ok(Some(job)) => jobs.push(job),
+                Ok(None) => {}
+                Err(e) => tracing::error!(file = %name.escape_debug(), "skipped: {e}"),
             }
         }
         Ok(jobs)

@@ -45,6 +45,9 @@ pub struct Policy {
     pub mode: Mode,
     /// The runner's own files: state dir, token, client key, secrets directories.
     pub protected: Vec<PathBuf>,
+    /// What steps may read and run but not change: the sortie binary, the CA
+    /// bundle and client certificate, the secrets command.
+    pub read_only: Vec<PathBuf>,
     pub user: Option<Arc<User>>,
 }
 
@@ -54,15 +57,17 @@ impl Policy {
     pub fn confinement(&self, allowed: &[PathBuf]) -> io::Result<Confinement> {
         let sandbox = match self.mode {
             Mode::Off => None,
-            Mode::Auto | Mode::Required => match Sandbox::build(&self.protected, allowed)? {
-                Some(sandbox) => Some(Arc::new(sandbox)),
-                None if self.mode == Mode::Required => {
-                    return Err(io::Error::other(
-                        "the kernel has no Landlock and --sandbox required was given",
-                    ))
+            Mode::Auto | Mode::Required => {
+                match Sandbox::build(&self.protected, &self.read_only, allowed)? {
+                    Some(sandbox) => Some(Arc::new(sandbox)),
+                    None if self.mode == Mode::Required => {
+                        return Err(io::Error::other(
+                            "the kernel has no Landlock and --sandbox required was given",
+                        ))
+                    }
+                    None => None,
                 }
-                None => None,
-            },
+            }
         };
         Ok(Confinement {
             sandbox,
@@ -83,9 +88,13 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// The domain that denies `protected` (and everything beneath) but `allowed`.
-    /// `None` when the kernel has no Landlock.
-    pub fn build(protected: &[PathBuf], allowed: &[PathBuf]) -> io::Result<Option<Sandbox>> {
+    /// The domain that denies `protected` (and everything beneath) but `allowed`,
+    /// and lets `read_only` be read and run only. `None` when the kernel has no Landlock.
+    pub fn build(
+        protected: &[PathBuf],
+        read_only: &[PathBuf],
+        allowed: &[PathBuf],
+    ) -> io::Result<Option<Sandbox>> {
         let abi = landlock::abi();
         if abi == 0 {
             return Ok(None);
@@ -99,16 +108,19 @@ impl Sandbox {
         }
         let mut plan = Plan {
             protected,
+            read_only: canonical(read_only),
             allowed: canonical(allowed),
             rules: Vec::new(),
         };
         plan.walk(Path::new("/"));
         let mut rules = 0;
         for (path, is_dir, rights) in &plan.rules {
+            // No step needs to make device nodes (a root step could reach the disk).
+            let rights = rights & handled & !(access::MAKE_CHAR | access::MAKE_BLOCK);
             let rights = if *is_dir {
-                rights & handled
+                rights
             } else {
-                rights & handled & access::FILE
+                rights & access::FILE
             };
             let Ok(fd) = open_path(path) else { continue };
             landlock::add_rule(&ruleset, &fd, rights)?;
@@ -146,6 +158,7 @@ fn open_path(path: &Path) -> io::Result<OwnedFd> {
 /// The rules of the complement, before they are opened and added.
 struct Plan {
     protected: Vec<PathBuf>,
+    read_only: Vec<PathBuf>,
     allowed: Vec<PathBuf>,
     /// (path, is a directory, rights)
     rules: Vec<(PathBuf, bool, u64)>,
@@ -170,7 +183,10 @@ impl Plan {
                 // Reached through its target's own rules, never through the link.
                 continue;
             }
-            if self.protected.contains(&path) {
+            if self.read_only.contains(&path) && !self.protected.contains(&path) {
+                let rights = access::READ_FILE | access::EXECUTE | access::READ_DIR;
+                self.rules.push((path, kind.is_dir(), rights));
+            } else if self.protected.contains(&path) {
                 let inside: Vec<PathBuf> = self
                     .allowed
                     .iter()
@@ -181,7 +197,12 @@ impl Plan {
                     let is_dir = allowed.is_dir();
                     self.rules.push((allowed, is_dir, u64::MAX));
                 }
-            } else if self.protected.iter().any(|p| p.starts_with(&path)) {
+            } else if self
+                .protected
+                .iter()
+                .chain(&self.read_only)
+                .any(|p| p.starts_with(&path))
+            {
                 self.walk(&path);
             } else {
                 self.rules.push((path, kind.is_dir(), u64::MAX));
@@ -205,6 +226,7 @@ mod tests {
         std::fs::write(r.join("notes"), "n").unwrap();
         let mut plan = Plan {
             protected: vec![r.join("state"), r.join("token"), r.join("secrets")],
+            read_only: vec![r.join("notes")],
             allowed: vec![r.join("state/work/job-1")],
             rules: Vec::new(),
         };
@@ -217,7 +239,10 @@ mod tests {
         };
         assert_eq!(rule(""), Some(access::READ_DIR));
         assert_eq!(rule("other"), Some(u64::MAX));
-        assert_eq!(rule("notes"), Some(u64::MAX));
+        assert_eq!(
+            rule("notes"),
+            Some(access::READ_FILE | access::EXECUTE | access::READ_DIR)
+        );
         assert_eq!(rule("state/work/job-1"), Some(u64::MAX));
         for denied in ["state", "token", "secrets", "state/jobs", "state/work"] {
             assert_eq!(rule(denied), None, "{denied} must get no rule");

@@ -50,9 +50,24 @@ pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
         args.connect.allow_insecure_http,
         args.connect.request_timeout,
     )?;
+    // What a step must not touch: the runner's credentials and state, and the
+    // spool it serves; what it may only read: what decides whom the runner
+    // trusts (its CA bundles, its client certificate).
     let mut own = own_files(&args.connect);
     own.push(connect.state_dir.clone());
-    let policy = policy(&args.run, &providers, &own)?;
+    if let Target::Spool { root } = &connect.endpoint.target {
+        own.push(root.clone());
+    }
+    let read_only: Vec<PathBuf> = [
+        &args.connect.ca_file,
+        &args.connect.client_cert,
+        &args.secrets.bao_ca_file,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    let policy = policy(&args.run, &providers, &own, read_only)?;
     Ok(shot::Settings {
         endpoint: connect.endpoint,
         runner_id: connect.runner_id,
@@ -76,9 +91,19 @@ pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
 /// How steps are confined: the runner's own files are `protected` (the state
 /// dir, the token and client key, the secrets directories, the providers'
 /// credential files, and `--protect`), `--run-as` resolved.
-pub fn policy(run: &RunArgs, secrets: &Providers, own: &[PathBuf]) -> Result<Policy> {
+pub fn policy(
+    run: &RunArgs,
+    secrets: &Providers,
+    own: &[PathBuf],
+    mut read_only: Vec<PathBuf>,
+) -> Result<Policy> {
     let mut protected: Vec<PathBuf> = own.to_vec();
     protected.extend(secrets.dir.iter().cloned());
+    // The devices a root step could read the disk or memory through.
+    protected.extend(raw_devices());
+    // sortie itself and its secrets command: steps may run them, not change them.
+    read_only.extend(secrets.command.iter().cloned());
+    read_only.extend(std::env::current_exe().ok());
     let bao = &secrets.bao;
     protected.extend(
         [&bao.token_file, &bao.role_id_file, &bao.secret_id_file]
@@ -116,8 +141,27 @@ pub fn policy(run: &RunArgs, secrets: &Providers, own: &[PathBuf]) -> Result<Pol
     Ok(Policy {
         mode,
         protected,
+        read_only,
         user,
     })
+}
+
+/// Block devices, and the character devices of raw memory and ports: a step
+/// running as root could read the runner's files through them.
+fn raw_devices() -> Vec<PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out: Vec<PathBuf> = ["/dev/mem", "/dev/kmem", "/dev/port"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    for dir in ["/dev", "/dev/mapper"] {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_block_device()) {
+                out.push(entry.path());
+            }
+        }
+    }
+    out
 }
 
 /// The secret providers configured on this runner. The OpenBao CA defaults to

@@ -30,8 +30,16 @@ fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
             .read_to_end(&mut text)
             .context("reading standard input")?;
     } else {
-        std::fs::File::open(&args.file)
-            .and_then(|f| f.take(limit).read_to_end(&mut text))
+        // A FIFO with no writer must not hang the open: O_NONBLOCK, then blocking reads.
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&args.file)
+            .and_then(|f| {
+                crate::os::set_blocking(&f)?;
+                f.take(limit).read_to_end(&mut text)
+            })
             .with_context(|| format!("cannot read {name}"))?;
     }
     if text.len() as u64 > MAX_SPEC {
@@ -42,7 +50,13 @@ fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
     for option in &args.options {
         let (k, v) = option
             .split_once('=')
-            .ok_or_else(|| anyhow!("--option {option:?} is not NAME=VALUE"))?;
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| {
+                Failure::new(
+                    Cause::Usage,
+                    anyhow!("--option {option:?} is not NAME=VALUE"),
+                )
+            })?;
         let options = spec
             .as_object_mut()
             .ok_or_else(|| anyhow!("{name}: a job spec is a JSON object"))?
@@ -57,7 +71,7 @@ fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
 }
 
 pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
-    let value = read_spec(args).map_err(Failure::config)?;
+    let value = read_spec(args).map_err(Failure::or_config)?;
     let spec = jobspec::parse(&value)
         .with_context(|| format!("{}: invalid job spec", args.file.display()))
         .map_err(Failure::config)?;
@@ -69,7 +83,8 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         Duration::from_secs(30),
     )
     .map_err(Failure::config)?;
-    let policy = config::policy(&args.run, &providers, &[]).map_err(Failure::config)?;
+    let read_only: Vec<_> = args.secrets.bao_ca_file.iter().cloned().collect();
+    let policy = config::policy(&args.run, &providers, &[], read_only).map_err(Failure::config)?;
     let workspace =
         Workspace::create(None, &spec.id, args.run.keep_workspace).map_err(Failure::config)?;
     let stop = || crate::signals::interrupted().then_some(StopReason::Interrupted);

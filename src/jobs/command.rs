@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::exec;
 use crate::jobs::expand::{self, env_name, Context, Mode, NAMESPACES};
+use crate::jobs::shell::SHELLS;
 use crate::jobs::spec::{JobSpec, Step, StepKind};
 use crate::secret::Secret;
 use crate::state::files;
@@ -34,10 +35,6 @@ const INHERITED: &[&str] = &[
     "SHELL",
     "TMPDIR",
 ];
-
-/// Shells whose `-c` argument is a script: references in it are expanded as in
-/// a `shell` step.
-const SHELLS: &[&str] = &["sh", "bash", "dash", "ksh", "mksh", "zsh", "ash", "busybox"];
 
 /// The variables of the runner's environment that steps inherit.
 fn inherited_env() -> Vec<(String, String)> {
@@ -101,17 +98,20 @@ impl Builder<'_> {
         };
         let (program, args): (OsString, Vec<OsString>) = match &step.kind {
             StepKind::Exec(argv) => {
-                let script_at = shell_script_arg(argv);
+                let roles = elements(argv);
                 let argv = argv
                     .iter()
-                    .enumerate()
-                    .map(|(i, a)| {
-                        let mode = if Some(i) == script_at {
-                            Mode::Shell
-                        } else {
-                            Mode::Raw
-                        };
-                        expand(a, mode).map(OsString::from)
+                    .zip(roles)
+                    .map(|(a, role)| match role {
+                        Element::Value => expand(a, Mode::Raw).map(OsString::from),
+                        Element::Script => expand(a, Mode::Shell).map(OsString::from),
+                        Element::Code if expand::has_reference(a) => Err(format!(
+                            "{a:?} is code for {} and holds a reference: a value there would be \
+                             code; pass it as an argument or read it from the environment \
+                             (SORTIE_OPTION_*)",
+                            argv[0]
+                        )),
+                        Element::Code => Ok(OsString::from(a)),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 (argv[0].clone(), argv[1..].to_vec())
@@ -207,23 +207,135 @@ impl Builder<'_> {
     }
 }
 
-/// The index of the argument that is a shell script: `sh -c SCRIPT`, `bash -ec SCRIPT`.
-fn shell_script_arg(argv: &[String]) -> Option<usize> {
-    let program = Path::new(argv.first()?).file_name()?.to_str()?;
-    if !SHELLS.contains(&program) {
-        return None;
-    }
-    let mut i = 1;
-    while let Some(arg) = argv.get(i) {
-        if arg == "--" || !arg.starts_with('-') {
-            return None;
+/// How each element of an `exec` argv takes references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Element {
+    /// A value: one argument, whatever it holds.
+    Value,
+    /// The script of a shell's `-c`: references become variable references.
+    Script,
+    /// Code for another interpreter (`python3 -c`, `perl -e`) or a remote command
+    /// (`ssh HOST …`): a value there would be code, so a reference is refused.
+    Code,
+}
+
+/// Interpreters whose `-c`/`-e`/`--eval` argument is code.
+const INTERPRETERS: &[&str] = &[
+    "python",
+    "python2",
+    "python3",
+    "perl",
+    "ruby",
+    "node",
+    "nodejs",
+    "php",
+    "lua",
+    "tclsh",
+    "Rscript",
+    "pwsh",
+    "powershell",
+    "osascript",
+    "awk",
+    "gawk",
+    "mawk",
+];
+
+/// The role of each element of `argv`. A shell may come after wrappers (`sudo`,
+/// `env`, `timeout 10`, `busybox`), and its options before `-c` may take
+/// arguments (`-o errexit`, `+O extglob`, `--rcfile FILE`).
+fn elements(argv: &[String]) -> Vec<Element> {
+    let mut roles = vec![Element::Value; argv.len()];
+    let name = |w: &str| {
+        Path::new(w)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    for (i, word) in argv.iter().enumerate() {
+        let program = name(word);
+        let program = program.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+        if SHELLS.contains(&program) {
+            let mut j = i + 1;
+            while let Some(arg) = argv.get(j) {
+                match arg.as_str() {
+                    "-o" | "+o" | "-O" | "+O" | "--rcfile" | "--init-file" => j += 2,
+                    a if a.starts_with("--") || a.starts_with('+') => j += 1,
+                    a if a.starts_with('-') && a.len() > 1 => {
+                        if a.contains('c') {
+                            let script = if argv.get(j + 1).is_some_and(|n| n == "--") {
+                                j + 2
+                            } else {
+                                j + 1
+                            };
+                            if script < argv.len() {
+                                roles[script] = Element::Script;
+                            }
+                            return roles;
+                        }
+                        j += 1;
+                    }
+                    // su and runuser take the user name before their options.
+                    _ if matches!(program, "su" | "runuser") => j += 1,
+                    _ => break,
+                }
+            }
+        } else if INTERPRETERS.contains(&program) || INTERPRETERS.contains(&name(word).as_str()) {
+            for j in i + 1..argv.len() {
+                if matches!(
+                    argv[j - 1].as_str(),
+                    "-c" | "-e" | "-E" | "--eval" | "-Command" | "--command"
+                ) {
+                    roles[j] = Element::Code;
+                }
+            }
+            // awk's program is its first argument that is not an option.
+            if program.ends_with("awk") {
+                let program_at = (i + 1..argv.len()).find(|k| {
+                    !argv[*k].starts_with('-')
+                        && !matches!(argv[*k - 1].as_str(), "-F" | "-v" | "-f")
+                });
+                if let Some(k) = program_at {
+                    roles[k] = Element::Code;
+                }
+            }
+            return roles;
+        } else if program == "ssh" {
+            let host = (i + 1..argv.len()).find(|k| {
+                !argv[*k].starts_with('-')
+                    && !matches!(
+                        argv[*k - 1].as_str(),
+                        "-p" | "-i"
+                            | "-l"
+                            | "-o"
+                            | "-J"
+                            | "-F"
+                            | "-L"
+                            | "-R"
+                            | "-D"
+                            | "-W"
+                            | "-b"
+                            | "-c"
+                            | "-e"
+                            | "-m"
+                            | "-O"
+                            | "-Q"
+                            | "-S"
+                            | "-w"
+                            | "-E"
+                            | "-B"
+                            | "-I"
+                    )
+            });
+            if let Some(host) = host {
+                for role in &mut roles[host + 1..] {
+                    *role = Element::Code;
+                }
+            }
+            return roles;
         }
-        if arg.len() > 1 && !arg.starts_with("--") && arg.contains('c') {
-            return (i + 1 < argv.len()).then_some(i + 1);
-        }
-        i += 1;
     }
-    None
+    roles
 }
 
 /// The program and arguments that run a script file.
@@ -285,20 +397,53 @@ mod tests {
         words.iter().map(|w| w.to_string()).collect()
     }
 
+    /// The index of the shell script, and of each element that is code.
+    fn roles(words: &[&str]) -> (Option<usize>, Vec<usize>) {
+        let roles = elements(&argv(words));
+        let at = |r: Element| {
+            roles
+                .iter()
+                .enumerate()
+                .filter(move |(_, e)| **e == r)
+                .map(|(i, _)| i)
+        };
+        (at(Element::Script).next(), at(Element::Code).collect())
+    }
+
     #[test]
-    fn the_script_of_a_shell_s_dash_c_is_found() {
-        assert_eq!(shell_script_arg(&argv(&["sh", "-c", "x"])), Some(2));
+    fn the_script_of_a_shell_s_dash_c_is_found_behind_wrappers_and_options() {
+        let script = |words: &[&str]| roles(words).0;
+        assert_eq!(script(&["sh", "-c", "x"]), Some(2));
+        assert_eq!(script(&["/bin/bash", "-ec", "x", "a"]), Some(2));
+        assert_eq!(script(&["bash", "-e", "-c", "x"]), Some(3));
+        assert_eq!(script(&["bash", "--norc", "-c", "x"]), Some(3));
+        assert_eq!(script(&["sh", "-o", "errexit", "-c", "x"]), Some(4));
+        assert_eq!(script(&["bash", "+O", "extglob", "-c", "x"]), Some(4));
         assert_eq!(
-            shell_script_arg(&argv(&["/bin/bash", "-ec", "x", "a"])),
-            Some(2)
+            script(&["bash", "--rcfile", "/dev/null", "-c", "x"]),
+            Some(4)
         );
-        assert_eq!(shell_script_arg(&argv(&["bash", "-e", "-c", "x"])), Some(3));
-        assert_eq!(shell_script_arg(&argv(&["sh", "script.sh", "-c"])), None);
-        assert_eq!(shell_script_arg(&argv(&["echo", "-c", "x"])), None);
-        assert_eq!(shell_script_arg(&argv(&["sh", "-c"])), None);
+        assert_eq!(script(&["sh", "+e", "-c", "x"]), Some(3));
+        assert_eq!(script(&["bash", "-c", "--", "x"]), Some(3));
+        assert_eq!(script(&["env", "A=1", "sh", "-c", "x"]), Some(4));
+        assert_eq!(script(&["timeout", "10", "bash", "-c", "x"]), Some(4));
+        assert_eq!(script(&["nice", "busybox", "sh", "-c", "x"]), Some(4));
+        assert_eq!(script(&["su", "root", "-c", "x"]), Some(3));
+        assert_eq!(script(&["sh", "script.sh", "-c"]), None);
+        assert_eq!(script(&["echo", "-c", "x"]), None);
+        assert_eq!(script(&["sh", "-c"]), None);
+    }
+
+    #[test]
+    fn code_for_other_interpreters_and_remote_commands_is_found() {
+        let code = |words: &[&str]| roles(words).1;
+        assert_eq!(code(&["python3", "-c", "print(1)"]), vec![2]);
+        assert_eq!(code(&["perl", "-e", "x", "arg"]), vec![2]);
+        assert_eq!(code(&["awk", "-F", ":", "{print}", "f"]), vec![3]);
         assert_eq!(
-            shell_script_arg(&argv(&["bash", "--norc", "-c", "x"])),
-            Some(3)
+            code(&["ssh", "-p", "22", "host", "uptime", "-a"]),
+            vec![4, 5]
         );
+        assert_eq!(code(&["grep", "-e", "x"]), Vec::<usize>::new());
     }
 }

@@ -110,6 +110,12 @@ fn reference_at(rest: &str) -> Option<usize> {
     (is_word(ns) && !key.is_empty() && !key.contains(char::is_whitespace)).then_some(end + 3)
 }
 
+/// Whether `text` holds a `${ns.key}` reference.
+pub fn has_reference(text: &str) -> bool {
+    text.match_indices("${")
+        .any(|(i, _)| reference_at(&text[i..]).is_some())
+}
+
 /// Expand every `${ns.key}` in `text`.
 pub fn expand(text: &str, ctx: &Context, mode: Mode) -> Result<String> {
     match mode {
@@ -185,13 +191,23 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
         }
         return Ok(Some(value.to_string()));
     }
+    if at == Ctx::Remote {
+        bail!(
+            "${{{ns}.{key}}} is in a command for a remote shell (ssh), which would parse the \
+             value and does not have the variable: pass the value another way"
+        );
+    }
     let var = ctx.variable(ns, key)?;
     Ok(Some(match at {
         Ctx::Unquoted => format!("\"${{{var}}}\""),
-        Ctx::Double | Ctx::Heredoc { .. } => format!("${{{var}}}"),
-        Ctx::Single => format!("'\"${{{var}}}\"'"),
-        Ctx::DollarSingle => format!("'\"${{{var}}}\"$'"),
-        Ctx::Arithmetic | Ctx::Inert => unreachable!("handled above"),
+        // Text that stays as it is: a nested shell (or the here-document's reader)
+        // expands the variable itself.
+        Ctx::Double | Ctx::Heredoc { .. } | Ctx::Single | Ctx::DollarSingle => {
+            format!("${{{var}}}")
+        }
+        // Escaped for this shell, so that the nested one gets `"${V}"` to expand.
+        Ctx::Nested { .. } => format!("\\\"\\${{{var}}}\\\""),
+        Ctx::Arithmetic | Ctx::Inert | Ctx::Remote => unreachable!("handled above"),
     }))
 }
 
@@ -244,8 +260,13 @@ mod tests {
         );
         assert_eq!(
             expand("echo '${data.status}' \\${option.service}", &c, Mode::Shell).unwrap(),
-            "echo ''\"${SORTIE_DATA_STATUS}\"'' \\${option.service}"
+            "echo '${SORTIE_DATA_STATUS}' \\${option.service}"
         );
+        assert_eq!(
+            expand("sh -c \"echo ${data.status}\"", &c, Mode::Shell).unwrap(),
+            "sh -c \"echo \\\"\\${SORTIE_DATA_STATUS}\\\"\""
+        );
+        assert!(expand("ssh host \"echo ${data.status}\"", &c, Mode::Shell).is_err());
     }
 
     #[test]
@@ -330,9 +351,12 @@ mod tests {
         "printf '[%s]' ${option.v}",
         "printf '[%s]' \"${option.v}\"",
         "printf '[%s]' \"${option.v}\"\"\"",
-        "printf '[%s]' '${option.v}'",
-        "printf '[%s]' 'é${option.v}'",
+        "printf '[%s]' \"é${option.v}\"",
         "printf '[%s]' \"$(printf %s ${option.v})\"",
+        "sh -c \"printf '[%s]' ${option.v}\"",
+        "sh -c 'printf \"[%s]\" \"${option.v}\"'",
+        "eval printf \"'[%s]'\" ${option.v}",
+        "trap 'printf \"[%s]\" \"${option.v}\"' EXIT",
         "printf '[%s]' \"$(printf %s \"${option.v}\")\"",
         "printf '[%s]' \"`printf %s ${option.v}`\"",
         "x=${option.v}; printf '[%s]' \"$x\"",
@@ -346,7 +370,7 @@ mod tests {
     const BASH_CONTEXTS: &[&str] = &[
         "[[ ${option.v} == ${option.v} ]] && printf '[%s]' ${option.v}",
         "[[ \"${option.v}\" = \"${option.v}\" ]] && printf '[%s]' \"${option.v}\"",
-        "printf '[%s]' $'${option.v}'",
+        "bash -c $'printf \"[%s]\" \"${option.v}\"'",
     ];
 
     /// Run `script` (expanded) with `shell`, the option's variable in the environment.
@@ -379,7 +403,7 @@ mod tests {
                 for script in contexts {
                     let (out, pwned) = run(shell, script, value);
                     assert!(!pwned, "{shell}: {script:?} with {value:?} ran code");
-                    let expected = if script.contains("'é") {
+                    let expected = if script.contains("é$") {
                         format!("[é{value}]")
                     } else {
                         format!("[{value}]")
@@ -391,6 +415,20 @@ mod tests {
     }
 
     #[test]
+    fn inside_single_quotes_the_reference_stays_text_for_a_nested_program() {
+        let (out, pwned) = run("/bin/sh", "printf '[%s]' '${option.v}'", "$(touch PWNED)");
+        assert!(!pwned);
+        assert_eq!(out, "[${SORTIE_OPTION_V}]");
+        let (out, pwned) = run(
+            "/bin/sh",
+            "awk 'BEGIN { print \"${option.v}\" }'",
+            "\"; system(\"touch PWNED\"); \"",
+        );
+        assert!(!pwned, "awk did not get the value as code");
+        assert_eq!(out.trim(), "${SORTIE_OPTION_V}");
+    }
+
+    #[test]
     fn hostile_values_cannot_reach_arithmetic() {
         for value in HOSTILE {
             let mut c = Context::default();
@@ -398,10 +436,19 @@ mod tests {
             for script in [
                 "echo $((${option.v}))",
                 "(( x = ${option.v} ))",
+                "for((i=0;i<${option.v};i++)); do :; done",
                 "let x=${option.v}",
                 "[[ ${option.v} -eq 1 ]]",
                 "[[ \"${option.v}\" -lt 1 ]]",
+                "[[ 1 -eq 0+${option.v} ]]",
                 "echo $[${option.v}]",
+                "a=(1 2); echo ${a[${option.v}]}",
+                "a[${option.v}]=1",
+                "s=abc; echo ${s:${option.v}}",
+                "declare -i x=${option.v}",
+                "bash -c \"echo \\$((${option.v}))\"",
+                "bash -c 'echo $((${option.v}))'",
+                "if((1<<2)); then :; fi\necho $(( ${option.v} ))",
             ] {
                 assert!(
                     expand(script, &c, Mode::Shell).is_err(),

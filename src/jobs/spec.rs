@@ -122,6 +122,14 @@ struct RawStep {
     keepgoing_on_success: bool,
 }
 
+/// An option's name: what Rundeck allows, `[A-Za-z0-9_.-]{1,128}`.
+fn valid_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
 /// Most steps in one job.
 pub const MAX_STEPS: usize = 10_000;
 
@@ -145,6 +153,9 @@ pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
     let id = header.id;
     let mut options = BTreeMap::new();
     for (k, v) in raw.options {
+        if !valid_name(&k) {
+            bail!("options: {k:?} is not an option name ([A-Za-z0-9_.-], 1 to 128)");
+        }
         match v {
             serde_json::Value::String(s) => {
                 options.insert(k, s);

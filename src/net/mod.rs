@@ -115,8 +115,10 @@ pub struct Answer {
 pub enum Failed {
     /// Connecting, TLS, sending or receiving the head failed.
     Transport(ureq::Error),
-    /// The head arrived but the body could not be read (or was too large).
+    /// The head arrived but the body could not be read.
     Body(anyhow::Error),
+    /// The body is larger than any answer may be (a peer outside its protocol).
+    TooLarge,
 }
 
 impl std::fmt::Display for Failed {
@@ -124,6 +126,7 @@ impl std::fmt::Display for Failed {
         match self {
             Failed::Transport(e) => write!(f, "{e}"),
             Failed::Body(e) => write!(f, "reading the answer: {e:#}"),
+            Failed::TooLarge => write!(f, "the answer is larger than {MAX_BODY} bytes"),
         }
     }
 }
@@ -163,7 +166,10 @@ pub fn exchange(
         .with_config()
         .limit(MAX_BODY)
         .read_to_vec()
-        .map_err(|e| Failed::Body(e.into()))?;
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => Failed::TooLarge,
+            e => Failed::Body(e.into()),
+        })?;
     Ok(Answer {
         status,
         retry_after,

@@ -15,6 +15,8 @@ pub mod access {
     pub const WRITE_FILE: u64 = 1 << 1;
     pub const READ_FILE: u64 = 1 << 2;
     pub const READ_DIR: u64 = 1 << 3;
+    pub const MAKE_CHAR: u64 = 1 << 6;
+    pub const MAKE_BLOCK: u64 = 1 << 11;
     /// ABI 1: every right up to MAKE_SYM.
     pub const ABI1: u64 = (1 << 13) - 1;
     pub const REFER: u64 = 1 << 13;

@@ -147,29 +147,38 @@ pub fn set_not_dumpable() {
     }
 }
 
-/// Overwrite the values of `names` where the kernel shows them
-/// (/proc/PID/environ reads the process's first environment block), then
-/// remove the variables. Call before any thread starts.
+/// Close the environment sortie started with to other eyes: the variables
+/// `names` are removed, every other one is moved to memory of its own, and the
+/// first environment block — what /proc/PID/environ shows, to a root process
+/// too — is overwritten, so that no value (a token, a proxy's password) can be
+/// read there. Call before any thread starts.
 pub fn scrub_env(names: &[String]) {
+    let kept: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os()
+        .filter(|(k, _)| !names.iter().any(|n| k == n.as_str()))
+        .collect();
     // SAFETY: at start-up, before any other thread exists, `environ` is a valid
-    // null-terminated array of valid C strings; each value is overwritten in
-    // place, within its own length, before the variable is removed.
-    unsafe {
+    // null-terminated array of valid C strings.
+    let originals: Vec<(*mut libc::c_char, usize)> = unsafe {
+        let mut out = Vec::new();
         let mut entry = libc_environ();
         while !(*entry).is_null() {
-            let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
-            if let Some(eq) = text.iter().position(|b| *b == b'=') {
-                if names.iter().any(|n| n.as_bytes() == &text[..eq]) {
-                    let value = (*entry).add(eq + 1).cast::<u8>();
-                    std::ptr::write_bytes(value, b'x', text.len() - eq - 1);
-                }
-            }
+            out.push((*entry, std::ffi::CStr::from_ptr(*entry).to_bytes().len()));
             entry = entry.add(1);
         }
-    }
+        out
+    };
     for name in names {
         // SAFETY (edition 2021: safe to call, but not thread-safe): no other thread yet.
         std::env::remove_var(name);
+    }
+    for (k, v) in &kept {
+        // setenv copies the variable into memory of its own.
+        std::env::set_var(k, v);
+    }
+    for (text, len) in originals {
+        // SAFETY: each original string is `len` bytes before its NUL; nothing points
+        // to it any more (setenv replaced every entry), so overwriting it is sound.
+        unsafe { std::ptr::write_bytes(text.cast::<u8>(), 0, len) };
     }
 }
 
@@ -330,6 +339,21 @@ pub fn setup_child(command: &mut std::process::Command, setup: ChildSetup) {
             Ok(())
         });
     }
+}
+
+/// Make reads of `file` block again (it was opened with O_NONBLOCK so that opening
+/// a FIFO with no writer could not hang).
+pub fn set_blocking(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor the file owns, with plain integer flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Give `path` to `uid:gid` (a workspace and its files, for `--run-as`).

@@ -48,14 +48,32 @@ pub fn resume(
     completion: &Completion,
 ) -> Result<JobEnd> {
     let length = completion.log.length;
-    let held = match cp.put_log(job, length, &[]) {
-        Ok(k) | Err(ControlError::Resend(k)) => k,
-        Err(e) => return undelivered(e, "log", job, dir),
+    let sent = match cp.put_log(job, length, &[]) {
+        Ok(k) | Err(ControlError::Resend(k)) => send_log(cp, job, log_path, k, length),
+        Err(e) => Err(e),
     };
-    if let Err(e) = send_log(cp, job, log_path, held, length) {
-        return undelivered(e, "log", job, dir);
+    after_log(cp, job, dir, log_path, completion, sent)
+}
+
+/// Complete once the log is sent, or when the control plane refused the log for
+/// good: the completion still tells it how the job ended (it may answer 412, and
+/// the job is then given up). Any other failure leaves the job for later.
+pub fn after_log(
+    cp: &dyn ControlPlane,
+    job: &JobRef,
+    dir: JobDir,
+    log_path: &Path,
+    completion: &Completion,
+    sent: Result<(), ControlError>,
+) -> Result<JobEnd> {
+    match sent {
+        Ok(()) => complete(cp, job, dir, log_path, completion),
+        Err(ControlError::Refused(why)) => {
+            tracing::warn!(job = %job.id, "the log was refused ({why}); sending the completion anyway");
+            complete(cp, job, dir, log_path, completion)
+        }
+        Err(e) => undelivered(e, "log", job, dir),
     }
-    complete(cp, job, dir, log_path, completion)
 }
 
 /// Send `log[from..length]` (nothing when the control plane has it all).
@@ -186,6 +204,20 @@ mod tests {
         let end = complete(&cp, &job(), dir, &path, &completion).unwrap();
         assert_eq!(end, JobEnd::Reported(JobStatus::Succeeded));
         assert_eq!(cp.state().log, log);
+        assert!(cp.state().completion.is_some());
+    }
+
+    #[test]
+    fn a_log_refused_for_good_still_sends_the_completion() {
+        let (_tmp, state) = state();
+        let log = b"line\n".repeat(10);
+        let (dir, path, completion) = outbox(&state, &log);
+        let cp = Memory::with(|s| {
+            s.log = log.clone();
+            s.log_error = Some(ControlError::Refused("400 from log upload".into()));
+        });
+        let end = resume(&cp, &job(), dir, &path, &completion).unwrap();
+        assert_eq!(end, JobEnd::Reported(JobStatus::Succeeded));
         assert!(cp.state().completion.is_some());
     }
 

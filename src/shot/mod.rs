@@ -132,39 +132,38 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
             clock::rfc3339(SystemTime::now() + w.saturating_duration_since(Instant::now()))
         }),
     };
+    state.check_room()?;
     let claimed = cp.claim(&request).map_err(fail)?;
     let mut trouble = Trouble::default();
-    let jobs = valid_jobs(claimed, &mut trouble);
+    let jobs = record(&cp, &state, &server, valid_jobs(claimed, &mut trouble))?;
     if jobs.is_empty() && !trouble.protocol {
         tracing::debug!("no work");
     }
     let mut failed = false;
-    let mut interrupted = false;
     let mut left = recovered.left > 0;
     let mut summaries = Vec::new();
     let ctx = JobContext {
         settings: cfg,
         cp: &cp,
         state: &state,
-        server: &server,
         work_until,
         hostname: &hostname,
         trouble: RefCell::new(trouble),
     };
     let mut jobs = jobs.into_iter();
-    while let Some(job) = jobs.next() {
+    while let Some((job, dir)) = jobs.next() {
         tracing::info!(job = %job.id, attempt = job.attempt, "claimed");
         let end = if signals::interrupted() {
             tracing::warn!(job = %job.id, "interrupted before the job started; not starting it");
-            cp.release(&JobRef::from(&job)).map_err(fail)?;
+            give_back(&*cp, &job, dir);
             JobEnd::Abandoned
         } else {
-            match run_job(&ctx, &job) {
+            match run_job(&ctx, &job, dir) {
                 Ok(end) => end,
                 Err(e) => {
                     // The shot ends here: what it claimed and did not start goes back.
-                    for rest in jobs {
-                        let _ = cp.release(&JobRef::from(&rest));
+                    for (rest, dir) in jobs {
+                        give_back(&*cp, &rest, dir);
                     }
                     return Err(e);
                 }
@@ -174,7 +173,6 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
             JobEnd::Reported(status) => {
                 tracing::info!(job = %job.id, %status, "reported");
                 failed |= status != JobStatus::Succeeded;
-                interrupted |= status == JobStatus::Interrupted;
                 status.as_str()
             }
             JobEnd::Abandoned => "abandoned",
@@ -194,7 +192,8 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
         });
     }
     let trouble = ctx.trouble.into_inner();
-    let code = if signals::interrupted() || interrupted {
+    // A job stopped by the deadline was reported as designed: only a signal makes 130.
+    let code = if signals::interrupted() {
         Cause::Interrupted.code()
     } else if trouble.io {
         Cause::Io.code()
@@ -246,13 +245,63 @@ fn valid_jobs(claimed: Vec<ClaimedJob>, trouble: &mut Trouble) -> Vec<ClaimedJob
         .collect()
 }
 
+/// Record every claimed job in the journal before any runs, so that a shot
+/// that dies leaves none of them unaccounted for (the next shot gives back those
+/// it never started). A job that cannot be recorded is given back, with the rest.
+fn record(
+    cp: &Arc<dyn ControlPlane>,
+    state: &StateDir,
+    server: &str,
+    jobs: Vec<ClaimedJob>,
+) -> Result<Vec<(ClaimedJob, JobDir)>> {
+    let mut recorded = Vec::new();
+    let mut jobs = jobs.into_iter();
+    while let Some(job) = jobs.next() {
+        let jref = JobRef::from(&job);
+        let entry = state.job_dir(&job.id).and_then(|dir| {
+            let log = cp.log_in_place(&jref).unwrap_or_else(|| dir.log_path());
+            dir.record(&Journal {
+                format: JOURNAL_FORMAT,
+                id: job.id.clone(),
+                attempt: job.attempt,
+                lease_token: job.lease.token.clone(),
+                server: server.to_string(),
+                log,
+                started_at: clock::now_rfc3339(),
+            })?;
+            Ok(dir)
+        });
+        match entry {
+            Ok(dir) => recorded.push((job, dir)),
+            Err(e) => {
+                let _ = cp.release(&jref);
+                for (job, dir) in recorded {
+                    give_back(&**cp, &job, dir);
+                }
+                for job in jobs {
+                    let _ = cp.release(&JobRef::from(&job));
+                }
+                return Err(e.context(format!("job {}: not started", jref.id)));
+            }
+        }
+    }
+    Ok(recorded)
+}
+
+/// A claimed job this shot will not start: back to the queue (the spool's
+/// `pending/`; a control plane's ack window), and out of the journal.
+fn give_back(cp: &dyn ControlPlane, job: &ClaimedJob, dir: JobDir) {
+    if let Err(e) = cp.release(&JobRef::from(job)) {
+        tracing::warn!(job = %job.id, "giving it back: {e}");
+    }
+    dir.clear();
+}
+
 /// What every job of a shot shares.
 struct JobContext<'a> {
     settings: &'a Settings,
     cp: &'a Arc<dyn ControlPlane>,
     state: &'a StateDir,
-    /// The control plane's name, recorded in the journal.
-    server: &'a str,
     /// Jobs are stopped (interrupted) at this instant: the deadline less the reserve.
     work_until: Option<Instant>,
     hostname: &'a str,
@@ -260,16 +309,18 @@ struct JobContext<'a> {
 }
 
 /// Fail a claimed job that cannot start (a malformed spec); a fenced answer is fine.
-fn refuse(cp: &dyn ControlPlane, job: &JobRef, reason: &str) -> Result<JobEnd> {
+fn refuse(cp: &dyn ControlPlane, job: &JobRef, dir: JobDir, reason: &str) -> Result<JobEnd> {
     tracing::warn!(job = %job.id, "{reason}");
-    match cp.fail(job, reason) {
-        Ok(()) => Ok(JobEnd::Reported(JobStatus::Failed)),
-        Err(ControlError::Fenced(_)) => Ok(JobEnd::Abandoned),
-        Err(e) => Err(fail(e)),
-    }
+    let end = match cp.fail(job, reason) {
+        Ok(()) => JobEnd::Reported(JobStatus::Failed),
+        Err(ControlError::Fenced(_)) => JobEnd::Abandoned,
+        Err(e) => return Err(fail(e)),
+    };
+    dir.clear();
+    Ok(end)
 }
 
-fn run_job(ctx: &JobContext<'_>, job: &ClaimedJob) -> Result<JobEnd> {
+fn run_job(ctx: &JobContext<'_>, job: &ClaimedJob, dir: JobDir) -> Result<JobEnd> {
     let (cp, settings) = (ctx.cp, ctx.settings);
     let jref = JobRef::from(job);
     let spec = match jobspec::parse(&job.spec) {
@@ -279,40 +330,20 @@ fn run_job(ctx: &JobContext<'_>, job: &ClaimedJob) -> Result<JobEnd> {
                 "the spec's id {:?} differs from the job's id {:?}",
                 spec.id, job.id
             );
-            return refuse(&**cp, &jref, &reason);
+            return refuse(&**cp, &jref, dir, &reason);
         }
-        Err(e) => return refuse(&**cp, &jref, &format!("malformed job spec: {e:#}")),
+        Err(e) => return refuse(&**cp, &jref, dir, &format!("malformed job spec: {e:#}")),
     };
     if let (Some(timeout), Some(until)) = (spec.timeout, ctx.work_until) {
         if Instant::now() + timeout > until {
             tracing::warn!(job = %job.id, "its timeout does not fit in what is left of --max-runtime; not starting it");
-            cp.release(&jref).map_err(fail)?;
+            give_back(&**cp, job, dir);
             return Ok(JobEnd::Abandoned);
         }
     }
-    // Written durably before the start: a later shot can finish what this one leaves.
-    let recorded = ctx.state.check_room().and_then(|_| {
-        let dir = ctx.state.job_dir(&job.id)?;
-        let log_path = cp.log_in_place(&jref).unwrap_or_else(|| dir.log_path());
-        dir.record(&Journal {
-            format: JOURNAL_FORMAT,
-            id: job.id.clone(),
-            attempt: job.attempt,
-            lease_token: job.lease.token.clone(),
-            server: ctx.server.to_string(),
-            log: log_path.clone(),
-            started_at: clock::now_rfc3339(),
-        })?;
-        Ok((dir, log_path))
-    });
-    let (dir, log_path) = match recorded {
-        Ok(recorded) => recorded,
-        Err(e) => {
-            // Not started: the job goes back to the queue, the shot ends loudly.
-            let _ = cp.release(&jref);
-            return Err(e.context(format!("job {}: not started", job.id)));
-        }
-    };
+    let log_path = cp.log_in_place(&jref).unwrap_or_else(|| dir.log_path());
+    // From here a later shot treats the job as possibly started.
+    dir.mark_starting()?;
     let lease = match cp.start(&jref) {
         Ok(lease) => lease,
         Err(ControlError::Fenced(why)) => {
@@ -433,10 +464,8 @@ fn finish(
         tracing::error!(job = %jref.id, "{e:#}; sending the completion from memory");
         ctx.trouble.borrow_mut().io = true;
     }
-    let end = match upload_failure {
-        None => delivery::complete(&**ctx.cp, jref, dir, log_path, completion),
-        Some(e) => delivery::undelivered(e, "log", jref, dir),
-    };
+    let sent = upload_failure.map_or(Ok(()), Err);
+    let end = delivery::after_log(&**ctx.cp, jref, dir, log_path, completion, sent);
     let end = match end {
         Ok(end) => end,
         Err(e) => {

@@ -74,6 +74,15 @@ pub fn run(cp: &dyn ControlPlane, state: &StateDir, server: &str) -> Result<Outc
         };
         let completion = match dir.completion() {
             Ok(Some(completion)) => completion,
+            Ok(None) if !dir.starting() => {
+                // Claimed with others in a shot that died before reaching it.
+                tracing::info!(job = %job.id, "claimed by a shot that stopped before starting it; giving it back");
+                if let Err(e) = cp.release(&job) {
+                    tracing::warn!(job = %job.id, "giving it back: {e}");
+                }
+                dir.clear();
+                continue;
+            }
             Ok(None) if !dir.started() => {
                 let end = never_started(cp, &job, dir, &journal)?;
                 outcome.count(end);
@@ -247,6 +256,7 @@ mod tests {
         let (_tmp, state) = state();
         let dir = state.job_dir("j").unwrap();
         journal(&dir);
+        dir.mark_starting().unwrap();
         dir.mark_started().unwrap();
         std::fs::write(
             dir.log_path(),
@@ -286,6 +296,7 @@ mod tests {
         let (_tmp, state) = state();
         let dir = state.job_dir("j").unwrap();
         journal(&dir);
+        dir.mark_starting().unwrap();
         dir.record_start_failure("503 from start").unwrap();
         let cp = Memory::default();
         let outcome = run(&cp, &state, SERVER).unwrap();
@@ -304,6 +315,7 @@ mod tests {
         let (_tmp, state) = state();
         let dir = state.job_dir("j").unwrap();
         journal(&dir);
+        dir.mark_starting().unwrap();
         let cp = Memory::with(|s| {
             s.fail_error = Some(crate::control::ControlError::Fenced("409: running".into()))
         });
@@ -315,6 +327,19 @@ mod tests {
             JobStatus::Interrupted
         );
         assert!(String::from_utf8_lossy(&s.log).contains("not run"));
+    }
+
+    #[test]
+    fn a_job_claimed_but_never_reached_is_given_back() {
+        let (_tmp, state) = state();
+        let dir = state.job_dir("j").unwrap();
+        journal(&dir);
+        let cp = Memory::default();
+        let outcome = run(&cp, &state, SERVER).unwrap();
+        assert_eq!((outcome.delivered, outcome.left), (0, 0));
+        assert_eq!(cp.state().released, 1);
+        assert!(cp.state().failed.is_none() && cp.state().completion.is_none());
+        assert!(state.pending_jobs().is_empty());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!
 //! - `journal.json`, written durably before `start` is sent: a later shot can
 //!   finish what this one leaves;
+//! - `starting`, created before `start` is sent: a job without it was claimed
+//!   but never started, and is given back;
 //! - `started`, created once `start` succeeded and before the first step: a job
 //!   without it never ran a step, so it is failed or given back, never `lost`;
 //! - `log.ndjson`, the job's log, appended by [`JobLog`] and uploaded from here
@@ -31,6 +33,7 @@ use crate::exit::Failure;
 use crate::output::{Event, Sink};
 
 const JOURNAL: &str = "journal.json";
+const STARTING: &str = "starting";
 const STARTED: &str = "started";
 const START_FAILED: &str = "start-failed";
 const LOG: &str = "log.ndjson";
@@ -119,12 +122,26 @@ impl JobDir {
         Ok(Some(journal))
     }
 
+    /// Note that `start` is about to be sent.
+    pub fn mark_starting(&self) -> Result<()> {
+        self.marker(STARTING)
+    }
+
+    /// Whether `start` may have been sent.
+    pub fn starting(&self) -> bool {
+        fs::symlink_metadata(self.path.join(STARTING)).is_ok()
+    }
+
     /// Note that `start` succeeded: from now on steps may run.
     pub fn mark_started(&self) -> Result<()> {
-        // Not synced: it only has to survive sortie dying, not the machine (a job
-        // whose marker a power cut lost is reported as never started).
-        files::replace(&self.path.join(STARTED), PRIVATE_FILE)
-            .with_context(|| format!("cannot write {}", self.path.join(STARTED).display()))
+        self.marker(STARTED)
+    }
+
+    /// A marker file. Not synced: it only has to survive sortie dying, not the
+    /// machine (a power cut that loses one makes a later shot more careful).
+    fn marker(&self, name: &str) -> Result<()> {
+        files::replace(&self.path.join(name), PRIVATE_FILE)
+            .with_context(|| format!("cannot write {}", self.path.join(name).display()))
             .map_err(Failure::io)?;
         Ok(())
     }
