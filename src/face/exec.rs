@@ -71,8 +71,7 @@ fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
 }
 
 pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
-    let value = read_spec(args).map_err(Failure::or_config)?;
-    let spec = jobspec::parse(&value)
+    let spec = jobspec::parse(&read_spec(args).map_err(Failure::or_config)?)
         .with_context(|| format!("{}: invalid job spec", args.file.display()))
         .map_err(Failure::config)?;
     let providers = config::providers(

@@ -93,6 +93,8 @@ struct Verdict {
 /// Run every step of `spec` and report how it went.
 pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> Report {
     let started_at = crate::clock::now_rfc3339();
+    // The spec's JSON is gone by now: its memory goes back before steps are forked.
+    crate::os::release_free_memory();
     let mut job = JobRun {
         spec,
         rt,
