@@ -37,6 +37,14 @@ pub fn unit_random() -> f64 {
     n as f64 / (1u64 << 53) as f64
 }
 
+/// A small, stable hash (FNV-1a) for file names made from names that may hold
+/// anything; not for security.
+pub fn short_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

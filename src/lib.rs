@@ -6,7 +6,7 @@
 //! and how its status is reached; `exec` supervises one process; `output` turns
 //! what happens into log events; `control` talks to control planes (HTTPS, the
 //! spool) and uploads; `state` is the state dir, its lock, journal and outbox;
-//! `net` builds the HTTP agents and checks certificates for both;
+//! `nodes` reads Rundeck resource models and selects nodes by filter; `net` builds the HTTP agents and checks certificates for both;
 //! `secrets` resolves and masks secrets; `os` holds the calls that need
 //! `unsafe`. A lower layer never imports a higher one (a test reads the `use`
 //! lines to keep it so).
@@ -21,6 +21,7 @@ pub mod face;
 mod ids;
 mod jobs;
 mod net;
+mod nodes;
 #[allow(unsafe_code)]
 mod os;
 mod output;

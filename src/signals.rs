@@ -9,17 +9,18 @@ use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 /// How many SIGTERM/SIGINT sortie has received.
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-/// The process group of the step running now (0: none), for the second signal.
-static RUNNING_GROUP: AtomicI32 = AtomicI32::new(0);
+/// The process groups of the steps running now (0: a free slot), for the second
+/// signal. Steps on several nodes run at once; a fixed array needs no lock.
+static RUNNING: [AtomicI32; 64] = [const { AtomicI32::new(0) }; 64];
 
 /// Count a signal; returns how many came before it (async-signal-safe).
 pub fn record() -> usize {
     SIGNALS.fetch_add(1, Ordering::SeqCst)
 }
 
-/// The group of the step running now, 0 when none (async-signal-safe).
-pub fn running_group() -> i32 {
-    RUNNING_GROUP.load(Ordering::SeqCst)
+/// The groups of the steps running now, 0 in free slots (async-signal-safe).
+pub fn running_groups() -> &'static [AtomicI32; 64] {
+    &RUNNING
 }
 
 /// True once sortie has been asked to stop by a signal.
@@ -27,8 +28,21 @@ pub fn interrupted() -> bool {
     SIGNALS.load(Ordering::SeqCst) > 0
 }
 
-/// Record the process group id of the step that runs now (none when it ended), for
-/// the second signal.
-pub fn set_running_group(group: Option<i32>) {
-    RUNNING_GROUP.store(group.unwrap_or(0), Ordering::SeqCst);
+/// A step's process group runs now (for the second signal).
+pub fn add_running_group(group: i32) {
+    for slot in &RUNNING {
+        if slot
+            .compare_exchange(0, group, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+/// A step's process group has ended.
+pub fn remove_running_group(group: i32) {
+    for slot in &RUNNING {
+        let _ = slot.compare_exchange(group, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
 }

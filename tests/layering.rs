@@ -10,35 +10,48 @@ const RULES: &[(&str, &[&str])] = &[
     ("face", &[]),
     ("shot", &["face"]),
     ("jobs", &["face", "shot", "control", "net"]),
-    ("control", &["face", "shot", "jobs", "exec", "output"]),
+    (
+        "control",
+        &["face", "shot", "jobs", "exec", "output", "nodes"],
+    ),
     (
         "state",
-        &["face", "shot", "jobs", "control", "exec", "secrets", "net"],
+        &[
+            "face", "shot", "jobs", "control", "exec", "secrets", "net", "nodes",
+        ],
     ),
     (
         "output",
-        &["face", "shot", "jobs", "control", "state", "net"],
+        &["face", "shot", "jobs", "control", "state", "net", "nodes"],
     ),
     (
         "secrets",
-        &["face", "shot", "jobs", "control", "exec", "state", "output"],
+        &[
+            "face", "shot", "jobs", "control", "exec", "state", "output", "nodes",
+        ],
     ),
     (
         "exec",
         &[
-            "face", "shot", "jobs", "control", "state", "output", "secrets", "net",
+            "face", "shot", "jobs", "control", "state", "output", "secrets", "net", "nodes",
         ],
     ),
     (
         "net",
         &[
-            "face", "shot", "jobs", "control", "state", "output", "secrets", "exec", "os",
+            "face", "shot", "jobs", "control", "state", "output", "secrets", "exec", "os", "nodes",
+        ],
+    ),
+    (
+        "nodes",
+        &[
+            "face", "shot", "jobs", "control", "state", "output", "secrets", "net",
         ],
     ),
     (
         "os",
         &[
-            "face", "shot", "jobs", "control", "state", "output", "secrets", "exec", "net",
+            "face", "shot", "jobs", "control", "state", "output", "secrets", "exec", "net", "nodes",
         ],
     ),
 ];

@@ -75,10 +75,9 @@ fn kill_9_at_random_moments_loses_nothing_and_reports_nothing_twice() {
                     let _ = child.wait();
                     drive_to_the_end(&cp, state.path(), &id);
                     let job = cp.job(&id);
-                    let completion = job
-                        .completion
-                        .clone()
-                        .expect("a terminal job has a completion");
+                    let completion = job.completion.clone().unwrap_or_else(|| {
+                        panic!("{id}: a terminal job has a completion: {job:?}")
+                    });
                     let log = cp.log(&id);
                     assert_eq!(completion.log.sha256, sha256_hex(&log), "{id}");
                     let events = events(&log);

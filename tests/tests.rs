@@ -13,6 +13,7 @@ mod hardening;
 mod lambda;
 mod layering;
 mod network;
+mod nodes;
 mod poll_tls;
 mod resilience;
 mod sandbox;

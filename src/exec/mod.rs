@@ -32,7 +32,7 @@ const LEAK_WAIT: Duration = Duration::from_millis(500);
 const READ_SIZE: usize = 64 * 1024;
 
 /// A process's output streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
     Stdout,
     Stderr,
@@ -58,6 +58,10 @@ pub struct Command {
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
     pub confinement: Confinement,
+    /// Bytes for the process's stdin, which then stays open until it ends (an ssh
+    /// step's node reads its work there and treats the end of it as a stop);
+    /// `None`: stdin is empty.
+    pub stdin: Option<Vec<u8>>,
 }
 
 /// Why the supervisor stopped a process.
@@ -149,7 +153,11 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         .env_clear()
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&cmd.cwd)
-        .stdin(os::empty_stdin())
+        .stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            os::empty_stdin()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -165,7 +173,19 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         }
     };
     let group = ProcessGroup::led_by(child.id());
-    signals::set_running_group(Some(group.id()));
+    signals::add_running_group(group.id());
+    os::keep_child(child.id());
+    let pid = child.id();
+    // Feed stdin and hold it open until the process ends (the sender is dropped).
+    let (_hold, held) = mpsc::channel::<()>();
+    if let (Some(bytes), Some(mut stdin)) = (cmd.stdin.clone(), child.stdin.take()) {
+        thread::spawn(move || {
+            use std::io::Write;
+            if stdin.write_all(&bytes).is_ok() {
+                let _ = held.recv();
+            }
+        });
+    }
     let (tx, rx) = mpsc::sync_channel::<Msg>(8);
     spawn_readers(
         child.stdout.take().expect("stdout is piped"),
@@ -236,7 +256,8 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         }
         observer.tick();
     }
-    signals::set_running_group(None);
+    signals::remove_running_group(group.id());
+    os::forget_child(pid);
     // The leader is reaped: any child sortie has now is something the step left running.
     group.signal(os::SIGKILL);
     leftovers += os::kill_leftovers();

@@ -66,9 +66,33 @@ pub enum Command {
     /// Serve as an AWS Lambda custom runtime: each invocation is one shot (the default
     /// when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set).
     Lambda(Box<LambdaArgs>),
+    /// Show the nodes a filter selects from the inventory (to try a filter before a job uses it).
+    Nodes(Box<NodesArgs>),
     /// Manage a spool directory (the embedded control plane).
     #[command(subcommand)]
     Spool(SpoolCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    /// Rundeck's node filter (`tags: web+prod`, `name: db.*`, `!hostname: test.*`).
+    #[arg(long, default_value = ".*", value_name = "FILTER")]
+    pub filter: String,
+
+    /// A filter whose nodes are left out.
+    #[arg(long, value_name = "FILTER")]
+    pub exclude_filter: Option<String>,
+
+    /// With both filters, a node matching both is left out (false: kept).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub exclude_precedence: bool,
+
+    /// Print Rundeck resource JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,6 +201,47 @@ pub struct RunArgs {
     /// Run steps as this user (name or uid) when sortie runs as root.
     #[arg(long, env = "SORTIE_RUN_AS", value_name = "USER")]
     pub run_as: Option<String>,
+}
+
+/// Which nodes this runner knows and how it reaches them (`poll`, `exec`, `nodes`).
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// A Rundeck resource model (YAML, XML or JSON; a directory: each such file in
+    /// it) with the nodes jobs may dispatch to (repeatable; the variable takes a
+    /// comma-separated list).
+    #[arg(
+        long = "nodes",
+        env = "SORTIE_NODES",
+        value_delimiter = ',',
+        value_name = "PATH"
+    )]
+    pub nodes: Vec<PathBuf>,
+
+    /// The name of the runner's own node.
+    #[arg(
+        long,
+        env = "SORTIE_NODE_NAME",
+        default_value = "local",
+        value_name = "NAME"
+    )]
+    pub node_name: String,
+
+    /// known_hosts file with the host keys nodes must present (host keys are always
+    /// checked; a node may also carry its key in an `ssh-host-key` attribute).
+    #[arg(long, env = "SORTIE_KNOWN_HOSTS", value_name = "PATH")]
+    pub known_hosts: Option<PathBuf>,
+
+    /// An ssh_config for node connections [default: none, not even ~/.ssh/config].
+    #[arg(long, env = "SORTIE_SSH_CONFIG", value_name = "PATH")]
+    pub ssh_config: Option<PathBuf>,
+
+    /// Time allowed to connect to a node.
+    #[arg(long, env = "SORTIE_SSH_CONNECT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub ssh_connect_timeout: Duration,
+
+    /// Also offer the keys of the ssh-agent at $SSH_AUTH_SOCK.
+    #[arg(long, env = "SORTIE_SSH_AGENT")]
+    pub ssh_agent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -295,6 +360,9 @@ pub struct PollArgs {
     #[command(flatten)]
     pub secrets: SecretArgs,
 
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
     /// Most jobs to take in this shot.
     #[arg(long, env = "SORTIE_MAX_JOBS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N")]
     pub max_jobs: u32,
@@ -344,6 +412,9 @@ pub struct ExecArgs {
 
     #[command(flatten)]
     pub secrets: SecretArgs,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
 
     /// Allow plain http:// to a non-loopback secret store.
     #[arg(long, env = "SORTIE_ALLOW_INSECURE_HTTP")]

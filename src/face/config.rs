@@ -16,7 +16,9 @@ use crate::net::tls::Roots;
 use std::sync::Arc;
 
 use crate::exec::sandbox::{Mode, Policy};
-use crate::face::cli::{ConnectArgs, PollArgs, RunArgs, SandboxMode, SecretArgs};
+use crate::face::cli::{ConnectArgs, NodeArgs, PollArgs, RunArgs, SandboxMode, SecretArgs};
+use crate::jobs::dispatch::Nodes;
+use crate::nodes::{resource, ssh, Node};
 use crate::secret::Secret;
 use crate::secrets::own;
 use crate::secrets::{BaoConfig, Providers};
@@ -67,8 +69,15 @@ pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
     .flatten()
     .cloned()
     .collect();
+    let read_only = read_only
+        .into_iter()
+        .chain(args.nodes.known_hosts.clone())
+        .chain(args.nodes.ssh_config.clone())
+        .collect();
     let policy = policy(&args.run, &providers, &own, read_only)?;
+    let nodes = nodes(&args.nodes, connect.state_dir.join("ssh"))?;
     Ok(shot::Settings {
+        nodes,
         endpoint: connect.endpoint,
         runner_id: connect.runner_id,
         tags: connect.tags,
@@ -86,6 +95,56 @@ pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
         delivery_budget: args.delivery_budget,
         keep_logs: args.keep_logs.clone(),
     })
+}
+
+/// The runner's nodes: its inventory, its own node, and how it reaches the
+/// others. A source that does not load is logged and kept as a problem: jobs
+/// with a node filter fail with it (a missing node would change what the
+/// filter selects), other jobs run. `private_dir` holds each job's node keys
+/// and control sockets; it must be out of the steps' reach.
+pub fn nodes(args: &NodeArgs, private_dir: PathBuf) -> Result<Nodes> {
+    let loaded = resource::load(&args.nodes);
+    let problems: Vec<String> = loaded.errors.iter().map(|e| format!("{e:#}")).collect();
+    for problem in &problems {
+        tracing::error!("--nodes: {problem}");
+    }
+    let name = args.node_name.trim();
+    if name.is_empty() || name.chars().any(char::is_control) {
+        bail!("--node-name {:?} must be a name", args.node_name);
+    }
+    for (flag, path) in [
+        ("--known-hosts", &args.known_hosts),
+        ("--ssh-config", &args.ssh_config),
+    ] {
+        if let Some(path) = path {
+            std::fs::File::open(path)
+                .with_context(|| format!("cannot read {flag} {}", path.display()))?;
+        }
+    }
+    let ssh = which::which("ssh").ok().map(|program| ssh::Settings {
+        program,
+        known_hosts: args.known_hosts.clone(),
+        config: args.ssh_config.clone(),
+        connect_timeout: args.ssh_connect_timeout,
+        private_dir,
+        agent: args.ssh_agent,
+    });
+    Ok(Nodes {
+        inventory: loaded.nodes,
+        local: local_node(name),
+        ssh,
+        problems,
+    })
+}
+
+/// The runner's own node, described as Rundeck describes its server node.
+fn local_node(name: &str) -> Node {
+    Node::new(name)
+        .with("hostname", crate::os::hostname().unwrap_or_default())
+        .with("osFamily", "unix")
+        .with("osName", "Linux")
+        .with("osArch", std::env::consts::ARCH)
+        .with("description", "the runner's own node")
 }
 
 /// How steps are confined: the runner's own files are `protected` (the state

@@ -82,22 +82,39 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         Duration::from_secs(30),
     )
     .map_err(Failure::config)?;
-    let read_only: Vec<_> = args.secrets.bao_ca_file.iter().cloned().collect();
-    let policy = config::policy(&args.run, &providers, &[], read_only).map_err(Failure::config)?;
+    let read_only: Vec<_> = [
+        &args.secrets.bao_ca_file,
+        &args.nodes.known_hosts,
+        &args.nodes.ssh_config,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    // Node keys and control sockets: a private directory steps cannot reach.
+    let private = tempfile::Builder::new()
+        .prefix("sortie-ssh-")
+        .tempdir()
+        .context("creating a private directory for node connections")
+        .map_err(Failure::config)?;
+    let own = [private.path().to_path_buf()];
+    let policy = config::policy(&args.run, &providers, &own, read_only).map_err(Failure::config)?;
+    let nodes =
+        config::nodes(&args.nodes, private.path().to_path_buf()).map_err(Failure::config)?;
     let workspace =
         Workspace::create(None, &spec.id, args.run.keep_workspace).map_err(Failure::config)?;
     let stop = || crate::signals::interrupted().then_some(StopReason::Interrupted);
     let rt = Runtime {
         workspace: workspace.path(),
-        hostname: crate::os::hostname().unwrap_or_default(),
         deadline: spec.timeout.map(|t| Instant::now() + t),
         interrupt_at: None,
         stop: &stop,
         grace: args.run.kill_grace,
         providers: &providers,
         policy: &policy,
+        nodes: &nodes,
     };
-    let mut terminal = Terminal::new(json);
+    let mut terminal = Terminal::new(json, &nodes.local.name);
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut terminal));
     workspace.finish();
     if let Some(why) = &report.log_failure {

@@ -3,7 +3,7 @@
 //! Everything a person or a trigger touches lives here: flags and variables
 //! (`cli`), their validation into settings (`config`), the dispatch from a
 //! command to its work with one mapping to exit codes (`app`), and the commands
-//! that are not a shot: `check`, `exec` and the Lambda runtime.
+//! that are not a shot: `check`, `exec`, `nodes` and the Lambda runtime.
 
 pub mod app;
 mod check;
@@ -11,3 +11,4 @@ pub mod cli;
 mod config;
 mod exec;
 mod lambda;
+mod nodes;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::exec::{self, Stream};
 use crate::jobs::result_data::{self, DataSet, MAX_VALUE};
 use crate::output::lines::LineSplitter;
-use crate::output::{Event, EventLog, Level};
+use crate::output::{Event, Level, SharedLog};
 use crate::secrets::mask::MaskStream;
 
 /// Longest line in one output event; longer lines are sent in pieces.
@@ -35,22 +35,24 @@ struct Lane {
 }
 
 /// The observer of one step's process.
-pub struct StepOutput<'a, 'l> {
+pub struct StepOutput<'a, 'b, 'l> {
     step: usize,
     node: &'a str,
-    log: &'a mut EventLog<'l>,
+    log: &'a SharedLog<'b, 'l>,
     data: &'a mut DataSet,
     lanes: [Lane; 2],
+    /// When the bytes being cut into events were read.
+    ts: String,
 }
 
-impl<'a, 'l> StepOutput<'a, 'l> {
+impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
     pub fn new(
         step: usize,
         node: &'a str,
-        log: &'a mut EventLog<'l>,
+        log: &'a SharedLog<'b, 'l>,
         data: &'a mut DataSet,
-    ) -> StepOutput<'a, 'l> {
-        let lane = |log: &EventLog<'_>| Lane {
+    ) -> StepOutput<'a, 'b, 'l> {
+        let lane = |log: &SharedLog<'_, '_>| Lane {
             mask: log.mask_stream(),
             splitter: LineSplitter::new(LINE_LIMIT),
             at_line_start: true,
@@ -63,6 +65,7 @@ impl<'a, 'l> StepOutput<'a, 'l> {
             lanes: [lane(log), lane(log)],
             log,
             data,
+            ts: crate::clock::now_rfc3339(),
         }
     }
 
@@ -80,12 +83,15 @@ impl<'a, 'l> StepOutput<'a, 'l> {
         if stream == Stream::Stdout {
             self.gather_data(piece);
         }
-        self.log.emit(Event::Output {
+        let mut log = self.log.lock();
+        log.set_stamp(&self.ts);
+        log.emit(Event::Output {
             step: self.step,
             node: self.node,
             stream,
             bytes: piece,
         });
+        drop(log);
         self.lanes[stream as usize].at_line_start = piece.ends_with(b"\n");
     }
 
@@ -157,9 +163,9 @@ impl<'a, 'l> StepOutput<'a, 'l> {
     }
 }
 
-impl exec::Observer for StepOutput<'_, '_> {
+impl exec::Observer for StepOutput<'_, '_, '_> {
     fn output(&mut self, stream: Stream, bytes: &[u8]) {
-        self.log.restamp();
+        self.ts = crate::clock::now_rfc3339();
         self.with_masked(stream, |m, out| m.push(bytes, out));
     }
 
@@ -167,10 +173,10 @@ impl exec::Observer for StepOutput<'_, '_> {
         for stream in [Stream::Stdout, Stream::Stderr] {
             self.with_lines(stream, |s, emit| s.flush_stale(PARTIAL_FLUSH, emit));
         }
-        self.log.tick();
+        self.log.lock().tick();
     }
 
     fn aborted(&self) -> bool {
-        self.log.failed().is_some()
+        self.log.failed()
     }
 }

@@ -17,6 +17,7 @@ use crate::exec;
 use crate::jobs::expand::{self, env_name, Context, Mode, NAMESPACES};
 use crate::jobs::shell::SHELLS;
 use crate::jobs::spec::{JobSpec, Step, StepKind};
+use crate::nodes::ssh::{self, RemoteStep};
 use crate::secret::Secret;
 use crate::state::files;
 
@@ -55,9 +56,14 @@ pub struct Builder<'a> {
     pub base_env: &'a [(String, String)],
     /// Secret variables (values, or paths of secret files).
     pub secret_env: &'a [(String, Secret)],
+    /// The secrets' values (a node gets values, never a path on the runner).
+    pub secret_values: &'a [(String, Secret)],
     pub workspace: &'a Path,
     pub confinement: &'a exec::Confinement,
 }
+
+/// Largest script file sent to a node.
+const MAX_SCRIPT: u64 = 16 * 1024 * 1024;
 
 /// The files sortie makes for a step belong to the user it runs as.
 pub fn give(path: &Path, confinement: &exec::Confinement) -> io::Result<()> {
@@ -98,22 +104,11 @@ impl Builder<'_> {
         };
         let (program, args): (OsString, Vec<OsString>) = match &step.kind {
             StepKind::Exec(argv) => {
-                let roles = elements(argv);
-                let argv = argv
-                    .iter()
-                    .zip(roles)
-                    .map(|(a, role)| match role {
-                        Element::Value => expand(a, Mode::Raw).map(OsString::from),
-                        Element::Script => expand(a, Mode::Shell).map(OsString::from),
-                        Element::Code if expand::has_reference(a) => Err(format!(
-                            "{a:?} is code for {} and holds a reference: a value there would be \
-                             code; pass it as an argument or read it from the environment \
-                             (SORTIE_OPTION_*)",
-                            argv[0]
-                        )),
-                        Element::Code => Ok(OsString::from(a)),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let argv: Vec<OsString> = self
+                    .exec_words(argv)?
+                    .into_iter()
+                    .map(OsString::from)
+                    .collect();
                 (argv[0].clone(), argv[1..].to_vec())
             }
             StepKind::Shell(text) => {
@@ -159,13 +154,114 @@ impl Builder<'_> {
         Ok(exec::Command {
             program,
             args,
-            env: self.environment(step, output_file),
+            env: self.environment(step, Some(output_file)),
             cwd: self.workspace.to_path_buf(),
             confinement: self.confinement.clone(),
+            stdin: None,
         })
     }
 
-    fn environment(&self, step: &Step, output_file: &Path) -> Vec<(String, String)> {
+    /// The same step for a node: its script, its environment (the job's context,
+    /// the job's and step's `env`, the secrets' values) and how to run it. On a
+    /// node, result data comes from `SORTIE:DATA:`/`RUNDECK:DATA:` lines.
+    pub fn remote(&self, step: &Step, grace: std::time::Duration) -> Result<RemoteStep, String> {
+        let expand =
+            |s: &str, mode| expand::expand(s, self.ctx, mode).map_err(|e| format!("{e:#}"));
+        let quoted_args = |args: &[String]| -> Result<String, String> {
+            let words = args
+                .iter()
+                .map(|a| expand(a, Mode::Raw).map(|a| ssh::quote(&a)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(words.join(" "))
+        };
+        let script_run = |body: &str, interpreter: Option<&[String]>, args: &[String]| {
+            let args = quoted_args(args)?;
+            let run = match interpreter {
+                Some(words) => {
+                    let words: Vec<String> = words.iter().map(|w| ssh::quote(w)).collect();
+                    format!("{} ./step {args}", words.join(" "))
+                }
+                None if body.starts_with("#!") => format!("./step {args}"),
+                None => format!("sh ./step {args}"),
+            };
+            Ok::<_, String>((body.replace("\r\n", "\n").into_bytes(), run))
+        };
+        let (script, run) = match &step.kind {
+            StepKind::Exec(argv) => {
+                let words: Vec<String> = self
+                    .exec_words(argv)?
+                    .iter()
+                    .map(|w| ssh::quote(w))
+                    .collect();
+                (Vec::new(), words.join(" "))
+            }
+            StepKind::Shell(text) => (
+                expand(text, Mode::Shell)?.into_bytes(),
+                "sh ./step".to_string(),
+            ),
+            StepKind::Script {
+                body,
+                interpreter,
+                args,
+                ..
+            } => script_run(body, interpreter.as_deref(), args)?,
+            StepKind::ScriptFile {
+                path,
+                interpreter,
+                args,
+            } => {
+                let path = PathBuf::from(expand(path, Mode::Raw)?);
+                let body = files::read_regular(&path, MAX_SCRIPT)
+                    .map_err(|e| format!("cannot read the script {}: {e}", path.display()))?;
+                let body = String::from_utf8(body)
+                    .map_err(|_| format!("the script {} is not UTF-8", path.display()))?;
+                let (script, run) = script_run(&body, interpreter.as_deref(), args)?;
+                (script, run)
+            }
+        };
+        let mut env = self.environment(step, None);
+        env.retain(|(k, _)| !self.base_env.iter().any(|(b, _)| b == k));
+        for (k, v) in self.secret_values {
+            env.retain(|(e, _)| e != k);
+            env.push((k.clone(), v.expose().to_string()));
+        }
+        // The node's shell reads `export NAME=…`: a name must be a name there.
+        if let Some((bad, _)) = env.iter().find(|(k, _)| !ssh::is_name(k)) {
+            return Err(format!(
+                "the variable {bad:?} cannot be passed to a node: a name there is letters, digits and _"
+            ));
+        }
+        Ok(RemoteStep {
+            env,
+            script,
+            run,
+            grace,
+        })
+    }
+
+    /// An `exec` step's words, expanded by their roles: a value raw, a script
+    /// for a shell with shell quoting, code for another interpreter only
+    /// without references (a value there would become code).
+    fn exec_words(&self, argv: &[String]) -> Result<Vec<String>, String> {
+        let expand =
+            |s: &str, mode| expand::expand(s, self.ctx, mode).map_err(|e| format!("{e:#}"));
+        argv.iter()
+            .zip(elements(argv))
+            .map(|(a, role)| match role {
+                Element::Value => expand(a, Mode::Raw),
+                Element::Script => expand(a, Mode::Shell),
+                Element::Code if expand::has_reference(a) => Err(format!(
+                    "{a:?} is code for {} and holds a reference: a value there would be \
+                     code; pass it as an argument or read it from the environment \
+                     (SORTIE_OPTION_*)",
+                    argv[0]
+                )),
+                Element::Code => Ok(a.clone()),
+            })
+            .collect()
+    }
+
+    fn environment(&self, step: &Step, output_file: Option<&Path>) -> Vec<(String, String)> {
         let mut env: BTreeMap<String, String> = self.base_env.iter().cloned().collect();
         let mut set = |k: String, v: &str| {
             env.insert(k, v.to_string());
@@ -192,11 +288,13 @@ impl Builder<'_> {
             }
         }
         set("SORTIE_EXECID".into(), &self.spec.id);
-        set(
-            "SORTIE_WORKSPACE".into(),
-            &self.workspace.display().to_string(),
-        );
-        set("SORTIE_OUTPUT".into(), &output_file.display().to_string());
+        if let Some(output_file) = output_file {
+            set(
+                "SORTIE_WORKSPACE".into(),
+                &self.workspace.display().to_string(),
+            );
+            set("SORTIE_OUTPUT".into(), &output_file.display().to_string());
+        }
         for (k, v) in self.spec.env.iter().chain(&step.env) {
             set(k.clone(), v);
         }

@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod command;
+pub mod dispatch;
 pub mod expand;
 pub mod result_data;
 pub mod runner;

@@ -1,54 +1,60 @@
-//! Running a job: its steps in order, error handlers, keepgoing, result data.
+//! Running a job: its steps on its nodes, error handlers, keepgoing, result data.
 //!
-//! The runner walks the steps, has each one built (`command`), supervised
-//! (`exec`) and captured (`capture`), and applies the status rules (`status`).
-//! It knows nothing of where the log goes or of the control plane: the shot and
-//! `exec` give it an [`EventLog`] and read its [`Report`]. A log that cannot be
-//! written (a full disk) stops the job at once: it is reported failed, with the
-//! reason, and the caller learns of it from [`Report::log_failure`].
+//! The runner selects the job's nodes (`dispatch`), walks the steps by the
+//! job's strategy — node-first, step-first, or parallel over `threadcount`
+//! nodes — has each step built (`command`), run locally or through the node's
+//! SSH connection (`nodes::ssh`), supervised (`exec`) and captured (`capture`),
+//! and applies the status rules (`status`) per node. Workflow steps
+//! (`node_step: false`) run once, on the runner, between the node steps around
+//! them. It knows nothing of where the log goes or of the control plane: the
+//! shot and `exec` give it an [`EventLog`] and read its [`Report`]. A log that
+//! cannot be written (a full disk) stops the job at once: it is reported
+//! failed, with the reason, and the caller learns of it from
+//! [`Report::log_failure`].
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sortie_protocol::{JobStatus, StepResult};
+use sortie_protocol::{JobStatus, StepResult, StepStatus};
 
 use crate::exec::sandbox::Policy;
 use crate::exec::{self, Confinement, StopReason, Supervision};
 use crate::jobs::capture::StepOutput;
 use crate::jobs::command::{self, Builder};
+use crate::jobs::dispatch::{self, Data, Nodes};
 use crate::jobs::expand::Context;
 use crate::jobs::result_data::{self, DataSet};
-use crate::jobs::spec::{JobSpec, Step};
+use crate::jobs::spec::{JobSpec, Step, Strategy};
 use crate::jobs::status::{self, AfterFailure, Ran};
-use crate::output::{Event, EventLog, Level};
+use crate::nodes::ssh::{Address, Connection, Credentials};
+use crate::nodes::Node;
+use crate::output::{Event, EventLog, Level, SharedLog};
 use crate::secret::Secret;
 use crate::secrets::mask::{self, Masker};
 use crate::secrets::own;
-use crate::secrets::{self, Delivery, Providers};
+use crate::secrets::{self, Delivery, Providers, Reference, Wanted};
 use crate::state::files;
-
-/// The node every local step runs on.
-const LOCAL: &str = "local";
 
 /// Where and how a job runs.
 pub struct Runtime<'a> {
     /// The job's private working directory.
     pub workspace: &'a Path,
-    pub hostname: String,
     /// The job's timeout runs out then: it is stopped and reported `timed_out`.
     pub deadline: Option<Instant>,
     /// The shot's time runs out then: the job is stopped and reported `interrupted`.
     pub interrupt_at: Option<Instant>,
     /// Polled while steps run: `Some` stops the job (cancellation, a signal).
-    pub stop: &'a dyn Fn() -> Option<StopReason>,
+    pub stop: &'a (dyn Fn() -> Option<StopReason> + Sync),
     /// Time between SIGTERM and SIGKILL.
     pub grace: Duration,
     /// Where the job's secrets come from.
     pub providers: &'a Providers,
     /// How its steps are confined.
     pub policy: &'a Policy,
+    /// The nodes the runner knows and how it reaches them.
+    pub nodes: &'a Nodes,
 }
 
 /// The outcome of a job, everything of `complete` but the log summary.
@@ -71,23 +77,114 @@ struct StepRun {
     ran: Ran,
 }
 
-struct JobRun<'a, 'l> {
-    spec: &'a JobSpec,
-    rt: &'a Runtime<'a>,
-    log: &'a mut EventLog<'l>,
-    ctx: Context,
-    confinement: Confinement,
-    base_env: Vec<(String, String)>,
-    data: DataSet,
-    /// Secret variables for the steps' environment (values, or paths of secret files).
-    secret_env: Vec<(String, Secret)>,
-}
-
-/// How the job stands while its steps run.
+/// How the job (or one node's part of it) stands.
+#[derive(Debug, Clone)]
 struct Verdict {
     status: JobStatus,
     exit_code: Option<i32>,
     error: Option<String>,
+}
+
+impl Verdict {
+    fn ok() -> Verdict {
+        Verdict {
+            status: JobStatus::Succeeded,
+            exit_code: Some(0),
+            error: None,
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.status != JobStatus::Succeeded
+    }
+
+    /// A stop for the job's sake (cancelled, interrupted, out of time).
+    fn stopped(&self) -> bool {
+        matches!(
+            self.status,
+            JobStatus::Cancelled | JobStatus::Interrupted | JobStatus::TimedOut
+        )
+    }
+}
+
+/// How a node is reached for one job.
+enum Link {
+    Local,
+    Remote {
+        host: String,
+        connection: Connection,
+    },
+    /// The node cannot be reached: why (every step on it fails with this).
+    Broken(String),
+}
+
+impl Link {
+    fn close(self) {
+        if let Link::Remote { host, connection } = self {
+            connection.close(&host);
+        }
+    }
+}
+
+/// The job's open links, by node name (a node is used by one thread at a time).
+#[derive(Default)]
+struct Links(Mutex<BTreeMap<String, Link>>);
+
+impl Links {
+    fn take(&self, node: &str) -> Option<Link> {
+        locked(&self.0).remove(node)
+    }
+
+    fn put(&self, node: &str, link: Link) {
+        locked(&self.0).insert(node.to_string(), link);
+    }
+
+    fn close_all(self) {
+        for link in self
+            .0
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_values()
+        {
+            link.close();
+        }
+    }
+}
+
+/// A run of consecutive node steps, and the nodes that take part.
+struct Segment<'s, 'n> {
+    steps: &'s [(usize, &'s Step)],
+    nodes: &'n [&'n Node],
+    links: &'n Links,
+    /// No node step comes after these: each node's connection closes after them.
+    last: bool,
+    /// The dispatch's keepgoing: other nodes go on after one failed.
+    keepgoing: bool,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What every step of the job shares, read-only while steps run.
+struct Job<'a, 'l, 's> {
+    spec: &'a JobSpec,
+    rt: &'a Runtime<'a>,
+    log: &'a SharedLog<'l, 's>,
+    template: Context,
+    confinement: Confinement,
+    base_env: Vec<(String, String)>,
+    /// Secret variables for local steps (values, or paths of secret files).
+    secret_env: Vec<(String, Secret)>,
+    /// The secrets' values, for nodes.
+    secret_values: Vec<(String, Secret)>,
+    /// Where the job's node keys, host keys and control sockets are: out of
+    /// the steps' reach, removed with the job.
+    private: Option<PathBuf>,
+    /// Each remote node's key file.
+    keys: BTreeMap<String, PathBuf>,
+    /// Each remote node's known_hosts file (from its `ssh-host-key`).
+    host_keys: BTreeMap<String, PathBuf>,
 }
 
 /// Run every step of `spec` and report how it went.
@@ -95,28 +192,23 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> Report {
     let started_at = crate::clock::now_rfc3339();
     // The spec's JSON is gone by now: its memory goes back before steps are forked.
     crate::os::release_free_memory();
-    let mut job = JobRun {
-        spec,
-        rt,
-        ctx: context(spec, &rt.hostname),
-        confinement: Confinement::default(),
-        base_env: Vec::new(),
-        log,
-        data: DataSet::default(),
-        secret_env: Vec::new(),
-    };
+    let log = SharedLog::new(log);
     let mut steps = Vec::new();
-    let mut verdict = Verdict {
-        status: JobStatus::Succeeded,
-        exit_code: Some(0),
-        error: None,
+    let mut data = Data::default();
+    let mut verdict = Verdict::ok();
+    let selected = match &spec.nodes {
+        None => Ok(vec![rt.nodes.local.clone()]),
+        Some(dispatch) => dispatch::select(dispatch, &spec.options, rt.nodes),
     };
-    match job.prepare().and_then(|_| job.prepare_secrets()) {
-        Ok(()) => job.steps(&mut steps, &mut verdict),
+    let prepared = selected
+        .map_err(anyhow::Error::msg)
+        .and_then(|nodes| Job::prepare(spec, rt, &log, &nodes).map(|job| (job, nodes)));
+    match prepared {
+        Ok((job, nodes)) => job.run(&nodes, &mut steps, &mut data, &mut verdict),
         Err(e) => {
             // Before any step: the job fails, naming the reference, never a value.
             let text = format!("{e:#}");
-            job.log.system(Level::Error, &text);
+            log.system(Level::Error, &text);
             verdict = Verdict {
                 status: JobStatus::Failed,
                 exit_code: None,
@@ -124,15 +216,15 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> Report {
             };
         }
     }
-    let log_failure = job.log.failed().map(|e| e.to_string());
+    let log = log.lock();
+    let log_failure = log.failed().map(|e| e.to_string());
     if let Some(why) = &log_failure {
         verdict.status = JobStatus::Failed;
         verdict.error = Some(format!("the job's log could not be written: {why}"));
     }
     // Data and error text leave the runner in the completion: masked like the log.
-    let masker = job.log.masker().clone();
-    let data = job
-        .data
+    let masker = log.masker().clone();
+    let data = data
         .into_map()
         .into_iter()
         .map(|(k, v)| (k, masker.mask_str(&v).into_owned()))
@@ -153,14 +245,19 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> Report {
     }
 }
 
-fn step_label(index: usize, step: &Step) -> String {
-    match &step.name {
+fn step_label(index: usize, step: &Step, node: &str, nodes: usize) -> String {
+    let base = match &step.name {
         Some(name) => format!("step {index} ({name})"),
         None => format!("step {index}"),
+    };
+    if nodes > 1 || node != "local" {
+        format!("{base} on {node}")
+    } else {
+        base
     }
 }
 
-fn context(spec: &JobSpec, hostname: &str) -> Context {
+fn context(spec: &JobSpec) -> Context {
     let mut job = BTreeMap::new();
     job.insert("execid".to_string(), spec.id.clone());
     job.insert(
@@ -177,25 +274,24 @@ fn context(spec: &JobSpec, hostname: &str) -> Context {
     Context {
         options: spec.options.clone(),
         job,
-        node: BTreeMap::from([
-            ("name".to_string(), LOCAL.to_string()),
-            ("hostname".to_string(), hostname.to_string()),
-        ]),
         ..Context::default()
     }
 }
 
-impl JobRun<'_, '_> {
-    /// The job's confinement and the places its steps may use: its workspace
-    /// (given to `--run-as`'s user) and a `tmp` directory in it.
-    fn prepare(&mut self) -> anyhow::Result<()> {
-        let workspace = self.rt.workspace;
-        self.confinement = self
-            .rt
+impl<'a, 'l, 's> Job<'a, 'l, 's> {
+    /// The job's confinement, workspace, secrets and node keys, before any step.
+    fn prepare(
+        spec: &'a JobSpec,
+        rt: &'a Runtime<'a>,
+        log: &'a SharedLog<'l, 's>,
+        nodes: &[Node],
+    ) -> anyhow::Result<Job<'a, 'l, 's>> {
+        let workspace = rt.workspace;
+        let confinement = rt
             .policy
             .confinement(&[workspace.to_path_buf()])
             .map_err(|e| anyhow::anyhow!("cannot confine the job's steps: {e}"))?;
-        if let Some(sandbox) = &self.confinement.sandbox {
+        if let Some(sandbox) = &confinement.sandbox {
             tracing::debug!(
                 abi = sandbox.abi,
                 rules = sandbox.rules,
@@ -204,20 +300,66 @@ impl JobRun<'_, '_> {
         }
         let tmp = workspace.join("tmp");
         files::ensure_dir(&tmp, files::PRIVATE_DIR)
-            .and_then(|_| command::give(workspace, &self.confinement))
-            .and_then(|_| command::give(&tmp, &self.confinement))
+            .and_then(|_| command::give(workspace, &confinement))
+            .and_then(|_| command::give(&tmp, &confinement))
             .map_err(|e| anyhow::anyhow!("preparing the workspace {}: {e}", workspace.display()))?;
-        self.base_env = command::base_env(workspace, &self.confinement);
-        Ok(())
+        let mut job = Job {
+            spec,
+            rt,
+            log,
+            template: context(spec),
+            base_env: command::base_env(workspace, &confinement),
+            confinement,
+            secret_env: Vec::new(),
+            secret_values: Vec::new(),
+            private: None,
+            keys: BTreeMap::new(),
+            host_keys: BTreeMap::new(),
+        };
+        job.prepare_secrets(nodes)?;
+        Ok(job)
     }
 
-    /// Resolve the job's secrets, register them with the masker (the log's and
-    /// sortie's own diagnostics), write the file-delivered ones into the workspace.
-    fn prepare_secrets(&mut self) -> anyhow::Result<()> {
-        if self.spec.secrets.is_empty() {
+    /// Resolve the job's secrets and its remote nodes' keys, register them with
+    /// the masker (the log's and sortie's own diagnostics), write the
+    /// file-delivered ones and the keys into the workspace.
+    fn prepare_secrets(&mut self, nodes: &[Node]) -> anyhow::Result<()> {
+        let local = &self.rt.nodes.local.name;
+        let mut wanted = self.spec.secrets.clone();
+        let mut key_of = BTreeMap::new();
+        let remote: Vec<&Node> = nodes.iter().filter(|n| &n.name != local).collect();
+        if let (Some(ssh), false) = (&self.rt.nodes.ssh, remote.is_empty()) {
+            self.private = Some(private_dir(&ssh.private_dir, &self.spec.id)?);
+        }
+        for (i, node) in remote.into_iter().enumerate() {
+            let want = if let Some(text) = node.attributes.get("ssh-key") {
+                Some(Wanted {
+                    text: text.clone(),
+                    reference: Reference::parse(text)
+                        .map_err(|e| anyhow::anyhow!("node {:?}: ssh-key: {e:#}", node.name))?,
+                    delivery: Delivery::File,
+                })
+            } else if node.attributes.contains_key("ssh-key-storage-path") {
+                Some(storage_reference(node)?)
+            } else {
+                self.spec.ssh_key.clone()
+            };
+            if let Some(want) = want {
+                let key = format!("SORTIE_SSH_KEY_{i}");
+                key_of.insert(key.clone(), node.name.clone());
+                wanted.insert(key, want);
+            }
+            if let (Some(dir), Some(host_key)) =
+                (&self.private, node.attributes.get("ssh-host-key"))
+            {
+                let path = known_hosts_file(dir, node, host_key)?;
+                self.host_keys.insert(node.name.clone(), path);
+            }
+        }
+        if wanted.is_empty() {
             return Ok(());
         }
-        let resolved = secrets::resolve(&self.spec.secrets, self.rt.providers)?;
+        let resolved = secrets::resolve(&wanted, self.rt.providers)?;
         // The runner's own credentials too (a Bao login may just have added one).
         let min = self.rt.providers.min_length;
         let own = own::values();
@@ -229,20 +371,29 @@ impl JobRun<'_, '_> {
             ),
             min,
         )?);
-        self.log.set_masker(masker.clone());
+        self.log.lock().set_masker(masker.clone());
         mask::register_for_diagnostics(masker);
+        let workspace = self.rt.workspace;
         for secret in resolved {
+            if let Some(node) = key_of.get(&secret.key) {
+                if let Some(dir) = &self.private {
+                    let path = write_key(dir, node, &secret.value)?;
+                    self.keys.insert(node.clone(), path);
+                }
+                continue;
+            }
+            self.secret_values
+                .push((secret.key.clone(), secret.value.clone()));
             let value = match secret.delivery {
                 Delivery::Env => secret.value,
                 Delivery::File => {
-                    let path =
-                        command::write_secret_file(self.rt.workspace, &secret.key, &secret.value)?;
+                    let path = command::write_secret_file(workspace, &secret.key, &secret.value)?;
                     command::give(&path, &self.confinement)?;
-                    command::give(&self.rt.workspace.join(".secrets"), &self.confinement)?;
+                    command::give(&workspace.join(".secrets"), &self.confinement)?;
                     Secret::new(path.display().to_string())
                 }
             };
-            self.ctx
+            self.template
                 .secrets
                 .insert(secret.key.clone(), secret.key.clone());
             self.secret_env.push((secret.key, value));
@@ -254,19 +405,278 @@ impl JobRun<'_, '_> {
         self.rt.deadline.is_some_and(|t| Instant::now() >= t)
     }
 
-    /// The steps in order, with their handlers, until the rules say stop.
-    fn steps(&mut self, steps: &mut Vec<StepResult>, verdict: &mut Verdict) {
-        let spec = self.spec;
-        for (index, step) in spec.steps.iter().enumerate() {
-            let run = self.step(index, step, false);
-            let label = step_label(index, step);
+    /// The steps, node steps on `nodes` by the strategy, workflow steps once in
+    /// between, until the rules say stop.
+    fn run(
+        &self,
+        nodes: &[Node],
+        steps: &mut Vec<StepResult>,
+        data: &mut Data,
+        verdict: &mut Verdict,
+    ) {
+        let dispatch = self.spec.nodes.as_ref();
+        if nodes.is_empty() {
+            let success = dispatch.is_some_and(|d| d.success_on_empty);
+            let text = "no node matches the job's node filter";
+            self.log
+                .system(if success { Level::Info } else { Level::Error }, text);
+            if !success {
+                *verdict = Verdict {
+                    status: JobStatus::Failed,
+                    exit_code: None,
+                    error: Some(text.into()),
+                };
+            }
+            return;
+        }
+        let threads = match dispatch.map(|d| dispatch::threadcount(d, &self.spec.options)) {
+            Some(Err(e)) => {
+                self.log.system(Level::Error, &e);
+                *verdict = Verdict {
+                    status: JobStatus::Failed,
+                    exit_code: None,
+                    error: Some(e),
+                };
+                return;
+            }
+            Some(Ok(n)) => n,
+            None => 1,
+        };
+        let node_keepgoing = dispatch.is_some_and(|d| d.keepgoing);
+        let indexed: Vec<(usize, &Step)> = self.spec.steps.iter().enumerate().collect();
+        let segments: Vec<&[(usize, &Step)]> = indexed
+            .chunk_by(|a, b| a.1.node_step == b.1.node_step)
+            .collect();
+        let last_node_segment = segments.iter().rposition(|s| s[0].1.node_step);
+        let links = Links::default();
+        // Nodes that failed: they take no further part.
+        let mut failed_nodes: Vec<String> = Vec::new();
+        for (number, segment) in segments.iter().enumerate() {
+            if verdict.stopped() || (verdict.failed() && !self.spec.keepgoing && !node_keepgoing) {
+                break;
+            }
+            if !segment[0].1.node_step || dispatch.is_none() {
+                // Workflow steps, and a job that dispatches to no node: once,
+                // on the runner, with the job's global data.
+                let local = &self.rt.nodes.local;
+                let mut global = std::mem::take(&mut data.global);
+                let outcome = self.sequence(segment, local, &Link::Local, data, &mut global, 1);
+                data.global = global;
+                merge(steps, verdict, outcome);
+                continue;
+            }
+            let alive: Vec<&Node> = nodes
+                .iter()
+                .filter(|n| !failed_nodes.contains(&n.name))
+                .collect();
+            let on = Segment {
+                steps: segment,
+                nodes: &alive,
+                links: &links,
+                last: Some(number) == last_node_segment,
+                keepgoing: node_keepgoing,
+            };
+            let outcomes = match self.spec.strategy {
+                Strategy::NodeFirst => self.node_first(&on, data),
+                Strategy::Parallel => self.parallel(&on, data, threads),
+                Strategy::StepFirst => self.step_first(&on, data),
+            };
+            for (node, outcome) in outcomes {
+                if outcome.verdict.failed() && !failed_nodes.contains(&node) {
+                    failed_nodes.push(node.clone());
+                }
+                merge(steps, verdict, outcome);
+            }
+            if !node_keepgoing && !failed_nodes.is_empty() {
+                break;
+            }
+        }
+        if !failed_nodes.is_empty() && nodes.len() > 1 && !verdict.stopped() {
+            verdict.error = Some(format!(
+                "{} (failed on node(s): {})",
+                verdict.error.as_deref().unwrap_or("the job failed"),
+                failed_nodes.join(", ")
+            ));
+        }
+        links.close_all();
+        if let Some(dir) = &self.private {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// How the job reaches `node`: its own node, or a new SSH connection (an
+    /// unreachable node's reason is logged once).
+    fn connect(&self, node: &Node) -> Link {
+        let local = &self.rt.nodes.local.name;
+        if &node.name == local {
+            return Link::Local;
+        }
+        let link = match (self.rt.nodes.ssh.as_ref(), &self.private, Address::of(node)) {
+            (None, _, _) | (_, None, _) => {
+                Link::Broken("no ssh program was found on PATH: install OpenSSH's client".into())
+            }
+            (_, _, Err(e)) => Link::Broken(e),
+            (Some(settings), Some(dir), Ok(address)) => {
+                let credentials = Credentials {
+                    dir,
+                    key: self.keys.get(&node.name).map(PathBuf::as_path),
+                    known_hosts: self.host_keys.get(&node.name).map(PathBuf::as_path),
+                };
+                match Connection::open(settings, &node.name, &address, &credentials) {
+                    Ok(connection) => Link::Remote {
+                        host: address.host,
+                        connection,
+                    },
+                    Err(e) => Link::Broken(e),
+                }
+            }
+        };
+        if let Link::Broken(why) = &link {
+            self.log
+                .system(Level::Error, &format!("node {}: {why}", node.name));
+        }
+        link
+    }
+
+    /// Run `f` with the node's link: the connection opened on first use, kept
+    /// for the node's later steps, closed after its `last`.
+    fn on_node<R>(&self, links: &Links, node: &Node, last: bool, f: impl FnOnce(&Link) -> R) -> R {
+        let taken = links.take(&node.name);
+        let link = taken.unwrap_or_else(|| self.connect(node));
+        let out = f(&link);
+        if last {
+            link.close();
+        } else {
+            links.put(&node.name, link);
+        }
+        out
+    }
+
+    /// Node-first: each node runs the segment's steps before the next node.
+    fn node_first(&self, on: &Segment<'_, '_>, data: &mut Data) -> Vec<(String, Sequence)> {
+        let mut out = Vec::new();
+        for node in on.nodes {
+            let mut own = data.nodes.get(&node.name).cloned().unwrap_or_default();
+            let outcome = self.on_node(on.links, node, on.last, |link| {
+                self.sequence(on.steps, node, link, data, &mut own, on.nodes.len())
+            });
+            data.nodes.insert(node.name.clone(), own);
+            let stop = outcome.verdict.stopped() || (outcome.verdict.failed() && !on.keepgoing);
+            out.push((node.name.clone(), outcome));
+            if stop {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Step-first: each step runs on every node before the next step.
+    fn step_first(&self, on: &Segment<'_, '_>, data: &mut Data) -> Vec<(String, Sequence)> {
+        let mut per_node: BTreeMap<String, Sequence> = BTreeMap::new();
+        let mut order = Vec::new();
+        let count = on.steps.len();
+        'steps: for (i, one) in on.steps.chunks(1).enumerate() {
+            for node in on.nodes {
+                if per_node
+                    .get(&node.name)
+                    .is_some_and(|o| o.verdict.failed() && !self.spec.keepgoing)
+                {
+                    continue;
+                }
+                let mut own = data.nodes.get(&node.name).cloned().unwrap_or_default();
+                let last = on.last && i + 1 == count;
+                let outcome = self.on_node(on.links, node, last, |link| {
+                    self.sequence(one, node, link, data, &mut own, on.nodes.len())
+                });
+                data.nodes.insert(node.name.clone(), own);
+                let stop = outcome.verdict.stopped() || (outcome.verdict.failed() && !on.keepgoing);
+                if !per_node.contains_key(&node.name) {
+                    order.push(node.name.clone());
+                }
+                per_node
+                    .entry(node.name.clone())
+                    .or_insert_with(Sequence::empty)
+                    .append(outcome);
+                if stop {
+                    break 'steps;
+                }
+            }
+        }
+        order
+            .into_iter()
+            .filter_map(|n| per_node.remove(&n).map(|o| (n, o)))
+            .collect()
+    }
+
+    /// Parallel: up to `threads` nodes at once, each running the segment's steps.
+    fn parallel(
+        &self,
+        on: &Segment<'_, '_>,
+        data: &mut Data,
+        threads: usize,
+    ) -> Vec<(String, Sequence)> {
+        let queue: Mutex<VecDeque<&Node>> = Mutex::new(on.nodes.iter().copied().collect());
+        let done: Mutex<Vec<(String, Sequence, DataSet)>> = Mutex::new(Vec::new());
+        let shared = &*data;
+        std::thread::scope(|scope| {
+            for _ in 0..threads.min(on.nodes.len()) {
+                scope.spawn(|| loop {
+                    let Some(node) = locked(&queue).pop_front() else {
+                        return;
+                    };
+                    let mut own = shared.nodes.get(&node.name).cloned().unwrap_or_default();
+                    let outcome = self.on_node(on.links, node, on.last, |link| {
+                        self.sequence(on.steps, node, link, shared, &mut own, on.nodes.len())
+                    });
+                    locked(&done).push((node.name.clone(), outcome, own));
+                });
+            }
+        });
+        let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+        // Reported in dispatch order, whatever order they finished in.
+        done.sort_by_key(|(n, _, _)| on.nodes.iter().position(|m| &m.name == n));
+        let mut out = Vec::new();
+        for (node, outcome, own) in done {
+            data.nodes.insert(node.clone(), own);
+            out.push((node, outcome));
+        }
+        out
+    }
+
+    /// `steps` on one node, with their handlers, by the status rules. Data the
+    /// steps capture goes to `own` (the node's, or the global data for workflow
+    /// steps); `data` is what they see of everything captured before.
+    fn sequence(
+        &self,
+        steps: &[(usize, &Step)],
+        node: &Node,
+        link: &Link,
+        data: &Data,
+        own: &mut DataSet,
+        nodes: usize,
+    ) -> Sequence {
+        let mut seq = Sequence::empty();
+        let local = &self.rt.nodes.local.name;
+        let view_node = (&node.name != local).then_some(node.name.as_str());
+        for (index, step) in steps {
+            let (index, step) = (*index, *step);
+            let label = step_label(index, step, &node.name, nodes);
+            if let Link::Broken(why) = link {
+                seq.push_unreachable(index, step, &node.name, why);
+                return seq;
+            }
+            let mut ctx = self.template.clone();
+            ctx.node = node_context(node, local);
+            let run = self.step(
+                index, step, false, node, link, &mut ctx, data, view_node, own, nodes,
+            );
             let exit_code = run.result.exit_code;
-            steps.push(run.result);
+            seq.results.push(run.result);
             if run.ran.succeeded() {
                 continue;
             }
             if let Some(stop) = run.ran.stops_job(self.job_deadline_passed()) {
-                *verdict = Verdict {
+                seq.verdict = Verdict {
                     status: stop,
                     exit_code,
                     error: Some(format!(
@@ -274,11 +684,11 @@ impl JobRun<'_, '_> {
                         status::stop_words(stop)
                     )),
                 };
-                return;
+                return seq;
             }
             let mut handler_ok = None;
             if let Some(handler) = &step.errorhandler {
-                self.ctx.result = BTreeMap::from([
+                ctx.result = BTreeMap::from([
                     (
                         "exit_code".to_string(),
                         exit_code.map_or(String::new(), |c| c.to_string()),
@@ -288,11 +698,12 @@ impl JobRun<'_, '_> {
                         step.name.clone().unwrap_or_else(|| index.to_string()),
                     ),
                 ]);
-                let handled = self.step(index, handler, true);
-                self.ctx.result.clear();
-                steps.push(handled.result);
+                let handled = self.step(
+                    index, handler, true, node, link, &mut ctx, data, view_node, own, nodes,
+                );
+                seq.results.push(handled.result);
                 if let Some(stop) = handled.ran.stops_job(self.job_deadline_passed()) {
-                    *verdict = Verdict {
+                    seq.verdict = Verdict {
                         status: stop,
                         exit_code,
                         error: Some(format!(
@@ -300,64 +711,102 @@ impl JobRun<'_, '_> {
                             status::stop_words(stop)
                         )),
                     };
-                    return;
+                    return seq;
                 }
                 handler_ok = Some(handled.ran.succeeded());
             }
-            match status::after_failure(handler_ok, spec.keepgoing, step.keepgoing_on_success) {
+            match status::after_failure(handler_ok, self.spec.keepgoing, step.keepgoing_on_success)
+            {
                 AfterFailure::Recovered => {
                     let text = format!("{label} failed; its error handler recovered it");
                     self.log.system(Level::Info, &text);
                 }
                 AfterFailure::Fails { go_on } => {
-                    verdict.status = JobStatus::Failed;
-                    verdict.exit_code = exit_code;
-                    verdict
+                    seq.verdict.status = JobStatus::Failed;
+                    seq.verdict.exit_code = exit_code;
+                    seq.verdict
                         .error
                         .get_or_insert_with(|| format!("{label} failed"));
                     if !go_on {
-                        return;
+                        return seq;
                     }
                 }
             }
         }
+        seq
     }
 
-    fn step(&mut self, index: usize, step: &Step, errorhandler: bool) -> StepRun {
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        index: usize,
+        step: &Step,
+        errorhandler: bool,
+        node: &Node,
+        link: &Link,
+        ctx: &mut Context,
+        data: &Data,
+        view_node: Option<&str>,
+        own: &mut DataSet,
+        nodes: usize,
+    ) -> StepRun {
         self.log.emit(Event::StepStart {
             step: index,
             name: step.name.as_deref(),
-            node: LOCAL,
+            node: &node.name,
             errorhandler,
         });
         let started = Instant::now();
         // Data captured so far is visible to this step as ${data.K}.
-        self.ctx.data = self.data.map().clone();
-        let suffix = if errorhandler { "-handler" } else { "" };
-        let output_file = self.rt.workspace.join(format!(".output-{index}{suffix}"));
+        ctx.data = data.view(view_node, own);
+        let label = step_label(index, step, &node.name, nodes);
         let builder = Builder {
             spec: self.spec,
-            ctx: &self.ctx,
+            ctx,
             base_env: &self.base_env,
             secret_env: &self.secret_env,
+            secret_values: &self.secret_values,
             workspace: self.rt.workspace,
             confinement: &self.confinement,
         };
-        let prepared = command::fresh_output_file(&output_file)
-            .and_then(|_| command::give(&output_file, &self.confinement))
-            .map_err(|e| format!("cannot create the result data file: {e}"))
-            .and_then(|_| builder.command(index, step, errorhandler, &output_file));
-        let label = step_label(index, step);
-        let mut ran = match prepared {
-            Err(why) => Ran::NotStarted(why),
-            Ok(cmd) => self.supervise(index, step.timeout, &cmd, &label),
-        };
-        if ran.succeeded() {
-            if let Err(why) = self.take_data_file(&output_file) {
-                ran = Ran::BadData(why);
+        let mut ran = match link {
+            Link::Local => {
+                let suffix = if errorhandler { "-handler" } else { "" };
+                let output_file = self
+                    .rt
+                    .workspace
+                    .join(format!(".output-{index}{suffix}-{}", safe_name(&node.name)));
+                let prepared = command::fresh_output_file(&output_file)
+                    .and_then(|_| command::give(&output_file, &self.confinement))
+                    .map_err(|e| format!("cannot create the result data file: {e}"))
+                    .and_then(|_| builder.command(index, step, errorhandler, &output_file));
+                let mut ran = match prepared {
+                    Err(why) => Ran::NotStarted(why),
+                    Ok(cmd) => self.supervise(index, step.timeout, &cmd, &label, &node.name, own),
+                };
+                if ran.succeeded() {
+                    if let Err(why) = take_data_file(&output_file, own) {
+                        ran = Ran::BadData(why);
+                    }
+                }
+                command::remove(&output_file);
+                ran
             }
+            Link::Remote { host, connection } => match builder.remote(step, self.rt.grace) {
+                Err(why) => Ran::NotStarted(why),
+                Ok(remote) => {
+                    let cmd = connection.command(&remote, host);
+                    self.supervise(index, step.timeout, &cmd, &label, &node.name, own)
+                }
+            },
+            Link::Broken(why) => Ran::NotStarted(why.clone()),
+        };
+        if let (Link::Remote { .. }, Ran::Exited(255)) = (link, &ran) {
+            ran = Ran::NotStarted(format!(
+                "the connection to node {} failed during the step (ssh exited 255)",
+                node.name
+            ));
         }
-        command::remove(&output_file);
         match &ran {
             Ran::NotStarted(why) => self.log.system(Level::Error, &format!("{label}: {why}")),
             Ran::BadData(why) => {
@@ -380,7 +829,7 @@ impl JobRun<'_, '_> {
         let duration_ms = started.elapsed().as_millis() as u64;
         self.log.emit(Event::StepEnd {
             step: index,
-            node: LOCAL,
+            node: &node.name,
             status,
             exit_code,
             signal,
@@ -390,7 +839,7 @@ impl JobRun<'_, '_> {
             result: StepResult {
                 index,
                 name: step.name.clone(),
-                node: LOCAL.to_string(),
+                node: node.name.clone(),
                 status,
                 exit_code,
                 signal,
@@ -401,25 +850,15 @@ impl JobRun<'_, '_> {
         }
     }
 
-    /// Read `$SORTIE_OUTPUT` into the job's data (a regular file, bounded; a step
-    /// that made it a symlink gets nothing read through it).
-    fn take_data_file(&mut self, path: &Path) -> Result<(), String> {
-        let limit = result_data::MAX_TOTAL as u64 * 2;
-        let bytes = files::read_regular(path, limit).map_err(|e| e.to_string())?;
-        let pairs = result_data::parse_file(&bytes).map_err(|e| format!("{e:#}"))?;
-        pairs
-            .into_iter()
-            .try_for_each(|(k, v)| self.data.insert(k, v))
-            .map_err(|e| format!("{e:#}"))
-    }
-
     /// Run the prepared command, streaming its output into the log.
     fn supervise(
-        &mut self,
+        &self,
         index: usize,
         timeout: Option<Duration>,
         cmd: &exec::Command,
         label: &str,
+        node: &str,
+        data: &mut DataSet,
     ) -> Ran {
         let step_until = timeout.map(|t| Instant::now() + t);
         let until = [self.rt.deadline, self.rt.interrupt_at, step_until]
@@ -431,7 +870,7 @@ impl JobRun<'_, '_> {
             stop: self.rt.stop,
             grace: self.rt.grace,
         };
-        let mut output = StepOutput::new(index, LOCAL, self.log, &mut self.data);
+        let mut output = StepOutput::new(index, node, self.log, data);
         let finished = exec::run(cmd, &supervision, &mut output);
         output.finish();
         if finished.leaked {
@@ -453,4 +892,145 @@ impl JobRun<'_, '_> {
         }
         ran
     }
+}
+
+/// The steps one node ran, and how it stands.
+struct Sequence {
+    results: Vec<StepResult>,
+    verdict: Verdict,
+}
+
+impl Sequence {
+    fn empty() -> Sequence {
+        Sequence {
+            results: Vec::new(),
+            verdict: Verdict::ok(),
+        }
+    }
+
+    /// The outcome of a later part (step-first runs a node's steps one by one).
+    fn append(&mut self, later: Sequence) {
+        self.results.extend(later.results);
+        if later.verdict.failed() && !self.verdict.failed() {
+            self.verdict = later.verdict;
+        }
+    }
+
+    /// A node that cannot be reached: its first step fails with the reason.
+    fn push_unreachable(&mut self, index: usize, step: &Step, node: &str, why: &str) {
+        self.results.push(StepResult {
+            index,
+            name: step.name.clone(),
+            node: node.to_string(),
+            status: StepStatus::Failed,
+            exit_code: None,
+            signal: None,
+            duration_ms: 0,
+            errorhandler: false,
+        });
+        self.verdict = Verdict {
+            status: JobStatus::Failed,
+            exit_code: None,
+            error: Some(format!("node {node}: {why}")),
+        };
+    }
+}
+
+/// Fold one node's outcome into the job's.
+fn merge(steps: &mut Vec<StepResult>, verdict: &mut Verdict, outcome: Sequence) {
+    steps.extend(outcome.results);
+    if outcome.verdict.stopped() || (outcome.verdict.failed() && !verdict.failed()) {
+        *verdict = outcome.verdict;
+    }
+}
+
+/// `${node.*}` for a node: Rundeck's data context (name, hostname, os-*,
+/// username, description, tags, every other attribute).
+fn node_context(node: &Node, local: &str) -> BTreeMap<String, String> {
+    let mut context = node.data_context();
+    if node.name == local && context.get("hostname").is_none_or(|h| h.is_empty()) {
+        context.insert("hostname".into(), crate::os::hostname().unwrap_or_default());
+    }
+    context
+}
+
+/// Read `$SORTIE_OUTPUT` into the data (a regular file, bounded; a step that
+/// made it a symlink gets nothing read through it).
+fn take_data_file(path: &Path, data: &mut DataSet) -> Result<(), String> {
+    let limit = result_data::MAX_TOTAL as u64 * 2;
+    let bytes = files::read_regular(path, limit).map_err(|e| e.to_string())?;
+    let pairs = result_data::parse_file(&bytes).map_err(|e| format!("{e:#}"))?;
+    pairs
+        .into_iter()
+        .try_for_each(|(k, v)| data.insert(k, v))
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// A node's name as a file name part.
+fn safe_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The job's private directory under `base` (0700), named by a hash of its id.
+fn private_dir(base: &Path, id: &str) -> anyhow::Result<PathBuf> {
+    files::ensure_dir(base, files::PRIVATE_DIR)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", base.display()))?;
+    let dir = base.join(format!("{:08x}", crate::ids::short_hash(id.as_bytes())));
+    let _ = std::fs::remove_dir_all(&dir);
+    files::ensure_dir(&dir, files::PRIVATE_DIR)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Write a node's SSH key (0600) into the job's private directory.
+fn write_key(dir: &Path, node: &str, key: &Secret) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    let path = dir.join(format!("key-{}", safe_name(node)));
+    let mut text = key.expose().to_string();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    files::create_new(&path, files::PRIVATE_FILE)?.write_all(text.as_bytes())?;
+    Ok(path)
+}
+
+/// A known_hosts file holding the node's `ssh-host-key` for its address.
+fn known_hosts_file(dir: &Path, node: &Node, host_key: &str) -> anyhow::Result<PathBuf> {
+    let address = Address::of(node).map_err(anyhow::Error::msg)?;
+    let name = match address.port {
+        Some(port) if port != 22 => format!("[{}]:{port}", address.host),
+        _ => address.host.clone(),
+    };
+    if host_key.contains(['\n', '\r']) {
+        anyhow::bail!("node {:?}: ssh-host-key holds a line break", node.name);
+    }
+    let path = dir.join(format!("known_hosts-{}", safe_name(&node.name)));
+    use std::io::Write;
+    files::replace(&path, files::PRIVATE_FILE)?
+        .write_all(format!("{name} {}\n", host_key.trim()).as_bytes())?;
+    Ok(path)
+}
+
+/// A node's `ssh-key-storage-path` (Rundeck's key storage, `keys/a/b`) maps to
+/// the secrets directory: `file:b`.
+fn storage_reference(node: &Node) -> anyhow::Result<Wanted> {
+    let path = &node.attributes["ssh-key-storage-path"];
+    let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let text = format!("file:{name}");
+    let reference = Reference::parse(&text).map_err(|e| {
+        anyhow::anyhow!("node {:?}: ssh-key-storage-path {path:?}: {e:#}", node.name)
+    })?;
+    Ok(Wanted {
+        text,
+        reference,
+        delivery: Delivery::File,
+    })
 }

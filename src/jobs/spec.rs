@@ -34,6 +34,41 @@ pub struct JobSpec {
     pub timeout: Option<Duration>,
     pub keepgoing: bool,
     pub steps: Vec<Step>,
+    /// Where node steps run; `None`: on the runner only (node `local`).
+    pub nodes: Option<Dispatch>,
+    pub strategy: Strategy,
+    /// The SSH key for nodes that name none: a secret reference.
+    pub ssh_key: Option<Wanted>,
+}
+
+/// How a job's node steps are dispatched (Rundeck's `nodefilters` and `dispatch`).
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    /// Rundeck's filter language; `${option.x}` expands before it is parsed.
+    pub filter: String,
+    pub exclude_filter: Option<String>,
+    pub exclude_precedence: bool,
+    /// How many nodes at once with the parallel strategy (may be `${option.x}`).
+    pub threadcount: String,
+    /// Go on with the other nodes after one failed.
+    pub keepgoing: bool,
+    pub rank_attribute: Option<String>,
+    pub rank_descending: bool,
+    /// A filter that selects no node succeeds (instead of failing the job).
+    pub success_on_empty: bool,
+    /// Nodes sent with the job (resource JSON), beside the runner's own inventory.
+    pub inventory: Vec<crate::nodes::Node>,
+}
+
+/// The order in which node steps meet nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Each node runs all its steps before the next node.
+    NodeFirst,
+    /// Each step runs on every node before the next step.
+    StepFirst,
+    /// Up to `threadcount` nodes at once, each running all its steps.
+    Parallel,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +79,8 @@ pub struct Step {
     pub env: BTreeMap<String, String>,
     pub errorhandler: Option<Box<Step>>,
     pub keepgoing_on_success: bool,
+    /// Runs on each selected node (`true`, the default) or once on the runner.
+    pub node_step: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +119,38 @@ struct RawSpec {
     #[serde(default)]
     keepgoing: bool,
     steps: Vec<serde_json::Value>,
+    #[serde(default)]
+    nodes: Option<RawDispatch>,
+    #[serde(default)]
+    strategy: Option<String>,
+    #[serde(default)]
+    ssh_key: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDispatch {
+    filter: String,
+    #[serde(default)]
+    exclude_filter: Option<String>,
+    #[serde(default = "yes")]
+    exclude_precedence: bool,
+    #[serde(default)]
+    threadcount: Option<serde_json::Value>,
+    #[serde(default)]
+    keepgoing: bool,
+    #[serde(default)]
+    rank_attribute: Option<String>,
+    #[serde(default)]
+    rank_order: Option<String>,
+    #[serde(default)]
+    success_on_empty: bool,
+    #[serde(default)]
+    inventory: Option<serde_json::Value>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -120,6 +189,8 @@ struct RawStep {
     errorhandler: Option<serde_json::Value>,
     #[serde(default)]
     keepgoing_on_success: bool,
+    #[serde(default = "yes")]
+    node_step: bool,
 }
 
 /// An option's name: what Rundeck allows, `[A-Za-z0-9_.-]{1,128}`.
@@ -187,6 +258,19 @@ pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
         .enumerate()
         .map(|(i, s)| parse_step(s, true).with_context(|| format!("steps[{i}]")))
         .collect::<Result<Vec<_>>>()?;
+    let nodes = raw.nodes.map(dispatch).transpose().context("nodes")?;
+    let strategy = match raw.strategy.as_deref() {
+        None | Some("node-first") => Strategy::NodeFirst,
+        Some("step-first" | "sequential") => Strategy::StepFirst,
+        Some("parallel") => Strategy::Parallel,
+        Some(other) => bail!("strategy: {other:?} is not node-first, step-first or parallel"),
+    };
+    let ssh_key = raw
+        .ssh_key
+        .as_ref()
+        .map(secret)
+        .transpose()
+        .context("ssh_key")?;
     let job = raw.job.unwrap_or(RawJob {
         id: None,
         group: None,
@@ -206,6 +290,38 @@ pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
         timeout: duration(header.timeout.as_deref()).context("timeout")?,
         keepgoing: raw.keepgoing,
         steps,
+        nodes,
+        strategy,
+        ssh_key,
+    })
+}
+
+fn dispatch(raw: RawDispatch) -> Result<Dispatch> {
+    let threadcount = match raw.threadcount {
+        None | Some(serde_json::Value::Null) => "1".to_string(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        Some(serde_json::Value::String(s)) => s,
+        Some(_) => bail!("threadcount: a number, or a string such as \"${{option.threads}}\""),
+    };
+    let rank_descending = match raw.rank_order.as_deref() {
+        None | Some("ascending") => false,
+        Some("descending") => true,
+        Some(other) => bail!("rank_order: {other:?} is not ascending or descending"),
+    };
+    let inventory = match &raw.inventory {
+        None => Vec::new(),
+        Some(value) => crate::nodes::resource::parse_json_value(value).context("inventory")?,
+    };
+    Ok(Dispatch {
+        filter: raw.filter,
+        exclude_filter: raw.exclude_filter,
+        exclude_precedence: raw.exclude_precedence,
+        threadcount,
+        keepgoing: raw.keepgoing,
+        rank_attribute: raw.rank_attribute,
+        rank_descending,
+        success_on_empty: raw.success_on_empty,
+        inventory,
     })
 }
 
@@ -312,6 +428,7 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         env: raw.env,
         errorhandler,
         keepgoing_on_success: raw.keepgoing_on_success,
+        node_step: raw.node_step,
     })
 }
 

@@ -40,14 +40,17 @@ const INTERRUPTED_STATUS: i32 = sortie_protocol::exit::INTERRUPTED as i32;
 extern "C" fn on_signal(_: libc::c_int) {
     // Only async-signal-safe calls here: atomics, kill(2), _exit(2).
     if crate::signals::record() >= 1 {
-        let group = crate::signals::running_group();
-        // SAFETY: kill and _exit are async-signal-safe.
-        unsafe {
+        for slot in crate::signals::running_groups() {
+            let group = slot.load(std::sync::atomic::Ordering::SeqCst);
             if group > 0 {
-                libc::kill(-group, libc::SIGKILL);
+                // SAFETY: kill is async-signal-safe.
+                unsafe {
+                    libc::kill(-group, libc::SIGKILL);
+                }
             }
-            libc::_exit(INTERRUPTED_STATUS);
         }
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(INTERRUPTED_STATUS) };
     }
 }
 
@@ -94,14 +97,48 @@ fn children() -> Vec<i32> {
     pids
 }
 
-/// Kill and reap every child process sortie has now. Called when no step is
-/// running, so each one is a leftover: a daemon a step started, reparented to
-/// sortie as the subreaper. Returns how many there were.
+/// Children sortie runs on purpose (steps running now, ssh master connections):
+/// never leftovers.
+static KEPT: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// `pid` is a child sortie runs on purpose until [`forget_child`].
+pub fn keep_child(pid: u32) {
+    KEPT.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(pid as i32);
+}
+
+pub fn forget_child(pid: u32) {
+    KEPT.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| *p != pid as i32);
+}
+
+/// Have the process `command` starts get SIGTERM when sortie (the thread that
+/// starts it) ends, so that a killed runner leaves no ssh session behind.
+pub fn die_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure makes one prctl call with plain integers.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
+            Ok(())
+        });
+    }
+}
+
+/// Kill and reap every child process sortie has now but those it keeps: each
+/// one is a leftover, a daemon a step started, reparented to sortie as the
+/// subreaper. Returns how many there were.
 pub fn kill_leftovers() -> usize {
     let mut killed = 0;
     // A killed daemon's own children are reparented to sortie in turn.
     for _ in 0..16 {
-        let pids = children();
+        let kept = KEPT.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let pids: Vec<i32> = children()
+            .into_iter()
+            .filter(|p| !kept.contains(p))
+            .collect();
         if pids.is_empty() {
             break;
         }

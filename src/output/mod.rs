@@ -99,7 +99,7 @@ pub trait Sink {
 /// Numbers, masks, encodes and forwards events.
 pub struct EventLog<'s> {
     seq: u64,
-    sink: &'s mut dyn Sink,
+    sink: &'s mut (dyn Sink + Send),
     line: Vec<u8>,
     masker: Arc<Masker>,
     /// The time stamp of output events: the time their bytes were read.
@@ -109,7 +109,7 @@ pub struct EventLog<'s> {
 }
 
 impl<'s> EventLog<'s> {
-    pub fn new(sink: &'s mut dyn Sink) -> EventLog<'s> {
+    pub fn new(sink: &'s mut (dyn Sink + Send)) -> EventLog<'s> {
         EventLog {
             seq: 0,
             sink,
@@ -135,6 +135,12 @@ impl<'s> EventLog<'s> {
     /// the lines of one read share the moment they arrived).
     pub fn restamp(&mut self) {
         self.ts = crate::clock::now_rfc3339();
+    }
+
+    /// Output events stamped `ts` (the moment their bytes were read).
+    pub fn set_stamp(&mut self, ts: &str) {
+        self.ts.clear();
+        self.ts.push_str(ts);
     }
 
     /// Mask these secrets from now on (set before any step runs).
@@ -204,6 +210,36 @@ impl<'s> EventLog<'s> {
             let ticked = self.sink.tick();
             self.latch(ticked);
         }
+    }
+}
+
+/// The event log of a job whose steps may run on several nodes at once: each
+/// event is written whole, in turn, under a lock.
+pub struct SharedLog<'a, 's>(std::sync::Mutex<&'a mut EventLog<'s>>);
+
+impl<'a, 's> SharedLog<'a, 's> {
+    pub fn new(log: &'a mut EventLog<'s>) -> SharedLog<'a, 's> {
+        SharedLog(std::sync::Mutex::new(log))
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, &'a mut EventLog<'s>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn emit(&self, event: Event<'_>) {
+        self.lock().emit(event);
+    }
+
+    pub fn system(&self, level: Level, text: &str) {
+        self.lock().system(level, text);
+    }
+
+    pub fn failed(&self) -> bool {
+        self.lock().failed().is_some()
+    }
+
+    pub fn mask_stream(&self) -> MaskStream {
+        self.lock().mask_stream()
     }
 }
 

@@ -24,6 +24,7 @@ use crate::control::{self, ControlError, ControlPlane, Endpoint, JobRef};
 use crate::exec::sandbox::{Mode, Policy};
 use crate::exec::StopReason;
 use crate::exit::{Cause, Code, Failure};
+use crate::jobs::dispatch::Nodes;
 use crate::jobs::runner::{self, Runtime};
 use crate::jobs::spec as jobspec;
 use crate::jobs::workspace::Workspace;
@@ -44,6 +45,7 @@ pub const CAPABILITIES: &[&str] = &["exec", "shell", "script", "scriptfile"];
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub endpoint: Endpoint,
+    pub nodes: Nodes,
     pub runner_id: String,
     pub tags: Vec<String>,
     pub state_dir: PathBuf,
@@ -121,7 +123,7 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
             id: cfg.runner_id.clone(),
             tags: cfg.tags.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            hostname: hostname.clone(),
+            hostname,
             os: std::env::consts::OS.to_string(),
             arch: std::env::consts::ARCH.to_string(),
             capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
@@ -147,7 +149,6 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
         cp: &cp,
         state: &state,
         work_until,
-        hostname: &hostname,
         trouble: RefCell::new(trouble),
     };
     let mut jobs = jobs.into_iter();
@@ -304,7 +305,6 @@ struct JobContext<'a> {
     state: &'a StateDir,
     /// Jobs are stopped (interrupted) at this instant: the deadline less the reserve.
     work_until: Option<Instant>,
-    hostname: &'a str,
     trouble: RefCell<Trouble>,
 }
 
@@ -398,13 +398,13 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
     };
     let rt = Runtime {
         workspace: workspace.path(),
-        hostname: ctx.hostname.to_string(),
         deadline: spec.timeout.map(|t| Instant::now() + t),
         interrupt_at: ctx.work_until,
         stop: &stop,
         grace: settings.kill_grace,
         providers: &settings.providers,
         policy: &settings.policy,
+        nodes: &settings.nodes,
     };
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut joblog));
     heartbeat.stop();

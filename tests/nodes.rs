@@ -1,0 +1,755 @@
+//! Node dispatch over real OpenSSH servers: selection, strategies, failures,
+//! supervision on the node, secrets, connection reuse.
+//!
+//! Each `Lab` starts its own `sshd` servers (Debian's openssh-server) on
+//! loopback ports, with their own host keys and authorized_keys, as the user
+//! the suite runs as; one test puts them in network namespaces with addresses
+//! of their own. Steps run "remotely" on this same machine, so the tests can
+//! look at what happened on a node through /proc and shared files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// One OpenSSH server.
+struct Sshd {
+    address: String,
+    port: u16,
+    log: PathBuf,
+    host_key: String,
+    _daemon: Daemon,
+}
+
+/// Servers, a client key in a secrets directory, a known_hosts file.
+struct Lab {
+    dir: tempfile::TempDir,
+    user: String,
+    servers: Vec<Sshd>,
+}
+
+fn sh(script: &str) -> Output {
+    let out = Command::new("sh").args(["-c", script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl Lab {
+    /// `n` servers on loopback.
+    fn new(n: usize) -> Lab {
+        let lab = Lab::empty();
+        lab.with_servers((0..n).map(|_| ("127.0.0.1".to_string(), None)).collect())
+    }
+
+    fn empty() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("secrets")).unwrap();
+        let keygen = |path: &Path| {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", ""])
+                .arg("-f")
+                .arg(path)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+        };
+        keygen(&d.join("secrets/node_key"));
+        std::fs::copy(d.join("secrets/node_key.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::remove_file(d.join("secrets/node_key.pub")).unwrap();
+        std::fs::create_dir_all("/run/sshd").ok();
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+        Lab {
+            dir,
+            user,
+            servers: Vec::new(),
+        }
+    }
+
+    /// Start a server on each (address, network namespace).
+    fn with_servers(mut self, at: Vec<(String, Option<String>)>) -> Lab {
+        for (address, netns) in at {
+            let i = self.servers.len();
+            let d = self.dir.path().join(format!("sshd{i}"));
+            std::fs::create_dir(&d).unwrap();
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", ""])
+                .arg("-f")
+                .arg(d.join("host_key"))
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            let port = if netns.is_some() { 22 } else { free_port() };
+            let config = format!(
+                "Port {port}\nListenAddress {address}\nHostKey {d}/host_key\n\
+                 AuthorizedKeysFile {auth}\nPidFile {d}/pid\nStrictModes no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+                 LogLevel VERBOSE\nMaxSessions 50\nMaxStartups 100\n",
+                d = d.display(),
+                auth = self.dir.path().join("authorized_keys").display(),
+            );
+            std::fs::write(d.join("sshd_config"), config).unwrap();
+            let log = d.join("log");
+            let mut cmd = match &netns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, SSHD]);
+                    c
+                }
+                None => Command::new(SSHD),
+            };
+            cmd.args(["-D", "-E"])
+                .arg(&log)
+                .arg("-f")
+                .arg(d.join("sshd_config"));
+            let log_for_ready = log.clone();
+            let daemon = start_daemon(&mut cmd, "sshd", || {
+                std::fs::read_to_string(&log_for_ready)
+                    .is_ok_and(|l| l.contains("Server listening"))
+            });
+            let host_key = std::fs::read_to_string(d.join("host_key.pub"))
+                .unwrap()
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            self.servers.push(Sshd {
+                address,
+                port,
+                log,
+                host_key,
+                _daemon: daemon,
+            });
+        }
+        let known: String = self
+            .servers
+            .iter()
+            .map(|s| match s.port {
+                22 => format!("{} {}\n", s.address, s.host_key),
+                port => format!("[{}]:{port} {}\n", s.address, s.host_key),
+            })
+            .collect();
+        std::fs::write(self.path("known_hosts"), known).unwrap();
+        self
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A node on server `i`, reached with the lab's key.
+    fn node(&self, i: usize) -> Value {
+        let s = &self.servers[i];
+        json!({
+            "hostname": format!("{}:{}", s.address, s.port),
+            "username": self.user,
+            "ssh-key": "file:node_key",
+        })
+    }
+
+    /// Write `nodes` (name → attributes) as a resource YAML file.
+    fn inventory(&self, nodes: &[(&str, Value)]) -> PathBuf {
+        let map: serde_json::Map<String, Value> = nodes
+            .iter()
+            .map(|(name, attrs)| (name.to_string(), attrs.clone()))
+            .collect();
+        // JSON is YAML: a resource YAML file with the same map.
+        let path = self.path("nodes.yaml");
+        std::fs::write(&path, Value::Object(map).to_string()).unwrap();
+        path
+    }
+
+    /// `sortie --log-format json exec SPEC` with the lab's inventory,
+    /// known_hosts and keys.
+    fn command(&self, spec: Value) -> Command {
+        let file = self.path("spec.json");
+        std::fs::write(&file, spec.to_string()).unwrap();
+        let mut cmd = sortie();
+        cmd.args(["--log-format", "json", "exec"])
+            .arg(&file)
+            .arg("--nodes")
+            .arg(self.path("nodes.yaml"))
+            .arg("--known-hosts")
+            .arg(self.path("known_hosts"))
+            .arg("--secrets-dir")
+            .arg(self.path("secrets"));
+        cmd
+    }
+
+    fn exec(&self, spec: Value, code: u8, extra: &[&str]) -> (Vec<Value>, Output) {
+        let out = run(self.command(spec).args(extra), code);
+        (events(&out.stdout), out)
+    }
+
+    /// Authenticated connections server `i` has accepted.
+    fn accepted(&self, i: usize) -> usize {
+        std::fs::read_to_string(&self.servers[i].log)
+            .unwrap_or_default()
+            .matches("Accepted publickey")
+            .count()
+    }
+}
+
+/// (step, node) of each step start, in log order.
+fn starts(events: &[Value]) -> Vec<(u64, String)> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "step_start")
+        .map(|e| {
+            (
+                e["step"].as_u64().unwrap(),
+                e["node"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The status of each step end on each node, in log order.
+fn ends(events: &[Value]) -> Vec<(u64, String, String)> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "step_end")
+        .map(|e| {
+            (
+                e["step"].as_u64().unwrap(),
+                e["node"].as_str().unwrap().to_string(),
+                e["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The stdout a node printed.
+fn node_output(events: &[Value], node: &str) -> String {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "output" && e["node"] == node && e["stream"] == "stdout")
+        .filter_map(|e| e["text"].as_str())
+        .collect()
+}
+
+fn summary(out: &Output) -> Value {
+    let err = stderr(out);
+    let line = err
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .expect("a summary line");
+    serde_json::from_str(line).unwrap()
+}
+
+fn pairs(list: &[(u64, &str)]) -> Vec<(u64, String)> {
+    list.iter().map(|(s, n)| (*s, n.to_string())).collect()
+}
+
+#[test]
+fn a_filter_selects_among_twenty_nodes_as_rundeck_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = serde_json::Map::new();
+    for i in 1..=20 {
+        let role = ["web", "db", "cache", "queue"][i % 4];
+        let env = if i % 3 == 0 { "prod" } else { "dev" };
+        nodes.insert(
+            format!("{role}{i:02}"),
+            json!({
+                "hostname": format!("{role}{i:02}.{env}.example.net"),
+                "tags": format!("{role},{env}"),
+                "osFamily": if i % 5 == 0 { "windows" } else { "unix" },
+                "rack": format!("r{}", i % 2),
+            }),
+        );
+    }
+    let file = dir.path().join("nodes.json");
+    std::fs::write(&file, Value::Object(nodes).to_string()).unwrap();
+    let select = |args: &[&str]| -> Vec<String> {
+        let out = run(
+            sortie()
+                .arg("nodes")
+                .arg("--nodes")
+                .arg(&file)
+                .arg("--json")
+                .args(args),
+            0,
+        );
+        let map: Value = serde_json::from_slice(&out.stdout).unwrap();
+        map.as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(select(&["--filter", "tags: web+prod"]), ["web12"]);
+    assert_eq!(
+        select(&["--filter", "name: db.*"]),
+        ["db01", "db05", "db09", "db13", "db17"]
+    );
+    assert_eq!(
+        select(&["--filter", "tags: cache !os-family: windows"]),
+        ["cache02", "cache06", "cache14", "cache18"]
+    );
+    assert_eq!(
+        select(&["--filter", "hostname: .*\\.prod\\..* rack: r1"]),
+        ["db09", "queue03", "queue15"]
+    );
+    assert_eq!(
+        select(&["--filter", "tags: queue", "--exclude-filter", "tags: dev"]),
+        ["queue03", "queue15"]
+    );
+    // The runner's own node is always there; a bare word is a name.
+    assert_eq!(select(&["--filter", "local"]), ["local"]);
+    assert_eq!(select(&["--filter", "name: web01,db05"]), ["db05"]);
+    // A text table on a terminal.
+    let out = run(
+        sortie()
+            .arg("nodes")
+            .arg("--nodes")
+            .arg(&file)
+            .args(["--filter", "db01"]),
+        0,
+    );
+    let text = stdout(&out);
+    assert!(text.starts_with("NAME"), "{text}");
+    assert!(
+        text.contains("db01.dev.example.net") && text.contains("db,dev"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_broken_inventory_is_named_and_only_jobs_with_a_filter_fail() {
+    let lab = Lab::empty();
+    let bad = lab.path("bad.yaml");
+    std::fs::write(&bad, "web1:\n  tags: {a: b}\n").unwrap();
+    let out = run(sortie().arg("nodes").arg("--nodes").arg(&bad), 78);
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad.yaml") && err.contains("web1") && err.contains("tags"),
+        "{err}"
+    );
+    let spec = lab.path("spec.json");
+    for (filter, code) in [(None, 0), (Some("tags: web"), 1)] {
+        let mut job = json!({"id": "inv", "steps": [{"exec": ["true"]}]});
+        if let Some(f) = filter {
+            job["nodes"] = json!({"filter": f});
+        }
+        std::fs::write(&spec, job.to_string()).unwrap();
+        let out = run(
+            sortie().arg("exec").arg(&spec).arg("--nodes").arg(&bad),
+            code,
+        );
+        if code == 1 {
+            assert!(
+                stdout(&out).contains("the node inventory did not load"),
+                "{}",
+                stdout(&out)
+            );
+        }
+    }
+}
+
+#[test]
+fn node_first_step_first_and_parallel_order_steps_as_named() {
+    let lab = Lab::new(3);
+    lab.inventory(&[
+        ("n1", lab.node(0)),
+        ("n2", lab.node(1)),
+        ("n3", lab.node(2)),
+    ]);
+    let steps = json!([
+        {"shell": "echo one on ${node.name}"},
+        {"shell": "echo two on ${node.name}"},
+    ]);
+    let job = |strategy: &str| json!({"id": strategy, "strategy": strategy, "nodes": {"filter": "name: n.*"}, "steps": steps});
+    let (events, _) = lab.exec(job("node-first"), 0, &[]);
+    assert_eq!(
+        starts(&events),
+        pairs(&[
+            (0, "n1"),
+            (1, "n1"),
+            (0, "n2"),
+            (1, "n2"),
+            (0, "n3"),
+            (1, "n3")
+        ])
+    );
+    assert_eq!(node_output(&events, "n2"), "one on n2\ntwo on n2\n");
+    let (events, _) = lab.exec(job("step-first"), 0, &[]);
+    assert_eq!(
+        starts(&events),
+        pairs(&[
+            (0, "n1"),
+            (0, "n2"),
+            (0, "n3"),
+            (1, "n1"),
+            (1, "n2"),
+            (1, "n3")
+        ])
+    );
+    // A workflow step runs once, on the runner, between the node steps.
+    let mut with_workflow = job("node-first");
+    with_workflow["steps"] = json!([
+        {"shell": "echo SORTIE:DATA:seen=${node.name}"},
+        {"shell": "echo \"all: ${data.seen*}\"", "node_step": false},
+        {"shell": "echo mine ${data.seen} theirs ${data.seen@n3}"},
+    ]);
+    let (events, out) = lab.exec(with_workflow, 0, &[]);
+    assert_eq!(
+        starts(&events),
+        pairs(&[
+            (0, "n1"),
+            (0, "n2"),
+            (0, "n3"),
+            (1, "local"),
+            (2, "n1"),
+            (2, "n2"),
+            (2, "n3")
+        ])
+    );
+    assert!(node_output(&events, "local").contains("all: n1,n2,n3"));
+    assert!(node_output(&events, "n2").ends_with("mine n2 theirs n3\n"));
+    assert_eq!(summary(&out)["data"]["seen@n1"], "n1");
+}
+
+#[test]
+fn parallel_runs_threadcount_nodes_at_once_and_no_more() {
+    let lab = Lab::new(2);
+    let board = lab.path("board");
+    std::fs::create_dir(&board).unwrap();
+    let nodes: Vec<(String, Value)> = (0..6).map(|i| (format!("p{i}"), lab.node(i % 2))).collect();
+    let named: Vec<(&str, Value)> = nodes.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+    lab.inventory(&named);
+    // Each step marks itself running on a board all nodes share (they are on
+    // this machine), records how many it saw, and stays a while.
+    let step = format!(
+        "b={b}; touch $b/run.${{node.name}}; ls $b | grep -c '^run' >$b/seen.${{node.name}}; \
+         sleep 1; rm $b/run.${{node.name}}",
+        b = board.display()
+    );
+    let spec = json!({
+        "id": "par", "strategy": "parallel",
+        "nodes": {"filter": "name: p.*", "threadcount": "${option.threads}"},
+        "options": {"threads": "3"},
+        "steps": [{"shell": step}],
+    });
+    let (events, _) = lab.exec(spec, 0, &[]);
+    let seen: Vec<u32> = (0..6)
+        .map(|i| {
+            std::fs::read_to_string(board.join(format!("seen.p{i}")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        seen.iter().all(|n| *n <= 3),
+        "more than 3 at once: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|n| *n > 1),
+        "never more than one at once: {seen:?}"
+    );
+    assert_eq!(ends(&events).len(), 6);
+    assert!(ends(&events).iter().all(|(_, _, s)| s == "succeeded"));
+}
+
+#[test]
+fn keepgoing_goes_on_past_an_unreachable_and_a_failing_node() {
+    let lab = Lab::new(1);
+    let closed = free_port();
+    lab.inventory(&[
+        ("a-good", lab.node(0)),
+        (
+            "b-down",
+            json!({"hostname": format!("127.0.0.1:{closed}"), "username": lab.user, "ssh-key": "file:node_key"}),
+        ),
+        ("c-fails", lab.node(0)),
+        ("d-good", lab.node(0)),
+    ]);
+    let spec = |keepgoing: bool| {
+        json!({
+            "id": "kg", "nodes": {"filter": ".*-.*", "keepgoing": keepgoing},
+            "steps": [
+                {"shell": "echo first; [ ${node.name} != c-fails ]"},
+                {"shell": "echo second"},
+            ],
+        })
+    };
+    let (events, out) = lab.exec(spec(true), 1, &[]);
+    let ends = ends(&events);
+    for good in ["a-good", "d-good"] {
+        assert_eq!(node_output(&events, good), "first\nsecond\n");
+    }
+    assert!(ends.contains(&(0, "c-fails".into(), "failed".into())));
+    assert!(!ends.iter().any(|(s, n, _)| *s == 1 && n == "c-fails"));
+    let error = summary(&out)["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("b-down") && error.contains("c-fails"),
+        "{error}"
+    );
+    let down = events
+        .iter()
+        .find(|e| e["kind"] == "system" && e["text"].as_str().unwrap().contains("b-down"))
+        .expect("the unreachable node is named");
+    let reason = down["text"].as_str().unwrap();
+    assert!(
+        !reason.contains('\n') && reason.contains("refused"),
+        "{reason}"
+    );
+    // Without keepgoing the first failed node ends the job.
+    let (events, _) = lab.exec(spec(false), 1, &[]);
+    assert_eq!(node_output(&events, "a-good"), "first\nsecond\n");
+    assert_eq!(node_output(&events, "d-good"), "");
+}
+
+#[test]
+fn a_node_whose_host_key_does_not_match_is_refused() {
+    let lab = Lab::new(2);
+    // Node m2 claims server 1 but carries server 0's key.
+    let mut wrong = lab.node(1);
+    wrong["ssh-host-key"] = json!(lab.servers[0].host_key);
+    let marker = lab.path("ran");
+    lab.inventory(&[("m1", lab.node(0)), ("m2", wrong)]);
+    std::fs::write(
+        lab.path("known_hosts"),
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            lab.servers[0].port, lab.servers[0].host_key
+        ),
+    )
+    .unwrap();
+    let spec = json!({
+        "id": "hk", "nodes": {"filter": "name: m.*", "keepgoing": true},
+        "steps": [{"shell": format!("touch {}.${{node.name}}", marker.display())}],
+    });
+    let (events, _) = lab.exec(spec, 1, &[]);
+    assert!(Path::new(&format!("{}.m1", marker.display())).exists());
+    assert!(!Path::new(&format!("{}.m2", marker.display())).exists());
+    let text: String = events
+        .iter()
+        .filter(|e| e["kind"] == "system")
+        .filter_map(|e| e["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("node m2") && text.to_lowercase().contains("host key"),
+        "{text}"
+    );
+    assert_eq!(
+        lab.accepted(1),
+        0,
+        "no authentication happened on the impostor"
+    );
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[test]
+fn a_step_that_ignores_sigterm_on_a_node_is_killed_after_the_grace() {
+    let lab = Lab::new(1);
+    lab.inventory(&[("n1", lab.node(0))]);
+    let pids = lab.path("pids");
+    let spec = json!({
+        "id": "stubborn", "nodes": {"filter": "n1"},
+        "steps": [{
+            "shell": format!("trap '' TERM; sleep 300 & echo $$ $! >{}; wait; wait", pids.display()),
+            "timeout": "2s",
+        }],
+    });
+    let (events, _) = lab.exec(spec, 1, &["--kill-grace", "1s"]);
+    assert!(ends(&events).contains(&(0, "n1".into(), "timed_out".into())));
+    let pids: Vec<i32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    // The node's watchdog sends SIGKILL one grace after the channel closed.
+    wait_for(
+        "the node's processes to be killed",
+        Duration::from_secs(10),
+        || pids.iter().all(|p| !alive(*p)),
+    );
+}
+
+#[test]
+fn a_secret_never_reaches_a_command_line_or_the_log() {
+    let lab = Lab::new(1);
+    lab.inventory(&[("n1", lab.node(0))]);
+    let secret = "hunter2-very-secret-value";
+    let started = lab.path("started");
+    let release = lab.path("release");
+    let spec = json!({
+        "id": "sec", "nodes": {"filter": "n1"},
+        "secrets": {"DB_PASSWORD": "env:DB"},
+        "options": {"word": "${secrets.DB_PASSWORD}"},
+        "steps": [
+            {"shell": format!(
+                "echo \"pw=$DB_PASSWORD\"; touch {s}; while [ ! -e {r} ]; do sleep 0.05; done",
+                s = started.display(), r = release.display())},
+            {"exec": ["printf", "%s\\n", "$DB_PASSWORD"]},
+        ],
+    });
+    let child = lab
+        .command(spec)
+        .env("SORTIE_SECRET_DB", secret)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the step on the node", Duration::from_secs(30), || {
+        started.exists()
+    });
+    // Every process of the machine: sortie, its ssh, sshd, the node's shells.
+    let mut leaks = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmdline).contains(secret) {
+                leaks.push(entry.path());
+            }
+        }
+    }
+    std::fs::write(&release, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        leaks.is_empty(),
+        "the secret is in the command line of {leaks:?}"
+    );
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(!log.contains(secret), "{log}");
+    assert!(log.contains("pw=[SECRET]"), "{log}");
+    assert!(!stderr(&out).contains(secret));
+}
+
+#[test]
+fn one_connection_per_node_serves_every_step_of_a_job() {
+    let lab = Lab::new(2);
+    lab.inventory(&[("r1", lab.node(0)), ("r2", lab.node(1))]);
+    let spec = json!({
+        "id": "reuse", "nodes": {"filter": "name: r.*"},
+        "steps": [
+            {"exec": ["true"]}, {"exec": ["true"]}, {"shell": "echo three"},
+            {"exec": ["true"], "node_step": false},
+            {"shell": "echo after the workflow step"},
+        ],
+    });
+    lab.exec(spec, 0, &[]);
+    assert_eq!((lab.accepted(0), lab.accepted(1)), (1, 1));
+}
+
+#[test]
+fn a_job_from_the_control_plane_reports_each_node_s_steps() {
+    let lab = Lab::new(1);
+    lab.inventory(&[("w1", lab.node(0)), ("w2", lab.node(0))]);
+    let cp = ControlPlane::start();
+    let id = cp.enqueue(json!({
+        "id": "from-cp", "nodes": {"filter": "name: w.*"},
+        "steps": [{"shell": "echo hi from ${node.name}; echo SORTIE:DATA:host=${node.name}"}],
+    }));
+    let state = lab.path("state");
+    run(
+        cp.poll(&state)
+            .arg("--nodes")
+            .arg(lab.path("nodes.yaml"))
+            .arg("--known-hosts")
+            .arg(lab.path("known_hosts"))
+            .arg("--secrets-dir")
+            .arg(lab.path("secrets")),
+        0,
+    );
+    let job = cp.job(&id);
+    assert_done(&job, "succeeded");
+    let completion = job.completion.unwrap();
+    let nodes: Vec<&str> = completion.steps.iter().map(|s| s.node.as_str()).collect();
+    assert_eq!(nodes, ["w1", "w2"]);
+    assert_eq!(completion.data["host@w2"], "w2");
+    let events = events(&cp.log(&id));
+    assert_eq!(
+        node_output(&events, "w1"),
+        "hi from w1\nSORTIE:DATA:host=w1\n"
+    );
+    // The control sockets and keys went with the job.
+    let left: Vec<_> = std::fs::read_dir(state.join("ssh"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A network namespace with a veth link to this one, removed on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(index: usize) -> Netns {
+        let tag = format!("{}{}", std::process::id() % 100_000, index);
+        let name = format!("sortie-{tag}");
+        let (host, peer) = (format!("vh{tag}"), format!("vn{tag}"));
+        let net = format!("10.{}.{}", 200 + index, std::process::id() % 250);
+        sh(&format!(
+            "ip netns add {name} && ip link add {host} type veth peer name {peer} netns {name} && \
+             ip addr add {net}.1/24 dev {host} && ip link set {host} up && \
+             ip -n {name} addr add {net}.2/24 dev {peer} && ip -n {name} link set {peer} up && \
+             ip -n {name} link set lo up"
+        ));
+        Netns { name }
+    }
+
+    fn address(&self, index: usize) -> String {
+        format!("10.{}.{}.2", 200 + index, std::process::id() % 250)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn each_step_runs_on_the_node_it_names_in_its_own_network_namespace() {
+    let spaces: Vec<Netns> = (0..2).map(Netns::new).collect();
+    let lab = Lab::empty().with_servers(
+        spaces
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| (ns.address(i), Some(ns.name.clone())))
+            .collect(),
+    );
+    lab.inventory(&[("east", lab.node(0)), ("west", lab.node(1))]);
+    let spec = json!({
+        "id": "netns", "strategy": "parallel", "nodes": {"filter": "east west", "threadcount": 2},
+        "steps": [{"shell": "readlink /proc/self/ns/net; ip -4 -o addr show scope global | awk '{print $4}'"}],
+    });
+    let (events, _) = lab.exec(spec, 0, &[]);
+    for (i, (node, ns)) in ["east", "west"].iter().zip(&spaces).enumerate() {
+        let inside = sh(&format!(
+            "ip netns exec {} readlink /proc/self/ns/net",
+            ns.name
+        ));
+        let expected = format!(
+            "{}{}/24\n",
+            String::from_utf8_lossy(&inside.stdout),
+            ns.address(i)
+        );
+        assert_eq!(node_output(&events, node), expected);
+    }
+}
