@@ -96,8 +96,9 @@ impl Lab {
                 "Port {port}\nListenAddress {address}\nHostKey {d}/host_key\n\
                  AuthorizedKeysFile {auth}\nPidFile {d}/pid\nStrictModes no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-                 LogLevel VERBOSE\nMaxSessions 50\nMaxStartups 100\n",
+                 LogLevel VERBOSE\nMaxSessions 50\nMaxStartups 100\nSetEnv TMPDIR={tmp}\n",
                 d = d.display(),
+                tmp = self.node_tmp().display(),
                 auth = self.dir.path().join("authorized_keys").display(),
             );
             std::fs::write(d.join("sshd_config"), config).unwrap();
@@ -147,6 +148,21 @@ impl Lab {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// The nodes' $TMPDIR, where each step's private directory goes.
+    fn node_tmp(&self) -> PathBuf {
+        let tmp = self.path("node-tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        tmp
+    }
+
+    /// What steps left in the nodes' $TMPDIR.
+    fn left_on_nodes(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.node_tmp())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
     }
 
     /// A node on server `i`, reached with the lab's key.
@@ -640,17 +656,83 @@ fn a_secret_never_reaches_a_command_line_or_the_log() {
 #[test]
 fn one_connection_per_node_serves_every_step_of_a_job() {
     let lab = Lab::new(2);
-    lab.inventory(&[("r1", lab.node(0)), ("r2", lab.node(1))]);
+    let names: Vec<String> = (0..12).map(|i| format!("r{i:02}")).collect();
+    let nodes: Vec<(&str, Value)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), lab.node(i % 2)))
+        .collect();
+    lab.inventory(&nodes);
+    for (strategy, accepted) in [("node-first", 6), ("parallel", 12)] {
+        let spec = json!({
+            "id": strategy, "strategy": strategy,
+            "nodes": {"filter": "name: r.*", "threadcount": 6},
+            "steps": [
+                {"exec": ["true"]}, {"shell": "sleep 0.2; echo two"},
+                {"exec": ["true"], "node_step": false},
+                {"shell": "echo after the workflow step"},
+            ],
+        });
+        let (events, _) = lab.exec(spec, 0, &[]);
+        // Steps in other threads end, the connections of the others stand.
+        assert_eq!(ends(&events).len(), 12 * 3 + 1);
+        assert!(ends(&events).iter().all(|(_, _, s)| s == "succeeded"));
+        assert_eq!((lab.accepted(0), lab.accepted(1)), (accepted, accepted));
+    }
+    assert!(lab.left_on_nodes().is_empty(), "{:?}", lab.left_on_nodes());
+}
+
+#[test]
+fn a_node_s_bad_key_fails_that_node_and_a_step_s_own_255_is_its_exit_code() {
+    let lab = Lab::new(1);
+    let mut bad = lab.node(0);
+    bad["ssh-key"] = json!("file:no-such-key");
+    // Names that make the same file name once cleaned up.
+    lab.inventory(&[("a b", lab.node(0)), ("a_b", lab.node(0)), ("a-bad", bad)]);
     let spec = json!({
-        "id": "reuse", "nodes": {"filter": "name: r.*"},
-        "steps": [
-            {"exec": ["true"]}, {"exec": ["true"]}, {"shell": "echo three"},
-            {"exec": ["true"], "node_step": false},
-            {"shell": "echo after the workflow step"},
-        ],
+        "id": "keys", "nodes": {"filter": "name: a.b.*", "keepgoing": true},
+        "steps": [{"shell": "echo on ${node.name}; exit 255", "errorhandler": {"shell": "echo code ${result.exit_code}"}}],
     });
-    lab.exec(spec, 0, &[]);
-    assert_eq!((lab.accepted(0), lab.accepted(1)), (1, 1));
+    let (events, _) = lab.exec(spec, 1, &[]);
+    for node in ["a b", "a_b"] {
+        assert_eq!(node_output(&events, node), format!("on {node}\ncode 255\n"));
+    }
+    assert!(ends(&events).contains(&(0, "a b".into(), "failed".into())));
+    let text: String = events
+        .iter()
+        .filter(|e| e["kind"] == "system")
+        .filter_map(|e| e["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("node a-bad: ssh key file:no-such-key"),
+        "{text}"
+    );
+}
+
+#[test]
+fn relative_paths_hold_and_an_inventory_fifo_does_not_hang() {
+    let lab = Lab::new(1);
+    lab.inventory(&[("n1", lab.node(0))]);
+    std::fs::write(lab.path("ssh_config"), "ServerAliveInterval 30\n").unwrap();
+    let spec = json!({"id": "rel", "nodes": {"filter": "n1"}, "steps": [{"exec": ["true"]}]});
+    run(
+        lab.command(spec).current_dir(lab.dir.path()).args([
+            "--ssh-config",
+            "ssh_config",
+            "--known-hosts",
+            "known_hosts",
+        ]),
+        0,
+    );
+    let fifo = lab.path("nodes.fifo");
+    sh(&format!("mkfifo {}", fifo.display()));
+    let out = run(sortie().arg("nodes").arg("--nodes").arg(&fifo), 78);
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

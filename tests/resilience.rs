@@ -75,10 +75,19 @@ fn kill_9_at_random_moments_loses_nothing_and_reports_nothing_twice() {
                     let _ = child.wait();
                     drive_to_the_end(&cp, state.path(), &id);
                     let job = cp.job(&id);
-                    let completion = job.completion.clone().unwrap_or_else(|| {
-                        panic!("{id}: a terminal job has a completion: {job:?}")
-                    });
                     let log = cp.log(&id);
+                    assert!(std::fs::read_dir(state.path().join("jobs"))
+                        .map_or(true, |mut d| d.next().is_none()));
+                    let Some(completion) = job.completion.clone() else {
+                        // Killed before the control plane took the start: the
+                        // next shot reports it failed, not run, with no log.
+                        assert_eq!(job.phase, Phase::Failed, "{id}: {job:?}");
+                        let reason = job.reason.as_deref().unwrap_or("");
+                        assert!(reason.starts_with("not run:"), "{id}: {job:?}");
+                        assert!(log.is_empty(), "{id}");
+                        outcomes.push("not run".to_string());
+                        continue;
+                    };
                     assert_eq!(completion.log.sha256, sha256_hex(&log), "{id}");
                     let events = events(&log);
                     let printed = assert_numbered_prefix(&output_text(&events, "stdout"), 30);
@@ -98,8 +107,6 @@ fn kill_9_at_random_moments_loses_nothing_and_reports_nothing_twice() {
                         }
                         other => panic!("{id} ended {other}"),
                     }
-                    assert!(std::fs::read_dir(state.path().join("jobs"))
-                        .map_or(true, |mut d| d.next().is_none()));
                     outcomes.push(completion.status.as_str().to_string());
                 }
                 outcomes
@@ -113,10 +120,12 @@ fn kill_9_at_random_moments_loses_nothing_and_reports_nothing_twice() {
     assert_eq!(outcomes.len(), kills);
     let count = |status: &str| outcomes.iter().filter(|o| *o == status).count();
     eprintln!(
-        "crash test: {kills} kills, {} lost, {} succeeded, {} interrupted before a step ran",
+        "crash test: {kills} kills, {} lost, {} succeeded, {} interrupted before a step ran, \
+         {} not run (killed before the start was taken)",
         count("lost"),
         count("succeeded"),
-        count("interrupted")
+        count("interrupted"),
+        count("not run")
     );
 }
 

@@ -34,6 +34,7 @@ complete -c sortie -n "__fish_sortie_needs_command" -f -a "poll" -d 'Run one sho
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
+complete -c sortie -n "__fish_sortie_needs_command" -f -a "nodes" -d 'Show the nodes a filter selects from the inventory (to try a filter before a job uses it)'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l server -d 'Control plane: https://HOST[:PORT]/PATH/, http:// to a loopback address, or dir:PATH for the embedded spool directory' -r
@@ -67,6 +68,11 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-k8s-token-fil
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-k8s-mount -d 'Mount of the Kubernetes auth method' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-namespace -d 'OpenBao namespace (X-Vault-Namespace)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l bao-ca-file -d 'PEM bundle of the CAs to trust for OpenBao [default: the --ca-file of the control plane]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l nodes -d 'A Rundeck resource model (YAML, XML or JSON; a directory: each such file in it) with the nodes jobs may dispatch to (repeatable; the variable takes a comma-separated list)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l node-name -d 'The name of the runner\'s own node' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l known-hosts -d 'known_hosts file with the host keys nodes must present (host keys are always checked; a node may also carry its key in an `ssh-host-key` attribute)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l ssh-config -d 'An ssh_config for node connections [default: none, not even ~/.ssh/config]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l ssh-connect-timeout -d 'Time allowed to connect to a node' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-jobs -d 'Most jobs to take in this shot' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l wait -d 'Long poll: let the control plane hold the claim this long for work to arrive' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
@@ -78,6 +84,7 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -l log-format -d 'Fo
 json\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback address (the token travels in clear text)'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l keep-workspace -d 'Keep each job\'s workspace after the job, for debugging (its path is logged)'
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l ssh-agent -d 'Also offer the keys of the ssh-agent at $SSH_AUTH_SOCK'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l fail-on-job-failure -d 'Exit 1 when a job fails (for CI steps); otherwise a job\'s failure is only reported'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -s q -l quiet -d 'Only errors on stderr'
@@ -104,9 +111,15 @@ complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-k8s-token-fil
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-k8s-mount -d 'Mount of the Kubernetes auth method' -r
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-namespace -d 'OpenBao namespace (X-Vault-Namespace)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l bao-ca-file -d 'PEM bundle of the CAs to trust for OpenBao [default: the --ca-file of the control plane]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l nodes -d 'A Rundeck resource model (YAML, XML or JSON; a directory: each such file in it) with the nodes jobs may dispatch to (repeatable; the variable takes a comma-separated list)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l node-name -d 'The name of the runner\'s own node' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l known-hosts -d 'known_hosts file with the host keys nodes must present (host keys are always checked; a node may also carry its key in an `ssh-host-key` attribute)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l ssh-config -d 'An ssh_config for node connections [default: none, not even ~/.ssh/config]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l ssh-connect-timeout -d 'Time allowed to connect to a node' -r
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
 json\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l keep-workspace -d 'Keep each job\'s workspace after the job, for debugging (its path is logged)'
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l ssh-agent -d 'Also offer the keys of the ssh-agent at $SSH_AUTH_SOCK'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback secret store'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s q -l quiet -d 'Only errors on stderr'
@@ -158,6 +171,11 @@ complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-k8s-token-f
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-k8s-mount -d 'Mount of the Kubernetes auth method' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-namespace -d 'OpenBao namespace (X-Vault-Namespace)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l bao-ca-file -d 'PEM bundle of the CAs to trust for OpenBao [default: the --ca-file of the control plane]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l nodes -d 'A Rundeck resource model (YAML, XML or JSON; a directory: each such file in it) with the nodes jobs may dispatch to (repeatable; the variable takes a comma-separated list)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l node-name -d 'The name of the runner\'s own node' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l known-hosts -d 'known_hosts file with the host keys nodes must present (host keys are always checked; a node may also carry its key in an `ssh-host-key` attribute)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l ssh-config -d 'An ssh_config for node connections [default: none, not even ~/.ssh/config]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l ssh-connect-timeout -d 'Time allowed to connect to a node' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l max-jobs -d 'Most jobs to take in this shot' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l wait -d 'Long poll: let the control plane hold the claim this long for work to arrive' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
@@ -170,10 +188,27 @@ complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l log-format -d '
 json\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback address (the token travels in clear text)'
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l keep-workspace -d 'Keep each job\'s workspace after the job, for debugging (its path is logged)'
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l ssh-agent -d 'Also offer the keys of the ssh-agent at $SSH_AUTH_SOCK'
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l fail-on-job-failure -d 'Exit 1 when a job fails (for CI steps); otherwise a job\'s failure is only reported'
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -s h -l help -d 'Print help'
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l filter -d 'Rundeck\'s node filter (`tags: web+prod`, `name: db.*`, `!hostname: test.*`)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l exclude-filter -d 'A filter whose nodes are left out' -r
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l exclude-precedence -d 'With both filters, a node matching both is left out (false: kept)' -r -f -a "true\t''
+false\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l nodes -d 'A Rundeck resource model (YAML, XML or JSON; a directory: each such file in it) with the nodes jobs may dispatch to (repeatable; the variable takes a comma-separated list)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l node-name -d 'The name of the runner\'s own node' -r
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l known-hosts -d 'known_hosts file with the host keys nodes must present (host keys are always checked; a node may also carry its key in an `ssh-host-key` attribute)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l ssh-config -d 'An ssh_config for node connections [default: none, not even ~/.ssh/config]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l ssh-connect-timeout -d 'Time allowed to connect to a node' -r
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
+json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l json -d 'Print Rundeck resource JSON instead of a table'
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l ssh-agent -d 'Also offer the keys of the ssh-agent at $SSH_AUTH_SOCK'
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -s q -l quiet -d 'Only errors on stderr'
+complete -c sortie -n "__fish_sortie_using_subcommand nodes" -s h -l help -d 'Print help'
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and not __fish_seen_subcommand_from init help" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
 json\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and not __fish_seen_subcommand_from init help" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
@@ -188,10 +223,11 @@ complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_sub
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help'
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from help" -f -a "init" -d 'Create a spool: PATH and its pending/, claimed/, done/ and failed/ directories'
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda spool help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda spool help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda spool help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda spool help" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda spool help" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda spool help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "nodes" -d 'Show the nodes a filter selects from the inventory (to try a filter before a job uses it)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sortie -n "__fish_sortie_using_subcommand help; and __fish_seen_subcommand_from spool" -f -a "init" -d 'Create a spool: PATH and its pending/, claimed/, done/ and failed/ directories'

@@ -162,7 +162,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         .stderr(Stdio::piped())
         .process_group(0);
     confine(&mut command, &cmd.confinement);
-    let mut child = match command.spawn() {
+    let mut child = match os::spawn_kept(&mut command) {
         Ok(child) => child,
         Err(e) => {
             return Finished {
@@ -174,7 +174,6 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
     };
     let group = ProcessGroup::led_by(child.id());
     signals::add_running_group(group.id());
-    os::keep_child(child.id());
     let pid = child.id();
     // Feed stdin and hold it open until the process ends (the sender is dropped).
     let (_hold, held) = mpsc::channel::<()>();

@@ -112,19 +112,22 @@ pub fn nodes(args: &NodeArgs, private_dir: PathBuf) -> Result<Nodes> {
     if name.is_empty() || name.chars().any(char::is_control) {
         bail!("--node-name {:?} must be a name", args.node_name);
     }
-    for (flag, path) in [
-        ("--known-hosts", &args.known_hosts),
-        ("--ssh-config", &args.ssh_config),
-    ] {
-        if let Some(path) = path {
-            std::fs::File::open(path)
-                .with_context(|| format!("cannot read {flag} {}", path.display()))?;
-        }
-    }
+    // Absolute: ssh runs with another working directory than sortie's.
+    let readable = |flag: &str, path: &Option<PathBuf>| -> Result<Option<PathBuf>> {
+        path.as_ref()
+            .map(|p| {
+                std::fs::File::open(p)
+                    .and_then(|_| std::fs::canonicalize(p))
+                    .with_context(|| format!("cannot read {flag} {}", p.display()))
+            })
+            .transpose()
+    };
+    let known_hosts = readable("--known-hosts", &args.known_hosts)?;
+    let config = readable("--ssh-config", &args.ssh_config)?;
     let ssh = which::which("ssh").ok().map(|program| ssh::Settings {
         program,
-        known_hosts: args.known_hosts.clone(),
-        config: args.ssh_config.clone(),
+        known_hosts,
+        config,
         connect_timeout: args.ssh_connect_timeout,
         private_dir,
         agent: args.ssh_agent,

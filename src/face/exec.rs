@@ -19,6 +19,7 @@ use crate::jobs::runner::{self, Runtime};
 use crate::jobs::spec as jobspec;
 use crate::jobs::workspace::Workspace;
 use crate::output::{printable, terminal::Terminal, EventLog};
+use crate::state::files;
 
 fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
     let name = args.file.display().to_string();
@@ -70,6 +71,43 @@ fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
     Ok(spec)
 }
 
+/// Where `sortie exec` keeps node keys and control sockets: a directory of
+/// its own in one directory of the user's, which the steps of every exec are
+/// kept out of (the parent is what is protected). What an exec that was killed
+/// left there is removed.
+fn private_dir() -> Result<(std::path::PathBuf, tempfile::TempDir)> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = std::env::temp_dir().join(format!("sortie-ssh-{}", crate::os::uid()));
+    files::ensure_dir(&parent, files::PRIVATE_DIR)
+        .with_context(|| format!("creating {}", parent.display()))?;
+    let meta = std::fs::symlink_metadata(&parent)?;
+    if meta.uid() != crate::os::uid() || meta.mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "{} is not private to this user (owner {}, mode {:o}): remove it",
+            parent.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        );
+    }
+    for entry in std::fs::read_dir(&parent)?.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_string_lossy()
+            .split('-')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if !pid.is_empty() && !std::path::Path::new("/proc").join(&pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let private = tempfile::Builder::new()
+        .prefix(&format!("{}-", std::process::id()))
+        .tempdir_in(&parent)
+        .context("creating a private directory for node connections")?;
+    Ok((parent, private))
+}
+
 pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
     let spec = jobspec::parse(&read_spec(args).map_err(Failure::or_config)?)
         .with_context(|| format!("{}: invalid job spec", args.file.display()))
@@ -91,13 +129,8 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
     .flatten()
     .cloned()
     .collect();
-    // Node keys and control sockets: a private directory steps cannot reach.
-    let private = tempfile::Builder::new()
-        .prefix("sortie-ssh-")
-        .tempdir()
-        .context("creating a private directory for node connections")
-        .map_err(Failure::config)?;
-    let own = [private.path().to_path_buf()];
+    let (parent, private) = private_dir().map_err(Failure::config)?;
+    let own = [parent];
     let policy = config::policy(&args.run, &providers, &own, read_only).map_err(Failure::config)?;
     let nodes =
         config::nodes(&args.nodes, private.path().to_path_buf()).map_err(Failure::config)?;

@@ -106,14 +106,26 @@ pub fn threadcount(
     }
 }
 
-/// The data of a job: global, and per node.
+/// The data of a job: global, and per node, within one job-wide total.
 #[derive(Debug, Default)]
 pub struct Data {
     pub global: DataSet,
     pub nodes: BTreeMap<String, DataSet>,
 }
 
+/// The longest `${data.k*}` (every node's value joined): a step gets it in a
+/// variable, and Linux refuses a variable over 128 KiB.
+const MAX_JOINED: usize = 120 << 10;
+
 impl Data {
+    /// The data of `node` so far (a copy, counting against the job's total).
+    pub fn of(&self, node: &str) -> DataSet {
+        self.nodes
+            .get(node)
+            .cloned()
+            .unwrap_or_else(|| self.global.sibling())
+    }
+
     /// What a step sees as `${data.*}`: on `node` its own values, else the
     /// global ones; `k@node` for every node's value, `k*` for all of them
     /// joined. `own` is the data of the node (or, with no node, the global
@@ -140,7 +152,10 @@ impl Data {
             }
         }
         for (k, values) in joined {
-            view.insert(format!("{k}*"), values.join(","));
+            let all = values.join(",");
+            if all.len() <= MAX_JOINED {
+                view.insert(format!("{k}*"), all);
+            }
         }
         view
     }

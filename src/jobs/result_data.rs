@@ -6,6 +6,8 @@
 //! are bounded so a runaway step cannot make the completion unsendable.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
@@ -14,13 +16,24 @@ pub const MAX_VALUE: usize = 64 * 1024;
 /// Largest total of keys and values, in bytes.
 pub const MAX_TOTAL: usize = 1024 * 1024;
 
-/// The data a job has captured so far.
+/// The data a job has captured so far: the global data or one node's. The
+/// sets of one job share one [`MAX_TOTAL`] (clones share it too).
 #[derive(Debug, Default, Clone)]
 pub struct DataSet {
     map: BTreeMap<String, String>,
+    /// Bytes of keys and values in every set of the job.
+    job_total: Arc<AtomicUsize>,
 }
 
 impl DataSet {
+    /// An empty set counting against the same job total as `self`.
+    pub fn sibling(&self) -> DataSet {
+        DataSet {
+            map: BTreeMap::new(),
+            job_total: self.job_total.clone(),
+        }
+    }
+
     pub fn map(&self) -> &BTreeMap<String, String> {
         &self.map
     }
@@ -46,10 +59,13 @@ impl DataSet {
             );
         }
         let old = self.map.get(&key).map_or(0, |v| key.len() + v.len());
-        let total: usize = self.map.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if total - old + key.len() + value.len() > MAX_TOTAL {
+        let new = key.len() + value.len();
+        let total = self.job_total.load(Ordering::Relaxed);
+        if total.saturating_sub(old) + new > MAX_TOTAL {
             bail!("result data {key}: the job's data would exceed {MAX_TOTAL} bytes");
         }
+        self.job_total.fetch_add(new, Ordering::Relaxed);
+        self.job_total.fetch_sub(old.min(total), Ordering::Relaxed);
         self.map.insert(key, value);
         Ok(())
     }

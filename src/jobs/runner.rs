@@ -185,6 +185,8 @@ struct Job<'a, 'l, 's> {
     keys: BTreeMap<String, PathBuf>,
     /// Each remote node's known_hosts file (from its `ssh-host-key`).
     host_keys: BTreeMap<String, PathBuf>,
+    /// Nodes whose credentials could not be had, and why.
+    broken: BTreeMap<String, String>,
 }
 
 /// Run every step of `spec` and report how it went.
@@ -315,6 +317,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             private: None,
             keys: BTreeMap::new(),
             host_keys: BTreeMap::new(),
+            broken: BTreeMap::new(),
         };
         job.prepare_secrets(nodes)?;
         Ok(job)
@@ -325,63 +328,40 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
     /// file-delivered ones and the keys into the workspace.
     fn prepare_secrets(&mut self, nodes: &[Node]) -> anyhow::Result<()> {
         let local = &self.rt.nodes.local.name;
-        let mut wanted = self.spec.secrets.clone();
-        let mut key_of = BTreeMap::new();
         let remote: Vec<&Node> = nodes.iter().filter(|n| &n.name != local).collect();
         if let (Some(ssh), false) = (&self.rt.nodes.ssh, remote.is_empty()) {
             self.private = Some(private_dir(&ssh.private_dir, &self.spec.id)?);
         }
-        for (i, node) in remote.into_iter().enumerate() {
-            let want = if let Some(text) = node.attributes.get("ssh-key") {
-                Some(Wanted {
-                    text: text.clone(),
-                    reference: Reference::parse(text)
-                        .map_err(|e| anyhow::anyhow!("node {:?}: ssh-key: {e:#}", node.name))?,
-                    delivery: Delivery::File,
-                })
-            } else if node.attributes.contains_key("ssh-key-storage-path") {
-                Some(storage_reference(node)?)
-            } else {
-                self.spec.ssh_key.clone()
-            };
-            if let Some(want) = want {
-                let key = format!("SORTIE_SSH_KEY_{i}");
-                key_of.insert(key.clone(), node.name.clone());
-                wanted.insert(key, want);
-            }
-            if let (Some(dir), Some(host_key)) =
-                (&self.private, node.attributes.get("ssh-host-key"))
-            {
-                let path = known_hosts_file(dir, node, host_key)?;
-                self.host_keys.insert(node.name.clone(), path);
-            }
-        }
-        if wanted.is_empty() {
+        let node_keys = self.node_credentials(&remote);
+        if self.spec.secrets.is_empty() && node_keys.is_empty() {
             return Ok(());
         }
-        let resolved = secrets::resolve(&wanted, self.rt.providers)?;
+        let resolved = secrets::resolve(&self.spec.secrets, self.rt.providers)?;
         // The runner's own credentials too (a Bao login may just have added one).
         let min = self.rt.providers.min_length;
         let own = own::values();
         let masker = Arc::new(Masker::new(
-            resolved.iter().map(|r| (r.key.as_str(), &r.value)).chain(
-                own.iter()
-                    .filter(|v| v.expose().len() >= min)
-                    .map(|v| ("sortie", v)),
-            ),
+            resolved
+                .iter()
+                .map(|r| (r.key.as_str(), &r.value))
+                .chain(node_keys.iter().map(|(_, key)| ("ssh-key", key)))
+                .chain(
+                    own.iter()
+                        .filter(|v| v.expose().len() >= min)
+                        .map(|v| ("sortie", v)),
+                ),
             min,
         )?);
         self.log.lock().set_masker(masker.clone());
         mask::register_for_diagnostics(masker);
+        if let Some(dir) = &self.private {
+            for (node, key) in &node_keys {
+                let path = write_key(dir, node, key)?;
+                self.keys.insert(node.clone(), path);
+            }
+        }
         let workspace = self.rt.workspace;
         for secret in resolved {
-            if let Some(node) = key_of.get(&secret.key) {
-                if let Some(dir) = &self.private {
-                    let path = write_key(dir, node, &secret.value)?;
-                    self.keys.insert(node.clone(), path);
-                }
-                continue;
-            }
             self.secret_values
                 .push((secret.key.clone(), secret.value.clone()));
             let value = match secret.delivery {
@@ -399,6 +379,50 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             self.secret_env.push((secret.key, value));
         }
         Ok(())
+    }
+
+    /// Each remote node's key (its `ssh-key`, its `ssh-key-storage-path`, else
+    /// the job's `ssh_key`), each reference resolved once, and its host key
+    /// file. A node whose credentials fail is broken, with the reason; the
+    /// other nodes go on.
+    fn node_credentials(&mut self, remote: &[&Node]) -> Vec<(String, Secret)> {
+        let mut keys = Vec::new();
+        let mut resolved: BTreeMap<String, Result<Secret, String>> = BTreeMap::new();
+        for node in remote {
+            let wanted = node_key(node).map(|own| own.or_else(|| self.spec.ssh_key.clone()));
+            let key = match wanted {
+                Err(why) => Err(why),
+                Ok(None) => Ok(None),
+                Ok(Some(want)) => resolved
+                    .entry(want.text.clone())
+                    .or_insert_with(|| {
+                        let one = BTreeMap::from([("ssh-key".to_string(), want.clone())]);
+                        secrets::resolve(&one, self.rt.providers)
+                            .map(|mut r| r.remove(0).value)
+                            .map_err(|e| format!("ssh key {}: {e:#}", want.text))
+                    })
+                    .clone()
+                    .map(Some),
+            };
+            let host_key = match (&self.private, node.attributes.get("ssh-host-key")) {
+                (Some(dir), Some(host_key)) => known_hosts_file(dir, node, host_key)
+                    .map(Some)
+                    .map_err(|e| format!("{e:#}")),
+                _ => Ok(None),
+            };
+            match (key, host_key) {
+                (Err(why), _) | (_, Err(why)) => {
+                    self.broken.insert(node.name.clone(), why);
+                }
+                (Ok(key), Ok(host_key)) => {
+                    keys.extend(key.map(|k| (node.name.clone(), k)));
+                    if let Some(path) = host_key {
+                        self.host_keys.insert(node.name.clone(), path);
+                    }
+                }
+            }
+        }
+        keys
     }
 
     fn job_deadline_passed(&self) -> bool {
@@ -459,7 +483,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 // Workflow steps, and a job that dispatches to no node: once,
                 // on the runner, with the job's global data.
                 let local = &self.rt.nodes.local;
-                let mut global = std::mem::take(&mut data.global);
+                let mut global = data.global.clone();
                 let outcome = self.sequence(segment, local, &Link::Local, data, &mut global, 1);
                 data.global = global;
                 merge(steps, verdict, outcome);
@@ -512,6 +536,9 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             return Link::Local;
         }
         let link = match (self.rt.nodes.ssh.as_ref(), &self.private, Address::of(node)) {
+            _ if self.broken.contains_key(&node.name) => {
+                Link::Broken(self.broken[&node.name].clone())
+            }
             (None, _, _) | (_, None, _) => {
                 Link::Broken("no ssh program was found on PATH: install OpenSSH's client".into())
             }
@@ -556,7 +583,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
     fn node_first(&self, on: &Segment<'_, '_>, data: &mut Data) -> Vec<(String, Sequence)> {
         let mut out = Vec::new();
         for node in on.nodes {
-            let mut own = data.nodes.get(&node.name).cloned().unwrap_or_default();
+            let mut own = data.of(&node.name);
             let outcome = self.on_node(on.links, node, on.last, |link| {
                 self.sequence(on.steps, node, link, data, &mut own, on.nodes.len())
             });
@@ -583,7 +610,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 {
                     continue;
                 }
-                let mut own = data.nodes.get(&node.name).cloned().unwrap_or_default();
+                let mut own = data.of(&node.name);
                 let last = on.last && i + 1 == count;
                 let outcome = self.on_node(on.links, node, last, |link| {
                     self.sequence(one, node, link, data, &mut own, on.nodes.len())
@@ -624,7 +651,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                     let Some(node) = locked(&queue).pop_front() else {
                         return;
                     };
-                    let mut own = shared.nodes.get(&node.name).cloned().unwrap_or_default();
+                    let mut own = shared.of(&node.name);
                     let outcome = self.on_node(on.links, node, on.last, |link| {
                         self.sequence(on.steps, node, link, shared, &mut own, on.nodes.len())
                     });
@@ -801,11 +828,14 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             },
             Link::Broken(why) => Ran::NotStarted(why.clone()),
         };
-        if let (Link::Remote { .. }, Ran::Exited(255)) = (link, &ran) {
-            ran = Ran::NotStarted(format!(
-                "the connection to node {} failed during the step (ssh exited 255)",
-                node.name
-            ));
+        if let (Link::Remote { host, connection }, Ran::Exited(255)) = (link, &ran) {
+            // ssh's own failures exit 255; so may the step: ask the master.
+            if !connection.alive(host) {
+                ran = Ran::NotStarted(format!(
+                    "the connection to node {} failed during the step (ssh exited 255)",
+                    node.name
+                ));
+            }
         }
         match &ran {
             Ran::NotStarted(why) => self.log.system(Level::Error, &format!("{label}: {why}")),
@@ -966,9 +996,12 @@ fn take_data_file(path: &Path, data: &mut DataSet) -> Result<(), String> {
         .map_err(|e| format!("{e:#}"))
 }
 
-/// A node's name as a file name part.
+/// A node's name as a file name part: readable, and distinct for distinct
+/// names (a hash of the whole name follows what is kept of it).
 fn safe_name(name: &str) -> String {
-    name.chars()
+    let kept: String = name
+        .chars()
+        .take(48)
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
                 c
@@ -976,7 +1009,11 @@ fn safe_name(name: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    format!(
+        "{kept}-{:08x}",
+        crate::ids::short_hash(name.as_bytes()) as u32
+    )
 }
 
 /// The job's private directory under `base` (0700), named by a hash of its id.
@@ -1019,18 +1056,25 @@ fn known_hosts_file(dir: &Path, node: &Node, host_key: &str) -> anyhow::Result<P
     Ok(path)
 }
 
-/// A node's `ssh-key-storage-path` (Rundeck's key storage, `keys/a/b`) maps to
+/// A node's own key reference: its `ssh-key` attribute, else its
+/// `ssh-key-storage-path` (Rundeck's key storage, `keys/a/b`), which maps to
 /// the secrets directory: `file:b`.
-fn storage_reference(node: &Node) -> anyhow::Result<Wanted> {
-    let path = &node.attributes["ssh-key-storage-path"];
-    let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-    let text = format!("file:{name}");
-    let reference = Reference::parse(&text).map_err(|e| {
-        anyhow::anyhow!("node {:?}: ssh-key-storage-path {path:?}: {e:#}", node.name)
-    })?;
-    Ok(Wanted {
+fn node_key(node: &Node) -> Result<Option<Wanted>, String> {
+    let text = match (
+        node.attributes.get("ssh-key"),
+        node.attributes.get("ssh-key-storage-path"),
+    ) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => {
+            let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+            format!("file:{name}")
+        }
+        (None, None) => return Ok(None),
+    };
+    let reference = Reference::parse(&text).map_err(|e| format!("ssh key {text:?}: {e:#}"))?;
+    Ok(Some(Wanted {
         text,
         reference,
         delivery: Delivery::File,
-    })
+    }))
 }

@@ -38,6 +38,13 @@ use regex::Regex;
 use crate::nodes::java;
 use crate::nodes::node::{attr, Node};
 
+/// Bounds on a filter (Rundeck has none; a filter comes from a job, and each
+/// clause compiles into regular expressions).
+pub const MAX_FILTER: usize = 16 << 10;
+pub const MAX_CLAUSES: usize = 256;
+/// The compiled size of one regular expression (the regex crate's default is 10 MiB).
+const MAX_REGEX: usize = 256 << 10;
+
 /// The key a bare token (one without `key:`) is filed under.
 pub const DEFAULT_KEY: &str = "name";
 
@@ -70,7 +77,15 @@ impl Filter {
     /// When a `/…/` selector is not a valid regular expression (Rundeck throws
     /// `PatternSyntaxException` when it first evaluates it).
     pub fn parse(filter: &str, exclude_filter: Option<&str>) -> Result<Filter> {
+        let length = filter.len() + exclude_filter.map_or(0, str::len);
+        if length > MAX_FILTER {
+            bail!("node filter: {length} bytes, more than {MAX_FILTER}");
+        }
         let ParsedFilter { include, exclude } = combined(filter, exclude_filter);
+        let clauses = include.len() + exclude.len();
+        if clauses > MAX_CLAUSES {
+            bail!("node filter: {clauses} clauses, more than {MAX_CLAUSES}");
+        }
         let filter = Filter {
             include: Selector::compile(&include),
             exclude: Selector::compile(&exclude),
@@ -300,8 +315,9 @@ where
 
 /// Compile a Java-style regex for a whole-string match; see the module doc.
 fn whole_match_regex(pattern: &str) -> Result<Regex, regex::Error> {
-    Regex::new(pattern)?;
-    Regex::new(&format!(r"\A(?:{pattern})\z"))
+    let build = |p: &str| regex::RegexBuilder::new(p).size_limit(MAX_REGEX).build();
+    build(pattern)?;
+    build(&format!(r"\A(?:{pattern})\z"))
 }
 
 /// One compiled `matchRegexOrEquals` selector.

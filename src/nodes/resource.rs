@@ -175,9 +175,43 @@ pub fn load<P: AsRef<Path>>(paths: &[P]) -> Loaded {
     loaded
 }
 
+/// The largest resource file read (Rundeck's own exports of thousands of
+/// nodes are a few MiB).
+pub const MAX_FILE: u64 = 64 << 20;
+
 fn load_file(path: &Path) -> Result<Vec<Node>> {
-    let bytes = fs::read(path).map_err(|e| anyhow!("{}: cannot read: {e}", path.display()))?;
+    let bytes = read_bounded(path).map_err(|e| anyhow!("{}: cannot read: {e}", path.display()))?;
     parse(path, &bytes)
+}
+
+/// A regular file's bytes, at most [`MAX_FILE`]: a FIFO or a device is refused
+/// (opening does not wait for a writer), a larger file too.
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_FILE >> 20
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_FILE >> 20
+        )));
+    }
+    Ok(bytes)
 }
 
 fn load_directory(dir: &Path, errors: &mut Vec<anyhow::Error>) -> HashMap<String, Node> {

@@ -173,17 +173,16 @@ impl Connection {
         }
         let mut master = Command::new(&settings.program);
         master
+            .env_clear()
+            .envs(ssh_env())
             .args(&args)
             .args(["-M", "-N", "-o", "ControlPersist=no", "--"])
             .arg(&address.host)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        crate::os::die_with_parent(&mut master);
-        let master = master
-            .spawn()
+        let master = crate::os::spawn_bound_to_process(master)
             .map_err(|e| format!("cannot run {}: {e}", settings.program.display()))?;
-        crate::os::keep_child(master.id());
         let mut connection = Connection {
             node: node.to_string(),
             master,
@@ -192,25 +191,25 @@ impl Connection {
             control,
         };
         let limit = settings.connect_timeout + Duration::from_secs(5);
-        if let Err(e) = connection.wait_ready(limit, &address.host) {
+        let ready = connection.wait_ready(limit, &address.host);
+        // The master has read the key: steps go through it and need no key.
+        if let Some(key) = credentials.key {
+            let _ = std::fs::remove_file(key);
+        }
+        if let Err(e) = ready {
             connection.close(&address.host);
             return Err(e);
         }
         Ok(connection)
     }
 
-    /// Until the master is up (`ssh -O check`), or why it is not.
+    /// Until the master is up (it has made its control socket once
+    /// authenticated), or why it is not.
     fn wait_ready(&mut self, limit: Duration, host: &str) -> Result<(), String> {
+        use std::os::unix::fs::FileTypeExt;
         let until = Instant::now() + limit;
         loop {
-            let checked = Command::new(&self.program)
-                .args(&self.args)
-                .args(["-O", "check", "--", host])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            if checked.is_ok_and(|s| s.success()) {
+            if std::fs::symlink_metadata(&self.control).is_ok_and(|m| m.file_type().is_socket()) {
                 return Ok(());
             }
             if let Some(reason) = self.reason() {
@@ -219,8 +218,28 @@ impl Connection {
             if Instant::now() >= until {
                 return Err(format!("no connection to {host} within {limit:?}"));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Whether the master connection still stands (`ssh -O check`).
+    pub fn alive(&self, host: &str) -> bool {
+        self.control("check", host)
+    }
+
+    /// Send the master a control command (`ssh -O check|exit`); whether it succeeded.
+    fn control(&self, operation: &str, host: &str) -> bool {
+        crate::os::run_kept(
+            Command::new(&self.program)
+                .args(&self.args)
+                .args(["-O", operation, "--", host])
+                .env_clear()
+                .envs(ssh_env())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .is_ok_and(|s| s.success())
     }
 
     /// The command that runs `step` on the node through this connection.
@@ -241,13 +260,7 @@ impl Connection {
 
     /// Close the master connection.
     pub fn close(mut self, host: &str) {
-        let _ = Command::new(&self.program)
-            .args(&self.args)
-            .args(["-O", "exit", "--", host])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        self.control("exit", host);
         let _ = self.master.kill();
         let _ = self.master.wait();
         crate::os::forget_child(self.master.id());
@@ -278,29 +291,34 @@ pub struct RemoteStep {
 }
 
 /// The remote command: reads exactly `$1` bytes of stdin (the bootstrap) and
-/// runs them; the other arguments are the sizes of the parts and the grace.
-/// Fixed text, quoted for any login shell (no `!`, no newline).
+/// runs them; `$2` is the size of the script that follows, `$3` the grace in
+/// seconds. Fixed text, quoted for any login shell (no `!`, no newline).
 const LOADER: &str = r#"sh -c 'b=$(head -c "$1") && eval "$b"' sortie"#;
 
-/// What the loader runs, read from stdin: `$2`, `$3` and `$4` are the sizes of
-/// the environment, the script and the run line that follow it, `$5` the grace
-/// in seconds.
-const BOOTSTRAP: &str = r#"exec 3<&0
+/// The bootstrap, after `r=RUN` (the step's exports and its `exec` line, one
+/// quoted word). Few processes: a node may run many steps at once.
+const BOOTSTRAP: &str = r#"
+exec 3<&0
 d=$(mktemp -d "${TMPDIR:-/tmp}/sortie.XXXXXX") || { echo "sortie: cannot create a directory on the node" >&2; exit 125; }
 trap 'rm -rf "$d"' EXIT
-head -c "$2" >"$d/env" && head -c "$3" >"$d/step" && head -c "$4" >"$d/run" || { echo "sortie: cannot store the step on the node" >&2; exit 125; }
-[ "$(wc -c <"$d/env")" -eq "$2" ] && [ "$(wc -c <"$d/step")" -eq "$3" ] && [ "$(wc -c <"$d/run")" -eq "$4" ] || { echo "sortie: the step arrived incomplete" >&2; exit 125; }
-chmod 700 "$d/step"
+printf '%s\n' "$r" >"$d/run" || exit 125
+unset r
+if [ "$2" -gt 0 ]; then
+  head -c "$2" >"$d/step" && [ "$(wc -c <"$d/step")" -eq "$2" ] && chmod 700 "$d/step" || { echo "sortie: the step arrived incomplete" >&2; exit 125; }
+fi
 cd "$d" || exit 125
 if command -v setsid >/dev/null 2>&1; then
-  setsid sh -c '. ./env && . ./run' </dev/null 3<&- &
+  setsid sh -c '. ./run' </dev/null 3<&- &
 else
   set -m 2>/dev/null
-  sh -c '. ./env && . ./run' </dev/null 3<&- &
+  sh -c '. ./run' </dev/null 3<&- &
 fi
 pid=$!
-( cat >/dev/null <&3; kill -TERM -"$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; sleep "$5"; kill -KILL -"$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null ) >/dev/null 2>&1 &
+( while read -r _; do :; done <&3; kill -TERM -"$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; sleep "$3"; kill -KILL -"$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null ) >/dev/null 2>&1 &
 w=$!
+# The channel may be gone by the end: nothing written to it may stop the cleanup.
+trap '' PIPE
+exec 2>/dev/null
 wait "$pid"
 rc=$?
 kill "$w" 2>/dev/null
@@ -308,28 +326,24 @@ exit "$rc"
 "#;
 
 impl RemoteStep {
-    /// Everything the node reads on stdin (the bootstrap, the environment
-    /// file, the script, the run line), and the remote command that reads it.
+    /// Everything the node reads on stdin (the bootstrap with the step's
+    /// environment and run line, then the script), and the remote command
+    /// that reads it.
     pub fn payload(&self) -> (Vec<u8>, String) {
-        let mut env = String::new();
+        let mut run = String::new();
         for (k, v) in self.env.iter().filter(|(k, _)| is_name(k)) {
-            env.push_str(&format!("export {k}={}\n", quote(v)));
+            run.push_str(&format!("export {k}={}\n", quote(v)));
         }
-        let run = format!("exec {}\n", self.run);
+        run.push_str(&format!("exec {}", self.run));
+        let bootstrap = format!("r={}{BOOTSTRAP}", quote(&run));
         let command = format!(
-            "{LOADER} {} {} {} {} {}",
-            BOOTSTRAP.len(),
-            env.len(),
+            "{LOADER} {} {} {}",
+            bootstrap.len(),
             self.script.len(),
-            run.len(),
             self.grace.as_secs().max(1)
         );
-        let mut out =
-            Vec::with_capacity(BOOTSTRAP.len() + env.len() + self.script.len() + run.len());
-        out.extend_from_slice(BOOTSTRAP.as_bytes());
-        out.extend_from_slice(env.as_bytes());
+        let mut out = bootstrap.into_bytes();
         out.extend_from_slice(&self.script);
-        out.extend_from_slice(run.as_bytes());
         (out, command)
     }
 }

@@ -97,27 +97,51 @@ fn children() -> Vec<i32> {
     pids
 }
 
-/// Children sortie runs on purpose (steps running now, ssh master connections):
-/// never leftovers.
+/// Children sortie runs on purpose (steps running now, ssh connections and
+/// their control commands): never leftovers. Its lock is held while such a
+/// child is spawned and while leftovers are picked, so that one thread never
+/// takes another thread's new child for a leftover.
 static KEPT: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
 
-/// `pid` is a child sortie runs on purpose until [`forget_child`].
-pub fn keep_child(pid: u32) {
-    KEPT.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(pid as i32);
+fn kept() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    KEPT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Spawn `command` as a child sortie runs on purpose until [`forget_child`].
+pub fn spawn_kept(command: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    let mut kept = kept();
+    let child = command.spawn()?;
+    kept.push(child.id() as i32);
+    Ok(child)
+}
+
+/// Run `command` to its end as a kept child; its exit status.
+pub fn run_kept(command: &mut std::process::Command) -> std::io::Result<std::process::ExitStatus> {
+    let mut child = spawn_kept(command)?;
+    let status = child.wait();
+    forget_child(child.id());
+    status
 }
 
 pub fn forget_child(pid: u32) {
-    KEPT.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|p| *p != pid as i32);
+    kept().retain(|p| *p != pid as i32);
 }
 
-/// Have the process `command` starts get SIGTERM when sortie (the thread that
-/// starts it) ends, so that a killed runner leaves no ssh session behind.
-pub fn die_with_parent(command: &mut std::process::Command) {
+/// Spawn `command` as a kept child that gets SIGTERM when sortie ends, so
+/// that a killed runner leaves no ssh session behind. The kernel sends it
+/// when the *thread* that forked the child ends, so the fork happens on a
+/// thread that lives as long as the process, not on the caller's.
+pub fn spawn_bound_to_process(
+    mut command: std::process::Command,
+) -> std::io::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
+    use std::sync::mpsc;
+    type Request = (
+        std::process::Command,
+        mpsc::Sender<std::io::Result<std::process::Child>>,
+    );
+    static SPAWNER: std::sync::OnceLock<std::sync::Mutex<mpsc::Sender<Request>>> =
+        std::sync::OnceLock::new();
     // SAFETY: the closure makes one prctl call with plain integers.
     unsafe {
         command.pre_exec(|| {
@@ -125,6 +149,24 @@ pub fn die_with_parent(command: &mut std::process::Command) {
             Ok(())
         });
     }
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::spawn(move || {
+            for (mut command, answer) in rx {
+                let _ = answer.send(spawn_kept(&mut command));
+            }
+        });
+        std::sync::Mutex::new(tx)
+    });
+    let (answer, answered) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((command, answer))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    answered
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
 /// Kill and reap every child process sortie has now but those it keeps: each
@@ -134,20 +176,24 @@ pub fn kill_leftovers() -> usize {
     let mut killed = 0;
     // A killed daemon's own children are reparented to sortie in turn.
     for _ in 0..16 {
-        let kept = KEPT.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let pids: Vec<i32> = children()
-            .into_iter()
-            .filter(|p| !kept.contains(p))
-            .collect();
+        let pids: Vec<i32> = {
+            let kept = kept();
+            let pids: Vec<i32> = children()
+                .into_iter()
+                .filter(|p| !kept.contains(p))
+                .collect();
+            for &pid in &pids {
+                // SAFETY: kill(2) on a pid that is our own child; no memory is shared.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            pids
+        };
         if pids.is_empty() {
             break;
         }
-        for &pid in &pids {
-            // SAFETY: kill(2) on a pid that is our own child; no memory is shared.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
+        // A killed child stays a zombie (its pid not reused) until reaped here.
         for &pid in &pids {
             reap(pid);
         }
@@ -462,6 +508,11 @@ pub fn writable(dir: &std::path::Path) -> bool {
 
 /// True when sortie runs with effective uid 0.
 pub fn is_root() -> bool {
+    uid() == 0
+}
+
+/// sortie's effective user id.
+pub fn uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    unsafe { libc::geteuid() }
 }

@@ -4,8 +4,8 @@
 //! step's own output as it was printed (its stderr on stderr), runner notes.
 //! JSON mode prints the log format v1 lines themselves, for piping into tools.
 //! Steps on other nodes than the runner's own are named in their headers, and
-//! each line they print starts with the node's name, so that nodes running at
-//! once stay readable.
+//! each line they print starts with the node's name, its control characters
+//! escaped, so that nodes running at once stay readable.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
@@ -51,8 +51,24 @@ impl Terminal {
             if at_start {
                 out.extend_from_slice(prefix.as_bytes());
             }
-            out.extend_from_slice(line);
-            at_start = line.ends_with(b"\n");
+            // Several nodes share the screen: none may move the cursor or
+            // colour another's lines (a tab stays a tab).
+            let (text, newline) = match line.strip_suffix(b"\n") {
+                Some(text) => (text, true),
+                None => (line, false),
+            };
+            for piece in String::from_utf8_lossy(text).split_inclusive('\t') {
+                let (piece, tab) = match piece.strip_suffix('\t') {
+                    Some(piece) => (piece, "\t"),
+                    None => (piece, ""),
+                };
+                out.extend_from_slice(super::printable(piece).as_bytes());
+                out.extend_from_slice(tab.as_bytes());
+            }
+            if newline {
+                out.push(b'\n');
+            }
+            at_start = newline;
         }
         if at_start {
             self.mid_line.remove(&key);

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Node dispatch: a 3-step job on 32 nodes served by 8 sshd, parallel over 8
+# nodes at once, beside baselines measured in the same run:
+#   ideal          4 x the same job on one node (32 nodes / 8 at once = 4 rounds)
+#   parallel-ssh   Debian's pssh, -p 8, one ssh per node running the 3 commands
+#   ansible        ansible-core's ad-hoc shell module, forks 8, the 3 commands
+#
+#   benches/nodes.sh [RUNS]     (default 5 runs after a warm-up, alternating tools)
+#
+# Needs root (it starts sshd, and creates the user `sortie-bench` whose login
+# shell reads no rc file, so that a node's shell start-up is not measured) and
+# installs pssh (apt) and ansible-core (pip, into target/bench-peers/) when
+# missing. The user's home is /var/lib/sortie-bench. Nothing here fails on a number: compare ratios, not absolutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+
+runs=${1:-5}
+[[ $(id -u) -eq 0 ]] || { echo "run as root: it starts sshd servers" >&2; exit 2; }
+command -v parallel-ssh >/dev/null || apt-get install -y -q pssh >/dev/null
+venv=target/bench-peers/venv
+if [[ ! -x $venv/bin/ansible ]]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check ansible-core
+fi
+id sortie-bench >/dev/null 2>&1 || useradd --system --shell /bin/sh --no-create-home sortie-bench
+# An empty home of its own; no password, but not locked (sshd without PAM
+# refuses a locked account's keys).
+install -d -o sortie-bench -m 700 /var/lib/sortie-bench
+usermod -p '*' -d /var/lib/sortie-bench sortie-bench
+cargo build --release --quiet -p sortie
+sortie=$PWD/target/release/sortie
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/sortie-nodes-bench.XXXXXX")
+chmod 755 "$work"
+pids=()
+cleanup() {
+    ((${#pids[@]})) && kill "${pids[@]}" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p /run/sshd "$work/keys"
+ssh-keygen -q -t ed25519 -N '' -f "$work/keys/node_key"
+install -m 644 "$work/keys/node_key.pub" "$work/authorized_keys"
+: >"$work/known_hosts"
+ports=()
+for i in $(seq 0 7); do
+    d=$work/sshd$i
+    mkdir "$d"
+    ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cat >"$d/sshd_config" <<CFG
+Port $port
+ListenAddress 127.0.0.1
+HostKey $d/host_key
+AuthorizedKeysFile $work/authorized_keys
+PidFile $d/pid
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+MaxStartups 100
+MaxSessions 100
+Subsystem sftp /usr/lib/openssh/sftp-server
+CFG
+    /usr/sbin/sshd -D -f "$d/sshd_config" &
+    pids+=($!)
+    echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$d/host_key.pub")" >>"$work/known_hosts"
+    ports+=("$port")
+done
+for port in "${ports[@]}"; do
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.05; done
+done
+
+# The same 32 nodes for every tool: node nN on server N % 8.
+commands=('uname -n' 'cat /proc/loadavg' 'ls /etc >/dev/null && echo listed')
+{
+    for n in $(seq 0 31); do
+        printf 'n%02d:\n  hostname: 127.0.0.1:%s\n  username: sortie-bench\n  ssh-key: file:node_key\n' \
+            "$n" "${ports[$((n % 8))]}"
+    done
+} >"$work/nodes.yaml"
+: >"$work/pssh-hosts"
+{
+    echo '[nodes]'
+    for n in $(seq 0 31); do
+        echo "n$n ansible_host=127.0.0.1 ansible_port=${ports[$((n % 8))]}"
+        echo "sortie-bench@127.0.0.1:${ports[$((n % 8))]}" >>"$work/pssh-hosts"
+    done
+} >"$work/inventory.ini"
+steps=$(printf '{"exec": ["sh", "-c", "%s"]},' "${commands[@]}")
+job() { # job ID FILTER
+    printf '{"id": "%s", "strategy": "parallel", "nodes": {"filter": "%s", "threadcount": 8}, "steps": [%s]}' \
+        "$1" "$2" "${steps%,}"
+}
+job all 'name: n.*' >"$work/all.json"
+job one 'n00' >"$work/one.json"
+joined=$(printf '%s; ' "${commands[@]}")
+ssh_opts="-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$work/known_hosts -o IdentitiesOnly=yes -i $work/keys/node_key"
+
+sortie_all() { "$sortie" -q exec "$work/all.json" --nodes "$work/nodes.yaml" --known-hosts "$work/known_hosts" --secrets-dir "$work/keys"; }
+sortie_one() { "$sortie" -q exec "$work/one.json" --nodes "$work/nodes.yaml" --known-hosts "$work/known_hosts" --secrets-dir "$work/keys"; }
+pssh_all() { parallel-ssh -p 8 -h "$work/pssh-hosts" -x "$ssh_opts" -t 60 "$joined"; }
+ansible_all() {
+    ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_LOCAL_TEMP=$work/ansible-tmp ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 \
+        "$venv/bin/ansible" all -i "$work/inventory.ini" -f 8 -u sortie-bench \
+        --private-key "$work/keys/node_key" --ssh-common-args "$ssh_opts" -m shell -a "$joined"
+}
+
+# One check run of each, whose output must be right before anything is timed.
+sortie_all | grep -c ': listed$' | grep -qx 32 || { echo "sortie did not run on 32 nodes" >&2; sortie_all; exit 1; }
+pssh_all | grep -c SUCCESS | grep -qx 32 || { echo "parallel-ssh did not reach 32 nodes" >&2; exit 1; }
+ansible_all | grep -c CHANGED | grep -qx 32 || { echo "ansible did not reach 32 nodes" >&2; exit 1; }
+
+t_one=() t_all=() t_pssh=() t_ansible=()
+for _ in $(seq "$runs"); do
+    t_one+=("$(time_ms sortie_one)")
+    t_all+=("$(time_ms sortie_all)")
+    t_pssh+=("$(time_ms pssh_all)")
+    t_ansible+=("$(time_ms ansible_all)")
+done
+read -r one_med _ _ <<<"$(stats "${t_one[@]}")"
+ideal=$(awk -v a="$one_med" 'BEGIN { printf "%.3f", 4 * a }')
+row "32 nodes, 8 sshd, 3 steps, 8 at once (ms)" "median" "min" "max" "vs ideal"
+read -r m lo hi <<<"$(stats "${t_one[@]}")"
+row "sortie: the same job on one node" "$m" "$lo" "$hi" ""
+row "ideal: 4 x one node" "$ideal" "" "" "1.00"
+read -r m lo hi <<<"$(stats "${t_all[@]}")"
+row "sortie exec, parallel, threadcount 8" "$m" "$lo" "$hi" "$(ratio "$m" "$ideal") x ideal (goal <= 1.2)"
+sortie_med=$m
+read -r m lo hi <<<"$(stats "${t_pssh[@]}")"
+row "parallel-ssh -p 8 (one ssh per node)" "$m" "$lo" "$hi" "$(ratio "$m" "$ideal") x ideal; sortie $(ratio "$sortie_med" "$m") x pssh"
+read -r m lo hi <<<"$(stats "${t_ansible[@]}")"
+row "ansible ad-hoc, forks 8 (shell module)" "$m" "$lo" "$hi" "$(ratio "$m" "$ideal") x ideal"
