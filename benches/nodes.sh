@@ -75,7 +75,6 @@ for port in "${ports[@]}"; do
 done
 
 # The same 32 nodes for every tool: node nN on server N % 8.
-commands=('uname -n' 'cat /proc/loadavg' 'ls /etc >/dev/null && echo listed')
 {
     for n in $(seq 0 31); do
         printf 'n%02d:\n  hostname: 127.0.0.1:%s\n  username: sortie-bench\n  ssh-key: file:node_key\n' \
@@ -90,47 +89,66 @@ commands=('uname -n' 'cat /proc/loadavg' 'ls /etc >/dev/null && echo listed')
         echo "sortie-bench@127.0.0.1:${ports[$((n % 8))]}" >>"$work/pssh-hosts"
     done
 } >"$work/inventory.ini"
-steps=$(printf '{"exec": ["sh", "-c", "%s"]},' "${commands[@]}")
-job() { # job ID FILTER
-    printf '{"id": "%s", "strategy": "parallel", "nodes": {"filter": "%s", "threadcount": 8}, "steps": [%s]}' \
-        "$1" "$2" "${steps%,}"
-}
-job all 'name: n.*' >"$work/all.json"
-job one 'n00' >"$work/one.json"
-joined=$(printf '%s; ' "${commands[@]}")
 ssh_opts="-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$work/known_hosts -o IdentitiesOnly=yes -i $work/keys/node_key"
+cpu_ms() { awk '/^cpu / { print ($2 + $3 + $4 + $7 + $8) * 10 }' /proc/stat; }
 
-sortie_all() { "$sortie" -q exec "$work/all.json" --nodes "$work/nodes.yaml" --known-hosts "$work/known_hosts" --secrets-dir "$work/keys"; }
-sortie_one() { "$sortie" -q exec "$work/one.json" --nodes "$work/nodes.yaml" --known-hosts "$work/known_hosts" --secrets-dir "$work/keys"; }
-pssh_all() { parallel-ssh -p 8 -h "$work/pssh-hosts" -x "$ssh_opts" -t 60 "$joined"; }
-ansible_all() {
-    ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_LOCAL_TEMP=$work/ansible-tmp ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 \
-        "$venv/bin/ansible" all -i "$work/inventory.ini" -f 8 -u sortie-bench \
-        --private-key "$work/keys/node_key" --ssh-common-args "$ssh_opts" -m shell -a "$joined"
+# scenario TITLE COMMAND...: one job of these commands as its steps, on one node
+# and on 32, and the same commands through parallel-ssh and Ansible.
+scenario() {
+    local title=$1
+    shift
+    local steps joined
+    steps=$(printf '{"exec": ["sh", "-c", "%s"]},' "$@")
+    joined=$(printf '%s; ' "$@")
+    for which in all:'name: n.*' one:n00; do
+        printf '{"id": "%s", "strategy": "parallel", "nodes": {"filter": "%s", "threadcount": 8}, "steps": [%s]}' \
+            "${which%%:*}" "${which#*:}" "${steps%,}" >"$work/${which%%:*}.json"
+    done
+    sortie_job() { "$sortie" -q exec "$work/$1.json" --nodes "$work/nodes.yaml" --known-hosts "$work/known_hosts" --secrets-dir "$work/keys"; }
+    pssh_all() { parallel-ssh -p 8 -h "$work/pssh-hosts" -x "$ssh_opts" -t 120 "$joined"; }
+    ansible_all() {
+        ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_LOCAL_TEMP=$work/ansible-tmp ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 \
+            "$venv/bin/ansible" all -i "$work/inventory.ini" -f 8 -u sortie-bench \
+            --private-key "$work/keys/node_key" --ssh-common-args "$ssh_opts" -m shell -a "$joined"
+    }
+    # One check run of each, whose output must be right before anything is timed.
+    sortie_job all | grep -c ': listed$' | grep -qx 32 || { echo "sortie did not run on 32 nodes" >&2; sortie_job all; exit 1; }
+    pssh_all | grep -c SUCCESS | grep -qx 32 || { echo "parallel-ssh did not reach 32 nodes" >&2; exit 1; }
+    ansible_all | grep -c CHANGED | grep -qx 32 || { echo "ansible did not reach 32 nodes" >&2; exit 1; }
+    local t_one=() t_all=() t_pssh=() t_ansible=() c_all=() c_pssh=() c0
+    for _ in $(seq "$runs"); do
+        t_one+=("$(time_ms sortie_job one)")
+        c0=$(cpu_ms)
+        t_all+=("$(time_ms sortie_job all)")
+        c_all+=($(($(cpu_ms) - c0)))
+        c0=$(cpu_ms)
+        t_pssh+=("$(time_ms pssh_all)")
+        c_pssh+=($(($(cpu_ms) - c0)))
+        t_ansible+=("$(time_ms ansible_all)")
+    done
+    local m lo hi ideal sortie_med one_med
+    read -r one_med _ _ <<<"$(stats "${t_one[@]}")"
+    ideal=$(awk -v a="$one_med" 'BEGIN { printf "%.3f", 4 * a }')
+    echo
+    row "$title (ms)" "median" "min" "max" "vs ideal"
+    read -r m lo hi <<<"$(stats "${t_one[@]}")"
+    row "sortie: the same job on one node" "$m" "$lo" "$hi" ""
+    row "ideal: 4 x one node" "$ideal" "" "" "1.00"
+    read -r m lo hi <<<"$(stats "${t_all[@]}")"
+    sortie_med=$m
+    row "sortie exec, parallel, threadcount 8" "$m" "$lo" "$hi" "$(ratio "$m" "$ideal") x ideal (goal <= 1.2)"
+    read -r m lo hi <<<"$(stats "${t_pssh[@]}")"
+    row "parallel-ssh -p 8 (one ssh per node)" "$m" "$lo" "$hi" "$(ratio "$m" "$ideal") x ideal; sortie $(ratio "$sortie_med" "$m") x pssh"
+    read -r m lo hi <<<"$(stats "${t_ansible[@]}")"
+    row "ansible ad-hoc, forks 8 (shell module)" "$m" "$lo" "$hi" "$(ratio "$m" "$ideal") x ideal"
+    read -r m _ _ <<<"$(stats "${c_all[@]}")"
+    row "  machine CPU time: sortie, 32 nodes" "$m" "" "" "$(awk -v c="$m" 'BEGIN { printf "%.0f ms a node", c / 32 }')"
+    read -r m _ _ <<<"$(stats "${c_pssh[@]}")"
+    row "  machine CPU time: parallel-ssh, 32 nodes" "$m" "" "" "$(awk -v c="$m" 'BEGIN { printf "%.0f ms a node", c / 32 }')"
 }
 
-# One check run of each, whose output must be right before anything is timed.
-sortie_all | grep -c ': listed$' | grep -qx 32 || { echo "sortie did not run on 32 nodes" >&2; sortie_all; exit 1; }
-pssh_all | grep -c SUCCESS | grep -qx 32 || { echo "parallel-ssh did not reach 32 nodes" >&2; exit 1; }
-ansible_all | grep -c CHANGED | grep -qx 32 || { echo "ansible did not reach 32 nodes" >&2; exit 1; }
-
-t_one=() t_all=() t_pssh=() t_ansible=()
-for _ in $(seq "$runs"); do
-    t_one+=("$(time_ms sortie_one)")
-    t_all+=("$(time_ms sortie_all)")
-    t_pssh+=("$(time_ms pssh_all)")
-    t_ansible+=("$(time_ms ansible_all)")
-done
-read -r one_med _ _ <<<"$(stats "${t_one[@]}")"
-ideal=$(awk -v a="$one_med" 'BEGIN { printf "%.3f", 4 * a }')
-row "32 nodes, 8 sshd, 3 steps, 8 at once (ms)" "median" "min" "max" "vs ideal"
-read -r m lo hi <<<"$(stats "${t_one[@]}")"
-row "sortie: the same job on one node" "$m" "$lo" "$hi" ""
-row "ideal: 4 x one node" "$ideal" "" "" "1.00"
-read -r m lo hi <<<"$(stats "${t_all[@]}")"
-row "sortie exec, parallel, threadcount 8" "$m" "$lo" "$hi" "$(ratio "$m" "$ideal") x ideal (goal <= 1.2)"
-sortie_med=$m
-read -r m lo hi <<<"$(stats "${t_pssh[@]}")"
-row "parallel-ssh -p 8 (one ssh per node)" "$m" "$lo" "$hi" "$(ratio "$m" "$ideal") x ideal; sortie $(ratio "$sortie_med" "$m") x pssh"
-read -r m lo hi <<<"$(stats "${t_ansible[@]}")"
-row "ansible ad-hoc, forks 8 (shell module)" "$m" "$lo" "$hi" "$(ratio "$m" "$ideal") x ideal"
+echo "$(nproc) CPUs; sshd, the nodes' sessions and every client share them."
+scenario "32 nodes, 8 sshd, 3 short steps, 8 at once" \
+    'uname -n' 'cat /proc/loadavg' 'ls /etc >/dev/null && echo listed'
+scenario "the same, each step also waits 0.5 s" \
+    'uname -n; sleep 0.5' 'cat /proc/loadavg; sleep 0.5' 'ls /etc >/dev/null && sleep 0.5 && echo listed'

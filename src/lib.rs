@@ -6,7 +6,9 @@
 //! and how its status is reached; `exec` supervises one process; `output` turns
 //! what happens into log events; `control` talks to control planes (HTTPS, the
 //! spool) and uploads; `state` is the state dir, its lock, journal and outbox;
-//! `nodes` reads Rundeck resource models and selects nodes by filter; `net` builds the HTTP agents and checks certificates for both;
+//! `nodes` reads Rundeck resource models, selects nodes by filter and reaches
+//! them over SSH; `rundeck` reads Rundeck job definitions and carries them
+//! over into job specs; `net` builds the HTTP agents and checks certificates;
 //! `secrets` resolves and masks secrets; `os` holds the calls that need
 //! `unsafe`. A lower layer never imports a higher one (a test reads the `use`
 //! lines to keep it so).
@@ -25,6 +27,7 @@ mod nodes;
 #[allow(unsafe_code)]
 mod os;
 mod output;
+mod rundeck;
 mod secret;
 mod secrets;
 mod shot;

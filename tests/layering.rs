@@ -12,46 +12,57 @@ const RULES: &[(&str, &[&str])] = &[
     ("jobs", &["face", "shot", "control", "net"]),
     (
         "control",
-        &["face", "shot", "jobs", "exec", "output", "nodes"],
+        &["face", "shot", "jobs", "exec", "output", "nodes", "rundeck"],
     ),
     (
         "state",
         &[
-            "face", "shot", "jobs", "control", "exec", "secrets", "net", "nodes",
+            "face", "shot", "jobs", "control", "exec", "secrets", "net", "nodes", "rundeck",
         ],
     ),
     (
         "output",
-        &["face", "shot", "jobs", "control", "state", "net", "nodes"],
+        &[
+            "face", "shot", "jobs", "control", "state", "net", "nodes", "rundeck",
+        ],
     ),
     (
         "secrets",
         &[
-            "face", "shot", "jobs", "control", "exec", "state", "output", "nodes",
+            "face", "shot", "jobs", "control", "exec", "state", "output", "nodes", "rundeck",
         ],
     ),
     (
         "exec",
         &[
             "face", "shot", "jobs", "control", "state", "output", "secrets", "net", "nodes",
+            "rundeck",
         ],
     ),
     (
         "net",
         &[
             "face", "shot", "jobs", "control", "state", "output", "secrets", "exec", "os", "nodes",
+            "rundeck",
+        ],
+    ),
+    (
+        "rundeck",
+        &[
+            "face", "shot", "jobs", "control", "state", "output", "secrets", "exec", "net", "os",
         ],
     ),
     (
         "nodes",
         &[
-            "face", "shot", "jobs", "control", "state", "output", "secrets", "net",
+            "face", "shot", "jobs", "control", "state", "output", "secrets", "net", "rundeck",
         ],
     ),
     (
         "os",
         &[
-            "face", "shot", "jobs", "control", "state", "output", "secrets", "exec", "net", "nodes",
+            "face", "shot", "jobs", "control", "state", "output", "secrets", "exec", "net",
+            "nodes", "rundeck",
         ],
     ),
 ];

@@ -677,6 +677,9 @@ fn one_connection_per_node_serves_every_step_of_a_job() {
         // Steps in other threads end, the connections of the others stand.
         assert_eq!(ends(&events).len(), 12 * 3 + 1);
         assert!(ends(&events).iter().all(|(_, _, s)| s == "succeeded"));
+        // Nothing of ssh's own reaches the steps' output.
+        let noise: Vec<&Value> = events.iter().filter(|e| e["stream"] == "stderr").collect();
+        assert!(noise.is_empty(), "{noise:?}");
         assert_eq!((lab.accepted(0), lab.accepted(1)), (accepted, accepted));
     }
     assert!(lab.left_on_nodes().is_empty(), "{:?}", lab.left_on_nodes());

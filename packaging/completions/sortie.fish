@@ -35,6 +35,7 @@ complete -c sortie -n "__fish_sortie_needs_command" -f -a "exec" -d 'Run a job s
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "nodes" -d 'Show the nodes a filter selects from the inventory (to try a filter before a job uses it)'
+complete -c sortie -n "__fish_sortie_needs_command" -f -a "convert" -d 'Print the job spec a Rundeck job (YAML or XML) becomes, and what is not carried over'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l server -d 'Control plane: https://HOST[:PORT]/PATH/, http:// to a loopback address, or dir:PATH for the embedded spool directory' -r
@@ -53,6 +54,7 @@ required\t''
 off\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l protect -d 'A further path steps may not touch (repeatable; the variable takes a comma-separated list)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l run-as -d 'Run steps as this user (name or uid) when sortie runs as root' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l globals -d 'A file of NAME=VALUE lines: the values of ${globals.NAME} in jobs (Rundeck\'s project globals; `globals.NAME=` and `project.globals.NAME=` lines too)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l secrets-dir -d 'Directory `file:NAME` reads from [default: $CREDENTIALS_DIRECTORY]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l secrets-command -d 'Command `cmd:NAME` runs with NAME as its argument (and on stdin); its output is the value' -r -F
@@ -90,12 +92,15 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -s v -l verbose -d '
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -s h -l help -d 'Print help'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s o -l option -d 'Set an option: NAME=VALUE (repeatable; overrides the spec\'s own value)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l job -d 'Of a Rundeck file with several jobs, the one to run (its name, group/name or uuid)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l ca-file -d 'PEM bundle of the CAs to trust for scripturl steps [default: the built-in roots]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l kill-grace -d 'Time a stopped step\'s processes get between SIGTERM and SIGKILL' -r
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l sandbox -d 'Confine steps with Landlock to everything but the runner\'s own files (state dir, token, client key, secrets directories): auto (where the kernel has it), required, or off (also allows steps to gain privileges, e.g. with sudo)' -r -f -a "auto\t''
 required\t''
 off\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l protect -d 'A further path steps may not touch (repeatable; the variable takes a comma-separated list)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l run-as -d 'Run steps as this user (name or uid) when sortie runs as root' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l globals -d 'A file of NAME=VALUE lines: the values of ${globals.NAME} in jobs (Rundeck\'s project globals; `globals.NAME=` and `project.globals.NAME=` lines too)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l secrets-dir -d 'Directory `file:NAME` reads from [default: $CREDENTIALS_DIRECTORY]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l secrets-command -d 'Command `cmd:NAME` runs with NAME as its argument (and on stdin); its output is the value' -r -F
@@ -156,6 +161,7 @@ required\t''
 off\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l protect -d 'A further path steps may not touch (repeatable; the variable takes a comma-separated list)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l run-as -d 'Run steps as this user (name or uid) when sortie runs as root' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l globals -d 'A file of NAME=VALUE lines: the values of ${globals.NAME} in jobs (Rundeck\'s project globals; `globals.NAME=` and `project.globals.NAME=` lines too)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l secrets-dir -d 'Directory `file:NAME` reads from [default: $CREDENTIALS_DIRECTORY]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l secrets-command -d 'Command `cmd:NAME` runs with NAME as its argument (and on stdin); its output is the value' -r -F
@@ -209,6 +215,11 @@ complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l ssh-agent -d 'Al
 complete -c sortie -n "__fish_sortie_using_subcommand nodes" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand nodes" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand nodes" -s h -l help -d 'Print help'
+complete -c sortie -n "__fish_sortie_using_subcommand convert" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
+json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand convert" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
+complete -c sortie -n "__fish_sortie_using_subcommand convert" -s q -l quiet -d 'Only errors on stderr'
+complete -c sortie -n "__fish_sortie_using_subcommand convert" -s h -l help -d 'Print help'
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and not __fish_seen_subcommand_from init help" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
 json\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and not __fish_seen_subcommand_from init help" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
@@ -223,11 +234,12 @@ complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_sub
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help'
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from help" -f -a "init" -d 'Create a spool: PATH and its pending/, claimed/, done/ and failed/ directories'
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "nodes" -d 'Show the nodes a filter selects from the inventory (to try a filter before a job uses it)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes spool help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "nodes" -d 'Show the nodes a filter selects from the inventory (to try a filter before a job uses it)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "convert" -d 'Print the job spec a Rundeck job (YAML or XML) becomes, and what is not carried over'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sortie -n "__fish_sortie_using_subcommand help; and __fish_seen_subcommand_from spool" -f -a "init" -d 'Create a spool: PATH and its pending/, claimed/, done/ and failed/ directories'

@@ -68,6 +68,8 @@ pub enum Command {
     Lambda(Box<LambdaArgs>),
     /// Show the nodes a filter selects from the inventory (to try a filter before a job uses it).
     Nodes(Box<NodesArgs>),
+    /// Print the job spec a Rundeck job (YAML or XML) becomes, and what is not carried over.
+    Convert(Box<ConvertArgs>),
     /// Manage a spool directory (the embedded control plane).
     #[command(subcommand)]
     Spool(SpoolCommand),
@@ -93,6 +95,13 @@ pub struct NodesArgs {
 
     #[command(flatten)]
     pub nodes: NodeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// A Rundeck job file (YAML or XML); - reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,6 +210,11 @@ pub struct RunArgs {
     /// Run steps as this user (name or uid) when sortie runs as root.
     #[arg(long, env = "SORTIE_RUN_AS", value_name = "USER")]
     pub run_as: Option<String>,
+
+    /// A file of NAME=VALUE lines: the values of ${globals.NAME} in jobs (Rundeck's
+    /// project globals; `globals.NAME=` and `project.globals.NAME=` lines too).
+    #[arg(long, env = "SORTIE_GLOBALS", value_name = "PATH")]
+    pub globals: Option<PathBuf>,
 }
 
 /// Which nodes this runner knows and how it reaches them (`poll`, `exec`, `nodes`).
@@ -399,13 +413,22 @@ pub struct PollArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The job spec (JSON, job spec v1); - reads standard input.
+    /// The job: a job spec (JSON, job spec v1) or a Rundeck job (YAML or XML, as
+    /// Rundeck exports them); - reads standard input.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
     /// Set an option: NAME=VALUE (repeatable; overrides the spec's own value).
     #[arg(short = 'o', long = "option", value_name = "NAME=VALUE")]
     pub options: Vec<String>,
+
+    /// Of a Rundeck file with several jobs, the one to run (its name, group/name or uuid).
+    #[arg(long, value_name = "JOB")]
+    pub job: Option<String>,
+
+    /// PEM bundle of the CAs to trust for scripturl steps [default: the built-in roots].
+    #[arg(long, env = "SORTIE_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
 
     #[command(flatten)]
     pub run: RunArgs,

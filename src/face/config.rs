@@ -5,6 +5,7 @@
 //! client identity, the state dir. A problem becomes a configuration error that
 //! names the flag or file at fault; `check` reports every problem, one per line.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -76,8 +77,14 @@ pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
         .collect();
     let policy = policy(&args.run, &providers, &own, read_only)?;
     let nodes = nodes(&args.nodes, connect.state_dir.join("ssh"))?;
+    let fetcher = crate::net::Fetcher::new(
+        connect.endpoint.roots.as_ref(),
+        args.connect.allow_insecure_http,
+    )?;
     Ok(shot::Settings {
         nodes,
+        globals: globals(args.run.globals.as_deref())?,
+        fetcher,
         endpoint: connect.endpoint,
         runner_id: connect.runner_id,
         tags: connect.tags,
@@ -95,6 +102,39 @@ pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
         delivery_budget: args.delivery_budget,
         keep_logs: args.keep_logs.clone(),
     })
+}
+
+/// The runner's globals (`--globals`): `NAME=VALUE` lines, `#` comments;
+/// Rundeck's `globals.NAME` and `project.globals.NAME` keys are read as `NAME`.
+pub fn globals(path: Option<&std::path::Path>) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let Some(path) = path else { return Ok(out) };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --globals {}", path.display()))?;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--globals {}:{}: not NAME=VALUE", path.display(), n + 1))?;
+        let key = key.trim();
+        let key = key
+            .strip_prefix("project.globals.")
+            .or_else(|| key.strip_prefix("framework.globals."))
+            .or_else(|| key.strip_prefix("globals."))
+            .unwrap_or(key);
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            bail!(
+                "--globals {}:{}: {key:?} is not a name",
+                path.display(),
+                n + 1
+            );
+        }
+        out.insert(key.to_string(), value.trim_start().to_string());
+    }
+    Ok(out)
 }
 
 /// The runner's nodes: its inventory, its own node, and how it reaches the

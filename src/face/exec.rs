@@ -21,8 +21,9 @@ use crate::jobs::workspace::Workspace;
 use crate::output::{printable, terminal::Terminal, EventLog};
 use crate::state::files;
 
-fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
-    let name = args.file.display().to_string();
+/// A job file's bytes (`-`: standard input), at most [`MAX_SPEC`].
+pub fn read_job_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    let name = path.display().to_string();
     let mut text = Vec::new();
     let limit = MAX_SPEC + 1;
     if name == "-" {
@@ -36,7 +37,7 @@ fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
         std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
-            .open(&args.file)
+            .open(path)
             .and_then(|f| {
                 crate::os::set_blocking(&f)?;
                 f.take(limit).read_to_end(&mut text)
@@ -44,10 +45,27 @@ fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
             .with_context(|| format!("cannot read {name}"))?;
     }
     if text.len() as u64 > MAX_SPEC {
-        anyhow::bail!("{name} is larger than {MAX_SPEC} bytes: not a job spec");
+        anyhow::bail!("{name} is larger than {MAX_SPEC} bytes: not a job");
     }
-    let mut spec = sortie_protocol::json::from_slice(&text)
-        .with_context(|| format!("{name} is not valid JSON"))?;
+    Ok(text)
+}
+
+/// The spec to run: the file's job spec, or its Rundeck job to be carried
+/// over; `-o` options on top.
+fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
+    let name = args.file.display().to_string();
+    let text = read_job_file(&args.file)?;
+    let mut spec = if crate::rundeck::is_rundeck(&text) {
+        let text = String::from_utf8(text).map_err(|_| anyhow!("{name} is not UTF-8 text"))?;
+        let mut wrapper = serde_json::json!({ "rundeck": text });
+        if let Some(job) = &args.job {
+            wrapper["rundeck_job"] = job.clone().into();
+        }
+        wrapper
+    } else {
+        sortie_protocol::json::from_slice(&text)
+            .with_context(|| format!("{name} is not valid JSON"))?
+    };
     for option in &args.options {
         let (k, v) = option
             .split_once('=')
@@ -110,8 +128,11 @@ fn private_dir() -> Result<(std::path::PathBuf, tempfile::TempDir)> {
 
 pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
     let spec = jobspec::parse(&read_spec(args).map_err(Failure::or_config)?)
-        .with_context(|| format!("{}: invalid job spec", args.file.display()))
+        .with_context(|| format!("{}: invalid job", args.file.display()))
         .map_err(Failure::config)?;
+    for note in &spec.notes {
+        tracing::warn!("not carried over: {note}");
+    }
     let providers = config::providers(
         &args.secrets,
         None,
@@ -134,6 +155,15 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
     let policy = config::policy(&args.run, &providers, &own, read_only).map_err(Failure::config)?;
     let nodes =
         config::nodes(&args.nodes, private.path().to_path_buf()).map_err(Failure::config)?;
+    let globals = config::globals(args.run.globals.as_deref()).map_err(Failure::config)?;
+    let roots = args
+        .ca_file
+        .as_deref()
+        .map(crate::net::tls::Roots::load)
+        .transpose()
+        .map_err(Failure::config)?;
+    let fetcher = crate::net::Fetcher::new(roots.as_ref(), args.allow_insecure_http)
+        .map_err(Failure::config)?;
     let workspace =
         Workspace::create(None, &spec.id, args.run.keep_workspace).map_err(Failure::config)?;
     let stop = || crate::signals::interrupted().then_some(StopReason::Interrupted);
@@ -146,6 +176,8 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         providers: &providers,
         policy: &policy,
         nodes: &nodes,
+        globals: &globals,
+        fetch: &|url| fetcher.get(url),
     };
     let mut terminal = Terminal::new(json, &nodes.local.name);
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut terminal));

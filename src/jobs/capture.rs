@@ -1,5 +1,6 @@
 //! Capturing a step's output: bytes → masking stream → line splitter → event,
-//! and `SORTIE:DATA:` / `RUNDECK:DATA:` lines into the job's result data.
+//! and `SORTIE:DATA:` / `RUNDECK:DATA:` lines into the job's result data, with
+//! Rundeck's `key-value-data` log filters and its log limit.
 //!
 //! Output is masked before it is cut into lines, so a secret split across two
 //! reads is still caught. A data line is taken only whole: the pieces of a line
@@ -7,10 +8,17 @@
 //! joined first, and a data line longer than a data value may be is refused with
 //! a warning, never silently cut.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
+use regex::Regex;
+
 use crate::exec::{self, Stream};
+use crate::jobs::options::{compile, compile_find};
 use crate::jobs::result_data::{self, DataSet, MAX_VALUE};
+use crate::jobs::spec::{Limit, LogFilter, LogLimit};
 use crate::output::lines::LineSplitter;
 use crate::output::{Event, Level, SharedLog};
 use crate::secrets::mask::MaskStream;
@@ -22,6 +30,141 @@ const PARTIAL_FLUSH: Duration = Duration::from_secs(1);
 /// Longest data line accepted: the prefix, a key and the largest value.
 const MAX_DATA_LINE: usize = MAX_VALUE + 256;
 
+/// Rundeck's `key-value-data` log filter: a line of output that matches its
+/// regular expression becomes data (two groups: key and value; one group: the
+/// value of the key `name`), the key's invalid characters replaced.
+pub struct KeyValue {
+    regex: Regex,
+    name: Option<String>,
+    invalid: Regex,
+    replacement: String,
+    /// Log what it captured (`logData`).
+    pub log_data: bool,
+}
+
+impl KeyValue {
+    const REGEX: &'static str = r"^RUNDECK:DATA:\s*([^\s]+?)\s*=\s*(.+)$";
+    const INVALID: &'static str = r"\s|\$|\{|\}|\\";
+
+    /// The filter, when `filter` is a `key-value-data` one.
+    pub fn of(filter: &LogFilter) -> anyhow::Result<Option<KeyValue>> {
+        if filter.kind != "key-value-data" {
+            return Ok(None);
+        }
+        let yes = |k: &str| filter.config.get(k).is_some_and(|v| v == "true");
+        let pattern = filter
+            .config
+            .get("regex")
+            .map_or(Self::REGEX, String::as_str);
+        // `matches()` (the whole line) unless `matchSubstrings` (`find()`).
+        let regex = if yes("matchSubstrings") {
+            compile_find(pattern)?
+        } else {
+            compile(pattern)?
+        };
+        let invalid = filter
+            .config
+            .get("invalidKeyPattern")
+            .map_or(Self::INVALID, String::as_str);
+        let replacement = if yes("replaceFilteredResult") {
+            filter
+                .config
+                .get("invalidCharactersReplacement")
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            "_".into()
+        };
+        Ok(Some(KeyValue {
+            regex,
+            name: filter.config.get("name").cloned(),
+            invalid: compile_find(invalid)?,
+            replacement,
+            log_data: yes("logData"),
+        }))
+    }
+
+    /// The key and value `line` (its newline removed) holds, if any.
+    pub fn apply(&self, line: &str) -> Option<(String, String)> {
+        let caps = self.regex.captures(line)?;
+        let (key, value) = match (caps.get(1), caps.get(2)) {
+            (Some(k), Some(v)) => (k.as_str().to_string(), v.as_str().to_string()),
+            (Some(v), None) => (self.name.clone()?, v.as_str().to_string()),
+            _ => return None,
+        };
+        let key = self
+            .invalid
+            .replace_all(&key, self.replacement.as_str())
+            .into_owned();
+        Some((key, value))
+    }
+}
+
+/// Rundeck's log limit over a job's output: counted here, across steps and
+/// nodes (a line is an output event that ends a line, or a piece of one).
+pub struct LogBudget {
+    limit: LogLimit,
+    lines: AtomicU64,
+    bytes: AtomicU64,
+    per_node: Mutex<BTreeMap<String, u64>>,
+    /// The limit was passed.
+    pub reached: AtomicBool,
+}
+
+/// What to do with a piece of output.
+enum Take {
+    Emit,
+    /// The limit was passed and the log is truncated (`first`: just now).
+    Drop {
+        first: bool,
+    },
+    /// The limit was passed and the job halts.
+    Halt {
+        first: bool,
+    },
+}
+
+impl LogBudget {
+    pub fn new(limit: LogLimit) -> LogBudget {
+        LogBudget {
+            limit,
+            lines: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            per_node: Mutex::new(BTreeMap::new()),
+            reached: AtomicBool::new(false),
+        }
+    }
+
+    pub fn limit(&self) -> &LogLimit {
+        &self.limit
+    }
+
+    fn take(&self, node: &str, piece: &[u8]) -> Take {
+        let over = match self.limit.limit {
+            Limit::Lines(max) => self.lines.fetch_add(1, Ordering::Relaxed) >= max,
+            Limit::Bytes(max) => {
+                self.bytes.fetch_add(piece.len() as u64, Ordering::Relaxed) + piece.len() as u64
+                    > max
+            }
+            Limit::LinesPerNode(max) => {
+                let mut counts = self.per_node.lock().unwrap_or_else(|e| e.into_inner());
+                let n = counts.entry(node.to_string()).or_insert(0);
+                *n += 1;
+                *n > max
+            }
+        };
+        if !over {
+            return Take::Emit;
+        }
+        let first = !self.reached.swap(true, Ordering::Relaxed);
+        if self.limit.truncate {
+            Take::Drop { first }
+        } else {
+            Take::Halt { first }
+        }
+    }
+}
+
 /// One output stream's state.
 struct Lane {
     mask: MaskStream,
@@ -32,6 +175,8 @@ struct Lane {
     data_line: Option<Vec<u8>>,
     /// The data line being gathered outgrew [`MAX_DATA_LINE`].
     data_too_long: bool,
+    /// The line being gathered starts with a data prefix (not only for a filter).
+    data_prefixed: bool,
 }
 
 /// The observer of one step's process.
@@ -43,6 +188,10 @@ pub struct StepOutput<'a, 'b, 'l> {
     lanes: [Lane; 2],
     /// When the bytes being cut into events were read.
     ts: String,
+    filters: &'a [KeyValue],
+    budget: Option<&'a LogBudget>,
+    /// The log limit halted the job.
+    halted: bool,
 }
 
 impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
@@ -51,6 +200,8 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
         node: &'a str,
         log: &'a SharedLog<'b, 'l>,
         data: &'a mut DataSet,
+        filters: &'a [KeyValue],
+        budget: Option<&'a LogBudget>,
     ) -> StepOutput<'a, 'b, 'l> {
         let lane = |log: &SharedLog<'_, '_>| Lane {
             mask: log.mask_stream(),
@@ -58,6 +209,7 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
             at_line_start: true,
             data_line: None,
             data_too_long: false,
+            data_prefixed: false,
         };
         StepOutput {
             step,
@@ -66,6 +218,9 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
             log,
             data,
             ts: crate::clock::now_rfc3339(),
+            filters,
+            budget,
+            halted: false,
         }
     }
 
@@ -83,6 +238,27 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
         if stream == Stream::Stdout {
             self.gather_data(piece);
         }
+        self.lanes[stream as usize].at_line_start = piece.ends_with(b"\n");
+        match self.budget.map_or(Take::Emit, |b| b.take(self.node, piece)) {
+            Take::Emit => {}
+            Take::Drop { first } => {
+                if first {
+                    self.log.system(
+                        Level::Warn,
+                        "the log limit was reached: further output is not logged",
+                    );
+                }
+                return;
+            }
+            Take::Halt { first } => {
+                if first {
+                    self.log
+                        .system(Level::Error, "the log limit was reached: the job halts");
+                }
+                self.halted = true;
+                return;
+            }
+        }
         let mut log = self.log.lock();
         log.set_stamp(&self.ts);
         log.emit(Event::Output {
@@ -92,14 +268,16 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
             bytes: piece,
         });
         drop(log);
-        self.lanes[stream as usize].at_line_start = piece.ends_with(b"\n");
     }
 
     fn gather_data(&mut self, piece: &[u8]) {
         let lane = &mut self.lanes[Stream::Stdout as usize];
-        if lane.at_line_start && result_data::is_data_line(piece) {
-            lane.data_line = Some(Vec::new());
-            lane.data_too_long = false;
+        if lane.at_line_start {
+            lane.data_prefixed = result_data::is_data_line(piece);
+            if lane.data_prefixed || !self.filters.is_empty() {
+                lane.data_line = Some(Vec::new());
+                lane.data_too_long = false;
+            }
         }
         let Some(line) = lane.data_line.as_mut() else {
             return;
@@ -122,14 +300,30 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
         };
         if lane.data_too_long {
             lane.data_too_long = false;
-            let text = format!(
-                "step {}: a result data line longer than {MAX_VALUE} bytes was refused",
-                self.step
-            );
-            self.log.system(Level::Warn, &text);
+            if lane.data_prefixed {
+                let text = format!(
+                    "step {}: a result data line longer than {MAX_VALUE} bytes was refused",
+                    self.step
+                );
+                self.log.system(Level::Warn, &text);
+            }
             return;
         }
-        if let Some((k, v)) = result_data::parse_line(&line) {
+        let mut found: Vec<(String, String)> = result_data::parse_line(&line).into_iter().collect();
+        if !self.filters.is_empty() {
+            let text = String::from_utf8_lossy(&line);
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            for filter in self.filters {
+                if let Some((k, v)) = filter.apply(text) {
+                    if filter.log_data {
+                        self.log.system(Level::Info, &format!("data: {k} = {v}"));
+                    }
+                    found.push((k, v));
+                }
+            }
+        }
+        for (k, v) in found {
             if let Err(e) = self.data.insert(k, v) {
                 let text = format!("step {}: {e:#}", self.step);
                 self.log.system(Level::Warn, &text);
@@ -177,6 +371,6 @@ impl exec::Observer for StepOutput<'_, '_, '_> {
     }
 
     fn aborted(&self) -> bool {
-        self.log.failed()
+        self.halted || self.log.failed()
     }
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::exec;
 use crate::jobs::expand::{self, env_name, Context, Mode, NAMESPACES};
 use crate::jobs::shell::SHELLS;
-use crate::jobs::spec::{JobSpec, Step, StepKind};
+use crate::jobs::spec::{Dialect, JobSpec, Step, StepKind};
 use crate::nodes::ssh::{self, RemoteStep};
 use crate::secret::Secret;
 use crate::state::files;
@@ -60,6 +60,8 @@ pub struct Builder<'a> {
     pub secret_values: &'a [(String, Secret)],
     pub workspace: &'a Path,
     pub confinement: &'a exec::Confinement,
+    /// Fetches a `scripturl` step's script (HTTPS, bounded).
+    pub fetch: &'a (dyn Fn(&str) -> Result<Vec<u8>, String> + Sync),
 }
 
 /// Largest script file sent to a node.
@@ -86,7 +88,129 @@ pub fn base_env(workspace: &Path, confinement: &exec::Confinement) -> Vec<(Strin
     env.into_iter().collect()
 }
 
+/// A script step's text, and how it runs.
+struct Script<'s> {
+    /// The text to write (or send); `None`: run the file at `path` as it is.
+    body: Option<String>,
+    /// The script file on the runner (a script file run in place).
+    path: Option<PathBuf>,
+    interpreter: Option<&'s [String]>,
+    args: Vec<String>,
+    extension: Option<&'s str>,
+    quoted: bool,
+}
+
 impl Builder<'_> {
+    fn expand(&self, text: &str, mode: Mode) -> Result<String, String> {
+        expand::expand(text, self.ctx, mode).map_err(|e| format!("{e:#}"))
+    }
+
+    /// A script's arguments: each one value; Rundeck's `${unquotedoption.x}`
+    /// alone in an argument gives one argument per word of the value.
+    fn script_args(&self, args: &[String]) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        for arg in args {
+            let unquoted = arg
+                .strip_prefix("${unquotedoption.")
+                .and_then(|r| r.strip_suffix('}'))
+                .filter(|_| self.spec.dialect == Dialect::Rundeck);
+            match unquoted {
+                Some(name) => out.extend(
+                    self.expand(&format!("${{option.{name}}}"), Mode::Raw)?
+                        .split_whitespace()
+                        .map(str::to_string),
+                ),
+                None => out.push(self.expand(arg, Mode::Raw)?),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rundeck's `@option.x@` tokens in a script's text, when the step has
+    /// them expanded: as variable references in a shell script; refused in a
+    /// script another interpreter reads (the value would be its code).
+    fn tokens(&self, body: String, interpreter: Option<&[String]>) -> Result<String, String> {
+        if !expand::has_at_token(&body) {
+            return Ok(body);
+        }
+        if !runs_in_shell(&body, interpreter) {
+            return Err(
+                "the script has @…@ tokens, and the program that runs it is not a shell: a value \
+                 there would be code; read it from the environment ($RD_OPTION_NAME) instead"
+                    .into(),
+            );
+        }
+        expand::expand_tokens(&body, self.ctx).map_err(|e| format!("{e:#}"))
+    }
+
+    /// The script of a `script`, `scriptfile` or `scripturl` step (`local`:
+    /// a script file may run in place).
+    fn script<'s>(&self, step: &'s Step, local: bool) -> Result<Option<Script<'s>>, String> {
+        let rundeck = self.spec.dialect == Dialect::Rundeck;
+        let (body, path, interpreter, args, extension) = match &step.kind {
+            StepKind::Exec(_) | StepKind::Shell(_) => return Ok(None),
+            StepKind::Script {
+                body,
+                interpreter,
+                args,
+                extension,
+            } => {
+                let body = body.replace("\r\n", "\n");
+                let body = if rundeck {
+                    self.tokens(body, interpreter.as_deref())?
+                } else {
+                    body
+                };
+                (Some(body), None, interpreter, args, extension.as_deref())
+            }
+            StepKind::ScriptFile {
+                path,
+                interpreter,
+                args,
+            } => {
+                let path = PathBuf::from(self.expand(path, Mode::Raw)?);
+                if local && !step.expand_tokens {
+                    (None, Some(path), interpreter, args, None)
+                } else {
+                    let body = files::read_regular(&path, MAX_SCRIPT)
+                        .map_err(|e| format!("cannot read the script {}: {e}", path.display()))?;
+                    let body = String::from_utf8(body)
+                        .map_err(|_| format!("the script {} is not UTF-8", path.display()))?;
+                    let body = if step.expand_tokens {
+                        self.tokens(body, interpreter.as_deref())?
+                    } else {
+                        body
+                    };
+                    (Some(body), None, interpreter, args, None)
+                }
+            }
+            StepKind::ScriptUrl {
+                url,
+                interpreter,
+                args,
+            } => {
+                let url = self.expand(url, Mode::Raw)?;
+                let bytes = (self.fetch)(&url)?;
+                let body = String::from_utf8(bytes)
+                    .map_err(|_| format!("the script at {url} is not UTF-8"))?;
+                let body = if step.expand_tokens {
+                    self.tokens(body, interpreter.as_deref())?
+                } else {
+                    body
+                };
+                (Some(body), None, interpreter, args, None)
+            }
+        };
+        Ok(Some(Script {
+            body,
+            path,
+            interpreter: interpreter.as_deref(),
+            args: self.script_args(args)?,
+            extension,
+            quoted: step.args_quoted,
+        }))
+    }
+
     /// The process for a step: expand references, write scripts, set the environment.
     pub fn command(
         &self,
@@ -95,13 +219,6 @@ impl Builder<'_> {
         errorhandler: bool,
         output_file: &Path,
     ) -> Result<exec::Command, String> {
-        let expand =
-            |s: &str, mode| expand::expand(s, self.ctx, mode).map_err(|e| format!("{e:#}"));
-        let expand_args = |args: &[String]| -> Result<Vec<OsString>, String> {
-            args.iter()
-                .map(|a| expand(a, Mode::Raw).map(OsString::from))
-                .collect()
-        };
         let (program, args): (OsString, Vec<OsString>) = match &step.kind {
             StepKind::Exec(argv) => {
                 let argv: Vec<OsString> = self
@@ -112,43 +229,44 @@ impl Builder<'_> {
                 (argv[0].clone(), argv[1..].to_vec())
             }
             StepKind::Shell(text) => {
-                let text = expand(text, Mode::Shell)?;
+                let text = self.expand(text, Mode::Shell)?;
                 ("/bin/sh".into(), vec!["-c".into(), text.into()])
             }
-            StepKind::Script {
-                body,
-                interpreter,
-                args,
-                extension,
-            } => {
-                let suffix = if errorhandler { "-handler" } else { "" };
-                let ext = extension.as_deref().unwrap_or("");
-                let dot = if ext.is_empty() || ext.starts_with('.') {
-                    ""
-                } else {
-                    "."
+            _ => {
+                let script = self.script(step, true)?.expect("a script step");
+                let (path, has_shebang) = match (&script.body, script.path) {
+                    (Some(body), _) => {
+                        let suffix = if errorhandler { "-handler" } else { "" };
+                        let ext = script.extension.unwrap_or("");
+                        let dot = if ext.is_empty() || ext.starts_with('.') {
+                            ""
+                        } else {
+                            "."
+                        };
+                        let path = self
+                            .workspace
+                            .join(format!("step-{index}{suffix}{dot}{ext}"));
+                        write_script(&path, body)
+                            .and_then(|_| give(&path, self.confinement))
+                            .map_err(|e| format!("cannot write the script: {e}"))?;
+                        (path, body.starts_with("#!"))
+                    }
+                    // A file run in place: its own #! line decides.
+                    (None, Some(path)) => (path, true),
+                    (None, None) => unreachable!("a script has a body or a path"),
                 };
-                let path = self
-                    .workspace
-                    .join(format!("step-{index}{suffix}{dot}{ext}"));
-                write_script(&path, body)
-                    .and_then(|_| give(&path, self.confinement))
-                    .map_err(|e| format!("cannot write the script: {e}"))?;
-                let has_shebang = body.starts_with("#!");
-                script_command(
-                    path,
-                    interpreter.as_deref(),
+                let path = path.to_string_lossy().into_owned();
+                let mut argv = script_argv(
+                    &path,
+                    script.interpreter,
                     has_shebang,
-                    expand_args(args)?,
+                    script.args,
+                    script.quoted,
                 )
-            }
-            StepKind::ScriptFile {
-                path,
-                interpreter,
-                args,
-            } => {
-                let path = PathBuf::from(expand(path, Mode::Raw)?);
-                script_command(path, interpreter.as_deref(), true, expand_args(args)?)
+                .into_iter()
+                .map(OsString::from);
+                let program = argv.next().expect("a program");
+                (program, argv.collect())
             }
         };
         Ok(exec::Command {
@@ -165,58 +283,30 @@ impl Builder<'_> {
     /// the job's and step's `env`, the secrets' values) and how to run it. On a
     /// node, result data comes from `SORTIE:DATA:`/`RUNDECK:DATA:` lines.
     pub fn remote(&self, step: &Step, grace: std::time::Duration) -> Result<RemoteStep, String> {
-        let expand =
-            |s: &str, mode| expand::expand(s, self.ctx, mode).map_err(|e| format!("{e:#}"));
-        let quoted_args = |args: &[String]| -> Result<String, String> {
-            let words = args
+        let quote_all = |words: Vec<String>| {
+            words
                 .iter()
-                .map(|a| expand(a, Mode::Raw).map(|a| ssh::quote(&a)))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(words.join(" "))
-        };
-        let script_run = |body: &str, interpreter: Option<&[String]>, args: &[String]| {
-            let args = quoted_args(args)?;
-            let run = match interpreter {
-                Some(words) => {
-                    let words: Vec<String> = words.iter().map(|w| ssh::quote(w)).collect();
-                    format!("{} ./step {args}", words.join(" "))
-                }
-                None if body.starts_with("#!") => format!("./step {args}"),
-                None => format!("sh ./step {args}"),
-            };
-            Ok::<_, String>((body.replace("\r\n", "\n").into_bytes(), run))
+                .map(|w| ssh::quote(w))
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         let (script, run) = match &step.kind {
-            StepKind::Exec(argv) => {
-                let words: Vec<String> = self
-                    .exec_words(argv)?
-                    .iter()
-                    .map(|w| ssh::quote(w))
-                    .collect();
-                (Vec::new(), words.join(" "))
-            }
+            StepKind::Exec(argv) => (Vec::new(), quote_all(self.exec_words(argv)?)),
             StepKind::Shell(text) => (
-                expand(text, Mode::Shell)?.into_bytes(),
+                self.expand(text, Mode::Shell)?.into_bytes(),
                 "sh ./step".to_string(),
             ),
-            StepKind::Script {
-                body,
-                interpreter,
-                args,
-                ..
-            } => script_run(body, interpreter.as_deref(), args)?,
-            StepKind::ScriptFile {
-                path,
-                interpreter,
-                args,
-            } => {
-                let path = PathBuf::from(expand(path, Mode::Raw)?);
-                let body = files::read_regular(&path, MAX_SCRIPT)
-                    .map_err(|e| format!("cannot read the script {}: {e}", path.display()))?;
-                let body = String::from_utf8(body)
-                    .map_err(|_| format!("the script {} is not UTF-8", path.display()))?;
-                let (script, run) = script_run(&body, interpreter.as_deref(), args)?;
-                (script, run)
+            _ => {
+                let script = self.script(step, false)?.expect("a script step");
+                let body = script.body.unwrap_or_default();
+                let argv = script_argv(
+                    "./step",
+                    script.interpreter,
+                    body.starts_with("#!"),
+                    script.args,
+                    script.quoted,
+                );
+                (body.into_bytes(), quote_all(argv))
             }
         };
         let mut env = self.environment(step, None);
@@ -267,11 +357,14 @@ impl Builder<'_> {
             env.insert(k, v.to_string());
         };
         let ctx = self.ctx;
-        for ((_, prefix), map) in
-            NAMESPACES
-                .iter()
-                .zip([&ctx.options, &ctx.job, &ctx.data, &ctx.node, &ctx.result])
-        {
+        for ((_, prefix), map) in NAMESPACES.iter().zip([
+            &ctx.options,
+            &ctx.job,
+            &ctx.data,
+            &ctx.node,
+            &ctx.result,
+            &ctx.globals,
+        ]) {
             for (k, v) in map {
                 set(format!("{prefix}{}", env_name(k)), v);
             }
@@ -282,9 +375,15 @@ impl Builder<'_> {
             ("JOB", &ctx.job),
             ("DATA", &ctx.data),
             ("NODE", &ctx.node),
+            ("GLOBALS", &ctx.globals),
         ] {
             for (k, v) in map {
                 set(format!("RD_{group}_{}", env_name(k)), v);
+            }
+        }
+        for name in &ctx.secure {
+            if let Some(v) = ctx.options.get(name) {
+                set(format!("RD_SECUREOPTION_{}", env_name(name)), v);
             }
         }
         set("SORTIE_EXECID".into(), &self.spec.id);
@@ -436,27 +535,63 @@ fn elements(argv: &[String]) -> Vec<Element> {
     roles
 }
 
-/// The program and arguments that run a script file.
-fn script_command(
-    path: PathBuf,
+/// The words that run a script file: its interpreter (`${scriptfile}` in it
+/// is the file; else the file follows it), or its #! line, or `/bin/sh`; then
+/// its arguments — or, `quoted` (Rundeck's `interpreterArgsQuoted`), the file
+/// and the arguments as one argument, each of them shell-quoted, for an
+/// interpreter such as `sudo -u app bash -c`.
+fn script_argv(
+    path: &str,
     interpreter: Option<&[String]>,
     has_shebang: bool,
-    args: Vec<OsString>,
-) -> (OsString, Vec<OsString>) {
-    match interpreter {
-        Some(words) => {
-            let mut argv: Vec<OsString> = words[1..].iter().map(OsString::from).collect();
-            argv.push(path.into_os_string());
-            argv.extend(args);
-            (OsString::from(&words[0]), argv)
-        }
+    args: Vec<String>,
+    quoted: bool,
+) -> Vec<String> {
+    let mut argv: Vec<String> = match interpreter {
+        Some(words) => words.to_vec(),
         // The kernel honours the #! line of an executable file.
-        None if has_shebang => (path.into_os_string(), args),
-        None => {
-            let mut argv = vec![path.into_os_string()];
-            argv.extend(args);
-            ("/bin/sh".into(), argv)
+        None if has_shebang => Vec::new(),
+        None => vec!["/bin/sh".into()],
+    };
+    let mut placed = false;
+    for word in argv.iter_mut().filter(|w| w.contains("${scriptfile}")) {
+        *word = word.replace("${scriptfile}", path);
+        placed = true;
+    }
+    if quoted && interpreter.is_some() {
+        let mut words: Vec<String> = Vec::new();
+        if !placed {
+            words.push(ssh::quote(path));
         }
+        words.extend(args.iter().map(|a| ssh::quote(a)));
+        if !words.is_empty() {
+            argv.push(words.join(" "));
+        }
+    } else {
+        if !placed {
+            argv.push(path.to_string());
+        }
+        argv.extend(args);
+    }
+    argv
+}
+
+/// Whether a shell runs this script: its interpreter names one (past wrappers
+/// such as `sudo -u app`), or, without one, its #! line does or it has none.
+fn runs_in_shell(body: &str, interpreter: Option<&[String]>) -> bool {
+    let is_shell = |word: &str| SHELLS.contains(&word.rsplit('/').next().unwrap_or(word));
+    match interpreter {
+        Some(words) => words.iter().any(|w| is_shell(w)),
+        None => match body.strip_prefix("#!") {
+            None => true,
+            Some(line) => line
+                .lines()
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .take(2)
+                .any(is_shell),
+        },
     }
 }
 

@@ -11,11 +11,12 @@
 //! dot and are left alone. An unknown reference is an error before the step
 //! runs, never an empty string.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Result};
 
 use super::shell::{self, Ctx};
+use super::spec::Dialect;
 
 /// The values a step's strings may refer to.
 #[derive(Debug, Default, Clone)]
@@ -30,6 +31,11 @@ pub struct Context {
     pub node: BTreeMap<String, String>,
     /// Inside an error handler: `result.exit_code`, `result.step`.
     pub result: BTreeMap<String, String>,
+    /// The runner's globals (`--globals`): `${globals.x}`.
+    pub globals: BTreeMap<String, String>,
+    /// Options whose values are secrets: never put into a command line.
+    pub secure: BTreeSet<String>,
+    pub dialect: Dialect,
 }
 
 /// The namespaces and the prefix of their variables in a step's environment.
@@ -39,27 +45,47 @@ pub const NAMESPACES: &[(&str, &str)] = &[
     ("data", "SORTIE_DATA_"),
     ("node", "SORTIE_NODE_"),
     ("result", "SORTIE_RESULT_"),
+    ("globals", "SORTIE_GLOBALS_"),
 ];
+
+/// A reference's namespace as looked up: Rundeck's `unquotedoption` and
+/// `secureOption` are options.
+fn canonical(namespace: &str) -> &str {
+    match namespace {
+        "unquotedoption" | "secureOption" => "option",
+        ns => ns,
+    }
+}
 
 impl Context {
     fn map(&self, namespace: &str) -> Option<&BTreeMap<String, String>> {
-        Some(match namespace {
+        Some(match canonical(namespace) {
             "option" => &self.options,
             "job" => &self.job,
             "data" => &self.data,
             "secret" => &self.secrets,
             "node" => &self.node,
             "result" => &self.result,
+            "globals" => &self.globals,
             _ => return None,
         })
     }
 
-    fn lookup(&self, namespace: &str, key: &str) -> Result<&str> {
+    /// The value of `${namespace.key}`; `None`: a Rundeck job's unknown
+    /// reference, left as written.
+    fn lookup(&self, namespace: &str, key: &str) -> Result<Option<&str>> {
+        let rundeck = self.dialect == Dialect::Rundeck;
         let Some(map) = self.map(namespace) else {
-            bail!("${{{namespace}.{key}}}: unknown namespace {namespace:?} (option, job, data, secret, node, result)")
+            if rundeck {
+                return Ok(None);
+            }
+            bail!("${{{namespace}.{key}}}: unknown namespace {namespace:?} (option, job, data, secret, node, result, globals)")
         };
         match map.get(key) {
-            Some(v) => Ok(v),
+            Some(v) => Ok(Some(v)),
+            // Rundeck: a missing option is blank, any other reference stays.
+            None if rundeck && canonical(namespace) == "option" => Ok(Some("")),
+            None if rundeck => Ok(None),
             None if namespace == "result" => {
                 bail!("${{result.{key}}}: only error handlers see result.exit_code and result.step")
             }
@@ -68,8 +94,8 @@ impl Context {
     }
 
     /// The environment variable that holds `${namespace.key}` in a step.
-    fn variable(&self, namespace: &str, key: &str) -> Result<String> {
-        let value = self.lookup(namespace, key)?;
+    fn variable(&self, namespace: &str, key: &str, value: &str) -> Result<String> {
+        let namespace = canonical(namespace);
         if namespace == "secret" {
             return Ok(value.to_string());
         }
@@ -110,24 +136,57 @@ fn reference_at(rest: &str) -> Option<usize> {
     (is_word(ns) && !key.is_empty() && !key.contains(char::is_whitespace)).then_some(end + 3)
 }
 
+/// The length of the `@ns.key@` token (Rundeck's script form, `@data.k/node@`
+/// for a node's value) that starts `rest`, if one does.
+fn at_token_at(rest: &str) -> Option<usize> {
+    let inner = rest.strip_prefix('@')?;
+    let end = inner.find(|c: char| c == '@' || c.is_whitespace())?;
+    if !inner[end..].starts_with('@') {
+        return None;
+    }
+    let (ns, key) = inner[..end].split_once('.')?;
+    (is_word(ns) && !key.is_empty()).then_some(end + 2)
+}
+
 /// Whether `text` holds a `${ns.key}` reference.
 pub fn has_reference(text: &str) -> bool {
     text.match_indices("${")
         .any(|(i, _)| reference_at(&text[i..]).is_some())
 }
 
+/// Whether `text` holds a `@ns.key@` token.
+pub fn has_at_token(text: &str) -> bool {
+    text.match_indices('@')
+        .any(|(i, _)| at_token_at(&text[i..]).is_some())
+}
+
 /// Expand every `${ns.key}` in `text`.
 pub fn expand(text: &str, ctx: &Context, mode: Mode) -> Result<String> {
     match mode {
         Mode::Raw => expand_raw(text, ctx),
-        Mode::Shell => expand_shell(text, ctx),
+        Mode::Shell => expand_shell(text, ctx, &reference_at),
     }
 }
 
-fn split(token: &str) -> (&str, &str) {
-    token[2..token.len() - 1]
-        .split_once('.')
-        .expect("a reference has a dot")
+/// Expand every `@ns.key@` of a shell script's text (Rundeck's script tokens),
+/// each as a variable reference for its quoting context.
+pub fn expand_tokens(text: &str, ctx: &Context) -> Result<String> {
+    expand_shell(text, ctx, &at_token_at)
+}
+
+/// The namespace and key of a token, `${ns.key}` or `@ns.key@` (whose
+/// `/node` is `@node`).
+fn split(token: &str) -> (&str, std::borrow::Cow<'_, str>) {
+    let (inner, at) = match token.strip_prefix("${") {
+        Some(rest) => (&rest[..rest.len() - 1], false),
+        None => (&token[1..token.len() - 1], true),
+    };
+    let (ns, key) = inner.split_once('.').expect("a reference has a dot");
+    if at && key.contains('/') {
+        (ns, key.replacen('/', "@", 1).into())
+    } else {
+        (ns, key.into())
+    }
 }
 
 fn expand_raw(text: &str, ctx: &Context) -> Result<String> {
@@ -137,16 +196,17 @@ fn expand_raw(text: &str, ctx: &Context) -> Result<String> {
         out.push_str(&text[pos..start]);
         match reference_at(&text[start..]) {
             Some(len) => {
-                let (ns, key) = split(&text[start..start + len]);
-                if ns == "secret" {
-                    ctx.lookup(ns, key)?;
+                let token = &text[start..start + len];
+                let (ns, key) = split(token);
+                let value = ctx.lookup(ns, &key)?;
+                if ns == "secret" || (canonical(ns) == "option" && ctx.secure.contains(&*key)) {
                     bail!(
-                        "${{secret.{key}}}: a secret cannot be put into a command's arguments \
+                        "${{{ns}.{key}}}: a secret cannot be put into a command's arguments \
                          (they are visible to every user of the host); read it from the \
                          environment, or use it in a shell step"
                     );
                 }
-                out.push_str(ctx.lookup(ns, key)?);
+                out.push_str(value.unwrap_or(token));
                 pos = start + len;
             }
             None => {
@@ -159,30 +219,38 @@ fn expand_raw(text: &str, ctx: &Context) -> Result<String> {
     Ok(out)
 }
 
-fn expand_shell(text: &str, ctx: &Context) -> Result<String> {
+fn expand_shell(
+    text: &str,
+    ctx: &Context,
+    token_at: &dyn Fn(&str) -> Option<usize>,
+) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
-    for site in shell::sites(text, &reference_at) {
+    for site in shell::sites(text, token_at) {
         out.push_str(&text[pos..site.range.start]);
         let token = &text[site.range.clone()];
         let (ns, key) = split(token);
-        out.push_str(&insert(ctx, ns, key, site.ctx)?.unwrap_or_else(|| token.to_string()));
+        let at = !token.starts_with("${");
+        out.push_str(&insert(ctx, ns, &key, site.ctx, at)?.unwrap_or_else(|| token.to_string()));
         pos = site.range.end;
     }
     out.push_str(&text[pos..]);
     Ok(out)
 }
 
-/// What replaces `${ns.key}` in a script, in context `at` (`None`: leave the token).
-fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>> {
+/// What replaces `${ns.key}` (or, `token`, Rundeck's `@ns.key@`) in a
+/// script, in context `at` (`None`: leave the token).
+fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx, token: bool) -> Result<Option<String>> {
     if at == Ctx::Inert {
         return Ok(None);
     }
+    let Some(value) = ctx.lookup(ns, key)? else {
+        return Ok(None);
+    };
     if at == Ctx::Arithmetic {
-        if ns == "secret" {
-            bail!("${{secret.{key}}} cannot be used in shell arithmetic");
+        if ns == "secret" || (canonical(ns) == "option" && ctx.secure.contains(key)) {
+            bail!("${{{ns}.{key}}} cannot be used in shell arithmetic");
         }
-        let value = ctx.lookup(ns, key)?;
         if !is_integer(value) {
             bail!(
                 "${{{ns}.{key}}} is used in shell arithmetic, where only an integer is safe, \
@@ -197,12 +265,17 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
              value and does not have the variable: pass the value another way"
         );
     }
-    let var = ctx.variable(ns, key)?;
+    let var = ctx.variable(ns, key, value)?;
     Ok(Some(match at {
+        // Rundeck's unquoted option: split into words, never parsed as code.
+        Ctx::Unquoted if ns == "unquotedoption" => format!("${{{var}}}"),
         Ctx::Unquoted => format!("\"${{{var}}}\""),
+        // Rundeck put the value into the quoted text: end the quotes, add the
+        // variable as one quoted word, reopen them.
+        Ctx::Single { data: true } if token => format!("'\"${{{var}}}\"'"),
         // Text that stays as it is: a nested shell (or the here-document's reader)
         // expands the variable itself.
-        Ctx::Double | Ctx::Heredoc { .. } | Ctx::Single | Ctx::DollarSingle => {
+        Ctx::Double | Ctx::Heredoc { .. } | Ctx::Single { .. } | Ctx::DollarSingle => {
             format!("${{{var}}}")
         }
         // Escaped for this shell, so that the nested one gets `"${V}"` to expand.

@@ -8,6 +8,7 @@ pub mod capture;
 pub mod command;
 pub mod dispatch;
 pub mod expand;
+pub mod options;
 pub mod result_data;
 pub mod runner;
 pub mod shell;

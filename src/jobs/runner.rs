@@ -21,10 +21,11 @@ use sortie_protocol::{JobStatus, StepResult, StepStatus};
 
 use crate::exec::sandbox::Policy;
 use crate::exec::{self, Confinement, StopReason, Supervision};
-use crate::jobs::capture::StepOutput;
+use crate::jobs::capture::{KeyValue, LogBudget, StepOutput};
 use crate::jobs::command::{self, Builder};
 use crate::jobs::dispatch::{self, Data, Nodes};
 use crate::jobs::expand::Context;
+use crate::jobs::options;
 use crate::jobs::result_data::{self, DataSet};
 use crate::jobs::spec::{JobSpec, Step, Strategy};
 use crate::jobs::status::{self, AfterFailure, Ran};
@@ -55,6 +56,10 @@ pub struct Runtime<'a> {
     pub policy: &'a Policy,
     /// The nodes the runner knows and how it reaches them.
     pub nodes: &'a Nodes,
+    /// `${globals.x}`: the runner's globals (`--globals`).
+    pub globals: &'a BTreeMap<String, String>,
+    /// Fetches a `scripturl` step's script.
+    pub fetch: &'a (dyn Fn(&str) -> Result<Vec<u8>, String> + Sync),
 }
 
 /// The outcome of a job, everything of `complete` but the log summary.
@@ -187,6 +192,8 @@ struct Job<'a, 'l, 's> {
     host_keys: BTreeMap<String, PathBuf>,
     /// Nodes whose credentials could not be had, and why.
     broken: BTreeMap<String, String>,
+    /// The job's log limit, counted.
+    budget: Option<LogBudget>,
 }
 
 /// Run every step of `spec` and report how it went.
@@ -195,29 +202,48 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> Report {
     // The spec's JSON is gone by now: its memory goes back before steps are forked.
     crate::os::release_free_memory();
     let log = SharedLog::new(log);
-    let mut steps = Vec::new();
-    let mut data = Data::default();
-    let mut verdict = Verdict::ok();
-    let selected = match &spec.nodes {
-        None => Ok(vec![rt.nodes.local.clone()]),
-        Some(dispatch) => dispatch::select(dispatch, &spec.options, rt.nodes),
-    };
-    let prepared = selected
-        .map_err(anyhow::Error::msg)
-        .and_then(|nodes| Job::prepare(spec, rt, &log, &nodes).map(|job| (job, nodes)));
-    match prepared {
-        Ok((job, nodes)) => job.run(&nodes, &mut steps, &mut data, &mut verdict),
-        Err(e) => {
-            // Before any step: the job fails, naming the reference, never a value.
-            let text = format!("{e:#}");
-            log.system(Level::Error, &text);
-            verdict = Verdict {
-                status: JobStatus::Failed,
-                exit_code: None,
-                error: Some(text),
-            };
-        }
+    for note in &spec.notes {
+        log.system(Level::Info, &format!("not carried over: {note}"));
     }
+    let retries = spec.retry.as_ref().map_or(0, |r| r.count);
+    let mut attempt = 0;
+    let (steps, data, mut verdict) = loop {
+        let (steps, data, verdict) = attempt_once(spec, rt, &log, attempt);
+        let stopped = verdict.stopped() || log.failed();
+        if !verdict.failed() || stopped || attempt >= retries {
+            break (steps, data, verdict);
+        }
+        attempt += 1;
+        let delay = spec.retry.as_ref().and_then(|r| r.delay);
+        let text = match delay {
+            Some(d) => format!(
+                "the job failed; retry {attempt} of {retries} in {}",
+                humantime::format_duration(d)
+            ),
+            None => format!("the job failed; retry {attempt} of {retries}"),
+        };
+        log.system(Level::Warn, &text);
+        if let Some(reason) = delay.and_then(|d| wait(d, rt)) {
+            let status = match reason {
+                StopReason::Cancelled => JobStatus::Cancelled,
+                StopReason::TimedOut => JobStatus::TimedOut,
+                _ => JobStatus::Interrupted,
+            };
+            let error = format!(
+                "stopped before its retry: the job {}",
+                status::stop_words(status)
+            );
+            break (
+                steps,
+                data,
+                Verdict {
+                    status,
+                    exit_code: None,
+                    error: Some(error),
+                },
+            );
+        }
+    };
     let log = log.lock();
     let log_failure = log.failed().map(|e| e.to_string());
     if let Some(why) = &log_failure {
@@ -247,6 +273,71 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> Report {
     }
 }
 
+/// One run of the job's steps (`attempt` counts retries from 0).
+fn attempt_once(
+    spec: &JobSpec,
+    rt: &Runtime<'_>,
+    log: &SharedLog<'_, '_>,
+    attempt: u32,
+) -> (Vec<StepResult>, Data, Verdict) {
+    let mut steps = Vec::new();
+    let mut data = Data::default();
+    let mut verdict = Verdict::ok();
+    let selected = match &spec.nodes {
+        None => Ok(vec![rt.nodes.local.clone()]),
+        Some(dispatch) => dispatch::select(dispatch, &spec.options, rt.nodes),
+    };
+    let prepared = selected
+        .map_err(anyhow::Error::msg)
+        .and_then(|nodes| Job::prepare(spec, rt, log, &nodes, attempt).map(|job| (job, nodes)));
+    match prepared {
+        Ok((job, nodes)) => {
+            job.run(&nodes, &mut steps, &mut data, &mut verdict);
+            if let Some(budget) = job.budget.as_ref().filter(|b| {
+                b.reached.load(std::sync::atomic::Ordering::Relaxed) && !b.limit().truncate
+            }) {
+                verdict.status = match budget.limit().status.as_str() {
+                    "aborted" => JobStatus::Cancelled,
+                    _ => JobStatus::Failed,
+                };
+                verdict.error = Some("the job's log limit was reached".into());
+            }
+        }
+        Err(e) => {
+            // Before any step: the job fails, naming the reference, never a value.
+            let text = format!("{e:#}");
+            log.system(Level::Error, &text);
+            verdict = Verdict {
+                status: JobStatus::Failed,
+                exit_code: None,
+                error: Some(text),
+            };
+        }
+    }
+    (steps, data, verdict)
+}
+
+/// Wait `delay`, unless the job is stopped first (then: why).
+fn wait(delay: Duration, rt: &Runtime<'_>) -> Option<StopReason> {
+    let until = Instant::now() + delay;
+    loop {
+        if let Some(reason) = (rt.stop)() {
+            return Some(reason);
+        }
+        let now = Instant::now();
+        if rt.deadline.is_some_and(|d| now >= d) {
+            return Some(StopReason::TimedOut);
+        }
+        if rt.interrupt_at.is_some_and(|d| now >= d) {
+            return Some(StopReason::Interrupted);
+        }
+        if now >= until {
+            return None;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(100)));
+    }
+}
+
 fn step_label(index: usize, step: &Step, node: &str, nodes: usize) -> String {
     let base = match &step.name {
         Some(name) => format!("step {index} ({name})"),
@@ -259,7 +350,7 @@ fn step_label(index: usize, step: &Step, node: &str, nodes: usize) -> String {
     }
 }
 
-fn context(spec: &JobSpec) -> Context {
+fn context(spec: &JobSpec, rt: &Runtime<'_>) -> Context {
     let mut job = BTreeMap::new();
     job.insert("execid".to_string(), spec.id.clone());
     job.insert(
@@ -273,9 +364,21 @@ fn context(spec: &JobSpec) -> Context {
     ] {
         job.insert(k.to_string(), v.clone().unwrap_or_default());
     }
+    if let Some(d) = &spec.nodes {
+        job.insert("filter".into(), d.filter.clone());
+        job.insert("threadcount".into(), d.threadcount.clone());
+        job.insert(
+            "successOnEmptyNodeFilter".into(),
+            d.success_on_empty.to_string(),
+        );
+    }
+    job.insert("loglevel".into(), "INFO".into());
+    job.insert("executionType".into(), "user".into());
     Context {
         options: spec.options.clone(),
         job,
+        globals: rt.globals.clone(),
+        dialect: spec.dialect,
         ..Context::default()
     }
 }
@@ -287,6 +390,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         rt: &'a Runtime<'a>,
         log: &'a SharedLog<'l, 's>,
         nodes: &[Node],
+        attempt: u32,
     ) -> anyhow::Result<Job<'a, 'l, 's>> {
         let workspace = rt.workspace;
         let confinement = rt
@@ -305,11 +409,18 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             .and_then(|_| command::give(workspace, &confinement))
             .and_then(|_| command::give(&tmp, &confinement))
             .map_err(|e| anyhow::anyhow!("preparing the workspace {}: {e}", workspace.display()))?;
+        let mut template = context(spec, rt);
+        template
+            .job
+            .insert("retryAttempt".into(), attempt.to_string());
+        template
+            .job
+            .insert("wasRetry".into(), (attempt > 0).to_string());
         let mut job = Job {
             spec,
             rt,
             log,
-            template: context(spec),
+            template,
             base_env: command::base_env(workspace, &confinement),
             confinement,
             secret_env: Vec::new(),
@@ -318,6 +429,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             keys: BTreeMap::new(),
             host_keys: BTreeMap::new(),
             broken: BTreeMap::new(),
+            budget: spec.log_limit.clone().map(LogBudget::new),
         };
         job.prepare_secrets(nodes)?;
         Ok(job)
@@ -333,7 +445,19 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             self.private = Some(private_dir(&ssh.private_dir, &self.spec.id)?);
         }
         let node_keys = self.node_credentials(&remote);
-        if self.spec.secrets.is_empty() && node_keys.is_empty() {
+        let secure = self.secure_options()?;
+        let options = {
+            let mut all = self.spec.options.clone();
+            all.extend(
+                secure
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.expose().to_string())),
+            );
+            all
+        };
+        // Rundeck's option rules, before any step (a secure value never shown).
+        options::check(&self.spec.option_defs, &options).map_err(anyhow::Error::msg)?;
+        if self.spec.secrets.is_empty() && node_keys.is_empty() && secure.is_empty() {
             return Ok(());
         }
         let resolved = secrets::resolve(&self.spec.secrets, self.rt.providers)?;
@@ -345,6 +469,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 .iter()
                 .map(|r| (r.key.as_str(), &r.value))
                 .chain(node_keys.iter().map(|(_, key)| ("ssh-key", key)))
+                .chain(secure.iter().map(|(name, v)| (name.as_str(), v)))
                 .chain(
                     own.iter()
                         .filter(|v| v.expose().len() >= min)
@@ -352,6 +477,15 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 ),
             min,
         )?);
+        for def in self.spec.option_defs.iter().filter(|d| d.secure) {
+            self.template.options.remove(&def.name);
+            if let (true, Some(value)) = (def.value_exposed, secure.get(&def.name)) {
+                self.template
+                    .options
+                    .insert(def.name.clone(), value.expose().to_string());
+                self.template.secure.insert(def.name.clone());
+            }
+        }
         self.log.lock().set_masker(masker.clone());
         mask::register_for_diagnostics(masker);
         if let Some(dir) = &self.private {
@@ -379,6 +513,29 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             self.secret_env.push((secret.key, value));
         }
         Ok(())
+    }
+
+    /// The values of the secure options: given with the run, else from their
+    /// secret (Rundeck's key storage path), else their default.
+    fn secure_options(&self) -> anyhow::Result<BTreeMap<String, Secret>> {
+        let mut values = BTreeMap::new();
+        for def in self.spec.option_defs.iter().filter(|d| d.secure) {
+            let value = match (self.spec.options.get(&def.name), &def.secret, &def.default) {
+                (Some(given), _, _) => Some(Secret::new(given.clone())),
+                (None, Some(want), _) => {
+                    let one = BTreeMap::from([(def.name.clone(), want.clone())]);
+                    let mut got = secrets::resolve(&one, self.rt.providers)
+                        .map_err(|e| anyhow::anyhow!("option {}: {e:#}", def.name))?;
+                    Some(got.remove(0).value)
+                }
+                (None, None, Some(default)) => Some(Secret::new(default.clone())),
+                (None, None, None) => None,
+            };
+            if let Some(value) = value.filter(|v| !v.expose().is_empty()) {
+                values.insert(def.name.clone(), value);
+            }
+        }
+        Ok(values)
     }
 
     /// Each remote node's key (its `ssh-key`, its `ssh-key-storage-path`, else
@@ -795,6 +952,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             secret_values: &self.secret_values,
             workspace: self.rt.workspace,
             confinement: &self.confinement,
+            fetch: self.rt.fetch,
         };
         let mut ran = match link {
             Link::Local => {
@@ -809,7 +967,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                     .and_then(|_| builder.command(index, step, errorhandler, &output_file));
                 let mut ran = match prepared {
                     Err(why) => Ran::NotStarted(why),
-                    Ok(cmd) => self.supervise(index, step.timeout, &cmd, &label, &node.name, own),
+                    Ok(cmd) => self.supervise(index, step, &cmd, &label, &node.name, own),
                 };
                 if ran.succeeded() {
                     if let Err(why) = take_data_file(&output_file, own) {
@@ -823,7 +981,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 Err(why) => Ran::NotStarted(why),
                 Ok(remote) => {
                     let cmd = connection.command(&remote, host);
-                    self.supervise(index, step.timeout, &cmd, &label, &node.name, own)
+                    self.supervise(index, step, &cmd, &label, &node.name, own)
                 }
             },
             Link::Broken(why) => Ran::NotStarted(why.clone()),
@@ -884,12 +1042,21 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
     fn supervise(
         &self,
         index: usize,
-        timeout: Option<Duration>,
+        step: &Step,
         cmd: &exec::Command,
         label: &str,
         node: &str,
         data: &mut DataSet,
     ) -> Ran {
+        let timeout = step.timeout;
+        // The job's log filters, then the step's own.
+        let filters: Vec<KeyValue> = self
+            .spec
+            .log_filters
+            .iter()
+            .chain(&step.log_filters)
+            .filter_map(|f| KeyValue::of(f).ok().flatten())
+            .collect();
         let step_until = timeout.map(|t| Instant::now() + t);
         let until = [self.rt.deadline, self.rt.interrupt_at, step_until]
             .into_iter()
@@ -900,7 +1067,8 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             stop: self.rt.stop,
             grace: self.rt.grace,
         };
-        let mut output = StepOutput::new(index, node, self.log, data);
+        let mut output =
+            StepOutput::new(index, node, self.log, data, &filters, self.budget.as_ref());
         let finished = exec::run(cmd, &supervision, &mut output);
         output.finish();
         if finished.leaked {

@@ -42,8 +42,9 @@ pub enum Ctx {
     Unquoted,
     /// Inside `"…"`.
     Double,
-    /// Inside `'…'`.
-    Single,
+    /// Inside `'…'` (`data`: an argument of a command that takes it as data,
+    /// such as `echo`, or the value of an assignment).
+    Single { data: bool },
     /// Inside bash's `$'…'`.
     DollarSingle,
     /// In the body of a here-document (`literal`: its delimiter was quoted).
@@ -138,6 +139,67 @@ const ARITH_MARKERS: &[&str] = &[
     "-ge",
     "declare -",
     "typeset -",
+];
+
+/// Commands that take their arguments as data, never as code of their own.
+const DATA_COMMANDS: &[&str] = &[
+    "echo",
+    "printf",
+    "export",
+    "local",
+    "readonly",
+    "test",
+    "[",
+    "cd",
+    "mkdir",
+    "touch",
+    "cp",
+    "mv",
+    "rm",
+    "ls",
+    "cat",
+    "tee",
+    "grep",
+    "egrep",
+    "fgrep",
+    "curl",
+    "wget",
+    "logger",
+    "chmod",
+    "chown",
+    "ln",
+    "head",
+    "tail",
+    "wc",
+    "sort",
+    "uniq",
+    "basename",
+    "dirname",
+    "stat",
+    "id",
+    "getent",
+    "systemctl",
+    "service",
+    "kill",
+    "ping",
+    "host",
+    "dig",
+    "nslookup",
+    "tar",
+    "gzip",
+    "zip",
+    "unzip",
+    "rsync",
+    "scp",
+    "docker",
+    "kubectl",
+    "apt-get",
+    "yum",
+    "dnf",
+    "apk",
+    "dpkg",
+    "rpm",
+    "git",
 ];
 
 /// Find every token in `text` and its context. `token_at(rest)` returns the
@@ -556,9 +618,29 @@ impl Scanner<'_> {
         self.pos += 1;
         let end = self.rest().iter().position(|b| *b == b'\'');
         let end = end.map_or(self.bytes.len(), |e| self.pos + e);
-        let ctx = self.quoted_text_ctx(&self.text[self.pos..end], Ctx::Single);
+        let data = self.data_word();
+        let ctx = self.quoted_text_ctx(&self.text[self.pos..end], Ctx::Single { data });
         self.leaf(b'\'', ctx, false);
         self.pos += 1;
+    }
+
+    /// Whether the word being read is data, not code: an argument of a
+    /// command known to take its arguments as data, or an assignment's value.
+    fn data_word(&self) -> bool {
+        let cmd = self.command();
+        let words = &cmd.words;
+        let current = cmd
+            .start
+            .map_or("", |s| &self.text[s..self.pos.min(self.text.len())]);
+        match words
+            .iter()
+            .position(|w| !w.split_once('=').is_some_and(|(k, _)| is_name(k)))
+        {
+            None => current.split_once('=').is_some_and(|(k, _)| is_name(k)),
+            Some(first) => {
+                nesting(cmd).is_none() && DATA_COMMANDS.contains(&basename(&words[first]))
+            }
+        }
     }
 
     /// `$'…'`: backslash escapes; like `'…'` otherwise.
@@ -813,12 +895,13 @@ mod tests {
         let table: &[(&str, &[Ctx])] = &[
             ("echo @X@", &[Unquoted]),
             ("echo \"a @X@ b\"", &[Double]),
-            ("echo 'a @X@ b'", &[Single]),
+            ("echo 'a @X@ b'", &[Single { data: true }]),
+            ("awk '{print @X@}'", &[Single { data: false }]),
             ("echo $'a\\' @X@'", &[DollarSingle]),
             ("echo $(printf %s @X@)", &[Unquoted]),
             ("echo \"$(printf %s \"@X@\")\"", &[Double]),
             ("echo `echo @X@`", &[Unquoted]),
-            ("echo \"`echo '@X@'`\"", &[Single]),
+            ("echo \"`echo '@X@'`\"", &[Single { data: true }]),
             ("echo x # @X@\necho @X@", &[Inert, Unquoted]),
             ("echo a#@X@", &[Unquoted]),
             ("echo $(echo)#x @X@", &[Unquoted]),
@@ -834,7 +917,7 @@ mod tests {
             ("cat <<'EOF'\n@X@\nEOF", &[Heredoc { literal: true }]),
             (
                 "cat <<-\"E\"\n\t@X@\n\tE\necho '@X@'",
-                &[Heredoc { literal: true }, Single],
+                &[Heredoc { literal: true }, Single { data: true }],
             ),
             (
                 "cat <<A <<'B'\n@X@\nA\n@X@\nB\n",
@@ -845,11 +928,17 @@ mod tests {
                 &[Heredoc { literal: true }, Unquoted],
             ),
             ("cat <<<@X@", &[Unquoted]),
-            ("x=@X@ y='@X@' z=\"@X@\"", &[Unquoted, Single, Double]),
-            ("case @X@ in a) echo '@X@';; esac", &[Unquoted, Single]),
+            (
+                "x=@X@ y='@X@' z=\"@X@\"",
+                &[Unquoted, Single { data: true }, Double],
+            ),
+            (
+                "case @X@ in a) echo '@X@';; esac",
+                &[Unquoted, Single { data: true }],
+            ),
             // Nested shells parse their script again.
             ("sh -c \"echo @X@\"", &[nested_quoted]),
-            ("sh -c 'echo @X@'", &[Single]),
+            ("sh -c 'echo @X@'", &[Single { data: false }]),
             ("sudo -u app bash -lc \"x @X@\" arg", &[nested_quoted]),
             ("find . -exec sh -c -- \"x @X@\" \\;", &[nested_quoted]),
             ("su root -c \"x @X@\"", &[nested_quoted]),

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use sortie_protocol::SpecHeader;
 
 use crate::jobs::expand;
+use crate::rundeck;
 use crate::secrets::{Delivery, Reference, Wanted};
 
 #[derive(Debug, Clone, Default)]
@@ -39,6 +40,81 @@ pub struct JobSpec {
     pub strategy: Strategy,
     /// The SSH key for nodes that name none: a secret reference.
     pub ssh_key: Option<Wanted>,
+    /// What `${…}` and `@…@` mean (a Rundeck job's tokens mean what they mean there).
+    pub dialect: Dialect,
+    /// The options' rules, checked before any step.
+    pub option_defs: Vec<OptionDef>,
+    /// Run the job again when it fails.
+    pub retry: Option<Retry>,
+    /// Filters over every step's output.
+    pub log_filters: Vec<LogFilter>,
+    pub log_limit: Option<LogLimit>,
+    /// What a Rundeck job had that was not carried over (said in its log).
+    pub notes: Vec<String>,
+}
+
+/// How a job's tokens read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// An unknown reference fails the step.
+    #[default]
+    Sortie,
+    /// Rundeck's: a missing `${option.x}` is blank, any other unknown
+    /// reference stays as written; `${unquotedoption.x}`, `${globals.x}`,
+    /// `${secureOption.x}`; `@option.x@` in inline scripts.
+    Rundeck,
+}
+
+/// A Rundeck option's rules (Rundeck validates them before a run starts).
+#[derive(Debug, Clone, Default)]
+pub struct OptionDef {
+    pub name: String,
+    pub required: bool,
+    /// The value must be one of `values`.
+    pub enforced: bool,
+    pub values: Vec<String>,
+    /// The whole value (each value of a multivalued option) must match.
+    pub regex: Option<String>,
+    pub multivalued: bool,
+    pub delimiter: String,
+    /// Its value is a secret: masked, never in a command line.
+    pub secure: bool,
+    /// A secure option steps may see (else only sortie does).
+    pub value_exposed: bool,
+    /// Where a secure option's value comes from when none is given.
+    pub secret: Option<Wanted>,
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Retry {
+    /// How many more times the job runs after a failure.
+    pub count: u32,
+    pub delay: Option<Duration>,
+}
+
+/// A log filter (Rundeck's `key-value-data`, `mask-passwords`, …) and its config.
+#[derive(Debug, Clone)]
+pub struct LogFilter {
+    pub kind: String,
+    pub config: BTreeMap<String, String>,
+}
+
+/// Rundeck's `loglimit`: a number of lines, a size (`100MB`), or lines per
+/// node (`100/node`); then halt the job or truncate the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLimit {
+    pub limit: Limit,
+    pub truncate: bool,
+    /// The status a halted job gets (`failed`, …).
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Lines(u64),
+    Bytes(u64),
+    LinesPerNode(u64),
 }
 
 /// How a job's node steps are dispatched (Rundeck's `nodefilters` and `dispatch`).
@@ -81,6 +157,12 @@ pub struct Step {
     pub keepgoing_on_success: bool,
     /// Runs on each selected node (`true`, the default) or once on the runner.
     pub node_step: bool,
+    /// A script's path and args become one argument of the interpreter
+    /// (Rundeck's `interpreterArgsQuoted`), each word shell-quoted.
+    pub args_quoted: bool,
+    /// `@option.x@` tokens are expanded in the script's text.
+    pub expand_tokens: bool,
+    pub log_filters: Vec<LogFilter>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +181,12 @@ pub enum StepKind {
     /// A script file on the runner host.
     ScriptFile {
         path: String,
+        interpreter: Option<Vec<String>>,
+        args: Vec<String>,
+    },
+    /// A script fetched over HTTPS when the step runs.
+    ScriptUrl {
+        url: String,
         interpreter: Option<Vec<String>>,
         args: Vec<String>,
     },
@@ -125,6 +213,62 @@ struct RawSpec {
     strategy: Option<String>,
     #[serde(default)]
     ssh_key: Option<serde_json::Value>,
+    #[serde(default)]
+    dialect: Option<String>,
+    #[serde(default)]
+    option_defs: Vec<RawOptionDef>,
+    #[serde(default)]
+    retry: Option<RawRetry>,
+    #[serde(default)]
+    log_filters: Vec<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    log_limit: Option<RawLogLimit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOptionDef {
+    name: String,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    enforced: bool,
+    #[serde(default)]
+    values: Vec<String>,
+    #[serde(default)]
+    regex: Option<String>,
+    #[serde(default)]
+    multivalued: bool,
+    #[serde(default)]
+    delimiter: Option<String>,
+    #[serde(default)]
+    secure: bool,
+    #[serde(default)]
+    value_exposed: bool,
+    #[serde(default)]
+    secret: Option<serde_json::Value>,
+    #[serde(default)]
+    default: Option<String>,
+    #[serde(default)]
+    date_format: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    count: serde_json::Value,
+    #[serde(default)]
+    delay: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogLimit {
+    limit: String,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -176,6 +320,14 @@ struct RawStep {
     #[serde(default)]
     scriptfile: Option<String>,
     #[serde(default)]
+    scripturl: Option<String>,
+    #[serde(default)]
+    args_quoted: bool,
+    #[serde(default)]
+    expand_tokens: bool,
+    #[serde(default)]
+    log_filters: Vec<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
     interpreter: Option<String>,
     #[serde(default)]
     args: Vec<String>,
@@ -217,8 +369,13 @@ fn check_env(env: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
-/// Parse and validate a job spec.
+/// Parse and validate a job spec. A spec whose `rundeck` holds a Rundeck job
+/// (YAML or XML) is that job carried over (`rundeck_job` chooses one of a
+/// file's jobs), the spec's own `id` and `options` taking precedence.
 pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
+    if let Some(text) = value.get("rundeck") {
+        return parse_rundeck(value, text);
+    }
     let header = SpecHeader::of(value).map_err(|e| anyhow!(e))?;
     let raw = RawSpec::deserialize(value).context("not a job spec v1")?;
     let id = header.id;
@@ -276,6 +433,46 @@ pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
         group: None,
         project: None,
     });
+    let dialect = match raw.dialect.as_deref() {
+        None | Some("sortie") => Dialect::Sortie,
+        Some("rundeck") => Dialect::Rundeck,
+        Some(other) => bail!("dialect: {other:?} is neither \"sortie\" nor \"rundeck\""),
+    };
+    // A Rundeck timeout or retry may come from an option: `${option.x}`.
+    let from_options = |text: &str| crate::jobs::dispatch::expand_filter(text, &options);
+    let timeout = header
+        .timeout
+        .as_deref()
+        .map(|t| from_options(t).trim().to_string());
+    let timeout = match timeout.as_deref() {
+        // Rundeck: a bare number is seconds, and 0 or blank is no timeout.
+        Some(t) if t.is_empty() || t == "0" => None,
+        Some(t) if t.bytes().all(|b| b.is_ascii_digit()) => duration(Some(&format!("{t}s")))?,
+        t => duration(t).context("timeout")?,
+    };
+    let retry = raw
+        .retry
+        .map(|r| retry(r, &from_options))
+        .transpose()
+        .context("retry")?
+        .filter(|r| r.count > 0);
+    let option_defs = raw
+        .option_defs
+        .into_iter()
+        .map(option_def)
+        .collect::<Result<Vec<_>>>()
+        .context("option_defs")?;
+    let log_filters = raw
+        .log_filters
+        .iter()
+        .map(log_filter)
+        .collect::<Result<Vec<_>>>()
+        .context("log_filters")?;
+    let log_limit = raw
+        .log_limit
+        .map(log_limit)
+        .transpose()
+        .context("log_limit")?;
     Ok(JobSpec {
         id,
         name: raw.name,
@@ -287,12 +484,161 @@ pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
         options,
         secrets,
         env: raw.env,
-        timeout: duration(header.timeout.as_deref()).context("timeout")?,
+        timeout,
         keepgoing: raw.keepgoing,
         steps,
         nodes,
         strategy,
         ssh_key,
+        dialect,
+        option_defs,
+        retry,
+        log_filters,
+        log_limit,
+        notes: Vec::new(),
+    })
+}
+
+fn parse_rundeck(value: &serde_json::Value, text: &serde_json::Value) -> Result<JobSpec> {
+    let text = text
+        .as_str()
+        .ok_or_else(|| anyhow!("rundeck: the text of a Rundeck job file (YAML or XML)"))?;
+    let wanted = value.get("rundeck_job").and_then(|j| j.as_str());
+    let job = rundeck::parse("rundeck", text.as_bytes())
+        .and_then(|jobs| rundeck::select(jobs, wanted))
+        .context("rundeck")?;
+    let converted = rundeck::convert::convert(&job)
+        .map_err(|lines| anyhow!("this Rundeck job cannot run here:\n{}", lines.join("\n")))?;
+    let mut spec = converted.spec;
+    let object = spec.as_object_mut().expect("a converted job is an object");
+    if let Some(id) = value.get("id") {
+        object.insert("id".into(), id.clone());
+    }
+    if let Some(given) = value.get("options").and_then(|o| o.as_object()) {
+        let options = object
+            .entry("options")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(options) = options.as_object_mut() {
+            options.extend(given.clone());
+        }
+    }
+    let mut parsed = parse(&spec)?;
+    parsed.notes = converted.notes;
+    Ok(parsed)
+}
+
+fn retry(raw: RawRetry, from_options: &dyn Fn(&str) -> String) -> Result<Retry> {
+    let count = match raw.count {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => from_options(&s),
+        _ => bail!("count: a number, or a string such as \"${{option.retries}}\""),
+    };
+    let count = match count.trim() {
+        "" => 0,
+        n => n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 100)
+            .ok_or_else(|| anyhow!("count: {n:?} is not a number of retries (0 to 100)"))?,
+    };
+    let delay = match raw
+        .delay
+        .as_deref()
+        .map(|d| from_options(d).trim().to_string())
+    {
+        None => None,
+        Some(d) if d.is_empty() || d == "0" => None,
+        Some(d) if d.bytes().all(|b| b.is_ascii_digit()) => duration(Some(&format!("{d}s")))?,
+        Some(d) => duration(Some(&d)).context("delay")?,
+    };
+    Ok(Retry { count, delay })
+}
+
+fn option_def(raw: RawOptionDef) -> Result<OptionDef> {
+    if !valid_name(&raw.name) {
+        bail!("{:?} is not an option name", raw.name);
+    }
+    let name = raw.name;
+    if let Some(regex) = &raw.regex {
+        crate::jobs::options::compile(regex).with_context(|| format!("{name}: regex"))?;
+    }
+    let secret = raw
+        .secret
+        .as_ref()
+        .map(secret)
+        .transpose()
+        .with_context(|| format!("{name}: secret"))?;
+    if secret.is_some() && !raw.secure {
+        bail!("{name}: only a secure option takes its value from a secret");
+    }
+    // Dates are checked by Rundeck's UI, not by its runs: the format is kept for reading.
+    let _ = raw.date_format;
+    Ok(OptionDef {
+        name,
+        required: raw.required,
+        enforced: raw.enforced,
+        values: raw.values,
+        regex: raw.regex,
+        multivalued: raw.multivalued,
+        delimiter: raw.delimiter.unwrap_or_else(|| ",".into()),
+        secure: raw.secure,
+        value_exposed: raw.value_exposed,
+        secret,
+        default: raw.default,
+    })
+}
+
+fn log_filter(raw: &BTreeMap<String, serde_json::Value>) -> Result<LogFilter> {
+    let kind = raw
+        .get("type")
+        .and_then(|t| t.as_str())
+        .ok_or_else(|| anyhow!("a log filter needs a \"type\""))?
+        .to_string();
+    let mut config = BTreeMap::new();
+    for (k, v) in raw.iter().filter(|(k, _)| k.as_str() != "type") {
+        let text = match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => bail!("{kind}.{k}: a string"),
+        };
+        config.insert(k.clone(), text);
+    }
+    if kind == "key-value-data" {
+        if let Some(regex) = config.get("regex") {
+            crate::jobs::options::compile_find(regex).context("key-value-data: regex")?;
+        }
+    }
+    Ok(LogFilter { kind, config })
+}
+
+fn log_limit(raw: RawLogLimit) -> Result<LogLimit> {
+    let text = raw.limit.trim();
+    let number = |t: &str| {
+        t.trim().parse::<u64>().map_err(|_| {
+            anyhow!("limit: {text:?} is not N (lines), N/node or a size such as 100MB")
+        })
+    };
+    let limit = if let Some(n) = text.strip_suffix("/node") {
+        Limit::LinesPerNode(number(n)?)
+    } else if let Some(size) = ["GB", "MB", "KB", "B"]
+        .iter()
+        .zip([1u64 << 30, 1 << 20, 1 << 10, 1])
+        .find_map(|(unit, scale)| text.strip_suffix(unit).map(|n| (n, scale)))
+    {
+        Limit::Bytes(number(size.0)?.saturating_mul(size.1))
+    } else {
+        Limit::Lines(number(text)?)
+    };
+    let truncate = match raw.action.as_deref() {
+        None | Some("halt") => false,
+        Some("truncate") => true,
+        Some(other) => bail!("action: {other:?} is neither halt nor truncate"),
+    };
+    Ok(LogLimit {
+        limit,
+        truncate,
+        status: raw.status.unwrap_or_else(|| "failed".into()),
     })
 }
 
@@ -367,11 +713,12 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         raw.shell.is_some(),
         raw.script.is_some(),
         raw.scriptfile.is_some(),
+        raw.scripturl.is_some(),
     ];
     match kinds.iter().filter(|k| **k).count() {
-        0 => bail!("a step needs one of exec, shell, script, scriptfile"),
+        0 => bail!("a step needs one of exec, shell, script, scriptfile, scripturl"),
         1 => {}
-        _ => bail!("a step has exactly one of exec, shell, script, scriptfile"),
+        _ => bail!("a step has exactly one of exec, shell, script, scriptfile, scripturl"),
     }
     let interpreter = match raw.interpreter.as_deref().map(str::trim) {
         None => None,
@@ -397,6 +744,15 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
             interpreter,
             args: raw.args,
             extension: raw.extension,
+        }
+    } else if let Some(url) = raw.scripturl {
+        if !url.starts_with("https://") && !url.starts_with("http://") {
+            bail!("scripturl: {url:?} is not an http(s) URL");
+        }
+        StepKind::ScriptUrl {
+            url,
+            interpreter,
+            args: raw.args,
         }
     } else {
         let path = raw.scriptfile.expect("one kind is set");
@@ -429,6 +785,14 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         errorhandler,
         keepgoing_on_success: raw.keepgoing_on_success,
         node_step: raw.node_step,
+        args_quoted: raw.args_quoted,
+        expand_tokens: raw.expand_tokens,
+        log_filters: raw
+            .log_filters
+            .iter()
+            .map(log_filter)
+            .collect::<Result<Vec<_>>>()
+            .context("log_filters")?,
     })
 }
 

@@ -47,6 +47,45 @@ pub fn agent(
     Ok(config.new_agent())
 }
 
+/// Fetches files over HTTPS (Rundeck's `scripturl` steps): the URL rule of
+/// the control plane's, its trust roots, bounded time and size.
+#[derive(Clone)]
+pub struct Fetcher {
+    agent: Agent,
+    allow_insecure_http: bool,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher").finish_non_exhaustive()
+    }
+}
+
+impl Fetcher {
+    pub fn new(roots: Option<&Roots>, allow_insecure_http: bool) -> Result<Fetcher> {
+        Ok(Fetcher {
+            agent: agent(
+                roots,
+                None,
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+            )?,
+            allow_insecure_http,
+        })
+    }
+
+    /// The body of a `200` answer to `GET url`; the error is one line.
+    pub fn get(&self, url: &str) -> std::result::Result<Vec<u8>, String> {
+        base_url(url, self.allow_insecure_http, "the script URL").map_err(|e| format!("{e:#}"))?;
+        let answer =
+            request(&self.agent, "GET", url, &[], Vec::new()).map_err(|e| format!("{e:#}"))?;
+        if answer.status != 200 {
+            return Err(format!("GET {url}: HTTP {}", answer.status));
+        }
+        Ok(answer.body)
+    }
+}
+
 /// Check a base URL's scheme (`what` names the flag in errors); returns it with a
 /// trailing slash.
 pub fn base_url(url: &str, allow_insecure_http: bool, what: &str) -> Result<String> {

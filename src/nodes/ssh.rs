@@ -158,9 +158,11 @@ impl Connection {
             args.push("-o".into());
             args.push(option.into());
         }
+        // Only the master authenticates: the steps' clients go through it.
+        let mut identity: Vec<OsString> = Vec::new();
         if let Some(key) = credentials.key {
-            args.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-i".into()]);
-            args.push(key.into());
+            identity.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-i".into()]);
+            identity.push(key.into());
         }
         if !settings.agent {
             args.extend(["-o".into(), "IdentityAgent=none".into()]);
@@ -176,6 +178,7 @@ impl Connection {
             .env_clear()
             .envs(ssh_env())
             .args(&args)
+            .args(&identity)
             .args(["-M", "-N", "-o", "ControlPersist=no", "--"])
             .arg(&address.host)
             .stdin(Stdio::null())

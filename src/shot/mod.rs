@@ -46,6 +46,10 @@ pub const CAPABILITIES: &[&str] = &["exec", "shell", "script", "scriptfile"];
 pub struct Settings {
     pub endpoint: Endpoint,
     pub nodes: Nodes,
+    /// `${globals.x}` for jobs.
+    pub globals: std::collections::BTreeMap<String, String>,
+    /// Fetches `scripturl` steps' scripts.
+    pub fetcher: crate::net::Fetcher,
     pub runner_id: String,
     pub tags: Vec<String>,
     pub state_dir: PathBuf,
@@ -405,6 +409,8 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         providers: &settings.providers,
         policy: &settings.policy,
         nodes: &settings.nodes,
+        globals: &settings.globals,
+        fetch: &|url| settings.fetcher.get(url),
     };
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut joblog));
     heartbeat.stop();

@@ -1,0 +1,47 @@
+//! `sortie convert FILE`: the job specs a Rundeck job file becomes.
+//!
+//! Each job of the file, carried over, as JSON on stdout (an array when the
+//! file holds several); what was not carried over, one line each, on stderr.
+//! A job that cannot be carried over at all makes the command fail, with one
+//! line per reason.
+
+use anyhow::Result;
+
+use crate::exit::{Code, Failure};
+use crate::face::cli::ConvertArgs;
+use crate::face::exec::read_job_file;
+use crate::rundeck::{self, convert};
+
+pub fn run(args: &ConvertArgs) -> Result<Code> {
+    let name = args.file.display().to_string();
+    let text = read_job_file(&args.file).map_err(Failure::config)?;
+    let jobs = rundeck::parse(&name, &text).map_err(Failure::config)?;
+    let several = jobs.len() > 1;
+    let mut specs = Vec::new();
+    let mut refused = Vec::new();
+    for job in &jobs {
+        match convert::convert(job) {
+            Ok(converted) => {
+                for note in &converted.notes {
+                    eprintln!("not carried over: {note}");
+                }
+                specs.push(converted.spec);
+            }
+            Err(lines) => refused.extend(lines),
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Failure::config(anyhow::anyhow!(
+            "{name}: cannot run on a runner:\n{}",
+            refused.join("\n")
+        ))
+        .into());
+    }
+    let out = if several {
+        serde_json::Value::Array(specs)
+    } else {
+        specs.remove(0)
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(Code::OK)
+}
