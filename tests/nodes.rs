@@ -27,9 +27,9 @@ struct Sshd {
 }
 
 /// Servers, a client key in a secrets directory, a known_hosts file.
-struct Lab {
-    dir: tempfile::TempDir,
-    user: String,
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+    pub user: String,
     servers: Vec<Sshd>,
 }
 
@@ -45,7 +45,7 @@ fn sh(script: &str) -> Output {
 
 impl Lab {
     /// `n` servers on loopback.
-    fn new(n: usize) -> Lab {
+    pub fn new(n: usize) -> Lab {
         let lab = Lab::empty();
         lab.with_servers((0..n).map(|_| ("127.0.0.1".to_string(), None)).collect())
     }
@@ -96,9 +96,11 @@ impl Lab {
                 "Port {port}\nListenAddress {address}\nHostKey {d}/host_key\n\
                  AuthorizedKeysFile {auth}\nPidFile {d}/pid\nStrictModes no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-                 LogLevel VERBOSE\nMaxSessions 50\nMaxStartups 100\nSetEnv TMPDIR={tmp}\n",
+                 LogLevel VERBOSE\nMaxSessions 50\nMaxStartups 100\n\
+                 SetEnv TMPDIR={tmp} PATH={bin}:/usr/local/bin:/usr/bin:/bin\n",
                 d = d.display(),
                 tmp = self.node_tmp().display(),
+                bin = self.fake_bin().display(),
                 auth = self.dir.path().join("authorized_keys").display(),
             );
             std::fs::write(d.join("sshd_config"), config).unwrap();
@@ -146,8 +148,15 @@ impl Lab {
         self
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// A directory first on the nodes' PATH: commands a test fakes.
+    pub fn fake_bin(&self) -> PathBuf {
+        let bin = self.path("fake-bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        bin
     }
 
     /// The nodes' $TMPDIR, where each step's private directory goes.
@@ -166,7 +175,7 @@ impl Lab {
     }
 
     /// A node on server `i`, reached with the lab's key.
-    fn node(&self, i: usize) -> Value {
+    pub fn node(&self, i: usize) -> Value {
         let s = &self.servers[i];
         json!({
             "hostname": format!("{}:{}", s.address, s.port),
@@ -176,7 +185,7 @@ impl Lab {
     }
 
     /// Write `nodes` (name → attributes) as a resource YAML file.
-    fn inventory(&self, nodes: &[(&str, Value)]) -> PathBuf {
+    pub fn inventory(&self, nodes: &[(&str, Value)]) -> PathBuf {
         let map: serde_json::Map<String, Value> = nodes
             .iter()
             .map(|(name, attrs)| (name.to_string(), attrs.clone()))
@@ -189,7 +198,7 @@ impl Lab {
 
     /// `sortie --log-format json exec SPEC` with the lab's inventory,
     /// known_hosts and keys.
-    fn command(&self, spec: Value) -> Command {
+    pub fn command(&self, spec: Value) -> Command {
         let file = self.path("spec.json");
         std::fs::write(&file, spec.to_string()).unwrap();
         let mut cmd = sortie();
@@ -204,7 +213,7 @@ impl Lab {
         cmd
     }
 
-    fn exec(&self, spec: Value, code: u8, extra: &[&str]) -> (Vec<Value>, Output) {
+    pub fn exec(&self, spec: Value, code: u8, extra: &[&str]) -> (Vec<Value>, Output) {
         let out = run(self.command(spec).args(extra), code);
         (events(&out.stdout), out)
     }
@@ -248,7 +257,7 @@ fn ends(events: &[Value]) -> Vec<(u64, String, String)> {
 }
 
 /// The stdout a node printed.
-fn node_output(events: &[Value], node: &str) -> String {
+pub fn node_output(events: &[Value], node: &str) -> String {
     events
         .iter()
         .filter(|e| e["kind"] == "output" && e["node"] == node && e["stream"] == "stdout")
@@ -256,7 +265,7 @@ fn node_output(events: &[Value], node: &str) -> String {
         .collect()
 }
 
-fn summary(out: &Output) -> Value {
+pub fn summary(out: &Output) -> Value {
     let err = stderr(out);
     let line = err
         .lines()
@@ -782,7 +791,7 @@ struct Netns {
 }
 
 impl Netns {
-    fn new(index: usize) -> Netns {
+    pub fn new(index: usize) -> Netns {
         let tag = format!("{}{}", std::process::id() % 100_000, index);
         let name = format!("sortie-{tag}");
         let (host, peer) = (format!("vh{tag}"), format!("vn{tag}"));

@@ -16,6 +16,7 @@ mod network;
 mod nodes;
 mod poll_tls;
 mod resilience;
+mod rundeck;
 mod sandbox;
 mod secrets;
 mod signals;

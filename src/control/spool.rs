@@ -128,6 +128,34 @@ impl SpoolControl {
         Ok(())
     }
 
+    /// A claimed Rundeck job file (`NAME.yaml`, `.yml`, `.xml`) as the spec
+    /// `{"id": NAME, "rundeck": TEXT}` the runner carries over, kept where a
+    /// claimed job spec is kept (`claimed/NAME.json`).
+    fn wrap_rundeck(
+        &self,
+        claimed: &Path,
+        stem: &str,
+        text: Vec<u8>,
+    ) -> std::result::Result<serde_json::Value, String> {
+        let text = String::from_utf8(text).map_err(|_| "not UTF-8 text".to_string())?;
+        let file = claimed
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let spec = serde_json::json!({ "id": stem, "rundeck": text, "rundeck_file": file });
+        if !sortie_protocol::valid_job_id(stem) {
+            return Err(format!(
+                "{stem:?} is not a job id ([A-Za-z0-9._-]{{1,128}})"
+            ));
+        }
+        let path = self.claimed_path(stem);
+        let body = serde_json::to_vec(&spec).expect("a spec serializes");
+        files::create_new(&path, SPOOL_FILE)
+            .and_then(|mut f| io::Write::write_all(&mut f, &body))
+            .map_err(|e| format!("claimed/{stem}.json: {e} (another job file has this id?)"))?;
+        let _ = fs::remove_file(claimed);
+        Ok(spec)
+    }
+
     /// Take one pending file by renaming it into `claimed/`; `None` if another runner won.
     fn take(&self, name: &str) -> Result<Option<ClaimedJob>> {
         let from = self.root.join("pending").join(name);
@@ -137,7 +165,10 @@ impl SpoolControl {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(format!("claiming {}", from.display()), e)),
         }
-        let stem = name.strip_suffix(".json").unwrap_or(name);
+        let (stem, rundeck) = match name.rsplit_once('.') {
+            Some((stem, "yaml" | "yml" | "xml")) => (stem, true),
+            _ => (name.strip_suffix(".json").unwrap_or(name), false),
+        };
         let text = match files::read_regular(&to, MAX_SPEC) {
             Ok(text) => text,
             Err(e) => {
@@ -145,11 +176,21 @@ impl SpoolControl {
                 return Ok(None);
             }
         };
-        let spec = match sortie_protocol::json::from_slice(&text) {
-            Ok(v) => v,
-            Err(e) => {
-                self.reject(&to, name, &format!("not valid JSON: {e}"))?;
-                return Ok(None);
+        let spec = if rundeck {
+            match self.wrap_rundeck(&to, stem, text) {
+                Ok(spec) => spec,
+                Err(reason) => {
+                    self.reject(&to, name, &reason)?;
+                    return Ok(None);
+                }
+            }
+        } else {
+            match sortie_protocol::json::from_slice(&text) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.reject(&to, name, &format!("not valid JSON: {e}"))?;
+                    return Ok(None);
+                }
             }
         };
         let problem = match sortie_protocol::SpecHeader::of(&spec) {
@@ -188,7 +229,12 @@ impl ControlPlane for SpoolControl {
             .map_err(|e| io_error(format!("listing {}", pending.display()), e))?
             .filter_map(|entry| entry.ok())
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|name| name.ends_with(".json") && !name.starts_with('.'))
+            .filter(|name| {
+                [".json", ".yaml", ".yml", ".xml"]
+                    .iter()
+                    .any(|ext| name.ends_with(ext))
+                    && !name.starts_with('.')
+            })
             .collect();
         // Oldest first by name: spool writers name files so that order means something.
         names.sort();

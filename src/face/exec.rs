@@ -57,7 +57,7 @@ fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
     let text = read_job_file(&args.file)?;
     let mut spec = if crate::rundeck::is_rundeck(&text) {
         let text = String::from_utf8(text).map_err(|_| anyhow!("{name} is not UTF-8 text"))?;
-        let mut wrapper = serde_json::json!({ "rundeck": text });
+        let mut wrapper = serde_json::json!({ "rundeck": text, "rundeck_file": name });
         if let Some(job) = &args.job {
             wrapper["rundeck_job"] = job.clone().into();
         }
@@ -130,9 +130,6 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
     let spec = jobspec::parse(&read_spec(args).map_err(Failure::or_config)?)
         .with_context(|| format!("{}: invalid job", args.file.display()))
         .map_err(Failure::config)?;
-    for note in &spec.notes {
-        tracing::warn!("not carried over: {note}");
-    }
     let providers = config::providers(
         &args.secrets,
         None,

@@ -64,6 +64,9 @@ pub struct Builder<'a> {
     pub fetch: &'a (dyn Fn(&str) -> Result<Vec<u8>, String> + Sync),
 }
 
+/// Where a node's copy of the script goes in its run line: `$2` there.
+const REMOTE_SCRIPT: &str = "\u{1}step\u{1}";
+
 /// Largest script file sent to a node.
 const MAX_SCRIPT: u64 = 16 * 1024 * 1024;
 
@@ -294,19 +297,22 @@ impl Builder<'_> {
             StepKind::Exec(argv) => (Vec::new(), quote_all(self.exec_words(argv)?)),
             StepKind::Shell(text) => (
                 self.expand(text, Mode::Shell)?.into_bytes(),
-                "sh ./step".to_string(),
+                "sh \"$2\"".to_string(),
             ),
             _ => {
                 let script = self.script(step, false)?.expect("a script step");
                 let body = script.body.unwrap_or_default();
                 let argv = script_argv(
-                    "./step",
+                    REMOTE_SCRIPT,
                     script.interpreter,
                     body.starts_with("#!"),
                     script.args,
                     script.quoted,
                 );
-                (body.into_bytes(), quote_all(argv))
+                // The script's path on the node (the run line's `$2`), however
+                // deep the quoting it sits in.
+                let run = quote_all(argv).replace(REMOTE_SCRIPT, "'\"$2\"'");
+                (body.into_bytes(), run)
             }
         };
         let mut env = self.environment(step, None);

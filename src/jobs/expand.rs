@@ -394,6 +394,54 @@ mod tests {
     }
 
     #[test]
+    fn rundeck_references_read_as_rundeck_reads_them() {
+        let mut c = ctx();
+        c.dialect = Dialect::Rundeck;
+        c.globals.insert("region".into(), "eu".into());
+        // A missing option is blank; any other unknown reference stays.
+        assert_eq!(
+            expand(
+                "[${option.nope}] ${job.nope} ${x.y} ${globals.region}",
+                &c,
+                Mode::Raw
+            )
+            .unwrap(),
+            "[] ${job.nope} ${x.y} eu"
+        );
+        assert_eq!(
+            expand(
+                "echo ${unquotedoption.service} ${option.service}",
+                &c,
+                Mode::Shell
+            )
+            .unwrap(),
+            "echo ${SORTIE_OPTION_SERVICE} \"${SORTIE_OPTION_SERVICE}\""
+        );
+        assert_eq!(
+            expand("echo ${job.nope}", &c, Mode::Shell).unwrap(),
+            "echo ${job.nope}"
+        );
+    }
+
+    #[test]
+    fn script_tokens_become_variables_for_their_quoting_context() {
+        let mut c = ctx();
+        c.dialect = Dialect::Rundeck;
+        let script = "echo @option.service@ \"@option.service@\" 'x @option.service@'\nawk '{print \"@option.service@\"}'\nmail a@b.c@d user@example.com";
+        assert_eq!(
+            expand_tokens(script, &c).unwrap(),
+            "echo \"${SORTIE_OPTION_SERVICE}\" \"${SORTIE_OPTION_SERVICE}\" 'x '\"${SORTIE_OPTION_SERVICE}\"''\n\
+             awk '{print \"${SORTIE_OPTION_SERVICE}\"}'\nmail a@b.c@d user@example.com"
+        );
+        c.data.insert("k@web1".into(), "v".into());
+        assert_eq!(
+            expand_tokens("x=@data.k/web1@", &c).unwrap(),
+            "x=\"${SORTIE_DATA_K_WEB1}\""
+        );
+        assert!(has_at_token("@option.x@") && !has_at_token("a@b c@d"));
+    }
+
+    #[test]
     fn env_names_are_sanitized() {
         assert_eq!(env_name("db.pass-word"), "DB_PASS_WORD");
         assert_eq!(env_name("Ünï"), "_N_");

@@ -504,9 +504,12 @@ fn parse_rundeck(value: &serde_json::Value, text: &serde_json::Value) -> Result<
         .as_str()
         .ok_or_else(|| anyhow!("rundeck: the text of a Rundeck job file (YAML or XML)"))?;
     let wanted = value.get("rundeck_job").and_then(|j| j.as_str());
-    let job = rundeck::parse("rundeck", text.as_bytes())
-        .and_then(|jobs| rundeck::select(jobs, wanted))
-        .context("rundeck")?;
+    let file = value
+        .get("rundeck_file")
+        .and_then(|f| f.as_str())
+        .unwrap_or("the job file");
+    let job =
+        rundeck::parse(file, text.as_bytes()).and_then(|jobs| rundeck::select(jobs, wanted))?;
     let converted = rundeck::convert::convert(&job)
         .map_err(|lines| anyhow!("this Rundeck job cannot run here:\n{}", lines.join("\n")))?;
     let mut spec = converted.spec;

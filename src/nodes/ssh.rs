@@ -286,8 +286,10 @@ pub struct RemoteStep {
     pub env: Vec<(String, String)>,
     /// The file the step runs (a shell script, an inline script's body…).
     pub script: Vec<u8>,
-    /// The command that runs it, in `sh` syntax, with `./step` for the file;
-    /// every word that comes from the job is single-quoted.
+    /// The command that runs it, in `sh` syntax, with `"$2"` for the file's
+    /// path; every word that comes from the job is single-quoted. It runs in
+    /// the directory the session starts in (the user's home), as Rundeck's
+    /// steps do; only the script is kept in a private directory.
     pub run: String,
     /// Time between SIGTERM and SIGKILL when the step is stopped.
     pub grace: Duration,
@@ -309,12 +311,11 @@ unset r
 if [ "$2" -gt 0 ]; then
   head -c "$2" >"$d/step" && [ "$(wc -c <"$d/step")" -eq "$2" ] && chmod 700 "$d/step" || { echo "sortie: the step arrived incomplete" >&2; exit 125; }
 fi
-cd "$d" || exit 125
 if command -v setsid >/dev/null 2>&1; then
-  setsid sh -c '. ./run' </dev/null 3<&- &
+  setsid sh -c '. "$1"' sortie "$d/run" "$d/step" </dev/null 3<&- &
 else
   set -m 2>/dev/null
-  sh -c '. ./run' </dev/null 3<&- &
+  sh -c '. "$1"' sortie "$d/run" "$d/step" </dev/null 3<&- &
 fi
 pid=$!
 ( while read -r _; do :; done <&3; kill -TERM -"$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; sleep "$3"; kill -KILL -"$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null ) >/dev/null 2>&1 &

@@ -39,7 +39,15 @@ use crate::{clock, ids, os, signals};
 use delivery::{fail, JobEnd};
 
 /// Step kinds this build runs (sent with every claim).
-pub const CAPABILITIES: &[&str] = &["exec", "shell", "script", "scriptfile"];
+pub const CAPABILITIES: &[&str] = &[
+    "exec",
+    "shell",
+    "script",
+    "scriptfile",
+    "scripturl",
+    "nodes",
+    "rundeck",
+];
 
 /// The settings of a shot, checked and built by the face.
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! One test binary, one module per area: the real exports of the corpus,
 //! legacy forms and typing quirks, and refused files.
 
+mod convert;
 mod corpus;
 mod errors;
 mod quirks;

@@ -1,0 +1,116 @@
+//! Carrying jobs over: what maps to what, and what refuses a job.
+
+use serde_json::json;
+
+use super::yaml;
+use crate::rundeck::convert::{convert, storage_secret};
+
+fn spec(text: &str) -> serde_json::Value {
+    convert(&yaml(text)[0])
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .spec
+}
+
+#[test]
+fn steps_options_and_dispatch_map_onto_a_job_spec() {
+    let s = spec(
+        r#"- name: deploy
+  group: web
+  uuid: 0f0e
+  timeout: '120'
+  retry: {retry: '2', delay: 30s}
+  nodefilters:
+    filter: 'tags: web'
+    dispatch: {threadcount: 4, keepgoing: true, rankOrder: descending}
+  options:
+  - name: version
+    value: '1.0'
+    regex: '[0-9.]+'
+  - name: pw
+    secure: true
+    storagePath: keys/app/db
+  sequence:
+    strategy: parallel
+    keepgoing: true
+    commands:
+    - exec: deploy ${option.version}
+      description: deploy it
+    - script: echo @option.version@
+      args: -v '${option.version} x'
+      scriptInterpreter: bash -x
+      fileExtension: sh
+      errorhandler: {exec: rollback, keepgoingOnSuccess: true}
+    - type: localexec
+      nodeStep: false
+      configuration: {command: echo local}
+"#,
+    );
+    assert_eq!(s["id"], "0f0e");
+    assert_eq!(s["name"], "web/deploy");
+    assert_eq!(s["dialect"], "rundeck");
+    assert_eq!(s["timeout"], "120s");
+    assert_eq!(s["retry"], json!({"count": 2, "delay": "30s"}));
+    assert_eq!(s["strategy"], "parallel");
+    assert_eq!(s["keepgoing"], true);
+    assert_eq!(s["nodes"]["filter"], "tags: web");
+    assert_eq!(s["nodes"]["threadcount"], "4");
+    assert_eq!(s["nodes"]["rank_order"], "descending");
+    assert_eq!(s["options"], json!({"version": "1.0"}));
+    assert_eq!(s["option_defs"][1]["secret"], "file:db");
+    assert_eq!(
+        s["steps"][0],
+        json!({"name": "deploy it", "shell": "deploy ${option.version}"})
+    );
+    assert_eq!(s["steps"][1]["args"], json!(["-v", "${option.version} x"]));
+    assert_eq!(s["steps"][1]["interpreter"], "bash -x");
+    assert_eq!(s["steps"][1]["extension"], ".sh");
+    assert_eq!(s["steps"][1]["errorhandler"], json!({"shell": "rollback"}));
+    assert_eq!(s["steps"][1]["keepgoing_on_success"], true);
+    assert_eq!(
+        s["steps"][2],
+        json!({"shell": "echo local", "node_step": false})
+    );
+    assert_eq!(storage_secret("keys/app/db/"), "file:db");
+}
+
+#[test]
+fn what_a_runner_cannot_run_refuses_the_whole_job_one_line_per_step() {
+    let jobs = yaml(
+        r#"- name: parent
+  sequence:
+    commands:
+    - exec: echo fine
+    - jobref: {name: child, group: g}
+    - type: http-workflow-step
+      nodeStep: false
+      configuration: {remoteUrl: 'https://x'}
+"#,
+    );
+    let lines = convert(&jobs[0]).unwrap_err();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("parent: step 1: a job reference (g/child)"),
+        "{lines:?}"
+    );
+    assert!(lines[1].contains("step 2: the workflow step plugin \"http-workflow-step\""));
+}
+
+#[test]
+fn server_features_are_noted_not_carried_over() {
+    let c = convert(
+        &yaml(
+            r#"- name: nightly
+  schedule: {time: {hour: '2', minute: '0'}, month: '*', dayofmonth: {day: '*'}, year: '*'}
+  scheduleEnabled: true
+  notification: {onfailure: {email: {recipients: a@b.c}}}
+  sequence:
+    commands:
+    - exec: run
+"#,
+        )[0],
+    )
+    .unwrap();
+    let notes = c.notes.join("\n");
+    assert!(notes.contains("schedule: not carried over"), "{notes}");
+    assert!(notes.contains("notifications (onfailure)"), "{notes}");
+}

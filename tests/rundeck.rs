@@ -1,0 +1,521 @@
+//! Rundeck jobs, as Rundeck exports them, run by `sortie exec`, the spool and
+//! the control plane: the corpus of real exports, tokens that stay inert,
+//! option rules, secure options, log filters, the log limit, retry, scripts
+//! fetched over HTTP.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{json, Value};
+
+use crate::nodes::{summary, Lab};
+use crate::support::*;
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rundeck/jobs")
+}
+
+/// Commands the corpus would run on real infrastructure, made harmless: each
+/// says what it was asked and succeeds (`sudo` runs what follows it).
+fn fake_commands(bin: &Path) {
+    for name in ["curl", "wget", "apt-get", "java", "rd", "mtl", "systemctl"] {
+        let path = bin.join(name);
+        // A download (`-o FILE`) leaves a script that says it ran.
+        let text = format!(
+            "#!/bin/sh\necho \"[{name}] $*\"\nwhile [ $# -gt 0 ]; do\n  [ \"$1\" = -o ] && echo 'echo \"[downloaded script] $*\"' >\"$2\"\n  shift\ndone\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        make_executable(&path);
+    }
+    let sudo = bin.join("sudo");
+    std::fs::write(&sudo, "#!/bin/sh\nexec \"$@\"\n").unwrap();
+    make_executable(&sudo);
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// PATH with the fake commands first.
+fn fake_path(bin: &Path) -> String {
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// `sortie --log-format json exec FILE` in `dir`, with these flags.
+fn exec_file(file: &Path, dir: &Path, extra: &[&str]) -> Output {
+    sortie()
+        .current_dir(dir)
+        .env("USER", "runner")
+        .args(["--log-format", "json", "exec"])
+        .arg(file)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn every_corpus_job_is_carried_over_and_runs_or_is_refused_with_its_reasons() {
+    let lab = Lab::new(1);
+    let bin = lab.fake_bin();
+    fake_commands(&bin);
+    let mut inventory: Vec<(&str, Value)> = Vec::new();
+    for (name, tags) in [
+        ("db1", "db"),
+        ("www1", "www"),
+        ("ssh-node", "ssh"),
+        ("password-node", "ssh"),
+        ("node00", "demo"),
+        ("node01", "demo"),
+        ("node02", "demo"),
+    ] {
+        let mut node = lab.node(0);
+        node["tags"] = json!(tags);
+        node["osFamily"] = json!("unix");
+        inventory.push((name, node));
+    }
+    lab.inventory(&inventory);
+    let work = lab.path("work");
+    std::fs::create_dir_all(work.join("mock-scripts")).unwrap();
+    write(
+        &work,
+        "mock-scripts/helloWorld.sh",
+        "echo hello from a script file\n",
+    );
+    let flags = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--nodes",
+            &lab.path("nodes.yaml").display().to_string(),
+            "--known-hosts",
+            &lab.path("known_hosts").display().to_string(),
+            "--secrets-dir",
+            &lab.path("secrets").display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let mut rows = Vec::new();
+    let mut outcome = BTreeMap::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let converted = sortie().arg("convert").arg(file).output().unwrap();
+        let err = stderr(&converted);
+        if converted.status.code() == Some(78) {
+            // Refused whole, one line per step that cannot run.
+            let reasons: Vec<&str> = err.lines().filter(|l| l.contains(": step ")).collect();
+            assert!(!reasons.is_empty(), "{name}: {err}");
+            assert!(
+                !stdout(&converted).contains('{'),
+                "{name}: nothing is half converted"
+            );
+            let why: Vec<String> = reasons
+                .iter()
+                .map(|l| l.split_once(": step ").map_or(*l, |(_, r)| r).to_string())
+                .collect();
+            rows.push(format!(
+                "| {name} | refused | step {} |",
+                why.join("; step ")
+            ));
+            outcome.insert(name, "refused".to_string());
+            continue;
+        }
+        assert_eq!(converted.status.code(), Some(0), "{name}: {err}");
+        let spec: Value = serde_json::from_slice(&converted.stdout).expect("a job spec");
+        assert_eq!(spec["dialect"], "rundeck", "{name}");
+        let mut extra: Vec<&str> = Vec::new();
+        if name.contains("Data_Passing_Example") && !name.contains("Basic") {
+            extra.extend(["-o", "windows_node=node00"]);
+        }
+        let fake = fake_path(&bin);
+        let out = sortie()
+            .current_dir(&work)
+            .env("USER", "runner")
+            .env("SHELL", "/bin/sh")
+            .env("PATH", &fake)
+            .args(["--log-format", "json", "exec"])
+            .arg(file)
+            .args(flags(&extra))
+            .output()
+            .unwrap();
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(0) | Some(1)),
+            "{name}: a job runs to its end, succeeded or failed: {code:?}\n{}",
+            stderr(&out)
+        );
+        let s = summary(&out);
+        let status = s["status"].as_str().unwrap().to_string();
+        let why = s["error"].as_str().unwrap_or("").replace('|', "\\|");
+        let notes = events(&out.stdout)
+            .iter()
+            .filter(|e| {
+                e["kind"] == "system"
+                    && e["text"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("not carried over"))
+            })
+            .count();
+        rows.push(format!(
+            "| {name} | ran: {status} | {why}{} |",
+            if notes > 0 {
+                format!(" ({notes} note(s) on what was not carried over)")
+            } else {
+                String::new()
+            }
+        ));
+        outcome.insert(name, status);
+    }
+    let table = format!(
+        "| file | result | why |\n|---|---|---|\n{}\n",
+        rows.join("\n")
+    );
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/rundeck-corpus.md");
+    std::fs::write(&target, &table).unwrap();
+    eprintln!("{table}");
+    let expect = |needle: &str, status: &str| {
+        let (name, got) = outcome
+            .iter()
+            .find(|(n, _)| n.contains(needle))
+            .unwrap_or_else(|| panic!("no corpus file {needle}"));
+        assert_eq!(got, status, "{name}");
+    };
+    for runs in [
+        "Cron_Scheduled_Job",
+        "Multi-Node_Example",
+        "Using_Input_Options",
+        "job-213b0213",
+        "Basic_Data_Passing",
+        "Global_Log_Filter",
+        "nightly_catalog_rebuild",
+        "fbf165bd",
+        "Exclude_Filter",
+        "Install_Rundeck_CLI",
+        "Ramdom_Subset",
+    ] {
+        expect(runs, "succeeded");
+    }
+    for refused in [
+        "Parent_Job",
+        "HttpRequest",
+        "ansible-playbook",
+        "Deploy.xml",
+    ] {
+        expect(refused, "refused");
+    }
+    // A script at an unreachable http URL fails its step, never the runner.
+    expect("c14c992d", "failed");
+}
+
+#[test]
+fn option_values_stay_inert_through_every_rundeck_token_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let canary = dir.path().join("PWNED");
+    let job = write(
+        dir.path(),
+        "job.yaml",
+        r#"- name: tokens
+  options:
+  - name: v
+  sequence:
+    commands:
+    - exec: echo "a ${option.v}" b ${option.v} c ${unquotedoption.v} done
+    - script: |
+        echo "d @option.v@"
+        echo 'e @option.v@'
+        echo f @option.v@
+        cat <<EOF
+        g @option.v@
+        EOF
+    - script: printf '%s|' "$@"; echo
+      args: ${option.v} ${unquotedoption.v}
+    - script: echo "h $1"
+      scriptInterpreter: sh -c
+      interpreterArgsQuoted: true
+      args: ${option.v}
+"#,
+    );
+    for hostile in [
+        format!("$(touch {})", canary.display()),
+        format!("`touch {}`", canary.display()),
+        format!("'; touch {}; '", canary.display()),
+        format!("\"; touch {}; \"", canary.display()),
+        format!("x\ntouch {}", canary.display()),
+    ] {
+        let option = format!("v={hostile}");
+        let out = exec_file(&job, dir.path(), &["-o", &option]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(!canary.exists(), "{hostile:?} ran");
+        let printed = output_text(&events(&out.stdout), "stdout");
+        // Quoted forms keep the value whole.
+        for quoted in ["a ", "d ", "e ", "h "] {
+            assert!(
+                printed.contains(&format!("{quoted}{hostile}")),
+                "{quoted}: {printed}"
+            );
+        }
+    }
+}
+
+#[test]
+fn options_are_checked_before_any_step_and_secure_ones_stay_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("dbpass"), "s3cret-from-storage").unwrap();
+    let job = write(
+        dir.path(),
+        "job.xml",
+        r#"<joblist><job>
+  <name>checked</name>
+  <description/>
+  <context><options preserveOrder="true">
+    <option name="env" required="true" enforcedvalues="true" values="dev,prod" />
+    <option name="port" regex="[0-9]+" value="8080" />
+    <option name="pw" secure="true" valueExposed="true" storagePath="keys/app/dbpass" />
+  </options></context>
+  <sequence>
+    <command><exec>echo env=${option.env} port=${option.port} pw=${option.pw} $RD_SECUREOPTION_PW</exec></command>
+  </sequence>
+</job></joblist>"#,
+    );
+    let secrets_dir = secrets.display().to_string();
+    let run = |opts: &[&str]| {
+        let mut args = vec!["--secrets-dir", secrets_dir.as_str()];
+        args.extend_from_slice(opts);
+        exec_file(&job, dir.path(), &args)
+    };
+    for (opts, why) in [
+        (vec![], "option env is required"),
+        (
+            vec!["-o", "env=test"],
+            "\"test\" is not one of its allowed values",
+        ),
+        (vec!["-o", "env=dev", "-o", "port=80;id"], "does not match"),
+    ] {
+        let out = run(&opts);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let events = events(&out.stdout);
+        assert!(
+            !events.iter().any(|e| e["kind"] == "step_start"),
+            "no step ran"
+        );
+        assert!(
+            summary(&out)["error"].as_str().unwrap().contains(why),
+            "{why}"
+        );
+    }
+    let out = run(&["-o", "env=prod"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(!log.contains("s3cret-from-storage"), "{log}");
+    let printed = output_text(&events(&out.stdout), "stdout");
+    assert_eq!(printed, "env=prod port=8080 pw=[SECRET] [SECRET]\n");
+    // A secure option never goes into a command line.
+    let argv = write(
+        dir.path(),
+        "argv.json",
+        &json!({"id": "argv", "dialect": "rundeck",
+            "option_defs": [{"name": "pw", "secure": true, "value_exposed": true, "secret": "file:dbpass"}],
+            "steps": [{"exec": ["echo", "${option.pw}"]}]})
+        .to_string(),
+    );
+    let out = exec_file(&argv, dir.path(), &["--secrets-dir", &secrets_dir]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(output_text(&events(&out.stdout), "stdout").is_empty());
+}
+
+#[test]
+fn log_filters_feed_data_and_the_log_limit_halts_or_truncates() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = write(
+        dir.path(),
+        "job.yaml",
+        r#"- name: filters
+  sequence:
+    commands:
+    - exec: 'echo "version: 1.2.3"; echo "host=web 1"; echo RUNDECK:DATA:k=v'
+      plugins:
+        LogFilter:
+        - type: key-value-data
+          config:
+            regex: '^version: (\S+)$'
+            name: version
+            logData: 'true'
+        - type: key-value-data
+          config:
+            regex: '^(host)=(.+)$'
+        - type: highlight-output
+          config: {regex: 'x'}
+    - exec: 'echo "got ${data.version} ${data.host} ${data.k}"'
+"#,
+    );
+    let out = exec_file(&job, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let events = events(&out.stdout);
+    assert!(output_text(&events, "stdout").ends_with("got 1.2.3 web 1 v\n"));
+    assert!(events.iter().any(|e| e["text"] == "data: version = 1.2.3"));
+    assert_eq!(summary(&out)["data"]["version"], "1.2.3");
+
+    let limited = |action: &str| {
+        let job = write(
+            dir.path(),
+            "limited.yaml",
+            &format!(
+                "- name: limited\n  loglimit: '5'\n  loglimitAction: {action}\n  sequence:\n    commands:\n    - exec: 'seq 1 100'\n    - exec: 'echo after'\n"
+            ),
+        );
+        exec_file(&job, dir.path(), &[])
+    };
+    let halted = limited("halt");
+    assert_eq!(halted.status.code(), Some(1));
+    let events = crate::support::events(&halted.stdout);
+    assert_eq!(output_text(&events, "stdout"), "1\n2\n3\n4\n5\n");
+    assert!(summary(&halted)["error"]
+        .as_str()
+        .unwrap()
+        .contains("log limit"));
+    let truncated = limited("truncate");
+    assert_eq!(truncated.status.code(), Some(0), "{}", stderr(&truncated));
+    let events = crate::support::events(&truncated.stdout);
+    assert_eq!(output_text(&events, "stdout"), "1\n2\n3\n4\n5\n");
+}
+
+#[test]
+fn a_failed_job_is_retried_after_its_delay_and_timeouts_come_from_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let tries = dir.path().join("tries");
+    std::fs::create_dir(&tries).unwrap();
+    let job = write(
+        dir.path(),
+        "job.yaml",
+        &format!(
+            r#"- name: flaky
+  options:
+  - name: attempts
+    value: '2'
+  - name: limit
+    value: '30'
+  retry:
+    retry: ${{option.attempts}}
+    delay: 1s
+  timeout: ${{option.limit}}
+  sequence:
+    commands:
+    - exec: 'mkdir {t}/$RD_JOB_RETRYATTEMPT; [ "$RD_JOB_RETRYATTEMPT" = 2 ]'
+"#,
+            t = tries.display()
+        ),
+    );
+    let out = exec_file(&job, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let names: Vec<String> = std::fs::read_dir(&tries)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "three attempts: {names:?}");
+    let events = events(&out.stdout);
+    let retries: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .filter(|t| t.contains("retry"))
+        .collect();
+    assert_eq!(
+        retries,
+        [
+            "the job failed; retry 1 of 2 in 1s",
+            "the job failed; retry 2 of 2 in 1s"
+        ]
+    );
+    // The timeout comes from an option: 1 second is too short for this step.
+    let job2 = write(
+        dir.path(),
+        "slow.yaml",
+        "- name: slow\n  options:\n  - name: limit\n    value: '1'\n  timeout: ${option.limit}\n  sequence:\n    commands:\n    - exec: sleep 5\n",
+    );
+    let out = exec_file(&job2, dir.path(), &[]);
+    assert_eq!(summary(&out)["status"], "timed_out");
+}
+
+/// A one-file HTTP server on loopback: answers every request with `body`.
+fn serve(body: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/script.sh", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn a_script_url_is_fetched_when_the_step_runs_its_tokens_expanded() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = serve("#!/bin/sh\necho \"fetched for @option.who@: $1\"\n");
+    let job = write(
+        dir.path(),
+        "job.yaml",
+        &format!(
+            "- name: fetched\n  options:\n  - name: who\n    value: ops\n  sequence:\n    commands:\n    - scripturl: {url}\n      args: '${{option.who}}'\n      expandTokenInScriptFile: true\n"
+        ),
+    );
+    let out = exec_file(&job, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        output_text(&events(&out.stdout), "stdout"),
+        "fetched for ops: ops\n"
+    );
+}
+
+#[test]
+fn rundeck_jobs_run_from_the_spool_and_from_the_control_plane() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    run(sortie().arg("spool").arg("init").arg(&spool), 0);
+    let text = "- name: from spool\n  options:\n  - name: who\n    value: spool\n  sequence:\n    commands:\n    - script: echo hello @option.who@\n";
+    std::fs::write(spool.join("pending/rd-1.yaml"), text).unwrap();
+    let state = dir.path().join("state");
+    run(&mut spool_poll(&spool, &state), 0);
+    let result: Value =
+        serde_json::from_slice(&std::fs::read(spool.join("done/rd-1/result.json")).unwrap())
+            .unwrap();
+    assert_eq!(result["status"], "succeeded", "{result}");
+    let log = std::fs::read(spool.join("done/rd-1/log.ndjson")).unwrap();
+    assert_eq!(output_text(&events(&log), "stdout"), "hello spool\n");
+
+    let cp = ControlPlane::start();
+    let id = cp.enqueue(json!({"id": "rd-2", "rundeck": text, "options": {"who": "plane"}}));
+    run(&mut cp.poll(&dir.path().join("state2")), 0);
+    assert_done(&cp.job(&id), "succeeded");
+    assert_eq!(
+        output_text(&events(&cp.log(&id)), "stdout"),
+        "hello plane\n"
+    );
+}
