@@ -14,6 +14,7 @@ mod lambda;
 mod layering;
 mod network;
 mod nodes;
+mod operator;
 mod poll_tls;
 mod resilience;
 mod rundeck;

@@ -143,7 +143,7 @@ impl HttpControl {
                     )))
                 }
                 Err(net::Failed::Transport(e)) => {
-                    if let Some(fatal) = tls_failure(&e, &url) {
+                    if let Some(fatal) = lasting_failure(&e, &url) {
                         return Err(fatal);
                     }
                     (anyhow!("{method} {url}: {e}"), None)
@@ -229,9 +229,15 @@ fn detail(body: &[u8]) -> String {
     }
 }
 
-/// A TLS failure that retrying cannot fix: an untrusted or invalid server
-/// certificate (configuration), or the server refusing our client certificate.
-fn tls_failure(error: &ureq::Error, url: &str) -> Option<ControlError> {
+/// A failure that retrying cannot fix, so the shot ends at once with a hint
+/// instead of a minute of retries: a host name that does not exist, a URL
+/// whose scheme does not match what the port speaks, an untrusted or invalid
+/// server certificate (all configuration), or the server refusing our client
+/// certificate. A resolver that is down ("temporary failure") is retried.
+fn lasting_failure(error: &ureq::Error, url: &str) -> Option<ControlError> {
+    if let Some(fatal) = wrong_address(error, url) {
+        return Some(fatal);
+    }
     let rustls_error = match error {
         ureq::Error::Rustls(e) => Some(e.clone()),
         ureq::Error::Io(io) => io
@@ -251,11 +257,45 @@ fn tls_failure(error: &ureq::Error, url: &str) -> Option<ControlError> {
         ) => Some(ControlError::Rejected(format!(
             "{url} refused the TLS client certificate ({rustls_error}); check --client-cert"
         ))),
+        rustls::Error::InvalidMessage(_) => Some(ControlError::Config(anyhow!(
+            "{url}: the server does not speak TLS ({rustls_error}); if it serves plain HTTP, check the port, or put TLS in front of it"
+        ))),
         rustls::Error::AlertReceived(A::HandshakeFailure | A::ProtocolVersion)
         | rustls::Error::PeerIncompatible(_)
         | rustls::Error::NoCertificatesPresented => Some(ControlError::Tls(anyhow!(
             "TLS handshake with {url} failed: {rustls_error}"
         ))),
+        _ => None,
+    }
+}
+
+/// A name that does not resolve, or plain HTTP sent to a port that answers
+/// with something else (a TLS server's alert does not parse as HTTP).
+fn wrong_address(error: &ureq::Error, url: &str) -> Option<ControlError> {
+    let host = url.split_once("://").map_or(url, |(_, rest)| {
+        rest.split(['/', '?']).next().unwrap_or(rest)
+    });
+    match error {
+        ureq::Error::HostNotFound => Some(ControlError::Config(anyhow!(
+            "{url}: the host name in {host} does not resolve (check --server)"
+        ))),
+        // The resolver's own words (getaddrinfo's EAI_NONAME and EAI_NODATA);
+        // "Temporary failure in name resolution" is left to the retries.
+        ureq::Error::Io(e)
+            if [
+                "Name or service not known",
+                "No address associated with hostname",
+            ]
+            .iter()
+            .any(|m| e.to_string().contains(m)) =>
+        {
+            Some(ControlError::Config(anyhow!(
+                "{url}: the host name in {host} does not resolve ({e}; check --server)"
+            )))
+        }
+        ureq::Error::Protocol(e) if url.starts_with("http://") => Some(ControlError::Config(
+            anyhow!("{url}: the answer is not HTTP ({e}): the server speaks TLS, use https://"),
+        )),
         _ => None,
     }
 }
