@@ -474,26 +474,42 @@ fn hostile_values_run_nothing_in_nested_shells_arithmetic_or_other_interpreters(
         { "shell": "find . -maxdepth 0 -exec bash -c \"echo ${option.v}\" \\;" },
         { "shell": "echo $(echo)#x ${option.v}" }
     ]);
-    let file = dir.path().join("spec.json");
-    fs::write(
-        &file,
-        json!({ "id": "inert", "keepgoing": true, "options": { "v": value }, "steps": steps })
-            .to_string(),
-    )
-    .unwrap();
-    let out = sortie()
-        .args(["--log-format", "json", "exec"])
-        .arg(&file)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(!marker.exists(), "a value ran as code: {}", stdout(&out));
-    let events = events(&out.stdout);
-    let ends = events.iter().filter(|e| e["kind"] == "step_end").count();
-    assert_eq!(
-        ends,
-        steps.as_array().unwrap().len(),
-        "every step was tried"
+    // One job per step: each runs with the value inert, or is refused before
+    // anything ran; a job with one refused step runs none of its steps.
+    let mut refused = 0;
+    for (i, step) in steps.as_array().unwrap().iter().enumerate() {
+        let file = dir.path().join(format!("spec-{i}.json"));
+        let spec = json!({ "id": "inert", "options": { "v": value },
+                           "steps": [{ "shell": "echo first > first" }, step] });
+        fs::write(&file, spec.to_string()).unwrap();
+        let _ = fs::remove_file(dir.path().join("first"));
+        let out = sortie()
+            .args(["--log-format", "json", "exec"])
+            .arg(&file)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            !marker.exists(),
+            "{step}: a value ran as code: {}",
+            stdout(&out)
+        );
+        let events = events(&out.stdout);
+        let ends = events.iter().filter(|e| e["kind"] == "step_end").count();
+        let refusal = events
+            .iter()
+            .any(|e| e["kind"] == "system" && e["level"] == "error");
+        if refusal {
+            refused += 1;
+            assert_eq!(ends, 0, "{step}: refused, yet a step ran");
+            assert!(!dir.path().join("first").exists(), "{step}: a half-run");
+        } else {
+            assert_eq!(ends, 2, "{step}: {}", stdout(&out));
+        }
+    }
+    assert!(
+        refused >= 5,
+        "python -c, ssh and arithmetic are refused: {refused}"
     );
 }
 

@@ -519,3 +519,86 @@ fn rundeck_jobs_run_from_the_spool_and_from_the_control_plane() {
         "hello plane\n"
     );
 }
+
+/// Found by trying to break Rundeck jobs: a value in an interpreter's program
+/// refuses the whole job before its first step; a deeply nested XML file goes
+/// to `failed/` beside a job that runs; a secure option never shows in an
+/// error; a timeout too long for the clock is an error, not a crash.
+#[test]
+fn hostile_jobs_are_refused_whole_and_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let canary = dir.path().join("PWNED");
+    let job = write(
+        dir.path(),
+        "half.yaml",
+        r#"- name: half
+  options:
+  - name: v
+  sequence:
+    commands:
+    - exec: echo ran > first
+    - exec: python3 -c "print('${option.v}')"
+    - script: |
+        sh -c 'sh -c "echo @option.v@"'
+"#,
+    );
+    let option = format!("v=');open('{}','w');print('", canary.display());
+    let out = exec_file(&job, dir.path(), &["-o", &option]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!canary.exists(), "the value ran as Python");
+    assert!(
+        !dir.path().join("first").exists(),
+        "step 0 ran before the refusal"
+    );
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("a Python program"), "{log}");
+    assert!(log.contains("nested in a nested shell"), "{log}");
+
+    let secret = write(
+        dir.path(),
+        "secret.yaml",
+        "- name: secret\n  options:\n  - name: pw\n    secure: true\n  timeout: ${option.pw}\n  retry:\n    retry: ${option.pw}\n    delay: ${option.pw}\n  sequence:\n    commands:\n    - exec: echo hi\n",
+    );
+    let out = exec_file(&secret, dir.path(), &["-o", "pw=S3cr3tXYZ"]);
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!all.contains("S3cr3tXYZ"), "{all}");
+
+    let long = write(
+        dir.path(),
+        "long.yaml",
+        "- name: long\n  timeout: '9223372036854775807s'\n  sequence:\n    commands:\n    - exec: echo hi\n",
+    );
+    let out = exec_file(&long, dir.path(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(code::CONFIG)),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("longer than ten years"),
+        "{}",
+        stderr(&out)
+    );
+
+    let spool = dir.path().join("spool");
+    run(sortie().arg("spool").arg("init").arg(&spool), 0);
+    let deep = format!(
+        "<joblist><job><name>deep</name>{}{}<sequence><command><exec>echo hi</exec></command></sequence></job></joblist>",
+        "<a>".repeat(5000),
+        "</a>".repeat(5000)
+    );
+    std::fs::write(spool.join("pending/a-deep.xml"), deep).unwrap();
+    std::fs::write(
+        spool.join("pending/b-ok.yaml"),
+        "- name: ok\n  sequence:\n    commands:\n    - exec: echo ran-ok\n",
+    )
+    .unwrap();
+    // One job per shot: the deep one fails, the next shot runs the good one.
+    for _ in 0..2 {
+        run(&mut spool_poll(&spool, &dir.path().join("state")), 0);
+    }
+    assert!(spool.join("done/b-ok/result.json").exists());
+    let why = std::fs::read_to_string(spool.join("failed/a-deep.json.error")).unwrap();
+    assert!(why.contains("nest more than 64"), "{why}");
+}

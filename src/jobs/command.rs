@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::exec;
 use crate::jobs::expand::{self, env_name, Context, Mode, NAMESPACES};
-use crate::jobs::shell::SHELLS;
+use crate::jobs::reader::SHELLS;
 use crate::jobs::spec::{Dialect, JobSpec, Step, StepKind};
 use crate::nodes::ssh::{self, RemoteStep};
 use crate::secret::Secret;
@@ -212,6 +212,34 @@ impl Builder<'_> {
             extension,
             quoted: step.args_quoted,
         }))
+    }
+
+    /// What [`Builder::command`] and [`Builder::remote`] would refuse in the
+    /// step's own text and arguments, found without running, fetching or
+    /// writing anything (a script's file or URL is read when the step runs).
+    pub fn check(&self, step: &Step) -> Result<(), String> {
+        match &step.kind {
+            StepKind::Exec(argv) => self.exec_words(argv).map(drop),
+            StepKind::Shell(text) => self.expand(text, Mode::Shell).map(drop),
+            StepKind::Script {
+                body,
+                interpreter,
+                args,
+                ..
+            } => {
+                if self.spec.dialect == Dialect::Rundeck {
+                    self.tokens(body.replace("\r\n", "\n"), interpreter.as_deref())?;
+                }
+                self.script_args(args).map(drop)
+            }
+            StepKind::ScriptFile { path, args, .. }
+            | StepKind::ScriptUrl {
+                url: path, args, ..
+            } => {
+                self.expand(path, Mode::Raw)?;
+                self.script_args(args).map(drop)
+            }
+        }
     }
 
     /// The process for a step: expand references, write scripts, set the environment.

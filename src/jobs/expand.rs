@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Result};
 
-use super::shell::{self, Ctx};
+use super::shell::{self, Ctx, Quote};
 use super::spec::Dialect;
 
 /// The values a step's strings may refer to.
@@ -35,6 +35,10 @@ pub struct Context {
     pub globals: BTreeMap<String, String>,
     /// Options whose values are secrets: never put into a command line.
     pub secure: BTreeSet<String>,
+    /// Checking a job before it runs: result data not captured yet reads as
+    /// `0` (a value valid in every context), so only what the text itself
+    /// and the known values decide is refused.
+    pub data_unknown: bool,
     pub dialect: Dialect,
 }
 
@@ -83,6 +87,7 @@ impl Context {
         };
         match map.get(key) {
             Some(v) => Ok(Some(v)),
+            None if self.data_unknown && canonical(namespace) == "data" => Ok(Some("0")),
             // Rundeck: a missing option is blank, any other reference stays.
             None if rundeck && canonical(namespace) == "option" => Ok(Some("")),
             None if rundeck => Ok(None),
@@ -230,17 +235,16 @@ fn expand_shell(
         out.push_str(&text[pos..site.range.start]);
         let token = &text[site.range.clone()];
         let (ns, key) = split(token);
-        let at = !token.starts_with("${");
-        out.push_str(&insert(ctx, ns, &key, site.ctx, at)?.unwrap_or_else(|| token.to_string()));
+        out.push_str(&insert(ctx, ns, &key, site.ctx)?.unwrap_or_else(|| token.to_string()));
         pos = site.range.end;
     }
     out.push_str(&text[pos..]);
     Ok(out)
 }
 
-/// What replaces `${ns.key}` (or, `token`, Rundeck's `@ns.key@`) in a
-/// script, in context `at` (`None`: leave the token).
-fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx, token: bool) -> Result<Option<String>> {
+/// What replaces `${ns.key}` (or Rundeck's `@ns.key@`) in a script, in
+/// context `at` (`None`: leave the token).
+fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>> {
     if at == Ctx::Inert {
         return Ok(None);
     }
@@ -259,29 +263,82 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx, token: bool) -> Result<Op
         }
         return Ok(Some(value.to_string()));
     }
-    if at == Ctx::Remote {
-        bail!(
-            "${{{ns}.{key}}} is in a command for a remote shell (ssh), which would parse the \
-             value and does not have the variable: pass the value another way"
-        );
-    }
     let var = ctx.variable(ns, key, value)?;
+    let refused = |why: String| anyhow::anyhow!("${{{ns}.{key}}} {why}");
     Ok(Some(match at {
+        Ctx::Remote => {
+            return Err(refused(
+                "is in a command for a remote shell (ssh), which would parse the value and \
+                 does not have the variable: pass the value another way"
+                    .into(),
+            ))
+        }
+        Ctx::Code(what) => {
+            return Err(refused(format!(
+                "is in {what}, where a value would be code: read it from the environment \
+                 (${var}) instead"
+            )))
+        }
+        Ctx::Cleared(behind) => {
+            return Err(refused(format!(
+                "is in a command line for a shell behind {behind}: the variable {var} that \
+                 holds the value does not reach it; pass the value another way"
+            )))
+        }
+        // Nothing in a quoted here-document is expanded: a Rundeck job meant
+        // the value there, which sortie cannot give; a sortie job gets the
+        // text `${V}` (for a script it writes, which expands it itself).
+        Ctx::Heredoc {
+            literal: true,
+            shell: None,
+        } if ctx.dialect == Dialect::Rundeck => {
+            return Err(refused(
+                "is in a here-document whose delimiter is quoted (<<'EOF'), where nothing is \
+                 expanded: unquote the delimiter to have the value there"
+                    .into(),
+            ))
+        }
         // Rundeck's unquoted option: split into words, never parsed as code.
         Ctx::Unquoted if ns == "unquotedoption" => format!("${{{var}}}"),
         Ctx::Unquoted => format!("\"${{{var}}}\""),
-        // Rundeck put the value into the quoted text: end the quotes, add the
-        // variable as one quoted word, reopen them.
-        Ctx::Single { data: true } if token => format!("'\"${{{var}}}\"'"),
-        // Text that stays as it is: a nested shell (or the here-document's reader)
-        // expands the variable itself.
-        Ctx::Double | Ctx::Heredoc { .. } | Ctx::Single { .. } | Ctx::DollarSingle => {
-            format!("${{{var}}}")
+        // The value was put into quoted text that a command takes as data:
+        // end the quotes, add the variable as one quoted word, reopen them.
+        Ctx::Single => format!("'\"${{{var}}}\"'"),
+        Ctx::DollarSingle => format!("'\"${{{var}}}\"$'"),
+        Ctx::Double | Ctx::Heredoc { shell: None, .. } => format!("${{{var}}}"),
+        // A nested shell gets a reference for its own quotes: `"${V}"`, `${V}`
+        // inside its `"…"`, `'"${V}"'` inside its `'…'` — escaped for the
+        // quotes it is written in here (an unquoted here-document's `\$`
+        // and `"` included).
+        Ctx::Nested { quote, inner } => {
+            let nested = for_nested_shell(&var, inner);
+            match quote {
+                Quote::Single => nested,
+                Quote::None | Quote::Double => nested.replace('"', "\\\"").replace('$', "\\$"),
+            }
         }
-        // Escaped for this shell, so that the nested one gets `"${V}"` to expand.
-        Ctx::Nested { .. } => format!("\\\"\\${{{var}}}\\\""),
-        Ctx::Arithmetic | Ctx::Inert | Ctx::Remote => unreachable!("handled above"),
+        Ctx::Heredoc {
+            literal,
+            shell: Some(inner),
+        } => {
+            let nested = for_nested_shell(&var, inner);
+            if literal {
+                nested
+            } else {
+                nested.replace('$', "\\$")
+            }
+        }
+        Ctx::Arithmetic | Ctx::Inert => unreachable!("handled above"),
     }))
+}
+
+/// The reference a nested shell expands itself, inside its quotes `inner`.
+fn for_nested_shell(var: &str, inner: Quote) -> String {
+    match inner {
+        Quote::None => format!("\"${{{var}}}\""),
+        Quote::Double => format!("${{{var}}}"),
+        Quote::Single => format!("'\"${{{var}}}\"'"),
+    }
 }
 
 /// `-?[0-9]+` (at most 18 digits): a value bash's arithmetic cannot turn into code.
@@ -333,7 +390,7 @@ mod tests {
         );
         assert_eq!(
             expand("echo '${data.status}' \\${option.service}", &c, Mode::Shell).unwrap(),
-            "echo '${SORTIE_DATA_STATUS}' \\${option.service}"
+            "echo ''\"${SORTIE_DATA_STATUS}\"'' \\${option.service}"
         );
         assert_eq!(
             expand("sh -c \"echo ${data.status}\"", &c, Mode::Shell).unwrap(),
@@ -427,12 +484,13 @@ mod tests {
     fn script_tokens_become_variables_for_their_quoting_context() {
         let mut c = ctx();
         c.dialect = Dialect::Rundeck;
-        let script = "echo @option.service@ \"@option.service@\" 'x @option.service@'\nawk '{print \"@option.service@\"}'\nmail a@b.c@d user@example.com";
+        let script = "echo @option.service@ \"@option.service@\" 'x @option.service@'\nmail a@b.c@d user@example.com";
         assert_eq!(
             expand_tokens(script, &c).unwrap(),
             "echo \"${SORTIE_OPTION_SERVICE}\" \"${SORTIE_OPTION_SERVICE}\" 'x '\"${SORTIE_OPTION_SERVICE}\"''\n\
-             awk '{print \"${SORTIE_OPTION_SERVICE}\"}'\nmail a@b.c@d user@example.com"
+             mail a@b.c@d user@example.com"
         );
+        assert!(expand_tokens("awk '{print \"@option.service@\"}'", &c).is_err());
         c.data.insert("k@web1".into(), "v".into());
         assert_eq!(
             expand_tokens("x=@data.k/web1@", &c).unwrap(),
@@ -485,6 +543,13 @@ mod tests {
         "printf '%s' \"$(cat <<EOF\n[${option.v}]\nEOF\n)\"",
         "cat <<'EOF' | sh\nprintf '[%s]' \"${option.v}\"\nEOF",
         "case ${option.v} in *) printf '[%s]' ${option.v};; esac",
+        "printf '[%s]' '${option.v}'",
+        "sh -c \"printf '[%s]' '${option.v}'\"",
+        "sh <<EOS\nprintf '[%s]' ${option.v}\nEOS",
+        "sh <<EOS\nprintf '[%s]' \"${option.v}\"\nEOS",
+        "sh <<'EOS'\nprintf '[%s]' \"${option.v}\"\nEOS",
+        "timeout 5 sh -c 'printf \"[%s]\" ${option.v}'",
+        "env X=1 sh -c \"printf '[%s]' \\\"${option.v}\\\"\"",
     ];
 
     /// Contexts that are bash's own ([[ ]], $'…').
@@ -492,6 +557,8 @@ mod tests {
         "[[ ${option.v} == ${option.v} ]] && printf '[%s]' ${option.v}",
         "[[ \"${option.v}\" = \"${option.v}\" ]] && printf '[%s]' \"${option.v}\"",
         "bash -c $'printf \"[%s]\" \"${option.v}\"'",
+        "bash <<< 'printf \"[%s]\" \"${option.v}\"'",
+        "printf '[%s]' $'${option.v}'",
     ];
 
     /// Run `script` (expanded) with `shell`, the option's variable in the environment.
@@ -536,17 +603,20 @@ mod tests {
     }
 
     #[test]
-    fn inside_single_quotes_the_reference_stays_text_for_a_nested_program() {
+    fn inside_single_quotes_a_value_is_data_and_never_a_program_s_code() {
         let (out, pwned) = run("/bin/sh", "printf '[%s]' '${option.v}'", "$(touch PWNED)");
         assert!(!pwned);
-        assert_eq!(out, "[${SORTIE_OPTION_V}]");
-        let (out, pwned) = run(
-            "/bin/sh",
+        assert_eq!(out, "[$(touch PWNED)]");
+        let mut c = Context::default();
+        c.options.insert("v".into(), "x".into());
+        for program in [
             "awk 'BEGIN { print \"${option.v}\" }'",
-            "\"; system(\"touch PWNED\"); \"",
-        );
-        assert!(!pwned, "awk did not get the value as code");
-        assert_eq!(out.trim(), "${SORTIE_OPTION_V}");
+            "python3 -c 'print(\"${option.v}\")'",
+            "sed 's/a/${option.v}/'",
+        ] {
+            let e = expand(program, &c, Mode::Shell).unwrap_err().to_string();
+            assert!(e.contains("would be code"), "{program}: {e}");
+        }
     }
 
     #[test]

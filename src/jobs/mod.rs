@@ -9,6 +9,7 @@ pub mod command;
 pub mod dispatch;
 pub mod expand;
 pub mod options;
+pub mod reader;
 pub mod result_data;
 pub mod runner;
 pub mod shell;

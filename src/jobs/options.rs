@@ -52,6 +52,12 @@ pub fn check(defs: &[OptionDef], options: &BTreeMap<String, String>) -> Result<(
         } else {
             vec![value]
         };
+        let re = def
+            .regex
+            .as_deref()
+            .map(compile)
+            .transpose()
+            .map_err(|e| format!("option {name}: regex: {e}"))?;
         for v in each {
             if def.enforced && !def.values.is_empty() && !def.values.iter().any(|a| a == v) {
                 return Err(format!(
@@ -60,8 +66,7 @@ pub fn check(defs: &[OptionDef], options: &BTreeMap<String, String>) -> Result<(
                     def.values.join(", ")
                 ));
             }
-            if let Some(pattern) = &def.regex {
-                let re = compile(pattern).map_err(|e| format!("option {name}: regex: {e}"))?;
+            if let (Some(re), Some(pattern)) = (&re, &def.regex) {
                 if !re.is_match(v) {
                     return Err(format!(
                         "option {name}: {} does not match {pattern:?}",

@@ -27,7 +27,7 @@ use crate::jobs::dispatch::{self, Data, Nodes};
 use crate::jobs::expand::Context;
 use crate::jobs::options;
 use crate::jobs::result_data::{self, DataSet};
-use crate::jobs::spec::{JobSpec, Step, Strategy};
+use crate::jobs::spec::{plain_options, JobSpec, Step, Strategy};
 use crate::jobs::status::{self, AfterFailure, Ran};
 use crate::nodes::ssh::{Address, Connection, Credentials};
 use crate::nodes::Node;
@@ -285,7 +285,11 @@ fn attempt_once(
     let mut verdict = Verdict::ok();
     let selected = match &spec.nodes {
         None => Ok(vec![rt.nodes.local.clone()]),
-        Some(dispatch) => dispatch::select(dispatch, &spec.options, rt.nodes),
+        Some(dispatch) => dispatch::select(
+            dispatch,
+            &plain_options(&spec.options, &spec.option_defs),
+            rt.nodes,
+        ),
     };
     let prepared = selected
         .map_err(anyhow::Error::msg)
@@ -364,6 +368,16 @@ fn context(spec: &JobSpec, rt: &Runtime<'_>) -> Context {
     ] {
         job.insert(k.to_string(), v.clone().unwrap_or_default());
     }
+    // A Rundeck job's name is shown as `group/name`; `${job.name}` is the name.
+    if let (Some(group), Some(name)) = (&spec.job.group, &spec.name) {
+        if let Some(short) = name.strip_prefix(&format!("{group}/")) {
+            job.insert("name".into(), short.to_string());
+        }
+    }
+    // Who started it: on a runner, the user sortie runs as.
+    let user = crate::os::user_name().unwrap_or_default();
+    job.insert("username".into(), user.clone());
+    job.insert("user.name".into(), user);
     if let Some(d) = &spec.nodes {
         job.insert("filter".into(), d.filter.clone());
         job.insert("threadcount".into(), d.threadcount.clone());
@@ -610,7 +624,12 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             }
             return;
         }
-        let threads = match dispatch.map(|d| dispatch::threadcount(d, &self.spec.options)) {
+        let threads = match dispatch.map(|d| {
+            dispatch::threadcount(
+                d,
+                &plain_options(&self.spec.options, &self.spec.option_defs),
+            )
+        }) {
             Some(Err(e)) => {
                 self.log.system(Level::Error, &e);
                 *verdict = Verdict {
@@ -623,6 +642,17 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             Some(Ok(n)) => n,
             None => 1,
         };
+        if let Err(refusals) = self.check(&nodes[0]) {
+            for line in &refusals {
+                self.log.system(Level::Error, line);
+            }
+            *verdict = Verdict {
+                status: JobStatus::Failed,
+                exit_code: None,
+                error: Some(format!("not run: {}", refusals.join("; "))),
+            };
+            return;
+        }
         let node_keepgoing = dispatch.is_some_and(|d| d.keepgoing);
         let indexed: Vec<(usize, &Step)> = self.spec.steps.iter().enumerate().collect();
         let segments: Vec<&[(usize, &Step)]> = indexed
@@ -682,6 +712,50 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         links.close_all();
         if let Some(dir) = &self.private {
             let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// Builds the steps' commands with the job's environment and `ctx`.
+    fn builder<'b>(&'b self, ctx: &'b Context) -> Builder<'b> {
+        Builder {
+            spec: self.spec,
+            ctx,
+            base_env: &self.base_env,
+            secret_env: &self.secret_env,
+            secret_values: &self.secret_values,
+            workspace: self.rt.workspace,
+            confinement: &self.confinement,
+            fetch: self.rt.fetch,
+        }
+    }
+
+    /// Every step and error handler checked before the first runs, so that
+    /// what the job's text and values refuse (a value where it would be code,
+    /// a secret in arguments) stops the job before it has done anything: one
+    /// line per refused step.
+    fn check(&self, node: &Node) -> Result<(), Vec<String>> {
+        let mut ctx = self.template.clone();
+        ctx.node = node_context(node, &self.rt.nodes.local.name);
+        ctx.data_unknown = true;
+        ctx.result = BTreeMap::from([
+            ("exit_code".to_string(), "1".to_string()),
+            ("step".to_string(), "0".to_string()),
+        ]);
+        let builder = self.builder(&ctx);
+        let mut refusals = Vec::new();
+        for (index, step) in self.spec.steps.iter().enumerate() {
+            let label = step_label(index, step, &node.name, 1);
+            if let Err(why) = builder.check(step) {
+                refusals.push(format!("{label}: {why}"));
+            }
+            if let Some(Err(why)) = step.errorhandler.as_deref().map(|h| builder.check(h)) {
+                refusals.push(format!("the error handler of {label}: {why}"));
+            }
+        }
+        if refusals.is_empty() {
+            Ok(())
+        } else {
+            Err(refusals)
         }
     }
 
@@ -944,16 +1018,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         // Data captured so far is visible to this step as ${data.K}.
         ctx.data = data.view(view_node, own);
         let label = step_label(index, step, &node.name, nodes);
-        let builder = Builder {
-            spec: self.spec,
-            ctx,
-            base_env: &self.base_env,
-            secret_env: &self.secret_env,
-            secret_values: &self.secret_values,
-            workspace: self.rt.workspace,
-            confinement: &self.confinement,
-            fetch: self.rt.fetch,
-        };
+        let builder = self.builder(ctx);
         let mut ran = match link {
             Link::Local => {
                 let suffix = if errorhandler { "-handler" } else { "" };

@@ -6,25 +6,23 @@
 //! (`"${SORTIE_OPTION_X}"`), which the shell expands without parsing the value.
 //! How that reference must be written depends on where the author put the
 //! token: unquoted (`"${V}"`, so it is one word and no glob), inside `"…"`
-//! (`${V}`), inside `'…'` or `$'…'` (left as the text `${V}`: what is quoted
-//! there is often code for another program — `sh -c '…'`, `trap '…'`, awk, sed
-//! — which must not receive the value as code; a nested shell expands the
-//! variable itself), in a here-document (`${V}`), inside `$(…)` or backquotes
-//! (a script of its own), in a comment (left alone).
+//! (`${V}`), inside `'…'` or `$'…'` of an argument taken as data (the quotes
+//! closed around `"${V}"`), in a here-document (`${V}`), inside `$(…)` or
+//! backquotes (a script of its own), in a comment (left alone).
 //!
-//! Two kinds of place make a value code even as a variable:
-//! - bash evaluates a variable's *value* as an arithmetic expression in
-//!   `$((…))`, `((…))` (also `for((`, `if((`), `let`, `$[…]`, array subscripts
-//!   (`${a[…]}`, `a[…]=`), substring offsets (`${s:…}`), `declare -i`, the
-//!   `-eq` family and `-v` inside `[[ … ]]`, and `printf -v`; `a[$(cmd)]` runs
-//!   `cmd`. There only an integer may go ([`Ctx::Arithmetic`]).
-//! - a word that is a script for a *nested* shell — the argument after `-c` of a
-//!   shell (`sh -c "…"`, `sudo bash -lc …`, `find -exec sh -c …`, `su -c …`),
-//!   the words of `eval`, the first argument of `trap` — is parsed again by
-//!   that shell, so the variable reference is escaped for it to expand
-//!   ([`Ctx::Nested`]); a remote command of `ssh` would be parsed by a shell that
-//!   does not have the variable, so a reference there is refused
-//!   ([`Ctx::Remote`]).
+//! The shell then hands the word to a command, and what that command does
+//! with it is the other half ([`reader`](crate::jobs::reader)): a nested shell
+//! parses it again ([`Ctx::Nested`], escaped for that shell to expand, inside
+//! the quotes the token has *there* — found by scanning the nested script
+//! as far as the token), a remote shell, an interpreter's program or a shell
+//! without sortie's environment would make the value code or lose it
+//! ([`Ctx::Remote`], [`Ctx::Code`], [`Ctx::Cleared`]: refused). bash evaluates
+//! a variable's *value* as an arithmetic expression in `$((…))`, `((…))`
+//! (also `for((`, `if((`), `let`, `$[…]`, array subscripts (`${a[…]}`,
+//! `a[…]=`), substring offsets (`${s:…}`), `declare -i`, the `-eq` family and
+//! `-v` inside `[[ … ]]`, and as a name in `printf -v`, `unset`, `read`,
+//! `declare -n`: `a[$(cmd)]` runs `cmd`. There only an integer may go
+//! ([`Ctx::Arithmetic`]).
 //!
 //! This module is the scanner that tells those contexts apart. It follows POSIX
 //! sh and bash's extensions closely enough for the scripts people write; where
@@ -35,6 +33,8 @@
 
 use std::ops::Range;
 
+use crate::jobs::reader::{self, Reader};
+
 /// The quoting context of a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ctx {
@@ -42,21 +42,36 @@ pub enum Ctx {
     Unquoted,
     /// Inside `"…"`.
     Double,
-    /// Inside `'…'` (`data`: an argument of a command that takes it as data,
-    /// such as `echo`, or the value of an assignment).
-    Single { data: bool },
-    /// Inside bash's `$'…'`.
+    /// Inside `'…'`, an argument a command takes as data.
+    Single,
+    /// Inside bash's `$'…'`, an argument a command takes as data.
     DollarSingle,
-    /// In the body of a here-document (`literal`: its delimiter was quoted).
-    Heredoc { literal: bool },
-    /// Where bash evaluates values as arithmetic expressions.
+    /// In the body of a here-document (`literal`: its delimiter was quoted;
+    /// `shell`: a shell reads it as its script, and the quotes the token is
+    /// in there).
+    Heredoc { literal: bool, shell: Option<Quote> },
+    /// Where bash evaluates values as arithmetic expressions (or as names).
     Arithmetic,
-    /// In a word a nested shell parses again (`quoted`: inside `"…"`).
-    Nested { quoted: bool },
+    /// In a word a nested shell parses again, written inside `quote` here and
+    /// inside `inner` for the nested shell.
+    Nested { quote: Quote, inner: Quote },
     /// In the remote command of `ssh`, parsed by a shell on another host.
     Remote,
+    /// In code another program reads (what it is, for the error).
+    Code(&'static str),
+    /// In a command line for a shell that does not get sortie's environment
+    /// (behind what, for the error).
+    Cleared(&'static str),
     /// In a comment, or escaped with a backslash: not a reference at all.
     Inert,
+}
+
+/// The quotes a nested shell's word is written in, in the outer script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quote {
+    None,
+    Double,
+    Single,
 }
 
 /// A token found in a script, and its context.
@@ -112,19 +127,13 @@ struct Pending {
     delimiter: String,
     literal: bool,
     strip_tabs: bool,
+    /// What reads it.
+    reader: Option<Reader>,
 }
 
 /// bash's integer comparisons inside `[[ … ]]`: both sides are evaluated as
 /// arithmetic expressions (and `-v` evaluates a subscript).
 const ARITH_TESTS: &[&str] = &["-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-v"];
-
-/// Shells, and commands whose `-c` argument is a shell command line.
-pub const SHELLS: &[&str] = &[
-    "sh", "bash", "dash", "ksh", "mksh", "zsh", "ash", "busybox", "su", "runuser",
-];
-
-/// Commands whose arguments bash may evaluate as arithmetic (with `-i`).
-const DECLARERS: &[&str] = &["declare", "typeset", "local", "export", "readonly"];
 
 /// Text that shows a nested script does arithmetic: its references must be integers.
 const ARITH_MARKERS: &[&str] = &[
@@ -139,67 +148,6 @@ const ARITH_MARKERS: &[&str] = &[
     "-ge",
     "declare -",
     "typeset -",
-];
-
-/// Commands that take their arguments as data, never as code of their own.
-const DATA_COMMANDS: &[&str] = &[
-    "echo",
-    "printf",
-    "export",
-    "local",
-    "readonly",
-    "test",
-    "[",
-    "cd",
-    "mkdir",
-    "touch",
-    "cp",
-    "mv",
-    "rm",
-    "ls",
-    "cat",
-    "tee",
-    "grep",
-    "egrep",
-    "fgrep",
-    "curl",
-    "wget",
-    "logger",
-    "chmod",
-    "chown",
-    "ln",
-    "head",
-    "tail",
-    "wc",
-    "sort",
-    "uniq",
-    "basename",
-    "dirname",
-    "stat",
-    "id",
-    "getent",
-    "systemctl",
-    "service",
-    "kill",
-    "ping",
-    "host",
-    "dig",
-    "nslookup",
-    "tar",
-    "gzip",
-    "zip",
-    "unzip",
-    "rsync",
-    "scp",
-    "docker",
-    "kubectl",
-    "apt-get",
-    "yum",
-    "dnf",
-    "apk",
-    "dpkg",
-    "rpm",
-    "git",
 ];
 
 /// Find every token in `text` and its context. `token_at(rest)` returns the
@@ -364,18 +312,68 @@ impl Scanner<'_> {
         if self.arithmetic_test(len) {
             return Ctx::Arithmetic;
         }
-        match nesting(self.command()) {
-            Some(Nesting::Remote) => Ctx::Remote,
-            Some(Nesting::Arithmetic) => Ctx::Arithmetic,
-            Some(Nesting::Shell) => {
-                if self.nested_arithmetic() {
-                    Ctx::Arithmetic
-                } else {
-                    Ctx::Nested { quoted }
-                }
-            }
+        let quote = if quoted { Quote::Double } else { Quote::None };
+        match self.reader() {
+            Some(Reader::Shell) if self.nested_arithmetic() => Ctx::Arithmetic,
+            Some(reader) => self.refine(for_reader(reader, quote), len),
             None if quoted => Ctx::Double,
             None => Ctx::Unquoted,
+        }
+    }
+
+    /// What reads the word being read: the command it is an argument of, or,
+    /// for a here-string (`<<<WORD`), what reads the command's input.
+    fn reader(&self) -> Option<Reader> {
+        let cmd = self.command();
+        let current = cmd
+            .start
+            .map_or("", |s| &self.text[s..self.pos.min(self.text.len())]);
+        if current.starts_with("<<<") || cmd.words.last().is_some_and(|w| w == "<<<") {
+            reader::stdin(&cmd.words)
+        } else {
+            reader::word(&cmd.words, current)
+        }
+    }
+
+    /// A token in a nested shell's word, looked at as that shell will see it:
+    /// a context there that makes a value code (a shell nested once more, an
+    /// interpreter's program, ssh) is that context here. Backquotes take one
+    /// level of backslashes away, so a nested word inside them is refused.
+    fn refine(&self, ctx: Ctx, len: usize) -> Ctx {
+        let Ctx::Nested { quote, .. } = ctx else {
+            return ctx;
+        };
+        if self.stack.iter().any(|f| {
+            matches!(
+                f,
+                Frame::Script {
+                    close: Close::Backquote,
+                    ..
+                }
+            )
+        }) {
+            return Ctx::Code("a nested shell's script inside backquotes (write $(…) instead)");
+        }
+        let start = self.command().start.unwrap_or(self.pos).min(self.pos);
+        let script = unquote(&self.text[start..self.pos]);
+        match self.inner(&script, len) {
+            Ok(inner) => Ctx::Nested { quote, inner },
+            Err(refused) => refused,
+        }
+    }
+
+    /// The quotes the token at the position sits in for a nested shell whose
+    /// script so far is `script`, or the context that refuses it there.
+    fn inner(&self, script: &str, len: usize) -> Result<Quote, Ctx> {
+        let text = format!("{script}{}", &self.text[self.pos..self.pos + len]);
+        match sites(&text, self.token_at).last().map(|s| s.ctx) {
+            Some(Ctx::Nested { .. }) => {
+                Err(Ctx::Code("a script for a shell nested in a nested shell"))
+            }
+            Some(c @ (Ctx::Remote | Ctx::Code(_) | Ctx::Cleared(_) | Ctx::Arithmetic)) => Err(c),
+            Some(Ctx::Double | Ctx::Heredoc { literal: false, .. }) => Ok(Quote::Double),
+            Some(Ctx::Single | Ctx::DollarSingle) => Ok(Quote::Single),
+            _ => Ok(Quote::None),
         }
     }
 
@@ -612,35 +610,16 @@ impl Scanner<'_> {
         }
     }
 
-    /// `'…'`: no escapes. Tokens inside are in [`Ctx::Single`], or in arithmetic
-    /// when the quoted text does arithmetic (it may be a nested script).
+    /// `'…'`: no escapes. Tokens inside are data ([`Ctx::Single`]), or in the
+    /// context of the program that reads the word (a nested shell, an
+    /// interpreter, arithmetic).
     fn single(&mut self) {
         self.pos += 1;
         let end = self.rest().iter().position(|b| *b == b'\'');
         let end = end.map_or(self.bytes.len(), |e| self.pos + e);
-        let data = self.data_word();
-        let ctx = self.quoted_text_ctx(&self.text[self.pos..end], Ctx::Single { data });
+        let ctx = self.quoted_text_ctx(&self.text[self.pos..end], Ctx::Single);
         self.leaf(b'\'', ctx, false);
         self.pos += 1;
-    }
-
-    /// Whether the word being read is data, not code: an argument of a
-    /// command known to take its arguments as data, or an assignment's value.
-    fn data_word(&self) -> bool {
-        let cmd = self.command();
-        let words = &cmd.words;
-        let current = cmd
-            .start
-            .map_or("", |s| &self.text[s..self.pos.min(self.text.len())]);
-        match words
-            .iter()
-            .position(|w| !w.split_once('=').is_some_and(|(k, _)| is_name(k)))
-        {
-            None => current.split_once('=').is_some_and(|(k, _)| is_name(k)),
-            Some(first) => {
-                nesting(cmd).is_none() && DATA_COMMANDS.contains(&basename(&words[first]))
-            }
-        }
     }
 
     /// `$'…'`: backslash escapes; like `'…'` otherwise.
@@ -653,15 +632,15 @@ impl Scanner<'_> {
         self.pos += 1;
     }
 
-    /// The context of tokens in single-quoted `text`: arithmetic when the text
-    /// (a nested script, an awk program…) does arithmetic, else `plain`.
-    fn quoted_text_ctx(&self, text: &str, plain: Ctx) -> Ctx {
-        if ARITH_MARKERS.iter().any(|m| text.contains(m)) {
-            Ctx::Arithmetic
-        } else if nesting(self.command()) == Some(Nesting::Remote) {
-            Ctx::Remote
-        } else {
-            plain
+    /// The context of tokens in single-quoted `text`, by what reads the word:
+    /// `data` for a command that takes it as data.
+    fn quoted_text_ctx(&self, text: &str, data: Ctx) -> Ctx {
+        match self.reader() {
+            None => data,
+            Some(Reader::Shell) if ARITH_MARKERS.iter().any(|m| text.contains(m)) => {
+                Ctx::Arithmetic
+            }
+            Some(reader) => for_reader(reader, Quote::Single),
         }
     }
 
@@ -677,6 +656,7 @@ impl Scanner<'_> {
                 self.pos += 1;
                 self.advance();
             } else if let Some(len) = (self.token_at)(&self.text[self.pos..]) {
+                let ctx = self.refine(ctx, len);
                 self.push_site(len, ctx);
             } else {
                 self.advance();
@@ -723,10 +703,12 @@ impl Scanner<'_> {
             }
         }
         if !delimiter.is_empty() {
+            let reader = reader::stdin(&self.command().words);
             self.pending.push(Pending {
                 delimiter,
                 literal,
                 strip_tabs,
+                reader,
             });
         }
     }
@@ -747,20 +729,47 @@ impl Scanner<'_> {
                     self.pos = (line_end + 1).min(self.bytes.len());
                     break;
                 }
-                self.heredoc_line(line_end, doc.literal);
+                self.heredoc_line(line_end, doc.literal, doc.reader);
                 self.pos = (line_end + 1).min(self.bytes.len());
             }
         }
     }
 
-    fn heredoc_line(&mut self, end: usize, literal: bool) {
+    fn heredoc_line(&mut self, end: usize, literal: bool, reader: Option<Reader>) {
+        let line_start = self.pos;
         while self.pos < end {
             if !literal && self.bytes[self.pos] == b'\\' {
                 self.escape();
                 continue;
             }
             match (self.token_at)(&self.text[self.pos..end]) {
-                Some(len) => self.push_site(len, Ctx::Heredoc { literal }),
+                Some(len) => {
+                    let ctx = match reader {
+                        None => Ctx::Heredoc {
+                            literal,
+                            shell: None,
+                        },
+                        // A shell reads the body as its script: the token's
+                        // quotes there (the line so far is its context).
+                        Some(Reader::Shell) => {
+                            let script = &self.text[line_start..self.pos];
+                            let script = if literal {
+                                script.to_string()
+                            } else {
+                                unquote_heredoc(script)
+                            };
+                            match self.inner(&script, len) {
+                                Ok(inner) => Ctx::Heredoc {
+                                    literal,
+                                    shell: Some(inner),
+                                },
+                                Err(refused) => refused,
+                            }
+                        }
+                        Some(other) => for_reader(other, Quote::None),
+                    };
+                    self.push_site(len, ctx)
+                }
                 None => self.advance(),
             }
         }
@@ -778,103 +787,53 @@ const SUBSCRIPT: Frame = Frame::Arith {
     depth: 0,
 };
 
-/// What a simple command does with the word being read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Nesting {
-    /// A nested shell parses it (`sh -c WORD`, `eval WORD…`, `trap WORD`).
-    Shell,
-    /// A remote shell parses it (`ssh HOST WORD…`).
-    Remote,
-    /// bash evaluates it as arithmetic (`let`, `declare -i`, `printf -v WORD`).
-    Arithmetic,
-}
-
-/// The word without the quotes around it (for matching command names and options).
-fn unquoted(word: &str) -> &str {
-    word.trim_matches(|c| c == '\'' || c == '"')
-}
-
-fn basename(word: &str) -> &str {
-    unquoted(word).rsplit('/').next().unwrap_or("")
-}
-
-/// `-c`, `-lc`, `-ec`, `-xc`: a cluster of short options that holds `c`.
-fn dash_c(word: &str) -> bool {
-    let w = unquoted(word);
-    w.len() > 1
-        && w.starts_with('-')
-        && !w.starts_with("--")
-        && w[1..].bytes().all(|b| b.is_ascii_alphabetic())
-        && w.contains('c')
-}
-
-/// Whether the word being read (the next after `cmd.words`) is nested code.
-fn nesting(cmd: &Command) -> Option<Nesting> {
-    let words = &cmd.words;
-    // The command's name: past assignments (X=1).
-    let first = words
-        .iter()
-        .position(|w| !w.split_once('=').is_some_and(|(k, _)| is_name(k)))?;
-    let name = basename(&words[first]);
-    let index = words.len();
-    match name {
-        "eval" => return Some(Nesting::Shell),
-        "trap" if index == first + 1 => return Some(Nesting::Shell),
-        "let" => return Some(Nesting::Arithmetic),
-        "ssh" if index > ssh_host(&words[first + 1..]).map_or(usize::MAX, |h| first + 1 + h) => {
-            return Some(Nesting::Remote)
-        }
-        "printf" if unquoted(&words[index - 1]) == "-v" => return Some(Nesting::Arithmetic),
-        n if DECLARERS.contains(&n)
-            && words[first + 1..].iter().any(|w| {
-                let w = unquoted(w);
-                w.starts_with('-') && w.contains('i')
-            }) =>
-        {
-            return Some(Nesting::Arithmetic)
-        }
-        _ => {}
+/// The context of a word whose reader is `reader`, written inside `quote`.
+fn for_reader(reader: Reader, quote: Quote) -> Ctx {
+    match reader {
+        Reader::Shell => Ctx::Nested {
+            quote,
+            inner: Quote::None,
+        },
+        Reader::Cleared(behind) => Ctx::Cleared(behind),
+        Reader::Remote => Ctx::Remote,
+        Reader::Code(what) => Ctx::Code(what),
+        Reader::Arithmetic => Ctx::Arithmetic,
     }
-    // The argument after `-c` (or `-c --`) of a shell anywhere in the command
-    // (`sudo bash -lc …`, `find . -exec sh -c …`, `kubectl exec p -- sh -c …`).
-    let c_at = match words.last().map(|w| unquoted(w)) {
-        Some("--") if index >= 2 && dash_c(&words[index - 2]) => index - 2,
-        Some(_) if dash_c(&words[index - 1]) => index - 1,
-        _ => return None,
-    };
-    words[..c_at]
-        .iter()
-        .any(|w| SHELLS.contains(&basename(w)))
-        .then_some(Nesting::Shell)
 }
 
-/// The index of ssh's host among its arguments (past its options and theirs).
-fn ssh_host(args: &[String]) -> Option<usize> {
-    const WITH_ARGUMENT: &str = "BbcDEeFIiJLlmOopQRSWw";
-    let mut i = 0;
-    while let Some(arg) = args.get(i) {
-        let arg = unquoted(arg);
-        if !arg.starts_with('-') || arg == "-" {
-            return Some(i);
-        }
-        if arg == "--" {
-            return Some(i + 1).filter(|h| *h < args.len());
-        }
-        // An option that takes an argument, given apart (`-p 22`), skips it.
-        let last = arg.chars().last().unwrap_or(' ');
-        i += if arg.len() == 2 && WITH_ARGUMENT.contains(last) {
-            2
+/// An unquoted here-document's text as the shell passes it on: `\$`, `` \` ``
+/// and `\\` lose their backslash.
+fn unquote_heredoc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && matches!(chars.peek(), Some('$' | '`' | '\\')) {
+            out.extend(chars.next());
         } else {
-            1
-        };
+            out.push(c);
+        }
     }
-    None
+    out
 }
 
-fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && !s.as_bytes()[0].is_ascii_digit()
+/// `word` as the shell passes it on: quotes removed, backslash escapes undone
+/// (roughly: enough to read a nested script's text up to a token).
+fn unquote(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut chars = word.chars().peekable();
+    let mut quote = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, '\'') | (None, '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '\\') => out.extend(chars.next()),
+            (Some('"'), '\\') if matches!(chars.peek(), Some('$' | '`' | '"' | '\\' | '\n')) => {
+                out.extend(chars.next())
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -890,18 +849,28 @@ mod tests {
     #[test]
     fn quoting_contexts_are_told_apart() {
         use Ctx::*;
-        let nested = Nested { quoted: false };
-        let nested_quoted = Nested { quoted: true };
+        let nested = Nested {
+            quote: Quote::None,
+            inner: Quote::None,
+        };
+        let nested_quoted = Nested {
+            quote: Quote::Double,
+            inner: Quote::None,
+        };
+        let heredoc = |literal| Heredoc {
+            literal,
+            shell: None,
+        };
         let table: &[(&str, &[Ctx])] = &[
             ("echo @X@", &[Unquoted]),
             ("echo \"a @X@ b\"", &[Double]),
-            ("echo 'a @X@ b'", &[Single { data: true }]),
-            ("awk '{print @X@}'", &[Single { data: false }]),
+            ("echo 'a @X@ b'", &[Single]),
+            ("awk '{print @X@}'", &[Code("an awk program")]),
             ("echo $'a\\' @X@'", &[DollarSingle]),
             ("echo $(printf %s @X@)", &[Unquoted]),
             ("echo \"$(printf %s \"@X@\")\"", &[Double]),
             ("echo `echo @X@`", &[Unquoted]),
-            ("echo \"`echo '@X@'`\"", &[Single { data: true }]),
+            ("echo \"`echo '@X@'`\"", &[Single]),
             ("echo x # @X@\necho @X@", &[Inert, Unquoted]),
             ("echo a#@X@", &[Unquoted]),
             ("echo $(echo)#x @X@", &[Unquoted]),
@@ -912,34 +881,48 @@ mod tests {
             ("echo \"${y:-@X@}\"", &[Double]),
             (
                 "cat <<EOF\na @X@\nEOF\necho @X@",
-                &[Heredoc { literal: false }, Unquoted],
+                &[heredoc(false), Unquoted],
             ),
-            ("cat <<'EOF'\n@X@\nEOF", &[Heredoc { literal: true }]),
+            ("cat <<'EOF'\n@X@\nEOF", &[heredoc(true)]),
             (
                 "cat <<-\"E\"\n\t@X@\n\tE\necho '@X@'",
-                &[Heredoc { literal: true }, Single { data: true }],
+                &[heredoc(true), Single],
             ),
             (
                 "cat <<A <<'B'\n@X@\nA\n@X@\nB\n",
-                &[Heredoc { literal: false }, Heredoc { literal: true }],
+                &[heredoc(false), heredoc(true)],
             ),
             (
                 "cat <<$'EOF'\n@X@\nEOF\necho @X@",
-                &[Heredoc { literal: true }, Unquoted],
+                &[heredoc(true), Unquoted],
             ),
             ("cat <<<@X@", &[Unquoted]),
-            (
-                "x=@X@ y='@X@' z=\"@X@\"",
-                &[Unquoted, Single { data: true }, Double],
-            ),
-            (
-                "case @X@ in a) echo '@X@';; esac",
-                &[Unquoted, Single { data: true }],
-            ),
+            ("x=@X@ y='@X@' z=\"@X@\"", &[Unquoted, Single, Double]),
+            ("case @X@ in a) echo '@X@';; esac", &[Unquoted, Single]),
             // Nested shells parse their script again.
             ("sh -c \"echo @X@\"", &[nested_quoted]),
-            ("sh -c 'echo @X@'", &[Single { data: false }]),
-            ("sudo -u app bash -lc \"x @X@\" arg", &[nested_quoted]),
+            (
+                "sh -c 'echo @X@'",
+                &[Nested {
+                    quote: Quote::Single,
+                    inner: Quote::None,
+                }],
+            ),
+            (
+                "sh -c 'echo \"@X@\"'",
+                &[Nested {
+                    quote: Quote::Single,
+                    inner: Quote::Double,
+                }],
+            ),
+            (
+                "sh -c \"echo '@X@'\"",
+                &[Nested {
+                    quote: Quote::Double,
+                    inner: Quote::Single,
+                }],
+            ),
+            ("sudo -E -u app bash -lc \"x @X@\" arg", &[nested_quoted]),
             ("find . -exec sh -c -- \"x @X@\" \\;", &[nested_quoted]),
             ("su root -c \"x @X@\"", &[nested_quoted]),
             ("eval echo @X@", &[nested]),
@@ -952,10 +935,87 @@ mod tests {
             ("ssh -p 22 host \"echo @X@\"", &[Remote]),
             ("ssh host 'echo @X@'", &[Remote]),
             ("ssh @X@ uptime", &[Unquoted]),
-            ("echo sh -c @X@", &[nested]),
+            ("echo sh -c @X@", &[Unquoted]),
         ];
         for (script, expected) in table {
             assert_eq!(ctxs(script), *expected, "{script:?}");
+        }
+    }
+
+    #[test]
+    fn a_value_never_reaches_code_through_a_nested_reader() {
+        let refused = |c: &Ctx| {
+            matches!(
+                c,
+                Ctx::Code(_) | Ctx::Cleared(_) | Ctx::Remote | Ctx::Arithmetic
+            )
+        };
+        for script in [
+            "python3 -c \"print('@X@')\"",
+            "env LC_ALL=C python3 -c 'print(\"@X@\")'",
+            "perl -e \"print qq(@X@)\"",
+            "awk \"BEGIN { print \\\"@X@\\\" }\"",
+            "node -e \"console.log('@X@')\"",
+            "echo a | sed \"s/a/@X@/\"",
+            "jq -n \"\\\"@X@\\\"\"",
+            "python3 <<EOS\nprint('@X@')\nEOS",
+            "git -c alias.hi='!echo @X@' hi",
+            "docker exec web python3 -c 'print(\"@X@\")'",
+            "tar -xf a.tar --to-command='cat @X@'",
+            "scp -o ProxyCommand='nc @X@' a b:",
+            "sh -c 'sh -c \"echo @X@\"'",
+            "eval 'sh -c \"echo @X@\"'",
+            "trap 'sh -c \"echo @X@\"' EXIT",
+            "bash -c 'python3 -c \"print(@X@)\"'",
+            "echo `sh -c \"echo @X@\"`",
+            "sshpass -p x ssh host \"echo @X@\"",
+            "timeout 10 ssh host \"echo @X@\"",
+            "ssh host <<EOF\necho @X@\nEOF",
+            "docker exec web sh -c \"echo @X@\"",
+            "kubectl exec pod -- sh -c \"echo @X@\"",
+            "su - root -c \"echo @X@\"",
+            "env -i sh -c \"echo @X@\"",
+            "sudo bash -c \"echo @X@\"",
+            "declare -n r=\"@X@\"",
+            "unset \"@X@\"",
+            "[ -v \"@X@\" ]",
+            "read \"@X@\" <<< x",
+        ] {
+            let found = ctxs(script);
+            assert!(
+                !found.is_empty() && found.iter().all(refused),
+                "{script:?}: {found:?}"
+            );
+        }
+        // Shells reading a here-document, a here-string or standard input.
+        for script in [
+            "sh <<EOS\necho @X@\nEOS",
+            ". /dev/stdin <<EOF\necho @X@\nEOF",
+        ] {
+            assert_eq!(
+                ctxs(script),
+                vec![Ctx::Heredoc {
+                    literal: false,
+                    shell: Some(Quote::None)
+                }],
+                "{script:?}"
+            );
+        }
+        for (script, quote) in [
+            ("bash <<< \"echo @X@\"", Quote::Double),
+            ("flock /tmp/l -c \"echo @X@\"", Quote::Double),
+            ("script -qc \"echo @X@\" /dev/null", Quote::Double),
+            ("$SHELL -c 'echo @X@'", Quote::Single),
+            ("builtin eval \"echo @X@\"", Quote::Double),
+        ] {
+            assert_eq!(
+                ctxs(script),
+                vec![Ctx::Nested {
+                    quote,
+                    inner: Quote::None
+                }],
+                "{script:?}"
+            );
         }
     }
 

@@ -438,8 +438,16 @@ pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
         Some("rundeck") => Dialect::Rundeck,
         Some(other) => bail!("dialect: {other:?} is neither \"sortie\" nor \"rundeck\""),
     };
-    // A Rundeck timeout or retry may come from an option: `${option.x}`.
-    let from_options = |text: &str| crate::jobs::dispatch::expand_filter(text, &options);
+    let option_defs = raw
+        .option_defs
+        .into_iter()
+        .map(option_def)
+        .collect::<Result<Vec<_>>>()
+        .context("option_defs")?;
+    // A Rundeck timeout or retry may come from an option: `${option.x}` (never a
+    // secure one, which Rundeck keeps out of these fields and errors must not show).
+    let plain = plain_options(&options, &option_defs);
+    let from_options = |text: &str| crate::jobs::dispatch::expand_filter(text, &plain);
     let timeout = header
         .timeout
         .as_deref()
@@ -456,12 +464,6 @@ pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
         .transpose()
         .context("retry")?
         .filter(|r| r.count > 0);
-    let option_defs = raw
-        .option_defs
-        .into_iter()
-        .map(option_def)
-        .collect::<Result<Vec<_>>>()
-        .context("option_defs")?;
     let log_filters = raw
         .log_filters
         .iter()
@@ -528,6 +530,19 @@ fn parse_rundeck(value: &serde_json::Value, text: &serde_json::Value) -> Result<
     let mut parsed = parse(&spec)?;
     parsed.notes = converted.notes;
     Ok(parsed)
+}
+
+/// The options whose values may appear in a job's fields (timeout, retry, node
+/// filter, threadcount) and in errors about them: all but the secure ones.
+pub fn plain_options(
+    options: &BTreeMap<String, String>,
+    defs: &[OptionDef],
+) -> BTreeMap<String, String> {
+    let mut plain = options.clone();
+    for def in defs.iter().filter(|d| d.secure) {
+        plain.remove(&def.name);
+    }
+    plain
 }
 
 fn retry(raw: RawRetry, from_options: &dyn Fn(&str) -> String) -> Result<Retry> {
@@ -699,12 +714,19 @@ fn secret(value: &serde_json::Value) -> Result<Wanted> {
     })
 }
 
+/// The longest timeout or delay a job may ask for: any instant it sets stays
+/// representable (and no job waits that long on purpose).
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 fn duration(text: Option<&str>) -> Result<Option<Duration>> {
     let Some(text) = text else { return Ok(None) };
     let d = humantime::parse_duration(text)
         .map_err(|e| anyhow!("{text:?} is not a duration such as \"90s\" or \"1h 30m\": {e}"))?;
     if d.is_zero() {
         bail!("must be longer than zero");
+    }
+    if d > MAX_DURATION {
+        bail!("{text:?} is longer than ten years");
     }
     Ok(Some(d))
 }

@@ -284,6 +284,14 @@ pub struct User {
     pub home: std::path::PathBuf,
 }
 
+/// The name of the user sortie runs as (its number when the user database
+/// has no entry).
+pub fn user_name() -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    Some(lookup_user(&uid.to_string()).map_or_else(|_| uid.to_string(), |u| u.name))
+}
+
 /// Look a user up by name (or numeric id) in the system's user database.
 pub fn lookup_user(name: &str) -> std::io::Result<User> {
     use std::ffi::{CStr, CString};

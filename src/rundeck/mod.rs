@@ -64,25 +64,30 @@ pub fn is_rundeck(bytes: &[u8]) -> bool {
 /// The job of a Rundeck file named `wanted` (its name, group/name or uuid),
 /// or its only job.
 pub fn select(jobs: Vec<Job>, wanted: Option<&str>) -> anyhow::Result<Job> {
-    let names: Vec<String> = jobs.iter().map(Job::full_name).collect();
-    let found = match wanted {
-        Some(w) => jobs
-            .into_iter()
-            .find(|j| j.full_name() == w || j.name == w || j.uuid.as_deref() == Some(w)),
-        None if jobs.len() == 1 => jobs.into_iter().next(),
-        None => anyhow::bail!(
-            "the file holds {} jobs ({}): choose one",
-            names.len(),
-            names.join(", ")
-        ),
-    };
-    found.ok_or_else(|| {
-        anyhow::anyhow!(
-            "no job {:?} in the file (it holds: {})",
-            wanted.unwrap_or(""),
-            names.join(", ")
-        )
-    })
+    // Named in errors: at most a few, the list of a huge file is not useful.
+    let count = jobs.len();
+    let mut names: Vec<String> = jobs.iter().take(10).map(Job::full_name).collect();
+    if count > names.len() {
+        names.push(format!("and {} more", count - names.len()));
+    }
+    let names = names.join(", ");
+    match wanted {
+        Some(w) => {
+            let mut found: Vec<Job> = jobs
+                .into_iter()
+                .filter(|j| j.full_name() == w || j.name == w || j.uuid.as_deref() == Some(w))
+                .collect();
+            match found.len() {
+                1 => Ok(found.remove(0)),
+                0 => anyhow::bail!("no job {w:?} in the file (it holds: {names})"),
+                n => anyhow::bail!(
+                    "{n} jobs in the file answer to {w:?}: name one by group/name or uuid"
+                ),
+            }
+        }
+        None if count == 1 => Ok(jobs.into_iter().next().expect("one job")),
+        None => anyhow::bail!("the file holds {count} jobs ({names}): choose one"),
+    }
 }
 
 /// Parses a job file, telling YAML from XML by its content: a file whose

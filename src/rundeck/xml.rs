@@ -39,6 +39,7 @@ pub(crate) fn load_jobs(text: &str) -> Result<Vec<Node>, XmlError> {
         message: format!("invalid XML: {e}"),
         line: e.pos().row as usize,
     })?;
+    check_depth(&doc)?;
     let root = doc.root_element();
     if root.tag_name().name() != "joblist" {
         return Err(XmlError {
@@ -62,6 +63,27 @@ pub(crate) fn load_jobs(text: &str) -> Result<Vec<Node>, XmlError> {
         });
     }
     Ok(jobs)
+}
+
+/// Elements nest at most this deep: a job is a handful of levels, and the
+/// reader (and the maps it builds) recurse once per level.
+const MAX_DEPTH: usize = 64;
+
+/// Refuse a document nested deeper than [`MAX_DEPTH`], before anything recurses.
+fn check_depth(doc: &roxmltree::Document) -> Result<(), XmlError> {
+    // Node ids are the document order, so a parent's depth is known before its children's.
+    let mut depth = vec![0usize; doc.descendants().count() + 1];
+    for node in doc.descendants() {
+        let d = node.parent().map_or(0, |p| depth[p.id().get_usize()] + 1);
+        depth[node.id().get_usize()] = d;
+        if d > MAX_DEPTH {
+            return Err(XmlError {
+                message: format!("elements nest more than {MAX_DEPTH} deep"),
+                line: line_of(doc, node),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn line_of(doc: &roxmltree::Document, n: roxmltree::Node) -> usize {
@@ -246,6 +268,23 @@ mod tests {
         let c = j.get("configuration").unwrap();
         assert_eq!(c.get("a").unwrap().as_str(), Some("b"));
         assert_eq!(c.get("c").unwrap().list().unwrap()[0].as_str(), Some("d"));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_anything_recurses() {
+        let deep = format!(
+            "<joblist><job><name>deep</name>{}{}</job></joblist>",
+            "<a>".repeat(100_000),
+            "</a>".repeat(100_000)
+        );
+        let e = load_jobs(&deep).unwrap_err();
+        assert!(e.message.contains("nest more than 64"), "{}", e.message);
+        let fine = format!(
+            "<joblist><job><name>ok</name>{}{}</job></joblist>",
+            "<a>".repeat(20),
+            "</a>".repeat(20)
+        );
+        load_jobs(&fine).unwrap();
     }
 
     #[test]

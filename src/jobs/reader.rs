@@ -1,0 +1,812 @@
+//! What a command does with a word it is given: data, or code of some kind.
+//!
+//! A value a job refers to reaches a step as a variable the shell expands, so
+//! the step's own shell never parses it. But the shell hands the expanded
+//! word to a command, and some commands parse *their* arguments as code: a
+//! nested shell (`sh -c WORD`, `eval`, `trap`, a here-document fed to `sh`), a
+//! remote shell (`ssh HOST WORD`), an interpreter's program (`python3 -c`,
+//! `perl -e`, an awk or sed program, a jq filter) or an option that is a
+//! command line (`git -c alias.x=!…`, `tar --to-command`, `ssh -o
+//! ProxyCommand=…`). This module reads a simple command's words — through the
+//! wrappers that run another command (`sudo`, `env`, `timeout`, `nice`,
+//! `docker exec`, `kubectl exec --`, `find -exec`, `xargs`, …) — and says what
+//! the word being read is to the command that finally gets it. Every command it
+//! does not know takes its arguments as data; sortie(1) says so, and lists the
+//! readers known to run code.
+
+/// What the command does with the word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// A nested shell parses it, with sortie's environment (so it can expand a
+    /// variable reference itself).
+    Shell,
+    /// A shell parses it without sortie's environment (behind `sudo`, `su -`,
+    /// `env -i`, or in a container): a variable reference would be empty there.
+    Cleared(&'static str),
+    /// A shell on another host parses it (`ssh HOST WORD`).
+    Remote,
+    /// Another interpreter's program, or an option that holds a command line.
+    Code(&'static str),
+    /// bash evaluates it as an arithmetic expression or a variable name.
+    Arithmetic,
+}
+
+/// Shells, and commands whose `-c` argument is a shell command line.
+pub const SHELLS: &[&str] = &[
+    "sh", "bash", "dash", "ksh", "mksh", "zsh", "ash", "busybox", "su", "runuser", "$SHELL",
+    "${SHELL}", "$BASH", "${BASH}",
+];
+
+/// Commands that take a variable *name* (bash evaluates a subscript in it).
+const NAMERS: &[&str] = &["declare", "typeset", "local", "export", "readonly", "unset"];
+
+/// Interpreters and the options whose argument is their program.
+const INTERPRETERS: &[(&str, &[&str], &str)] = &[
+    ("python", &["-c"], "a Python program"),
+    ("perl", &["-e", "-E"], "a Perl program"),
+    ("ruby", &["-e"], "a Ruby program"),
+    (
+        "node",
+        &["-e", "--eval", "-p", "--print"],
+        "a JavaScript program",
+    ),
+    (
+        "nodejs",
+        &["-e", "--eval", "-p", "--print"],
+        "a JavaScript program",
+    ),
+    ("php", &["-r", "-B", "-R", "-E"], "a PHP program"),
+    ("lua", &["-e"], "a Lua program"),
+    ("luajit", &["-e"], "a Lua program"),
+    ("Rscript", &["-e"], "an R program"),
+    ("osascript", &["-e"], "an AppleScript program"),
+    (
+        "pwsh",
+        &["-c", "-Command", "-command"],
+        "a PowerShell command",
+    ),
+    (
+        "powershell",
+        &["-c", "-Command", "-command"],
+        "a PowerShell command",
+    ),
+    ("tclsh", &[], "a Tcl program"),
+    ("expect", &["-c"], "an Expect program"),
+    ("groovy", &["-e"], "a Groovy program"),
+];
+
+/// Programs whose first operand is their program, and their options that take an argument.
+const PROGRAM_FIRST: &[(&str, &[&str], &str, &str)] = &[
+    ("awk", &["-F", "-v"], "-f", "an awk program"),
+    ("gawk", &["-F", "-v"], "-f", "an awk program"),
+    ("mawk", &["-F", "-v"], "-f", "an awk program"),
+    ("nawk", &["-F", "-v"], "-f", "an awk program"),
+    ("sed", &["-l"], "-f", "a sed script"),
+    ("gsed", &["-l"], "-f", "a sed script"),
+    ("jq", &["--indent", "-L"], "-f", "a jq filter"),
+    ("gojq", &["--indent", "-L"], "-f", "a jq filter"),
+    ("yq", &["--indent", "-I"], "--from-file", "a yq expression"),
+];
+
+/// Options whose argument is a command line, by command.
+const COMMAND_OPTIONS: &[(&str, &[&str], &str)] = &[
+    (
+        "git",
+        &["-c"],
+        "a git configuration value (an alias or command)",
+    ),
+    ("ssh", &["-o"], "an ssh option (ProxyCommand, LocalCommand)"),
+    (
+        "scp",
+        &["-o", "-S"],
+        "an scp option (ProxyCommand, the ssh program)",
+    ),
+    (
+        "sftp",
+        &["-o", "-S"],
+        "an sftp option (ProxyCommand, the ssh program)",
+    ),
+    (
+        "rsync",
+        &["-e", "--rsh", "--rsync-path"],
+        "rsync's remote shell command",
+    ),
+    (
+        "tar",
+        &[
+            "--to-command",
+            "--checkpoint-action",
+            "--use-compress-program",
+            "-I",
+            "--info-script",
+            "-F",
+            "--new-volume-script",
+            "--rsh-command",
+        ],
+        "a command tar runs",
+    ),
+    ("zip", &["-TT", "--unzip-command"], "a command zip runs"),
+    (
+        "env",
+        &["-S", "--split-string"],
+        "a command line env splits",
+    ),
+    ("watch", &[], "a command line watch runs"),
+];
+
+/// Wrappers that run the command after their options, keeping the environment:
+/// (name, options that take an argument, operands before the command).
+const WRAPPERS: &[(&str, &[&str], usize)] = &[
+    ("nice", &["-n"], 0),
+    ("nohup", &[], 0),
+    ("timeout", &["-s", "-k", "--signal", "--kill-after"], 1),
+    ("ionice", &["-c", "-n", "-p"], 0),
+    ("stdbuf", &["-i", "-o", "-e"], 0),
+    ("setsid", &[], 0),
+    ("exec", &["-a"], 0),
+    ("command", &[], 0),
+    ("builtin", &[], 0),
+    ("time", &["-f", "-o"], 0),
+    ("taskset", &[], 1),
+    ("chrt", &[], 1),
+    (
+        "xargs",
+        &["-I", "-n", "-P", "-d", "-E", "-L", "-s", "-a"],
+        0,
+    ),
+    ("chroot", &[], 1),
+    ("unshare", &[], 0),
+    ("nsenter", &["-t", "-S", "-G"], 0),
+    ("sshpass", &["-p", "-f", "-d", "-P"], 0),
+    ("flock", &["-w", "-E", "--timeout"], 1),
+    ("doas", &["-u", "-C"], 0),
+    ("caffeinate", &[], 0),
+    ("strace", &["-o", "-e", "-p"], 0),
+];
+
+fn unquoted(word: &str) -> &str {
+    word.trim_matches(|c| c == '\'' || c == '"')
+}
+
+pub fn basename(word: &str) -> &str {
+    let w = unquoted(word);
+    if w.starts_with('$') {
+        return w;
+    }
+    w.rsplit('/').next().unwrap_or("")
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+}
+
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(k, _)| is_name(k))
+}
+
+/// A redirection (`>f`, `2>&1`, `<<EOF`, `<<<`) rather than an argument.
+fn is_redirection(word: &str) -> bool {
+    let w = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    w.starts_with('<') || w.starts_with('>') || w.starts_with("&>")
+}
+
+/// `-c`, `-lc`, `-ec`: a cluster of short options that ends with (or holds) `c`.
+fn cluster_has(word: &str, letter: char) -> bool {
+    let w = unquoted(word);
+    w.len() > 1
+        && w.starts_with('-')
+        && !w.starts_with("--")
+        && w[1..].chars().all(|c| c.is_ascii_alphabetic())
+        && w.contains(letter)
+}
+
+/// The command's arguments as a shell gives them: redirections and the file
+/// names of bare redirection operators left out.
+fn arguments(words: &[String]) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for w in words {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if is_redirection(w) {
+            // `>` alone: its target is the next word.
+            let op = w.trim_start_matches(|c: char| c.is_ascii_digit());
+            skip = matches!(op, "<" | ">" | ">>" | "&>" | "<>" | ">|");
+            continue;
+        }
+        out.push(w.as_str());
+    }
+    out
+}
+
+/// What the simple command made of `words` does with its next word (the word
+/// being read). `current` is that word as read so far (for `--opt=VALUE`).
+pub fn word(words: &[String], current: &str) -> Option<Reader> {
+    let args = arguments(words);
+    let first = args.iter().position(|w| !is_assignment(w))?;
+    walk(&args[first..], current, true)
+}
+
+/// What reads the command's standard input (a here-document or here-string):
+/// a shell, a remote shell, an interpreter, or (`None`) a command for data.
+pub fn stdin(words: &[String]) -> Option<Reader> {
+    let args = arguments(words);
+    let first = args.iter().position(|w| !is_assignment(w))?;
+    stdin_of(&args[first..], true)
+}
+
+/// `cmd` is a command name followed by its arguments so far; the next word
+/// is being read.
+fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
+    let name = basename(cmd[0]);
+    let args = &cmd[1..];
+    let last = args.last().map(|w| unquoted(w));
+    let shell = |env: bool| {
+        Some(if env {
+            Reader::Shell
+        } else {
+            Reader::Cleared("a command that does not pass on sortie's environment")
+        })
+    };
+    match name {
+        "eval" => return shell(env),
+        "trap" if args.is_empty() => return shell(env),
+        "." | "source" => return None,
+        "let" => return Some(Reader::Arithmetic),
+        "printf" if last == Some("-v") => return Some(Reader::Arithmetic),
+        "read" if !matches!(last, Some("-p" | "-d" | "-t" | "-n" | "-N" | "-u" | "-i")) => {
+            return Some(Reader::Arithmetic)
+        }
+        n if NAMERS.contains(&n) => {
+            // `declare -i x=…` evaluates the value; any of them evaluates a
+            // subscript in the name (before `=`).
+            // `-n`: the value is a name too.
+            let integer = args.iter().any(|w| {
+                let w = unquoted(w);
+                w.starts_with('-') && (w.contains('i') || w.contains('n'))
+            });
+            if integer || !current.contains('=') {
+                return Some(Reader::Arithmetic);
+            }
+            return None;
+        }
+        "test" | "[" if last == Some("-v") => return Some(Reader::Arithmetic),
+        "ssh" | "slogin" => {
+            if matches!(last, Some("-o")) || current.starts_with("-o") && current.len() > 2 {
+                return Some(Reader::Code("an ssh option (ProxyCommand, LocalCommand)"));
+            }
+            return ssh_host(args)
+                .is_some_and(|h| args.len() > h)
+                .then_some(Reader::Remote);
+        }
+        "watch" => return shell(env),
+        "script" | "flock" if last.is_some_and(|l| l == "--command" || cluster_has(l, 'c')) => {
+            return shell(env)
+        }
+        "parallel" => return shell(env),
+        "env" => return env_command(args, current, env),
+        "sudo" => return sudo(args, current, env),
+        "su" | "runuser" => {
+            let login = args
+                .iter()
+                .any(|w| matches!(unquoted(w), "-" | "-l" | "--login"));
+            if last.is_some_and(|l| l == "--command" || cluster_has(l, 'c')) {
+                return shell(env && !login);
+            }
+            return None;
+        }
+        "docker" | "podman" | "nerdctl" => return container(args, current),
+        "kubectl" | "oc" => {
+            let dashes = args.iter().position(|w| unquoted(w) == "--")?;
+            if !args.iter().any(|w| unquoted(w) == "exec") {
+                return None;
+            }
+            let rest = &args[dashes + 1..];
+            return (!rest.is_empty())
+                .then(|| walk(rest, current, false))
+                .flatten();
+        }
+        "find" => {
+            let exec = args
+                .iter()
+                .rposition(|w| matches!(unquoted(w), "-exec" | "-execdir" | "-ok" | "-okdir"))?;
+            let rest = &args[exec + 1..];
+            if rest
+                .iter()
+                .any(|w| matches!(unquoted(w), ";" | "\\;" | "+"))
+            {
+                return None;
+            }
+            return (!rest.is_empty())
+                .then(|| walk(rest, current, env))
+                .flatten();
+        }
+        _ => {}
+    }
+    if SHELLS.contains(&name) {
+        // The argument after `-c` (or `-c --`).
+        let c_at = match last {
+            Some("--") if args.len() >= 2 && cluster_has(args[args.len() - 2], 'c') => true,
+            Some(l) => cluster_has(l, 'c'),
+            None => false,
+        };
+        return if c_at { shell(env) } else { None };
+    }
+    if let Some((_, flags, what)) = interpreter(name) {
+        if last.is_some_and(|l| {
+            flags.contains(&l)
+                || flags
+                    .iter()
+                    .any(|f| f.len() == 2 && cluster_ends_with(l, &f[1..]))
+        }) {
+            return Some(Reader::Code(what));
+        }
+        return None;
+    }
+    if let Some((_, with_arg, file, what)) = PROGRAM_FIRST.iter().find(|(n, ..)| *n == name) {
+        return program_first(args, current, with_arg, file, what);
+    }
+    if let Some((_, options, what)) = COMMAND_OPTIONS.iter().find(|(n, ..)| *n == name) {
+        let by_next = last.is_some_and(|l| options.contains(&l));
+        let inline = options
+            .iter()
+            .any(|o| o.starts_with("--") && current.starts_with(&format!("{o}=")));
+        return (by_next || inline).then_some(Reader::Code(what));
+    }
+    if let Some((_, with_arg, operands)) = WRAPPERS.iter().find(|(n, ..)| *n == name) {
+        let start = skip_options(args, with_arg, *operands)?;
+        return walk(&args[start..], current, env);
+    }
+    None
+}
+
+/// The interpreter `name` is (`python3.11` is python), with its code options.
+fn interpreter(
+    name: &str,
+) -> Option<&'static (&'static str, &'static [&'static str], &'static str)> {
+    INTERPRETERS.iter().find(|(n, ..)| {
+        name == *n
+            || name.strip_prefix(n).is_some_and(|v| {
+                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            })
+    })
+}
+
+/// `-ne`, `-le`: a cluster of short options ending with the code option's letter.
+fn cluster_ends_with(word: &str, letter: &str) -> bool {
+    word.starts_with('-')
+        && !word.starts_with("--")
+        && word.len() > 2
+        && word[1..].bytes().all(|b| b.is_ascii_alphabetic())
+        && word.ends_with(letter)
+}
+
+/// Past a wrapper's options (and `operands` words of its own): where the
+/// command it runs starts, if it has started before the word being read.
+fn skip_options(args: &[&str], with_arg: &[&str], operands: usize) -> Option<usize> {
+    let mut i = 0;
+    while let Some(w) = args.get(i).map(|w| unquoted(w)) {
+        if w == "--" {
+            i += 1;
+            break;
+        }
+        if !w.starts_with('-') || w == "-" {
+            break;
+        }
+        i += if with_arg.contains(&w) { 2 } else { 1 };
+    }
+    let start = i + operands;
+    (start < args.len()).then_some(start)
+}
+
+/// awk, sed, jq: the first operand is the program, unless a file gives it.
+fn program_first(
+    args: &[&str],
+    current: &str,
+    with_arg: &[&str],
+    file: &str,
+    what: &'static str,
+) -> Option<Reader> {
+    let sed = what.starts_with("a sed");
+    let code_option = |w: &str| sed && matches!(w, "-e" | "--expression");
+    if args.last().is_some_and(|w| code_option(unquoted(w))) {
+        return Some(Reader::Code(what));
+    }
+    let mut i = 0;
+    let mut program_given = false;
+    while let Some(w) = args.get(i).map(|w| unquoted(w)) {
+        if w == file || w.starts_with(&format!("{file}=")) || code_option(w) {
+            program_given = true;
+        }
+        if w == "--" {
+            i += 1;
+            break;
+        }
+        if !w.starts_with('-') || w == "-" {
+            break;
+        }
+        // jq's `--arg NAME VALUE`: a name and a value (data).
+        i += match w {
+            "--arg" | "--argjson" | "--slurpfile" | "--rawfile" => 3,
+            _ if with_arg.contains(&w) || w == file || code_option(w) => 2,
+            _ => 1,
+        };
+    }
+    if current.starts_with("--expression=") && sed {
+        return Some(Reader::Code(what));
+    }
+    if i > args.len() {
+        // The word being read is an option's argument.
+        return None;
+    }
+    // The word being read is the first operand, and no file gave the program.
+    (i == args.len() && !program_given && !current.starts_with('-')).then_some(Reader::Code(what))
+}
+
+/// `env [-i] [-u NAME] [NAME=VALUE]… COMMAND…`
+fn env_command(args: &[&str], current: &str, env: bool) -> Option<Reader> {
+    let mut env = env;
+    let mut i = 0;
+    while let Some(w) = args.get(i).map(|w| unquoted(w)) {
+        match w {
+            "-i" | "--ignore-environment" | "-" => env = false,
+            "-u" | "--unset" | "-C" | "--chdir" => i += 1,
+            "-S" | "--split-string" if i + 1 == args.len() => {
+                return Some(Reader::Code("a command line env splits"))
+            }
+            w if w.starts_with('-') || is_assignment(w) => {}
+            _ => return walk(&args[i..], current, env),
+        }
+        i += 1;
+    }
+    if current.starts_with("--split-string=") {
+        return Some(Reader::Code("a command line env splits"));
+    }
+    None
+}
+
+/// `sudo [options] COMMAND…`: the environment is reset unless kept.
+fn sudo(args: &[&str], current: &str, env: bool) -> Option<Reader> {
+    const WITH_ARG: &[&str] = &[
+        "-u", "-g", "-C", "-h", "-p", "-D", "-r", "-t", "-U", "-T", "--user", "--group",
+        "--prompt", "--chdir", "--host",
+    ];
+    let keeps = args.iter().any(|w| {
+        let w = unquoted(w);
+        w == "-E" || w.starts_with("--preserve-env") || cluster_has(w, 'E')
+    });
+    let shell = args.iter().any(|w| {
+        let w = unquoted(w);
+        matches!(w, "-s" | "-i" | "--shell" | "--login")
+    });
+    let env = env && keeps;
+    if shell {
+        // `sudo -s CMD…`, `sudo -i CMD…`: the words become a shell command line.
+        return Some(if env {
+            Reader::Shell
+        } else {
+            Reader::Cleared("sudo (it resets the environment; keep it with --preserve-env=NAME)")
+        });
+    }
+    match skip_options(args, WITH_ARG, 0) {
+        Some(start) => match walk(&args[start..], current, env) {
+            Some(Reader::Cleared(_)) => Some(Reader::Cleared(
+                "sudo (it resets the environment; keep it with --preserve-env=NAME)",
+            )),
+            other => other,
+        },
+        None => None,
+    }
+}
+
+/// `docker exec|run [options] CONTAINER COMMAND…`: the command runs in the
+/// container, without sortie's environment.
+fn container(args: &[&str], current: &str) -> Option<Reader> {
+    const WITH_ARG: &[&str] = &[
+        "-e",
+        "--env",
+        "-u",
+        "--user",
+        "-w",
+        "--workdir",
+        "-v",
+        "--volume",
+        "--name",
+        "--network",
+        "-p",
+        "--publish",
+        "--entrypoint",
+        "--env-file",
+        "-l",
+        "--label",
+        "--mount",
+        "--cpus",
+        "-m",
+        "--memory",
+        "--platform",
+        "--pull",
+        "--restart",
+        "--device",
+        "--cap-add",
+        "--cap-drop",
+        "--security-opt",
+        "--hostname",
+        "-h",
+        "--add-host",
+        "--dns",
+        "--log-driver",
+        "--ulimit",
+        "--tmpfs",
+        "--detach-keys",
+    ];
+    let sub = args
+        .iter()
+        .position(|w| matches!(unquoted(w), "exec" | "run"))?;
+    let rest = &args[sub + 1..];
+    let target = skip_options(rest, WITH_ARG, 0)?;
+    let command = &rest[target + 1..];
+    if command.is_empty() {
+        return None;
+    }
+    match walk(command, current, false) {
+        Some(Reader::Cleared(_)) => Some(Reader::Cleared(
+            "a container (docker/podman exec or run), which does not have sortie's environment",
+        )),
+        other => other,
+    }
+}
+
+/// What reads the standard input of `cmd`.
+fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
+    let name = basename(cmd[0]);
+    let args = &cmd[1..];
+    let operands: Vec<&str> = args
+        .iter()
+        .map(|w| unquoted(w))
+        .filter(|w| !w.starts_with('-'))
+        .collect();
+    match name {
+        "." | "source" => {
+            return operands
+                .first()
+                .is_some_and(|f| f.starts_with("/dev/stdin") || f.starts_with("/proc/self/fd/0"))
+                .then_some(if env {
+                    Reader::Shell
+                } else {
+                    Reader::Cleared("a command that does not pass on sortie's environment")
+                })
+        }
+        "ssh" | "slogin" => return Some(Reader::Remote),
+        "env" | "sudo" | "docker" | "podman" | "nerdctl" | "kubectl" | "oc" => {
+            // The wrapped command reads it: find it by asking what reads a word after it.
+            return match walk(cmd, "", env) {
+                Some(Reader::Cleared(w)) => Some(Reader::Cleared(w)),
+                _ => inner_stdin(cmd),
+            };
+        }
+        _ => {}
+    }
+    if SHELLS.contains(&name) {
+        // A shell with no script operand (or `-s`) reads its script from stdin.
+        let reads = operands.is_empty() || args.iter().any(|w| unquoted(w) == "-s");
+        let has_c = args.iter().any(|w| cluster_has(w, 'c'));
+        return (reads && !has_c).then_some(if env {
+            Reader::Shell
+        } else {
+            Reader::Cleared("a command that does not pass on sortie's environment")
+        });
+    }
+    if let Some((_, flags, what)) = interpreter(name) {
+        let has_code = args.iter().any(|w| flags.contains(&unquoted(w)));
+        return (operands.is_empty() && !has_code || operands.first() == Some(&"-"))
+            .then_some(Reader::Code(what));
+    }
+    if let Some((_, with_arg, operands)) = WRAPPERS.iter().find(|(n, ..)| *n == name) {
+        let start = skip_options(args, with_arg, *operands)?;
+        return stdin_of(&args[start..], env);
+    }
+    None
+}
+
+/// The stdin reader of the command a wrapper such as `sudo` or `docker exec`
+/// runs (taken as not having sortie's environment).
+fn inner_stdin(cmd: &[&str]) -> Option<Reader> {
+    // The first word after the wrapper's own words that names a known reader.
+    cmd.iter().enumerate().skip(1).find_map(|(i, w)| {
+        let n = basename(w);
+        let known = SHELLS.contains(&n) || interpreter(n).is_some() || n == "ssh";
+        known.then(|| stdin_of(&cmd[i..], false)).flatten()
+    })
+}
+
+/// The index of ssh's host among its arguments (past its options and theirs).
+pub fn ssh_host(args: &[&str]) -> Option<usize> {
+    const WITH_ARGUMENT: &str = "BbcDEeFIiJLlmOopQRSWw";
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        let arg = unquoted(arg);
+        if !arg.starts_with('-') || arg == "-" {
+            return Some(i);
+        }
+        if arg == "--" {
+            return Some(i + 1).filter(|h| *h < args.len());
+        }
+        // An option that takes an argument, given apart (`-p 22`), skips it.
+        let last = arg.chars().last().unwrap_or(' ');
+        i += if arg.len() == 2 && WITH_ARGUMENT.contains(last) {
+            2
+        } else {
+            1
+        };
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(line: &str) -> Option<Reader> {
+        let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        word(&words, "")
+    }
+
+    fn stdin_reader(line: &str) -> Option<Reader> {
+        let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        stdin(&words)
+    }
+
+    #[test]
+    fn the_reader_of_the_next_word_is_found_through_wrappers() {
+        use Reader::*;
+        let code = |r: Option<Reader>| matches!(r, Some(Code(_)));
+        let cleared = |r: Option<Reader>| matches!(r, Some(Cleared(_)));
+        for line in [
+            "python3 -c",
+            "python3.11 -u -c",
+            "env LC_ALL=C python3 -c",
+            "nice -n 5 perl -e",
+            "perl -ne",
+            "node -e",
+            "ruby -e",
+            "awk",
+            "awk -F :",
+            "gawk -v x=1",
+            "sed",
+            "sed -n",
+            "sed -e",
+            "jq -n",
+            "jq --arg k v",
+            "git -c",
+            "tar -x --to-command",
+            "rsync -a -e",
+            "ssh -o",
+            "scp -o",
+            "zip -TT",
+            "timeout 10 python3 -c",
+            "xargs -I {} python3 -c",
+            "find . -exec perl -e",
+            "docker exec web python3 -c",
+            "kubectl exec pod -- python3 -c",
+            "sudo -E python3 -c",
+        ] {
+            assert!(code(reader(line)), "{line}: {:?}", reader(line));
+        }
+        for line in [
+            "sh -c",
+            "bash -lc",
+            "eval",
+            "trap",
+            "su root -c",
+            "sudo -E bash -c",
+            "sudo --preserve-env=X bash -c",
+            "flock /tmp/l -c",
+            "script -q -c",
+            "$SHELL -c",
+            "watch -n 1",
+            "timeout 5 sh -c",
+            "builtin eval",
+            "command eval",
+            "env FOO=1 sh -c",
+            "find . -exec sh -c",
+            "xargs sh -c",
+            "sshpass -p x sh -c",
+        ] {
+            assert_eq!(reader(line), Some(Shell), "{line}");
+        }
+        for line in [
+            "sudo bash -c",
+            "sudo -u app bash -lc",
+            "su - root -c",
+            "runuser -l app -c",
+            "env -i sh -c",
+            "docker exec web sh -c",
+            "kubectl exec pod -- sh -c",
+            "sudo -i",
+        ] {
+            assert!(cleared(reader(line)), "{line}: {:?}", reader(line));
+        }
+        for line in [
+            "ssh host",
+            "ssh -p 22 host",
+            "sshpass -p x ssh host",
+            "timeout 10 ssh host",
+            "env A=1 ssh host",
+        ] {
+            assert_eq!(reader(line), Some(Remote), "{line}");
+        }
+        for line in [
+            "unset",
+            "read",
+            "read -r",
+            "declare -n r",
+            "[ -v",
+            "let",
+            "printf -v",
+        ] {
+            assert_eq!(reader(line), Some(Arithmetic), "{line}");
+        }
+        for line in [
+            "echo",
+            "echo sh",
+            "python3 script.py",
+            "awk -f prog.awk",
+            "sed -e s/a/b/",
+            "jq -n --arg",
+            "jq .",
+            "git commit -m",
+            "ssh",
+            "docker exec web systemctl restart",
+            "sudo systemctl restart",
+            "curl -d",
+            "systemctl restart",
+            "read -p",
+            "tar -xf",
+            "mycommand --flag",
+        ] {
+            assert_eq!(reader(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn the_reader_of_standard_input_is_found() {
+        use Reader::*;
+        for line in [
+            "sh",
+            "bash -s",
+            "bash -s arg",
+            ". /dev/stdin",
+            "source /dev/stdin",
+            "timeout 5 bash",
+        ] {
+            assert_eq!(stdin_reader(line), Some(Shell), "{line}");
+        }
+        for line in ["ssh host", "ssh host sh -s", "sshpass -p x ssh host"] {
+            assert_eq!(stdin_reader(line), Some(Remote), "{line}");
+        }
+        for line in ["python3", "python3 -", "perl", "node"] {
+            assert!(matches!(stdin_reader(line), Some(Code(_))), "{line}");
+        }
+        for line in ["docker exec -i web sh", "sudo bash", "env -i sh"] {
+            assert!(
+                matches!(stdin_reader(line), Some(Cleared(_))),
+                "{line}: {:?}",
+                stdin_reader(line)
+            );
+        }
+        for line in [
+            "cat",
+            "tee /tmp/x",
+            "python3 script.py",
+            "bash script.sh",
+            "kubectl apply -f -",
+            "sh -c x",
+        ] {
+            assert_eq!(stdin_reader(line), None, "{line}");
+        }
+    }
+}
