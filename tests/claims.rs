@@ -54,7 +54,7 @@ fn two_runners_polling_one_job_at_once_never_both_get_it() {
         assert!(outputs.iter().all(|o| o.status.success()));
         let claimed = outputs
             .iter()
-            .filter(|o| stderr(o).contains("claimed"))
+            .filter(|o| stderr(o).contains("job=only-"))
             .count();
         assert_eq!(claimed, 1, "exactly one runner claims the job");
         assert_eq!(

@@ -145,3 +145,86 @@ fn https_to_a_plain_http_port_says_the_server_does_not_speak_tls() {
     assert!(err.contains("does not speak TLS"), "{err}");
     assert!(!err.contains("retrying"), "{err}");
 }
+
+fn started_and_finished(cp: &ControlPlane, id: &str) -> (String, String, u64) {
+    let job = cp.job(id);
+    let completion = job.completion.expect("completed");
+    assert_eq!(completion.status.as_str(), "succeeded", "{id}");
+    (completion.started_at, completion.finished_at, job.attempt)
+}
+
+/// `--max-jobs 2` with one job at a time claims the second only when the first
+/// is done, so its start window never runs out behind the first (an ack
+/// window shorter than the first job: before, the second came back as
+/// attempt 2); `--parallel 2` runs both at once.
+#[test]
+fn a_job_is_claimed_only_when_it_can_start_and_parallel_jobs_overlap() {
+    use sortie_control_plane::Timing;
+    let spec = |id: &str| serde_json::json!({"id": id, "steps": [{"shell": "sleep 1.5"}]});
+    let timing = Timing {
+        ack_window: std::time::Duration::from_secs(1),
+        ..Timing::default()
+    };
+    let cp = ControlPlane::with(Options {
+        timing: Some(timing),
+        ..Options::default()
+    });
+    let (a, b) = (cp.enqueue(spec("one-a")), cp.enqueue(spec("one-b")));
+    let dir = TempDir::new().unwrap();
+    let out = run(
+        cp.poll(&dir.path().join("state")).args(["--max-jobs", "2"]),
+        code::OK,
+    );
+    let (_, a_end, a_attempt) = started_and_finished(&cp, &a);
+    let (b_start, _, b_attempt) = started_and_finished(&cp, &b);
+    assert_eq!((a_attempt, b_attempt), (1, 1), "{}", stderr(&out));
+    assert!(a_end <= b_start, "one at a time: {a_end} then {b_start}");
+
+    let cp = ControlPlane::with(Options {
+        timing: Some(timing),
+        ..Options::default()
+    });
+    let (a, b) = (cp.enqueue(spec("two-a")), cp.enqueue(spec("two-b")));
+    run(
+        cp.poll(&dir.path().join("state2"))
+            .args(["--max-jobs", "2", "--parallel", "2"]),
+        code::OK,
+    );
+    let (a_start, a_end, _) = started_and_finished(&cp, &a);
+    let (b_start, b_end, _) = started_and_finished(&cp, &b);
+    assert!(
+        a_start < b_end && b_start < a_end,
+        "at once: {a_start}..{a_end} and {b_start}..{b_end}"
+    );
+}
+
+/// Cron mails what a shot prints: nothing when there is no work; one line
+/// per job, an error for a failed one that `-q` still shows.
+#[test]
+fn an_idle_shot_is_silent_and_a_job_ends_in_one_line() {
+    let dir = TempDir::new().unwrap();
+    let spool = dir.path().join("spool");
+    run(sortie().args(["spool", "init"]).arg(&spool), code::OK);
+    let state = dir.path().join("state");
+    let out = run(&mut spool_poll(&spool, &state), code::OK);
+    assert_eq!(stderr(&out), "", "an idle shot prints nothing");
+    assert_eq!(stdout(&out), "");
+    std::fs::write(
+        spool.join("pending/bad.json"),
+        r#"{"id": "bad", "steps": [{"name": "ok", "shell": "true"}, {"name": "no", "shell": "exit 3"}, {"shell": "true"}]}"#,
+    )
+    .unwrap();
+    let out = run(spool_poll(&spool, &state).arg("-q"), code::OK);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("ERROR failed (exit 3)")
+            && err.contains("2 step(s) ran, 1 failed, 1 skipped")
+            && err.contains("job=bad"),
+        "{err}"
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(spool.join("done/bad/result.json")).unwrap())
+            .unwrap();
+    assert_eq!(result["steps"][2]["status"], "skipped", "{result}");
+}

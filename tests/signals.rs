@@ -88,7 +88,9 @@ fn a_cancel_in_the_heartbeat_answer_stops_the_job() {
     );
     let job = cp.job("to-cancel");
     assert_done(&job, "cancelled");
-    assert_eq!(job.completion.unwrap().steps.len(), 1);
+    let steps = job.completion.unwrap().steps;
+    let ran = steps.iter().filter(|s| s.status.as_str() != "skipped");
+    assert_eq!(ran.count(), 1, "{steps:?}");
     assert!(!output_text(&events(&cp.log("to-cancel")), "stdout").contains("must not run"));
     assert!(
         !std::path::Path::new(&format!("/proc/{step_pid}")).exists(),

@@ -75,7 +75,8 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -l node-name -d 'The
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l known-hosts -d 'known_hosts file with the host keys nodes must present (host keys are always checked; a node may also carry its key in an `ssh-host-key` attribute)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l ssh-config -d 'An ssh_config for node connections [default: none, not even ~/.ssh/config]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l ssh-connect-timeout -d 'Time allowed to connect to a node' -r
-complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-jobs -d 'Most jobs to take in this shot' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-jobs -d 'Most jobs to take in this shot. A job is claimed only when it can start at once: with --parallel 1, one after the other' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l parallel -d 'Jobs run at once, each in its own workspace and process groups, with its own log and heartbeats' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l wait -d 'Long poll: let the control plane hold the claim this long for work to arrive' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l deadline-reserve -d 'Time kept back from --max-runtime for delivering logs and results: a running job is stopped (and reported interrupted) this long before the shot\'s deadline' -r
@@ -182,7 +183,8 @@ complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l node-name -d 'T
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l known-hosts -d 'known_hosts file with the host keys nodes must present (host keys are always checked; a node may also carry its key in an `ssh-host-key` attribute)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l ssh-config -d 'An ssh_config for node connections [default: none, not even ~/.ssh/config]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l ssh-connect-timeout -d 'Time allowed to connect to a node' -r
-complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l max-jobs -d 'Most jobs to take in this shot' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l max-jobs -d 'Most jobs to take in this shot. A job is claimed only when it can start at once: with --parallel 1, one after the other' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l parallel -d 'Jobs run at once, each in its own workspace and process groups, with its own log and heartbeats' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l wait -d 'Long poll: let the control plane hold the claim this long for work to arrive' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l deadline-reserve -d 'Time kept back from --max-runtime for delivering logs and results: a running job is stopped (and reported interrupted) this long before the shot\'s deadline' -r

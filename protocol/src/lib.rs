@@ -240,6 +240,9 @@ pub enum StepStatus {
     TimedOut,
     Cancelled,
     Interrupted,
+    /// Not run: an earlier step failed and the job did not keep going (an
+    /// optional value of sortie's; a step that ran is never skipped).
+    Skipped,
 }
 
 impl StepStatus {
@@ -250,6 +253,7 @@ impl StepStatus {
             StepStatus::TimedOut => "timed_out",
             StepStatus::Cancelled => "cancelled",
             StepStatus::Interrupted => "interrupted",
+            StepStatus::Skipped => "skipped",
         }
     }
 }

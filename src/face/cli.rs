@@ -377,9 +377,15 @@ pub struct PollArgs {
     #[command(flatten)]
     pub nodes: NodeArgs,
 
-    /// Most jobs to take in this shot.
+    /// Most jobs to take in this shot. A job is claimed only when it can start
+    /// at once: with --parallel 1, one after the other.
     #[arg(long, env = "SORTIE_MAX_JOBS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N")]
     pub max_jobs: u32,
+
+    /// Jobs run at once, each in its own workspace and process groups, with its
+    /// own log and heartbeats.
+    #[arg(long, env = "SORTIE_PARALLEL", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "N")]
+    pub parallel: u32,
 
     /// Long poll: let the control plane hold the claim this long for work to arrive.
     #[arg(long, env = "SORTIE_WAIT", default_value = "0s", value_parser = humantime::parse_duration, value_name = "DURATION")]

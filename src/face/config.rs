@@ -94,6 +94,7 @@ pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
         kill_grace: args.run.kill_grace,
         keep_workspace: args.run.keep_workspace,
         max_jobs: args.max_jobs,
+        parallel: args.parallel.min(args.max_jobs),
         wait: args.wait,
         max_runtime: args.max_runtime,
         fail_on_job_failure: args.fail_on_job_failure,

@@ -18,7 +18,7 @@ use crate::face::config;
 use crate::jobs::runner::{self, Runtime};
 use crate::jobs::spec as jobspec;
 use crate::jobs::workspace::Workspace;
-use crate::output::{printable, terminal::Terminal, EventLog};
+use crate::output::{terminal::Terminal, EventLog};
 use crate::state::files;
 
 /// A job file's bytes (`-`: standard input), at most [`MAX_SPEC`].
@@ -177,6 +177,7 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         fetch: &|url| fetcher.get(url),
     };
     let mut terminal = Terminal::new(json, &nodes.local.name);
+    let started = Instant::now();
     let report = runner::run(&spec, &rt, &mut EventLog::new(&mut terminal));
     workspace.finish();
     if let Some(why) = &report.log_failure {
@@ -189,13 +190,13 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         });
         eprintln!("{summary}");
     } else {
-        println!("--- job {} {}", spec.id, report.status);
-        if let Some(error) = &report.error {
-            println!("--- {}", printable(error));
-        }
-        for (k, v) in &report.data {
-            println!("data: {k}={}", printable(v));
-        }
+        let _ = terminal.job_end(
+            &spec.id,
+            report.status,
+            started.elapsed(),
+            report.error.as_deref(),
+            &report.data,
+        );
     }
     Ok(match report.status {
         JobStatus::Succeeded => Code::OK,

@@ -156,6 +156,7 @@ fn invoke(
     let mut cfg = base.clone();
     if let Some(max_jobs) = event.max_jobs {
         cfg.max_jobs = max_jobs.clamp(1, base.max_jobs);
+        cfg.parallel = cfg.parallel.min(cfg.max_jobs);
     }
     if let Some(tags) = event.tags {
         if let Some(bad) = tags.iter().find(|t| !args.allowed_tags.contains(t)) {

@@ -297,6 +297,7 @@ fn attempt_once(
     match prepared {
         Ok((job, nodes)) => {
             job.run(&nodes, &mut steps, &mut data, &mut verdict);
+            skipped(spec, &nodes, &rt.nodes.local.name, &mut steps, log);
             if let Some(budget) = job.budget.as_ref().filter(|b| {
                 b.reached.load(std::sync::atomic::Ordering::Relaxed) && !b.limit().truncate
             }) {
@@ -319,6 +320,54 @@ fn attempt_once(
         }
     }
     (steps, data, verdict)
+}
+
+/// The steps that did not run on a node they were for: listed in the log, and
+/// in the result as `skipped`, so that a failed job shows what it left undone.
+fn skipped(
+    spec: &JobSpec,
+    nodes: &[Node],
+    local: &str,
+    steps: &mut Vec<StepResult>,
+    log: &SharedLog<'_, '_>,
+) {
+    let mut names = Vec::new();
+    for (index, step) in spec.steps.iter().enumerate() {
+        let targets: Vec<&str> = if step.node_step && spec.nodes.is_some() {
+            nodes.iter().map(|n| n.name.as_str()).collect()
+        } else {
+            vec![local]
+        };
+        let mut missed = false;
+        for node in targets {
+            if steps.iter().any(|r| r.index == index && r.node == node) {
+                continue;
+            }
+            missed = true;
+            steps.push(StepResult {
+                index,
+                name: step.name.clone(),
+                node: node.to_string(),
+                status: StepStatus::Skipped,
+                exit_code: None,
+                signal: None,
+                duration_ms: 0,
+                errorhandler: false,
+            });
+        }
+        if missed {
+            names.push(match &step.name {
+                Some(name) => format!("{index} ({name})"),
+                None => index.to_string(),
+            });
+        }
+    }
+    if !names.is_empty() {
+        log.system(
+            Level::Info,
+            &format!("skipped: step {}", names.join(", step ")),
+        );
+    }
 }
 
 /// Wait `delay`, unless the job is stopped first (then: why).

@@ -6,11 +6,20 @@
 //! Steps on other nodes than the runner's own are named in their headers, and
 //! each line they print starts with the node's name, its control characters
 //! escaped, so that nodes running at once stay readable.
+//!
+//! On a terminal (and unless `NO_COLOR` is set) sortie's own lines are
+//! coloured by outcome and a step's stderr is shown in yellow; the words say
+//! the same without colour. Durations are written as a person reads them, an
+//! error handler's ending is named as the handler's, and the job's last line
+//! says how it ended, in how long.
 
 use std::collections::HashSet;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+use std::time::Duration;
 
-use super::{Event, Sink, Stream};
+use sortie_protocol::{JobStatus, StepStatus};
+
+use super::{Event, Level, Sink, Stream};
 
 pub struct Terminal {
     json: bool,
@@ -18,8 +27,34 @@ pub struct Terminal {
     local: String,
     /// The nodes (and streams) whose last output ended mid-line.
     mid_line: HashSet<(String, Stream)>,
+    /// The steps (on their nodes) whose error handler is running.
+    handling: HashSet<(usize, String)>,
+    /// Colours on stdout, and on stderr.
+    colour: (bool, bool),
     out: io::Stdout,
     err: io::Stderr,
+}
+
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const DIM: &str = "\x1b[2m";
+const RESET: &str = "\x1b[0m";
+
+/// Colour for a stream when it is a terminal and `NO_COLOR` is not set
+/// (<https://no-color.org>), nor `TERM=dumb`.
+fn colour_for(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
+fn step_colour(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Succeeded => GREEN,
+        StepStatus::Failed | StepStatus::TimedOut => RED,
+        StepStatus::Cancelled | StepStatus::Interrupted | StepStatus::Skipped => YELLOW,
+    }
 }
 
 impl Terminal {
@@ -28,9 +63,53 @@ impl Terminal {
             json,
             local: local.to_string(),
             mid_line: HashSet::new(),
+            handling: HashSet::new(),
+            colour: (colour_for(&io::stdout()), colour_for(&io::stderr())),
             out: io::stdout(),
             err: io::stderr(),
         }
+    }
+
+    /// `text` in `colour` when stdout takes colours.
+    fn paint(&self, colour: &str, text: &str) -> String {
+        if self.colour.0 {
+            format!("{colour}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// The job's last lines: how it ended, in how long, why, and its data.
+    pub fn job_end(
+        &mut self,
+        id: &str,
+        status: JobStatus,
+        elapsed: Duration,
+        error: Option<&str>,
+        data: &std::collections::BTreeMap<String, String>,
+    ) -> io::Result<()> {
+        let colour = match status {
+            JobStatus::Succeeded => GREEN,
+            JobStatus::Cancelled | JobStatus::Interrupted => YELLOW,
+            _ => RED,
+        };
+        let head = self.paint(
+            colour,
+            &format!(
+                "--- job {} {status} in {}",
+                super::printable(id),
+                crate::clock::human(elapsed)
+            ),
+        );
+        let mut out = self.out.lock();
+        writeln!(out, "{head}")?;
+        if let Some(error) = error {
+            writeln!(out, "--- {}", super::printable(error))?;
+        }
+        for (k, v) in data {
+            writeln!(out, "data: {k}={}", super::printable(v))?;
+        }
+        out.flush()
     }
 
     fn on(&self, node: &str) -> String {
@@ -112,22 +191,29 @@ impl Sink for Terminal {
             } => {
                 let on = self.on(node);
                 let what = if *errorhandler {
+                    self.handling.insert((*step, node.to_string()));
                     "error handler of step"
                 } else {
                     "step"
                 };
-                match name {
-                    Some(name) => {
-                        writeln!(out, "--- {what} {step}{on}: {}", super::printable(name))
-                    }
-                    None => writeln!(out, "--- {what} {step}{on}"),
-                }
+                let line = match name {
+                    Some(name) => format!("--- {what} {step}{on}: {}", super::printable(name)),
+                    None => format!("--- {what} {step}{on}"),
+                };
+                writeln!(out, "{}", self.paint(DIM, &line))
             }
             Event::Output { stream, bytes, .. } => match stream {
                 Stream::Stdout => out.write_all(bytes),
                 Stream::Stderr => {
                     out.flush()?;
-                    self.err.lock().write_all(bytes)
+                    let mut err = self.err.lock();
+                    if self.colour.1 {
+                        err.write_all(YELLOW.as_bytes())?;
+                        err.write_all(bytes)?;
+                        err.write_all(RESET.as_bytes())
+                    } else {
+                        err.write_all(bytes)
+                    }
                 }
             },
             Event::StepEnd {
@@ -143,15 +229,27 @@ impl Sink for Terminal {
                     (None, Some(sig)) => format!("signal {sig}, "),
                     (None, None) => String::new(),
                 };
-                writeln!(
-                    out,
-                    "--- step {step}{} {} ({how}{duration_ms} ms)",
+                let what = if self.handling.remove(&(*step, node.to_string())) {
+                    "error handler of step"
+                } else {
+                    "step"
+                };
+                let line = format!(
+                    "--- {what} {step}{} {} ({how}{})",
                     self.on(node),
-                    status.as_str()
-                )
+                    status.as_str(),
+                    crate::clock::human(Duration::from_millis(*duration_ms))
+                );
+                writeln!(out, "{}", self.paint(step_colour(*status), &line))
             }
             Event::System { level, text } => {
-                writeln!(out, "--- {}: {}", level.as_str(), super::printable(text))
+                let line = format!("--- {}: {}", level.as_str(), super::printable(text));
+                let colour = match level {
+                    Level::Info => DIM,
+                    Level::Warn => YELLOW,
+                    Level::Error => RED,
+                };
+                writeln!(out, "{}", self.paint(colour, &line))
             }
         }
     }

@@ -10,14 +10,15 @@ pub mod delivery;
 pub mod heartbeat;
 pub mod recovery;
 
-use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::path::Path;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
-use sortie_protocol::{ClaimRequest, ClaimedJob, Completion, JobStatus, RunnerInfo};
+use sortie_protocol::{ClaimRequest, ClaimedJob, Completion, JobStatus, RunnerInfo, StepStatus};
 
 use crate::control::upload::{self, Uploader};
 use crate::control::{self, ControlError, ControlPlane, Endpoint, JobRef};
@@ -66,6 +67,8 @@ pub struct Settings {
     pub kill_grace: Duration,
     pub keep_workspace: bool,
     pub max_jobs: u32,
+    /// Jobs run at once (at most `max_jobs`).
+    pub parallel: u32,
     pub wait: Duration,
     pub max_runtime: Option<Duration>,
     pub fail_on_job_failure: bool,
@@ -128,83 +131,52 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
     };
 
     let cp = control_plane(&cfg.endpoint, deadline)?;
-    let hostname = os::hostname().unwrap_or_default();
-    let request = ClaimRequest {
-        claim_id: ids::uuid(),
-        runner: RunnerInfo {
-            id: cfg.runner_id.clone(),
-            tags: cfg.tags.clone(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            hostname,
-            os: std::env::consts::OS.to_string(),
-            arch: std::env::consts::ARCH.to_string(),
-            capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
-        },
-        max_jobs: cfg.max_jobs,
-        wait_seconds: cfg.wait.as_secs(),
-        deadline: work_until.map(|w| {
-            clock::rfc3339(SystemTime::now() + w.saturating_duration_since(Instant::now()))
-        }),
-    };
+    let claims = Claims::new(cfg, work_until);
     state.check_room()?;
+    let request = claims.request(cfg.parallel.min(cfg.max_jobs), cfg.wait);
     let claimed = cp.claim(&request).map_err(fail)?;
     let mut trouble = Trouble::default();
     let jobs = record(&cp, &state, &server, valid_jobs(claimed, &mut trouble))?;
     if jobs.is_empty() && !trouble.protocol {
         tracing::debug!("no work");
     }
-    let mut failed = false;
-    let mut left = recovered.left > 0;
-    let mut summaries = Vec::new();
+    claims
+        .taken
+        .store(jobs.len() as u32, std::sync::atomic::Ordering::Relaxed);
     let ctx = JobContext {
         settings: cfg,
         cp: &cp,
         state: &state,
+        server: &server,
         work_until,
-        trouble: RefCell::new(trouble),
+        trouble: Mutex::new(trouble),
     };
-    let mut jobs = jobs.into_iter();
-    while let Some((mut job, dir)) = jobs.next() {
-        tracing::info!(job = %job.id, attempt = job.attempt, "claimed");
-        let end = if signals::interrupted() {
-            tracing::warn!(job = %job.id, "interrupted before the job started; not starting it");
-            give_back(&*cp, &job, dir);
-            JobEnd::Abandoned
-        } else {
-            match run_job(&ctx, &mut job, dir) {
-                Ok(end) => end,
-                Err(e) => {
-                    // The shot ends here: what it claimed and did not start goes back.
-                    for (rest, dir) in jobs {
-                        give_back(&*cp, &rest, dir);
-                    }
-                    return Err(e);
-                }
-            }
-        };
-        let outcome = match end {
-            JobEnd::Reported(status) => {
-                tracing::info!(job = %job.id, %status, "reported");
-                failed |= status != JobStatus::Succeeded;
-                status.as_str()
-            }
-            JobEnd::Abandoned => "abandoned",
-            JobEnd::LeftForLater => {
-                left = true;
-                "left_for_later"
-            }
-            JobEnd::GivenUp => {
-                ctx.trouble.borrow_mut().protocol = true;
-                "given_up"
-            }
-        };
-        summaries.push(JobSummary {
-            id: job.id.clone(),
-            attempt: job.attempt,
-            outcome: outcome.to_string(),
-        });
+    // A worker per job that can run at once; each claims the next job only
+    // when it is free to start it, so no claimed job waits behind another.
+    let workers = jobs.len().min(cfg.parallel as usize);
+    let pool = Pool {
+        queue: Mutex::new(jobs.into()),
+        ended: Mutex::new(Vec::new()),
+        fatal: Mutex::new(None),
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| worker(&ctx, &claims, &pool));
+        }
+    });
+    let trouble = ctx.trouble.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = pool.fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        for (rest, dir) in locked(&pool.queue).drain(..) {
+            give_back(&*cp, &rest, dir);
+        }
+        return Err(e);
     }
-    let trouble = ctx.trouble.into_inner();
+    let ended = pool.ended.into_inner().unwrap_or_else(|e| e.into_inner());
+    let failed = ended
+        .iter()
+        .any(|(_, end)| matches!(end, JobEnd::Reported(status) if *status != JobStatus::Succeeded));
+    let left = recovered.left > 0 || ended.iter().any(|(_, end)| *end == JobEnd::LeftForLater);
+    let given_up = ended.iter().any(|(_, end)| *end == JobEnd::GivenUp);
     // A job stopped by the deadline was reported as designed: only a signal makes 130.
     let code = if signals::interrupted() {
         Cause::Interrupted.code()
@@ -212,7 +184,7 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
         Cause::Io.code()
     } else if left {
         Cause::LeftForLater.code()
-    } else if trouble.protocol || recovered.given_up > 0 {
+    } else if trouble.protocol || given_up || recovered.given_up > 0 {
         Cause::Protocol.code()
     } else if failed && cfg.fail_on_job_failure {
         Code::JOB_FAILED
@@ -221,9 +193,154 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
     };
     Ok(Summary {
         exit_code: code,
-        jobs: summaries,
+        jobs: ended.into_iter().map(|(summary, _)| summary).collect(),
         recovered: recovered.delivered,
     })
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the workers of a shot share.
+struct Pool {
+    /// Claimed and recorded, not yet taken by a worker.
+    queue: Mutex<VecDeque<(ClaimedJob, JobDir)>>,
+    /// Each job taken, and how it ended.
+    ended: Mutex<Vec<(JobSummary, JobEnd)>>,
+    /// What ended the shot early (the first such error).
+    fatal: Mutex<Option<anyhow::Error>>,
+}
+
+/// The shot's claims: how many it has made room for, and when to stop.
+struct Claims<'a> {
+    settings: &'a Settings,
+    work_until: Option<Instant>,
+    /// Jobs claimed so far (at most `max_jobs`).
+    taken: AtomicU32,
+    /// The queue had no more work, or the shot stopped claiming.
+    drained: AtomicBool,
+}
+
+impl<'a> Claims<'a> {
+    fn new(settings: &'a Settings, work_until: Option<Instant>) -> Claims<'a> {
+        Claims {
+            settings,
+            work_until,
+            taken: AtomicU32::new(0),
+            drained: AtomicBool::new(false),
+        }
+    }
+
+    fn request(&self, max_jobs: u32, wait: Duration) -> ClaimRequest {
+        let cfg = self.settings;
+        ClaimRequest {
+            claim_id: ids::uuid(),
+            runner: RunnerInfo {
+                id: cfg.runner_id.clone(),
+                tags: cfg.tags.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                hostname: os::hostname().unwrap_or_default(),
+                os: std::env::consts::OS.to_string(),
+                arch: std::env::consts::ARCH.to_string(),
+                capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+            },
+            max_jobs,
+            wait_seconds: wait.as_secs(),
+            deadline: self.work_until.map(|w| {
+                clock::rfc3339(SystemTime::now() + w.saturating_duration_since(Instant::now()))
+            }),
+        }
+    }
+
+    /// One more job for a worker that is free, while the shot has room, time
+    /// and work left (no long poll: the shot already waited for its first).
+    fn next(&self, ctx: &JobContext<'_>) -> Option<(ClaimedJob, JobDir)> {
+        let stop = self.drained.load(Ordering::Relaxed)
+            || signals::interrupted()
+            || self.work_until.is_some_and(|w| Instant::now() >= w);
+        if stop {
+            return None;
+        }
+        if self.taken.fetch_add(1, Ordering::Relaxed) >= self.settings.max_jobs {
+            self.taken.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        let claimed = ctx
+            .state
+            .check_room()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|_| {
+                ctx.cp
+                    .claim(&self.request(1, Duration::ZERO))
+                    .map_err(|e| e.to_string())
+            });
+        let claimed = match claimed {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!("not claiming more work: {e}");
+                self.drained.store(true, Ordering::Relaxed);
+                return None;
+            }
+        };
+        let jobs = valid_jobs(claimed, &mut locked(&ctx.trouble));
+        match record(ctx.cp, ctx.state, ctx.server, jobs) {
+            Ok(mut jobs) if !jobs.is_empty() => Some(jobs.remove(0)),
+            Ok(_) => {
+                self.drained.store(true, Ordering::Relaxed);
+                None
+            }
+            Err(e) => {
+                tracing::warn!("not claiming more work: {e:#}");
+                self.drained.store(true, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+/// Run jobs until there are none left to take.
+fn worker(ctx: &JobContext<'_>, claims: &Claims<'_>, pool: &Pool) {
+    loop {
+        if locked(&pool.fatal).is_some() {
+            return;
+        }
+        let next = locked(&pool.queue).pop_front();
+        let Some((mut job, dir)) = next.or_else(|| claims.next(ctx)) else {
+            return;
+        };
+        tracing::debug!(job = %job.id, attempt = job.attempt, "claimed");
+        let end = if signals::interrupted() {
+            tracing::warn!(job = %job.id, "interrupted before the job started; not starting it");
+            give_back(&**ctx.cp, &job, dir);
+            JobEnd::Abandoned
+        } else {
+            match run_job(ctx, &mut job, dir) {
+                Ok(end) => end,
+                Err(e) => {
+                    // The shot ends here: what it claimed and did not start goes back.
+                    claims.drained.store(true, Ordering::Relaxed);
+                    locked(&pool.fatal).get_or_insert(e);
+                    return;
+                }
+            }
+        };
+        if end == JobEnd::GivenUp {
+            locked(&ctx.trouble).protocol = true;
+        }
+        let outcome = match end {
+            JobEnd::Reported(status) => status.as_str(),
+            JobEnd::Abandoned => "abandoned",
+            JobEnd::LeftForLater => "left_for_later",
+            JobEnd::GivenUp => "given_up",
+        };
+        let summary = JobSummary {
+            id: job.id.clone(),
+            attempt: job.attempt,
+            outcome: outcome.to_string(),
+        };
+        locked(&pool.ended).push((summary, end));
+    }
 }
 
 /// What went wrong in a shot without ending it, for its exit code.
@@ -315,9 +432,11 @@ struct JobContext<'a> {
     settings: &'a Settings,
     cp: &'a Arc<dyn ControlPlane>,
     state: &'a StateDir,
+    /// The control plane's name, for the journal.
+    server: &'a str,
     /// Jobs are stopped (interrupted) at this instant: the deadline less the reserve.
     work_until: Option<Instant>,
-    trouble: RefCell<Trouble>,
+    trouble: Mutex<Trouble>,
 }
 
 /// Fail a claimed job that cannot start (a malformed spec); a fenced answer is fine.
@@ -430,7 +549,7 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         .or(report.log_failure.clone())
     {
         tracing::error!(job = %job.id, "the job's log could not be written: {e}");
-        ctx.trouble.borrow_mut().io = true;
+        locked(&ctx.trouble).io = true;
     }
     if let Some(keep) = &settings.keep_logs {
         keep_copy(keep, &job.id, &log_path);
@@ -479,7 +598,7 @@ fn finish(
     let recorded = dir.record_completion(completion);
     if let Err(e) = &recorded {
         tracing::error!(job = %jref.id, "{e:#}; sending the completion from memory");
-        ctx.trouble.borrow_mut().io = true;
+        locked(&ctx.trouble).io = true;
     }
     let sent = upload_failure.map_or(Ok(()), Err);
     let end = delivery::after_log(&**ctx.cp, jref, dir, log_path, completion, sent);
@@ -490,6 +609,7 @@ fn finish(
             JobEnd::LeftForLater
         }
     };
+    ended_line(jref, completion, end);
     if end == JobEnd::LeftForLater && recorded.is_err() {
         tracing::error!(
             job = %jref.id,
@@ -498,6 +618,56 @@ fn finish(
         );
     }
     end
+}
+
+/// The one line a shot prints per job it ran: how it ended, in how long, what
+/// failed or was skipped, how much log it made, and whether it was delivered.
+/// A failed job's line is an error, which `-q` still shows.
+fn ended_line(jref: &JobRef, completion: &Completion, end: JobEnd) {
+    let elapsed = match (
+        humantime::parse_rfc3339(&completion.started_at),
+        humantime::parse_rfc3339(&completion.finished_at),
+    ) {
+        (Ok(a), Ok(b)) => b.duration_since(a).unwrap_or_default(),
+        _ => Duration::ZERO,
+    };
+    let mut line = format!("{}", completion.status);
+    if let Some(code) = completion.exit_code.filter(|c| *c != 0) {
+        line.push_str(&format!(" (exit {code})"));
+    }
+    line.push_str(&format!(" in {}", clock::human(elapsed)));
+    let count = |status: StepStatus| {
+        completion
+            .steps
+            .iter()
+            .filter(|s| s.status == status && !s.errorhandler)
+            .count()
+    };
+    let ran = completion
+        .steps
+        .iter()
+        .filter(|s| s.status != StepStatus::Skipped && !s.errorhandler)
+        .count();
+    line.push_str(&format!(", {ran} step(s) ran"));
+    let failed = ran - count(StepStatus::Succeeded);
+    if failed > 0 {
+        line.push_str(&format!(", {failed} failed"));
+    }
+    if count(StepStatus::Skipped) > 0 {
+        line.push_str(&format!(", {} skipped", count(StepStatus::Skipped)));
+    }
+    line.push_str(&format!(", {} bytes of log", completion.log.length));
+    if end == JobEnd::LeftForLater {
+        line.push_str("; its result is kept for the next shot");
+    }
+    if let Some(error) = &completion.error {
+        line.push_str(&format!(": {}", crate::output::printable(error)));
+    }
+    if completion.status == JobStatus::Succeeded {
+        tracing::info!(job = %jref.id, attempt = jref.attempt, "{line}");
+    } else {
+        tracing::error!(job = %jref.id, attempt = jref.attempt, "{line}");
+    }
 }
 
 /// A started job that could not run a step (its log or workspace could not be
@@ -510,7 +680,7 @@ fn not_run(
     why: String,
 ) -> JobEnd {
     tracing::error!(job = %jref.id, "{why}");
-    ctx.trouble.borrow_mut().io = true;
+    locked(&ctx.trouble).io = true;
     let _ = std::fs::File::create(log_path);
     let now = clock::now_rfc3339();
     let completion = Completion {
