@@ -550,6 +550,10 @@ mod tests {
         "sh <<'EOS'\nprintf '[%s]' \"${option.v}\"\nEOS",
         "timeout 5 sh -c 'printf \"[%s]\" ${option.v}'",
         "env X=1 sh -c \"printf '[%s]' \\\"${option.v}\\\"\"",
+        "{ sh -c \"printf '[%s]' ${option.v}\"; }",
+        "sh -c \\\n  \"printf '[%s]' ${option.v}\"",
+        "x=\"$(case a in a) echo b ;; esac)\"; printf '[%s]' \"${option.v}\"",
+        "if true; then sh -c 'printf \"[%s]\" \"${option.v}\"'; fi",
     ];
 
     /// Contexts that are bash's own ([[ ]], $'…').
@@ -558,7 +562,6 @@ mod tests {
         "[[ \"${option.v}\" = \"${option.v}\" ]] && printf '[%s]' \"${option.v}\"",
         "bash -c $'printf \"[%s]\" \"${option.v}\"'",
         "bash <<< 'printf \"[%s]\" \"${option.v}\"'",
-        "printf '[%s]' $'${option.v}'",
     ];
 
     /// Run `script` (expanded) with `shell`, the option's variable in the environment.

@@ -134,10 +134,18 @@ const COMMAND_OPTIONS: &[(&str, &[&str], &str)] = &[
     ("watch", &[], "a command line watch runs"),
 ];
 
+/// Words that may come before a command without being it.
+const RESERVED: &[&str] = &[
+    "!", "{", "}", "if", "then", "elif", "else", "while", "until", "do", "time", "coproc",
+];
+
+/// Paths through which a program reads its standard input as a file.
+const STDIN_FILES: &[&str] = &["-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"];
+
 /// Wrappers that run the command after their options, keeping the environment:
 /// (name, options that take an argument, operands before the command).
 const WRAPPERS: &[(&str, &[&str], usize)] = &[
-    ("nice", &["-n"], 0),
+    ("nice", &["-n", "--adjustment"], 0),
     ("nohup", &[], 0),
     ("timeout", &["-s", "-k", "--signal", "--kill-after"], 1),
     ("ionice", &["-c", "-n", "-p"], 0),
@@ -151,7 +159,23 @@ const WRAPPERS: &[(&str, &[&str], usize)] = &[
     ("chrt", &[], 1),
     (
         "xargs",
-        &["-I", "-n", "-P", "-d", "-E", "-L", "-s", "-a"],
+        &[
+            "-I",
+            "-n",
+            "-P",
+            "-d",
+            "-E",
+            "-L",
+            "-s",
+            "-a",
+            "--max-args",
+            "--max-procs",
+            "--delimiter",
+            "--arg-file",
+            "--max-lines",
+            "--max-chars",
+            "--eof",
+        ],
         0,
     ),
     ("chroot", &[], 1),
@@ -162,6 +186,20 @@ const WRAPPERS: &[(&str, &[&str], usize)] = &[
     ("doas", &["-u", "-C"], 0),
     ("caffeinate", &[], 0),
     ("strace", &["-o", "-e", "-p"], 0),
+    (
+        "setpriv",
+        &[
+            "--reuid",
+            "--regid",
+            "--groups",
+            "--inh-caps",
+            "--ambient-caps",
+            "--bounding-set",
+        ],
+        0,
+    ),
+    ("prlimit", &["-p", "--pid", "-o", "--output"], 0),
+    ("numactl", &["-C", "-N", "-m", "-p", "-i"], 0),
 ];
 
 fn unquoted(word: &str) -> &str {
@@ -169,7 +207,8 @@ fn unquoted(word: &str) -> &str {
 }
 
 pub fn basename(word: &str) -> &str {
-    let w = unquoted(word);
+    // `\sh` (an alias suppressed) is `sh`.
+    let w = unquoted(word).trim_start_matches('\\');
     if w.starts_with('$') {
         return w;
     }
@@ -227,16 +266,49 @@ fn arguments(words: &[String]) -> Vec<&str> {
 /// being read). `current` is that word as read so far (for `--opt=VALUE`).
 pub fn word(words: &[String], current: &str) -> Option<Reader> {
     let args = arguments(words);
-    let first = args.iter().position(|w| !is_assignment(w))?;
-    walk(&args[first..], current, true)
+    let first = command_start(&args)?;
+    walk(&args[first..], current, true).or_else(|| {
+        // A command behind something sortie does not know (a wrapper, a
+        // function): any later word that starts a reader counts.
+        (first + 1..args.len()).find_map(|start| walk(&args[start..], current, true))
+    })
+}
+
+/// Where the command starts: past reserved words (`{`, `if`, `!`, `do`, …),
+/// a function's head (`f() {`) and assignments.
+fn command_start(args: &[&str]) -> Option<usize> {
+    args.iter()
+        .position(|w| !is_assignment(w) && !RESERVED.contains(&unquoted(w)) && !w.ends_with("()"))
 }
 
 /// What reads the command's standard input (a here-document or here-string):
 /// a shell, a remote shell, an interpreter, or (`None`) a command for data.
 pub fn stdin(words: &[String]) -> Option<Reader> {
     let args = arguments(words);
-    let first = args.iter().position(|w| !is_assignment(w))?;
+    let first = command_start(&args)?;
     stdin_of(&args[first..], true)
+        .or_else(|| (first + 1..args.len()).find_map(|start| stdin_of(&args[start..], true)))
+}
+
+/// Whether the word being read is the script file of a shell, of `.` or
+/// `source`, or of an interpreter (its first operand, no `-c`/`-e` given).
+pub fn script_file(words: &[String], current: &str) -> bool {
+    let args = arguments(words);
+    let Some(first) = command_start(&args) else {
+        return false;
+    };
+    let name = basename(args[first]);
+    let rest = &args[first + 1..];
+    let only_options = rest.iter().all(|w| unquoted(w).starts_with('-'));
+    if current.starts_with('-') || !only_options {
+        return false;
+    }
+    match name {
+        "." | "source" => true,
+        n if SHELLS.contains(&n) => !rest.iter().any(|w| cluster_has(w, 'c')),
+        n => interpreter(n)
+            .is_some_and(|(_, flags, _)| !rest.iter().any(|w| flags.contains(&unquoted(w)))),
+    }
 }
 
 /// `cmd` is a command name followed by its arguments so far; the next word
@@ -252,9 +324,24 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
             Reader::Cleared("a command that does not pass on sortie's environment")
         })
     };
+    // A program named by a variable or a substitution: sortie cannot tell
+    // which, so its code options are refused (`${SHELL:-/bin/sh}` is a shell).
+    if name.starts_with('$') && !SHELLS.contains(&name) {
+        if name.starts_with("${SHELL") || name.starts_with("${BASH") {
+            return shell_operand(args, current).then(|| shell(env)).flatten();
+        }
+        let code = last.is_some_and(|l| {
+            matches!(l, "-c" | "-e" | "-E" | "-r" | "--eval" | "--command")
+                || cluster_has(l, 'c')
+                || cluster_has(l, 'e')
+        });
+        return code.then_some(Reader::Code(
+            "code for a program named by a variable or a substitution",
+        ));
+    }
     match name {
         "eval" => return shell(env),
-        "trap" if args.is_empty() => return shell(env),
+        "trap" if args.iter().all(|a| unquoted(a) == "--") => return shell(env),
         "." | "source" => return None,
         "let" => return Some(Reader::Arithmetic),
         "printf" if last == Some("-v") => return Some(Reader::Arithmetic),
@@ -290,19 +377,44 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
         "parallel" => return shell(env),
         "env" => return env_command(args, current, env),
         "sudo" => return sudo(args, current, env),
-        "su" | "runuser" => {
+        "su" | "runuser" | "sg" => {
             let login = args
                 .iter()
                 .any(|w| matches!(unquoted(w), "-" | "-l" | "--login"));
-            if last.is_some_and(|l| l == "--command" || cluster_has(l, 'c')) {
+            if last.is_some_and(|l| l == "--command" || cluster_has(l, 'c'))
+                || current.starts_with("--command=")
+            {
                 return shell(env && !login);
             }
+            if let Some(dashes) = args.iter().position(|w| unquoted(w) == "--") {
+                let rest = &args[dashes + 1..];
+                return (!rest.is_empty())
+                    .then(|| walk(rest, current, env && !login))
+                    .flatten();
+            }
             return None;
+        }
+        "busybox" if !args.is_empty() => return walk(args, current, env),
+        "git" => {
+            if let Some(reader) = git(args, current, env) {
+                return Some(reader);
+            }
+        }
+        "docker-compose" | "podman-compose" => return container(args, current),
+        "ip" if args.first().is_some_and(|a| unquoted(a) == "netns") => {
+            let exec = args.iter().position(|w| unquoted(w) == "exec")?;
+            let rest = args.get(exec + 2..)?;
+            return (!rest.is_empty())
+                .then(|| walk(rest, current, env))
+                .flatten();
         }
         "docker" | "podman" | "nerdctl" => return container(args, current),
         "kubectl" | "oc" => {
             let dashes = args.iter().position(|w| unquoted(w) == "--")?;
-            if !args.iter().any(|w| unquoted(w) == "exec") {
+            if !args
+                .iter()
+                .any(|w| matches!(unquoted(w), "exec" | "run" | "debug"))
+            {
                 return None;
             }
             let rest = &args[dashes + 1..];
@@ -328,24 +440,21 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
         _ => {}
     }
     if SHELLS.contains(&name) {
-        // The argument after `-c` (or `-c --`).
-        let c_at = match last {
-            Some("--") if args.len() >= 2 && cluster_has(args[args.len() - 2], 'c') => true,
-            Some(l) => cluster_has(l, 'c'),
-            None => false,
-        };
-        return if c_at { shell(env) } else { None };
+        return shell_operand(args, current).then(|| shell(env)).flatten();
     }
     if let Some((_, flags, what)) = interpreter(name) {
-        if last.is_some_and(|l| {
+        let by_next = last.is_some_and(|l| {
             flags.contains(&l)
                 || flags
                     .iter()
                     .any(|f| f.len() == 2 && cluster_ends_with(l, &f[1..]))
-        }) {
-            return Some(Reader::Code(what));
-        }
-        return None;
+        });
+        // `-c"…"`, `-e'…'`, `--eval=…`: the program attached to its option.
+        let attached = flags.iter().any(|f| {
+            current.len() > f.len()
+                && (current.starts_with(&format!("{f}=")) || f.len() == 2 && current.starts_with(f))
+        });
+        return (by_next || attached).then_some(Reader::Code(what));
     }
     if let Some((_, with_arg, file, what)) = PROGRAM_FIRST.iter().find(|(n, ..)| *n == name) {
         return program_first(args, current, with_arg, file, what);
@@ -360,6 +469,81 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
     if let Some((_, with_arg, operands)) = WRAPPERS.iter().find(|(n, ..)| *n == name) {
         let start = skip_options(args, with_arg, *operands)?;
         return walk(&args[start..], current, env);
+    }
+    None
+}
+
+/// Whether the word being read is a shell's script: its first operand, when
+/// a `-c` came among its options (`sh -c`, `bash -e -c`, `bash -c -e`, `bash
+/// -O extglob -c`, `sh -c --`).
+fn shell_operand(args: &[&str], current: &str) -> bool {
+    let mut saw_c = false;
+    let mut i = 0;
+    while let Some(w) = args.get(i).map(|w| unquoted(w)) {
+        if w == "--" {
+            // Past the options: the word after `--` is the operand.
+            return saw_c && i + 1 == args.len();
+        }
+        if !(w.starts_with('-') || w.starts_with('+')) || w.len() < 2 {
+            return false;
+        }
+        saw_c |= cluster_has(w, 'c') || w == "--command";
+        i += if matches!(w, "-o" | "+o" | "-O" | "+O" | "--rcfile" | "--init-file") {
+            2
+        } else {
+            1
+        };
+    }
+    saw_c && !current.starts_with('-')
+}
+
+/// git's ways to run a command line: `-c alias.x=!…`, a configuration value
+/// it runs (`git config alias.x '!…'`), `submodule foreach`, `rebase -x`,
+/// `bisect run`.
+fn git(args: &[&str], current: &str, env: bool) -> Option<Reader> {
+    let words: Vec<&str> = args.iter().map(|w| unquoted(w)).collect();
+    let last = words.last().copied();
+    let has = |w: &str| words.contains(&w);
+    if has("submodule") && has("foreach") {
+        return Some(if env {
+            Reader::Shell
+        } else {
+            Reader::Cleared("git")
+        });
+    }
+    if has("rebase") && matches!(last, Some("-x" | "--exec")) {
+        return Some(Reader::Shell);
+    }
+    if has("bisect") {
+        if let Some(run) = words.iter().position(|w| *w == "run") {
+            let rest = &args[run + 1..];
+            return (!rest.is_empty())
+                .then(|| walk(rest, current, env))
+                .flatten();
+        }
+    }
+    if let Some(config) = words.iter().position(|w| *w == "config") {
+        let key = words[config + 1..].iter().find(|w| !w.starts_with('-'));
+        let runs = key.is_some_and(|k| {
+            let k = k.to_ascii_lowercase();
+            k.starts_with("alias.")
+                || k.starts_with("credential.")
+                || [
+                    "sshcommand",
+                    ".command",
+                    ".editor",
+                    ".pager",
+                    ".textconv",
+                    ".clean",
+                    ".smudge",
+                    ".process",
+                ]
+                .iter()
+                .any(|e| k.ends_with(e))
+        });
+        if runs && key.is_some_and(|k| Some(*k) == last) {
+            return Some(Reader::Code("a git configuration value that git runs"));
+        }
     }
     None
 }
@@ -436,7 +620,9 @@ fn program_first(
             _ => 1,
         };
     }
-    if current.starts_with("--expression=") && sed {
+    if sed
+        && (current.starts_with("--expression=") || current.starts_with("-e") && current.len() > 2)
+    {
         return Some(Reader::Code(what));
     }
     if i > args.len() {
@@ -548,11 +734,21 @@ fn container(args: &[&str], current: &str) -> Option<Reader> {
         .position(|w| matches!(unquoted(w), "exec" | "run"))?;
     let rest = &args[sub + 1..];
     let target = skip_options(rest, WITH_ARG, 0)?;
-    let command = &rest[target + 1..];
+    // `--entrypoint PROGRAM`: the arguments after the image are its own.
+    let entrypoint = rest[..target].iter().enumerate().find_map(|(i, w)| {
+        let w = unquoted(w);
+        w.strip_prefix("--entrypoint=").or_else(|| {
+            (w == "--entrypoint")
+                .then(|| rest.get(i + 1).map(|e| unquoted(e)))
+                .flatten()
+        })
+    });
+    let mut command: Vec<&str> = entrypoint.into_iter().collect();
+    command.extend(&rest[target + 1..]);
     if command.is_empty() {
         return None;
     }
-    match walk(command, current, false) {
+    match walk(&command, current, false) {
         Some(Reader::Cleared(_)) => Some(Reader::Cleared(
             "a container (docker/podman exec or run), which does not have sortie's environment",
         )),
@@ -573,14 +769,22 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
         "." | "source" => {
             return operands
                 .first()
-                .is_some_and(|f| f.starts_with("/dev/stdin") || f.starts_with("/proc/self/fd/0"))
+                .is_some_and(|f| STDIN_FILES.contains(f))
                 .then_some(if env {
                     Reader::Shell
                 } else {
                     Reader::Cleared("a command that does not pass on sortie's environment")
                 })
         }
-        "ssh" | "slogin" => return Some(Reader::Remote),
+        "ssh" | "slogin" => {
+            // Without a remote command, the remote login shell reads the input;
+            // with one, that command does (`ssh host cat > f` takes data).
+            let remote = ssh_host(args).map(|h| &args[h + 1..]).unwrap_or_default();
+            let reads_code = remote.is_empty()
+                || stdin_of(remote, false).is_some()
+                || remote.iter().any(|w| SHELLS.contains(&basename(w)));
+            return reads_code.then_some(Reader::Remote);
+        }
         "env" | "sudo" | "docker" | "podman" | "nerdctl" | "kubectl" | "oc" => {
             // The wrapped command reads it: find it by asking what reads a word after it.
             return match walk(cmd, "", env) {
@@ -590,9 +794,11 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
         }
         _ => {}
     }
+    let reads_stdin = operands.first().is_none_or(|f| STDIN_FILES.contains(f))
+        || args.iter().any(|w| STDIN_FILES.contains(&unquoted(w)));
     if SHELLS.contains(&name) {
-        // A shell with no script operand (or `-s`) reads its script from stdin.
-        let reads = operands.is_empty() || args.iter().any(|w| unquoted(w) == "-s");
+        // A shell with no script operand (or `-s`, or /dev/stdin) reads its script from stdin.
+        let reads = reads_stdin || args.iter().any(|w| unquoted(w) == "-s");
         let has_c = args.iter().any(|w| cluster_has(w, 'c'));
         return (reads && !has_c).then_some(if env {
             Reader::Shell
@@ -602,8 +808,7 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
     }
     if let Some((_, flags, what)) = interpreter(name) {
         let has_code = args.iter().any(|w| flags.contains(&unquoted(w)));
-        return (operands.is_empty() && !has_code || operands.first() == Some(&"-"))
-            .then_some(Reader::Code(what));
+        return (reads_stdin && !has_code).then_some(Reader::Code(what));
     }
     if let Some((_, with_arg, operands)) = WRAPPERS.iter().find(|(n, ..)| *n == name) {
         let start = skip_options(args, with_arg, *operands)?;
@@ -785,7 +990,13 @@ mod tests {
         ] {
             assert_eq!(stdin_reader(line), Some(Shell), "{line}");
         }
-        for line in ["ssh host", "ssh host sh -s", "sshpass -p x ssh host"] {
+        assert_eq!(stdin_reader("ssh host cat"), None);
+        for line in [
+            "ssh host",
+            "ssh host sh -s",
+            "sshpass -p x ssh host",
+            "ssh host sudo bash",
+        ] {
             assert_eq!(stdin_reader(line), Some(Remote), "{line}");
         }
         for line in ["python3", "python3 -", "perl", "node"] {

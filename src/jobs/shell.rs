@@ -120,6 +120,8 @@ struct Command {
     words: Vec<String>,
     /// Where the word being read began.
     start: Option<usize>,
+    /// Where the command's first word began.
+    began: Option<usize>,
 }
 
 /// A here-document announced on the current line.
@@ -153,6 +155,38 @@ const ARITH_MARKERS: &[&str] = &[
 /// Find every token in `text` and its context. `token_at(rest)` returns the
 /// length of the token that starts `rest`, if one does.
 pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> {
+    // `$'…'` is a string with escapes to bash and `$` then `'…'` to sh (dash):
+    // read both ways, and where they differ the token is in text whose quoting
+    // depends on the shell that runs it — refused rather than guessed.
+    let bash = scan(text, token_at, true);
+    let posix = scan(text, token_at, false);
+    if bash == posix {
+        return bash;
+    }
+    const DIFFERS: Ctx = Ctx::Code("text that sh and bash quote differently ($'…')");
+    if bash.len() != posix.len() || bash.iter().zip(&posix).any(|(a, b)| a.range != b.range) {
+        return bash
+            .into_iter()
+            .map(|s| Site {
+                ctx: if s.ctx == Ctx::Inert {
+                    Ctx::Inert
+                } else {
+                    DIFFERS
+                },
+                ..s
+            })
+            .collect();
+    }
+    bash.into_iter()
+        .zip(posix)
+        .map(|(a, b)| Site {
+            ctx: if a.ctx == b.ctx { a.ctx } else { DIFFERS },
+            range: a.range,
+        })
+        .collect()
+}
+
+fn scan(text: &str, token_at: &dyn Fn(&str) -> Option<usize>, bash_quotes: bool) -> Vec<Site> {
     Scanner {
         text,
         bytes: text.as_bytes(),
@@ -164,9 +198,12 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
             cmd: 0,
         }],
         cmds: vec![Command::default()],
+        codes: vec![None],
         sites: Vec::new(),
         pending: Vec::new(),
         dbracket: false,
+        cases: Vec::new(),
+        bash_quotes,
     }
     .run()
 }
@@ -178,10 +215,19 @@ struct Scanner<'a> {
     token_at: &'a dyn Fn(&str) -> Option<usize>,
     stack: Vec<Frame>,
     cmds: Vec<Command>,
+    /// For each script frame (by its command's index): what its output
+    /// becomes when that is code (a substitution in a nested shell's word,
+    /// a process substitution a shell reads as its script).
+    codes: Vec<Option<&'static str>>,
     sites: Vec<Site>,
     pending: Vec<Pending>,
     /// Inside `[[ … ]]`.
     dbracket: bool,
+    /// Open `case` statements: the stack depth of their frame, and whether a
+    /// pattern (ended by `)`) comes next.
+    cases: Vec<(usize, bool)>,
+    /// `$'…'` read as bash reads it (else as sh: `$` and a `'…'` string).
+    bash_quotes: bool,
 }
 
 impl Scanner<'_> {
@@ -240,6 +286,12 @@ impl Scanner<'_> {
 
     /// A new script frame (`$(` or a backquote), with a command of its own.
     fn enter_script(&mut self, close: Close, len: usize) {
+        let code = self.substitution_code(false);
+        self.enter_substitution(close, len, code);
+    }
+
+    fn enter_substitution(&mut self, close: Close, len: usize, code: Option<&'static str>) {
+        self.codes.push(code);
         self.cmds.push(Command::default());
         let cmd = self.cmds.len() - 1;
         self.enter(
@@ -260,6 +312,38 @@ impl Scanner<'_> {
 
     fn set_top(&mut self, frame: Frame) {
         *self.stack.last_mut().expect("a frame") = frame;
+    }
+
+    /// What the output of a substitution starting here becomes, when code:
+    /// the word it is in is read by a nested shell, an interpreter, ssh or
+    /// arithmetic (`sh -c "$(…)"`, `eval "$(…)"`, `$(( $(…) ))`), or
+    /// (`process`) a shell or interpreter reads it as its script file
+    /// (`. <(…)`, `bash <(…)`). Inherited by substitutions inside.
+    fn substitution_code(&self, process: bool) -> Option<&'static str> {
+        if let Some(code) = self.frame_code() {
+            return Some(code);
+        }
+        let arith = self
+            .stack
+            .iter()
+            .any(|f| matches!(f, Frame::Arith { .. } | Frame::Param { arith: true, .. }));
+        if arith || self.reader().is_some() {
+            return Some("the output of a command substitution that becomes code");
+        }
+        let cmd = self.command();
+        let current = cmd
+            .start
+            .map_or("", |s| &self.text[s..self.pos.min(self.text.len())]);
+        (process && reader::script_file(&cmd.words, current))
+            .then_some("a script read through a process substitution")
+    }
+
+    /// The code the innermost enclosing substitution's output becomes, if any.
+    fn frame_code(&self) -> Option<&'static str> {
+        self.stack.iter().rev().find_map(|f| match f {
+            Frame::Script { cmd, .. } => self.codes[*cmd],
+            _ => None,
+        })
     }
 
     /// The command of the innermost script frame.
@@ -284,7 +368,9 @@ impl Scanner<'_> {
     fn begin_word(&mut self) {
         if let Some(Frame::Script { cmd, .. }) = self.stack.last().copied() {
             let pos = self.pos;
-            self.command_mut(cmd).start.get_or_insert(pos);
+            let command = self.command_mut(cmd);
+            command.start.get_or_insert(pos);
+            command.began.get_or_insert(pos);
         }
     }
 
@@ -295,15 +381,77 @@ impl Scanner<'_> {
             let word = self.text[start..pos].to_string();
             self.cmds[cmd].words.push(word);
         }
+        // `case WORD in` opens patterns; `esac` where a pattern would be closes it.
+        let depth = self.stack.len();
+        let words = &self.cmds[cmd].words;
+        if words.len() == 3 && words[0] == "case" && words[2] == "in" {
+            self.cases.push((depth, true));
+            self.cmds[cmd].words.clear();
+        } else if words.len() == 1
+            && words[0] == "esac"
+            && self.cases.last().is_some_and(|(d, _)| *d == depth)
+        {
+            self.cases.pop();
+            self.cmds[cmd].words.clear();
+        }
+    }
+
+    /// Inside a `case` of this frame, where a pattern comes next.
+    fn at_pattern(&self) -> bool {
+        self.cases
+            .last()
+            .is_some_and(|(d, pattern)| *d == self.stack.len() && *pattern)
+    }
+
+    fn set_pattern(&mut self, pattern: bool) {
+        let depth = self.stack.len();
+        if let Some(top) = self.cases.last_mut().filter(|(d, _)| *d == depth) {
+            top.1 = pattern;
+        }
     }
 
     /// The simple command ends here.
     fn end_command(&mut self, cmd: usize) {
         self.end_word(cmd);
         self.cmds[cmd].words.clear();
+        self.cmds[cmd].began = None;
+    }
+
+    /// At a `|`: when the next command reads its input as code (`| sh`,
+    /// `| ssh host`, `| python3`), what this command prints is that code, so
+    /// its tokens — and the here-documents it feeds — are refused.
+    fn pipe(&mut self, cmd: usize) {
+        let rest = &self.text[self.pos + 1..];
+        let end = rest.find(['\n', ';', '&', '|', ')']).unwrap_or(rest.len());
+        let words: Vec<String> = rest[..end].split_whitespace().map(str::to_string).collect();
+        let reader = reader::stdin(&words);
+        let into = match reader {
+            None | Some(Reader::Arithmetic) => return,
+            Some(Reader::Remote) => "text piped into a remote shell (ssh)",
+            Some(Reader::Shell | Reader::Cleared(_)) => "text piped into a shell",
+            Some(Reader::Code(_)) => "text piped into an interpreter",
+        };
+        let began = self.cmds[cmd].began.unwrap_or(self.pos);
+        for site in self.sites.iter_mut().filter(|s| s.range.start >= began) {
+            if site.ctx != Ctx::Inert {
+                site.ctx = Ctx::Code(into);
+            }
+        }
+        // A here-document piped into a shell is that shell's script, as if
+        // the shell read it itself (`cat <<EOF | sh` is `sh <<EOF`).
+        let feeds = match reader {
+            Some(Reader::Shell | Reader::Cleared(_)) => reader,
+            _ => Some(Reader::Code(into)),
+        };
+        for doc in &mut self.pending {
+            doc.reader = feeds;
+        }
     }
 
     fn token_ctx(&self, len: usize) -> Ctx {
+        if let Some(code) = self.frame_code() {
+            return Ctx::Code(code);
+        }
         let quoted = match self.stack.last().expect("a frame") {
             Frame::Arith { .. } | Frame::Param { arith: true, .. } => return Ctx::Arithmetic,
             Frame::Double | Frame::Param { quoted: true, .. } => true,
@@ -413,6 +561,11 @@ impl Scanner<'_> {
     }
 
     fn script(&mut self, close: Close, depth: u32, cmd: usize) {
+        // A line continuation joins lines; it is never a word of its own.
+        if self.at("\\\n") {
+            self.pos += 2;
+            return;
+        }
         let b = self.bytes[self.pos];
         if !matches!(b, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')') {
             self.begin_word();
@@ -445,6 +598,14 @@ impl Scanner<'_> {
                 });
                 self.pos += 1;
             }
+            // The `)` that ends a `case` pattern.
+            b')' if self.at_pattern()
+                && self.cmds[cmd].start.map(|s| &self.text[s..self.pos]) != Some("esac") =>
+            {
+                self.end_command(cmd);
+                self.set_pattern(false);
+                self.pos += 1;
+            }
             b')' if close == Close::Paren && depth == 0 => {
                 self.end_command(cmd);
                 self.leave(1);
@@ -468,9 +629,30 @@ impl Scanner<'_> {
             }
             // `name[…]=`: the subscript of an assignment is arithmetic.
             b'[' if self.assignment_subscript(cmd) => self.enter(SUBSCRIPT, 1),
-            b';' | b'&' | b'|' => {
+            b';' if self.at(";;") => {
+                self.end_command(cmd);
+                self.set_pattern(true);
+                self.pos += if self.at(";;&") { 3 } else { 2 };
+            }
+            b';' if self.at(";&") => {
+                self.end_command(cmd);
+                self.set_pattern(true);
+                self.pos += 2;
+            }
+            b'|' if !self.at("||") => {
+                self.end_word(cmd);
+                self.pipe(cmd);
                 self.end_command(cmd);
                 self.pos += 1;
+            }
+            b';' | b'&' | b'|' => {
+                self.end_command(cmd);
+                self.pos += if self.at("||") { 2 } else { 1 };
+            }
+            // `<(…)`, `>(…)`: a process substitution.
+            b'<' | b'>' if self.rest().get(1) == Some(&b'(') => {
+                let code = self.substitution_code(true);
+                self.enter_substitution(Close::Paren, 2, code);
             }
             b'<' if self.at("<<<") => self.pos += 3,
             b'<' if self.at("<<") => self.heredoc_operator(),
@@ -538,7 +720,7 @@ impl Scanner<'_> {
             );
         } else if self.at("$[") {
             self.enter(SUBSCRIPT, 2);
-        } else if self.at("$'") && !quoted {
+        } else if self.at("$'") && !quoted && self.bash_quotes {
             self.dollar_single();
         } else {
             self.pos += 1;
@@ -635,6 +817,9 @@ impl Scanner<'_> {
     /// The context of tokens in single-quoted `text`, by what reads the word:
     /// `data` for a command that takes it as data.
     fn quoted_text_ctx(&self, text: &str, data: Ctx) -> Ctx {
+        if let Some(code) = self.frame_code() {
+            return Ctx::Code(code);
+        }
         match self.reader() {
             None => data,
             Some(Reader::Shell) if ARITH_MARKERS.iter().any(|m| text.contains(m)) => {
@@ -866,7 +1051,10 @@ mod tests {
             ("echo \"a @X@ b\"", &[Double]),
             ("echo 'a @X@ b'", &[Single]),
             ("awk '{print @X@}'", &[Code("an awk program")]),
-            ("echo $'a\\' @X@'", &[DollarSingle]),
+            (
+                "echo $'a\\' @X@'",
+                &[Code("text that sh and bash quote differently ($'…')")],
+            ),
             ("echo $(printf %s @X@)", &[Unquoted]),
             ("echo \"$(printf %s \"@X@\")\"", &[Double]),
             ("echo `echo @X@`", &[Unquoted]),
@@ -935,7 +1123,7 @@ mod tests {
             ("ssh -p 22 host \"echo @X@\"", &[Remote]),
             ("ssh host 'echo @X@'", &[Remote]),
             ("ssh @X@ uptime", &[Unquoted]),
-            ("echo sh -c @X@", &[Unquoted]),
+            ("echo sh -c @X@", &[nested]),
         ];
         for (script, expected) in table {
             assert_eq!(ctxs(script), *expected, "{script:?}");
@@ -980,6 +1168,33 @@ mod tests {
             "unset \"@X@\"",
             "[ -v \"@X@\" ]",
             "read \"@X@\" <<< x",
+            "if true; then python3 -c \"print('@X@')\"; fi",
+            "{ ssh web1 \"echo @X@\"; }",
+            "python3 -c\"print('@X@')\"",
+            "perl -e'print \"@X@\"'",
+            "echo a | sed -e\"s/a/@X@/\"",
+            "node --eval=\"console.log('@X@')\"",
+            "\\python3 -c \"print('@X@')\"",
+            "$(command -v python3) -c \"print('@X@')\"",
+            "$PY -c \"print('@X@')\"",
+            "busybox awk \"BEGIN { print \\\"@X@\\\" }\"",
+            "docker-compose exec -T web sh -c \"echo @X@\"",
+            "kubectl run tmp -i --image=busybox -- sh -c \"echo @X@\"",
+            "docker run --rm --entrypoint sh img -c \"echo @X@\"",
+            "python3 \\\n  -c \"print('@X@')\"",
+            "docker exec web \\\n  sh -c \"echo @X@\"",
+            "python3 /dev/stdin <<EOF\nprint('@X@')\nEOF",
+            "source <(echo \"echo @X@\")",
+            "bash <(echo \"echo @X@\")",
+            "python3 <(echo \"print('@X@')\")",
+            "sh -c \"$(echo echo @X@)\"",
+            "eval \"$(printf 'echo %s' \"@X@\")\"",
+            "echo $'\\''; sh -c \"echo @X@\"; echo ''",
+            "git config alias.zz \"!echo @X@\"",
+            "let x=$(echo @X@)",
+            "echo \"echo @X@\" | sh",
+            "printf '%s' \"@X@\" | ssh host",
+            "echo \"print('@X@')\" | python3",
         ] {
             let found = ctxs(script);
             assert!(
@@ -1001,7 +1216,38 @@ mod tests {
                 "{script:?}"
             );
         }
+        for script in [
+            "sh /dev/stdin <<EOF\necho @X@\nEOF",
+            "bash /dev/fd/0 <<EOF\necho @X@\nEOF",
+            "cat <<EOF | sh\necho @X@\nEOF",
+        ] {
+            assert!(
+                matches!(ctxs(script)[..], [Ctx::Heredoc { shell: Some(_), .. }]),
+                "{script:?}: {:?}",
+                ctxs(script)
+            );
+        }
+        // Reserved words, line continuations, options in other orders and
+        // wrappers do not hide a nested shell.
         for (script, quote) in [
+            ("{ sh -c \"echo @X@\"; }", Quote::Double),
+            ("if true; then sh -c \"echo @X@\"; fi", Quote::Double),
+            ("! sh -c \"echo @X@\"", Quote::Double),
+            ("for i in 1; do sh -c \"echo @X@\"; done", Quote::Double),
+            ("f() { sh -c \"echo @X@\"; }", Quote::Double),
+            ("sh -c \\\n  \"echo @X@\"", Quote::Double),
+            ("bash -c -e \"echo @X@\"", Quote::Double),
+            ("trap -- \"echo @X@\" EXIT", Quote::Double),
+            ("${SHELL:-/bin/sh} -c \"echo @X@\"", Quote::Double),
+            ("nice --adjustment 5 sh -c \"echo @X@\"", Quote::Double),
+            ("setpriv --reuid=0 sh -c \"echo @X@\"", Quote::Double),
+            ("sg root -c \"echo @X@\"", Quote::Double),
+            ("su root --command=\"echo @X@\"", Quote::Double),
+            ("git submodule foreach \"echo @X@\"", Quote::Double),
+            (
+                "x=\"$(case a in a) echo '\"' ;; esac)\"; sh -c \"echo @X@\"; echo \"'\"",
+                Quote::Double,
+            ),
             ("bash <<< \"echo @X@\"", Quote::Double),
             ("flock /tmp/l -c \"echo @X@\"", Quote::Double),
             ("script -qc \"echo @X@\" /dev/null", Quote::Double),
