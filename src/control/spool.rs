@@ -176,6 +176,15 @@ impl SpoolControl {
                 return Ok(None);
             }
         };
+        // Before a Rundeck file is wrapped (which replaces it in claimed/).
+        if self.done_dir(stem).exists() {
+            self.reject(
+                &to,
+                name,
+                &format!("done/{stem}/ exists already: job ids must be unique"),
+            )?;
+            return Ok(None);
+        }
         let spec = if rundeck {
             match self.wrap_rundeck(&to, stem, text) {
                 Ok(spec) => spec,
@@ -203,14 +212,6 @@ impl SpoolControl {
         };
         if let Some(reason) = problem {
             self.reject(&to, name, &reason)?;
-            return Ok(None);
-        }
-        if self.done_dir(stem).exists() {
-            self.reject(
-                &to,
-                name,
-                &format!("done/{stem}/ exists already: job ids must be unique"),
-            )?;
             return Ok(None);
         }
         Ok(Some(ClaimedJob {

@@ -33,6 +33,8 @@ pub(crate) const TEXT_KEY: &str = "<text>";
 pub(crate) fn load_jobs(text: &str) -> Result<Vec<Node>, XmlError> {
     let opts = roxmltree::ParsingOptions {
         allow_dtd: false,
+        // A job is a few hundred nodes; the limit bounds the tree's memory.
+        nodes_limit: 400_000,
         ..roxmltree::ParsingOptions::default()
     };
     let doc = roxmltree::Document::parse_with_options(text, opts).map_err(|e| XmlError {

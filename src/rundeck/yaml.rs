@@ -25,8 +25,41 @@ pub(crate) struct YamlError {
     pub line: usize,
 }
 
+/// Most YAML nodes a job file may hold (a job is a few hundred; a whole
+/// project's export a few hundred jobs). The tree costs some hundreds of bytes
+/// a node, so the count is taken on the parser's events first, in constant
+/// memory, and a file past it is refused before any tree is built.
+const MAX_NODES: usize = 200_000;
+
+fn check_size(text: &str) -> Result<(), YamlError> {
+    let mut nodes = 0usize;
+    for event in saphyr_parser::Parser::new_from_str(text) {
+        let Ok((event, span)) = event else {
+            // The loader reports the error with its position.
+            return Ok(());
+        };
+        use saphyr_parser::Event as E;
+        if matches!(
+            event,
+            E::Scalar(..) | E::SequenceStart(..) | E::MappingStart(..) | E::Alias(..)
+        ) {
+            nodes += 1;
+            if nodes > MAX_NODES {
+                return Err(YamlError {
+                    message: format!(
+                        "the file holds more than {MAX_NODES} YAML nodes; a job file is far smaller: split it"
+                    ),
+                    line: span.start.line(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Loads the single document of `text` into the canonical tree.
 pub(crate) fn load(text: &str) -> Result<Node, YamlError> {
+    check_size(text)?;
     let docs = MarkedYaml::load_from_str(text).map_err(|e| YamlError {
         message: format!("invalid YAML: {}", e.info()),
         line: e.marker().line(),

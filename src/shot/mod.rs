@@ -454,6 +454,7 @@ fn refuse(cp: &dyn ControlPlane, job: &JobRef, dir: JobDir, reason: &str) -> Res
 fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<JobEnd> {
     let (cp, settings) = (ctx.cp, ctx.settings);
     let jref = JobRef::from(&*job);
+    dir.mark_preparing()?;
     // The parsed spec is all that is needed from here: the JSON tree goes (a
     // step's process starts by copying sortie's memory, so less is faster).
     let parsed = jobspec::parse(&std::mem::take(&mut job.spec));

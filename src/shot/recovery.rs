@@ -74,6 +74,19 @@ pub fn run(cp: &dyn ControlPlane, state: &StateDir, server: &str) -> Result<Outc
         };
         let completion = match dir.completion() {
             Ok(Some(completion)) => completion,
+            Ok(None) if !dir.starting() && dir.preparing() => {
+                // The shot died while reading this job's spec: handing it out
+                // again would kill the next shot the same way.
+                let end = never_started(
+                    cp,
+                    &job,
+                    dir,
+                    &journal,
+                    "the runner stopped while reading the job's spec (it crashed or ran out of memory); not handed out again",
+                )?;
+                outcome.count(end);
+                continue;
+            }
             Ok(None) if !dir.starting() => {
                 // Claimed with others in a shot that died before reaching it.
                 tracing::info!(job = %job.id, "claimed by a shot that stopped before starting it; giving it back");
@@ -84,7 +97,13 @@ pub fn run(cp: &dyn ControlPlane, state: &StateDir, server: &str) -> Result<Outc
                 continue;
             }
             Ok(None) if !dir.started() => {
-                let end = never_started(cp, &job, dir, &journal)?;
+                let end = never_started(
+                    cp,
+                    &job,
+                    dir,
+                    &journal,
+                    "the runner stopped before the job started",
+                )?;
                 outcome.count(end);
                 continue;
             }
@@ -135,10 +154,9 @@ fn never_started(
     job: &JobRef,
     dir: JobDir,
     journal: &Journal,
+    otherwise: &str,
 ) -> Result<JobEnd> {
-    let why = dir
-        .start_failure()
-        .unwrap_or_else(|| "the runner stopped before the job started".into());
+    let why = dir.start_failure().unwrap_or_else(|| otherwise.into());
     let reason = format!("not run: {why}");
     tracing::warn!(job = %job.id, "{reason}");
     match cp.fail(job, &reason) {
@@ -339,6 +357,20 @@ mod tests {
         assert_eq!((outcome.delivered, outcome.left), (0, 0));
         assert_eq!(cp.state().released, 1);
         assert!(cp.state().failed.is_none() && cp.state().completion.is_none());
+        assert!(state.pending_jobs().is_empty());
+    }
+
+    #[test]
+    fn a_job_whose_spec_killed_the_shot_is_failed_not_handed_out_again() {
+        let (_tmp, state) = state();
+        let dir = state.job_dir("j").unwrap();
+        journal(&dir);
+        dir.mark_preparing().unwrap();
+        let cp = Memory::default();
+        run(&cp, &state, SERVER).unwrap();
+        assert_eq!(cp.state().released, 0, "a poison job goes round no more");
+        let reason = cp.state().failed.clone().unwrap();
+        assert!(reason.contains("reading the job's spec"), "{reason}");
         assert!(state.pending_jobs().is_empty());
     }
 

@@ -33,6 +33,7 @@ use crate::exit::Failure;
 use crate::output::{Event, Sink};
 
 const JOURNAL: &str = "journal.json";
+const PREPARING: &str = "preparing";
 const STARTING: &str = "starting";
 const STARTED: &str = "started";
 const START_FAILED: &str = "start-failed";
@@ -123,6 +124,18 @@ impl JobDir {
     }
 
     /// Note that `start` is about to be sent.
+    /// Note that this shot has begun reading the job's spec: a shot that dies
+    /// from here to the start died on this job (a crash, memory), which the
+    /// next shot must not hand out again.
+    pub fn mark_preparing(&self) -> Result<()> {
+        self.marker(PREPARING)
+    }
+
+    /// Whether a shot began reading the job's spec.
+    pub fn preparing(&self) -> bool {
+        fs::symlink_metadata(self.path.join(PREPARING)).is_ok()
+    }
+
     pub fn mark_starting(&self) -> Result<()> {
         self.marker(STARTING)
     }
