@@ -785,6 +785,19 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
                 || remote.iter().any(|w| SHELLS.contains(&basename(w)));
             return reads_code.then_some(Reader::Remote);
         }
+        // `xargs -I{} sh -c '… {} …'`: the input is pasted into the script.
+        "xargs" | "parallel" => {
+            let replaces = name == "parallel"
+                || args.iter().any(|w| {
+                    let w = unquoted(w);
+                    w.starts_with("-I") || w == "-i" || w.starts_with("--replace")
+                });
+            let shell = args.iter().any(|w| SHELLS.contains(&basename(w)))
+                && args.iter().any(|w| cluster_has(w, 'c'));
+            return (replaces && shell).then_some(Reader::Code(
+                "a shell's script that xargs pastes the input into",
+            ));
+        }
         "env" | "sudo" | "docker" | "podman" | "nerdctl" | "kubectl" | "oc" => {
             // The wrapped command reads it: find it by asking what reads a word after it.
             return match walk(cmd, "", env) {
@@ -999,7 +1012,13 @@ mod tests {
         ] {
             assert_eq!(stdin_reader(line), Some(Remote), "{line}");
         }
-        for line in ["python3", "python3 -", "perl", "node"] {
+        for line in [
+            "python3",
+            "python3 -",
+            "perl",
+            "node",
+            "xargs -I{} sh -c 'echo {}'",
+        ] {
             assert!(matches!(stdin_reader(line), Some(Code(_))), "{line}");
         }
         for line in ["docker exec -i web sh", "sudo bash", "env -i sh"] {
