@@ -228,3 +228,150 @@ fn an_idle_shot_is_silent_and_a_job_ends_in_one_line() {
             .unwrap();
     assert_eq!(result["steps"][2]["status"], "skipped", "{result}");
 }
+
+/// `sortie status` answers "what ran last night" from the state dir alone.
+#[test]
+fn status_shows_the_last_shot_and_the_last_jobs() {
+    let dir = TempDir::new().unwrap();
+    let spool = dir.path().join("spool");
+    run(sortie().args(["spool", "init"]).arg(&spool), code::OK);
+    let state = dir.path().join("state");
+    for (id, shell) in [("nightly-ok", "true"), ("nightly-bad", "exit 4")] {
+        std::fs::write(
+            spool.join(format!("pending/{id}.json")),
+            serde_json::json!({"id": id, "steps": [{"shell": shell}]}).to_string(),
+        )
+        .unwrap();
+    }
+    run(
+        spool_poll(&spool, &state).args(["--max-jobs", "2"]),
+        code::OK,
+    );
+    run(&mut spool_poll(&spool, &state), code::OK);
+    let out = run(
+        sortie().args(["status", "--state-dir"]).arg(&state),
+        code::OK,
+    );
+    let table = stdout(&out);
+    assert!(table.contains("exit 0 (ok), no work"), "{table}");
+    let row = |id: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(row("nightly-ok").contains("succeeded"), "{table}");
+    assert!(
+        row("nightly-bad").split_whitespace().collect::<Vec<_>>()[3..5] == ["failed", "4"],
+        "{table}"
+    );
+    let out = run(
+        sortie()
+            .args(["status", "--json", "--state-dir"])
+            .arg(&state),
+        code::OK,
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["jobs"].as_array().unwrap().len(), 2, "{json}");
+    assert_eq!(json["last_shot"]["jobs"], 0);
+    let bad = json["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == "nightly-bad")
+        .unwrap();
+    assert_eq!(bad["steps_failed"], 1, "{json}");
+}
+
+/// `sortie exec ARGS` on a pseudo-terminal (util-linux `script`), its output.
+fn on_terminal(dir: &Path, args: &str, no_color: bool) -> std::process::Child {
+    let program = sortie().get_program().to_owned();
+    let mut cmd = Command::new("script");
+    cmd.args([
+        "-qec",
+        &format!("{} exec {args}", program.to_string_lossy()),
+        "/dev/null",
+    ])
+    .current_dir(dir)
+    .env("TERM", "xterm")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    } else {
+        cmd.env_remove("NO_COLOR");
+    }
+    cmd.spawn().unwrap()
+}
+
+/// A failing multi-step job on a terminal: coloured by outcome (and plain
+/// with NO_COLOR), durations a person reads, the handler's ending named as
+/// the handler's, the steps it skipped, the job's duration.
+#[test]
+fn a_failing_job_on_a_terminal_reads_well() {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(
+        dir.path().join("job.json"),
+        serde_json::json!({"id": "tty", "steps": [
+            {"name": "hello", "shell": "echo hi; echo warn >&2"},
+            {"name": "bad", "shell": "exit 3", "errorhandler": {"shell": "echo handling"}},
+            {"name": "after", "shell": "echo never"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = on_terminal(dir.path(), "job.json", false)
+        .wait_with_output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        text.contains("\x1b[31m--- step 1 failed (exit 3, "),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("\x1b[32m--- error handler of step 1 succeeded (exit 0, "),
+        "{text:?}"
+    );
+    assert!(text.contains("skipped: step 2 (after)"), "{text:?}");
+    assert!(text.contains("\x1b[33mwarn"), "stderr stands out: {text:?}");
+    assert!(text.contains("--- job tty failed in "), "{text:?}");
+    assert!(!text.contains("never"), "{text:?}");
+    let plain = on_terminal(dir.path(), "job.json", true)
+        .wait_with_output()
+        .unwrap();
+    let plain = String::from_utf8_lossy(&plain.stdout);
+    assert!(!plain.contains('\x1b'), "NO_COLOR: {plain:?}");
+    assert!(plain.contains(" ms)"), "{plain:?}");
+}
+
+/// The first Ctrl-C on a terminal says what happens next.
+#[test]
+fn the_first_interrupt_on_a_terminal_says_stopping() {
+    use std::io::BufRead;
+    let dir = TempDir::new().unwrap();
+    std::fs::write(
+        dir.path().join("job.json"),
+        serde_json::json!({"id": "long", "steps": [
+            {"shell": "echo pid:$PPID; sleep 30"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let mut child = on_terminal(dir.path(), "job.json", true);
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let pid = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.trim().strip_prefix("pid:").map(str::to_string))
+        .expect("the step printed sortie's pid");
+    let pid: i32 = pid.parse().unwrap();
+    // SAFETY: kill(2) with a pid and a signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let rest = rest.join("\n");
+    assert!(
+        rest.contains("sortie: stopping… (Ctrl-C again to kill)"),
+        "{rest:?}"
+    );
+    assert!(rest.contains("--- job long interrupted"), "{rest:?}");
+    child.wait().unwrap();
+}

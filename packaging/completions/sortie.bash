@@ -40,6 +40,9 @@ _sortie() {
             sortie,spool)
                 cmd="sortie__subcmd__spool"
                 ;;
+            sortie,status)
+                cmd="sortie__subcmd__status"
+                ;;
             sortie__subcmd__help,check)
                 cmd="sortie__subcmd__help__subcmd__check"
                 ;;
@@ -64,6 +67,9 @@ _sortie() {
             sortie__subcmd__help,spool)
                 cmd="sortie__subcmd__help__subcmd__spool"
                 ;;
+            sortie__subcmd__help,status)
+                cmd="sortie__subcmd__help__subcmd__status"
+                ;;
             sortie__subcmd__help__subcmd__spool,init)
                 cmd="sortie__subcmd__help__subcmd__spool__subcmd__init"
                 ;;
@@ -86,7 +92,7 @@ _sortie() {
 
     case "${cmd}" in
         sortie)
-            opts="-v -q -h -V --log-format --verbose --quiet --help --version poll exec check lambda nodes convert spool help"
+            opts="-v -q -h -V --log-format --verbose --quiet --help --version poll exec check lambda nodes convert spool status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -314,7 +320,7 @@ _sortie() {
             return 0
             ;;
         sortie__subcmd__help)
-            opts="poll exec check lambda nodes convert spool help"
+            opts="poll exec check lambda nodes convert spool status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -453,8 +459,22 @@ _sortie() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sortie__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sortie__subcmd__lambda)
-            opts="-v -q -h --server --token-file --runner-id --tag --ca-file --client-cert --client-key --allow-insecure-http --state-dir --connect-timeout --request-timeout --kill-grace --keep-workspace --sandbox --protect --run-as --globals --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --nodes --node-name --known-hosts --ssh-config --ssh-connect-timeout --ssh-agent --max-jobs --parallel --wait --max-runtime --fail-on-job-failure --deadline-reserve --lock-wait --keep-logs --delivery-budget --allowed-tags --log-format --verbose --quiet --help"
+            opts="-v -q -h --server --token-file --runner-id --tag --ca-file --client-cert --client-key --allow-insecure-http --state-dir --connect-timeout --request-timeout --kill-grace --keep-workspace --sandbox --protect --run-as --globals --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --nodes --node-name --known-hosts --ssh-config --ssh-connect-timeout --ssh-agent --max-jobs --history --parallel --wait --max-runtime --fail-on-job-failure --deadline-reserve --lock-wait --keep-logs --delivery-budget --allowed-tags --log-format --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -601,6 +621,10 @@ _sortie() {
                     return 0
                     ;;
                 --max-jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --history)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -698,7 +722,7 @@ _sortie() {
             return 0
             ;;
         sortie__subcmd__poll)
-            opts="-v -q -h --server --token-file --runner-id --tag --ca-file --client-cert --client-key --allow-insecure-http --state-dir --connect-timeout --request-timeout --kill-grace --keep-workspace --sandbox --protect --run-as --globals --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --nodes --node-name --known-hosts --ssh-config --ssh-connect-timeout --ssh-agent --max-jobs --parallel --wait --max-runtime --fail-on-job-failure --deadline-reserve --lock-wait --keep-logs --delivery-budget --log-format --verbose --quiet --help"
+            opts="-v -q -h --server --token-file --runner-id --tag --ca-file --client-cert --client-key --allow-insecure-http --state-dir --connect-timeout --request-timeout --kill-grace --keep-workspace --sandbox --protect --run-as --globals --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --nodes --node-name --known-hosts --ssh-config --ssh-connect-timeout --ssh-agent --max-jobs --history --parallel --wait --max-runtime --fail-on-job-failure --deadline-reserve --lock-wait --keep-logs --delivery-budget --log-format --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -845,6 +869,10 @@ _sortie() {
                     return 0
                     ;;
                 --max-jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --history)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -954,6 +982,32 @@ _sortie() {
                 return 0
             fi
             case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sortie__subcmd__status)
+            opts="-v -q -h --state-dir --last --json --log-format --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --last)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0

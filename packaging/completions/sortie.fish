@@ -37,6 +37,7 @@ complete -c sortie -n "__fish_sortie_needs_command" -f -a "lambda" -d 'Serve as 
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "nodes" -d 'Show the nodes a filter selects from the inventory (to try a filter before a job uses it)'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "convert" -d 'Print the job spec a Rundeck job (YAML or XML) becomes, and what is not carried over'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
+complete -c sortie -n "__fish_sortie_needs_command" -f -a "status" -d 'Show the last shot and the last jobs this runner ran, from its state dir'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l server -d 'Control plane: https://HOST[:PORT]/PATH/, http:// to a loopback address, or dir:PATH for the embedded spool directory' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l token-file -d 'File holding the bearer token (the SORTIE_TOKEN variable is read otherwise)' -r -F
@@ -76,6 +77,7 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -l known-hosts -d 'k
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l ssh-config -d 'An ssh_config for node connections [default: none, not even ~/.ssh/config]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l ssh-connect-timeout -d 'Time allowed to connect to a node' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-jobs -d 'Most jobs to take in this shot. A job is claimed only when it can start at once: with --parallel 1, one after the other' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l history -d 'Jobs kept in the state dir\'s history for `sortie status` (0: none)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l parallel -d 'Jobs run at once, each in its own workspace and process groups, with its own log and heartbeats' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l wait -d 'Long poll: let the control plane hold the claim this long for work to arrive' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
@@ -184,6 +186,7 @@ complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l known-hosts -d 
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l ssh-config -d 'An ssh_config for node connections [default: none, not even ~/.ssh/config]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l ssh-connect-timeout -d 'Time allowed to connect to a node' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l max-jobs -d 'Most jobs to take in this shot. A job is claimed only when it can start at once: with --parallel 1, one after the other' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l history -d 'Jobs kept in the state dir\'s history for `sortie status` (0: none)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l parallel -d 'Jobs run at once, each in its own workspace and process groups, with its own log and heartbeats' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l wait -d 'Long poll: let the control plane hold the claim this long for work to arrive' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l max-runtime -d 'Upper bound for the whole shot; jobs whose timeout cannot fit are not claimed' -r
@@ -236,12 +239,21 @@ complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_sub
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help'
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from help" -f -a "init" -d 'Create a spool: PATH and its pending/, claimed/, done/ and failed/ directories'
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "nodes" -d 'Show the nodes a filter selects from the inventory (to try a filter before a job uses it)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "convert" -d 'Print the job spec a Rundeck job (YAML or XML) becomes, and what is not carried over'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sortie -n "__fish_sortie_using_subcommand status" -l state-dir -d 'The runner\'s state dir (the default is poll\'s)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand status" -l last -d 'Jobs to show, newest last' -r
+complete -c sortie -n "__fish_sortie_using_subcommand status" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
+json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand status" -l json -d 'Print JSON instead of a table'
+complete -c sortie -n "__fish_sortie_using_subcommand status" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
+complete -c sortie -n "__fish_sortie_using_subcommand status" -s q -l quiet -d 'Only errors on stderr'
+complete -c sortie -n "__fish_sortie_using_subcommand status" -s h -l help -d 'Print help'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "nodes" -d 'Show the nodes a filter selects from the inventory (to try a filter before a job uses it)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "convert" -d 'Print the job spec a Rundeck job (YAML or XML) becomes, and what is not carried over'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "status" -d 'Show the last shot and the last jobs this runner ran, from its state dir'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sortie -n "__fish_sortie_using_subcommand help; and __fish_seen_subcommand_from spool" -f -a "init" -d 'Create a spool: PATH and its pending/, claimed/, done/ and failed/ directories'

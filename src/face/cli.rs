@@ -73,6 +73,23 @@ pub enum Command {
     /// Manage a spool directory (the embedded control plane).
     #[command(subcommand)]
     Spool(SpoolCommand),
+    /// Show the last shot and the last jobs this runner ran, from its state dir.
+    Status(Box<StatusArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The runner's state dir (the default is poll's).
+    #[arg(long, env = "SORTIE_STATE_DIR", value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Jobs to show, newest last.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub last: usize,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -381,6 +398,10 @@ pub struct PollArgs {
     /// at once: with --parallel 1, one after the other.
     #[arg(long, env = "SORTIE_MAX_JOBS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N")]
     pub max_jobs: u32,
+
+    /// Jobs kept in the state dir's history for `sortie status` (0: none).
+    #[arg(long, env = "SORTIE_HISTORY", default_value_t = 100, value_name = "N")]
+    pub history: usize,
 
     /// Jobs run at once, each in its own workspace and process groups, with its
     /// own log and heartbeats.

@@ -94,6 +94,7 @@ pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
         kill_grace: args.run.kill_grace,
         keep_workspace: args.run.keep_workspace,
         max_jobs: args.max_jobs,
+        history: args.history,
         parallel: args.parallel.min(args.max_jobs),
         wait: args.wait,
         max_runtime: args.max_runtime,
@@ -435,7 +436,7 @@ fn check_tags(tags: &[String]) -> Result<Vec<String>> {
 }
 
 /// The state dir: the flag, else systemd's `$STATE_DIRECTORY`, else the XDG or system default.
-fn state_dir(given: Option<&PathBuf>) -> Result<PathBuf> {
+pub fn state_dir(given: Option<&PathBuf>) -> Result<PathBuf> {
     if let Some(dir) = given {
         return Ok(dir.clone());
     }

@@ -3,7 +3,8 @@
 //! Everything a person or a trigger touches lives here: flags and variables
 //! (`cli`), their validation into settings (`config`), the dispatch from a
 //! command to its work with one mapping to exit codes (`app`), and the commands
-//! that are not a shot: `check`, `exec`, `convert`, `nodes` and the Lambda runtime.
+//! that are not a shot: `check`, `exec`, `convert`, `nodes`, `status` and the
+//! Lambda runtime.
 
 pub mod app;
 mod check;
@@ -13,3 +14,4 @@ mod convert;
 mod exec;
 mod lambda;
 mod nodes;
+mod status;

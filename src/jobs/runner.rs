@@ -231,7 +231,7 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> Report {
             };
             let error = format!(
                 "stopped before its retry: the job {}",
-                status::stop_words(status)
+                status::stop_words(status, spec.timeout)
             );
             break (
                 steps,
@@ -988,7 +988,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                     exit_code,
                     error: Some(format!(
                         "{label} was stopped: the job {}",
-                        status::stop_words(stop)
+                        status::stop_words(stop, self.spec.timeout)
                     )),
                 };
                 return seq;
@@ -1015,7 +1015,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                         exit_code,
                         error: Some(format!(
                             "{label}'s error handler was stopped: the job {}",
-                            status::stop_words(stop)
+                            status::stop_words(stop, self.spec.timeout)
                         )),
                     };
                     return seq;
@@ -1121,7 +1121,10 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                         "{label} timed out after {}",
                         humantime::format_duration(limit)
                     ),
-                    _ => format!("{label} was stopped: the job ran out of time"),
+                    _ => format!(
+                        "{label} was stopped: the job {}",
+                        status::stop_words(JobStatus::TimedOut, self.spec.timeout)
+                    ),
                 };
                 self.log.system(Level::Warn, &text);
             }

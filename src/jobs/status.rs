@@ -91,12 +91,17 @@ pub fn after_failure(
 }
 
 /// Words for why a stopped job stopped, for its error line.
-pub fn stop_words(status: JobStatus) -> &'static str {
-    match status {
-        JobStatus::Cancelled => "was cancelled",
-        JobStatus::Interrupted => "was interrupted (the runner was told to stop)",
-        JobStatus::Failed => "was stopped because its log could not be written",
-        _ => "ran out of time",
+pub fn stop_words(status: JobStatus, timeout: Option<std::time::Duration>) -> String {
+    match (status, timeout) {
+        (JobStatus::Cancelled, _) => "was cancelled".into(),
+        (JobStatus::Interrupted, _) => "was interrupted (the runner was told to stop)".into(),
+        (JobStatus::Failed, _) => "was stopped because its log could not be written".into(),
+        // The limit it reached, so that nobody has to look it up.
+        (_, Some(limit)) => format!(
+            "reached its timeout of {}",
+            humantime::format_duration(limit)
+        ),
+        _ => "ran out of time".into(),
     }
 }
 

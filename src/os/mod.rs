@@ -37,9 +37,21 @@ pub use libc::{SIGKILL, SIGTERM};
 /// Exit status after a second signal (128 + SIGINT, as shells report an interrupt).
 const INTERRUPTED_STATUS: i32 = sortie_protocol::exit::INTERRUPTED as i32;
 
+/// Whether stderr is a terminal, where the first Ctrl-C is answered.
+static ON_TERMINAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+const STOPPING: &[u8] = b"sortie: stopping\xe2\x80\xa6 (Ctrl-C again to kill)\n";
+
 extern "C" fn on_signal(_: libc::c_int) {
-    // Only async-signal-safe calls here: atomics, kill(2), _exit(2).
-    if crate::signals::record() >= 1 {
+    // Only async-signal-safe calls here: atomics, write(2), kill(2), _exit(2).
+    let earlier = crate::signals::record();
+    if earlier == 0 && ON_TERMINAL.load(std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: write is async-signal-safe; the buffer is static.
+        unsafe {
+            libc::write(2, STOPPING.as_ptr().cast(), STOPPING.len());
+        }
+    }
+    if earlier >= 1 {
         for slot in crate::signals::running_groups() {
             let group = slot.load(std::sync::atomic::Ordering::SeqCst);
             if group > 0 {
@@ -57,6 +69,11 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// Catch SIGTERM and SIGINT: the first asks for a graceful stop, the second kills
 /// the running step's group and exits at once.
 pub fn install_signal_handlers() {
+    use std::io::IsTerminal;
+    ON_TERMINAL.store(
+        std::io::stderr().is_terminal(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     for signal in [libc::SIGTERM, libc::SIGINT] {
         // SAFETY: a zeroed sigaction with a handler of the right signature and an
         // empty mask is valid; the handler only does async-signal-safe work.

@@ -33,9 +33,9 @@ use crate::os::landlock;
 use crate::output::EventLog;
 use crate::secrets::Providers;
 use crate::shot::heartbeat::{Heartbeat, JobFlags};
-use crate::state::files;
 use crate::state::outbox::{JobDir, JobLog, Journal, JOURNAL_FORMAT};
 use crate::state::StateDir;
+use crate::state::{files, history};
 use crate::{clock, ids, os, signals};
 use delivery::{fail, JobEnd};
 
@@ -69,6 +69,8 @@ pub struct Settings {
     pub max_jobs: u32,
     /// Jobs run at once (at most `max_jobs`).
     pub parallel: u32,
+    /// Jobs kept in the state dir's history.
+    pub history: usize,
     pub wait: Duration,
     pub max_runtime: Option<Duration>,
     pub fail_on_job_failure: bool,
@@ -191,6 +193,16 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
     } else {
         Code::OK
     };
+    let shot = history::Shot {
+        at: clock::rfc3339(SystemTime::now() - started.elapsed()),
+        duration_ms: started.elapsed().as_millis() as u64,
+        exit_code: code.0,
+        jobs: ended.len(),
+        recovered: recovered.delivered,
+    };
+    if let Err(e) = history::record_shot(state.root(), &shot) {
+        tracing::debug!("cannot record the shot in the history: {e}");
+    }
     Ok(Summary {
         exit_code: code,
         jobs: ended.into_iter().map(|(summary, _)| summary).collect(),
@@ -610,7 +622,10 @@ fn finish(
             JobEnd::LeftForLater
         }
     };
-    ended_line(jref, completion, end);
+    let entry = ended_line(jref, completion, end);
+    if let Err(e) = history::record_job(ctx.state.root(), &entry, ctx.settings.history) {
+        tracing::debug!(job = %jref.id, "cannot record the job in the history: {e}");
+    }
     if end == JobEnd::LeftForLater && recorded.is_err() {
         tracing::error!(
             job = %jref.id,
@@ -624,7 +639,7 @@ fn finish(
 /// The one line a shot prints per job it ran: how it ended, in how long, what
 /// failed or was skipped, how much log it made, and whether it was delivered.
 /// A failed job's line is an error, which `-q` still shows.
-fn ended_line(jref: &JobRef, completion: &Completion, end: JobEnd) {
+fn ended_line(jref: &JobRef, completion: &Completion, end: JobEnd) -> history::Job {
     let elapsed = match (
         humantime::parse_rfc3339(&completion.started_at),
         humantime::parse_rfc3339(&completion.finished_at),
@@ -668,6 +683,19 @@ fn ended_line(jref: &JobRef, completion: &Completion, end: JobEnd) {
         tracing::info!(job = %jref.id, attempt = jref.attempt, "{line}");
     } else {
         tracing::error!(job = %jref.id, attempt = jref.attempt, "{line}");
+    }
+    history::Job {
+        at: completion.finished_at.clone(),
+        id: jref.id.clone(),
+        attempt: jref.attempt,
+        status: completion.status.as_str().to_string(),
+        exit_code: completion.exit_code,
+        duration_ms: elapsed.as_millis() as u64,
+        steps_ran: ran,
+        steps_failed: failed,
+        log_bytes: completion.log.length,
+        delivered: end != JobEnd::LeftForLater,
+        error: completion.error.clone(),
     }
 }
 

@@ -3,10 +3,12 @@
 //! Layout: `lock` (held for the whole shot, so an overlapping cron tick cannot
 //! deliver the same outbox twice), `jobs/<id>/` (each job's outbox, see
 //! [`outbox`]), `given-up/` (deliveries the control plane refused for good),
-//! `work/` (the jobs' private workspaces). Everything is created private (0700
+//! `work/` (the jobs' private workspaces), `last-shot.json` and `history.jsonl`
+//! (what the last shots did, for `sortie status`, see [`history`]). Everything is created private (0700
 //! directories, 0600 files), whatever the umask.
 
 pub mod files;
+pub mod history;
 pub mod outbox;
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -23,6 +25,22 @@ use outbox::JobDir;
 /// A shot does not claim work when the state dir's filesystem has less room than
 /// this: a job whose log cannot be written would have to be stopped.
 pub const MIN_FREE: u64 = 16 * 1024 * 1024;
+
+/// The ids of the jobs whose results wait in the state dir at `root` for a
+/// later shot, read without the lock (for `sortie status`).
+pub fn waiting(root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root.join("jobs")) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| JobDir::existing(e.path()).journal().ok().flatten())
+        .map(|journal| journal.id)
+        .collect();
+    ids.sort();
+    ids
+}
 
 pub struct StateDir {
     root: PathBuf,
@@ -76,6 +94,11 @@ impl StateDir {
             root: root.to_path_buf(),
             _lock: lock,
         })
+    }
+
+    /// The state dir's path (its files beside the jobs: the history).
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// A new job's outbox, `jobs/<id>/`.

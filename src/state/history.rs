@@ -1,0 +1,155 @@
+//! The runner's own memory of what it did: the last shot, and the last jobs.
+//!
+//! An operator asks "what ran last night?" on the host, without the control
+//! plane: `sortie status` reads this. `last-shot.json` is replaced by every
+//! shot (so a year of idle minutes costs one small file); `history.jsonl`
+//! gets one line per job a shot ran or delivered, and is cut back to the last
+//! `keep` lines when it grows past twice that. Neither is synced: they are a
+//! record for people, not part of what "nothing is lost" promises (the
+//! journal is).
+
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::files::{self, PRIVATE_FILE};
+
+const LAST_SHOT: &str = "last-shot.json";
+const HISTORY: &str = "history.jsonl";
+
+/// How a shot ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shot {
+    pub at: String,
+    pub duration_ms: u64,
+    pub exit_code: u8,
+    /// Jobs claimed and run.
+    pub jobs: usize,
+    /// Jobs of earlier shots delivered.
+    pub recovered: usize,
+}
+
+/// How a job ended, as its shot saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub at: String,
+    pub id: String,
+    pub attempt: u64,
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    pub steps_ran: usize,
+    pub steps_failed: usize,
+    pub log_bytes: u64,
+    /// The control plane has the result (false: kept for a later shot).
+    pub delivered: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Replace the record of the last shot.
+pub fn record_shot(root: &Path, shot: &Shot) -> std::io::Result<()> {
+    let body = serde_json::to_vec(shot).expect("a shot serializes");
+    let tmp = root.join(format!(".{LAST_SHOT}.tmp"));
+    let _ = fs::remove_file(&tmp);
+    files::create_new(&tmp, PRIVATE_FILE).and_then(|mut f| f.write_all(&body))?;
+    fs::rename(&tmp, root.join(LAST_SHOT))
+}
+
+/// Add a job to the history, keeping about the last `keep` (0: none).
+pub fn record_job(root: &Path, job: &Job, keep: usize) -> std::io::Result<()> {
+    if keep == 0 {
+        return Ok(());
+    }
+    let path = root.join(HISTORY);
+    let mut line = serde_json::to_vec(job).expect("a job serializes");
+    line.push(b'\n');
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(PRIVATE_FILE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)?
+        .write_all(&line)?;
+    let jobs = jobs(root);
+    if jobs.len() > 2 * keep {
+        let mut body = Vec::new();
+        for job in &jobs[jobs.len() - keep..] {
+            body.extend(serde_json::to_vec(job).expect("a job serializes"));
+            body.push(b'\n');
+        }
+        let tmp = root.join(format!(".{HISTORY}.tmp"));
+        let _ = fs::remove_file(&tmp);
+        files::create_new(&tmp, PRIVATE_FILE).and_then(|mut f| f.write_all(&body))?;
+        fs::rename(&tmp, &path)?;
+    }
+    Ok(())
+}
+
+/// The last shot, if one was recorded.
+pub fn last_shot(root: &Path) -> Option<Shot> {
+    let bytes = files::read_regular(&root.join(LAST_SHOT), 64 * 1024).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The jobs recorded, oldest first (lines that do not read are skipped).
+pub fn jobs(root: &Path) -> Vec<Job> {
+    let Ok(file) = files::open_regular(&root.join(HISTORY)) else {
+        return Vec::new();
+    };
+    BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|line| serde_json::from_str(&line).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(n: usize) -> Job {
+        Job {
+            at: "2026-11-28T00:00:00.000Z".into(),
+            id: format!("j{n}"),
+            attempt: 1,
+            status: "succeeded".into(),
+            exit_code: Some(0),
+            duration_ms: 5,
+            steps_ran: 1,
+            steps_failed: 0,
+            log_bytes: 10,
+            delivered: true,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_history_keeps_the_last_jobs_and_the_last_shot() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..25 {
+            record_job(dir.path(), &job(n), 10).unwrap();
+        }
+        let kept = jobs(dir.path());
+        assert!(kept.len() >= 10 && kept.len() <= 20, "{}", kept.len());
+        assert_eq!(kept.last().unwrap().id, "j24");
+        let shot = Shot {
+            at: "2026-11-28T00:00:00.000Z".into(),
+            duration_ms: 3,
+            exit_code: 0,
+            jobs: 0,
+            recovered: 0,
+        };
+        record_shot(dir.path(), &shot).unwrap();
+        assert_eq!(last_shot(dir.path()), Some(shot));
+        record_job(dir.path(), &job(99), 0).unwrap();
+        assert_eq!(
+            jobs(dir.path()).last().unwrap().id,
+            "j24",
+            "keep 0 records nothing"
+        );
+    }
+}
