@@ -375,3 +375,125 @@ fn the_first_interrupt_on_a_terminal_says_stopping() {
     assert!(rest.contains("--- job long interrupted"), "{rest:?}");
     child.wait().unwrap();
 }
+
+/// Every example spec is one `exec --check` accepts (an example per step
+/// kind, in YAML), and the ones that need nothing of the host run.
+#[test]
+fn every_fixture_passes_check_and_the_examples_run() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut checked = 0;
+    for dir in [fixtures.clone(), fixtures.join("steps")] {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if !path.is_file() {
+                continue;
+            }
+            let out = run(sortie().args(["exec", "--check"]).arg(&path), code::OK);
+            assert!(stdout(&out).contains(": ok: job "), "{}", stdout(&out));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 9, "{checked}");
+    let out = run(
+        sortie()
+            .args(["exec"])
+            .arg(fixtures.join("steps/script.yaml")),
+        code::OK,
+    );
+    assert!(stdout(&out).contains("option n is 5"), "{}", stdout(&out));
+    let out = run(
+        sortie()
+            .args(["exec"])
+            .arg(fixtures.join("steps/shell.yaml")),
+        code::OK,
+    );
+    assert!(stdout(&out).contains("hello world"), "{}", stdout(&out));
+}
+
+/// A spec written by hand is held to job spec v1's fields, with the field
+/// probably meant; a control plane's unknown fields are ignored and said once;
+/// an option given to a job that does not use it is a warning.
+#[test]
+fn hand_written_specs_refuse_unknown_fields_and_claims_log_them() {
+    let dir = TempDir::new().unwrap();
+    let typo = dir.path().join("typo.json");
+    std::fs::write(
+        &typo,
+        r#"{"id": "typo", "timout": "5s", "steps": [{"shell": "true"}]}"#,
+    )
+    .unwrap();
+    for args in [vec!["exec"], vec!["exec", "--check"]] {
+        let out = run(sortie().args(&args).arg(&typo), code::CONFIG);
+        assert!(
+            stderr(&out).contains(r#"timout: not a field here (did you mean "timeout"?)"#),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let spool = dir.path().join("spool");
+    run(sortie().args(["spool", "init"]).arg(&spool), code::OK);
+    std::fs::copy(&typo, spool.join("pending/typo.json")).unwrap();
+    run(&mut spool_poll(&spool, &dir.path().join("state")), code::OK);
+    let why = std::fs::read_to_string(spool.join("failed/typo.json.error")).unwrap();
+    assert!(why.contains("did you mean"), "{why}");
+
+    let cp = ControlPlane::start();
+    let id = cp.enqueue(serde_json::json!({"id": "newer", "colour": "red",
+        "steps": [{"shell": "true", "colour": "blue"}]}));
+    let out = run(&mut cp.poll(&dir.path().join("state2")), code::OK);
+    assert_done(&cp.job(&id), "succeeded");
+    let err = stderr(&out);
+    assert!(
+        err.contains("ignored: colour") && err.contains("ignored: steps[0].colour"),
+        "{err}"
+    );
+
+    let used = dir.path().join("used.json");
+    std::fs::write(
+        &used,
+        r#"{"id": "used", "steps": [{"shell": "echo ${option.who}"}]}"#,
+    )
+    .unwrap();
+    let out = run(
+        sortie()
+            .args(["exec", "-o", "who=a", "-o", "wh=b"])
+            .arg(&used),
+        code::OK,
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("-o wh: the job does not use") && !err.contains("-o who:"),
+        "{err}"
+    );
+}
+
+/// The control plane's enqueue refuses a spec with a field job spec v1 does
+/// not have, naming it and the field probably meant.
+#[test]
+fn the_control_plane_refuses_an_enqueued_spec_with_an_unknown_field() {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let cp = ControlPlane::start();
+    let ca = std::fs::read(&cp.pki.ca_file).unwrap();
+    let roots = RootCerts::Specific(std::sync::Arc::new(vec![Certificate::from_pem(&ca)
+        .unwrap()
+        .to_owned()]));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(TlsConfig::builder().root_certs(roots).build())
+        .build()
+        .into();
+    let post = |spec: serde_json::Value| {
+        let mut answer = agent
+            .post(format!("{}admin/jobs", cp.url()))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .send_json(serde_json::json!({ "spec": spec }))
+            .unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.body_mut().read_to_string().unwrap())
+    };
+    let (status, body) = post(serde_json::json!({"id": "a", "steps": [{"shel": "true"}]}));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains(r#"did you mean \"shell\""#), "{body}");
+    let (status, body) = post(serde_json::json!({"id": "b", "steps": [{"shell": "true"}]}));
+    assert_eq!(status, 201, "{body}");
+}

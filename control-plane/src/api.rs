@@ -293,6 +293,12 @@ impl Api {
         let store = &self.store;
         match (req.method.as_str(), segments) {
             ("POST", ["jobs"]) => with_body(req, |body: Enqueue| {
+                // A spec an admin wrote: a field job spec v1 does not have is a
+                // mistake to report now, not a surprise when it runs.
+                let unknown = sortie_protocol::schema::unknown(&body.spec);
+                if !unknown.is_empty() {
+                    return Response::problem(400, "bad request", unknown.join("; "));
+                }
                 match store.enqueue(body.spec, body.tags, body.runner_id) {
                     Ok(id) => Response::json(201, &serde_json::json!({ "id": id })),
                     Err(refusal) => refused(refusal),

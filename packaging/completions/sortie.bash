@@ -186,7 +186,7 @@ _sortie() {
             return 0
             ;;
         sortie__subcmd__exec)
-            opts="-o -v -q -h --option --job --ca-file --kill-grace --keep-workspace --sandbox --protect --run-as --globals --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --nodes --node-name --known-hosts --ssh-config --ssh-connect-timeout --ssh-agent --allow-insecure-http --log-format --verbose --quiet --help"
+            opts="-o -v -q -h --option --check --job --ca-file --kill-grace --keep-workspace --sandbox --protect --run-as --globals --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --nodes --node-name --known-hosts --ssh-config --ssh-connect-timeout --ssh-agent --allow-insecure-http --log-format --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

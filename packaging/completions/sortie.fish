@@ -126,6 +126,7 @@ complete -c sortie -n "__fish_sortie_using_subcommand exec" -l ssh-config -d 'An
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l ssh-connect-timeout -d 'Time allowed to connect to a node' -r
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
 json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l check -d 'Check the job without running it: its fields (with a hint for a misspelt one), its options and what each step would refuse; exit 0 if it would run, 78 if not'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l keep-workspace -d 'Keep each job\'s workspace after the job, for debugging (its path is logged)'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l ssh-agent -d 'Also offer the keys of the ssh-agent at $SSH_AUTH_SOCK'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback secret store'

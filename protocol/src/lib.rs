@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod json;
 pub mod log;
+pub mod schema;
 
 /// Value of the `Sortie-Protocol` header on every request.
 pub const PROTOCOL_VERSION: &str = "1";

@@ -165,6 +165,11 @@ pub trait ControlPlane: Send + Sync {
     fn log_in_place(&self, _job: &JobRef) -> Option<PathBuf> {
         None
     }
+    /// Whether its specs were written by hand (the spool): then a field the
+    /// runner does not know is refused, where a control plane's is ignored.
+    fn hand_written(&self) -> bool {
+        false
+    }
     /// Report the job's outcome.
     fn complete(&self, job: &JobRef, completion: &Completion) -> Result<()>;
     /// Fail a claimed job that never started.

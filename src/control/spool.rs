@@ -271,6 +271,10 @@ impl ControlPlane for SpoolControl {
         })
     }
 
+    fn hand_written(&self) -> bool {
+        true
+    }
+
     fn log_in_place(&self, job: &JobRef) -> Option<PathBuf> {
         Some(self.done_dir(&job.id).join("log.ndjson"))
     }

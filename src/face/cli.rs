@@ -449,6 +449,12 @@ pub struct ExecArgs {
     #[arg(short = 'o', long = "option", value_name = "NAME=VALUE")]
     pub options: Vec<String>,
 
+    /// Check the job without running it: its fields (with a hint for a
+    /// misspelt one), its options and what each step would refuse; exit 0 if
+    /// it would run, 78 if not.
+    #[arg(long)]
+    pub check: bool,
+
     /// Of a Rundeck file with several jobs, the one to run (its name, group/name or uuid).
     #[arg(long, value_name = "JOB")]
     pub job: Option<String>,

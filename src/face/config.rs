@@ -183,7 +183,7 @@ pub fn nodes(args: &NodeArgs, private_dir: PathBuf) -> Result<Nodes> {
 }
 
 /// The runner's own node, described as Rundeck describes its server node.
-fn local_node(name: &str) -> Node {
+pub fn local_node(name: &str) -> Node {
     Node::new(name)
         .with("hostname", crate::os::hostname().unwrap_or_default())
         .with("osFamily", "unix")

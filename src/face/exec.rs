@@ -18,7 +18,7 @@ use crate::face::config;
 use crate::jobs::runner::{self, Runtime};
 use crate::jobs::spec as jobspec;
 use crate::jobs::workspace::Workspace;
-use crate::output::{terminal::Terminal, EventLog};
+use crate::output::{printable, terminal::Terminal, EventLog};
 use crate::state::files;
 
 /// A job file's bytes (`-`: standard input), at most [`MAX_SPEC`].
@@ -52,6 +52,69 @@ pub fn read_job_file(path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// The spec to run: the file's job spec, or its Rundeck job to be carried
 /// over; `-o` options on top.
+/// `--check`: what the job's fields, options and steps would refuse, without
+/// running it.
+fn check(args: &ExecArgs, spec: &jobspec::JobSpec) -> Result<Code> {
+    let globals = config::globals(args.run.globals.as_deref()).map_err(Failure::config)?;
+    let local = config::local_node(args.nodes.node_name.trim());
+    let name = args.file.display();
+    let given = args.options.len();
+    // Rundeck's option rules for what was given (secure options come at run time).
+    let plain: Vec<_> = spec
+        .option_defs
+        .iter()
+        .filter(|d| !d.secure)
+        .cloned()
+        .collect();
+    let checked = crate::jobs::options::check(&plain, &spec.options)
+        .map_err(|e| vec![e])
+        .and_then(|_| crate::jobs::runner::check(spec, &globals, &local));
+    if let Err(problems) = checked {
+        for problem in &problems {
+            eprintln!("{name}: {}", printable(problem));
+        }
+        return Err(Failure::config(anyhow!("{name}: the job would not run")).into());
+    }
+    println!(
+        "{name}: ok: job {}, {} step(s), {given} option(s) given",
+        spec.id,
+        spec.steps.len()
+    );
+    Ok(Code::OK)
+}
+
+/// `-o name=value` for an option the job neither defines nor refers to: a
+/// typo, most likely; the job runs, and the warning says so.
+fn warn_unused_options(args: &ExecArgs, value: &serde_json::Value, spec: &jobspec::JobSpec) {
+    let text = value.to_string();
+    for option in &args.options {
+        let Some((name, _)) = option.split_once('=') else {
+            continue;
+        };
+        let env = crate::jobs::expand::env_name(name);
+        let used = spec.option_defs.iter().any(|d| d.name == name)
+            || [
+                format!("option.{name}"),
+                format!("OPTION_{env}"),
+                format!("secureOption.{name}"),
+            ]
+            .iter()
+            .any(|form| mentions(&text, form));
+        if !used {
+            tracing::warn!("-o {name}: the job does not use an option of that name");
+        }
+    }
+}
+
+/// `form` in `text`, not as the start of a longer name (`option.who` is no
+/// mention of `option.wh`).
+fn mentions(text: &str, form: &str) -> bool {
+    text.match_indices(form).any(|(at, _)| {
+        !text[at + form.len()..]
+            .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    })
+}
+
 fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
     let name = args.file.display().to_string();
     let text = read_job_file(&args.file)?;
@@ -127,9 +190,14 @@ fn private_dir() -> Result<(std::path::PathBuf, tempfile::TempDir)> {
 }
 
 pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
-    let spec = jobspec::parse(&read_spec(args).map_err(Failure::or_config)?)
+    let value = read_spec(args).map_err(Failure::or_config)?;
+    let spec = jobspec::parse_strict(&value)
         .with_context(|| format!("{}: invalid job", args.file.display()))
         .map_err(Failure::config)?;
+    warn_unused_options(args, &value, &spec);
+    if args.check {
+        return check(args, &spec);
+    }
     let providers = config::providers(
         &args.secrets,
         None,

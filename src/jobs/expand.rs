@@ -39,6 +39,8 @@ pub struct Context {
     /// `0` (a value valid in every context), so only what the text itself
     /// and the known values decide is refused.
     pub data_unknown: bool,
+    /// `sortie exec --check`: options not given read as `0` too.
+    pub options_unknown: bool,
     pub dialect: Dialect,
 }
 
@@ -88,6 +90,7 @@ impl Context {
         match map.get(key) {
             Some(v) => Ok(Some(v)),
             None if self.data_unknown && canonical(namespace) == "data" => Ok(Some("0")),
+            None if self.options_unknown && canonical(namespace) == "option" => Ok(Some("0")),
             // Rundeck: a missing option is blank, any other reference stays.
             None if rundeck && canonical(namespace) == "option" => Ok(Some("")),
             None if rundeck => Ok(None),

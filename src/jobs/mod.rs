@@ -14,5 +14,6 @@ pub mod result_data;
 pub mod runner;
 pub mod shell;
 pub mod spec;
+pub mod spec_yaml;
 pub mod status;
 pub mod workspace;

@@ -322,6 +322,70 @@ fn attempt_once(
     (steps, data, verdict)
 }
 
+/// The context steps are checked in before any runs: result data not yet
+/// captured (and options not given, for `exec --check`) read as `0`, and an
+/// error handler's `result.*` is there.
+fn check_context(template: &Context, node: &Node, local: &str) -> Context {
+    let mut ctx = template.clone();
+    ctx.node = node_context(node, local);
+    ctx.data_unknown = true;
+    ctx.result = BTreeMap::from([
+        ("exit_code".to_string(), "1".to_string()),
+        ("step".to_string(), "0".to_string()),
+    ]);
+    ctx
+}
+
+/// What each step and error handler would refuse, one line each.
+fn refusals(spec: &JobSpec, builder: &Builder<'_>, node: &str) -> Result<(), Vec<String>> {
+    let mut refusals = Vec::new();
+    for (index, step) in spec.steps.iter().enumerate() {
+        let label = step_label(index, step, node, 1);
+        if let Err(why) = builder.check(step) {
+            refusals.push(format!("{label}: {why}"));
+        }
+        if let Some(Err(why)) = step.errorhandler.as_deref().map(|h| builder.check(h)) {
+            refusals.push(format!("the error handler of {label}: {why}"));
+        }
+    }
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(refusals)
+    }
+}
+
+/// `sortie exec --check`: what running the job would refuse before its first
+/// step, found without running, resolving secrets or touching a node. Options
+/// the job is not given read as `0`; secure ones are treated as secrets.
+pub fn check(
+    spec: &JobSpec,
+    globals: &BTreeMap<String, String>,
+    local: &Node,
+) -> Result<(), Vec<String>> {
+    let mut template = context(spec, globals);
+    template.options_unknown = true;
+    template.secure.extend(
+        spec.option_defs
+            .iter()
+            .filter(|d| d.secure)
+            .map(|d| d.name.clone()),
+    );
+    let ctx = check_context(&template, local, &local.name);
+    let confinement = crate::exec::Confinement::default();
+    let builder = Builder {
+        spec,
+        ctx: &ctx,
+        base_env: &[],
+        secret_env: &[],
+        secret_values: &[],
+        workspace: Path::new("/nonexistent"),
+        confinement: &confinement,
+        fetch: &|url| Err(format!("{url}: not fetched by a check")),
+    };
+    refusals(spec, &builder, &local.name)
+}
+
 /// The steps that did not run on a node they were for: listed in the log, and
 /// in the result as `skipped`, so that a failed job shows what it left undone.
 fn skipped(
@@ -403,7 +467,7 @@ fn step_label(index: usize, step: &Step, node: &str, nodes: usize) -> String {
     }
 }
 
-fn context(spec: &JobSpec, rt: &Runtime<'_>) -> Context {
+fn context(spec: &JobSpec, globals: &BTreeMap<String, String>) -> Context {
     let mut job = BTreeMap::new();
     job.insert("execid".to_string(), spec.id.clone());
     job.insert(
@@ -440,7 +504,7 @@ fn context(spec: &JobSpec, rt: &Runtime<'_>) -> Context {
     Context {
         options: spec.options.clone(),
         job,
-        globals: rt.globals.clone(),
+        globals: globals.clone(),
         dialect: spec.dialect,
         ..Context::default()
     }
@@ -472,7 +536,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             .and_then(|_| command::give(workspace, &confinement))
             .and_then(|_| command::give(&tmp, &confinement))
             .map_err(|e| anyhow::anyhow!("preparing the workspace {}: {e}", workspace.display()))?;
-        let mut template = context(spec, rt);
+        let mut template = context(spec, rt.globals);
         template
             .job
             .insert("retryAttempt".into(), attempt.to_string());
@@ -783,29 +847,8 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
     /// a secret in arguments) stops the job before it has done anything: one
     /// line per refused step.
     fn check(&self, node: &Node) -> Result<(), Vec<String>> {
-        let mut ctx = self.template.clone();
-        ctx.node = node_context(node, &self.rt.nodes.local.name);
-        ctx.data_unknown = true;
-        ctx.result = BTreeMap::from([
-            ("exit_code".to_string(), "1".to_string()),
-            ("step".to_string(), "0".to_string()),
-        ]);
-        let builder = self.builder(&ctx);
-        let mut refusals = Vec::new();
-        for (index, step) in self.spec.steps.iter().enumerate() {
-            let label = step_label(index, step, &node.name, 1);
-            if let Err(why) = builder.check(step) {
-                refusals.push(format!("{label}: {why}"));
-            }
-            if let Some(Err(why)) = step.errorhandler.as_deref().map(|h| builder.check(h)) {
-                refusals.push(format!("the error handler of {label}: {why}"));
-            }
-        }
-        if refusals.is_empty() {
-            Ok(())
-        } else {
-            Err(refusals)
-        }
+        let ctx = check_context(&self.template, node, &self.rt.nodes.local.name);
+        refusals(self.spec, &self.builder(&ctx), &node.name)
     }
 
     /// How the job reaches `node`: its own node, or a new SSH connection (an

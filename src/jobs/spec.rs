@@ -374,7 +374,7 @@ fn check_env(env: &BTreeMap<String, String>) -> Result<()> {
 /// file's jobs), the spec's own `id` and `options` taking precedence.
 pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
     if let Some(text) = value.get("rundeck") {
-        return parse_rundeck(value, text);
+        return parse_text(value, text);
     }
     let header = SpecHeader::of(value).map_err(|e| anyhow!(e))?;
     let raw = RawSpec::deserialize(value).context("not a job spec v1")?;
@@ -501,15 +501,55 @@ pub fn parse(value: &serde_json::Value) -> Result<JobSpec> {
     })
 }
 
-fn parse_rundeck(value: &serde_json::Value, text: &serde_json::Value) -> Result<JobSpec> {
+/// Parse a spec someone wrote by hand (`sortie exec`, a spool file): a field
+/// job spec v1 does not have is refused with its path and the field probably
+/// meant, and a job needs a step. A spec in a claim goes through [`parse`],
+/// which ignores what it does not know.
+pub fn parse_strict(value: &serde_json::Value) -> Result<JobSpec> {
+    if value.get("rundeck").is_none() {
+        check_fields(value)?;
+    }
+    parse(value)
+}
+
+/// Refuse the fields of a hand-written spec that job spec v1 does not have.
+fn check_fields(spec: &serde_json::Value) -> Result<()> {
+    let unknown = sortie_protocol::schema::unknown(spec);
+    if !unknown.is_empty() {
+        bail!("{}", unknown.join("; "));
+    }
+    if spec
+        .get("steps")
+        .and_then(|s| s.as_array())
+        .is_some_and(|s| s.is_empty())
+    {
+        bail!("steps: a job needs at least one step");
+    }
+    Ok(())
+}
+
+/// A job file's text (`rundeck` of a wrapper): sortie's own spec in YAML (a
+/// mapping; always written by hand, so held to its fields), or Rundeck's
+/// jobs (a list, or XML).
+fn parse_text(value: &serde_json::Value, text: &serde_json::Value) -> Result<JobSpec> {
     let text = text
         .as_str()
         .ok_or_else(|| anyhow!("rundeck: the text of a Rundeck job file (YAML or XML)"))?;
-    let wanted = value.get("rundeck_job").and_then(|j| j.as_str());
     let file = value
         .get("rundeck_file")
         .and_then(|f| f.as_str())
         .unwrap_or("the job file");
+    if super::spec_yaml::is_spec(text) {
+        let mut spec = super::spec_yaml::to_json(text).with_context(|| file.to_string())?;
+        let object = spec.as_object_mut().expect("a YAML spec is a mapping");
+        if let Some(id) = value.get("id") {
+            object.entry("id").or_insert_with(|| id.clone());
+        }
+        merge_options(object, value);
+        check_fields(&spec).with_context(|| file.to_string())?;
+        return parse(&spec);
+    }
+    let wanted = value.get("rundeck_job").and_then(|j| j.as_str());
     let job =
         rundeck::parse(file, text.as_bytes()).and_then(|jobs| rundeck::select(jobs, wanted))?;
     let converted = rundeck::convert::convert(&job)
@@ -519,6 +559,17 @@ fn parse_rundeck(value: &serde_json::Value, text: &serde_json::Value) -> Result<
     if let Some(id) = value.get("id") {
         object.insert("id".into(), id.clone());
     }
+    merge_options(object, value);
+    let mut parsed = parse(&spec)?;
+    parsed.notes = converted.notes;
+    Ok(parsed)
+}
+
+/// The options given with the run (`options` beside the text) over the job's.
+fn merge_options(
+    object: &mut serde_json::Map<String, serde_json::Value>,
+    value: &serde_json::Value,
+) {
     if let Some(given) = value.get("options").and_then(|o| o.as_object()) {
         let options = object
             .entry("options")
@@ -527,9 +578,6 @@ fn parse_rundeck(value: &serde_json::Value, text: &serde_json::Value) -> Result<
             options.extend(given.clone());
         }
     }
-    let mut parsed = parse(&spec)?;
-    parsed.notes = converted.notes;
-    Ok(parsed)
 }
 
 /// The options whose values may appear in a job's fields (timeout, retry, node

@@ -363,6 +363,8 @@ struct Trouble {
     /// The control plane handed over something outside the protocol, or refused
     /// a delivery for good.
     protocol: bool,
+    /// Spec fields this runner does not know, already logged.
+    noted: std::collections::BTreeSet<String>,
 }
 
 /// The claimed jobs that can be worked on: a job whose id, attempt or lease is
@@ -469,7 +471,19 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
     dir.mark_preparing()?;
     // The parsed spec is all that is needed from here: the JSON tree goes (a
     // step's process starts by copying sortie's memory, so less is faster).
-    let parsed = jobspec::parse(&std::mem::take(&mut job.spec));
+    let spec_json = std::mem::take(&mut job.spec);
+    let parsed = if cp.hand_written() {
+        jobspec::parse_strict(&spec_json)
+    } else {
+        // A newer control plane's optional fields: said once per shot.
+        for field in sortie_protocol::schema::unknown(&spec_json) {
+            if locked(&ctx.trouble).noted.insert(field.clone()) {
+                tracing::info!(job = %job.id, "ignored: {field}");
+            }
+        }
+        jobspec::parse(&spec_json)
+    };
+    drop(spec_json);
     let spec = match parsed {
         Ok(spec) if spec.id == job.id => spec,
         Ok(spec) => {
