@@ -497,3 +497,57 @@ fn the_control_plane_refuses_an_enqueued_spec_with_an_unknown_field() {
     let (status, body) = post(serde_json::json!({"id": "b", "steps": [{"shell": "true"}]}));
     assert_eq!(status, 201, "{body}");
 }
+
+/// `--echo-output` copies a job's output to stderr, each line labelled and
+/// masked; with `--log-format json` every line of stderr is a JSON object,
+/// a usage error too.
+#[test]
+fn echoed_output_is_labelled_masked_and_json_when_asked() {
+    let dir = TempDir::new().unwrap();
+    let spool = dir.path().join("spool");
+    run(sortie().args(["spool", "init"]).arg(&spool), code::OK);
+    let spec = serde_json::json!({"id": "echo", "secrets": {"PW": "env:PW"},
+        "steps": [{"shell": "echo hello; echo \"pw=$PW\"; printf partial"}]});
+    for (n, json) in [(0, false), (1, true)] {
+        let id = format!("echo{n}");
+        let mut spec = spec.clone();
+        spec["id"] = id.clone().into();
+        std::fs::write(spool.join(format!("pending/{id}.json")), spec.to_string()).unwrap();
+        let mut cmd = spool_poll(&spool, &dir.path().join("state"));
+        cmd.arg("--echo-output")
+            .env("SORTIE_SECRET_PW", "hunter2-secret");
+        if json {
+            cmd.env("SORTIE_LOG_FORMAT", "json");
+        }
+        let err = stderr(&run(&mut cmd, code::OK));
+        assert!(!err.contains("hunter2-secret"), "{err}");
+        if json {
+            let lines: Vec<serde_json::Value> = err
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+                .collect();
+            assert!(lines
+                .iter()
+                .any(|l| l["fields"]["message"] == "hello" && l["fields"]["job"] == id.as_str()));
+        } else {
+            assert!(
+                err.contains(&format!("[job {id} step 0 stdout] hello\n")),
+                "{err}"
+            );
+            assert!(
+                err.contains(&format!("[job {id} step 0 stdout] partial\n")),
+                "{err}"
+            );
+            assert!(
+                err.contains(&format!("[job {id} step 0 stdout] pw=")),
+                "{err}"
+            );
+        }
+    }
+    let out = run(
+        sortie().args(["--log-format", "json", "no-such-command"]),
+        code::USAGE,
+    );
+    let line: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(line["level"], "ERROR");
+}

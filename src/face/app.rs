@@ -20,6 +20,16 @@ use crate::{os, shot};
 pub fn run() -> ExitCode {
     let cli = match Cli::try_parse_from(lambda::arguments()) {
         Ok(cli) => cli,
+        Err(e) if e.exit_code() != 0 && json_wanted() => {
+            // journald and Kubernetes read every line as JSON, a usage error too.
+            let line = serde_json::json!({
+                "timestamp": crate::clock::now_rfc3339(),
+                "level": "ERROR",
+                "fields": { "message": e.to_string().trim_end() },
+            });
+            eprintln!("{line}");
+            return ExitCode::from(Code::USAGE.0);
+        }
         Err(e) => {
             let _ = e.print();
             let code = if e.exit_code() == 0 {
@@ -52,11 +62,11 @@ pub fn run() -> ExitCode {
         os::protect_from_oom();
     }
     let result = match &cli.command {
-        Command::Poll(args) => config::poll(args)
+        Command::Poll(args) => config::poll(args, json)
             .map_err(|e| Failure::config(e).into())
             .and_then(|cfg| shot::run(&cfg))
             .map(|summary| summary.exit_code),
-        Command::Lambda(args) => lambda::run(args),
+        Command::Lambda(args) => lambda::run(args, json),
         Command::Exec(args) => exec_local::run(args, json),
         Command::Check(args) => Ok(check::run(args)),
         Command::Nodes(args) => nodes::run(args),
@@ -83,6 +93,17 @@ pub fn run() -> ExitCode {
         }
     };
     ExitCode::from(code.0)
+}
+
+/// `--log-format json` (or SORTIE_LOG_FORMAT=json) on a command line clap
+/// could not parse.
+fn json_wanted() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = args
+        .windows(2)
+        .any(|w| w[0] == "--log-format" && w[1] == "json")
+        || args.iter().any(|a| a == "--log-format=json");
+    flag || std::env::var("SORTIE_LOG_FORMAT").is_ok_and(|v| v == "json")
 }
 
 fn init_diagnostics(global: &GlobalArgs) {

@@ -399,6 +399,12 @@ pub struct PollArgs {
     #[arg(long, env = "SORTIE_MAX_JOBS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N")]
     pub max_jobs: u32,
 
+    /// Copy each job's output to stderr too, every line labelled with its job
+    /// and step (JSON with --log-format json), for platforms whose log
+    /// collection reads only stderr.
+    #[arg(long, env = "SORTIE_ECHO_OUTPUT")]
+    pub echo_output: bool,
+
     /// Jobs kept in the state dir's history for `sortie status` (0: none).
     #[arg(long, env = "SORTIE_HISTORY", default_value_t = 100, value_name = "N")]
     pub history: usize,

@@ -44,7 +44,9 @@ pub fn own_files(args: &ConnectArgs) -> Vec<PathBuf> {
 }
 
 /// The settings of a shot (`poll`, and each Lambda invocation).
-pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
+/// A shot's settings; `json`: sortie's diagnostics are JSON lines (so is the
+/// echo of job output).
+pub fn poll(args: &PollArgs, json: bool) -> Result<shot::Settings> {
     let connect = build_connect(&args.connect).map_err(join)?;
     let providers = providers(
         &args.secrets,
@@ -95,6 +97,7 @@ pub fn poll(args: &PollArgs) -> Result<shot::Settings> {
         keep_workspace: args.run.keep_workspace,
         max_jobs: args.max_jobs,
         history: args.history,
+        echo_output: args.echo_output.then_some(json),
         parallel: args.parallel.min(args.max_jobs),
         wait: args.wait,
         max_runtime: args.max_runtime,

@@ -89,9 +89,9 @@ fn error_body(kind: &str, error: &anyhow::Error) -> serde_json::Value {
 }
 
 /// Serve invocations until the environment is torn down.
-pub fn run(args: &LambdaArgs) -> Result<Code> {
+pub fn run(args: &LambdaArgs, json: bool) -> Result<Code> {
     let runtime = Runtime::new().map_err(Failure::config)?;
-    let base = match config::poll(&args.poll) {
+    let base = match config::poll(&args.poll, json) {
         Ok(cfg) => cfg,
         Err(e) => {
             let kind = "Runtime.ConfigurationError";

@@ -9,6 +9,7 @@
 //! writes nothing more, and the job runner, which asks [`EventLog::failed`]
 //! after every event, stops the job and reports why.
 
+pub mod echo;
 pub mod encode;
 pub mod lines;
 pub mod terminal;

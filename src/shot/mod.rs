@@ -71,6 +71,8 @@ pub struct Settings {
     pub parallel: u32,
     /// Jobs kept in the state dir's history.
     pub history: usize,
+    /// `--echo-output`: job output copied to stderr (`true`: as JSON lines).
+    pub echo_output: Option<bool>,
     pub wait: Duration,
     pub max_runtime: Option<Duration>,
     pub fail_on_job_failure: bool,
@@ -566,7 +568,13 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         globals: &settings.globals,
         fetch: &|url| settings.fetcher.get(url),
     };
-    let report = runner::run(&spec, &rt, &mut EventLog::new(&mut joblog));
+    let report = match settings.echo_output {
+        Some(json) => {
+            let mut echo = crate::output::echo::Echo::new(&mut joblog, &job.id, json);
+            runner::run(&spec, &rt, &mut EventLog::new(&mut echo))
+        }
+        None => runner::run(&spec, &rt, &mut EventLog::new(&mut joblog)),
+    };
     heartbeat.stop();
     workspace.finish();
     let (length, write_error) = joblog.finish();
