@@ -551,3 +551,21 @@ fn echoed_output_is_labelled_masked_and_json_when_asked() {
     let line: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
     assert_eq!(line["level"], "ERROR");
 }
+
+/// systemd's `StateDirectory=` with `DynamicUser=` makes the state dir a
+/// symlink (`/var/lib/sortie -> private/sortie`): a link root or this user
+/// made is followed; one another user made is still refused.
+#[test]
+fn a_state_dir_behind_a_trusted_symlink_is_used_and_a_planted_one_refused() {
+    let dir = TempDir::new().unwrap();
+    let spool = dir.path().join("spool");
+    run(sortie().args(["spool", "init"]).arg(&spool), code::OK);
+    let target = dir.path().join("private-state");
+    std::fs::create_dir(&target).unwrap();
+    let link = dir.path().join("state");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    run(&mut spool_poll(&spool, &link), code::OK);
+    assert!(target.join("last-shot.json").exists());
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    run(&mut spool_poll(&spool, &link), code::CONFIG);
+}

@@ -26,6 +26,18 @@ use outbox::JobDir;
 /// this: a job whose log cannot be written would have to be stopped.
 pub const MIN_FREE: u64 = 16 * 1024 * 1024;
 
+/// Where the state dir is when its path is a symlink that root or this user
+/// made — systemd's `StateDirectory=` with `DynamicUser=` is
+/// `/var/lib/NAME -> private/NAME` — and `None` otherwise (a symlink anyone
+/// else could have planted stays refused, as every symlink inside is).
+fn trusted_link(root: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(root).ok()?;
+    let trusted =
+        meta.file_type().is_symlink() && (meta.uid() == 0 || meta.uid() == crate::os::uid());
+    trusted.then(|| std::fs::canonicalize(root).ok()).flatten()
+}
+
 /// The ids of the jobs whose results wait in the state dir at `root` for a
 /// later shot, read without the lock (for `sortie status`).
 pub fn waiting(root: &Path) -> Vec<String> {
@@ -52,6 +64,8 @@ impl StateDir {
     /// Open the state dir and take its lock, waiting up to `wait` for another shot
     /// to release it (then failing with the "busy" exit code).
     pub fn open(root: &Path, wait: Duration) -> Result<StateDir> {
+        let resolved = trusted_link(root);
+        let root = resolved.as_deref().unwrap_or(root);
         files::ensure_dir(root, PRIVATE_DIR)
             .with_context(|| format!("state dir {}", root.display()))
             .map_err(Failure::config)?;
