@@ -569,3 +569,108 @@ fn a_state_dir_behind_a_trusted_symlink_is_used_and_a_planted_one_refused() {
     std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
     run(&mut spool_poll(&spool, &link), code::CONFIG);
 }
+
+/// The reference control plane: `--tls-san` names in the generated
+/// certificate (a runner reaches it by another name), `?status=` filters and
+/// pages the job list, the runner that ran a job stays on it, times are
+/// RFC 3339.
+#[test]
+fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
+    use sortie_control_plane::{Config, Server, Tls};
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let dir = TempDir::new().unwrap();
+    let state = dir.path().join("cp");
+    let server = Server::start(Config {
+        listen: "127.0.0.2:0".parse().unwrap(),
+        state_dir: state.clone(),
+        tls: Tls::Generate {
+            names: vec!["127.0.0.2".into()],
+        },
+        client_ca: None,
+        runner_token: Some(RUNNER_TOKEN.into()),
+        admin_token: ADMIN_TOKEN.into(),
+        timing: Default::default(),
+        faults: false,
+        record: false,
+    })
+    .unwrap();
+    let port = server
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let url = format!("https://127.0.0.2:{port}/");
+    for id in ["ok-1", "ok-2", "bad-1"] {
+        let shell = if id.starts_with("bad") {
+            "false"
+        } else {
+            "true"
+        };
+        server
+            .store()
+            .enqueue(
+                serde_json::json!({"id": id, "steps": [{"shell": shell}]}),
+                vec![],
+                None,
+            )
+            .unwrap();
+    }
+    let token = dir.path().join("token");
+    std::fs::write(&token, RUNNER_TOKEN).unwrap();
+    let ca = state.join("tls/ca.pem");
+    run(
+        sortie()
+            .args([
+                "poll",
+                "--server",
+                &url,
+                "--max-jobs",
+                "3",
+                "--runner-id",
+                "east-1",
+            ])
+            .arg("--ca-file")
+            .arg(&ca)
+            .arg("--token-file")
+            .arg(&token)
+            .arg("--state-dir")
+            .arg(dir.path().join("state")),
+        code::OK,
+    );
+    let roots = RootCerts::Specific(std::sync::Arc::new(vec![Certificate::from_pem(
+        &std::fs::read(&ca).unwrap(),
+    )
+    .unwrap()
+    .to_owned()]));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(TlsConfig::builder().root_certs(roots).build())
+        .build()
+        .into();
+    let list = |query: &str| -> serde_json::Value {
+        agent
+            .get(format!("{url}admin/jobs{query}"))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap()
+    };
+    assert_eq!(list("?status=succeeded")["total"], 2);
+    assert_eq!(list("?status=failed")["total"], 1);
+    assert_eq!(list("?status=queued")["total"], 0);
+    let page = list("?status=done&limit=1&offset=1");
+    assert_eq!(
+        (
+            page["total"].as_u64(),
+            page["jobs"].as_array().unwrap().len()
+        ),
+        (Some(3), 1)
+    );
+    let job = &page["jobs"][0];
+    assert_eq!(job["ran_by"], "east-1", "{job}");
+    let done = job["completion"]["finished_at"].as_str().unwrap();
+    assert!(humantime::parse_rfc3339(done).is_ok(), "{done}");
+}

@@ -305,8 +305,41 @@ impl Api {
                 }
             }),
             ("GET", ["jobs"]) => {
-                let jobs: Vec<serde_json::Value> = store.jobs().iter().map(job_view).collect();
-                Response::json(200, &serde_json::json!({ "jobs": jobs }))
+                // `?status=` a phase (queued, claimed, running, done, failed) or a
+                // completion status (succeeded, timed_out, …); `limit`, `offset`.
+                let status = req.query_param("status");
+                let number = |name: &str, default: usize| {
+                    req.query_param(name).map_or(Ok(default), |v| {
+                        v.parse::<usize>().map_err(|_| name.to_string())
+                    })
+                };
+                let (limit, offset) = match (number("limit", usize::MAX), number("offset", 0)) {
+                    (Ok(l), Ok(o)) => (l, o),
+                    (Err(name), _) | (_, Err(name)) => {
+                        return Response::problem(400, "bad request", format!("{name}: a number"))
+                    }
+                };
+                let all = store.jobs();
+                let matching: Vec<&crate::store::Job> = all
+                    .iter()
+                    .filter(|job| {
+                        status.is_none_or(|s| {
+                            job_view(job)["phase"] == s
+                                || job
+                                    .completion
+                                    .as_ref()
+                                    .is_some_and(|c| c.status.as_str() == s)
+                        })
+                    })
+                    .collect();
+                let total = matching.len();
+                let jobs: Vec<serde_json::Value> = matching
+                    .into_iter()
+                    .skip(offset)
+                    .take(limit)
+                    .map(job_view)
+                    .collect();
+                Response::json(200, &serde_json::json!({ "jobs": jobs, "total": total }))
             }
             ("GET", ["jobs", id]) => match store.job(id) {
                 Some(job) => Response::json(200, &job_view(&job)),
@@ -348,6 +381,19 @@ pub fn job_view(job: &crate::store::Job) -> serde_json::Value {
         // The lease token is the runner's capability; the admin view does not show it.
         if let Some(obj) = lease.as_object_mut() {
             obj.remove("token");
+            // One time format in every answer: RFC 3339.
+            for (ms, at) in [
+                ("claimed_at_ms", "claimed_at"),
+                ("expires_at_ms", "expires_at"),
+            ] {
+                if let Some(n) = obj.remove(ms).and_then(|v| v.as_u64()) {
+                    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(n);
+                    obj.insert(
+                        at.into(),
+                        humantime::format_rfc3339_millis(t).to_string().into(),
+                    );
+                }
+            }
         }
     }
     view

@@ -162,7 +162,28 @@ fn connection(
         let close = request
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        match handler(request) {
+        let began = std::time::Instant::now();
+        let (method, path) = (request.method.clone(), request.path.clone());
+        let request_id = request
+            .header(sortie_protocol::HEADER_REQUEST_ID)
+            .unwrap_or("-")
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(64)
+            .collect::<String>();
+        let reply = handler(request);
+        if let Reply::Respond(response) = &reply {
+            // One access-log line per request, on stderr.
+            eprintln!(
+                "{} {} {} {} {} ms request_id={request_id}",
+                humantime::format_rfc3339_millis(std::time::SystemTime::now()),
+                method.escape_debug(),
+                path.escape_debug(),
+                response.status,
+                began.elapsed().as_millis()
+            );
+        }
+        match reply {
             Reply::Respond(response) => {
                 let stream = reader.get_mut();
                 stream.write_all(&encode(&response, close))?;

@@ -33,7 +33,10 @@ pub enum Tls {
     Pem { cert: String, key: String },
     /// Generate a private CA and a loopback server certificate under `<state>/tls/`
     /// (kept across restarts); the CA is `<state>/tls/ca.pem`.
-    Generate,
+    Generate {
+        /// Names besides the loopback ones (`--tls-san`).
+        names: Vec<String>,
+    },
 }
 
 pub struct Config {
@@ -134,7 +137,7 @@ fn server_tls(config: &Config) -> Result<rustls::ServerConfig> {
     let (cert_pem, key_pem) = match &config.tls {
         Tls::Files { cert, key } => (read(cert)?, read(key)?),
         Tls::Pem { cert, key } => (cert.clone().into_bytes(), key.clone().into_bytes()),
-        Tls::Generate => generated(&config.state_dir.join("tls"))?,
+        Tls::Generate { names } => generated(&config.state_dir.join("tls"), names)?,
     };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
@@ -168,14 +171,22 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-/// Generate (once) a CA and a loopback server certificate in `dir`.
-fn generated(dir: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
+/// Generate (once, and again when the names change) a CA and a server
+/// certificate for the loopback names and `extra` in `dir`.
+fn generated(dir: &Path, extra: &[String]) -> Result<(Vec<u8>, Vec<u8>)> {
     let cert_path = dir.join("server.pem");
     let key_path = dir.join("server.key");
-    if !cert_path.exists() || !key_path.exists() {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    names.extend(extra.iter().cloned());
+    let listed = names.join("\n");
+    let names_path = dir.join("names");
+    let same_names = fs::read_to_string(&names_path).map_or(extra.is_empty(), |n| n == listed);
+    if !cert_path.exists() || !key_path.exists() || !same_names {
         fs::create_dir_all(dir)?;
         let ca = pki::Authority::generate("sortie reference control plane CA")?;
-        let server = ca.server(&["localhost", "127.0.0.1", "::1"])?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let server = ca.server(&names)?;
+        fs::write(&names_path, &listed)?;
         fs::write(dir.join("ca.pem"), ca.cert_pem())?;
         fs::write(&cert_path, &server.cert_pem)?;
         write_private(&key_path, server.key_pem.as_bytes())?;

@@ -44,6 +44,10 @@ struct Args {
     /// Heartbeat interval asked of runners, in seconds.
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
+    /// Another name the generated server certificate is for (repeatable), so a
+    /// runner on another host can be tried without making certificates.
+    #[arg(long = "tls-san", value_name = "NAME")]
+    tls_san: Vec<String>,
     /// Allow fault injection through POST /admin/faults (for tests).
     #[arg(long)]
     faults: bool,
@@ -68,8 +72,17 @@ fn token(path: &PathBuf) -> Result<String> {
 fn run(args: Args) -> Result<()> {
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Tls::Files { cert, key },
-        _ => Tls::Generate,
+        _ => Tls::Generate {
+            names: args.tls_san.clone(),
+        },
     };
+    if args.runner_token_file.is_none() && args.client_ca.is_none() {
+        eprintln!(
+            "sortie-control-plane: warning: no runner authentication (--runner-token-file or \
+             --client-ca): anyone who reaches {} can claim jobs",
+            args.listen
+        );
+    }
     let server = Server::start(Config {
         listen: args.listen,
         state_dir: args.state_dir.clone(),

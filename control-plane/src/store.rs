@@ -80,6 +80,9 @@ pub struct Job {
     pub tags: Vec<String>,
     #[serde(default)]
     pub runner_id: Option<String>,
+    /// The runner that claimed it last (kept after its lease ends).
+    #[serde(default)]
+    pub ran_by: Option<String>,
     pub phase: Phase,
     pub attempt: u64,
     #[serde(default)]
@@ -247,6 +250,7 @@ impl Store {
             spec,
             tags,
             runner_id,
+            ran_by: None,
             phase: Phase::Queued,
             attempt: 1,
             lease: None,
@@ -308,6 +312,7 @@ impl Store {
                 for id in ids {
                     let job = state.jobs.get_mut(&id).expect("job just listed");
                     job.phase = Phase::Claimed;
+                    job.ran_by = Some(req.runner.id.clone());
                     job.lease = Some(LeaseState {
                         token: random_token(),
                         claim_id: req.claim_id.clone(),
