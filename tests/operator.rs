@@ -674,3 +674,28 @@ fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
     let done = job["completion"]["finished_at"].as_str().unwrap();
     assert!(humantime::parse_rfc3339(done).is_ok(), "{done}");
 }
+
+/// With `--run-as`, a script step's file, `$TMPDIR` and `$SORTIE_OUTPUT` are
+/// the run-as user's to use (its workspace cannot be inside sortie's 0700
+/// state dir).
+#[test]
+fn a_script_step_run_as_another_user_has_a_workspace_it_can_use() {
+    let dir = TempDir::new().unwrap();
+    let spool = dir.path().join("spool");
+    run(sortie().args(["spool", "init"]).arg(&spool), code::OK);
+    std::fs::write(
+        spool.join("pending/ra.json"),
+        serde_json::json!({"id": "ra", "steps": [{"script":
+            "#!/bin/sh\nid -un\necho x > \"$TMPDIR/f\"\necho who=$(id -un) > \"$SORTIE_OUTPUT\""}]})
+        .to_string(),
+    )
+    .unwrap();
+    run(
+        spool_poll(&spool, &dir.path().join("state")).args(["--run-as", "nobody"]),
+        code::OK,
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(spool.join("done/ra/result.json")).unwrap()).unwrap();
+    assert_eq!(result["status"], "succeeded", "{result}");
+    assert_eq!(result["data"]["who"], "nobody", "{result}");
+}

@@ -536,11 +536,14 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         .map_err(|e| Failure::io(anyhow::anyhow!("opening {}: {e}", log_path.display())))?;
     let flags = Arc::new(JobFlags::default());
     let heartbeat = Heartbeat::spawn(cp.clone(), jref.clone(), &lease, progress, flags.clone());
-    let workspace = match Workspace::create(
-        Some(&ctx.state.work_dir()?),
-        &job.id,
-        settings.keep_workspace,
-    ) {
+    // Steps run as another user (--run-as) cannot pass through the state dir
+    // (0700, sortie's): their workspace is a private directory of the system's
+    // temporary directory instead, given to that user.
+    let base = match &settings.policy.user {
+        Some(_) => None,
+        None => Some(ctx.state.work_dir()?),
+    };
+    let workspace = match Workspace::create(base.as_deref(), &job.id, settings.keep_workspace) {
         Ok(workspace) => workspace,
         Err(e) => {
             heartbeat.stop();
