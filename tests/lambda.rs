@@ -142,3 +142,24 @@ fn a_configuration_error_is_reported_as_an_init_error() {
         "{answer}"
     );
 }
+
+/// The function's settings read the runner's token from SSM Parameter Store,
+/// with `--token-from` (tests/stores.rs runs that against moto); no token ships
+/// in the zip.
+#[test]
+fn the_function_reads_its_token_from_ssm_not_from_its_zip() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/lambda");
+    let function: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("function.json")).unwrap()).unwrap();
+    let vars = function["Environment"]["Variables"].as_object().unwrap();
+    assert!(vars["SORTIE_TOKEN_FROM"]
+        .as_str()
+        .unwrap()
+        .starts_with("aws-ssm:"));
+    assert!(!vars.contains_key("SORTIE_TOKEN_FILE") && !vars.contains_key("SORTIE_TOKEN"));
+    let build = std::fs::read_to_string(dir.join("build.sh")).unwrap();
+    assert!(
+        !build.contains("token"),
+        "build.sh puts no token in the zip"
+    );
+}

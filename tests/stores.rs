@@ -352,6 +352,47 @@ fn aws_secrets_manager_and_ssm_are_read_with_sigv4_and_a_wrong_key_is_refused() 
         "{log}"
     );
     assert!(!log.contains("aws-db-password-1") && !log.contains("not-the-secret-key"));
+
+    // The runner's own token from SSM Parameter Store (as a Lambda function
+    // reads it, instead of a token baked into its zip).
+    let server = sortie_control_plane::Server::start(sortie_control_plane::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        state_dir: dir.path().join("cp"),
+        tls: sortie_control_plane::Tls::Generate { names: vec![] },
+        client_ca: None,
+        runner_token: Some("ssm-token-value-9".into()),
+        admin_token: ADMIN_TOKEN.into(),
+        timing: Default::default(),
+        faults: false,
+        record: false,
+    })
+    .unwrap();
+    server
+        .store()
+        .enqueue(
+            json!({"id": "via-ssm", "steps": [{"shell": "true"}]}),
+            vec![],
+            None,
+        )
+        .unwrap();
+    let out = sortie()
+        .args([
+            "poll",
+            "--server",
+            &server.url(),
+            "--token-from",
+            "aws-ssm:/app/token",
+        ])
+        .arg("--ca-file")
+        .arg(dir.path().join("cp/tls/ca.pem"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .envs(env)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_done(&server.store().job("via-ssm").unwrap(), "succeeded");
+    assert!(!stderr(&out).contains("ssm-token-value-9"));
 }
 
 /// A stand-in for the Kubernetes API's TokenReview endpoint, over TLS: it vouches for

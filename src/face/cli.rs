@@ -143,6 +143,17 @@ pub struct ConnectArgs {
     #[arg(long, env = "SORTIE_TOKEN_FILE", value_name = "PATH")]
     pub token_file: Option<PathBuf>,
 
+    /// Read the bearer token from a secret provider instead: a reference such as
+    /// aws-ssm:/sortie/token, aws-sm:ID#KEY, bao:PATH#KEY, file:NAME (resolved
+    /// once, when sortie starts; on Lambda, once per cold start).
+    #[arg(
+        long,
+        env = "SORTIE_TOKEN_FROM",
+        value_name = "REF",
+        conflicts_with = "token_file"
+    )]
+    pub token_from: Option<String>,
+
     /// This runner's id [default: the host name].
     #[arg(long, env = "SORTIE_RUNNER_ID", value_name = "ID")]
     pub runner_id: Option<String>,

@@ -43,11 +43,10 @@ pub fn own_files(args: &ConnectArgs) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The settings of a shot (`poll`, and each Lambda invocation).
-/// A shot's settings; `json`: sortie's diagnostics are JSON lines (so is the
+/// A shot's settings (`poll`, and each Lambda invocation); `json`: sortie's diagnostics are JSON lines (so is the
 /// echo of job output).
 pub fn poll(args: &PollArgs, json: bool) -> Result<shot::Settings> {
-    let connect = build_connect(&args.connect).map_err(join)?;
+    let mut connect = build_connect(&args.connect).map_err(join)?;
     let providers = providers(
         &args.secrets,
         args.connect.ca_file.as_deref(),
@@ -55,6 +54,9 @@ pub fn poll(args: &PollArgs, json: bool) -> Result<shot::Settings> {
         args.connect.allow_insecure_http,
         args.connect.request_timeout,
     )?;
+    if let Some(reference) = &args.connect.token_from {
+        connect.endpoint.token = Some(token_from(reference, &providers)?);
+    }
     // What a step must not touch: the runner's credentials and state, and the
     // spool it serves; what it may only read: what decides whom the runner
     // trusts (its CA bundles, its client certificate).
@@ -410,6 +412,32 @@ fn load_token(args: &ConnectArgs) -> Result<Option<Secret>> {
     let token = Secret::new(token.to_string());
     own::register(&token);
     Ok(Some(token))
+}
+
+/// `--token-from REF`: the runner's own token from a secret provider (never in
+/// a file baked into an image or a zip).
+fn token_from(reference: &str, providers: &Providers) -> Result<Secret> {
+    let wanted = crate::secrets::Wanted {
+        text: reference.to_string(),
+        reference: crate::secrets::Reference::parse(reference).context("--token-from")?,
+        delivery: crate::secrets::Delivery::Env,
+    };
+    let resolved = crate::secrets::resolve(&[("TOKEN".to_string(), wanted)].into(), providers)
+        .context("--token-from")?;
+    let token = resolved
+        .into_iter()
+        .next()
+        .expect("one secret resolved")
+        .value;
+    if token
+        .expose()
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b' ')
+    {
+        bail!("--token-from {reference}: the token holds spaces or control characters");
+    }
+    own::register(&token);
+    Ok(token)
 }
 
 fn runner_id(given: Option<&str>) -> Result<String> {
