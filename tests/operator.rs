@@ -699,3 +699,34 @@ fn a_script_step_run_as_another_user_has_a_workspace_it_can_use() {
     assert_eq!(result["status"], "succeeded", "{result}");
     assert_eq!(result["data"]["who"], "nobody", "{result}");
 }
+
+/// A step silent for a few seconds gets a line counting its time, on a
+/// terminal only, cleared before its next output.
+#[test]
+fn a_silent_step_shows_its_elapsed_time_on_a_terminal_only() {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(
+        dir.path().join("job.json"),
+        serde_json::json!({"id": "quiet", "steps": [{"shell": "sleep 4.5; echo done"}]})
+            .to_string(),
+    )
+    .unwrap();
+    let out = on_terminal(dir.path(), "job.json", true)
+        .wait_with_output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("… step 0 running for "), "{text:?}");
+    assert!(
+        text.contains("\r\x1b[Kdone"),
+        "cleared before the output: {text:?}"
+    );
+    let piped = run(
+        sortie().arg("exec").arg(dir.path().join("job.json")),
+        code::OK,
+    );
+    assert!(
+        !stdout(&piped).contains("running for"),
+        "{}",
+        stdout(&piped)
+    );
+}

@@ -11,11 +11,13 @@
 //! coloured by outcome and a step's stderr is shown in yellow; the words say
 //! the same without colour. Durations are written as a person reads them, an
 //! error handler's ending is named as the handler's, and the job's last line
-//! says how it ended, in how long.
+//! says how it ended, in how long. A step silent for a few seconds gets a line
+//! that counts its time on an interactive terminal (replaced as it counts,
+//! and cleared before the step's next output).
 
 use std::collections::HashSet;
 use std::io::{self, IsTerminal, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sortie_protocol::{JobStatus, StepStatus};
 
@@ -31,6 +33,13 @@ pub struct Terminal {
     handling: HashSet<(usize, String)>,
     /// Colours on stdout, and on stderr.
     colour: (bool, bool),
+    /// stdout is a terminal: the elapsed-time line may be drawn.
+    interactive: bool,
+    /// The step running (its label, when it started) and when it last printed.
+    running: Option<(String, Instant)>,
+    last_output: Instant,
+    /// The elapsed-time line is on the screen (and when it was drawn).
+    indicator: Option<Instant>,
     out: io::Stdout,
     err: io::Stderr,
 }
@@ -65,9 +74,23 @@ impl Terminal {
             mid_line: HashSet::new(),
             handling: HashSet::new(),
             colour: (colour_for(&io::stdout()), colour_for(&io::stderr())),
+            interactive: io::stdout().is_terminal() && !json,
+            running: None,
+            last_output: Instant::now(),
+            indicator: None,
             out: io::stdout(),
             err: io::stderr(),
         }
+    }
+
+    /// Take the elapsed-time line off the screen before anything is written.
+    fn clear_indicator(&mut self) -> io::Result<()> {
+        if self.indicator.take().is_some() {
+            let mut out = self.out.lock();
+            out.write_all(b"\r\x1b[K")?;
+            out.flush()?;
+        }
+        Ok(())
     }
 
     /// `text` in `colour` when stdout takes colours.
@@ -158,7 +181,33 @@ impl Terminal {
     }
 }
 
+/// A step silent this long gets the elapsed-time line.
+const SILENT: Duration = Duration::from_secs(3);
+
 impl Sink for Terminal {
+    fn tick(&mut self) -> io::Result<()> {
+        let Some((label, since)) = self.running.as_ref().filter(|_| self.interactive) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let due = self
+            .indicator
+            .is_none_or(|drawn| now.duration_since(drawn) >= Duration::from_secs(1));
+        if now.duration_since(self.last_output) < SILENT || !due {
+            return Ok(());
+        }
+        let line = format!(
+            "\r\x1b[K… {label} running for {}",
+            crate::clock::human(Duration::from_secs(now.duration_since(*since).as_secs()))
+        );
+        let line = self.paint(DIM, &line);
+        let mut out = self.out.lock();
+        out.write_all(line.as_bytes())?;
+        out.flush()?;
+        self.indicator = Some(now);
+        Ok(())
+    }
+
     fn write_event(&mut self, line: &[u8], event: &Event<'_>) -> io::Result<()> {
         if self.json {
             return self.out.lock().write_all(line);
@@ -181,6 +230,15 @@ impl Sink for Terminal {
             }
             other => other,
         };
+        self.clear_indicator()?;
+        self.last_output = Instant::now();
+        match event {
+            Event::StepStart { step, node, .. } => {
+                self.running = Some((format!("step {step}{}", self.on(node)), Instant::now()));
+            }
+            Event::StepEnd { .. } => self.running = None,
+            _ => {}
+        }
         let mut out = self.out.lock();
         match event {
             Event::StepStart {
