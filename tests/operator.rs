@@ -730,3 +730,44 @@ fn a_silent_step_shows_its_elapsed_time_on_a_terminal_only() {
         stdout(&piped)
     );
 }
+
+/// Copy the tree at `from` to `to`, `{ROOT}` in each file replaced by `root`,
+/// directories 0700 and files 0600 (as sortie makes them).
+fn instantiate(from: &Path, to: &Path, root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            instantiate(&entry.path(), &target, root);
+        } else {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            std::fs::write(&target, text.replace("{ROOT}", root.to_str().unwrap())).unwrap();
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+}
+
+/// Upgrades: the journal is versioned (`"format": 1`), and a state dir that
+/// sortie 0.1.0 left when its shot was killed mid-job (fixtures/state-format-1:
+/// no `preparing` marker, which 0.1.0 did not write) is finished by this
+/// version: the job is reported `lost`, with the log it had written.
+#[test]
+fn a_state_dir_left_by_the_previous_release_is_recovered() {
+    let dir = TempDir::new().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/state-format-1");
+    instantiate(&fixture, dir.path(), dir.path());
+    let spool = dir.path().join("spool");
+    let out = run(&mut spool_poll(&spool, &dir.path().join("state")), code::OK);
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(spool.join("done/upgrade-1/result.json")).unwrap())
+            .unwrap();
+    assert_eq!(result["status"], "lost", "{result} {}", stderr(&out));
+    let log = std::fs::read(spool.join("done/upgrade-1/log.ndjson")).unwrap();
+    assert!(output_text(&events(&log), "stdout").contains("before"));
+    assert!(
+        !dir.path().join("state/jobs/upgrade-1").exists(),
+        "finished"
+    );
+}
