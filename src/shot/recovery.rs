@@ -83,6 +83,7 @@ pub fn run(cp: &dyn ControlPlane, state: &StateDir, server: &str) -> Result<Outc
                     dir,
                     &journal,
                     "the runner stopped while reading the job's spec (it crashed or ran out of memory); not handed out again",
+                    false,
                 )?;
                 outcome.count(end);
                 continue;
@@ -103,6 +104,7 @@ pub fn run(cp: &dyn ControlPlane, state: &StateDir, server: &str) -> Result<Outc
                     dir,
                     &journal,
                     "the runner stopped before the job started",
+                    true,
                 )?;
                 outcome.count(end);
                 continue;
@@ -155,6 +157,7 @@ fn never_started(
     dir: JobDir,
     journal: &Journal,
     otherwise: &str,
+    start_sent: bool,
 ) -> Result<JobEnd> {
     let why = dir.start_failure().unwrap_or_else(|| otherwise.into());
     let reason = format!("not run: {why}");
@@ -163,6 +166,11 @@ fn never_started(
         Ok(()) => {
             dir.clear();
             Ok(JobEnd::Reported(JobStatus::Failed))
+        }
+        // Its start was never sent: the control plane has taken the claim back.
+        Err(ControlError::Fenced(_)) if !start_sent => {
+            dir.clear();
+            Ok(JobEnd::Abandoned)
         }
         Err(ControlError::Fenced(_)) => {
             let completion = closing(journal, JobStatus::Interrupted, &reason, &reason)?;
@@ -372,6 +380,16 @@ mod tests {
         let reason = cp.state().failed.clone().unwrap();
         assert!(reason.contains("reading the job's spec"), "{reason}");
         assert!(state.pending_jobs().is_empty());
+        // The control plane took the claim back meanwhile: nothing is left.
+        let dir = state.job_dir("k").unwrap();
+        journal(&dir);
+        dir.mark_preparing().unwrap();
+        let cp = Memory::with(|s| {
+            s.fail_error = Some(crate::control::ControlError::Fenced("409".into()))
+        });
+        run(&cp, &state, SERVER).unwrap();
+        assert!(cp.state().completion.is_none());
+        assert!(state.pending_jobs().is_empty(), "the entry is gone");
     }
 
     #[test]
