@@ -771,3 +771,32 @@ fn a_state_dir_left_by_the_previous_release_is_recovered() {
         "finished"
     );
 }
+
+/// `sortie check` proves the credentials a shot would use, `--token-from` included.
+#[test]
+fn check_resolves_the_token_from_its_provider() {
+    let cp = ControlPlane::start();
+    let dir = TempDir::new().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("runner-token"), RUNNER_TOKEN).unwrap();
+    let check = |reference: &str| {
+        let mut cmd = sortie();
+        cmd.args(["check", "--server", &cp.url(), "--token-from", reference])
+            .arg("--ca-file")
+            .arg(&cp.pki.ca_file)
+            .arg("--secrets-dir")
+            .arg(&secrets)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"));
+        cmd
+    };
+    let out = run(&mut check("file:runner-token"), code::OK);
+    assert!(
+        stdout(&out).contains("credentials accepted"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&mut check("file:missing"), code::CONFIG);
+    assert!(stderr(&out).contains("--token-from"), "{}", stderr(&out));
+}

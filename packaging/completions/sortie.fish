@@ -146,6 +146,21 @@ complete -c sortie -n "__fish_sortie_using_subcommand check" -l client-key -d 'P
 complete -c sortie -n "__fish_sortie_using_subcommand check" -l state-dir -d 'Directory for the lock, the job logs in flight and the workspaces [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/sortie, else /var/lib/sortie as root, else ~/.local/state/sortie]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand check" -l connect-timeout -d 'Time allowed to open a connection to the control plane' -r
 complete -c sortie -n "__fish_sortie_using_subcommand check" -l request-timeout -d 'Time allowed for one request to the control plane (a long poll adds its wait)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l secrets-dir -d 'Directory `file:NAME` reads from [default: $CREDENTIALS_DIRECTORY]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l secrets-command -d 'Command `cmd:NAME` runs with NAME as its argument (and on stdin); its output is the value' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l secrets-command-timeout -d 'Time the secrets command may take' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l mask-min-length -d 'Shortest value accepted as a secret (shorter ones fail the job rather than mask the log)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l bao-addr -d 'OpenBao/Vault address for `bao:` and `vault:` [default: $BAO_ADDR, else $VAULT_ADDR]' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l bao-token-file -d 'File holding an OpenBao token' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l bao-role-id-file -d 'File holding an AppRole role id (with --bao-secret-id-file)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l bao-secret-id-file -d 'File holding an AppRole secret id' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l bao-approle-mount -d 'Mount of the AppRole auth method' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l bao-k8s-role -d 'Role for Kubernetes auth (logs in with the service account token)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l bao-k8s-token-file -d 'Service account token for Kubernetes auth' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l bao-k8s-mount -d 'Mount of the Kubernetes auth method' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l bao-namespace -d 'OpenBao namespace (X-Vault-Namespace)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l bao-ca-file -d 'PEM bundle of the CAs to trust for OpenBao [default: the --ca-file of the control plane]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand check" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
 json\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand check" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback address (the token travels in clear text)'

@@ -14,12 +14,17 @@ use crate::control::spool::SpoolControl;
 use crate::control::Target;
 use crate::control::{ControlError, JobRef};
 use crate::exit::Code;
-use crate::face::cli::ConnectArgs;
+use crate::face::cli::CheckArgs;
 use crate::face::config::{self, Connect};
 
 /// Run every check; the exit code is that of the first problem found.
-pub fn run(args: &ConnectArgs) -> Code {
-    let connect = match config::build_connect(args) {
+pub fn run(args: &CheckArgs) -> Code {
+    let connect = match config::build_connect(&args.connect).and_then(|mut connect| {
+        // The token a shot would use, from its provider when --token-from names one.
+        config::resolve_token_from(&args.connect, &args.secrets, &mut connect)
+            .map_err(|e| vec![e])?;
+        Ok(connect)
+    }) {
         Ok(connect) => connect,
         Err(problems) => {
             for problem in problems {

@@ -62,7 +62,7 @@ pub enum Command {
     /// Run a job spec file locally, without a control plane, and show its log.
     Exec(Box<ExecArgs>),
     /// Check configuration, certificates, the control plane and the state dir; claim nothing.
-    Check(Box<ConnectArgs>),
+    Check(Box<CheckArgs>),
     /// Serve as an AWS Lambda custom runtime: each invocation is one shot (the default
     /// when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set).
     Lambda(Box<LambdaArgs>),
@@ -389,6 +389,16 @@ pub struct SecretArgs {
     /// PEM bundle of the CAs to trust for OpenBao [default: the --ca-file of the control plane].
     #[arg(long, env = "SORTIE_BAO_CA_FILE", value_name = "PATH")]
     pub bao_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// The providers `--token-from` may name.
+    #[command(flatten)]
+    pub secrets: SecretArgs,
 }
 
 #[derive(Debug, Args)]

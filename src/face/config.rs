@@ -57,6 +57,7 @@ pub fn poll(args: &PollArgs, json: bool) -> Result<shot::Settings> {
     if let Some(reference) = &args.connect.token_from {
         connect.endpoint.token = Some(token_from(reference, &providers)?);
     }
+
     // What a step must not touch: the runner's credentials and state, and the
     // spool it serves; what it may only read: what decides whom the runner
     // trusts (its CA bundles, its client certificate).
@@ -412,6 +413,26 @@ fn load_token(args: &ConnectArgs) -> Result<Option<Secret>> {
     let token = Secret::new(token.to_string());
     own::register(&token);
     Ok(Some(token))
+}
+
+/// `--token-from` for `sortie check`: the providers built from its own flags.
+pub fn resolve_token_from(
+    connect_args: &ConnectArgs,
+    secrets: &SecretArgs,
+    connect: &mut Connect,
+) -> Result<()> {
+    let Some(reference) = &connect_args.token_from else {
+        return Ok(());
+    };
+    let providers = providers(
+        secrets,
+        connect_args.ca_file.as_deref(),
+        own_files(connect_args),
+        connect_args.allow_insecure_http,
+        connect_args.request_timeout,
+    )?;
+    connect.endpoint.token = Some(token_from(reference, &providers)?);
+    Ok(())
 }
 
 /// `--token-from REF`: the runner's own token from a secret provider (never in
