@@ -800,3 +800,31 @@ fn check_resolves_the_token_from_its_provider() {
     let out = run(&mut check("file:missing"), code::CONFIG);
     assert!(stderr(&out).contains("--token-from"), "{}", stderr(&out));
 }
+
+/// A secure option given to `exec` with `-o` is overwritten in sortie's
+/// command line (what `ps` and /proc/PID/cmdline show) before any step runs.
+#[test]
+fn a_secure_option_given_with_dash_o_leaves_the_command_line() {
+    use std::io::BufRead;
+    let dir = TempDir::new().unwrap();
+    let job = dir.path().join("job.yaml");
+    std::fs::write(
+        &job,
+        "- name: sec\n  options:\n  - name: pw\n    secure: true\n  sequence:\n    commands:\n    - exec: echo started; sleep 2\n",
+    )
+    .unwrap();
+    let mut child = sortie()
+        .arg("exec")
+        .arg(&job)
+        .args(["-o", "pw=Sup3rS3cret-value"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("started"))));
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(!cmdline.contains("Sup3rS3cret-value"), "{cmdline}");
+    assert!(cmdline.contains("pw=*"), "{cmdline}");
+    assert!(child.wait().unwrap().success());
+}

@@ -195,6 +195,15 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         .with_context(|| format!("{}: invalid job", args.file.display()))
         .map_err(Failure::config)?;
     warn_unused_options(args, &value, &spec);
+    // A secure option's value given with -o leaves the visible command line.
+    let secure: Vec<&str> = args
+        .options
+        .iter()
+        .filter_map(|o| o.split_once('='))
+        .filter(|(name, _)| spec.option_defs.iter().any(|d| d.secure && d.name == *name))
+        .map(|(_, value)| value)
+        .collect();
+    crate::os::scrub_arguments(&secure);
     if args.check {
         return check(args, &spec);
     }

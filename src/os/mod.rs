@@ -282,6 +282,44 @@ pub fn scrub_env(names: &[String]) {
     }
 }
 
+/// Overwrite `values` where they stand in sortie's command line, which
+/// /proc/PID/cmdline (and `ps`) shows: a secure option given with
+/// `-o name=value` must not stay readable there for the whole run. The
+/// command line's memory is found from /proc/self/stat (`arg_start`,
+/// `arg_end`); each value's bytes become `*`.
+pub fn scrub_arguments(values: &[&str]) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the command name (which may hold spaces): field 3 onwards.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (Some(start), Some(end)) = (
+        fields.get(45).and_then(|f| f.parse::<usize>().ok()),
+        fields.get(46).and_then(|f| f.parse::<usize>().ok()),
+    ) else {
+        return;
+    };
+    if start == 0 || end <= start {
+        return;
+    }
+    // SAFETY: [arg_start, arg_end) is this process's own argument area, mapped
+    // and writable for its whole life; std keeps pointers into it (env::args),
+    // which will read the overwritten bytes, never freed memory.
+    let area = unsafe { std::slice::from_raw_parts_mut(start as *mut u8, end - start) };
+    for value in values.iter().filter(|v| !v.is_empty()) {
+        let needle = value.as_bytes();
+        let mut at = 0;
+        while let Some(found) = area[at..].windows(needle.len()).position(|w| w == needle) {
+            let from = at + found;
+            area[from..from + needle.len()].fill(b'*');
+            at = from + needle.len();
+        }
+    }
+}
+
 /// The process's `environ` pointer.
 unsafe fn libc_environ() -> *mut *mut libc::c_char {
     extern "C" {
