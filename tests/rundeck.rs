@@ -602,3 +602,38 @@ fn hostile_jobs_are_refused_whole_and_cleanly() {
     let why = std::fs::read_to_string(spool.join("failed/a-deep.json.error")).unwrap();
     assert!(why.contains("nest more than 64"), "{why}");
 }
+
+/// A `scripturl` fetch does not outlast the job: a server that sends a byte a
+/// second is given up on when the job's timeout comes, not after the fetch's
+/// own minute.
+#[test]
+fn a_slow_script_url_is_bounded_by_the_job_s_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/slow.sh", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+            while stream.write_all(b"#").is_ok() {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let job = write(
+        dir.path(),
+        "slow.yaml",
+        &format!(
+            "- name: slow\n  timeout: 2s\n  sequence:\n    commands:\n    - scripturl: '{url}'\n"
+        ),
+    );
+    let out = exec_file(&job, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        log.contains("the job's time ran out while its script was fetched"),
+        "{log}"
+    );
+}

@@ -251,7 +251,7 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         policy: &policy,
         nodes: &nodes,
         globals: &globals,
-        fetch: &|url| fetcher.get(url),
+        fetch: &|url, until| fetcher.get(url, until),
     };
     let mut terminal = Terminal::new(json, &nodes.local.name);
     let started = Instant::now();

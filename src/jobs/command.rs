@@ -61,8 +61,14 @@ pub struct Builder<'a> {
     pub workspace: &'a Path,
     pub confinement: &'a exec::Confinement,
     /// Fetches a `scripturl` step's script (HTTPS, bounded).
-    pub fetch: &'a (dyn Fn(&str) -> Result<Vec<u8>, String> + Sync),
+    pub fetch: &'a Fetch<'a>,
+    /// When the job must be over (a fetch may not outlast it).
+    pub until: Option<std::time::Instant>,
 }
+
+/// Fetches a `scripturl` step's script, before the instant given (the job's end).
+pub type Fetch<'a> =
+    dyn Fn(&str, Option<std::time::Instant>) -> Result<Vec<u8>, String> + Sync + 'a;
 
 /// Where a node's copy of the script goes in its run line: `$2` there.
 const REMOTE_SCRIPT: &str = "\u{1}step\u{1}";
@@ -193,7 +199,14 @@ impl Builder<'_> {
                 args,
             } => {
                 let url = self.expand(url, Mode::Raw)?;
-                let bytes = (self.fetch)(&url)?;
+                let bytes = (self.fetch)(&url, self.until).map_err(|e| {
+                    match self.until.filter(|u| std::time::Instant::now() >= *u) {
+                        Some(_) => {
+                            format!("{e} (the job's time ran out while its script was fetched)")
+                        }
+                        None => e,
+                    }
+                })?;
                 let body = String::from_utf8(bytes)
                     .map_err(|_| format!("the script at {url} is not UTF-8"))?;
                 let body = if step.expand_tokens {

@@ -59,7 +59,8 @@ pub struct Runtime<'a> {
     /// `${globals.x}`: the runner's globals (`--globals`).
     pub globals: &'a BTreeMap<String, String>,
     /// Fetches a `scripturl` step's script.
-    pub fetch: &'a (dyn Fn(&str) -> Result<Vec<u8>, String> + Sync),
+    /// Fetches a `scripturl` step's script, before the instant given.
+    pub fetch: &'a command::Fetch<'a>,
 }
 
 /// The outcome of a job, everything of `complete` but the log summary.
@@ -381,7 +382,8 @@ pub fn check(
         secret_values: &[],
         workspace: Path::new("/nonexistent"),
         confinement: &confinement,
-        fetch: &|url| Err(format!("{url}: not fetched by a check")),
+        fetch: &|url, _| Err(format!("{url}: not fetched by a check")),
+        until: None,
     };
     refusals(spec, &builder, &local.name)
 }
@@ -839,6 +841,10 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             workspace: self.rt.workspace,
             confinement: &self.confinement,
             fetch: self.rt.fetch,
+            until: [self.rt.deadline, self.rt.interrupt_at]
+                .into_iter()
+                .flatten()
+                .min(),
         }
     }
 

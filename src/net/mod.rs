@@ -75,10 +75,21 @@ impl Fetcher {
     }
 
     /// The body of a `200` answer to `GET url`; the error is one line.
-    pub fn get(&self, url: &str) -> std::result::Result<Vec<u8>, String> {
+    /// `url`'s body, fetched before `until` (the job's deadline) at the latest.
+    pub fn get(
+        &self,
+        url: &str,
+        until: Option<std::time::Instant>,
+    ) -> std::result::Result<Vec<u8>, String> {
         base_url(url, self.allow_insecure_http, "the script URL").map_err(|e| format!("{e:#}"))?;
-        let answer =
-            request(&self.agent, "GET", url, &[], Vec::new()).map_err(|e| format!("{e:#}"))?;
+        let timeout = until.map(|u| u.saturating_duration_since(std::time::Instant::now()));
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return Err(format!(
+                "GET {url}: the job's time ran out before the script was fetched"
+            ));
+        }
+        let answer = exchange(&self.agent, "GET", url, &[], Vec::new(), timeout)
+            .map_err(|e| format!("GET {url}: {e}"))?;
         if answer.status != 200 {
             return Err(format!("GET {url}: HTTP {}", answer.status));
         }

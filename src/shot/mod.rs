@@ -569,7 +569,7 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         policy: &settings.policy,
         nodes: &settings.nodes,
         globals: &settings.globals,
-        fetch: &|url| settings.fetcher.get(url),
+        fetch: &|url, until| settings.fetcher.get(url, until),
     };
     let report = match settings.echo_output {
         Some(json) => {
