@@ -673,6 +673,43 @@ fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
     assert_eq!(job["ran_by"], "east-1", "{job}");
     let done = job["completion"]["finished_at"].as_str().unwrap();
     assert!(humantime::parse_rfc3339(done).is_ok(), "{done}");
+
+    // Another --tls-san later keeps the CA: runners holding ca.pem still trust it.
+    let ca_before = std::fs::read(&ca).unwrap();
+    drop(server);
+    let server = Server::start(Config {
+        listen: "127.0.0.2:0".parse().unwrap(),
+        state_dir: state.clone(),
+        tls: Tls::Generate {
+            names: vec!["127.0.0.2".into(), "runners.example.internal".into()],
+        },
+        client_ca: None,
+        runner_token: Some(RUNNER_TOKEN.into()),
+        admin_token: ADMIN_TOKEN.into(),
+        timing: Default::default(),
+        faults: false,
+        record: false,
+    })
+    .unwrap();
+    assert_eq!(std::fs::read(&ca).unwrap(), ca_before, "the CA is kept");
+    let port = server
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    run(
+        sortie()
+            .args(["poll", "--server", &format!("https://127.0.0.2:{port}/")])
+            .arg("--ca-file")
+            .arg(&ca)
+            .arg("--token-file")
+            .arg(&token)
+            .arg("--state-dir")
+            .arg(dir.path().join("state")),
+        code::OK,
+    );
 }
 
 /// With `--run-as`, a script step's file, `$TMPDIR` and `$SORTIE_OUTPUT` are
@@ -827,4 +864,112 @@ fn a_secure_option_given_with_dash_o_leaves_the_command_line() {
     assert!(!cmdline.contains("Sup3rS3cret-value"), "{cmdline}");
     assert!(cmdline.contains("pw=*"), "{cmdline}");
     assert!(child.wait().unwrap().success());
+}
+
+/// What the second probe of this work found, each now held: a shot whose
+/// stderr cannot be written still runs its jobs; `sortie status` shows a shot
+/// that failed before its jobs; --max-runtime within --deadline-reserve
+/// claims nothing; a misspelt enqueue field is refused and the documented
+/// Rundeck form accepted.
+#[test]
+fn an_unlucky_operator_s_mistakes_are_caught() {
+    let dir = TempDir::new().unwrap();
+    let spool = dir.path().join("spool");
+    run(sortie().args(["spool", "init"]).arg(&spool), code::OK);
+    let state = dir.path().join("state");
+    for id in ["full-1", "full-2"] {
+        std::fs::write(
+            spool.join(format!("pending/{id}.json")),
+            serde_json::json!({"id": id, "steps": [{"shell": "echo hi"}]}).to_string(),
+        )
+        .unwrap();
+    }
+    let devfull = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = spool_poll(&spool, &state)
+        .args(["--max-jobs", "2", "-v"])
+        .stderr(devfull)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "an unwritable stderr stops nothing"
+    );
+    assert!(spool.join("done/full-2/result.json").exists());
+
+    let out = run(
+        sortie()
+            .args(["poll", "--server", "https://127.0.0.1:1/", "--state-dir"])
+            .arg(&state)
+            .args(["--connect-timeout", "1s", "--request-timeout", "1s"])
+            .args(["--max-runtime", "3s", "--deadline-reserve", "1s"]),
+        code::UNREACHABLE,
+    );
+    let status = stdout(&run(
+        sortie().args(["status", "--state-dir"]).arg(&state),
+        code::OK,
+    ));
+    assert!(
+        status.contains("exit 69 (control plane unreachable)"),
+        "{status}\n{}",
+        stderr(&out)
+    );
+
+    std::fs::write(
+        spool.join("pending/late.json"),
+        serde_json::json!({"id": "late", "steps": [{"shell": "true"}]}).to_string(),
+    )
+    .unwrap();
+    let out = run(
+        spool_poll(&spool, &state).args(["--max-runtime", "2s", "--deadline-reserve", "5s"]),
+        code::OK,
+    );
+    assert!(
+        stderr(&out).contains("not claiming work"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        spool.join("pending/late.json").exists(),
+        "left for a shot with time"
+    );
+
+    let cp = ControlPlane::start();
+    let (status, body) = admin_post(
+        &cp,
+        serde_json::json!({
+        "spec": {"id": "a", "steps": [{"shell": "true"}]}, "runer_id": "east-1"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    let rundeck = "- name: r\n  sequence:\n    commands:\n    - exec: echo hi\n";
+    let (status, body) = admin_post(
+        &cp,
+        serde_json::json!({
+        "spec": {"id": "r", "rundeck": rundeck}}),
+    );
+    assert_eq!(status, 201, "{body}");
+}
+
+/// `POST admin/jobs` with `body`, over the control plane's TLS.
+fn admin_post(cp: &ControlPlane, body: serde_json::Value) -> (u16, String) {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let ca = std::fs::read(&cp.pki.ca_file).unwrap();
+    let roots = RootCerts::Specific(std::sync::Arc::new(vec![Certificate::from_pem(&ca)
+        .unwrap()
+        .to_owned()]));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(TlsConfig::builder().root_certs(roots).build())
+        .build()
+        .into();
+    let mut answer = agent
+        .post(format!("{}admin/jobs", cp.url()))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .send_json(body)
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.body_mut().read_to_string().unwrap())
 }

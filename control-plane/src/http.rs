@@ -126,7 +126,7 @@ pub fn serve(
         thread::spawn(move || {
             if let Err(e) = connection(stream, tls, &*handler, &stop) {
                 if !quiet(&e) {
-                    eprintln!("sortie-control-plane: connection: {e}");
+                    log_line(format_args!("sortie-control-plane: connection: {e}"));
                 }
             }
         });
@@ -174,14 +174,14 @@ fn connection(
         let reply = handler(request);
         if let Reply::Respond(response) = &reply {
             // One access-log line per request, on stderr.
-            eprintln!(
+            log_line(format_args!(
                 "{} {} {} {} {} ms request_id={request_id}",
                 humantime::format_rfc3339_millis(std::time::SystemTime::now()),
                 method.escape_debug(),
                 path.escape_debug(),
                 response.status,
                 began.elapsed().as_millis()
-            );
+            ));
         }
         match reply {
             Reply::Respond(response) => {
@@ -214,6 +214,13 @@ fn connection(
         }
     }
     Ok(())
+}
+
+/// One line on stderr; a line that cannot be written (a full disk, a closed
+/// pipe) is dropped rather than taking the connection down with it.
+fn log_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(io::stderr(), "{line}");
 }
 
 /// Arrange for the close to send RST instead of FIN: SO_LINGER on, zero timeout.

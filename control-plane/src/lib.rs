@@ -183,11 +183,22 @@ fn generated(dir: &Path, extra: &[String]) -> Result<(Vec<u8>, Vec<u8>)> {
     let same_names = fs::read_to_string(&names_path).map_or(extra.is_empty(), |n| n == listed);
     if !cert_path.exists() || !key_path.exists() || !same_names {
         fs::create_dir_all(dir)?;
-        let ca = pki::Authority::generate("sortie reference control plane CA")?;
+        // New names keep the CA (its key is kept beside it), so runners that
+        // trust ca.pem keep trusting the control plane.
+        const CA_NAME: &str = "sortie reference control plane CA";
+        let ca_key = dir.join("ca.key");
+        let ca = match fs::read_to_string(&ca_key) {
+            Ok(pem) => pki::Authority::from_key_pem(CA_NAME, &pem)?,
+            Err(_) => {
+                let ca = pki::Authority::generate(CA_NAME)?;
+                write_private(&ca_key, ca.key_pem().as_bytes())?;
+                fs::write(dir.join("ca.pem"), ca.cert_pem())?;
+                ca
+            }
+        };
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let server = ca.server(&names)?;
         fs::write(&names_path, &listed)?;
-        fs::write(dir.join("ca.pem"), ca.cert_pem())?;
         fs::write(&cert_path, &server.cert_pem)?;
         write_private(&key_path, server.key_pem.as_bytes())?;
     }

@@ -27,13 +27,30 @@ pub struct Authority {
 impl Authority {
     /// A new self-signed CA named `name`.
     pub fn generate(name: &str) -> Result<Authority> {
+        let key = KeyPair::generate().context("generating a CA key")?;
+        Authority::with_key(name, key)
+    }
+
+    /// The CA named `name` with the key in `key_pem` (what [`Authority::key_pem`]
+    /// wrote): certificates it issues verify against the CA certificate made
+    /// with that key and name before.
+    pub fn from_key_pem(name: &str, key_pem: &str) -> Result<Authority> {
+        let key = KeyPair::from_pem(key_pem).context("reading the CA key")?;
+        Authority::with_key(name, key)
+    }
+
+    fn with_key(name: &str, key: KeyPair) -> Result<Authority> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.distinguished_name = name_of(name);
-        let key = KeyPair::generate().context("generating a CA key")?;
         let cert = params.self_signed(&key).context("self-signing the CA")?;
         Ok(Authority { cert, key })
+    }
+
+    /// The CA's private key (PEM), to keep beside its certificate.
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
     }
 
     pub fn cert_pem(&self) -> String {

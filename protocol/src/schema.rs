@@ -36,8 +36,17 @@ fn resolve(node: &Value) -> &Value {
 pub fn unknown(spec: &Value) -> Vec<String> {
     let mut found = Vec::new();
     walk(spec, schema(), "", &mut found);
+    // A few are enough to act on; a huge spec must not make a huge error.
+    if found.len() > MAX_REPORTED {
+        let more = found.len() - MAX_REPORTED;
+        found.truncate(MAX_REPORTED);
+        found.push(format!("and {more} more"));
+    }
     found
 }
+
+/// Most unknown fields named in one answer.
+const MAX_REPORTED: usize = 20;
 
 fn walk(value: &Value, node: &Value, path: &str, found: &mut Vec<String>) {
     let node = resolve(node);

@@ -116,7 +116,11 @@ fn init_diagnostics(global: &GlobalArgs) {
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_writer(|| crate::secrets::mask::MaskedStderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var("TERM").map_or(true, |t| t != "dumb"),
+        )
         .with_max_level(level)
         .with_target(false);
     match global.log_format {

@@ -407,8 +407,11 @@ fn load_token(args: &ConnectArgs) -> Result<Option<Secret>> {
     if token.is_empty() {
         bail!("the token is empty (check --token-file or SORTIE_TOKEN)");
     }
-    if token.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-        bail!("the token holds spaces or control characters; it cannot be sent in a header");
+    if token
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b' ' || !b.is_ascii())
+    {
+        bail!("the token holds spaces, control characters or non-ASCII characters; it cannot be sent in a header");
     }
     let token = Secret::new(token.to_string());
     own::register(&token);
@@ -453,9 +456,9 @@ fn token_from(reference: &str, providers: &Providers) -> Result<Secret> {
     if token
         .expose()
         .bytes()
-        .any(|b| b.is_ascii_control() || b == b' ')
+        .any(|b| b.is_ascii_control() || b == b' ' || !b.is_ascii())
     {
-        bail!("--token-from {reference}: the token holds spaces or control characters");
+        bail!("--token-from {reference}: the token holds spaces, control characters or non-ASCII characters");
     }
     own::register(&token);
     Ok(token)

@@ -118,7 +118,11 @@ fn mentions(text: &str, form: &str) -> bool {
 fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
     let name = args.file.display().to_string();
     let text = read_job_file(&args.file)?;
-    let mut spec = if crate::rundeck::is_rundeck(&text) {
+    // A YAML spec in flow style (`{id: …}`) starts like JSON.
+    let flow_yaml = !crate::rundeck::is_rundeck(&text)
+        && sortie_protocol::json::from_slice(&text).is_err()
+        && std::str::from_utf8(&text).is_ok_and(crate::jobs::spec_yaml::is_spec);
+    let mut spec = if crate::rundeck::is_rundeck(&text) || flow_yaml {
         let text = String::from_utf8(text).map_err(|_| anyhow!("{name} is not UTF-8 text"))?;
         let mut wrapper = serde_json::json!({ "rundeck": text, "rundeck_file": name });
         if let Some(job) = &args.job {

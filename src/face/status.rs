@@ -25,13 +25,17 @@ pub fn run(args: &StatusArgs) -> Result<Code> {
         ))
         .into());
     }
+    // A state dir this user cannot read is said so, not shown as empty.
+    std::fs::read_dir(&root)
+        .map_err(|e| Failure::config(anyhow::anyhow!("{}: {e}", root.display())))?;
     let shot = history::last_shot(&root);
     let mut jobs = history::jobs(&root);
     jobs.drain(..jobs.len().saturating_sub(args.last));
     let pending = crate::state::waiting(&root);
     if args.json {
         let answer = serde_json::json!({
-            "state_dir": root, "last_shot": shot, "pending": pending, "jobs": jobs,
+            "state_dir": root.display().to_string(), "last_shot": shot, "pending": pending,
+            "jobs": jobs,
         });
         println!("{answer}");
     } else {

@@ -251,8 +251,15 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> Report {
         verdict.status = JobStatus::Failed;
         verdict.error = Some(format!("the job's log could not be written: {why}"));
     }
-    // Data and error text leave the runner in the completion: masked like the log.
+    // Data, step names and error text leave the runner in the completion:
+    // masked like the log.
     let masker = log.masker().clone();
+    let mut steps = steps;
+    for step in &mut steps {
+        if let Some(name) = &step.name {
+            step.name = Some(masker.mask_str(name).into_owned());
+        }
+    }
     let data = data
         .into_map()
         .into_iter()

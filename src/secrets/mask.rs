@@ -222,12 +222,15 @@ impl std::io::Write for MaskedStderr {
                 bytes = Cow::Owned(masked);
             }
         }
-        std::io::stderr().write_all(&bytes)?;
+        // A diagnostic that cannot be written (a full disk, a closed pipe) is
+        // dropped: it must not stop the shot, nor the jobs it runs.
+        let _ = std::io::stderr().write_all(&bytes);
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
+        let _ = std::io::stderr().flush();
+        Ok(())
     }
 }
 

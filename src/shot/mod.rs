@@ -108,9 +108,28 @@ pub struct JobSummary {
     pub outcome: String,
 }
 
-/// Run one shot.
+/// Run one shot; how it ended is recorded for `sortie status`, a shot that
+/// failed before its jobs too (an unreachable control plane, a rejected token).
 pub fn run(cfg: &Settings) -> Result<Summary> {
     let started = Instant::now();
+    let result = shot(cfg, started);
+    if let Err(e) = &result {
+        let failed = history::Shot {
+            at: clock::rfc3339(SystemTime::now() - started.elapsed()),
+            duration_ms: started.elapsed().as_millis() as u64,
+            exit_code: crate::exit::code_of(e).0,
+            jobs: 0,
+            recovered: 0,
+        };
+        // Only into a state dir that exists and is sortie's (never made here).
+        if cfg.state_dir.join("lock").exists() {
+            let _ = history::record_shot(&cfg.state_dir, &failed);
+        }
+    }
+    result
+}
+
+fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
     let deadline = cfg.max_runtime.map(|d| started + d);
     // Jobs must be over by then, leaving the reserve for delivery.
     let work_until = deadline.map(|d| d.checked_sub(cfg.deadline_reserve).unwrap_or(started));
@@ -138,7 +157,17 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
     let claims = Claims::new(cfg, work_until);
     state.check_room()?;
     let request = claims.request(cfg.parallel.min(cfg.max_jobs), cfg.wait);
-    let claimed = cp.claim(&request).map_err(fail)?;
+    // --max-runtime no longer than --deadline-reserve (a Lambda function's
+    // short timeout): a job claimed now would be stopped at once.
+    let claimed = if work_until.is_some_and(|w| w <= Instant::now()) {
+        tracing::warn!(
+            "--max-runtime leaves no time for a job once --deadline-reserve ({}) is kept for delivery: not claiming work",
+            humantime::format_duration(cfg.deadline_reserve)
+        );
+        Vec::new()
+    } else {
+        cp.claim(&request).map_err(fail)?
+    };
     let mut trouble = Trouble::default();
     let jobs = record(&cp, &state, &server, valid_jobs(claimed, &mut trouble))?;
     if jobs.is_empty() && !trouble.protocol {
@@ -147,6 +176,7 @@ pub fn run(cfg: &Settings) -> Result<Summary> {
     claims
         .taken
         .store(jobs.len() as u32, std::sync::atomic::Ordering::Relaxed);
+    locked(&claims.ids).extend(jobs.iter().map(|(job, _)| job.id.clone()));
     let ctx = JobContext {
         settings: cfg,
         cp: &cp,
@@ -234,6 +264,8 @@ struct Claims<'a> {
     taken: AtomicU32,
     /// The queue had no more work, or the shot stopped claiming.
     drained: AtomicBool,
+    /// The jobs this shot has taken: one handed out again is refused.
+    ids: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl<'a> Claims<'a> {
@@ -243,6 +275,7 @@ impl<'a> Claims<'a> {
             work_until,
             taken: AtomicU32::new(0),
             drained: AtomicBool::new(false),
+            ids: Mutex::new(Default::default()),
         }
     }
 
@@ -297,7 +330,17 @@ impl<'a> Claims<'a> {
                 return None;
             }
         };
-        let jobs = valid_jobs(claimed, &mut locked(&ctx.trouble));
+        let jobs: Vec<ClaimedJob> = valid_jobs(claimed, &mut locked(&ctx.trouble))
+            .into_iter()
+            .filter(|job| {
+                let new = locked(&self.ids).insert(job.id.clone());
+                if !new {
+                    tracing::error!(job = %job.id, "the control plane handed out a job this shot is already running; not taking it again");
+                    locked(&ctx.trouble).protocol = true;
+                }
+                new
+            })
+            .collect();
         match record(ctx.cp, ctx.state, ctx.server, jobs) {
             Ok(mut jobs) if !jobs.is_empty() => Some(jobs.remove(0)),
             Ok(_) => {
@@ -564,7 +607,12 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         deadline: spec.timeout.map(|t| Instant::now() + t),
         interrupt_at: ctx.work_until,
         stop: &stop,
-        grace: settings.kill_grace,
+        // Under --max-runtime a stopped step's grace fits in the reserve, so the
+        // shot still ends in time to deliver (half of it; the rest is for that).
+        grace: match settings.max_runtime {
+            Some(_) => settings.kill_grace.min(settings.deadline_reserve / 2),
+            None => settings.kill_grace,
+        },
         providers: &settings.providers,
         policy: &settings.policy,
         nodes: &settings.nodes,

@@ -64,6 +64,9 @@ pub fn record_job(root: &Path, job: &Job, keep: usize) -> std::io::Result<()> {
     if keep == 0 {
         return Ok(());
     }
+    // Parallel jobs of a shot end at once: one appends or trims at a time.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let path = root.join(HISTORY);
     let mut line = serde_json::to_vec(job).expect("a job serializes");
     line.push(b'\n');
@@ -95,15 +98,16 @@ pub fn last_shot(root: &Path) -> Option<Shot> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// The jobs recorded, oldest first (lines that do not read are skipped).
+/// The jobs recorded, oldest first (lines that do not read are skipped, not
+/// the rest of the file with them).
 pub fn jobs(root: &Path) -> Vec<Job> {
     let Ok(file) = files::open_regular(&root.join(HISTORY)) else {
         return Vec::new();
     };
     BufReader::new(file)
-        .lines()
+        .split(b'\n')
         .map_while(Result::ok)
-        .filter_map(|line| serde_json::from_str(&line).ok())
+        .filter_map(|line| serde_json::from_slice(&line).ok())
         .collect()
 }
 
