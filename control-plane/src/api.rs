@@ -303,6 +303,13 @@ impl Api {
                 if !unknown.is_empty() {
                     return Response::problem(400, "bad request", unknown.join("; "));
                 }
+                if body.spec["steps"].as_array().is_some_and(|s| s.is_empty()) {
+                    return Response::problem(
+                        400,
+                        "bad request",
+                        "steps: a job needs at least one step",
+                    );
+                }
                 match store.enqueue(body.spec, body.tags, body.runner_id) {
                     Ok(id) => Response::json(201, &serde_json::json!({ "id": id })),
                     Err(refusal) => refused(refusal),
@@ -408,7 +415,9 @@ fn with_body<T: serde::de::DeserializeOwned>(
     req: &Request,
     f: impl FnOnce(T) -> Response,
 ) -> Response {
-    match serde_json::from_slice::<T>(&req.body) {
+    // Strict JSON: a key given twice is refused, not silently the last one.
+    let body = sortie_protocol::json::from_slice(&req.body).and_then(serde_json::from_value::<T>);
+    match body {
         Ok(body) => f(body),
         Err(e) => Response::problem(400, "bad request", format!("invalid JSON body: {e}")),
     }
