@@ -973,3 +973,36 @@ fn admin_post(cp: &ControlPlane, body: serde_json::Value) -> (u16, String) {
     let status = answer.status().as_u16();
     (status, answer.body_mut().read_to_string().unwrap())
 }
+
+/// While a shot runs, `sortie status` says so instead of calling its job
+/// "waiting for delivery".
+#[test]
+fn status_during_a_shot_says_a_shot_is_running() {
+    let dir = TempDir::new().unwrap();
+    let spool = dir.path().join("spool");
+    run(sortie().args(["spool", "init"]).arg(&spool), code::OK);
+    std::fs::write(
+        spool.join("pending/long.json"),
+        r#"{"id": "long", "steps": [{"shell": "sleep 3"}]}"#,
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let mut shot = spool_poll(&spool, &state).spawn().unwrap();
+    let mut seen = String::new();
+    wait_for(
+        "status to see the running shot",
+        std::time::Duration::from_secs(20),
+        || {
+            seen = stdout(
+                &sortie()
+                    .args(["status", "--state-dir"])
+                    .arg(&state)
+                    .output()
+                    .unwrap(),
+            );
+            seen.contains("a shot is running now, with (or delivering for): long")
+        },
+    );
+    assert!(!seen.contains("waiting for delivery"), "{seen}");
+    assert!(shot.wait().unwrap().success());
+}

@@ -32,14 +32,17 @@ pub fn run(args: &StatusArgs) -> Result<Code> {
     let mut jobs = history::jobs(&root);
     jobs.drain(..jobs.len().saturating_sub(args.last));
     let pending = crate::state::waiting(&root);
+    // A shot holds the lock while it runs: its jobs are running, not waiting.
+    let running =
+        std::fs::File::open(root.join("lock")).is_ok_and(|lock| lock.try_lock_shared().is_err());
     if args.json {
         let answer = serde_json::json!({
             "state_dir": root.display().to_string(), "last_shot": shot, "pending": pending,
-            "jobs": jobs,
+            "shot_running": running, "jobs": jobs,
         });
         println!("{answer}");
     } else {
-        print!("{}", render(shot.as_ref(), &pending, &jobs));
+        print!("{}", render(shot.as_ref(), &pending, running, &jobs));
     }
     Ok(Code::OK)
 }
@@ -65,7 +68,7 @@ fn when(at: &str) -> String {
     at.get(..19).unwrap_or(at).replace('T', " ")
 }
 
-fn render(shot: Option<&Shot>, pending: &[String], jobs: &[Job]) -> String {
+fn render(shot: Option<&Shot>, pending: &[String], running: bool, jobs: &[Job]) -> String {
     let mut out = String::new();
     match shot {
         Some(s) => {
@@ -85,11 +88,17 @@ fn render(shot: Option<&Shot>, pending: &[String], jobs: &[Job]) -> String {
         }
         None => out.push_str("last shot: none recorded\n"),
     }
-    if !pending.is_empty() {
-        out.push_str(&format!(
+    match (running, pending.is_empty()) {
+        (true, true) => out.push_str("a shot is running now\n"),
+        (true, false) => out.push_str(&format!(
+            "a shot is running now, with (or delivering for): {}\n",
+            pending.join(", ")
+        )),
+        (false, false) => out.push_str(&format!(
             "waiting for delivery by the next shot: {}\n",
             pending.join(", ")
-        ));
+        )),
+        (false, true) => {}
     }
     if jobs.is_empty() {
         out.push_str("no jobs recorded\n");
