@@ -232,7 +232,11 @@ fn a_job_whose_start_was_never_confirmed_is_failed_with_the_reason() {
         },
     });
     let state = tempfile::tempdir().unwrap();
-    run(cp.poll(state.path()).args(["--max-runtime", "3s"]), 69);
+    run(
+        cp.poll(state.path())
+            .args(["--max-runtime", "3s", "--deadline-reserve", "1s"]),
+        69,
+    );
     cp.server.clear_faults();
     run(&mut cp.poll(state.path()), code::OK);
     let job = cp.job("unstarted");
@@ -620,7 +624,7 @@ fn a_silent_control_plane_does_not_hold_the_shot_past_its_max_runtime() {
         "--max-runtime",
         "3s",
     ])
-    .args(["--request-timeout", "20s"])
+    .args(["--request-timeout", "20s", "--deadline-reserve", "1s"])
     .arg("--state-dir")
     .arg(dir.path());
     run(&mut cmd, 69);

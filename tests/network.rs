@@ -171,7 +171,7 @@ fn https_proxy_is_used_no_proxy_is_honoured_and_a_dead_proxy_is_unreachable() {
     let out = run(
         cp.poll(&dir.path().join("s3"))
             .env("HTTPS_PROXY", &dead)
-            .args(["--max-runtime", "3s"]),
+            .args(["--max-runtime", "3s", "--deadline-reserve", "1s"]),
         69,
     );
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));

@@ -319,6 +319,25 @@ impl Api {
                 // `?status=` a phase (queued, claimed, running, done, failed) or a
                 // completion status (succeeded, timed_out, …); `limit`, `offset`.
                 let status = req.query_param("status");
+                const STATUSES: &[&str] = &[
+                    "queued",
+                    "claimed",
+                    "running",
+                    "done",
+                    "failed",
+                    "succeeded",
+                    "timed_out",
+                    "cancelled",
+                    "interrupted",
+                    "lost",
+                ];
+                if let Some(s) = status.filter(|s| !STATUSES.contains(s)) {
+                    return Response::problem(
+                        400,
+                        "bad request",
+                        format!("status: {s:?} is none of {}", STATUSES.join(", ")),
+                    );
+                }
                 let number = |name: &str, default: usize| {
                     req.query_param(name).map_or(Ok(default), |v| {
                         v.parse::<usize>().map_err(|_| name.to_string())

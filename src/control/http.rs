@@ -32,6 +32,11 @@ pub struct HttpControl {
     request_timeout: Duration,
     deadline: Option<Instant>,
     stopping: fn() -> bool,
+    /// The control plane has answered this client: from then on a name that
+    /// does not resolve or an answer that is not HTTP is a passing fault
+    /// (DNS flapping mid-shot), retried like any other, not a configuration
+    /// error.
+    reached: std::sync::atomic::AtomicBool,
 }
 
 /// A response whose status the caller interprets.
@@ -61,6 +66,7 @@ impl HttpControl {
             request_timeout: connect.request_timeout,
             deadline,
             stopping,
+            reached: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -112,6 +118,10 @@ impl HttpControl {
             let timeout = Some(timeout);
             let outcome =
                 net::exchange(&self.agent, method, &url, &headers, body.to_vec(), timeout);
+            if outcome.is_ok() {
+                self.reached
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             let (error, retry_after) = match outcome {
                 Ok(answer) => match answer.status {
                     401 | 403 => {
@@ -143,7 +153,8 @@ impl HttpControl {
                     )))
                 }
                 Err(net::Failed::Transport(e)) => {
-                    if let Some(fatal) = lasting_failure(&e, &url) {
+                    let reached = self.reached.load(std::sync::atomic::Ordering::Relaxed);
+                    if let Some(fatal) = lasting_failure(&e, &url, reached) {
                         return Err(fatal);
                     }
                     (anyhow!("{method} {url}: {e}"), None)
@@ -231,11 +242,12 @@ fn detail(body: &[u8]) -> String {
 
 /// A failure that retrying cannot fix, so the shot ends at once with a hint
 /// instead of a minute of retries: a host name that does not exist, a URL
-/// whose scheme does not match what the port speaks, an untrusted or invalid
+/// whose scheme does not match what the port speaks (both only before the
+/// control plane first answered; after, they are passing), an untrusted or invalid
 /// server certificate (all configuration), or the server refusing our client
 /// certificate. A resolver that is down ("temporary failure") is retried.
-fn lasting_failure(error: &ureq::Error, url: &str) -> Option<ControlError> {
-    if let Some(fatal) = wrong_address(error, url) {
+fn lasting_failure(error: &ureq::Error, url: &str, reached: bool) -> Option<ControlError> {
+    if let Some(fatal) = wrong_address(error, url).filter(|_| !reached) {
         return Some(fatal);
     }
     let rustls_error = match error {
@@ -294,7 +306,7 @@ fn wrong_address(error: &ureq::Error, url: &str) -> Option<ControlError> {
             )))
         }
         ureq::Error::Protocol(e) if url.starts_with("http://") => Some(ControlError::Config(
-            anyhow!("{url}: the answer is not HTTP ({e}): the server speaks TLS, use https://"),
+            anyhow!("{url}: the answer is not HTTP ({e}): if the server speaks TLS, use https://"),
         )),
         _ => None,
     }
@@ -413,5 +425,22 @@ impl ControlPlane for HttpControl {
             200 => Ok(()),
             _ => Err(refusal(&reply, "fail")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_that_does_not_resolve_ends_a_shot_only_before_the_first_answer() {
+        let url = "https://cp.example.invalid/v1/claim";
+        let at_start = lasting_failure(&ureq::Error::HostNotFound, url, false);
+        assert!(
+            matches!(at_start, Some(ControlError::Config(_))),
+            "{at_start:?}"
+        );
+        // Mid-shot, after the control plane answered: DNS flapped; retried.
+        assert!(lasting_failure(&ureq::Error::HostNotFound, url, true).is_none());
     }
 }
