@@ -36,6 +36,10 @@ const TOKEN: &str = "spool";
 
 pub struct SpoolControl {
     root: PathBuf,
+    /// `pending/` as last listed, oldest first, not yet tried: a shot that
+    /// claims job after job lists the directory again only when these are
+    /// gone (20,000 waiting files made each claim a listing).
+    listed: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 fn io_error(what: String, e: io::Error) -> ControlError {
@@ -77,6 +81,7 @@ impl SpoolControl {
         }
         Ok(SpoolControl {
             root: root.to_path_buf(),
+            listed: Default::default(),
         })
     }
 
@@ -156,6 +161,25 @@ impl SpoolControl {
         Ok(spec)
     }
 
+    /// The job files of `pending/`, oldest first by name (spool writers name
+    /// files so that order means something).
+    fn list_pending(&self) -> Result<Vec<String>> {
+        let pending = self.root.join("pending");
+        let mut names: Vec<String> = fs::read_dir(&pending)
+            .map_err(|e| io_error(format!("listing {}", pending.display()), e))?
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| {
+                [".json", ".yaml", ".yml", ".xml"]
+                    .iter()
+                    .any(|ext| name.ends_with(ext))
+                    && !name.starts_with('.')
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Take one pending file by renaming it into `claimed/`; `None` if another runner won.
     fn take(&self, name: &str) -> Result<Option<ClaimedJob>> {
         let from = self.root.join("pending").join(name);
@@ -225,25 +249,19 @@ impl SpoolControl {
 
 impl ControlPlane for SpoolControl {
     fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>> {
-        let pending = self.root.join("pending");
-        let mut names: Vec<String> = fs::read_dir(&pending)
-            .map_err(|e| io_error(format!("listing {}", pending.display()), e))?
-            .filter_map(|entry| entry.ok())
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|name| {
-                [".json", ".yaml", ".yml", ".xml"]
-                    .iter()
-                    .any(|ext| name.ends_with(ext))
-                    && !name.starts_with('.')
-            })
-            .collect();
-        // Oldest first by name: spool writers name files so that order means something.
-        names.sort();
+        let mut listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
         let mut jobs = Vec::new();
-        for name in names {
-            if jobs.len() >= request.max_jobs as usize {
-                break;
-            }
+        let mut fresh = false;
+        while jobs.len() < request.max_jobs as usize {
+            let Some(name) = listed.pop_front() else {
+                // Out of names: list pending/ again, at most once per claim.
+                if fresh {
+                    break;
+                }
+                *listed = self.list_pending()?.into();
+                fresh = true;
+                continue;
+            };
             // One entry that cannot be taken does not hold up the others.
             match self.take(&name) {
                 Ok(Some(job)) => jobs.push(job),
