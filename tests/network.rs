@@ -29,6 +29,8 @@ fn nginx(dir: &Path, cp: &ControlPlane, client_ca: Option<&Path>) -> (Daemon, u1
         &conf,
         format!(
             r#"daemon off;
+# One process: killed when the test ends, it leaves no worker behind.
+master_process off;
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/error.log;
