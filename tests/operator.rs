@@ -471,26 +471,8 @@ fn hand_written_specs_refuse_unknown_fields_and_claims_log_them() {
 /// not have, naming it and the field probably meant.
 #[test]
 fn the_control_plane_refuses_an_enqueued_spec_with_an_unknown_field() {
-    use ureq::tls::{Certificate, RootCerts, TlsConfig};
     let cp = ControlPlane::start();
-    let ca = std::fs::read(&cp.pki.ca_file).unwrap();
-    let roots = RootCerts::Specific(std::sync::Arc::new(vec![Certificate::from_pem(&ca)
-        .unwrap()
-        .to_owned()]));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .tls_config(TlsConfig::builder().root_certs(roots).build())
-        .build()
-        .into();
-    let post = |spec: serde_json::Value| {
-        let mut answer = agent
-            .post(format!("{}admin/jobs", cp.url()))
-            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
-            .send_json(serde_json::json!({ "spec": spec }))
-            .unwrap();
-        let status = answer.status().as_u16();
-        (status, answer.body_mut().read_to_string().unwrap())
-    };
+    let post = |spec: serde_json::Value| admin_post(&cp, serde_json::json!({ "spec": spec }));
     let (status, body) = post(serde_json::json!({"id": "a", "steps": [{"shel": "true"}]}));
     assert_eq!(status, 400, "{body}");
     assert!(body.contains(r#"did you mean \"shell\""#), "{body}");
@@ -577,7 +559,6 @@ fn a_state_dir_behind_a_trusted_symlink_is_used_and_a_planted_one_refused() {
 #[test]
 fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
     use sortie_control_plane::{Config, Server, Tls};
-    use ureq::tls::{Certificate, RootCerts, TlsConfig};
     let dir = TempDir::new().unwrap();
     let state = dir.path().join("cp");
     let server = Server::start(Config {
@@ -639,15 +620,7 @@ fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
             .arg(dir.path().join("state")),
         code::OK,
     );
-    let roots = RootCerts::Specific(std::sync::Arc::new(vec![Certificate::from_pem(
-        &std::fs::read(&ca).unwrap(),
-    )
-    .unwrap()
-    .to_owned()]));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(TlsConfig::builder().root_certs(roots).build())
-        .build()
-        .into();
+    let agent = trusting(&ca);
     let list = |query: &str| -> serde_json::Value {
         agent
             .get(format!("{url}admin/jobs{query}"))
@@ -953,19 +926,23 @@ fn an_unlucky_operator_s_mistakes_are_caught() {
     assert_eq!(status, 201, "{body}");
 }
 
-/// `POST admin/jobs` with `body`, over the control plane's TLS.
-fn admin_post(cp: &ControlPlane, body: serde_json::Value) -> (u16, String) {
+/// An HTTPS client that trusts the CA in `ca` (statuses are answers, not errors).
+fn trusting(ca: &Path) -> ureq::Agent {
     use ureq::tls::{Certificate, RootCerts, TlsConfig};
-    let ca = std::fs::read(&cp.pki.ca_file).unwrap();
-    let roots = RootCerts::Specific(std::sync::Arc::new(vec![Certificate::from_pem(&ca)
+    let pem = std::fs::read(ca).unwrap();
+    let roots = RootCerts::Specific(std::sync::Arc::new(vec![Certificate::from_pem(&pem)
         .unwrap()
         .to_owned()]));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .tls_config(TlsConfig::builder().root_certs(roots).build())
         .build()
-        .into();
-    let mut answer = agent
+        .into()
+}
+
+/// `POST admin/jobs` with `body`, over the control plane's TLS.
+fn admin_post(cp: &ControlPlane, body: serde_json::Value) -> (u16, String) {
+    let mut answer = trusting(&cp.pki.ca_file)
         .post(format!("{}admin/jobs", cp.url()))
         .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
         .send_json(body)

@@ -354,7 +354,7 @@ impl Api {
                     .iter()
                     .filter(|job| {
                         status.is_none_or(|s| {
-                            job_view(job)["phase"] == s
+                            serde_json::to_value(job.phase).is_ok_and(|p| p == s)
                                 || job
                                     .completion
                                     .as_ref()

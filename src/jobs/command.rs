@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::exec;
 use crate::jobs::expand::{self, env_name, Context, Mode, NAMESPACES};
-use crate::jobs::reader::SHELLS;
+use crate::jobs::reader::{self, Reader, SHELLS};
 use crate::jobs::spec::{Dialect, JobSpec, Step, StepKind};
 use crate::nodes::ssh::{self, RemoteStep};
 use crate::secret::Secret;
@@ -463,123 +463,19 @@ enum Element {
     Code,
 }
 
-/// Interpreters whose `-c`/`-e`/`--eval` argument is code.
-const INTERPRETERS: &[&str] = &[
-    "python",
-    "python2",
-    "python3",
-    "perl",
-    "ruby",
-    "node",
-    "nodejs",
-    "php",
-    "lua",
-    "tclsh",
-    "Rscript",
-    "pwsh",
-    "powershell",
-    "osascript",
-    "awk",
-    "gawk",
-    "mawk",
-];
-
-/// The role of each element of `argv`. A shell may come after wrappers (`sudo`,
-/// `env`, `timeout 10`, `busybox`), and its options before `-c` may take
-/// arguments (`-o errexit`, `+O extglob`, `--rcfile FILE`).
+/// The role of each element of `argv`, from what the command that gets it
+/// does with it ([`reader`], the analysis shell steps use): the script of a
+/// shell that keeps sortie's environment, code for anything else that parses
+/// it (an interpreter's program, a remote command, a shell without sortie's
+/// environment), a value otherwise.
 fn elements(argv: &[String]) -> Vec<Element> {
-    let mut roles = vec![Element::Value; argv.len()];
-    let name = |w: &str| {
-        Path::new(w)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    for (i, word) in argv.iter().enumerate() {
-        let program = name(word);
-        let program = program.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-        if SHELLS.contains(&program) {
-            let mut j = i + 1;
-            while let Some(arg) = argv.get(j) {
-                match arg.as_str() {
-                    "-o" | "+o" | "-O" | "+O" | "--rcfile" | "--init-file" => j += 2,
-                    a if a.starts_with("--") || a.starts_with('+') => j += 1,
-                    a if a.starts_with('-') && a.len() > 1 => {
-                        if a.contains('c') {
-                            let script = if argv.get(j + 1).is_some_and(|n| n == "--") {
-                                j + 2
-                            } else {
-                                j + 1
-                            };
-                            if script < argv.len() {
-                                roles[script] = Element::Script;
-                            }
-                            return roles;
-                        }
-                        j += 1;
-                    }
-                    // su and runuser take the user name before their options.
-                    _ if matches!(program, "su" | "runuser") => j += 1,
-                    _ => break,
-                }
-            }
-        } else if INTERPRETERS.contains(&program) || INTERPRETERS.contains(&name(word).as_str()) {
-            for j in i + 1..argv.len() {
-                if matches!(
-                    argv[j - 1].as_str(),
-                    "-c" | "-e" | "-E" | "--eval" | "-Command" | "--command"
-                ) {
-                    roles[j] = Element::Code;
-                }
-            }
-            // awk's program is its first argument that is not an option.
-            if program.ends_with("awk") {
-                let program_at = (i + 1..argv.len()).find(|k| {
-                    !argv[*k].starts_with('-')
-                        && !matches!(argv[*k - 1].as_str(), "-F" | "-v" | "-f")
-                });
-                if let Some(k) = program_at {
-                    roles[k] = Element::Code;
-                }
-            }
-            return roles;
-        } else if program == "ssh" {
-            let host = (i + 1..argv.len()).find(|k| {
-                !argv[*k].starts_with('-')
-                    && !matches!(
-                        argv[*k - 1].as_str(),
-                        "-p" | "-i"
-                            | "-l"
-                            | "-o"
-                            | "-J"
-                            | "-F"
-                            | "-L"
-                            | "-R"
-                            | "-D"
-                            | "-W"
-                            | "-b"
-                            | "-c"
-                            | "-e"
-                            | "-m"
-                            | "-O"
-                            | "-Q"
-                            | "-S"
-                            | "-w"
-                            | "-E"
-                            | "-B"
-                            | "-I"
-                    )
-            });
-            if let Some(host) = host {
-                for role in &mut roles[host + 1..] {
-                    *role = Element::Code;
-                }
-            }
-            return roles;
-        }
-    }
-    roles
+    (0..argv.len())
+        .map(|i| match reader::word(&argv[..i], &argv[i]) {
+            None => Element::Value,
+            Some(Reader::Shell) => Element::Script,
+            Some(_) => Element::Code,
+        })
+        .collect()
 }
 
 /// The words that run a script file: its interpreter (`${scriptfile}` in it

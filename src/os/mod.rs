@@ -342,9 +342,14 @@ pub struct User {
 /// The name of the user sortie runs as (its number when the user database
 /// has no entry).
 pub fn user_name() -> Option<String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    Some(lookup_user(&uid.to_string()).map_or_else(|_| uid.to_string(), |u| u.name))
+    // Looked up once (it reads the user database, and every job asks).
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let name = NAME.get_or_init(|| {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        lookup_user(&uid.to_string()).map_or_else(|_| uid.to_string(), |u| u.name)
+    });
+    Some(name.clone())
 }
 
 /// Look a user up by name (or numeric id) in the system's user database.
