@@ -1,18 +1,17 @@
 //! Claims: idempotent retries and atomicity under concurrent runners.
 
-use sortie_control_plane::{Endpoint, Fault, FaultKind};
+use crate::fault_proxy::{Endpoint, Fault, FaultKind};
 
 use crate::support::*;
 
 #[test]
 fn a_claim_whose_answer_is_lost_is_retried_and_gets_the_same_job() {
     let cp = ControlPlane::with(Options {
-        faults: true,
         ..Options::default()
     });
     cp.enqueue(fixture_json("hello.json"));
     // The server commits the claim, then drops the connection without answering.
-    cp.server.inject(Fault {
+    cp.inject(Fault {
         endpoint: Endpoint::Claim,
         nth: 1,
         times: 1,

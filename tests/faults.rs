@@ -1,7 +1,8 @@
 //! Lost answers, resets, stalls and transient statuses on every call of a shot: the
 //! job still ends terminal, with its log stored exactly once.
 
-use sortie_control_plane::{Endpoint, Fault, FaultKind, Timing};
+use crate::fault_proxy::{Endpoint, Fault, FaultKind};
+use sortie_control_plane::Timing;
 
 use crate::support::*;
 
@@ -47,7 +48,6 @@ const LINES: usize = 120;
 /// One job through one fault; panics with the combination's name on any loss.
 fn one(endpoint: Endpoint, name: &str, kind: FaultKind) {
     let cp = ControlPlane::with(Options {
-        faults: true,
         timing: Some(Timing {
             heartbeat_seconds: 1,
             ..Timing::default()
@@ -58,7 +58,7 @@ fn one(endpoint: Endpoint, name: &str, kind: FaultKind) {
         "id": "faulty",
         "steps": [{ "shell": format!("i=0; while [ $i -lt {LINES} ]; do echo line $i; i=$((i+1)); sleep 0.01; done") }]
     }));
-    cp.server.inject(Fault {
+    cp.inject(Fault {
         endpoint,
         nth: 1,
         times: 2,
@@ -119,12 +119,11 @@ fn every_call_survives_every_fault_without_losing_or_duplicating_a_byte() {
 #[test]
 fn a_fenced_log_upload_stops_the_job_and_sends_no_completion() {
     let cp = ControlPlane::with(Options {
-        faults: true,
         ..Options::default()
     });
     let dir = tempfile::tempdir().unwrap();
     cp.enqueue(serde_json::json!({ "id": "fenced", "steps": [{ "shell": "echo one; sleep 2; echo two" }] }));
-    cp.server.inject(Fault {
+    cp.inject(Fault {
         endpoint: Endpoint::Log,
         nth: 1,
         times: 100,
@@ -150,7 +149,6 @@ fn a_fenced_log_upload_stops_the_job_and_sends_no_completion() {
 fn a_control_plane_that_claims_to_have_lost_log_bytes_gets_them_again_once() {
     for (endpoint, status) in [(Endpoint::Log, 416), (Endpoint::Complete, 412)] {
         let cp = ControlPlane::with(Options {
-            faults: true,
             ..Options::default()
         });
         cp.enqueue(serde_json::json!({
@@ -159,7 +157,7 @@ fn a_control_plane_that_claims_to_have_lost_log_bytes_gets_them_again_once() {
         }));
         // The first answer says the server holds nothing: sortie sends from offset 0
         // again, and the bytes the server does hold are not stored twice.
-        cp.server.inject(Fault {
+        cp.inject(Fault {
             endpoint,
             nth: 1,
             times: 1,

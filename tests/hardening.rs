@@ -9,8 +9,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::fault_proxy::{Endpoint, Fault, FaultKind};
 use serde_json::json;
-use sortie_control_plane::{Endpoint, Fault, FaultKind, Phase};
+use sortie_control_plane::Phase;
 
 use crate::support::*;
 
@@ -166,14 +167,13 @@ fn answers_outside_the_protocol_exit_76_with_their_detail_escaped() {
 #[test]
 fn a_finished_job_is_delivered_by_the_next_shot_never_reported_lost() {
     let cp = ControlPlane::with(Options {
-        faults: true,
         ..Options::default()
     });
     cp.enqueue(json!({ "id": "finished", "steps": [
         { "shell": "echo one; echo SORTIE:DATA:answer=42" },
         { "shell": "echo two" } ] }));
     for endpoint in [Endpoint::Log, Endpoint::Complete, Endpoint::Heartbeat] {
-        cp.server.inject(Fault {
+        cp.inject(Fault {
             endpoint,
             nth: 1,
             times: 10_000,
@@ -198,7 +198,7 @@ fn a_finished_job_is_delivered_by_the_next_shot_never_reported_lost() {
         "the completion is recorded: {}",
         stderr(&out)
     );
-    cp.server.clear_faults();
+    cp.clear_faults();
     run(&mut cp.poll(state.path()), code::OK);
     let job = cp.job("finished");
     assert_done(&job, "succeeded");
@@ -218,11 +218,10 @@ fn a_finished_job_is_delivered_by_the_next_shot_never_reported_lost() {
 #[test]
 fn a_job_whose_start_was_never_confirmed_is_failed_with_the_reason() {
     let cp = ControlPlane::with(Options {
-        faults: true,
         ..Options::default()
     });
     cp.enqueue(json!({ "id": "unstarted", "steps": [{ "shell": "echo should not run" }] }));
-    cp.server.inject(Fault {
+    cp.inject(Fault {
         endpoint: Endpoint::Start,
         nth: 1,
         times: 10_000,
@@ -237,7 +236,7 @@ fn a_job_whose_start_was_never_confirmed_is_failed_with_the_reason() {
             .args(["--max-runtime", "3s", "--deadline-reserve", "1s"]),
         69,
     );
-    cp.server.clear_faults();
+    cp.clear_faults();
     run(&mut cp.poll(state.path()), code::OK);
     let job = cp.job("unstarted");
     assert_eq!(job.phase, Phase::Failed, "{job:?}");

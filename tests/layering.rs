@@ -180,3 +180,39 @@ fn the_parts_form_no_cycle() {
         }
     }
 }
+
+/// The runner stays synchronous: the control plane's async stack and database
+/// (tokio, hyper, axum, SQLite) never reach the `sortie` binary's dependencies.
+#[test]
+fn the_runner_binary_has_no_async_runtime_or_database() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "sortie",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let crates: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(crates.contains(&"ureq"), "the tree was read: {tree}");
+    for forbidden in ["tokio", "hyper", "axum", "rusqlite", "sortie-control-plane"] {
+        assert!(
+            !crates.contains(&forbidden),
+            "{forbidden} is in the runner's dependencies"
+        );
+    }
+}

@@ -136,7 +136,7 @@ fn https_proxy_is_used_no_proxy_is_honoured_and_a_dead_proxy_is_unreachable() {
     let dir = tempfile::tempdir().unwrap();
     let (_proxy, port, log) = tinyproxy(dir.path());
     let proxy = format!("http://127.0.0.1:{port}");
-    let cp_port = cp.server.addr().port();
+    let cp_port = cp.port();
 
     cp.enqueue(fixture_json("hello.json"));
     run(

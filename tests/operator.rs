@@ -571,8 +571,6 @@ fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
         runner_token: Some(RUNNER_TOKEN.into()),
         admin_token: ADMIN_TOKEN.into(),
         timing: Default::default(),
-        faults: false,
-        record: false,
     })
     .unwrap();
     let port = server
@@ -660,8 +658,6 @@ fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
         runner_token: Some(RUNNER_TOKEN.into()),
         admin_token: ADMIN_TOKEN.into(),
         timing: Default::default(),
-        faults: false,
-        record: false,
     })
     .unwrap();
     assert_eq!(std::fs::read(&ca).unwrap(), ca_before, "the CA is kept");

@@ -3,8 +3,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::fault_proxy::{Endpoint, Fault, FaultKind};
 use serde_json::{json, Value};
-use sortie_control_plane::{Endpoint, Fault, FaultKind, Phase, Timing};
+use sortie_control_plane::{Phase, Timing};
 
 use crate::support::*;
 
@@ -132,11 +133,10 @@ fn kill_9_at_random_moments_loses_nothing_and_reports_nothing_twice() {
 #[test]
 fn an_undelivered_completion_is_kept_and_delivered_by_the_next_shot() {
     let cp = ControlPlane::with(Options {
-        faults: true,
         ..Options::default()
     });
     cp.enqueue(steady("kept", 5, "0"));
-    cp.server.inject(Fault {
+    cp.inject(Fault {
         endpoint: Endpoint::Complete,
         nth: 1,
         times: 1000,
@@ -155,7 +155,7 @@ fn an_undelivered_completion_is_kept_and_delivered_by_the_next_shot() {
     assert!(state.path().join("jobs/kept/completion.json").exists());
     assert_eq!(cp.job("kept").phase, Phase::Running);
 
-    cp.server.clear_faults();
+    cp.clear_faults();
     let out = run(&mut cp.poll(state.path()), code::OK);
     assert!(
         stderr(&out).contains("reported for an earlier shot"),

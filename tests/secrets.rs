@@ -104,10 +104,7 @@ printf %s "$PW" | sha256sum
     assert_eq!(completion.data["leak"], "[SECRET]");
     assert_eq!(completion.data["file"], "[SECRET]");
     assert_no_leak("the stored log", &log);
-    assert_no_leak(
-        "the bytes the control plane received",
-        &cp.server.received(),
-    );
+    assert_no_leak("the bytes the control plane received", &cp.received());
     assert_no_leak("sortie's stderr", &out.stderr);
     assert_no_leak(
         "the completion",

@@ -363,8 +363,6 @@ fn aws_secrets_manager_and_ssm_are_read_with_sigv4_and_a_wrong_key_is_refused() 
         runner_token: Some("ssm-token-value-9".into()),
         admin_token: ADMIN_TOKEN.into(),
         timing: Default::default(),
-        faults: false,
-        record: false,
     })
     .unwrap();
     server
@@ -391,7 +389,10 @@ fn aws_secrets_manager_and_ssm_are_read_with_sigv4_and_a_wrong_key_is_refused() 
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_done(&server.store().job("via-ssm").unwrap(), "succeeded");
+    assert_done(
+        &server.store().job("via-ssm").unwrap().unwrap(),
+        "succeeded",
+    );
     assert!(!stderr(&out).contains("ssm-token-value-9"));
 }
 
@@ -404,24 +405,13 @@ fn token_review_api(
     String,
     std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-    use sortie_control_plane::http::{serve, Reply, Response};
+    use crate::wire::{serve, Reply, Response};
     let ca = sortie_control_plane::pki::Authority::generate("cluster CA").unwrap();
-    let pair = ca.server(&["127.0.0.1"]).unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).unwrap();
-    let tls = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
+    let tls = server_tls(&ca.server(&["127.0.0.1"]).unwrap());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("https://{}", listener.local_addr().unwrap());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let handler: std::sync::Arc<sortie_control_plane::http::Handler> = std::sync::Arc::new(|req| {
+    let handler: std::sync::Arc<crate::wire::Handler> = std::sync::Arc::new(|req| {
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         let authenticated = req.path.ends_with("/tokenreviews")
             && body["spec"]["token"]

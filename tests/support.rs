@@ -9,6 +9,8 @@ use sortie_control_plane::pki::{Authority, Pair};
 use sortie_control_plane::{Config, Job, Phase, Server, Timing, Tls};
 use tempfile::TempDir;
 
+use crate::fault_proxy::{Fault, FaultProxy};
+
 pub const RUNNER_TOKEN: &str = "runner-token-for-tests";
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 
@@ -58,17 +60,20 @@ impl Pki {
 
 #[derive(Default)]
 pub struct Options {
-    /// Require client certificates from this CA file.
+    /// Require client certificates from this CA file (runners then reach the
+    /// control plane directly, without the fault proxy, which holds no client
+    /// certificate).
     pub client_ca: Option<PathBuf>,
-    pub faults: bool,
     pub timing: Option<Timing>,
     /// Serve this certificate instead of one for 127.0.0.1 from the control plane's CA.
     pub server_cert: Option<Pair>,
 }
 
-/// The reference control plane on a loopback port, over TLS, with its own temp dir.
+/// The reference control plane on a loopback port, over TLS, with its own temp
+/// dir, behind the fault proxy (which runners talk to).
 pub struct ControlPlane {
     pub server: Server,
+    proxy: Option<FaultProxy>,
     /// Holds the control plane's state and certificates until the test ends.
     _dir: TempDir,
     pub pki: Pki,
@@ -85,37 +90,73 @@ impl ControlPlane {
         let pki = Pki::new(dir.path(), "cp");
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, format!("{RUNNER_TOKEN}\n")).unwrap();
+        let pair = options
+            .server_cert
+            .clone()
+            .unwrap_or_else(|| pki.server.clone());
+        let direct = options.client_ca.is_some();
         let server = Server::start(Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             state_dir: dir.path().join("state"),
-            tls: {
-                let pair = options
-                    .server_cert
-                    .clone()
-                    .unwrap_or_else(|| pki.server.clone());
-                Tls::Pem {
-                    cert: pair.cert_pem,
-                    key: pair.key_pem,
-                }
+            tls: Tls::Pem {
+                cert: pair.cert_pem.clone(),
+                key: pair.key_pem.clone(),
             },
             client_ca: options.client_ca,
             runner_token: Some(RUNNER_TOKEN.to_string()),
             admin_token: ADMIN_TOKEN.to_string(),
             timing: options.timing.unwrap_or_default(),
-            faults: options.faults,
-            record: true,
         })
         .unwrap();
+        let proxy = (!direct).then(|| {
+            FaultProxy::start(
+                server_tls(&pair),
+                &server.url(),
+                pki.ca.cert_pem().as_bytes(),
+            )
+        });
         ControlPlane {
             server,
+            proxy,
             _dir: dir,
             pki,
             token_file,
         }
     }
 
+    fn proxy(&self) -> &FaultProxy {
+        self.proxy
+            .as_ref()
+            .expect("a control plane that requires client certificates has no fault proxy")
+    }
+
+    /// Arm a fault in the proxy between runners and the control plane.
+    pub fn inject(&self, fault: Fault) {
+        self.proxy().inject(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.proxy().clear_faults();
+    }
+
+    /// Every byte runners sent to the control plane.
+    pub fn received(&self) -> Vec<u8> {
+        self.proxy().received()
+    }
+
+    /// The URL runners use: the proxy's, or the server's without one.
     pub fn url(&self) -> String {
-        self.server.url()
+        match &self.proxy {
+            Some(proxy) => proxy.url().to_string(),
+            None => self.server.url(),
+        }
+    }
+
+    /// The port runners connect to.
+    pub fn port(&self) -> u16 {
+        let url = self.url();
+        let port = url.trim_end_matches('/').rsplit(':').next().unwrap();
+        port.parse().unwrap()
     }
 
     pub fn enqueue(&self, spec: Value) -> String {
@@ -123,11 +164,15 @@ impl ControlPlane {
     }
 
     pub fn job(&self, id: &str) -> Job {
-        self.server.store().job(id).expect("the job exists")
+        self.server
+            .store()
+            .job(id)
+            .unwrap()
+            .expect("the job exists")
     }
 
     pub fn log(&self, id: &str) -> Vec<u8> {
-        self.server.store().log(id)
+        self.server.store().log(id).unwrap()
     }
 
     /// A `sortie poll` command with the server, CA, token and a fresh state dir.
@@ -322,4 +367,19 @@ pub fn http(
         }
         Err(_) => (0, Value::Null),
     }
+}
+
+/// A rustls server configuration for a certificate pair (for the suite's TLS peers).
+pub fn server_tls(pair: &Pair) -> rustls::ServerConfig {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).unwrap();
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap()
 }

@@ -1,7 +1,9 @@
 //! Integration tests: the real `sortie` binary against a real control plane over
 //! real TLS (the reference control plane, run in-process), the spool, and `exec`.
 
+mod fault_proxy;
 mod support;
+mod wire;
 
 mod claims;
 mod commands;

@@ -1,4 +1,4 @@
-//! `sortie-control-plane`: run the reference control plane.
+//! `sortie-control-plane`: run the reference control plane, or migrate state into it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,14 +11,35 @@ use sortie_control_plane::{Config, Server, Timing, Tls};
 
 /// The reference control plane for sortie protocol v1 (HTTPS only).
 #[derive(Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Args,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Bring the state of a journal-based control plane (0.1) into STATE_DIR's database.
+    Migrate {
+        /// The old control plane's state dir (journal.ndjson and logs/).
+        #[arg(long, value_name = "DIR")]
+        from_journal: PathBuf,
+        /// The state dir whose database receives the jobs.
+        #[arg(long, env = "SORTIE_CP_STATE")]
+        state_dir: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
 struct Args {
     /// Address to listen on (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8443", env = "SORTIE_CP_LISTEN")]
     listen: SocketAddr,
-    /// Directory for the journal, logs and generated certificates.
-    #[arg(long, env = "SORTIE_CP_STATE")]
-    state_dir: PathBuf,
+    /// Directory for the database (control-plane.db) and generated certificates.
+    #[arg(long, env = "SORTIE_CP_STATE", required = true)]
+    state_dir: Option<PathBuf>,
     /// Server certificate chain (PEM); without it a CA and certificate are generated
     /// in STATE_DIR/tls/ and runners trust STATE_DIR/tls/ca.pem.
     #[arg(long, requires = "tls_key")]
@@ -33,8 +54,8 @@ struct Args {
     #[arg(long)]
     runner_token_file: Option<PathBuf>,
     /// File holding the admin API's bearer token.
-    #[arg(long)]
-    admin_token_file: PathBuf,
+    #[arg(long, required = true)]
+    admin_token_file: Option<PathBuf>,
     /// A claimed job not started within this returns to the queue.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     ack_window: Duration,
@@ -48,19 +69,45 @@ struct Args {
     /// runner on another host can be tried without making certificates.
     #[arg(long = "tls-san", value_name = "NAME")]
     tls_san: Vec<String>,
-    /// Allow fault injection through POST /admin/faults (for tests).
-    #[arg(long)]
-    faults: bool,
+    /// Finished jobs and their logs are removed this long after they end.
+    #[arg(long, default_value = "30days", value_parser = humantime::parse_duration)]
+    retain: Duration,
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Migrate {
+            from_journal,
+            state_dir,
+        }) => migrate(&from_journal, &state_dir),
+        None => run(cli.serve),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sortie-control-plane: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn migrate(from: &std::path::Path, state_dir: &std::path::Path) -> Result<()> {
+    let store = sortie_control_plane::Store::open(state_dir, Timing::default())?;
+    let done = sortie_control_plane::store::journal::import(&store, from)?;
+    println!(
+        "migrated {} jobs ({} log bytes) and {} inventories from {}; {} jobs were there already",
+        done.jobs,
+        done.log_bytes,
+        done.inventories,
+        from.display(),
+        done.skipped
+    );
+    Ok(())
 }
 
 fn token(path: &PathBuf) -> Result<String> {
@@ -83,24 +130,25 @@ fn run(args: Args) -> Result<()> {
             args.listen
         );
     }
+    let state_dir = args.state_dir.expect("clap requires --state-dir");
+    let admin_token_file = args
+        .admin_token_file
+        .expect("clap requires --admin-token-file");
     let server = Server::start(Config {
         listen: args.listen,
-        state_dir: args.state_dir.clone(),
+        state_dir,
         tls,
         client_ca: args.client_ca,
         runner_token: args.runner_token_file.as_ref().map(token).transpose()?,
-        admin_token: token(&args.admin_token_file)?,
+        admin_token: token(&admin_token_file)?,
         timing: Timing {
             ack_window: args.ack_window,
             lease: args.lease,
             heartbeat_seconds: args.heartbeat_seconds,
+            retain: args.retain,
             ..Timing::default()
         },
-        faults: args.faults,
-        record: false,
     })?;
     println!("listening on {}", server.url());
-    loop {
-        std::thread::park();
-    }
+    server.run_until_signal()
 }

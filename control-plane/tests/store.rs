@@ -75,7 +75,9 @@ fn concurrent_claims_hand_each_job_to_exactly_one_runner() {
             std::thread::spawn(move || {
                 let mut got = Vec::new();
                 for n in 0.. {
-                    let jobs = store.claim(&claim(&format!("c{t}-{n}"), &format!("r{t}"), 3));
+                    let jobs = store
+                        .claim(&claim(&format!("c{t}-{n}"), &format!("r{t}"), 3))
+                        .unwrap();
                     if jobs.is_empty() {
                         break;
                     }
@@ -102,11 +104,11 @@ fn the_same_claim_id_gets_the_same_answer() {
     let store = open(dir.path(), Timing::default());
     store.enqueue(spec("a"), vec![], None).unwrap();
     store.enqueue(spec("b"), vec![], None).unwrap();
-    let first = store.claim(&claim("same", "r", 1));
-    let again = store.claim(&claim("same", "r", 1));
+    let first = store.claim(&claim("same", "r", 1)).unwrap();
+    let again = store.claim(&claim("same", "r", 1)).unwrap();
     assert_eq!(first, again);
     assert_eq!(first.len(), 1);
-    let other = store.claim(&claim("other", "r", 1));
+    let other = store.claim(&claim("other", "r", 1)).unwrap();
     assert_ne!(other[0].id, first[0].id);
 }
 
@@ -122,13 +124,19 @@ fn tags_and_runner_ids_select_who_gets_a_job() {
         .unwrap();
     let mut req = claim("1", "edge-1", 5);
     req.runner.tags = vec!["linux".into()];
-    assert!(store.claim(&req).is_empty());
+    assert!(store.claim(&req).unwrap().is_empty());
     req.claim_id = "2".into();
     req.runner.tags = vec!["linux".into(), "eu".into(), "x".into()];
-    let got: Vec<String> = store.claim(&req).into_iter().map(|j| j.id).collect();
+    let got: Vec<String> = store
+        .claim(&req)
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
     assert_eq!(got, vec!["eu"]);
     let got: Vec<String> = store
         .claim(&claim("3", "edge-2", 5))
+        .unwrap()
         .into_iter()
         .map(|j| j.id)
         .collect();
@@ -151,10 +159,10 @@ fn a_job_whose_timeout_cannot_fit_the_deadline_is_not_given() {
         humantime::format_rfc3339(std::time::SystemTime::now() + Duration::from_secs(60))
             .to_string(),
     );
-    assert!(store.claim(&req).is_empty());
+    assert!(store.claim(&req).unwrap().is_empty());
     req.claim_id = "2".into();
     req.deadline = None;
-    assert_eq!(store.claim(&req).len(), 1);
+    assert_eq!(store.claim(&req).unwrap().len(), 1);
 }
 
 #[test]
@@ -166,10 +174,10 @@ fn an_unstarted_claim_returns_to_the_queue_with_the_next_attempt() {
     };
     let store = open(dir.path(), timing);
     store.enqueue(spec("a"), vec![], None).unwrap();
-    let first = store.claim(&claim("1", "r1", 1)).remove(0);
+    let first = store.claim(&claim("1", "r1", 1)).unwrap().remove(0);
     assert_eq!(first.attempt, 1);
     std::thread::sleep(Duration::from_millis(150));
-    let second = store.claim(&claim("2", "r2", 1)).remove(0);
+    let second = store.claim(&claim("2", "r2", 1)).unwrap().remove(0);
     assert_eq!(second.attempt, 2);
     // The first attempt is fenced out.
     let stale = Fence {
@@ -192,7 +200,7 @@ fn logs_are_offset_addressed_and_completion_checks_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), Timing::default());
     store.enqueue(spec("a"), vec![], None).unwrap();
-    let job = store.claim(&claim("1", "r", 1)).remove(0);
+    let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
     let token = job.lease.token.clone();
     store
         .start(
@@ -216,7 +224,7 @@ fn logs_are_offset_addressed_and_completion_checks_them() {
         store.append_log("a", 1, "wrong", 11, b"x"),
         Err(Refusal::Conflict(_))
     ));
-    assert_eq!(store.log("a"), b"hello world");
+    assert_eq!(store.log("a").unwrap(), b"hello world");
 
     let hb = HeartbeatRequest {
         attempt: 1,
@@ -261,7 +269,7 @@ fn state_survives_a_restart() {
         let store = open(dir.path(), Timing::default());
         store.enqueue(spec("a"), vec![], None).unwrap();
         store.enqueue(spec("b"), vec![], None).unwrap();
-        let job = store.claim(&claim("1", "r", 1)).remove(0);
+        let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
         token = job.lease.token.clone();
         store
             .start(
@@ -275,11 +283,14 @@ fn state_survives_a_restart() {
         store.append_log("a", 1, &token, 0, b"abc").unwrap();
     }
     let store = open(dir.path(), Timing::default());
-    assert_eq!(store.job("a").unwrap().phase, Phase::Running);
-    assert_eq!(store.job("a").unwrap().log_length, 3);
-    assert_eq!(store.job("b").unwrap().phase, Phase::Queued);
+    assert_eq!(store.job("a").unwrap().unwrap().phase, Phase::Running);
+    assert_eq!(store.job("a").unwrap().unwrap().log_length, 3);
+    assert_eq!(store.job("b").unwrap().unwrap().phase, Phase::Queued);
     // The same claim id still answers with the same job after the restart.
-    assert_eq!(store.claim(&claim("1", "r", 1))[0].lease.token, token);
+    assert_eq!(
+        store.claim(&claim("1", "r", 1)).unwrap()[0].lease.token,
+        token
+    );
     store.append_log("a", 1, &token, 3, b"def").unwrap();
     let done = CompleteRequest {
         attempt: 1,
@@ -289,7 +300,7 @@ fn state_survives_a_restart() {
     store.complete("a", &done).unwrap();
     drop(store);
     let store = open(dir.path(), Timing::default());
-    assert_eq!(store.job("a").unwrap().phase, Phase::Done);
+    assert_eq!(store.job("a").unwrap().unwrap().phase, Phase::Done);
     assert!(
         store.enqueue(spec("a"), vec![], None).is_err(),
         "ids stay unique"
@@ -305,7 +316,7 @@ fn a_silent_running_job_is_marked_lost() {
     };
     let store = open(dir.path(), timing);
     store.enqueue(spec("a"), vec![], None).unwrap();
-    let job = store.claim(&claim("1", "r", 1)).remove(0);
+    let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
     store
         .start(
             "a",
@@ -316,8 +327,131 @@ fn a_silent_running_job_is_marked_lost() {
         )
         .unwrap();
     std::thread::sleep(Duration::from_millis(150));
-    store.sweep();
-    let job = store.job("a").unwrap();
+    store.sweep().unwrap();
+    let job = store.job("a").unwrap().unwrap();
     assert_eq!(job.phase, Phase::Done);
     assert_eq!(job.completion.unwrap().status, JobStatus::Lost);
+}
+
+#[test]
+fn finished_jobs_are_pruned_after_the_retention_with_their_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let timing = Timing {
+        retain: Duration::from_millis(200),
+        ..Timing::default()
+    };
+    let store = open(dir.path(), timing);
+    store.enqueue(spec("old"), vec![], None).unwrap();
+    store.enqueue(spec("waiting"), vec![], None).unwrap();
+    let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
+    let token = job.lease.token.clone();
+    let fence = Fence {
+        attempt: 1,
+        lease_token: token.clone(),
+    };
+    store.start("old", &fence).unwrap();
+    store.append_log("old", 1, &token, 0, b"abc").unwrap();
+    let done = CompleteRequest {
+        attempt: 1,
+        lease_token: token,
+        completion: completion(b"abc"),
+    };
+    store.complete("old", &done).unwrap();
+    store.sweep().unwrap();
+    assert!(
+        store.job("old").unwrap().is_some(),
+        "kept within the retention"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    store.sweep().unwrap();
+    assert!(store.job("old").unwrap().is_none(), "pruned after it");
+    assert!(store.log("old").unwrap().is_empty(), "with its log");
+    assert!(
+        store.job("waiting").unwrap().is_some(),
+        "a job that has not finished is never pruned"
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path(), Timing::default()));
+    let db = rusqlite::Connection::open(dir.path().join("control-plane.db")).unwrap();
+    db.pragma_update(None, "user_version", 99).unwrap();
+    drop(db);
+    let err = Store::open(dir.path(), Timing::default())
+        .err()
+        .expect("a newer schema is refused");
+    assert!(format!("{err:#}").contains("schema version 99"), "{err:#}");
+}
+
+/// State written by the journal-based control plane (0.1) comes over whole:
+/// the last record of each job wins, a torn last line is ignored, logs and
+/// leases keep working, and a second run adds nothing.
+#[test]
+fn a_journal_is_migrated_with_its_jobs_leases_and_logs() {
+    use sortie_control_plane::store::journal;
+    let old = tempfile::tempdir().unwrap();
+    std::fs::create_dir(old.path().join("logs")).unwrap();
+    let queued = json!({"record": "job", "id": "q", "seq": 0, "spec": spec("q"),
+        "phase": "queued", "attempt": 1});
+    let claimed = json!({"record": "job", "id": "r", "seq": 1, "spec": spec("r"),
+        "phase": "claimed", "attempt": 1, "ran_by": "edge",
+        "lease": {"token": "t0k3n", "claim_id": "c1", "runner": "edge",
+                  "claimed_at_ms": 1, "expires_at_ms": 4_000_000_000_000u64}});
+    let mut running = claimed.clone();
+    running["phase"] = "running".into();
+    let done = json!({"record": "job", "id": "d", "seq": 2, "spec": spec("d"),
+        "phase": "done", "attempt": 2, "completion": completion(b"xyz")});
+    let inventory = json!({"record": "inventory", "runner_id": "edge", "nodes": {"web1": {}}});
+    let mut journal_text = String::new();
+    for record in [&queued, &claimed, &running, &done, &inventory] {
+        journal_text.push_str(&format!("{record}\n"));
+    }
+    journal_text.push_str("{\"record\": \"job\", \"id\": \"torn"); // a crash mid-append
+    std::fs::write(old.path().join("journal.ndjson"), journal_text).unwrap();
+    std::fs::write(old.path().join("logs/r.ndjson"), b"abc").unwrap();
+    std::fs::write(old.path().join("logs/d.ndjson"), b"xyz").unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Timing::default());
+    let migrated = journal::import(&store, old.path()).unwrap();
+    assert_eq!(
+        migrated,
+        journal::Migrated {
+            jobs: 3,
+            skipped: 0,
+            log_bytes: 6,
+            inventories: 1
+        }
+    );
+    assert_eq!(store.job("q").unwrap().unwrap().phase, Phase::Queued);
+    assert_eq!(store.log("d").unwrap(), b"xyz");
+    assert_eq!(
+        store
+            .job("d")
+            .unwrap()
+            .unwrap()
+            .completion
+            .unwrap()
+            .log
+            .length,
+        3
+    );
+    assert!(store.inventory().unwrap().contains_key("edge"));
+    // The running job's lease holds: its runner carries on where the log ended.
+    let running = store.job("r").unwrap().unwrap();
+    assert_eq!(running.phase, Phase::Running);
+    assert_eq!(store.append_log("r", 1, "t0k3n", 3, b"def"), Ok(6));
+    let finish = CompleteRequest {
+        attempt: 1,
+        lease_token: "t0k3n".into(),
+        completion: completion(b"abcdef"),
+    };
+    store.complete("r", &finish).unwrap();
+    // New jobs come after the migrated ones.
+    store.enqueue(spec("new"), vec![], None).unwrap();
+    assert!(store.job("new").unwrap().unwrap().seq > 2);
+    let again = journal::import(&store, old.path()).unwrap();
+    assert_eq!((again.jobs, again.skipped), (0, 3));
 }

@@ -1,10 +1,11 @@
-//! A small HTTP/1.1 server over rustls, one thread per connection.
+//! A small blocking HTTP/1.1 server over rustls, one thread per connection, for
+//! the suite's own peers: the fault proxy in front of the control plane and
+//! stand-ins for third-party APIs.
 //!
-//! The reference control plane needs exact control over the connection — answer,
-//! close without answering, reset, stall — to inject the faults runners must
-//! survive, so it owns this loop rather than hiding it behind a framework.
-//! Requests carry `Content-Length` bodies (what every protocol v1 client sends);
-//! connections are kept alive so a runner's whole shot can use one of them.
+//! The fault proxy needs exact control over the connection — answer, close
+//! without answering, reset, stall — which is why this is a loop of its own and
+//! not a framework. Requests carry `Content-Length` bodies (what every protocol
+//! v1 client sends); connections are kept alive so a whole shot can use one.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -38,19 +39,12 @@ impl Request {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-
-    pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            (k == name).then_some(v)
-        })
-    }
 }
 
 pub struct Response {
     pub status: u16,
-    pub content_type: &'static str,
-    pub headers: Vec<(&'static str, String)>,
+    pub content_type: String,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -58,18 +52,9 @@ impl Response {
     pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
         Response {
             status,
-            content_type: "application/json",
+            content_type: "application/json".into(),
             headers: Vec::new(),
             body: serde_json::to_vec(value).expect("serializable response"),
-        }
-    }
-
-    pub fn empty(status: u16) -> Response {
-        Response {
-            status,
-            content_type: "application/json",
-            headers: Vec::new(),
-            body: Vec::new(),
         }
     }
 
@@ -81,17 +66,8 @@ impl Response {
             detail: Some(detail.into()),
         };
         let mut r = Response::json(status, &problem);
-        r.content_type = "application/problem+json";
+        r.content_type = "application/problem+json".into();
         r
-    }
-
-    pub fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Response {
-        Response {
-            status,
-            content_type,
-            headers: Vec::new(),
-            body,
-        }
     }
 }
 
@@ -126,7 +102,7 @@ pub fn serve(
         thread::spawn(move || {
             if let Err(e) = connection(stream, tls, &*handler, &stop) {
                 if !quiet(&e) {
-                    log_line(format_args!("sortie-control-plane: connection: {e}"));
+                    eprintln!("test peer: connection: {e}");
                 }
             }
         });
@@ -162,27 +138,7 @@ fn connection(
         let close = request
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let began = std::time::Instant::now();
-        let (method, path) = (request.method.clone(), request.path.clone());
-        let request_id = request
-            .header(sortie_protocol::HEADER_REQUEST_ID)
-            .unwrap_or("-")
-            .chars()
-            .filter(|c| c.is_ascii_graphic())
-            .take(64)
-            .collect::<String>();
         let reply = handler(request);
-        if let Reply::Respond(response) = &reply {
-            // One access-log line per request, on stderr.
-            log_line(format_args!(
-                "{} {} {} {} {} ms request_id={request_id}",
-                humantime::format_rfc3339_millis(std::time::SystemTime::now()),
-                method.escape_debug(),
-                path.escape_debug(),
-                response.status,
-                began.elapsed().as_millis()
-            ));
-        }
         match reply {
             Reply::Respond(response) => {
                 let stream = reader.get_mut();
@@ -214,13 +170,6 @@ fn connection(
         }
     }
     Ok(())
-}
-
-/// One line on stderr; a line that cannot be written (a full disk, a closed
-/// pipe) is dropped rather than taking the connection down with it.
-fn log_line(line: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let _ = writeln!(io::stderr(), "{line}");
 }
 
 /// Arrange for the close to send RST instead of FIN: SO_LINGER on, zero timeout.

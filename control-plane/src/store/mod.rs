@@ -1,0 +1,627 @@
+//! The control plane's state: jobs, leases, logs, inventory — and the protocol's
+//! rules over them.
+//!
+//! The rules (who may claim what, the ack window, fencing, offset-addressed logs,
+//! idempotent completion) are written once, here, over [`Rows`]: the handful of
+//! row operations a database gives inside one transaction. Each backend
+//! ([`sqlite`], the embedded default) implements only those, so every backend
+//! behaves the same and every store test runs against each. A change is
+//! committed durably before its answer leaves; a database that cannot commit
+//! makes the call fail with [`Refusal::Unavailable`] (503, retried by runners),
+//! never a false acknowledgement.
+
+pub mod journal;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sortie_protocol::{
+    ClaimRequest, ClaimedJob, CompleteRequest, Completion, Fence, HeartbeatRequest, JobStatus,
+    Lease, LogSummary,
+};
+
+/// Lease and ack-window durations.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A claimed job not started within this returns to the queue with `attempt + 1`.
+    pub ack_window: Duration,
+    /// How long a lease lasts without a heartbeat.
+    pub lease: Duration,
+    /// How often runners are asked to heartbeat.
+    pub heartbeat_seconds: u64,
+    /// Longest long poll the server grants.
+    pub max_wait: Duration,
+    /// Finished jobs and their logs are removed this long after they end.
+    pub retain: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            ack_window: Duration::from_secs(30),
+            lease: Duration::from_secs(60),
+            heartbeat_seconds: 10,
+            max_wait: Duration::from_secs(60),
+            retain: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Queued,
+    Claimed,
+    Running,
+    /// Terminal: `completion` holds the outcome.
+    Done,
+    /// Terminal: failed before it started (`fail`), `reason` says why.
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Queued => "queued",
+            Phase::Claimed => "claimed",
+            Phase::Running => "running",
+            Phase::Done => "done",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+/// Every value `GET admin/jobs?status=` accepts: a phase, or a completion's status.
+pub const STATUSES: &[&str] = &[
+    "queued",
+    "claimed",
+    "running",
+    "done",
+    "failed",
+    "succeeded",
+    "timed_out",
+    "cancelled",
+    "interrupted",
+    "lost",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseState {
+    pub token: String,
+    pub claim_id: String,
+    pub runner: String,
+    /// Milliseconds since the epoch.
+    pub claimed_at_ms: u64,
+    pub expires_at_ms: u64,
+}
+
+/// One job as the control plane knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub seq: u64,
+    pub spec: serde_json::Value,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub runner_id: Option<String>,
+    /// The runner that claimed it last (kept after its lease ends).
+    #[serde(default)]
+    pub ran_by: Option<String>,
+    pub phase: Phase,
+    pub attempt: u64,
+    #[serde(default)]
+    pub lease: Option<LeaseState>,
+    #[serde(default)]
+    pub cancel_requested: bool,
+    #[serde(default)]
+    pub completion: Option<Completion>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Bytes of log stored.
+    #[serde(default)]
+    pub log_length: u64,
+    /// When it reached a terminal phase (milliseconds since the epoch).
+    #[serde(default)]
+    pub finished_at_ms: Option<u64>,
+}
+
+impl Job {
+    /// What `?status=` matches: the completion's status when done, else the phase.
+    pub fn status(&self) -> &'static str {
+        match (&self.completion, self.phase) {
+            (Some(c), Phase::Done) => c.status.as_str(),
+            (_, phase) => phase.as_str(),
+        }
+    }
+
+    fn finish(&mut self, phase: Phase, now: u64) {
+        self.phase = phase;
+        self.finished_at_ms = Some(now);
+    }
+}
+
+/// Why a call was refused; the API maps each to a status code.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown job (410).
+    Gone,
+    /// Stale attempt, wrong token, or a different completion already recorded (409).
+    Conflict(String),
+    /// The log offset is past what is stored (416).
+    OffsetPastEnd(u64),
+    /// The completion's log length or checksum disagrees with the stored log (412).
+    LogMismatch(u64),
+    /// The request is wrong in itself (400).
+    Invalid(String),
+    /// The database could not read or commit (503): nothing was acknowledged.
+    Unavailable(String),
+}
+
+impl Refusal {
+    /// A database error, with what was being done.
+    pub fn unavailable(doing: &str, e: impl std::fmt::Display) -> Refusal {
+        Refusal::Unavailable(format!("{doing}: {e}"))
+    }
+}
+
+pub type Outcome<T> = Result<T, Refusal>;
+
+/// One page of `GET admin/jobs`.
+pub struct Page {
+    pub jobs: Vec<Job>,
+    pub total: u64,
+}
+
+/// The row operations one transaction offers; everything else is [`Store`]'s.
+pub trait Rows {
+    /// The job, locked for the rest of the transaction.
+    fn job(&mut self, id: &str) -> Outcome<Option<Job>>;
+    /// Insert a new job, giving it the next sequence number; `false` if the id exists.
+    fn insert(&mut self, job: &mut Job) -> Outcome<bool>;
+    fn update(&mut self, job: &Job) -> Outcome<()>;
+    /// Queued jobs in sequence order after `after_seq`, up to `limit`, that no other
+    /// transaction holds.
+    fn queued(&mut self, after_seq: Option<u64>, limit: usize) -> Outcome<Vec<Job>>;
+    /// Claimed or running jobs holding this claim id for this runner.
+    fn claimed_by(&mut self, claim_id: &str, runner: &str) -> Outcome<Vec<Job>>;
+    /// Claimed or running jobs whose lease ended at or before `now_ms`, up to `limit`.
+    fn expired(&mut self, now_ms: u64, limit: usize) -> Outcome<Vec<Job>>;
+    /// Store `bytes` as the job's log from `at`.
+    fn append_log(&mut self, id: &str, at: u64, bytes: &[u8]) -> Outcome<()>;
+    fn clear_log(&mut self, id: &str) -> Outcome<()>;
+    /// Feed the job's whole log, in order, to `sink`.
+    fn read_log(&mut self, id: &str, sink: &mut dyn FnMut(&[u8])) -> Outcome<()>;
+    fn put_inventory(
+        &mut self,
+        runner_id: &str,
+        nodes: &serde_json::Value,
+        at_ms: u64,
+    ) -> Outcome<()>;
+    fn inventory(&mut self) -> Outcome<BTreeMap<String, serde_json::Value>>;
+    /// Jobs in sequence order whose status (see [`Job::status`]) is `status`, if given.
+    fn page(&mut self, status: Option<&str>, limit: u64, offset: u64) -> Outcome<Page>;
+    /// Remove up to `limit` jobs (and their logs) that finished before `before_ms`.
+    fn prune(&mut self, before_ms: u64, limit: usize) -> Outcome<usize>;
+}
+
+/// A database: runs a closure in one transaction, committed when it returns `Ok`.
+pub trait Backend: Send + Sync {
+    fn transaction(&self, work: &mut dyn FnMut(&mut dyn Rows) -> Outcome<()>) -> Outcome<()>;
+}
+
+pub struct Store {
+    backend: Box<dyn Backend>,
+    timing: Timing,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS random source");
+    hex(&bytes)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How many rows one sweep or prune touches at most (the rest wait for the next).
+const BATCH: usize = 500;
+
+impl Store {
+    pub fn new(backend: Box<dyn Backend>, timing: Timing) -> Store {
+        Store { backend, timing }
+    }
+
+    /// The embedded default: SQLite in `dir/control-plane.db`.
+    pub fn open(dir: &std::path::Path, timing: Timing) -> anyhow::Result<Store> {
+        Ok(Store::new(Box::new(sqlite::Sqlite::open(dir)?), timing))
+    }
+
+    pub fn timing(&self) -> Timing {
+        self.timing
+    }
+
+    /// Run `work` in one transaction and return what it returned.
+    fn tx<T>(&self, work: impl FnOnce(&mut dyn Rows) -> Outcome<T>) -> Outcome<T> {
+        let mut work = Some(work);
+        let mut out = None;
+        self.backend.transaction(&mut |rows| {
+            let work = work.take().expect("a transaction runs its work once");
+            out = Some(work(rows)?);
+            Ok(())
+        })?;
+        Ok(out.expect("a committed transaction ran its work"))
+    }
+
+    /// Add a job to the queue.
+    pub fn enqueue(
+        &self,
+        spec: serde_json::Value,
+        tags: Vec<String>,
+        runner_id: Option<String>,
+    ) -> Outcome<String> {
+        let id = sortie_protocol::SpecHeader::of(&spec)
+            .map_err(Refusal::Invalid)?
+            .id;
+        if !sortie_protocol::valid_job_id(&id) {
+            return Err(Refusal::Invalid(format!(
+                "job id {id:?} is not [A-Za-z0-9._-]{{1,128}}"
+            )));
+        }
+        let mut job = Job {
+            id: id.clone(),
+            seq: 0,
+            spec,
+            tags,
+            runner_id,
+            ran_by: None,
+            phase: Phase::Queued,
+            attempt: 1,
+            lease: None,
+            cancel_requested: false,
+            completion: None,
+            reason: None,
+            log_length: 0,
+            finished_at_ms: None,
+        };
+        self.tx(|rows| match rows.insert(&mut job)? {
+            true => Ok(()),
+            false => Err(Refusal::Conflict(format!("job {id} exists already"))),
+        })?;
+        Ok(id)
+    }
+
+    /// Claim up to `max_jobs` queued jobs for the runner, now (waiting is the caller's).
+    pub fn claim(&self, req: &ClaimRequest) -> Outcome<Vec<ClaimedJob>> {
+        let heartbeat = self.timing.heartbeat_seconds;
+        let ack_ms = self.timing.ack_window.as_millis() as u64;
+        let deadline_ms = req
+            .deadline
+            .as_deref()
+            .and_then(|d| humantime::parse_rfc3339_weak(d).ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64);
+        self.tx(|rows| {
+            // Idempotency: a claim already answered gets the same answer.
+            let previous = rows.claimed_by(&req.claim_id, &req.runner.id)?;
+            if !previous.is_empty() {
+                return Ok(previous.iter().map(|j| claimed(j, heartbeat)).collect());
+            }
+            let now = now_ms();
+            // Ended leases first, so a job whose claim lapsed can be handed out now.
+            for mut job in rows.expired(now, BATCH)? {
+                Self::expire(rows, &mut job, now)?;
+            }
+            let want = req.max_jobs as usize;
+            let mut out = Vec::new();
+            let mut after = None;
+            while out.len() < want {
+                let page = rows.queued(after, 64)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.seq);
+                for mut job in page {
+                    if out.len() == want || !matches(&job, req, now, deadline_ms) {
+                        continue;
+                    }
+                    job.phase = Phase::Claimed;
+                    job.ran_by = Some(req.runner.id.clone());
+                    job.lease = Some(LeaseState {
+                        token: random_token(),
+                        claim_id: req.claim_id.clone(),
+                        runner: req.runner.id.clone(),
+                        claimed_at_ms: now,
+                        expires_at_ms: now + ack_ms,
+                    });
+                    rows.update(&job)?;
+                    out.push(claimed(&job, heartbeat));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Apply the end of an ended lease to `job`: an unstarted claim returns to the
+    /// queue with the next attempt, a silent running job is lost. `true` if changed.
+    fn expire(rows: &mut dyn Rows, job: &mut Job, now: u64) -> Outcome<bool> {
+        let Some(lease) = job.lease.clone() else {
+            return Ok(false);
+        };
+        if lease.expires_at_ms > now {
+            return Ok(false);
+        }
+        match job.phase {
+            Phase::Claimed => {
+                job.phase = Phase::Queued;
+                job.attempt += 1;
+                job.lease = None;
+            }
+            Phase::Running => {
+                let log = summary(rows, &job.id)?;
+                job.completion = Some(Completion {
+                    status: JobStatus::Lost,
+                    exit_code: None,
+                    started_at: rfc3339(lease.claimed_at_ms),
+                    finished_at: rfc3339(now),
+                    steps: Vec::new(),
+                    data: BTreeMap::new(),
+                    log,
+                    error: Some("the runner's lease expired without a heartbeat".into()),
+                });
+                job.finish(Phase::Done, now);
+            }
+            _ => return Ok(false),
+        }
+        rows.update(job)?;
+        Ok(true)
+    }
+
+    /// Expire ended leases and prune what is past retention; `true` if a job
+    /// returned to the queue (long polls may find it).
+    pub fn sweep(&self) -> Outcome<bool> {
+        let now = now_ms();
+        let requeued = self.tx(|rows| {
+            let mut requeued = false;
+            for mut job in rows.expired(now, BATCH)? {
+                Self::expire(rows, &mut job, now)?;
+                requeued |= job.phase == Phase::Queued;
+            }
+            Ok(requeued)
+        })?;
+        let retain_ms = self.timing.retain.as_millis() as u64;
+        self.tx(|rows| rows.prune(now.saturating_sub(retain_ms), BATCH))?;
+        Ok(requeued)
+    }
+
+    /// The job, with its lease checked against this fence (an ended lease is
+    /// expired first, so a late call is refused even between sweeps).
+    fn fenced(rows: &mut dyn Rows, id: &str, attempt: u64, token: &str) -> Outcome<Job> {
+        let mut job = rows.job(id)?.ok_or(Refusal::Gone)?;
+        Self::expire(rows, &mut job, now_ms())?;
+        let current = job.lease.as_ref().map(|l| l.token.as_str());
+        if job.attempt != attempt || current != Some(token) {
+            return Err(Refusal::Conflict(format!(
+                "attempt {attempt} of job {id} no longer holds its lease"
+            )));
+        }
+        Ok(job)
+    }
+
+    pub fn start(&self, id: &str, fence: &Fence) -> Outcome<Lease> {
+        let lease_ms = self.timing.lease.as_millis() as u64;
+        let heartbeat = self.timing.heartbeat_seconds;
+        self.tx(|rows| {
+            let mut job = Self::fenced(rows, id, fence.attempt, &fence.lease_token)?;
+            match job.phase {
+                Phase::Claimed | Phase::Running => {}
+                _ => return Err(Refusal::Conflict(format!("job {id} is not startable"))),
+            }
+            let lease = job.lease.as_mut().expect("a fenced job has a lease");
+            lease.expires_at_ms = now_ms() + lease_ms;
+            let answer = wire_lease(lease, heartbeat);
+            if job.phase == Phase::Claimed {
+                job.phase = Phase::Running;
+                // A fresh start begins a fresh log.
+                rows.clear_log(id)?;
+                job.log_length = 0;
+            }
+            rows.update(&job)?;
+            Ok(answer)
+        })
+    }
+
+    pub fn heartbeat(&self, id: &str, req: &HeartbeatRequest) -> Outcome<(Lease, bool)> {
+        let lease_ms = self.timing.lease.as_millis() as u64;
+        let heartbeat = self.timing.heartbeat_seconds;
+        self.tx(|rows| {
+            let mut job = Self::fenced(rows, id, req.attempt, &req.lease_token)?;
+            if job.phase != Phase::Running {
+                return Err(Refusal::Conflict(format!("job {id} is not running")));
+            }
+            let lease = job.lease.as_mut().expect("a fenced job has a lease");
+            lease.expires_at_ms = now_ms() + lease_ms;
+            let answer = wire_lease(lease, heartbeat);
+            rows.update(&job)?;
+            Ok((answer, job.cancel_requested))
+        })
+    }
+
+    /// Store log bytes that start at `offset`; bytes already held are not stored again.
+    pub fn append_log(
+        &self,
+        id: &str,
+        attempt: u64,
+        token: &str,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Outcome<u64> {
+        self.tx(|rows| {
+            let mut job = Self::fenced(rows, id, attempt, token)?;
+            if job.phase != Phase::Running {
+                return Err(Refusal::Conflict(format!("job {id} is not running")));
+            }
+            let have = job.log_length;
+            if offset > have {
+                return Err(Refusal::OffsetPastEnd(have));
+            }
+            let skip = (have - offset) as usize;
+            if skip < bytes.len() {
+                rows.append_log(id, have, &bytes[skip..])?;
+                job.log_length = have + (bytes.len() - skip) as u64;
+                rows.update(&job)?;
+            }
+            Ok(job.log_length)
+        })
+    }
+
+    pub fn complete(&self, id: &str, req: &CompleteRequest) -> Outcome<()> {
+        self.tx(|rows| {
+            let job = rows.job(id)?.ok_or(Refusal::Gone)?;
+            if job.phase == Phase::Done {
+                // Idempotent: the same completion again is fine, another one is a conflict.
+                let same_fence = job.attempt == req.attempt
+                    && job.lease.as_ref().map(|l| l.token.as_str())
+                        == Some(req.lease_token.as_str());
+                return if same_fence && job.completion.as_ref() == Some(&req.completion) {
+                    Ok(())
+                } else {
+                    Err(Refusal::Conflict(format!("job {id} is already complete")))
+                };
+            }
+            let mut job = Self::fenced(rows, id, req.attempt, &req.lease_token)?;
+            if job.phase != Phase::Running {
+                return Err(Refusal::Conflict(format!("job {id} was never started")));
+            }
+            let stored = summary(rows, id)?;
+            if stored != req.completion.log {
+                return Err(Refusal::LogMismatch(stored.length));
+            }
+            job.completion = Some(req.completion.clone());
+            job.finish(Phase::Done, now_ms());
+            rows.update(&job)
+        })
+    }
+
+    pub fn fail(&self, id: &str, fence: &Fence, reason: &str) -> Outcome<()> {
+        self.tx(|rows| {
+            let job = rows.job(id)?.ok_or(Refusal::Gone)?;
+            if job.phase == Phase::Failed && job.attempt == fence.attempt {
+                return Ok(());
+            }
+            let mut job = Self::fenced(rows, id, fence.attempt, &fence.lease_token)?;
+            if job.phase != Phase::Claimed {
+                return Err(Refusal::Conflict(format!(
+                    "job {id} has started; complete it"
+                )));
+            }
+            job.reason = Some(reason.to_string());
+            job.finish(Phase::Failed, now_ms());
+            rows.update(&job)
+        })
+    }
+
+    pub fn cancel(&self, id: &str) -> Outcome<()> {
+        self.tx(|rows| {
+            let mut job = rows.job(id)?.ok_or(Refusal::Gone)?;
+            match job.phase {
+                Phase::Queued => {
+                    job.reason = Some("cancelled before it was claimed".into());
+                    job.finish(Phase::Failed, now_ms());
+                }
+                Phase::Claimed | Phase::Running => job.cancel_requested = true,
+                Phase::Done | Phase::Failed => return Ok(()),
+            }
+            rows.update(&job)
+        })
+    }
+
+    pub fn put_inventory(&self, runner_id: &str, nodes: serde_json::Value) -> Outcome<()> {
+        self.tx(|rows| rows.put_inventory(runner_id, &nodes, now_ms()))
+    }
+
+    pub fn inventory(&self) -> Outcome<BTreeMap<String, serde_json::Value>> {
+        self.tx(|rows| rows.inventory())
+    }
+
+    pub fn job(&self, id: &str) -> Outcome<Option<Job>> {
+        self.tx(|rows| rows.job(id))
+    }
+
+    /// Jobs in the order they were queued, filtered by status, one page of them.
+    pub fn page(&self, status: Option<&str>, limit: u64, offset: u64) -> Outcome<Page> {
+        self.tx(|rows| rows.page(status, limit, offset))
+    }
+
+    /// The stored log of a job (empty when none).
+    pub fn log(&self, id: &str) -> Outcome<Vec<u8>> {
+        self.tx(|rows| {
+            let mut out = Vec::new();
+            rows.read_log(id, &mut |chunk| out.extend_from_slice(chunk))?;
+            Ok(out)
+        })
+    }
+}
+
+fn summary(rows: &mut dyn Rows, id: &str) -> Outcome<LogSummary> {
+    let mut hasher = Sha256::new();
+    let mut length = 0u64;
+    rows.read_log(id, &mut |chunk| {
+        hasher.update(chunk);
+        length += chunk.len() as u64;
+    })?;
+    Ok(LogSummary {
+        length,
+        sha256: hex(&hasher.finalize()),
+    })
+}
+
+fn matches(job: &Job, req: &ClaimRequest, now_ms: u64, deadline_ms: Option<u64>) -> bool {
+    if job.runner_id.as_ref().is_some_and(|r| *r != req.runner.id) {
+        return false;
+    }
+    if !job.tags.iter().all(|t| req.runner.tags.contains(t)) {
+        return false;
+    }
+    match (deadline_ms, job_timeout_ms(&job.spec)) {
+        (Some(deadline), Some(timeout)) => now_ms + timeout <= deadline,
+        _ => true,
+    }
+}
+
+fn job_timeout_ms(spec: &serde_json::Value) -> Option<u64> {
+    let text = sortie_protocol::SpecHeader::of(spec).ok()?.timeout?;
+    humantime::parse_duration(&text)
+        .ok()
+        .map(|d| d.as_millis() as u64)
+}
+
+fn wire_lease(lease: &LeaseState, heartbeat_seconds: u64) -> Lease {
+    Lease {
+        token: lease.token.clone(),
+        expires_at: rfc3339(lease.expires_at_ms),
+        heartbeat_seconds,
+    }
+}
+
+fn claimed(job: &Job, heartbeat_seconds: u64) -> ClaimedJob {
+    let lease = job.lease.as_ref().expect("a claimed job has a lease");
+    ClaimedJob {
+        id: job.id.clone(),
+        attempt: job.attempt,
+        lease: wire_lease(lease, heartbeat_seconds),
+        spec: job.spec.clone(),
+    }
+}

@@ -1,0 +1,357 @@
+//! The embedded backend: one SQLite file, `control-plane.db`, in the state dir.
+//!
+//! WAL with `synchronous=FULL`, so a commit is on disk before its answer leaves
+//! and readers never wait for the writer. SQLite has one writer at a time, so
+//! every transaction is `BEGIN IMMEDIATE` on the one connection: claims are
+//! serialized exactly as the protocol needs, and no transaction ever has to be
+//! retried for a lock it lost. A job is a row holding its whole record as JSON
+//! beside the columns the queries select on; logs are rows of chunks by offset.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{Backend, Job, Outcome, Page, Refusal, Rows};
+
+/// The schema versions this binary knows, in order; each entry migrates from the one before.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL UNIQUE,
+    phase TEXT NOT NULL,
+    status TEXT NOT NULL,
+    claim_id TEXT,
+    lease_runner TEXT,
+    expires_at_ms INTEGER,
+    finished_at_ms INTEGER,
+    record TEXT NOT NULL
+);
+CREATE INDEX jobs_queue ON jobs (phase, seq);
+CREATE INDEX jobs_claim ON jobs (claim_id) WHERE claim_id IS NOT NULL;
+CREATE INDEX jobs_expiry ON jobs (expires_at_ms) WHERE phase IN ('claimed', 'running');
+CREATE INDEX jobs_status ON jobs (status, seq);
+CREATE INDEX jobs_finished ON jobs (finished_at_ms) WHERE finished_at_ms IS NOT NULL;
+CREATE TABLE log_chunks (
+    job_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (job_id, at)
+);
+CREATE TABLE inventory (
+    runner_id TEXT PRIMARY KEY,
+    nodes TEXT NOT NULL,
+    reported_at_ms INTEGER NOT NULL
+);
+"#];
+
+pub struct Sqlite {
+    conn: Mutex<Connection>,
+}
+
+impl Sqlite {
+    /// Open (or create) `dir/control-plane.db` and bring its schema up to date.
+    pub fn open(dir: &Path) -> Result<Sqlite> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("control-plane.db");
+        let mut conn =
+            Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        migrate(&mut conn).with_context(|| format!("migrating {}", path.display()))?;
+        Ok(Sqlite {
+            conn: Mutex::new(conn),
+        })
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        bail!(
+            "the database is at schema version {version}, newer than this binary knows ({}): \
+             run a newer sortie-control-plane",
+            MIGRATIONS.len()
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl Backend for Sqlite {
+    fn transaction(&self, work: &mut dyn FnMut(&mut dyn Rows) -> Outcome<()>) -> Outcome<()> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| Refusal::unavailable("beginning a transaction", e))?;
+        work(&mut SqliteRows { tx: &tx })?;
+        tx.commit()
+            .map_err(|e| Refusal::unavailable("committing", e))
+    }
+}
+
+struct SqliteRows<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+}
+
+fn db(doing: &'static str) -> impl Fn(rusqlite::Error) -> Refusal {
+    move |e| Refusal::unavailable(doing, e)
+}
+
+fn decode(record: String) -> Outcome<Job> {
+    serde_json::from_str(&record).map_err(|e| Refusal::unavailable("reading a job record", e))
+}
+
+const SELECT: &str = "SELECT record FROM jobs";
+
+impl SqliteRows<'_> {
+    fn jobs(&self, sql: &str, params: impl rusqlite::Params) -> Outcome<Vec<Job>> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(db("reading jobs"))?;
+        let records = stmt
+            .query_map(params, |r| r.get::<_, String>(0))
+            .map_err(db("reading jobs"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db("reading jobs"))?;
+        records.into_iter().map(decode).collect()
+    }
+}
+
+/// The columns of a job row that come from its lease, and its record.
+struct Columns<'a> {
+    record: String,
+    claim_id: Option<&'a str>,
+    runner: Option<&'a str>,
+    expires: Option<i64>,
+}
+
+fn columns(job: &Job) -> Outcome<Columns<'_>> {
+    let record = serde_json::to_string(job).map_err(|e| Refusal::unavailable("encoding", e))?;
+    let lease = job.lease.as_ref();
+    Ok(Columns {
+        record,
+        claim_id: lease.map(|l| l.claim_id.as_str()),
+        runner: lease.map(|l| l.runner.as_str()),
+        expires: lease.map(|l| l.expires_at_ms as i64),
+    })
+}
+
+impl Rows for SqliteRows<'_> {
+    fn job(&mut self, id: &str) -> Outcome<Option<Job>> {
+        let record: Option<String> = self
+            .tx
+            .prepare_cached("SELECT record FROM jobs WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .map_err(db("reading a job"))?;
+        record.map(decode).transpose()
+    }
+
+    fn insert(&mut self, job: &mut Job) -> Outcome<bool> {
+        let exists: bool = self
+            .tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ?1)",
+                [&job.id],
+                |r| r.get(0),
+            )
+            .map_err(db("checking a job id"))?;
+        if exists {
+            return Ok(false);
+        }
+        let seq: i64 = self
+            .tx
+            .query_row("SELECT COALESCE(MAX(seq) + 1, 0) FROM jobs", [], |r| {
+                r.get(0)
+            })
+            .map_err(db("numbering a job"))?;
+        job.seq = seq as u64;
+        self.update(job)?;
+        Ok(true)
+    }
+
+    /// Write the job's row (inserted when new: `insert` numbers it first).
+    fn update(&mut self, job: &Job) -> Outcome<()> {
+        let Columns {
+            record,
+            claim_id,
+            runner,
+            expires,
+        } = columns(job)?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO jobs (id, seq, phase, status, claim_id, lease_runner, \
+                 expires_at_ms, finished_at_ms, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (id) DO UPDATE SET phase = ?3, status = ?4, claim_id = ?5, \
+                 lease_runner = ?6, expires_at_ms = ?7, finished_at_ms = ?8, record = ?9",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    job.id,
+                    job.seq as i64,
+                    job.phase.as_str(),
+                    job.status(),
+                    claim_id,
+                    runner,
+                    expires,
+                    job.finished_at_ms.map(|t| t as i64),
+                    record
+                ])
+            })
+            .map_err(db("writing a job"))?;
+        Ok(())
+    }
+
+    fn queued(&mut self, after_seq: Option<u64>, limit: usize) -> Outcome<Vec<Job>> {
+        let after = after_seq.map_or(-1, |s| s as i64);
+        self.jobs(
+            "SELECT record FROM jobs WHERE phase = 'queued' AND seq > ?1 ORDER BY seq LIMIT ?2",
+            params![after, limit as i64],
+        )
+    }
+
+    fn claimed_by(&mut self, claim_id: &str, runner: &str) -> Outcome<Vec<Job>> {
+        self.jobs(
+            "SELECT record FROM jobs WHERE claim_id = ?1 AND lease_runner = ?2 \
+             AND phase IN ('claimed', 'running') ORDER BY seq",
+            params![claim_id, runner],
+        )
+    }
+
+    fn expired(&mut self, now_ms: u64, limit: usize) -> Outcome<Vec<Job>> {
+        self.jobs(
+            "SELECT record FROM jobs WHERE phase IN ('claimed', 'running') \
+             AND expires_at_ms <= ?1 ORDER BY expires_at_ms LIMIT ?2",
+            params![now_ms as i64, limit as i64],
+        )
+    }
+
+    fn append_log(&mut self, id: &str, at: u64, bytes: &[u8]) -> Outcome<()> {
+        self.tx
+            .prepare_cached("INSERT INTO log_chunks (job_id, at, bytes) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![id, at as i64, bytes]))
+            .map_err(db("storing log bytes"))?;
+        Ok(())
+    }
+
+    fn clear_log(&mut self, id: &str) -> Outcome<()> {
+        self.tx
+            .execute("DELETE FROM log_chunks WHERE job_id = ?1", [id])
+            .map_err(db("clearing a log"))?;
+        Ok(())
+    }
+
+    fn read_log(&mut self, id: &str, sink: &mut dyn FnMut(&[u8])) -> Outcome<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT bytes FROM log_chunks WHERE job_id = ?1 ORDER BY at")
+            .map_err(db("reading a log"))?;
+        let mut rows = stmt.query([id]).map_err(db("reading a log"))?;
+        while let Some(row) = rows.next().map_err(db("reading a log"))? {
+            let bytes = row.get_ref(0).map_err(db("reading a log"))?;
+            sink(
+                bytes
+                    .as_blob()
+                    .map_err(|e| Refusal::unavailable("reading a log", e))?,
+            );
+        }
+        Ok(())
+    }
+
+    fn put_inventory(
+        &mut self,
+        runner_id: &str,
+        nodes: &serde_json::Value,
+        at_ms: u64,
+    ) -> Outcome<()> {
+        self.tx
+            .execute(
+                "INSERT INTO inventory (runner_id, nodes, reported_at_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (runner_id) DO UPDATE SET nodes = ?2, reported_at_ms = ?3",
+                params![runner_id, nodes.to_string(), at_ms as i64],
+            )
+            .map_err(db("storing an inventory"))?;
+        Ok(())
+    }
+
+    fn inventory(&mut self) -> Outcome<BTreeMap<String, serde_json::Value>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT runner_id, nodes FROM inventory ORDER BY runner_id")
+            .map_err(db("reading inventories"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(db("reading inventories"))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (runner, nodes) = row.map_err(db("reading inventories"))?;
+            let nodes = serde_json::from_str(&nodes)
+                .map_err(|e| Refusal::unavailable("reading an inventory", e))?;
+            out.insert(runner, nodes);
+        }
+        Ok(out)
+    }
+
+    fn page(&mut self, status: Option<&str>, limit: u64, offset: u64) -> Outcome<Page> {
+        let limit = limit.min(i64::MAX as u64) as i64;
+        let offset = offset.min(i64::MAX as u64) as i64;
+        let (jobs, total) = match status {
+            Some(s) => (
+                self.jobs(
+                    &format!(
+                        "{SELECT} WHERE status = ?1 OR phase = ?1 ORDER BY seq LIMIT ?2 OFFSET ?3"
+                    ),
+                    params![s, limit, offset],
+                )?,
+                self.tx.query_row(
+                    "SELECT COUNT(*) FROM jobs WHERE status = ?1 OR phase = ?1",
+                    [s],
+                    |r| r.get::<_, i64>(0),
+                ),
+            ),
+            None => (
+                self.jobs(
+                    &format!("{SELECT} ORDER BY seq LIMIT ?1 OFFSET ?2"),
+                    params![limit, offset],
+                )?,
+                self.tx
+                    .query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get::<_, i64>(0)),
+            ),
+        };
+        let total = total.map_err(db("counting jobs"))? as u64;
+        Ok(Page { jobs, total })
+    }
+
+    fn prune(&mut self, before_ms: u64, limit: usize) -> Outcome<usize> {
+        let ids: Vec<String> = {
+            let mut stmt = self
+                .tx
+                .prepare_cached(
+                    "SELECT id FROM jobs WHERE finished_at_ms IS NOT NULL AND finished_at_ms < ?1 \
+                     ORDER BY finished_at_ms LIMIT ?2",
+                )
+                .map_err(db("finding expired jobs"))?;
+            let ids = stmt
+                .query_map(params![before_ms as i64, limit as i64], |r| r.get(0))
+                .map_err(db("finding expired jobs"))?
+                .collect::<Result<_, _>>()
+                .map_err(db("finding expired jobs"))?;
+            ids
+        };
+        for id in &ids {
+            self.clear_log(id)?;
+            self.tx
+                .execute("DELETE FROM jobs WHERE id = ?1", [id])
+                .map_err(db("removing a job"))?;
+        }
+        Ok(ids.len())
+    }
+}

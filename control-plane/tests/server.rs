@@ -1,0 +1,445 @@
+//! The control plane as users run it: the `sortie-control-plane` binary over
+//! real TLS, stopped by signals, killed, restarted, and under many long polls.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::Digest;
+
+const ADMIN: &str = "admin-token-for-server-tests";
+const RUNNER: &str = "runner-token-for-server-tests";
+
+/// A `sortie-control-plane` process with its state in `dir`.
+struct Cp {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl Cp {
+    fn start(dir: &Path, listen: &str, extra: &[&str]) -> Cp {
+        std::fs::write(dir.join("admin-token"), ADMIN).unwrap();
+        std::fs::write(dir.join("runner-token"), RUNNER).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sortie-control-plane"))
+            .arg("--listen")
+            .arg(listen)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--admin-token-file")
+            .arg(dir.join("admin-token"))
+            .arg("--runner-token-file")
+            .arg(dir.join("runner-token"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim()
+            .to_string();
+        Cp {
+            child,
+            url,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.url
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.join("state/tls/ca.pem")
+    }
+
+    fn agent(&self) -> ureq::Agent {
+        use ureq::tls::{Certificate, RootCerts, TlsConfig};
+        let pem = std::fs::read(self.ca()).unwrap();
+        let roots = RootCerts::Specific(Arc::new(vec![Certificate::from_pem(&pem)
+            .unwrap()
+            .to_owned()]));
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .build()
+            .into()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait for the process to exit; its exit code.
+    fn exit_code(&mut self, limit: Duration) -> Option<i32> {
+        let until = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < until, "the control plane did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Cp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Call `path` with a JSON body (or none); the status and the parsed answer.
+fn call(
+    agent: &ureq::Agent,
+    base: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Result<(u16, Value), ureq::Error> {
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json");
+    let mut answer = match body {
+        Some(body) => agent.run(request.body(body.to_string()).unwrap())?,
+        None => agent.run(request.body(()).unwrap())?,
+    };
+    let status = answer.status().as_u16();
+    let text = answer.body_mut().read_to_string()?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+fn claim_body(runner: &str, claim_id: &str, wait: u64) -> Value {
+    json!({ "claim_id": claim_id, "runner": { "id": runner }, "max_jobs": 1, "wait_seconds": wait })
+}
+
+fn enqueue(cp: &Cp, agent: &ureq::Agent, id: &str) {
+    let spec = json!({ "spec": { "id": id, "steps": [{ "shell": "true" }] } });
+    let (status, body) = call(agent, &cp.url, "POST", "admin/jobs", ADMIN, Some(spec)).unwrap();
+    assert_eq!(status, 201, "{body}");
+}
+
+/// Established TCP connections to `port` on loopback, from /proc/net/tcp.
+fn connections_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&local) && f[3] == "01"
+        })
+        .count()
+}
+
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM: a long poll in flight is answered (204), not cut, and the process exits 0.
+#[test]
+fn sigterm_answers_the_requests_in_flight_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
+    let agent = cp.agent();
+    let url = cp.url.clone();
+    let poll = std::thread::spawn(move || {
+        call(
+            &agent,
+            &url,
+            "POST",
+            "v1/claim",
+            RUNNER,
+            Some(claim_body("r", "c", 50)),
+        )
+    });
+    wait_for(
+        "the long poll's connection",
+        Duration::from_secs(10),
+        || connections_to(cp.port()) >= 1,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    cp.signal("TERM");
+    let (status, _) = poll.join().unwrap().expect("the long poll is answered");
+    assert_eq!(status, 204);
+    assert_eq!(cp.exit_code(Duration::from_secs(20)), Some(0));
+    let log = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert!(log.contains("stopping"), "{log}");
+}
+
+/// 300 runners wait in long polls on one process without a thread each; when
+/// 300 jobs arrive each runner gets one, and no job goes to two runners.
+#[test]
+fn hundreds_of_long_polls_wait_without_a_thread_each() {
+    const RUNNERS: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
+    let pollers: Vec<_> = (0..RUNNERS)
+        .map(|i| {
+            let agent = cp.agent();
+            let url = cp.url.clone();
+            std::thread::spawn(move || {
+                let body = claim_body(&format!("r{i}"), &format!("c{i}"), 60);
+                let (status, answer) = call(&agent, &url, "POST", "v1/claim", RUNNER, Some(body))
+                    .expect("the claim is answered");
+                assert_eq!(status, 200, "{answer}");
+                answer["jobs"][0]["id"].as_str().unwrap().to_string()
+            })
+        })
+        .collect();
+    wait_for("every runner's connection", Duration::from_secs(60), || {
+        connections_to(cp.port()) >= RUNNERS
+    });
+    let threads = threads_of(cp.child.id());
+    assert!(
+        threads < 40,
+        "{threads} threads for {RUNNERS} waiting runners"
+    );
+    let agent = cp.agent();
+    for i in 0..RUNNERS {
+        enqueue(&cp, &agent, &format!("job-{i}"));
+    }
+    let mut got: Vec<String> = pollers.into_iter().map(|p| p.join().unwrap()).collect();
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), RUNNERS, "every job went to exactly one runner");
+    eprintln!("{RUNNERS} long polls held by {threads} threads");
+}
+
+/// HTTP/2 by ALPN for clients that offer it, HTTP/1.1 for the rest.
+#[test]
+fn http2_and_http1_are_both_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+                flag,
+            ])
+            .arg("--cacert")
+            .arg(cp.ca())
+            .args(["-H", &format!("authorization: Bearer {ADMIN}")])
+            .arg(format!("{}admin/jobs", cp.url))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{version} 200"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// One simulated runner's pass at a job: claim, start, two log chunks, complete.
+/// Transport errors retry the same call (a runner's outbox does the same); a
+/// refusal abandons the job to its lease.
+fn drain_one(agent: &ureq::Agent, url: &str, runner: &str, n: usize) -> Option<()> {
+    let retry = |method: &str, path: &str, body: Value| -> Option<(u16, Value)> {
+        for _ in 0..200 {
+            match call(agent, url, method, path, RUNNER, Some(body.clone())) {
+                Ok(answer) if answer.0 != 503 => return Some(answer),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        None
+    };
+    let (status, answer) = retry(
+        "POST",
+        "v1/claim",
+        claim_body(runner, &format!("{runner}-{n}"), 0),
+    )?;
+    if status != 200 {
+        return None;
+    }
+    let job = &answer["jobs"][0];
+    let id = job["id"].as_str()?.to_string();
+    let attempt = job["attempt"].as_u64()?;
+    let token = job["lease"]["token"].as_str()?.to_string();
+    let fence = json!({ "attempt": attempt, "lease_token": token });
+    let (status, _) = retry("POST", &format!("v1/jobs/{id}/start"), fence)?;
+    if status != 200 {
+        return None;
+    }
+    let log =
+        format!("{{\"line\":\"{id} attempt {attempt} first\"}}\n{{\"line\":\"{id} second\"}}\n");
+    let half = log.len() / 2;
+    for (at, chunk) in [(0, &log[..half]), (half, &log[half..])] {
+        let path = format!("v1/jobs/{id}/log?offset={at}&attempt={attempt}");
+        let mut stored = false;
+        for _ in 0..200 {
+            let request = ureq::http::Request::builder()
+                .method("PUT")
+                .uri(format!("{url}{path}"))
+                .header("authorization", format!("Bearer {RUNNER}"))
+                .header(sortie_protocol::HEADER_LEASE_TOKEN, &token)
+                .body(chunk.to_string())
+                .unwrap();
+            match agent.run(request) {
+                Ok(a) if a.status() == 200 => {
+                    stored = true;
+                    break;
+                }
+                Ok(a) if a.status() != 503 => return None,
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        if !stored {
+            return None;
+        }
+    }
+    let sha: String = sha2::Sha256::digest(log.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let completion = json!({
+        "attempt": attempt, "lease_token": token, "status": "succeeded", "exit_code": 0,
+        "started_at": "2026-11-28T00:00:00Z", "finished_at": "2026-11-28T00:00:01Z",
+        "log": { "length": log.len(), "sha256": sha }
+    });
+    retry("POST", &format!("v1/jobs/{id}/complete"), completion)?;
+    Some(())
+}
+
+/// kill -9 at random moments of a drain, restart on the same state: every job
+/// ends done with a log whose checksum is its completion's, or is claimable again.
+#[test]
+fn a_control_plane_killed_mid_drain_loses_nothing_it_acknowledged() {
+    const JOBS: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let timing = ["--ack-window", "1s", "--lease", "2s"];
+    let mut cp = Cp::start(dir.path(), "127.0.0.1:0", &timing);
+    let port = cp.port();
+    let listen = format!("127.0.0.1:{port}");
+    let url = cp.url.clone();
+    let agent = cp.agent();
+    for i in 0..JOBS {
+        enqueue(&cp, &agent, &format!("j{i}"));
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let agent = cp.agent();
+            let url = url.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    if drain_one(&agent, &url, &format!("w{w}"), n).is_none() {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill at moments spread over the drain (pseudo-random, from the clock).
+    let mut kills = 0;
+    let mut mid_drain = 0;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    for k in 0..5u64 {
+        let pause = 100 + (seed.wrapping_mul(k + 7) % 500);
+        std::thread::sleep(Duration::from_millis(pause));
+        let done = succeeded(&agent, &url);
+        mid_drain += usize::from(done.is_some_and(|d| d > 0 && d < JOBS as u64));
+        cp.child.kill().unwrap();
+        cp.child.wait().unwrap();
+        kills += 1;
+        cp = Cp::start(dir.path(), &listen, &timing);
+    }
+    // Let the workers finish what is left.
+    assert!(mid_drain >= 2, "only {mid_drain} kills fell mid-drain");
+    wait_for("the drain", Duration::from_secs(120), || {
+        succeeded(&agent, &url) == Some(JOBS as u64)
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let (_, page) = call(&agent, &url, "GET", "admin/jobs", ADMIN, None).unwrap();
+    let jobs = page["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), JOBS);
+    for job in jobs {
+        let id = job["id"].as_str().unwrap();
+        let completion = &job["completion"];
+        let log = agent
+            .get(format!("{url}admin/jobs/{id}/log"))
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_vec()
+            .unwrap();
+        let sha: String = sha2::Sha256::digest(&log)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(completion["log"]["sha256"], sha, "{job}");
+        assert_eq!(completion["log"]["length"], log.len(), "{job}");
+    }
+    eprintln!(
+        "{JOBS} jobs drained through {kills} kill -9s ({mid_drain} mid-drain): \
+         all done, every log intact"
+    );
+}
+
+/// How many jobs have succeeded (none when the server does not answer).
+fn succeeded(agent: &ureq::Agent, url: &str) -> Option<u64> {
+    let (_, page) = call(
+        agent,
+        url,
+        "GET",
+        "admin/jobs?status=succeeded&limit=0",
+        ADMIN,
+        None,
+    )
+    .ok()?;
+    page["total"].as_u64()
+}
