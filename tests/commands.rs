@@ -67,6 +67,11 @@ fn every_command_a_test_runs_is_listed_and_installed() {
         let present = match source.split(':').next().unwrap() {
             "pip" => peers.join("venv/bin").join(command).exists(),
             "wheel" => peers.join(command).exists(),
+            "pgbin" => std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|v| v.path().join("bin").join(command).exists()),
             _ => std::process::Command::new("sh")
                 .args(["-c", &format!("command -v {command}")])
                 .output()

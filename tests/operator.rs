@@ -564,6 +564,7 @@ fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
     let server = Server::start(Config {
         listen: "127.0.0.2:0".parse().unwrap(),
         state_dir: state.clone(),
+        database: Default::default(),
         tls: Tls::Generate {
             names: vec!["127.0.0.2".into()],
         },
@@ -651,6 +652,7 @@ fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
     let server = Server::start(Config {
         listen: "127.0.0.2:0".parse().unwrap(),
         state_dir: state.clone(),
+        database: Default::default(),
         tls: Tls::Generate {
             names: vec!["127.0.0.2".into(), "runners.example.internal".into()],
         },

@@ -358,6 +358,7 @@ fn aws_secrets_manager_and_ssm_are_read_with_sigv4_and_a_wrong_key_is_refused() 
     let server = sortie_control_plane::Server::start(sortie_control_plane::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         state_dir: dir.path().join("cp"),
+        database: Default::default(),
         tls: sortie_control_plane::Tls::Generate { names: vec![] },
         client_ca: None,
         runner_token: Some("ssm-token-value-9".into()),

@@ -98,6 +98,7 @@ impl ControlPlane {
         let server = Server::start(Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             state_dir: dir.path().join("state"),
+            database: Default::default(),
             tls: Tls::Pem {
                 cert: pair.cert_pem.clone(),
                 key: pair.key_pem.clone(),

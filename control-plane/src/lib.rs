@@ -4,7 +4,8 @@
 //! under concurrent runners, idempotent claim ids, an ack window with attempt
 //! numbers, lease expiry, fencing, offset-addressed logs and idempotent completion
 //! with a checksum. An async server (axum on tokio, rustls) in front of a
-//! transactional store (SQLite by default). Users run it as
+//! transactional store (SQLite by default, PostgreSQL for several replicas).
+//! Users run it as
 //! `sortie-control-plane`; sortie's integration tests run it in-process over real
 //! TLS. It is not part of the `sortie` binary, which stays synchronous.
 
@@ -38,9 +39,36 @@ pub enum Tls {
     },
 }
 
+/// Where the store lives.
+#[derive(Clone, Default)]
+pub enum Database {
+    /// SQLite in `<state>/control-plane.db` (the embedded default).
+    #[default]
+    Embedded,
+    /// PostgreSQL, shared by several replicas: a connection URL without its
+    /// password, and the password.
+    Postgres {
+        url: String,
+        password: Option<String>,
+    },
+}
+
+impl Database {
+    pub fn open(&self, state_dir: &std::path::Path, timing: Timing) -> Result<Store> {
+        match self {
+            Database::Embedded => Store::open(state_dir, timing),
+            Database::Postgres { url, password } => {
+                Store::postgres(url, password.as_deref(), timing)
+            }
+        }
+    }
+}
+
 pub struct Config {
     pub listen: SocketAddr,
+    /// Generated certificates (and the SQLite database, when embedded).
     pub state_dir: PathBuf,
+    pub database: Database,
     pub tls: Tls,
     /// PEM bundle of CAs whose client certificates are required (mTLS); none: no client auth.
     pub client_ca: Option<PathBuf>,
@@ -65,7 +93,7 @@ pub struct Server {
 impl Server {
     pub fn start(config: Config) -> Result<Server> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let store = Arc::new(Store::open(&config.state_dir, config.timing)?);
+        let store = Arc::new(config.database.open(&config.state_dir, config.timing)?);
         let tls = Arc::new(tls::server_tls(&config)?);
         let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use sortie_control_plane::{Config, Server, Timing, Tls};
+use sortie_control_plane::{Config, Database, Server, Timing, Tls};
 
 /// The reference control plane for sortie protocol v1 (HTTPS only).
 #[derive(Parser)]
@@ -29,7 +29,47 @@ enum Command {
         /// The state dir whose database receives the jobs.
         #[arg(long, env = "SORTIE_CP_STATE")]
         state_dir: PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
+}
+
+#[derive(clap::Args)]
+struct DatabaseArgs {
+    /// PostgreSQL instead of the embedded SQLite: `postgres://USER@HOST:PORT/DB`
+    /// or `host=… dbname=…`, without the password (several replicas may share it).
+    #[arg(long, env = "SORTIE_CP_DATABASE", value_name = "URL")]
+    database: Option<String>,
+    /// File holding the PostgreSQL password (a password in the URL is refused:
+    /// a command line is visible to every user of the host).
+    #[arg(long, value_name = "FILE", requires = "database")]
+    database_password_file: Option<PathBuf>,
+}
+
+impl DatabaseArgs {
+    fn database(&self) -> Result<Database> {
+        let Some(url) = &self.database else {
+            return Ok(Database::Embedded);
+        };
+        let parsed: postgres::Config = url
+            .parse()
+            .context("--database is not a PostgreSQL connection string")?;
+        if parsed.get_password().is_some() {
+            anyhow::bail!(
+                "--database holds a password: put it in --database-password-file instead \
+                 (a command line is visible to every user of the host)"
+            );
+        }
+        let password = self
+            .database_password_file
+            .as_ref()
+            .map(token)
+            .transpose()?;
+        Ok(Database::Postgres {
+            url: url.clone(),
+            password,
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -37,9 +77,12 @@ struct Args {
     /// Address to listen on (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8443", env = "SORTIE_CP_LISTEN")]
     listen: SocketAddr,
-    /// Directory for the database (control-plane.db) and generated certificates.
+    /// Directory for generated certificates and the embedded database
+    /// (control-plane.db).
     #[arg(long, env = "SORTIE_CP_STATE", required = true)]
     state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// Server certificate chain (PEM); without it a CA and certificate are generated
     /// in STATE_DIR/tls/ and runners trust STATE_DIR/tls/ca.pem.
     #[arg(long, requires = "tls_key")]
@@ -84,7 +127,10 @@ fn main() -> ExitCode {
         Some(Command::Migrate {
             from_journal,
             state_dir,
-        }) => migrate(&from_journal, &state_dir),
+            database,
+        }) => database
+            .database()
+            .and_then(|db| migrate(&from_journal, &state_dir, &db)),
         None => run(cli.serve),
     };
     match result {
@@ -96,8 +142,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn migrate(from: &std::path::Path, state_dir: &std::path::Path) -> Result<()> {
-    let store = sortie_control_plane::Store::open(state_dir, Timing::default())?;
+fn migrate(from: &std::path::Path, state_dir: &std::path::Path, db: &Database) -> Result<()> {
+    let store = db.open(state_dir, Timing::default())?;
     let done = sortie_control_plane::store::journal::import(&store, from)?;
     println!(
         "migrated {} jobs ({} log bytes) and {} inventories from {}; {} jobs were there already",
@@ -137,6 +183,7 @@ fn run(args: Args) -> Result<()> {
     let server = Server::start(Config {
         listen: args.listen,
         state_dir,
+        database: args.database.database()?,
         tls,
         client_ca: args.client_ca,
         runner_token: args.runner_token_file.as_ref().map(token).transpose()?,

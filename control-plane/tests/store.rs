@@ -7,6 +7,9 @@ use std::time::Duration;
 use serde_json::json;
 use sortie_control_plane::store::Refusal;
 use sortie_control_plane::{Phase, Store, Timing};
+
+#[path = "support/postgres.rs"]
+mod postgres;
 use sortie_protocol::{
     ClaimRequest, CompleteRequest, Completion, Fence, HeartbeatRequest, JobStatus, LogSummary,
     RunnerInfo,
@@ -38,8 +41,56 @@ fn spec(id: &str) -> serde_json::Value {
     json!({ "id": id, "steps": [{ "shell": "true" }] })
 }
 
-fn open(dir: &std::path::Path, timing: Timing) -> Store {
-    Store::open(dir, timing).unwrap()
+/// A backend every store test runs against.
+#[derive(Clone, Copy)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// Where one test's store lives: opening it again gives the same state.
+struct Place {
+    kind: Kind,
+    dir: tempfile::TempDir,
+    url: Option<String>,
+}
+
+impl Place {
+    fn new(kind: Kind) -> Place {
+        Place {
+            kind,
+            dir: tempfile::tempdir().unwrap(),
+            url: matches!(kind, Kind::Postgres).then(|| postgres::cluster().database()),
+        }
+    }
+
+    fn try_open(&self, timing: Timing) -> anyhow::Result<Store> {
+        match self.kind {
+            Kind::Sqlite => Store::open(self.dir.path(), timing),
+            Kind::Postgres => Store::postgres(self.url.as_ref().unwrap(), None, timing),
+        }
+    }
+
+    fn open(&self, timing: Timing) -> Store {
+        self.try_open(timing).unwrap()
+    }
+
+    /// Set the schema version the database says it is at.
+    fn set_schema_version(&self, version: i64) {
+        match self.kind {
+            Kind::Sqlite => {
+                let db =
+                    rusqlite::Connection::open(self.dir.path().join("control-plane.db")).unwrap();
+                db.pragma_update(None, "user_version", version).unwrap();
+            }
+            Kind::Postgres => {
+                postgres::cluster().query(
+                    self.url.as_ref().unwrap(),
+                    &format!("UPDATE schema_version SET version = {version} RETURNING version"),
+                );
+            }
+        }
+    }
 }
 
 fn completion(log: &[u8]) -> Completion {
@@ -62,21 +113,28 @@ fn completion(log: &[u8]) -> Completion {
     }
 }
 
-#[test]
-fn concurrent_claims_hand_each_job_to_exactly_one_runner() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(open(dir.path(), Timing::default()));
-    for i in 0..200 {
-        store.enqueue(spec(&format!("j{i}")), vec![], None).unwrap();
+fn concurrent_claims_hand_each_job_to_exactly_one_runner(kind: Kind) {
+    let place = Place::new(kind);
+    claim_all_at_once(&[Arc::new(place.open(Timing::default()))], 200, 8, 3);
+}
+
+/// Queue `jobs` jobs through `stores` in turn, then claim them from `runners`
+/// threads at once (`per_claim` at a time), spread over the stores: each job is
+/// handed out exactly once.
+fn claim_all_at_once(stores: &[Arc<Store>], jobs: usize, runners: usize, per_claim: u32) {
+    for i in 0..jobs {
+        stores[i % stores.len()]
+            .enqueue(spec(&format!("j{i}")), vec![], None)
+            .unwrap();
     }
-    let threads: Vec<_> = (0..8)
+    let threads: Vec<_> = (0..runners)
         .map(|t| {
-            let store = store.clone();
+            let store = stores[t % stores.len()].clone();
             std::thread::spawn(move || {
                 let mut got = Vec::new();
                 for n in 0.. {
                     let jobs = store
-                        .claim(&claim(&format!("c{t}-{n}"), &format!("r{t}"), 3))
+                        .claim(&claim(&format!("c{t}-{n}"), &format!("r{t}"), per_claim))
                         .unwrap();
                     if jobs.is_empty() {
                         break;
@@ -95,13 +153,12 @@ fn concurrent_claims_hand_each_job_to_exactly_one_runner() {
     let before = all.len();
     all.dedup();
     assert_eq!(before, all.len(), "no job was claimed twice");
-    assert_eq!(all.len(), 200);
+    assert_eq!(all.len(), jobs);
 }
 
-#[test]
-fn the_same_claim_id_gets_the_same_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), Timing::default());
+fn the_same_claim_id_gets_the_same_answer(kind: Kind) {
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
     store.enqueue(spec("a"), vec![], None).unwrap();
     store.enqueue(spec("b"), vec![], None).unwrap();
     let first = store.claim(&claim("same", "r", 1)).unwrap();
@@ -112,10 +169,9 @@ fn the_same_claim_id_gets_the_same_answer() {
     assert_ne!(other[0].id, first[0].id);
 }
 
-#[test]
-fn tags_and_runner_ids_select_who_gets_a_job() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), Timing::default());
+fn tags_and_runner_ids_select_who_gets_a_job(kind: Kind) {
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
     store
         .enqueue(spec("eu"), vec!["linux".into(), "eu".into()], None)
         .unwrap();
@@ -143,10 +199,9 @@ fn tags_and_runner_ids_select_who_gets_a_job() {
     assert_eq!(got, vec!["pinned"]);
 }
 
-#[test]
-fn a_job_whose_timeout_cannot_fit_the_deadline_is_not_given() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), Timing::default());
+fn a_job_whose_timeout_cannot_fit_the_deadline_is_not_given(kind: Kind) {
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
     store
         .enqueue(
             json!({"id": "long", "timeout": "1h", "steps": [{"shell": "true"}]}),
@@ -165,14 +220,13 @@ fn a_job_whose_timeout_cannot_fit_the_deadline_is_not_given() {
     assert_eq!(store.claim(&req).unwrap().len(), 1);
 }
 
-#[test]
-fn an_unstarted_claim_returns_to_the_queue_with_the_next_attempt() {
-    let dir = tempfile::tempdir().unwrap();
+fn an_unstarted_claim_returns_to_the_queue_with_the_next_attempt(kind: Kind) {
+    let place = Place::new(kind);
     let timing = Timing {
         ack_window: Duration::from_millis(100),
         ..Timing::default()
     };
-    let store = open(dir.path(), timing);
+    let store = place.open(timing);
     store.enqueue(spec("a"), vec![], None).unwrap();
     let first = store.claim(&claim("1", "r1", 1)).unwrap().remove(0);
     assert_eq!(first.attempt, 1);
@@ -195,10 +249,9 @@ fn an_unstarted_claim_returns_to_the_queue_with_the_next_attempt() {
     store.start("a", &fresh).unwrap();
 }
 
-#[test]
-fn logs_are_offset_addressed_and_completion_checks_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), Timing::default());
+fn logs_are_offset_addressed_and_completion_checks_them(kind: Kind) {
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
     store.enqueue(spec("a"), vec![], None).unwrap();
     let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
     let token = job.lease.token.clone();
@@ -261,12 +314,11 @@ fn logs_are_offset_addressed_and_completion_checks_them() {
     assert_eq!(store.complete("gone", &right), Err(Refusal::Gone));
 }
 
-#[test]
-fn state_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
+fn state_survives_a_restart(kind: Kind) {
+    let place = Place::new(kind);
     let token;
     {
-        let store = open(dir.path(), Timing::default());
+        let store = place.open(Timing::default());
         store.enqueue(spec("a"), vec![], None).unwrap();
         store.enqueue(spec("b"), vec![], None).unwrap();
         let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
@@ -282,7 +334,7 @@ fn state_survives_a_restart() {
             .unwrap();
         store.append_log("a", 1, &token, 0, b"abc").unwrap();
     }
-    let store = open(dir.path(), Timing::default());
+    let store = place.open(Timing::default());
     assert_eq!(store.job("a").unwrap().unwrap().phase, Phase::Running);
     assert_eq!(store.job("a").unwrap().unwrap().log_length, 3);
     assert_eq!(store.job("b").unwrap().unwrap().phase, Phase::Queued);
@@ -299,7 +351,7 @@ fn state_survives_a_restart() {
     };
     store.complete("a", &done).unwrap();
     drop(store);
-    let store = open(dir.path(), Timing::default());
+    let store = place.open(Timing::default());
     assert_eq!(store.job("a").unwrap().unwrap().phase, Phase::Done);
     assert!(
         store.enqueue(spec("a"), vec![], None).is_err(),
@@ -307,14 +359,13 @@ fn state_survives_a_restart() {
     );
 }
 
-#[test]
-fn a_silent_running_job_is_marked_lost() {
-    let dir = tempfile::tempdir().unwrap();
+fn a_silent_running_job_is_marked_lost(kind: Kind) {
+    let place = Place::new(kind);
     let timing = Timing {
         lease: Duration::from_millis(100),
         ..Timing::default()
     };
-    let store = open(dir.path(), timing);
+    let store = place.open(timing);
     store.enqueue(spec("a"), vec![], None).unwrap();
     let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
     store
@@ -333,14 +384,13 @@ fn a_silent_running_job_is_marked_lost() {
     assert_eq!(job.completion.unwrap().status, JobStatus::Lost);
 }
 
-#[test]
-fn finished_jobs_are_pruned_after_the_retention_with_their_logs() {
-    let dir = tempfile::tempdir().unwrap();
+fn finished_jobs_are_pruned_after_the_retention_with_their_logs(kind: Kind) {
+    let place = Place::new(kind);
     let timing = Timing {
         retain: Duration::from_millis(200),
         ..Timing::default()
     };
-    let store = open(dir.path(), timing);
+    let store = place.open(timing);
     store.enqueue(spec("old"), vec![], None).unwrap();
     store.enqueue(spec("waiting"), vec![], None).unwrap();
     let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
@@ -372,14 +422,12 @@ fn finished_jobs_are_pruned_after_the_retention_with_their_logs() {
     );
 }
 
-#[test]
-fn a_database_from_a_newer_version_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    drop(open(dir.path(), Timing::default()));
-    let db = rusqlite::Connection::open(dir.path().join("control-plane.db")).unwrap();
-    db.pragma_update(None, "user_version", 99).unwrap();
-    drop(db);
-    let err = Store::open(dir.path(), Timing::default())
+fn a_database_from_a_newer_version_is_refused(kind: Kind) {
+    let place = Place::new(kind);
+    drop(place.open(Timing::default()));
+    place.set_schema_version(99);
+    let err = place
+        .try_open(Timing::default())
         .err()
         .expect("a newer schema is refused");
     assert!(format!("{err:#}").contains("schema version 99"), "{err:#}");
@@ -388,8 +436,7 @@ fn a_database_from_a_newer_version_is_refused() {
 /// State written by the journal-based control plane (0.1) comes over whole:
 /// the last record of each job wins, a torn last line is ignored, logs and
 /// leases keep working, and a second run adds nothing.
-#[test]
-fn a_journal_is_migrated_with_its_jobs_leases_and_logs() {
+fn a_journal_is_migrated_with_its_jobs_leases_and_logs(kind: Kind) {
     use sortie_control_plane::store::journal;
     let old = tempfile::tempdir().unwrap();
     std::fs::create_dir(old.path().join("logs")).unwrap();
@@ -413,8 +460,8 @@ fn a_journal_is_migrated_with_its_jobs_leases_and_logs() {
     std::fs::write(old.path().join("logs/r.ndjson"), b"abc").unwrap();
     std::fs::write(old.path().join("logs/d.ndjson"), b"xyz").unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), Timing::default());
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
     let migrated = journal::import(&store, old.path()).unwrap();
     assert_eq!(
         migrated,
@@ -455,3 +502,40 @@ fn a_journal_is_migrated_with_its_jobs_leases_and_logs() {
     let again = journal::import(&store, old.path()).unwrap();
     assert_eq!((again.jobs, again.skipped), (0, 3));
 }
+
+/// Three stores on one database, as three replicas are: 300 jobs claimed by
+/// twelve runners at once, each job handed out exactly once.
+fn replicas_sharing_a_database_never_hand_out_the_same_job(kind: Kind) {
+    let place = Place::new(kind);
+    let replicas: Vec<Arc<Store>> = (0..3)
+        .map(|_| Arc::new(place.open(Timing::default())))
+        .collect();
+    claim_all_at_once(&replicas, 300, 12, 2);
+}
+
+/// Every test above, once per backend.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Kind::Sqlite) })*
+        }
+        mod postgresql {
+            $(#[test] fn $name() { super::$name(super::Kind::Postgres) })*
+        }
+    };
+}
+
+on_every_backend!(
+    concurrent_claims_hand_each_job_to_exactly_one_runner,
+    the_same_claim_id_gets_the_same_answer,
+    tags_and_runner_ids_select_who_gets_a_job,
+    a_job_whose_timeout_cannot_fit_the_deadline_is_not_given,
+    an_unstarted_claim_returns_to_the_queue_with_the_next_attempt,
+    logs_are_offset_addressed_and_completion_checks_them,
+    state_survives_a_restart,
+    a_silent_running_job_is_marked_lost,
+    finished_jobs_are_pruned_after_the_retention_with_their_logs,
+    a_database_from_a_newer_version_is_refused,
+    a_journal_is_migrated_with_its_jobs_leases_and_logs,
+    replicas_sharing_a_database_never_hand_out_the_same_job,
+);

@@ -11,7 +11,14 @@ missing=$(awk -F '\t' '!/^#/ && $2 ~ /^deb:/ { sub(/^deb:/, "", $2); print $1, $
     while read -r command package; do
         command -v "$command" >/dev/null || printf ' %s' "$package"
     done)
+# PostgreSQL's server commands live in /usr/lib/postgresql/VERSION/bin.
+missing="$missing$(awk -F '\t' '!/^#/ && $2 ~ /^pgbin:/ { sub(/^pgbin:/, "", $2); print $1, $2 }' "$list" |
+    while read -r command package; do
+        ls /usr/lib/postgresql/*/bin/"$command" >/dev/null 2>&1 || printf ' %s' "$package"
+    done | tr ' ' '\n' | sort -u | tr '\n' ' ')"
+missing=$(echo "$missing" | xargs)
 if [ -n "$missing" ]; then
+    missing=" $missing"
     if [ "$(id -u)" -ne 0 ]; then
         echo "install these Debian packages first:$missing" >&2
         exit 1

@@ -4,13 +4,15 @@
 //! The rules (who may claim what, the ack window, fencing, offset-addressed logs,
 //! idempotent completion) are written once, here, over [`Rows`]: the handful of
 //! row operations a database gives inside one transaction. Each backend
-//! ([`sqlite`], the embedded default) implements only those, so every backend
-//! behaves the same and every store test runs against each. A change is
+//! ([`sqlite`], the embedded default; [`postgres`], for several replicas)
+//! implements only those, so every backend behaves the same and every store
+//! test runs against each. A change is
 //! committed durably before its answer leaves; a database that cannot commit
 //! makes the call fail with [`Refusal::Unavailable`] (503, retried by runners),
 //! never a false acknowledgement.
 
 pub mod journal;
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -251,6 +253,14 @@ impl Store {
         Ok(Store::new(Box::new(sqlite::Sqlite::open(dir)?), timing))
     }
 
+    /// PostgreSQL at `url`, with its password given apart from the URL.
+    pub fn postgres(url: &str, password: Option<&str>, timing: Timing) -> anyhow::Result<Store> {
+        Ok(Store::new(
+            Box::new(postgres::Postgres::open(url, password)?),
+            timing,
+        ))
+    }
+
     pub fn timing(&self) -> Timing {
         self.timing
     }
@@ -330,7 +340,9 @@ impl Store {
             let mut out = Vec::new();
             let mut after = None;
             while out.len() < want {
-                let page = rows.queued(after, 64)?;
+                // Only as many rows as are still wanted: each one taken is locked
+                // (and, on PostgreSQL, written) until the transaction ends.
+                let page = rows.queued(after, want - out.len())?;
                 let Some(last) = page.last() else { break };
                 after = Some(last.seq);
                 for mut job in page {

@@ -1,0 +1,375 @@
+//! The PostgreSQL backend, for teams that run several control-plane replicas on
+//! one database.
+//!
+//! Replicas never hand out the same job: a claim takes queued rows with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent claims on different replicas pass
+//! each other instead of waiting or colliding; every other call locks the one
+//! row it changes (`FOR UPDATE`), so the fencing and log-offset rules (409,
+//! 416, 412) are checked and applied inside one transaction. Lease expiry runs
+//! on every replica: each takes the expired rows no other replica holds (SKIP
+//! LOCKED again) and re-checks them under the lock. Migrations run under an
+//! advisory lock, so replicas starting together migrate once.
+//!
+//! The store's calls are synchronous (they run on the server's blocking pool),
+//! so this uses the `postgres` client with a small pool of connections; a
+//! connection that broke is dropped, and the call answers 503 to be retried.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use postgres::{Client, NoTls, Row, Transaction};
+
+use super::{Backend, Job, Outcome, Page, Refusal, Rows};
+
+/// The schema versions this binary knows; each entry migrates from the one before.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE SEQUENCE jobs_seq MINVALUE 0 START 0;
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL UNIQUE,
+    phase TEXT NOT NULL,
+    status TEXT NOT NULL,
+    claim_id TEXT,
+    lease_runner TEXT,
+    expires_at_ms BIGINT,
+    finished_at_ms BIGINT,
+    record TEXT NOT NULL
+);
+CREATE INDEX jobs_queue ON jobs (seq) WHERE phase = 'queued';
+CREATE INDEX jobs_claim ON jobs (claim_id) WHERE claim_id IS NOT NULL;
+CREATE INDEX jobs_expiry ON jobs (expires_at_ms) WHERE phase IN ('claimed', 'running');
+CREATE INDEX jobs_status ON jobs (status, seq);
+CREATE INDEX jobs_finished ON jobs (finished_at_ms) WHERE finished_at_ms IS NOT NULL;
+CREATE TABLE log_chunks (
+    job_id TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    bytes BYTEA NOT NULL,
+    PRIMARY KEY (job_id, at)
+);
+CREATE TABLE inventory (
+    runner_id TEXT PRIMARY KEY,
+    nodes TEXT NOT NULL,
+    reported_at_ms BIGINT NOT NULL
+);
+"#];
+
+/// The advisory lock key migrations run under ("sortie" in ASCII).
+const MIGRATION_LOCK: i64 = 0x736f_7274_6965;
+
+/// Connections kept open for reuse.
+const POOL: usize = 16;
+
+pub struct Postgres {
+    config: postgres::Config,
+    idle: Mutex<Vec<Client>>,
+}
+
+impl Postgres {
+    /// Connect with `url` (`postgres://user@host:port/db` or `host=… dbname=…`),
+    /// with the password, if any, given apart from it; bring the schema up to date.
+    pub fn open(url: &str, password: Option<&str>) -> Result<Postgres> {
+        let mut config: postgres::Config = url
+            .parse()
+            .context("--database is not a PostgreSQL connection string")?;
+        if let Some(password) = password {
+            config.password(password);
+        }
+        config.application_name("sortie-control-plane");
+        let db = Postgres {
+            config,
+            idle: Mutex::new(Vec::new()),
+        };
+        let mut client = db.connect().context("connecting to PostgreSQL")?;
+        migrate(&mut client)?;
+        db.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(client);
+        Ok(db)
+    }
+
+    fn connect(&self) -> Result<Client, postgres::Error> {
+        self.config.connect(NoTls)
+    }
+}
+
+fn migrate(client: &mut Client) -> Result<()> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+    let result = (|| -> Result<()> {
+        client.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL); \
+             INSERT INTO schema_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version)",
+        )?;
+        let version: i32 = client
+            .query_one("SELECT version FROM schema_version", &[])?
+            .get(0);
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            bail!(
+                "the database is at schema version {version}, newer than this binary knows ({}): \
+                 run a newer sortie-control-plane",
+                MIGRATIONS.len()
+            );
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let mut tx = client.transaction()?;
+            tx.batch_execute(sql)?;
+            tx.execute(
+                "UPDATE schema_version SET version = $1",
+                &[&((i + 1) as i32)],
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    })();
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
+    result.context("migrating the PostgreSQL schema")
+}
+
+impl Backend for Postgres {
+    fn transaction(&self, work: &mut dyn FnMut(&mut dyn Rows) -> Outcome<()>) -> Outcome<()> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut client = match idle {
+            Some(client) if !client.is_closed() => client,
+            _ => self
+                .connect()
+                .map_err(|e| Refusal::unavailable("connecting to PostgreSQL", e))?,
+        };
+        let outcome = (|| {
+            let mut tx = client
+                .transaction()
+                .map_err(|e| Refusal::unavailable("beginning a transaction", e))?;
+            work(&mut PgRows { tx: &mut tx })?;
+            tx.commit()
+                .map_err(|e| Refusal::unavailable("committing", e))
+        })();
+        if !client.is_closed() {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < POOL {
+                idle.push(client);
+            }
+        }
+        outcome
+    }
+}
+
+struct PgRows<'a, 'b> {
+    tx: &'a mut Transaction<'b>,
+}
+
+fn db(doing: &'static str) -> impl Fn(postgres::Error) -> Refusal {
+    move |e| Refusal::unavailable(doing, e)
+}
+
+fn decode(row: &Row) -> Outcome<Job> {
+    let record: &str = row.get(0);
+    serde_json::from_str(record).map_err(|e| Refusal::unavailable("reading a job record", e))
+}
+
+impl PgRows<'_, '_> {
+    fn jobs(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Outcome<Vec<Job>> {
+        let rows = self.tx.query(sql, params).map_err(db("reading jobs"))?;
+        rows.iter().map(decode).collect()
+    }
+}
+
+impl Rows for PgRows<'_, '_> {
+    fn job(&mut self, id: &str) -> Outcome<Option<Job>> {
+        let row = self
+            .tx
+            .query_opt("SELECT record FROM jobs WHERE id = $1 FOR UPDATE", &[&id])
+            .map_err(db("reading a job"))?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    fn insert(&mut self, job: &mut Job) -> Outcome<bool> {
+        let seq: i64 = self
+            .tx
+            .query_one("SELECT nextval('jobs_seq')", &[])
+            .map_err(db("numbering a job"))?
+            .get(0);
+        job.seq = seq as u64;
+        let record = serde_json::to_string(job).map_err(|e| Refusal::unavailable("encoding", e))?;
+        let inserted = self
+            .tx
+            .execute(
+                "INSERT INTO jobs (id, seq, phase, status, finished_at_ms, record) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                &[
+                    &job.id,
+                    &seq,
+                    &job.phase.as_str(),
+                    &job.status(),
+                    &job.finished_at_ms.map(|t| t as i64),
+                    &record,
+                ],
+            )
+            .map_err(db("inserting a job"))?;
+        if inserted == 1 && job.lease.is_some() {
+            // A job brought in with its lease (a migration): its lease columns too.
+            self.update(job)?;
+        }
+        Ok(inserted == 1)
+    }
+
+    fn update(&mut self, job: &Job) -> Outcome<()> {
+        let record = serde_json::to_string(job).map_err(|e| Refusal::unavailable("encoding", e))?;
+        let lease = job.lease.as_ref();
+        self.tx
+            .execute(
+                "UPDATE jobs SET phase = $2, status = $3, claim_id = $4, lease_runner = $5, \
+                 expires_at_ms = $6, finished_at_ms = $7, record = $8 WHERE id = $1",
+                &[
+                    &job.id,
+                    &job.phase.as_str(),
+                    &job.status(),
+                    &lease.map(|l| l.claim_id.as_str()),
+                    &lease.map(|l| l.runner.as_str()),
+                    &lease.map(|l| l.expires_at_ms as i64),
+                    &job.finished_at_ms.map(|t| t as i64),
+                    &record,
+                ],
+            )
+            .map_err(db("updating a job"))?;
+        Ok(())
+    }
+
+    fn queued(&mut self, after_seq: Option<u64>, limit: usize) -> Outcome<Vec<Job>> {
+        let after = after_seq.map_or(-1, |s| s as i64);
+        self.jobs(
+            "SELECT record FROM jobs WHERE phase = 'queued' AND seq > $1 ORDER BY seq LIMIT $2 \
+             FOR UPDATE SKIP LOCKED",
+            &[&after, &(limit as i64)],
+        )
+    }
+
+    fn claimed_by(&mut self, claim_id: &str, runner: &str) -> Outcome<Vec<Job>> {
+        self.jobs(
+            "SELECT record FROM jobs WHERE claim_id = $1 AND lease_runner = $2 \
+             AND phase IN ('claimed', 'running') ORDER BY seq",
+            &[&claim_id, &runner],
+        )
+    }
+
+    fn expired(&mut self, now_ms: u64, limit: usize) -> Outcome<Vec<Job>> {
+        self.jobs(
+            "SELECT record FROM jobs WHERE phase IN ('claimed', 'running') \
+             AND expires_at_ms <= $1 ORDER BY expires_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED",
+            &[&(now_ms as i64), &(limit as i64)],
+        )
+    }
+
+    fn append_log(&mut self, id: &str, at: u64, bytes: &[u8]) -> Outcome<()> {
+        self.tx
+            .execute(
+                "INSERT INTO log_chunks (job_id, at, bytes) VALUES ($1, $2, $3)",
+                &[&id, &(at as i64), &bytes],
+            )
+            .map_err(db("storing log bytes"))?;
+        Ok(())
+    }
+
+    fn clear_log(&mut self, id: &str) -> Outcome<()> {
+        self.tx
+            .execute("DELETE FROM log_chunks WHERE job_id = $1", &[&id])
+            .map_err(db("clearing a log"))?;
+        Ok(())
+    }
+
+    fn read_log(&mut self, id: &str, sink: &mut dyn FnMut(&[u8])) -> Outcome<()> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT bytes FROM log_chunks WHERE job_id = $1 ORDER BY at",
+                &[&id],
+            )
+            .map_err(db("reading a log"))?;
+        for row in &rows {
+            sink(row.get::<_, &[u8]>(0));
+        }
+        Ok(())
+    }
+
+    fn put_inventory(
+        &mut self,
+        runner_id: &str,
+        nodes: &serde_json::Value,
+        at_ms: u64,
+    ) -> Outcome<()> {
+        self.tx
+            .execute(
+                "INSERT INTO inventory (runner_id, nodes, reported_at_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (runner_id) DO UPDATE SET nodes = $2, reported_at_ms = $3",
+                &[&runner_id, &nodes.to_string(), &(at_ms as i64)],
+            )
+            .map_err(db("storing an inventory"))?;
+        Ok(())
+    }
+
+    fn inventory(&mut self) -> Outcome<BTreeMap<String, serde_json::Value>> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT runner_id, nodes FROM inventory ORDER BY runner_id",
+                &[],
+            )
+            .map_err(db("reading inventories"))?;
+        let mut out = BTreeMap::new();
+        for row in &rows {
+            let nodes = serde_json::from_str(row.get::<_, &str>(1))
+                .map_err(|e| Refusal::unavailable("reading an inventory", e))?;
+            out.insert(row.get::<_, String>(0), nodes);
+        }
+        Ok(out)
+    }
+
+    fn page(&mut self, status: Option<&str>, limit: u64, offset: u64) -> Outcome<Page> {
+        let limit = limit.min(i64::MAX as u64) as i64;
+        let offset = offset.min(i64::MAX as u64) as i64;
+        let (jobs, total) = match status {
+            Some(s) => (
+                self.jobs(
+                    "SELECT record FROM jobs WHERE status = $1 OR phase = $1 ORDER BY seq \
+                     LIMIT $2 OFFSET $3",
+                    &[&s, &limit, &offset],
+                )?,
+                self.tx.query_one(
+                    "SELECT COUNT(*) FROM jobs WHERE status = $1 OR phase = $1",
+                    &[&s],
+                ),
+            ),
+            None => (
+                self.jobs(
+                    "SELECT record FROM jobs ORDER BY seq LIMIT $1 OFFSET $2",
+                    &[&limit, &offset],
+                )?,
+                self.tx.query_one("SELECT COUNT(*) FROM jobs", &[]),
+            ),
+        };
+        let total: i64 = total.map_err(db("counting jobs"))?.get(0);
+        Ok(Page {
+            jobs,
+            total: total as u64,
+        })
+    }
+
+    fn prune(&mut self, before_ms: u64, limit: usize) -> Outcome<usize> {
+        let rows = self
+            .tx
+            .query(
+                "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at_ms < $1 \
+                 ORDER BY finished_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id",
+                &[&(before_ms as i64), &(limit as i64)],
+            )
+            .map_err(db("removing expired jobs"))?;
+        for row in &rows {
+            self.clear_log(row.get::<_, &str>(0))?;
+        }
+        Ok(rows.len())
+    }
+}
