@@ -38,6 +38,7 @@ pub struct Api {
     pub work: Notify,
     /// Becomes true when the server is stopping: long polls answer at once.
     stopping: watch::Receiver<bool>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Api {
@@ -53,6 +54,7 @@ impl Api {
             admin_token,
             work: Notify::new(),
             stopping,
+            metrics: Default::default(),
         }
     }
 }
@@ -76,6 +78,7 @@ pub fn router(api: Shared) -> Router {
         .route("/admin/jobs/{id}/log", get(job_log))
         .route("/admin/jobs/{id}/cancel", post(cancel))
         .route("/admin/inventory", get(inventory))
+        .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(api.clone(), admin_auth));
     runner
         .merge(admin)
@@ -87,7 +90,7 @@ pub fn router(api: Shared) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(api.clone(), access_log))
         .with_state(api)
 }
 
@@ -211,11 +214,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// One structured line per request: method, path, status, time, and the runner's
-/// `Sortie-Request-Id` (printable ASCII only, at most 64 characters).
-async fn access_log(req: Request, next: Next) -> Response {
+/// `Sortie-Request-Id` (printable ASCII only, at most 64 characters); and the
+/// request's latency in the metrics, by route.
+async fn access_log(State(api): State<Shared>, req: Request, next: Next) -> Response {
     let began = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
     let request_id: String = req
         .headers()
         .get(sortie_protocol::HEADER_REQUEST_ID)
@@ -229,11 +238,18 @@ async fn access_log(req: Request, next: Next) -> Response {
         })
         .unwrap_or_else(|| "-".into());
     let response = next.run(req).await;
+    let status = response.status().as_u16();
+    api.metrics.request(
+        method.as_str(),
+        &route,
+        status,
+        began.elapsed().as_secs_f64(),
+    );
     tracing::info!(
         target: "access",
         method = %method,
         path = %path.escape_debug(),
-        status = response.status().as_u16(),
+        status,
         ms = began.elapsed().as_millis() as u64,
         request_id = %request_id,
     );
@@ -261,7 +277,10 @@ async fn claim(State(api): State<Shared>, bytes: Bytes) -> Response {
         notified.as_mut().enable();
         let asked = req.clone();
         match store(&api, move |s| s.claim(&asked)).await {
-            Ok(jobs) if !jobs.is_empty() => return json(StatusCode::OK, &ClaimResponse { jobs }),
+            Ok(jobs) if !jobs.is_empty() => {
+                api.metrics.claimed(jobs.len());
+                return json(StatusCode::OK, &ClaimResponse { jobs });
+            }
             Ok(_) => {}
             Err(refusal) => return refusal.into_response(),
         }
@@ -498,6 +517,20 @@ async fn cancel(State(api): State<Shared>, Path(id): Path<String>) -> Response {
 
 async fn inventory(State(api): State<Shared>) -> Response {
     answer(store(&api, |s| s.inventory()).await)
+}
+
+async fn metrics(State(api): State<Shared>) -> Response {
+    match store(&api, |s| s.counts()).await {
+        Ok(counts) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            api.metrics.render(&counts),
+        )
+            .into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
 /// The admin view of a job: its record, without the lease token, times in RFC 3339.

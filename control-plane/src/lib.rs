@@ -10,6 +10,7 @@
 //! TLS. It is not part of the `sortie` binary, which stays synchronous.
 
 pub mod api;
+pub mod metrics;
 pub mod pki;
 pub mod serve;
 pub mod store;
@@ -200,8 +201,12 @@ async fn sweeper(api: Arc<api::Api>, mut stopping: watch::Receiver<bool>) {
         }
         let store = api.clone();
         match tokio::task::spawn_blocking(move || store.store.sweep()).await {
-            Ok(Ok(true)) => api.work.notify_waiters(),
-            Ok(Ok(false)) => {}
+            Ok(Ok(swept)) => {
+                api.metrics.swept(&swept);
+                if swept.requeued > 0 {
+                    api.work.notify_waiters();
+                }
+            }
             Ok(Err(refusal)) => tracing::warn!("sweeping leases: {refusal:?}"),
             Err(e) => tracing::warn!("sweeping leases: {e}"),
         }

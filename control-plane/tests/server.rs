@@ -278,6 +278,52 @@ fn http2_and_http1_are_both_served() {
     }
 }
 
+/// `GET /metrics` (admin token): jobs by phase and status, jobs handed out,
+/// leases the sweeper ended, request latency by route (not by raw path).
+#[test]
+fn metrics_count_jobs_claims_expiries_and_request_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Cp::start(dir.path(), "127.0.0.1:0", &["--ack-window", "1s"]);
+    let agent = cp.agent();
+    for id in ["m1", "m2", "m3"] {
+        enqueue(&cp, &agent, id);
+    }
+    let (status, _) = call(
+        &agent,
+        &cp.url,
+        "POST",
+        "v1/claim",
+        RUNNER,
+        Some(claim_body("r", "c", 0)),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let scrape = || {
+        let mut answer = agent
+            .get(format!("{}metrics", cp.url))
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .call()
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.body_mut().read_to_string().unwrap()
+    };
+    // The claim was never started: after the ack window the sweeper requeues it.
+    wait_for("the requeue", Duration::from_secs(10), || {
+        scrape().contains("sortie_cp_lease_expiries_total{outcome=\"requeued\"} 1")
+    });
+    let text = scrape();
+    for expected in [
+        "sortie_cp_jobs_claimed_total 1\n",
+        "sortie_cp_jobs{phase=\"queued\",status=\"queued\"} 3\n",
+        "sortie_cp_request_duration_seconds_count{method=\"POST\",route=\"/v1/claim\",status=\"200\"} 1\n",
+        "sortie_cp_request_duration_seconds_count{method=\"POST\",route=\"/admin/jobs\",status=\"201\"} 3\n",
+    ] {
+        assert!(text.contains(expected), "{expected} in:\n{text}");
+    }
+    let (status, _) = call(&agent, &cp.url, "GET", "metrics", RUNNER, None).unwrap();
+    assert_eq!(status, 403, "a runner's token does not read the metrics");
+}
+
 /// One simulated runner's pass at a job: claim, start, two log chunks, complete.
 /// Transport errors retry the same call (a runner's outbox does the same); a
 /// refusal abandons the job to its lease.

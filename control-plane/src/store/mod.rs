@@ -208,6 +208,19 @@ pub trait Rows {
     fn page(&mut self, status: Option<&str>, limit: u64, offset: u64) -> Outcome<Page>;
     /// Remove up to `limit` jobs (and their logs) that finished before `before_ms`.
     fn prune(&mut self, before_ms: u64, limit: usize) -> Outcome<usize>;
+    /// How many jobs there are of each (phase, status).
+    fn counts(&mut self) -> Outcome<Vec<(String, String, u64)>>;
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Unstarted claims past the ack window, back in the queue.
+    pub requeued: usize,
+    /// Running jobs whose lease ended without a heartbeat, now lost.
+    pub lost: usize,
+    /// Finished jobs removed after the retention.
+    pub pruned: usize,
 }
 
 /// A database: runs a closure in one transaction, committed when it returns `Ok`.
@@ -401,21 +414,29 @@ impl Store {
         Ok(true)
     }
 
-    /// Expire ended leases and prune what is past retention; `true` if a job
-    /// returned to the queue (long polls may find it).
-    pub fn sweep(&self) -> Outcome<bool> {
+    /// Expire ended leases and prune what is past retention.
+    pub fn sweep(&self) -> Outcome<Swept> {
         let now = now_ms();
-        let requeued = self.tx(|rows| {
-            let mut requeued = false;
+        let mut swept = self.tx(|rows| {
+            let mut swept = Swept::default();
             for mut job in rows.expired(now, BATCH)? {
-                Self::expire(rows, &mut job, now)?;
-                requeued |= job.phase == Phase::Queued;
+                if Self::expire(rows, &mut job, now)? {
+                    match job.phase {
+                        Phase::Queued => swept.requeued += 1,
+                        _ => swept.lost += 1,
+                    }
+                }
             }
-            Ok(requeued)
+            Ok(swept)
         })?;
         let retain_ms = self.timing.retain.as_millis() as u64;
-        self.tx(|rows| rows.prune(now.saturating_sub(retain_ms), BATCH))?;
-        Ok(requeued)
+        swept.pruned = self.tx(|rows| rows.prune(now.saturating_sub(retain_ms), BATCH))?;
+        Ok(swept)
+    }
+
+    /// How many jobs there are of each (phase, status).
+    pub fn counts(&self) -> Outcome<Vec<(String, String, u64)>> {
+        self.tx(|rows| rows.counts())
     }
 
     /// The job, with its lease checked against this fence (an ended lease is

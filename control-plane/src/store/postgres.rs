@@ -372,4 +372,18 @@ impl Rows for PgRows<'_, '_> {
         }
         Ok(rows.len())
     }
+
+    fn counts(&mut self) -> Outcome<Vec<(String, String, u64)>> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT phase, status, COUNT(*) FROM jobs GROUP BY phase, status",
+                &[],
+            )
+            .map_err(db("counting jobs"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64))
+            .collect())
+    }
 }

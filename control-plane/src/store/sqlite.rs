@@ -354,4 +354,17 @@ impl Rows for SqliteRows<'_> {
         }
         Ok(ids.len())
     }
+
+    fn counts(&mut self) -> Outcome<Vec<(String, String, u64)>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT phase, status, COUNT(*) FROM jobs GROUP BY phase, status")
+            .map_err(db("counting jobs"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })
+            .map_err(db("counting jobs"))?;
+        rows.collect::<Result<_, _>>().map_err(db("counting jobs"))
+    }
 }
