@@ -15,7 +15,6 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -61,27 +60,81 @@ impl Api {
 
 type Shared = Arc<Api>;
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// The runners' token (or none, when the server has no runner token).
+    Runner,
+    Admin,
+    Public,
+}
+
+/// One route: the router is built from [`routes`], and the OpenAPI document is
+/// checked against it, so neither can drift from the other.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub auth: Auth,
+    handler: axum::routing::MethodRouter<Shared>,
+}
+
+/// Every route the server answers.
+pub fn routes() -> Vec<Route> {
+    fn route<H, T>(method: &'static str, path: &'static str, auth: Auth, handler: H) -> Route
+    where
+        H: axum::handler::Handler<T, Shared>,
+        T: 'static,
+    {
+        let filter = axum::http::Method::from_bytes(method.as_bytes())
+            .ok()
+            .and_then(|m| axum::routing::MethodFilter::try_from(m).ok())
+            .expect("a route's method is an HTTP method");
+        Route {
+            method,
+            path,
+            auth,
+            handler: axum::routing::on(filter, handler),
+        }
+    }
+    use Auth::{Admin, Public, Runner};
+    vec![
+        route("POST", "/v1/claim", Runner, claim),
+        route("POST", "/v1/jobs/{id}/start", Runner, start),
+        route("POST", "/v1/jobs/{id}/heartbeat", Runner, heartbeat),
+        route("PUT", "/v1/jobs/{id}/log", Runner, append_log),
+        route("POST", "/v1/jobs/{id}/complete", Runner, complete),
+        route("POST", "/v1/jobs/{id}/fail", Runner, fail),
+        route("PUT", "/v1/inventory", Runner, put_inventory),
+        route("POST", "/admin/jobs", Admin, enqueue),
+        route("GET", "/admin/jobs", Admin, list_jobs),
+        route("GET", "/admin/jobs/{id}", Admin, show_job),
+        route("GET", "/admin/jobs/{id}/log", Admin, job_log),
+        route("POST", "/admin/jobs/{id}/cancel", Admin, cancel),
+        route("GET", "/admin/inventory", Admin, inventory),
+        route("GET", "/metrics", Admin, metrics),
+        route("GET", "/openapi.json", Public, openapi),
+    ]
+}
+
+/// The OpenAPI 3.1 document of protocol v1 and the admin API.
+pub const OPENAPI: &str = include_str!("../../protocol/schema/openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
 /// Every route, with authentication, the body limit and the access log.
 pub fn router(api: Shared) -> Router {
-    let runner = Router::new()
-        .route("/v1/claim", post(claim))
-        .route("/v1/jobs/{id}/start", post(start))
-        .route("/v1/jobs/{id}/heartbeat", post(heartbeat))
-        .route("/v1/jobs/{id}/log", put(append_log))
-        .route("/v1/jobs/{id}/complete", post(complete))
-        .route("/v1/jobs/{id}/fail", post(fail))
-        .route("/v1/inventory", put(put_inventory))
-        .route_layer(middleware::from_fn_with_state(api.clone(), runner_auth));
-    let admin = Router::new()
-        .route("/admin/jobs", post(enqueue).get(list_jobs))
-        .route("/admin/jobs/{id}", get(show_job))
-        .route("/admin/jobs/{id}/log", get(job_log))
-        .route("/admin/jobs/{id}/cancel", post(cancel))
-        .route("/admin/inventory", get(inventory))
-        .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(api.clone(), admin_auth));
+    let mut groups = [Router::new(), Router::new(), Router::new()];
+    for r in routes() {
+        let group = &mut groups[r.auth as usize];
+        *group = std::mem::take(group).route(r.path, r.handler);
+    }
+    let [runner, admin, public] = groups;
     runner
-        .merge(admin)
+        .route_layer(middleware::from_fn_with_state(api.clone(), runner_auth))
+        .merge(admin.route_layer(middleware::from_fn_with_state(api.clone(), admin_auth)))
+        .merge(public)
         .fallback(|req: Request| async move {
             problem(
                 StatusCode::NOT_FOUND,
@@ -90,8 +143,38 @@ pub fn router(api: Shared) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(problem_bodies))
         .layer(middleware::from_fn_with_state(api.clone(), access_log))
         .with_state(api)
+}
+
+/// Answers the framework writes itself (a malformed path or query, a method a
+/// route does not have, a body over the limit) say what is wrong in the same
+/// `application/problem+json` as every other refusal.
+async fn problem_bodies(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|t| t.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() && plain) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let detail = String::from_utf8_lossy(&body).trim().to_string();
+    let title = status
+        .canonical_reason()
+        .unwrap_or("refused")
+        .to_lowercase();
+    let mut answer = problem(status, &title, detail);
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
 }
 
 /// An `application/problem+json` answer (RFC 9457).
@@ -554,4 +637,40 @@ pub fn job_view(job: &Job) -> serde_json::Value {
         }
     }
     view
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OpenAPI document lists exactly the routes the router is built from,
+    /// each with the token it requires.
+    #[test]
+    fn the_openapi_document_is_the_router() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut documented = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let scheme = operation["security"][0]
+                    .as_object()
+                    .and_then(|s| s.keys().next().cloned());
+                documented.push((method.to_uppercase(), path.clone(), scheme));
+            }
+        }
+        let mut served: Vec<_> = routes()
+            .into_iter()
+            .map(|r| {
+                let scheme = match r.auth {
+                    Auth::Runner => Some("runnerToken".to_string()),
+                    Auth::Admin => Some("adminToken".to_string()),
+                    Auth::Public => None,
+                };
+                (r.method.to_string(), r.path.to_string(), scheme)
+            })
+            .collect();
+        documented.sort();
+        served.sort();
+        assert_eq!(documented, served);
+    }
 }

@@ -108,6 +108,10 @@ struct Args {
     /// Heartbeat interval asked of runners, in seconds.
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
+    /// Longest long poll granted (a claim's wait_seconds is cut to it); keep it
+    /// under the idle timeout of any proxy in front.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    max_wait: Duration,
     /// Another name the generated server certificate is for (repeatable), so a
     /// runner on another host can be tried without making certificates.
     #[arg(long = "tls-san", value_name = "NAME")]
@@ -192,6 +196,7 @@ fn run(args: Args) -> Result<()> {
             ack_window: args.ack_window,
             lease: args.lease,
             heartbeat_seconds: args.heartbeat_seconds,
+            max_wait: args.max_wait,
             retain: args.retain,
             ..Timing::default()
         },
