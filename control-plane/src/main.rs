@@ -198,7 +198,6 @@ fn run(args: Args) -> Result<()> {
             heartbeat_seconds: args.heartbeat_seconds,
             max_wait: args.max_wait,
             retain: args.retain,
-            ..Timing::default()
         },
     })?;
     println!("listening on {}", server.url());
