@@ -348,3 +348,50 @@ fn bulk_output_arrives_whole_over_tls() {
     assert_eq!(text.len(), size);
     assert!(text.split_inclusive('\n').all(|l| l == line));
 }
+
+/// A real job's spec, log and completion validate against the JSON Schemas in
+/// protocol/schema/ (job spec v1, log events v1, the OpenAPI document's
+/// Completion), so the documents describe what runners really send.
+#[test]
+fn the_spec_log_and_completion_match_their_published_schemas() {
+    let cp = ControlPlane::start();
+    let spec = fixture_json("multi-step.json");
+    cp.enqueue(spec.clone());
+    let state = tempfile::tempdir().unwrap();
+    run(&mut cp.poll(state.path()), code::OK);
+    let completion = serde_json::to_value(cp.job("multi-step").completion.unwrap()).unwrap();
+    let log = String::from_utf8(cp.log("multi-step")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let instances = serde_json::json!({
+        "spec": spec,
+        "events": log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>(),
+        "completion": completion,
+    });
+    std::fs::write(dir.path().join("instances.json"), instances.to_string()).unwrap();
+    let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol/schema");
+    let check = r##"
+import json, sys
+from jsonschema import Draft202012Validator as V
+d = sys.argv[1]
+data = json.load(open(sys.argv[2]))
+spec = json.load(open(d + "/job-spec-v1.json"))
+events = json.load(open(d + "/log-events-v1.json"))
+api = json.load(open(d + "/openapi.json"))
+completion = {"$ref": "#/components/schemas/Completion", "components": api["components"]}
+errors = [e.message for e in V(spec).iter_errors(data["spec"])]
+for event in data["events"]:
+    errors += ["%s: %s" % (event["seq"], e.message) for e in V(events).iter_errors(event)]
+errors += [e.message for e in V(completion).iter_errors(data["completion"])]
+print("\n".join(errors))
+print("checked %d events" % len(data["events"]), file=sys.stderr)
+sys.exit(1 if errors else 0)
+"##;
+    let out = std::process::Command::new(peer("python"))
+        .args(["-c", check])
+        .arg(&schemas)
+        .arg(dir.path().join("instances.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("checked"), "{}", stderr(&out));
+}
