@@ -26,8 +26,13 @@ use tokio::sync::{watch, Notify};
 
 use crate::store::{Job, Outcome, Refusal, Store, STATUSES};
 
-/// Largest request body accepted (a log chunk is far smaller).
-pub const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Largest request body accepted (a runner's log chunks are at most 1 MiB).
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Request bodies over this size wait for one of [`LARGE_BODIES`] permits, so
+/// many large uploads at once cannot exhaust the server's memory.
+const LARGE: u64 = 256 * 1024;
+const LARGE_BODIES: usize = 16;
 
 pub struct Api {
     pub store: Arc<Store>,
@@ -37,6 +42,8 @@ pub struct Api {
     pub work: Notify,
     /// Becomes true when the server is stopping: long polls answer at once.
     stopping: watch::Receiver<bool>,
+    /// Permits for large request bodies (see [`LARGE_BODIES`]).
+    large: tokio::sync::Semaphore,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -53,6 +60,7 @@ impl Api {
             admin_token,
             work: Notify::new(),
             stopping,
+            large: tokio::sync::Semaphore::new(LARGE_BODIES),
             metrics: Default::default(),
         }
     }
@@ -143,9 +151,29 @@ pub fn router(api: Shared) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(api.clone(), large_bodies))
         .layer(middleware::from_fn(problem_bodies))
         .layer(middleware::from_fn_with_state(api.clone(), access_log))
         .with_state(api)
+}
+
+/// A request with a large body waits for a permit before its body is read.
+async fn large_bodies(State(api): State<Shared>, req: Request, next: Next) -> Response {
+    let size = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Without a length (HTTP/2, chunked) the size is unknown: take a permit too,
+    // unless the method has no body.
+    let bodiless = matches!(req.method().as_str(), "GET" | "HEAD");
+    if bodiless || size.is_some_and(|n| n <= LARGE) {
+        return next.run(req).await;
+    }
+    match api.large.acquire().await {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 /// Answers the framework writes itself (a malformed path or query, a method a
@@ -272,18 +300,25 @@ async fn admin_auth(State(api): State<Shared>, req: Request, next: Next) -> Resp
 /// The answer to a request without the `expected` bearer token, if it lacks it.
 fn refused(headers: &HeaderMap, expected: Option<&str>) -> Option<Response> {
     let expected = expected?;
+    // The scheme is case-insensitive (RFC 9110); an empty token is never one.
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty());
     match given {
         None => Some(problem(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "a bearer token is required",
         )),
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => None,
+        Some(token)
+            if !expected.is_empty() && constant_time_eq(token.as_bytes(), expected.as_bytes()) =>
+        {
+            None
+        }
         Some(_) => Some(problem(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -322,12 +357,15 @@ async fn access_log(State(api): State<Shared>, req: Request, next: Next) -> Resp
         .unwrap_or_else(|| "-".into());
     let response = next.run(req).await;
     let status = response.status().as_u16();
-    api.metrics.request(
-        method.as_str(),
-        &route,
-        status,
-        began.elapsed().as_secs_f64(),
-    );
+    // Labels from a closed set only: a client's made-up method or path must not
+    // grow the metrics.
+    let known = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"];
+    let label = known
+        .into_iter()
+        .find(|m| *m == method.as_str())
+        .unwrap_or("other");
+    api.metrics
+        .request(label, &route, status, began.elapsed().as_secs_f64());
     tracing::info!(
         target: "access",
         method = %method,
@@ -505,15 +543,22 @@ async fn enqueue(State(api): State<Shared>, bytes: Bytes) -> Response {
     // A spec an admin wrote: a field job spec v1 does not have is a mistake to
     // report now, not a surprise when it runs. (A Rundeck job's text is checked
     // by the runner that converts it.)
-    let unknown = match req.spec.get("rundeck") {
-        Some(_) => Vec::new(),
-        None => sortie_protocol::schema::unknown(&req.spec),
-    };
-    if !unknown.is_empty() {
-        return bad_request(unknown.join("; "));
-    }
     if req.spec["steps"].as_array().is_some_and(|s| s.is_empty()) {
         return bad_request("steps: a job needs at least one step");
+    }
+    let mut problems = match req.spec.get("rundeck") {
+        Some(_) => Vec::new(),
+        None => sortie_protocol::schema::problems(&req.spec),
+    };
+    if let Some(timeout) = req.spec.get("timeout").and_then(|t| t.as_str()) {
+        if humantime::parse_duration(timeout).is_err() {
+            problems.push(format!(
+                "timeout: {timeout:?} is not a duration such as \"90s\" or \"1h 30m\""
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return bad_request(problems.join("; "));
     }
     match store(&api, move |s| s.enqueue(req.spec, req.tags, req.runner_id)).await {
         Ok(id) => {

@@ -47,10 +47,11 @@ pub enum Database {
     #[default]
     Embedded,
     /// PostgreSQL, shared by several replicas: a connection URL without its
-    /// password, and the password.
+    /// password, the password, and the CA of the server's certificate.
     Postgres {
         url: String,
         password: Option<String>,
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -58,9 +59,11 @@ impl Database {
     pub fn open(&self, state_dir: &std::path::Path, timing: Timing) -> Result<Store> {
         match self {
             Database::Embedded => Store::open(state_dir, timing),
-            Database::Postgres { url, password } => {
-                Store::postgres(url, password.as_deref(), timing)
-            }
+            Database::Postgres {
+                url,
+                password,
+                ca_file,
+            } => Store::postgres(url, password.as_deref(), ca_file.as_deref(), timing),
         }
     }
 }
@@ -94,6 +97,12 @@ pub struct Server {
 impl Server {
     pub fn start(config: Config) -> Result<Server> {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        config.timing.check().map_err(anyhow::Error::msg)?;
+        refuse_shared(&config.state_dir)?;
+        let empty = |t: &str| t.trim().is_empty();
+        if empty(&config.admin_token) || config.runner_token.as_deref().is_some_and(empty) {
+            anyhow::bail!("an empty token would let anyone in: give a token");
+        }
         let store = Arc::new(config.database.open(&config.state_dir, config.timing)?);
         let tls = Arc::new(tls::server_tls(&config)?);
         let listener = std::net::TcpListener::bind(config.listen)
@@ -187,6 +196,30 @@ impl Drop for Server {
             runtime.shutdown_timeout(Duration::from_secs(1));
         }
     }
+}
+
+/// A state dir others may write to could have its database or TLS key replaced
+/// under the server: refused, as the runner refuses one.
+fn refuse_shared(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(dir) {
+        let mode = meta.permissions().mode();
+        if mode & 0o002 != 0 {
+            anyhow::bail!(
+                "{} is writable by every user (mode {:o}): chmod o-w it",
+                dir.display(),
+                mode & 0o7777
+            );
+        }
+        if mode & 0o020 != 0 {
+            tracing::warn!(
+                "{} is writable by its group (mode {:o})",
+                dir.display(),
+                mode & 0o7777
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Expire ended leases (waking long polls when a job returns to the queue) and

@@ -44,6 +44,10 @@ struct DatabaseArgs {
     /// a command line is visible to every user of the host).
     #[arg(long, value_name = "FILE", requires = "database")]
     database_password_file: Option<PathBuf>,
+    /// CA (PEM) of the PostgreSQL server's certificate: the connection is then
+    /// TLS, required and checked. Needed for a server on another host.
+    #[arg(long, value_name = "FILE", requires = "database")]
+    database_ca_file: Option<PathBuf>,
 }
 
 impl DatabaseArgs {
@@ -68,6 +72,7 @@ impl DatabaseArgs {
         Ok(Database::Postgres {
             url: url.clone(),
             password,
+            ca_file: self.database_ca_file.clone(),
         })
     }
 }
@@ -122,8 +127,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_max_level(tracing::Level::INFO)
         .init();
     let cli = Cli::parse();
@@ -160,10 +167,16 @@ fn migrate(from: &std::path::Path, state_dir: &std::path::Path, db: &Database) -
     Ok(())
 }
 
+/// A credential from a file: its text without surrounding white space, which
+/// must not be empty (an empty token would let anyone in).
 fn token(path: &PathBuf) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading token file {}", path.display()))?;
-    Ok(text.trim().to_string())
+    let token = text.trim();
+    if token.is_empty() {
+        anyhow::bail!("{} is empty: a token is required", path.display());
+    }
+    Ok(token.to_string())
 }
 
 fn run(args: Args) -> Result<()> {
@@ -173,13 +186,7 @@ fn run(args: Args) -> Result<()> {
             names: args.tls_san.clone(),
         },
     };
-    if args.runner_token_file.is_none() && args.client_ca.is_none() {
-        eprintln!(
-            "sortie-control-plane: warning: no runner authentication (--runner-token-file or \
-             --client-ca): anyone who reaches {} can claim jobs",
-            args.listen
-        );
-    }
+    let open = args.runner_token_file.is_none() && args.client_ca.is_none();
     let state_dir = args.state_dir.expect("clap requires --state-dir");
     let admin_token_file = args
         .admin_token_file
@@ -200,6 +207,13 @@ fn run(args: Args) -> Result<()> {
             retain: args.retain,
         },
     })?;
+    if open {
+        eprintln!(
+            "sortie-control-plane: warning: no runner authentication (--runner-token-file or \
+             --client-ca): anyone who reaches {} can claim jobs",
+            server.addr()
+        );
+    }
     println!("listening on {}", server.url());
     server.run_until_signal()
 }

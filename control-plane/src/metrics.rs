@@ -66,7 +66,7 @@ impl Default for Metrics {
         let expired = Family::<ExpiryLabels, Counter>::default();
         registry.register(
             "lease_expiries",
-            "Leases the sweeper ended: requeued (never started) or lost (no heartbeat)",
+            "Leases the sweeper ended: requeued (never started), lost (no heartbeat) or cancelled",
             expired.clone(),
         );
         let jobs = Family::<JobLabels, Gauge>::default();
@@ -101,7 +101,12 @@ impl Metrics {
     }
 
     pub fn swept(&self, swept: &Swept) {
-        for (outcome, n) in [("requeued", swept.requeued), ("lost", swept.lost)] {
+        let outcomes = [
+            ("requeued", swept.requeued),
+            ("lost", swept.lost),
+            ("cancelled", swept.cancelled),
+        ];
+        for (outcome, n) in outcomes {
             if n > 0 {
                 self.expired
                     .get_or_create(&ExpiryLabels {

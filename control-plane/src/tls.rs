@@ -60,21 +60,32 @@ fn generated(dir: &Path, extra: &[String]) -> Result<(Vec<u8>, Vec<u8>)> {
     let listed = names.join("\n");
     let names_path = dir.join("names");
     let same_names = fs::read_to_string(&names_path).map_or(extra.is_empty(), |n| n == listed);
-    if !cert_path.exists() || !key_path.exists() || !same_names {
+    let whole = [&cert_path, &key_path, &dir.join("ca.pem")]
+        .iter()
+        .all(|p| p.exists());
+    if !whole || !same_names {
         fs::create_dir_all(dir)?;
         // New names keep the CA (its key is kept beside it), so runners that
         // trust ca.pem keep trusting the control plane.
         const CA_NAME: &str = "sortie reference control plane CA";
         let ca_key = dir.join("ca.key");
+        let ca_pem = dir.join("ca.pem");
         let ca = match fs::read_to_string(&ca_key) {
             Ok(pem) => pki::Authority::from_key_pem(CA_NAME, &pem)?,
             Err(_) => {
                 let ca = pki::Authority::generate(CA_NAME)?;
+                // The certificate first: a crash between the two writes leaves
+                // no key, so the next start makes both again.
+                fs::write(&ca_pem, ca.cert_pem())?;
                 write_private(&ca_key, ca.key_pem().as_bytes())?;
-                fs::write(dir.join("ca.pem"), ca.cert_pem())?;
                 ca
             }
         };
+        if !ca_pem.exists() {
+            // Removed: the same key signs it again, so runners that trust the
+            // old one still trust the server.
+            fs::write(&ca_pem, ca.cert_pem())?;
+        }
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let server = ca.server(&names)?;
         fs::write(&names_path, &listed)?;

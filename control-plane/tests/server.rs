@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use sha2::Digest;
 
 #[path = "support/postgres.rs"]
+#[allow(dead_code)] // shared with tests/store.rs, which uses the rest of it
 mod postgres;
 
 const ADMIN: &str = "admin-token-for-server-tests";
@@ -50,7 +51,10 @@ impl Cp {
             .unwrap();
         let url = line
             .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .unwrap_or_else(|| {
+                let err = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
+                panic!("no address in {line:?}: {err}")
+            })
             .trim()
             .to_string();
         Cp {
@@ -85,6 +89,16 @@ impl Cp {
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build()
             .into()
+    }
+
+    /// curl, trusting the server's CA, discarding the body; `args` say the rest.
+    fn curl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "--cacert"])
+            .arg(self.ca())
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     fn signal(&self, name: &str) {
@@ -257,21 +271,14 @@ fn http2_and_http1_are_both_served() {
     let dir = tempfile::tempdir().unwrap();
     let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
     for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_version} %{http_code}",
-                flag,
-            ])
-            .arg("--cacert")
-            .arg(cp.ca())
-            .args(["-H", &format!("authorization: Bearer {ADMIN}")])
-            .arg(format!("{}admin/jobs", cp.url))
-            .output()
-            .unwrap();
+        let out = cp.curl(&[
+            "-w",
+            "%{http_version} %{http_code}",
+            flag,
+            "-H",
+            &format!("authorization: Bearer {ADMIN}"),
+            &format!("{}admin/jobs", cp.url),
+        ]);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             format!("{version} 200"),
@@ -325,6 +332,118 @@ fn metrics_count_jobs_claims_expiries_and_request_latency() {
     }
     let (status, _) = call(&agent, &cp.url, "GET", "metrics", RUNNER, None).unwrap();
     assert_eq!(status, 403, "a runner's token does not read the metrics");
+    // Made-up methods and paths, without a token, do not grow the metrics.
+    for i in 0..20 {
+        let out = cp.curl(&[
+            "-w",
+            "%{http_code}",
+            "-X",
+            &format!("M{i}XYZ"),
+            &format!("{}nope/{i}", cp.url),
+        ]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    }
+    let text = scrape();
+    assert!(!text.contains("M1XYZ") && !text.contains("nope/"), "{text}");
+    assert!(
+        text.contains("method=\"other\",route=\"unmatched\",status=\"404\"} 20\n"),
+        "{text}"
+    );
+}
+
+/// Settings that would let anyone in, or under which no job could run, stop
+/// the server before it listens, each with a message that names the setting.
+#[test]
+fn unsafe_or_unworkable_settings_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty"), " \n").unwrap();
+    std::fs::write(dir.path().join("token"), "t0ken").unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (&["--admin-token-file", "empty"], "is empty"),
+        (&["--runner-token-file", "empty"], "is empty"),
+        (&["--ack-window", "0s"], "--ack-window"),
+        (&["--lease", "3s"], "--lease"),
+        (&["--state-dir", "shared"], "writable by every user"),
+        (
+            &[
+                "--database",
+                "host=db.example.invalid user=sortie dbname=sortie",
+            ],
+            "--database-ca-file",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        if !args.contains(&"--admin-token-file") {
+            all.extend(["--admin-token-file", "token"]);
+        }
+        if !args.contains(&"--state-dir") {
+            all.extend(["--state-dir", "state"]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_sortie-control-plane"))
+            .args(&all)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+    }
+}
+
+/// What an admin enqueues is checked against job spec v1 now, not when it
+/// runs: each problem is named; a lower-case `bearer` scheme is a bearer token.
+#[test]
+fn malformed_specs_are_refused_at_enqueue_naming_each_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
+    let agent = cp.agent();
+    let cases = [
+        (json!({ "id": "a" }), "steps is required"),
+        (json!({ "id": "a", "steps": "x" }), "steps: must be array"),
+        (json!({ "id": "a", "steps": [{}] }), "needs exactly one of"),
+        (
+            json!({ "id": "a", "steps": [{ "shell": "x", "exec": ["y"] }] }),
+            "needs exactly one of",
+        ),
+        (
+            json!({ "id": "a", "timeout": "forever", "steps": [{ "shell": "x" }] }),
+            "timeout",
+        ),
+        (
+            json!({ "id": "a", "options": { "n": 1 }, "steps": [{ "shell": "x" }] }),
+            "options.n: must be string",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let (status, answer) = call(
+            &agent,
+            &cp.url,
+            "POST",
+            "admin/jobs",
+            ADMIN,
+            Some(json!({ "spec": spec })),
+        )
+        .unwrap();
+        assert_eq!(status, 400, "{spec}: {answer}");
+        assert!(
+            answer["detail"].as_str().unwrap().contains(expected),
+            "{answer}"
+        );
+    }
+    let request = ureq::http::Request::builder()
+        .method("GET")
+        .uri(format!("{}admin/jobs", cp.url))
+        .header("authorization", format!("bearer {ADMIN}"))
+        .body(())
+        .unwrap();
+    assert_eq!(agent.run(request).unwrap().status(), 200);
 }
 
 /// A program of the test peers installed by tests/peers/install.sh.
@@ -473,7 +592,14 @@ fn drain_one(agent: &ureq::Agent, url: &str, runner: &str, n: usize) -> Option<S
 fn a_control_plane_killed_mid_drain_loses_nothing_it_acknowledged() {
     const JOBS: usize = 400;
     let dir = tempfile::tempdir().unwrap();
-    let timing = ["--ack-window", "1s", "--lease", "2s"];
+    let timing = [
+        "--ack-window",
+        "1s",
+        "--lease",
+        "2s",
+        "--heartbeat-seconds",
+        "1",
+    ];
     let mut cp = Cp::start(dir.path(), "127.0.0.1:0", &timing);
     let port = cp.port();
     let listen = format!("127.0.0.1:{port}");
@@ -665,7 +791,8 @@ fn three_replicas_on_postgresql_drain_20000_jobs_through_a_sigkill() {
     let (mut nginx, front) = nginx(dirs[3].path(), &replicas[0], &ports);
 
     // Queue the jobs straight into the database (the admin API is not what is measured).
-    let store = sortie_control_plane::Store::postgres(&url, None, Default::default()).unwrap();
+    let store =
+        sortie_control_plane::Store::postgres(&url, None, None, Default::default()).unwrap();
     for i in 0..JOBS {
         store
             .enqueue(

@@ -41,6 +41,15 @@ fn spec(id: &str) -> serde_json::Value {
     json!({ "id": id, "steps": [{ "shell": "true" }] })
 }
 
+/// An ack window short enough to pass within a test.
+const SHORT_ACK: Timing = Timing {
+    ack_window: Duration::from_millis(100),
+    lease: Duration::from_secs(60),
+    heartbeat_seconds: 10,
+    max_wait: Duration::from_secs(60),
+    retain: Duration::from_secs(30 * 24 * 3600),
+};
+
 /// A backend every store test runs against.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -67,7 +76,7 @@ impl Place {
     fn try_open(&self, timing: Timing) -> anyhow::Result<Store> {
         match self.kind {
             Kind::Sqlite => Store::open(self.dir.path(), timing),
-            Kind::Postgres => Store::postgres(self.url.as_ref().unwrap(), None, timing),
+            Kind::Postgres => Store::postgres(self.url.as_ref().unwrap(), None, None, timing),
         }
     }
 
@@ -222,11 +231,7 @@ fn a_job_whose_timeout_cannot_fit_the_deadline_is_not_given(kind: Kind) {
 
 fn an_unstarted_claim_returns_to_the_queue_with_the_next_attempt(kind: Kind) {
     let place = Place::new(kind);
-    let timing = Timing {
-        ack_window: Duration::from_millis(100),
-        ..Timing::default()
-    };
-    let store = place.open(timing);
+    let store = place.open(SHORT_ACK);
     store.enqueue(spec("a"), vec![], None).unwrap();
     let first = store.claim(&claim("1", "r1", 1)).unwrap().remove(0);
     assert_eq!(first.attempt, 1);
@@ -513,6 +518,169 @@ fn replicas_sharing_a_database_never_hand_out_the_same_job(kind: Kind) {
     claim_all_at_once(&replicas, 300, 12, 2);
 }
 
+/// A cancelled job that was claimed but not started never runs: its start is
+/// refused and it ends failed; a lapsed claim of one is not handed out again.
+fn a_cancelled_claim_is_never_started_nor_handed_out_again(kind: Kind) {
+    let place = Place::new(kind);
+    let store = place.open(SHORT_ACK);
+    store.enqueue(spec("a"), vec![], None).unwrap();
+    let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
+    store.cancel("a").unwrap();
+    let fence = Fence {
+        attempt: 1,
+        lease_token: job.lease.token,
+    };
+    assert!(matches!(
+        store.start("a", &fence),
+        Err(Refusal::Conflict(_))
+    ));
+    assert_eq!(store.job("a").unwrap().unwrap().phase, Phase::Failed);
+
+    store.enqueue(spec("b"), vec![], None).unwrap();
+    store.claim(&claim("2", "ghost", 1)).unwrap();
+    store.cancel("b").unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(store.sweep().unwrap().cancelled, 1);
+    let b = store.job("b").unwrap().unwrap();
+    assert_eq!((b.phase, b.attempt), (Phase::Failed, 1));
+    assert!(store.claim(&claim("3", "r9", 1)).unwrap().is_empty());
+}
+
+/// The fence holds on every call: a failed job's `fail` replayed with another
+/// token is refused, and a deadline that is not a time is a bad request.
+fn fences_and_deadlines_are_checked(kind: Kind) {
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
+    store.enqueue(spec("a"), vec![], None).unwrap();
+    let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
+    let fence = Fence {
+        attempt: 1,
+        lease_token: job.lease.token.clone(),
+    };
+    store.fail("a", &fence, "no room").unwrap();
+    store.fail("a", &fence, "no room").unwrap();
+    let forged = Fence {
+        attempt: 1,
+        lease_token: "forged".into(),
+    };
+    assert!(matches!(
+        store.fail("a", &forged, "x"),
+        Err(Refusal::Conflict(_))
+    ));
+    store.cancel("a").unwrap();
+    let mut req = claim("2", "r", 1);
+    req.deadline = Some("garbage".into());
+    assert!(matches!(store.claim(&req), Err(Refusal::Invalid(_))));
+    req.deadline = Some("2999-01-01t00:00:00z".into());
+    store.claim(&req).unwrap();
+}
+
+/// A journal that is not what the old server wrote (a wrong line in the
+/// middle, an id runners refuse, a path for an id, a time past year 9999) is
+/// refused whole, naming the lines; nothing is imported.
+fn a_journal_with_foreign_records_is_refused_whole(kind: Kind) {
+    use sortie_control_plane::store::journal;
+    let old = tempfile::tempdir().unwrap();
+    std::fs::create_dir(old.path().join("logs")).unwrap();
+    let job = |id: &str| {
+        json!({"record": "job", "id": id, "seq": 0, "spec": spec("x"), "phase": "queued",
+               "attempt": 1})
+    };
+    let mut wrong_type = job("t");
+    wrong_type["attempt"] = "1".into();
+    let mut far = job("far");
+    far["finished_at_ms"] = u64::MAX.into();
+    let lines = [
+        job("fine"),
+        wrong_type,
+        job("../../etc/passwd"),
+        job("sp ace"),
+        far,
+        job("fine-too"),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(old.path().join("journal.ndjson"), text).unwrap();
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
+    let err = journal::import(&store, old.path()).unwrap_err().to_string();
+    for line in ["line 2:", "line 3:", "line 4:", "line 5:"] {
+        assert!(err.contains(line), "{line} in {err}");
+    }
+    assert!(
+        !err.contains("line 1:") && !err.contains("line 6:"),
+        "{err}"
+    );
+    assert!(store.job("fine").unwrap().is_none(), "nothing was imported");
+}
+
+/// SQLite: the database and its WAL are private to the server's user whatever
+/// the umask, and a database removed under a running server makes writes fail
+/// (503) instead of being acknowledged into a file that is gone.
+#[test]
+fn the_sqlite_database_is_private_and_its_removal_is_noticed() {
+    use std::os::unix::fs::PermissionsExt;
+    let place = Place::new(Kind::Sqlite);
+    let store = place.open(Timing::default());
+    store.enqueue(spec("a"), vec![], None).unwrap();
+    for name in ["control-plane.db", "control-plane.db-wal"] {
+        let mode = std::fs::metadata(place.dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    for name in [
+        "control-plane.db",
+        "control-plane.db-wal",
+        "control-plane.db-shm",
+    ] {
+        let _ = std::fs::remove_file(place.dir.path().join(name));
+    }
+    assert!(matches!(
+        store.enqueue(spec("b"), vec![], None),
+        Err(Refusal::Unavailable(_))
+    ));
+}
+
+/// PostgreSQL over TCP: with --database-ca-file the connection is TLS (the
+/// server says so), a certificate from another CA is refused, and a server on
+/// another host without a CA is refused before any connection.
+#[test]
+fn postgresql_over_tcp_is_tls_checked_against_the_ca() {
+    let cluster = postgres::cluster();
+    let socket = cluster.database();
+    let tcp = cluster.tcp_url(&socket);
+    let store = Store::postgres(&tcp, None, Some(&cluster.ca_file()), Timing::default()).unwrap();
+    store.enqueue(spec("over-tls"), vec![], None).unwrap();
+    let rows = cluster.query(
+        &socket,
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'sortie-control-plane' AND a.datname = current_database()",
+    );
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r.get::<_, bool>(0)),
+        "every connection is TLS"
+    );
+
+    let other = tempfile::tempdir().unwrap();
+    let stranger = sortie_control_plane::pki::Authority::generate("another CA").unwrap();
+    std::fs::write(other.path().join("ca.pem"), stranger.cert_pem()).unwrap();
+    let refused = Store::postgres(
+        &tcp,
+        None,
+        Some(&other.path().join("ca.pem")),
+        Timing::default(),
+    );
+    assert!(refused.is_err(), "a certificate from another CA is refused");
+
+    let remote = "host=db.example.invalid port=5432 user=sortie dbname=sortie";
+    let err = Store::postgres(remote, None, None, Timing::default())
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("--database-ca-file"), "{err:#}");
+}
+
 /// Every test above, once per backend.
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -538,4 +706,7 @@ on_every_backend!(
     a_database_from_a_newer_version_is_refused,
     a_journal_is_migrated_with_its_jobs_leases_and_logs,
     replicas_sharing_a_database_never_hand_out_the_same_job,
+    a_cancelled_claim_is_never_started_nor_handed_out_again,
+    fences_and_deadlines_are_checked,
+    a_journal_with_foreign_records_is_refused_whole,
 );

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::{Job, Outcome, Phase, Rows, Store};
@@ -41,22 +41,54 @@ pub fn import(store: &Store, dir: &Path) -> Result<Migrated> {
     let mut jobs: Vec<Job> = Vec::new();
     let mut index = std::collections::HashMap::new();
     let mut inventories = std::collections::BTreeMap::new();
-    for line in BufReader::new(file).lines() {
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
-        // A torn last line (a crash mid-append) was never acknowledged: skip it.
-        match serde_json::from_str::<Record>(&line) {
-            Ok(Record::Job(job)) => match index.get(&job.id) {
-                Some(&i) => jobs[i] = *job,
-                None => {
-                    index.insert(job.id.clone(), jobs.len());
-                    jobs.push(*job);
+    let lines: Vec<String> = BufReader::new(file)
+        .lines()
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut wrong = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        let record = match serde_json::from_str::<Record>(line) {
+            Ok(record) => record,
+            // A torn last line (a crash mid-append) was never acknowledged: skip it.
+            Err(_) if n + 1 == lines.len() => continue,
+            Err(e) => {
+                wrong.push(format!("line {}: {e}", n + 1));
+                continue;
+            }
+        };
+        match record {
+            Record::Job(job) => {
+                if let Err(why) = sound(&job) {
+                    wrong.push(format!("line {}: {why}", n + 1));
+                    continue;
                 }
-            },
-            Ok(Record::Inventory { runner_id, nodes }) => {
+                match index.get(&job.id) {
+                    Some(&i) => jobs[i] = *job,
+                    None => {
+                        index.insert(job.id.clone(), jobs.len());
+                        jobs.push(*job);
+                    }
+                }
+            }
+            Record::Inventory { runner_id, nodes } => {
                 inventories.insert(runner_id, nodes);
             }
-            Err(_) => continue,
         }
+    }
+    // All or nothing: a journal with a wrong line in the middle is not what the
+    // old server wrote, and guessing could run a finished job again.
+    if !wrong.is_empty() {
+        let shown: Vec<&String> = wrong.iter().take(20).collect();
+        bail!(
+            "{} has {} record(s) that are not the old server's, nothing was migrated:\n{}",
+            path.display(),
+            wrong.len(),
+            shown
+                .iter()
+                .map(|w| w.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
     jobs.sort_by_key(|j| j.seq);
     let mut migrated = Migrated::default();
@@ -89,6 +121,29 @@ pub fn import(store: &Store, dir: &Path) -> Result<Migrated> {
         migrated.inventories += 1;
     }
     Ok(migrated)
+}
+
+/// A record the old server could have written: an id runners accept, times
+/// RFC 3339 can write, an attempt from 1.
+fn sound(job: &Job) -> Result<(), String> {
+    if !sortie_protocol::valid_job_id(&job.id) {
+        return Err(format!(
+            "job id {:?} is not [A-Za-z0-9._-]{{1,128}}",
+            job.id
+        ));
+    }
+    if job.attempt == 0 {
+        return Err(format!("job {}: attempt 0", job.id));
+    }
+    let times = [
+        job.finished_at_ms,
+        job.lease.as_ref().map(|l| l.claimed_at_ms),
+        job.lease.as_ref().map(|l| l.expires_at_ms),
+    ];
+    if times.into_iter().flatten().any(|t| t > super::LATEST_MS) {
+        return Err(format!("job {}: a time past the year 9999", job.id));
+    }
+    Ok(())
 }
 
 fn add(rows: &mut dyn Rows, job: &mut Job, log: &[u8]) -> Outcome<bool> {

@@ -40,6 +40,35 @@ pub struct Timing {
     pub retain: Duration,
 }
 
+impl Timing {
+    /// Settings under which jobs can run at all: an ack window a runner can
+    /// start within, heartbeats well inside the lease, nothing so long that
+    /// times overflow.
+    pub fn check(&self) -> Result<(), String> {
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        let heartbeat = Duration::from_secs(self.heartbeat_seconds);
+        if self.ack_window < Duration::from_secs(1) || self.ack_window > DAY {
+            return Err("--ack-window must be between 1s and 1day".into());
+        }
+        if self.heartbeat_seconds == 0 || heartbeat > DAY {
+            return Err("--heartbeat-seconds must be between 1 and 86400".into());
+        }
+        if self.lease < 2 * heartbeat || self.lease > 7 * DAY {
+            return Err(format!(
+                "--lease must be at least twice --heartbeat-seconds ({}s) and at most 7days",
+                2 * self.heartbeat_seconds
+            ));
+        }
+        if self.max_wait > Duration::from_secs(600) {
+            return Err("--max-wait must be at most 10m".into());
+        }
+        if self.retain > 3650 * DAY {
+            return Err("--retain must be at most 3650days".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for Timing {
     fn default() -> Self {
         Timing {
@@ -219,6 +248,8 @@ pub struct Swept {
     pub requeued: usize,
     /// Running jobs whose lease ended without a heartbeat, now lost.
     pub lost: usize,
+    /// Claims of cancelled jobs that lapsed: the jobs end failed.
+    pub cancelled: usize,
     /// Finished jobs removed after the retention.
     pub pruned: usize,
 }
@@ -239,7 +270,11 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The last millisecond RFC 3339 can write (9999-12-31T23:59:59.999Z).
+pub const LATEST_MS: u64 = 253_402_300_799_999;
+
 pub fn rfc3339(ms: u64) -> String {
+    let ms = ms.min(LATEST_MS);
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
@@ -266,10 +301,16 @@ impl Store {
         Ok(Store::new(Box::new(sqlite::Sqlite::open(dir)?), timing))
     }
 
-    /// PostgreSQL at `url`, with its password given apart from the URL.
-    pub fn postgres(url: &str, password: Option<&str>, timing: Timing) -> anyhow::Result<Store> {
+    /// PostgreSQL at `url`, with its password given apart from the URL, over TLS
+    /// checked against `ca_file` (required unless the server is local).
+    pub fn postgres(
+        url: &str,
+        password: Option<&str>,
+        ca_file: Option<&std::path::Path>,
+        timing: Timing,
+    ) -> anyhow::Result<Store> {
         Ok(Store::new(
-            Box::new(postgres::Postgres::open(url, password)?),
+            Box::new(postgres::Postgres::open(url, password, ca_file)?),
             timing,
         ))
     }
@@ -332,12 +373,19 @@ impl Store {
     pub fn claim(&self, req: &ClaimRequest) -> Outcome<Vec<ClaimedJob>> {
         let heartbeat = self.timing.heartbeat_seconds;
         let ack_ms = self.timing.ack_window.as_millis() as u64;
-        let deadline_ms = req
-            .deadline
-            .as_deref()
-            .and_then(|d| humantime::parse_rfc3339_weak(d).ok())
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as u64);
+        let deadline_ms = match req.deadline.as_deref() {
+            None => None,
+            // RFC 3339 allows a lower-case `t` and `z`.
+            Some(d) => Some(
+                humantime::parse_rfc3339_weak(&d.to_ascii_uppercase())
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as u64)
+                    .ok_or_else(|| {
+                        Refusal::Invalid(format!("deadline {d:?} is not an RFC 3339 time"))
+                    })?,
+            ),
+        };
         self.tx(|rows| {
             // Idempotency: a claim already answered gets the same answer.
             let previous = rows.claimed_by(&req.claim_id, &req.runner.id)?;
@@ -389,6 +437,11 @@ impl Store {
             return Ok(false);
         }
         match job.phase {
+            Phase::Claimed if job.cancel_requested => {
+                // Cancelled while claimed: it ends here, never handed out again.
+                job.reason = Some("cancelled: its claim lapsed before it started".into());
+                job.finish(Phase::Failed, now);
+            }
             Phase::Claimed => {
                 job.phase = Phase::Queued;
                 job.attempt += 1;
@@ -423,6 +476,7 @@ impl Store {
                 if Self::expire(rows, &mut job, now)? {
                     match job.phase {
                         Phase::Queued => swept.requeued += 1,
+                        Phase::Failed => swept.cancelled += 1,
                         _ => swept.lost += 1,
                     }
                 }
@@ -459,6 +513,13 @@ impl Store {
         self.tx(|rows| {
             let mut job = Self::fenced(rows, id, fence.attempt, &fence.lease_token)?;
             match job.phase {
+                Phase::Claimed if job.cancel_requested => {
+                    // Cancelled before it started: it ends now, and does not run.
+                    job.reason = Some("cancelled before it started".into());
+                    job.finish(Phase::Failed, now_ms());
+                    rows.update(&job)?;
+                    return Ok(Err(Refusal::Conflict(format!("job {id} was cancelled"))));
+                }
                 Phase::Claimed | Phase::Running => {}
                 _ => return Err(Refusal::Conflict(format!("job {id} is not startable"))),
             }
@@ -472,8 +533,8 @@ impl Store {
                 job.log_length = 0;
             }
             rows.update(&job)?;
-            Ok(answer)
-        })
+            Ok(Ok(answer))
+        })?
     }
 
     pub fn heartbeat(&self, id: &str, req: &HeartbeatRequest) -> Outcome<(Lease, bool)> {
@@ -551,7 +612,9 @@ impl Store {
     pub fn fail(&self, id: &str, fence: &Fence, reason: &str) -> Outcome<()> {
         self.tx(|rows| {
             let job = rows.job(id)?.ok_or(Refusal::Gone)?;
-            if job.phase == Phase::Failed && job.attempt == fence.attempt {
+            let same_fence = job.attempt == fence.attempt
+                && job.lease.as_ref().map(|l| l.token.as_str()) == Some(fence.lease_token.as_str());
+            if job.phase == Phase::Failed && same_fence {
                 return Ok(());
             }
             let mut job = Self::fenced(rows, id, fence.attempt, &fence.lease_token)?;

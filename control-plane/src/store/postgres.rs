@@ -10,6 +10,9 @@
 //! LOCKED again) and re-checks them under the lock. Migrations run under an
 //! advisory lock, so replicas starting together migrate once.
 //!
+//! The connection is TLS (rustls) checked against `--database-ca-file`; only a
+//! server on this machine (a Unix socket, loopback) may be reached without it.
+//!
 //! The store's calls are synchronous (they run on the server's blocking pool),
 //! so this uses the `postgres` client with a small pool of connections; a
 //! connection that broke is dropped, and the call answers 503 to be retried.
@@ -18,7 +21,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
+use std::path::Path;
+
 use postgres::{Client, NoTls, Row, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Backend, Job, Outcome, Page, Refusal, Rows};
 
@@ -62,13 +68,31 @@ const POOL: usize = 16;
 
 pub struct Postgres {
     config: postgres::Config,
+    /// TLS to the server, checked against the CA given; none: a local server.
+    tls: Option<MakeRustlsConnect>,
     idle: Mutex<Vec<Client>>,
+}
+
+/// Whether every host of `config` is on this machine (a Unix socket or loopback),
+/// where the connection need not be encrypted.
+fn local(config: &postgres::Config) -> bool {
+    config.get_hosts().iter().all(|host| match host {
+        postgres::config::Host::Unix(_) => true,
+        postgres::config::Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+    })
 }
 
 impl Postgres {
     /// Connect with `url` (`postgres://user@host:port/db` or `host=… dbname=…`),
-    /// with the password, if any, given apart from it; bring the schema up to date.
-    pub fn open(url: &str, password: Option<&str>) -> Result<Postgres> {
+    /// with the password, if any, given apart from it, over TLS checked against
+    /// `ca_file` (required for a server on another host); bring the schema up to
+    /// date.
+    pub fn open(url: &str, password: Option<&str>, ca_file: Option<&Path>) -> Result<Postgres> {
         let mut config: postgres::Config = url
             .parse()
             .context("--database is not a PostgreSQL connection string")?;
@@ -76,8 +100,21 @@ impl Postgres {
             config.password(password);
         }
         config.application_name("sortie-control-plane");
+        let tls = match ca_file {
+            Some(path) => {
+                // With a CA, TLS is required: never a silent fall back to plain text.
+                config.ssl_mode(postgres::config::SslMode::Require);
+                Some(tls_to(path)?)
+            }
+            None if local(&config) => None,
+            None => bail!(
+                "--database names a server on another host: give --database-ca-file so \
+                 the connection is encrypted and the server's certificate checked"
+            ),
+        };
         let db = Postgres {
             config,
+            tls,
             idle: Mutex::new(Vec::new()),
         };
         let mut client = db.connect().context("connecting to PostgreSQL")?;
@@ -90,8 +127,30 @@ impl Postgres {
     }
 
     fn connect(&self) -> Result<Client, postgres::Error> {
-        self.config.connect(NoTls)
+        match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        }
     }
+}
+
+/// A TLS connector trusting only the CAs in `path` (PEM).
+fn tls_to(path: &Path) -> Result<MakeRustlsConnect> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots
+            .add(cert.with_context(|| format!("parsing {}", path.display()))?)
+            .with_context(|| format!("adding a CA from {}", path.display()))?;
+    }
+    if roots.is_empty() {
+        bail!("{} holds no certificate", path.display());
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 fn migrate(client: &mut Client) -> Result<()> {

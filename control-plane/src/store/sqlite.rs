@@ -8,7 +8,7 @@
 //! beside the columns the queries select on; logs are rows of chunks by offset.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
@@ -49,6 +49,22 @@ CREATE TABLE inventory (
 
 pub struct Sqlite {
     conn: Mutex<Connection>,
+    path: PathBuf,
+    /// The database file and its WAL as opened (device, inode): a file removed
+    /// or replaced under the server must not take acknowledged writes with it.
+    files: Mutex<[Option<(u64, u64)>; 2]>,
+}
+
+/// (device, inode) of a file, if it exists.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn wal(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
 }
 
 impl Sqlite {
@@ -56,17 +72,53 @@ impl Sqlite {
     pub fn open(dir: &Path) -> Result<Sqlite> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("control-plane.db");
-        let mut conn =
-            Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        migrate(&mut conn).with_context(|| format!("migrating {}", path.display()))?;
+        let conn = open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let files = [identity(&path), identity(&wal(&path))];
         Ok(Sqlite {
             conn: Mutex::new(conn),
+            path,
+            files: Mutex::new(files),
         })
     }
+
+    /// After a commit: the files written are still the database's.
+    fn still_there(&self) -> Outcome<()> {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let now = [identity(&self.path), identity(&wal(&self.path))];
+        for (known, seen) in files.iter_mut().zip(now) {
+            match (*known, seen) {
+                (Some(k), Some(s)) if k == s => {}
+                (None, Some(s)) => *known = Some(s),
+                _ => {
+                    return Err(Refusal::Unavailable(format!(
+                        "{} or its WAL was removed or replaced while open: restart the \
+                         control plane (what was written since is lost)",
+                        self.path.display()
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The database, private to the server's user (it holds lease tokens, specs and
+/// logs; SQLite gives its WAL the same mode), in WAL mode, migrated.
+fn open(path: &Path) -> Result<Connection> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    migrate(&mut conn)?;
+    Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -96,7 +148,8 @@ impl Backend for Sqlite {
             .map_err(|e| Refusal::unavailable("beginning a transaction", e))?;
         work(&mut SqliteRows { tx: &tx })?;
         tx.commit()
-            .map_err(|e| Refusal::unavailable("committing", e))
+            .map_err(|e| Refusal::unavailable("committing", e))?;
+        self.still_there()
     }
 }
 

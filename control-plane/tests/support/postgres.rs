@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 pub struct Cluster {
     dir: PathBuf,
+    /// The server's port: its Unix socket's name, and TCP on 127.0.0.1 with TLS.
+    port: u16,
 }
 
 /// The PostgreSQL server binaries (Debian keeps them in /usr/lib/postgresql/VERSION/bin).
@@ -76,13 +78,53 @@ pub fn cluster() -> &'static Cluster {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // TLS on TCP, with a certificate from a CA of the test's own.
+        let ca = sortie_control_plane::pki::Authority::generate("test PostgreSQL CA").unwrap();
+        let pair = ca.server(&["localhost", "127.0.0.1"]).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
+        std::fs::write(dir.join("server.pem"), &pair.cert_pem).unwrap();
+        std::fs::write(dir.join("server.key"), &pair.key_pem).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        if as_root() {
+            let status = Command::new("chown")
+                .arg("nobody:nogroup")
+                .arg(dir.join("server.key"))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut server = as_cluster_user(&bin("postgres"), true);
         server
             .arg("-D")
             .arg(&data)
             .arg("-k")
             .arg(&dir)
-            .args(["-c", "listen_addresses=", "-c", "max_connections=300"])
+            .arg("-p")
+            .arg(port.to_string())
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=300",
+            ])
+            .args(["-c", "ssl=on"])
+            .arg("-c")
+            .arg(format!(
+                "ssl_cert_file={}",
+                dir.join("server.pem").display()
+            ))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", dir.join("server.key").display()))
             // Nothing here tests PostgreSQL's own durability: skip its fsyncs.
             .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
             .stdout(Stdio::null())
@@ -103,7 +145,7 @@ pub fn cluster() -> &'static Cluster {
             }
         });
         rx.recv().unwrap().expect("starting postgres");
-        let cluster = Cluster { dir };
+        let cluster = Cluster { dir, port };
         let until = Instant::now() + Duration::from_secs(30);
         while cluster.client("postgres").is_err() {
             assert!(Instant::now() < until, "PostgreSQL did not start");
@@ -133,12 +175,23 @@ fn remove_stale_clusters() {
 }
 
 impl Cluster {
-    /// The connection string of database `name`.
+    /// The connection string of database `name`, on the Unix socket.
     pub fn url(&self, name: &str) -> String {
         format!(
-            "host={} port=5432 user=postgres dbname={name}",
-            self.dir.display()
+            "host={} port={} user=postgres dbname={name}",
+            self.dir.display(),
+            self.port
         )
+    }
+
+    /// The same database over TCP on 127.0.0.1, where the server offers TLS.
+    pub fn tcp_url(&self, socket_url: &str) -> String {
+        socket_url.replace(&format!("host={}", self.dir.display()), "host=127.0.0.1")
+    }
+
+    /// The CA of the server's TLS certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
     }
 
     fn client(&self, name: &str) -> Result<postgres::Client, postgres::Error> {
