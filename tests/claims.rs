@@ -71,3 +71,47 @@ fn two_runners_polling_one_job_at_once_never_both_get_it() {
         assert_eq!(output_text(&events, "stdout"), "hello from sortie\n");
     }
 }
+
+/// The key test of registered runners, with the real runner: one registered
+/// with tag `a` that claims with `--tag b` gets the `a` job and never the `b`
+/// one; once revoked, its next shot is refused.
+#[test]
+fn a_registered_runner_gets_only_the_work_its_assigned_tags_allow() {
+    let cp = ControlPlane::start();
+    let store = cp.server.store();
+    let (_, token) = store.register("edge-a", vec!["a".into()], None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("edge-a.token");
+    std::fs::write(&token_file, &token).unwrap();
+    for (id, tag) in [("for-b", "b"), ("for-a", "a")] {
+        let spec = serde_json::json!({ "id": id, "steps": [{ "shell": "true" }] });
+        store.enqueue(spec, vec![tag.into()], None).unwrap();
+    }
+    let shot = |state: &str| {
+        let mut cmd = sortie();
+        cmd.arg("poll")
+            .arg("--server")
+            .arg(cp.url())
+            .arg("--ca-file")
+            .arg(&cp.pki.ca_file)
+            .arg("--token-file")
+            .arg(&token_file)
+            .arg("--state-dir")
+            .arg(dir.path().join(state))
+            .args(["--runner-id", "not-its-name", "--tag", "b", "--tag", "a"]);
+        cmd
+    };
+    run(&mut shot("s1"), code::OK);
+    run(&mut shot("s2"), code::OK);
+    assert_done(&cp.job("for-a"), "succeeded");
+    assert_eq!(cp.job("for-a").ran_by.as_deref(), Some("edge-a"));
+    assert_eq!(cp.job("for-b").phase, sortie_control_plane::Phase::Queued);
+    store.revoke("edge-a").unwrap();
+    let out = run(&mut shot("s3"), code::REJECTED);
+    assert!(
+        stderr(&out).contains("credentials rejected"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains(&token), "the token is never printed");
+}

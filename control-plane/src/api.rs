@@ -119,6 +119,10 @@ pub fn routes() -> Vec<Route> {
         route("GET", "/admin/jobs/{id}/log", Admin, job_log),
         route("POST", "/admin/jobs/{id}/cancel", Admin, cancel),
         route("GET", "/admin/inventory", Admin, inventory),
+        route("POST", "/admin/runners", Admin, register_runner),
+        route("GET", "/admin/runners", Admin, list_runners),
+        route("DELETE", "/admin/runners/{name}", Admin, revoke_runner),
+        route("POST", "/admin/runners/{name}/rotate", Admin, rotate_runner),
         route("GET", "/metrics", Admin, metrics),
         route("GET", "/openapi.json", Public, openapi),
     ]
@@ -283,11 +287,40 @@ fn answer<T: Serialize>(outcome: Outcome<T>) -> Response {
 
 // --- authentication and the access log ---------------------------------------------
 
-async fn runner_auth(State(api): State<Shared>, req: Request, next: Next) -> Response {
+/// The runner a request comes from, when it presented a registered runner's
+/// own token (not the shared one).
+#[derive(Clone)]
+struct Registered(crate::store::Runner);
+
+/// A runner's request passes with a registered runner's token (its identity and
+/// tags then come from the registration) or with the shared runner token.
+async fn runner_auth(State(api): State<Shared>, mut req: Request, next: Next) -> Response {
+    if let Some(token) = bearer(req.headers()).map(str::to_string) {
+        match store(&api, move |s| s.authenticate(&token)).await {
+            Ok(Some(runner)) => {
+                req.extensions_mut().insert(Registered(runner));
+                return next.run(req).await;
+            }
+            Ok(None) => {}
+            Err(refusal) => return refusal.into_response(),
+        }
+    }
     match refused(req.headers(), api.runner_token.as_deref()) {
         None => next.run(req).await,
         Some(refusal) => refusal,
     }
+}
+
+/// The bearer token of a request, if it has one (the scheme is case-insensitive,
+/// RFC 9110; an empty token is none).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
 }
 
 async fn admin_auth(State(api): State<Shared>, req: Request, next: Next) -> Response {
@@ -300,15 +333,7 @@ async fn admin_auth(State(api): State<Shared>, req: Request, next: Next) -> Resp
 /// The answer to a request without the `expected` bearer token, if it lacks it.
 fn refused(headers: &HeaderMap, expected: Option<&str>) -> Option<Response> {
     let expected = expected?;
-    // The scheme is case-insensitive (RFC 9110); an empty token is never one.
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty());
-    match given {
+    match bearer(headers) {
         None => Some(problem(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -379,7 +404,12 @@ async fn access_log(State(api): State<Shared>, req: Request, next: Next) -> Resp
 
 // --- protocol v1 -----------------------------------------------------------------------
 
-async fn claim(State(api): State<Shared>, bytes: Bytes) -> Response {
+async fn claim(
+    State(api): State<Shared>,
+    registered: Option<axum::Extension<Registered>>,
+    bytes: Bytes,
+) -> Response {
+    let registered = registered.map(|r| Arc::new(r.0 .0));
     let req: ClaimRequest = match body(&bytes) {
         Ok(req) => req,
         Err(bad) => return bad.into_response(),
@@ -396,8 +426,8 @@ async fn claim(State(api): State<Shared>, bytes: Bytes) -> Response {
         let notified = api.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let asked = req.clone();
-        match store(&api, move |s| s.claim(&asked)).await {
+        let (asked, by) = (req.clone(), registered.clone());
+        match store(&api, move |s| s.claim_as(&asked, by.as_deref())).await {
             Ok(jobs) if !jobs.is_empty() => {
                 api.metrics.claimed(jobs.len());
                 return json(StatusCode::OK, &ClaimResponse { jobs });
@@ -645,6 +675,108 @@ async fn cancel(State(api): State<Shared>, Path(id): Path<String>) -> Response {
 
 async fn inventory(State(api): State<Shared>) -> Response {
     answer(store(&api, |s| s.inventory()).await)
+}
+
+/// `POST /admin/runners` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Register {
+    name: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    /// RFC 3339: the token stops working then.
+    #[serde(default)]
+    expires: Option<String>,
+}
+
+/// `POST /admin/runners/NAME/rotate` body (optional).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Rotate {
+    /// How long the old token keeps working (a duration, default 1h).
+    #[serde(default)]
+    grace: Option<String>,
+}
+
+fn rfc3339_ms(text: &str) -> Outcome<u64> {
+    crate::store::parse_rfc3339_ms(text)
+        .ok_or_else(|| Refusal::Invalid(format!("expires: {text:?} is not an RFC 3339 time")))
+}
+
+/// The admin view of a runner: never its token hashes (the token itself only
+/// in the answer that made it); times in RFC 3339.
+fn runner_view(runner: &crate::store::Runner, token: Option<&str>) -> serde_json::Value {
+    use crate::store::rfc3339;
+    let mut view = serde_json::json!({
+        "name": runner.name,
+        "tags": runner.tags,
+        "created_at": rfc3339(runner.created_at_ms),
+        "expires": runner.expires_at_ms.map(rfc3339),
+        "last_seen": runner.last_seen_ms.map(rfc3339),
+        "version": runner.version,
+    });
+    if let Some(token) = token {
+        view["token"] = token.into();
+    }
+    if let Some(until) = runner.previous_until_ms {
+        view["previous_token_valid_until"] = rfc3339(until).into();
+    }
+    view
+}
+
+async fn register_runner(State(api): State<Shared>, bytes: Bytes) -> Response {
+    let req: Register = match body(&bytes) {
+        Ok(r) => r,
+        Err(bad) => return bad.into_response(),
+    };
+    let expires = match req.expires.as_deref().map(rfc3339_ms).transpose() {
+        Ok(at) => at,
+        Err(bad) => return bad.into_response(),
+    };
+    match store(&api, move |s| s.register(&req.name, req.tags, expires)).await {
+        Ok((runner, token)) => json(StatusCode::CREATED, &runner_view(&runner, Some(&token))),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn list_runners(State(api): State<Shared>) -> Response {
+    answer(store(&api, |s| s.runners()).await.map(|runners| {
+        let views: Vec<_> = runners.iter().map(|r| runner_view(r, None)).collect();
+        serde_json::json!({ "runners": views })
+    }))
+}
+
+async fn revoke_runner(State(api): State<Shared>, Path(name): Path<String>) -> Response {
+    match store(&api, move |s| s.revoke(&name)).await {
+        Ok(()) => json(StatusCode::OK, &serde_json::json!({})),
+        Err(Refusal::Gone) => problem(StatusCode::NOT_FOUND, "not found", "no such runner"),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn rotate_runner(
+    State(api): State<Shared>,
+    Path(name): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let req: Rotate = if bytes.is_empty() {
+        Rotate::default()
+    } else {
+        match body(&bytes) {
+            Ok(r) => r,
+            Err(bad) => return bad.into_response(),
+        }
+    };
+    let grace = match req.grace.as_deref().map(humantime::parse_duration) {
+        None => Duration::from_secs(3600),
+        Some(Ok(d)) if d <= Duration::from_secs(30 * 24 * 3600) => d,
+        Some(_) => return bad_request("grace: a duration up to 30days, such as \"10m\""),
+    };
+    match store(&api, move |s| s.rotate(&name, grace)).await {
+        Ok((runner, token)) => json(StatusCode::OK, &runner_view(&runner, Some(&token))),
+        Err(Refusal::Gone) => problem(StatusCode::NOT_FOUND, "not found", "no such runner"),
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
 async fn metrics(State(api): State<Shared>) -> Response {

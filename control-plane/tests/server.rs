@@ -446,6 +446,101 @@ fn malformed_specs_are_refused_at_enqueue_naming_each_problem() {
     assert_eq!(agent.run(request).unwrap().status(), 200);
 }
 
+/// Registered runners over the admin API: the token is shown once, the list
+/// never shows it, the runner claims only what its assigned tags allow, a
+/// rotation without grace and a revocation take effect on the next request.
+#[test]
+fn runners_are_registered_rotated_and_revoked_over_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
+    let agent = cp.agent();
+    let (status, made) = call(
+        &agent,
+        &cp.url,
+        "POST",
+        "admin/runners",
+        ADMIN,
+        Some(json!({ "name": "edge-1", "tags": ["eu"] })),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{made}");
+    let token = made["token"].as_str().unwrap().to_string();
+    let (_, list) = call(&agent, &cp.url, "GET", "admin/runners", ADMIN, None).unwrap();
+    assert_eq!(list["runners"][0]["name"], "edge-1");
+    assert!(
+        !list.to_string().contains(&token) && !list.to_string().contains("hash"),
+        "{list}"
+    );
+
+    for (id, tags) in [("us-job", json!(["us"])), ("eu-job", json!(["eu"]))] {
+        let spec = json!({ "spec": { "id": id, "steps": [{ "shell": "true" }] }, "tags": tags });
+        let (status, _) = call(&agent, &cp.url, "POST", "admin/jobs", ADMIN, Some(spec)).unwrap();
+        assert_eq!(status, 201);
+    }
+    let claim_with = |token: &str, ask: &Value| {
+        call(
+            &agent,
+            &cp.url,
+            "POST",
+            "v1/claim",
+            token,
+            Some(ask.clone()),
+        )
+        .unwrap()
+    };
+    let mut ask = claim_body("someone-else", "c1", 0);
+    ask["runner"]["tags"] = json!(["us", "eu"]);
+    let (status, got) = claim_with(&token, &ask);
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["jobs"].as_array().unwrap().len(), 1, "{got}");
+    assert_eq!(got["jobs"][0]["id"], "eu-job");
+    ask["claim_id"] = "c2".into();
+    let (status, _) = claim_with(&token, &ask);
+    assert_eq!(
+        status, 204,
+        "the us job is not for edge-1, whatever it asks"
+    );
+
+    let (status, rotated) = call(
+        &agent,
+        &cp.url,
+        "POST",
+        "admin/runners/edge-1/rotate",
+        ADMIN,
+        Some(json!({ "grace": "0s" })),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["token"].as_str().unwrap().to_string();
+    ask["claim_id"] = "c3".into();
+    let (status, _) = claim_with(&token, &ask);
+    assert_eq!(status, 403, "the old token, without grace");
+    let (status, _) = claim_with(&new, &ask);
+    assert_eq!(status, 204);
+    let (status, _) = call(
+        &agent,
+        &cp.url,
+        "DELETE",
+        "admin/runners/edge-1",
+        ADMIN,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let (status, _) = claim_with(&new, &ask);
+    assert_eq!(status, 403, "revoked, on the next request");
+    let (status, _) = call(
+        &agent,
+        &cp.url,
+        "DELETE",
+        "admin/runners/edge-1",
+        ADMIN,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 404);
+}
+
 /// A program of the test peers installed by tests/peers/install.sh.
 fn peer(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

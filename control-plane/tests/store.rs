@@ -84,6 +84,30 @@ impl Place {
         self.try_open(timing).unwrap()
     }
 
+    /// Whether `text` appears anywhere the store keeps its runners (the SQLite
+    /// files, byte for byte; the PostgreSQL tables' rows).
+    fn holds(&self, text: &str) -> bool {
+        match self.kind {
+            Kind::Sqlite => ["control-plane.db", "control-plane.db-wal"]
+                .iter()
+                .any(|f| {
+                    let bytes = std::fs::read(self.dir.path().join(f)).unwrap_or_default();
+                    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+                }),
+            Kind::Postgres => {
+                let rows = postgres::cluster().query(
+                    self.url.as_ref().unwrap(),
+                    "SELECT string_agg(r::text, ' ') FROM runners r \
+                     UNION ALL SELECT string_agg(s::text, ' ') FROM settings s",
+                );
+                rows.iter().any(|r| {
+                    r.get::<_, Option<String>>(0)
+                        .is_some_and(|t| t.contains(text))
+                })
+            }
+        }
+    }
+
     /// Set the schema version the database says it is at.
     fn set_schema_version(&self, version: i64) {
         match self.kind {
@@ -681,6 +705,84 @@ fn postgresql_over_tcp_is_tls_checked_against_the_ca() {
     assert!(format!("{err:#}").contains("--database-ca-file"), "{err:#}");
 }
 
+/// Registered runners: the control plane assigns the tags (a claim may narrow
+/// them, never widen them, whatever id it gives), tokens are kept only as keyed
+/// hashes, a rotated token keeps working for its grace only, a revoked or
+/// expired one not at all.
+fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
+    let (_, token) = store.register("r1", vec!["a".into()], None).unwrap();
+    let r1 = store.authenticate(&token).unwrap().expect("its own token");
+    assert_eq!(r1.name, "r1");
+    store
+        .enqueue(spec("needs-b"), vec!["b".into()], None)
+        .unwrap();
+    let mut req = claim("1", "pretends-to-be-r9", 1);
+    req.runner.tags = vec!["b".into()];
+    assert!(
+        store.claim_as(&req, Some(&r1)).unwrap().is_empty(),
+        "a runner registered with {{a}} never gets work needing {{b}}"
+    );
+    store
+        .enqueue(spec("needs-a"), vec!["a".into()], None)
+        .unwrap();
+    req.claim_id = "2".into();
+    req.runner.tags = Vec::new();
+    let got = store.claim_as(&req, Some(&r1)).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, "needs-a");
+    let job = store.job("needs-a").unwrap().unwrap();
+    assert_eq!(
+        job.ran_by.as_deref(),
+        Some("r1"),
+        "the registered name, not the claimed id"
+    );
+    assert!(store.runners().unwrap()[0].last_seen_ms.is_some());
+
+    // Narrowing: registered {a, b}, asking for {a} only.
+    let (_, token3) = store
+        .register("r3", vec!["a".into(), "b".into()], None)
+        .unwrap();
+    let r3 = store.authenticate(&token3).unwrap().unwrap();
+    let mut narrow = claim("3", "r3", 1);
+    narrow.runner.tags = vec!["a".into()];
+    assert!(store.claim_as(&narrow, Some(&r3)).unwrap().is_empty());
+    narrow.claim_id = "4".into();
+    narrow.runner.tags = vec!["a".into(), "b".into()];
+    assert_eq!(store.claim_as(&narrow, Some(&r3)).unwrap()[0].id, "needs-b");
+
+    let (_, new) = store.rotate("r1", Duration::from_millis(300)).unwrap();
+    assert!(store.authenticate(&new).unwrap().is_some());
+    assert!(
+        store.authenticate(&token).unwrap().is_some(),
+        "the old token, within the grace"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        store.authenticate(&token).unwrap().is_none(),
+        "not after it"
+    );
+    store.revoke("r1").unwrap();
+    assert!(store.authenticate(&new).unwrap().is_none(), "revoked");
+    assert_eq!(store.revoke("r1"), Err(Refusal::Gone));
+    let past = sortie_control_plane::store::now_ms() - 1;
+    let (_, expired) = store.register("r2", Vec::new(), Some(past)).unwrap();
+    assert!(store.authenticate(&expired).unwrap().is_none(), "expired");
+    assert!(store.authenticate("srt_made_up").unwrap().is_none());
+    assert!(matches!(
+        store.register("no way", Vec::new(), None),
+        Err(Refusal::Invalid(_))
+    ));
+    assert!(matches!(
+        store.register("r2", Vec::new(), None),
+        Err(Refusal::Conflict(_))
+    ));
+    for t in [&token, &new, &token3, &expired] {
+        assert!(!place.holds(t), "a token is stored in clear");
+    }
+}
+
 /// Every test above, once per backend.
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -709,4 +811,5 @@ on_every_backend!(
     a_cancelled_claim_is_never_started_nor_handed_out_again,
     fences_and_deadlines_are_checked,
     a_journal_with_foreign_records_is_refused_whole,
+    registered_runners_claim_only_what_their_tags_allow,
 );

@@ -175,6 +175,38 @@ impl Job {
     }
 }
 
+/// A runner registered by an admin: its own token (kept only as a keyed hash)
+/// and the tags the control plane assigns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runner {
+    pub name: String,
+    pub tags: Vec<String>,
+    /// HMAC-SHA-256 of the current token under the store's key (hex).
+    pub token_hash: String,
+    /// The token before the last rotation, accepted until `previous_until_ms`.
+    #[serde(default)]
+    pub previous_hash: Option<String>,
+    #[serde(default)]
+    pub previous_until_ms: Option<u64>,
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
+    pub created_at_ms: u64,
+    #[serde(default)]
+    pub last_seen_ms: Option<u64>,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// A runner name: what a runner id may be, shorter.
+pub fn valid_runner_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && name != "."
+        && name != ".."
+}
+
 /// Why a call was refused; the API maps each to a status code.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -239,6 +271,17 @@ pub trait Rows {
     fn prune(&mut self, before_ms: u64, limit: usize) -> Outcome<usize>;
     /// How many jobs there are of each (phase, status).
     fn counts(&mut self) -> Outcome<Vec<(String, String, u64)>>;
+    /// The registered runner, locked for the rest of the transaction.
+    fn runner(&mut self, name: &str) -> Outcome<Option<Runner>>;
+    /// The runner whose current or previous token hash is `hash`.
+    fn runner_by_hash(&mut self, hash: &str) -> Outcome<Option<Runner>>;
+    /// Insert or replace a runner.
+    fn put_runner(&mut self, runner: &Runner) -> Outcome<()>;
+    /// Remove a runner; `false` if there was none.
+    fn delete_runner(&mut self, name: &str) -> Outcome<bool>;
+    fn runners(&mut self) -> Outcome<Vec<Runner>>;
+    /// The value of setting `key`, set to `value` first if it has none.
+    fn setting_or(&mut self, key: &str, value: &str) -> Outcome<String>;
 }
 
 /// What one sweep did.
@@ -262,6 +305,9 @@ pub trait Backend: Send + Sync {
 pub struct Store {
     backend: Box<dyn Backend>,
     timing: Timing,
+    /// The key runner tokens are hashed with, kept in the database so every
+    /// replica has it (made once, at first start).
+    token_key: std::sync::OnceLock<Vec<u8>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -278,6 +324,15 @@ pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
+/// An RFC 3339 time (a lower-case `t` and `z` allowed) in milliseconds since
+/// the epoch; none for anything else, or a time before 1970.
+pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
+    humantime::parse_rfc3339_weak(&text.to_ascii_uppercase())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+}
+
 pub fn random_token() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the OS random source");
@@ -288,12 +343,32 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Schema version 2 on every backend (the SQL is the same): registered runners
+/// and the settings that hold the key their tokens are hashed with.
+const RUNNERS_SCHEMA: &str = r#"
+CREATE TABLE runners (
+    name TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    previous_hash TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX runners_previous ON runners (previous_hash) WHERE previous_hash IS NOT NULL;
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#;
+
 /// How many rows one sweep or prune touches at most (the rest wait for the next).
 const BATCH: usize = 500;
 
 impl Store {
     pub fn new(backend: Box<dyn Backend>, timing: Timing) -> Store {
-        Store { backend, timing }
+        Store {
+            backend,
+            timing,
+            token_key: std::sync::OnceLock::new(),
+        }
     }
 
     /// The embedded default: SQLite in `dir/control-plane.db`.
@@ -371,20 +446,59 @@ impl Store {
 
     /// Claim up to `max_jobs` queued jobs for the runner, now (waiting is the caller's).
     pub fn claim(&self, req: &ClaimRequest) -> Outcome<Vec<ClaimedJob>> {
+        self.claim_as(req, None)
+    }
+
+    /// A claim by `registered` (a runner that presented its own token): it is
+    /// that runner whatever id the request gives, and its tags are the ones the
+    /// control plane assigned — the request may narrow them, never widen them.
+    /// Its last-seen time and version are kept.
+    pub fn claim_as(
+        &self,
+        req: &ClaimRequest,
+        registered: Option<&Runner>,
+    ) -> Outcome<Vec<ClaimedJob>> {
+        let req = &match registered {
+            None => req.clone(),
+            Some(runner) => {
+                let mut req = req.clone();
+                req.runner.id = runner.name.clone();
+                req.runner.tags = if req.runner.tags.is_empty() {
+                    runner.tags.clone()
+                } else {
+                    req.runner
+                        .tags
+                        .iter()
+                        .filter(|t| runner.tags.contains(t))
+                        .cloned()
+                        .collect()
+                };
+                req
+            }
+        };
+        if let Some(runner) = registered {
+            let version = req.runner.version.clone();
+            self.tx(|rows| {
+                if let Some(mut now) = rows.runner(&runner.name)? {
+                    now.last_seen_ms = Some(now_ms());
+                    now.version = Some(version).filter(|v| !v.is_empty());
+                    rows.put_runner(&now)?;
+                }
+                Ok(())
+            })?;
+        }
+        self.claim_now(req)
+    }
+
+    fn claim_now(&self, req: &ClaimRequest) -> Outcome<Vec<ClaimedJob>> {
         let heartbeat = self.timing.heartbeat_seconds;
         let ack_ms = self.timing.ack_window.as_millis() as u64;
         let deadline_ms = match req.deadline.as_deref() {
             None => None,
             // RFC 3339 allows a lower-case `t` and `z`.
-            Some(d) => Some(
-                humantime::parse_rfc3339_weak(&d.to_ascii_uppercase())
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_millis() as u64)
-                    .ok_or_else(|| {
-                        Refusal::Invalid(format!("deadline {d:?} is not an RFC 3339 time"))
-                    })?,
-            ),
+            Some(d) => Some(parse_rfc3339_ms(d).ok_or_else(|| {
+                Refusal::Invalid(format!("deadline {d:?} is not an RFC 3339 time"))
+            })?),
         };
         self.tx(|rows| {
             // Idempotency: a claim already answered gets the same answer.
@@ -668,6 +782,111 @@ impl Store {
             rows.read_log(id, &mut |chunk| out.extend_from_slice(chunk))?;
             Ok(out)
         })
+    }
+}
+
+impl Store {
+    /// The key runner tokens are hashed with.
+    fn token_key(&self) -> Outcome<&[u8]> {
+        if let Some(key) = self.token_key.get() {
+            return Ok(key);
+        }
+        let fresh = random_token() + &random_token();
+        let key = self.tx(|rows| rows.setting_or("runner_token_key", &fresh))?;
+        Ok(self.token_key.get_or_init(|| key.into_bytes()))
+    }
+
+    /// HMAC-SHA-256 of a token under the store's key: what is stored, so a copy of
+    /// the database holds no usable token.
+    fn token_hash(&self, token: &str) -> Outcome<String> {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(self.token_key()?)
+            .expect("HMAC takes a key of any length");
+        mac.update(token.as_bytes());
+        Ok(hex(&mac.finalize().into_bytes()))
+    }
+
+    /// Register a runner with the tags it may claim; its token, shown only now.
+    pub fn register(
+        &self,
+        name: &str,
+        tags: Vec<String>,
+        expires_at_ms: Option<u64>,
+    ) -> Outcome<(Runner, String)> {
+        if !valid_runner_name(name) {
+            return Err(Refusal::Invalid(format!(
+                "runner name {name:?} is not [A-Za-z0-9._-]{{1,64}}"
+            )));
+        }
+        if let Some(tag) = tags.iter().find(|t| t.is_empty() || t.len() > 128) {
+            return Err(Refusal::Invalid(format!(
+                "tag {tag:?}: 1 to 128 characters"
+            )));
+        }
+        let token = format!("srt_{}{}", random_token(), random_token());
+        let runner = Runner {
+            name: name.to_string(),
+            tags,
+            token_hash: self.token_hash(&token)?,
+            previous_hash: None,
+            previous_until_ms: None,
+            expires_at_ms: expires_at_ms.map(|t| t.min(LATEST_MS)),
+            created_at_ms: now_ms(),
+            last_seen_ms: None,
+            version: None,
+        };
+        self.tx(|rows| {
+            if rows.runner(name)?.is_some() {
+                return Err(Refusal::Conflict(format!("runner {name} exists already")));
+            }
+            rows.put_runner(&runner)
+        })?;
+        Ok((runner, token))
+    }
+
+    /// A new token for a runner; the old one keeps working for `grace`.
+    pub fn rotate(&self, name: &str, grace: Duration) -> Outcome<(Runner, String)> {
+        let token = format!("srt_{}{}", random_token(), random_token());
+        let hash = self.token_hash(&token)?;
+        let until = now_ms()
+            .saturating_add(grace.as_millis() as u64)
+            .min(LATEST_MS);
+        let runner = self.tx(|rows| {
+            let mut runner = rows.runner(name)?.ok_or(Refusal::Gone)?;
+            runner.previous_hash = Some(std::mem::replace(&mut runner.token_hash, hash));
+            runner.previous_until_ms = Some(until);
+            rows.put_runner(&runner)?;
+            Ok(runner)
+        })?;
+        Ok((runner, token))
+    }
+
+    /// Revoke a runner: its token stops working with the next request.
+    pub fn revoke(&self, name: &str) -> Outcome<()> {
+        match self.tx(|rows| rows.delete_runner(name))? {
+            true => Ok(()),
+            false => Err(Refusal::Gone),
+        }
+    }
+
+    pub fn runners(&self) -> Outcome<Vec<Runner>> {
+        self.tx(|rows| rows.runners())
+    }
+
+    /// The registered runner this token belongs to, if it is current (or the
+    /// previous one within its grace) and not expired.
+    pub fn authenticate(&self, token: &str) -> Outcome<Option<Runner>> {
+        if !token.starts_with("srt_") {
+            return Ok(None);
+        }
+        let hash = self.token_hash(token)?;
+        let now = now_ms();
+        let found = self.tx(|rows| rows.runner_by_hash(&hash))?;
+        Ok(found.filter(|r| {
+            let current =
+                r.token_hash == hash || r.previous_until_ms.is_some_and(|until| now < until);
+            current && r.expires_at_ms.is_none_or(|at| now < at)
+        }))
     }
 }
 

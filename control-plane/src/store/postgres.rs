@@ -26,10 +26,11 @@ use std::path::Path;
 use postgres::{Client, NoTls, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{Backend, Job, Outcome, Page, Refusal, Rows};
+use super::{Backend, Job, Outcome, Page, Refusal, Rows, Runner};
 
 /// The schema versions this binary knows; each entry migrates from the one before.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE SEQUENCE jobs_seq MINVALUE 0 START 0;
 CREATE TABLE jobs (
     id TEXT PRIMARY KEY,
@@ -58,7 +59,9 @@ CREATE TABLE inventory (
     nodes TEXT NOT NULL,
     reported_at_ms BIGINT NOT NULL
 );
-"#];
+"#,
+    super::RUNNERS_SCHEMA,
+];
 
 /// The advisory lock key migrations run under ("sortie" in ASCII).
 const MIGRATION_LOCK: i64 = 0x736f_7274_6965;
@@ -445,4 +448,80 @@ impl Rows for PgRows<'_, '_> {
             .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64))
             .collect())
     }
+
+    fn runner(&mut self, name: &str) -> Outcome<Option<Runner>> {
+        let row = self
+            .tx
+            .query_opt(
+                "SELECT record FROM runners WHERE name = $1 FOR UPDATE",
+                &[&name],
+            )
+            .map_err(db("reading a runner"))?;
+        row.as_ref().map(decode_runner).transpose()
+    }
+
+    fn runner_by_hash(&mut self, hash: &str) -> Outcome<Option<Runner>> {
+        let row = self
+            .tx
+            .query_opt(
+                "SELECT record FROM runners WHERE token_hash = $1 OR previous_hash = $1",
+                &[&hash],
+            )
+            .map_err(db("reading a runner"))?;
+        row.as_ref().map(decode_runner).transpose()
+    }
+
+    fn put_runner(&mut self, runner: &Runner) -> Outcome<()> {
+        let record =
+            serde_json::to_string(runner).map_err(|e| Refusal::unavailable("encoding", e))?;
+        self.tx
+            .execute(
+                "INSERT INTO runners (name, token_hash, previous_hash, record) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET \
+                 token_hash = $2, previous_hash = $3, record = $4",
+                &[
+                    &runner.name,
+                    &runner.token_hash,
+                    &runner.previous_hash,
+                    &record,
+                ],
+            )
+            .map_err(db("storing a runner"))?;
+        Ok(())
+    }
+
+    fn delete_runner(&mut self, name: &str) -> Outcome<bool> {
+        let n = self
+            .tx
+            .execute("DELETE FROM runners WHERE name = $1", &[&name])
+            .map_err(db("removing a runner"))?;
+        Ok(n > 0)
+    }
+
+    fn runners(&mut self) -> Outcome<Vec<Runner>> {
+        let rows = self
+            .tx
+            .query("SELECT record FROM runners ORDER BY name", &[])
+            .map_err(db("reading runners"))?;
+        rows.iter().map(decode_runner).collect()
+    }
+
+    fn setting_or(&mut self, key: &str, value: &str) -> Outcome<String> {
+        self.tx
+            .execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &value],
+            )
+            .map_err(db("storing a setting"))?;
+        let row = self
+            .tx
+            .query_one("SELECT value FROM settings WHERE key = $1", &[&key])
+            .map_err(db("reading a setting"))?;
+        Ok(row.get(0))
+    }
+}
+
+fn decode_runner(row: &Row) -> Outcome<Runner> {
+    let record: &str = row.get(0);
+    serde_json::from_str(record).map_err(|e| Refusal::unavailable("reading a runner record", e))
 }

@@ -14,10 +14,11 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{Backend, Job, Outcome, Page, Refusal, Rows};
+use super::{Backend, Job, Outcome, Page, Refusal, Rows, Runner};
 
 /// The schema versions this binary knows, in order; each entry migrates from the one before.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE jobs (
     id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL UNIQUE,
@@ -45,7 +46,9 @@ CREATE TABLE inventory (
     nodes TEXT NOT NULL,
     reported_at_ms INTEGER NOT NULL
 );
-"#];
+"#,
+    super::RUNNERS_SCHEMA,
+];
 
 pub struct Sqlite {
     conn: Mutex<Connection>,
@@ -420,4 +423,79 @@ impl Rows for SqliteRows<'_> {
             .map_err(db("counting jobs"))?;
         rows.collect::<Result<_, _>>().map_err(db("counting jobs"))
     }
+
+    fn runner(&mut self, name: &str) -> Outcome<Option<Runner>> {
+        self.runner_where("name", name)
+    }
+
+    fn runner_by_hash(&mut self, hash: &str) -> Outcome<Option<Runner>> {
+        match self.runner_where("token_hash", hash)? {
+            Some(r) => Ok(Some(r)),
+            None => self.runner_where("previous_hash", hash),
+        }
+    }
+
+    fn put_runner(&mut self, runner: &Runner) -> Outcome<()> {
+        let record =
+            serde_json::to_string(runner).map_err(|e| Refusal::unavailable("encoding", e))?;
+        self.tx
+            .execute(
+                "INSERT INTO runners (name, token_hash, previous_hash, record) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO UPDATE SET \
+                 token_hash = ?2, previous_hash = ?3, record = ?4",
+                params![runner.name, runner.token_hash, runner.previous_hash, record],
+            )
+            .map_err(db("storing a runner"))?;
+        Ok(())
+    }
+
+    fn delete_runner(&mut self, name: &str) -> Outcome<bool> {
+        let n = self
+            .tx
+            .execute("DELETE FROM runners WHERE name = ?1", [name])
+            .map_err(db("removing a runner"))?;
+        Ok(n > 0)
+    }
+
+    fn runners(&mut self) -> Outcome<Vec<Runner>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT record FROM runners ORDER BY name")
+            .map_err(db("reading runners"))?;
+        let records = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db("reading runners"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db("reading runners"))?;
+        records.iter().map(|r| decode_runner(r)).collect()
+    }
+
+    fn setting_or(&mut self, key: &str, value: &str) -> Outcome<String> {
+        self.tx
+            .execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                [key, value],
+            )
+            .map_err(db("storing a setting"))?;
+        self.tx
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .map_err(db("reading a setting"))
+    }
+}
+
+impl SqliteRows<'_> {
+    fn runner_where(&mut self, column: &str, value: &str) -> Outcome<Option<Runner>> {
+        let record: Option<String> = self
+            .tx
+            .prepare_cached(&format!("SELECT record FROM runners WHERE {column} = ?1"))
+            .and_then(|mut s| s.query_row([value], |r| r.get(0)).optional())
+            .map_err(db("reading a runner"))?;
+        record.as_deref().map(decode_runner).transpose()
+    }
+}
+
+fn decode_runner(record: &str) -> Outcome<Runner> {
+    serde_json::from_str(record).map_err(|e| Refusal::unavailable("reading a runner record", e))
 }
