@@ -239,6 +239,7 @@ impl IntoResponse for Refusal {
             Refusal::Gone => problem(StatusCode::GONE, "gone", "no such job"),
             Refusal::Conflict(why) => problem(StatusCode::CONFLICT, "conflict", why),
             Refusal::Invalid(why) => bad_request(why),
+            Refusal::Forbidden(why) => problem(StatusCode::FORBIDDEN, "forbidden", why),
             Refusal::OffsetPastEnd(committed) => {
                 json(StatusCode::RANGE_NOT_SATISFIABLE, &Committed { committed })
             }
@@ -290,18 +291,28 @@ fn answer<T: Serialize>(outcome: Outcome<T>) -> Response {
 /// The runner a request comes from, when it presented a registered runner's
 /// own token (not the shared one).
 #[derive(Clone)]
-struct Registered(crate::store::Runner);
+struct Registered(crate::store::Caller);
 
 /// A runner's request passes with a registered runner's token (its identity and
 /// tags then come from the registration) or with the shared runner token.
 async fn runner_auth(State(api): State<Shared>, mut req: Request, next: Next) -> Response {
     if let Some(token) = bearer(req.headers()).map(str::to_string) {
         match store(&api, move |s| s.authenticate(&token)).await {
-            Ok(Some(runner)) => {
-                req.extensions_mut().insert(Registered(runner));
+            Ok(Some(caller)) => {
+                req.extensions_mut().insert(Registered(caller));
                 return next.run(req).await;
             }
-            Ok(None) => {}
+            Ok(None) => {
+                // A runner token that is not (or no longer) good is refused,
+                // even where runner endpoints are otherwise open.
+                if bearer(req.headers()).is_some_and(|t| t.starts_with("srt_")) {
+                    return problem(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        "the token is not accepted",
+                    );
+                }
+            }
             Err(refusal) => return refusal.into_response(),
         }
     }
@@ -539,11 +550,19 @@ async fn fail(State(api): State<Shared>, Path(id): Path<String>, bytes: Bytes) -
     )
 }
 
-async fn put_inventory(State(api): State<Shared>, bytes: Bytes) -> Response {
-    let req: InventoryRequest = match body(&bytes) {
+async fn put_inventory(
+    State(api): State<Shared>,
+    registered: Option<axum::Extension<Registered>>,
+    bytes: Bytes,
+) -> Response {
+    let mut req: InventoryRequest = match body(&bytes) {
         Ok(r) => r,
         Err(bad) => return bad.into_response(),
     };
+    // A registered runner reports its own nodes, whatever id it gives.
+    if let Some(axum::Extension(Registered(caller))) = registered {
+        req.runner_id = caller.runner.name;
+    }
     let nodes = serde_json::to_value(&req.nodes).unwrap_or_default();
     answer(
         store(&api, move |s| s.put_inventory(&req.runner_id, nodes))

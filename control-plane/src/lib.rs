@@ -9,6 +9,7 @@
 //! `sortie-control-plane`; sortie's integration tests run it in-process over real
 //! TLS. It is not part of the `sortie` binary, which stays synchronous.
 
+pub mod admin;
 pub mod api;
 pub mod metrics;
 pub mod pki;

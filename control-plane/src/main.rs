@@ -1,4 +1,5 @@
-//! `sortie-control-plane`: run the reference control plane, or migrate state into it.
+//! `sortie-control-plane`: run the reference control plane, migrate state into
+//! it, or administer a running one (runners, executions).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use sortie_control_plane::{Config, Database, Server, Timing, Tls};
+use sortie_control_plane::{admin, Config, Database, Server, Timing, Tls};
 
 /// The reference control plane for sortie protocol v1 (HTTPS only).
 #[derive(Parser)]
@@ -31,6 +32,20 @@ enum Command {
         state_dir: PathBuf,
         #[command(flatten)]
         database: DatabaseArgs,
+    },
+    /// Registered runners on a running control plane: add, list, rotate, revoke.
+    Runner {
+        #[command(subcommand)]
+        command: admin::RunnerCommand,
+        #[command(flatten)]
+        remote: admin::Remote,
+    },
+    /// Executions on a running control plane: list, show, log, cancel.
+    Exec {
+        #[command(subcommand)]
+        command: admin::ExecCommand,
+        #[command(flatten)]
+        remote: admin::Remote,
     },
 }
 
@@ -142,6 +157,8 @@ fn main() -> ExitCode {
         }) => database
             .database()
             .and_then(|db| migrate(&from_journal, &state_dir, &db)),
+        Some(Command::Runner { command, remote }) => admin::runner(command, &remote),
+        Some(Command::Exec { command, remote }) => admin::exec(command, &remote),
         None => run(cli.serve),
     };
     match result {

@@ -541,6 +541,80 @@ fn runners_are_registered_rotated_and_revoked_over_the_admin_api() {
     assert_eq!(status, 404);
 }
 
+/// The admin command line against a running server: a runner added (its
+/// token printed once), listed, revoked; executions listed, shown, their log
+/// rendered and raw; a refusal said with its reason, the admin token never
+/// printed.
+#[test]
+fn the_admin_command_line_manages_runners_and_executions() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sortie-control-plane"))
+            .args(args)
+            .arg("--server")
+            .arg(&cp.url)
+            .arg("--ca-file")
+            .arg(cp.ca())
+            .arg("--admin-token-file")
+            .arg(dir.path().join("admin-token"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !text.contains(ADMIN) && !err.contains(ADMIN),
+            "the admin token is printed"
+        );
+        (out.status.code(), text, err)
+    };
+    let (code, made, err) = cli(&["runner", "add", "edge-1", "--tags", "a,b", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let made: Value = serde_json::from_str(&made).unwrap();
+    assert!(made["token"].as_str().unwrap().starts_with("srt_"));
+    let (_, list, _) = cli(&["runner", "list"]);
+    assert!(list.starts_with("NAME"), "{list}");
+    assert!(list.contains("edge-1") && list.contains("a,b"), "{list}");
+    assert!(!list.contains("srt_"), "{list}");
+
+    let agent = cp.agent();
+    enqueue(&cp, &agent, "cli-job");
+    let done = drain_one(&agent, &cp.url, "r", 0);
+    assert_eq!(done.as_deref(), Some("cli-job"));
+    let (_, execs, _) = cli(&["exec", "list"]);
+    assert!(
+        execs.contains("cli-job") && execs.contains("succeeded"),
+        "{execs}"
+    );
+    let (_, log, _) = cli(&["exec", "log", "cli-job"]);
+    assert_eq!(log, "cli-job attempt 1 first\ncli-job second\n");
+    let (_, raw, _) = cli(&["exec", "log", "cli-job", "--json"]);
+    assert_eq!(raw.lines().count(), 2);
+    assert!(
+        raw.lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "{raw}"
+    );
+    let (_, shown, _) = cli(&["exec", "show", "cli-job"]);
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["completion"]["status"], "succeeded");
+
+    let (code, _, err) = cli(&["exec", "cancel", "no-such-job"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("410") && err.contains("no such job"), "{err}");
+    let (code, _, _) = cli(&["runner", "revoke", "edge-1"]);
+    assert_eq!(code, Some(0));
+    let (_, empty, _) = cli(&["runner", "list", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&empty).unwrap()["runners"],
+        json!([])
+    );
+    std::fs::write(dir.path().join("admin-token"), "wrong-token").unwrap();
+    let (code, _, err) = cli(&["runner", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("403") && !err.contains("wrong-token"), "{err}");
+}
+
 /// A program of the test peers installed by tests/peers/install.sh.
 fn peer(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -641,8 +715,14 @@ fn drain_one(agent: &ureq::Agent, url: &str, runner: &str, n: usize) -> Option<S
     if status != 200 {
         return None;
     }
+    let event = |seq: u32, text: String| {
+        json!({ "seq": seq, "ts": "2026-11-28T00:00:00Z", "kind": "output", "step": 0,
+                "node": "local", "stream": "stdout", "text": text })
+        .to_string()
+            + "\n"
+    };
     let log =
-        format!("{{\"line\":\"{id} attempt {attempt} first\"}}\n{{\"line\":\"{id} second\"}}\n");
+        event(0, format!("{id} attempt {attempt} first\n")) + &event(1, format!("{id} second\n"));
     let half = log.len() / 2;
     for (at, chunk) in [(0, &log[..half]), (half, &log[half..])] {
         let path = format!("v1/jobs/{id}/log?offset={at}&attempt={attempt}");

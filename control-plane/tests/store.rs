@@ -714,7 +714,7 @@ fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
     let store = place.open(Timing::default());
     let (_, token) = store.register("r1", vec!["a".into()], None).unwrap();
     let r1 = store.authenticate(&token).unwrap().expect("its own token");
-    assert_eq!(r1.name, "r1");
+    assert_eq!(r1.runner.name, "r1");
     store
         .enqueue(spec("needs-b"), vec!["b".into()], None)
         .unwrap();
@@ -739,6 +739,11 @@ fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
         "the registered name, not the claimed id"
     );
     assert!(store.runners().unwrap()[0].last_seen_ms.is_some());
+    // The shared token may not claim under a registered runner's name.
+    assert!(matches!(
+        store.claim_as(&claim("5", "r1", 1), None),
+        Err(Refusal::Forbidden(_))
+    ));
 
     // Narrowing: registered {a, b}, asking for {a} only.
     let (_, token3) = store
@@ -753,6 +758,13 @@ fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
     assert_eq!(store.claim_as(&narrow, Some(&r3)).unwrap()[0].id, "needs-b");
 
     let (_, new) = store.rotate("r1", Duration::from_millis(300)).unwrap();
+    assert!(
+        matches!(
+            store.rotate("r1", Duration::ZERO),
+            Err(Refusal::Conflict(_))
+        ),
+        "no second rotation while the first one's grace runs"
+    );
     assert!(store.authenticate(&new).unwrap().is_some());
     assert!(
         store.authenticate(&token).unwrap().is_some(),
@@ -763,17 +775,36 @@ fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
         store.authenticate(&token).unwrap().is_none(),
         "not after it"
     );
+    let still = store.authenticate(&new).unwrap().unwrap();
     store.revoke("r1").unwrap();
     assert!(store.authenticate(&new).unwrap().is_none(), "revoked");
+    assert!(
+        matches!(
+            store.claim_as(&claim("6", "r1", 1), Some(&still)),
+            Err(Refusal::Forbidden(_))
+        ),
+        "a claim authenticated before the revocation (a long poll) is refused after it"
+    );
     assert_eq!(store.revoke("r1"), Err(Refusal::Gone));
     let past = sortie_control_plane::store::now_ms() - 1;
-    let (_, expired) = store.register("r2", Vec::new(), Some(past)).unwrap();
-    assert!(store.authenticate(&expired).unwrap().is_none(), "expired");
-    assert!(store.authenticate("srt_made_up").unwrap().is_none());
     assert!(matches!(
-        store.register("no way", Vec::new(), None),
+        store.register("r2", Vec::new(), Some(past)),
         Err(Refusal::Invalid(_))
     ));
+    let soon = sortie_control_plane::store::now_ms() + 200;
+    let (_, expired) = store.register("r2", Vec::new(), Some(soon)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(store.authenticate(&expired).unwrap().is_none(), "expired");
+    assert!(store.authenticate("srt_made_up").unwrap().is_none());
+    for bad in ["no way", ".hidden", "a/b", ""] {
+        assert!(
+            matches!(
+                store.register(bad, Vec::new(), None),
+                Err(Refusal::Invalid(_))
+            ),
+            "{bad}"
+        );
+    }
     assert!(matches!(
         store.register("r2", Vec::new(), None),
         Err(Refusal::Conflict(_))

@@ -197,14 +197,33 @@ pub struct Runner {
     pub version: Option<String>,
 }
 
-/// A runner name: what a runner id may be, shorter.
+impl Runner {
+    /// Whether a token with this hash is good at `now`: the current one, or
+    /// the previous one within its grace, and the runner not expired.
+    fn accepts(&self, hash: &str, now: u64) -> bool {
+        let current = self.token_hash == hash
+            || (self.previous_hash.as_deref() == Some(hash)
+                && self.previous_until_ms.is_some_and(|until| now < until));
+        current && self.expires_at_ms.is_none_or(|at| now < at)
+    }
+}
+
+/// A registered runner as a request presented it: the runner, and the hash of
+/// the token it presented (checked again when it claims, so a revocation or a
+/// rotation reaches a long poll already waiting).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub runner: Runner,
+    token_hash: String,
+}
+
+/// A runner name: what a runner id may be, shorter, not starting with a dot.
 pub fn valid_runner_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
+        && !name.starts_with('.')
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && name != "."
-        && name != ".."
 }
 
 /// Why a call was refused; the API maps each to a status code.
@@ -220,6 +239,8 @@ pub enum Refusal {
     LogMismatch(u64),
     /// The request is wrong in itself (400).
     Invalid(String),
+    /// The caller may not do this (403): a revoked token, another runner's name.
+    Forbidden(String),
     /// The database could not read or commit (503): nothing was acknowledged.
     Unavailable(String),
 }
@@ -324,10 +345,11 @@ pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-/// An RFC 3339 time (a lower-case `t` and `z` allowed) in milliseconds since
-/// the epoch; none for anything else, or a time before 1970.
+/// An RFC 3339 time in UTC (`Z`; a lower-case `t` and `z` allowed) in
+/// milliseconds since the epoch; none for anything else (a time without its
+/// zone is not guessed), or a time before 1970.
 pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
-    humantime::parse_rfc3339_weak(&text.to_ascii_uppercase())
+    humantime::parse_rfc3339(&text.to_ascii_uppercase())
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as u64)
@@ -446,48 +468,57 @@ impl Store {
 
     /// Claim up to `max_jobs` queued jobs for the runner, now (waiting is the caller's).
     pub fn claim(&self, req: &ClaimRequest) -> Outcome<Vec<ClaimedJob>> {
-        self.claim_as(req, None)
+        self.claim_now(req)
     }
 
-    /// A claim by `registered` (a runner that presented its own token): it is
-    /// that runner whatever id the request gives, and its tags are the ones the
+    /// A claim by `caller` (a runner that presented its own token): it is that
+    /// runner whatever id the request gives, and its tags are the ones the
     /// control plane assigned — the request may narrow them, never widen them.
-    /// Its last-seen time and version are kept.
+    /// The token is checked again here (a long poll outlives a revocation), and
+    /// the runner's last-seen time and version are kept. Without a caller (the
+    /// shared token), a registered runner's name may not be used.
     pub fn claim_as(
         &self,
         req: &ClaimRequest,
-        registered: Option<&Runner>,
+        caller: Option<&Caller>,
     ) -> Outcome<Vec<ClaimedJob>> {
-        let req = &match registered {
-            None => req.clone(),
-            Some(runner) => {
-                let mut req = req.clone();
-                req.runner.id = runner.name.clone();
-                req.runner.tags = if req.runner.tags.is_empty() {
-                    runner.tags.clone()
-                } else {
-                    req.runner
-                        .tags
-                        .iter()
-                        .filter(|t| runner.tags.contains(t))
-                        .cloned()
-                        .collect()
+        let now = now_ms();
+        let registered = self.tx(|rows| {
+            let Some(caller) = caller else {
+                return match rows.runner(&req.runner.id)? {
+                    Some(_) => Err(Refusal::Forbidden(format!(
+                        "runner {} is registered: it claims with its own token",
+                        req.runner.id
+                    ))),
+                    None => Ok(None),
                 };
-                req
-            }
+            };
+            let mut runner = rows
+                .runner(&caller.runner.name)?
+                .filter(|r| r.accepts(&caller.token_hash, now))
+                .ok_or_else(|| Refusal::Forbidden("the runner's token was revoked".into()))?;
+            runner.last_seen_ms = Some(now);
+            let version: String = req.runner.version.chars().take(64).collect();
+            runner.version = Some(version).filter(|v| !v.is_empty());
+            rows.put_runner(&runner)?;
+            Ok(Some((runner.name, runner.tags)))
+        })?;
+        let Some((name, tags)) = registered else {
+            return self.claim_now(req);
         };
-        if let Some(runner) = registered {
-            let version = req.runner.version.clone();
-            self.tx(|rows| {
-                if let Some(mut now) = rows.runner(&runner.name)? {
-                    now.last_seen_ms = Some(now_ms());
-                    now.version = Some(version).filter(|v| !v.is_empty());
-                    rows.put_runner(&now)?;
-                }
-                Ok(())
-            })?;
-        }
-        self.claim_now(req)
+        let mut req = req.clone();
+        req.runner.id = name;
+        req.runner.tags = if req.runner.tags.is_empty() {
+            tags
+        } else {
+            req.runner
+                .tags
+                .iter()
+                .filter(|t| tags.contains(t))
+                .cloned()
+                .collect()
+        };
+        self.claim_now(&req)
     }
 
     fn claim_now(&self, req: &ClaimRequest) -> Outcome<Vec<ClaimedJob>> {
@@ -815,13 +846,19 @@ impl Store {
     ) -> Outcome<(Runner, String)> {
         if !valid_runner_name(name) {
             return Err(Refusal::Invalid(format!(
-                "runner name {name:?} is not [A-Za-z0-9._-]{{1,64}}"
+                "runner name {name:?} is not [A-Za-z0-9._-]{{1,64}} starting with no dot"
             )));
         }
-        if let Some(tag) = tags.iter().find(|t| t.is_empty() || t.len() > 128) {
+        if let Some(tag) = tags
+            .iter()
+            .find(|t| t.is_empty() || t.chars().count() > 128)
+        {
             return Err(Refusal::Invalid(format!(
                 "tag {tag:?}: 1 to 128 characters"
             )));
+        }
+        if expires_at_ms.is_some_and(|at| at <= now_ms()) {
+            return Err(Refusal::Invalid("expires: a time in the future".into()));
         }
         let token = format!("srt_{}{}", random_token(), random_token());
         let runner = Runner {
@@ -851,8 +888,17 @@ impl Store {
         let until = now_ms()
             .saturating_add(grace.as_millis() as u64)
             .min(LATEST_MS);
+        let now = now_ms();
         let runner = self.tx(|rows| {
             let mut runner = rows.runner(name)?.ok_or(Refusal::Gone)?;
+            if let Some(until) = runner.previous_until_ms.filter(|until| *until > now) {
+                // One previous token at a time: another rotation now would cut
+                // short the grace the last one promised.
+                return Err(Refusal::Conflict(format!(
+                    "runner {name}'s previous token works until {}: rotate again after that",
+                    rfc3339(until)
+                )));
+            }
             runner.previous_hash = Some(std::mem::replace(&mut runner.token_hash, hash));
             runner.previous_until_ms = Some(until);
             rows.put_runner(&runner)?;
@@ -875,18 +921,19 @@ impl Store {
 
     /// The registered runner this token belongs to, if it is current (or the
     /// previous one within its grace) and not expired.
-    pub fn authenticate(&self, token: &str) -> Outcome<Option<Runner>> {
+    pub fn authenticate(&self, token: &str) -> Outcome<Option<Caller>> {
         if !token.starts_with("srt_") {
             return Ok(None);
         }
         let hash = self.token_hash(token)?;
         let now = now_ms();
         let found = self.tx(|rows| rows.runner_by_hash(&hash))?;
-        Ok(found.filter(|r| {
-            let current =
-                r.token_hash == hash || r.previous_until_ms.is_some_and(|until| now < until);
-            current && r.expires_at_ms.is_none_or(|at| now < at)
-        }))
+        Ok(found
+            .filter(|r| r.accepts(&hash, now))
+            .map(|runner| Caller {
+                runner,
+                token_hash: hash,
+            }))
     }
 }
 

@@ -1,0 +1,419 @@
+//! The admin command line: `sortie-control-plane runner …` and `exec …` talk to
+//! a running control plane over its admin API, as curl would, with tables for
+//! people and `--json` for scripts.
+//!
+//! It is a blocking HTTPS client (ureq, rustls): one request per command, no
+//! runtime to start. The admin token comes from a file, never the command line;
+//! a runner's token is printed once, by the command that made it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+/// Where the control plane is and how to prove the caller is an admin.
+#[derive(clap::Args)]
+pub struct Remote {
+    /// The control plane's URL.
+    #[arg(
+        long,
+        global = true,
+        env = "SORTIE_CP_URL",
+        default_value = "https://127.0.0.1:8443/"
+    )]
+    server: String,
+    /// File holding the admin token (required).
+    #[arg(
+        long,
+        global = true,
+        env = "SORTIE_CP_ADMIN_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    admin_token_file: Option<PathBuf>,
+    /// CA (PEM) for the server's certificate (default: the system's CAs).
+    #[arg(long, global = true, env = "SORTIE_CP_CA_FILE", value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Print the answers as JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(clap::Subcommand)]
+pub enum RunnerCommand {
+    /// Register a runner; prints its token, once.
+    Add {
+        name: String,
+        /// Tags it may claim jobs for (comma-separated, repeatable).
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        /// RFC 3339 time its token stops working.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Registered runners, with when they were last seen.
+    List,
+    /// A new token for a runner; prints it, once.
+    Rotate {
+        name: String,
+        /// How long the old token keeps working (default 1h).
+        #[arg(long)]
+        grace: Option<String>,
+    },
+    /// Revoke a runner's token (effective on its next request).
+    Revoke { name: String },
+}
+
+#[derive(clap::Subcommand)]
+pub enum ExecCommand {
+    /// Executions in the order they were queued, the latest last.
+    List {
+        /// A phase (queued, claimed, running, done, failed) or a result
+        /// (succeeded, timed_out, cancelled, interrupted, lost).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many (the latest).
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
+    /// One execution.
+    Show { id: String },
+    /// An execution's log: its output as the job printed it (`--json`: the
+    /// log events as stored).
+    Log { id: String },
+    /// Cancel an execution.
+    Cancel { id: String },
+}
+
+struct Client {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+    json: bool,
+}
+
+impl Client {
+    fn new(remote: &Remote) -> Result<Client> {
+        use ureq::tls::{Certificate, RootCerts, TlsConfig};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = remote
+            .ca_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
+        let pem = std::fs::read(&ca).with_context(|| format!("reading {}", ca.display()))?;
+        let roots: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                _ => None,
+            })
+            .collect();
+        if roots.is_empty() {
+            bail!("{} holds no certificate", ca.display());
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(
+                TlsConfig::builder()
+                    .root_certs(RootCerts::Specific(Arc::new(roots)))
+                    .build(),
+            )
+            .build()
+            .into();
+        let Some(file) = &remote.admin_token_file else {
+            bail!("--admin-token-file (or SORTIE_CP_ADMIN_TOKEN_FILE) is required");
+        };
+        let token = std::fs::read_to_string(file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .trim()
+            .to_string();
+        if token.is_empty() {
+            bail!("{} is empty", file.display());
+        }
+        let mut base = remote.server.clone();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        if !base.starts_with("https://") {
+            bail!("--server must be an https:// URL");
+        }
+        Ok(Client {
+            base,
+            token,
+            agent,
+            json: remote.json,
+        })
+    }
+
+    /// One call; the answer's bytes, or an error saying what the server said.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Vec<u8>> {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", "application/json");
+        let answer = match body {
+            Some(body) => self.agent.run(request.body(body.to_string())?),
+            None => self.agent.run(request.body(())?),
+        };
+        let mut answer = answer.with_context(|| format!("reaching {}", self.base))?;
+        let status = answer.status().as_u16();
+        let bytes = answer
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .context("reading the answer")?;
+        if !(200..300).contains(&status) {
+            let problem: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let why = problem["detail"]
+                .as_str()
+                .or(problem["title"].as_str())
+                .unwrap_or("no detail");
+            bail!("{method} {path}: {status}: {why}");
+        }
+        Ok(bytes)
+    }
+
+    fn value(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let bytes = self.call(method, path, body)?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).context("the answer is not JSON")
+    }
+
+    fn print(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            print!("{}", human(value));
+        }
+    }
+}
+
+/// A path segment, percent-encoded.
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Rows as a table with a header, columns as wide as their widest cell.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out += &line(row);
+    }
+    out
+}
+
+/// A JSON value as a table cell: strings bare, nothing as `-`, control
+/// characters escaped (a value must not drive the terminal).
+fn cell(value: &Value) -> String {
+    let text = match value {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    };
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
+pub fn runner(command: RunnerCommand, remote: &Remote) -> Result<()> {
+    let client = Client::new(remote)?;
+    match command {
+        RunnerCommand::Add {
+            name,
+            tags,
+            expires,
+        } => {
+            let body = json!({ "name": name, "tags": tags, "expires": expires });
+            let made = client.value("POST", "admin/runners", Some(body))?;
+            client.print(&made, |r| {
+                format!(
+                    "registered {} (tags: {})\ntoken: {}\nshown once: give it to that runner (its --token-file)\n",
+                    cell(&r["name"]),
+                    cell(&r["tags"]),
+                    cell(&r["token"])
+                )
+            });
+        }
+        RunnerCommand::List => {
+            let list = client.value("GET", "admin/runners", None)?;
+            client.print(&list, |l| {
+                let rows = l["runners"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        ["name", "tags", "last_seen", "version", "expires"]
+                            .iter()
+                            .map(|k| cell(&r[*k]))
+                            .collect()
+                    })
+                    .collect();
+                table(&["NAME", "TAGS", "LAST SEEN", "VERSION", "EXPIRES"], rows)
+            });
+        }
+        RunnerCommand::Rotate { name, grace } => {
+            let body = grace.map(|g| json!({ "grace": g }));
+            let path = format!("admin/runners/{}/rotate", segment(&name));
+            let rotated = client.value("POST", &path, body)?;
+            client.print(&rotated, |r| {
+                format!(
+                    "new token for {}: {}\nthe old one works until {}\n",
+                    cell(&r["name"]),
+                    cell(&r["token"]),
+                    cell(&r["previous_token_valid_until"])
+                )
+            });
+        }
+        RunnerCommand::Revoke { name } => {
+            let path = format!("admin/runners/{}", segment(&name));
+            let answer = client.value("DELETE", &path, None)?;
+            client.print(&answer, |_| format!("revoked {name}\n"));
+        }
+    }
+    Ok(())
+}
+
+pub fn exec(command: ExecCommand, remote: &Remote) -> Result<()> {
+    let client = Client::new(remote)?;
+    match command {
+        ExecCommand::List { status, limit } => {
+            // The latest `limit`: count first, then the page that ends there.
+            let filter = status
+                .as_deref()
+                .map(|s| format!("status={}&", segment(s)))
+                .unwrap_or_default();
+            let total = client.value("GET", &format!("admin/jobs?{filter}limit=0"), None)?["total"]
+                .as_u64()
+                .unwrap_or(0);
+            let offset = total.saturating_sub(limit);
+            let page = client.value(
+                "GET",
+                &format!("admin/jobs?{filter}limit={limit}&offset={offset}"),
+                None,
+            )?;
+            client.print(&page, |p| {
+                let rows = p["jobs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|j| {
+                        let status = match j["completion"]["status"].as_str() {
+                            Some(s) => s.to_string(),
+                            None => cell(&j["phase"]),
+                        };
+                        vec![
+                            cell(&j["id"]),
+                            status,
+                            cell(&j["ran_by"]),
+                            cell(&j["attempt"]),
+                            cell(&j["tags"]),
+                            cell(&j["finished_at"]),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["ID", "STATUS", "RUNNER", "ATTEMPT", "TAGS", "FINISHED"],
+                    rows,
+                )
+            });
+        }
+        ExecCommand::Show { id } => {
+            let job = client.value("GET", &format!("admin/jobs/{}", segment(&id)), None)?;
+            client.print(&job, |j| {
+                serde_json::to_string_pretty(j).unwrap_or_default() + "\n"
+            });
+        }
+        ExecCommand::Log { id } => {
+            let log = client.call("GET", &format!("admin/jobs/{}/log", segment(&id)), None)?;
+            if client.json {
+                use std::io::Write;
+                std::io::stdout().write_all(&log)?;
+            } else {
+                print!("{}", render(&log));
+            }
+        }
+        ExecCommand::Cancel { id } => {
+            let answer =
+                client.value("POST", &format!("admin/jobs/{}/cancel", segment(&id)), None)?;
+            client.print(&answer, |_| format!("cancellation requested for {id}\n"));
+        }
+    }
+    Ok(())
+}
+
+/// A log as a person reads it: the output's text, steps and system events
+/// marked, control characters escaped (the output is the job's, not ours).
+fn render(log: &[u8]) -> String {
+    let mut out = String::new();
+    for line in log.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(event) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
+        let safe = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_control() && c != '\n' && c != '\t' {
+                        '?'
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        };
+        match event["kind"].as_str() {
+            Some("output") => match event["text"].as_str() {
+                Some(text) => out += &safe(text),
+                None => out += "[bytes that are not UTF-8]\n",
+            },
+            Some("step_start") => {
+                out += &format!(
+                    "── step {} {}on {}\n",
+                    event["step"],
+                    event["name"]
+                        .as_str()
+                        .map(|n| format!("{} ", safe(n)))
+                        .unwrap_or_default(),
+                    safe(event["node"].as_str().unwrap_or("?"))
+                )
+            }
+            Some("step_end") => {
+                out += &format!("── step {} {}\n", event["step"], cell(&event["status"]))
+            }
+            Some("system") => {
+                out += &format!(
+                    "[{}] {}\n",
+                    cell(&event["level"]),
+                    safe(event["text"].as_str().unwrap_or(""))
+                )
+            }
+            _ => {}
+        }
+    }
+    out
+}
