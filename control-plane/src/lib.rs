@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod cli;
 pub mod metrics;
 pub mod pki;
 pub mod serve;
