@@ -268,13 +268,23 @@ pub fn runner(command: RunnerCommand, remote: &Remote) -> Result<()> {
                     .into_iter()
                     .flatten()
                     .map(|r| {
-                        ["name", "tags", "last_seen", "version", "expires"]
-                            .iter()
-                            .map(|k| cell(&r[*k]))
-                            .collect()
+                        let state = match r["stale"].as_bool() {
+                            Some(true) => "stale",
+                            _ => "ok",
+                        };
+                        let mut row: Vec<String> =
+                            ["name", "tags", "last_seen", "version", "expires"]
+                                .iter()
+                                .map(|k| cell(&r[*k]))
+                                .collect();
+                        row.insert(2, state.to_string());
+                        row
                     })
                     .collect();
-                table(&["NAME", "TAGS", "LAST SEEN", "VERSION", "EXPIRES"], rows)
+                table(
+                    &["NAME", "TAGS", "STATE", "LAST SEEN", "VERSION", "EXPIRES"],
+                    rows,
+                )
             });
         }
         RunnerCommand::Rotate { name, grace } => {

@@ -723,10 +723,18 @@ fn rfc3339_ms(text: &str) -> Outcome<u64> {
 }
 
 /// The admin view of a runner: never its token hashes (the token itself only
-/// in the answer that made it); times in RFC 3339.
-fn runner_view(runner: &crate::store::Runner, token: Option<&str>) -> serde_json::Value {
+/// in the answer that made it); times in RFC 3339; `stale` when it has not
+/// claimed (or, new, been registered) for `stale_after`.
+fn runner_view(
+    runner: &crate::store::Runner,
+    token: Option<&str>,
+    stale_after: Duration,
+) -> serde_json::Value {
     use crate::store::rfc3339;
+    let seen = runner.last_seen_ms.unwrap_or(runner.created_at_ms);
+    let stale = crate::store::now_ms().saturating_sub(seen) > stale_after.as_millis() as u64;
     let mut view = serde_json::json!({
+        "stale": stale,
         "name": runner.name,
         "tags": runner.tags,
         "created_at": rfc3339(runner.created_at_ms),
@@ -753,14 +761,21 @@ async fn register_runner(State(api): State<Shared>, bytes: Bytes) -> Response {
         Err(bad) => return bad.into_response(),
     };
     match store(&api, move |s| s.register(&req.name, req.tags, expires)).await {
-        Ok((runner, token)) => json(StatusCode::CREATED, &runner_view(&runner, Some(&token))),
+        Ok((runner, token)) => json(
+            StatusCode::CREATED,
+            &runner_view(&runner, Some(&token), api.store.timing().stale_after),
+        ),
         Err(refusal) => refusal.into_response(),
     }
 }
 
 async fn list_runners(State(api): State<Shared>) -> Response {
     answer(store(&api, |s| s.runners()).await.map(|runners| {
-        let views: Vec<_> = runners.iter().map(|r| runner_view(r, None)).collect();
+        let stale_after = api.store.timing().stale_after;
+        let views: Vec<_> = runners
+            .iter()
+            .map(|r| runner_view(r, None, stale_after))
+            .collect();
         serde_json::json!({ "runners": views })
     }))
 }
@@ -792,7 +807,10 @@ async fn rotate_runner(
         Some(_) => return bad_request("grace: a duration up to 30days, such as \"10m\""),
     };
     match store(&api, move |s| s.rotate(&name, grace)).await {
-        Ok((runner, token)) => json(StatusCode::OK, &runner_view(&runner, Some(&token))),
+        Ok((runner, token)) => json(
+            StatusCode::OK,
+            &runner_view(&runner, Some(&token), api.store.timing().stale_after),
+        ),
         Err(Refusal::Gone) => problem(StatusCode::NOT_FOUND, "not found", "no such runner"),
         Err(refusal) => refusal.into_response(),
     }

@@ -132,6 +132,10 @@ pub struct Args {
     /// under the idle timeout of any proxy in front.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub max_wait: Duration,
+    /// A registered runner not seen (no claim) for this long is listed as
+    /// stale: set it to a few of its polling intervals.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub stale_after: Duration,
     /// Another name the generated server certificate is for (repeatable), so a
     /// runner on another host can be tried without making certificates.
     #[arg(long = "tls-san", value_name = "NAME")]

@@ -77,6 +77,7 @@ fn run(args: Args) -> Result<()> {
             heartbeat_seconds: args.heartbeat_seconds,
             max_wait: args.max_wait,
             retain: args.retain,
+            stale_after: args.stale_after,
         },
     })?;
     if open {

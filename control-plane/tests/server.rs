@@ -452,7 +452,7 @@ fn malformed_specs_are_refused_at_enqueue_naming_each_problem() {
 #[test]
 fn runners_are_registered_rotated_and_revoked_over_the_admin_api() {
     let dir = tempfile::tempdir().unwrap();
-    let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
+    let cp = Cp::start(dir.path(), "127.0.0.1:0", &["--stale-after", "1s"]);
     let agent = cp.agent();
     let (status, made) = call(
         &agent,
@@ -467,6 +467,12 @@ fn runners_are_registered_rotated_and_revoked_over_the_admin_api() {
     let token = made["token"].as_str().unwrap().to_string();
     let (_, list) = call(&agent, &cp.url, "GET", "admin/runners", ADMIN, None).unwrap();
     assert_eq!(list["runners"][0]["name"], "edge-1");
+    assert_eq!(list["runners"][0]["stale"], false, "just registered");
+    let stale = || {
+        let (_, list) = call(&agent, &cp.url, "GET", "admin/runners", ADMIN, None).unwrap();
+        list["runners"][0]["stale"] == true
+    };
+    wait_for("the runner to go stale", Duration::from_secs(10), stale);
     assert!(
         !list.to_string().contains(&token) && !list.to_string().contains("hash"),
         "{list}"
@@ -494,6 +500,7 @@ fn runners_are_registered_rotated_and_revoked_over_the_admin_api() {
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["jobs"].as_array().unwrap().len(), 1, "{got}");
     assert_eq!(got["jobs"][0]["id"], "eu-job");
+    assert!(!stale(), "a claim is a sign of life");
     ask["claim_id"] = "c2".into();
     let (status, _) = claim_with(&token, &ask);
     assert_eq!(

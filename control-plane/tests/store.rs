@@ -48,6 +48,7 @@ const SHORT_ACK: Timing = Timing {
     heartbeat_seconds: 10,
     max_wait: Duration::from_secs(60),
     retain: Duration::from_secs(30 * 24 * 3600),
+    stale_after: Duration::from_secs(15 * 60),
 };
 
 /// A backend every store test runs against.

@@ -38,6 +38,8 @@ pub struct Timing {
     pub max_wait: Duration,
     /// Finished jobs and their logs are removed this long after they end.
     pub retain: Duration,
+    /// A registered runner not seen for this long is shown as stale.
+    pub stale_after: Duration,
 }
 
 impl Timing {
@@ -77,6 +79,7 @@ impl Default for Timing {
             heartbeat_seconds: 10,
             max_wait: Duration::from_secs(60),
             retain: Duration::from_secs(30 * 24 * 3600),
+            stale_after: Duration::from_secs(15 * 60),
         }
     }
 }
