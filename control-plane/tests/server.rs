@@ -524,28 +524,22 @@ fn runners_are_registered_rotated_and_revoked_over_the_admin_api() {
     assert_eq!(status, 403, "the old token, without grace");
     let (status, _) = claim_with(&new, &ask);
     assert_eq!(status, 204);
-    let (status, _) = call(
-        &agent,
-        &cp.url,
-        "DELETE",
-        "admin/runners/edge-1",
-        ADMIN,
-        None,
-    )
-    .unwrap();
-    assert_eq!(status, 200);
+    let revoke = || {
+        call(
+            &agent,
+            &cp.url,
+            "DELETE",
+            "admin/runners/edge-1",
+            ADMIN,
+            None,
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(revoke(), 200);
     let (status, _) = claim_with(&new, &ask);
     assert_eq!(status, 403, "revoked, on the next request");
-    let (status, _) = call(
-        &agent,
-        &cp.url,
-        "DELETE",
-        "admin/runners/edge-1",
-        ADMIN,
-        None,
-    )
-    .unwrap();
-    assert_eq!(status, 404);
+    assert_eq!(revoke(), 404);
 }
 
 /// The admin command line against a running server: a runner added (its

@@ -471,60 +471,16 @@ impl Store {
 
     /// Claim up to `max_jobs` queued jobs for the runner, now (waiting is the caller's).
     pub fn claim(&self, req: &ClaimRequest) -> Outcome<Vec<ClaimedJob>> {
-        self.claim_now(req)
+        self.claim_as(req, None)
     }
 
-    /// A claim by `caller` (a runner that presented its own token): it is that
-    /// runner whatever id the request gives, and its tags are the ones the
-    /// control plane assigned — the request may narrow them, never widen them.
-    /// The token is checked again here (a long poll outlives a revocation), and
-    /// the runner's last-seen time and version are kept. Without a caller (the
-    /// shared token), a registered runner's name may not be used.
+    /// A claim by `caller` (a runner that presented its own token) or by the
+    /// shared token (none), in one transaction; see [`Store::as_caller`].
     pub fn claim_as(
         &self,
         req: &ClaimRequest,
         caller: Option<&Caller>,
     ) -> Outcome<Vec<ClaimedJob>> {
-        let now = now_ms();
-        let registered = self.tx(|rows| {
-            let Some(caller) = caller else {
-                return match rows.runner(&req.runner.id)? {
-                    Some(_) => Err(Refusal::Forbidden(format!(
-                        "runner {} is registered: it claims with its own token",
-                        req.runner.id
-                    ))),
-                    None => Ok(None),
-                };
-            };
-            let mut runner = rows
-                .runner(&caller.runner.name)?
-                .filter(|r| r.accepts(&caller.token_hash, now))
-                .ok_or_else(|| Refusal::Forbidden("the runner's token was revoked".into()))?;
-            runner.last_seen_ms = Some(now);
-            let version: String = req.runner.version.chars().take(64).collect();
-            runner.version = Some(version).filter(|v| !v.is_empty());
-            rows.put_runner(&runner)?;
-            Ok(Some((runner.name, runner.tags)))
-        })?;
-        let Some((name, tags)) = registered else {
-            return self.claim_now(req);
-        };
-        let mut req = req.clone();
-        req.runner.id = name;
-        req.runner.tags = if req.runner.tags.is_empty() {
-            tags
-        } else {
-            req.runner
-                .tags
-                .iter()
-                .filter(|t| tags.contains(t))
-                .cloned()
-                .collect()
-        };
-        self.claim_now(&req)
-    }
-
-    fn claim_now(&self, req: &ClaimRequest) -> Outcome<Vec<ClaimedJob>> {
         let heartbeat = self.timing.heartbeat_seconds;
         let ack_ms = self.timing.ack_window.as_millis() as u64;
         let deadline_ms = match req.deadline.as_deref() {
@@ -535,6 +491,7 @@ impl Store {
             })?),
         };
         self.tx(|rows| {
+            let req = &Self::as_caller(rows, req, caller, now_ms())?;
             // Idempotency: a claim already answered gets the same answer.
             let previous = rows.claimed_by(&req.claim_id, &req.runner.id)?;
             if !previous.is_empty() {
@@ -573,6 +530,50 @@ impl Store {
             }
             Ok(out)
         })
+    }
+
+    /// The claim as it counts: from `caller` (a registered runner) it is that
+    /// runner whatever id the request gives, with the tags the control plane
+    /// assigned — the request may narrow them, never widen them — and its token
+    /// is checked again (a long poll outlives a revocation) and its last-seen
+    /// time and version kept. Without a caller (the shared token), a registered
+    /// runner's name may not be used.
+    fn as_caller(
+        rows: &mut dyn Rows,
+        req: &ClaimRequest,
+        caller: Option<&Caller>,
+        now: u64,
+    ) -> Outcome<ClaimRequest> {
+        let Some(caller) = caller else {
+            return match rows.runner(&req.runner.id)? {
+                Some(_) => Err(Refusal::Forbidden(format!(
+                    "runner {} is registered: it claims with its own token",
+                    req.runner.id
+                ))),
+                None => Ok(req.clone()),
+            };
+        };
+        let mut runner = rows
+            .runner(&caller.runner.name)?
+            .filter(|r| r.accepts(&caller.token_hash, now))
+            .ok_or_else(|| Refusal::Forbidden("the runner's token was revoked".into()))?;
+        runner.last_seen_ms = Some(now);
+        let version: String = req.runner.version.chars().take(64).collect();
+        runner.version = Some(version).filter(|v| !v.is_empty());
+        rows.put_runner(&runner)?;
+        let mut req = req.clone();
+        req.runner.tags = if req.runner.tags.is_empty() {
+            runner.tags
+        } else {
+            req.runner
+                .tags
+                .iter()
+                .filter(|t| runner.tags.contains(t))
+                .cloned()
+                .collect()
+        };
+        req.runner.id = runner.name;
+        Ok(req)
     }
 
     /// Apply the end of an ended lease to `job`: an unstarted claim returns to the
