@@ -79,13 +79,17 @@ fn two_runners_polling_one_job_at_once_never_both_get_it() {
 fn a_registered_runner_gets_only_the_work_its_assigned_tags_allow() {
     let cp = ControlPlane::start();
     let store = cp.server.store();
-    let (_, token) = store.register("edge-a", vec!["a".into()], None).unwrap();
+    let (_, token) = store
+        .register("admin:test", "edge-a", vec!["a".into()], None)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("edge-a.token");
     std::fs::write(&token_file, &token).unwrap();
     for (id, tag) in [("for-b", "b"), ("for-a", "a")] {
         let spec = serde_json::json!({ "id": id, "steps": [{ "shell": "true" }] });
-        store.enqueue(spec, vec![tag.into()], None).unwrap();
+        store
+            .enqueue("admin:test", spec, vec![tag.into()], None)
+            .unwrap();
     }
     let shot = |state: &str| {
         let mut cmd = sortie();
@@ -106,7 +110,7 @@ fn a_registered_runner_gets_only_the_work_its_assigned_tags_allow() {
     assert_done(&cp.job("for-a"), "succeeded");
     assert_eq!(cp.job("for-a").ran_by.as_deref(), Some("edge-a"));
     assert_eq!(cp.job("for-b").phase, sortie_control_plane::Phase::Queued);
-    store.revoke("edge-a").unwrap();
+    store.revoke("admin:test", "edge-a").unwrap();
     let out = run(&mut shot("s3"), code::REJECTED);
     assert!(
         stderr(&out).contains("credentials rejected"),

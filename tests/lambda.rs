@@ -84,6 +84,7 @@ fn each_invocation_is_one_shot_and_answers_with_its_summary() {
     cp.server
         .store()
         .enqueue(
+            "admin:test",
             json!({"id": "eu-job", "steps": [{"shell": "true"}]}),
             vec!["eu".into()],
             None,

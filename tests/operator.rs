@@ -591,6 +591,7 @@ fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
         server
             .store()
             .enqueue(
+                "admin:test",
                 serde_json::json!({"id": id, "steps": [{"shell": shell}]}),
                 vec![],
                 None,

@@ -79,7 +79,7 @@ fn a_cancel_in_the_heartbeat_answer_stops_the_job() {
         .trim()
         .parse()
         .unwrap();
-    cp.server.store().cancel("to-cancel").unwrap();
+    cp.server.store().cancel("admin:test", "to-cancel").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),

@@ -369,6 +369,7 @@ fn aws_secrets_manager_and_ssm_are_read_with_sigv4_and_a_wrong_key_is_refused() 
     server
         .store()
         .enqueue(
+            "admin:test",
             json!({"id": "via-ssm", "steps": [{"shell": "true"}]}),
             vec![],
             None,

@@ -161,7 +161,10 @@ impl ControlPlane {
     }
 
     pub fn enqueue(&self, spec: Value) -> String {
-        self.server.store().enqueue(spec, Vec::new(), None).unwrap()
+        self.server
+            .store()
+            .enqueue("admin:test", spec, Vec::new(), None)
+            .unwrap()
     }
 
     pub fn job(&self, id: &str) -> Job {

@@ -1,13 +1,16 @@
-//! The admin command line: `sortie-control-plane runner …` and `exec …` talk to
-//! a running control plane over its admin API, as curl would, with tables for
-//! people and `--json` for scripts.
+//! The admin command line: `sortie-control-plane job …`, `run`, `exec …`,
+//! `runner …`, `admin …` and `audit` talk to a running control plane over its
+//! admin API, as curl would, with tables for people and `--json` for scripts.
 //!
 //! It is a blocking HTTPS client (ureq, rustls): one request per command, no
 //! runtime to start. The admin token comes from a file, never the command line;
 //! a runner's token is printed once, by the command that made it.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -65,6 +68,49 @@ pub enum RunnerCommand {
 }
 
 #[derive(clap::Subcommand)]
+pub enum JobCommand {
+    /// Load job definitions from JSON files: each that changed becomes a new
+    /// version (a file may hold one definition or a list of them).
+    Load {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Job definitions (their latest versions), with their next scheduled run.
+    List,
+    /// One job definition.
+    Show {
+        name: String,
+        /// That version instead of the latest.
+        #[arg(long)]
+        version: Option<u64>,
+    },
+}
+
+/// `run`: start a job definition.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The job definition to run.
+    job: String,
+    /// An option's value (repeatable), checked against the job's definition.
+    #[arg(short = 'o', long = "option", value_name = "NAME=VALUE")]
+    options: Vec<String>,
+    /// Print the log live until the execution ends, and exit with its result:
+    /// 0 when it succeeded, 1 when it did not.
+    #[arg(long)]
+    follow: bool,
+}
+
+#[derive(clap::Subcommand)]
+pub enum AdminCommand {
+    /// Add an admin with a token of its own; prints the token, once.
+    Add { name: String },
+    /// Named admins.
+    List,
+    /// Revoke an admin's token (effective on its next request).
+    Revoke { name: String },
+}
+
+#[derive(clap::Subcommand)]
 pub enum ExecCommand {
     /// Executions in the order they were queued, the latest last.
     List {
@@ -72,6 +118,15 @@ pub enum ExecCommand {
         /// (succeeded, timed_out, cancelled, interrupted, lost).
         #[arg(long)]
         status: Option<String>,
+        /// Executions of this job definition.
+        #[arg(long)]
+        job: Option<String>,
+        /// Executions this runner claimed.
+        #[arg(long)]
+        runner: Option<String>,
+        /// Executions queued at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
         /// At most this many (the latest).
         #[arg(long, default_value_t = 50)]
         limit: u64,
@@ -146,6 +201,16 @@ impl Client {
 
     /// One call; the answer's bytes, or an error saying what the server said.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Vec<u8>> {
+        Ok(self.request(method, path, body)?.0)
+    }
+
+    /// One call; the answer's bytes and headers.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(Vec<u8>, ureq::http::HeaderMap)> {
         let request = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -171,7 +236,7 @@ impl Client {
                 .unwrap_or("no detail");
             bail!("{method} {path}: {status}: {why}");
         }
-        Ok(bytes)
+        Ok((bytes, answer.headers().clone()))
     }
 
     fn value(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
@@ -312,12 +377,23 @@ pub fn runner(command: RunnerCommand, remote: &Remote) -> Result<()> {
 pub fn exec(command: ExecCommand, remote: &Remote) -> Result<()> {
     let client = Client::new(remote)?;
     match command {
-        ExecCommand::List { status, limit } => {
+        ExecCommand::List {
+            status,
+            job,
+            runner,
+            since,
+            limit,
+        } => {
             // The latest `limit`: count first, then the page that ends there.
-            let filter = status
-                .as_deref()
-                .map(|s| format!("status={}&", segment(s)))
-                .unwrap_or_default();
+            let filter: String = [
+                ("status", status),
+                ("job", job),
+                ("runner", runner),
+                ("since", since),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={}&", segment(&v))))
+            .collect();
             let total = client.value("GET", &format!("admin/jobs?{filter}limit=0"), None)?["total"]
                 .as_u64()
                 .unwrap_or(0);
@@ -340,6 +416,8 @@ pub fn exec(command: ExecCommand, remote: &Remote) -> Result<()> {
                         vec![
                             cell(&j["id"]),
                             status,
+                            cell(&j["definition"]["name"]),
+                            cell(&j["started_by"]),
                             cell(&j["ran_by"]),
                             cell(&j["attempt"]),
                             cell(&j["tags"]),
@@ -348,7 +426,16 @@ pub fn exec(command: ExecCommand, remote: &Remote) -> Result<()> {
                     })
                     .collect();
                 table(
-                    &["ID", "STATUS", "RUNNER", "ATTEMPT", "TAGS", "FINISHED"],
+                    &[
+                        "ID",
+                        "STATUS",
+                        "JOB",
+                        "STARTED BY",
+                        "RUNNER",
+                        "ATTEMPT",
+                        "TAGS",
+                        "FINISHED",
+                    ],
                     rows,
                 )
             });
@@ -362,7 +449,6 @@ pub fn exec(command: ExecCommand, remote: &Remote) -> Result<()> {
         ExecCommand::Log { id } => {
             let log = client.call("GET", &format!("admin/jobs/{}/log", segment(&id)), None)?;
             if client.json {
-                use std::io::Write;
                 std::io::stdout().write_all(&log)?;
             } else {
                 print!("{}", render(&log));
@@ -426,4 +512,242 @@ fn render(log: &[u8]) -> String {
         }
     }
     out
+}
+
+pub fn job(command: JobCommand, remote: &Remote) -> Result<()> {
+    let client = Client::new(remote)?;
+    match command {
+        JobCommand::Load { files } => {
+            for file in &files {
+                for definition in definitions(file)? {
+                    let loaded = client
+                        .value("POST", "admin/definitions", Some(definition))
+                        .with_context(|| format!("loading {}", file.display()))?;
+                    client.print(&loaded, |d| {
+                        format!(
+                            "{} version {} ({})\n",
+                            cell(&d["name"]),
+                            cell(&d["version"]),
+                            file.display()
+                        )
+                    });
+                }
+            }
+        }
+        JobCommand::List => {
+            let list = client.value("GET", "admin/definitions", None)?;
+            client.print(&list, |l| {
+                let rows = l["definitions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        vec![
+                            cell(&d["name"]),
+                            cell(&d["version"]),
+                            cell(&d["group"]),
+                            cell(&d["tags"]),
+                            cell(&d["schedule"]["cron"]),
+                            cell(&d["next_fire"]),
+                            cell(&d["description"]),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "NAME",
+                        "VERSION",
+                        "GROUP",
+                        "TAGS",
+                        "SCHEDULE",
+                        "NEXT RUN",
+                        "DESCRIPTION",
+                    ],
+                    rows,
+                )
+            });
+        }
+        JobCommand::Show { name, version } => {
+            let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
+            let path = format!("admin/definitions/{}{query}", segment(&name));
+            let definition = client.value("GET", &path, None)?;
+            client.print(&definition, |d| {
+                serde_json::to_string_pretty(d).unwrap_or_default() + "\n"
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The definitions a file holds (one, or a list), each with its
+/// `spec_file` — a Rundeck job export or a sortie YAML job, named relative to
+/// the definition — read in as the `rundeck` text the runner converts.
+fn definitions(file: &Path) -> Result<Vec<Value>> {
+    let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let value: Value = sortie_protocol::json::from_slice(&text).with_context(|| {
+        format!(
+            "{} is not a JSON job definition (a Rundeck or YAML job file is named by a \
+             definition's spec_file)",
+            file.display()
+        )
+    })?;
+    let mut all = match value {
+        Value::Array(list) => list,
+        one => vec![one],
+    };
+    for definition in &mut all {
+        let Some(object) = definition.as_object_mut() else {
+            bail!("{}: a definition is a JSON object", file.display());
+        };
+        let Some(spec_file) = object.remove("spec_file") else {
+            continue;
+        };
+        let Some(name) = spec_file.as_str() else {
+            bail!("{}: spec_file is a path", file.display());
+        };
+        if object.contains_key("spec") {
+            bail!("{}: give spec or spec_file, not both", file.display());
+        }
+        let path = file.parent().unwrap_or(Path::new(".")).join(name);
+        let job = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (spec_file of {})",
+                path.display(),
+                file.display()
+            )
+        })?;
+        let mut spec = json!({ "rundeck": job, "rundeck_file": name });
+        if let Some(wanted) = object.remove("rundeck_job") {
+            spec["rundeck_job"] = wanted;
+        }
+        object.insert("spec".into(), spec);
+    }
+    Ok(all)
+}
+
+/// Start a job definition; with `--follow`, print its log until it ends.
+/// The exit code: 0, or 1 when a followed execution did not succeed.
+pub fn run(args: RunArgs, remote: &Remote) -> Result<u8> {
+    let client = Client::new(remote)?;
+    let mut options = BTreeMap::new();
+    for pair in &args.options {
+        let Some((k, v)) = pair.split_once('=') else {
+            bail!("-o {pair:?}: NAME=VALUE");
+        };
+        options.insert(k.to_string(), v.to_string());
+    }
+    let path = format!("admin/definitions/{}/run", segment(&args.job));
+    let started = client.value("POST", &path, Some(json!({ "options": options })))?;
+    let id = started["id"].as_str().unwrap_or_default().to_string();
+    if !args.follow {
+        client.print(&started, |_| format!("{id}\n"));
+        return Ok(0);
+    }
+    eprintln!("execution {id}");
+    let status = follow(&client, &id)?;
+    eprintln!("execution {id}: {status}");
+    Ok(if status == "succeeded" { 0 } else { 1 })
+}
+
+/// Print an execution's log as it grows, until it ends; its final status.
+fn follow(client: &Client, id: &str) -> Result<String> {
+    let mut offset = 0;
+    let mut pending = Vec::new();
+    let mut out = std::io::stdout();
+    loop {
+        let path = format!("admin/jobs/{}/log?offset={offset}", segment(id));
+        let (bytes, headers) = client.request("GET", &path, None)?;
+        let status = headers
+            .get("sortie-status")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        offset += bytes.len();
+        let grew = !bytes.is_empty();
+        if client.json {
+            out.write_all(&bytes)?;
+        } else {
+            // Whole events only: a chunk may end inside one.
+            pending.extend_from_slice(&bytes);
+            if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
+                let rest = pending.split_off(end + 1);
+                out.write_all(render(&pending).as_bytes())?;
+                pending = rest;
+            }
+        }
+        out.flush()?;
+        let running = matches!(status.as_str(), "queued" | "claimed" | "running");
+        if !running && !grew {
+            return Ok(status);
+        }
+        if !grew {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+pub fn admin(command: AdminCommand, remote: &Remote) -> Result<()> {
+    let client = Client::new(remote)?;
+    match command {
+        AdminCommand::Add { name } => {
+            let made = client.value("POST", "admin/admins", Some(json!({ "name": name })))?;
+            client.print(&made, |a| {
+                format!(
+                    "added admin {}\ntoken: {}\nshown once: give it to that admin (their --admin-token-file)\n",
+                    cell(&a["name"]),
+                    cell(&a["token"])
+                )
+            });
+        }
+        AdminCommand::List => {
+            let list = client.value("GET", "admin/admins", None)?;
+            client.print(&list, |l| {
+                let rows = l["admins"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| {
+                        ["name", "created_at", "created_by"]
+                            .iter()
+                            .map(|k| cell(&a[*k]))
+                            .collect()
+                    })
+                    .collect();
+                table(&["NAME", "CREATED", "BY"], rows)
+            });
+        }
+        AdminCommand::Revoke { name } => {
+            let answer =
+                client.value("DELETE", &format!("admin/admins/{}", segment(&name)), None)?;
+            client.print(&answer, |_| format!("revoked admin {name}\n"));
+        }
+    }
+    Ok(())
+}
+
+/// The newest changes first: who did what, when.
+pub fn audit(limit: u64, remote: &Remote) -> Result<()> {
+    let client = Client::new(remote)?;
+    let log = client.value("GET", &format!("admin/audit?limit={limit}"), None)?;
+    client.print(&log, |l| {
+        let rows = l["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let detail = match &e["detail"] {
+                    Value::Null => "-".to_string(),
+                    d => cell(&Value::String(d.to_string())),
+                };
+                let mut row: Vec<String> = ["at", "by", "action", "target"]
+                    .iter()
+                    .map(|k| cell(&e[*k]))
+                    .collect();
+                row.push(detail);
+                row
+            })
+            .collect();
+        table(&["AT", "BY", "ACTION", "TARGET", "DETAIL"], rows)
+    });
+    Ok(())
 }

@@ -24,7 +24,13 @@ use sortie_protocol::{
 };
 use tokio::sync::{watch, Notify};
 
-use crate::store::{Job, Outcome, Refusal, Store, STATUSES};
+use crate::store::{Filter, Job, Outcome, Refusal, Store, STATUSES};
+
+mod definitions;
+use definitions::{
+    add_admin, audit_log, list_admins, list_definitions, load_definition, revoke_admin,
+    run_definition, show_definition,
+};
 
 /// Largest request body accepted (a runner's log chunks are at most 1 MiB).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -123,6 +129,19 @@ pub fn routes() -> Vec<Route> {
         route("GET", "/admin/runners", Admin, list_runners),
         route("DELETE", "/admin/runners/{name}", Admin, revoke_runner),
         route("POST", "/admin/runners/{name}/rotate", Admin, rotate_runner),
+        route("POST", "/admin/definitions", Admin, load_definition),
+        route("GET", "/admin/definitions", Admin, list_definitions),
+        route("GET", "/admin/definitions/{name}", Admin, show_definition),
+        route(
+            "POST",
+            "/admin/definitions/{name}/run",
+            Admin,
+            run_definition,
+        ),
+        route("POST", "/admin/admins", Admin, add_admin),
+        route("GET", "/admin/admins", Admin, list_admins),
+        route("DELETE", "/admin/admins/{name}", Admin, revoke_admin),
+        route("GET", "/admin/audit", Admin, audit_log),
         route("GET", "/metrics", Admin, metrics),
         route("GET", "/openapi.json", Public, openapi),
     ]
@@ -239,6 +258,7 @@ impl IntoResponse for Refusal {
             Refusal::Gone => problem(StatusCode::GONE, "gone", "no such job"),
             Refusal::Conflict(why) => problem(StatusCode::CONFLICT, "conflict", why),
             Refusal::Invalid(why) => bad_request(why),
+            Refusal::NotFound(why) => problem(StatusCode::NOT_FOUND, "not found", why),
             Refusal::Forbidden(why) => problem(StatusCode::FORBIDDEN, "forbidden", why),
             Refusal::OffsetPastEnd(committed) => {
                 json(StatusCode::RANGE_NOT_SATISFIABLE, &Committed { committed })
@@ -334,11 +354,35 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-async fn admin_auth(State(api): State<Shared>, req: Request, next: Next) -> Response {
-    match refused(req.headers(), Some(&api.admin_token)) {
-        None => next.run(req).await,
-        Some(refusal) => refusal,
-    }
+/// The admin a request acts as (`admin:NAME`), for the audit log.
+#[derive(Clone)]
+struct Acting(String);
+
+/// An admin request passes with the bootstrap admin token (acting as
+/// [`crate::store::BOOTSTRAP_ADMIN`]) or a named admin's own token.
+async fn admin_auth(State(api): State<Shared>, mut req: Request, next: Next) -> Response {
+    let named = bearer(req.headers())
+        .filter(|t| t.starts_with(crate::store::ADMIN_TOKEN_PREFIX))
+        .map(str::to_string);
+    let name = match named {
+        Some(token) => match store(&api, move |s| s.authenticate_admin(&token)).await {
+            Ok(Some(admin)) => admin.name,
+            Ok(None) => {
+                return problem(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "the token is not accepted",
+                )
+            }
+            Err(refusal) => return refusal.into_response(),
+        },
+        None => match refused(req.headers(), Some(&api.admin_token)) {
+            None => crate::store::BOOTSTRAP_ADMIN.to_string(),
+            Some(refusal) => return refusal,
+        },
+    };
+    req.extensions_mut().insert(Acting(format!("admin:{name}")));
+    next.run(req).await
 }
 
 /// The answer to a request without the `expected` bearer token, if it lacks it.
@@ -584,7 +628,11 @@ struct Enqueue {
     runner_id: Option<String>,
 }
 
-async fn enqueue(State(api): State<Shared>, bytes: Bytes) -> Response {
+async fn enqueue(
+    State(api): State<Shared>,
+    axum::Extension(Acting(by)): axum::Extension<Acting>,
+    bytes: Bytes,
+) -> Response {
     let req: Enqueue = match body(&bytes) {
         Ok(r) => r,
         Err(bad) => return bad.into_response(),
@@ -609,7 +657,11 @@ async fn enqueue(State(api): State<Shared>, bytes: Bytes) -> Response {
     if !problems.is_empty() {
         return bad_request(problems.join("; "));
     }
-    match store(&api, move |s| s.enqueue(req.spec, req.tags, req.runner_id)).await {
+    match store(&api, move |s| {
+        s.enqueue(&by, req.spec, req.tags, req.runner_id)
+    })
+    .await
+    {
         Ok(id) => {
             api.work.notify_waiters();
             json(StatusCode::CREATED, &serde_json::json!({ "id": id }))
@@ -621,16 +673,34 @@ async fn enqueue(State(api): State<Shared>, bytes: Bytes) -> Response {
 #[derive(Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    job: Option<String>,
+    runner: Option<String>,
+    since: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
 }
 
 /// `GET /admin/jobs`: `?status=` a phase (queued, claimed, running, done, failed)
-/// or a completion status (succeeded, timed_out, …); `limit`, `offset`.
+/// or a completion status (succeeded, timed_out, …); `job=` the definition it
+/// runs, `runner=` the runner that claimed it, `since=` queued at or after an
+/// RFC 3339 time; `limit`, `offset`.
 async fn list_jobs(State(api): State<Shared>, Query(query): Query<ListQuery>) -> Response {
     if let Some(s) = query.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return bad_request(format!("status: {s:?} is none of {}", STATUSES.join(", ")));
     }
+    let since_ms = match query.since.as_deref() {
+        None => None,
+        Some(t) => match crate::store::parse_rfc3339_ms(t) {
+            Some(ms) => Some(ms),
+            None => return bad_request(format!("since: {t:?} is not an RFC 3339 time")),
+        },
+    };
+    let filter = Filter {
+        status: query.status,
+        job: query.job,
+        runner: query.runner,
+        since_ms,
+    };
     let number = |name: &str, value: Option<String>, default: u64| {
         value.map_or(Ok(default), |v| {
             v.parse::<u64>()
@@ -644,9 +714,8 @@ async fn list_jobs(State(api): State<Shared>, Query(query): Query<ListQuery>) ->
         (Ok(limit), Ok(offset)) => (limit, offset),
         (Err(bad), _) | (_, Err(bad)) => return bad.into_response(),
     };
-    let status = query.status;
     answer(
-        store(&api, move |s| s.page(status.as_deref(), limit, offset))
+        store(&api, move |s| s.page(&filter, limit, offset))
             .await
             .map(|page| {
                 let jobs: Vec<serde_json::Value> = page.jobs.iter().map(job_view).collect();
@@ -664,19 +733,39 @@ async fn show_job(State(api): State<Shared>, Path(id): Path<String>) -> Response
     }
 }
 
-async fn job_log(State(api): State<Shared>, Path(id): Path<String>) -> Response {
+#[derive(Deserialize)]
+struct LogFrom {
+    offset: Option<String>,
+}
+
+/// `GET /admin/jobs/ID/log?offset=N`: the stored log from byte N (all of it
+/// by default), with the execution's status in `Sortie-Status` — what a
+/// client following a log live needs from one request.
+async fn job_log(
+    State(api): State<Shared>,
+    Path(id): Path<String>,
+    Query(from): Query<LogFrom>,
+) -> Response {
+    let offset = match from.offset.map(|o| o.parse::<usize>()) {
+        None => 0,
+        Some(Ok(o)) => o,
+        Some(Err(_)) => return bad_request("offset: a number"),
+    };
     let wanted = id.clone();
     let found = store(&api, move |s| {
         Ok(match s.job(&wanted)? {
-            Some(_) => Some(s.log(&wanted)?),
+            Some(job) => Some((job.status(), s.log(&wanted)?)),
             None => None,
         })
     })
     .await;
     match found {
-        Ok(Some(log)) => (
-            [(header::CONTENT_TYPE, "application/x-ndjson")],
-            Body::from(log),
+        Ok(Some((status, mut log))) => (
+            [
+                (header::CONTENT_TYPE, "application/x-ndjson"),
+                (header::HeaderName::from_static("sortie-status"), status),
+            ],
+            Body::from(log.split_off(offset.min(log.len()))),
         )
             .into_response(),
         Ok(None) => problem(StatusCode::NOT_FOUND, "not found", format!("no job {id}")),
@@ -684,9 +773,13 @@ async fn job_log(State(api): State<Shared>, Path(id): Path<String>) -> Response 
     }
 }
 
-async fn cancel(State(api): State<Shared>, Path(id): Path<String>) -> Response {
+async fn cancel(
+    State(api): State<Shared>,
+    axum::Extension(Acting(by)): axum::Extension<Acting>,
+    Path(id): Path<String>,
+) -> Response {
     answer(
-        store(&api, move |s| s.cancel(&id))
+        store(&api, move |s| s.cancel(&by, &id))
             .await
             .map(|()| serde_json::json!({})),
     )
@@ -751,7 +844,11 @@ fn runner_view(
     view
 }
 
-async fn register_runner(State(api): State<Shared>, bytes: Bytes) -> Response {
+async fn register_runner(
+    State(api): State<Shared>,
+    axum::Extension(Acting(by)): axum::Extension<Acting>,
+    bytes: Bytes,
+) -> Response {
     let req: Register = match body(&bytes) {
         Ok(r) => r,
         Err(bad) => return bad.into_response(),
@@ -760,7 +857,7 @@ async fn register_runner(State(api): State<Shared>, bytes: Bytes) -> Response {
         Ok(at) => at,
         Err(bad) => return bad.into_response(),
     };
-    match store(&api, move |s| s.register(&req.name, req.tags, expires)).await {
+    match store(&api, move |s| s.register(&by, &req.name, req.tags, expires)).await {
         Ok((runner, token)) => json(
             StatusCode::CREATED,
             &runner_view(&runner, Some(&token), api.store.timing().stale_after),
@@ -780,8 +877,12 @@ async fn list_runners(State(api): State<Shared>) -> Response {
     }))
 }
 
-async fn revoke_runner(State(api): State<Shared>, Path(name): Path<String>) -> Response {
-    match store(&api, move |s| s.revoke(&name)).await {
+async fn revoke_runner(
+    State(api): State<Shared>,
+    axum::Extension(Acting(by)): axum::Extension<Acting>,
+    Path(name): Path<String>,
+) -> Response {
+    match store(&api, move |s| s.revoke(&by, &name)).await {
         Ok(()) => json(StatusCode::OK, &serde_json::json!({})),
         Err(Refusal::Gone) => problem(StatusCode::NOT_FOUND, "not found", "no such runner"),
         Err(refusal) => refusal.into_response(),
@@ -790,6 +891,7 @@ async fn revoke_runner(State(api): State<Shared>, Path(name): Path<String>) -> R
 
 async fn rotate_runner(
     State(api): State<Shared>,
+    axum::Extension(Acting(by)): axum::Extension<Acting>,
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> Response {
@@ -806,7 +908,7 @@ async fn rotate_runner(
         Some(Ok(d)) if d <= Duration::from_secs(30 * 24 * 3600) => d,
         Some(_) => return bad_request("grace: a duration up to 30days, such as \"10m\""),
     };
-    match store(&api, move |s| s.rotate(&name, grace)).await {
+    match store(&api, move |s| s.rotate(&by, &name, grace)).await {
         Ok((runner, token)) => json(
             StatusCode::OK,
             &runner_view(&runner, Some(&token), api.store.timing().stale_after),
@@ -834,8 +936,13 @@ async fn metrics(State(api): State<Shared>) -> Response {
 pub fn job_view(job: &Job) -> serde_json::Value {
     let mut view = serde_json::to_value(job).unwrap_or_default();
     if let Some(obj) = view.as_object_mut() {
-        if let Some(ms) = obj.remove("finished_at_ms").and_then(|v| v.as_u64()) {
-            obj.insert("finished_at".into(), crate::store::rfc3339(ms).into());
+        for (ms, at) in [
+            ("finished_at_ms", "finished_at"),
+            ("created_at_ms", "created_at"),
+        ] {
+            if let Some(n) = obj.remove(ms).and_then(|v| v.as_u64()) {
+                obj.insert(at.into(), crate::store::rfc3339(n).into());
+            }
         }
     }
     if let Some(lease) = view.get_mut("lease").and_then(|l| l.as_object_mut()) {

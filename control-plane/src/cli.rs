@@ -40,6 +40,35 @@ pub enum Command {
         #[command(flatten)]
         remote: admin::Remote,
     },
+    /// Job definitions on a running control plane: load, list, show.
+    Job {
+        #[command(subcommand)]
+        command: admin::JobCommand,
+        #[command(flatten)]
+        remote: admin::Remote,
+    },
+    /// Run a job definition on a running control plane, and follow its log.
+    Run {
+        #[command(flatten)]
+        args: admin::RunArgs,
+        #[command(flatten)]
+        remote: admin::Remote,
+    },
+    /// Admins with tokens of their own: add, list, revoke.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+        #[command(flatten)]
+        remote: admin::Remote,
+    },
+    /// The audit log: who changed what, when (newest first).
+    Audit {
+        /// At most this many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[command(flatten)]
+        remote: admin::Remote,
+    },
     /// Executions on a running control plane: list, show, log, cancel.
     Exec {
         #[command(subcommand)]
@@ -136,6 +165,10 @@ pub struct Args {
     /// stale: set it to a few of its polling intervals.
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub stale_after: Duration,
+    /// A schedule's fire time missed by more than this (the control plane was
+    /// down or overloaded) is a misfire: its job's `misfire` policy applies.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    pub misfire_grace: Duration,
     /// Another name the generated server certificate is for (repeatable), so a
     /// runner on another host can be tried without making certificates.
     #[arg(long = "tls-san", value_name = "NAME")]

@@ -224,8 +224,8 @@ fn refuse_shared(dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// Expire ended leases (waking long polls when a job returns to the queue) and
-/// apply retention, until the server stops.
+/// Expire ended leases (waking long polls when a job returns to the queue),
+/// apply retention and fire what schedules have due, until the server stops.
 async fn sweeper(api: Arc<api::Api>, mut stopping: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -244,6 +244,16 @@ async fn sweeper(api: Arc<api::Api>, mut stopping: watch::Receiver<bool>) {
             }
             Ok(Err(refusal)) => tracing::warn!("sweeping leases: {refusal:?}"),
             Err(e) => tracing::warn!("sweeping leases: {e}"),
+        }
+        let store = api.clone();
+        match tokio::task::spawn_blocking(move || store.store.fire_schedules()).await {
+            Ok(Ok(queued)) if !queued.is_empty() => {
+                tracing::info!(executions = ?queued, "schedules fired");
+                api.work.notify_waiters();
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(refusal)) => tracing::warn!("firing schedules: {refusal:?}"),
+            Err(e) => tracing::warn!("firing schedules: {e}"),
         }
     }
 }

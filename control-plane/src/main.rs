@@ -16,23 +16,37 @@ fn main() -> ExitCode {
         .with_max_level(tracing::Level::INFO)
         .init();
     let cli = Cli::parse();
+    // The server and `migrate` exit 1 when they fail; an admin command exits 2
+    // when it could not do what was asked (as for a usage error), so that
+    // `run --follow` can exit 1 for an execution that did not succeed.
+    let failed = match cli.command {
+        None | Some(Command::Migrate { .. }) => 1,
+        Some(_) => 2,
+    };
+    let done = |r: Result<()>| r.map(|()| 0);
     let result = match cli.command {
         Some(Command::Migrate {
             from_journal,
             state_dir,
             database,
-        }) => database
-            .database()
-            .and_then(|db| migrate(&from_journal, &state_dir, &db)),
-        Some(Command::Runner { command, remote }) => admin::runner(command, &remote),
-        Some(Command::Exec { command, remote }) => admin::exec(command, &remote),
-        None => run(cli.serve),
+        }) => done(
+            database
+                .database()
+                .and_then(|db| migrate(&from_journal, &state_dir, &db)),
+        ),
+        Some(Command::Job { command, remote }) => done(admin::job(command, &remote)),
+        Some(Command::Run { args, remote }) => admin::run(args, &remote),
+        Some(Command::Admin { command, remote }) => done(admin::admin(command, &remote)),
+        Some(Command::Audit { limit, remote }) => done(admin::audit(limit, &remote)),
+        Some(Command::Runner { command, remote }) => done(admin::runner(command, &remote)),
+        Some(Command::Exec { command, remote }) => done(admin::exec(command, &remote)),
+        None => done(run(cli.serve)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("sortie-control-plane: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(failed)
         }
     }
 }
@@ -78,6 +92,7 @@ fn run(args: Args) -> Result<()> {
             max_wait: args.max_wait,
             retain: args.retain,
             stale_after: args.stale_after,
+            misfire_grace: args.misfire_grace,
         },
     })?;
     if open {

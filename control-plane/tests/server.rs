@@ -101,6 +101,33 @@ impl Cp {
             .unwrap()
     }
 
+    /// The admin command line against this server, with the admin token in
+    /// `token_file` (in the test's dir); its exit code, stdout and stderr.
+    fn cli(&self, token_file: &str, args: &[&str]) -> (Option<i32>, String, String) {
+        let out = self.admin_command(token_file, args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let token = std::fs::read_to_string(self.dir.join(token_file)).unwrap();
+        assert!(
+            !text.contains(token.trim()) && !err.contains(token.trim()),
+            "the admin token is printed"
+        );
+        (out.status.code(), text, err)
+    }
+
+    fn admin_command(&self, token_file: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sortie-control-plane"));
+        command
+            .args(args)
+            .arg("--server")
+            .arg(&self.url)
+            .arg("--ca-file")
+            .arg(self.ca())
+            .arg("--admin-token-file")
+            .arg(self.dir.join(token_file));
+        command
+    }
+
     fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([&format!("-{name}"), &self.child.id().to_string()])
@@ -550,25 +577,7 @@ fn runners_are_registered_rotated_and_revoked_over_the_admin_api() {
 fn the_admin_command_line_manages_runners_and_executions() {
     let dir = tempfile::tempdir().unwrap();
     let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_sortie-control-plane"))
-            .args(args)
-            .arg("--server")
-            .arg(&cp.url)
-            .arg("--ca-file")
-            .arg(cp.ca())
-            .arg("--admin-token-file")
-            .arg(dir.path().join("admin-token"))
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            !text.contains(ADMIN) && !err.contains(ADMIN),
-            "the admin token is printed"
-        );
-        (out.status.code(), text, err)
-    };
+    let cli = |args: &[&str]| cp.cli("admin-token", args);
     let (code, made, err) = cli(&["runner", "add", "edge-1", "--tags", "a,b", "--json"]);
     assert_eq!(code, Some(0), "{err}");
     let made: Value = serde_json::from_str(&made).unwrap();
@@ -601,7 +610,7 @@ fn the_admin_command_line_manages_runners_and_executions() {
     assert_eq!(shown["completion"]["status"], "succeeded");
 
     let (code, _, err) = cli(&["exec", "cancel", "no-such-job"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2));
     assert!(err.contains("410") && err.contains("no such job"), "{err}");
     let (code, _, _) = cli(&["runner", "revoke", "edge-1"]);
     assert_eq!(code, Some(0));
@@ -612,8 +621,183 @@ fn the_admin_command_line_manages_runners_and_executions() {
     );
     std::fs::write(dir.path().join("admin-token"), "wrong-token").unwrap();
     let (code, _, err) = cli(&["runner", "list"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2));
     assert!(err.contains("403") && !err.contains("wrong-token"), "{err}");
+}
+
+/// A team's first day with the command line (README): an admin of its own, a
+/// registered runner, job definitions loaded (one a Rundeck job file named by
+/// `spec_file`), a run whose log `run --follow` prints while the job runs and
+/// whose result is its exit code, the audit log of it all; refusals exit 2
+/// with the reason.
+#[test]
+fn a_first_day_with_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
+    let (code, made, err) = cp.cli("admin-token", &["admin", "add", "alice", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let alice: Value = serde_json::from_str(&made).unwrap();
+    std::fs::write(dir.path().join("alice"), alice["token"].as_str().unwrap()).unwrap();
+    let cli = |args: &[&str]| cp.cli("alice", args);
+    let (_, made, _) = cli(&["runner", "add", "edge-1", "--tags", "linux", "--json"]);
+    let edge: Value = serde_json::from_str(&made).unwrap();
+    let edge_token = edge["token"].as_str().unwrap().to_string();
+
+    let hello = json!({
+        "name": "hello",
+        "description": "says hello",
+        "spec": {"steps": [{"shell": "echo hello ${option.who}"}]},
+        "options": [{"name": "who", "required": true, "regex": "[a-z]+"}],
+        "tags": ["linux"],
+        "schedule": {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris", "options": {"who": "team"}},
+    });
+    std::fs::write(dir.path().join("hello.json"), hello.to_string()).unwrap();
+    let rundeck = "- name: restart\n  sequence:\n    commands:\n    - exec: echo restart\n";
+    std::fs::write(dir.path().join("restart.yaml"), rundeck).unwrap();
+    let wrapped = json!([{"name": "restart", "spec_file": "restart.yaml", "tags": ["linux"]}]);
+    std::fs::write(dir.path().join("restart.json"), wrapped.to_string()).unwrap();
+    let hello_file = dir.path().join("hello.json");
+    let restart_file = dir.path().join("restart.json");
+    let (code, loaded, err) = cli(&[
+        "job",
+        "load",
+        hello_file.to_str().unwrap(),
+        restart_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        loaded.contains("hello version 1") && loaded.contains("restart version 1"),
+        "{loaded}"
+    );
+    let (_, list, _) = cli(&["job", "list"]);
+    assert!(
+        list.starts_with("NAME") && list.contains("0 9 * * 1-5"),
+        "{list}"
+    );
+    let (_, shown, _) = cli(&["job", "show", "restart"]);
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        shown["spec"]["rundeck"], rundeck,
+        "the Rundeck job, unchanged"
+    );
+
+    let (code, _, err) = cli(&["run", "hello", "-o", "who=$(reboot)"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("does not match"), "{err}");
+
+    // run --follow, while a runner (edge-1, by its own token) runs the job.
+    let mut follow = cp
+        .admin_command("alice", &["run", "hello", "-o", "who=world", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            lines.send(line.unwrap()).unwrap();
+        }
+    });
+    let agent = cp.agent();
+    let ask =
+        json!({"claim_id": "c1", "runner": {"id": "edge-1"}, "max_jobs": 1, "wait_seconds": 20});
+    let (status, claimed) =
+        call(&agent, &cp.url, "POST", "v1/claim", &edge_token, Some(ask)).unwrap();
+    assert_eq!(status, 200, "{claimed}");
+    let job = &claimed["jobs"][0];
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(job["spec"]["options"]["who"], "world");
+    let lease = job["lease"]["token"].as_str().unwrap().to_string();
+    let fence = json!({"attempt": 1, "lease_token": lease});
+    let path = format!("v1/jobs/{id}/start");
+    assert_eq!(
+        call(&agent, &cp.url, "POST", &path, &edge_token, Some(fence))
+            .unwrap()
+            .0,
+        200
+    );
+    let event = |seq: u32, text: &str| {
+        json!({"seq": seq, "ts": "2026-11-28T00:00:00Z", "kind": "output", "step": 0,
+               "node": "local", "stream": "stdout", "text": text})
+        .to_string()
+            + "\n"
+    };
+    let mut log = String::new();
+    let mut put = |text: String| {
+        let request = ureq::http::Request::builder()
+            .method("PUT")
+            .uri(format!(
+                "{}v1/jobs/{id}/log?offset={}&attempt=1",
+                cp.url,
+                log.len()
+            ))
+            .header("authorization", format!("Bearer {edge_token}"))
+            .header(sortie_protocol::HEADER_LEASE_TOKEN, &lease)
+            .body(text.clone())
+            .unwrap();
+        assert_eq!(agent.run(request).unwrap().status(), 200);
+        log += &text;
+    };
+    put(event(0, "hello world\n"));
+    let first = seen.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(first, "hello world", "printed while the job runs");
+    assert!(follow.try_wait().unwrap().is_none(), "still following");
+    put(event(1, "and goodbye\n"));
+    let sha: String = sha2::Sha256::digest(log.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let completion = json!({
+        "attempt": 1, "lease_token": lease, "status": "failed", "exit_code": 3,
+        "started_at": "2026-11-28T00:00:00Z", "finished_at": "2026-11-28T00:00:01Z",
+        "log": {"length": log.len(), "sha256": sha}
+    });
+    let path = format!("v1/jobs/{id}/complete");
+    assert_eq!(
+        call(
+            &agent,
+            &cp.url,
+            "POST",
+            &path,
+            &edge_token,
+            Some(completion)
+        )
+        .unwrap()
+        .0,
+        200
+    );
+    let status = follow.wait().unwrap();
+    reader.join().unwrap();
+    let rest: Vec<String> = seen.try_iter().collect();
+    assert_eq!(rest, ["and goodbye"]);
+    assert_eq!(status.code(), Some(1), "the job failed");
+
+    let (_, execs, _) = cli(&["exec", "list", "--job", "hello"]);
+    let row = execs
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_default();
+    assert!(
+        row.contains("failed") && row.contains("admin:alice") && row.contains("edge-1"),
+        "{execs}"
+    );
+    let (_, audit, _) = cli(&["audit"]);
+    for line in [
+        "admin:admin  admin.add",
+        "admin:alice  runner.add",
+        "admin:alice  job.load",
+        "admin:alice  job.run",
+    ] {
+        assert!(audit.contains(line), "{line} in {audit}");
+    }
+    assert!(!audit.contains(&edge_token), "a token in the audit log");
+
+    let (code, _, _) = cp.cli("admin-token", &["admin", "revoke", "alice"]);
+    assert_eq!(code, Some(0));
+    let (code, _, err) = cli(&["job", "list"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("403"), "{err}");
 }
 
 /// A program of the test peers installed by tests/peers/install.sh.
@@ -972,6 +1156,7 @@ fn three_replicas_on_postgresql_drain_20000_jobs_through_a_sigkill() {
     for i in 0..JOBS {
         store
             .enqueue(
+                "admin:test",
                 json!({ "id": format!("j{i}"), "steps": [{ "shell": "true" }] }),
                 vec![],
                 None,
@@ -1039,7 +1224,7 @@ fn three_replicas_on_postgresql_drain_20000_jobs_through_a_sigkill() {
     .get(0);
     let mut offset = 0;
     loop {
-        let page = store.page(None, 1000, offset).unwrap();
+        let page = store.page(&Default::default(), 1000, offset).unwrap();
         if page.jobs.is_empty() {
             break;
         }

@@ -49,6 +49,7 @@ const SHORT_ACK: Timing = Timing {
     max_wait: Duration::from_secs(60),
     retain: Duration::from_secs(30 * 24 * 3600),
     stale_after: Duration::from_secs(15 * 60),
+    misfire_grace: Duration::from_secs(60),
 };
 
 /// A backend every store test runs against.
@@ -99,7 +100,8 @@ impl Place {
                 let rows = postgres::cluster().query(
                     self.url.as_ref().unwrap(),
                     "SELECT string_agg(r::text, ' ') FROM runners r \
-                     UNION ALL SELECT string_agg(s::text, ' ') FROM settings s",
+                     UNION ALL SELECT string_agg(s::text, ' ') FROM settings s \
+                     UNION ALL SELECT string_agg(a::text, ' ') FROM admins a",
                 );
                 rows.iter().any(|r| {
                     r.get::<_, Option<String>>(0)
@@ -158,7 +160,7 @@ fn concurrent_claims_hand_each_job_to_exactly_one_runner(kind: Kind) {
 fn claim_all_at_once(stores: &[Arc<Store>], jobs: usize, runners: usize, per_claim: u32) {
     for i in 0..jobs {
         stores[i % stores.len()]
-            .enqueue(spec(&format!("j{i}")), vec![], None)
+            .enqueue("admin:test", spec(&format!("j{i}")), vec![], None)
             .unwrap();
     }
     let threads: Vec<_> = (0..runners)
@@ -193,8 +195,12 @@ fn claim_all_at_once(stores: &[Arc<Store>], jobs: usize, runners: usize, per_cla
 fn the_same_claim_id_gets_the_same_answer(kind: Kind) {
     let place = Place::new(kind);
     let store = place.open(Timing::default());
-    store.enqueue(spec("a"), vec![], None).unwrap();
-    store.enqueue(spec("b"), vec![], None).unwrap();
+    store
+        .enqueue("admin:test", spec("a"), vec![], None)
+        .unwrap();
+    store
+        .enqueue("admin:test", spec("b"), vec![], None)
+        .unwrap();
     let first = store.claim(&claim("same", "r", 1)).unwrap();
     let again = store.claim(&claim("same", "r", 1)).unwrap();
     assert_eq!(first, again);
@@ -207,10 +213,15 @@ fn tags_and_runner_ids_select_who_gets_a_job(kind: Kind) {
     let place = Place::new(kind);
     let store = place.open(Timing::default());
     store
-        .enqueue(spec("eu"), vec!["linux".into(), "eu".into()], None)
+        .enqueue(
+            "admin:test",
+            spec("eu"),
+            vec!["linux".into(), "eu".into()],
+            None,
+        )
         .unwrap();
     store
-        .enqueue(spec("pinned"), vec![], Some("edge-2".into()))
+        .enqueue("admin:test", spec("pinned"), vec![], Some("edge-2".into()))
         .unwrap();
     let mut req = claim("1", "edge-1", 5);
     req.runner.tags = vec!["linux".into()];
@@ -238,6 +249,7 @@ fn a_job_whose_timeout_cannot_fit_the_deadline_is_not_given(kind: Kind) {
     let store = place.open(Timing::default());
     store
         .enqueue(
+            "admin:test",
             json!({"id": "long", "timeout": "1h", "steps": [{"shell": "true"}]}),
             vec![],
             None,
@@ -257,7 +269,9 @@ fn a_job_whose_timeout_cannot_fit_the_deadline_is_not_given(kind: Kind) {
 fn an_unstarted_claim_returns_to_the_queue_with_the_next_attempt(kind: Kind) {
     let place = Place::new(kind);
     let store = place.open(SHORT_ACK);
-    store.enqueue(spec("a"), vec![], None).unwrap();
+    store
+        .enqueue("admin:test", spec("a"), vec![], None)
+        .unwrap();
     let first = store.claim(&claim("1", "r1", 1)).unwrap().remove(0);
     assert_eq!(first.attempt, 1);
     std::thread::sleep(Duration::from_millis(150));
@@ -282,7 +296,9 @@ fn an_unstarted_claim_returns_to_the_queue_with_the_next_attempt(kind: Kind) {
 fn logs_are_offset_addressed_and_completion_checks_them(kind: Kind) {
     let place = Place::new(kind);
     let store = place.open(Timing::default());
-    store.enqueue(spec("a"), vec![], None).unwrap();
+    store
+        .enqueue("admin:test", spec("a"), vec![], None)
+        .unwrap();
     let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
     let token = job.lease.token.clone();
     store
@@ -316,7 +332,7 @@ fn logs_are_offset_addressed_and_completion_checks_them(kind: Kind) {
     };
     let (_, cancel) = store.heartbeat("a", &hb).unwrap();
     assert!(!cancel);
-    store.cancel("a").unwrap();
+    store.cancel("admin:test", "a").unwrap();
     assert!(
         store.heartbeat("a", &hb).unwrap().1,
         "cancellation rides on the heartbeat"
@@ -349,8 +365,12 @@ fn state_survives_a_restart(kind: Kind) {
     let token;
     {
         let store = place.open(Timing::default());
-        store.enqueue(spec("a"), vec![], None).unwrap();
-        store.enqueue(spec("b"), vec![], None).unwrap();
+        store
+            .enqueue("admin:test", spec("a"), vec![], None)
+            .unwrap();
+        store
+            .enqueue("admin:test", spec("b"), vec![], None)
+            .unwrap();
         let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
         token = job.lease.token.clone();
         store
@@ -384,7 +404,9 @@ fn state_survives_a_restart(kind: Kind) {
     let store = place.open(Timing::default());
     assert_eq!(store.job("a").unwrap().unwrap().phase, Phase::Done);
     assert!(
-        store.enqueue(spec("a"), vec![], None).is_err(),
+        store
+            .enqueue("admin:test", spec("a"), vec![], None)
+            .is_err(),
         "ids stay unique"
     );
 }
@@ -396,7 +418,9 @@ fn a_silent_running_job_is_marked_lost(kind: Kind) {
         ..Timing::default()
     };
     let store = place.open(timing);
-    store.enqueue(spec("a"), vec![], None).unwrap();
+    store
+        .enqueue("admin:test", spec("a"), vec![], None)
+        .unwrap();
     let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
     store
         .start(
@@ -421,8 +445,12 @@ fn finished_jobs_are_pruned_after_the_retention_with_their_logs(kind: Kind) {
         ..Timing::default()
     };
     let store = place.open(timing);
-    store.enqueue(spec("old"), vec![], None).unwrap();
-    store.enqueue(spec("waiting"), vec![], None).unwrap();
+    store
+        .enqueue("admin:test", spec("old"), vec![], None)
+        .unwrap();
+    store
+        .enqueue("admin:test", spec("waiting"), vec![], None)
+        .unwrap();
     let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
     let token = job.lease.token.clone();
     let fence = Fence {
@@ -527,7 +555,9 @@ fn a_journal_is_migrated_with_its_jobs_leases_and_logs(kind: Kind) {
     };
     store.complete("r", &finish).unwrap();
     // New jobs come after the migrated ones.
-    store.enqueue(spec("new"), vec![], None).unwrap();
+    store
+        .enqueue("admin:test", spec("new"), vec![], None)
+        .unwrap();
     assert!(store.job("new").unwrap().unwrap().seq > 2);
     let again = journal::import(&store, old.path()).unwrap();
     assert_eq!((again.jobs, again.skipped), (0, 3));
@@ -548,9 +578,11 @@ fn replicas_sharing_a_database_never_hand_out_the_same_job(kind: Kind) {
 fn a_cancelled_claim_is_never_started_nor_handed_out_again(kind: Kind) {
     let place = Place::new(kind);
     let store = place.open(SHORT_ACK);
-    store.enqueue(spec("a"), vec![], None).unwrap();
+    store
+        .enqueue("admin:test", spec("a"), vec![], None)
+        .unwrap();
     let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
-    store.cancel("a").unwrap();
+    store.cancel("admin:test", "a").unwrap();
     let fence = Fence {
         attempt: 1,
         lease_token: job.lease.token,
@@ -561,9 +593,11 @@ fn a_cancelled_claim_is_never_started_nor_handed_out_again(kind: Kind) {
     ));
     assert_eq!(store.job("a").unwrap().unwrap().phase, Phase::Failed);
 
-    store.enqueue(spec("b"), vec![], None).unwrap();
+    store
+        .enqueue("admin:test", spec("b"), vec![], None)
+        .unwrap();
     store.claim(&claim("2", "ghost", 1)).unwrap();
-    store.cancel("b").unwrap();
+    store.cancel("admin:test", "b").unwrap();
     std::thread::sleep(Duration::from_millis(150));
     assert_eq!(store.sweep().unwrap().cancelled, 1);
     let b = store.job("b").unwrap().unwrap();
@@ -576,7 +610,9 @@ fn a_cancelled_claim_is_never_started_nor_handed_out_again(kind: Kind) {
 fn fences_and_deadlines_are_checked(kind: Kind) {
     let place = Place::new(kind);
     let store = place.open(Timing::default());
-    store.enqueue(spec("a"), vec![], None).unwrap();
+    store
+        .enqueue("admin:test", spec("a"), vec![], None)
+        .unwrap();
     let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
     let fence = Fence {
         attempt: 1,
@@ -592,7 +628,7 @@ fn fences_and_deadlines_are_checked(kind: Kind) {
         store.fail("a", &forged, "x"),
         Err(Refusal::Conflict(_))
     ));
-    store.cancel("a").unwrap();
+    store.cancel("admin:test", "a").unwrap();
     let mut req = claim("2", "r", 1);
     req.deadline = Some("garbage".into());
     assert!(matches!(store.claim(&req), Err(Refusal::Invalid(_))));
@@ -646,7 +682,9 @@ fn the_sqlite_database_is_private_and_its_removal_is_noticed() {
     use std::os::unix::fs::PermissionsExt;
     let place = Place::new(Kind::Sqlite);
     let store = place.open(Timing::default());
-    store.enqueue(spec("a"), vec![], None).unwrap();
+    store
+        .enqueue("admin:test", spec("a"), vec![], None)
+        .unwrap();
     for name in ["control-plane.db", "control-plane.db-wal"] {
         let mode = std::fs::metadata(place.dir.path().join(name))
             .unwrap()
@@ -662,7 +700,7 @@ fn the_sqlite_database_is_private_and_its_removal_is_noticed() {
         let _ = std::fs::remove_file(place.dir.path().join(name));
     }
     assert!(matches!(
-        store.enqueue(spec("b"), vec![], None),
+        store.enqueue("admin:test", spec("b"), vec![], None),
         Err(Refusal::Unavailable(_))
     ));
 }
@@ -676,7 +714,9 @@ fn postgresql_over_tcp_is_tls_checked_against_the_ca() {
     let socket = cluster.database();
     let tcp = cluster.tcp_url(&socket);
     let store = Store::postgres(&tcp, None, Some(&cluster.ca_file()), Timing::default()).unwrap();
-    store.enqueue(spec("over-tls"), vec![], None).unwrap();
+    store
+        .enqueue("admin:test", spec("over-tls"), vec![], None)
+        .unwrap();
     let rows = cluster.query(
         &socket,
         "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
@@ -713,11 +753,13 @@ fn postgresql_over_tcp_is_tls_checked_against_the_ca() {
 fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
     let place = Place::new(kind);
     let store = place.open(Timing::default());
-    let (_, token) = store.register("r1", vec!["a".into()], None).unwrap();
+    let (_, token) = store
+        .register("admin:test", "r1", vec!["a".into()], None)
+        .unwrap();
     let r1 = store.authenticate(&token).unwrap().expect("its own token");
     assert_eq!(r1.runner.name, "r1");
     store
-        .enqueue(spec("needs-b"), vec!["b".into()], None)
+        .enqueue("admin:test", spec("needs-b"), vec!["b".into()], None)
         .unwrap();
     let mut req = claim("1", "pretends-to-be-r9", 1);
     req.runner.tags = vec!["b".into()];
@@ -726,7 +768,7 @@ fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
         "a runner registered with {{a}} never gets work needing {{b}}"
     );
     store
-        .enqueue(spec("needs-a"), vec!["a".into()], None)
+        .enqueue("admin:test", spec("needs-a"), vec!["a".into()], None)
         .unwrap();
     req.claim_id = "2".into();
     req.runner.tags = Vec::new();
@@ -748,7 +790,7 @@ fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
 
     // Narrowing: registered {a, b}, asking for {a} only.
     let (_, token3) = store
-        .register("r3", vec!["a".into(), "b".into()], None)
+        .register("admin:test", "r3", vec!["a".into(), "b".into()], None)
         .unwrap();
     let r3 = store.authenticate(&token3).unwrap().unwrap();
     let mut narrow = claim("3", "r3", 1);
@@ -758,10 +800,12 @@ fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
     narrow.runner.tags = vec!["a".into(), "b".into()];
     assert_eq!(store.claim_as(&narrow, Some(&r3)).unwrap()[0].id, "needs-b");
 
-    let (_, new) = store.rotate("r1", Duration::from_millis(300)).unwrap();
+    let (_, new) = store
+        .rotate("admin:test", "r1", Duration::from_millis(300))
+        .unwrap();
     assert!(
         matches!(
-            store.rotate("r1", Duration::ZERO),
+            store.rotate("admin:test", "r1", Duration::ZERO),
             Err(Refusal::Conflict(_))
         ),
         "no second rotation while the first one's grace runs"
@@ -777,7 +821,7 @@ fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
         "not after it"
     );
     let still = store.authenticate(&new).unwrap().unwrap();
-    store.revoke("r1").unwrap();
+    store.revoke("admin:test", "r1").unwrap();
     assert!(store.authenticate(&new).unwrap().is_none(), "revoked");
     assert!(
         matches!(
@@ -786,33 +830,463 @@ fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
         ),
         "a claim authenticated before the revocation (a long poll) is refused after it"
     );
-    assert_eq!(store.revoke("r1"), Err(Refusal::Gone));
+    assert_eq!(store.revoke("admin:test", "r1"), Err(Refusal::Gone));
     let past = sortie_control_plane::store::now_ms() - 1;
     assert!(matches!(
-        store.register("r2", Vec::new(), Some(past)),
+        store.register("admin:test", "r2", Vec::new(), Some(past)),
         Err(Refusal::Invalid(_))
     ));
     let soon = sortie_control_plane::store::now_ms() + 200;
-    let (_, expired) = store.register("r2", Vec::new(), Some(soon)).unwrap();
+    let (_, expired) = store
+        .register("admin:test", "r2", Vec::new(), Some(soon))
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(store.authenticate(&expired).unwrap().is_none(), "expired");
     assert!(store.authenticate("srt_made_up").unwrap().is_none());
     for bad in ["no way", ".hidden", "a/b", ""] {
         assert!(
             matches!(
-                store.register(bad, Vec::new(), None),
+                store.register("admin:test", bad, Vec::new(), None),
                 Err(Refusal::Invalid(_))
             ),
             "{bad}"
         );
     }
     assert!(matches!(
-        store.register("r2", Vec::new(), None),
+        store.register("admin:test", "r2", Vec::new(), None),
         Err(Refusal::Conflict(_))
     ));
     for t in [&token, &new, &token3, &expired] {
         assert!(!place.holds(t), "a token is stored in clear");
     }
+}
+
+/// A definition from JSON.
+fn definition(value: serde_json::Value) -> sortie_control_plane::store::DefinitionInput {
+    serde_json::from_value(value).unwrap()
+}
+
+/// Claim the next queued job as runner `r`, start it and complete it with
+/// this status and result data; its id.
+fn run_next(store: &Store, status: JobStatus, data: &[(&str, &str)]) -> String {
+    let claim_id = sortie_control_plane::store::random_token();
+    let mut req = claim(&claim_id, "r", 1);
+    req.runner.tags = vec!["a".into()];
+    let got = store.claim(&req).unwrap();
+    let job = got.first().expect("a queued job");
+    let fence = Fence {
+        attempt: job.attempt,
+        lease_token: job.lease.token.clone(),
+    };
+    store.start(&job.id, &fence).unwrap();
+    let mut done = completion(b"");
+    done.status = status;
+    done.data = data
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let req = CompleteRequest {
+        attempt: job.attempt,
+        lease_token: job.lease.token.clone(),
+        completion: done,
+    };
+    store.complete(&job.id, &req).unwrap();
+    job.id.clone()
+}
+
+fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Job definitions: loading a changed one makes a new version, the same one
+/// changes nothing; a run's options are checked against the definition
+/// before anything is queued; an execution keeps the version it ran; every
+/// change is in the audit log with who made it.
+fn definitions_are_versioned_and_runs_keep_their_version(kind: Kind) {
+    use sortie_control_plane::store::Filter;
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
+    let v1 = json!({
+        "name": "deploy",
+        "group": "web",
+        "spec": {"steps": [{"shell": "deploy ${option.env} ${option.version}"}]},
+        "options": [
+            {"name": "env", "required": true, "enforced": true, "values": ["prod", "stage"]},
+            {"name": "version", "default": "1.0", "regex": "[0-9.]+"},
+        ],
+        "tags": ["a"],
+    });
+    let (first, new) = store.load("admin:alice", definition(v1.clone())).unwrap();
+    assert_eq!((first.version, new), (1, true));
+    let (same, new) = store.load("admin:alice", definition(v1.clone())).unwrap();
+    assert_eq!((same.version, new), (1, false), "the same definition again");
+    let mut v2 = v1.clone();
+    v2["description"] = "with a description".into();
+    assert_eq!(
+        store.load("admin:bob", definition(v2)).unwrap().0.version,
+        2
+    );
+
+    for (given, why) in [
+        (options(&[]), "env is required"),
+        (options(&[("env", "dev")]), "allowed values"),
+        (
+            options(&[("env", "prod"), ("version", "1; reboot")]),
+            "does not match",
+        ),
+        (
+            options(&[("env", "prod"), ("colour", "red")]),
+            "not defined",
+        ),
+    ] {
+        match store.run("admin:alice", "deploy", &given) {
+            Err(Refusal::Invalid(e)) => assert!(e.contains(why), "{e}"),
+            other => panic!("{given:?}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        store.run("admin:alice", "no-such-job", &options(&[])),
+        Err(Refusal::NotFound(_))
+    ));
+    assert_eq!(
+        store.page(&Filter::default(), 100, 0).unwrap().total,
+        0,
+        "nothing queued by a refused run"
+    );
+
+    let id = store
+        .run("admin:alice", "deploy", &options(&[("env", "prod")]))
+        .unwrap();
+    assert!(id.starts_with("deploy."), "{id}");
+    let v3 = json!({"name": "deploy", "spec": {"steps": [{"shell": "true"}]}});
+    assert_eq!(
+        store.load("admin:bob", definition(v3)).unwrap().0.version,
+        3
+    );
+    let job = store.job(&id).unwrap().unwrap();
+    let ran = job.definition.as_ref().unwrap();
+    assert_eq!(
+        (ran.name.as_str(), ran.version),
+        ("deploy", 2),
+        "the version it ran"
+    );
+    assert_eq!(job.spec["id"], id.as_str());
+    assert_eq!(
+        job.spec["options"],
+        json!({"env": "prod", "version": "1.0"})
+    );
+    assert_eq!(job.spec["job"]["group"], "web");
+    assert_eq!(job.tags, vec!["a".to_string()]);
+    assert_eq!(job.started_by.as_deref(), Some("admin:alice"));
+    assert!(
+        store
+            .definition("deploy", Some(2))
+            .unwrap()
+            .unwrap()
+            .input
+            .options
+            .len()
+            == 2,
+        "an old version is kept"
+    );
+
+    // Listing by job, runner and time.
+    store
+        .enqueue("admin:test", spec("ad-hoc"), vec![], None)
+        .unwrap();
+    let by_job = Filter {
+        job: Some("deploy".into()),
+        ..Filter::default()
+    };
+    let page = store.page(&by_job, 100, 0).unwrap();
+    assert_eq!((page.total, page.jobs[0].id.as_str()), (1, id.as_str()));
+    run_next(&store, JobStatus::Succeeded, &[]);
+    let by_runner = Filter {
+        runner: Some("r".into()),
+        ..Filter::default()
+    };
+    assert_eq!(store.page(&by_runner, 100, 0).unwrap().total, 1);
+    let later = Filter {
+        since_ms: Some(sortie_control_plane::store::now_ms() + 60_000),
+        ..Filter::default()
+    };
+    assert_eq!(store.page(&later, 100, 0).unwrap().total, 0);
+
+    let log = store.audit_log(100).unwrap();
+    let seen: Vec<(&str, &str, &str)> = log
+        .iter()
+        .rev()
+        .map(|e| (e.by.as_str(), e.action.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("admin:alice", "job.load", "deploy"),
+            ("admin:bob", "job.load", "deploy"),
+            ("admin:alice", "job.run", id.as_str()),
+            ("admin:bob", "job.load", "deploy"),
+            ("admin:test", "job.enqueue", "ad-hoc"),
+        ]
+    );
+}
+
+/// Follow-ups: a result's data starts the next job with options from it; a
+/// failure takes the failure path; a condition that does not hold starts
+/// nothing; a loop stops at the chain depth limit, each execution recording
+/// its parent.
+fn follow_ups_start_on_results_and_stop_at_the_depth_limit(kind: Kind) {
+    use sortie_control_plane::store::definition::MAX_CHAIN_DEPTH;
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
+    let step = json!({"steps": [{"shell": "true"}]});
+    for (name, opts) in [
+        ("repair", vec!["state", "from"]),
+        ("page-oncall", vec!["why"]),
+    ] {
+        let defs: Vec<_> = opts
+            .iter()
+            .map(|o| json!({"name": o, "required": true}))
+            .collect();
+        let d = json!({"name": name, "spec": step, "options": defs, "tags": ["a"]});
+        store.load("admin:test", definition(d)).unwrap();
+    }
+    let check = json!({
+        "name": "check",
+        "spec": step,
+        "tags": ["a"],
+        "follow_ups": [
+            {"on": "succeeded", "if": "data.state == \"degraded\"", "run": "repair",
+             "options": {"state": "${data.state}", "from": "${execution.id}"}},
+            {"on": "failed", "run": "page-oncall", "options": {"why": "${execution.status}"}},
+        ],
+    });
+    store.load("admin:test", definition(check)).unwrap();
+
+    let a = store.run("admin:test", "check", &options(&[])).unwrap();
+    assert_eq!(
+        run_next(&store, JobStatus::Succeeded, &[("state", "degraded")]),
+        a
+    );
+    let parent = store.job(&a).unwrap().unwrap();
+    assert_eq!(parent.follow_ups.len(), 1, "{:?}", parent.follow_ups);
+    let child = store.job(&parent.follow_ups[0]).unwrap().unwrap();
+    assert_eq!(child.definition.as_ref().unwrap().name, "repair");
+    assert_eq!(child.parent.as_deref(), Some(a.as_str()));
+    assert_eq!(
+        (child.depth, child.started_by.as_deref()),
+        (1, Some("follow-up"))
+    );
+    assert_eq!(
+        child.spec["options"],
+        json!({"state": "degraded", "from": a})
+    );
+    assert_eq!(run_next(&store, JobStatus::Succeeded, &[]), child.id);
+
+    let healthy = store.run("admin:test", "check", &options(&[])).unwrap();
+    run_next(&store, JobStatus::Succeeded, &[("state", "ok")]);
+    assert!(store.job(&healthy).unwrap().unwrap().follow_ups.is_empty());
+
+    let broken = store.run("admin:test", "check", &options(&[])).unwrap();
+    run_next(&store, JobStatus::TimedOut, &[]);
+    let paged = &store.job(&broken).unwrap().unwrap().follow_ups[0];
+    assert_eq!(
+        store.job(paged).unwrap().unwrap().spec["options"],
+        json!({"why": "timed_out"})
+    );
+    run_next(&store, JobStatus::Succeeded, &[]);
+
+    // A follow-up whose options break its job's rules is not started, and says why.
+    let strict = json!({"name": "strict", "spec": step, "tags": ["a"],
+        "follow_ups": [{"run": "repair", "options": {"state": "${data.missing}"}}]});
+    store.load("admin:test", definition(strict)).unwrap();
+    let s = store.run("admin:test", "strict", &options(&[])).unwrap();
+    run_next(&store, JobStatus::Succeeded, &[]);
+    let note = &store.job(&s).unwrap().unwrap().follow_ups[0];
+    assert!(
+        note.contains("not started") && note.contains("required"),
+        "{note}"
+    );
+
+    // A job that starts itself: the chain stops at the limit.
+    let looping = json!({"name": "again", "spec": step, "tags": ["a"],
+        "follow_ups": [{"on": "any", "run": "again"}]});
+    store.load("admin:test", definition(looping)).unwrap();
+    let mut id = store.run("admin:test", "again", &options(&[])).unwrap();
+    let mut runs = 0;
+    loop {
+        assert_eq!(run_next(&store, JobStatus::Failed, &[]), id);
+        runs += 1;
+        let job = store.job(&id).unwrap().unwrap();
+        match job.follow_ups[0].contains("not started") {
+            true => {
+                assert!(job.follow_ups[0].contains("deep"), "{:?}", job.follow_ups);
+                assert_eq!(job.depth, MAX_CHAIN_DEPTH);
+                break;
+            }
+            false => id = job.follow_ups[0].clone(),
+        }
+        assert!(runs <= MAX_CHAIN_DEPTH, "the chain did not stop");
+    }
+    assert_eq!(runs, MAX_CHAIN_DEPTH + 1);
+}
+
+/// Schedules: several schedulers on one database (replicas) queue one
+/// execution per fire time, every fire time once; without overlap a fire
+/// time is skipped while the last execution runs; a misfire is skipped or
+/// run once as the definition says.
+fn schedules_fire_once_per_fire_time_across_replicas(kind: Kind) {
+    use sortie_control_plane::store::{now_ms, Filter};
+    let place = Place::new(kind);
+    let timing = Timing {
+        misfire_grace: Duration::from_millis(300),
+        ..Timing::default()
+    };
+    let replicas: Vec<Arc<Store>> = (0..3).map(|_| Arc::new(place.open(timing))).collect();
+    let every_second = |name: &str, overlap: bool, misfire: &str| {
+        json!({"name": name, "spec": {"steps": [{"shell": "true"}]}, "schedule": {
+            "cron": "* * * * * *", "timezone": "Europe/Paris", "overlap": overlap,
+            "misfire": misfire}})
+    };
+    let began = now_ms();
+    replicas[0]
+        .load("admin:test", definition(every_second("tick", true, "skip")))
+        .unwrap();
+    replicas[0]
+        .load(
+            "admin:test",
+            definition(every_second("single", false, "skip")),
+        )
+        .unwrap();
+    let ticking: Vec<_> = replicas
+        .iter()
+        .map(|store| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut queued = Vec::new();
+                while now_ms() < began + 3_500 {
+                    queued.extend(store.fire_schedules().unwrap());
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                queued
+            })
+        })
+        .collect();
+    let mut queued: Vec<String> = ticking
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let ended = now_ms();
+    queued.sort();
+    let ticks: Vec<u64> = queued
+        .iter()
+        .filter_map(|id| id.strip_prefix("tick.s"))
+        .map(|ms| ms.parse().unwrap())
+        .collect();
+    let mut distinct = ticks.clone();
+    distinct.dedup();
+    assert_eq!(ticks, distinct, "a fire time queued twice: {queued:?}");
+    // Every whole second after the load and before the end fired once.
+    let expected: Vec<u64> = (began / 1000 + 1..=ended / 1000 - 1)
+        .map(|s| s * 1000)
+        .collect();
+    assert!(
+        expected.iter().all(|s| ticks.contains(s)) && ticks.len() <= expected.len() + 1,
+        "fired {ticks:?}, expected {expected:?}"
+    );
+    let all = replicas[1].page(&Filter::default(), 1000, 0).unwrap();
+    assert_eq!(
+        all.total as usize,
+        queued.len(),
+        "the store holds what was queued"
+    );
+    let single = Filter {
+        job: Some("single".into()),
+        ..Filter::default()
+    };
+    assert_eq!(
+        replicas[2].page(&single, 10, 0).unwrap().total,
+        1,
+        "no overlap: later fire times skipped while the first is queued"
+    );
+    let skips = replicas[0]
+        .audit_log(1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "schedule.skip" && e.target == "single")
+        .count();
+    assert!(skips >= 2, "skips are in the audit log");
+
+    // Misfires: a fire time found 0.5 s late (beyond the 0.3 s grace).
+    for (name, policy, runs) in [("late-skip", "skip", 0), ("late-once", "run_once", 1)] {
+        let store = &replicas[0];
+        store
+            .load("admin:test", definition(every_second(name, true, policy)))
+            .unwrap();
+        let now = now_ms();
+        std::thread::sleep(Duration::from_millis(1000 - now % 1000 + 500));
+        let fired: Vec<_> = store
+            .fire_schedules()
+            .unwrap()
+            .into_iter()
+            .filter(|id| id.starts_with(&format!("{name}.")))
+            .collect();
+        assert_eq!(fired.len(), runs, "{name}: {fired:?}");
+    }
+}
+
+/// Named admins: each token its own (kept only as a keyed hash), revoked
+/// alone; what they do is recorded under their name.
+fn admins_have_their_own_revocable_tokens(kind: Kind) {
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
+    let (alice, token) = store.add_admin("admin:admin", "alice").unwrap();
+    assert!(token.starts_with("sat_"));
+    assert_eq!(alice.created_by, "admin:admin");
+    let found = store.authenticate_admin(&token).unwrap().unwrap();
+    assert_eq!(found.name, "alice");
+    assert!(matches!(
+        store.add_admin("admin:admin", "alice"),
+        Err(Refusal::Conflict(_))
+    ));
+    for bad in ["admin", "", "no way"] {
+        assert!(
+            matches!(
+                store.add_admin("admin:admin", bad),
+                Err(Refusal::Invalid(_))
+            ),
+            "{bad}"
+        );
+    }
+    let (_, bob) = store.add_admin("admin:alice", "bob").unwrap();
+    assert!(
+        !place.holds(&token) && !place.holds(&bob),
+        "an admin token in clear"
+    );
+    store.revoke_admin("admin:bob", "alice").unwrap();
+    assert!(
+        store.authenticate_admin(&token).unwrap().is_none(),
+        "revoked"
+    );
+    assert!(
+        store.authenticate_admin(&bob).unwrap().is_some(),
+        "the other one works"
+    );
+    assert!(matches!(
+        store.revoke_admin("admin:bob", "alice"),
+        Err(Refusal::NotFound(_))
+    ));
+    let log = store.audit_log(10).unwrap();
+    assert_eq!(
+        (
+            log[0].by.as_str(),
+            log[0].action.as_str(),
+            log[0].target.as_str()
+        ),
+        ("admin:bob", "admin.revoke", "alice")
+    );
 }
 
 /// Every test above, once per backend.
@@ -844,4 +1318,8 @@ on_every_backend!(
     fences_and_deadlines_are_checked,
     a_journal_with_foreign_records_is_refused_whole,
     registered_runners_claim_only_what_their_tags_allow,
+    definitions_are_versioned_and_runs_keep_their_version,
+    follow_ups_start_on_results_and_stop_at_the_depth_limit,
+    schedules_fire_once_per_fire_time_across_replicas,
+    admins_have_their_own_revocable_tokens,
 );

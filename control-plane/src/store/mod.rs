@@ -11,13 +11,18 @@
 //! makes the call fail with [`Refusal::Unavailable`] (503, retried by runners),
 //! never a false acknowledgement.
 
+mod admins;
+pub mod definition;
 pub mod journal;
 pub mod postgres;
+mod runs;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use admins::ADMIN_TOKEN_PREFIX;
+pub use definition::{Definition, DefinitionInput};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sortie_protocol::{
@@ -40,6 +45,8 @@ pub struct Timing {
     pub retain: Duration,
     /// A registered runner not seen for this long is shown as stale.
     pub stale_after: Duration,
+    /// A schedule's fire time missed by more than this is a misfire.
+    pub misfire_grace: Duration,
 }
 
 impl Timing {
@@ -67,6 +74,9 @@ impl Timing {
         if self.retain > 3650 * DAY {
             return Err("--retain must be at most 3650days".into());
         }
+        if self.misfire_grace > DAY {
+            return Err("--misfire-grace must be at most 1day".into());
+        }
         Ok(())
     }
 }
@@ -80,6 +90,7 @@ impl Default for Timing {
             max_wait: Duration::from_secs(60),
             retain: Duration::from_secs(30 * 24 * 3600),
             stale_after: Duration::from_secs(15 * 60),
+            misfire_grace: Duration::from_secs(60),
         }
     }
 }
@@ -161,9 +172,104 @@ pub struct Job {
     /// When it reached a terminal phase (milliseconds since the epoch).
     #[serde(default)]
     pub finished_at_ms: Option<u64>,
+    /// When it was queued (none for jobs queued before this was kept).
+    #[serde(default)]
+    pub created_at_ms: Option<u64>,
+    /// The definition and version it runs; none for an ad-hoc spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<DefinitionRef>,
+    /// Who or what started it: `admin:NAME`, `schedule`, `follow-up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+    /// The execution whose end started it (a follow-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// How many follow-ups deep it is (0: started by an admin or a schedule).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: u32,
+    /// What its end started: the follow-ups' execution ids, or why one was not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub follow_ups: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The definition version an execution runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefinitionRef {
+    pub name: String,
+    pub version: u64,
+}
+
+/// What `GET admin/jobs` selects; every field given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// A phase or a completion's status (see [`Job::status`]).
+    pub status: Option<String>,
+    /// The definition it runs.
+    pub job: Option<String>,
+    /// The runner that claimed it last.
+    pub runner: Option<String>,
+    /// Queued at or after (milliseconds since the epoch).
+    pub since_ms: Option<u64>,
+}
+
+/// An admin token of its own, with the name the audit log records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admin {
+    pub name: String,
+    /// HMAC-SHA-256 of the token under the store's key (hex).
+    pub token_hash: String,
+    pub created_at_ms: u64,
+    pub created_by: String,
+}
+
+/// The name the token given by `--admin-token-file` acts under.
+pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+/// One change, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at_ms: u64,
+    /// `admin:NAME`, `schedule`, `follow-up`.
+    pub by: String,
+    /// What was done, such as `job.run` or `runner.revoke`.
+    pub action: String,
+    /// What it was done to: an execution id, a job, a runner, an admin.
+    pub target: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
 }
 
 impl Job {
+    /// A job new in the queue, its first attempt, started by `by` at `now`.
+    pub fn queued(id: &str, spec: serde_json::Value, by: &str, now: u64) -> Job {
+        Job {
+            id: id.to_string(),
+            seq: 0,
+            spec,
+            tags: Vec::new(),
+            runner_id: None,
+            ran_by: None,
+            phase: Phase::Queued,
+            attempt: 1,
+            lease: None,
+            cancel_requested: false,
+            completion: None,
+            reason: None,
+            log_length: 0,
+            finished_at_ms: None,
+            created_at_ms: Some(now),
+            definition: None,
+            started_by: Some(by.to_string()),
+            parent: None,
+            depth: 0,
+            follow_ups: Vec::new(),
+        }
+    }
+
     /// What `?status=` matches: the completion's status when done, else the phase.
     pub fn status(&self) -> &'static str {
         match (&self.completion, self.phase) {
@@ -242,6 +348,8 @@ pub enum Refusal {
     LogMismatch(u64),
     /// The request is wrong in itself (400).
     Invalid(String),
+    /// What the request names does not exist (404).
+    NotFound(String),
     /// The caller may not do this (403): a revoked token, another runner's name.
     Forbidden(String),
     /// The database could not read or commit (503): nothing was acknowledged.
@@ -289,8 +397,8 @@ pub trait Rows {
         at_ms: u64,
     ) -> Outcome<()>;
     fn inventory(&mut self) -> Outcome<BTreeMap<String, serde_json::Value>>;
-    /// Jobs in sequence order whose status (see [`Job::status`]) is `status`, if given.
-    fn page(&mut self, status: Option<&str>, limit: u64, offset: u64) -> Outcome<Page>;
+    /// Jobs in sequence order that pass `filter`.
+    fn page(&mut self, filter: &Filter, limit: u64, offset: u64) -> Outcome<Page>;
     /// Remove up to `limit` jobs (and their logs) that finished before `before_ms`.
     fn prune(&mut self, before_ms: u64, limit: usize) -> Outcome<usize>;
     /// How many jobs there are of each (phase, status).
@@ -306,6 +414,26 @@ pub trait Rows {
     fn runners(&mut self) -> Outcome<Vec<Runner>>;
     /// The value of setting `key`, set to `value` first if it has none.
     fn setting_or(&mut self, key: &str, value: &str) -> Outcome<String>;
+    /// A definition's version (the latest when none is given).
+    fn definition(&mut self, name: &str, version: Option<u64>) -> Outcome<Option<Definition>>;
+    /// Insert a definition version; `false` if that version exists.
+    fn put_definition(&mut self, definition: &Definition) -> Outcome<bool>;
+    /// The latest version of every definition, by name.
+    fn definitions(&mut self) -> Outcome<Vec<Definition>>;
+    /// The last fire time a definition's schedule was evaluated for, locked
+    /// for the rest of the transaction (set to `initial` first if it has none).
+    fn schedule_mark(&mut self, name: &str, initial: u64) -> Outcome<u64>;
+    fn set_schedule_mark(&mut self, name: &str, fired_ms: u64) -> Outcome<()>;
+    /// Whether an execution of the definition is queued, claimed or running.
+    fn active(&mut self, definition: &str) -> Outcome<bool>;
+    fn admin_by_hash(&mut self, hash: &str) -> Outcome<Option<Admin>>;
+    /// Insert an admin; `false` if the name is taken.
+    fn put_admin(&mut self, admin: &Admin) -> Outcome<bool>;
+    fn delete_admin(&mut self, name: &str) -> Outcome<bool>;
+    fn admins(&mut self) -> Outcome<Vec<Admin>>;
+    fn audit(&mut self, entry: &AuditEntry) -> Outcome<()>;
+    /// The newest `limit` entries, newest first.
+    fn audit_log(&mut self, limit: u64) -> Outcome<Vec<AuditEntry>>;
 }
 
 /// What one sweep did.
@@ -332,6 +460,9 @@ pub struct Store {
     /// The key runner tokens are hashed with, kept in the database so every
     /// replica has it (made once, at first start).
     token_key: std::sync::OnceLock<Vec<u8>>,
+    /// The last fire time each schedule was seen evaluated for, so a tick
+    /// opens a transaction only when a schedule may be due.
+    fired: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -384,6 +515,37 @@ CREATE TABLE settings (
 );
 "#;
 
+/// Schema version 3 on every backend: job definitions and their schedules'
+/// marks, named admin tokens, the audit log, and the columns executions are
+/// listed by.
+const DEFINITIONS_SCHEMA: &str = r#"
+ALTER TABLE jobs ADD COLUMN definition TEXT;
+ALTER TABLE jobs ADD COLUMN ran_by TEXT;
+ALTER TABLE jobs ADD COLUMN created_at_ms BIGINT;
+CREATE INDEX jobs_definition ON jobs (definition, seq) WHERE definition IS NOT NULL;
+CREATE TABLE definitions (
+    name TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE schedule_marks (
+    name TEXT PRIMARY KEY,
+    fired_ms BIGINT NOT NULL
+);
+CREATE TABLE admins (
+    name TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL
+);
+CREATE TABLE audit (
+    id TEXT PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit (at_ms);
+"#;
+
 /// How many rows one sweep or prune touches at most (the rest wait for the next).
 const BATCH: usize = 500;
 
@@ -393,6 +555,7 @@ impl Store {
             backend,
             timing,
             token_key: std::sync::OnceLock::new(),
+            fired: Default::default(),
         }
     }
 
@@ -431,9 +594,10 @@ impl Store {
         Ok(out.expect("a committed transaction ran its work"))
     }
 
-    /// Add a job to the queue.
+    /// Add a job to the queue: an ad-hoc spec, queued `by` an admin.
     pub fn enqueue(
         &self,
+        by: &str,
         spec: serde_json::Value,
         tags: Vec<String>,
         runner_id: Option<String>,
@@ -446,24 +610,17 @@ impl Store {
                 "job id {id:?} is not [A-Za-z0-9._-]{{1,128}}"
             )));
         }
-        let mut job = Job {
-            id: id.clone(),
-            seq: 0,
-            spec,
-            tags,
-            runner_id,
-            ran_by: None,
-            phase: Phase::Queued,
-            attempt: 1,
-            lease: None,
-            cancel_requested: false,
-            completion: None,
-            reason: None,
-            log_length: 0,
-            finished_at_ms: None,
-        };
+        let mut job = Job::queued(&id, spec, by, now_ms());
+        job.tags = tags;
+        job.runner_id = runner_id;
         self.tx(|rows| match rows.insert(&mut job)? {
-            true => Ok(()),
+            true => audit(
+                rows,
+                by,
+                "job.enqueue",
+                &id,
+                serde_json::json!({"tags": job.tags}),
+            ),
             false => Err(Refusal::Conflict(format!("job {id} exists already"))),
         })?;
         Ok(id)
@@ -612,6 +769,9 @@ impl Store {
             }
             _ => return Ok(false),
         }
+        if matches!(job.phase, Phase::Done | Phase::Failed) {
+            Self::ended(rows, job, now)?;
+        }
         rows.update(job)?;
         Ok(true)
     }
@@ -666,6 +826,7 @@ impl Store {
                     // Cancelled before it started: it ends now, and does not run.
                     job.reason = Some("cancelled before it started".into());
                     job.finish(Phase::Failed, now_ms());
+                    Self::ended(rows, &mut job, now_ms())?;
                     rows.update(&job)?;
                     return Ok(Err(Refusal::Conflict(format!("job {id} was cancelled"))));
                 }
@@ -754,6 +915,7 @@ impl Store {
             }
             job.completion = Some(req.completion.clone());
             job.finish(Phase::Done, now_ms());
+            Self::ended(rows, &mut job, now_ms())?;
             rows.update(&job)
         })
     }
@@ -774,22 +936,25 @@ impl Store {
             }
             job.reason = Some(reason.to_string());
             job.finish(Phase::Failed, now_ms());
+            Self::ended(rows, &mut job, now_ms())?;
             rows.update(&job)
         })
     }
 
-    pub fn cancel(&self, id: &str) -> Outcome<()> {
+    pub fn cancel(&self, by: &str, id: &str) -> Outcome<()> {
         self.tx(|rows| {
             let mut job = rows.job(id)?.ok_or(Refusal::Gone)?;
             match job.phase {
                 Phase::Queued => {
                     job.reason = Some("cancelled before it was claimed".into());
                     job.finish(Phase::Failed, now_ms());
+                    Self::ended(rows, &mut job, now_ms())?;
                 }
                 Phase::Claimed | Phase::Running => job.cancel_requested = true,
                 Phase::Done | Phase::Failed => return Ok(()),
             }
-            rows.update(&job)
+            rows.update(&job)?;
+            audit(rows, by, "job.cancel", id, serde_json::Value::Null)
         })
     }
 
@@ -805,9 +970,9 @@ impl Store {
         self.tx(|rows| rows.job(id))
     }
 
-    /// Jobs in the order they were queued, filtered by status, one page of them.
-    pub fn page(&self, status: Option<&str>, limit: u64, offset: u64) -> Outcome<Page> {
-        self.tx(|rows| rows.page(status, limit, offset))
+    /// Jobs in the order they were queued, filtered, one page of them.
+    pub fn page(&self, filter: &Filter, limit: u64, offset: u64) -> Outcome<Page> {
+        self.tx(|rows| rows.page(filter, limit, offset))
     }
 
     /// The stored log of a job (empty when none).
@@ -844,6 +1009,7 @@ impl Store {
     /// Register a runner with the tags it may claim; its token, shown only now.
     pub fn register(
         &self,
+        by: &str,
         name: &str,
         tags: Vec<String>,
         expires_at_ms: Option<u64>,
@@ -880,13 +1046,15 @@ impl Store {
             if rows.runner(name)?.is_some() {
                 return Err(Refusal::Conflict(format!("runner {name} exists already")));
             }
-            rows.put_runner(&runner)
+            rows.put_runner(&runner)?;
+            let detail = serde_json::json!({"tags": runner.tags});
+            audit(rows, by, "runner.add", name, detail)
         })?;
         Ok((runner, token))
     }
 
     /// A new token for a runner; the old one keeps working for `grace`.
-    pub fn rotate(&self, name: &str, grace: Duration) -> Outcome<(Runner, String)> {
+    pub fn rotate(&self, by: &str, name: &str, grace: Duration) -> Outcome<(Runner, String)> {
         let token = format!("srt_{}{}", random_token(), random_token());
         let hash = self.token_hash(&token)?;
         let until = now_ms()
@@ -906,17 +1074,18 @@ impl Store {
             runner.previous_hash = Some(std::mem::replace(&mut runner.token_hash, hash));
             runner.previous_until_ms = Some(until);
             rows.put_runner(&runner)?;
+            audit(rows, by, "runner.rotate", name, serde_json::Value::Null)?;
             Ok(runner)
         })?;
         Ok((runner, token))
     }
 
     /// Revoke a runner: its token stops working with the next request.
-    pub fn revoke(&self, name: &str) -> Outcome<()> {
-        match self.tx(|rows| rows.delete_runner(name))? {
-            true => Ok(()),
+    pub fn revoke(&self, by: &str, name: &str) -> Outcome<()> {
+        self.tx(|rows| match rows.delete_runner(name)? {
+            true => audit(rows, by, "runner.revoke", name, serde_json::Value::Null),
             false => Err(Refusal::Gone),
-        }
+        })
     }
 
     pub fn runners(&self) -> Outcome<Vec<Runner>> {
@@ -939,6 +1108,23 @@ impl Store {
                 token_hash: hash,
             }))
     }
+}
+
+/// Record a change in the audit log, in the transaction that makes it.
+fn audit(
+    rows: &mut dyn Rows,
+    by: &str,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> Outcome<()> {
+    rows.audit(&AuditEntry {
+        at_ms: now_ms(),
+        by: by.to_string(),
+        action: action.to_string(),
+        target: target.to_string(),
+        detail,
+    })
 }
 
 fn summary(rows: &mut dyn Rows, id: &str) -> Outcome<LogSummary> {

@@ -26,7 +26,9 @@ use std::path::Path;
 use postgres::{Client, NoTls, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{Backend, Job, Outcome, Page, Refusal, Rows, Runner};
+use super::{
+    Admin, AuditEntry, Backend, Definition, Filter, Job, Outcome, Page, Refusal, Rows, Runner,
+};
 
 /// The schema versions this binary knows; each entry migrates from the one before.
 const MIGRATIONS: &[&str] = &[
@@ -61,6 +63,7 @@ CREATE TABLE inventory (
 );
 "#,
     super::RUNNERS_SCHEMA,
+    super::DEFINITIONS_SCHEMA,
 ];
 
 /// The advisory lock key migrations run under ("sortie" in ASCII).
@@ -235,8 +238,22 @@ impl PgRows<'_, '_> {
         sql: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Outcome<Vec<Job>> {
-        let rows = self.tx.query(sql, params).map_err(db("reading jobs"))?;
-        rows.iter().map(decode).collect()
+        self.records(sql, params)
+    }
+
+    /// The `record` column of each row a query returns, decoded.
+    fn records<T: serde::de::DeserializeOwned>(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Outcome<Vec<T>> {
+        let rows = self.tx.query(sql, params).map_err(db("reading records"))?;
+        rows.iter()
+            .map(|row| {
+                serde_json::from_str(row.get::<_, &str>(0))
+                    .map_err(|e| Refusal::unavailable("reading a record", e))
+            })
+            .collect()
     }
 }
 
@@ -260,8 +277,9 @@ impl Rows for PgRows<'_, '_> {
         let inserted = self
             .tx
             .execute(
-                "INSERT INTO jobs (id, seq, phase, status, finished_at_ms, record) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO jobs (id, seq, phase, status, finished_at_ms, record, definition, \
+                 created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (id) DO NOTHING",
                 &[
                     &job.id,
                     &seq,
@@ -269,6 +287,8 @@ impl Rows for PgRows<'_, '_> {
                     &job.status(),
                     &job.finished_at_ms.map(|t| t as i64),
                     &record,
+                    &job.definition.as_ref().map(|d| d.name.as_str()),
+                    &job.created_at_ms.map(|t| t as i64),
                 ],
             )
             .map_err(db("inserting a job"))?;
@@ -285,7 +305,7 @@ impl Rows for PgRows<'_, '_> {
         self.tx
             .execute(
                 "UPDATE jobs SET phase = $2, status = $3, claim_id = $4, lease_runner = $5, \
-                 expires_at_ms = $6, finished_at_ms = $7, record = $8 WHERE id = $1",
+                 expires_at_ms = $6, finished_at_ms = $7, record = $8, ran_by = $9 WHERE id = $1",
                 &[
                     &job.id,
                     &job.phase.as_str(),
@@ -295,6 +315,7 @@ impl Rows for PgRows<'_, '_> {
                     &lease.map(|l| l.expires_at_ms as i64),
                     &job.finished_at_ms.map(|t| t as i64),
                     &record,
+                    &job.ran_by,
                 ],
             )
             .map_err(db("updating a job"))?;
@@ -390,30 +411,26 @@ impl Rows for PgRows<'_, '_> {
         Ok(out)
     }
 
-    fn page(&mut self, status: Option<&str>, limit: u64, offset: u64) -> Outcome<Page> {
+    fn page(&mut self, filter: &Filter, limit: u64, offset: u64) -> Outcome<Page> {
         let limit = limit.min(i64::MAX as u64) as i64;
         let offset = offset.min(i64::MAX as u64) as i64;
-        let (jobs, total) = match status {
-            Some(s) => (
-                self.jobs(
-                    "SELECT record FROM jobs WHERE status = $1 OR phase = $1 ORDER BY seq \
-                     LIMIT $2 OFFSET $3",
-                    &[&s, &limit, &offset],
-                )?,
-                self.tx.query_one(
-                    "SELECT COUNT(*) FROM jobs WHERE status = $1 OR phase = $1",
-                    &[&s],
-                ),
-            ),
-            None => (
-                self.jobs(
-                    "SELECT record FROM jobs ORDER BY seq LIMIT $1 OFFSET $2",
-                    &[&limit, &offset],
-                )?,
-                self.tx.query_one("SELECT COUNT(*) FROM jobs", &[]),
-            ),
-        };
-        let total: i64 = total.map_err(db("counting jobs"))?.get(0);
+        let since = filter.since_ms.map(|t| t.min(i64::MAX as u64) as i64);
+        const WHERE: &str = "WHERE ($1::TEXT IS NULL OR status = $1 OR phase = $1) \
+             AND ($2::TEXT IS NULL OR definition = $2) AND ($3::TEXT IS NULL OR ran_by = $3) \
+             AND ($4::BIGINT IS NULL OR created_at_ms >= $4)";
+        let (status, job, runner) = (&filter.status, &filter.job, &filter.runner);
+        let jobs = self.jobs(
+            &format!("SELECT record FROM jobs {WHERE} ORDER BY seq LIMIT $5 OFFSET $6"),
+            &[status, job, runner, &since, &limit, &offset],
+        )?;
+        let total: i64 = self
+            .tx
+            .query_one(
+                &format!("SELECT COUNT(*) FROM jobs {WHERE}"),
+                &[status, job, runner, &since],
+            )
+            .map_err(db("counting jobs"))?
+            .get(0);
         Ok(Page {
             jobs,
             total: total as u64,
@@ -518,6 +535,134 @@ impl Rows for PgRows<'_, '_> {
             .query_one("SELECT value FROM settings WHERE key = $1", &[&key])
             .map_err(db("reading a setting"))?;
         Ok(row.get(0))
+    }
+
+    fn definition(&mut self, name: &str, version: Option<u64>) -> Outcome<Option<Definition>> {
+        let version = version.map(|v| v.min(i64::MAX as u64) as i64);
+        Ok(self
+            .records(
+                "SELECT record FROM definitions WHERE name = $1 \
+                 AND ($2::BIGINT IS NULL OR version = $2) ORDER BY version DESC LIMIT 1",
+                &[&name, &version],
+            )?
+            .pop())
+    }
+
+    fn put_definition(&mut self, definition: &Definition) -> Outcome<bool> {
+        let record =
+            serde_json::to_string(definition).map_err(|e| Refusal::unavailable("encoding", e))?;
+        let n = self
+            .tx
+            .execute(
+                "INSERT INTO definitions (name, version, record) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+                &[
+                    &definition.input.name,
+                    &(definition.version as i64),
+                    &record,
+                ],
+            )
+            .map_err(db("storing a definition"))?;
+        Ok(n == 1)
+    }
+
+    fn definitions(&mut self) -> Outcome<Vec<Definition>> {
+        self.records(
+            "SELECT DISTINCT ON (name) record FROM definitions ORDER BY name, version DESC",
+            &[],
+        )
+    }
+
+    fn schedule_mark(&mut self, name: &str, initial: u64) -> Outcome<u64> {
+        self.tx
+            .execute(
+                "INSERT INTO schedule_marks (name, fired_ms) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+                &[&name, &(initial as i64)],
+            )
+            .map_err(db("storing a schedule mark"))?;
+        let fired: i64 = self
+            .tx
+            .query_one(
+                "SELECT fired_ms FROM schedule_marks WHERE name = $1 FOR UPDATE",
+                &[&name],
+            )
+            .map_err(db("reading a schedule mark"))?
+            .get(0);
+        Ok(fired as u64)
+    }
+
+    fn set_schedule_mark(&mut self, name: &str, fired_ms: u64) -> Outcome<()> {
+        self.tx
+            .execute(
+                "UPDATE schedule_marks SET fired_ms = $2 WHERE name = $1",
+                &[&name, &(fired_ms as i64)],
+            )
+            .map_err(db("storing a schedule mark"))?;
+        Ok(())
+    }
+
+    fn active(&mut self, definition: &str) -> Outcome<bool> {
+        let row = self
+            .tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE definition = $1 \
+                 AND phase IN ('queued', 'claimed', 'running'))",
+                &[&definition],
+            )
+            .map_err(db("looking for running executions"))?;
+        Ok(row.get(0))
+    }
+
+    fn admin_by_hash(&mut self, hash: &str) -> Outcome<Option<Admin>> {
+        Ok(self
+            .records("SELECT record FROM admins WHERE token_hash = $1", &[&hash])?
+            .pop())
+    }
+
+    fn put_admin(&mut self, admin: &Admin) -> Outcome<bool> {
+        let record =
+            serde_json::to_string(admin).map_err(|e| Refusal::unavailable("encoding", e))?;
+        let n = self
+            .tx
+            .execute(
+                "INSERT INTO admins (name, token_hash, record) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+                &[&admin.name, &admin.token_hash, &record],
+            )
+            .map_err(db("storing an admin"))?;
+        Ok(n == 1)
+    }
+
+    fn delete_admin(&mut self, name: &str) -> Outcome<bool> {
+        let n = self
+            .tx
+            .execute("DELETE FROM admins WHERE name = $1", &[&name])
+            .map_err(db("removing an admin"))?;
+        Ok(n > 0)
+    }
+
+    fn admins(&mut self) -> Outcome<Vec<Admin>> {
+        self.records("SELECT record FROM admins ORDER BY name", &[])
+    }
+
+    fn audit(&mut self, entry: &AuditEntry) -> Outcome<()> {
+        let record =
+            serde_json::to_string(entry).map_err(|e| Refusal::unavailable("encoding", e))?;
+        self.tx
+            .execute(
+                "INSERT INTO audit (id, at_ms, record) VALUES ($1, $2, $3)",
+                &[&super::random_token(), &(entry.at_ms as i64), &record],
+            )
+            .map_err(db("writing the audit log"))?;
+        Ok(())
+    }
+
+    fn audit_log(&mut self, limit: u64) -> Outcome<Vec<AuditEntry>> {
+        self.records(
+            "SELECT record FROM audit ORDER BY at_ms DESC, id LIMIT $1",
+            &[&(limit.min(i64::MAX as u64) as i64)],
+        )
     }
 }
 

@@ -14,7 +14,9 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{Backend, Job, Outcome, Page, Refusal, Rows, Runner};
+use super::{
+    Admin, AuditEntry, Backend, Definition, Filter, Job, Outcome, Page, Refusal, Rows, Runner,
+};
 
 /// The schema versions this binary knows, in order; each entry migrates from the one before.
 const MIGRATIONS: &[&str] = &[
@@ -48,6 +50,7 @@ CREATE TABLE inventory (
 );
 "#,
     super::RUNNERS_SCHEMA,
+    super::DEFINITIONS_SCHEMA,
 ];
 
 pub struct Sqlite {
@@ -245,9 +248,11 @@ impl Rows for SqliteRows<'_> {
         self.tx
             .prepare_cached(
                 "INSERT INTO jobs (id, seq, phase, status, claim_id, lease_runner, \
-                 expires_at_ms, finished_at_ms, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 expires_at_ms, finished_at_ms, record, definition, ran_by, created_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
                  ON CONFLICT (id) DO UPDATE SET phase = ?3, status = ?4, claim_id = ?5, \
-                 lease_runner = ?6, expires_at_ms = ?7, finished_at_ms = ?8, record = ?9",
+                 lease_runner = ?6, expires_at_ms = ?7, finished_at_ms = ?8, record = ?9, \
+                 ran_by = ?11",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -259,7 +264,10 @@ impl Rows for SqliteRows<'_> {
                     runner,
                     expires,
                     job.finished_at_ms.map(|t| t as i64),
-                    record
+                    record,
+                    job.definition.as_ref().map(|d| d.name.as_str()),
+                    job.ran_by,
+                    job.created_at_ms.map(|t| t as i64),
                 ])
             })
             .map_err(db("writing a job"))?;
@@ -356,33 +364,26 @@ impl Rows for SqliteRows<'_> {
         Ok(out)
     }
 
-    fn page(&mut self, status: Option<&str>, limit: u64, offset: u64) -> Outcome<Page> {
+    fn page(&mut self, filter: &Filter, limit: u64, offset: u64) -> Outcome<Page> {
         let limit = limit.min(i64::MAX as u64) as i64;
         let offset = offset.min(i64::MAX as u64) as i64;
-        let (jobs, total) = match status {
-            Some(s) => (
-                self.jobs(
-                    &format!(
-                        "{SELECT} WHERE status = ?1 OR phase = ?1 ORDER BY seq LIMIT ?2 OFFSET ?3"
-                    ),
-                    params![s, limit, offset],
-                )?,
-                self.tx.query_row(
-                    "SELECT COUNT(*) FROM jobs WHERE status = ?1 OR phase = ?1",
-                    [s],
-                    |r| r.get::<_, i64>(0),
-                ),
-            ),
-            None => (
-                self.jobs(
-                    &format!("{SELECT} ORDER BY seq LIMIT ?1 OFFSET ?2"),
-                    params![limit, offset],
-                )?,
-                self.tx
-                    .query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get::<_, i64>(0)),
-            ),
-        };
-        let total = total.map_err(db("counting jobs"))? as u64;
+        let since = filter.since_ms.map(|t| t.min(i64::MAX as u64) as i64);
+        const WHERE: &str = "WHERE (?1 IS NULL OR status = ?1 OR phase = ?1) \
+             AND (?2 IS NULL OR definition = ?2) AND (?3 IS NULL OR ran_by = ?3) \
+             AND (?4 IS NULL OR created_at_ms >= ?4)";
+        let (status, job, runner) = (&filter.status, &filter.job, &filter.runner);
+        let jobs = self.jobs(
+            &format!("{SELECT} {WHERE} ORDER BY seq LIMIT ?5 OFFSET ?6"),
+            params![status, job, runner, since, limit, offset],
+        )?;
+        let total = self
+            .tx
+            .query_row(
+                &format!("SELECT COUNT(*) FROM jobs {WHERE}"),
+                params![status, job, runner, since],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(db("counting jobs"))? as u64;
         Ok(Page { jobs, total })
     }
 
@@ -483,9 +484,152 @@ impl Rows for SqliteRows<'_> {
             })
             .map_err(db("reading a setting"))
     }
+
+    fn definition(&mut self, name: &str, version: Option<u64>) -> Outcome<Option<Definition>> {
+        let version = version.map(|v| v.min(i64::MAX as u64) as i64);
+        Ok(self
+            .records(
+                "SELECT record FROM definitions WHERE name = ?1 AND (?2 IS NULL OR version = ?2) \
+                 ORDER BY version DESC LIMIT 1",
+                params![name, version],
+            )?
+            .pop())
+    }
+
+    fn put_definition(&mut self, definition: &Definition) -> Outcome<bool> {
+        let record =
+            serde_json::to_string(definition).map_err(|e| Refusal::unavailable("encoding", e))?;
+        let n = self
+            .tx
+            .execute(
+                "INSERT INTO definitions (name, version, record) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING",
+                params![definition.input.name, definition.version as i64, record],
+            )
+            .map_err(db("storing a definition"))?;
+        Ok(n == 1)
+    }
+
+    fn definitions(&mut self) -> Outcome<Vec<Definition>> {
+        self.records(
+            "SELECT d.record FROM definitions d WHERE d.version = \
+             (SELECT MAX(version) FROM definitions WHERE name = d.name) ORDER BY d.name",
+            [],
+        )
+    }
+
+    fn schedule_mark(&mut self, name: &str, initial: u64) -> Outcome<u64> {
+        self.tx
+            .execute(
+                "INSERT INTO schedule_marks (name, fired_ms) VALUES (?1, ?2) \
+                 ON CONFLICT DO NOTHING",
+                params![name, initial as i64],
+            )
+            .map_err(db("storing a schedule mark"))?;
+        self.tx
+            .query_row(
+                "SELECT fired_ms FROM schedule_marks WHERE name = ?1",
+                [name],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|t| t as u64)
+            .map_err(db("reading a schedule mark"))
+    }
+
+    fn set_schedule_mark(&mut self, name: &str, fired_ms: u64) -> Outcome<()> {
+        self.tx
+            .execute(
+                "UPDATE schedule_marks SET fired_ms = ?2 WHERE name = ?1",
+                params![name, fired_ms as i64],
+            )
+            .map_err(db("storing a schedule mark"))?;
+        Ok(())
+    }
+
+    fn active(&mut self, definition: &str) -> Outcome<bool> {
+        self.tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE definition = ?1 \
+                 AND phase IN ('queued', 'claimed', 'running'))",
+                [definition],
+                |r| r.get(0),
+            )
+            .map_err(db("looking for running executions"))
+    }
+
+    fn admin_by_hash(&mut self, hash: &str) -> Outcome<Option<Admin>> {
+        Ok(self
+            .records("SELECT record FROM admins WHERE token_hash = ?1", [hash])?
+            .pop())
+    }
+
+    fn put_admin(&mut self, admin: &Admin) -> Outcome<bool> {
+        let record =
+            serde_json::to_string(admin).map_err(|e| Refusal::unavailable("encoding", e))?;
+        let n = self
+            .tx
+            .execute(
+                "INSERT INTO admins (name, token_hash, record) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING",
+                params![admin.name, admin.token_hash, record],
+            )
+            .map_err(db("storing an admin"))?;
+        Ok(n == 1)
+    }
+
+    fn delete_admin(&mut self, name: &str) -> Outcome<bool> {
+        let n = self
+            .tx
+            .execute("DELETE FROM admins WHERE name = ?1", [name])
+            .map_err(db("removing an admin"))?;
+        Ok(n > 0)
+    }
+
+    fn admins(&mut self) -> Outcome<Vec<Admin>> {
+        self.records("SELECT record FROM admins ORDER BY name", [])
+    }
+
+    fn audit(&mut self, entry: &AuditEntry) -> Outcome<()> {
+        let record =
+            serde_json::to_string(entry).map_err(|e| Refusal::unavailable("encoding", e))?;
+        self.tx
+            .execute(
+                "INSERT INTO audit (id, at_ms, record) VALUES (?1, ?2, ?3)",
+                params![super::random_token(), entry.at_ms as i64, record],
+            )
+            .map_err(db("writing the audit log"))?;
+        Ok(())
+    }
+
+    fn audit_log(&mut self, limit: u64) -> Outcome<Vec<AuditEntry>> {
+        self.records(
+            "SELECT record FROM audit ORDER BY at_ms DESC, rowid DESC LIMIT ?1",
+            [limit.min(i64::MAX as u64) as i64],
+        )
+    }
 }
 
 impl SqliteRows<'_> {
+    /// The `record` column of each row a query returns, decoded.
+    fn records<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Outcome<Vec<T>> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(db("reading records"))?;
+        let records = stmt
+            .query_map(params, |r| r.get::<_, String>(0))
+            .map_err(db("reading records"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db("reading records"))?;
+        records
+            .iter()
+            .map(|r| {
+                serde_json::from_str(r).map_err(|e| Refusal::unavailable("reading a record", e))
+            })
+            .collect()
+    }
+
     fn runner_where(&mut self, column: &str, value: &str) -> Outcome<Option<Runner>> {
         let record: Option<String> = self
             .tx

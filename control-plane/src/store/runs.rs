@@ -1,0 +1,271 @@
+//! Runs of job definitions: by an admin, on a schedule, as a follow-up.
+//!
+//! Every run goes through [`Store::queue_run`] inside the transaction that
+//! decides it, so an execution is queued exactly when its cause is recorded:
+//! a schedule's mark moves with the execution it fires (and the execution's id
+//! is the definition and the fire time, so replicas racing for one fire time
+//! queue it once), and a follow-up is queued in the transaction that ends its
+//! parent, so a parent's end is never recorded without what it starts.
+
+use std::collections::BTreeMap;
+
+use super::definition::{Ended, Misfire, MAX_CHAIN_DEPTH};
+use super::{
+    audit, now_ms, random_token, Definition, DefinitionInput, DefinitionRef, Job, Outcome, Phase,
+    Refusal, Rows, Store,
+};
+
+/// What started an execution.
+struct Cause<'a> {
+    by: &'a str,
+    parent: Option<&'a str>,
+    depth: u32,
+    /// The id to give it (a schedule's fire time); a fresh one when none.
+    id: Option<String>,
+}
+
+impl Store {
+    /// Load a definition: a new version when it differs from the latest (the
+    /// same definition again changes nothing). Returns the version and
+    /// whether it is new.
+    pub fn load(&self, by: &str, input: DefinitionInput) -> Outcome<(Definition, bool)> {
+        let problems = input.problems();
+        if !problems.is_empty() {
+            return Err(Refusal::Invalid(problems.join("; ")));
+        }
+        self.tx(|rows| {
+            let latest = rows.definition(&input.name, None)?;
+            if let Some(latest) = latest.as_ref().filter(|l| l.input == input) {
+                return Ok((latest.clone(), false));
+            }
+            let definition = Definition {
+                version: latest.map_or(1, |l| l.version + 1),
+                input: input.clone(),
+                created_at_ms: now_ms(),
+                created_by: by.to_string(),
+            };
+            if !rows.put_definition(&definition)? {
+                return Err(Refusal::Conflict(format!(
+                    "job {} was changed at the same time: load it again",
+                    input.name
+                )));
+            }
+            let detail = serde_json::json!({"version": definition.version});
+            audit(rows, by, "job.load", &input.name, detail)?;
+            Ok((definition, true))
+        })
+    }
+
+    /// The latest version of every definition.
+    pub fn definitions(&self) -> Outcome<Vec<Definition>> {
+        self.tx(|rows| rows.definitions())
+    }
+
+    /// A definition's version, the latest when none is given.
+    pub fn definition(&self, name: &str, version: Option<u64>) -> Outcome<Option<Definition>> {
+        self.tx(|rows| rows.definition(name, version))
+    }
+
+    /// Run the latest version of a definition with these options (checked
+    /// against it first); the execution's id.
+    pub fn run(&self, by: &str, name: &str, options: &BTreeMap<String, String>) -> Outcome<String> {
+        let cause = Cause {
+            by,
+            parent: None,
+            depth: 0,
+            id: None,
+        };
+        self.tx(|rows| {
+            let id = Self::queue_run(rows, name, options, cause, now_ms())?;
+            Ok(id.expect("a fresh id is never taken"))
+        })
+    }
+
+    /// Queue an execution of `name`'s latest version; none if its id exists
+    /// (another replica fired the same schedule time).
+    fn queue_run(
+        rows: &mut dyn Rows,
+        name: &str,
+        given: &BTreeMap<String, String>,
+        cause: Cause,
+        now: u64,
+    ) -> Outcome<Option<String>> {
+        let definition = rows
+            .definition(name, None)?
+            .ok_or_else(|| Refusal::NotFound(format!("no job {name}")))?;
+        let input = &definition.input;
+        let options = input.values(given).map_err(Refusal::Invalid)?;
+        let id = cause
+            .id
+            .unwrap_or_else(|| format!("{name}.{}", &random_token()[..12]));
+        let mut job = Job::queued(&id, input.spec_for(&id, &options), cause.by, now);
+        job.tags = input.tags.clone();
+        job.definition = Some(DefinitionRef {
+            name: name.to_string(),
+            version: definition.version,
+        });
+        job.parent = cause.parent.map(str::to_string);
+        job.depth = cause.depth;
+        if !rows.insert(&mut job)? {
+            return Ok(None);
+        }
+        // A secure option's value is kept out of the audit log.
+        let shown: BTreeMap<&String, &str> = options
+            .iter()
+            .map(|(k, v)| {
+                let secure = input.options.iter().any(|d| &d.name == k && d.secure);
+                (k, if secure { "(secure)" } else { v.as_str() })
+            })
+            .collect();
+        let detail = serde_json::json!({
+            "job": name,
+            "version": definition.version,
+            "options": shown,
+            "parent": cause.parent,
+        });
+        audit(rows, cause.by, "job.run", &id, detail)?;
+        Ok(Some(id))
+    }
+
+    /// Start the follow-ups of a definition's execution that just ended (in
+    /// the transaction that ends it), noting in `job.follow_ups` what each did.
+    pub(super) fn ended(rows: &mut dyn Rows, job: &mut Job, now: u64) -> Outcome<()> {
+        let Some(at) = job.definition.clone() else {
+            return Ok(());
+        };
+        let Some(definition) = rows.definition(&at.name, Some(at.version))? else {
+            return Ok(());
+        };
+        let empty = BTreeMap::new();
+        let data = job.completion.as_ref().map_or(&empty, |c| &c.data);
+        let options: BTreeMap<String, String> = job
+            .spec
+            .get("options")
+            .and_then(|o| serde_json::from_value(o.clone()).ok())
+            .unwrap_or_default();
+        let status = match job.phase {
+            Phase::Done => job.status(),
+            _ => "failed",
+        };
+        let ended = Ended {
+            id: &job.id,
+            job: &at.name,
+            status,
+            data,
+            options: &options,
+        };
+        let mut notes = Vec::new();
+        for follow_up in &definition.input.follow_ups {
+            let run = &follow_up.run;
+            match ended.starts(follow_up) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    notes.push(format!("{run}: not started: {e}"));
+                    continue;
+                }
+            }
+            if job.depth >= MAX_CHAIN_DEPTH {
+                notes.push(format!(
+                    "{run}: not started: the chain of follow-ups is {MAX_CHAIN_DEPTH} deep"
+                ));
+                continue;
+            }
+            let given = follow_up
+                .options
+                .iter()
+                .map(|(k, v)| ended.expand(v).map(|v| (k.clone(), v)))
+                .collect::<Result<BTreeMap<_, _>, _>>();
+            let cause = Cause {
+                by: "follow-up",
+                parent: Some(&job.id),
+                depth: job.depth + 1,
+                id: None,
+            };
+            match given
+                .map_err(Refusal::Invalid)
+                .and_then(|given| Self::queue_run(rows, run, &given, cause, now))
+            {
+                Ok(id) => notes.push(id.expect("a fresh id is never taken")),
+                Err(Refusal::Invalid(why) | Refusal::NotFound(why)) => {
+                    notes.push(format!("{run}: not started: {why}"))
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        job.follow_ups = notes;
+        Ok(())
+    }
+
+    /// Queue what schedules have due: at most one execution per definition and
+    /// fire time, whichever replicas tick. Returns the executions queued.
+    pub fn fire_schedules(&self) -> Outcome<Vec<String>> {
+        let now = now_ms();
+        let mut queued = Vec::new();
+        for definition in self.definitions()? {
+            let Some(schedule) = &definition.input.schedule else {
+                continue;
+            };
+            let Some(fire) = schedule.last_fire(now) else {
+                continue;
+            };
+            let name = &definition.input.name;
+            let seen = self
+                .fired
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                .copied();
+            if seen.is_some_and(|seen| seen >= fire) {
+                continue;
+            }
+            let grace = self.timing.misfire_grace.as_millis() as u64;
+            let id = self.tx(|rows| Self::fire(rows, &definition, fire, now, grace))?;
+            self.fired
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.clone(), fire);
+            queued.extend(id);
+        }
+        Ok(queued)
+    }
+
+    /// One schedule's fire time, under its mark's lock.
+    fn fire(
+        rows: &mut dyn Rows,
+        definition: &Definition,
+        fire: u64,
+        now: u64,
+        grace: u64,
+    ) -> Outcome<Option<String>> {
+        let name = &definition.input.name;
+        let schedule = definition.input.schedule.as_ref().expect("scheduled");
+        // A schedule never fires for times before it was loaded.
+        let mark = rows.schedule_mark(name, definition.created_at_ms)?;
+        if fire <= mark {
+            return Ok(None);
+        }
+        rows.set_schedule_mark(name, fire)?;
+        let at = super::rfc3339(fire);
+        let skipped = |rows: &mut dyn Rows, why: &str| {
+            let detail = serde_json::json!({"fire_time": at, "why": why});
+            audit(rows, "schedule", "schedule.skip", name, detail).map(|()| None)
+        };
+        if now.saturating_sub(fire) > grace && schedule.misfire == Misfire::Skip {
+            return skipped(rows, "missed (misfire: skip)");
+        }
+        if !schedule.overlap && rows.active(name)? {
+            return skipped(rows, "its last execution has not ended (overlap: false)");
+        }
+        let cause = Cause {
+            by: "schedule",
+            parent: None,
+            depth: 0,
+            id: Some(format!("{name}.s{fire}")),
+        };
+        match Self::queue_run(rows, name, &schedule.options, cause, now) {
+            Err(Refusal::Invalid(why)) => skipped(rows, &why),
+            other => other,
+        }
+    }
+}
