@@ -343,11 +343,22 @@ pub fn runner(command: RunnerCommand, remote: &Remote) -> Result<()> {
                                 .map(|k| cell(&r[*k]))
                                 .collect();
                         row.insert(2, state.to_string());
+                        row.insert(4, cell(&r["last_result"]["status"]));
+                        row.push(cell(&r["inventory_at"]));
                         row
                     })
                     .collect();
                 table(
-                    &["NAME", "TAGS", "STATE", "LAST SEEN", "VERSION", "EXPIRES"],
+                    &[
+                        "NAME",
+                        "TAGS",
+                        "STATE",
+                        "LAST SEEN",
+                        "LAST RESULT",
+                        "VERSION",
+                        "EXPIRES",
+                        "INVENTORY",
+                    ],
                     rows,
                 )
             });

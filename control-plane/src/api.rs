@@ -604,14 +604,17 @@ async fn put_inventory(
         Err(bad) => return bad.into_response(),
     };
     // A registered runner reports its own nodes, whatever id it gives.
+    let proven = registered.is_some();
     if let Some(axum::Extension(Registered(caller))) = registered {
         req.runner_id = caller.runner.name;
     }
     let nodes = serde_json::to_value(&req.nodes).unwrap_or_default();
     answer(
-        store(&api, move |s| s.put_inventory(&req.runner_id, nodes))
-            .await
-            .map(|()| serde_json::json!({})),
+        store(&api, move |s| {
+            s.put_inventory(&req.runner_id, proven, nodes)
+        })
+        .await
+        .map(|()| serde_json::json!({})),
     )
 }
 
@@ -840,6 +843,16 @@ fn runner_view(
     }
     if let Some(until) = runner.previous_until_ms {
         view["previous_token_valid_until"] = rfc3339(until).into();
+    }
+    if let Some(last) = &runner.last_result {
+        view["last_result"] = serde_json::json!({
+            "job": last.job,
+            "status": last.status,
+            "at": rfc3339(last.at_ms),
+        });
+    }
+    if let Some(at) = runner.inventory_at_ms {
+        view["inventory_at"] = rfc3339(at).into();
     }
     view
 }

@@ -643,21 +643,12 @@ fn a_first_day_with_the_command_line() {
     let edge: Value = serde_json::from_str(&made).unwrap();
     let edge_token = edge["token"].as_str().unwrap().to_string();
 
-    let hello = json!({
-        "name": "hello",
-        "description": "says hello",
-        "spec": {"steps": [{"shell": "echo hello ${option.who}"}]},
-        "options": [{"name": "who", "required": true, "regex": "[a-z]+"}],
-        "tags": ["linux"],
-        "schedule": {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris", "options": {"who": "team"}},
-    });
-    std::fs::write(dir.path().join("hello.json"), hello.to_string()).unwrap();
-    let rundeck = "- name: restart\n  sequence:\n    commands:\n    - exec: echo restart\n";
-    std::fs::write(dir.path().join("restart.yaml"), rundeck).unwrap();
-    let wrapped = json!([{"name": "restart", "spec_file": "restart.yaml", "tags": ["linux"]}]);
-    std::fs::write(dir.path().join("restart.json"), wrapped.to_string()).unwrap();
-    let hello_file = dir.path().join("hello.json");
-    let restart_file = dir.path().join("restart.json");
+    // The README's definitions: `hello`, whose failure starts `restart`, a
+    // Rundeck job named by spec_file.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/definitions");
+    let hello_file = fixtures.join("hello.json");
+    let restart_file = fixtures.join("restart.json");
+    let rundeck = std::fs::read_to_string(fixtures.join("restart.yaml")).unwrap();
     let (code, loaded, err) = cli(&[
         "job",
         "load",
@@ -773,6 +764,19 @@ fn a_first_day_with_the_command_line() {
     assert_eq!(rest, ["and goodbye"]);
     assert_eq!(status.code(), Some(1), "the job failed");
 
+    let (_, execs, _) = cli(&["exec", "list", "--job", "restart", "--json"]);
+    let execs: Value = serde_json::from_str(&execs).unwrap();
+    let restart = &execs["jobs"][0];
+    assert_eq!(
+        restart["parent"],
+        id.as_str(),
+        "the failure started restart"
+    );
+    assert_eq!(
+        restart["spec"]["options"],
+        json!({"service": "hello", "why": "failed"})
+    );
+    assert_eq!(restart["spec"]["rundeck"], rundeck.as_str());
     let (_, execs, _) = cli(&["exec", "list", "--job", "hello"]);
     let row = execs
         .lines()
@@ -1124,6 +1128,8 @@ http {{
 /// Three replicas behind nginx on one PostgreSQL database: 64 runners drain
 /// 20,000 jobs while one replica is killed with SIGKILL and restarted; no job
 /// is handed out twice, none is lost, every log's checksum is its completion's.
+/// Meanwhile a schedule fires every second: each second once, whichever
+/// replicas are up.
 #[test]
 fn three_replicas_on_postgresql_drain_20000_jobs_through_a_sigkill() {
     const JOBS: usize = 20_000;
@@ -1163,6 +1169,13 @@ fn three_replicas_on_postgresql_drain_20000_jobs_through_a_sigkill() {
             )
             .unwrap();
     }
+    // Its executions need a tag no runner here has: they stay queued, counted.
+    let tick = json!({"name": "tick", "spec": {"steps": [{"shell": "true"}]}, "tags": ["elsewhere"],
+        "schedule": {"cron": "* * * * * *", "overlap": true}});
+    let loaded_ms = sortie_control_plane::store::now_ms();
+    store
+        .load("admin:test", serde_json::from_value(tick).unwrap())
+        .unwrap();
     let began = Instant::now();
     let runners: Vec<_> = (0..RUNNERS)
         .map(|r| {
@@ -1209,6 +1222,20 @@ fn three_replicas_on_postgresql_drain_20000_jobs_through_a_sigkill() {
         .flat_map(|r| r.join().unwrap())
         .collect();
     let took = began.elapsed();
+    let checked_ms = sortie_control_plane::store::now_ms();
+    let fired: Vec<u64> = postgres::cluster()
+        .query(
+            &url,
+            "SELECT id FROM jobs WHERE definition = 'tick' ORDER BY id",
+        )
+        .iter()
+        .map(|row| row.get::<_, String>(0)["tick.s".len()..].parse().unwrap())
+        .collect();
+    let seconds: Vec<u64> = (loaded_ms / 1000 + 1..checked_ms / 1000)
+        .map(|s| s * 1000)
+        .collect();
+    let missing: Vec<&u64> = seconds.iter().filter(|s| !fired.contains(s)).collect();
+    assert!(missing.is_empty(), "fire times never fired: {missing:?}");
     let _ = nginx.kill();
     let _ = nginx.wait();
     completed.sort();
@@ -1228,7 +1255,7 @@ fn three_replicas_on_postgresql_drain_20000_jobs_through_a_sigkill() {
         if page.jobs.is_empty() {
             break;
         }
-        for job in &page.jobs {
+        for job in page.jobs.iter().filter(|j| j.definition.is_none()) {
             let log = store.log(&job.id).unwrap();
             let summary = &job.completion.as_ref().unwrap().log;
             let sha: String = sha2::Sha256::digest(&log)
@@ -1245,7 +1272,9 @@ fn three_replicas_on_postgresql_drain_20000_jobs_through_a_sigkill() {
     eprintln!(
         "{JOBS} jobs, {RUNNERS} runners, 3 replicas (one SIGKILLed at {killed_at} done): \
          0 duplicates, 0 lost, {reclaimed} claimed again after a lease ended, all logs intact, \
-         {:.0} jobs/s",
-        JOBS as f64 / took.as_secs_f64()
+         {:.0} jobs/s; a schedule fired {} times in {} seconds, each second once",
+        JOBS as f64 / took.as_secs_f64(),
+        fired.len(),
+        seconds.len()
     );
 }

@@ -782,6 +782,30 @@ fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
         "the registered name, not the claimed id"
     );
     assert!(store.runners().unwrap()[0].last_seen_ms.is_some());
+    let fence = Fence {
+        attempt: 1,
+        lease_token: got[0].lease.token.clone(),
+    };
+    store.start("needs-a", &fence).unwrap();
+    let done = CompleteRequest {
+        attempt: 1,
+        lease_token: fence.lease_token.clone(),
+        completion: completion(b""),
+    };
+    store.complete("needs-a", &done).unwrap();
+    let last = store.runners().unwrap()[0].last_result.clone().unwrap();
+    assert_eq!(
+        (last.job.as_str(), last.status.as_str()),
+        ("needs-a", "succeeded")
+    );
+    // Its inventory: reported with its own token, never by another under its name.
+    assert!(matches!(
+        store.put_inventory("r1", false, json!([])),
+        Err(Refusal::Forbidden(_))
+    ));
+    assert!(store.runners().unwrap()[0].inventory_at_ms.is_none());
+    store.put_inventory("r1", true, json!([])).unwrap();
+    assert!(store.runners().unwrap()[0].inventory_at_ms.is_some());
     // The shared token may not claim under a registered runner's name.
     assert!(matches!(
         store.claim_as(&claim("5", "r1", 1), None),

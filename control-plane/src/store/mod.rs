@@ -304,6 +304,20 @@ pub struct Runner {
     pub last_seen_ms: Option<u64>,
     #[serde(default)]
     pub version: Option<String>,
+    /// The last execution it ended, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<LastResult>,
+    /// When it last reported its inventory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_at_ms: Option<u64>,
+}
+
+/// The last execution a registered runner ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastResult {
+    pub job: String,
+    pub status: String,
+    pub at_ms: u64,
 }
 
 impl Runner {
@@ -916,7 +930,8 @@ impl Store {
             job.completion = Some(req.completion.clone());
             job.finish(Phase::Done, now_ms());
             Self::ended(rows, &mut job, now_ms())?;
-            rows.update(&job)
+            rows.update(&job)?;
+            Self::note_result(rows, &job)
         })
     }
 
@@ -958,8 +973,32 @@ impl Store {
         })
     }
 
-    pub fn put_inventory(&self, runner_id: &str, nodes: serde_json::Value) -> Outcome<()> {
-        self.tx(|rows| rows.put_inventory(runner_id, &nodes, now_ms()))
+    /// Store a runner's inventory. `proven`: the caller is that runner (its
+    /// own token) or an admin; a shared-token caller may not report for a
+    /// registered runner's name.
+    pub fn put_inventory(
+        &self,
+        runner_id: &str,
+        proven: bool,
+        nodes: serde_json::Value,
+    ) -> Outcome<()> {
+        let now = now_ms();
+        self.tx(|rows| {
+            let runner = rows.runner(runner_id)?;
+            if runner.is_some() && !proven {
+                return Err(Refusal::Forbidden(format!(
+                    "runner {runner_id} is registered: it reports with its own token"
+                )));
+            }
+            rows.put_inventory(runner_id, &nodes, now)?;
+            match runner {
+                Some(mut runner) => {
+                    runner.inventory_at_ms = Some(now);
+                    rows.put_runner(&runner)
+                }
+                None => Ok(()),
+            }
+        })
     }
 
     pub fn inventory(&self) -> Outcome<BTreeMap<String, serde_json::Value>> {
@@ -1040,6 +1079,8 @@ impl Store {
             expires_at_ms: expires_at_ms.map(|t| t.min(LATEST_MS)),
             created_at_ms: now_ms(),
             last_seen_ms: None,
+            last_result: None,
+            inventory_at_ms: None,
             version: None,
         };
         self.tx(|rows| {
@@ -1107,6 +1148,27 @@ impl Store {
                 runner,
                 token_hash: hash,
             }))
+    }
+}
+
+impl Store {
+    /// Keep on a registered runner the last execution it completed.
+    fn note_result(rows: &mut dyn Rows, job: &Job) -> Outcome<()> {
+        let Some(mut runner) = job
+            .ran_by
+            .as_deref()
+            .map(|r| rows.runner(r))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(());
+        };
+        runner.last_result = Some(LastResult {
+            job: job.id.clone(),
+            status: job.status().to_string(),
+            at_ms: job.finished_at_ms.unwrap_or_else(now_ms),
+        });
+        rows.put_runner(&runner)
     }
 }
 
