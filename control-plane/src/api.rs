@@ -326,11 +326,7 @@ async fn runner_auth(State(api): State<Shared>, mut req: Request, next: Next) ->
                 // A runner token that is not (or no longer) good is refused,
                 // even where runner endpoints are otherwise open.
                 if bearer(req.headers()).is_some_and(|t| t.starts_with("srt_")) {
-                    return problem(
-                        StatusCode::FORBIDDEN,
-                        "forbidden",
-                        "the token is not accepted",
-                    );
+                    return not_accepted();
                 }
             }
             Err(refusal) => return refusal.into_response(),
@@ -367,13 +363,7 @@ async fn admin_auth(State(api): State<Shared>, mut req: Request, next: Next) -> 
     let name = match named {
         Some(token) => match store(&api, move |s| s.authenticate_admin(&token)).await {
             Ok(Some(admin)) => admin.name,
-            Ok(None) => {
-                return problem(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "the token is not accepted",
-                )
-            }
+            Ok(None) => return not_accepted(),
             Err(refusal) => return refusal.into_response(),
         },
         None => match refused(req.headers(), Some(&api.admin_token)) {
@@ -389,22 +379,33 @@ async fn admin_auth(State(api): State<Shared>, mut req: Request, next: Next) -> 
 fn refused(headers: &HeaderMap, expected: Option<&str>) -> Option<Response> {
     let expected = expected?;
     match bearer(headers) {
-        None => Some(problem(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a bearer token is required",
-        )),
+        None => Some(unauthorized("Bearer", "a bearer token is required")),
         Some(token)
             if !expected.is_empty() && constant_time_eq(token.as_bytes(), expected.as_bytes()) =>
         {
             None
         }
-        Some(_) => Some(problem(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the token is not accepted",
-        )),
+        Some(_) => Some(not_accepted()),
     }
+}
+
+/// A token that is not (or no longer) good — unknown, revoked, expired,
+/// rotated out — is 401 with RFC 6750's `invalid_token`; 403 is kept for a
+/// caller the token identifies but who may not do what it asks.
+fn not_accepted() -> Response {
+    unauthorized(
+        "Bearer error=\"invalid_token\"",
+        "the token is not accepted",
+    )
+}
+
+fn unauthorized(challenge: &'static str, detail: &str) -> Response {
+    let mut answer = problem(StatusCode::UNAUTHORIZED, "unauthorized", detail);
+    answer.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    answer
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -749,7 +750,7 @@ async fn job_log(
     Path(id): Path<String>,
     Query(from): Query<LogFrom>,
 ) -> Response {
-    let offset = match from.offset.map(|o| o.parse::<usize>()) {
+    let offset = match from.offset.map(|o| o.parse::<u64>()) {
         None => 0,
         Some(Ok(o)) => o,
         Some(Err(_)) => return bad_request("offset: a number"),
@@ -757,18 +758,18 @@ async fn job_log(
     let wanted = id.clone();
     let found = store(&api, move |s| {
         Ok(match s.job(&wanted)? {
-            Some(job) => Some((job.status(), s.log(&wanted)?)),
+            Some(job) => Some((job.status(), s.log_from(&wanted, offset)?)),
             None => None,
         })
     })
     .await;
     match found {
-        Ok(Some((status, mut log))) => (
+        Ok(Some((status, log))) => (
             [
                 (header::CONTENT_TYPE, "application/x-ndjson"),
                 (header::HeaderName::from_static("sortie-status"), status),
             ],
-            Body::from(log.split_off(offset.min(log.len()))),
+            Body::from(log),
         )
             .into_response(),
         Ok(None) => problem(StatusCode::NOT_FOUND, "not found", format!("no job {id}")),

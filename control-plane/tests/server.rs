@@ -358,7 +358,7 @@ fn metrics_count_jobs_claims_expiries_and_request_latency() {
         assert!(text.contains(expected), "{expected} in:\n{text}");
     }
     let (status, _) = call(&agent, &cp.url, "GET", "metrics", RUNNER, None).unwrap();
-    assert_eq!(status, 403, "a runner's token does not read the metrics");
+    assert_eq!(status, 401, "a runner's token does not read the metrics");
     // Made-up methods and paths, without a token, do not grow the metrics.
     for i in 0..20 {
         let out = cp.curl(&[
@@ -548,7 +548,7 @@ fn runners_are_registered_rotated_and_revoked_over_the_admin_api() {
     let new = rotated["token"].as_str().unwrap().to_string();
     ask["claim_id"] = "c3".into();
     let (status, _) = claim_with(&token, &ask);
-    assert_eq!(status, 403, "the old token, without grace");
+    assert_eq!(status, 401, "the old token, without grace");
     let (status, _) = claim_with(&new, &ask);
     assert_eq!(status, 204);
     let revoke = || {
@@ -565,7 +565,7 @@ fn runners_are_registered_rotated_and_revoked_over_the_admin_api() {
     };
     assert_eq!(revoke(), 200);
     let (status, _) = claim_with(&new, &ask);
-    assert_eq!(status, 403, "revoked, on the next request");
+    assert_eq!(status, 401, "revoked, on the next request");
     assert_eq!(revoke(), 404);
 }
 
@@ -622,7 +622,7 @@ fn the_admin_command_line_manages_runners_and_executions() {
     std::fs::write(dir.path().join("admin-token"), "wrong-token").unwrap();
     let (code, _, err) = cli(&["runner", "list"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("403") && !err.contains("wrong-token"), "{err}");
+    assert!(err.contains("401") && !err.contains("wrong-token"), "{err}");
 }
 
 /// A team's first day with the command line (README): an admin of its own, a
@@ -801,7 +801,7 @@ fn a_first_day_with_the_command_line() {
     assert_eq!(code, Some(0));
     let (code, _, err) = cli(&["job", "list"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("403"), "{err}");
+    assert!(err.contains("401"), "{err}");
 }
 
 /// A program of the test peers installed by tests/peers/install.sh.

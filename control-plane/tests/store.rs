@@ -324,6 +324,22 @@ fn logs_are_offset_addressed_and_completion_checks_them(kind: Kind) {
         Err(Refusal::Conflict(_))
     ));
     assert_eq!(store.log("a").unwrap(), b"hello world");
+    // Read from an offset (what a client following the log asks for): inside
+    // a chunk, at a chunk's start, at the end and past it.
+    for (from, rest) in [
+        (0, "hello world"),
+        (2, "llo world"),
+        (6, "world"),
+        (8, "rld"),
+    ] {
+        assert_eq!(
+            store.log_from("a", from).unwrap(),
+            rest.as_bytes(),
+            "{from}"
+        );
+    }
+    assert!(store.log_from("a", 11).unwrap().is_empty());
+    assert!(store.log_from("a", 99).unwrap().is_empty());
 
     let hb = HeartbeatRequest {
         attempt: 1,

@@ -403,7 +403,9 @@ pub trait Rows {
     fn append_log(&mut self, id: &str, at: u64, bytes: &[u8]) -> Outcome<()>;
     fn clear_log(&mut self, id: &str) -> Outcome<()>;
     /// Feed the job's whole log, in order, to `sink`.
-    fn read_log(&mut self, id: &str, sink: &mut dyn FnMut(&[u8])) -> Outcome<()>;
+    /// Feed the job's log from the chunk holding byte `from` on, in order, to
+    /// `sink` with each chunk's offset.
+    fn read_log(&mut self, id: &str, from: u64, sink: &mut dyn FnMut(u64, &[u8])) -> Outcome<()>;
     fn put_inventory(
         &mut self,
         runner_id: &str,
@@ -1016,9 +1018,17 @@ impl Store {
 
     /// The stored log of a job (empty when none).
     pub fn log(&self, id: &str) -> Outcome<Vec<u8>> {
+        self.log_from(id, 0)
+    }
+
+    /// The stored log of a job from byte `from` on (empty past its end).
+    pub fn log_from(&self, id: &str, from: u64) -> Outcome<Vec<u8>> {
         self.tx(|rows| {
             let mut out = Vec::new();
-            rows.read_log(id, &mut |chunk| out.extend_from_slice(chunk))?;
+            rows.read_log(id, from, &mut |at, chunk| {
+                let skip = from.saturating_sub(at).min(chunk.len() as u64) as usize;
+                out.extend_from_slice(&chunk[skip..]);
+            })?;
             Ok(out)
         })
     }
@@ -1192,7 +1202,7 @@ fn audit(
 fn summary(rows: &mut dyn Rows, id: &str) -> Outcome<LogSummary> {
     let mut hasher = Sha256::new();
     let mut length = 0u64;
-    rows.read_log(id, &mut |chunk| {
+    rows.read_log(id, 0, &mut |_, chunk| {
         hasher.update(chunk);
         length += chunk.len() as u64;
     })?;

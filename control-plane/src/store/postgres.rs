@@ -364,16 +364,18 @@ impl Rows for PgRows<'_, '_> {
         Ok(())
     }
 
-    fn read_log(&mut self, id: &str, sink: &mut dyn FnMut(&[u8])) -> Outcome<()> {
+    fn read_log(&mut self, id: &str, from: u64, sink: &mut dyn FnMut(u64, &[u8])) -> Outcome<()> {
+        let from = from.min(i64::MAX as u64) as i64;
         let rows = self
             .tx
             .query(
-                "SELECT bytes FROM log_chunks WHERE job_id = $1 ORDER BY at",
-                &[&id],
+                "SELECT at, bytes FROM log_chunks WHERE job_id = $1 AND at >= COALESCE( \
+                 (SELECT MAX(at) FROM log_chunks WHERE job_id = $1 AND at <= $2), 0) ORDER BY at",
+                &[&id, &from],
             )
             .map_err(db("reading a log"))?;
         for row in &rows {
-            sink(row.get::<_, &[u8]>(0));
+            sink(row.get::<_, i64>(0) as u64, row.get::<_, &[u8]>(1));
         }
         Ok(())
     }

@@ -313,15 +313,21 @@ impl Rows for SqliteRows<'_> {
         Ok(())
     }
 
-    fn read_log(&mut self, id: &str, sink: &mut dyn FnMut(&[u8])) -> Outcome<()> {
+    fn read_log(&mut self, id: &str, from: u64, sink: &mut dyn FnMut(u64, &[u8])) -> Outcome<()> {
         let mut stmt = self
             .tx
-            .prepare_cached("SELECT bytes FROM log_chunks WHERE job_id = ?1 ORDER BY at")
+            .prepare_cached(
+                "SELECT at, bytes FROM log_chunks WHERE job_id = ?1 AND at >= COALESCE( \
+                 (SELECT MAX(at) FROM log_chunks WHERE job_id = ?1 AND at <= ?2), 0) ORDER BY at",
+            )
             .map_err(db("reading a log"))?;
-        let mut rows = stmt.query([id]).map_err(db("reading a log"))?;
+        let from = from.min(i64::MAX as u64) as i64;
+        let mut rows = stmt.query(params![id, from]).map_err(db("reading a log"))?;
         while let Some(row) = rows.next().map_err(db("reading a log"))? {
-            let bytes = row.get_ref(0).map_err(db("reading a log"))?;
+            let at: i64 = row.get(0).map_err(db("reading a log"))?;
+            let bytes = row.get_ref(1).map_err(db("reading a log"))?;
             sink(
+                at as u64,
                 bytes
                     .as_blob()
                     .map_err(|e| Refusal::unavailable("reading a log", e))?,
