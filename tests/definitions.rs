@@ -33,7 +33,8 @@ fn a_result_starts_a_rundeck_follow_up_with_options_from_its_data() {
                 "name": "check",
                 "spec": {"steps": [{"shell":
                     "echo checking ${option.service}; echo SORTIE:DATA:state=degraded"}]},
-                "options": [{"name": "service", "required": true}],
+                "options": [{"name": "service", "required": true,
+                             "description": "shown to whoever runs it"}],
                 "follow_ups": [{
                     "on": "succeeded",
                     "if": "data.state == \"degraded\"",

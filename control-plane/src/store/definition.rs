@@ -303,12 +303,24 @@ impl DefinitionInput {
             object.insert("options".into(), serde_json::json!(options));
         }
         if !self.options.is_empty() && !object.contains_key("rundeck") {
-            object.insert("option_defs".into(), serde_json::json!(self.options));
+            object.insert("option_defs".into(), self.option_defs());
         }
         if let Some(timeout) = &self.timeout {
             object.insert("timeout".into(), timeout.clone().into());
         }
         spec
+    }
+}
+
+impl DefinitionInput {
+    /// The options as job spec v1's `option_defs`: without the descriptions,
+    /// which are for people here and which a v1 runner does not take.
+    fn option_defs(&self) -> serde_json::Value {
+        let defs = self.options.iter().map(|def| OptionDef {
+            description: String::new(),
+            ..def.clone()
+        });
+        serde_json::json!(defs.collect::<Vec<_>>())
     }
 }
 
@@ -326,6 +338,21 @@ fn check_def(def: &OptionDef) -> Result<(), String> {
     }
     if let Some(pattern) = &def.regex {
         whole(pattern).map_err(|e| format!("regex: {e}"))?;
+    }
+    // A secret reference, as job spec v1 has it: "provider:name", or
+    // {"ref": "provider:name", "as": "env" | "file"}.
+    let reference = |r: &serde_json::Value| r.as_str().is_some_and(|r| r.contains(':'));
+    match &def.secret {
+        None => {}
+        Some(r) if reference(r) => {}
+        Some(serde_json::Value::Object(o))
+            if o.get("ref").is_some_and(reference)
+                && o.keys().all(|k| k == "ref" || k == "as")
+                && o.get("as").is_none_or(|a| a == "env" || a == "file") => {}
+        Some(_) => return Err(
+            "secret: a reference such as \"env:NAME\" or {\"ref\": …, \"as\": \"env\" | \"file\"}"
+                .into(),
+        ),
     }
     if let Some(default) = def.default.as_deref().filter(|d| !d.is_empty()) {
         check_value(def, default).map_err(|e| format!("default: {e}"))?;
@@ -675,6 +702,13 @@ mod tests {
             "schedule": {"cron": "61 * * * *", "timezone": "Mars/Olympus"},
             "follow_ups": [{"run": "b", "if": "rm -rf /"}],
         }));
+        let secret = input(serde_json::json!({
+            "name": "t",
+            "spec": {"steps": [{"shell": "true"}]},
+            "options": [{"name": "p", "secret": 5, "description": "for people"}],
+        }));
+        let problems = secret.problems().join("\n");
+        assert!(problems.contains("options[0] (p): secret"), "{problems}");
         let problems = def.problems().join("\n");
         for field in [
             "name:",
