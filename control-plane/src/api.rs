@@ -651,12 +651,9 @@ async fn enqueue(
         Some(_) => Vec::new(),
         None => sortie_protocol::schema::problems(&req.spec),
     };
-    if let Some(timeout) = req.spec.get("timeout").and_then(|t| t.as_str()) {
-        if humantime::parse_duration(timeout).is_err() {
-            problems.push(format!(
-                "timeout: {timeout:?} is not a duration such as \"90s\" or \"1h 30m\""
-            ));
-        }
+    let timeout = req.spec.get("timeout").and_then(|t| t.as_str());
+    if let Some(Err(e)) = timeout.map(crate::store::definition::check_timeout) {
+        problems.push(format!("timeout: {e}"));
     }
     if !problems.is_empty() {
         return bad_request(problems.join("; "));
@@ -946,9 +943,33 @@ async fn metrics(State(api): State<Shared>) -> Response {
     }
 }
 
-/// The admin view of a job: its record, without the lease token, times in RFC 3339.
+/// The admin view of a job: its record, without the lease token or a secure
+/// option's value, times in RFC 3339.
 pub fn job_view(job: &Job) -> serde_json::Value {
     let mut view = serde_json::to_value(job).unwrap_or_default();
+    // Secure: the definition's secure options, and those the spec itself says are.
+    let declared = job.spec["option_defs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["secure"] == true)
+        .filter_map(|d| d["name"].as_str());
+    let secure: Vec<&str> = job
+        .secure_options
+        .iter()
+        .map(String::as_str)
+        .chain(declared)
+        .collect();
+    if let Some(options) = view["spec"]["options"].as_object_mut() {
+        for (name, value) in options.iter_mut() {
+            if secure.contains(&name.as_str()) {
+                *value = "(secure)".into();
+            }
+        }
+    }
+    if let Some(obj) = view.as_object_mut() {
+        obj.remove("secure_options");
+    }
     if let Some(obj) = view.as_object_mut() {
         for (ms, at) in [
             ("finished_at_ms", "finished_at"),
@@ -977,6 +998,41 @@ pub fn job_view(job: &Job) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A secure option's value is in the spec runners claim, never in what an
+    /// admin reads: the definition's secure options, and those the spec says are.
+    #[test]
+    fn secure_option_values_are_not_shown() {
+        let spec = serde_json::json!({
+            "id": "j", "steps": [{"shell": "true"}],
+            "options": {"pin": "1234", "token": "s3cret", "who": "world"},
+            "option_defs": [{"name": "pin", "secure": true}, {"name": "who"}],
+        });
+        let mut job = Job::queued("j", spec, "admin:test", 0);
+        job.secure_options = vec!["token".into()];
+        let view = job_view(&job);
+        assert_eq!(
+            view["spec"]["options"],
+            serde_json::json!({"pin": "(secure)", "token": "(secure)", "who": "world"})
+        );
+        assert!(!view.to_string().contains("1234") && !view.to_string().contains("s3cret"));
+        assert!(view.get("secure_options").is_none());
+
+        let input: crate::store::DefinitionInput = serde_json::from_value(serde_json::json!({
+            "name": "d", "spec": {"steps": [{"shell": "true"}]},
+            "options": [{"name": "pin", "secure": true, "default": "1234"}],
+            "schedule": {"cron": "@daily", "options": {"pin": "5678"}},
+        }))
+        .unwrap();
+        let definition = crate::store::Definition {
+            input,
+            version: 1,
+            created_at_ms: 0,
+            created_by: "admin:test".into(),
+        };
+        let view = definitions::definition_view(&definition).to_string();
+        assert!(!view.contains("1234") && !view.contains("5678"), "{view}");
+    }
 
     /// The OpenAPI document lists exactly the routes the router is built from,
     /// each with the token it requires.

@@ -169,6 +169,9 @@ pub struct Args {
     /// down or overloaded) is a misfire: its job's `misfire` policy applies.
     #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
     pub misfire_grace: Duration,
+    /// Audit log entries are removed this long after they were written.
+    #[arg(long, default_value = "365days", value_parser = humantime::parse_duration)]
+    pub retain_audit: Duration,
     /// Another name the generated server certificate is for (repeatable), so a
     /// runner on another host can be tried without making certificates.
     #[arg(long = "tls-san", value_name = "NAME")]

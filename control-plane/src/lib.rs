@@ -229,6 +229,8 @@ fn refuse_shared(dir: &std::path::Path) -> Result<()> {
 async fn sweeper(api: Arc<api::Api>, mut stopping: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Cron's finest unit is the second: schedules are looked at that often.
+    let mut schedules_seen = tokio::time::Instant::now() - Duration::from_secs(1);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -245,6 +247,10 @@ async fn sweeper(api: Arc<api::Api>, mut stopping: watch::Receiver<bool>) {
             Ok(Err(refusal)) => tracing::warn!("sweeping leases: {refusal:?}"),
             Err(e) => tracing::warn!("sweeping leases: {e}"),
         }
+        if schedules_seen.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        schedules_seen = tokio::time::Instant::now();
         let store = api.clone();
         match tokio::task::spawn_blocking(move || store.store.fire_schedules()).await {
             Ok(Ok(queued)) if !queued.is_empty() => {

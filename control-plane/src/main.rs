@@ -93,6 +93,7 @@ fn run(args: Args) -> Result<()> {
             retain: args.retain,
             stale_after: args.stale_after,
             misfire_grace: args.misfire_grace,
+            retain_audit: args.retain_audit,
         },
     })?;
     if open {

@@ -16,7 +16,21 @@ use crate::store::{now_ms, rfc3339, Definition, DefinitionInput};
 /// The admin view of a definition version: times in RFC 3339, and when its
 /// schedule fires next.
 pub fn definition_view(definition: &Definition) -> serde_json::Value {
-    let mut view = serde_json::to_value(&definition.input).unwrap_or_default();
+    let mut input = definition.input.clone();
+    // A secure option's default and scheduled value are not shown.
+    for def in input.options.iter_mut().filter(|d| d.secure) {
+        if let Some(default) = def.default.as_mut() {
+            *default = "(secure)".into();
+        }
+        if let Some(value) = input
+            .schedule
+            .as_mut()
+            .and_then(|s| s.options.get_mut(&def.name))
+        {
+            *value = "(secure)".into();
+        }
+    }
+    let mut view = serde_json::to_value(&input).unwrap_or_default();
     view["version"] = definition.version.into();
     view["created_at"] = rfc3339(definition.created_at_ms).into();
     view["created_by"] = definition.created_by.clone().into();

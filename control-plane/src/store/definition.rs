@@ -24,6 +24,19 @@ use serde::{Deserialize, Serialize};
 /// of a follow-up … of a run is at depth N; one past this is not started.
 pub const MAX_CHAIN_DEPTH: u32 = 10;
 
+/// How many executions one run's follow-ups may start in all, however they
+/// branch: a chain's budget, shared out among the follow-ups each end starts.
+pub const MAX_CHAIN_EXECUTIONS: u32 = 100;
+
+/// Follow-ups one definition may have.
+pub const MAX_FOLLOW_UPS: usize = 16;
+
+/// The longest option value (given, defaulted, or made by a template).
+pub const MAX_OPTION_VALUE: usize = 64 * 1024;
+
+/// The longest option regular expression.
+const MAX_REGEX_TEXT: usize = 4096;
+
 /// A definition as an admin writes it (`POST admin/definitions`, `job load`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -197,20 +210,22 @@ impl DefinitionInput {
         if let Some(t) = self.tags.iter().find(|t| t.is_empty() || t.len() > 128) {
             out.push(format!("tags: {t:?}: 1 to 128 characters"));
         }
-        if let Some(timeout) = &self.timeout {
-            if humantime::parse_duration(timeout).is_err() {
-                out.push(format!(
-                    "timeout: {timeout:?} is not a duration such as \"90s\" or \"1h 30m\""
-                ));
-            }
+        let timeout = self.timeout.as_deref().map(check_timeout);
+        if let Some(Err(e)) = timeout {
+            out.push(format!("timeout: {e}"));
         }
         if let Some(schedule) = &self.schedule {
             if let Err(e) = schedule.compile() {
                 out.push(format!("schedule: {e}"));
+            } else if schedule.next_fire(super::now_ms()).is_none() {
+                out.push(format!("schedule: cron {:?} never fires", schedule.cron));
             }
             if let Err(e) = self.values(&schedule.options) {
                 out.push(format!("schedule.options: {e}"));
             }
+        }
+        if self.follow_ups.len() > MAX_FOLLOW_UPS {
+            out.push(format!("follow_ups: at most {MAX_FOLLOW_UPS}"));
         }
         for (i, f) in self.follow_ups.iter().enumerate() {
             if !valid_name(&f.run) {
@@ -222,8 +237,40 @@ impl DefinitionInput {
             if let Some(Err(e)) = f.condition.as_deref().map(Condition::parse) {
                 out.push(format!("follow_ups[{i}].if: {e}"));
             }
+            let texts = f.condition.iter().chain(f.options.values());
+            if let Some(secure) = texts.flat_map(|t| self.secure_references(t)).next() {
+                out.push(format!(
+                    "follow_ups[{i}]: option {secure} is secure: its value is not passed on \
+                     (give the follow-up job its own secret reference)"
+                ));
+            }
         }
         out
+    }
+
+    /// The secure options `text` refers to (`option.K`, `${option.K}`).
+    fn secure_references<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.options
+            .iter()
+            .filter(|d| d.secure)
+            .map(|d| d.name.as_str())
+            .filter(move |name| {
+                text.match_indices(&format!("option.{name}"))
+                    .any(|(at, m)| {
+                        let next = text[at + m.len()..].chars().next();
+                        !next.is_some_and(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+                        })
+                    })
+            })
+    }
+
+    /// The same definition with its tags in one order, once each (their
+    /// order means nothing, so it does not make a new version).
+    pub fn normalized(mut self) -> DefinitionInput {
+        self.tags.sort();
+        self.tags.dedup();
+        self
     }
 
     fn spec_problems(&self) -> Vec<String> {
@@ -247,6 +294,13 @@ impl DefinitionInput {
         {
             return vec!["spec.steps: a job needs at least one step".into()];
         }
+        let timeout = spec
+            .get("timeout")
+            .and_then(|t| t.as_str())
+            .map(check_timeout);
+        if let Some(Err(e)) = timeout {
+            return vec![format!("spec.timeout: {e}")];
+        }
         let mut probe = spec.clone();
         probe.insert("id".into(), "probe".into());
         probe.entry("spec_version").or_insert(1.into());
@@ -267,7 +321,7 @@ impl DefinitionInput {
             .find(|k| !self.options.iter().any(|d| &d.name == *k))
         {
             return Err(format!(
-                "option {unknown} is not defined by job {}",
+                "option {unknown:?} is not defined by job {}",
                 self.name
             ));
         }
@@ -324,6 +378,17 @@ impl DefinitionInput {
     }
 }
 
+/// A job's timeout: a duration the runner takes (longer than zero).
+pub fn check_timeout(text: &str) -> Result<(), String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(()),
+        Ok(_) => Err(format!("{text:?}: a timeout must be longer than zero")),
+        Err(_) => Err(format!(
+            "{text:?} is not a duration such as \"90s\" or \"1h 30m\""
+        )),
+    }
+}
+
 /// An option definition that can be checked at all: a regular expression
 /// that compiles, a default that passes its own rules.
 fn check_def(def: &OptionDef) -> Result<(), String> {
@@ -337,6 +402,9 @@ fn check_def(def: &OptionDef) -> Result<(), String> {
         return Err("a name of [A-Za-z0-9_.-], 1 to 128 characters".into());
     }
     if let Some(pattern) = &def.regex {
+        if pattern.len() > MAX_REGEX_TEXT {
+            return Err(format!("regex: at most {MAX_REGEX_TEXT} bytes"));
+        }
         whole(pattern).map_err(|e| format!("regex: {e}"))?;
     }
     // A secret reference, as job spec v1 has it: "provider:name", or
@@ -372,6 +440,7 @@ fn check_value(def: &OptionDef, value: &str) -> Result<(), String> {
     // A secure option's value never appears in an answer or the audit log.
     let shown = |v: &str| match def.secure {
         true => "(secure)".to_string(),
+        false if v.chars().count() > 80 => format!("{:?}…", v.chars().take(80).collect::<String>()),
         false => format!("{v:?}"),
     };
     if value.is_empty() {
@@ -379,6 +448,12 @@ fn check_value(def: &OptionDef, value: &str) -> Result<(), String> {
             true => Err(format!("option {name} is required and has no value")),
             false => Ok(()),
         };
+    }
+    if value.len() > MAX_OPTION_VALUE {
+        return Err(format!(
+            "option {name}: {} bytes, more than the {MAX_OPTION_VALUE} an option may have",
+            value.len()
+        ));
     }
     let values: Vec<&str> = match (def.multivalued, def.delimiter.as_deref()) {
         (true, Some(d)) if !d.is_empty() => value.split(d).collect(),

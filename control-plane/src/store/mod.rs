@@ -47,6 +47,8 @@ pub struct Timing {
     pub stale_after: Duration,
     /// A schedule's fire time missed by more than this is a misfire.
     pub misfire_grace: Duration,
+    /// Audit log entries are removed this long after they were written.
+    pub retain_audit: Duration,
 }
 
 impl Timing {
@@ -77,6 +79,9 @@ impl Timing {
         if self.misfire_grace > DAY {
             return Err("--misfire-grace must be at most 1day".into());
         }
+        if self.retain_audit > 3650 * DAY {
+            return Err("--retain-audit must be at most 3650days".into());
+        }
         Ok(())
     }
 }
@@ -91,6 +96,7 @@ impl Default for Timing {
             retain: Duration::from_secs(30 * 24 * 3600),
             stale_after: Duration::from_secs(15 * 60),
             misfire_grace: Duration::from_secs(60),
+            retain_audit: Duration::from_secs(365 * 24 * 3600),
         }
     }
 }
@@ -187,6 +193,12 @@ pub struct Job {
     /// How many follow-ups deep it is (0: started by an admin or a schedule).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub depth: u32,
+    /// How many executions its follow-ups may still start, all told.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub chain_budget: u32,
+    /// Its options whose values are secure: never shown in an answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secure_options: Vec<String>,
     /// What its end started: the follow-ups' execution ids, or why one was not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub follow_ups: Vec<String>,
@@ -266,6 +278,8 @@ impl Job {
             started_by: Some(by.to_string()),
             parent: None,
             depth: 0,
+            chain_budget: 0,
+            secure_options: Vec::new(),
             follow_ups: Vec::new(),
         }
     }
@@ -436,10 +450,15 @@ pub trait Rows {
     fn put_definition(&mut self, definition: &Definition) -> Outcome<bool>;
     /// The latest version of every definition, by name.
     fn definitions(&mut self) -> Outcome<Vec<Definition>>;
-    /// The last fire time a definition's schedule was evaluated for, locked
-    /// for the rest of the transaction (set to `initial` first if it has none).
-    fn schedule_mark(&mut self, name: &str, initial: u64) -> Outcome<u64>;
-    fn set_schedule_mark(&mut self, name: &str, fired_ms: u64) -> Outcome<()>;
+    /// The name and version of each definition whose latest version has a schedule.
+    fn scheduled(&mut self) -> Outcome<Vec<(String, u64)>>;
+    /// The last fire time a definition's schedule was evaluated for, and
+    /// whether its fire times are being skipped, locked for the rest of the
+    /// transaction (the time set to `initial` first if it has none).
+    fn schedule_mark(&mut self, name: &str, initial: u64) -> Outcome<(u64, bool)>;
+    fn set_schedule_mark(&mut self, name: &str, fired_ms: u64, skipping: bool) -> Outcome<()>;
+    /// Remove up to `limit` audit entries older than `before_ms`.
+    fn prune_audit(&mut self, before_ms: u64, limit: usize) -> Outcome<usize>;
     /// Whether an execution of the definition is queued, claimed or running.
     fn active(&mut self, definition: &str) -> Outcome<bool>;
     fn admin_by_hash(&mut self, hash: &str) -> Outcome<Option<Admin>>;
@@ -463,6 +482,8 @@ pub struct Swept {
     pub cancelled: usize,
     /// Finished jobs removed after the retention.
     pub pruned: usize,
+    /// Audit log entries removed after theirs.
+    pub audit_pruned: usize,
 }
 
 /// A database: runs a closure in one transaction, committed when it returns `Ok`.
@@ -476,9 +497,9 @@ pub struct Store {
     /// The key runner tokens are hashed with, kept in the database so every
     /// replica has it (made once, at first start).
     token_key: std::sync::OnceLock<Vec<u8>>,
-    /// The last fire time each schedule was seen evaluated for, so a tick
-    /// opens a transaction only when a schedule may be due.
-    fired: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// Each scheduled definition's version and when it is next due, so a
+    /// tick computes nothing and opens no transaction for what is not due.
+    schedules: std::sync::Mutex<BTreeMap<String, runs::Due>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -542,12 +563,14 @@ CREATE INDEX jobs_definition ON jobs (definition, seq) WHERE definition IS NOT N
 CREATE TABLE definitions (
     name TEXT NOT NULL,
     version BIGINT NOT NULL,
+    scheduled BOOLEAN NOT NULL,
     record TEXT NOT NULL,
     PRIMARY KEY (name, version)
 );
 CREATE TABLE schedule_marks (
     name TEXT PRIMARY KEY,
-    fired_ms BIGINT NOT NULL
+    fired_ms BIGINT NOT NULL,
+    skipping BOOLEAN NOT NULL
 );
 CREATE TABLE admins (
     name TEXT PRIMARY KEY,
@@ -571,7 +594,7 @@ impl Store {
             backend,
             timing,
             token_key: std::sync::OnceLock::new(),
-            fired: Default::default(),
+            schedules: Default::default(),
         }
     }
 
@@ -810,6 +833,9 @@ impl Store {
         })?;
         let retain_ms = self.timing.retain.as_millis() as u64;
         swept.pruned = self.tx(|rows| rows.prune(now.saturating_sub(retain_ms), BATCH))?;
+        let audit_ms = self.timing.retain_audit.as_millis() as u64;
+        swept.audit_pruned =
+            self.tx(|rows| rows.prune_audit(now.saturating_sub(audit_ms), BATCH))?;
         Ok(swept)
     }
 

@@ -556,11 +556,12 @@ impl Rows for PgRows<'_, '_> {
         let n = self
             .tx
             .execute(
-                "INSERT INTO definitions (name, version, record) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO definitions (name, version, scheduled, record) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 &[
                     &definition.input.name,
                     &(definition.version as i64),
+                    &definition.input.schedule.is_some(),
                     &record,
                 ],
             )
@@ -575,33 +576,59 @@ impl Rows for PgRows<'_, '_> {
         )
     }
 
-    fn schedule_mark(&mut self, name: &str, initial: u64) -> Outcome<u64> {
+    fn scheduled(&mut self) -> Outcome<Vec<(String, u64)>> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT name, version FROM (SELECT DISTINCT ON (name) name, version, scheduled \
+                 FROM definitions ORDER BY name, version DESC) latest WHERE scheduled",
+                &[],
+            )
+            .map_err(db("reading schedules"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+            .collect())
+    }
+
+    fn schedule_mark(&mut self, name: &str, initial: u64) -> Outcome<(u64, bool)> {
         self.tx
             .execute(
-                "INSERT INTO schedule_marks (name, fired_ms) VALUES ($1, $2) \
+                "INSERT INTO schedule_marks (name, fired_ms, skipping) VALUES ($1, $2, FALSE) \
                  ON CONFLICT DO NOTHING",
                 &[&name, &(initial as i64)],
             )
             .map_err(db("storing a schedule mark"))?;
-        let fired: i64 = self
+        let row = self
             .tx
             .query_one(
-                "SELECT fired_ms FROM schedule_marks WHERE name = $1 FOR UPDATE",
+                "SELECT fired_ms, skipping FROM schedule_marks WHERE name = $1 FOR UPDATE",
                 &[&name],
             )
-            .map_err(db("reading a schedule mark"))?
-            .get(0);
-        Ok(fired as u64)
+            .map_err(db("reading a schedule mark"))?;
+        Ok((row.get::<_, i64>(0) as u64, row.get(1)))
     }
 
-    fn set_schedule_mark(&mut self, name: &str, fired_ms: u64) -> Outcome<()> {
+    fn set_schedule_mark(&mut self, name: &str, fired_ms: u64, skipping: bool) -> Outcome<()> {
         self.tx
             .execute(
-                "UPDATE schedule_marks SET fired_ms = $2 WHERE name = $1",
-                &[&name, &(fired_ms as i64)],
+                "UPDATE schedule_marks SET fired_ms = $2, skipping = $3 WHERE name = $1",
+                &[&name, &(fired_ms as i64), &skipping],
             )
             .map_err(db("storing a schedule mark"))?;
         Ok(())
+    }
+
+    fn prune_audit(&mut self, before_ms: u64, limit: usize) -> Outcome<usize> {
+        let n = self
+            .tx
+            .execute(
+                "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at_ms < $1 \
+                 ORDER BY at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                &[&(before_ms.min(i64::MAX as u64) as i64), &(limit as i64)],
+            )
+            .map_err(db("pruning the audit log"))?;
+        Ok(n as usize)
     }
 
     fn active(&mut self, definition: &str) -> Outcome<bool> {

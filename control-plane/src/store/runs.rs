@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::definition::{Ended, Misfire, MAX_CHAIN_DEPTH};
+use super::definition::{Ended, Misfire, MAX_CHAIN_DEPTH, MAX_CHAIN_EXECUTIONS};
 use super::{
     audit, now_ms, random_token, Definition, DefinitionInput, DefinitionRef, Job, Outcome, Phase,
     Refusal, Rows, Store,
@@ -20,6 +20,8 @@ struct Cause<'a> {
     by: &'a str,
     parent: Option<&'a str>,
     depth: u32,
+    /// How many executions its follow-ups may still start, all told.
+    budget: u32,
     /// The id to give it (a schedule's fire time); a fresh one when none.
     id: Option<String>,
 }
@@ -29,6 +31,7 @@ impl Store {
     /// same definition again changes nothing). Returns the version and
     /// whether it is new.
     pub fn load(&self, by: &str, input: DefinitionInput) -> Outcome<(Definition, bool)> {
+        let input = input.normalized();
         let problems = input.problems();
         if !problems.is_empty() {
             return Err(Refusal::Invalid(problems.join("; ")));
@@ -73,6 +76,7 @@ impl Store {
             by,
             parent: None,
             depth: 0,
+            budget: MAX_CHAIN_EXECUTIONS,
             id: None,
         };
         self.tx(|rows| {
@@ -106,6 +110,13 @@ impl Store {
         });
         job.parent = cause.parent.map(str::to_string);
         job.depth = cause.depth;
+        job.chain_budget = cause.budget;
+        job.secure_options = input
+            .options
+            .iter()
+            .filter(|d| d.secure)
+            .map(|d| d.name.clone())
+            .collect();
         if !rows.insert(&mut job)? {
             return Ok(None);
         }
@@ -155,37 +166,49 @@ impl Store {
             options: &options,
         };
         let mut notes = Vec::new();
+        // The follow-ups this end starts, with their options.
+        let mut starting = Vec::new();
         for follow_up in &definition.input.follow_ups {
             let run = &follow_up.run;
-            match ended.starts(follow_up) {
-                Ok(true) => {}
+            let given = match ended.starts(follow_up) {
                 Ok(false) => continue,
-                Err(e) => {
-                    notes.push(format!("{run}: not started: {e}"));
-                    continue;
-                }
-            }
-            if job.depth >= MAX_CHAIN_DEPTH {
-                notes.push(format!(
+                Ok(true) => follow_up
+                    .options
+                    .iter()
+                    .map(|(k, v)| ended.expand(v).map(|v| (k.clone(), v)))
+                    .collect::<Result<BTreeMap<_, _>, _>>(),
+                Err(e) => Err(e),
+            };
+            match given {
+                Ok(given) if job.depth < MAX_CHAIN_DEPTH => starting.push((run, given)),
+                Ok(_) => notes.push(format!(
                     "{run}: not started: the chain of follow-ups is {MAX_CHAIN_DEPTH} deep"
+                )),
+                Err(e) => notes.push(format!("{run}: not started: {e}")),
+            }
+        }
+        // The chain's budget, shared among the follow-ups started: however
+        // they branch, one run starts at most MAX_CHAIN_EXECUTIONS in all.
+        let started = starting.len().min(job.chain_budget as usize) as u32;
+        let share = (job.chain_budget - started)
+            .checked_div(started)
+            .unwrap_or(0);
+        for (n, (run, given)) in starting.into_iter().enumerate() {
+            if n as u32 >= started {
+                notes.push(format!(
+                    "{run}: not started: the chain has started the {MAX_CHAIN_EXECUTIONS} \
+                     executions one run may"
                 ));
                 continue;
             }
-            let given = follow_up
-                .options
-                .iter()
-                .map(|(k, v)| ended.expand(v).map(|v| (k.clone(), v)))
-                .collect::<Result<BTreeMap<_, _>, _>>();
             let cause = Cause {
                 by: "follow-up",
                 parent: Some(&job.id),
                 depth: job.depth + 1,
+                budget: share,
                 id: None,
             };
-            match given
-                .map_err(Refusal::Invalid)
-                .and_then(|given| Self::queue_run(rows, run, &given, cause, now))
-            {
+            match Self::queue_run(rows, run, &given, cause, now) {
                 Ok(id) => notes.push(id.expect("a fresh id is never taken")),
                 Err(Refusal::Invalid(why) | Refusal::NotFound(why)) => {
                     notes.push(format!("{run}: not started: {why}"))
@@ -201,31 +224,40 @@ impl Store {
     /// fire time, whichever replicas tick. Returns the executions queued.
     pub fn fire_schedules(&self) -> Outcome<Vec<String>> {
         let now = now_ms();
+        let listed = self.tx(|rows| rows.scheduled())?;
+        let mut schedules = self.schedules.lock().unwrap_or_else(|e| e.into_inner());
+        schedules.retain(|name, _| listed.iter().any(|(n, _)| n == name));
+        let grace = self.timing.misfire_grace.as_millis() as u64;
         let mut queued = Vec::new();
-        for definition in self.definitions()? {
-            let Some(schedule) = &definition.input.schedule else {
-                continue;
-            };
-            let Some(fire) = schedule.last_fire(now) else {
-                continue;
-            };
-            let name = &definition.input.name;
-            let seen = self
-                .fired
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(name)
-                .copied();
-            if seen.is_some_and(|seen| seen >= fire) {
+        for (name, version) in listed {
+            let known = schedules.get(&name).map(|due| due.definition.version);
+            if known != Some(version) {
+                // A version is never changed: read once, kept.
+                let Some(definition) = self.definition(&name, Some(version))? else {
+                    continue;
+                };
+                let schedule = definition.input.schedule.as_ref().expect("scheduled");
+                let next_ms = schedule.next_fire(definition.created_at_ms);
+                let definition = std::sync::Arc::new(definition);
+                schedules.insert(
+                    name.clone(),
+                    Due {
+                        definition,
+                        next_ms,
+                    },
+                );
+            }
+            let due = schedules.get_mut(&name).expect("just made");
+            if due.next_ms.is_none_or(|next| next > now) {
                 continue;
             }
-            let grace = self.timing.misfire_grace.as_millis() as u64;
-            let id = self.tx(|rows| Self::fire(rows, &definition, fire, now, grace))?;
-            self.fired
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(name.clone(), fire);
-            queued.extend(id);
+            let definition = due.definition.clone();
+            let schedule = definition.input.schedule.as_ref().expect("scheduled");
+            if let Some(fire) = schedule.last_fire(now) {
+                let id = self.tx(|rows| Self::fire(rows, &definition, fire, now, grace))?;
+                queued.extend(id);
+            }
+            due.next_ms = schedule.next_fire(now);
         }
         Ok(queued)
     }
@@ -240,32 +272,45 @@ impl Store {
     ) -> Outcome<Option<String>> {
         let name = &definition.input.name;
         let schedule = definition.input.schedule.as_ref().expect("scheduled");
-        // A schedule never fires for times before it was loaded.
-        let mark = rows.schedule_mark(name, definition.created_at_ms)?;
-        if fire <= mark {
+        let (mark, skipping) = rows.schedule_mark(name, definition.created_at_ms)?;
+        // Each fire time once, and never one from before this version was loaded.
+        if fire <= mark || fire < definition.created_at_ms {
             return Ok(None);
         }
-        rows.set_schedule_mark(name, fire)?;
         let at = super::rfc3339(fire);
-        let skipped = |rows: &mut dyn Rows, why: &str| {
-            let detail = serde_json::json!({"fire_time": at, "why": why});
-            audit(rows, "schedule", "schedule.skip", name, detail).map(|()| None)
+        let skip = |rows: &mut dyn Rows, why: &str, audited: bool| {
+            rows.set_schedule_mark(name, fire, true)?;
+            if audited {
+                let detail = serde_json::json!({"fire_time": at, "why": why});
+                audit(rows, "schedule", "schedule.skip", name, detail)?;
+            }
+            Ok(None)
         };
         if now.saturating_sub(fire) > grace && schedule.misfire == Misfire::Skip {
-            return skipped(rows, "missed (misfire: skip)");
+            return skip(rows, "missed (misfire: skip)", true);
         }
         if !schedule.overlap && rows.active(name)? {
-            return skipped(rows, "its last execution has not ended (overlap: false)");
+            // Said once for a run of skipped fire times, not once a second.
+            let why = "its last execution has not ended (overlap: false)";
+            return skip(rows, why, !skipping);
         }
+        rows.set_schedule_mark(name, fire, false)?;
         let cause = Cause {
             by: "schedule",
             parent: None,
             depth: 0,
+            budget: MAX_CHAIN_EXECUTIONS,
             id: Some(format!("{name}.s{fire}")),
         };
         match Self::queue_run(rows, name, &schedule.options, cause, now) {
-            Err(Refusal::Invalid(why)) => skipped(rows, &why),
+            Err(Refusal::Invalid(why)) => skip(rows, &why, true),
             other => other,
         }
     }
+}
+
+/// A scheduled definition's version, and its next fire time (none: never).
+pub(super) struct Due {
+    definition: std::sync::Arc<Definition>,
+    next_ms: Option<u64>,
 }

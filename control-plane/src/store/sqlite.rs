@@ -508,9 +508,14 @@ impl Rows for SqliteRows<'_> {
         let n = self
             .tx
             .execute(
-                "INSERT INTO definitions (name, version, record) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT DO NOTHING",
-                params![definition.input.name, definition.version as i64, record],
+                "INSERT INTO definitions (name, version, scheduled, record) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![
+                    definition.input.name,
+                    definition.version as i64,
+                    definition.input.schedule.is_some(),
+                    record
+                ],
             )
             .map_err(db("storing a definition"))?;
         Ok(n == 1)
@@ -524,32 +529,56 @@ impl Rows for SqliteRows<'_> {
         )
     }
 
-    fn schedule_mark(&mut self, name: &str, initial: u64) -> Outcome<u64> {
+    fn scheduled(&mut self) -> Outcome<Vec<(String, u64)>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT d.name, d.version FROM definitions d WHERE d.scheduled AND d.version = \
+                 (SELECT MAX(version) FROM definitions WHERE name = d.name) ORDER BY d.name",
+            )
+            .map_err(db("reading schedules"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(db("reading schedules"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db("reading schedules"))
+    }
+
+    fn schedule_mark(&mut self, name: &str, initial: u64) -> Outcome<(u64, bool)> {
         self.tx
             .execute(
-                "INSERT INTO schedule_marks (name, fired_ms) VALUES (?1, ?2) \
+                "INSERT INTO schedule_marks (name, fired_ms, skipping) VALUES (?1, ?2, FALSE) \
                  ON CONFLICT DO NOTHING",
                 params![name, initial as i64],
             )
             .map_err(db("storing a schedule mark"))?;
         self.tx
             .query_row(
-                "SELECT fired_ms FROM schedule_marks WHERE name = ?1",
+                "SELECT fired_ms, skipping FROM schedule_marks WHERE name = ?1",
                 [name],
-                |r| r.get::<_, i64>(0),
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
             )
-            .map(|t| t as u64)
             .map_err(db("reading a schedule mark"))
     }
 
-    fn set_schedule_mark(&mut self, name: &str, fired_ms: u64) -> Outcome<()> {
+    fn set_schedule_mark(&mut self, name: &str, fired_ms: u64, skipping: bool) -> Outcome<()> {
         self.tx
             .execute(
-                "UPDATE schedule_marks SET fired_ms = ?2 WHERE name = ?1",
-                params![name, fired_ms as i64],
+                "UPDATE schedule_marks SET fired_ms = ?2, skipping = ?3 WHERE name = ?1",
+                params![name, fired_ms as i64, skipping],
             )
             .map_err(db("storing a schedule mark"))?;
         Ok(())
+    }
+
+    fn prune_audit(&mut self, before_ms: u64, limit: usize) -> Outcome<usize> {
+        self.tx
+            .execute(
+                "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at_ms < ?1 \
+                 ORDER BY at_ms LIMIT ?2)",
+                params![before_ms.min(i64::MAX as u64) as i64, limit as i64],
+            )
+            .map_err(db("pruning the audit log"))
     }
 
     fn active(&mut self, definition: &str) -> Outcome<bool> {
