@@ -230,10 +230,10 @@ impl Client {
             .context("reading the answer")?;
         if !(200..300).contains(&status) {
             let problem: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let why = problem["detail"]
-                .as_str()
-                .or(problem["title"].as_str())
-                .unwrap_or("no detail");
+            let why = problem
+                .get("detail")
+                .or(problem.get("title"))
+                .map_or("no detail".to_string(), cell);
             bail!("{method} {path}: {status}: {why}");
         }
         Ok((bytes, answer.headers().clone()))
@@ -289,6 +289,11 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
+/// Unicode's bidirectional controls: text that shows other than it reads.
+fn reorders(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// A JSON value as a table cell: strings bare, nothing as `-`, control
 /// characters escaped (a value must not drive the terminal).
 fn cell(value: &Value) -> String {
@@ -299,7 +304,7 @@ fn cell(value: &Value) -> String {
         other => other.to_string(),
     };
     text.chars()
-        .map(|c| match c.is_control() {
+        .map(|c| match c.is_control() || reorders(c) {
             true => c.escape_default().to_string(),
             false => c.to_string(),
         })
@@ -485,7 +490,7 @@ fn render(log: &[u8]) -> String {
         let safe = |s: &str| -> String {
             s.chars()
                 .map(|c| {
-                    if c.is_control() && c != '\n' && c != '\t' {
+                    if (c.is_control() && c != '\n' && c != '\t') || reorders(c) {
                         '?'
                     } else {
                         c
@@ -619,14 +624,7 @@ fn definitions(file: &Path) -> Result<Vec<Value>> {
         if object.contains_key("spec") {
             bail!("{}: give spec or spec_file, not both", file.display());
         }
-        let path = file.parent().unwrap_or(Path::new(".")).join(name);
-        let job = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "reading {} (spec_file of {})",
-                path.display(),
-                file.display()
-            )
-        })?;
+        let job = spec_file_text(file, name)?;
         let mut spec = json!({ "rundeck": job, "rundeck_file": name });
         if let Some(wanted) = object.remove("rundeck_job") {
             spec["rundeck_job"] = wanted;
@@ -634,6 +632,52 @@ fn definitions(file: &Path) -> Result<Vec<Value>> {
         object.insert("spec".into(), spec);
     }
     Ok(all)
+}
+
+/// The largest job file a definition may name.
+const MAX_SPEC_FILE: u64 = 4 << 20;
+
+/// The text of a definition's `spec_file`: a regular file beside the
+/// definition or below it (a definition from elsewhere must not copy the
+/// operator's other files to the server), of a sane size, in UTF-8.
+fn spec_file_text(definition: &Path, name: &str) -> Result<String> {
+    let relative = Path::new(name);
+    let inside = relative
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if name.is_empty() || !inside {
+        bail!(
+            "{}: spec_file {name:?} must be a path below the definition's directory \
+             (no /, .. or .)",
+            definition.display()
+        );
+    }
+    let path = definition.parent().unwrap_or(Path::new(".")).join(relative);
+    let mut open = std::fs::OpenOptions::new();
+    // Not a FIFO's writer to wait for, nor a link out of the directory.
+    use std::os::unix::fs::OpenOptionsExt;
+    open.read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    let read = || -> Result<String> {
+        let file = open.open(&path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            bail!("not a regular file");
+        }
+        if meta.len() > MAX_SPEC_FILE {
+            bail!("{} bytes, more than {MAX_SPEC_FILE}", meta.len());
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_SPEC_FILE), &mut text)?;
+        Ok(text)
+    };
+    read().with_context(|| {
+        format!(
+            "reading {} (spec_file of {})",
+            path.display(),
+            definition.display()
+        )
+    })
 }
 
 /// Start a job definition; with `--follow`, print its log until it ends.

@@ -325,7 +325,10 @@ async fn runner_auth(State(api): State<Shared>, mut req: Request, next: Next) ->
             Ok(None) => {
                 // A runner token that is not (or no longer) good is refused,
                 // even where runner endpoints are otherwise open.
-                if bearer(req.headers()).is_some_and(|t| t.starts_with("srt_")) {
+                // (The shared token may look like a runner's own.)
+                let shared = api.runner_token.is_some()
+                    && refused(req.headers(), api.runner_token.as_deref()).is_none();
+                if bearer(req.headers()).is_some_and(|t| t.starts_with("srt_")) && !shared {
                     return not_accepted();
                 }
             }
@@ -363,7 +366,11 @@ async fn admin_auth(State(api): State<Shared>, mut req: Request, next: Next) -> 
     let name = match named {
         Some(token) => match store(&api, move |s| s.authenticate_admin(&token)).await {
             Ok(Some(admin)) => admin.name,
-            Ok(None) => return not_accepted(),
+            // The bootstrap token itself may look like a named admin's.
+            Ok(None) => match refused(req.headers(), Some(&api.admin_token)) {
+                None => crate::store::BOOTSTRAP_ADMIN.to_string(),
+                Some(refusal) => return refusal,
+            },
             Err(refusal) => return refusal.into_response(),
         },
         None => match refused(req.headers(), Some(&api.admin_token)) {
@@ -779,11 +786,11 @@ async fn cancel(
     axum::Extension(Acting(by)): axum::Extension<Acting>,
     Path(id): Path<String>,
 ) -> Response {
-    answer(
-        store(&api, move |s| s.cancel(&by, &id))
-            .await
-            .map(|()| serde_json::json!({})),
-    )
+    match store(&api, move |s| s.cancel(&by, &id)).await {
+        Ok(()) => json(StatusCode::OK, &serde_json::json!({})),
+        Err(Refusal::Gone) => problem(StatusCode::NOT_FOUND, "not found", "no such job"),
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
 async fn inventory(State(api): State<Shared>) -> Response {

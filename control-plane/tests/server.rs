@@ -611,7 +611,7 @@ fn the_admin_command_line_manages_runners_and_executions() {
 
     let (code, _, err) = cli(&["exec", "cancel", "no-such-job"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("410") && err.contains("no such job"), "{err}");
+    assert!(err.contains("404") && err.contains("no such job"), "{err}");
     let (code, _, _) = cli(&["runner", "revoke", "edge-1"]);
     assert_eq!(code, Some(0));
     let (_, empty, _) = cli(&["runner", "list", "--json"]);
@@ -670,6 +670,25 @@ fn a_first_day_with_the_command_line() {
     assert_eq!(
         shown["spec"]["rundeck"], rundeck,
         "the Rundeck job, unchanged"
+    );
+
+    // A definition may not carry the operator's other files to the server.
+    let outside = dir.path().join("outside.json");
+    let escape = json!({"name": "x", "spec_file": "../../etc/hostname"});
+    std::fs::write(&outside, escape.to_string()).unwrap();
+    let (code, _, err) = cli(&["job", "load", outside.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("below the definition's directory"), "{err}");
+    // The ids a schedule gives are its own; the bootstrap name is taken.
+    let agent = cp.agent();
+    let squat = json!({"spec": {"id": "hello.s1893456000000", "steps": [{"shell": "true"}]}});
+    let (status, _) = call(&agent, &cp.url, "POST", "admin/jobs", ADMIN, Some(squat)).unwrap();
+    assert_eq!(status, 400, "a schedule's id taken by an ad-hoc job");
+    let (code, _, _) = cli(&["admin", "add", "Admin"]);
+    assert_eq!(
+        code,
+        Some(2),
+        "a name to be taken for the bootstrap admin's"
     );
 
     let (code, _, err) = cli(&["run", "hello", "-o", "who=$(reboot)"]);

@@ -89,7 +89,14 @@ pub async fn show_definition(
     let wanted = name.clone();
     match store(&api, move |s| s.definition(&wanted, version)).await {
         Ok(Some(definition)) => json(StatusCode::OK, &definition_view(&definition)),
-        Ok(None) => super::problem(StatusCode::NOT_FOUND, "not found", format!("no job {name}")),
+        Ok(None) => {
+            let which = version.map(|v| format!(" version {v}")).unwrap_or_default();
+            super::problem(
+                StatusCode::NOT_FOUND,
+                "not found",
+                format!("no job {name}{which}"),
+            )
+        }
         Err(refusal) => refusal.into_response(),
     }
 }

@@ -17,7 +17,8 @@ pub const ADMIN_TOKEN_PREFIX: &str = "sat_";
 impl Store {
     /// Add an admin; its token, shown only now.
     pub fn add_admin(&self, by: &str, name: &str) -> Outcome<(Admin, String)> {
-        if !valid_runner_name(name) || name == BOOTSTRAP_ADMIN {
+        // Not the bootstrap admin's name, nor one an audit reader could take for it.
+        if !valid_runner_name(name) || name.eq_ignore_ascii_case(BOOTSTRAP_ADMIN) {
             return Err(Refusal::Invalid(format!(
                 "admin name {name:?} is not [A-Za-z0-9._-]{{1,64}} starting with no dot, \
                  or is {BOOTSTRAP_ADMIN:?}"

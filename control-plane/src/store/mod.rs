@@ -652,15 +652,25 @@ impl Store {
         let mut job = Job::queued(&id, spec, by, now_ms());
         job.tags = tags;
         job.runner_id = runner_id;
-        self.tx(|rows| match rows.insert(&mut job)? {
-            true => audit(
-                rows,
-                by,
-                "job.enqueue",
-                &id,
-                serde_json::json!({"tags": job.tags}),
-            ),
-            false => Err(Refusal::Conflict(format!("job {id} exists already"))),
+        self.tx(|rows| {
+            // NAME.sTIME is the id a schedule gives NAME's fire time.
+            let scheduled = id
+                .rsplit_once(".s")
+                .filter(|(_, time)| !time.is_empty() && time.bytes().all(|b| b.is_ascii_digit()));
+            if let Some((name, _)) = scheduled {
+                if rows.definition(name, None)?.is_some() {
+                    return Err(Refusal::Invalid(format!(
+                        "job id {id}: ids {name}.sTIME are the schedule of job {name}"
+                    )));
+                }
+            }
+            match rows.insert(&mut job)? {
+                true => {
+                    let detail = serde_json::json!({"tags": job.tags});
+                    audit(rows, by, "job.enqueue", &id, detail)
+                }
+                false => Err(Refusal::Conflict(format!("job {id} exists already"))),
+            }
         })?;
         Ok(id)
     }

@@ -80,8 +80,9 @@ impl Store {
             id: None,
         };
         self.tx(|rows| {
-            let id = Self::queue_run(rows, name, options, cause, now_ms())?;
-            Ok(id.expect("a fresh id is never taken"))
+            Self::queue_run(rows, name, options, cause, now_ms())?.ok_or_else(|| {
+                Refusal::Conflict("the execution id made was taken: run it again".into())
+            })
         })
     }
 
@@ -209,7 +210,8 @@ impl Store {
                 id: None,
             };
             match Self::queue_run(rows, run, &given, cause, now) {
-                Ok(id) => notes.push(id.expect("a fresh id is never taken")),
+                Ok(Some(id)) => notes.push(id),
+                Ok(None) => notes.push(format!("{run}: not started: the id made was taken")),
                 Err(Refusal::Invalid(why) | Refusal::NotFound(why)) => {
                     notes.push(format!("{run}: not started: {why}"))
                 }
