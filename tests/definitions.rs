@@ -32,9 +32,10 @@ fn a_result_starts_a_rundeck_follow_up_with_options_from_its_data() {
             definition(json!({
                 "name": "check",
                 "spec": {"steps": [{"shell":
-                    "echo checking ${option.service}; echo SORTIE:DATA:state=degraded"}]},
+                    "echo checking ${option.service}${option.note}; echo SORTIE:DATA:state=degraded"}]},
                 "options": [{"name": "service", "required": true,
-                             "description": "shown to whoever runs it"}],
+                             "description": "shown to whoever runs it"},
+                            {"name": "note", "description": "not given: blank"}],
                 "follow_ups": [{
                     "on": "succeeded",
                     "if": "data.state == \"degraded\"",

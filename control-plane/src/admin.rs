@@ -249,7 +249,7 @@ impl Client {
 
     fn print(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
         if self.json {
-            println!("{value}");
+            println!("{}", terminal_json(&value.to_string()));
         } else {
             print!("{}", human(value));
         }
@@ -289,9 +289,41 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
-/// Unicode's bidirectional controls: text that shows other than it reads.
+/// Unicode's bidirectional controls (text that shows other than it reads)
+/// and line separators (lines a terminal may not show as lines).
 fn reorders(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Stored log bytes as they are for a file or a pipe (byte for byte, as their
+/// checksum says), escaped for a terminal.
+fn raw_for_stdout(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::io::IsTerminal;
+    match std::io::stdout().is_terminal() {
+        true => terminal_json(&String::from_utf8_lossy(bytes))
+            .into_bytes()
+            .into(),
+        false => bytes.into(),
+    }
+}
+
+/// JSON for a terminal: characters that could drive or reorder it, which
+/// serde_json leaves as they are (C1 controls, bidirectional ones), written
+/// as `\u` escapes — still the same JSON.
+fn terminal_json(text: &str) -> String {
+    text.chars()
+        .map(|c| match (c.is_control() && c != '\n') || reorders(c) {
+            true => c
+                .encode_utf16(&mut [0; 2])
+                .iter()
+                .map(|u| format!("\\u{u:04x}"))
+                .collect(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 /// A JSON value as a table cell: strings bare, nothing as `-`, control
@@ -459,13 +491,13 @@ pub fn exec(command: ExecCommand, remote: &Remote) -> Result<()> {
         ExecCommand::Show { id } => {
             let job = client.value("GET", &format!("admin/jobs/{}", segment(&id)), None)?;
             client.print(&job, |j| {
-                serde_json::to_string_pretty(j).unwrap_or_default() + "\n"
+                terminal_json(&serde_json::to_string_pretty(j).unwrap_or_default()) + "\n"
             });
         }
         ExecCommand::Log { id } => {
             let log = client.call("GET", &format!("admin/jobs/{}/log", segment(&id)), None)?;
             if client.json {
-                std::io::stdout().write_all(&log)?;
+                std::io::stdout().write_all(&raw_for_stdout(&log))?;
             } else {
                 print!("{}", render(&log));
             }
@@ -588,7 +620,7 @@ pub fn job(command: JobCommand, remote: &Remote) -> Result<()> {
             let path = format!("admin/definitions/{}{query}", segment(&name));
             let definition = client.value("GET", &path, None)?;
             client.print(&definition, |d| {
-                serde_json::to_string_pretty(d).unwrap_or_default() + "\n"
+                terminal_json(&serde_json::to_string_pretty(d).unwrap_or_default()) + "\n"
             });
         }
     }
@@ -652,7 +684,21 @@ fn spec_file_text(definition: &Path, name: &str) -> Result<String> {
             definition.display()
         );
     }
-    let path = definition.parent().unwrap_or(Path::new(".")).join(relative);
+    let base = definition.parent().unwrap_or(Path::new("."));
+    let path = base.join(relative);
+    // Where it really is: a directory link on the way (to /proc/self, to /etc)
+    // must not lead out.
+    let real = path
+        .canonicalize()
+        .with_context(|| format!("reading {}", path.display()))?;
+    let inside = base.canonicalize().is_ok_and(|base| real.starts_with(base));
+    if !inside {
+        bail!(
+            "{}: spec_file {name:?} leads out of the definition's directory (to {})",
+            definition.display(),
+            real.display()
+        );
+    }
     let mut open = std::fs::OpenOptions::new();
     // Not a FIFO's writer to wait for, nor a link out of the directory.
     use std::os::unix::fs::OpenOptionsExt;
@@ -720,7 +766,7 @@ fn follow(client: &Client, id: &str) -> Result<String> {
         offset += bytes.len();
         let grew = !bytes.is_empty();
         if client.json {
-            out.write_all(&bytes)?;
+            out.write_all(&raw_for_stdout(&bytes))?;
         } else {
             // Whole events only: a chunk may end inside one.
             pending.extend_from_slice(&bytes);
@@ -805,4 +851,26 @@ pub fn audit(limit: u64, remote: &Remote) -> Result<()> {
         table(&["AT", "BY", "ACTION", "TARGET", "DETAIL"], rows)
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a job printed may not drive or reorder the terminal, in tables,
+    /// JSON or a followed log; the JSON stays the same JSON.
+    #[test]
+    fn control_and_bidirectional_characters_are_kept_off_the_terminal() {
+        let value = json!({"data": {"k": "X\u{202e}Y\u{9b}Z\u{61c}\u{2028}"}, "n": 1});
+        let pretty = terminal_json(&serde_json::to_string_pretty(&value).unwrap());
+        assert!(pretty.is_ascii(), "{pretty}");
+        assert_eq!(serde_json::from_str::<Value>(&pretty).unwrap(), value);
+        let shown = cell(&value["data"]["k"]);
+        assert!(
+            !shown.chars().any(|c| c.is_control() || reorders(c)),
+            "{shown}"
+        );
+        let event = json!({"kind": "output", "text": "a\u{202e}b\u{1b}[31m\n"});
+        assert_eq!(render(format!("{event}\n").as_bytes()), "a?b?[31m\n");
+    }
 }

@@ -658,10 +658,7 @@ async fn enqueue(
         Some(_) => Vec::new(),
         None => sortie_protocol::schema::problems(&req.spec),
     };
-    let timeout = req.spec.get("timeout").and_then(|t| t.as_str());
-    if let Some(Err(e)) = timeout.map(crate::store::definition::check_timeout) {
-        problems.push(format!("timeout: {e}"));
-    }
+    problems.extend(crate::store::definition::timeout_problems(&req.spec));
     if !problems.is_empty() {
         return bad_request(problems.join("; "));
     }
@@ -967,11 +964,22 @@ pub fn job_view(job: &Job) -> serde_json::Value {
         .map(String::as_str)
         .chain(declared)
         .collect();
+    let secure: Vec<String> = secure.into_iter().map(str::to_string).collect();
     if let Some(options) = view["spec"]["options"].as_object_mut() {
         for (name, value) in options.iter_mut() {
-            if secure.contains(&name.as_str()) {
+            if secure.contains(name) {
                 *value = "(secure)".into();
             }
+        }
+    }
+    for def in view["spec"]["option_defs"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        let name = def["name"].as_str().unwrap_or_default().to_string();
+        if let (true, Some(default)) = (secure.contains(&name), def.get_mut("default")) {
+            *default = "(secure)".into();
         }
     }
     if let Some(obj) = view.as_object_mut() {
@@ -1013,7 +1021,7 @@ mod tests {
         let spec = serde_json::json!({
             "id": "j", "steps": [{"shell": "true"}],
             "options": {"pin": "1234", "token": "s3cret", "who": "world"},
-            "option_defs": [{"name": "pin", "secure": true}, {"name": "who"}],
+            "option_defs": [{"name": "pin", "secure": true, "default": "9911"}, {"name": "who"}],
         });
         let mut job = Job::queued("j", spec, "admin:test", 0);
         job.secure_options = vec!["token".into()];
@@ -1022,7 +1030,11 @@ mod tests {
             view["spec"]["options"],
             serde_json::json!({"pin": "(secure)", "token": "(secure)", "who": "world"})
         );
-        assert!(!view.to_string().contains("1234") && !view.to_string().contains("s3cret"));
+        let text = view.to_string();
+        assert!(
+            !["1234", "s3cret", "9911"].iter().any(|v| text.contains(v)),
+            "{text}"
+        );
         assert!(view.get("secure_options").is_none());
 
         let input: crate::store::DefinitionInput = serde_json::from_value(serde_json::json!({

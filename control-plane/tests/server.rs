@@ -679,6 +679,12 @@ fn a_first_day_with_the_command_line() {
     let (code, _, err) = cli(&["job", "load", outside.to_str().unwrap()]);
     assert_eq!(code, Some(2));
     assert!(err.contains("below the definition's directory"), "{err}");
+    std::os::unix::fs::symlink("/etc", dir.path().join("etc")).unwrap();
+    let escape = json!({"name": "x", "spec_file": "etc/hostname"});
+    std::fs::write(&outside, escape.to_string()).unwrap();
+    let (code, _, err) = cli(&["job", "load", outside.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "a directory link out of it");
+    assert!(err.contains("leads out"), "{err}");
     // The ids a schedule gives are its own; the bootstrap name is taken.
     let agent = cp.agent();
     let squat = json!({"spec": {"id": "hello.s1893456000000", "steps": [{"shell": "true"}]}});

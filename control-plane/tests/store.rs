@@ -1298,6 +1298,30 @@ fn schedules_fire_once_per_fire_time_across_replicas(kind: Kind) {
         "a run of skipped fire times is in the audit log once"
     );
 
+    // Ticks further apart than the cron's period (within the default grace):
+    // every fire time still runs.
+    let sparse = &place.open(Timing::default());
+    sparse
+        .load(
+            "admin:test",
+            definition(every_second("sparse", true, "skip")),
+        )
+        .unwrap();
+    let from = now_ms();
+    let mut sparse_ids = Vec::new();
+    while now_ms() < from + 5_000 {
+        std::thread::sleep(Duration::from_millis(1_700));
+        sparse_ids.extend(sparse.fire_schedules().unwrap());
+    }
+    let to = now_ms();
+    for second in from / 1000 + 1..to / 1000 {
+        let id = format!("sparse.s{}", second * 1000);
+        assert!(
+            sparse_ids.contains(&id) || to - second * 1000 < 1_700,
+            "{id} in {sparse_ids:?}"
+        );
+    }
+
     // A new version fires for no time before it was loaded, even with
     // run_once and the mark an older version left.
     let store = &replicas[0];

@@ -16,6 +16,9 @@ const MAX_REGEX: usize = 256 << 10;
 
 /// `pattern` compiled to match a whole value (Java's `String.matches`).
 pub fn compile(pattern: &str) -> anyhow::Result<Regex> {
+    // On its own first: `a)|(?:.*` would otherwise close the wrapper's group
+    // and match anything (Java refuses such a pattern).
+    compile_find(pattern)?;
     Ok(regex::RegexBuilder::new(&format!(r"\A(?:{pattern})\z"))
         .size_limit(MAX_REGEX)
         .build()?)
@@ -120,6 +123,11 @@ mod tests {
         assert!(check(std::slice::from_ref(&d), &given(&[("port", "8080")])).is_ok());
         let e = check(&[d], &given(&[("port", "80; rm -rf /")])).unwrap_err();
         assert!(e.contains("does not match"), "{e}");
+        // A pattern that would close the whole-value group is refused, not
+        // turned into one that matches anything.
+        let mut open = def("port");
+        open.regex = Some("[0-9]+)|(?:.*".into());
+        assert!(check(&[open], &given(&[("port", "$(reboot)")])).is_err());
     }
 
     #[test]

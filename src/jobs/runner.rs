@@ -510,8 +510,14 @@ fn context(spec: &JobSpec, globals: &BTreeMap<String, String>) -> Context {
     }
     job.insert("loglevel".into(), "INFO".into());
     job.insert("executionType".into(), "user".into());
+    // An option the job declares but was not given is blank, as in Rundeck;
+    // a reference to one it does not declare stays an error.
+    let mut options = spec.options.clone();
+    for def in spec.option_defs.iter().filter(|d| !d.secure) {
+        options.entry(def.name.clone()).or_default();
+    }
     Context {
-        options: spec.options.clone(),
+        options,
         job,
         globals: globals.clone(),
         dialect: spec.dialect,

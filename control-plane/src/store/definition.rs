@@ -280,6 +280,16 @@ impl DefinitionInput {
         if spec.contains_key("id") {
             return vec!["spec.id: each execution gets its own id; leave it out".into()];
         }
+        // Options are the definition's own, so that its rules (secure above
+        // all) are the ones the control plane applies.
+        for field in ["options", "option_defs"] {
+            if spec.contains_key(field) {
+                return vec![format!(
+                    "spec.{field}: a definition's options are its own `options` (values: \
+                     run -o, schedule.options)"
+                )];
+            }
+        }
         if spec.contains_key("rundeck") {
             // The runner that converts a Rundeck job checks it.
             return match spec.get("rundeck") {
@@ -294,12 +304,9 @@ impl DefinitionInput {
         {
             return vec!["spec.steps: a job needs at least one step".into()];
         }
-        let timeout = spec
-            .get("timeout")
-            .and_then(|t| t.as_str())
-            .map(check_timeout);
-        if let Some(Err(e)) = timeout {
-            return vec![format!("spec.timeout: {e}")];
+        let timeouts = timeout_problems(&self.spec);
+        if !timeouts.is_empty() {
+            return timeouts.into_iter().map(|p| format!("spec.{p}")).collect();
         }
         let mut probe = spec.clone();
         probe.insert("id".into(), "probe".into());
@@ -378,15 +385,38 @@ impl DefinitionInput {
     }
 }
 
-/// A job's timeout: a duration the runner takes (longer than zero).
+/// A timeout: a duration the runner takes (longer than zero, at most ten years).
 pub fn check_timeout(text: &str) -> Result<(), String> {
+    const TEN_YEARS: std::time::Duration = std::time::Duration::from_secs(3650 * 24 * 3600);
     match humantime::parse_duration(text) {
-        Ok(d) if !d.is_zero() => Ok(()),
-        Ok(_) => Err(format!("{text:?}: a timeout must be longer than zero")),
+        Ok(d) if d.is_zero() => Err(format!("{text:?}: a timeout must be longer than zero")),
+        Ok(d) if d > TEN_YEARS => Err(format!("{text:?}: a timeout is at most ten years")),
+        Ok(_) => Ok(()),
         Err(_) => Err(format!(
             "{text:?} is not a duration such as \"90s\" or \"1h 30m\""
         )),
     }
+}
+
+/// What is wrong with the timeouts of a job spec: its own, each step's and
+/// each error handler's (a Rundeck job's text is the runner's to check).
+pub fn timeout_problems(spec: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |at: String, value: &serde_json::Value| {
+        if let Some(Err(e)) = value
+            .get("timeout")
+            .and_then(|t| t.as_str())
+            .map(check_timeout)
+        {
+            out.push(format!("{at}timeout: {e}"));
+        }
+    };
+    check(String::new(), spec);
+    for (i, step) in spec["steps"].as_array().into_iter().flatten().enumerate() {
+        check(format!("steps[{i}]."), step);
+        check(format!("steps[{i}].errorhandler."), &step["errorhandler"]);
+    }
+    out
 }
 
 /// An option definition that can be checked at all: a regular expression
@@ -429,6 +459,11 @@ fn check_def(def: &OptionDef) -> Result<(), String> {
 }
 
 fn whole(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    // On its own first: `a)|(?:.*` would otherwise close the wrapper's group
+    // and match anything.
+    regex::RegexBuilder::new(pattern)
+        .size_limit(256 << 10)
+        .build()?;
     regex::RegexBuilder::new(&format!(r"\A(?:{pattern})\z"))
         .size_limit(256 << 10)
         .build()
@@ -455,13 +490,15 @@ fn check_value(def: &OptionDef, value: &str) -> Result<(), String> {
             value.len()
         ));
     }
+    // As the runner checks it again: split on a given delimiter only, and an
+    // enforced option without values takes any.
     let values: Vec<&str> = match (def.multivalued, def.delimiter.as_deref()) {
         (true, Some(d)) if !d.is_empty() => value.split(d).collect(),
-        (true, _) => value.split(',').collect(),
-        (false, _) => vec![value],
+        _ => vec![value],
     };
     for v in values {
-        if def.enforced && !def.values.iter().any(|allowed| allowed == v) {
+        let allowed = def.values.is_empty() || def.values.iter().any(|a| a == v);
+        if def.enforced && !allowed {
             return Err(format!(
                 "option {name}: {} is not one of its allowed values",
                 shown(v)
@@ -501,6 +538,21 @@ impl Schedule {
         let fire = cron.find_previous_occurrence(&now, true).ok()?;
         let ms = fire.timestamp().as_millisecond();
         (now_ms as i64 - ms < 366 * 24 * 3600 * 1000).then_some(ms as u64)
+    }
+
+    /// The fire times after `after_ms` up to `until_ms`, the first `max` of them.
+    pub fn fires(&self, after_ms: u64, until_ms: u64, max: usize) -> Vec<u64> {
+        let Ok((cron, zone)) = self.compile() else {
+            return Vec::new();
+        };
+        let Ok(start) = jiff::Timestamp::from_millisecond(after_ms as i64) else {
+            return Vec::new();
+        };
+        cron.iter_after(start.to_zoned(zone))
+            .map(|fire| fire.timestamp().as_millisecond() as u64)
+            .take_while(|ms| *ms <= until_ms)
+            .take(max)
+            .collect()
     }
 
     /// The next fire time after `now_ms`.
@@ -559,6 +611,14 @@ impl Ended<'_> {
                 .ok_or_else(|| format!("${{{reference}}} is none of data.K, option.K, execution.status, execution.id, execution.job"))?;
             out.push_str(&value);
             rest = &after[end + 1..];
+            // Bounded as it grows: a template repeating a large value must
+            // not take the server's memory before the value is checked.
+            if out.len() > MAX_OPTION_VALUE {
+                return Err(format!(
+                    "{:?}…: more than the {MAX_OPTION_VALUE} bytes an option may have",
+                    template.chars().take(40).collect::<String>()
+                ));
+            }
         }
         out.push_str(rest);
         Ok(out)
@@ -799,6 +859,61 @@ mod tests {
     }
 
     #[test]
+    fn limits_and_loopholes_are_refused_at_load() {
+        let problems = |value: serde_json::Value| input(value).problems().join("\n");
+        let step = serde_json::json!([{"shell": "true", "timeout": "0s"}]);
+        let p = problems(serde_json::json!({"name": "t", "spec": {"steps": step}}));
+        assert!(p.contains("spec.steps[0].timeout"), "{p}");
+        let p = problems(serde_json::json!({"name": "t", "timeout": "11y",
+            "spec": {"steps": [{"shell": "true"}]}}));
+        assert!(p.contains("at most ten years"), "{p}");
+        // Options are the definition's own: the spec may not declare secure ones.
+        let p = problems(
+            serde_json::json!({"name": "t", "spec": {"steps": [{"shell": "true"}],
+            "option_defs": [{"name": "pin", "secure": true}], "options": {"pin": "1"}}}),
+        );
+        assert!(p.contains("spec.option"), "{p}");
+        // A pattern that would close the whole-value group.
+        let p = problems(
+            serde_json::json!({"name": "t", "spec": {"steps": [{"shell": "true"}]},
+            "options": [{"name": "a", "regex": "[0-9]+)|(?:.*"}]}),
+        );
+        assert!(p.contains("options[0] (a): regex"), "{p}");
+        // A secure option is not passed on by a follow-up.
+        let p = problems(
+            serde_json::json!({"name": "t", "spec": {"steps": [{"shell": "true"}]},
+            "options": [{"name": "pin", "secure": true}],
+            "follow_ups": [{"run": "u", "options": {"x": "${option.pin}"}}]}),
+        );
+        assert!(p.contains("option pin is secure"), "{p}");
+    }
+
+    /// Execution a.1 of job a, succeeded with this data and these options.
+    fn succeeded<'a>(
+        data: &'a BTreeMap<String, String>,
+        options: &'a BTreeMap<String, String>,
+    ) -> Ended<'a> {
+        Ended {
+            id: "a.1",
+            job: "a",
+            status: "succeeded",
+            data,
+            options,
+        }
+    }
+
+    #[test]
+    fn a_template_stops_growing_at_the_option_limit() {
+        let data = [("big".to_string(), "x".repeat(60_000))].into();
+        let options = BTreeMap::new();
+        let ended = succeeded(&data, &options);
+        let template = "${data.big}".repeat(30_000);
+        let err = ended.expand(&template).unwrap_err();
+        assert!(err.contains("more than the 65536 bytes"), "{err}");
+        assert_eq!(ended.expand("${data.big}").unwrap().len(), 60_000);
+    }
+
+    #[test]
     fn a_schedule_fires_in_its_time_zone() {
         let s = Schedule {
             cron: "0 9 * * *".into(),
@@ -817,13 +932,7 @@ mod tests {
     fn conditions_compare_values_and_never_run_them() {
         let data = [("state".to_string(), "degraded".to_string())].into();
         let options = BTreeMap::new();
-        let ended = Ended {
-            id: "a.1",
-            job: "a",
-            status: "succeeded",
-            data: &data,
-            options: &options,
-        };
+        let ended = succeeded(&data, &options);
         let holds = |text: &str| Condition::parse(text).unwrap().holds(&ended);
         assert!(holds(r#"data.state == "degraded""#));
         assert!(!holds(r#"data.state != "degraded""#));

@@ -79,8 +79,8 @@ impl Timing {
         if self.misfire_grace > DAY {
             return Err("--misfire-grace must be at most 1day".into());
         }
-        if self.retain_audit > 3650 * DAY {
-            return Err("--retain-audit must be at most 3650days".into());
+        if self.retain_audit < DAY || self.retain_audit > 3650 * DAY {
+            return Err("--retain-audit must be between 1day and 3650days".into());
         }
         Ok(())
     }
@@ -444,6 +444,7 @@ pub trait Rows {
     fn runners(&mut self) -> Outcome<Vec<Runner>>;
     /// The value of setting `key`, set to `value` first if it has none.
     fn setting_or(&mut self, key: &str, value: &str) -> Outcome<String>;
+    fn set_setting(&mut self, key: &str, value: &str) -> Outcome<()>;
     /// A definition's version (the latest when none is given).
     fn definition(&mut self, name: &str, version: Option<u64>) -> Outcome<Option<Definition>>;
     /// Insert a definition version; `false` if that version exists.
@@ -499,7 +500,7 @@ pub struct Store {
     token_key: std::sync::OnceLock<Vec<u8>>,
     /// Each scheduled definition's version and when it is next due, so a
     /// tick computes nothing and opens no transaction for what is not due.
-    schedules: std::sync::Mutex<BTreeMap<String, runs::Due>>,
+    schedules: std::sync::Mutex<runs::Schedules>,
 }
 
 pub fn now_ms() -> u64 {

@@ -539,6 +539,17 @@ impl Rows for PgRows<'_, '_> {
         Ok(row.get(0))
     }
 
+    fn set_setting(&mut self, key: &str, value: &str) -> Outcome<()> {
+        self.tx
+            .execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = $2",
+                &[&key, &value],
+            )
+            .map_err(db("storing a setting"))?;
+        Ok(())
+    }
+
     fn definition(&mut self, name: &str, version: Option<u64>) -> Outcome<Option<Definition>> {
         let version = version.map(|v| v.min(i64::MAX as u64) as i64);
         Ok(self

@@ -55,6 +55,7 @@ impl Store {
             }
             let detail = serde_json::json!({"version": definition.version});
             audit(rows, by, "job.load", &input.name, detail)?;
+            rows.set_setting(GENERATION, &random_token())?;
             Ok((definition, true))
         })
     }
@@ -226,93 +227,169 @@ impl Store {
     /// fire time, whichever replicas tick. Returns the executions queued.
     pub fn fire_schedules(&self) -> Outcome<Vec<String>> {
         let now = now_ms();
-        let listed = self.tx(|rows| rows.scheduled())?;
-        let mut schedules = self.schedules.lock().unwrap_or_else(|e| e.into_inner());
-        schedules.retain(|name, _| listed.iter().any(|(n, _)| n == name));
-        let grace = self.timing.misfire_grace.as_millis() as u64;
-        let mut queued = Vec::new();
-        for (name, version) in listed {
-            let known = schedules.get(&name).map(|due| due.definition.version);
-            if known != Some(version) {
-                // A version is never changed: read once, kept.
+        let mut known = self.schedules.lock().unwrap_or_else(|e| e.into_inner());
+        // The list of scheduled definitions is read again only when a
+        // definition was loaded since (on any replica).
+        let generation = self.tx(|rows| rows.setting_or(GENERATION, ""))?;
+        if known.generation.as_deref() != Some(generation.as_str()) {
+            let listed: BTreeMap<String, u64> =
+                self.tx(|rows| rows.scheduled())?.into_iter().collect();
+            known
+                .due
+                .retain(|name, due| listed.get(name) == Some(&due.definition.version));
+            for (name, version) in listed {
+                if known.due.contains_key(&name) {
+                    continue;
+                }
                 let Some(definition) = self.definition(&name, Some(version))? else {
                     continue;
                 };
                 let schedule = definition.input.schedule.as_ref().expect("scheduled");
                 let next_ms = schedule.next_fire(definition.created_at_ms);
                 let definition = std::sync::Arc::new(definition);
-                schedules.insert(
-                    name.clone(),
+                known.due.insert(
+                    name,
                     Due {
                         definition,
                         next_ms,
                     },
                 );
             }
-            let due = schedules.get_mut(&name).expect("just made");
+            known.generation = Some(generation);
+        }
+        let grace = self.timing.misfire_grace.as_millis() as u64;
+        let mut queued = Vec::new();
+        for due in known.due.values_mut() {
             if due.next_ms.is_none_or(|next| next > now) {
                 continue;
             }
             let definition = due.definition.clone();
+            queued.extend(self.tx(|rows| Self::fire(rows, &definition, now, grace))?);
             let schedule = definition.input.schedule.as_ref().expect("scheduled");
-            if let Some(fire) = schedule.last_fire(now) {
-                let id = self.tx(|rows| Self::fire(rows, &definition, fire, now, grace))?;
-                queued.extend(id);
-            }
             due.next_ms = schedule.next_fire(now);
         }
         Ok(queued)
     }
 
-    /// One schedule's fire time, under its mark's lock.
+    /// A schedule's fire times up to `now`, under its mark's lock: each one
+    /// within the grace queued (every second of an every-second cron, however
+    /// late the tick), the ones missed before that skipped or run once.
     fn fire(
         rows: &mut dyn Rows,
         definition: &Definition,
-        fire: u64,
         now: u64,
         grace: u64,
-    ) -> Outcome<Option<String>> {
+    ) -> Outcome<Vec<String>> {
         let name = &definition.input.name;
         let schedule = definition.input.schedule.as_ref().expect("scheduled");
         let (mark, skipping) = rows.schedule_mark(name, definition.created_at_ms)?;
-        // Each fire time once, and never one from before this version was loaded.
-        if fire <= mark || fire < definition.created_at_ms {
-            return Ok(None);
-        }
-        let at = super::rfc3339(fire);
-        let skip = |rows: &mut dyn Rows, why: &str, audited: bool| {
-            rows.set_schedule_mark(name, fire, true)?;
-            if audited {
-                let detail = serde_json::json!({"fire_time": at, "why": why});
+        // Each fire time once, and none from before this version was loaded.
+        let after = mark.max(definition.created_at_ms.saturating_sub(1));
+        let late = now.saturating_sub(grace);
+        let on_time = schedule.fires(after.max(late), now, MAX_FIRES);
+        let missed = schedule
+            .fires(after, late, 1)
+            .first()
+            .and_then(|_| schedule.last_fire(late))
+            .filter(|at| *at > after);
+        let Some(last) = on_time.last().copied().or(missed) else {
+            return Ok(Vec::new());
+        };
+        let mut skipping = skipping;
+        let mut queued = Vec::new();
+        let mut times = Vec::new();
+        match (missed, schedule.misfire) {
+            (Some(at), Misfire::Skip) => {
+                let detail = serde_json::json!({"fire_time": super::rfc3339(at),
+                    "why": "missed (misfire: skip)"});
                 audit(rows, "schedule", "schedule.skip", name, detail)?;
             }
-            Ok(None)
-        };
-        if now.saturating_sub(fire) > grace && schedule.misfire == Misfire::Skip {
-            return skip(rows, "missed (misfire: skip)", true);
+            (Some(at), Misfire::RunOnce) => times.push(at),
+            (None, _) => {}
         }
-        if !schedule.overlap && rows.active(name)? {
-            // Said once for a run of skipped fire times, not once a second.
-            let why = "its last execution has not ended (overlap: false)";
-            return skip(rows, why, !skipping);
+        times.extend(on_time);
+        for fire in times {
+            let why = if !schedule.overlap && rows.active(name)? {
+                // Said once for a run of skipped fire times, not once a second.
+                Some("its last execution has not ended (overlap: false)".to_string())
+            } else {
+                match Self::fire_one(rows, name, schedule, fire, now)? {
+                    Fired::Queued(id) => {
+                        queued.push(id);
+                        skipping = false;
+                        None
+                    }
+                    Fired::Already => None,
+                    Fired::Not(why) => Some(why),
+                }
+            };
+            if let Some(why) = why {
+                if !skipping {
+                    let detail = serde_json::json!({"fire_time": super::rfc3339(fire), "why": why});
+                    audit(rows, "schedule", "schedule.skip", name, detail)?;
+                }
+                skipping = true;
+            }
         }
-        rows.set_schedule_mark(name, fire, false)?;
+        rows.set_schedule_mark(name, last, skipping)?;
+        Ok(queued)
+    }
+
+    /// Queue one fire time's execution; why not, when it cannot be.
+    fn fire_one(
+        rows: &mut dyn Rows,
+        name: &str,
+        schedule: &super::definition::Schedule,
+        fire: u64,
+        now: u64,
+    ) -> Outcome<Fired> {
+        let id = format!("{name}.s{fire}");
         let cause = Cause {
             by: "schedule",
             parent: None,
             depth: 0,
             budget: MAX_CHAIN_EXECUTIONS,
-            id: Some(format!("{name}.s{fire}")),
+            id: Some(id.clone()),
         };
         match Self::queue_run(rows, name, &schedule.options, cause, now) {
-            Err(Refusal::Invalid(why)) => skip(rows, &why, true),
-            other => other,
+            Ok(Some(id)) => Ok(Fired::Queued(id)),
+            Ok(None) => match rows.job(&id)?.and_then(|j| j.definition) {
+                Some(at) if at.name == name => Ok(Fired::Already),
+                _ => Ok(Fired::Not(format!("its id {id} is taken by another job"))),
+            },
+            Err(Refusal::Invalid(why)) => Ok(Fired::Not(why)),
+            Err(other) => Err(other),
         }
     }
 }
 
+/// What became of one fire time.
+enum Fired {
+    Queued(String),
+    /// Its execution exists already.
+    Already,
+    /// Why it could not be queued.
+    Not(String),
+}
+
+/// The setting a load changes, so that replicas read the scheduled
+/// definitions again.
+const GENERATION: &str = "definitions_generation";
+
+/// The most fire times one evaluation queues (an every-second cron after a
+/// tick a minute late: 60).
+const MAX_FIRES: usize = 1000;
+
+/// What a replica knows of the schedules: the list as of a generation, and
+/// when each is next due.
+#[derive(Default)]
+pub(super) struct Schedules {
+    generation: Option<String>,
+    due: BTreeMap<String, Due>,
+}
+
 /// A scheduled definition's version, and its next fire time (none: never).
-pub(super) struct Due {
+struct Due {
     definition: std::sync::Arc<Definition>,
     next_ms: Option<u64>,
 }
