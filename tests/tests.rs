@@ -25,4 +25,5 @@ mod sandbox;
 mod secrets;
 mod signals;
 mod spool;
+mod step_kinds;
 mod stores;

@@ -49,6 +49,9 @@ fn inherited_env() -> Vec<(String, String)> {
     env
 }
 
+/// Why a data or flow step has no process.
+const IN_PROCESS: &str = "a data or flow step runs in sortie itself, not as a process";
+
 /// What a step's command is built from.
 pub struct Builder<'a> {
     pub spec: &'a JobSpec,
@@ -157,7 +160,9 @@ impl Builder<'_> {
     fn script<'s>(&self, step: &'s Step, local: bool) -> Result<Option<Script<'s>>, String> {
         let rundeck = self.spec.dialect == Dialect::Rundeck;
         let (body, path, interpreter, args, extension) = match &step.kind {
-            StepKind::Exec(_) | StepKind::Shell(_) => return Ok(None),
+            StepKind::Exec(_) | StepKind::Shell(_) | StepKind::Data(_) | StepKind::Flow { .. } => {
+                return Ok(None)
+            }
             StepKind::Script {
                 body,
                 interpreter,
@@ -252,10 +257,23 @@ impl Builder<'_> {
                 self.expand(path, Mode::Raw)?;
                 self.script_args(args).map(drop)
             }
+            StepKind::Data(values) => values
+                .values()
+                .try_for_each(|v| self.expand(v, Mode::Raw).map(drop)),
+            StepKind::Flow { message, .. } => message
+                .iter()
+                .try_for_each(|m| self.expand(m, Mode::Raw).map(drop)),
         }
     }
 
+    /// A data step's values, or a flow step's message: text, the references
+    /// in it replaced by their values (never code: no process runs it).
+    pub fn text(&self, text: &str) -> Result<String, String> {
+        self.expand(text, Mode::Raw)
+    }
+
     /// The process for a step: expand references, write scripts, set the environment.
+    /// (A data or flow step has none: [`IN_PROCESS`].)
     pub fn command(
         &self,
         index: usize,
@@ -277,7 +295,7 @@ impl Builder<'_> {
                 ("/bin/sh".into(), vec!["-c".into(), text.into()])
             }
             _ => {
-                let script = self.script(step, true)?.expect("a script step");
+                let script = self.script(step, true)?.ok_or(IN_PROCESS)?;
                 let (path, has_shebang) = match (&script.body, script.path) {
                     (Some(body), _) => {
                         let suffix = if errorhandler { "-handler" } else { "" };
@@ -341,7 +359,7 @@ impl Builder<'_> {
                 "sh \"$2\"".to_string(),
             ),
             _ => {
-                let script = self.script(step, false)?.expect("a script step");
+                let script = self.script(step, false)?.ok_or(IN_PROCESS)?;
                 let body = script.body.unwrap_or_default();
                 let argv = script_argv(
                     REMOTE_SCRIPT,

@@ -59,6 +59,8 @@ pub const NAMESPACES: &[(&str, &str)] = &[
 fn canonical(namespace: &str) -> &str {
     match namespace {
         "unquotedoption" | "secureOption" => "option",
+        // Rundeck's export-var writes ${export.NAME}; sortie has one data namespace.
+        "export" => "data",
         ns => ns,
     }
 }

@@ -44,12 +44,7 @@ impl DataSet {
 
     /// Add or replace a value, within the limits.
     pub fn insert(&mut self, key: String, value: String) -> Result<()> {
-        if key.is_empty()
-            || key.len() > 128
-            || !key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
-        {
+        if !valid_key(&key) {
             bail!("result data key {key:?} must be 1 to 128 of [A-Za-z0-9_.-]");
         }
         if value.len() > MAX_VALUE {
@@ -69,6 +64,14 @@ impl DataSet {
         self.map.insert(key, value);
         Ok(())
     }
+}
+
+/// A result data key: 1 to 128 of `[A-Za-z0-9_.-]`.
+pub fn valid_key(key: &str) -> bool {
+    (1..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
 /// Output line prefixes that carry result data.

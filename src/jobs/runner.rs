@@ -27,7 +27,7 @@ use crate::jobs::dispatch::{self, Data, Nodes};
 use crate::jobs::expand::Context;
 use crate::jobs::options;
 use crate::jobs::result_data::{self, DataSet};
-use crate::jobs::spec::{plain_options, JobSpec, Step, Strategy};
+use crate::jobs::spec::{plain_options, JobSpec, Step, StepKind, Strategy};
 use crate::jobs::status::{self, AfterFailure, Ran};
 use crate::nodes::ssh::{Address, Connection, Credentials};
 use crate::nodes::Node;
@@ -801,7 +801,11 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 let mut global = data.global.clone();
                 let outcome = self.sequence(segment, local, &Link::Local, data, &mut global, 1);
                 data.global = global;
+                let halted = outcome.halted;
                 merge(steps, verdict, outcome);
+                if halted {
+                    break;
+                }
                 continue;
             }
             let alive: Vec<&Node> = nodes
@@ -1044,6 +1048,17 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             if run.ran.succeeded() {
                 continue;
             }
+            if let Ran::Halted { succeed, message } = run.ran {
+                seq.halted = true;
+                if !succeed {
+                    seq.verdict = Verdict {
+                        status: JobStatus::Failed,
+                        exit_code,
+                        error: Some(message),
+                    };
+                }
+                return seq;
+            }
             if let Some(stop) = run.ran.stops_job(self.job_deadline_passed()) {
                 seq.verdict = Verdict {
                     status: stop,
@@ -1130,37 +1145,58 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         ctx.data = data.view(view_node, own);
         let label = step_label(index, step, &node.name, nodes);
         let builder = self.builder(ctx);
-        let mut ran = match link {
-            Link::Local => {
-                let suffix = if errorhandler { "-handler" } else { "" };
-                let output_file = self
-                    .rt
-                    .workspace
-                    .join(format!(".output-{index}{suffix}-{}", safe_name(&node.name)));
-                let prepared = command::fresh_output_file(&output_file)
-                    .and_then(|_| command::give(&output_file, &self.confinement))
-                    .map_err(|e| format!("cannot create the result data file: {e}"))
-                    .and_then(|_| builder.command(index, step, errorhandler, &output_file));
-                let mut ran = match prepared {
-                    Err(why) => Ran::NotStarted(why),
-                    Ok(cmd) => self.supervise(index, step, &cmd, &label, &node.name, own),
+        let mut ran = match (&step.kind, link) {
+            (StepKind::Data(values), _) => set_data(&builder, values, own),
+            (StepKind::Flow { succeed, message }, _) => {
+                let words = if *succeed {
+                    "stopped the job: succeeded"
+                } else {
+                    "failed the job"
                 };
-                if ran.succeeded() {
-                    if let Err(why) = take_data_file(&output_file, own) {
-                        ran = Ran::BadData(why);
-                    }
+                let message = match message.as_deref().map(|m| builder.text(m)) {
+                    Some(Ok(m)) => format!("{label} {words}: {m}"),
+                    Some(Err(why)) => format!("{label} {words} (its message: {why})"),
+                    None => format!("{label} {words}"),
+                };
+                let level = if *succeed { Level::Info } else { Level::Error };
+                self.log.system(level, &message);
+                Ran::Halted {
+                    succeed: *succeed,
+                    message,
                 }
-                command::remove(&output_file);
-                ran
             }
-            Link::Remote { host, connection } => match builder.remote(step, self.rt.grace) {
-                Err(why) => Ran::NotStarted(why),
-                Ok(remote) => {
-                    let cmd = connection.command(&remote, host);
-                    self.supervise(index, step, &cmd, &label, &node.name, own)
+            (_, link) => match link {
+                Link::Local => {
+                    let suffix = if errorhandler { "-handler" } else { "" };
+                    let output_file = self
+                        .rt
+                        .workspace
+                        .join(format!(".output-{index}{suffix}-{}", safe_name(&node.name)));
+                    let prepared = command::fresh_output_file(&output_file)
+                        .and_then(|_| command::give(&output_file, &self.confinement))
+                        .map_err(|e| format!("cannot create the result data file: {e}"))
+                        .and_then(|_| builder.command(index, step, errorhandler, &output_file));
+                    let mut ran = match prepared {
+                        Err(why) => Ran::NotStarted(why),
+                        Ok(cmd) => self.supervise(index, step, &cmd, &label, &node.name, own),
+                    };
+                    if ran.succeeded() {
+                        if let Err(why) = take_data_file(&output_file, own) {
+                            ran = Ran::BadData(why);
+                        }
+                    }
+                    command::remove(&output_file);
+                    ran
                 }
+                Link::Remote { host, connection } => match builder.remote(step, self.rt.grace) {
+                    Err(why) => Ran::NotStarted(why),
+                    Ok(remote) => {
+                        let cmd = connection.command(&remote, host);
+                        self.supervise(index, step, &cmd, &label, &node.name, own)
+                    }
+                },
+                Link::Broken(why) => Ran::NotStarted(why.clone()),
             },
-            Link::Broken(why) => Ran::NotStarted(why.clone()),
         };
         if let (Link::Remote { host, connection }, Ran::Exited(255)) = (link, &ran) {
             // ssh's own failures exit 255; so may the step: ask the master.
@@ -1275,6 +1311,8 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
 struct Sequence {
     results: Vec<StepResult>,
     verdict: Verdict,
+    /// A flow step stopped the job: no later step runs.
+    halted: bool,
 }
 
 impl Sequence {
@@ -1282,11 +1320,13 @@ impl Sequence {
         Sequence {
             results: Vec::new(),
             verdict: Verdict::ok(),
+            halted: false,
         }
     }
 
     /// The outcome of a later part (step-first runs a node's steps one by one).
     fn append(&mut self, later: Sequence) {
+        self.halted |= later.halted;
         self.results.extend(later.results);
         if later.verdict.failed() && !self.verdict.failed() {
             self.verdict = later.verdict;
@@ -1333,6 +1373,21 @@ fn node_context(node: &Node, local: &str) -> BTreeMap<String, String> {
 
 /// Read `$SORTIE_OUTPUT` into the data (a regular file, bounded; a step that
 /// made it a symlink gets nothing read through it).
+/// A data step: each value's references replaced, the results set as data.
+fn set_data(builder: &Builder<'_>, values: &BTreeMap<String, String>, data: &mut DataSet) -> Ran {
+    for (key, value) in values {
+        match builder.text(value) {
+            Ok(value) => {
+                if let Err(e) = data.insert(key.clone(), value) {
+                    return Ran::BadData(format!("{e:#}"));
+                }
+            }
+            Err(why) => return Ran::NotStarted(format!("data {key}: {why}")),
+        }
+    }
+    Ran::Exited(0)
+}
+
 fn take_data_file(path: &Path, data: &mut DataSet) -> Result<(), String> {
     let limit = result_data::MAX_TOTAL as u64 * 2;
     let bytes = files::read_regular(path, limit).map_err(|e| e.to_string())?;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use sortie_protocol::SpecHeader;
 
-use crate::jobs::expand;
+use crate::jobs::{expand, result_data};
 use crate::rundeck;
 use crate::secrets::{Delivery, Reference, Wanted};
 
@@ -190,6 +190,22 @@ pub enum StepKind {
         interpreter: Option<Vec<String>>,
         args: Vec<String>,
     },
+    /// Result data set from expansions, in sortie itself (Rundeck's
+    /// export-var and log-data steps).
+    Data(BTreeMap<String, String>),
+    /// Stop the job here, succeeded or failed, with a message (Rundeck's
+    /// flow-control step): no later step runs on any node.
+    Flow {
+        succeed: bool,
+        message: Option<String>,
+    },
+}
+
+impl StepKind {
+    /// Whether sortie does the step itself, with no process.
+    pub fn in_process(&self) -> bool {
+        matches!(self, StepKind::Data(_) | StepKind::Flow { .. })
+    }
 }
 
 #[derive(Deserialize)]
@@ -341,8 +357,23 @@ struct RawStep {
     errorhandler: Option<serde_json::Value>,
     #[serde(default)]
     keepgoing_on_success: bool,
-    #[serde(default = "yes")]
-    node_step: bool,
+    /// A node step by default; a data or flow step runs once on the runner.
+    #[serde(default)]
+    node_step: Option<bool>,
+    #[serde(default)]
+    data: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    flow: Option<RawFlow>,
+    #[serde(default)]
+    fail: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlow {
+    status: String,
+    #[serde(default)]
+    message: Option<String>,
 }
 
 /// An option's name: what Rundeck allows, `[A-Za-z0-9_.-]{1,128}`.
@@ -787,11 +818,15 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         raw.script.is_some(),
         raw.scriptfile.is_some(),
         raw.scripturl.is_some(),
+        raw.data.is_some(),
+        raw.flow.is_some(),
+        raw.fail.is_some(),
     ];
+    const KINDS: &str = "exec, shell, script, scriptfile, scripturl, data, flow, fail";
     match kinds.iter().filter(|k| **k).count() {
-        0 => bail!("a step needs one of exec, shell, script, scriptfile, scripturl"),
+        0 => bail!("a step needs one of {KINDS}"),
         1 => {}
-        _ => bail!("a step has exactly one of exec, shell, script, scriptfile, scripturl"),
+        _ => bail!("a step has exactly one of {KINDS}"),
     }
     let interpreter = match raw.interpreter.as_deref().map(str::trim) {
         None => None,
@@ -799,7 +834,30 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         Some(words) => Some(words.split_whitespace().map(str::to_string).collect()),
     };
     let script_only = raw.extension.is_some() || interpreter.is_some() || !raw.args.is_empty();
-    let kind = if let Some(argv) = raw.exec {
+    let kind = if let Some(values) = raw.data {
+        if values.is_empty() {
+            bail!("data: at least one key");
+        }
+        if let Some(bad) = values.keys().find(|k| !result_data::valid_key(k)) {
+            bail!("data: {bad:?} is not a data key ([A-Za-z0-9_.-])");
+        }
+        StepKind::Data(values)
+    } else if let Some(flow) = raw.flow {
+        let succeed = match flow.status.as_str() {
+            "succeeded" => true,
+            "failed" => false,
+            other => bail!("flow.status: {other:?} is neither succeeded nor failed"),
+        };
+        StepKind::Flow {
+            succeed,
+            message: flow.message,
+        }
+    } else if let Some(message) = raw.fail {
+        StepKind::Flow {
+            succeed: false,
+            message: Some(message),
+        }
+    } else if let Some(argv) = raw.exec {
         if argv.is_empty() || argv[0].is_empty() {
             bail!("exec: needs a program as its first element");
         }
@@ -844,8 +902,15 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
     if script_only && matches!(kind, StepKind::Exec(_) | StepKind::Shell(_)) {
         bail!("interpreter, args and extension are for script and scriptfile steps");
     }
+    let node_step = raw.node_step.unwrap_or(!kind.in_process());
+    if node_step && matches!(kind, StepKind::Flow { .. }) {
+        bail!("node_step: a flow step stops the whole job: it runs once, on the runner");
+    }
     let errorhandler = match raw.errorhandler {
         None => None,
+        Some(_) if matches!(kind, StepKind::Flow { .. }) => {
+            bail!("errorhandler: a flow step does not fail, it stops the job")
+        }
         Some(_) if !handler_allowed => bail!("errorhandler: a handler has no handler of its own"),
         Some(h) => Some(Box::new(parse_step(&h, false).context("errorhandler")?)),
     };
@@ -857,7 +922,7 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         env: raw.env,
         errorhandler,
         keepgoing_on_success: raw.keepgoing_on_success,
-        node_step: raw.node_step,
+        node_step,
         args_quoted: raw.args_quoted,
         expand_tokens: raw.expand_tokens,
         log_filters: raw
@@ -876,6 +941,53 @@ mod tests {
 
     fn err(v: serde_json::Value) -> String {
         format!("{:#}", parse(&v).unwrap_err())
+    }
+
+    #[test]
+    fn data_and_flow_steps_run_in_sortie_once_on_the_runner() {
+        let spec = parse(&json!({"id": "j", "steps": [
+            {"data": {"k": "${option.x}"}},
+            {"data": {"n": "${node.name}"}, "node_step": true},
+            {"flow": {"status": "succeeded", "message": "done"}},
+            {"fail": "broken"},
+        ]}))
+        .unwrap();
+        let kinds: Vec<(bool, bool)> = spec
+            .steps
+            .iter()
+            .map(|s| (s.kind.in_process(), s.node_step))
+            .collect();
+        assert_eq!(
+            kinds,
+            [(true, false), (true, true), (true, false), (true, false)]
+        );
+        assert!(matches!(
+            spec.steps[3].kind,
+            StepKind::Flow { succeed: false, .. }
+        ));
+        for (step, why) in [
+            (
+                json!({"flow": {"status": "done"}}),
+                "neither succeeded nor failed",
+            ),
+            (
+                json!({"fail": "x", "node_step": true}),
+                "runs once, on the runner",
+            ),
+            (
+                json!({"fail": "x", "errorhandler": {"shell": "true"}}),
+                "does not fail",
+            ),
+            (json!({"data": {}}), "at least one key"),
+            (json!({"data": {"a b": "x"}}), "not a data key"),
+            (
+                json!({"data": {"k": "v"}, "shell": "true"}),
+                "exactly one of",
+            ),
+        ] {
+            let e = err(json!({"id": "j", "steps": [step]}));
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]

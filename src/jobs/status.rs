@@ -20,6 +20,11 @@ pub enum Ran {
     NotStarted(String),
     /// It exited 0, but the result data it wrote is invalid.
     BadData(String),
+    /// A flow step stopped the job here: succeeded or failed, and why.
+    Halted {
+        succeed: bool,
+        message: String,
+    },
 }
 
 impl From<Outcome> for Ran {
@@ -46,6 +51,8 @@ impl Ran {
             Ran::Stopped(StopReason::Aborted) => (StepStatus::Failed, None, None),
             Ran::NotStarted(_) => (StepStatus::Failed, None, None),
             Ran::BadData(_) => (StepStatus::Failed, Some(0), None),
+            Ran::Halted { succeed: true, .. } => (StepStatus::Succeeded, Some(0), None),
+            Ran::Halted { succeed: false, .. } => (StepStatus::Failed, None, None),
         }
     }
 

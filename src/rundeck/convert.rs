@@ -413,6 +413,45 @@ fn convert_step(step: &Step, label: &str, notes: &mut Vec<String>) -> Result<Val
                 s.insert("shell".into(), command.into());
                 s.insert("node_step".into(), false.into());
             }
+            // Result data from a value: read back as ${export.NAME} (or
+            // ${data.NAME}), which sortie keeps in one namespace.
+            "export-var" => {
+                let (Some(name), Some(value)) =
+                    (config_text(config, "export"), config_text(config, "value"))
+                else {
+                    return Err(format!("{label}: export-var needs export and value"));
+                };
+                let group = config_text(config, "group").unwrap_or_else(|| "export".into());
+                if group != "export" && group != "data" {
+                    notes.push(format!(
+                        "{label}: export-var's group {group:?} is read as ${{data.{name}}} or \
+                         ${{export.{name}}} here"
+                    ));
+                }
+                s.insert("data".into(), serde_json::json!({ name: value }));
+                s.insert("node_step".into(), (*node_step).into());
+            }
+            // Rundeck's flow control: halt, failing or not; without halt it
+            // does nothing.
+            "flow-control" => {
+                let yes = |key| config_text(config, key).is_some_and(|v| v == "true");
+                if !yes("halt") {
+                    return Err(format!(
+                        "{label}: flow-control without halt does nothing: remove the step"
+                    ));
+                }
+                let status = if yes("fail") { "failed" } else { "succeeded" };
+                if let Some(custom) = config_text(config, "status").filter(|s| !s.is_empty()) {
+                    notes.push(format!(
+                        "{label}: flow-control's custom status {custom:?} ends the job {status}"
+                    ));
+                }
+                s.insert(
+                    "flow".into(),
+                    serde_json::json!({ "status": status, "message": format!("{label}: flow control") }),
+                );
+                s.insert("node_step".into(), false.into());
+            }
             other => {
                 let kind = if *node_step {
                     "node step"

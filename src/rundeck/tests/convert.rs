@@ -114,3 +114,32 @@ fn server_features_are_noted_not_carried_over() {
     assert!(notes.contains("schedule: not carried over"), "{notes}");
     assert!(notes.contains("notifications (onfailure)"), "{notes}");
 }
+
+#[test]
+fn export_var_and_flow_control_map_onto_data_and_flow_steps() {
+    let s = spec(
+        r#"- name: package
+  sequence:
+    commands:
+    - exec: echo SORTIE:DATA:url=https://example.invalid/p.deb
+    - type: export-var
+      nodeStep: false
+      configuration:
+        export: DOWNLOAD_URL
+        group: export
+        value: ${data.url}
+    - type: flow-control
+      nodeStep: false
+      configuration:
+        halt: 'true'
+        fail: 'true'
+    - exec: echo never
+"#,
+    );
+    assert_eq!(
+        s["steps"][1],
+        json!({"data": {"DOWNLOAD_URL": "${data.url}"}, "node_step": false})
+    );
+    assert_eq!(s["steps"][2]["flow"]["status"], "failed");
+    assert_eq!(s["steps"][2]["node_step"], false);
+}
