@@ -17,6 +17,13 @@ fn a_data_step_sets_data_and_a_flow_step_stops_the_job() {
     assert!(text.contains("tagging v2.1"), "{text}");
     assert!(text.contains("tagged v2.1, nothing else to do"), "{text}");
     assert!(!text.contains("does not run"), "{text}");
+    // The http example checks (its secret known by name, not read).
+    run(
+        sortie()
+            .args(["exec", "--check"])
+            .arg(fixture("steps/http.yaml")),
+        code::OK,
+    );
 
     // Through the control plane: the data in the completion, a failing flow
     // step ending the job with its message even with keepgoing, later steps
@@ -57,4 +64,143 @@ fn a_data_step_sets_data_and_a_flow_step_stops_the_job() {
     let log = output_text(&events(&cp.log("flow-fails")), "stdout");
     assert_eq!(log, "state degraded\n");
     assert!(!std::path::Path::new("/tmp/sortie-flow-injected").exists());
+}
+
+/// A stand-in API over TLS: `/status` answers JSON with an ETag, `/echo`
+/// answers what it was sent, `/flaky` fails once with 503, `/missing` is 404.
+/// Every request is kept. Its URL, the CA file that trusts it, and the requests.
+fn api(
+    dir: &std::path::Path,
+) -> (
+    String,
+    std::path::PathBuf,
+    std::sync::Arc<std::sync::Mutex<Vec<crate::wire::Request>>>,
+) {
+    use crate::wire::{serve, Reply, Response};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let ca = sortie_control_plane::pki::Authority::generate("api CA").unwrap();
+    let tls = server_tls(&ca.server(&["127.0.0.1"]).unwrap());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let seen: Arc<Mutex<Vec<crate::wire::Request>>> = Arc::default();
+    let flaky = Arc::new(AtomicUsize::new(0));
+    let kept = seen.clone();
+    let handler: Arc<crate::wire::Handler> = Arc::new(move |req: crate::wire::Request| {
+        let answer = match req.path.as_str() {
+            "/status" => {
+                let mut r =
+                    Response::json(200, &json!({"state": "green", "nodes": [{"name": "w1"}]}));
+                r.headers.push(("ETag".into(), "\"v42\"".into()));
+                r
+            }
+            "/echo" => Response::json(
+                201,
+                &json!({
+                    "method": req.method,
+                    "query": req.query,
+                    "body": serde_json::from_slice::<serde_json::Value>(&req.body).unwrap_or_default(),
+                    // The secret comes back: the log must mask it.
+                    "token": req.header("x-token"),
+                }),
+            ),
+            "/flaky" if flaky.fetch_add(1, Ordering::SeqCst) == 0 => {
+                Response::problem(503, "unavailable", "try again")
+            }
+            "/flaky" => Response::json(200, &json!({"ok": true})),
+            _ => Response::problem(404, "not found", "no such thing"),
+        };
+        kept.lock().unwrap().push(req);
+        Reply::Respond(answer)
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || serve(listener, Arc::new(tls), handler, stop));
+    let ca_file = dir.join("api-ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    (url, ca_file, seen)
+}
+
+/// HTTP steps against a real TLS server: a GET whose JSON and headers are
+/// captured, a POST of JSON with a secret header (never in anything the
+/// control plane receives), a 503 tried again, an unexpected 404 failing the
+/// job with the reason.
+#[test]
+fn http_steps_call_apis_capture_answers_and_keep_secrets_out() {
+    const TOKEN: &str = "tok-8c1f6e2d9a7b4c30";
+    let dir = tempfile::tempdir().unwrap();
+    let (url, ca_file, seen) = api(dir.path());
+    let ca = ca_file.to_str().unwrap();
+    let cp = ControlPlane::start();
+    cp.enqueue(json!({
+        "id": "http", "keepgoing": true,
+        "options": {"who": "$(touch /tmp/sortie-http-injected) & web"},
+        "secrets": {"TOKEN": "env:TOKEN"},
+        "steps": [
+            {"http": {"url": format!("{url}/status"), "ca_file": ca,
+                      "capture": {"state": "/state", "first": "/nodes/0/name",
+                                  "etag": "header:ETag", "code": "status"}}},
+            {"http": {"url": format!("{url}/echo"), "method": "POST", "ca_file": ca,
+                      "query": {"who": "${option.who}"},
+                      "headers": {"x-token": "${secret.TOKEN}"},
+                      "json": {"who": "${option.who}", "n": 3},
+                      "expect": [201], "capture": {"sent": "/body/who", "echoed": "/token"}}},
+            {"http": {"url": format!("{url}/flaky"), "ca_file": ca, "retries": 2}},
+            {"http": {"url": format!("{url}/missing"), "ca_file": ca}},
+        ]
+    }));
+    let state = tempfile::tempdir().unwrap();
+    run(
+        cp.poll(state.path()).env("SORTIE_SECRET_TOKEN", TOKEN),
+        code::OK,
+    );
+    let job = cp.job("http");
+    assert_done(&job, "failed");
+    let completion = job.completion.unwrap();
+    let data = &completion.data;
+    assert_eq!(
+        (
+            data["state"].as_str(),
+            data["first"].as_str(),
+            data["etag"].as_str(),
+            data["code"].as_str()
+        ),
+        ("green", "w1", "\"v42\"", "200")
+    );
+    assert_eq!(data["sent"], "$(touch /tmp/sortie-http-injected) & web");
+    assert!(
+        !data["echoed"].contains(TOKEN),
+        "a secret in the result data"
+    );
+    let statuses: Vec<&str> = completion.steps.iter().map(|s| s.status.as_str()).collect();
+    assert_eq!(statuses, ["succeeded", "succeeded", "succeeded", "failed"]);
+    assert!(
+        completion.error.as_deref().unwrap_or("").contains("step 3"),
+        "{:?}",
+        completion.error
+    );
+    let requests = seen.lock().unwrap();
+    let echo = requests.iter().find(|r| r.path == "/echo").unwrap();
+    assert_eq!(echo.header("x-token"), Some(TOKEN), "the secret was sent");
+    assert_eq!(echo.header("content-type"), Some("application/json"));
+    assert_eq!(
+        echo.query,
+        "who=%24%28touch%20%2Ftmp%2Fsortie-http-injected%29%20%26%20web"
+    );
+    assert_eq!(
+        requests.iter().filter(|r| r.path == "/flaky").count(),
+        2,
+        "tried again"
+    );
+    let log = String::from_utf8_lossy(&cp.log("http")).into_owned();
+    assert!(log.contains("HTTP 404, expected 2xx"), "{log}");
+    assert!(
+        log.contains("\\\"state\\\":\\\"green\\\""),
+        "the answer's body is in the log: {log}"
+    );
+    let received = cp.received();
+    assert!(
+        !received.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+        "the secret reached the control plane"
+    );
+    assert!(!std::path::Path::new("/tmp/sortie-http-injected").exists());
 }

@@ -195,6 +195,12 @@ pub struct StepOutput<'a, 'b, 'l> {
 }
 
 impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
+    /// The step's result data, which its output lines feed (and, for a step
+    /// sortie does itself, what it captures).
+    pub fn data(&mut self) -> &mut DataSet {
+        self.data
+    }
+
     pub fn new(
         step: usize,
         node: &'a str,

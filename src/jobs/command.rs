@@ -49,8 +49,8 @@ fn inherited_env() -> Vec<(String, String)> {
     env
 }
 
-/// Why a data or flow step has no process.
-const IN_PROCESS: &str = "a data or flow step runs in sortie itself, not as a process";
+/// Why a data, flow or http step has no process.
+const IN_PROCESS: &str = "a data, flow or http step runs in sortie itself, not as a process";
 
 /// What a step's command is built from.
 pub struct Builder<'a> {
@@ -160,9 +160,11 @@ impl Builder<'_> {
     fn script<'s>(&self, step: &'s Step, local: bool) -> Result<Option<Script<'s>>, String> {
         let rundeck = self.spec.dialect == Dialect::Rundeck;
         let (body, path, interpreter, args, extension) = match &step.kind {
-            StepKind::Exec(_) | StepKind::Shell(_) | StepKind::Data(_) | StepKind::Flow { .. } => {
-                return Ok(None)
-            }
+            StepKind::Exec(_)
+            | StepKind::Shell(_)
+            | StepKind::Data(_)
+            | StepKind::Flow { .. }
+            | StepKind::Http(_) => return Ok(None),
             StepKind::Script {
                 body,
                 interpreter,
@@ -263,6 +265,11 @@ impl Builder<'_> {
             StepKind::Flow { message, .. } => message
                 .iter()
                 .try_for_each(|m| self.expand(m, Mode::Raw).map(drop)),
+            StepKind::Http(http) => std::iter::once(&http.url)
+                .chain(http.headers.values())
+                .chain(http.query.values())
+                .chain(&http.body)
+                .try_for_each(|v| self.expand(v, Mode::Value).map(drop)),
         }
     }
 
@@ -270,6 +277,19 @@ impl Builder<'_> {
     /// in it replaced by their values (never code: no process runs it).
     pub fn text(&self, text: &str) -> Result<String, String> {
         self.expand(text, Mode::Raw)
+    }
+
+    /// What an HTTP step sends: text with its references replaced, secrets
+    /// included (sortie sends it itself; the log masks them).
+    pub fn value(&self, text: &str) -> Result<String, String> {
+        // ${secret.K} is the value itself here (in a command it is a variable).
+        let mut ctx = self.ctx.clone();
+        ctx.secrets = self
+            .secret_values
+            .iter()
+            .map(|(key, value)| (key.clone(), value.expose().to_string()))
+            .collect();
+        expand::expand(text, &ctx, Mode::Value).map_err(|e| format!("{e:#}"))
     }
 
     /// The process for a step: expand references, write scripts, set the environment.

@@ -136,6 +136,9 @@ pub enum Mode {
     Raw,
     /// As a variable reference in a shell script.
     Shell,
+    /// As it is, secrets included: for what sortie sends itself (an HTTP
+    /// step's request), never a process's arguments.
+    Value,
 }
 
 /// The length of the `${ns.key}` reference that starts `rest`, if one does.
@@ -173,7 +176,8 @@ pub fn has_at_token(text: &str) -> bool {
 /// Expand every `${ns.key}` in `text`.
 pub fn expand(text: &str, ctx: &Context, mode: Mode) -> Result<String> {
     match mode {
-        Mode::Raw => expand_raw(text, ctx),
+        Mode::Raw => expand_raw(text, ctx, false),
+        Mode::Value => expand_raw(text, ctx, true),
         Mode::Shell => expand_shell(text, ctx, &reference_at),
     }
 }
@@ -199,7 +203,7 @@ fn split(token: &str) -> (&str, std::borrow::Cow<'_, str>) {
     }
 }
 
-fn expand_raw(text: &str, ctx: &Context) -> Result<String> {
+fn expand_raw(text: &str, ctx: &Context, secrets: bool) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
     while let Some(start) = text[pos..].find("${").map(|s| s + pos) {
@@ -209,7 +213,9 @@ fn expand_raw(text: &str, ctx: &Context) -> Result<String> {
                 let token = &text[start..start + len];
                 let (ns, key) = split(token);
                 let value = ctx.lookup(ns, &key)?;
-                if ns == "secret" || (canonical(ns) == "option" && ctx.secure.contains(&*key)) {
+                let secret =
+                    ns == "secret" || (canonical(ns) == "option" && ctx.secure.contains(&*key));
+                if secret && !secrets {
                     bail!(
                         "${{{ns}.{key}}}: a secret cannot be put into a command's arguments \
                          (they are visible to every user of the host); read it from the \

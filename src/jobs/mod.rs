@@ -8,6 +8,7 @@ pub mod capture;
 pub mod command;
 pub mod dispatch;
 pub mod expand;
+pub mod http_step;
 pub mod options;
 pub mod reader;
 pub mod result_data;

@@ -373,6 +373,10 @@ pub fn check(
 ) -> Result<(), Vec<String>> {
     let mut template = context(spec, globals);
     template.options_unknown = true;
+    // The job's secrets are known by name (their values are not read to check).
+    for key in spec.secrets.keys() {
+        template.secrets.insert(key.clone(), key.clone());
+    }
     template.secure.extend(
         spec.option_defs
             .iter()
@@ -1147,6 +1151,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         let builder = self.builder(ctx);
         let mut ran = match (&step.kind, link) {
             (StepKind::Data(values), _) => set_data(&builder, values, own),
+            (StepKind::Http(http), _) => self.http(index, step, http, &builder, &node.name, own),
             (StepKind::Flow { succeed, message }, _) => {
                 let words = if *succeed {
                     "stopped the job: succeeded"
@@ -1250,6 +1255,60 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 errorhandler,
             },
             ran,
+        }
+    }
+
+    /// An HTTP step: the request, its answer in the step's output (masked as
+    /// any output), its captures in the data.
+    fn http(
+        &self,
+        index: usize,
+        step: &Step,
+        http: &crate::jobs::http_step::Http,
+        builder: &Builder<'_>,
+        node: &str,
+        data: &mut DataSet,
+    ) -> Ran {
+        use crate::jobs::http_step::{self, Done};
+        struct Out<'o, 'a, 'b, 'l> {
+            output: StepOutput<'o, 'b, 'l>,
+            log: &'a SharedLog<'b, 'l>,
+        }
+        impl http_step::Sink for Out<'_, '_, '_, '_> {
+            fn output(&mut self, text: &str) {
+                use exec::Observer;
+                self.output
+                    .output(exec::Stream::Stdout, format!("{text}\n").as_bytes());
+            }
+            fn note(&mut self, text: &str) {
+                self.log.system(Level::Warn, text);
+            }
+            fn data(&mut self, key: &str, value: String) -> Result<(), String> {
+                self.output
+                    .data()
+                    .insert(key.to_string(), value)
+                    .map_err(|e| format!("{e:#}"))
+            }
+        }
+        let filters: Vec<KeyValue> = Vec::new();
+        let output = StepOutput::new(index, node, self.log, data, &filters, self.budget.as_ref());
+        let mut out = Out {
+            output,
+            log: self.log,
+        };
+        let until = [
+            self.rt.deadline,
+            self.rt.interrupt_at,
+            step.timeout.map(|t| Instant::now() + t),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let done = http_step::run(http, &|v| builder.value(v), None, until, &mut out);
+        out.output.finish();
+        match done {
+            Done::Succeeded => Ran::Exited(0),
+            Done::Failed(why) => Ran::NotStarted(why),
         }
     }
 

@@ -199,12 +199,17 @@ pub enum StepKind {
         succeed: bool,
         message: Option<String>,
     },
+    /// A request the runner makes itself.
+    Http(Box<crate::jobs::http_step::Http>),
 }
 
 impl StepKind {
     /// Whether sortie does the step itself, with no process.
     pub fn in_process(&self) -> bool {
-        matches!(self, StepKind::Data(_) | StepKind::Flow { .. })
+        matches!(
+            self,
+            StepKind::Data(_) | StepKind::Flow { .. } | StepKind::Http(_)
+        )
     }
 }
 
@@ -366,6 +371,8 @@ struct RawStep {
     flow: Option<RawFlow>,
     #[serde(default)]
     fail: Option<String>,
+    #[serde(default)]
+    http: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -821,8 +828,9 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         raw.data.is_some(),
         raw.flow.is_some(),
         raw.fail.is_some(),
+        raw.http.is_some(),
     ];
-    const KINDS: &str = "exec, shell, script, scriptfile, scripturl, data, flow, fail";
+    const KINDS: &str = "exec, shell, script, scriptfile, scripturl, data, flow, fail, http";
     match kinds.iter().filter(|k| **k).count() {
         0 => bail!("a step needs one of {KINDS}"),
         1 => {}
@@ -852,6 +860,10 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
             succeed,
             message: flow.message,
         }
+    } else if let Some(http) = raw.http {
+        let http: crate::jobs::http_step::Http = serde_json::from_value(http).context("http")?;
+        http.check().context("http")?;
+        StepKind::Http(Box::new(http))
     } else if let Some(message) = raw.fail {
         StepKind::Flow {
             succeed: false,

@@ -23,8 +23,20 @@ pub fn agent(
     connect_timeout: Duration,
     request_timeout: Duration,
 ) -> Result<Agent> {
+    agent_with(roots, identity, false, connect_timeout, request_timeout)
+}
+
+/// Build an agent; `insecure`: one that does not check the server's
+/// certificate (only for a step that says so, which the log repeats).
+pub fn agent_with(
+    roots: Option<&Roots>,
+    identity: Option<&Identity>,
+    insecure: bool,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> Result<Agent> {
     tls::install_provider();
-    let mut tls_config = ureq::tls::TlsConfig::builder();
+    let mut tls_config = ureq::tls::TlsConfig::builder().disable_verification(insecure);
     if let Some(roots) = roots {
         tls_config = tls_config.root_certs(tls::ureq_roots(roots));
     }
@@ -154,10 +166,12 @@ pub fn encode_segment(segment: &str) -> String {
 /// Largest answer body read from any peer.
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 
-/// An answer: its status, `Retry-After` in seconds when given, and its body.
+/// An answer: its status, `Retry-After` in seconds when given, its headers
+/// and its body.
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<Duration>,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -211,6 +225,16 @@ pub fn exchange(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let body = response
         .body_mut()
         .with_config()
@@ -223,6 +247,7 @@ pub fn exchange(
     Ok(Answer {
         status,
         retry_after,
+        headers,
         body,
     })
 }

@@ -308,6 +308,67 @@ fn config_text(
     config.get(key).map(ConfigValue::as_text)
 }
 
+/// The rundeck-http-plugin's configuration as an `http` step: URL, method,
+/// headers (`Name: value` lines, or JSON), body, the expected status, and
+/// sslVerify; authentication other than none is the job's to put in a header.
+fn http_plugin(
+    config: &std::collections::BTreeMap<String, ConfigValue>,
+    label: &str,
+    notes: &mut Vec<String>,
+) -> Result<Value, String> {
+    let Some(url) = config_text(config, "remoteUrl") else {
+        return Err(format!("{label}: an HTTP step without remoteUrl"));
+    };
+    let mut http = serde_json::json!({ "url": url });
+    if let Some(method) = config_text(config, "method") {
+        http["method"] = method.into();
+    }
+    if let Some(body) = config_text(config, "body").filter(|b| !b.is_empty()) {
+        http["body"] = body.into();
+    }
+    let auth = config_text(config, "authentication").unwrap_or_default();
+    if !auth.is_empty() && !auth.eq_ignore_ascii_case("none") {
+        return Err(format!(
+            "{label}: the HTTP step's {auth} authentication: give its Authorization header \
+             from a secret instead"
+        ));
+    }
+    if let Some(text) = config_text(config, "headers").filter(|h| !h.trim().is_empty()) {
+        let headers: serde_json::Map<String, Value> = match serde_json::from_str(&text) {
+            Ok(Value::Object(map)) => map
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().map_or(v.to_string(), str::to_string).into()))
+                .collect(),
+            _ => text
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().into()))
+                .collect(),
+        };
+        http["headers"] = Value::Object(headers);
+    }
+    let yes = |key| config_text(config, key).is_some_and(|v| v == "true");
+    if yes("checkResponseCode") {
+        if let Some(code) = config_text(config, "responseCode").and_then(|c| c.parse::<u16>().ok())
+        {
+            http["expect"] = serde_json::json!([code]);
+        }
+    }
+    if config_text(config, "sslVerify").is_some_and(|v| v == "false") {
+        http["insecure"] = true.into();
+        notes.push(format!(
+            "{label}: sslVerify false: the server's certificate is not checked"
+        ));
+    }
+    if yes("proxySettings") {
+        notes.push(format!(
+            "{label}: the HTTP step's own proxy settings are not carried over: the runner's \
+             HTTPS_PROXY applies"
+        ));
+    }
+    Ok(http)
+}
+
 /// One step, or why it cannot run on a runner.
 fn convert_step(step: &Step, label: &str, notes: &mut Vec<String>) -> Result<Value, String> {
     let label = match &step.description {
@@ -412,6 +473,17 @@ fn convert_step(step: &Step, label: &str, notes: &mut Vec<String>) -> Result<Val
                 };
                 s.insert("shell".into(), command.into());
                 s.insert("node_step".into(), false.into());
+            }
+            // The rundeck-http-plugin's steps (workflow and node).
+            "edu.ohio.ais.rundeck.HttpWorkflowStepPlugin"
+            | "edu.ohio.ais.rundeck.HttpWorkflowNodeStepPlugin" => {
+                let http = http_plugin(config, &label, notes)?;
+                s.insert("http".into(), http);
+                s.insert("node_step".into(), (*node_step).into());
+                if let Some(ms) = config_text(config, "timeout").and_then(|t| t.parse::<u64>().ok())
+                {
+                    s.insert("timeout".into(), format!("{ms}ms").into());
+                }
             }
             // Result data from a value: read back as ${export.NAME} (or
             // ${data.NAME}), which sortie keeps in one namespace.

@@ -143,3 +143,32 @@ fn export_var_and_flow_control_map_onto_data_and_flow_steps() {
     assert_eq!(s["steps"][2]["flow"]["status"], "failed");
     assert_eq!(s["steps"][2]["node_step"], false);
 }
+
+#[test]
+fn the_http_plugin_maps_onto_an_http_step() {
+    let s = spec(
+        r#"- name: call
+  sequence:
+    commands:
+    - type: edu.ohio.ais.rundeck.HttpWorkflowStepPlugin
+      nodeStep: false
+      configuration:
+        authentication: None
+        checkResponseCode: 'true'
+        responseCode: '201'
+        headers: 'accept: application/json'
+        method: POST
+        body: '{"a": "${option.x}"}'
+        remoteUrl: ${option.targetUrl}/post
+        sslVerify: 'true'
+        timeout: '30000'
+"#,
+    );
+    assert_eq!(
+        s["steps"][0],
+        json!({"http": {"url": "${option.targetUrl}/post", "method": "POST",
+                        "body": "{\"a\": \"${option.x}\"}",
+                        "headers": {"accept": "application/json"}, "expect": [201]},
+               "node_step": false, "timeout": "30000ms"})
+    );
+}

@@ -1,0 +1,360 @@
+//! HTTP steps: a request the runner makes itself, to the APIs only it can
+//! reach (an internal service, a cloud's metadata, an appliance).
+//!
+//! No process runs: the request goes through the same ureq/rustls stack as
+//! the control-plane client (its trust roots, the proxy from the environment,
+//! https or plain http to loopback only unless `insecure`), so a secret in a
+//! header or body never sits on a command line; the answer's status, headers
+//! and (bounded) body go to the step's output, where the job's masker covers
+//! them. A 5xx answer or a failed connection is tried again, with backoff, as
+//! often as `retries` says; an answer whose status is not expected fails the
+//! step; `capture` takes values from the answer into result data.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use serde::Deserialize;
+
+/// How much of an answer's body the log shows.
+const SHOWN_BODY: usize = 64 * 1024;
+
+/// The longest a backoff between tries waits.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// An HTTP step as the job spec gives it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    pub url: String,
+    #[serde(default = "get")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Query parameters, appended to the URL percent-encoded.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// A body as text (references replaced), or `json`.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// A JSON body: its strings' references replaced; sent as application/json.
+    #[serde(default)]
+    pub json: Option<serde_json::Value>,
+    /// The statuses that succeed (default: any 2xx).
+    #[serde(default)]
+    pub expect: Vec<u16>,
+    /// Result data from the answer: `"/json/pointer"`, `"header:Name"` or `"status"`.
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
+    /// Tries after the first on a 5xx answer or a failed connection.
+    #[serde(default)]
+    pub retries: u32,
+    /// CA certificates (PEM) the server's certificate must chain to, instead
+    /// of the system's.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Do not check the server's certificate, and allow plain http to any
+    /// host: said in the log every time.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+impl Http {
+    /// Check what can be checked before any reference is replaced.
+    pub fn check(&self) -> Result<()> {
+        let method = self.method.to_ascii_uppercase();
+        let known = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+        if !known.contains(&method.as_str()) {
+            bail!("method: {:?} is none of {}", self.method, known.join(", "));
+        }
+        if self.body.is_some() && self.json.is_some() {
+            bail!("body and json: one or the other");
+        }
+        if let Some(bad) = self.expect.iter().find(|s| !(100..=599).contains(*s)) {
+            bail!("expect: {bad} is not an HTTP status");
+        }
+        for (key, from) in &self.capture {
+            if !crate::jobs::result_data::valid_key(key) {
+                bail!("capture: {key:?} is not a data key ([A-Za-z0-9_.-])");
+            }
+            let known = from == "status" || from.starts_with("header:") || from.starts_with('/');
+            if !known && !from.is_empty() {
+                bail!("capture.{key}: {from:?} is none of \"/json/pointer\", \"header:NAME\", \"status\"");
+            }
+        }
+        if self.retries > 10 {
+            bail!("retries: at most 10");
+        }
+        Ok(())
+    }
+}
+
+/// What became of an HTTP step.
+pub enum Done {
+    Succeeded,
+    /// The request could not be made, or its answer is not what was expected.
+    Failed(String),
+}
+
+/// Where an HTTP step writes: its output (masked by the job's log) and its data.
+pub trait Sink {
+    /// A line of the answer (status, headers, body) for the log.
+    fn output(&mut self, text: &str);
+    /// A note for the log (a retry, an insecure request).
+    fn note(&mut self, text: &str);
+    fn data(&mut self, key: &str, value: String) -> std::result::Result<(), String>;
+}
+
+/// Make the request: `value` replaces references (secrets included) in what
+/// is sent; `until` is when the step's or the job's time runs out.
+pub fn run(
+    http: &Http,
+    value: &dyn Fn(&str) -> std::result::Result<String, String>,
+    roots: Option<&crate::net::tls::Roots>,
+    until: Option<Instant>,
+    sink: &mut dyn Sink,
+) -> Done {
+    match request(http, value, roots, until, sink) {
+        Ok(done) => done,
+        Err(e) => Done::Failed(format!("{e:#}")),
+    }
+}
+
+fn request(
+    http: &Http,
+    value: &dyn Fn(&str) -> std::result::Result<String, String>,
+    roots: Option<&crate::net::tls::Roots>,
+    until: Option<Instant>,
+    sink: &mut dyn Sink,
+) -> Result<Done> {
+    let expand = |text: &str| value(text).map_err(anyhow::Error::msg);
+    let mut url = expand(&http.url).context("url")?;
+    crate::net::base_url(&url, http.insecure, "url")?;
+    for (i, (k, v)) in http.query.iter().enumerate() {
+        let v = expand(v).with_context(|| format!("query.{k}"))?;
+        let sep = if i == 0 && !url.contains('?') {
+            '?'
+        } else {
+            '&'
+        };
+        url.push(sep);
+        url += &crate::net::encode_segment(k);
+        url.push('=');
+        url += &crate::net::encode_segment(&v);
+    }
+    let mut headers = Vec::new();
+    for (k, v) in &http.headers {
+        headers.push((
+            k.clone(),
+            expand(v).with_context(|| format!("headers.{k}"))?,
+        ));
+    }
+    let body = match (&http.body, &http.json) {
+        (Some(text), _) => expand(text).context("body")?.into_bytes(),
+        (None, Some(json)) => {
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
+                headers.push(("content-type".into(), "application/json".into()));
+            }
+            serde_json::to_vec(&expand_json(json, &expand).context("json")?)?
+        }
+        (None, None) => Vec::new(),
+    };
+    let custom_roots = match &http.ca_file {
+        Some(path) => Some(crate::net::tls::Roots::load(std::path::Path::new(path))?),
+        None => None,
+    };
+    if http.insecure {
+        sink.note("insecure: the server's certificate is not checked");
+    }
+    let agent = crate::net::agent_with(
+        custom_roots.as_ref().or(roots),
+        None,
+        http.insecure,
+        Duration::from_secs(10),
+        Duration::from_secs(3600),
+    )?;
+    let method = http.method.to_ascii_uppercase();
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut backoff = Duration::from_secs(1);
+    let mut attempt = 0;
+    loop {
+        let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
+            bail!("{method} {url}: the step's time ran out");
+        }
+        let retry = attempt < http.retries;
+        match crate::net::exchange(&agent, &method, &url, &pairs, body.clone(), left) {
+            Ok(answer) if answer.status >= 500 && retry => {
+                sink.note(&format!(
+                    "{method} {url}: HTTP {}; trying again in {}s",
+                    answer.status,
+                    backoff.as_secs()
+                ));
+            }
+            Ok(answer) => return Ok(answered(http, &method, &url, answer, sink)),
+            Err(e) if retry => {
+                sink.note(&format!(
+                    "{method} {url}: {e}; trying again in {}s",
+                    backoff.as_secs()
+                ));
+            }
+            Err(e) => bail!("{method} {url}: {e}"),
+        }
+        std::thread::sleep(left.map_or(backoff, |l| backoff.min(l)));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        attempt += 1;
+    }
+}
+
+/// A JSON body with the references in its strings replaced.
+fn expand_json(
+    value: &serde_json::Value,
+    expand: &dyn Fn(&str) -> Result<String>,
+) -> Result<serde_json::Value> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::String(s) => Value::String(expand(s)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| expand_json(v, expand))
+                .collect::<Result<_>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), expand_json(v, expand)?)))
+                .collect::<Result<_>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// The answer into the log, checked, and its captures into data.
+fn answered(
+    http: &Http,
+    method: &str,
+    url: &str,
+    answer: crate::net::Answer,
+    sink: &mut dyn Sink,
+) -> Done {
+    sink.output(&format!("{method} {url}: HTTP {}", answer.status));
+    for (name, value) in &answer.headers {
+        sink.output(&format!("< {name}: {value}"));
+    }
+    let text = String::from_utf8_lossy(&answer.body);
+    let shown: String = text.chars().take(SHOWN_BODY).collect();
+    if !shown.is_empty() {
+        sink.output(shown.trim_end_matches('\n'));
+    }
+    if shown.len() < text.len() {
+        sink.note(&format!(
+            "the answer's body is {} bytes: the log shows the first {SHOWN_BODY}",
+            answer.body.len()
+        ));
+    }
+    let expected = if http.expect.is_empty() {
+        (200..300).contains(&answer.status)
+    } else {
+        http.expect.contains(&answer.status)
+    };
+    if !expected {
+        let wanted = match http.expect.is_empty() {
+            true => "2xx".to_string(),
+            false => http
+                .expect
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        return Done::Failed(format!(
+            "{method} {url}: HTTP {}, expected {wanted}",
+            answer.status
+        ));
+    }
+    let json: Option<serde_json::Value> = serde_json::from_slice(&answer.body).ok();
+    for (key, from) in &http.capture {
+        let value = if from == "status" {
+            Some(answer.status.to_string())
+        } else if let Some(name) = from.strip_prefix("header:") {
+            answer
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        } else {
+            json.as_ref()
+                .and_then(|j| j.pointer(from))
+                .map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+        };
+        let Some(value) = value else {
+            return Done::Failed(format!("capture {key}: {from} is not in the answer"));
+        };
+        if let Err(why) = sink.data(key, value) {
+            return Done::Failed(format!("capture {key}: {why}"));
+        }
+    }
+    Done::Succeeded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(value: serde_json::Value) -> Result<Http> {
+        let http: Http = serde_json::from_value(value)?;
+        http.check()?;
+        Ok(http)
+    }
+
+    #[test]
+    fn what_a_step_asks_is_checked_before_it_runs() {
+        assert!(http(serde_json::json!({"url": "https://x/"})).is_ok());
+        for (bad, why) in [
+            (
+                serde_json::json!({"url": "https://x/", "method": "BREW"}),
+                "method",
+            ),
+            (
+                serde_json::json!({"url": "https://x/", "body": "a", "json": {}}),
+                "one or the other",
+            ),
+            (
+                serde_json::json!({"url": "https://x/", "expect": [99]}),
+                "not an HTTP status",
+            ),
+            (
+                serde_json::json!({"url": "https://x/", "capture": {"k": "body"}}),
+                "none of",
+            ),
+            (
+                serde_json::json!({"url": "https://x/", "capture": {"a b": "status"}}),
+                "data key",
+            ),
+            (
+                serde_json::json!({"url": "https://x/", "retries": 11}),
+                "at most 10",
+            ),
+            (
+                serde_json::json!({"url": "https://x/", "verify": false}),
+                "unknown field",
+            ),
+        ] {
+            let e = format!("{:#}", http(bad).unwrap_err());
+            assert!(e.contains(why), "{e}");
+        }
+    }
+}
