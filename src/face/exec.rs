@@ -256,6 +256,7 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         nodes: &nodes,
         globals: &globals,
         fetch: &|url, until| fetcher.get(url, until),
+        http: &crate::shot::http::send,
     };
     let mut terminal = Terminal::new(json, &nodes.local.name);
     let started = Instant::now();

@@ -1,10 +1,11 @@
 //! HTTP steps: a request the runner makes itself, to the APIs only it can
 //! reach (an internal service, a cloud's metadata, an appliance).
 //!
-//! No process runs: the request goes through the same ureq/rustls stack as
-//! the control-plane client (its trust roots, the proxy from the environment,
-//! https or plain http to loopback only unless `insecure`), so a secret in a
-//! header or body never sits on a command line; the answer's status, headers
+//! No process runs: the request goes through the runner's own HTTP stack,
+//! which the shot gives as [`Send`] (the same ureq/rustls client as the
+//! control plane's: the proxy from the environment, https or plain http to
+//! loopback only unless `insecure`), so a secret in a header or body never
+//! sits on a command line; the answer's status, headers
 //! and (bounded) body go to the step's output, where the job's masker covers
 //! them. A 5xx answer or a failed connection is tried again, with backoff, as
 //! often as `retries` says; an answer whose status is not expected fails the
@@ -93,6 +94,37 @@ impl Http {
     }
 }
 
+/// A request as the step makes it, its references replaced.
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// With the query, percent-encoded.
+    pub url: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+    pub ca_file: Option<&'a str>,
+    pub insecure: bool,
+    /// The time left for this try.
+    pub timeout: Option<Duration>,
+}
+
+/// An answer to a request.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Why a request got no answer.
+pub enum Failure {
+    /// It may not be made (a URL not allowed, a CA file that cannot be read).
+    Refused(String),
+    /// Connecting, TLS or the exchange failed: worth another try.
+    Transport(String),
+}
+
+/// Sends a request: the runner's HTTP stack, given by the shot.
+pub type Send<'a> = dyn Fn(&Request<'_>) -> std::result::Result<Answer, Failure> + Sync + 'a;
+
 /// What became of an HTTP step.
 pub enum Done {
     Succeeded,
@@ -114,11 +146,11 @@ pub trait Sink {
 pub fn run(
     http: &Http,
     value: &dyn Fn(&str) -> std::result::Result<String, String>,
-    roots: Option<&crate::net::tls::Roots>,
+    send: &Send<'_>,
     until: Option<Instant>,
     sink: &mut dyn Sink,
 ) -> Done {
-    match request(http, value, roots, until, sink) {
+    match request(http, value, send, until, sink) {
         Ok(done) => done,
         Err(e) => Done::Failed(format!("{e:#}")),
     }
@@ -127,64 +159,52 @@ pub fn run(
 fn request(
     http: &Http,
     value: &dyn Fn(&str) -> std::result::Result<String, String>,
-    roots: Option<&crate::net::tls::Roots>,
+    send: &Send<'_>,
     until: Option<Instant>,
     sink: &mut dyn Sink,
 ) -> Result<Done> {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    /// Everything but RFC 3986's unreserved characters.
+    const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
     let expand = |text: &str| value(text).map_err(anyhow::Error::msg);
     let mut url = expand(&http.url).context("url")?;
-    crate::net::base_url(&url, http.insecure, "url")?;
     for (i, (k, v)) in http.query.iter().enumerate() {
         let v = expand(v).with_context(|| format!("query.{k}"))?;
-        let sep = if i == 0 && !url.contains('?') {
+        url.push(if i == 0 && !url.contains('?') {
             '?'
         } else {
             '&'
-        };
-        url.push(sep);
-        url += &crate::net::encode_segment(k);
+        });
+        url += &utf8_percent_encode(k, QUERY).to_string();
         url.push('=');
-        url += &crate::net::encode_segment(&v);
+        url += &utf8_percent_encode(&v, QUERY).to_string();
     }
     let mut headers = Vec::new();
     for (k, v) in &http.headers {
-        headers.push((
-            k.clone(),
-            expand(v).with_context(|| format!("headers.{k}"))?,
-        ));
+        let v = expand(v).with_context(|| format!("headers.{k}"))?;
+        headers.push((k.clone(), v));
     }
     let body = match (&http.body, &http.json) {
         (Some(text), _) => expand(text).context("body")?.into_bytes(),
         (None, Some(json)) => {
-            if !headers
+            let typed = headers
                 .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-            {
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+            if !typed {
                 headers.push(("content-type".into(), "application/json".into()));
             }
             serde_json::to_vec(&expand_json(json, &expand).context("json")?)?
         }
         (None, None) => Vec::new(),
     };
-    let custom_roots = match &http.ca_file {
-        Some(path) => Some(crate::net::tls::Roots::load(std::path::Path::new(path))?),
-        None => None,
-    };
     if http.insecure {
         sink.note("insecure: the server's certificate is not checked");
     }
-    let agent = crate::net::agent_with(
-        custom_roots.as_ref().or(roots),
-        None,
-        http.insecure,
-        Duration::from_secs(10),
-        Duration::from_secs(3600),
-    )?;
     let method = http.method.to_ascii_uppercase();
-    let pairs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     let mut backoff = Duration::from_secs(1);
     let mut attempt = 0;
     loop {
@@ -193,22 +213,29 @@ fn request(
             bail!("{method} {url}: the step's time ran out");
         }
         let retry = attempt < http.retries;
-        match crate::net::exchange(&agent, &method, &url, &pairs, body.clone(), left) {
+        let request = Request {
+            method: &method,
+            url: &url,
+            headers: &headers,
+            body: &body,
+            ca_file: http.ca_file.as_deref(),
+            insecure: http.insecure,
+            timeout: left,
+        };
+        match send(&request) {
             Ok(answer) if answer.status >= 500 && retry => {
+                let again = backoff.as_secs();
                 sink.note(&format!(
-                    "{method} {url}: HTTP {}; trying again in {}s",
-                    answer.status,
-                    backoff.as_secs()
+                    "{method} {url}: HTTP {}; trying again in {again}s",
+                    answer.status
                 ));
             }
             Ok(answer) => return Ok(answered(http, &method, &url, answer, sink)),
-            Err(e) if retry => {
-                sink.note(&format!(
-                    "{method} {url}: {e}; trying again in {}s",
-                    backoff.as_secs()
-                ));
+            Err(Failure::Transport(e)) if retry => {
+                let again = backoff.as_secs();
+                sink.note(&format!("{method} {url}: {e}; trying again in {again}s"));
             }
-            Err(e) => bail!("{method} {url}: {e}"),
+            Err(Failure::Transport(e) | Failure::Refused(e)) => bail!("{method} {url}: {e}"),
         }
         std::thread::sleep(left.map_or(backoff, |l| backoff.min(l)));
         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -240,13 +267,7 @@ fn expand_json(
 }
 
 /// The answer into the log, checked, and its captures into data.
-fn answered(
-    http: &Http,
-    method: &str,
-    url: &str,
-    answer: crate::net::Answer,
-    sink: &mut dyn Sink,
-) -> Done {
+fn answered(http: &Http, method: &str, url: &str, answer: Answer, sink: &mut dyn Sink) -> Done {
     sink.output(&format!("{method} {url}: HTTP {}", answer.status));
     for (name, value) in &answer.headers {
         sink.output(&format!("< {name}: {value}"));

@@ -58,9 +58,10 @@ pub struct Runtime<'a> {
     pub nodes: &'a Nodes,
     /// `${globals.x}`: the runner's globals (`--globals`).
     pub globals: &'a BTreeMap<String, String>,
-    /// Fetches a `scripturl` step's script.
     /// Fetches a `scripturl` step's script, before the instant given.
     pub fetch: &'a command::Fetch<'a>,
+    /// Sends an HTTP step's requests.
+    pub http: &'a crate::jobs::http_step::Send<'a>,
 }
 
 /// The outcome of a job, everything of `complete` but the log summary.
@@ -1304,7 +1305,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         .into_iter()
         .flatten()
         .min();
-        let done = http_step::run(http, &|v| builder.value(v), None, until, &mut out);
+        let done = http_step::run(http, &|v| builder.value(v), self.rt.http, until, &mut out);
         out.output.finish();
         match done {
             Done::Succeeded => Ran::Exited(0),

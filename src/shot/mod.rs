@@ -8,6 +8,7 @@
 
 pub mod delivery;
 pub mod heartbeat;
+pub mod http;
 pub mod recovery;
 
 use std::collections::VecDeque;
@@ -618,6 +619,7 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         nodes: &settings.nodes,
         globals: &settings.globals,
         fetch: &|url, until| settings.fetcher.get(url, until),
+        http: &http::send,
     };
     let report = match settings.echo_output {
         Some(json) => {

@@ -1,0 +1,46 @@
+//! The runner's HTTP stack for HTTP steps: what a step asks, sent with the
+//! same client as the control plane's (net), so jobs need no network code.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::jobs::http_step::{Answer, Failure, Request};
+
+/// Send one request of an HTTP step: its URL allowed (https, or plain http
+/// to loopback unless the step is insecure), its CA file as the trust roots.
+pub fn send(req: &Request<'_>) -> Result<Answer, Failure> {
+    let refused = |e: anyhow::Error| Failure::Refused(format!("{e:#}"));
+    crate::net::base_url(req.url, req.insecure, "url").map_err(refused)?;
+    let roots = req
+        .ca_file
+        .map(|path| crate::net::tls::Roots::load(Path::new(path)))
+        .transpose()
+        .map_err(refused)?;
+    let agent = crate::net::agent_with(
+        roots.as_ref(),
+        None,
+        req.insecure,
+        Duration::from_secs(10),
+        Duration::from_secs(3600),
+    )
+    .map_err(refused)?;
+    let headers: Vec<(&str, &str)> = req
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let answer = crate::net::exchange(
+        &agent,
+        req.method,
+        req.url,
+        &headers,
+        req.body.to_vec(),
+        req.timeout,
+    )
+    .map_err(|e| Failure::Transport(e.to_string()))?;
+    Ok(Answer {
+        status: answer.status,
+        headers: answer.headers,
+        body: answer.body,
+    })
+}
