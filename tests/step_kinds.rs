@@ -108,6 +108,10 @@ fn api(
                 Response::problem(503, "unavailable", "try again")
             }
             "/flaky" => Response::json(200, &json!({"ok": true})),
+            "/stall" => {
+                kept.lock().unwrap().push(req);
+                return Reply::Stall(std::time::Duration::from_secs(20));
+            }
             _ => Response::problem(404, "not found", "no such thing"),
         };
         kept.lock().unwrap().push(req);
@@ -203,4 +207,38 @@ fn http_steps_call_apis_capture_answers_and_keep_secrets_out() {
         "the secret reached the control plane"
     );
     assert!(!std::path::Path::new("/tmp/sortie-http-injected").exists());
+}
+
+/// What a hostile or unlucky setting cannot do to an HTTP step: a proxy in
+/// the environment is not used for this machine (it would see the request in
+/// clear), a server that never answers is stopped by the step's timeout and
+/// reported timed out, a CA "file" that is a device is refused at once.
+#[test]
+fn http_steps_go_direct_to_loopback_time_out_and_refuse_odd_ca_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, ca_file, _seen) = api(dir.path());
+    let spec = dir.path().join("odd.json");
+    let job = json!({"id": "odd", "keepgoing": true, "steps": [
+        {"http": {"url": format!("{url}/status"), "ca_file": ca_file, "capture": {"s": "/state"}}},
+        {"http": {"url": format!("{url}/stall"), "ca_file": ca_file}, "timeout": "1s"},
+        {"http": {"url": format!("{url}/status"), "ca_file": "/dev/zero"}},
+    ]});
+    std::fs::write(&spec, job.to_string()).unwrap();
+    let began = std::time::Instant::now();
+    let out = run(
+        sortie()
+            .arg("exec")
+            .arg(&spec)
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("ALL_PROXY", "http://127.0.0.1:9"),
+        code::JOB_FAILED,
+    );
+    let text = stdout(&out) + &stderr(&out);
+    assert!(text.contains("HTTP 200"), "not through the proxy: {text}");
+    assert!(text.contains("timed out after 1s"), "{text}");
+    assert!(text.contains("not a regular file"), "{text}");
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(15),
+        "{text}"
+    );
 }

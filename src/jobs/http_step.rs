@@ -23,6 +23,9 @@ const SHOWN_BODY: usize = 64 * 1024;
 /// The longest a backoff between tries waits.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// How long one try may take when neither the step nor the job has a timeout.
+const DEFAULT_TRY: Duration = Duration::from_secs(60);
+
 /// An HTTP step as the job spec gives it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,6 +133,8 @@ pub enum Done {
     Succeeded,
     /// The request could not be made, or its answer is not what was expected.
     Failed(String),
+    /// Its time ran out, or the job was told to stop (between tries).
+    Stopped(crate::exec::StopReason),
 }
 
 /// Where an HTTP step writes: its output (masked by the job's log) and its data.
@@ -148,9 +153,10 @@ pub fn run(
     value: &dyn Fn(&str) -> std::result::Result<String, String>,
     send: &Send<'_>,
     until: Option<Instant>,
+    stop: &(dyn Fn() -> Option<crate::exec::StopReason> + Sync),
     sink: &mut dyn Sink,
 ) -> Done {
-    match request(http, value, send, until, sink) {
+    match request(http, value, send, until, stop, sink) {
         Ok(done) => done,
         Err(e) => Done::Failed(format!("{e:#}")),
     }
@@ -161,8 +167,10 @@ fn request(
     value: &dyn Fn(&str) -> std::result::Result<String, String>,
     send: &Send<'_>,
     until: Option<Instant>,
+    stop: &(dyn Fn() -> Option<crate::exec::StopReason> + Sync),
     sink: &mut dyn Sink,
 ) -> Result<Done> {
+    use crate::exec::StopReason;
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
     /// Everything but RFC 3986's unreserved characters.
     const QUERY: &AsciiSet = &NON_ALPHANUMERIC
@@ -207,10 +215,13 @@ fn request(
     let method = http.method.to_ascii_uppercase();
     let mut backoff = Duration::from_secs(1);
     let mut attempt = 0;
+    let left = || until.map(|u| u.saturating_duration_since(Instant::now()));
     loop {
-        let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-        if left.is_some_and(|l| l.is_zero()) {
-            bail!("{method} {url}: the step's time ran out");
+        if let Some(reason) = stop() {
+            return Ok(Done::Stopped(reason));
+        }
+        if left().is_some_and(|l| l.is_zero()) {
+            return Ok(Done::Stopped(StopReason::TimedOut));
         }
         let retry = attempt < http.retries;
         let request = Request {
@@ -220,7 +231,7 @@ fn request(
             body: &body,
             ca_file: http.ca_file.as_deref(),
             insecure: http.insecure,
-            timeout: left,
+            timeout: Some(left().unwrap_or(DEFAULT_TRY)),
         };
         match send(&request) {
             Ok(answer) if answer.status >= 500 && retry => {
@@ -235,9 +246,16 @@ fn request(
                 let again = backoff.as_secs();
                 sink.note(&format!("{method} {url}: {e}; trying again in {again}s"));
             }
+            Err(Failure::Transport(_)) if left().is_some_and(|l| l.is_zero()) => {
+                return Ok(Done::Stopped(StopReason::TimedOut));
+            }
             Err(Failure::Transport(e) | Failure::Refused(e)) => bail!("{method} {url}: {e}"),
         }
-        std::thread::sleep(left.map_or(backoff, |l| backoff.min(l)));
+        // The wait before the next try ends with the step's time, or a stop.
+        let wake = Instant::now() + left().map_or(backoff, |l| backoff.min(l));
+        while Instant::now() < wake && stop().is_none() {
+            std::thread::sleep(Duration::from_millis(50).min(wake - Instant::now()));
+        }
         backoff = (backoff * 2).min(MAX_BACKOFF);
         attempt += 1;
     }
@@ -266,6 +284,20 @@ fn expand_json(
     })
 }
 
+/// What the log shows of a body: the first [`SHOWN_BODY`] bytes, cut at
+/// whitespace (a secret cut in two would not be recognised to be masked).
+fn shown_part(text: &str) -> &str {
+    if text.len() <= SHOWN_BODY {
+        return text;
+    }
+    let mut end = SHOWN_BODY;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text[..end].rfind(char::is_whitespace).unwrap_or(0);
+    &text[..cut]
+}
+
 /// The answer into the log, checked, and its captures into data.
 fn answered(http: &Http, method: &str, url: &str, answer: Answer, sink: &mut dyn Sink) -> Done {
     sink.output(&format!("{method} {url}: HTTP {}", answer.status));
@@ -273,7 +305,7 @@ fn answered(http: &Http, method: &str, url: &str, answer: Answer, sink: &mut dyn
         sink.output(&format!("< {name}: {value}"));
     }
     let text = String::from_utf8_lossy(&answer.body);
-    let shown: String = text.chars().take(SHOWN_BODY).collect();
+    let shown = shown_part(&text);
     if !shown.is_empty() {
         sink.output(shown.trim_end_matches('\n'));
     }
@@ -339,6 +371,19 @@ mod tests {
         let http: Http = serde_json::from_value(value)?;
         http.check()?;
         Ok(http)
+    }
+
+    #[test]
+    fn the_log_shows_the_first_64_kib_cut_at_whitespace() {
+        let small = "short answer";
+        assert_eq!(shown_part(small), small);
+        // Multi-byte characters: bytes are counted, never split.
+        let text = "é ".repeat(SHOWN_BODY);
+        let shown = shown_part(&text);
+        assert!(shown.len() <= SHOWN_BODY && text.starts_with(shown));
+        // A token (a secret, say) across the limit is left out whole.
+        let text = format!("{} hunter2secretvalue", "x".repeat(SHOWN_BODY - 8));
+        assert!(!shown_part(&text).contains("hunt"));
     }
 
     #[test]

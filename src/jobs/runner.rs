@@ -1305,11 +1305,25 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         .into_iter()
         .flatten()
         .min();
-        let done = http_step::run(http, &|v| builder.value(v), self.rt.http, until, &mut out);
+        let done = http_step::run(
+            http,
+            &|v| builder.value(v),
+            self.rt.http,
+            until,
+            self.rt.stop,
+            &mut out,
+        );
         out.output.finish();
         match done {
             Done::Succeeded => Ran::Exited(0),
             Done::Failed(why) => Ran::NotStarted(why),
+            // The shot's time, not the job's or the step's, may be what ran out.
+            Done::Stopped(StopReason::TimedOut)
+                if self.rt.interrupt_at.is_some_and(|t| Instant::now() >= t) =>
+            {
+                Ran::Stopped(StopReason::Interrupted)
+            }
+            Done::Stopped(reason) => Ran::Stopped(reason),
         }
     }
 

@@ -914,6 +914,11 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
     if script_only && matches!(kind, StepKind::Exec(_) | StepKind::Shell(_)) {
         bail!("interpreter, args and extension are for script and scriptfile steps");
     }
+    if !handler_allowed && matches!(kind, StepKind::Flow { .. }) {
+        bail!(
+            "a flow step cannot be an error handler: it stops the job, it does not recover a step"
+        );
+    }
     let node_step = raw.node_step.unwrap_or(!kind.in_process());
     if node_step && matches!(kind, StepKind::Flow { .. }) {
         bail!("node_step: a flow step stops the whole job: it runs once, on the runner");
@@ -989,6 +994,10 @@ mod tests {
             (
                 json!({"fail": "x", "errorhandler": {"shell": "true"}}),
                 "does not fail",
+            ),
+            (
+                json!({"shell": "false", "errorhandler": {"fail": "x"}}),
+                "cannot be an error handler",
             ),
             (json!({"data": {}}), "at least one key"),
             (json!({"data": {"a b": "x"}}), "not a data key"),

@@ -23,15 +23,24 @@ pub fn agent(
     connect_timeout: Duration,
     request_timeout: Duration,
 ) -> Result<Agent> {
-    agent_with(roots, identity, false, connect_timeout, request_timeout)
+    agent_with(
+        roots,
+        identity,
+        false,
+        false,
+        connect_timeout,
+        request_timeout,
+    )
 }
 
 /// Build an agent; `insecure`: one that does not check the server's
-/// certificate (only for a step that says so, which the log repeats).
+/// certificate (only for a step that says so, which the log repeats);
+/// `direct`: one that never goes through a proxy.
 pub fn agent_with(
     roots: Option<&Roots>,
     identity: Option<&Identity>,
     insecure: bool,
+    direct: bool,
     connect_timeout: Duration,
     request_timeout: Duration,
 ) -> Result<Agent> {
@@ -43,7 +52,11 @@ pub fn agent_with(
     if let Some(identity) = identity {
         tls_config = tls_config.client_cert(Some(tls::ureq_identity(identity)?));
     }
-    let proxy = ureq::Proxy::try_from_env();
+    let proxy = if direct {
+        None
+    } else {
+        ureq::Proxy::try_from_env()
+    };
     if let Some(p) = &proxy {
         tracing::debug!(proxy = %format!("{}:{}", p.host(), p.port()), "using a proxy from the environment");
     }
@@ -132,6 +145,13 @@ pub fn base_url(url: &str, allow_insecure_http: bool, what: &str) -> Result<Stri
     Ok(base)
 }
 
+/// Whether a URL's host is this machine (`localhost`, a loopback address).
+pub fn is_loopback_url(url: &str) -> bool {
+    url.split_once("://")
+        .and_then(|(_, rest)| host_of(rest))
+        .is_some_and(is_loopback)
+}
+
 /// The host of `host[:port][/path]`, without brackets for IPv6.
 fn host_of(rest: &str) -> Option<&str> {
     let authority = rest.split(['/', '?', '#']).next()?;
@@ -183,6 +203,9 @@ pub enum Failed {
     Body(anyhow::Error),
     /// The body is larger than any answer may be (a peer outside its protocol).
     TooLarge,
+    /// The request could not be built (a header value that is not one): it
+    /// never will be.
+    Request(String),
 }
 
 impl std::fmt::Display for Failed {
@@ -191,6 +214,7 @@ impl std::fmt::Display for Failed {
             Failed::Transport(e) => write!(f, "{e}"),
             Failed::Body(e) => write!(f, "reading the answer: {e:#}"),
             Failed::TooLarge => write!(f, "the answer is larger than {MAX_BODY} bytes"),
+            Failed::Request(why) => write!(f, "{why}"),
         }
     }
 }
@@ -212,7 +236,7 @@ pub fn exchange(
     }
     let req = req
         .body(body)
-        .map_err(|e| Failed::Body(anyhow!("building {method} {url}: {e}")))?;
+        .map_err(|e| Failed::Request(format!("building {method} {url}: {e}")))?;
     let mut call = agent.configure_request(req);
     if let Some(timeout) = timeout {
         call = call.timeout_global(Some(timeout));

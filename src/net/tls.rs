@@ -48,8 +48,32 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// The most a certificate or key file may hold (a CA bundle is a few hundred KiB).
+const MAX_PEM: u64 = 4 << 20;
+
+/// A certificate or key file: a regular file (not a FIFO or a device to wait
+/// on or read forever), of at most [`MAX_PEM`] bytes.
 fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
-    fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read = || -> std::io::Result<Vec<u8>> {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_PEM + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > MAX_PEM {
+            return Err(std::io::Error::other(format!(
+                "larger than {MAX_PEM} bytes"
+            )));
+        }
+        Ok(bytes)
+    };
+    read().with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
 fn certificates(pem: &[u8], path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {

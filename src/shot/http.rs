@@ -16,10 +16,14 @@ pub fn send(req: &Request<'_>) -> Result<Answer, Failure> {
         .map(|path| crate::net::tls::Roots::load(Path::new(path)))
         .transpose()
         .map_err(refused)?;
+    // This machine is reached directly, never through a proxy (a proxy would
+    // see a plain http request, secrets and all).
+    let direct = crate::net::is_loopback_url(req.url);
     let agent = crate::net::agent_with(
         roots.as_ref(),
         None,
         req.insecure,
+        direct,
         Duration::from_secs(10),
         Duration::from_secs(3600),
     )
@@ -37,7 +41,11 @@ pub fn send(req: &Request<'_>) -> Result<Answer, Failure> {
         req.body.to_vec(),
         req.timeout,
     )
-    .map_err(|e| Failure::Transport(e.to_string()))?;
+    .map_err(|e| match e {
+        // A request that cannot be built never will be: not worth a retry.
+        crate::net::Failed::Request(why) => Failure::Refused(why),
+        e => Failure::Transport(e.to_string()),
+    })?;
     Ok(Answer {
         status: answer.status,
         headers: answer.headers,
