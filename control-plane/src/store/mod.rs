@@ -1219,6 +1219,15 @@ impl Store {
     }
 }
 
+/// An audit entry's id: its time, then the order this process wrote entries
+/// in (so entries of one millisecond keep their order), then randomness (so
+/// replicas never collide).
+fn audit_id(entry: &AuditEntry) -> String {
+    static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:016}-{n:020}-{}", entry.at_ms, &random_token()[..8])
+}
+
 /// Record a change in the audit log, in the transaction that makes it.
 fn audit(
     rows: &mut dyn Rows,

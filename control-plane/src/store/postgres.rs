@@ -692,7 +692,7 @@ impl Rows for PgRows<'_, '_> {
         self.tx
             .execute(
                 "INSERT INTO audit (id, at_ms, record) VALUES ($1, $2, $3)",
-                &[&super::random_token(), &(entry.at_ms as i64), &record],
+                &[&super::audit_id(entry), &(entry.at_ms as i64), &record],
             )
             .map_err(db("writing the audit log"))?;
         Ok(())
@@ -700,7 +700,7 @@ impl Rows for PgRows<'_, '_> {
 
     fn audit_log(&mut self, limit: u64) -> Outcome<Vec<AuditEntry>> {
         self.records(
-            "SELECT record FROM audit ORDER BY at_ms DESC, id LIMIT $1",
+            "SELECT record FROM audit ORDER BY at_ms DESC, id DESC LIMIT $1",
             &[&(limit.min(i64::MAX as u64) as i64)],
         )
     }

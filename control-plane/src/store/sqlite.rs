@@ -641,7 +641,7 @@ impl Rows for SqliteRows<'_> {
         self.tx
             .execute(
                 "INSERT INTO audit (id, at_ms, record) VALUES (?1, ?2, ?3)",
-                params![super::random_token(), entry.at_ms as i64, record],
+                params![super::audit_id(entry), entry.at_ms as i64, record],
             )
             .map_err(db("writing the audit log"))?;
         Ok(())
