@@ -279,17 +279,17 @@ impl Builder<'_> {
         self.expand(text, Mode::Raw)
     }
 
-    /// What an HTTP step sends: text with its references replaced, secrets
-    /// included (sortie sends it itself; the log masks them).
-    pub fn value(&self, text: &str) -> Result<String, String> {
-        // ${secret.K} is the value itself here (in a command it is a variable).
+    /// The context what an HTTP step sends is expanded in ([`Mode::Value`]):
+    /// `${secret.K}` is the value itself there (in a command it is a
+    /// variable); sortie sends it, and the log masks it.
+    pub fn sending(&self) -> Context {
         let mut ctx = self.ctx.clone();
         ctx.secrets = self
             .secret_values
             .iter()
             .map(|(key, value)| (key.clone(), value.expose().to_string()))
             .collect();
-        expand::expand(text, &ctx, Mode::Value).map_err(|e| format!("{e:#}"))
+        ctx
     }
 
     /// The process for a step: expand references, write scripts, set the environment.

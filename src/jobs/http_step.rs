@@ -86,7 +86,7 @@ impl Http {
                 bail!("capture: {key:?} is not a data key ([A-Za-z0-9_.-])");
             }
             let known = from == "status" || from.starts_with("header:") || from.starts_with('/');
-            if !known && !from.is_empty() {
+            if !known {
                 bail!("capture.{key}: {from:?} is none of \"/json/pointer\", \"header:NAME\", \"status\"");
             }
         }
@@ -404,6 +404,10 @@ mod tests {
             ),
             (
                 serde_json::json!({"url": "https://x/", "capture": {"k": "body"}}),
+                "none of",
+            ),
+            (
+                serde_json::json!({"url": "https://x/", "capture": {"k": ""}}),
                 "none of",
             ),
             (

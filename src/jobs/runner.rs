@@ -24,7 +24,7 @@ use crate::exec::{self, Confinement, StopReason, Supervision};
 use crate::jobs::capture::{KeyValue, LogBudget, StepOutput};
 use crate::jobs::command::{self, Builder};
 use crate::jobs::dispatch::{self, Data, Nodes};
-use crate::jobs::expand::Context;
+use crate::jobs::expand::{self, Context, Mode};
 use crate::jobs::options;
 use crate::jobs::result_data::{self, DataSet};
 use crate::jobs::spec::{plain_options, JobSpec, Step, StepKind, Strategy};
@@ -1305,9 +1305,10 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         .into_iter()
         .flatten()
         .min();
+        let sending = builder.sending();
         let done = http_step::run(
             http,
-            &|v| builder.value(v),
+            &|v| expand::expand(v, &sending, Mode::Value).map_err(|e| format!("{e:#}")),
             self.rt.http,
             until,
             self.rt.stop,

@@ -7,7 +7,7 @@
 //! log by the transaction that makes it.
 
 use super::{
-    audit, now_ms, random_token, valid_runner_name, Admin, AuditEntry, Outcome, Refusal, Store,
+    audit, now_ms, random_token, valid_name, Admin, AuditEntry, Outcome, Refusal, Store,
     BOOTSTRAP_ADMIN,
 };
 
@@ -18,7 +18,7 @@ impl Store {
     /// Add an admin; its token, shown only now.
     pub fn add_admin(&self, by: &str, name: &str) -> Outcome<(Admin, String)> {
         // Not the bootstrap admin's name, nor one an audit reader could take for it.
-        if !valid_runner_name(name) || name.eq_ignore_ascii_case(BOOTSTRAP_ADMIN) {
+        if !valid_name(name) || name.eq_ignore_ascii_case(BOOTSTRAP_ADMIN) {
             return Err(Refusal::Invalid(format!(
                 "admin name {name:?} is not [A-Za-z0-9._-]{{1,64}} starting with no dot, \
                  or is {BOOTSTRAP_ADMIN:?}"

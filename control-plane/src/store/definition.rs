@@ -20,6 +20,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::valid_name;
+
 /// How deep a chain of follow-ups may go: an execution started by a follow-up
 /// of a follow-up … of a run is at depth N; one past this is not started.
 pub const MAX_CHAIN_DEPTH: u32 = 10;
@@ -172,16 +174,6 @@ pub enum Trigger {
     Succeeded,
     Failed,
     Any,
-}
-
-/// A definition name: what a job id may be, shorter (an execution's id is
-/// the name and a suffix).
-pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 impl DefinitionInput {

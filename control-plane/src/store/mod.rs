@@ -354,8 +354,10 @@ pub struct Caller {
     token_hash: String,
 }
 
-/// A runner name: what a runner id may be, shorter, not starting with a dot.
-pub fn valid_runner_name(name: &str) -> bool {
+/// A name of a runner, an admin or a job definition: what a job id may be,
+/// shorter (an execution's id is a definition's name and a suffix), not
+/// starting with a dot.
+pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && !name.starts_with('.')
         && name
@@ -1100,7 +1102,7 @@ impl Store {
         tags: Vec<String>,
         expires_at_ms: Option<u64>,
     ) -> Outcome<(Runner, String)> {
-        if !valid_runner_name(name) {
+        if !valid_name(name) {
             return Err(Refusal::Invalid(format!(
                 "runner name {name:?} is not [A-Za-z0-9._-]{{1,64}} starting with no dot"
             )));
