@@ -242,3 +242,201 @@ fn http_steps_go_direct_to_loopback_time_out_and_refuse_odd_ca_files() {
         "{text}"
     );
 }
+
+#[test]
+fn a_copy_puts_a_file_whole_on_a_node_and_on_the_runner_and_takes_nothing_protected() {
+    use crate::nodes::{node_output, Lab};
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::new(1);
+    lab.inventory(&[("n1", lab.node(0))]);
+    let dest = lab.path("dest");
+    std::fs::create_dir(&dest).unwrap();
+    let source = lab.path("app.conf");
+    std::fs::write(&source, "port=8080\n").unwrap();
+    let secret = "copy-secret-7f3a9";
+    let spec = json!({
+        "id": "copy", "nodes": {"filter": "n1 local"},
+        "secrets": {"PASS": "env:PASS"},
+        "options": {"name": "it's $(echo INJECTED >&2) 'x'"},
+        "steps": [
+            {"copy": {"dest": format!("{}/${{node.name}}-${{option.name}}", dest.display()),
+                      "content": "pass=${secret.PASS}\n"}},
+            {"copy": {"dest": format!("{}/", dest.display()), "source": source.display().to_string(),
+                      "mode": "0640"}},
+        ],
+    });
+    let out = run(
+        lab.command(spec).env("SORTIE_SECRET_PASS", secret),
+        code::OK,
+    );
+    let events = events(&out.stdout);
+    let log = stdout(&out) + &stderr(&out);
+    assert!(!log.contains(secret), "{log}");
+    assert!(node_output(&events, "n1").contains("copied"), "{log}");
+    for node in ["n1", "local"] {
+        let file = dest.join(format!("{node}-it's $(echo INJECTED >&2) 'x'"));
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("pass={secret}\n")
+        );
+        // Content with a secret is private unless the step says otherwise.
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{node}");
+    }
+    let copied = dest.join("app.conf");
+    assert_eq!(std::fs::read_to_string(&copied).unwrap(), "port=8080\n");
+    assert_eq!(
+        std::fs::metadata(&copied).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert!(
+        !events.iter().any(|e| e["text"] == "INJECTED\n"),
+        "a value ran as code: {log}"
+    );
+    // Nothing half-written is left beside the destination.
+    let names: Vec<String> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with(".sortie-copy")),
+        "{names:?}"
+    );
+
+    // A file steps cannot read (the runner's secrets directory) is not copied
+    // to a node either, and a directory is not replaced by a file.
+    let spec = json!({
+        "id": "copy-refused", "nodes": {"filter": "n1"}, "keepgoing": true,
+        "steps": [
+            {"copy": {"dest": format!("{}/stolen", dest.display()),
+                      "source": lab.path("secrets/node_key").display().to_string()}},
+            {"copy": {"dest": dest.display().to_string(), "content": "x"}},
+        ],
+    });
+    let out = run(&mut lab.command(spec), code::JOB_FAILED);
+    let log = stdout(&out) + &stderr(&out);
+    assert!(!dest.join("stolen").exists(), "{log}");
+    assert!(log.contains("cannot read"), "{log}");
+    assert!(log.contains("is a directory"), "{log}");
+    assert!(dest.is_dir());
+}
+
+/// A plugin directory with `probe`: it keeps the document it read and its
+/// environment, prints its configuration's `greeting`, and sets data.
+fn probe_plugin(dir: &std::path::Path, keep: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let program = dir.join("probe");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\ncat >{k}/doc.json\nenv >{k}/env\necho \"$SORTIE_CONFIG_GREETING\"\n\
+             echo \"seen=yes\" >>\"$SORTIE_OUTPUT\"\n",
+            k = keep.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.join("probe.json"),
+        json!({"name": "probe", "version": "2.0", "config": {
+            "type": "object", "required": ["greeting"], "additionalProperties": false,
+            "properties": {"greeting": {"type": "string"}, "token": {"type": "string"},
+                           "count": {"type": "integer", "maximum": 3}}}})
+        .to_string(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_plugin_reads_its_checked_configuration_and_only_the_secrets_it_names() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let keep = dir.path().join("keep");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::create_dir_all(&keep).unwrap();
+    probe_plugin(&plugins, &keep);
+    let spec = dir.path().join("job.json");
+    let write = |steps: serde_json::Value| {
+        std::fs::write(
+            &spec,
+            json!({"id": "plugin", "options": {"who": "ops"},
+                   "secrets": {"NAMED": "env:NAMED", "OTHER": "env:OTHER"},
+                   "steps": steps})
+            .to_string(),
+        )
+        .unwrap();
+    };
+    let exec = |code: u8| {
+        run(
+            sortie()
+                .args(["--log-format", "json", "exec"])
+                .arg(&spec)
+                .arg("--plugin-dir")
+                .arg(&plugins)
+                .env("SORTIE_SECRET_NAMED", "named-secret-1")
+                .env("SORTIE_SECRET_OTHER", "other-secret-2"),
+            code,
+        )
+    };
+    write(json!([
+        {"plugin": "probe", "config": {"greeting": "hello ${option.who}", "token": "${secret.NAMED}"}},
+        {"shell": "echo plugin said ${data.seen}"},
+    ]));
+    let out = exec(code::OK);
+    let log = stdout(&out);
+    assert!(log.contains("hello ops"), "{log}");
+    assert!(log.contains("plugin said yes"), "{log}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(keep.join("doc.json")).unwrap()).unwrap();
+    assert_eq!(doc["sortie_plugin"], 1);
+    assert_eq!(doc["plugin"]["version"], "2.0");
+    assert_eq!(doc["config"]["greeting"], "hello ops");
+    assert_eq!(doc["config"]["token"], "named-secret-1");
+    assert_eq!(doc["secrets"], json!({"NAMED": "named-secret-1"}));
+    assert_eq!(doc["options"]["who"], "ops");
+    assert_eq!(doc["node"]["name"], "local");
+    let env = std::fs::read_to_string(keep.join("env")).unwrap();
+    assert!(!env.contains("other-secret-2"), "{env}");
+    assert!(env.contains("SORTIE_CONFIG_GREETING=hello ops"), "{env}");
+
+    // A configuration the manifest refuses: named, and the plugin never runs.
+    std::fs::remove_file(keep.join("doc.json")).unwrap();
+    write(json!([{"plugin": "probe", "config": {"greting": "x", "count": 9}}]));
+    let log = stdout(&exec(code::JOB_FAILED));
+    for problem in [
+        "config.greeting: required",
+        "config.greting: not a field",
+        "config.count: above",
+    ] {
+        assert!(log.contains(problem), "{problem}: {log}");
+    }
+    assert!(!keep.join("doc.json").exists());
+    write(json!([{"plugin": "absent", "config": {}}]));
+    assert!(stdout(&exec(code::JOB_FAILED)).contains("no plugin \\\"absent\\\""));
+
+    // A plugin another user could change is not run.
+    std::fs::set_permissions(
+        plugins.join("probe"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    write(json!([{"plugin": "probe", "config": {"greeting": "x"}}]));
+    let log = stdout(&exec(code::JOB_FAILED));
+    assert!(log.contains("writable by other users"), "{log}");
+    assert!(!keep.join("doc.json").exists());
+}
+
+#[test]
+fn the_example_plugin_reports_how_full_a_filesystem_is() {
+    let out = run(
+        sortie()
+            .args(["exec", "--plugin-dir"])
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/plugins"))
+            .arg(fixture("steps/plugin.yaml")),
+        code::OK,
+    );
+    let text = stdout(&out) + &stderr(&out);
+    assert!(text.contains("% full"), "{text}");
+    assert!(text.contains("data: used_percent="), "{text}");
+}

@@ -58,10 +58,20 @@ pub struct Command {
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
     pub confinement: Confinement,
-    /// Bytes for the process's stdin, which then stays open until it ends (an ssh
-    /// step's node reads its work there and treats the end of it as a stop);
-    /// `None`: stdin is empty.
-    pub stdin: Option<Vec<u8>>,
+    pub stdin: Input,
+}
+
+/// What a process reads on stdin.
+#[derive(Debug, Clone, Default)]
+pub enum Input {
+    /// Nothing (`/dev/null`).
+    #[default]
+    Empty,
+    /// These bytes, then stdin stays open until the process ends: an ssh
+    /// step's node reads its work there and treats the end of it as a stop.
+    Held(Vec<u8>),
+    /// These bytes, then the end of the input (a plugin's document).
+    Closed(Vec<u8>),
 }
 
 /// Why the supervisor stopped a process.
@@ -153,10 +163,9 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         .env_clear()
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&cmd.cwd)
-        .stdin(if cmd.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            os::empty_stdin()
+        .stdin(match cmd.stdin {
+            Input::Empty => os::empty_stdin(),
+            Input::Held(_) | Input::Closed(_) => Stdio::piped(),
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -175,12 +184,18 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
     let group = ProcessGroup::led_by(child.id());
     signals::add_running_group(group.id());
     let pid = child.id();
-    // Feed stdin and hold it open until the process ends (the sender is dropped).
+    // Feed stdin and, if asked, hold it open until the process ends (the
+    // sender is dropped).
     let (_hold, held) = mpsc::channel::<()>();
-    if let (Some(bytes), Some(mut stdin)) = (cmd.stdin.clone(), child.stdin.take()) {
+    if let Some(mut stdin) = child.stdin.take() {
+        let (bytes, hold) = match &cmd.stdin {
+            Input::Held(bytes) => (bytes.clone(), true),
+            Input::Closed(bytes) => (bytes.clone(), false),
+            Input::Empty => (Vec::new(), false),
+        };
         thread::spawn(move || {
             use std::io::Write;
-            if stdin.write_all(&bytes).is_ok() {
+            if stdin.write_all(&bytes).is_ok() && hold {
                 let _ = held.recv();
             }
         });

@@ -243,6 +243,17 @@ pub struct RunArgs {
     /// project globals; `globals.NAME=` and `project.globals.NAME=` lines too).
     #[arg(long, env = "SORTIE_GLOBALS", value_name = "PATH")]
     pub globals: Option<PathBuf>,
+
+    /// Where plugin steps' executables and manifests are looked for, in order
+    /// (repeatable; the variable takes a comma-separated list) [default: `plugins`
+    /// beside the state dir, then /usr/lib/sortie/plugins].
+    #[arg(
+        long = "plugin-dir",
+        env = "SORTIE_PLUGIN_DIR",
+        value_delimiter = ',',
+        value_name = "DIR"
+    )]
+    pub plugin_dir: Vec<PathBuf>,
 }
 
 /// Which nodes this runner knows and how it reaches them (`poll`, `exec`, `nodes`).

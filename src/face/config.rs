@@ -6,7 +6,7 @@
 //! names the flag or file at fault; `check` reports every problem, one per line.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -89,6 +89,7 @@ pub fn poll(args: &PollArgs, json: bool) -> Result<shot::Settings> {
     Ok(shot::Settings {
         nodes,
         globals: globals(args.run.globals.as_deref())?,
+        plugins: plugin_dirs(&args.run, Some(&connect.state_dir)),
         fetcher,
         endpoint: connect.endpoint,
         runner_id: connect.runner_id,
@@ -186,6 +187,26 @@ pub fn nodes(args: &NodeArgs, private_dir: PathBuf) -> Result<Nodes> {
         ssh,
         problems,
     })
+}
+
+/// Where plugin steps are looked for: `--plugin-dir`, else `plugins` beside
+/// the state dir (a runner's own plugins) and the system's directory.
+pub fn plugin_dirs(run: &RunArgs, state_dir: Option<&Path>) -> Vec<PathBuf> {
+    if !run.plugin_dir.is_empty() {
+        // Absolute: a plugin runs in its job's workspace.
+        return run
+            .plugin_dir
+            .iter()
+            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+            .collect();
+    }
+    let beside = state_dir
+        .and_then(|d| std::path::absolute(d).ok())
+        .and_then(|d| d.parent().map(|p| p.join("plugins")));
+    beside
+        .into_iter()
+        .chain([PathBuf::from(crate::jobs::plugin::SYSTEM_DIR)])
+        .collect()
 }
 
 /// The runner's own node, described as Rundeck describes its server node.

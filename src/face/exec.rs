@@ -257,6 +257,7 @@ pub fn run(args: &ExecArgs, json: bool) -> Result<Code> {
         globals: &globals,
         fetch: &|url, until| fetcher.get(url, until),
         http: &crate::shot::http::send,
+        plugins: &config::plugin_dirs(&args.run, None),
     };
     let mut terminal = Terminal::new(json, &nodes.local.name);
     let started = Instant::now();

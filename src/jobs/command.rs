@@ -14,7 +14,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::exec;
+use crate::jobs::copy_step;
 use crate::jobs::expand::{self, env_name, Context, Mode, NAMESPACES};
+use crate::jobs::plugin;
 use crate::jobs::reader::{self, Reader, SHELLS};
 use crate::jobs::spec::{Dialect, JobSpec, Step, StepKind};
 use crate::nodes::ssh::{self, RemoteStep};
@@ -67,6 +69,8 @@ pub struct Builder<'a> {
     pub fetch: &'a Fetch<'a>,
     /// When the job must be over (a fetch may not outlast it).
     pub until: Option<std::time::Instant>,
+    /// Where plugin steps' executables are looked for, in order.
+    pub plugins: &'a [PathBuf],
 }
 
 /// Fetches a `scripturl` step's script, before the instant given (the job's end).
@@ -164,7 +168,9 @@ impl Builder<'_> {
             | StepKind::Shell(_)
             | StepKind::Data(_)
             | StepKind::Flow { .. }
-            | StepKind::Http(_) => return Ok(None),
+            | StepKind::Http(_)
+            | StepKind::Copy(_)
+            | StepKind::Plugin { .. } => return Ok(None),
             StepKind::Script {
                 body,
                 interpreter,
@@ -270,6 +276,22 @@ impl Builder<'_> {
                 .chain(http.query.values())
                 .chain(&http.body)
                 .try_for_each(|v| self.expand(v, Mode::Value).map(drop)),
+            StepKind::Copy(copy) => {
+                self.expand(&copy.dest, Mode::Raw)?;
+                if let Some(source) = &copy.source {
+                    self.expand(source, Mode::Raw)?;
+                }
+                copy.content
+                    .iter()
+                    .try_for_each(|c| self.expand(c, Mode::Value).map(drop))
+            }
+            StepKind::Plugin { config, .. } => {
+                let ctx = self.sending();
+                plugin::expand_config(config, &|v| {
+                    expand::expand(v, &ctx, Mode::Value).map_err(|e| format!("{e:#}"))
+                })
+                .map(drop)
+            }
         }
     }
 
@@ -301,6 +323,9 @@ impl Builder<'_> {
         errorhandler: bool,
         output_file: &Path,
     ) -> Result<exec::Command, String> {
+        if let StepKind::Plugin { name, config } = &step.kind {
+            return self.plugin(index, step, name, config, output_file);
+        }
         let (program, args): (OsString, Vec<OsString>) = match &step.kind {
             StepKind::Exec(argv) => {
                 let argv: Vec<OsString> = self
@@ -313,6 +338,29 @@ impl Builder<'_> {
             StepKind::Shell(text) => {
                 let text = self.expand(text, Mode::Shell)?;
                 ("/bin/sh".into(), vec!["-c".into(), text.into()])
+            }
+            StepKind::Copy(copy) => {
+                let (source, own) = match &copy.source {
+                    Some(source) => (self.expand(source, Mode::Raw)?, None),
+                    None => {
+                        let suffix = if errorhandler { "-handler" } else { "" };
+                        let path = self.workspace.join(format!(".copy-{index}{suffix}"));
+                        let bytes = self.copy_content(copy)?;
+                        files::replace(&path, files::PRIVATE_FILE)
+                            .and_then(|mut f| f.write_all(&bytes))
+                            .and_then(|_| give(&path, self.confinement))
+                            .map_err(|e| format!("cannot write the content to copy: {e}"))?;
+                        (path.display().to_string(), Some("own"))
+                    }
+                };
+                let dest = self.copy_dest(copy)?;
+                let mut args: Vec<OsString> = ["-c", copy_step::SCRIPT, "sortie"]
+                    .into_iter()
+                    .map(OsString::from)
+                    .collect();
+                args.extend([source, dest, copy.mode()].map(OsString::from));
+                args.extend(own.map(OsString::from));
+                ("/bin/sh".into(), args)
             }
             _ => {
                 let script = self.script(step, true)?.ok_or(IN_PROCESS)?;
@@ -357,7 +405,7 @@ impl Builder<'_> {
             env: self.environment(step, Some(output_file)),
             cwd: self.workspace.to_path_buf(),
             confinement: self.confinement.clone(),
-            stdin: None,
+            stdin: exec::Input::Empty,
         })
     }
 
@@ -374,6 +422,24 @@ impl Builder<'_> {
         };
         let (script, run) = match &step.kind {
             StepKind::Exec(argv) => (Vec::new(), quote_all(self.exec_words(argv)?)),
+            StepKind::Copy(copy) => {
+                let bytes = match &copy.source {
+                    Some(source) => self.read_source(&self.expand(source, Mode::Raw)?)?,
+                    None => self.copy_content(copy)?,
+                };
+                let run = format!(
+                    "/bin/sh -c {} sortie \"$2\" {} {}",
+                    ssh::quote(copy_step::SCRIPT),
+                    ssh::quote(&self.copy_dest(copy)?),
+                    ssh::quote(&copy.mode())
+                );
+                return Ok(RemoteStep {
+                    env: Vec::new(),
+                    script: bytes,
+                    run,
+                    grace,
+                });
+            }
             StepKind::Shell(text) => (
                 self.expand(text, Mode::Shell)?.into_bytes(),
                 "sh \"$2\"".to_string(),
@@ -412,6 +478,164 @@ impl Builder<'_> {
             run,
             grace,
         })
+    }
+
+    /// A plugin step's process: the plugin found and its manifest checked,
+    /// its configuration expanded and checked against the manifest, the
+    /// document on stdin. Of the job's secrets, only those the configuration
+    /// names reach it.
+    fn plugin(
+        &self,
+        index: usize,
+        step: &Step,
+        name: &str,
+        config: &serde_json::Value,
+        output_file: &Path,
+    ) -> Result<exec::Command, String> {
+        let found = plugin::find(self.plugins, name)?;
+        let named = plugin::secrets_named(config);
+        let ctx = self.sending();
+        let config = plugin::expand_config(config, &|v| {
+            expand::expand(v, &ctx, Mode::Value).map_err(|e| format!("{e:#}"))
+        })?;
+        if let Some(schema) = &found.manifest.config {
+            let mut problems = Vec::new();
+            plugin::check(schema, &config, "config", &mut problems);
+            if !problems.is_empty() {
+                return Err(format!(
+                    "plugin {name:?} {}: {}",
+                    found.manifest.version,
+                    problems.join("; ")
+                ));
+            }
+        }
+        let secrets: BTreeMap<String, String> = ctx
+            .secrets
+            .iter()
+            .filter(|(k, _)| named.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let options = self
+            .ctx
+            .options
+            .iter()
+            .filter(|(k, _)| !self.ctx.secure.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let document = plugin::Document {
+            plugin: &found,
+            config,
+            options,
+            node: &self.ctx.node,
+            job: &self.ctx.job,
+            data: &self.ctx.data,
+            secrets,
+            step: index,
+        };
+        // The job's secret variables, but for those the configuration names.
+        let unnamed: Vec<&String> = self
+            .ctx
+            .secrets
+            .iter()
+            .filter(|(k, _)| !named.contains(k))
+            .map(|(_, var)| var)
+            .collect();
+        let mut env = self.environment(step, Some(output_file));
+        env.retain(|(k, _)| !unnamed.contains(&k));
+        env.extend(plugin::config_env(&document.config));
+        Ok(exec::Command {
+            program: found.program.clone().into_os_string(),
+            args: Vec::new(),
+            env,
+            cwd: self.workspace.to_path_buf(),
+            confinement: self.confinement.clone(),
+            stdin: exec::Input::Closed(document.to_bytes()),
+        })
+    }
+
+    /// A copy step's inline content, its references expanded as values
+    /// (secrets included: the bytes go to a file, never to a command line).
+    fn copy_content(&self, copy: &copy_step::Copy) -> Result<Vec<u8>, String> {
+        let text = copy.content.as_deref().unwrap_or("");
+        let ctx = self.sending();
+        let bytes = expand::expand(text, &ctx, Mode::Value)
+            .map_err(|e| format!("{e:#}"))?
+            .into_bytes();
+        if bytes.len() as u64 > copy_step::MAX_BYTES {
+            return Err(format!(
+                "the content to copy is over {} MiB",
+                copy_step::MAX_BYTES >> 20
+            ));
+        }
+        Ok(bytes)
+    }
+
+    fn copy_dest(&self, copy: &copy_step::Copy) -> Result<String, String> {
+        let source = match &copy.source {
+            Some(s) => Some(self.expand(s, Mode::Raw)?),
+            None => None,
+        };
+        copy_step::destination(&self.expand(&copy.dest, Mode::Raw)?, source.as_deref())
+    }
+
+    /// A file on the runner, read by `cat` confined as the job's steps are:
+    /// a copy takes nothing from the runner that a step could not read.
+    fn read_source(&self, path: &str) -> Result<Vec<u8>, String> {
+        struct Collect {
+            bytes: Vec<u8>,
+            errors: Vec<u8>,
+            over: bool,
+        }
+        impl exec::Observer for Collect {
+            fn output(&mut self, stream: exec::Stream, bytes: &[u8]) {
+                match stream {
+                    exec::Stream::Stdout => self.bytes.extend_from_slice(bytes),
+                    exec::Stream::Stderr if self.errors.len() < 4096 => {
+                        self.errors.extend_from_slice(bytes)
+                    }
+                    exec::Stream::Stderr => {}
+                }
+                self.over |= self.bytes.len() as u64 > copy_step::MAX_BYTES;
+            }
+            fn tick(&mut self) {}
+            fn aborted(&self) -> bool {
+                self.over
+            }
+        }
+        let cmd = exec::Command {
+            program: "cat".into(),
+            args: vec!["--".into(), path.into()],
+            env: self.base_env.to_vec(),
+            cwd: self.workspace.to_path_buf(),
+            confinement: self.confinement.clone(),
+            stdin: exec::Input::Empty,
+        };
+        let mut collect = Collect {
+            bytes: Vec::new(),
+            errors: Vec::new(),
+            over: false,
+        };
+        let supervision = exec::Supervision {
+            until: self.until,
+            stop: &|| None,
+            grace: std::time::Duration::from_secs(1),
+        };
+        let finished = exec::run(&cmd, &supervision, &mut collect);
+        match finished.outcome {
+            _ if collect.over => Err(format!(
+                "cannot copy {path}: it is over {} MiB",
+                copy_step::MAX_BYTES >> 20
+            )),
+            exec::Outcome::Exited(0) => Ok(collect.bytes),
+            exec::Outcome::Stopped(_) => Err(format!("cannot read {path}: the job's time ran out")),
+            _ => {
+                let why = String::from_utf8_lossy(&collect.errors);
+                match why.trim().trim_start_matches("cat: ") {
+                    "" => Err(format!("cannot read {path}")),
+                    why => Err(format!("cannot read {why}")),
+                }
+            }
+        }
     }
 
     /// An `exec` step's words, expanded by their roles: a value raw, a script

@@ -6,10 +6,12 @@
 
 pub mod capture;
 pub mod command;
+pub mod copy_step;
 pub mod dispatch;
 pub mod expand;
 pub mod http_step;
 pub mod options;
+pub mod plugin;
 pub mod reader;
 pub mod result_data;
 pub mod runner;

@@ -62,6 +62,8 @@ pub struct Runtime<'a> {
     pub fetch: &'a command::Fetch<'a>,
     /// Sends an HTTP step's requests.
     pub http: &'a crate::jobs::http_step::Send<'a>,
+    /// Where plugin steps' executables are looked for, in order.
+    pub plugins: &'a [PathBuf],
 }
 
 /// The outcome of a job, everything of `complete` but the log summary.
@@ -396,6 +398,7 @@ pub fn check(
         confinement: &confinement,
         fetch: &|url, _| Err(format!("{url}: not fetched by a check")),
         until: None,
+        plugins: &[],
     };
     refusals(spec, &builder, &local.name)
 }
@@ -867,6 +870,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 .into_iter()
                 .flatten()
                 .min(),
+            plugins: self.rt.plugins,
         }
     }
 
@@ -1171,40 +1175,22 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                     message,
                 }
             }
-            (_, link) => match link {
-                Link::Local => {
-                    let suffix = if errorhandler { "-handler" } else { "" };
-                    let output_file = self
-                        .rt
-                        .workspace
-                        .join(format!(".output-{index}{suffix}-{}", safe_name(&node.name)));
-                    let prepared = command::fresh_output_file(&output_file)
-                        .and_then(|_| command::give(&output_file, &self.confinement))
-                        .map_err(|e| format!("cannot create the result data file: {e}"))
-                        .and_then(|_| builder.command(index, step, errorhandler, &output_file));
-                    let mut ran = match prepared {
-                        Err(why) => Ran::NotStarted(why),
-                        Ok(cmd) => self.supervise(index, step, &cmd, &label, &node.name, own),
-                    };
-                    if ran.succeeded() {
-                        if let Err(why) = take_data_file(&output_file, own) {
-                            ran = Ran::BadData(why);
-                        }
-                    }
-                    command::remove(&output_file);
-                    ran
+            // A plugin runs on the runner, whichever node it is for.
+            (StepKind::Plugin { .. }, _) | (_, Link::Local) => {
+                self.local(index, step, errorhandler, &builder, &label, &node.name, own)
+            }
+            (_, Link::Remote { host, connection }) => match builder.remote(step, self.rt.grace) {
+                Err(why) => Ran::NotStarted(why),
+                Ok(remote) => {
+                    let cmd = connection.command(&remote, host);
+                    self.supervise(index, step, &cmd, &label, &node.name, own)
                 }
-                Link::Remote { host, connection } => match builder.remote(step, self.rt.grace) {
-                    Err(why) => Ran::NotStarted(why),
-                    Ok(remote) => {
-                        let cmd = connection.command(&remote, host);
-                        self.supervise(index, step, &cmd, &label, &node.name, own)
-                    }
-                },
-                Link::Broken(why) => Ran::NotStarted(why.clone()),
             },
+            (_, Link::Broken(why)) => Ran::NotStarted(why.clone()),
         };
-        if let (Link::Remote { host, connection }, Ran::Exited(255)) = (link, &ran) {
+        let over_ssh = !matches!(step.kind, StepKind::Plugin { .. });
+        if let (Link::Remote { host, connection }, Ran::Exited(255), true) = (link, &ran, over_ssh)
+        {
             // ssh's own failures exit 255; so may the step: ask the master.
             if !connection.alive(host) {
                 ran = Ran::NotStarted(format!(
@@ -1257,6 +1243,40 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             },
             ran,
         }
+    }
+
+    /// A step's process on the runner, with its result data file.
+    #[allow(clippy::too_many_arguments)]
+    fn local(
+        &self,
+        index: usize,
+        step: &Step,
+        errorhandler: bool,
+        builder: &Builder<'_>,
+        label: &str,
+        node: &str,
+        own: &mut DataSet,
+    ) -> Ran {
+        let suffix = if errorhandler { "-handler" } else { "" };
+        let output_file = self
+            .rt
+            .workspace
+            .join(format!(".output-{index}{suffix}-{}", safe_name(node)));
+        let prepared = command::fresh_output_file(&output_file)
+            .and_then(|_| command::give(&output_file, &self.confinement))
+            .map_err(|e| format!("cannot create the result data file: {e}"))
+            .and_then(|_| builder.command(index, step, errorhandler, &output_file));
+        let mut ran = match prepared {
+            Err(why) => Ran::NotStarted(why),
+            Ok(cmd) => self.supervise(index, step, &cmd, label, node, own),
+        };
+        if ran.succeeded() {
+            if let Err(why) = take_data_file(&output_file, own) {
+                ran = Ran::BadData(why);
+            }
+        }
+        command::remove(&output_file);
+        ran
     }
 
     /// An HTTP step: the request, its answer in the step's output (masked as

@@ -155,7 +155,8 @@ pub struct Step {
     pub env: BTreeMap<String, String>,
     pub errorhandler: Option<Box<Step>>,
     pub keepgoing_on_success: bool,
-    /// Runs on each selected node (`true`, the default) or once on the runner.
+    /// Runs on each selected node (`true`, the default for what runs on the
+    /// node) or once on the runner.
     pub node_step: bool,
     /// A script's path and args become one argument of the interpreter
     /// (Rundeck's `interpreterArgsQuoted`), each word shell-quoted.
@@ -201,6 +202,13 @@ pub enum StepKind {
     },
     /// A request the runner makes itself.
     Http(Box<crate::jobs::http_step::Http>),
+    /// A file or content put on the node.
+    Copy(Box<crate::jobs::copy_step::Copy>),
+    /// A plugin's executable, on the runner (sortie-plugins(7)).
+    Plugin {
+        name: String,
+        config: serde_json::Value,
+    },
 }
 
 impl StepKind {
@@ -210,6 +218,13 @@ impl StepKind {
             self,
             StepKind::Data(_) | StepKind::Flow { .. } | StepKind::Http(_)
         )
+    }
+
+    /// Whether the step runs once, on the runner, unless it says `node_step:
+    /// true`: what sortie does itself, and a plugin (the node is in what it
+    /// reads; it runs on the runner either way).
+    pub fn once_by_default(&self) -> bool {
+        self.in_process() || matches!(self, StepKind::Plugin { .. })
     }
 }
 
@@ -373,6 +388,12 @@ struct RawStep {
     fail: Option<String>,
     #[serde(default)]
     http: Option<serde_json::Value>,
+    #[serde(default)]
+    copy: Option<serde_json::Value>,
+    #[serde(default)]
+    plugin: Option<String>,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -818,7 +839,7 @@ fn duration(text: Option<&str>) -> Result<Option<Duration>> {
 }
 
 fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> {
-    let raw = RawStep::deserialize(value).context("not a step")?;
+    let mut raw = RawStep::deserialize(value).context("not a step")?;
     let kinds = [
         raw.exec.is_some(),
         raw.shell.is_some(),
@@ -829,8 +850,11 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         raw.flow.is_some(),
         raw.fail.is_some(),
         raw.http.is_some(),
+        raw.copy.is_some(),
+        raw.plugin.is_some(),
     ];
-    const KINDS: &str = "exec, shell, script, scriptfile, scripturl, data, flow, fail, http";
+    const KINDS: &str =
+        "exec, shell, script, scriptfile, scripturl, data, flow, fail, http, copy, plugin";
     match kinds.iter().filter(|k| **k).count() {
         0 => bail!("a step needs one of {KINDS}"),
         1 => {}
@@ -864,6 +888,19 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         let http: crate::jobs::http_step::Http = serde_json::from_value(http).context("http")?;
         http.check().context("http")?;
         StepKind::Http(Box::new(http))
+    } else if let Some(copy) = raw.copy {
+        let copy: crate::jobs::copy_step::Copy = serde_json::from_value(copy).context("copy")?;
+        copy.check().context("copy")?;
+        StepKind::Copy(Box::new(copy))
+    } else if let Some(name) = raw.plugin {
+        if !crate::jobs::plugin::valid_name(&name) {
+            bail!("plugin: {name:?} is not a plugin name ([A-Za-z0-9_.-], not a path)");
+        }
+        let config = raw.config.take().unwrap_or_else(|| serde_json::json!({}));
+        if !config.is_object() {
+            bail!("config: must be an object");
+        }
+        StepKind::Plugin { name, config }
     } else if let Some(message) = raw.fail {
         StepKind::Flow {
             succeed: false,
@@ -911,7 +948,14 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
             args: raw.args,
         }
     };
-    if script_only && matches!(kind, StepKind::Exec(_) | StepKind::Shell(_)) {
+    let script_kind = matches!(
+        kind,
+        StepKind::Script { .. } | StepKind::ScriptFile { .. } | StepKind::ScriptUrl { .. }
+    );
+    if raw.config.is_some() {
+        bail!("config: only for a plugin step");
+    }
+    if script_only && !script_kind {
         bail!("interpreter, args and extension are for script and scriptfile steps");
     }
     if !handler_allowed && matches!(kind, StepKind::Flow { .. }) {
@@ -919,7 +963,7 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
             "a flow step cannot be an error handler: it stops the job, it does not recover a step"
         );
     }
-    let node_step = raw.node_step.unwrap_or(!kind.in_process());
+    let node_step = raw.node_step.unwrap_or(!kind.once_by_default());
     if node_step && matches!(kind, StepKind::Flow { .. }) {
         bail!("node_step: a flow step stops the whole job: it runs once, on the runner");
     }

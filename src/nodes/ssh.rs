@@ -257,7 +257,7 @@ impl Connection {
             env: ssh_env(),
             cwd: std::env::temp_dir(),
             confinement: exec::Confinement::default(),
-            stdin: Some(payload),
+            stdin: exec::Input::Held(payload),
         }
     }
 

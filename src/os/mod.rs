@@ -339,14 +339,19 @@ pub struct User {
     pub home: std::path::PathBuf,
 }
 
+/// The user id sortie runs as.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// The name of the user sortie runs as (its number when the user database
 /// has no entry).
 pub fn user_name() -> Option<String> {
     // Looked up once (it reads the user database, and every job asks).
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let name = NAME.get_or_init(|| {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::geteuid() };
+        let uid = effective_uid();
         lookup_user(&uid.to_string()).map_or_else(|_| uid.to_string(), |u| u.name)
     });
     Some(name.clone())

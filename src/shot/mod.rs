@@ -58,6 +58,8 @@ pub struct Settings {
     pub nodes: Nodes,
     /// `${globals.x}` for jobs.
     pub globals: std::collections::BTreeMap<String, String>,
+    /// Where plugin steps are looked for, in order.
+    pub plugins: Vec<PathBuf>,
     /// Fetches `scripturl` steps' scripts.
     pub fetcher: crate::net::Fetcher,
     pub runner_id: String,
@@ -620,6 +622,7 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         globals: &settings.globals,
         fetch: &|url, until| settings.fetcher.get(url, until),
         http: &http::send,
+        plugins: &settings.plugins,
     };
     let report = match settings.echo_output {
         Some(json) => {
