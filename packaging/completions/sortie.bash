@@ -250,7 +250,7 @@ _sortie() {
             return 0
             ;;
         sortie__subcmd__exec)
-            opts="-o -v -q -h --option --check --job --ca-file --kill-grace --keep-workspace --sandbox --protect --run-as --globals --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --nodes --node-name --known-hosts --ssh-config --ssh-connect-timeout --ssh-agent --allow-insecure-http --log-format --verbose --quiet --help"
+            opts="-o -v -q -h --option --check --job --ca-file --kill-grace --keep-workspace --sandbox --protect --run-as --globals --plugin-dir --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --nodes --node-name --known-hosts --ssh-config --ssh-connect-timeout --ssh-agent --allow-insecure-http --log-format --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -289,6 +289,10 @@ _sortie() {
                     return 0
                     ;;
                 --globals)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --plugin-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -538,7 +542,7 @@ _sortie() {
             return 0
             ;;
         sortie__subcmd__lambda)
-            opts="-v -q -h --server --token-file --token-from --runner-id --tag --ca-file --client-cert --client-key --allow-insecure-http --state-dir --connect-timeout --request-timeout --kill-grace --keep-workspace --sandbox --protect --run-as --globals --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --nodes --node-name --known-hosts --ssh-config --ssh-connect-timeout --ssh-agent --max-jobs --echo-output --history --parallel --wait --max-runtime --fail-on-job-failure --deadline-reserve --lock-wait --keep-logs --delivery-budget --allowed-tags --log-format --verbose --quiet --help"
+            opts="-v -q -h --server --token-file --token-from --runner-id --tag --ca-file --client-cert --client-key --allow-insecure-http --state-dir --connect-timeout --request-timeout --kill-grace --keep-workspace --sandbox --protect --run-as --globals --plugin-dir --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --nodes --node-name --known-hosts --ssh-config --ssh-connect-timeout --ssh-agent --max-jobs --echo-output --history --parallel --wait --max-runtime --fail-on-job-failure --deadline-reserve --lock-wait --keep-logs --delivery-budget --allowed-tags --log-format --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -605,6 +609,10 @@ _sortie() {
                     return 0
                     ;;
                 --globals)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --plugin-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -790,7 +798,7 @@ _sortie() {
             return 0
             ;;
         sortie__subcmd__poll)
-            opts="-v -q -h --server --token-file --token-from --runner-id --tag --ca-file --client-cert --client-key --allow-insecure-http --state-dir --connect-timeout --request-timeout --kill-grace --keep-workspace --sandbox --protect --run-as --globals --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --nodes --node-name --known-hosts --ssh-config --ssh-connect-timeout --ssh-agent --max-jobs --echo-output --history --parallel --wait --max-runtime --fail-on-job-failure --deadline-reserve --lock-wait --keep-logs --delivery-budget --log-format --verbose --quiet --help"
+            opts="-v -q -h --server --token-file --token-from --runner-id --tag --ca-file --client-cert --client-key --allow-insecure-http --state-dir --connect-timeout --request-timeout --kill-grace --keep-workspace --sandbox --protect --run-as --globals --plugin-dir --secrets-env-prefix --secrets-dir --secrets-command --secrets-command-timeout --mask-min-length --bao-addr --bao-token-file --bao-role-id-file --bao-secret-id-file --bao-approle-mount --bao-k8s-role --bao-k8s-token-file --bao-k8s-mount --bao-namespace --bao-ca-file --nodes --node-name --known-hosts --ssh-config --ssh-connect-timeout --ssh-agent --max-jobs --echo-output --history --parallel --wait --max-runtime --fail-on-job-failure --deadline-reserve --lock-wait --keep-logs --delivery-budget --log-format --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -857,6 +865,10 @@ _sortie() {
                     return 0
                     ;;
                 --globals)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --plugin-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
