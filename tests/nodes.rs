@@ -97,6 +97,7 @@ impl Lab {
                  AuthorizedKeysFile {auth}\nPidFile {d}/pid\nStrictModes no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
                  LogLevel VERBOSE\nMaxSessions 50\nMaxStartups 100\n\
+                 Subsystem sftp internal-sftp\n\
                  SetEnv TMPDIR={tmp} PATH={bin}:/usr/local/bin:/usr/bin:/bin\n",
                 d = d.display(),
                 tmp = self.node_tmp().display(),

@@ -1,6 +1,8 @@
 //! Steps sortie does itself: data (result data from text) and flow (stop the
 //! job here, succeeded or failed), through `sortie exec` and the control plane.
 
+use std::process::Command;
+
 use serde_json::json;
 
 use crate::support::*;
@@ -439,4 +441,111 @@ fn the_example_plugin_reports_how_full_a_filesystem_is() {
     let text = stdout(&out) + &stderr(&out);
     assert!(text.contains("% full"), "{text}");
     assert!(text.contains("data: used_percent="), "{text}");
+}
+
+#[test]
+fn an_ansible_step_plays_on_the_selected_nodes_and_reports_each_node_s_recap() {
+    use crate::nodes::Lab;
+    let lab = Lab::new(2);
+    // Which python runs modules on a node: its own attribute says.
+    let node = |i: usize| {
+        let mut node = lab.node(i);
+        node["ansible_python_interpreter"] = "/usr/bin/python3".into();
+        node
+    };
+    lab.inventory(&[("web1", node(0)), ("web2", node(1))]);
+    let written = lab.path("written");
+    std::fs::create_dir(&written).unwrap();
+    // A vaulted variable, opened with the password the job's secret holds.
+    let password_file = lab.path("vault-password");
+    std::fs::write(&password_file, "vault-pass-9c1e").unwrap();
+    let vaulted = Command::new(peer("ansible-vault"))
+        .args(["encrypt_string", "--vault-password-file"])
+        .arg(&password_file)
+        .args(["vaulted-value", "--name", "vaulted"])
+        .output()
+        .unwrap();
+    assert!(vaulted.status.success(), "{}", stderr(&vaulted));
+    let vaulted = String::from_utf8(vaulted.stdout).unwrap();
+    let indented: String = vaulted.lines().map(|l| format!("    {l}\n")).collect();
+    let play = format!(
+        "- hosts: all\n  gather_facts: false\n  vars:\n{indented}  tasks:\n\
+         \x20   - copy:\n        dest: \"{dir}/{{{{ inventory_hostname }}}}.txt\"\n\
+         \x20       content: \"release {{{{ release }}}} by {{{{ who }}}} {{{{ vaulted }}}}\\n\"\n\
+         \x20   - fail: {{msg: broken on purpose}}\n      when: inventory_hostname == 'web2'\n",
+        dir = written.display()
+    );
+    let cp = ControlPlane::start();
+    let id = cp.enqueue(json!({
+        "id": "ansible", "nodes": {"filter": "name: web.*"},
+        "secrets": {"VAULT": "env:VAULT"},
+        "options": {"release": "{{ lookup('pipe', 'echo INJECTED') }}"},
+        "steps": [{"ansible": {"play": play, "vars": {"who": "${option.release}"},
+                               "vault_password": "${secret.VAULT}"}}],
+    }));
+    let path = format!(
+        "{}:{}",
+        peer("ansible-playbook").parent().unwrap().display(),
+        std::env::var("PATH").unwrap()
+    );
+    run(
+        cp.poll(&lab.path("state"))
+            .env("PATH", path)
+            .env("SORTIE_SECRET_VAULT", "vault-pass-9c1e")
+            .arg("--nodes")
+            .arg(lab.path("nodes.yaml"))
+            .arg("--known-hosts")
+            .arg(lab.path("known_hosts"))
+            .arg("--secrets-dir")
+            .arg(lab.path("secrets")),
+        0,
+    );
+    let job = cp.job(&id);
+    assert_done(&job, "failed");
+    let completion = job.completion.unwrap();
+    let steps: Vec<(&str, &str)> = completion
+        .steps
+        .iter()
+        .map(|s| (s.node.as_str(), s.status.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("local", "failed"),
+            ("web1", "succeeded"),
+            ("web2", "failed")
+        ],
+        "{completion:?}"
+    );
+    // ansible-playbook's own exit code: a host failed.
+    assert_eq!(completion.steps[0].exit_code, Some(2));
+    let recap = |i: usize, k: &str| completion.steps[i].recap.as_ref().unwrap()[k];
+    assert_eq!((recap(1, "changed"), recap(1, "failures")), (1, 0));
+    assert_eq!((recap(2, "changed"), recap(2, "failures")), (1, 1));
+    for host in ["web1", "web2"] {
+        let text = std::fs::read_to_string(written.join(format!("{host}.txt"))).unwrap();
+        // Values stay text (never templated), the vaulted variable opened.
+        assert_eq!(
+            text,
+            "release {{ lookup('pipe', 'echo INJECTED') }} by \
+             {{ lookup('pipe', 'echo INJECTED') }} vaulted-value\n"
+        );
+    }
+    let log = String::from_utf8_lossy(&cp.log(&id)).into_owned();
+    assert!(log.contains("PLAY RECAP"), "{log}");
+    assert!(!log.contains("vault-pass-9c1e"), "{log}");
+    // Nothing of the step's private files stays in the state dir.
+    let left = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "find {} -name 'key-*' -o -name 'vault-password'",
+            lab.path("state").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }

@@ -273,6 +273,11 @@ pub struct StepResult {
     /// True for the run of a step's error handler (an optional field of sortie's).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub errorhandler: bool,
+    /// An ansible step's play recap for this node: `ok`, `changed`,
+    /// `unreachable`, `failures`, `skipped`, `rescued`, `ignored` (an optional
+    /// field of sortie's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recap: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// Length and checksum of the whole log, so the control plane can prove it has every byte.

@@ -170,6 +170,7 @@ impl Builder<'_> {
             | StepKind::Flow { .. }
             | StepKind::Http(_)
             | StepKind::Copy(_)
+            | StepKind::Ansible(_)
             | StepKind::Plugin { .. } => return Ok(None),
             StepKind::Script {
                 body,
@@ -284,6 +285,16 @@ impl Builder<'_> {
                 copy.content
                     .iter()
                     .try_for_each(|c| self.expand(c, Mode::Value).map(drop))
+            }
+            StepKind::Ansible(ansible) => {
+                if let Some(playbook) = &ansible.playbook {
+                    self.expand(playbook, Mode::Raw)?;
+                }
+                ansible
+                    .vars
+                    .values()
+                    .chain(&ansible.vault_password)
+                    .try_for_each(|v| self.expand(v, Mode::Value).map(drop))
             }
             StepKind::Plugin { config, .. } => {
                 let ctx = self.sending();
@@ -553,13 +564,17 @@ impl Builder<'_> {
         })
     }
 
+    /// A value expanded as what sortie writes itself (a file a step reads):
+    /// secrets as their values.
+    pub fn value(&self, text: &str) -> Result<String, String> {
+        expand::expand(text, &self.sending(), Mode::Value).map_err(|e| format!("{e:#}"))
+    }
+
     /// A copy step's inline content, its references expanded as values
     /// (secrets included: the bytes go to a file, never to a command line).
     fn copy_content(&self, copy: &copy_step::Copy) -> Result<Vec<u8>, String> {
-        let text = copy.content.as_deref().unwrap_or("");
-        let ctx = self.sending();
-        let bytes = expand::expand(text, &ctx, Mode::Value)
-            .map_err(|e| format!("{e:#}"))?
+        let bytes = self
+            .value(copy.content.as_deref().unwrap_or(""))?
             .into_bytes();
         if bytes.len() as u64 > copy_step::MAX_BYTES {
             return Err(format!(
@@ -660,7 +675,9 @@ impl Builder<'_> {
             .collect()
     }
 
-    fn environment(&self, step: &Step, output_file: Option<&Path>) -> Vec<(String, String)> {
+    /// A step's environment on the runner: the job's context, `env`, the
+    /// secrets' variables, and with `output_file` `SORTIE_OUTPUT`.
+    pub fn environment(&self, step: &Step, output_file: Option<&Path>) -> Vec<(String, String)> {
         let mut env: BTreeMap<String, String> = self.base_env.iter().cloned().collect();
         let mut set = |k: String, v: &str| {
             env.insert(k, v.to_string());

@@ -4,6 +4,7 @@
 //! This part knows nothing of where the log goes or of the control plane: the
 //! shot and `exec` give it an event log and read its report.
 
+pub mod ansible_step;
 pub mod capture;
 pub mod command;
 pub mod copy_step;

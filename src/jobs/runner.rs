@@ -21,6 +21,7 @@ use sortie_protocol::{JobStatus, StepResult, StepStatus};
 
 use crate::exec::sandbox::Policy;
 use crate::exec::{self, Confinement, StopReason, Supervision};
+use crate::jobs::ansible_step;
 use crate::jobs::capture::{KeyValue, LogBudget, StepOutput};
 use crate::jobs::command::{self, Builder};
 use crate::jobs::dispatch::{self, Data, Nodes};
@@ -29,7 +30,7 @@ use crate::jobs::options;
 use crate::jobs::result_data::{self, DataSet};
 use crate::jobs::spec::{plain_options, JobSpec, Step, StepKind, Strategy};
 use crate::jobs::status::{self, AfterFailure, Ran};
-use crate::nodes::ssh::{Address, Connection, Credentials};
+use crate::nodes::ssh::{self, Address, Connection, Credentials};
 use crate::nodes::Node;
 use crate::output::{Event, EventLog, Level, SharedLog};
 use crate::secret::Secret;
@@ -83,6 +84,8 @@ pub struct Report {
 /// One run of a step or of its handler.
 struct StepRun {
     result: StepResult,
+    /// An ansible step's result on each node its play ran on.
+    per_node: Vec<StepResult>,
     ran: Ran,
 }
 
@@ -190,6 +193,8 @@ struct Job<'a, 'l, 's> {
     /// Where the job's node keys, host keys and control sockets are: out of
     /// the steps' reach, removed with the job.
     private: Option<PathBuf>,
+    /// The nodes the job selected (an ansible step's inventory).
+    selected: Vec<Node>,
     /// Each remote node's key file.
     keys: BTreeMap<String, PathBuf>,
     /// Each remote node's known_hosts file (from its `ssh-host-key`).
@@ -434,6 +439,7 @@ fn skipped(
                 signal: None,
                 duration_ms: 0,
                 errorhandler: false,
+                recap: None,
             });
         }
         if missed {
@@ -576,6 +582,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             secret_env: Vec::new(),
             secret_values: Vec::new(),
             private: None,
+            selected: nodes.to_vec(),
             keys: BTreeMap::new(),
             host_keys: BTreeMap::new(),
             broken: BTreeMap::new(),
@@ -1054,6 +1061,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             );
             let exit_code = run.result.exit_code;
             seq.results.push(run.result);
+            seq.results.extend(run.per_node);
             if run.ran.succeeded() {
                 continue;
             }
@@ -1095,6 +1103,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                     index, handler, true, node, link, &mut ctx, data, view_node, own, nodes,
                 );
                 seq.results.push(handled.result);
+                seq.results.extend(handled.per_node);
                 if let Some(stop) = handled.ran.stops_job(self.job_deadline_passed()) {
                     seq.verdict = Verdict {
                         status: stop,
@@ -1154,7 +1163,14 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         ctx.data = data.view(view_node, own);
         let label = step_label(index, step, &node.name, nodes);
         let builder = self.builder(ctx);
+        let mut recap = None;
         let mut ran = match (&step.kind, link) {
+            (StepKind::Ansible(ansible), _) => {
+                let (ran, counts) =
+                    self.ansible(index, step, ansible, errorhandler, &builder, &label, own);
+                recap = counts;
+                ran
+            }
             (StepKind::Data(values), _) => set_data(&builder, values, own),
             (StepKind::Http(http), _) => self.http(index, step, http, &builder, &node.name, own),
             (StepKind::Flow { succeed, message }, _) => {
@@ -1177,7 +1193,9 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             }
             // A plugin runs on the runner, whichever node it is for.
             (StepKind::Plugin { .. }, _) | (_, Link::Local) => {
-                self.local(index, step, errorhandler, &builder, &label, &node.name, own)
+                self.local(index, step, errorhandler, &label, &node.name, own, &|out| {
+                    builder.command(index, step, errorhandler, out)
+                })
             }
             (_, Link::Remote { host, connection }) => match builder.remote(step, self.rt.grace) {
                 Err(why) => Ran::NotStarted(why),
@@ -1230,6 +1248,29 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             signal,
             duration_ms,
         });
+        let mut recap = recap.unwrap_or_default();
+        // The play's other hosts: a result each, by its recap.
+        let per_node = self
+            .selected
+            .iter()
+            .filter(|n| n.name != node.name)
+            .filter_map(|n| Some((n, recap.remove(&n.name)?)))
+            .map(|(n, counts)| StepResult {
+                index,
+                name: step.name.clone(),
+                node: n.name.clone(),
+                status: if ansible_step::host_failed(&counts) {
+                    StepStatus::Failed
+                } else {
+                    StepStatus::Succeeded
+                },
+                exit_code: None,
+                signal: None,
+                duration_ms,
+                errorhandler,
+                recap: Some(counts),
+            })
+            .collect();
         StepRun {
             result: StepResult {
                 index,
@@ -1240,22 +1281,210 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 signal,
                 duration_ms,
                 errorhandler,
+                recap: recap.remove(&node.name),
             },
+            per_node,
             ran,
         }
     }
 
-    /// A step's process on the runner, with its result data file.
+    /// An ansible step: its private directory (inventory, vars, keys, host
+    /// keys, vault password, the recap callback), `ansible-playbook` run as
+    /// any step on the runner, and the recap it wrote.
+    #[allow(clippy::too_many_arguments)]
+    fn ansible(
+        &self,
+        index: usize,
+        step: &Step,
+        ansible: &ansible_step::Ansible,
+        errorhandler: bool,
+        builder: &Builder<'_>,
+        label: &str,
+        own: &mut DataSet,
+    ) -> (Ran, Option<BTreeMap<String, ansible_step::Counts>>) {
+        let suffix = if errorhandler { "-handler" } else { "" };
+        let dir = self.rt.workspace.join(format!(".ansible-{index}{suffix}"));
+        let recap_file = dir.join("recap.json");
+        let local = &self.rt.nodes.local.name;
+        let ran = self.local(index, step, errorhandler, label, local, own, &|out| {
+            self.ansible_command(step, ansible, builder, &dir, out)
+        });
+        let recap = match ansible_step::read_recap(&recap_file) {
+            Ok(recap) => recap,
+            Err(why) => {
+                self.log.system(Level::Warn, &format!("{label}: {why}"));
+                None
+            }
+        };
+        for (host, counts) in recap.iter().flatten() {
+            let line: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            self.log
+                .system(Level::Info, &format!("{label}: {host}: {}", line.join(" ")));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        (ran, recap)
+    }
+
+    /// The files of an ansible step in `dir`, and its `ansible-playbook`.
+    fn ansible_command(
+        &self,
+        step: &Step,
+        ansible: &ansible_step::Ansible,
+        builder: &Builder<'_>,
+        dir: &Path,
+        output_file: &Path,
+    ) -> Result<exec::Command, String> {
+        use ansible_step::Host;
+        let program = which::which("ansible-playbook").map_err(|_| {
+            "ansible-playbook was not found on PATH: install ansible-core".to_string()
+        })?;
+        let write = |name: &str, text: &[u8]| -> Result<PathBuf, String> {
+            let path = dir.join(name);
+            files::replace(&path, files::PRIVATE_FILE)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, text))
+                .and_then(|_| command::give(&path, &self.confinement))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(path)
+        };
+        let _ = std::fs::remove_dir_all(dir);
+        for sub in [dir.to_path_buf(), dir.join("home"), dir.join("callbacks")] {
+            files::ensure_dir(&sub, files::PRIVATE_DIR)
+                .and_then(|_| command::give(&sub, &self.confinement))
+                .map_err(|e| format!("cannot create {}: {e}", sub.display()))?;
+        }
+        // Host keys: the runner's known_hosts and the nodes' own.
+        let mut known = Vec::new();
+        let ssh = self.rt.nodes.ssh.as_ref();
+        for path in ssh
+            .and_then(|s| s.known_hosts.as_ref())
+            .into_iter()
+            .chain(self.host_keys.values())
+        {
+            let text = files::read_regular(path, 16 << 20)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            known.extend_from_slice(&text);
+            known.push(b'\n');
+        }
+        let known_hosts = write("known_hosts", &known)?;
+        let local = &self.rt.nodes.local.name;
+        let mut hosts = Vec::new();
+        for node in &self.selected {
+            if !ansible_step::host_name_ok(&node.name) {
+                return Err(format!(
+                    "node {:?} cannot be an Ansible host: its name holds template syntax",
+                    node.name
+                ));
+            }
+            if &node.name == local {
+                hosts.push((node.name.clone(), Host::Local));
+                continue;
+            }
+            if let Some(why) = self.broken.get(&node.name) {
+                return Err(format!("node {}: {why}", node.name));
+            }
+            let address = Address::of(node)?;
+            let key = match self.keys.get(&node.name) {
+                Some(path) => {
+                    let key = files::read_regular(path, 1 << 20)
+                        .map_err(|e| format!("the key of node {}: {e}", node.name))?;
+                    Some(write(&format!("key-{}", safe_name(&node.name)), &key)?)
+                }
+                None => None,
+            };
+            hosts.push((
+                node.name.clone(),
+                Host::Remote {
+                    host: address.host,
+                    port: address.port,
+                    user: address.user,
+                    key,
+                    python: node.attributes.get("ansible_python_interpreter").cloned(),
+                },
+            ));
+        }
+        let ssh_args = ansible_step::ssh_args(
+            &known_hosts,
+            ssh.and_then(|s| s.config.as_deref()),
+            ssh.map_or(10, |s| s.connect_timeout.as_secs().max(1)),
+        );
+        let inventory = write(
+            "inventory.yml",
+            ansible_step::inventory(&hosts, &ssh_args).as_bytes(),
+        )?;
+        // The job's plain options, then the step's vars.
+        let mut vars: BTreeMap<String, String> = builder
+            .ctx
+            .options
+            .iter()
+            .filter(|(k, _)| !builder.ctx.secure.contains(*k) && ssh::is_name(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in &ansible.vars {
+            vars.insert(k.clone(), builder.value(v)?);
+        }
+        let vars = write("vars.yml", ansible_step::vars_file(&vars).as_bytes())?;
+        write(
+            "callbacks/sortie_recap.py",
+            ansible_step::RECAP_CALLBACK.as_bytes(),
+        )?;
+        let playbook = match (&ansible.play, &ansible.playbook) {
+            (Some(play), _) => write("playbook.yml", play.as_bytes())?,
+            (None, Some(path)) => {
+                let path = builder.text(path)?;
+                std::path::absolute(&path).map_err(|e| format!("playbook {path}: {e}"))?
+            }
+            (None, None) => unreachable!("checked when the spec was read"),
+        };
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "-i".into(),
+            inventory.into(),
+            "-e".into(),
+            format!("@{}", vars.display()).into(),
+        ];
+        if let Some(password) = &ansible.vault_password {
+            let file = write("vault-password", builder.value(password)?.as_bytes())?;
+            args.extend(["--vault-password-file".into(), file.into()]);
+        }
+        args.extend(ansible.args.iter().map(Into::into));
+        args.push(playbook.into());
+        let mut env = builder.environment(step, Some(output_file));
+        let d = |p: &str| dir.join(p).display().to_string();
+        env.extend([
+            ("ANSIBLE_HOME".to_string(), d("home")),
+            ("ANSIBLE_LOCAL_TEMP".to_string(), d("home/tmp")),
+            ("ANSIBLE_CALLBACK_PLUGINS".to_string(), d("callbacks")),
+            (
+                "ANSIBLE_CALLBACKS_ENABLED".to_string(),
+                "sortie_recap".into(),
+            ),
+            ("SORTIE_ANSIBLE_RECAP".to_string(), d("recap.json")),
+            ("ANSIBLE_HOST_KEY_CHECKING".to_string(), "True".into()),
+            // No master left behind when the play ends.
+            ("ANSIBLE_SSH_ARGS".to_string(), "-o ControlMaster=no".into()),
+            ("ANSIBLE_RETRY_FILES_ENABLED".to_string(), "False".into()),
+            ("ANSIBLE_NOCOLOR".to_string(), "1".into()),
+        ]);
+        Ok(exec::Command {
+            program: program.into_os_string(),
+            args,
+            env,
+            cwd: self.rt.workspace.to_path_buf(),
+            confinement: self.confinement.clone(),
+            stdin: exec::Input::Empty,
+        })
+    }
+
+    /// A step's process on the runner, made by `make` with its result data file.
     #[allow(clippy::too_many_arguments)]
     fn local(
         &self,
         index: usize,
         step: &Step,
         errorhandler: bool,
-        builder: &Builder<'_>,
         label: &str,
         node: &str,
         own: &mut DataSet,
+        make: &dyn Fn(&Path) -> Result<exec::Command, String>,
     ) -> Ran {
         let suffix = if errorhandler { "-handler" } else { "" };
         let output_file = self
@@ -1265,7 +1494,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         let prepared = command::fresh_output_file(&output_file)
             .and_then(|_| command::give(&output_file, &self.confinement))
             .map_err(|e| format!("cannot create the result data file: {e}"))
-            .and_then(|_| builder.command(index, step, errorhandler, &output_file));
+            .and_then(|_| make(&output_file));
         let mut ran = match prepared {
             Err(why) => Ran::NotStarted(why),
             Ok(cmd) => self.supervise(index, step, &cmd, label, node, own),
@@ -1439,6 +1668,7 @@ impl Sequence {
             signal: None,
             duration_ms: 0,
             errorhandler: false,
+            recap: None,
         });
         self.verdict = Verdict {
             status: JobStatus::Failed,

@@ -204,6 +204,8 @@ pub enum StepKind {
     Http(Box<crate::jobs::http_step::Http>),
     /// A file or content put on the node.
     Copy(Box<crate::jobs::copy_step::Copy>),
+    /// `ansible-playbook` on the runner, for the job's selected nodes.
+    Ansible(Box<crate::jobs::ansible_step::Ansible>),
     /// A plugin's executable, on the runner (sortie-plugins(7)).
     Plugin {
         name: String,
@@ -224,7 +226,7 @@ impl StepKind {
     /// true`: what sortie does itself, and a plugin (the node is in what it
     /// reads; it runs on the runner either way).
     pub fn once_by_default(&self) -> bool {
-        self.in_process() || matches!(self, StepKind::Plugin { .. })
+        self.in_process() || matches!(self, StepKind::Plugin { .. } | StepKind::Ansible(_))
     }
 }
 
@@ -392,6 +394,8 @@ struct RawStep {
     copy: Option<serde_json::Value>,
     #[serde(default)]
     plugin: Option<String>,
+    #[serde(default)]
+    ansible: Option<serde_json::Value>,
     #[serde(default)]
     config: Option<serde_json::Value>,
 }
@@ -852,9 +856,10 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         raw.http.is_some(),
         raw.copy.is_some(),
         raw.plugin.is_some(),
+        raw.ansible.is_some(),
     ];
     const KINDS: &str =
-        "exec, shell, script, scriptfile, scripturl, data, flow, fail, http, copy, plugin";
+        "exec, shell, script, scriptfile, scripturl, data, flow, fail, http, copy, plugin, ansible";
     match kinds.iter().filter(|k| **k).count() {
         0 => bail!("a step needs one of {KINDS}"),
         1 => {}
@@ -901,6 +906,11 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
             bail!("config: must be an object");
         }
         StepKind::Plugin { name, config }
+    } else if let Some(ansible) = raw.ansible {
+        let ansible: crate::jobs::ansible_step::Ansible =
+            serde_json::from_value(ansible).context("ansible")?;
+        ansible.check().context("ansible")?;
+        StepKind::Ansible(Box::new(ansible))
     } else if let Some(message) = raw.fail {
         StepKind::Flow {
             succeed: false,
@@ -966,6 +976,9 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
     let node_step = raw.node_step.unwrap_or(!kind.once_by_default());
     if node_step && matches!(kind, StepKind::Flow { .. }) {
         bail!("node_step: a flow step stops the whole job: it runs once, on the runner");
+    }
+    if node_step && matches!(kind, StepKind::Ansible(_)) {
+        bail!("node_step: an ansible step runs once, on the runner, for every selected node");
     }
     let errorhandler = match raw.errorhandler {
         None => None,
