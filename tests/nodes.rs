@@ -214,6 +214,19 @@ impl Lab {
         cmd
     }
 
+    /// `sortie poll` against `cp` with the lab's inventory, known_hosts and
+    /// keys, its state in the lab's `state`.
+    pub fn poll(&self, cp: &ControlPlane) -> Command {
+        let mut cmd = cp.poll(&self.path("state"));
+        cmd.arg("--nodes")
+            .arg(self.path("nodes.yaml"))
+            .arg("--known-hosts")
+            .arg(self.path("known_hosts"))
+            .arg("--secrets-dir")
+            .arg(self.path("secrets"));
+        cmd
+    }
+
     pub fn exec(&self, spec: Value, code: u8, extra: &[&str]) -> (Vec<Value>, Output) {
         let out = run(self.command(spec).args(extra), code);
         (events(&out.stdout), out)
@@ -758,16 +771,7 @@ fn a_job_from_the_control_plane_reports_each_node_s_steps() {
         "steps": [{"shell": "echo hi from ${node.name}; echo SORTIE:DATA:host=${node.name}"}],
     }));
     let state = lab.path("state");
-    run(
-        cp.poll(&state)
-            .arg("--nodes")
-            .arg(lab.path("nodes.yaml"))
-            .arg("--known-hosts")
-            .arg(lab.path("known_hosts"))
-            .arg("--secrets-dir")
-            .arg(lab.path("secrets")),
-        0,
-    );
+    run(&mut lab.poll(&cp), 0);
     let job = cp.job(&id);
     assert_done(&job, "succeeded");
     let completion = job.completion.unwrap();

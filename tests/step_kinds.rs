@@ -489,15 +489,9 @@ fn an_ansible_step_plays_on_the_selected_nodes_and_reports_each_node_s_recap() {
         std::env::var("PATH").unwrap()
     );
     run(
-        cp.poll(&lab.path("state"))
+        lab.poll(&cp)
             .env("PATH", path)
-            .env("SORTIE_SECRET_VAULT", "vault-pass-9c1e")
-            .arg("--nodes")
-            .arg(lab.path("nodes.yaml"))
-            .arg("--known-hosts")
-            .arg(lab.path("known_hosts"))
-            .arg("--secrets-dir")
-            .arg(lab.path("secrets")),
+            .env("SORTIE_SECRET_VAULT", "vault-pass-9c1e"),
         0,
     );
     let job = cp.job(&id);
