@@ -1,5 +1,7 @@
-//! Steps sortie does itself: data (result data from text) and flow (stop the
-//! job here, succeeded or failed), through `sortie exec` and the control plane.
+//! Step kinds beyond a process: data (result data from text), flow (stop the
+//! job here), http (a request sortie makes), copy (a file put on a node whole),
+//! plugins (a team's own executables) and ansible (a playbook against the
+//! selected nodes), through `sortie exec` and the control plane.
 
 use std::process::Command;
 
@@ -19,13 +21,15 @@ fn a_data_step_sets_data_and_a_flow_step_stops_the_job() {
     assert!(text.contains("tagging v2.1"), "{text}");
     assert!(text.contains("tagged v2.1, nothing else to do"), "{text}");
     assert!(!text.contains("does not run"), "{text}");
-    // The http example checks (its secret known by name, not read).
-    run(
-        sortie()
-            .args(["exec", "--check"])
-            .arg(fixture("steps/http.yaml")),
-        code::OK,
-    );
+    // The other examples check (their secrets known by name, not read).
+    for example in ["http", "copy", "ansible"] {
+        run(
+            sortie()
+                .args(["exec", "--check"])
+                .arg(fixture(&format!("steps/{example}.yaml"))),
+            code::OK,
+        );
+    }
 
     // Through the control plane: the data in the completion, a failing flow
     // step ending the job with its message even with keepgoing, later steps
