@@ -221,3 +221,56 @@ fn a_wrong_hostname_or_an_expired_certificate_is_refused_with_a_clear_error() {
         assert_eq!(cp.job("hello").phase, sortie_control_plane::Phase::Queued);
     }
 }
+
+#[test]
+fn an_http_step_presents_a_client_certificate_from_secrets_to_nginx() {
+    let cp = ControlPlane::start();
+    let dir = tempfile::tempdir().unwrap();
+    let clients = Pki::new(dir.path(), "clients");
+    let (_nginx, port) = nginx(dir.path(), &cp, Some(&clients.ca_file));
+    let pair = clients.ca.client("api-caller").unwrap();
+    let spec = dir.path().join("job.json");
+    let step = |client: bool| {
+        let mut http = serde_json::json!({
+            "url": format!("https://127.0.0.1:{port}/openapi.json"),
+            "ca_file": cp.pki.ca_file.display().to_string(),
+            "capture": {"api": "/info/title", "status": "status"},
+        });
+        if client {
+            http["client_cert"] = "${secret.TLS_CERT}".into();
+            http["client_key"] = "${secret.TLS_KEY}".into();
+        }
+        let job = serde_json::json!({
+            "id": "mtls", "secrets": {"TLS_CERT": "env:TLS_CERT", "TLS_KEY": "env:TLS_KEY"},
+            "steps": [{"http": http}],
+        });
+        fs::write(&spec, job.to_string()).unwrap();
+    };
+    let exec = |code: u8| {
+        run(
+            sortie()
+                .args(["--log-format", "json", "exec"])
+                .arg(&spec)
+                .env("SORTIE_SECRET_TLS_CERT", &pair.cert_pem)
+                .env("SORTIE_SECRET_TLS_KEY", &pair.key_pem),
+            code,
+        )
+    };
+    step(true);
+    let out = exec(code::OK);
+    let summary = stderr(&out);
+    assert!(summary.contains(r#""status":"200""#), "{summary}");
+    assert!(
+        summary
+            .contains(r#""api":"sortie protocol v1 and the reference control plane's admin API""#),
+        "{summary}"
+    );
+    let key_line = pair.key_pem.lines().nth(1).unwrap();
+    assert!(!stdout(&out).contains(key_line) && !summary.contains(key_line));
+    // Without it, nginx refuses the request.
+    step(false);
+    let out = exec(code::JOB_FAILED);
+    assert!(stdout(&out).contains("HTTP 403"), "{}", stdout(&out));
+    let access = fs::read_to_string(dir.path().join("access.log")).unwrap();
+    assert!(access.contains("GET /openapi.json"), "{access}");
+}

@@ -276,6 +276,8 @@ impl Builder<'_> {
                 .chain(http.headers.values())
                 .chain(http.query.values())
                 .chain(&http.body)
+                .chain(&http.client_cert)
+                .chain(&http.client_key)
                 .try_for_each(|v| self.expand(v, Mode::Value).map(drop)),
             StepKind::Copy(copy) => {
                 self.expand(&copy.dest, Mode::Raw)?;

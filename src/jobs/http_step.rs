@@ -57,6 +57,13 @@ pub struct Http {
     /// of the system's.
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// A client certificate chain (PEM text, usually `${secret.NAME}`), with
+    /// `client_key`, presented to a server that asks for one.
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    /// The client certificate's private key (PEM text, usually `${secret.NAME}`).
+    #[serde(default)]
+    pub client_key: Option<String>,
     /// Do not check the server's certificate, and allow plain http to any
     /// host: said in the log every time.
     #[serde(default)]
@@ -93,6 +100,9 @@ impl Http {
         if self.retries > 10 {
             bail!("retries: at most 10");
         }
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            bail!("client_cert and client_key: both or neither");
+        }
         Ok(())
     }
 }
@@ -105,6 +115,8 @@ pub struct Request<'a> {
     pub headers: &'a [(String, String)],
     pub body: &'a [u8],
     pub ca_file: Option<&'a str>,
+    /// The client certificate chain and key, PEM text.
+    pub client: Option<(&'a str, &'a str)>,
     pub insecure: bool,
     /// The time left for this try.
     pub timeout: Option<Duration>,
@@ -212,6 +224,13 @@ fn request(
     if http.insecure {
         sink.note("insecure: the server's certificate is not checked");
     }
+    let client = match (&http.client_cert, &http.client_key) {
+        (Some(cert), Some(key)) => Some((
+            expand(cert).context("client_cert")?,
+            expand(key).context("client_key")?,
+        )),
+        _ => None,
+    };
     let method = http.method.to_ascii_uppercase();
     let mut backoff = Duration::from_secs(1);
     let mut attempt = 0;
@@ -230,6 +249,7 @@ fn request(
             headers: &headers,
             body: &body,
             ca_file: http.ca_file.as_deref(),
+            client: client.as_ref().map(|(c, k)| (c.as_str(), k.as_str())),
             insecure: http.insecure,
             timeout: Some(left().unwrap_or(DEFAULT_TRY)),
         };

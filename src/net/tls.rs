@@ -76,21 +76,18 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
     read().with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
-fn certificates(pem: &[u8], path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
+/// Every certificate of a PEM text, at least one; `name` says which text
+/// ("CA file /etc/…") in errors.
+fn certificates(pem: &[u8], name: &str) -> Result<Vec<CertificateDer<'static>>> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("{what} {} is not valid PEM: {e:?}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("{name} is not valid PEM: {e:?}"))?;
     if certs.is_empty() {
-        bail!("{what} {} holds no certificate", path.display());
+        bail!("{name} holds no certificate");
     }
     for (i, cert) in certs.iter().enumerate() {
-        webpki_check(cert).with_context(|| {
-            format!(
-                "certificate {} of {what} {} is not valid",
-                i + 1,
-                path.display()
-            )
-        })?;
+        webpki_check(cert)
+            .with_context(|| format!("certificate {} of {name} is not valid", i + 1))?;
     }
     Ok(certs)
 }
@@ -104,7 +101,8 @@ fn webpki_check(cert: &CertificateDer<'_>) -> Result<()> {
 impl Roots {
     /// Load a CA bundle: every certificate in it, at least one.
     pub fn load(path: &Path) -> Result<Roots> {
-        let certs = certificates(&read(path, "CA file")?, path, "CA file")?;
+        let name = format!("CA file {}", path.display());
+        let certs = certificates(&read(path, "CA file")?, &name)?;
         Ok(Roots { certs })
     }
 }
@@ -112,36 +110,38 @@ impl Roots {
 impl Identity {
     /// Load a client certificate chain and key, and check that they belong together.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Identity> {
-        let chain = certificates(
+        Identity::from_pem(
             &read(cert_path, "client certificate")?,
-            cert_path,
-            "client certificate",
-        )?;
-        let key_pem = read(key_path, "client key")?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+            &read(key_path, "client key")?,
+            &format!("client certificate {}", cert_path.display()),
+            &format!("client key {}", key_path.display()),
+        )
+    }
+
+    /// A chain and key from their PEM text, checked to belong together;
+    /// errors name them as `cert_name` and `key_name`, never quote them.
+    pub fn from_pem(
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        cert_name: &str,
+        key_name: &str,
+    ) -> Result<Identity> {
+        let chain = certificates(cert_pem, cert_name)?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| {
             anyhow::anyhow!(
-                "client key {} holds no usable private key (PKCS#8, PKCS#1 or SEC1 PEM): {e:?}",
-                key_path.display()
+                "{key_name} holds no usable private key (PKCS#8, PKCS#1 or SEC1 PEM): {e:?}"
             )
         })?;
         let provider = rustls::crypto::ring::default_provider();
         let signing = provider
             .key_provider
             .load_private_key(key.clone_key())
-            .map_err(|e| {
-                anyhow::anyhow!("client key {} cannot be used: {e}", key_path.display())
-            })?;
+            .map_err(|e| anyhow::anyhow!("{key_name} cannot be used: {e}"))?;
         rustls::sign::CertifiedKey::new(chain.clone(), signing)
             .keys_match()
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "client key {} does not match client certificate {}",
-                    key_path.display(),
-                    cert_path.display()
-                )
-            })?;
-        let key_pem = String::from_utf8(key_pem)
-            .map_err(|_| anyhow::anyhow!("client key {} is not PEM text", key_path.display()))?;
+            .map_err(|_| anyhow::anyhow!("{key_name} does not match {cert_name}"))?;
+        let key_pem = String::from_utf8(key_pem.to_vec())
+            .map_err(|_| anyhow::anyhow!("{key_name} is not PEM text"))?;
         Ok(Identity {
             chain,
             key_pem: Secret::new(key_pem),

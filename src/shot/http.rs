@@ -16,12 +16,24 @@ pub fn send(req: &Request<'_>) -> Result<Answer, Failure> {
         .map(|path| crate::net::tls::Roots::load(Path::new(path)))
         .transpose()
         .map_err(refused)?;
+    let identity = req
+        .client
+        .map(|(cert, key)| {
+            crate::net::tls::Identity::from_pem(
+                cert.as_bytes(),
+                key.as_bytes(),
+                "client_cert",
+                "client_key",
+            )
+        })
+        .transpose()
+        .map_err(refused)?;
     // This machine is reached directly, never through a proxy (a proxy would
     // see a plain http request, secrets and all).
     let direct = crate::net::is_loopback_url(req.url);
     let agent = crate::net::agent_with(
         roots.as_ref(),
-        None,
+        identity.as_ref(),
         req.insecure,
         direct,
         Duration::from_secs(10),
