@@ -17,6 +17,7 @@
 
 mod clock;
 mod control;
+mod discover;
 mod exec;
 mod exit;
 pub mod face;

@@ -26,6 +26,7 @@ pub enum Endpoint {
     Log,
     Complete,
     Fail,
+    Inventory,
 }
 
 impl Endpoint {
@@ -38,6 +39,7 @@ impl Endpoint {
             ("PUT", ["v1", "jobs", _, "log"]) => Endpoint::Log,
             ("POST", ["v1", "jobs", _, "complete"]) => Endpoint::Complete,
             ("POST", ["v1", "jobs", _, "fail"]) => Endpoint::Fail,
+            ("PUT", ["v1", "inventory"]) => Endpoint::Inventory,
             _ => return None,
         })
     }

@@ -53,6 +53,10 @@ const RULES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "discover",
+        &["face", "shot", "jobs", "control", "output", "rundeck"],
+    ),
+    (
         "nodes",
         &[
             "face", "shot", "jobs", "control", "state", "output", "secrets", "net", "rundeck",

@@ -13,6 +13,7 @@ mod exec;
 mod execution;
 mod faults;
 mod hardening;
+mod inventory;
 mod lambda;
 mod layering;
 mod network;

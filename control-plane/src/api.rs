@@ -617,9 +617,10 @@ async fn put_inventory(
         req.runner_id = caller.runner.name;
     }
     let nodes = serde_json::to_value(&req.nodes).unwrap_or_default();
+    let sources = serde_json::Value::Array(req.sources.clone());
     answer(
         store(&api, move |s| {
-            s.put_inventory(&req.runner_id, proven, nodes)
+            s.put_inventory(&req.runner_id, proven, nodes, sources)
         })
         .await
         .map(|()| serde_json::json!({})),
@@ -791,7 +792,16 @@ async fn cancel(
 }
 
 async fn inventory(State(api): State<Shared>) -> Response {
-    answer(store(&api, |s| s.inventory()).await)
+    answer(store(&api, |s| s.inventory()).await.map(|all| {
+        all.into_iter()
+            .map(|(runner, r)| {
+                let view = serde_json::json!({
+                    "reported_at": crate::store::rfc3339(r.at_ms), "nodes": r.nodes, "sources": r.sources,
+                });
+                (runner, view)
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    }))
 }
 
 /// `POST /admin/runners` body.

@@ -826,11 +826,13 @@ fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
     );
     // Its inventory: reported with its own token, never by another under its name.
     assert!(matches!(
-        store.put_inventory("r1", false, json!([])),
+        store.put_inventory("r1", false, json!([]), json!([])),
         Err(Refusal::Forbidden(_))
     ));
     assert!(store.runners().unwrap()[0].inventory_at_ms.is_none());
-    store.put_inventory("r1", true, json!([])).unwrap();
+    store
+        .put_inventory("r1", true, json!([]), json!([]))
+        .unwrap();
     assert!(store.runners().unwrap()[0].inventory_at_ms.is_some());
     // The shared token may not claim under a registered runner's name.
     assert!(matches!(

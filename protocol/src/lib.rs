@@ -325,6 +325,10 @@ pub struct FailRequest {
 pub struct InventoryRequest {
     pub runner_id: String,
     pub nodes: BTreeMap<String, serde_json::Value>,
+    /// How each source of the inventory went: `{"name", "nodes", "error"?,
+    /// "duration_ms"}` (an optional field of sortie's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<serde_json::Value>,
 }
 
 /// `application/problem+json` error body (RFC 9457).

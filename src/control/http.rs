@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use sortie_protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, Committed, CompleteRequest, Completion, FailRequest,
-    Fence, HeartbeatRequest, HeartbeatResponse, Lease, LeaseResponse, Problem, HEADER_LEASE_TOKEN,
-    HEADER_PROTOCOL, HEADER_REQUEST_ID, PROTOCOL_VERSION,
+    Fence, HeartbeatRequest, HeartbeatResponse, InventoryRequest, Lease, LeaseResponse, Problem,
+    HEADER_LEASE_TOKEN, HEADER_PROTOCOL, HEADER_REQUEST_ID, PROTOCOL_VERSION,
 };
 use ureq::Agent;
 
@@ -411,6 +411,22 @@ impl ControlPlane for HttpControl {
                 parse::<Committed>(&reply, "complete")?.committed,
             )),
             _ => Err(refusal(&reply, "complete")),
+        }
+    }
+
+    fn put_inventory(&self, inventory: &InventoryRequest) -> Result<bool> {
+        let body = serde_json::to_vec(inventory).expect("protocol types serialize");
+        let reply = self.call(
+            "PUT",
+            "v1/inventory",
+            &body,
+            "application/json",
+            None,
+            Duration::ZERO,
+        )?;
+        match reply.status {
+            200 => Ok(true),
+            _ => Err(refusal(&reply, "inventory")),
         }
     }
 

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sortie_protocol::{Action, ClaimRequest, ClaimedJob, Completion, Lease};
+use sortie_protocol::{Action, ClaimRequest, ClaimedJob, Completion, InventoryRequest, Lease};
 
 use crate::net::tls::{Identity, Roots};
 use crate::secret::Secret;
@@ -174,6 +174,11 @@ pub trait ControlPlane: Send + Sync {
     fn complete(&self, job: &JobRef, completion: &Completion) -> Result<()>;
     /// Fail a claimed job that never started.
     fn fail(&self, job: &JobRef, reason: &str) -> Result<()>;
+    /// Report the nodes this runner sees; `false`: this control plane takes
+    /// no inventory (the spool).
+    fn put_inventory(&self, _inventory: &InventoryRequest) -> Result<bool> {
+        Ok(false)
+    }
     /// Give back a claimed job this runner will not start (no time left, told to stop).
     /// Protocol v1 has no call for it: its ack window returns the job to the queue.
     fn release(&self, _job: &JobRef) -> Result<()> {

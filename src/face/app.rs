@@ -13,7 +13,7 @@ use crate::control::spool::SpoolControl;
 use crate::exit::{self, Code, Failure};
 use crate::face::cli::DEFAULT_ENV_PREFIX;
 use crate::face::cli::{Cli, Command, GlobalArgs, LogFormat, SpoolCommand};
-use crate::face::{check, config, convert, exec as exec_local, lambda, nodes, status};
+use crate::face::{check, config, convert, discover, exec as exec_local, lambda, nodes, status};
 use crate::secrets::own;
 use crate::{os, shot};
 
@@ -70,6 +70,7 @@ pub fn run() -> ExitCode {
         Command::Exec(args) => exec_local::run(args, json),
         Command::Check(args) => Ok(check::run(args)),
         Command::Nodes(args) => nodes::run(args),
+        Command::Discover(args) => discover::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Status(args) => status::run(args),
         Command::Spool(SpoolCommand::Init { path }) => SpoolControl::init(path)

@@ -68,6 +68,9 @@ pub enum Command {
     Lambda(Box<LambdaArgs>),
     /// Show the nodes a filter selects from the inventory (to try a filter before a job uses it).
     Nodes(Box<NodesArgs>),
+    /// Print the inventory this runner sees, from its configured sources (what
+    /// `poll --inventory-every` reports).
+    Discover(Box<DiscoverArgs>),
     /// Print the job spec a Rundeck job (YAML or XML) becomes, and what is not carried over.
     Convert(Box<ConvertArgs>),
     /// Manage a spool directory (the embedded control plane).
@@ -112,6 +115,45 @@ pub struct NodesArgs {
 
     #[command(flatten)]
     pub nodes: NodeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// How to print it: Rundeck resource JSON or YAML, or a table.
+    #[arg(long, value_enum, default_value_t = DiscoverFormat::Json)]
+    pub format: DiscoverFormat,
+
+    /// A tag of the runner's own node (repeatable; the variable takes a comma-separated list).
+    #[arg(
+        long = "tag",
+        env = "SORTIE_TAGS",
+        value_delimiter = ',',
+        value_name = "TAG"
+    )]
+    pub tags: Vec<String>,
+
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiscoverFormat {
+    Json,
+    Yaml,
+    Table,
+}
+
+/// Where the inventory comes from (`discover`, `poll`).
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// A YAML or JSON file naming the inventory's sources in priority order,
+    /// each with its own timeout (sortie(1), INVENTORY) [default: the runner's
+    /// own node and the --nodes files].
+    #[arg(long, env = "SORTIE_INVENTORY_CONFIG", value_name = "PATH")]
+    pub inventory_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -425,6 +467,15 @@ pub struct PollArgs {
 
     #[command(flatten)]
     pub nodes: NodeArgs,
+
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
+
+    /// Report the inventory (`PUT v1/inventory`) after the shot's jobs, at most
+    /// this often (the last report's time is kept in the state dir; a failed
+    /// report is tried again by the next shot).
+    #[arg(long, env = "SORTIE_INVENTORY_EVERY", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub inventory_every: Option<Duration>,
 
     /// Most jobs to take in this shot. A job is claimed only when it can start
     /// at once: with --parallel 1, one after the other.

@@ -90,6 +90,13 @@ pub fn poll(args: &PollArgs, json: bool) -> Result<shot::Settings> {
         nodes,
         globals: globals(args.run.globals.as_deref())?,
         plugins: plugin_dirs(&args.run, Some(&connect.state_dir)),
+        inventory: match args.inventory_every {
+            Some(every) => Some(crate::shot::inventory::Reporting {
+                config: crate::face::discover::config(&args.inventory, &args.nodes, &connect.tags)?,
+                every,
+            }),
+            None => None,
+        },
         fetcher,
         endpoint: connect.endpoint,
         runner_id: connect.runner_id,

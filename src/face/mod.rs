@@ -11,6 +11,7 @@ mod check;
 pub mod cli;
 mod config;
 mod convert;
+mod discover;
 mod exec;
 mod lambda;
 mod nodes;

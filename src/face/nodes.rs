@@ -42,6 +42,12 @@ pub fn run(args: &NodesArgs) -> Result<Code> {
         );
         return Ok(if broken { Code::CONFIG } else { Code::OK });
     }
+    table(&selected);
+    Ok(if broken { Code::CONFIG } else { Code::OK })
+}
+
+/// Nodes as a table: name, hostname, tags.
+pub fn table(selected: &[crate::nodes::Node]) {
     let rows: Vec<[String; 3]> = selected
         .iter()
         .map(|node| {
@@ -65,6 +71,5 @@ pub fn run(args: &NodesArgs) -> Result<Code> {
     for [name, host, tags] in &rows {
         println!("{name:w0$}  {host:w1$}  {tags}");
     }
-    eprintln!("{} node(s) selected", rows.len());
-    Ok(if broken { Code::CONFIG } else { Code::OK })
+    eprintln!("{} node(s)", rows.len());
 }

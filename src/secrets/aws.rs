@@ -1,4 +1,6 @@
-//! AWS Secrets Manager and SSM Parameter Store, for runners on Lambda, EKS or EC2.
+//! AWS Secrets Manager and SSM Parameter Store, for runners on Lambda, EKS or
+//! EC2, and EC2's DescribeInstances for inventory discovery: one credential
+//! chain and one signer for every AWS call sortie makes.
 //!
 //! Credentials and region come from the standard variables (`AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`), as a Lambda
@@ -133,9 +135,42 @@ fn call(
     body: Value,
     timeout: Duration,
 ) -> Result<Value> {
-    let region = env("AWS_REGION")
+    let region = region()?;
+    let headers = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", target),
+    ];
+    let (status, bytes) = signed_post(
+        service,
+        endpoint_var,
+        &region,
+        &headers,
+        body.to_string().into_bytes(),
+        timeout,
+    )?;
+    if status == 200 {
+        return serde_json::from_slice(&bytes).map_err(|e| anyhow!("the answer is not JSON: {e}"));
+    }
+    bail!("{target} refused ({status}: {})", error_code(&bytes))
+}
+
+/// The region: `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+fn region() -> Result<String> {
+    env("AWS_REGION")
         .or_else(|| env("AWS_DEFAULT_REGION"))
-        .ok_or_else(|| anyhow!("no AWS region: set AWS_REGION"))?;
+        .ok_or_else(|| anyhow!("no AWS region: set AWS_REGION"))
+}
+
+/// A `POST /` to `service` in `region`, signed with the environment's
+/// credentials; its status and body.
+fn signed_post(
+    service: &str,
+    endpoint_var: &str,
+    region: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>)> {
     let endpoint = env(endpoint_var)
         .or_else(|| env("AWS_ENDPOINT_URL"))
         .unwrap_or_else(|| format!("https://{service}.{region}.amazonaws.com"));
@@ -146,24 +181,19 @@ fn call(
         .ok_or_else(|| anyhow!("{endpoint_var} {endpoint:?} has no host"))?
         .to_string();
     let agent = net::agent(ca_bundle()?.as_ref(), None, timeout, timeout)?;
-    let body = body.to_string();
     let amz_date: String = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .chars()
         .filter(|c| *c != '-' && *c != ':')
         .collect();
-    let headers = [
-        ("content-type", "application/x-amz-json-1.1"),
-        ("x-amz-target", target),
-    ];
     let signed = sigv4::sign(
-        &credentials(&region, timeout)?,
-        &region,
+        &credentials(region, timeout)?,
+        region,
         service,
         &host,
         &amz_date,
-        &headers,
-        body.as_bytes(),
+        headers,
+        &body,
     );
     let all: Vec<(String, String)> = headers
         .iter()
@@ -171,12 +201,63 @@ fn call(
         .chain(signed)
         .collect();
     let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let answer = net::request(&agent, "POST", &base, &all, body.into_bytes())?;
-    let (status, bytes) = (answer.status, answer.body);
-    if status == 200 {
-        return serde_json::from_slice(&bytes).map_err(|e| anyhow!("the answer is not JSON: {e}"));
+    let answer = net::request(&agent, "POST", &base, &all, body)?;
+    Ok((answer.status, answer.body))
+}
+
+/// EC2 `DescribeInstances` in `region` (the Query API, one page of up to
+/// 1000 instances from `token` on), `filters` as EC2 takes them
+/// (`tag:env` → values); the answer's XML. `AWS_ENDPOINT_URL_EC2` or
+/// `AWS_ENDPOINT_URL` points at another endpoint.
+pub fn describe_instances(
+    region: &str,
+    filters: &std::collections::BTreeMap<String, Vec<String>>,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<String> {
+    let mut form = vec![
+        ("Action".to_string(), "DescribeInstances".to_string()),
+        ("Version".to_string(), "2016-11-15".to_string()),
+        ("MaxResults".to_string(), "1000".to_string()),
+    ];
+    for (i, (name, values)) in filters.iter().enumerate() {
+        form.push((format!("Filter.{}.Name", i + 1), name.clone()));
+        for (j, value) in values.iter().enumerate() {
+            form.push((format!("Filter.{}.Value.{}", i + 1, j + 1), value.clone()));
+        }
     }
-    bail!("{target} refused ({status}: {})", error_code(&bytes))
+    if let Some(token) = token {
+        form.push(("NextToken".to_string(), token.to_string()));
+    }
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{k}={}", net::encode_segment(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let headers = [(
+        "content-type",
+        "application/x-www-form-urlencoded; charset=utf-8",
+    )];
+    let (status, bytes) = signed_post(
+        "ec2",
+        "AWS_ENDPOINT_URL_EC2",
+        region,
+        &headers,
+        body.into_bytes(),
+        timeout,
+    )?;
+    if status != 200 {
+        bail!(
+            "DescribeInstances in {region} refused ({status}: {})",
+            error_code(&bytes)
+        );
+    }
+    String::from_utf8(bytes).map_err(|_| anyhow!("DescribeInstances answered no text"))
+}
+
+/// The region to use when a source names none.
+pub fn default_region() -> Result<String> {
+    region()
 }
 
 /// The error's code: `__type` of a JSON error, or `<Code>` of an XML one.

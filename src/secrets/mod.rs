@@ -8,7 +8,7 @@
 //! 0600 files in the workspace, are registered with the masker, and never appear
 //! in argv, a log line or an upload.
 
-mod aws;
+pub mod aws;
 mod bao;
 mod local;
 pub mod mask;

@@ -9,6 +9,7 @@
 pub mod delivery;
 pub mod heartbeat;
 pub mod http;
+pub mod inventory;
 pub mod recovery;
 
 use std::collections::VecDeque;
@@ -60,6 +61,8 @@ pub struct Settings {
     pub globals: std::collections::BTreeMap<String, String>,
     /// Where plugin steps are looked for, in order.
     pub plugins: Vec<PathBuf>,
+    /// `--inventory-every`: the inventory reported at most this often.
+    pub inventory: Option<inventory::Reporting>,
     /// Fetches `scripturl` steps' scripts.
     pub fetcher: crate::net::Fetcher,
     pub runner_id: String,
@@ -209,6 +212,15 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
         return Err(e);
     }
     let ended = pool.ended.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let (Some(reporting), false) = (&cfg.inventory, signals::interrupted()) {
+        inventory::report_if_due(
+            reporting,
+            &cfg.endpoint,
+            state.root(),
+            &cfg.runner_id,
+            deadline,
+        );
+    }
     let failed = ended
         .iter()
         .any(|(_, end)| matches!(end, JobEnd::Reported(status) if *status != JobStatus::Succeeded));

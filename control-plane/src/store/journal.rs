@@ -116,7 +116,7 @@ pub fn import(store: &Store, dir: &Path) -> Result<Migrated> {
     }
     for (runner_id, nodes) in inventories {
         store
-            .put_inventory(&runner_id, true, nodes)
+            .put_inventory(&runner_id, true, nodes, serde_json::json!([]))
             .map_err(|r| anyhow::anyhow!("storing the inventory of {runner_id}: {r:?}"))?;
         migrated.inventories += 1;
     }

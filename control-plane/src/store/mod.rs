@@ -422,13 +422,8 @@ pub trait Rows {
     /// Feed the job's log from the chunk holding byte `from` on, in order, to
     /// `sink` with each chunk's offset.
     fn read_log(&mut self, id: &str, from: u64, sink: &mut dyn FnMut(u64, &[u8])) -> Outcome<()>;
-    fn put_inventory(
-        &mut self,
-        runner_id: &str,
-        nodes: &serde_json::Value,
-        at_ms: u64,
-    ) -> Outcome<()>;
-    fn inventory(&mut self) -> Outcome<BTreeMap<String, serde_json::Value>>;
+    fn put_inventory(&mut self, runner_id: &str, reported: &Reported) -> Outcome<()>;
+    fn inventory(&mut self) -> Outcome<BTreeMap<String, Reported>>;
     /// Jobs in sequence order that pass `filter`.
     fn page(&mut self, filter: &Filter, limit: u64, offset: u64) -> Outcome<Page>;
     /// Remove up to `limit` jobs (and their logs) that finished before `before_ms`.
@@ -554,6 +549,34 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 "#;
+
+/// Schema version 4 on every backend: how each source of a runner's
+/// inventory went.
+const INVENTORY_SOURCES_SCHEMA: &str = r#"
+ALTER TABLE inventory ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
+"#;
+
+/// A runner's last inventory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reported {
+    /// Rundeck resource JSON: node name → attributes.
+    pub nodes: serde_json::Value,
+    /// How each source went (`name`, `nodes`, `error`, `duration_ms`).
+    pub sources: serde_json::Value,
+    pub at_ms: u64,
+}
+
+/// An inventory row read back.
+fn reported(nodes: &str, sources: &str, at_ms: i64) -> Outcome<Reported> {
+    let parse = |text: &str| {
+        serde_json::from_str(text).map_err(|e| Refusal::unavailable("reading an inventory", e))
+    };
+    Ok(Reported {
+        nodes: parse(nodes)?,
+        sources: parse(sources)?,
+        at_ms: at_ms.max(0) as u64,
+    })
+}
 
 /// Schema version 3 on every backend: job definitions and their schedules'
 /// marks, named admin tokens, the audit log, and the columns executions are
@@ -1022,8 +1045,14 @@ impl Store {
         runner_id: &str,
         proven: bool,
         nodes: serde_json::Value,
+        sources: serde_json::Value,
     ) -> Outcome<()> {
         let now = now_ms();
+        let reported = Reported {
+            nodes,
+            sources,
+            at_ms: now,
+        };
         self.tx(|rows| {
             let runner = rows.runner(runner_id)?;
             if runner.is_some() && !proven {
@@ -1031,7 +1060,7 @@ impl Store {
                     "runner {runner_id} is registered: it reports with its own token"
                 )));
             }
-            rows.put_inventory(runner_id, &nodes, now)?;
+            rows.put_inventory(runner_id, &reported)?;
             match runner {
                 Some(mut runner) => {
                     runner.inventory_at_ms = Some(now);
@@ -1042,7 +1071,7 @@ impl Store {
         })
     }
 
-    pub fn inventory(&self) -> Outcome<BTreeMap<String, serde_json::Value>> {
+    pub fn inventory(&self) -> Outcome<BTreeMap<String, Reported>> {
         self.tx(|rows| rows.inventory())
     }
 

@@ -27,7 +27,8 @@ use postgres::{Client, NoTls, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    Admin, AuditEntry, Backend, Definition, Filter, Job, Outcome, Page, Refusal, Rows, Runner,
+    Admin, AuditEntry, Backend, Definition, Filter, Job, Outcome, Page, Refusal, Reported, Rows,
+    Runner,
 };
 
 /// The schema versions this binary knows; each entry migrates from the one before.
@@ -64,6 +65,7 @@ CREATE TABLE inventory (
 "#,
     super::RUNNERS_SCHEMA,
     super::DEFINITIONS_SCHEMA,
+    super::INVENTORY_SOURCES_SCHEMA,
 ];
 
 /// The advisory lock key migrations run under ("sortie" in ASCII).
@@ -380,35 +382,35 @@ impl Rows for PgRows<'_, '_> {
         Ok(())
     }
 
-    fn put_inventory(
-        &mut self,
-        runner_id: &str,
-        nodes: &serde_json::Value,
-        at_ms: u64,
-    ) -> Outcome<()> {
+    fn put_inventory(&mut self, runner_id: &str, reported: &Reported) -> Outcome<()> {
         self.tx
             .execute(
-                "INSERT INTO inventory (runner_id, nodes, reported_at_ms) VALUES ($1, $2, $3) \
-                 ON CONFLICT (runner_id) DO UPDATE SET nodes = $2, reported_at_ms = $3",
-                &[&runner_id, &nodes.to_string(), &(at_ms as i64)],
+                "INSERT INTO inventory (runner_id, nodes, sources, reported_at_ms) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (runner_id) \
+                 DO UPDATE SET nodes = $2, sources = $3, reported_at_ms = $4",
+                &[
+                    &runner_id,
+                    &reported.nodes.to_string(),
+                    &reported.sources.to_string(),
+                    &(reported.at_ms as i64),
+                ],
             )
             .map_err(db("storing an inventory"))?;
         Ok(())
     }
 
-    fn inventory(&mut self) -> Outcome<BTreeMap<String, serde_json::Value>> {
+    fn inventory(&mut self) -> Outcome<BTreeMap<String, Reported>> {
         let rows = self
             .tx
             .query(
-                "SELECT runner_id, nodes FROM inventory ORDER BY runner_id",
+                "SELECT runner_id, nodes, sources, reported_at_ms FROM inventory ORDER BY runner_id",
                 &[],
             )
             .map_err(db("reading inventories"))?;
         let mut out = BTreeMap::new();
         for row in &rows {
-            let nodes = serde_json::from_str(row.get::<_, &str>(1))
-                .map_err(|e| Refusal::unavailable("reading an inventory", e))?;
-            out.insert(row.get::<_, String>(0), nodes);
+            let reported = super::reported(row.get(1), row.get(2), row.get(3))?;
+            out.insert(row.get::<_, String>(0), reported);
         }
         Ok(out)
     }

@@ -15,7 +15,8 @@ use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    Admin, AuditEntry, Backend, Definition, Filter, Job, Outcome, Page, Refusal, Rows, Runner,
+    Admin, AuditEntry, Backend, Definition, Filter, Job, Outcome, Page, Refusal, Reported, Rows,
+    Runner,
 };
 
 /// The schema versions this binary knows, in order; each entry migrates from the one before.
@@ -51,6 +52,7 @@ CREATE TABLE inventory (
 "#,
     super::RUNNERS_SCHEMA,
     super::DEFINITIONS_SCHEMA,
+    super::INVENTORY_SOURCES_SCHEMA,
 ];
 
 pub struct Sqlite {
@@ -336,36 +338,44 @@ impl Rows for SqliteRows<'_> {
         Ok(())
     }
 
-    fn put_inventory(
-        &mut self,
-        runner_id: &str,
-        nodes: &serde_json::Value,
-        at_ms: u64,
-    ) -> Outcome<()> {
+    fn put_inventory(&mut self, runner_id: &str, reported: &Reported) -> Outcome<()> {
         self.tx
             .execute(
-                "INSERT INTO inventory (runner_id, nodes, reported_at_ms) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (runner_id) DO UPDATE SET nodes = ?2, reported_at_ms = ?3",
-                params![runner_id, nodes.to_string(), at_ms as i64],
+                "INSERT INTO inventory (runner_id, nodes, sources, reported_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (runner_id) \
+                 DO UPDATE SET nodes = ?2, sources = ?3, reported_at_ms = ?4",
+                params![
+                    runner_id,
+                    reported.nodes.to_string(),
+                    reported.sources.to_string(),
+                    reported.at_ms as i64
+                ],
             )
             .map_err(db("storing an inventory"))?;
         Ok(())
     }
 
-    fn inventory(&mut self) -> Outcome<BTreeMap<String, serde_json::Value>> {
+    fn inventory(&mut self) -> Outcome<BTreeMap<String, Reported>> {
         let mut stmt = self
             .tx
-            .prepare_cached("SELECT runner_id, nodes FROM inventory ORDER BY runner_id")
+            .prepare_cached(
+                "SELECT runner_id, nodes, sources, reported_at_ms FROM inventory ORDER BY runner_id",
+            )
             .map_err(db("reading inventories"))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
             .map_err(db("reading inventories"))?;
         let mut out = BTreeMap::new();
         for row in rows {
-            let (runner, nodes) = row.map_err(db("reading inventories"))?;
-            let nodes = serde_json::from_str(&nodes)
-                .map_err(|e| Refusal::unavailable("reading an inventory", e))?;
-            out.insert(runner, nodes);
+            let (runner, nodes, sources, at) = row.map_err(db("reading inventories"))?;
+            out.insert(runner, super::reported(&nodes, &sources, at)?);
         }
         Ok(out)
     }
