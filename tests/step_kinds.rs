@@ -252,7 +252,7 @@ fn http_steps_go_direct_to_loopback_time_out_and_refuse_odd_ca_files() {
 #[test]
 fn a_copy_puts_a_file_whole_on_a_node_and_on_the_runner_and_takes_nothing_protected() {
     use crate::nodes::{node_output, Lab};
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let lab = Lab::new(1);
     lab.inventory(&[("n1", lab.node(0))]);
     let dest = lab.path("dest");
@@ -309,6 +309,9 @@ fn a_copy_puts_a_file_whole_on_a_node_and_on_the_runner_and_takes_nothing_protec
         "{names:?}"
     );
 
+    let fifo = lab.path("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
     // A file steps cannot read (the runner's secrets directory) is not copied
     // to a node either, and a directory is not replaced by a file.
     let spec = json!({
@@ -317,14 +320,17 @@ fn a_copy_puts_a_file_whole_on_a_node_and_on_the_runner_and_takes_nothing_protec
             {"copy": {"dest": format!("{}/stolen", dest.display()),
                       "source": lab.path("secrets/node_key").display().to_string()}},
             {"copy": {"dest": dest.display().to_string(), "content": "x"}},
+            {"copy": {"dest": fifo.display().to_string(), "content": "x"}},
         ],
     });
     let out = run(&mut lab.command(spec), code::JOB_FAILED);
     let log = stdout(&out) + &stderr(&out);
     assert!(!dest.join("stolen").exists(), "{log}");
     assert!(log.contains("cannot read"), "{log}");
-    assert!(log.contains("is a directory"), "{log}");
+    assert!(log.contains("exists and is not a regular file"), "{log}");
     assert!(dest.is_dir());
+    // A FIFO (or a device) is never replaced by a file.
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
 }
 
 /// A plugin directory with `probe`: it keeps the document it read and its
@@ -421,7 +427,29 @@ fn a_plugin_reads_its_checked_configuration_and_only_the_secrets_it_names() {
     write(json!([{"plugin": "absent", "config": {}}]));
     assert!(stdout(&exec(code::JOB_FAILED)).contains("no plugin \\\"absent\\\""));
 
-    // A plugin another user could change is not run.
+    // A plugin another user could change is not run: in a directory anyone
+    // may write to (another user could swap it), or itself writable by others.
+    let open = dir.path().join("open");
+    std::fs::create_dir_all(open.join("plugins")).unwrap();
+    probe_plugin(&open.join("plugins"), &keep);
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    write(json!([{"plugin": "probe", "config": {"greeting": "x"}}]));
+    let out = run(
+        sortie()
+            .args(["--log-format", "json", "exec"])
+            .arg(&spec)
+            .arg("--plugin-dir")
+            .arg(open.join("plugins"))
+            .env("SORTIE_SECRET_NAMED", "named-secret-1")
+            .env("SORTIE_SECRET_OTHER", "other-secret-2"),
+        code::JOB_FAILED,
+    );
+    assert!(
+        stdout(&out).contains("writable by other users"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!keep.join("doc.json").exists());
     std::fs::set_permissions(
         plugins.join("probe"),
         std::fs::Permissions::from_mode(0o777),
@@ -483,7 +511,9 @@ fn an_ansible_step_plays_on_the_selected_nodes_and_reports_each_node_s_recap() {
     let id = cp.enqueue(json!({
         "id": "ansible", "nodes": {"filter": "name: web.*"},
         "secrets": {"VAULT": "env:VAULT"},
-        "options": {"release": "{{ lookup('pipe', 'echo INJECTED') }}"},
+        // An option named as Ansible's own variable is not made one (if it
+        // were, the play could not reach the nodes).
+        "options": {"release": "{{ lookup('pipe', 'echo INJECTED') }}", "ansible_port": "1"},
         "steps": [{"ansible": {"play": play, "vars": {"who": "${option.release}"},
                                "vault_password": "${secret.VAULT}"}}],
     }));

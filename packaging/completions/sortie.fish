@@ -35,6 +35,7 @@ complete -c sortie -n "__fish_sortie_needs_command" -f -a "exec" -d 'Run a job s
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "nodes" -d 'Show the nodes a filter selects from the inventory (to try a filter before a job uses it)'
+complete -c sortie -n "__fish_sortie_needs_command" -f -a "discover" -d 'Print the inventory this runner sees, from its configured sources (what `poll --inventory-every` reports)'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "convert" -d 'Print the job spec a Rundeck job (YAML or XML) becomes, and what is not carried over'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "status" -d 'Show the last shot and the last jobs this runner ran, from its state dir'
@@ -78,6 +79,8 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -l node-name -d 'The
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l known-hosts -d 'known_hosts file with the host keys nodes must present (host keys are always checked; a node may also carry its key in an `ssh-host-key` attribute)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l ssh-config -d 'An ssh_config for node connections [default: none, not even ~/.ssh/config]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l ssh-connect-timeout -d 'Time allowed to connect to a node' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l inventory-config -d 'A YAML or JSON file naming the inventory\'s sources in priority order, each with its own timeout (sortie(1), INVENTORY) [default: the runner\'s own node and the --nodes files]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l inventory-every -d 'Report the inventory (`PUT v1/inventory`) after the shot\'s jobs, at most this often (the last report\'s time is kept in the state dir; a failed report is tried again by the next shot)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l max-jobs -d 'Most jobs to take in this shot. A job is claimed only when it can start at once: with --parallel 1, one after the other' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l history -d 'Jobs kept in the state dir\'s history for `sortie status` (0: none)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l parallel -d 'Jobs run at once, each in its own workspace and process groups, with its own log and heartbeats' -r
@@ -208,6 +211,8 @@ complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l node-name -d 'T
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l known-hosts -d 'known_hosts file with the host keys nodes must present (host keys are always checked; a node may also carry its key in an `ssh-host-key` attribute)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l ssh-config -d 'An ssh_config for node connections [default: none, not even ~/.ssh/config]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l ssh-connect-timeout -d 'Time allowed to connect to a node' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l inventory-config -d 'A YAML or JSON file naming the inventory\'s sources in priority order, each with its own timeout (sortie(1), INVENTORY) [default: the runner\'s own node and the --nodes files]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l inventory-every -d 'Report the inventory (`PUT v1/inventory`) after the shot\'s jobs, at most this often (the last report\'s time is kept in the state dir; a failed report is tried again by the next shot)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l max-jobs -d 'Most jobs to take in this shot. A job is claimed only when it can start at once: with --parallel 1, one after the other' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l history -d 'Jobs kept in the state dir\'s history for `sortie status` (0: none)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l parallel -d 'Jobs run at once, each in its own workspace and process groups, with its own log and heartbeats' -r
@@ -244,6 +249,22 @@ complete -c sortie -n "__fish_sortie_using_subcommand nodes" -l ssh-agent -d 'Al
 complete -c sortie -n "__fish_sortie_using_subcommand nodes" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand nodes" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand nodes" -s h -l help -d 'Print help'
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -l format -d 'How to print it: Rundeck resource JSON or YAML, or a table' -r -f -a "json\t''
+yaml\t''
+table\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -l tag -d 'A tag of the runner\'s own node (repeatable; the variable takes a comma-separated list)' -r
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -l inventory-config -d 'A YAML or JSON file naming the inventory\'s sources in priority order, each with its own timeout (sortie(1), INVENTORY) [default: the runner\'s own node and the --nodes files]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -l nodes -d 'A Rundeck resource model (YAML, XML or JSON; a directory: each such file in it) with the nodes jobs may dispatch to (repeatable; the variable takes a comma-separated list)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -l node-name -d 'The name of the runner\'s own node' -r
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -l known-hosts -d 'known_hosts file with the host keys nodes must present (host keys are always checked; a node may also carry its key in an `ssh-host-key` attribute)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -l ssh-config -d 'An ssh_config for node connections [default: none, not even ~/.ssh/config]' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -l ssh-connect-timeout -d 'Time allowed to connect to a node' -r
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
+json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -l ssh-agent -d 'Also offer the keys of the ssh-agent at $SSH_AUTH_SOCK'
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -s q -l quiet -d 'Only errors on stderr'
+complete -c sortie -n "__fish_sortie_using_subcommand discover" -s h -l help -d 'Print help'
 complete -c sortie -n "__fish_sortie_using_subcommand convert" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
 json\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand convert" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
@@ -271,13 +292,14 @@ complete -c sortie -n "__fish_sortie_using_subcommand status" -l json -d 'Print 
 complete -c sortie -n "__fish_sortie_using_subcommand status" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand status" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand status" -s h -l help -d 'Print help'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "nodes" -d 'Show the nodes a filter selects from the inventory (to try a filter before a job uses it)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "convert" -d 'Print the job spec a Rundeck job (YAML or XML) becomes, and what is not carried over'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "status" -d 'Show the last shot and the last jobs this runner ran, from its state dir'
-complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes convert spool status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes discover convert spool status help" -f -a "poll" -d 'Run one shot: claim work from the control plane, run it, report it, exit'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes discover convert spool status help" -f -a "exec" -d 'Run a job spec file locally, without a control plane, and show its log'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes discover convert spool status help" -f -a "check" -d 'Check configuration, certificates, the control plane and the state dir; claim nothing'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes discover convert spool status help" -f -a "lambda" -d 'Serve as an AWS Lambda custom runtime: each invocation is one shot (the default when started as `bootstrap` with AWS_LAMBDA_RUNTIME_API set)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes discover convert spool status help" -f -a "nodes" -d 'Show the nodes a filter selects from the inventory (to try a filter before a job uses it)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes discover convert spool status help" -f -a "discover" -d 'Print the inventory this runner sees, from its configured sources (what `poll --inventory-every` reports)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes discover convert spool status help" -f -a "convert" -d 'Print the job spec a Rundeck job (YAML or XML) becomes, and what is not carried over'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes discover convert spool status help" -f -a "spool" -d 'Manage a spool directory (the embedded control plane)'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes discover convert spool status help" -f -a "status" -d 'Show the last shot and the last jobs this runner ran, from its state dir'
+complete -c sortie -n "__fish_sortie_using_subcommand help; and not __fish_seen_subcommand_from poll exec check lambda nodes discover convert spool status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sortie -n "__fish_sortie_using_subcommand help; and __fish_seen_subcommand_from spool" -f -a "init" -d 'Create a spool: PATH and its pending/, claimed/, done/ and failed/ directories'

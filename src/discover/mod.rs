@@ -270,8 +270,11 @@ mod tests {
         // would share this test binary with every other test's.)
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("nodes.json");
-        std::fs::write(&file, r#"{"db": {"hostname": "db.internal", "password": "hunter2"}}"#)
-            .unwrap();
+        std::fs::write(
+            &file,
+            r#"{"db": {"hostname": "db.internal", "password": "hunter2"}}"#,
+        )
+        .unwrap();
         let source = |paths: Vec<PathBuf>| Source {
             kind: Kind::Files(paths),
             timeout: None,
@@ -286,7 +289,11 @@ mod tests {
         let found = discover(&config, &|v: &str| v.replace("hunter2", "[SECRET]"));
         let names: Vec<&str> = found.sources.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["files", "files#2"]);
-        assert!(found.sources[0].error.as_deref().unwrap().contains("/nonexistent"));
+        assert!(found.sources[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("/nonexistent"));
         assert_eq!(found.sources[1].nodes, 1);
         assert_eq!(found.nodes["db"].attributes["password"], "[SECRET]");
     }

@@ -57,20 +57,77 @@ impl Ansible {
         {
             bail!("args: {bad:?} holds a reference: pass values as vars");
         }
-        const OURS: &[&str] = &[
-            "-i",
-            "--inventory",
-            "--inventory-file",
-            "--vault-password-file",
-        ];
-        if let Some(bad) = self.args.iter().find(|a| {
-            OURS.iter()
-                .any(|o| a == o || a.starts_with(&format!("{o}=")))
-        }) {
-            bail!("args: {bad} is sortie's to give (the inventory is the job's nodes; the vault password is vault_password)");
+        if let Some(bad) = self.args.iter().find(|a| sortie_s(a)) {
+            bail!(
+                "args: {bad} is sortie's to give (the inventory is the job's nodes; the vault \
+                 password is vault_password; nothing may prompt)"
+            );
         }
         Ok(())
     }
+}
+
+/// The `ansible-playbook` options sortie gives or that would wait for a
+/// terminal: the inventory, vault passwords, prompts.
+const SORTIES_LONG: &[&str] = &[
+    "--inventory",
+    "--inventory-file",
+    "--vault-id",
+    "--vault-password-file",
+    "--vault-pass-file",
+    "--ask-vault-password",
+    "--ask-vault-pass",
+    "--ask-pass",
+    "--ask-become-pass",
+];
+/// Their one-letter forms.
+const SORTIES_SHORT: &[char] = &['i', 'J', 'k', 'K'];
+
+/// Whether `arg` is (or abbreviates, as Python's argparse allows, or holds
+/// in a cluster of one-letter flags) an option that is sortie's.
+fn sortie_s(arg: &str) -> bool {
+    match arg.strip_prefix("--") {
+        Some(long) => {
+            let name = long.split('=').next().unwrap_or("");
+            name.len() >= 2
+                && SORTIES_LONG
+                    .iter()
+                    .any(|o| o.trim_start_matches("--").starts_with(name))
+        }
+        None => arg
+            .strip_prefix('-')
+            .is_some_and(|flags| flags.chars().any(|c| SORTIES_SHORT.contains(&c))),
+    }
+}
+
+/// Ansible's own variables: an option of one of these names is not made an
+/// extra var (extra vars win over everything, the connection's settings too).
+const RESERVED: &[&str] = &[
+    "environment",
+    "group_names",
+    "groups",
+    "hostvars",
+    "inventory_dir",
+    "inventory_file",
+    "inventory_hostname",
+    "inventory_hostname_short",
+    "omit",
+    "play_hosts",
+    "playbook_dir",
+    "role_name",
+    "role_names",
+    "role_path",
+    "vars",
+];
+
+/// Whether an option of this name may be an extra var: a variable name, not
+/// Ansible's (`ansible_*`, its magic variables) nor sortie's (`sortie_*`).
+pub fn option_var(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    var_name(name)
+        && !lower.starts_with("ansible_")
+        && !lower.starts_with("sortie_")
+        && !RESERVED.contains(&lower.as_str())
 }
 
 /// Whether `name` can be an Ansible variable.
@@ -135,10 +192,16 @@ fn quoted(text: &str) -> String {
     out
 }
 
-/// Whether a node name can be an inventory host: no template syntax (a host
-/// name cannot be tagged `!unsafe`).
+/// Whether a node name can be an inventory host as it is: letters, digits
+/// and `._-/@+`, not starting with `-`. Ansible reads more into a host name
+/// than a name — `web[1:3]` is three hosts, `web:2222` a port, `{{ }}` a
+/// template — and a node so named could stand in for another.
 pub fn host_name_ok(name: &str) -> bool {
-    !["{{", "{%", "{#"].iter().any(|t| name.contains(t)) && !name.chars().any(char::is_control)
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/@+".contains(c))
 }
 
 /// The inventory: every host in group `all`, in the job's order.
@@ -250,6 +313,19 @@ mod tests {
         assert!(step(json!({"play": "x", "args": ["--tags", "${option.t}"]})).is_err());
         assert!(step(json!({"play": "x", "args": ["-i", "other"]})).is_err());
         assert!(step(json!({"play": "x", "args": ["--inventory=other"]})).is_err());
+        for bad in [
+            "-iother",
+            "--inventory-f",
+            "--inv",
+            "--vault-id",
+            "--vault-pass-file=x",
+            "-vi",
+            "-K",
+        ] {
+            assert!(step(json!({"play": "x", "args": [bad]})).is_err(), "{bad}");
+        }
+        assert!(option_var("release") && !option_var("ansible_host") && !option_var("Hostvars"));
+        assert!(!option_var("sortie_x") && !option_var("a-b"));
         step(json!({"playbook": "site.yml", "args": ["--tags", "web"], "vars": {"v_1": "x"}}))
             .unwrap();
     }
@@ -262,8 +338,10 @@ mod tests {
         );
         let vars = BTreeMap::from([("who".to_string(), "{% x %}".to_string())]);
         assert_eq!(vars_file(&vars), "\"who\": !unsafe \"{% x %}\"\n");
-        assert!(!host_name_ok("web{{ x }}"));
-        assert!(host_name_ok("web-1.example"));
+        for bad in ["web{{ x }}", "web[1:3]", "web:2222", "a b", "-x", ""] {
+            assert!(!host_name_ok(bad), "{bad}");
+        }
+        assert!(host_name_ok("web-1.example") && host_name_ok("apps/web-0"));
     }
 
     #[test]

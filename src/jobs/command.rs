@@ -71,6 +71,9 @@ pub struct Builder<'a> {
     pub until: Option<std::time::Instant>,
     /// Where plugin steps' executables are looked for, in order.
     pub plugins: &'a [PathBuf],
+    /// Polled while sortie itself reads for a step (a copy's source): `Some`
+    /// stops it (cancellation, a signal).
+    pub stop: &'a (dyn Fn() -> Option<exec::StopReason> + Sync),
 }
 
 /// Fetches a `scripturl` step's script, before the instant given (the job's end).
@@ -353,17 +356,21 @@ impl Builder<'_> {
                 ("/bin/sh".into(), vec!["-c".into(), text.into()])
             }
             StepKind::Copy(copy) => {
-                let (source, own) = match &copy.source {
-                    Some(source) => (self.expand(source, Mode::Raw)?, None),
+                let (source, own, mode) = match &copy.source {
+                    Some(source) => {
+                        let source = self.expand(source, Mode::Raw)?;
+                        let mode = copy.mode(private_file(&source));
+                        (source, None, mode)
+                    }
                     None => {
                         let suffix = if errorhandler { "-handler" } else { "" };
                         let path = self.workspace.join(format!(".copy-{index}{suffix}"));
-                        let bytes = self.copy_content(copy)?;
+                        let (bytes, mode) = self.copy_content(copy)?;
                         files::replace(&path, files::PRIVATE_FILE)
                             .and_then(|mut f| f.write_all(&bytes))
                             .and_then(|_| give(&path, self.confinement))
                             .map_err(|e| format!("cannot write the content to copy: {e}"))?;
-                        (path.display().to_string(), Some("own"))
+                        (path.display().to_string(), Some("own"), mode)
                     }
                 };
                 let dest = self.copy_dest(copy)?;
@@ -371,7 +378,8 @@ impl Builder<'_> {
                     .into_iter()
                     .map(OsString::from)
                     .collect();
-                args.extend([source, dest, copy.mode()].map(OsString::from));
+                let max = copy_step::MAX_BYTES.to_string();
+                args.extend([source, dest, mode, max].map(OsString::from));
                 args.extend(own.map(OsString::from));
                 ("/bin/sh".into(), args)
             }
@@ -436,15 +444,21 @@ impl Builder<'_> {
         let (script, run) = match &step.kind {
             StepKind::Exec(argv) => (Vec::new(), quote_all(self.exec_words(argv)?)),
             StepKind::Copy(copy) => {
-                let bytes = match &copy.source {
-                    Some(source) => self.read_source(&self.expand(source, Mode::Raw)?)?,
+                let (bytes, mode) = match &copy.source {
+                    Some(source) => {
+                        let source = self.expand(source, Mode::Raw)?;
+                        let until = step.timeout.map(|t| std::time::Instant::now() + t);
+                        let bytes = self.read_source(&source, until)?;
+                        (bytes, copy.mode(private_file(&source)))
+                    }
                     None => self.copy_content(copy)?,
                 };
                 let run = format!(
-                    "/bin/sh -c {} sortie \"$2\" {} {}",
+                    "/bin/sh -c {} sortie \"$2\" {} {} {}",
                     ssh::quote(copy_step::SCRIPT),
                     ssh::quote(&self.copy_dest(copy)?),
-                    ssh::quote(&copy.mode())
+                    ssh::quote(&mode),
+                    copy_step::MAX_BYTES
                 );
                 return Ok(RemoteStep {
                     env: Vec::new(),
@@ -507,6 +521,7 @@ impl Builder<'_> {
     ) -> Result<exec::Command, String> {
         let found = plugin::find(self.plugins, name)?;
         let named = plugin::secrets_named(config);
+        let written = config.to_string();
         let ctx = self.sending();
         let config = plugin::expand_config(config, &|v| {
             expand::expand(v, &ctx, Mode::Value).map_err(|e| format!("{e:#}"))
@@ -553,8 +568,23 @@ impl Builder<'_> {
             .filter(|(k, _)| !named.contains(k))
             .map(|(_, var)| var)
             .collect();
+        // Nor a secure option's value the configuration does not name.
+        let hidden: Vec<String> = self
+            .ctx
+            .secure
+            .iter()
+            .filter(|n| !written.contains(&format!("option.{n}}}")))
+            .flat_map(|n| {
+                let n = env_name(n);
+                [
+                    format!("SORTIE_OPTION_{n}"),
+                    format!("RD_OPTION_{n}"),
+                    format!("RD_SECUREOPTION_{n}"),
+                ]
+            })
+            .collect();
         let mut env = self.environment(step, Some(output_file));
-        env.retain(|(k, _)| !unnamed.contains(&k));
+        env.retain(|(k, _)| !unnamed.contains(&k) && !hidden.contains(k));
         env.extend(plugin::config_env(&document.config));
         Ok(exec::Command {
             program: found.program.clone().into_os_string(),
@@ -573,18 +603,33 @@ impl Builder<'_> {
     }
 
     /// A copy step's inline content, its references expanded as values
-    /// (secrets included: the bytes go to a file, never to a command line).
-    fn copy_content(&self, copy: &copy_step::Copy) -> Result<Vec<u8>, String> {
-        let bytes = self
-            .value(copy.content.as_deref().unwrap_or(""))?
-            .into_bytes();
+    /// (secrets included: the bytes go to a file, never to a command line),
+    /// and its mode (private when it holds a secret's value).
+    fn copy_content(&self, copy: &copy_step::Copy) -> Result<(Vec<u8>, String), String> {
+        let text = self.value(copy.content.as_deref().unwrap_or(""))?;
+        let mode = copy.mode(self.holds_secret(&text));
+        let bytes = text.into_bytes();
         if bytes.len() as u64 > copy_step::MAX_BYTES {
             return Err(format!(
                 "the content to copy is over {} MiB",
                 copy_step::MAX_BYTES >> 20
             ));
         }
-        Ok(bytes)
+        Ok((bytes, mode))
+    }
+
+    /// Whether `text` holds the value of one of the job's secrets or secure options.
+    fn holds_secret(&self, text: &str) -> bool {
+        let secure = self
+            .ctx
+            .secure
+            .iter()
+            .filter_map(|n| self.ctx.options.get(n));
+        self.secret_values
+            .iter()
+            .map(|(_, v)| v.expose())
+            .chain(secure.map(String::as_str))
+            .any(|v| !v.is_empty() && text.contains(v))
     }
 
     fn copy_dest(&self, copy: &copy_step::Copy) -> Result<String, String> {
@@ -597,7 +642,11 @@ impl Builder<'_> {
 
     /// A file on the runner, read by `cat` confined as the job's steps are:
     /// a copy takes nothing from the runner that a step could not read.
-    fn read_source(&self, path: &str) -> Result<Vec<u8>, String> {
+    fn read_source(
+        &self,
+        path: &str,
+        step_until: Option<std::time::Instant>,
+    ) -> Result<Vec<u8>, String> {
         struct Collect {
             bytes: Vec<u8>,
             errors: Vec<u8>,
@@ -633,8 +682,8 @@ impl Builder<'_> {
             over: false,
         };
         let supervision = exec::Supervision {
-            until: self.until,
-            stop: &|| None,
+            until: [self.until, step_until].into_iter().flatten().min(),
+            stop: self.stop,
             grace: std::time::Duration::from_secs(1),
         };
         let finished = exec::run(&cmd, &supervision, &mut collect);
@@ -644,7 +693,10 @@ impl Builder<'_> {
                 copy_step::MAX_BYTES >> 20
             )),
             exec::Outcome::Exited(0) => Ok(collect.bytes),
-            exec::Outcome::Stopped(_) => Err(format!("cannot read {path}: the job's time ran out")),
+            exec::Outcome::Stopped(_) => Err(format!(
+                "cannot read {path}: stopped before it was read (the step's or the job's time \
+                 ran out, or the job was stopped)"
+            )),
             _ => {
                 let why = String::from_utf8_lossy(&collect.errors);
                 match why.trim().trim_start_matches("cat: ") {
@@ -730,6 +782,13 @@ impl Builder<'_> {
         }
         env.into_iter().collect()
     }
+}
+
+/// Whether the file at `path` is private to its owner (not readable by
+/// others): a copy of it is then private too.
+fn private_file(path: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 == 0)
 }
 
 /// How each element of an `exec` argv takes references.

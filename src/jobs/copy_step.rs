@@ -37,18 +37,22 @@ pub struct Copy {
 /// The most a copy puts on a node (it is held in memory on its way there).
 pub const MAX_BYTES: u64 = 64 * 1024 * 1024;
 
-/// `sh -c SCRIPT sortie SOURCE DEST MODE [own]`: writes SOURCE's bytes to
-/// DEST; `own`: SOURCE is the step's own file, removed at the end.
+/// `sh -c SCRIPT sortie SOURCE DEST MODE MAX [own]`: writes SOURCE's bytes
+/// (at most MAX) to DEST; `own`: SOURCE is the step's own file, removed at
+/// the end. A destination that exists must be a regular file (a link to
+/// one is replaced, not followed): a device or a FIFO is never replaced.
 pub const SCRIPT: &str = r#"set -u
-s=$1 f=$2 m=$3 o=${4:-} t=
+s=$1 f=$2 m=$3 n=$4 o=${5:-} t=
 cleanup() { [ -z "$t" ] || rm -f -- "$t"; [ -z "$o" ] || rm -f -- "$s"; }
 trap cleanup EXIT
 trap 'exit 143' HUP INT TERM
-if [ -d "$f" ]; then echo "sortie: $f is a directory" >&2; exit 1; fi
+if [ -e "$f" ] && [ ! -f "$f" ]; then echo "sortie: $f exists and is not a regular file" >&2; exit 1; fi
 d=$(dirname -- "$f")
 if [ ! -d "$d" ]; then echo "sortie: no directory $d" >&2; exit 1; fi
 t=$(mktemp -- "$d/.sortie-copy.XXXXXX") || exit 1
-cat -- "$s" >"$t" && chmod -- "$m" "$t" && mv -f -- "$t" "$f" && t= || exit 1
+head -c "$((n + 1))" -- "$s" >"$t" || exit 1
+if [ "$(wc -c <"$t")" -gt "$n" ]; then echo "sortie: $s holds more than $n bytes" >&2; exit 1; fi
+chmod -- "$m" "$t" && mv -f -- "$t" "$f" && t= || exit 1
 printf 'copied %s bytes to %s\n' "$(wc -c <"$f" | tr -d ' ')" "$f"
 "#;
 
@@ -73,28 +77,24 @@ impl Copy {
         Ok(())
     }
 
-    /// The mode the file gets, as `chmod` takes it.
-    pub fn mode(&self) -> String {
+    /// The mode the file gets, as `chmod` takes it (`secret`: the bytes hold
+    /// a secret's value).
+    pub fn mode(&self, secret: bool) -> String {
         match &self.mode {
             Some(m) => format!("{:04o}", mode_bits(m).unwrap_or(0o600)),
-            None if self
-                .content
-                .as_deref()
-                .is_some_and(|c| c.contains("${secret.")) =>
-            {
-                "0600".into()
-            }
+            None if secret => "0600".into(),
             None => "0644".into(),
         }
     }
 }
 
-/// `"0644"` or `"644"`: permission bits, no more.
+/// `"0644"` or `"644"`: permission bits, no more (no setuid, setgid or
+/// sticky bit: a copy does not make programs that run as someone else).
 fn mode_bits(text: &str) -> Result<u32> {
     let ok = (3..=4).contains(&text.len()) && text.bytes().all(|b| (b'0'..=b'7').contains(&b));
     match u32::from_str_radix(text, 8) {
-        Ok(bits) if ok && bits <= 0o7777 => Ok(bits),
-        _ => bail!("mode: {text:?} is not an octal mode such as \"0644\""),
+        Ok(bits) if ok && bits <= 0o777 => Ok(bits),
+        _ => bail!("mode: {text:?} is not permission bits such as \"0644\" (at most 0777)"),
     }
 }
 
@@ -108,7 +108,10 @@ pub fn destination(dest: &str, source: Option<&str>) -> Result<String, String> {
                 .ok_or_else(|| format!("source {source:?} has no file name"))?;
             Ok(format!("{dir}/{name}"))
         }
-        _ if dest.is_empty() => Err("dest is empty once expanded".into()),
+        _ if !dest.starts_with('/') => Err(format!(
+            "dest {dest:?} is not an absolute path (on the runner a relative one would land in \
+             the job's workspace, removed after it)"
+        )),
         _ => Ok(dest.to_string()),
     }
 }
@@ -133,16 +136,19 @@ mod tests {
             json!({"dest": "/x", "content": "a", "mode": "0800"}),
             json!({"dest": "/x", "content": "a", "mode": "+x"}),
             json!({"dest": "/x", "content": "a", "mode": "07777"}),
+            json!({"dest": "/x", "content": "a", "mode": "4755"}),
         ];
         for v in bad {
             assert!(copy(v.clone()).check().is_err(), "{v}");
         }
         let ok = copy(json!({"dest": "/x", "content": "a", "mode": "640"}));
         ok.check().unwrap();
-        assert_eq!(ok.mode(), "0640");
-        assert_eq!(copy(json!({"dest": "/x", "content": "a"})).mode(), "0644");
-        let secret = copy(json!({"dest": "/x", "content": "k=${secret.k}"}));
-        assert_eq!(secret.mode(), "0600");
+        assert_eq!(ok.mode(true), "0640");
+        let plain = copy(json!({"dest": "/x", "content": "a"}));
+        assert_eq!(
+            (plain.mode(false), plain.mode(true)),
+            ("0644".into(), "0600".into())
+        );
     }
 
     #[test]
@@ -156,5 +162,6 @@ mod tests {
             "/srv/a"
         );
         assert!(destination("/srv/", Some("/")).is_err());
+        assert!(destination("srv/a", None).is_err());
     }
 }

@@ -78,9 +78,10 @@ pub fn find(dirs: &[PathBuf], name: &str) -> Result<Plugin, String> {
     };
     let program = dir.join(name);
     let manifest_path = dir.join(format!("{name}.json"));
-    for (path, what) in [(dir.as_path(), "directory"), (&program, "executable")] {
-        trusted(path).map_err(|why| format!("plugin {name:?}: its {what} {why}"))?;
-    }
+    trusted(dir).map_err(|why| format!("plugin {name:?}: its directory {why}"))?;
+    // What runs is the checked file itself, not a link that could change.
+    let program =
+        trusted(&program).map_err(|why| format!("plugin {name:?}: its executable {why}"))?;
     let meta = std::fs::metadata(&program).map_err(|e| format!("plugin {name:?}: {e}"))?;
     if !meta.is_file() || meta.mode() & 0o111 == 0 {
         return Err(format!(
@@ -117,11 +118,17 @@ pub fn find(dirs: &[PathBuf], name: &str) -> Result<Plugin, String> {
     Ok(Plugin { program, manifest })
 }
 
-/// A path only root or the runner's own user can change: owned by one of
-/// them, not writable by group or others, and so for the directory it is in.
-fn trusted(path: &Path) -> Result<(), String> {
+/// A path only root or the runner's own user can change, and the real
+/// file it names (its links followed): that file and every directory from
+/// it up to `/` belong to root or to the runner's user, and none is writable
+/// by group or others (a directory with the sticky bit may be: no one else
+/// can rename or replace what is in it). Checked whole, nothing on the way
+/// can be swapped between the check and the run.
+fn trusted(path: &Path) -> Result<PathBuf, String> {
     let me = crate::os::effective_uid();
-    let check = |p: &Path| -> Result<(), String> {
+    let real = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut at = Some(real.as_path());
+    while let Some(p) = at {
         let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
         if meta.uid() != 0 && meta.uid() != me {
             return Err(format!(
@@ -130,17 +137,13 @@ fn trusted(path: &Path) -> Result<(), String> {
                 meta.uid()
             ));
         }
-        if meta.mode() & 0o022 != 0 {
+        let sticky_dir = meta.is_dir() && meta.mode() & 0o1000 != 0;
+        if meta.mode() & 0o022 != 0 && !sticky_dir {
             return Err(format!("{} is writable by other users", p.display()));
         }
-        Ok(())
-    };
-    check(path)?;
-    match std::fs::canonicalize(path) {
-        Ok(real) if real != path => check(&real),
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        at = p.parent();
     }
+    Ok(real)
 }
 
 const KEYWORDS: &[&str] = &[
@@ -176,6 +179,33 @@ fn known_keywords(schema: &Value, at: &str) -> Result<(), String> {
         return Err(format!(
             "{at}: the keyword {bad:?} is not one sortie checks"
         ));
+    }
+    // Each keyword's value of the type it must have: a rule of the wrong
+    // type would otherwise check nothing.
+    const TYPES: &[&str] = &[
+        "string", "number", "integer", "boolean", "object", "array", "null",
+    ];
+    let known_type = |v: &Value| v.as_str().is_some_and(|t| TYPES.contains(&t));
+    for (key, value) in map {
+        let ok = match key.as_str() {
+            "type" => match value {
+                Value::Array(list) => !list.is_empty() && list.iter().all(known_type),
+                v => known_type(v),
+            },
+            "properties" => value.is_object(),
+            "required" => value
+                .as_array()
+                .is_some_and(|l| l.iter().all(Value::is_string)),
+            "additionalProperties" | "items" => value.is_object() || value.is_boolean(),
+            "enum" => value.is_array(),
+            "minimum" | "maximum" => value.is_number(),
+            "minLength" | "maxLength" => value.is_u64(),
+            "pattern" => value.is_string(),
+            _ => true,
+        };
+        if !ok {
+            return Err(format!("{at}.{key}: not a value this keyword takes"));
+        }
     }
     if let Some(Value::Object(props)) = map.get("properties") {
         for (k, v) in props {
@@ -355,6 +385,10 @@ pub fn expand_config(
     })
 }
 
+/// The longest value put in a plugin's environment (Linux refuses a
+/// variable over 128 KiB); a longer one is in the document only.
+const MAX_ENV_VALUE: usize = 32 << 10;
+
 /// Each top-level scalar of `config` as `SORTIE_CONFIG_<NAME>` and, as
 /// Rundeck's script plugins read them, `RD_CONFIG_<NAME>`: a shell plugin
 /// needs no JSON parser for a flat configuration.
@@ -367,6 +401,9 @@ pub fn config_env(config: &Value) -> Vec<(String, String)> {
             Value::Bool(b) => b.to_string(),
             _ => continue,
         };
+        if text.len() > MAX_ENV_VALUE {
+            continue;
+        }
         let name = crate::jobs::expand::env_name(k);
         out.push((format!("SORTIE_CONFIG_{name}"), text.clone()));
         out.push((format!("RD_CONFIG_{name}"), text));
@@ -458,6 +495,15 @@ mod tests {
         .unwrap_err()
         .contains("\"format\""));
         assert!(known_keywords(&json!({"pattern": "("}), "config").is_err());
+        // A rule of the wrong type is refused, not ignored.
+        for bad in [
+            json!({"required": "must"}),
+            json!({"properties": {"n": {"maximum": "5"}}}),
+            json!({"type": "strnig"}),
+            json!({"minLength": -1}),
+        ] {
+            assert!(known_keywords(&bad, "config").is_err(), "{bad}");
+        }
         known_keywords(
             &json!({"type": "object", "description": "x", "properties": {"a": true}}),
             "config",

@@ -30,7 +30,7 @@ use crate::jobs::options;
 use crate::jobs::result_data::{self, DataSet};
 use crate::jobs::spec::{plain_options, JobSpec, Step, StepKind, Strategy};
 use crate::jobs::status::{self, AfterFailure, Ran};
-use crate::nodes::ssh::{self, Address, Connection, Credentials};
+use crate::nodes::ssh::{Address, Connection, Credentials};
 use crate::nodes::Node;
 use crate::output::{Event, EventLog, Level, SharedLog};
 use crate::secret::Secret;
@@ -404,6 +404,7 @@ pub fn check(
         fetch: &|url, _| Err(format!("{url}: not fetched by a check")),
         until: None,
         plugins: &[],
+        stop: &|| None,
     };
     refusals(spec, &builder, &local.name)
 }
@@ -878,6 +879,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 .flatten()
                 .min(),
             plugins: self.rt.plugins,
+            stop: self.rt.stop,
         }
     }
 
@@ -1371,7 +1373,8 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         for node in &self.selected {
             if !ansible_step::host_name_ok(&node.name) {
                 return Err(format!(
-                    "node {:?} cannot be an Ansible host: its name holds template syntax",
+                    "node {:?} cannot be an Ansible host: Ansible reads more than a name into \
+                     it (a name is letters, digits and ._-/@+)",
                     node.name
                 ));
             }
@@ -1416,7 +1419,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             .ctx
             .options
             .iter()
-            .filter(|(k, _)| !builder.ctx.secure.contains(*k) && ssh::is_name(k))
+            .filter(|(k, _)| !builder.ctx.secure.contains(*k) && ansible_step::option_var(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for (k, v) in &ansible.vars {
