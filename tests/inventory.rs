@@ -249,6 +249,12 @@ fn discover_merges_every_source_and_names_those_that_failed_or_hung() {
         assert!(!text.contains(secret), "{secret} in {text}");
     }
     let err = stderr(&out);
+    // The figures, for `cargo test -- --nocapture`.
+    eprintln!(
+        "sortie discover, 9 sources, in {:?}:\n{err}{}",
+        started.elapsed(),
+        stdout(&out)
+    );
     assert!(
         err.contains("source command#2: failed: sh exited with 3: the CMDB is down"),
         "{err}"
