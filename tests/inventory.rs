@@ -53,13 +53,6 @@ fn kubernetes_api(dir: &Path, token: &str) -> (String, std::path::PathBuf) {
 
 /// moto's EC2 with three instances: web-1 and web-2 (env=prod), batch (env=dev).
 fn ec2() -> (Daemon, String) {
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let daemon = start_daemon(
-        Command::new(peer("moto_server")).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
-        "the moto server",
-        || http("GET", &format!("{url}/moto-api/"), &[], None).0 != 0,
-    );
     let setup = r#"
 import sys, boto3
 ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="eu-west-1",
@@ -69,15 +62,7 @@ for name, env in [("web-1", "prod"), ("web-2", "prod"), ("batch", "dev")]:
         "ResourceType": "instance",
         "Tags": [{"Key": "Name", "Value": name}, {"Key": "env", "Value": env}]}])
 "#;
-    let out = Command::new(peer("python"))
-        .args(["-c", setup, &url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (daemon, url, _) = moto(&[], setup);
     (daemon, url)
 }
 

@@ -203,27 +203,26 @@ impl Lab {
         let file = self.path("spec.json");
         std::fs::write(&file, spec.to_string()).unwrap();
         let mut cmd = sortie();
-        cmd.args(["--log-format", "json", "exec"])
-            .arg(&file)
-            .arg("--nodes")
-            .arg(self.path("nodes.yaml"))
-            .arg("--known-hosts")
-            .arg(self.path("known_hosts"))
-            .arg("--secrets-dir")
-            .arg(self.path("secrets"));
+        cmd.args(["--log-format", "json", "exec"]).arg(&file);
+        self.reach(&mut cmd);
         cmd
     }
 
-    /// `sortie poll` against `cp` with the lab's inventory, known_hosts and
-    /// keys, its state in the lab's `state`.
-    pub fn poll(&self, cp: &ControlPlane) -> Command {
-        let mut cmd = cp.poll(&self.path("state"));
+    /// The lab's inventory, known_hosts and keys for `cmd`.
+    fn reach(&self, cmd: &mut Command) {
         cmd.arg("--nodes")
             .arg(self.path("nodes.yaml"))
             .arg("--known-hosts")
             .arg(self.path("known_hosts"))
             .arg("--secrets-dir")
             .arg(self.path("secrets"));
+    }
+
+    /// `sortie poll` against `cp` with the lab's inventory, known_hosts and
+    /// keys, its state in the lab's `state`.
+    pub fn poll(&self, cp: &ControlPlane) -> Command {
+        let mut cmd = cp.poll(&self.path("state"));
+        self.reach(&mut cmd);
         cmd
     }
 

@@ -243,27 +243,10 @@ print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"],
 
 impl Moto {
     fn start() -> Moto {
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let daemon = start_daemon(
-            Command::new(peer("moto_server"))
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                // Seven setup calls, then the IRSA check's unsigned STS call (moto answers
-                // 500 to an unsigned call once it checks signatures; AWS does not).
-                .env("INITIAL_NO_AUTH_ACTION_COUNT", "8"),
-            "the moto server",
-            || http("GET", &format!("{url}/moto-api/"), &[], None).0 != 0,
-        );
-        let out = Command::new(peer("python"))
-            .args(["-c", MOTO_SETUP, &url])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let keys: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Seven setup calls, then the IRSA check's unsigned STS call (moto answers
+        // 500 to an unsigned call once it checks signatures; AWS does not).
+        let (daemon, url, printed) = moto(&[("INITIAL_NO_AUTH_ACTION_COUNT", "8")], MOTO_SETUP);
+        let keys: Value = serde_json::from_slice(&printed).unwrap();
         Moto {
             _daemon: daemon,
             url,

@@ -387,3 +387,28 @@ pub fn server_tls(pair: &Pair) -> rustls::ServerConfig {
         .with_single_cert(chain, key)
         .unwrap()
 }
+
+/// moto's AWS APIs on a loopback port (`env` for moto_server), set up by the
+/// Python script `setup` (boto3; its first argument is the URL). The daemon,
+/// the URL and what the script printed.
+pub fn moto(env: &[(&str, &str)], setup: &str) -> (Daemon, String, Vec<u8>) {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let daemon = start_daemon(
+        Command::new(peer("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied()),
+        "the moto server",
+        || http("GET", &format!("{url}/moto-api/"), &[], None).0 != 0,
+    );
+    let out = Command::new(peer("python"))
+        .args(["-c", setup, &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (daemon, url, out.stdout)
+}
