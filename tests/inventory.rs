@@ -57,7 +57,8 @@ fn ec2() -> (Daemon, String) {
 import sys, boto3
 ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="eu-west-1",
                    aws_access_key_id="AKIDSETUP", aws_secret_access_key="setup")
-for name, env in [("web-1", "prod"), ("web-2", "prod"), ("batch", "dev")]:
+# Two of an auto scaling group share their Name.
+for name, env in [("web-1", "prod"), ("web-2", "prod"), ("batch", "dev"), ("asg", "prod"), ("asg", "prod")]:
     ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=[{
         "ResourceType": "instance",
         "Tags": [{"Key": "Name", "Value": name}, {"Key": "env", "Value": env}]}])
@@ -93,7 +94,7 @@ impl Sources {
         );
         let ssh = write(
             "ssh_config",
-            "Host *\n  User nobody\nHost bastion\n  HostName 203.0.113.7\n  User ops\n  Port 2222\n",
+            "Host bastion\n  HostName 203.0.113.7\n  User ops\n  Port 2222\nHost *\n  User nobody\n",
         );
         let ansible = write(
             "hosts.ini",
@@ -116,6 +117,8 @@ impl Sources {
                 {"command": ["sh", "-c", "echo '{\"cmdb1\": {\"hostname\": \"cmdb.internal\", \"tags\": \"cmdb\"}}'"]},
                 {"command": ["sh", "-c", "echo the CMDB is down >&2; exit 3"]},
                 {"command": ["sleep", "30"], "timeout": "1s"},
+                // An inventory that is not there is an error, not no hosts.
+                {"ansible": ["/nonexistent/hosts"]},
             ],
         });
         // The config as YAML's JSON subset.
@@ -154,12 +157,14 @@ impl Sources {
 
 /// The nodes every source gave, as the tests expect them.
 fn assert_every_source(nodes: &Value) {
-    let names: Vec<&str> = nodes
+    // Instances sharing a Name are each NAME-INSTANCEID.
+    let (twins, names): (Vec<&str>, Vec<&str>) = nodes
         .as_object()
         .unwrap()
         .keys()
         .map(String::as_str)
-        .collect();
+        .partition(|n| n.starts_with("asg-i-"));
+    assert_eq!(twins.len(), 2, "{nodes:#}");
     assert_eq!(
         names,
         [
@@ -248,7 +253,8 @@ fn discover_merges_every_source_and_names_those_that_failed_or_hung() {
         err.contains("source command#3: failed: sleep timed out"),
         "{err}"
     );
-    assert!(err.contains("source ec2: 2 node(s)"), "{err}");
+    assert!(err.contains("source ec2: 4 node(s)"), "{err}");
+    assert!(err.contains("source ansible#2: failed: "), "{err}");
 
     // The other formats say the same.
     let out = run(
@@ -293,7 +299,7 @@ fn poll_reports_the_inventory_at_most_every_interval_and_a_failure_never_fails_t
         .filter(|s| s.get("error").is_some())
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(failed, ["command#2", "command#3"]);
+    assert_eq!(failed, ["command#2", "command#3", "ansible#2"]);
     // Not due again within the hour.
     let first = reported.at_ms;
     poll(code::OK);
@@ -334,4 +340,50 @@ fn poll_reports_the_inventory_at_most_every_interval_and_a_failure_never_fails_t
     });
     poll(code::OK);
     assert!(!state.join("inventory-reported").exists());
+    cp.clear_faults();
+
+    // A mark that is no time, or one in the future, is no mark; a FIFO is
+    // not waited on: the shot reports.
+    for mark in ["18446744073709551615", "99999999999", "fifo"] {
+        let path = state.join("inventory-reported");
+        let _ = std::fs::remove_file(&path);
+        match mark {
+            "fifo" => assert!(Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()),
+            text => std::fs::write(&path, text).unwrap(),
+        }
+        let before = cp.server.store().inventory().unwrap()["test-runner"].at_ms;
+        std::thread::sleep(Duration::from_millis(5));
+        poll(code::OK);
+        let after = cp.server.store().inventory().unwrap()["test-runner"].at_ms;
+        assert!(after > before, "{mark}: not reported again");
+    }
+}
+
+#[test]
+fn a_source_that_hangs_past_its_time_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("inventory.yaml");
+    std::fs::write(
+        &config,
+        "sources:\n  - command: [sleep, \"987.25\"]\n    timeout: 1s\n",
+    )
+    .unwrap();
+    let out = run(
+        sortie()
+            .arg("discover")
+            .arg("--inventory-config")
+            .arg(&config),
+        code::CONFIG,
+    );
+    assert!(stderr(&out).contains("sleep timed out"), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\0987.25\0"))
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
 }

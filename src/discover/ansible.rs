@@ -17,7 +17,10 @@ pub fn nodes(inventories: &[String], until: Instant) -> Result<Vec<Node>, String
         argv.extend(["-i".to_string(), inventory.clone()]);
     }
     argv.push("--list".into());
-    let printed = super::command::output(&argv, until)?;
+    // An inventory that is missing or does not parse is an error, not an
+    // empty inventory (by default ansible-inventory only warns).
+    let strict = [("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True")];
+    let printed = super::command::output(&argv, &strict, until)?;
     let list: Value = serde_json::from_slice(&printed.stdout)
         .map_err(|e| format!("ansible-inventory --list printed no JSON: {e}"))?;
     Ok(parse(&list))
@@ -32,13 +35,14 @@ pub fn parse(list: &Value) -> Vec<Node> {
     };
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut hosts: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (group, body) in list.as_object().into_iter().flatten() {
         if group == "_meta" {
             continue;
         }
         for host in body["hosts"].as_array().into_iter().flatten() {
             if let Some(host) = host.as_str() {
-                if !hosts.iter().any(|h| h == host) {
+                if seen.insert(host.to_string()) {
                     hosts.push(host.to_string());
                 }
                 if group != "all" && group != "ungrouped" {
@@ -56,7 +60,7 @@ pub fn parse(list: &Value) -> Vec<Node> {
         .flatten()
         .map(|(h, _)| h)
     {
-        if !hosts.iter().any(|h| h == host) {
+        if seen.insert(host.clone()) {
             hosts.push(host.clone());
         }
     }

@@ -17,8 +17,9 @@ pub struct Printed {
     pub stderr: Vec<u8>,
 }
 
-/// Run `argv` to its end before `until`; its stdout, or why there is none.
-pub fn output(argv: &[String], until: Instant) -> Result<Printed, String> {
+/// Run `argv` to its end before `until`, with `extra` in its environment;
+/// its stdout, or why there is none.
+pub fn output(argv: &[String], extra: &[(&str, &str)], until: Instant) -> Result<Printed, String> {
     struct Collect {
         printed: Printed,
         over: bool,
@@ -45,7 +46,9 @@ pub fn output(argv: &[String], until: Instant) -> Result<Printed, String> {
     let cmd = exec::Command {
         program: program.into(),
         args: args.iter().map(Into::into).collect(),
-        env: std::env::vars().collect(),
+        env: std::env::vars()
+            .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect(),
         cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
         confinement: exec::Confinement::default(),
         stdin: exec::Input::Empty,
@@ -87,7 +90,7 @@ pub fn output(argv: &[String], until: Instant) -> Result<Printed, String> {
 }
 
 pub fn nodes(argv: &[String], until: Instant) -> Result<Vec<Node>, String> {
-    let printed = output(argv, until)?;
+    let printed = output(argv, &[], until)?;
     let text = String::from_utf8(printed.stdout)
         .map_err(|_| format!("{} printed something that is not UTF-8", argv[0]))?;
     let format = resource::Format::sniff(&text);

@@ -32,7 +32,14 @@ impl Ec2 {
         let mut nodes = Vec::new();
         for region in &regions {
             let mut token: Option<String> = None;
-            for _ in 0..MAX_PAGES {
+            let mut pages = 0;
+            loop {
+                pages += 1;
+                if pages > MAX_PAGES {
+                    return Err(format!(
+                        "{region}: more than {MAX_PAGES} pages of instances (narrow the filters)"
+                    ));
+                }
                 let left = until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err("timed out".into());
@@ -47,13 +54,36 @@ impl Ec2 {
                 let (page, next) = parse(&xml, region)?;
                 nodes.extend(page);
                 match next {
+                    Some(next) if token.as_deref() == Some(next.as_str()) => {
+                        return Err(format!("{region}: the same page token twice ({next})"));
+                    }
                     Some(next) => token = Some(next),
                     None => break,
                 }
             }
         }
-        Ok(nodes)
+        Ok(unique_names(nodes))
     }
+}
+
+/// Instances that share a `Name` (an auto scaling group's do) are each
+/// named `NAME-INSTANCEID`, so none hides another.
+fn unique_names(mut nodes: Vec<Node>) -> Vec<Node> {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for node in &nodes {
+        *count.entry(node.name.clone()).or_default() += 1;
+    }
+    for node in &mut nodes {
+        if count[&node.name] > 1 {
+            let id = node
+                .attributes
+                .get("instanceId")
+                .cloned()
+                .unwrap_or_default();
+            node.name = format!("{}-{id}", node.name);
+        }
+    }
+    nodes
 }
 
 /// The first child element of `node` called `name`.
@@ -164,5 +194,12 @@ mod tests {
         assert_eq!(nodes[1].name, "i-2");
         assert_eq!(nodes[1].attributes["osFamily"], "windows");
         assert!(parse("<not", "r").is_err());
+        let twins = unique_names(vec![
+            Node::new("asg").with("instanceId", "i-1"),
+            Node::new("asg").with("instanceId", "i-2"),
+            Node::new("solo").with("instanceId", "i-3"),
+        ]);
+        let names: Vec<&str> = twins.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["asg-i-1", "asg-i-2", "solo"]);
     }
 }

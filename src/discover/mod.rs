@@ -128,8 +128,9 @@ pub fn discover(config: &Config, mask: &dyn Fn(&str) -> String) -> Inventory {
         let until = started + limit;
         deadlines.push((until, limit));
         let (tx, kind) = (tx.clone(), source.kind.clone());
-        // A source that hangs past its time is left behind (and ends with
-        // the process); its answer, if it comes, is not waited for.
+        // A source past its time is stopped by itself (a program is killed
+        // at `until`, a request times out); one that still hangs is left
+        // behind once the wait below ends.
         std::thread::spawn(move || {
             let found = kind.nodes(until);
             let _ = tx.send((i, found, started.elapsed()));
@@ -137,7 +138,13 @@ pub fn discover(config: &Config, mask: &dyn Fn(&str) -> String) -> Inventory {
     }
     drop(tx);
     let mut answers: Vec<Option<Answer>> = vec![None; config.sources.len()];
-    let last = deadlines.iter().map(|(u, _)| *u).max();
+    // The last deadline, and time for a program stopped then to be killed
+    // and reaped (its TERM, its grace, its KILL), so none outlives sortie.
+    let last = deadlines
+        .iter()
+        .map(|(u, _)| *u)
+        .max()
+        .map(|u| u + STOP_GRACE);
     while answers.iter().any(Option::is_none) {
         let Some(last) = last else { break };
         let wait = last.saturating_duration_since(Instant::now());
@@ -182,7 +189,12 @@ pub fn discover(config: &Config, mask: &dyn Fn(&str) -> String) -> Inventory {
     inventory
 }
 
+/// How long after its deadline a source's program takes to be stopped.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
 fn timed_out(limit: Duration) -> String {
+    // Whole milliseconds: a limit clamped to a shot's time is not to the nanosecond.
+    let limit = Duration::from_millis(limit.as_millis() as u64);
     format!("timed out after {}", humantime::format_duration(limit))
 }
 
@@ -198,7 +210,7 @@ fn masked(node: Node, mask: &dyn Fn(&str) -> String) -> Node {
         attributes: node
             .attributes
             .into_iter()
-            .map(|(k, v)| (k, mask(&v)))
+            .map(|(k, v)| (mask(&k), mask(&v)))
             .collect(),
         tags: node.tags.into_iter().map(|t| mask(&t)).collect(),
     }
@@ -219,8 +231,10 @@ fn merge(nodes: &mut BTreeMap<String, Node>, node: Node, source: &str) {
                         known.attributes.insert(k, v);
                     }
                     Some(have) if *have == v => {}
+                    // Never over an attribute the node has (even one that
+                    // happens to be named so).
                     Some(_) => {
-                        known.attributes.insert(format!("{source}.{k}"), v);
+                        known.attributes.entry(format!("{source}.{k}")).or_insert(v);
                     }
                 }
             }
@@ -262,6 +276,23 @@ mod tests {
         assert_eq!(web.attributes["ec2.hostname"], "ip-10-0-0-5.internal");
         assert_eq!(web.attributes["instanceId"], "i-1");
         assert!(!web.attributes.contains_key("ec2.osName"));
+        // A later source never writes over an attribute, even one so named.
+        merge(
+            &mut nodes,
+            Node::new("web")
+                .with("hostname", "third")
+                .with("ec2.hostname", "planted"),
+            "files",
+        );
+        merge(
+            &mut nodes,
+            Node::new("web").with("hostname", "fourth"),
+            "ec2",
+        );
+        assert_eq!(
+            nodes["web"].attributes["ec2.hostname"],
+            "ip-10-0-0-5.internal"
+        );
     }
 
     #[test]
@@ -272,7 +303,7 @@ mod tests {
         let file = dir.path().join("nodes.json");
         std::fs::write(
             &file,
-            r#"{"db": {"hostname": "db.internal", "password": "hunter2"}}"#,
+            r#"{"db": {"hostname": "db.internal", "password": "hunter2", "tag:hunter2": "x"}}"#,
         )
         .unwrap();
         let source = |paths: Vec<PathBuf>| Source {
@@ -296,5 +327,7 @@ mod tests {
             .contains("/nonexistent"));
         assert_eq!(found.sources[1].nodes, 1);
         assert_eq!(found.nodes["db"].attributes["password"], "[SECRET]");
+        // A key may hold a secret too (a tag's name is the API's to choose).
+        assert_eq!(found.nodes["db"].attributes["tag:[SECRET]"], "x");
     }
 }

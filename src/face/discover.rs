@@ -30,6 +30,9 @@ use crate::exit::{Code, Failure};
 use crate::face::cli::{DiscoverArgs, DiscoverFormat, InventoryArgs, NodeArgs};
 use crate::output::printable;
 
+/// The most sources a config lists (each runs in a thread of its own).
+const MAX_SOURCES: usize = 64;
+
 /// A source's time when neither it nor the file says.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -127,8 +130,20 @@ pub fn config(inventory: &InventoryArgs, nodes: &NodeArgs, tags: &[String]) -> R
     let read = || -> Result<Config> {
         let bytes = crate::state::files::read_regular(path, 1 << 20)?;
         let text = String::from_utf8(bytes).map_err(|_| anyhow!("not UTF-8"))?;
-        let value = crate::jobs::spec_yaml::to_json(&text)?;
+        let mut value = crate::jobs::spec_yaml::to_json(&text)?;
+        // `- host:` (no value) is the host source, as `- host: {}`.
+        for source in value["sources"].as_array_mut().into_iter().flatten() {
+            if source.get("host").is_some_and(|h| h.is_null()) {
+                source["host"] = serde_json::json!({});
+            }
+        }
         let raw: RawConfig = serde_json::from_value(value)?;
+        if raw.sources.is_empty() {
+            bail!("sources: none listed");
+        }
+        if raw.sources.len() > MAX_SOURCES {
+            bail!("sources: at most {MAX_SOURCES}");
+        }
         let timeout = duration(raw.timeout.as_deref(), "timeout")?.unwrap_or(DEFAULT_TIMEOUT);
         let mut sources = Vec::new();
         for (i, s) in raw.sources.into_iter().enumerate() {

@@ -19,6 +19,10 @@ pub struct Reporting {
     pub every: Duration,
 }
 
+/// The largest report sent (the reference control plane takes bodies of up
+/// to 8 MiB).
+const MAX_REPORT: usize = 8 << 20;
+
 /// The state dir's record of the last report taken (seconds since the epoch).
 const MARK: &str = "inventory-reported";
 
@@ -35,10 +39,13 @@ pub fn report_if_due(
 ) {
     let mark = state_dir.join(MARK);
     let now = SystemTime::now();
-    let last = std::fs::read_to_string(&mark)
+    // A mark that is not a time before now (garbage, a clock that ran ahead)
+    // is no mark: the inventory is reported.
+    let last = crate::state::files::read_regular(&mark, 64)
         .ok()
-        .and_then(|t| t.trim().parse::<u64>().ok())
-        .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+        .and_then(|t| String::from_utf8(t).ok()?.trim().parse::<u64>().ok())
+        .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
+        .filter(|l| *l <= now);
     if last.is_some_and(|l| now.duration_since(l).unwrap_or_default() < reporting.every) {
         tracing::debug!("the inventory is not due");
         return;
@@ -75,6 +82,16 @@ pub fn report_if_due(
             .filter_map(|s| serde_json::to_value(s).ok())
             .collect(),
     };
+    let size = serde_json::to_vec(&body).map_or(0, |b| b.len());
+    if size > MAX_REPORT {
+        tracing::warn!(
+            "the inventory is {} KiB, more than a control plane takes ({} KiB): not reported \
+             (narrow the sources)",
+            size >> 10,
+            MAX_REPORT >> 10
+        );
+        return;
+    }
     let until = Instant::now() + SEND_BUDGET;
     let sent = super::control_plane(endpoint, Some(deadline.map_or(until, |d| d.min(until))))
         .and_then(|cp| cp.put_inventory(&body).map_err(|e| anyhow::anyhow!("{e}")));
