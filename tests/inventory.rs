@@ -241,7 +241,7 @@ fn discover_merges_every_source_and_names_those_that_failed_or_hung() {
     let err = stderr(&out);
     // The figures, for `cargo test -- --nocapture`.
     eprintln!(
-        "sortie discover, 9 sources, in {:?}:\n{err}{}",
+        "sortie discover, 10 sources, in {:?}:\n{err}{}",
         started.elapsed(),
         stdout(&out)
     );
