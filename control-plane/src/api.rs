@@ -72,7 +72,7 @@ impl Api {
     }
 }
 
-type Shared = Arc<Api>;
+pub(crate) type Shared = Arc<Api>;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +166,7 @@ pub fn router(api: Shared) -> Router {
         .route_layer(middleware::from_fn_with_state(api.clone(), runner_auth))
         .merge(admin.route_layer(middleware::from_fn_with_state(api.clone(), admin_auth)))
         .merge(public)
+        .merge(crate::console::router())
         .fallback(|req: Request| async move {
             problem(
                 StatusCode::NOT_FOUND,
@@ -289,7 +290,7 @@ fn body<T: DeserializeOwned>(bytes: &[u8]) -> Outcome<T> {
 }
 
 /// Run a store call on the blocking pool.
-async fn store<T: Send + 'static>(
+pub(crate) async fn store<T: Send + 'static>(
     api: &Shared,
     call: impl FnOnce(&Store) -> Outcome<T> + Send + 'static,
 ) -> Outcome<T> {
@@ -360,26 +361,35 @@ struct Acting(String);
 /// An admin request passes with the bootstrap admin token (acting as
 /// [`crate::store::BOOTSTRAP_ADMIN`]) or a named admin's own token.
 async fn admin_auth(State(api): State<Shared>, mut req: Request, next: Next) -> Response {
-    let named = bearer(req.headers())
-        .filter(|t| t.starts_with(crate::store::ADMIN_TOKEN_PREFIX))
-        .map(str::to_string);
-    let name = match named {
-        Some(token) => match store(&api, move |s| s.authenticate_admin(&token)).await {
-            Ok(Some(admin)) => admin.name,
-            // The bootstrap token itself may look like a named admin's.
-            Ok(None) => match refused(req.headers(), Some(&api.admin_token)) {
-                None => crate::store::BOOTSTRAP_ADMIN.to_string(),
-                Some(refusal) => return refusal,
-            },
-            Err(refusal) => return refusal.into_response(),
-        },
-        None => match refused(req.headers(), Some(&api.admin_token)) {
-            None => crate::store::BOOTSTRAP_ADMIN.to_string(),
-            Some(refusal) => return refusal,
-        },
+    let name = match admin_name(&api, req.headers()).await {
+        Ok(name) => name,
+        Err(refusal) => return refusal,
     };
     req.extensions_mut().insert(Acting(format!("admin:{name}")));
     next.run(req).await
+}
+
+/// The admin whose bearer token `headers` carry (a named admin's `sat_`
+/// token, or the bootstrap token), or the answer refusing them.
+pub(crate) async fn admin_name(api: &Shared, headers: &HeaderMap) -> Result<String, Response> {
+    let named = bearer(headers)
+        .filter(|t| t.starts_with(crate::store::ADMIN_TOKEN_PREFIX))
+        .map(str::to_string);
+    match named {
+        Some(token) => match store(api, move |s| s.authenticate_admin(&token)).await {
+            Ok(Some(admin)) => Ok(admin.name),
+            // The bootstrap token itself may look like a named admin's.
+            Ok(None) => match refused(headers, Some(&api.admin_token)) {
+                None => Ok(crate::store::BOOTSTRAP_ADMIN.to_string()),
+                Some(refusal) => Err(refusal),
+            },
+            Err(refusal) => Err(refusal.into_response()),
+        },
+        None => match refused(headers, Some(&api.admin_token)) {
+            None => Ok(crate::store::BOOTSTRAP_ADMIN.to_string()),
+            Some(refusal) => Err(refusal),
+        },
+    }
 }
 
 /// The answer to a request without the `expected` bearer token, if it lacks it.

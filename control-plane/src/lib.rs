@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod api;
 pub mod cli;
+mod console;
 pub mod metrics;
 pub mod pki;
 pub mod serve;

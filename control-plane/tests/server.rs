@@ -1307,3 +1307,126 @@ fn three_replicas_on_postgresql_drain_20000_jobs_through_a_sigkill() {
         seconds.len()
     );
 }
+
+/// A console request (redirects not followed): status, headers, body.
+fn page(
+    cp: &Cp,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> (u16, ureq::http::HeaderMap, String) {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let pem = std::fs::read(cp.ca()).unwrap();
+    let roots = RootCerts::Specific(Arc::new(vec![Certificate::from_pem(&pem)
+        .unwrap()
+        .to_owned()]));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .tls_config(TlsConfig::builder().root_certs(roots).build())
+        .build()
+        .into();
+    let mut request = ureq::http::Request::builder().method(method).uri(format!(
+        "{}{}",
+        cp.url,
+        path.trim_start_matches('/')
+    ));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let mut answer = match form {
+        Some(body) => agent
+            .run(
+                request
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body.to_string())
+                    .unwrap(),
+            )
+            .unwrap(),
+        None => agent.run(request.body(()).unwrap()).unwrap(),
+    };
+    let status = answer.status().as_u16();
+    let headers = answer.headers().clone();
+    (
+        status,
+        headers,
+        answer.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn the_console_logs_in_with_a_cookie_shows_executions_and_refuses_a_mutation_without_csrf() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
+    let agent = cp.agent();
+    enqueue(&cp, &agent, "console-job");
+    // Not logged in: to the login page.
+    let (status, headers, _) = page(&cp, "GET", "/console/", None, None);
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/console/login");
+    // A wrong token is refused and sets no cookie.
+    let (status, headers, body) = page(&cp, "POST", "/console/login", None, Some("token=wrong"));
+    assert_eq!(status, 401);
+    assert!(body.contains("not accepted") && headers.get("set-cookie").is_none());
+    // The admin token: a Secure, HttpOnly, SameSite=Strict cookie.
+    let (status, headers, _) = page(
+        &cp,
+        "POST",
+        "/console/login",
+        None,
+        Some(&format!("token={ADMIN}")),
+    );
+    assert_eq!(status, 303);
+    let set = headers["set-cookie"].to_str().unwrap().to_string();
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(set.contains(flag), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_string();
+    let (status, headers, body) = page(&cp, "GET", "/console/", Some(&cookie), None);
+    assert_eq!(status, 200, "{body}");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(body.contains("/console/executions/console-job"), "{body}");
+    let path = "/console/executions/console-job";
+    let (status, _, body) = page(&cp, "GET", path, Some(&cookie), None);
+    assert_eq!(status, 200, "{body}");
+    let csrf = body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    // A mutation without the form's CSRF token (or with another) is refused.
+    let job_now = || {
+        let path = "admin/jobs/console-job";
+        call(&agent, &cp.url, "GET", path, ADMIN, None).unwrap().1
+    };
+    let cancel = format!("{path}/cancel");
+    for form in ["", "csrf=0000"] {
+        let (status, _, _) = page(&cp, "POST", &cancel, Some(&cookie), Some(form));
+        assert_eq!(status, 403, "{form:?}");
+    }
+    let job = job_now();
+    assert_eq!(job["phase"], "queued", "{job}");
+    let (status, _, _) = page(
+        &cp,
+        "POST",
+        &cancel,
+        Some(&cookie),
+        Some(&format!("csrf={csrf}")),
+    );
+    assert_eq!(status, 303);
+    let job = job_now();
+    assert!(
+        job["reason"].as_str().unwrap_or("").contains("cancelled"),
+        "{job}"
+    );
+    // The runners page, the assets; a cookie that is not a token is no session.
+    let (status, _, body) = page(&cp, "GET", "/console/runners", Some(&cookie), None);
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = page(&cp, "GET", "/console/static/console.js", None, None);
+    assert_eq!(status, 200);
+    let (status, _, _) = page(&cp, "GET", "/console/", Some("sortie_console=forged"), None);
+    assert_eq!(status, 303);
+}
