@@ -1430,3 +1430,26 @@ fn the_console_logs_in_with_a_cookie_shows_executions_and_refuses_a_mutation_wit
     let (status, _, _) = page(&cp, "GET", "/console/", Some("sortie_console=forged"), None);
     assert_eq!(status, 303);
 }
+
+#[test]
+fn the_console_works_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
+    enqueue(&cp, &cp.agent(), "nightly-backup");
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
+    let out = Command::new(peer("python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/console.py"))
+        .arg(&cp.url)
+        .arg(ADMIN)
+        .arg("nightly-backup")
+        .arg(&shots)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    println!("{text}");
+    assert!(out.status.success(), "{text}");
+    for page in ["login", "executions", "execution", "runners"] {
+        assert!(shots.join(format!("{page}.png")).exists(), "{page}");
+    }
+}

@@ -543,6 +543,7 @@ async fn asset(Path(file): Path<String>) -> Response {
             include_str!("static/console.js"),
             "text/javascript; charset=utf-8",
         ),
+        "icon.svg" => (include_str!("static/icon.svg"), "image/svg+xml"),
         _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
     };
     ([(header::CONTENT_TYPE, kind)], body).into_response()
