@@ -7,6 +7,7 @@ mod wire;
 
 mod claims;
 mod commands;
+mod console;
 mod definitions;
 mod deploy;
 mod exec;

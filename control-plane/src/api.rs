@@ -27,6 +27,7 @@ use tokio::sync::{watch, Notify};
 use crate::store::{Filter, Job, Outcome, Refusal, Store, STATUSES};
 
 mod definitions;
+pub(crate) use definitions::definition_view;
 use definitions::{
     add_admin, audit_log, list_admins, list_definitions, load_definition, revoke_admin,
     run_definition, show_definition,

@@ -26,6 +26,7 @@ use minijinja::{context, Environment};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::api::definition_view;
 use crate::api::{admin_name, store, Shared};
 use crate::store::{rfc3339, Filter, Job, Phase, STATUSES};
 
@@ -52,6 +53,9 @@ pub fn router() -> Router<Shared> {
         .route("/console/executions/{id}/log", get(execution_log))
         .route("/console/executions/{id}/cancel", post(cancel))
         .route("/console/runners", get(runners))
+        .route("/console/jobs", get(jobs))
+        .route("/console/jobs/{name}", get(job))
+        .route("/console/jobs/{name}/run", post(run))
         .route("/console/static/{file}", get(asset))
         .layer(axum::middleware::map_response(secure_headers))
 }
@@ -66,6 +70,8 @@ fn templates() -> &'static Environment<'static> {
             ("executions.html", include_str!("templates/executions.html")),
             ("execution.html", include_str!("templates/execution.html")),
             ("runners.html", include_str!("templates/runners.html")),
+            ("jobs.html", include_str!("templates/jobs.html")),
+            ("job.html", include_str!("templates/job.html")),
         ] {
             env.add_template(name, text)
                 .expect("the console's templates parse");
@@ -482,6 +488,104 @@ async fn cancel(
     match store(&api, move |s| s.cancel(&by, &target)).await {
         Ok(()) => redirect(&format!("/console/executions/{}", encode(&id))),
         Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn jobs(State(api): State<Shared>, headers: HeaderMap) -> Response {
+    let Some(session) = session(&api, &headers).await else {
+        return redirect("/console/login");
+    };
+    let views = match store(&api, |s| s.definitions()).await {
+        Ok(all) => all.iter().map(definition_view).collect::<Vec<_>>(),
+        Err(refusal) => return refusal.into_response(),
+    };
+    render(
+        "jobs.html",
+        context! { page => "jobs", admin => session.admin, csrf => session.csrf, definitions => views },
+    )
+}
+
+/// A job definition's page: what it is, a form to run it, its history;
+/// `error` says why a run was refused.
+async fn job_page(api: &Shared, session: Session, name: String, error: Option<String>) -> Response {
+    let wanted = name.clone();
+    let found = store(api, move |s| {
+        let definition = s.definition(&wanted, None)?;
+        let filter = Filter {
+            job: Some(wanted),
+            ..Filter::default()
+        };
+        let total = s.page(&filter, 0, 0)?.total;
+        Ok((definition, s.page(&filter, 20, total.saturating_sub(20))?))
+    })
+    .await;
+    let (definition, history) = match found {
+        Ok((Some(definition), history)) => (definition, history),
+        Ok((None, _)) => return (StatusCode::NOT_FOUND, "no such job").into_response(),
+        Err(refusal) => return refusal.into_response(),
+    };
+    let rows: Vec<Row> = history.jobs.iter().rev().map(row).collect();
+    render(
+        "job.html",
+        context! {
+            page => "jobs", admin => session.admin, csrf => session.csrf,
+            d => definition_view(&definition), history => rows, error => error,
+        },
+    )
+}
+
+async fn job(State(api): State<Shared>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let Some(session) = session(&api, &headers).await else {
+        return redirect("/console/login");
+    };
+    job_page(&api, session, name, None).await
+}
+
+/// Run a job with the form's options (`option.NAME` fields); the store
+/// checks them against the definition as the admin API does.
+async fn run(
+    State(api): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let session = match mutation(&api, &headers, &body).await {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    let options: BTreeMap<String, String> = form(&body)
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("option.")?.to_string(), v)))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let by = format!("admin:{}", session.admin);
+    let wanted = name.clone();
+    match store(&api, move |s| s.run(&by, &wanted, &options)).await {
+        Ok(id) => {
+            api.work.notify_waiters();
+            redirect(&format!("/console/executions/{}", encode(&id)))
+        }
+        Err(refusal) => {
+            let why = refusal_text(refusal);
+            let mut page = job_page(&api, session, name, Some(why)).await;
+            if page.status() == StatusCode::OK {
+                *page.status_mut() = StatusCode::BAD_REQUEST;
+            }
+            page
+        }
+    }
+}
+
+/// What a refusal says, for a page.
+fn refusal_text(refusal: crate::store::Refusal) -> String {
+    use crate::store::Refusal;
+    match refusal {
+        Refusal::Invalid(why)
+        | Refusal::NotFound(why)
+        | Refusal::Forbidden(why)
+        | Refusal::Conflict(why) => why,
+        Refusal::Unavailable(_) => "the store is unavailable: try again".into(),
+        _ => "refused".into(),
     }
 }
 

@@ -20,7 +20,8 @@
           status.textContent = next.status;
           status.className = "status " + next.status;
         }
-        if (next.done) { log.dataset.live = "no"; return; }
+        // Over: the page again, with its steps and data.
+        if (next.done) { log.dataset.live = "no"; window.location.reload(); return; }
         setTimeout(poll, 1000);
       })
       .catch(function () { setTimeout(poll, 3000); });
