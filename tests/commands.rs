@@ -67,6 +67,7 @@ fn every_command_a_test_runs_is_listed_and_installed() {
         let present = match source.split(':').next().unwrap() {
             "pip" => peers.join("venv/bin").join(command).exists(),
             "wheel" => peers.join(command).exists(),
+            "npm" => peers.join("node_modules").join(command).exists(),
             "pgbin" => std::fs::read_dir("/usr/lib/postgresql")
                 .into_iter()
                 .flatten()

@@ -844,7 +844,7 @@ fn rfc3339_ms(text: &str) -> Outcome<u64> {
 /// The admin view of a runner: never its token hashes (the token itself only
 /// in the answer that made it); times in RFC 3339; `stale` when it has not
 /// claimed (or, new, been registered) for `stale_after`.
-fn runner_view(
+pub(crate) fn runner_view(
     runner: &crate::store::Runner,
     token: Option<&str>,
     stale_after: Duration,

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Install the real peers the checks and tests run, as listed in
 # tests/peers/commands.tsv: Debian packages (deb:), and into target/test-peers/ a
-# Python venv (pip:) and the AWS Lambda Runtime Interface Emulator taken from the
-# aws-sam-cli wheel (wheel:). Idempotent: does nothing once they are there.
+# Python venv (pip:), npm packages (npm:) and the AWS Lambda Runtime Interface
+# Emulator taken from the aws-sam-cli wheel (wheel:). Idempotent: does nothing
+# once they are there.
 set -eu
 cd "$(dirname "$0")/../.."
 list=tests/peers/commands.tsv
@@ -40,6 +41,12 @@ if [ -n "$absent" ]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check $pips
     "$venv/bin/bao" version
 fi
+# npm packages a test loads into a page (npm:), in target/test-peers/node_modules.
+awk -F '\t' '!/^#/ && $2 ~ /^npm:/ { sub(/^npm:/, "", $2); print $2 }' "$list" |
+    while read -r package; do
+        [ -d "target/test-peers/node_modules/$package" ] ||
+            npm install --silent --no-audit --no-fund --prefix target/test-peers "$package"
+    done
 # The AWS Lambda Runtime Interface Emulator ships inside the aws-sam-cli wheel.
 rie=target/test-peers/aws-lambda-rie
 if [ ! -x "$rie" ]; then

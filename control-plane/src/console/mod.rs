@@ -36,9 +36,6 @@ const COOKIE: &str = "sortie_console";
 /// Lines of log a page shows at once (the rest: "Later lines", or live).
 const PAGE_BYTES: u64 = 256 * 1024;
 
-/// A runner not seen for this long is stale.
-const STALE_MS: u64 = 5 * 60 * 1000;
-
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -610,25 +607,23 @@ async fn runners(State(api): State<Shared>, headers: HeaderMap) -> Response {
         Ok(found) => found,
         Err(refusal) => return refusal.into_response(),
     };
-    let now = crate::store::now_ms();
+    let stale_after = api.store.timing().stale_after;
     let rows: Vec<_> = runners
         .iter()
         .map(|r| {
-            let health = match r.last_seen_ms {
-                None => "never seen",
-                Some(t) if now.saturating_sub(t) > STALE_MS => "stale",
-                Some(_) => "healthy",
-            };
-            let nodes = inventory
+            let mut view = crate::api::runner_view(r, None, stale_after);
+            view["health"] = if view["stale"] == true {
+                "stale"
+            } else {
+                "healthy"
+            }
+            .into();
+            view["nodes"] = inventory
                 .get(&r.name)
                 .and_then(|i| i.nodes.as_object().map(|m| m.len()))
-                .unwrap_or(0);
-            context! {
-                name => r.name, health => health, tags => r.tags,
-                last_seen => r.last_seen_ms.map(rfc3339), version => r.version,
-                last_result => r.last_result.as_ref().map(|l| serde_json::to_value(l).ok()),
-                nodes => nodes,
-            }
+                .unwrap_or(0)
+                .into();
+            view
         })
         .collect();
     render(

@@ -1,6 +1,6 @@
 """The web console in a real browser: Debian's Chromium driven by Playwright.
 
-Usage: console.py BASE_URL ADMIN_TOKEN JOB_ID SCREENSHOT_DIR
+Usage: console.py BASE_URL ADMIN_TOKEN JOB_ID SCREENSHOT_DIR AXE_JS
 
 Logs in (a wrong token first), finds the job in the executions list, opens
 it, cancels it, visits the runners page, checks each page at 375 px wide
@@ -13,7 +13,7 @@ import sys
 
 from playwright.sync_api import expect, sync_playwright
 
-base, token, job, shots = sys.argv[1:5]
+base, token, job, shots, axe = sys.argv[1:6]
 os.makedirs(shots, exist_ok=True)
 
 
@@ -68,7 +68,14 @@ with sync_playwright() as p:
 
     page.get_by_role("link", name="Runners").click()
     expect(page.get_by_role("heading", name="Runners")).to_be_visible()
+    row = page.get_by_role("row").filter(has_text="edge-1")
+    expect(row).to_contain_text("healthy")
     fits(page, "runners")
+    # Not seen for longer than --stale-after (10s here): shown stale, in words.
+    page.wait_for_timeout(10_500)
+    page.reload()
+    expect(page.get_by_role("row").filter(has_text="edge-1")).to_contain_text("stale")
+    print("ok a runner not seen goes stale")
 
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(base + "console/login")
@@ -77,4 +84,26 @@ with sync_playwright() as p:
     print("ok logged out")
     assert not errors, errors
     print("ok no console errors (the Content-Security-Policy blocked nothing of ours)")
+
+    # axe-core on every page. Injected as an inline script, which the
+    # console's own policy forbids: this context alone bypasses it.
+    scan = browser.new_context(ignore_https_errors=True, bypass_csp=True).new_page()
+    scan.goto(base + "console/login")
+    pages = [("login", None)]
+    scan.get_by_label("Admin token").fill(token)
+    scan.get_by_role("button", name="Log in").click()
+    pages += [("executions", "console/"), ("execution", "console/executions/" + job),
+              ("jobs", "console/jobs"), ("runners", "console/runners")]
+    serious = []
+    for name, path in pages:
+        if path:
+            scan.goto(base + path)
+        scan.add_script_tag(path=axe)
+        result = scan.evaluate("axe.run(document, {resultTypes: ['violations']})")
+        for v in result["violations"]:
+            if v["impact"] in ("serious", "critical"):
+                serious.append(f"{name}: {v['id']} ({v['impact']}): {v['help']}")
+        print(f"ok axe on {name}: {len(result['violations'])} violation(s), none serious"
+              if not any(s.startswith(name + ":") for s in serious) else f"axe on {name}")
+    assert not serious, "\n".join(serious)
     browser.close()
