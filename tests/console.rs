@@ -12,7 +12,20 @@ use crate::support::*;
 
 #[test]
 fn a_job_started_in_the_console_shows_its_log_live_while_a_runner_runs_it() {
-    let cp = ControlPlane::start();
+    // Heartbeats every second: a runner learns of a cancel within one.
+    let cp = ControlPlane::with(Options {
+        timing: Some(sortie_control_plane::Timing {
+            heartbeat_seconds: 1,
+            ..Default::default()
+        }),
+        ..Options::default()
+    });
+    let long = serde_json::from_value(json!({
+        "name": "long",
+        "spec": {"steps": [{"shell": "echo started; exec sleep 600"}]},
+    }))
+    .unwrap();
+    cp.server.store().load("admin:test", long).unwrap();
     let definition = serde_json::from_value(json!({
         "name": "greet",
         "description": "Greets someone, slowly.",
@@ -43,6 +56,16 @@ fn a_job_started_in_the_console_shows_its_log_live_while_a_runner_runs_it() {
     );
     let id = std::fs::read_to_string(&ready).unwrap();
     run(&mut cp.poll(&dir.path().join("state")), code::OK);
+    // The second job runs until the browser cancels it.
+    let second = dir.path().join("ready.2");
+    wait_for(
+        "the console to start `long`",
+        Duration::from_secs(60),
+        || second.exists(),
+    );
+    let long_id = std::fs::read_to_string(&second).unwrap();
+    run(&mut cp.poll(&dir.path().join("state")), code::OK);
+    assert_done(&cp.job(&long_id), "cancelled");
     let out = browser.wait_with_output().unwrap();
     let text = stdout(&out) + &stderr(&out);
     println!("{text}");

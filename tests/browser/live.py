@@ -6,7 +6,9 @@ Logs in, opens the job `greet`, runs it with an option from its form, and
 writes the new execution's id to READY_FILE (the test then lets a runner take
 it). On the execution's page, without reloading, the log must show the
 option's value as text, a red line in red, the lines as they come, and the
-status must become `succeeded`.
+status must become `succeeded`. Then it starts `long`, writes its id to
+READY_FILE.2, and once its log says it started, cancels it from its page:
+the status must become `cancelled`.
 """
 import os
 import sys
@@ -49,4 +51,18 @@ with sync_playwright() as p:
     expect(page.locator("#log")).to_contain_text("line 4")
     print("ok its steps once it ended")
     page.screenshot(path=os.path.join(shots, "execution-live.png"), full_page=True)
+
+    # A running job, cancelled from its page.
+    page.get_by_role("link", name="Jobs").click()
+    page.get_by_role("link", name="long").click()
+    page.get_by_role("button", name="Run long").click()
+    expect(page.locator("#status")).to_have_text("queued")
+    with open(ready + ".2.part", "w") as out:
+        out.write(page.url.rstrip("/").rsplit("/", 1)[1])
+    os.rename(ready + ".2.part", ready + ".2")
+    expect(page.locator("#log")).to_contain_text("started", timeout=60_000)
+    expect(page.locator("#status")).to_have_text("running")
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#status")).to_have_text("cancelled", timeout=60_000)
+    print("ok a running job cancelled from its page")
     browser.close()
