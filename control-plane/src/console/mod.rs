@@ -395,7 +395,16 @@ struct FromQuery {
     from: Option<u64>,
     #[serde(default)]
     offset: Option<u64>,
+    /// The status the page shows: a change is news.
+    #[serde(default)]
+    status: Option<String>,
 }
+
+/// The longest a live log request waits for something new.
+const LONG_POLL: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// How often a waiting request looks again.
+const POLL_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
 async fn load(api: &Shared, id: String, from: u64) -> Result<(Job, Vec<u8>), Response> {
     let found = store(api, move |s| {
@@ -457,17 +466,27 @@ async fn execution_log(
     if session(&api, &headers).await.is_none() {
         return (StatusCode::UNAUTHORIZED, "log in first").into_response();
     }
+    // A long poll: answered as soon as there is a new line or a new status,
+    // else after LONG_POLL with nothing new.
     let from = q.offset.unwrap_or(0);
-    let (job, log) = match load(&api, id, from).await {
-        Ok(found) => found,
-        Err(refused) => return refused,
-    };
-    let (html, offset, _) = log_page(&log, from);
-    let done = matches!(job.phase, Phase::Done | Phase::Failed) && offset >= job.log_length;
-    axum::Json(serde_json::json!({
-        "html": html, "offset": offset, "status": job.status(), "done": done,
-    }))
-    .into_response()
+    let known = q.status.unwrap_or_default();
+    let until = tokio::time::Instant::now() + LONG_POLL;
+    loop {
+        let (job, log) = match load(&api, id.clone(), from).await {
+            Ok(found) => found,
+            Err(refused) => return refused,
+        };
+        let (html, offset, _) = log_page(&log, from);
+        let done = matches!(job.phase, Phase::Done | Phase::Failed) && offset >= job.log_length;
+        let news = !html.is_empty() || done || job.status() != known;
+        if news || tokio::time::Instant::now() >= until {
+            return axum::Json(serde_json::json!({
+                "html": html, "offset": offset, "status": job.status(), "done": done,
+            }))
+            .into_response();
+        }
+        tokio::time::sleep(POLL_TICK).await;
+    }
 }
 
 async fn cancel(

@@ -6,7 +6,10 @@
   if (!log || log.dataset.live !== "yes") { return; }
   var status = document.getElementById("status");
   function poll() {
-    fetch(log.dataset.url + "?offset=" + encodeURIComponent(log.dataset.offset),
+    // A long poll: the server answers when there is something new.
+    var shown = status ? status.textContent : "";
+    fetch(log.dataset.url + "?offset=" + encodeURIComponent(log.dataset.offset) +
+          "&status=" + encodeURIComponent(shown),
           { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
       .then(function (next) {
@@ -22,9 +25,9 @@
         }
         // Over: the page again, with its steps and data.
         if (next.done) { log.dataset.live = "no"; window.location.reload(); return; }
-        setTimeout(poll, 1000);
+        poll();
       })
       .catch(function () { setTimeout(poll, 3000); });
   }
-  setTimeout(poll, 1000);
+  poll();
 })();
