@@ -1465,7 +1465,7 @@ fn the_console_works_in_a_real_browser() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     println!("{text}");
     assert!(out.status.success(), "{text}");
-    for page in ["login", "executions", "execution", "runners"] {
+    for page in ["login", "executions", "execution", "runners", "jobs"] {
         assert!(shots.join(format!("{page}.png")).exists(), "{page}");
     }
 }

@@ -10,6 +10,15 @@ pub fn to_html(text: &str) -> String {
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\u{1b}' {
+            // OSC (`ESC ]` … BEL or `ESC \\`: titles, links): dropped whole.
+            if chars.peek() == Some(&']') {
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+                continue;
+            }
             if chars.peek() != Some(&'[') {
                 continue;
             }
@@ -95,7 +104,8 @@ mod tests {
             to_html("\u{1b}[1;31mfail\u{1b}[0m <b>&</b>"),
             "<span class=\"b fg1\">fail</span> &lt;b&gt;&amp;&lt;/b&gt;"
         );
-        assert_eq!(to_html("a\u{1b}[2Jb\u{1b}]0;title\u{7}c"), "ab]0;titlec");
+        assert_eq!(to_html("a\u{1b}[2Jb\u{1b}]0;title\u{7}c"), "abc");
+        assert_eq!(to_html("\u{1b}]8;;http://evil/\u{1b}\\link"), "link");
         assert_eq!(to_html("\u{1b}[92mok"), "<span class=\"fg10\">ok</span>");
     }
 }

@@ -152,8 +152,13 @@ async fn session(api: &Shared, headers: &HeaderMap) -> Option<Session> {
     })
 }
 
-/// `application/x-www-form-urlencoded` fields.
+/// `application/x-www-form-urlencoded` fields (a repeated one: its last value).
 fn form(body: &[u8]) -> BTreeMap<String, String> {
+    fields(body).into_iter().collect()
+}
+
+/// `application/x-www-form-urlencoded` fields, in order, repeats kept.
+fn fields(body: &[u8]) -> Vec<(String, String)> {
     fn decode(s: &str) -> String {
         let bytes = s.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());
@@ -212,7 +217,11 @@ async fn login_form() -> Response {
 }
 
 async fn login(State(api): State<Shared>, body: Bytes) -> Response {
-    let token = form(&body).remove("token").unwrap_or_default();
+    let token = form(&body)
+        .remove("token")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let mut headers = HeaderMap::new();
     let valid = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
         .ok()
@@ -278,7 +287,7 @@ fn row(job: &Job) -> Row {
         id: job.id.clone(),
         job: job.definition.as_ref().map(|d| d.name.clone()),
         status: job.status().to_string(),
-        runner: job.runner_id.clone(),
+        runner: job.runner_id.clone().or_else(|| job.ran_by.clone()),
         queued: created.map(rfc3339),
         duration,
         started_by: job.started_by.clone(),
@@ -346,7 +355,12 @@ fn log_html(bytes: &[u8], from: u64) -> (String, u64) {
         .filter(|l| !l.is_empty())
     {
         let event: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
-        let text = event["text"].as_str().unwrap_or("");
+        let text = shown(event["text"].as_str().unwrap_or(""));
+        let text = text.as_ref();
+        // What a runner wrote is data: a step is a number, or it is not shown.
+        let step = event["step"]
+            .as_u64()
+            .map_or("?".to_string(), |n| n.to_string());
         match event["kind"].as_str() {
             Some("output") => {
                 let class = if event["stream"] == "stderr" {
@@ -365,13 +379,11 @@ fn log_html(bytes: &[u8], from: u64) -> (String, u64) {
                 ansi::to_html(text)
             )),
             Some("step_start") => html.push_str(&format!(
-                "<span class=\"sys\">--- step {} on {}</span>\n",
-                event["step"],
+                "<span class=\"sys\">--- step {step} on {}</span>\n",
                 ansi::to_html(event["node"].as_str().unwrap_or(""))
             )),
             Some("step_end") => html.push_str(&format!(
-                "<span class=\"sys\">--- step {} on {}: {}</span>\n",
-                event["step"],
+                "<span class=\"sys\">--- step {step} on {}: {}</span>\n",
                 ansi::to_html(event["node"].as_str().unwrap_or("")),
                 ansi::to_html(event["status"].as_str().unwrap_or(""))
             )),
@@ -384,9 +396,29 @@ fn log_html(bytes: &[u8], from: u64) -> (String, u64) {
 /// One page of a log from `from`: its HTML, where the next page starts,
 /// and whether there is more now.
 fn log_page(log: &[u8], from: u64) -> (String, u64, bool) {
-    let cut = (log.len() as u64).min(PAGE_BYTES) as usize;
+    let mut cut = (log.len() as u64).min(PAGE_BYTES) as usize;
+    // A line longer than a page: the page is that line, whole (its text
+    // is cut when shown), so the log always moves on.
+    if !log[..cut].contains(&b'\n') {
+        cut = log.iter().position(|b| *b == b'\n').map_or(cut, |i| i + 1);
+    }
     let (html, offset) = log_html(&log[..cut], from);
     (html, offset, log.len() > cut)
+}
+
+/// The longest text one event shows.
+const MAX_EVENT_TEXT: usize = 64 * 1024;
+
+/// `text`, cut to [`MAX_EVENT_TEXT`] with a note of what is left out.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_EVENT_TEXT {
+        return text.into();
+    }
+    let mut end = MAX_EVENT_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes)\n", &text[..end], text.len() - end).into()
 }
 
 #[derive(Deserialize, Default)]
@@ -446,7 +478,7 @@ async fn execution(
             page => "executions", admin => session.admin, csrf => session.csrf,
             job => context! {
                 id => r.id, job => r.job, status => r.status, runner => r.runner,
-                started_by => r.started_by, terminal => r.terminal && !more,
+                started_by => r.started_by, terminal => r.terminal,
                 error => completion.and_then(|c| c.error.clone()).or(job.reason.clone()),
                 steps => completion.map(|c| c.steps.clone()).unwrap_or_default(),
                 data => completion.map(|c| c.data.clone()).unwrap_or_default(),
@@ -569,14 +601,36 @@ async fn run(
         Ok(session) => session,
         Err(refused) => return refused,
     };
-    let options: BTreeMap<String, String> = form(&body)
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("option.")?.to_string(), v)))
-        .filter(|(_, v)| !v.is_empty())
-        .collect();
+    // A multi-valued option's values (a select of several) joined with its delimiter.
+    let mut given: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in fields(&body) {
+        if let (Some(name), false) = (k.strip_prefix("option."), v.is_empty()) {
+            given.entry(name.to_string()).or_default().push(v);
+        }
+    }
     let by = format!("admin:{}", session.admin);
     let wanted = name.clone();
-    match store(&api, move |s| s.run(&by, &wanted, &options)).await {
+    let ran = store(&api, move |s| {
+        let definition = s.definition(&wanted, None)?;
+        let delimiter = |name: &str| {
+            definition
+                .iter()
+                .flat_map(|d| &d.input.options)
+                .find(|o| o.name == name)
+                .and_then(|o| o.delimiter.clone())
+                .unwrap_or_else(|| ",".into())
+        };
+        let options: BTreeMap<String, String> = given
+            .into_iter()
+            .map(|(name, values)| {
+                let joined = values.join(&delimiter(&name));
+                (name, joined)
+            })
+            .collect();
+        s.run(&by, &wanted, &options)
+    })
+    .await;
+    match ran {
         Ok(id) => {
             api.work.notify_waiters();
             redirect(&format!("/console/executions/{}", encode(&id)))
@@ -670,6 +724,24 @@ async fn asset(Path(file): Path<String>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runner_s_log_is_data_and_a_line_longer_than_a_page_does_not_stop_it() {
+        let evil = b"{\"kind\":\"step_start\",\"step\":\"<meta http-equiv=refresh>\",\"node\":\"<i>n</i>\"}\n";
+        let (html, _) = log_html(evil, 0);
+        assert!(!html.contains("<meta") && !html.contains("<i>"), "{html}");
+        let long = format!(
+            "{{\"kind\":\"output\",\"text\":\"{}\"}}\n{{\"kind\":\"output\",\"text\":\"next\\n\"}}\n",
+            "x".repeat(300_000)
+        );
+        let (html, offset, more) = log_page(long.as_bytes(), 0);
+        assert!(offset > 300_000 && more, "{offset}");
+        assert!(html.contains("more bytes)") && html.len() < 70_000);
+        let (html, _, more) = log_page(&long.as_bytes()[offset as usize..], offset);
+        assert!(html.contains("next") && !more);
+        let f = fields(b"option.m=a&option.m=b");
+        assert_eq!(f.len(), 2);
+    }
 
     #[test]
     fn forms_decode_and_log_lines_render_escaped() {

@@ -76,6 +76,9 @@ with sync_playwright() as p:
     page.reload()
     expect(page.get_by_role("row").filter(has_text="edge-1")).to_contain_text("stale")
     print("ok a runner not seen goes stale")
+    page.get_by_role("link", name="Jobs").click()
+    expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    fits(page, "jobs")
 
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(base + "console/login")
