@@ -341,6 +341,26 @@ fn logs_are_offset_addressed_and_completion_checks_them(kind: Kind) {
     }
     assert!(store.log_from("a", 11).unwrap().is_empty());
     assert!(store.log_from("a", 99).unwrap().is_empty());
+    // A window: at least so many bytes, up to the end of the line in
+    // progress there, never the rest of a long log.
+    store
+        .enqueue("admin:test", spec("b"), vec![], None)
+        .unwrap();
+    let b = store.claim(&claim("2", "r", 1)).unwrap().remove(0);
+    let b_token = b.lease.token.clone();
+    let fence = Fence {
+        attempt: 1,
+        lease_token: b_token.clone(),
+    };
+    store.start("b", &fence).unwrap();
+    assert_eq!(store.append_log("b", 1, &b_token, 0, b"one\n"), Ok(4));
+    assert_eq!(
+        store.append_log("b", 1, &b_token, 4, b"two\nthree\n"),
+        Ok(14)
+    );
+    assert_eq!(store.log_window("b", 0, 2).unwrap(), b"one\n");
+    assert_eq!(store.log_window("b", 2, 3).unwrap(), b"e\ntwo\n");
+    assert_eq!(store.log_window("b", 8, 100).unwrap(), b"three\n");
 
     let hb = HeartbeatRequest {
         attempt: 1,

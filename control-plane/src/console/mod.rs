@@ -442,7 +442,7 @@ async fn load(api: &Shared, id: String, from: u64) -> Result<(Job, Vec<u8>), Res
     let found = store(api, move |s| {
         let job = s.job(&id)?;
         let log = match &job {
-            Some(_) => s.log_from(&id, from)?,
+            Some(_) => s.log_window(&id, from, PAGE_BYTES as usize)?,
             None => Vec::new(),
         };
         Ok((job, log))
@@ -469,7 +469,8 @@ async fn execution(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let (html, offset, more) = log_page(&log, from);
+    let (html, offset, _) = log_page(&log, from);
+    let more = job.log_length > offset;
     let r = row(&job);
     let completion = job.completion.as_ref();
     render(

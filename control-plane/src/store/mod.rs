@@ -1091,11 +1091,28 @@ impl Store {
 
     /// The stored log of a job from byte `from` on (empty past its end).
     pub fn log_from(&self, id: &str, from: u64) -> Outcome<Vec<u8>> {
+        self.log_window(id, from, usize::MAX)
+    }
+
+    /// The stored log of a job from byte `from`: at least `max` bytes (all
+    /// there are, if fewer), and no more than it takes to end the line in
+    /// progress at `max` — what a page of it needs, not the rest of a long log.
+    pub fn log_window(&self, id: &str, from: u64, max: usize) -> Outcome<Vec<u8>> {
         self.tx(|rows| {
             let mut out = Vec::new();
+            let mut full = false;
             rows.read_log(id, from, &mut |at, chunk| {
+                if full {
+                    return;
+                }
                 let skip = from.saturating_sub(at).min(chunk.len() as u64) as usize;
                 out.extend_from_slice(&chunk[skip..]);
+                if out.len() > max {
+                    if let Some(end) = out[max..].iter().position(|b| *b == b'\n') {
+                        out.truncate(max + end + 1);
+                        full = true;
+                    }
+                }
             })?;
             Ok(out)
         })
