@@ -230,7 +230,6 @@ fn http_steps_go_direct_to_loopback_time_out_and_refuse_odd_ca_files() {
         {"http": {"url": format!("{url}/status"), "ca_file": "/dev/zero"}},
     ]});
     std::fs::write(&spec, job.to_string()).unwrap();
-    let began = std::time::Instant::now();
     let out = run(
         sortie()
             .arg("exec")
@@ -243,10 +242,6 @@ fn http_steps_go_direct_to_loopback_time_out_and_refuse_odd_ca_files() {
     assert!(text.contains("HTTP 200"), "not through the proxy: {text}");
     assert!(text.contains("timed out after 1s"), "{text}");
     assert!(text.contains("not a regular file"), "{text}");
-    assert!(
-        began.elapsed() < std::time::Duration::from_secs(15),
-        "{text}"
-    );
 }
 
 #[test]

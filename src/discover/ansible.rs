@@ -21,7 +21,7 @@ pub fn nodes(inventories: &[String], until: Instant) -> Result<Vec<Node>, String
     // empty inventory (by default ansible-inventory only warns).
     let strict = [("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True")];
     let printed = super::command::output(&argv, &strict, until)?;
-    let list: Value = serde_json::from_slice(&printed.stdout)
+    let list: Value = serde_json::from_slice(&printed)
         .map_err(|e| format!("ansible-inventory --list printed no JSON: {e}"))?;
     Ok(parse(&list))
 }

@@ -5,41 +5,15 @@
 
 use std::time::Instant;
 
-use crate::exec::{self, Outcome, Stream, Supervision};
+use crate::exec::{self, Outcome, Supervision};
 use crate::nodes::{resource, Node};
 
 /// The most a program may print.
 const MAX_OUTPUT: usize = 16 << 20;
 
-/// What a program printed, and a little of what it said on stderr.
-pub struct Printed {
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
 /// Run `argv` to its end before `until`, with `extra` in its environment;
-/// its stdout, or why there is none.
-pub fn output(argv: &[String], extra: &[(&str, &str)], until: Instant) -> Result<Printed, String> {
-    struct Collect {
-        printed: Printed,
-        over: bool,
-    }
-    impl exec::Observer for Collect {
-        fn output(&mut self, stream: Stream, bytes: &[u8]) {
-            match stream {
-                Stream::Stdout => self.printed.stdout.extend_from_slice(bytes),
-                Stream::Stderr if self.printed.stderr.len() < 4096 => {
-                    self.printed.stderr.extend_from_slice(bytes)
-                }
-                Stream::Stderr => {}
-            }
-            self.over |= self.printed.stdout.len() > MAX_OUTPUT;
-        }
-        fn tick(&mut self) {}
-        fn aborted(&self) -> bool {
-            self.over
-        }
-    }
+/// its stdout, or why there is none (with the last line it said on stderr).
+pub fn output(argv: &[String], extra: &[(&str, &str)], until: Instant) -> Result<Vec<u8>, String> {
     let Some((program, args)) = argv.split_first() else {
         return Err("no program to run".into());
     };
@@ -53,20 +27,13 @@ pub fn output(argv: &[String], extra: &[(&str, &str)], until: Instant) -> Result
         confinement: exec::Confinement::default(),
         stdin: exec::Input::Empty,
     };
-    let mut collect = Collect {
-        printed: Printed {
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        },
-        over: false,
-    };
     let supervision = Supervision {
         until: Some(until),
         stop: &|| None,
         grace: std::time::Duration::from_secs(1),
     };
-    let finished = exec::run(&cmd, &supervision, &mut collect);
-    let said = String::from_utf8_lossy(&collect.printed.stderr)
+    let kept = exec::capture(&cmd, &supervision, MAX_OUTPUT);
+    let said = String::from_utf8_lossy(&kept.stderr)
         .lines()
         .rfind(|l| !l.trim().is_empty())
         .unwrap_or("")
@@ -76,12 +43,12 @@ pub fn output(argv: &[String], extra: &[(&str, &str)], until: Instant) -> Result
         "" => what,
         said => format!("{what}: {said}"),
     };
-    match finished.outcome {
-        _ if collect.over => Err(format!(
+    match kept.finished.outcome {
+        _ if kept.over => Err(format!(
             "{program} printed more than {} MiB",
             MAX_OUTPUT >> 20
         )),
-        Outcome::Exited(0) => Ok(collect.printed),
+        Outcome::Exited(0) => Ok(kept.stdout),
         Outcome::Exited(code) => Err(with(format!("{program} exited with {code}"))),
         Outcome::Signaled(signal) => Err(with(format!("{program} was killed by signal {signal}"))),
         Outcome::Stopped(_) => Err(format!("{program} timed out")),
@@ -91,7 +58,7 @@ pub fn output(argv: &[String], extra: &[(&str, &str)], until: Instant) -> Result
 
 pub fn nodes(argv: &[String], until: Instant) -> Result<Vec<Node>, String> {
     let printed = output(argv, &[], until)?;
-    let text = String::from_utf8(printed.stdout)
+    let text = String::from_utf8(printed)
         .map_err(|_| format!("{} printed something that is not UTF-8", argv[0]))?;
     let format = resource::Format::sniff(&text);
     resource::parse_str(format, &argv[0], &text).map_err(|e| format!("{e:#}"))

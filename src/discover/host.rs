@@ -17,20 +17,16 @@ impl Host {
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default()
         };
-        let mut node = Node::new(self.name.clone())
-            .with("hostname", crate::os::hostname().unwrap_or_default())
-            .with("osFamily", "unix")
-            .with("osName", "Linux")
+        // What a job sees of it, and what only an inventory needs.
+        let mut node = Node::local(&self.name)
             .with("osVersion", read("/proc/sys/kernel/osrelease"))
-            .with("osArch", std::env::consts::ARCH)
             .with(
                 "cpus",
                 std::thread::available_parallelism()
                     .map_or(0, |n| n.get())
                     .to_string(),
             )
-            .with("sortie-version", env!("CARGO_PKG_VERSION"))
-            .with("description", "the runner's own node");
+            .with("sortie-version", env!("CARGO_PKG_VERSION"));
         if let Some(distro) = os_release() {
             node = node.with("distribution", distro);
         }

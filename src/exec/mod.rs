@@ -154,6 +154,52 @@ pub trait Observer {
     fn aborted(&self) -> bool;
 }
 
+/// What [`capture`] kept of a process: its end, its stdout (stopped once
+/// over the limit: `over`), the first 4 KiB of its stderr.
+pub struct Captured {
+    pub finished: Finished,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub over: bool,
+}
+
+/// Run `cmd` to its end keeping what it prints: at most `limit` bytes of
+/// stdout (a process printing more is stopped), the start of its stderr (for
+/// the one line that says why it failed).
+pub fn capture(cmd: &Command, supervision: &Supervision<'_>, limit: usize) -> Captured {
+    struct Keep {
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        limit: usize,
+    }
+    impl Observer for Keep {
+        fn output(&mut self, stream: Stream, bytes: &[u8]) {
+            match stream {
+                Stream::Stdout => self.stdout.extend_from_slice(bytes),
+                Stream::Stderr if self.stderr.len() < 4096 => self.stderr.extend_from_slice(bytes),
+                Stream::Stderr => {}
+            }
+        }
+        fn tick(&mut self) {}
+        fn aborted(&self) -> bool {
+            self.stdout.len() > self.limit
+        }
+    }
+    let mut keep = Keep {
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        limit,
+    };
+    let finished = run(cmd, supervision, &mut keep);
+    let over = keep.stdout.len() > limit;
+    Captured {
+        finished,
+        stdout: keep.stdout,
+        stderr: keep.stderr,
+        over,
+    }
+}
+
 /// Run `cmd` to its end, reporting its output to `observer` as it is read.
 pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Observer) -> Finished {
     use std::os::unix::process::CommandExt;

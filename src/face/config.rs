@@ -190,7 +190,7 @@ pub fn nodes(args: &NodeArgs, private_dir: PathBuf) -> Result<Nodes> {
     });
     Ok(Nodes {
         inventory: loaded.nodes,
-        local: local_node(name),
+        local: Node::local(name),
         ssh,
         problems,
     })
@@ -214,16 +214,6 @@ pub fn plugin_dirs(run: &RunArgs, state_dir: Option<&Path>) -> Vec<PathBuf> {
         .into_iter()
         .chain([PathBuf::from(crate::jobs::plugin::SYSTEM_DIR)])
         .collect()
-}
-
-/// The runner's own node, described as Rundeck describes its server node.
-pub fn local_node(name: &str) -> Node {
-    Node::new(name)
-        .with("hostname", crate::os::hostname().unwrap_or_default())
-        .with("osFamily", "unix")
-        .with("osName", "Linux")
-        .with("osArch", std::env::consts::ARCH)
-        .with("description", "the runner's own node")
 }
 
 /// How steps are confined: the runner's own files are `protected` (the state

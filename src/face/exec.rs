@@ -56,7 +56,7 @@ pub fn read_job_file(path: &std::path::Path) -> Result<Vec<u8>> {
 /// running it.
 fn check(args: &ExecArgs, spec: &jobspec::JobSpec) -> Result<Code> {
     let globals = config::globals(args.run.globals.as_deref()).map_err(Failure::config)?;
-    let local = config::local_node(args.nodes.node_name.trim());
+    let local = crate::nodes::Node::local(args.nodes.node_name.trim());
     let name = args.file.display();
     let given = args.options.len();
     // Rundeck's option rules for what was given (secure options come at run time).

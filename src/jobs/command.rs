@@ -647,27 +647,6 @@ impl Builder<'_> {
         path: &str,
         step_until: Option<std::time::Instant>,
     ) -> Result<Vec<u8>, String> {
-        struct Collect {
-            bytes: Vec<u8>,
-            errors: Vec<u8>,
-            over: bool,
-        }
-        impl exec::Observer for Collect {
-            fn output(&mut self, stream: exec::Stream, bytes: &[u8]) {
-                match stream {
-                    exec::Stream::Stdout => self.bytes.extend_from_slice(bytes),
-                    exec::Stream::Stderr if self.errors.len() < 4096 => {
-                        self.errors.extend_from_slice(bytes)
-                    }
-                    exec::Stream::Stderr => {}
-                }
-                self.over |= self.bytes.len() as u64 > copy_step::MAX_BYTES;
-            }
-            fn tick(&mut self) {}
-            fn aborted(&self) -> bool {
-                self.over
-            }
-        }
         let cmd = exec::Command {
             program: "cat".into(),
             args: vec!["--".into(), path.into()],
@@ -676,29 +655,24 @@ impl Builder<'_> {
             confinement: self.confinement.clone(),
             stdin: exec::Input::Empty,
         };
-        let mut collect = Collect {
-            bytes: Vec::new(),
-            errors: Vec::new(),
-            over: false,
-        };
         let supervision = exec::Supervision {
             until: [self.until, step_until].into_iter().flatten().min(),
             stop: self.stop,
             grace: std::time::Duration::from_secs(1),
         };
-        let finished = exec::run(&cmd, &supervision, &mut collect);
-        match finished.outcome {
-            _ if collect.over => Err(format!(
+        let read = exec::capture(&cmd, &supervision, copy_step::MAX_BYTES as usize);
+        match read.finished.outcome {
+            _ if read.over => Err(format!(
                 "cannot copy {path}: it is over {} MiB",
                 copy_step::MAX_BYTES >> 20
             )),
-            exec::Outcome::Exited(0) => Ok(collect.bytes),
+            exec::Outcome::Exited(0) => Ok(read.stdout),
             exec::Outcome::Stopped(_) => Err(format!(
                 "cannot read {path}: stopped before it was read (the step's or the job's time \
                  ran out, or the job was stopped)"
             )),
             _ => {
-                let why = String::from_utf8_lossy(&collect.errors);
+                let why = String::from_utf8_lossy(&read.stderr);
                 match why.trim().trim_start_matches("cat: ") {
                     "" => Err(format!("cannot read {path}")),
                     why => Err(format!("cannot read {why}")),

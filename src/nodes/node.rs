@@ -81,6 +81,16 @@ impl Node {
         }
     }
 
+    /// The runner's own node, described as Rundeck describes its server node.
+    pub fn local(name: &str) -> Node {
+        Node::new(name)
+            .with("hostname", crate::os::hostname().unwrap_or_default())
+            .with("osFamily", "unix")
+            .with("osName", "Linux")
+            .with("osArch", std::env::consts::ARCH)
+            .with("description", "the runner's own node")
+    }
+
     /// Builder: set one attribute.
     pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Node {
         self.attributes.insert(key.into(), value.into());

@@ -393,17 +393,15 @@ fn log_html(bytes: &[u8], from: u64) -> (String, u64) {
     (html, from + end as u64)
 }
 
-/// One page of a log from `from`: its HTML, where the next page starts,
-/// and whether there is more now.
-fn log_page(log: &[u8], from: u64) -> (String, u64, bool) {
+/// One page of a log from `from`: its HTML, and where the next page starts.
+fn log_page(log: &[u8], from: u64) -> (String, u64) {
     let mut cut = (log.len() as u64).min(PAGE_BYTES) as usize;
     // A line longer than a page: the page is that line, whole (its text
     // is cut when shown), so the log always moves on.
     if !log[..cut].contains(&b'\n') {
         cut = log.iter().position(|b| *b == b'\n').map_or(cut, |i| i + 1);
     }
-    let (html, offset) = log_html(&log[..cut], from);
-    (html, offset, log.len() > cut)
+    log_html(&log[..cut], from)
 }
 
 /// The longest text one event shows.
@@ -469,7 +467,7 @@ async fn execution(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let (html, offset, _) = log_page(&log, from);
+    let (html, offset) = log_page(&log, from);
     let more = job.log_length > offset;
     let r = row(&job);
     let completion = job.completion.as_ref();
@@ -509,7 +507,7 @@ async fn execution_log(
             Ok(found) => found,
             Err(refused) => return refused,
         };
-        let (html, offset, _) = log_page(&log, from);
+        let (html, offset) = log_page(&log, from);
         let done = matches!(job.phase, Phase::Done | Phase::Failed) && offset >= job.log_length;
         let news = !html.is_empty() || done || job.status() != known;
         if news || tokio::time::Instant::now() >= until {
@@ -735,11 +733,14 @@ mod tests {
             "{{\"kind\":\"output\",\"text\":\"{}\"}}\n{{\"kind\":\"output\",\"text\":\"next\\n\"}}\n",
             "x".repeat(300_000)
         );
-        let (html, offset, more) = log_page(long.as_bytes(), 0);
-        assert!(offset > 300_000 && more, "{offset}");
+        let (html, offset) = log_page(long.as_bytes(), 0);
+        assert!(
+            offset > 300_000 && (offset as usize) < long.len(),
+            "{offset}"
+        );
         assert!(html.contains("more bytes)") && html.len() < 70_000);
-        let (html, _, more) = log_page(&long.as_bytes()[offset as usize..], offset);
-        assert!(html.contains("next") && !more);
+        let (html, end) = log_page(&long.as_bytes()[offset as usize..], offset);
+        assert!(html.contains("next") && end as usize == long.len());
         let f = fields(b"option.m=a&option.m=b");
         assert_eq!(f.len(), 2);
     }
