@@ -68,6 +68,7 @@ fn every_command_a_test_runs_is_listed_and_installed() {
             "pip" => peers.join("venv/bin").join(command).exists(),
             "wheel" => peers.join(command).exists(),
             "npm" => peers.join("node_modules").join(command).exists(),
+            "cargo" => peers.join("cargo/bin").join(command).exists(),
             "pgbin" => std::fs::read_dir("/usr/lib/postgresql")
                 .into_iter()
                 .flatten()

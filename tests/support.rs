@@ -300,8 +300,11 @@ pub fn assert_done(job: &Job, status: &str) {
 pub fn peer(name: &str) -> PathBuf {
     let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-peers");
     let in_venv = peers.join("venv/bin").join(name);
+    let in_cargo = peers.join("cargo/bin").join(name);
     let path = if in_venv.exists() {
         in_venv
+    } else if in_cargo.exists() {
+        in_cargo
     } else {
         peers.join(name)
     };

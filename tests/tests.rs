@@ -20,6 +20,7 @@ mod layering;
 mod network;
 mod nodes;
 mod operator;
+mod packages;
 mod poll_tls;
 mod resilience;
 mod rundeck;

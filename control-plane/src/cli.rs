@@ -12,7 +12,11 @@ use crate::{admin, Database};
 
 /// The reference control plane for sortie protocol v1 (HTTPS only).
 #[derive(Parser)]
-#[command(version, args_conflicts_with_subcommands = true)]
+#[command(
+    version,
+    long_version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SORTIE_BUILD"), ")"),
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -86,11 +90,21 @@ pub struct DatabaseArgs {
     pub database: Option<String>,
     /// File holding the PostgreSQL password (a password in the URL is refused:
     /// a command line is visible to every user of the host).
-    #[arg(long, value_name = "FILE", requires = "database")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "database",
+        env = "SORTIE_CP_DATABASE_PASSWORD_FILE"
+    )]
     pub database_password_file: Option<PathBuf>,
     /// CA (PEM) of the PostgreSQL server's certificate: the connection is then
     /// TLS, required and checked. Needed for a server on another host.
-    #[arg(long, value_name = "FILE", requires = "database")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "database",
+        env = "SORTIE_CP_DATABASE_CA_FILE"
+    )]
     pub database_ca_file: Option<PathBuf>,
 }
 
@@ -134,19 +148,19 @@ pub struct Args {
     pub database: DatabaseArgs,
     /// Server certificate chain (PEM); without it a CA and certificate are generated
     /// in STATE_DIR/tls/ and runners trust STATE_DIR/tls/ca.pem.
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, requires = "tls_key", env = "SORTIE_CP_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// Server private key (PEM).
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, requires = "tls_cert", env = "SORTIE_CP_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// Require client certificates issued by these CAs (PEM bundle).
-    #[arg(long)]
+    #[arg(long, env = "SORTIE_CP_CLIENT_CA")]
     pub client_ca: Option<PathBuf>,
     /// File holding the bearer token runners must present (none: runner endpoints are open).
-    #[arg(long)]
+    #[arg(long, env = "SORTIE_CP_RUNNER_TOKEN_FILE")]
     pub runner_token_file: Option<PathBuf>,
     /// File holding the admin API's bearer token.
-    #[arg(long, required = true)]
+    #[arg(long, required = true, env = "SORTIE_CP_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
     /// A claimed job not started within this returns to the queue.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]

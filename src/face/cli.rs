@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "sortie",
     version,
+    long_version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SORTIE_BUILD"), ")"),
     args_override_self = true,
     about = "A single-shot automation runner: poll a control plane once, run the work, report, exit.",
     long_about = "sortie is a runner that reaches out to a control plane over HTTPS (or reads an \

@@ -3,7 +3,7 @@
 //! Written out here (HMAC-SHA256 from the `hmac` crate) rather than pulling in an
 //! AWS SDK and its async runtime: two POST calls need one signing function.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::secret::Secret;

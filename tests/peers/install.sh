@@ -47,6 +47,13 @@ awk -F '\t' '!/^#/ && $2 ~ /^npm:/ { sub(/^npm:/, "", $2); print $2 }' "$list" |
         [ -d "target/test-peers/node_modules/$package" ] ||
             npm install --silent --no-audit --no-fund --prefix target/test-peers "$package"
     done
+# Cargo subcommands (cargo:CRATE@VERSION), built from crates.io into
+# target/test-peers/cargo/bin.
+awk -F '\t' '!/^#/ && $2 ~ /^cargo:/ { sub(/^cargo:/, "", $2); print $1, $2 }' "$list" |
+    while read -r command crate; do
+        [ -x "target/test-peers/cargo/bin/$command" ] ||
+            cargo install --quiet --locked --root target/test-peers/cargo "$crate"
+    done
 # The AWS Lambda Runtime Interface Emulator ships inside the aws-sam-cli wheel.
 rie=target/test-peers/aws-lambda-rie
 if [ ! -x "$rie" ]; then

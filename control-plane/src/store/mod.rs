@@ -1133,7 +1133,7 @@ impl Store {
     /// HMAC-SHA-256 of a token under the store's key: what is stored, so a copy of
     /// the database holds no usable token.
     fn token_hash(&self, token: &str) -> Outcome<String> {
-        use hmac::Mac;
+        use hmac::{KeyInit, Mac};
         let mut mac = hmac::Hmac::<Sha256>::new_from_slice(self.token_key()?)
             .expect("HMAC takes a key of any length");
         mac.update(token.as_bytes());

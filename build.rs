@@ -1,0 +1,85 @@
+//! Stamps the binary with what `--version` shows beside the version: the git
+//! commit it was built from and the date it was built, so a report from the field
+//! names the exact source.
+//!
+//! The date is `SOURCE_DATE_EPOCH`'s when that is set (packaging/release.sh sets
+//! it to the commit's time, so the same commit always builds the same bytes),
+//! else today's. The commit is `SORTIE_BUILD_COMMIT`'s when set (a build from a
+//! source archive has no git), else git's, else "unknown". The control plane's
+//! manifest points at this same script.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    println!("cargo:rerun-if-env-changed=SORTIE_BUILD_COMMIT");
+    let commit = std::env::var("SORTIE_BUILD_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| {
+            watch_head();
+            git(&["rev-parse", "--short=12", "HEAD"])
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let seconds = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(epoch) => epoch
+            .trim()
+            .parse::<i64>()
+            .expect("SOURCE_DATE_EPOCH is not a number of seconds"),
+        Err(_) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    };
+    let (year, month, day) = civil_date(seconds.div_euclid(86_400));
+    println!("cargo:rustc-env=SORTIE_BUILD=commit {commit}, built {year:04}-{month:02}-{day:02}");
+}
+
+/// `git` in the package's directory; None when git or the repository is missing.
+fn git(args: &[&str]) -> Option<String> {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(std::env::var_os("CARGO_MANIFEST_DIR")?)
+        .output()
+        .ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    let text = text.trim();
+    (output.status.success() && !text.is_empty()).then(|| text.to_owned())
+}
+
+/// Run again when HEAD moves: HEAD itself, the branch it names, packed refs.
+/// Only files that exist are named (cargo reruns always for a missing one).
+fn watch_head() {
+    let Some(dir) = git(&["rev-parse", "--git-common-dir"]) else {
+        return;
+    };
+    let dir = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default()).join(dir);
+    let mut files = vec![dir.join("HEAD"), dir.join("packed-refs")];
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        files.push(dir.join(branch));
+    }
+    if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
+        files.push(
+            Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default()).join(head),
+        );
+    }
+    for file in files.iter().filter(|f| f.is_file()) {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+}
+
+/// (year, month, day) of a count of days since 1970-01-01 (proleptic Gregorian),
+/// by Howard Hinnant's `civil_from_days`.
+fn civil_date(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
