@@ -18,17 +18,29 @@ fn main() {
     let commit = std::env::var("SORTIE_BUILD_COMMIT")
         .ok()
         .filter(|c| !c.is_empty())
+        .inspect(|c| {
+            // It becomes part of a cargo directive and of `--version`'s line.
+            assert!(
+                c.len() <= 64
+                    && c.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+                "SORTIE_BUILD_COMMIT is not a commit name ([A-Za-z0-9._-], at most 64)"
+            );
+        })
         .or_else(|| {
             watch_head();
             git(&["rev-parse", "--short=12", "HEAD"])
         })
         .unwrap_or_else(|| "unknown".to_owned());
-    let seconds = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(epoch) => epoch
+    let seconds = match std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .filter(|e| !e.is_empty())
+    {
+        Some(epoch) => epoch
             .trim()
             .parse::<i64>()
             .expect("SOURCE_DATE_EPOCH is not a number of seconds"),
-        Err(_) => SystemTime::now()
+        None => SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     };

@@ -18,6 +18,12 @@
 # when missing.
 set -eu
 cd "$(dirname "$0")/.."
+# What is released is a commit: artifacts from a tree with changes would carry
+# its name without its content.
+if [ -n "$(git status --porcelain)" ]; then
+    echo "release: the work tree has changes; commit or stash them first" >&2
+    exit 1
+fi
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 SORTIE_BUILD_COMMIT=${SORTIE_BUILD_COMMIT:-$(git rev-parse --short=12 HEAD)}
@@ -53,7 +59,7 @@ cp packaging/systemd/sortie.service packaging/systemd/sortie.timer \
     packaging/systemd/sortie-failure@.service packaging/systemd/sortie.env.example "$stage/systemd/"
 cp README.md "$stage/"
 tar -C "$work" --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 \
-    --numeric-owner -cf - "$name" | gzip -n -9 > "$out/$name.tar.gz"
+    --numeric-owner --mode=u=rwX,go=rX -cf - "$name" | gzip -n -9 > "$out/$name.tar.gz"
 
 # The Debian packages, from release builds of both programs.
 for package in sortie sortie-control-plane; do

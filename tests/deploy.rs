@@ -95,8 +95,28 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         .unwrap_or_else(|| panic!("no exposure score in {text}"));
     eprintln!("systemd-analyze security: exposure {score}");
     assert!(score <= 2.0, "exposure {score}");
-    // TimeoutStartSec stays above --max-runtime.
     let service = fs::read_to_string(repo().join("packaging/systemd/sortie.service")).unwrap();
+    // Landlock's calls pass the unit's seccomp filter: this systemd's
+    // @system-service may leave them out, and the unit must then name them.
+    let group =
+        checked(Command::new("systemd-analyze").args(["syscall-filter", "@system-service"]));
+    let allowed: Vec<&str> = service
+        .lines()
+        .filter_map(|l| l.strip_prefix("SystemCallFilter="))
+        .flat_map(str::split_whitespace)
+        .collect();
+    for call in [
+        "landlock_create_ruleset",
+        "landlock_add_rule",
+        "landlock_restrict_self",
+    ] {
+        let in_group = group.lines().any(|l| l.trim() == call);
+        assert!(
+            in_group || allowed.contains(&call),
+            "{call} is refused by sortie.service's SystemCallFilter="
+        );
+    }
+    // TimeoutStartSec stays above --max-runtime.
     assert!(service.contains("--max-runtime 10min") && service.contains("TimeoutStartSec=11min"));
     // The failure hook is there to be chosen, not on by default.
     assert!(!service.contains("OnFailure="), "{service}");
@@ -501,5 +521,41 @@ fn the_scratch_image_builds_and_runs_a_shot_read_only_as_non_root() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_done(&cp.job("in-a-container"), "succeeded");
+
+    // Landlock confines
+    // steps where the kernel has it; where a seccomp filter refuses its calls
+    // (as systemd's @system-service does on systemd 252), `check` says that,
+    // not that the kernel lacks it.
+    let deny_landlock = dir.path().join("seccomp.json");
+    fs::write(
+        &deny_landlock,
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{
+                "names": ["landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": 1
+            }]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let seccomp = format!("seccomp={}", deny_landlock.display());
+    let unreachable = "https://127.0.0.1:9/";
+    let check = |options: &[&str]| {
+        let mut args = vec!["run", "--rm", "--user", "65532", "--network=none"];
+        args.extend_from_slice(&["--tmpfs", "/state:rw,mode=1777"]);
+        args.extend_from_slice(options);
+        args.extend_from_slice(&[tag, "check", "--server", unreachable]);
+        let out = podman(&args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains("ok: state dir"), "{options:?}: {text}");
+        text
+    };
+    let seccomp_refuses = "warning: a seccomp filter refuses Landlock's system calls";
+    let plain = check(&[]);
+    assert!(!plain.contains(seccomp_refuses), "{plain}");
+    let filtered = check(&["--security-opt", &seccomp]);
+    assert!(filtered.contains(seccomp_refuses), "{filtered}");
     let _ = podman(&["rmi", "-f", tag]).output();
 }

@@ -310,4 +310,30 @@ fn the_debian_packages_pass_lintian_install_verify_and_remove_cleanly() {
     run(dpkg(r).args(["--purge", "sortie", "sortie-control-plane"]));
     let left: BTreeSet<_> = tree(r).difference(&before).cloned().collect();
     assert!(left.iter().all(|p| p == Path::new("etc")), "{left:?}");
+
+    // Installed again, enabled and run (their state dirs as DynamicUser= leaves
+    // them), then purged: not even the enablement or the state is left, so a
+    // later install starts disabled and empty.
+    run(dpkg(r).arg("--install").args(&debs));
+    run(Command::new("systemctl")
+        .arg(format!("--root={}", r.display()))
+        .args(["enable", "sortie.timer", "sortie-control-plane.service"]));
+    for state in ["sortie", "sortie-control-plane"] {
+        fs::create_dir_all(r.join("var/lib/private").join(state)).unwrap();
+        fs::write(r.join("var/lib/private").join(state).join("data"), "x").unwrap();
+        std::os::unix::fs::symlink(
+            Path::new("private").join(state),
+            r.join("var/lib").join(state),
+        )
+        .unwrap();
+    }
+    assert!(r
+        .join("etc/systemd/system/timers.target.wants/sortie.timer")
+        .is_symlink());
+    run(dpkg(r).args(["--purge", "sortie", "sortie-control-plane"]));
+    let left: BTreeSet<_> = tree(r).difference(&before).cloned().collect();
+    let dirs_only = left
+        .iter()
+        .all(|p| r.join(p).is_dir() && !r.join(p).is_symlink());
+    assert!(dirs_only, "{left:?}");
 }

@@ -188,7 +188,12 @@ pub struct Args {
     pub retain_audit: Duration,
     /// Another name the generated server certificate is for (repeatable), so a
     /// runner on another host can be tried without making certificates.
-    #[arg(long = "tls-san", value_name = "NAME")]
+    #[arg(
+        long = "tls-san",
+        value_name = "NAME",
+        env = "SORTIE_CP_TLS_SAN",
+        value_delimiter = ','
+    )]
     pub tls_san: Vec<String>,
     /// Finished jobs and their logs are removed this long after they end.
     #[arg(long, default_value = "30days", value_parser = humantime::parse_duration)]

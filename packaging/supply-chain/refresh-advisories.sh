@@ -26,7 +26,8 @@ while read -r crate; do
         git -C "$source" archive HEAD "crates/$crate" | tar -x -C "$out"
     fi
 done < "$out/covered.txt"
-printf 'commit %s\ndate %s\n' "$commit" "$date" > "$out/SNAPSHOT"
+sum=$(cd "$out" && find crates -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
+printf 'commit %s\ndate %s\nsha256 %s\n' "$commit" "$date" "$sum" > "$out/SNAPSHOT"
 rm -rf "$here/advisory-db"
 mv "$out" "$here/advisory-db"
 echo "advisory-db: $(find "$here/advisory-db/crates" -name '*.md' | wc -l) advisories for $(wc -l < "$here/advisory-db/covered.txt") crates, snapshot of $date"

@@ -61,9 +61,10 @@ impl Policy {
                 match Sandbox::build(&self.protected, &self.read_only, allowed)? {
                     Some(sandbox) => Some(Arc::new(sandbox)),
                     None if self.mode == Mode::Required => {
-                        return Err(io::Error::other(
-                            "the kernel has no Landlock and --sandbox required was given",
-                        ))
+                        return Err(io::Error::other(format!(
+                            "--sandbox required was given, but {}",
+                            landlock::missing()
+                        )))
                     }
                     None => None,
                 }

@@ -56,8 +56,9 @@ pub fn run(args: &CheckArgs) -> Code {
     }
     match crate::os::landlock::abi() {
         0 => println!(
-            "warning: this kernel has no Landlock: steps run with no_new_privs but are not \
-             kept out of the runner's files (see sortie(1), SANDBOX)"
+            "warning: {}: steps run with no_new_privs but are not kept out of the runner's \
+             files (see sortie(1), SANDBOX)",
+            crate::os::landlock::missing()
         ),
         abi => println!("ok: steps are sandboxed with Landlock (ABI {abi})"),
     }

@@ -264,7 +264,7 @@ pub fn policy(
         SandboxMode::Off => Mode::Off,
     };
     if mode == Mode::Required && crate::os::landlock::abi() == 0 {
-        bail!("--sandbox required: this kernel has no Landlock (it needs Linux 5.13 with Landlock enabled)");
+        bail!("--sandbox required: {}", crate::os::landlock::missing());
     }
     Ok(Policy {
         mode,

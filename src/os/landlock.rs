@@ -47,6 +47,11 @@ const RULE_PATH_BENEATH: u32 = 1;
 
 /// The kernel's Landlock ABI version, 0 when Landlock is missing or disabled.
 pub fn abi() -> u32 {
+    version().unwrap_or(0)
+}
+
+/// The ABI version, or the error number of the call that asks for it.
+fn version() -> Result<u32, Option<i32>> {
     // SAFETY: with a null attribute, size 0 and the version flag, the call only
     // returns the ABI version (or an error).
     let v = unsafe {
@@ -57,7 +62,29 @@ pub fn abi() -> u32 {
             CREATE_RULESET_VERSION,
         )
     };
-    u32::try_from(v).unwrap_or(0)
+    match u32::try_from(v) {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(std::io::Error::last_os_error().raw_os_error()),
+    }
+}
+
+/// Why `abi()` is 0, for the operator: Landlock missing from the kernel, disabled
+/// in it, or refused by a seccomp filter (systemd's `SystemCallFilter=@system-service`
+/// leaves Landlock's calls out on systemd 252 and earlier), which calls for a
+/// different fix.
+pub fn missing() -> &'static str {
+    match version() {
+        Ok(_) => "Landlock is available",
+        Err(Some(libc::ENOSYS)) => "this kernel has no Landlock (it needs Linux 5.13)",
+        Err(Some(libc::EOPNOTSUPP)) => {
+            "Landlock is disabled in this kernel (it is missing from the lsm= boot parameter)"
+        }
+        _ => {
+            "a seccomp filter refuses Landlock's system calls (under systemd, \
+             SystemCallFilter= must allow landlock_create_ruleset, landlock_add_rule and \
+             landlock_restrict_self)"
+        }
+    }
 }
 
 /// The rights each ABI handles.
