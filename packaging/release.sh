@@ -57,7 +57,8 @@ cp man/sortie.1 man/sortie-protocol.7 man/sortie-plugins.7 "$stage/man/"
 cp packaging/completions/* "$stage/completions/"
 cp packaging/systemd/sortie.service packaging/systemd/sortie.timer \
     packaging/systemd/sortie-failure@.service packaging/systemd/sortie.env.example "$stage/systemd/"
-cp README.md "$stage/"
+cp README.md LICENSE "$stage/"
+cp packaging/notices/sortie.txt "$stage/THIRD-PARTY-NOTICES"
 tar -C "$work" --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 \
     --numeric-owner --mode=u=rwX,go=rX -cf - "$name" | gzip -n -9 > "$out/$name.tar.gz"
 
@@ -74,6 +75,8 @@ cp "$(sh packaging/lambda/build.sh)" "$out/sortie-$version-lambda-x86_64.zip"
 mkdir "$work/image" "$work/podman"
 cp "$binary" "$work/image/sortie"
 cp /etc/ssl/certs/ca-certificates.crt "$work/image/"
+cp LICENSE "$work/image/"
+cp packaging/notices/sortie.txt "$work/image/THIRD-PARTY-NOTICES"
 printf '[engine]\ncgroup_manager = "cgroupfs"\n' > "$work/podman/containers.conf"
 podman_private() {
     CONTAINERS_CONF=$work/podman/containers.conf podman --root "$work/podman/root" \

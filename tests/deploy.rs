@@ -447,6 +447,12 @@ fn the_scratch_image_builds_and_runs_a_shot_read_only_as_non_root() {
         stage.join("ca-certificates.crt"),
     )
     .unwrap();
+    fs::copy(repo().join("LICENSE"), stage.join("LICENSE")).unwrap();
+    fs::copy(
+        repo().join("packaging/notices/sortie.txt"),
+        stage.join("THIRD-PARTY-NOTICES"),
+    )
+    .unwrap();
     let conf = dir.path().join("containers.conf");
     fs::write(
         &conf,

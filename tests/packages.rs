@@ -264,6 +264,17 @@ fn the_debian_packages_pass_lintian_install_verify_and_remove_cleanly() {
         .join("usr/share/fish/vendor_completions.d/sortie.fish")
         .is_file());
 
+    // Each package carries the notices of the crates its binary links.
+    for (package, linked) in [("sortie", "rustls"), ("sortie-control-plane", "tokio")] {
+        let notices = fs::read_to_string(
+            r.join("usr/share/doc")
+                .join(package)
+                .join("THIRD-PARTY-NOTICES"),
+        )
+        .unwrap();
+        assert!(notices.contains(&format!("\n{linked} ")), "{package}");
+    }
+
     // The settings files are conffiles: an administrator's edit survives a
     // reinstall of the package.
     let env_file = r.join("etc/sortie/sortie.env");

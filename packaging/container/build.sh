@@ -21,6 +21,8 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 cp "$binary" "$stage/sortie"
 cp /etc/ssl/certs/ca-certificates.crt "$stage/"
+cp LICENSE "$stage/"
+cp packaging/notices/sortie.txt "$stage/THIRD-PARTY-NOTICES"
 set -- build -t "$tag" -f "$dockerfile"
 if [ "$name" = sortie-tools ]; then
     set -- "$@" --build-arg "KUBECTL_VERSION=${KUBECTL_VERSION:-}"

@@ -11,5 +11,7 @@ cp "$binary" "$stage/bootstrap"
 [ -z "${SOURCE_DATE_EPOCH:-}" ] || touch -d "@$SOURCE_DATE_EPOCH" "$stage/bootstrap"
 out="$PWD/target/sortie-lambda.zip"
 rm -f "$out"
-(cd "$stage" && python3 -m zipfile -c "$out" bootstrap)
+cp LICENSE "$stage/"
+cp packaging/notices/sortie.txt "$stage/THIRD-PARTY-NOTICES"
+(cd "$stage" && python3 -m zipfile -c "$out" bootstrap LICENSE THIRD-PARTY-NOTICES)
 echo "$out"

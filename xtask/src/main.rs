@@ -5,6 +5,8 @@
 //! sortie library (`sortie::face::cli`) and of the control plane
 //! (`sortie_control_plane::cli`), so a page can never describe flags its binary
 //! does not have.
+//! It also writes packaging/notices/, the third-party notices each binary
+//! ships with (`notices`).
 //! The test below fails when the committed files are stale.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +14,8 @@ use std::process::ExitCode;
 
 use clap::CommandFactory;
 use sortie::face::cli;
+
+mod notices;
 
 /// The date on the man page: the date of the last change to its text.
 const DATE: &str = "2026-11-28";
@@ -46,6 +50,12 @@ fn generated() -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
         clap_complete::generate(shell, &mut cli::Cli::command(), "sortie", &mut out);
         files.push((Path::new("packaging/completions").join(name), out));
+    }
+    for binary in ["sortie", "sortie-control-plane"] {
+        files.push((
+            Path::new("packaging/notices").join(format!("{binary}.txt")),
+            notices::notices(&root(), binary),
+        ));
     }
     files
 }
