@@ -7,7 +7,8 @@ set -eu
 cd "$(dirname "$0")/.."
 cargo=${CARGO:-cargo}
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
-# RUSTFLAGS replaces .cargo/config.toml's flags, so its getrandom backend is repeated here.
+# RUSTFLAGS replaces .cargo/config.toml's flags, so its getrandom backend is repeated
+# here, unless the caller's RUSTFLAGS (packaging/release.sh) already carry it.
 getrandom='--cfg getrandom_backend="linux_getrandom"'
 if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
     && command -v musl-gcc >/dev/null; then
@@ -15,7 +16,7 @@ if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-mu
     echo "$target_dir/x86_64-unknown-linux-musl/release/sortie"
 else
     echo "the musl target or musl-gcc is missing: building a static glibc binary" >&2
-    RUSTFLAGS="-C target-feature=+crt-static $getrandom" \
+    RUSTFLAGS="-C target-feature=+crt-static ${RUSTFLAGS:-$getrandom}" \
         "$cargo" build --release --quiet --target x86_64-unknown-linux-gnu --bin sortie
     echo "$target_dir/x86_64-unknown-linux-gnu/release/sortie"
 fi

@@ -12,8 +12,9 @@
 #   SHA256SUMS                            of all the above
 # x86_64 only: an aarch64 build needs the aarch64-unknown-linux-musl target and a
 # cross linker, and this script says so when they are missing.
-# Builds are stamped with the commit and dated by it (SOURCE_DATE_EPOCH), so
-# rebuilding a commit gives the same binaries. Needs git, podman, python3;
+# Builds are stamped with the commit and dated by it (SOURCE_DATE_EPOCH), and
+# name no path of the build machine, so rebuilding a commit with the same
+# toolchain gives the same binaries. Needs git, podman, python3;
 # cargo-deb and cargo-cyclonedx are installed into target/test-peers/cargo
 # when missing.
 set -eu
@@ -28,6 +29,19 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 SORTIE_BUILD_COMMIT=${SORTIE_BUILD_COMMIT:-$(git rev-parse --short=12 HEAD)}
 export SOURCE_DATE_EPOCH SORTIE_BUILD_COMMIT
+# Where the build ran is not part of what is built: panic locations name
+# /cargo/... and /sortie/... on any machine. RUSTFLAGS replaces
+# .cargo/config.toml's flags, so its getrandom backend is repeated here
+# (packaging/build-static.sh adds crt-static to these).
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+case "$cargo_home$PWD" in
+*[[:space:]]*) echo "release: CARGO_HOME and the checkout's path must have no white space" >&2; exit 1 ;;
+esac
+# shellcheck disable=SC2089,SC2090 # the quotes are rustc's: cargo passes them on as they are
+getrandom='--cfg getrandom_backend="linux_getrandom"'
+RUSTFLAGS="$getrandom --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$PWD=/sortie"
+# shellcheck disable=SC2090 # as above
+export RUSTFLAGS
 out=$PWD/target/release-artifacts
 rm -rf "$out"
 mkdir -p "$out"
