@@ -2,11 +2,23 @@
 # Install the real peers the checks and tests run, as listed in
 # tests/peers/commands.tsv: Debian packages (deb:), and into target/test-peers/ a
 # Python venv (pip:), npm packages (npm:) and the AWS Lambda Runtime Interface
-# Emulator taken from the aws-sam-cli wheel (wheel:). Idempotent: does nothing
-# once they are there.
+# Emulator taken from the aws-sam-cli wheel (wheel:), and cargo subcommands
+# built from crates.io (cargo:). Idempotent: does nothing once they are there.
 set -eu
 cd "$(dirname "$0")/../.."
 list=tests/peers/commands.tsv
+# Cargo subcommands (cargo:CRATE@VERSION), built from crates.io into
+# target/test-peers/cargo/bin — in the background, while the downloads below go on.
+mkdir -p target/test-peers
+cargo_log=target/test-peers/cargo-install.log
+(
+    awk -F '\t' '!/^#/ && $2 ~ /^cargo:/ { sub(/^cargo:/, "", $2); print $1, $2 }' "$list" |
+        while read -r command crate; do
+            [ -x "target/test-peers/cargo/bin/$command" ] ||
+                cargo install --quiet --locked --root target/test-peers/cargo "$crate"
+        done
+) >"$cargo_log" 2>&1 &
+cargo_builds=$!
 # Debian packages whose command is missing.
 missing=$(awk -F '\t' '!/^#/ && $2 ~ /^deb:/ { sub(/^deb:/, "", $2); print $1, $2 }' "$list" |
     while read -r command package; do
@@ -47,13 +59,6 @@ awk -F '\t' '!/^#/ && $2 ~ /^npm:/ { sub(/^npm:/, "", $2); print $2 }' "$list" |
         [ -d "target/test-peers/node_modules/$package" ] ||
             npm install --silent --no-audit --no-fund --prefix target/test-peers "$package"
     done
-# Cargo subcommands (cargo:CRATE@VERSION), built from crates.io into
-# target/test-peers/cargo/bin.
-awk -F '\t' '!/^#/ && $2 ~ /^cargo:/ { sub(/^cargo:/, "", $2); print $1, $2 }' "$list" |
-    while read -r command crate; do
-        [ -x "target/test-peers/cargo/bin/$command" ] ||
-            cargo install --quiet --locked --root target/test-peers/cargo "$crate"
-    done
 # The AWS Lambda Runtime Interface Emulator ships inside the aws-sam-cli wheel.
 rie=target/test-peers/aws-lambda-rie
 if [ ! -x "$rie" ]; then
@@ -67,4 +72,9 @@ with zipfile.ZipFile(wheel) as z, open(sys.argv[2], "wb") as out:
 PY
     chmod +x "$rie"
     rm -rf "$wheels"
+fi
+if ! wait "$cargo_builds"; then
+    cat "$cargo_log" >&2
+    echo "building the cargo subcommands of $list failed" >&2
+    exit 1
 fi
