@@ -15,7 +15,7 @@ cargo_log=target/test-peers/cargo-install.log
     awk -F '\t' '!/^#/ && $2 ~ /^cargo:/ { sub(/^cargo:/, "", $2); print $1, $2 }' "$list" |
         while read -r command crate; do
             [ -x "target/test-peers/cargo/bin/$command" ] ||
-                cargo install --quiet --locked --root target/test-peers/cargo "$crate"
+                cargo install --quiet --locked --force --root target/test-peers/cargo "$crate"
         done
 ) >"$cargo_log" 2>&1 &
 cargo_builds=$!
