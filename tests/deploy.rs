@@ -372,7 +372,7 @@ fn the_man_page_passes_mandoc_lint() {
 }
 
 /// The static binary, built once per test run by packaging/build-static.sh (the
-/// way users build it) into its own target dir (a nested cargo must not wait on
+/// way users build it, without LTO) into its own target dir (a nested cargo must not wait on
 /// the lock of the build that runs these tests).
 fn static_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
@@ -381,6 +381,7 @@ fn static_binary() -> &'static Path {
             .arg(repo().join("packaging/build-static.sh"))
             .env("CARGO", env!("CARGO"))
             .env("CARGO_TARGET_DIR", repo().join("target/static"))
+            .env("SORTIE_STATIC_PROFILE", "static-check")
             .output()
             .unwrap();
         assert!(

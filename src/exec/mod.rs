@@ -25,7 +25,7 @@ use crate::signals;
 use sandbox::Sandbox;
 
 /// How often the supervisor wakes up when nothing arrives (stop checks, flushing).
-const TICK: Duration = Duration::from_millis(100);
+pub const TICK: Duration = Duration::from_millis(100);
 /// How long to wait for the pipes to close after the leader exits.
 const LEAK_WAIT: Duration = Duration::from_millis(500);
 /// Bytes read from a pipe at once.
@@ -67,9 +67,6 @@ pub enum Input {
     /// Nothing (`/dev/null`).
     #[default]
     Empty,
-    /// These bytes, then stdin stays open until the process ends: an ssh
-    /// step's node reads its work there and treats the end of it as a stop.
-    Held(Vec<u8>),
     /// These bytes, then the end of the input (a plugin's document).
     Closed(Vec<u8>),
 }
@@ -114,19 +111,35 @@ pub struct Supervision<'a> {
     pub grace: Duration,
 }
 
+impl Supervision<'_> {
+    /// Whether to stop now, and why: the observer cannot take more output, the
+    /// time is up, or the caller says so.
+    pub fn reason(&self, observer: &dyn Observer) -> Option<StopReason> {
+        if observer.aborted() {
+            Some(StopReason::Aborted)
+        } else if self.until.is_some_and(|u| Instant::now() >= u) {
+            Some(StopReason::TimedOut)
+        } else {
+            (self.stop)()
+        }
+    }
+}
+
 enum Msg {
     Output(Stream, Vec<u8>),
     Eof,
     Exited(ExitStatus),
 }
 
-fn pump(mut pipe: impl Read, stream: Stream, tx: SyncSender<Msg>) {
+/// Read `pipe` to its end, handing each chunk to `send` as it arrives (until
+/// `send` says the reader is gone).
+pub fn read_chunks(mut pipe: impl Read, mut send: impl FnMut(Vec<u8>) -> bool) {
     let mut buf = vec![0u8; READ_SIZE];
     loop {
         match pipe.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                if tx.send(Msg::Output(stream, buf[..n].to_vec())).is_err() {
+                if !send(buf[..n].to_vec()) {
                     return;
                 }
             }
@@ -134,6 +147,10 @@ fn pump(mut pipe: impl Read, stream: Stream, tx: SyncSender<Msg>) {
             Err(_) => break,
         }
     }
+}
+
+fn pump(pipe: impl Read, stream: Stream, tx: SyncSender<Msg>) {
+    read_chunks(pipe, |bytes| tx.send(Msg::Output(stream, bytes)).is_ok());
     let _ = tx.send(Msg::Eof);
 }
 
@@ -211,7 +228,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         .current_dir(&cmd.cwd)
         .stdin(match cmd.stdin {
             Input::Empty => os::empty_stdin(),
-            Input::Held(_) | Input::Closed(_) => Stdio::piped(),
+            Input::Closed(_) => Stdio::piped(),
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -230,20 +247,12 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
     let group = ProcessGroup::led_by(child.id());
     signals::add_running_group(group.id());
     let pid = child.id();
-    // Feed stdin and, if asked, hold it open until the process ends (the
-    // sender is dropped).
-    let (_hold, held) = mpsc::channel::<()>();
-    if let Some(mut stdin) = child.stdin.take() {
-        let (bytes, hold) = match &cmd.stdin {
-            Input::Held(bytes) => (bytes.clone(), true),
-            Input::Closed(bytes) => (bytes.clone(), false),
-            Input::Empty => (Vec::new(), false),
-        };
+    // Feed stdin, then close it.
+    if let (Some(mut stdin), Input::Closed(bytes)) = (child.stdin.take(), &cmd.stdin) {
+        let bytes = bytes.clone();
         thread::spawn(move || {
             use std::io::Write;
-            if stdin.write_all(&bytes).is_ok() && hold {
-                let _ = held.recv();
-            }
+            let _ = stdin.write_all(&bytes);
         });
     }
     let (tx, rx) = mpsc::sync_channel::<Msg>(8);
@@ -296,14 +305,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
             }
         }
         if stopped.is_none() && status.is_none() {
-            let reason = if observer.aborted() {
-                Some(StopReason::Aborted)
-            } else if supervision.until.is_some_and(|u| Instant::now() >= u) {
-                Some(StopReason::TimedOut)
-            } else {
-                (supervision.stop)()
-            };
-            if let Some(reason) = reason {
+            if let Some(reason) = supervision.reason(observer) {
                 group.signal(os::SIGTERM);
                 stopped = Some((reason, Instant::now()));
             }

@@ -124,7 +124,7 @@ enum Link {
     Local,
     Remote {
         host: String,
-        connection: Connection,
+        connection: Box<Connection>,
     },
     /// The node cannot be reached: why (every step on it fails with this).
     Broken(String),
@@ -138,27 +138,44 @@ impl Link {
     }
 }
 
-/// The job's open links, by node name (a node is used by one thread at a time).
+/// The job's open links, by node name (a node is used by one thread at a time),
+/// and the links being closed.
 #[derive(Default)]
-struct Links(Mutex<BTreeMap<String, Link>>);
+struct Links {
+    open: Mutex<BTreeMap<String, Link>>,
+    /// A node done with closes on a thread of its own (its server cleans up, its
+    /// connection ends) while the job goes on; the job ends once they are closed.
+    closing: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
 
 impl Links {
     fn take(&self, node: &str) -> Option<Link> {
-        locked(&self.0).remove(node)
+        locked(&self.open).remove(node)
     }
 
     fn put(&self, node: &str, link: Link) {
-        locked(&self.0).insert(node.to_string(), link);
+        locked(&self.open).insert(node.to_string(), link);
+    }
+
+    /// Close a node's link without waiting for it.
+    fn retire(&self, link: Link) {
+        if let Link::Remote { .. } = link {
+            let closer = std::thread::spawn(move || link.close());
+            locked(&self.closing).push(closer);
+        }
     }
 
     fn close_all(self) {
         for link in self
-            .0
+            .open
             .into_inner()
             .unwrap_or_else(|e| e.into_inner())
             .into_values()
         {
             link.close();
+        }
+        for closer in self.closing.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            let _ = closer.join();
         }
     }
 }
@@ -916,7 +933,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 match Connection::open(settings, &node.name, &address, &credentials) {
                     Ok(connection) => Link::Remote {
                         host: address.host,
-                        connection,
+                        connection: Box::new(connection),
                     },
                     Err(e) => Link::Broken(e),
                 }
@@ -936,7 +953,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         let link = taken.unwrap_or_else(|| self.connect(node));
         let out = f(&link);
         if last {
-            link.close();
+            links.retire(link);
         } else {
             links.put(&node.name, link);
         }
@@ -1166,7 +1183,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         let label = step_label(index, step, &node.name, nodes);
         let builder = self.builder(ctx);
         let mut recap = None;
-        let mut ran = match (&step.kind, link) {
+        let ran = match (&step.kind, link) {
             (StepKind::Ansible(ansible), _) => {
                 let (ran, counts) =
                     self.ansible(index, step, ansible, errorhandler, &builder, &label, own);
@@ -1199,26 +1216,14 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                     builder.command(index, step, errorhandler, out)
                 })
             }
-            (_, Link::Remote { host, connection }) => match builder.remote(step, self.rt.grace) {
+            (_, Link::Remote { connection, .. }) => match builder.remote(step, self.rt.grace) {
                 Err(why) => Ran::NotStarted(why),
-                Ok(remote) => {
-                    let cmd = connection.command(&remote, host);
-                    self.supervise(index, step, &cmd, &label, &node.name, own)
-                }
+                Ok(remote) => self.supervise(index, step, &label, &node.name, own, |s, o| {
+                    connection.run(&remote, s, o)
+                }),
             },
             (_, Link::Broken(why)) => Ran::NotStarted(why.clone()),
         };
-        let over_ssh = !matches!(step.kind, StepKind::Plugin { .. });
-        if let (Link::Remote { host, connection }, Ran::Exited(255), true) = (link, &ran, over_ssh)
-        {
-            // ssh's own failures exit 255; so may the step: ask the master.
-            if !connection.alive(host) {
-                ran = Ran::NotStarted(format!(
-                    "the connection to node {} failed during the step (ssh exited 255)",
-                    node.name
-                ));
-            }
-        }
         match &ran {
             Ran::NotStarted(why) => self.log.system(Level::Error, &format!("{label}: {why}")),
             Ran::BadData(why) => {
@@ -1500,7 +1505,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             .and_then(|_| make(&output_file));
         let mut ran = match prepared {
             Err(why) => Ran::NotStarted(why),
-            Ok(cmd) => self.supervise(index, step, &cmd, label, node, own),
+            Ok(cmd) => self.supervise(index, step, label, node, own, |s, o| exec::run(&cmd, s, o)),
         };
         if ran.succeeded() {
             if let Err(why) = take_data_file(&output_file, own) {
@@ -1580,15 +1585,16 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         }
     }
 
-    /// Run the prepared command, streaming its output into the log.
+    /// Run a step (`run` starts it under the supervision given), streaming its
+    /// output into the log.
     fn supervise(
         &self,
         index: usize,
         step: &Step,
-        cmd: &exec::Command,
         label: &str,
         node: &str,
         data: &mut DataSet,
+        run: impl FnOnce(&Supervision<'_>, &mut dyn exec::Observer) -> exec::Finished,
     ) -> Ran {
         let timeout = step.timeout;
         // The job's log filters, then the step's own.
@@ -1611,7 +1617,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         };
         let mut output =
             StepOutput::new(index, node, self.log, data, &filters, self.budget.as_ref());
-        let finished = exec::run(cmd, &supervision, &mut output);
+        let finished = run(&supervision, &mut output);
         output.finish();
         if finished.leaked {
             let text =

@@ -1,20 +1,23 @@
-//! Node steps over the system's OpenSSH: one master connection per node per job,
-//! and each step a supervised local `ssh` whose stdin carries the work.
+//! Node steps over the system's OpenSSH: one connection per node per job, whose
+//! one session runs a small step server on the node.
 //!
-//! The runner turns "this step on that node" into a local process the executor
-//! supervises like any other: `ssh -S CONTROL … -- HOST LOADER N…`. The
-//! remote command line is a fixed loader and byte counts; everything else — a
-//! small bootstrap, the step's environment (options, data, the secrets it asked
-//! for), its script and its run line — travels on stdin, so no value and no
-//! secret ever appears in a command line on the node or in sortie's own argv.
+//! The master `ssh` (`-M`: its control socket is there for `ssh -O`) opens one
+//! session whose remote command line is a fixed loader and a byte count; the
+//! loader reads the server from stdin and runs it. Each step then travels on
+//! the same stdin — a header, its environment (options, data, the secrets it
+//! asked for) and run line, its script — so no value and no secret ever
+//! appears in a command line on the node or in sortie's own argv, and N steps
+//! on a node cost one TCP connection, one authentication and one session.
 //! (`sh -s` cannot be used: a shell reads its script from a pipe in blocks, and
-//! would swallow what follows the bootstrap; `head -c` reads exactly.) The
-//! bootstrap writes the parts into a private directory, refuses to run a part
-//! that arrived short, runs the step in a process group of its own (`setsid`,
-//! else the shell's job control), and keeps
-//! reading stdin: when the channel closes (the step timed out or was cancelled
-//! and sortie stopped its `ssh`, or sortie died) it sends the group SIGTERM,
-//! then SIGKILL after the grace, and removes the directory.
+//! would swallow what follows; `head -c` reads exactly.) The server keeps the
+//! step's environment in memory and its script in a private directory,
+//! refuses a part that arrived short, runs the step in a process group of its own with its output on the session's
+//! stdout and stderr, and ends both with the step's random token (stdout's
+//! with the exit code), which is how sortie knows where one step's output
+//! ends. A `stop` line (the step timed out or was cancelled), or the end of
+//! the channel (sortie or its connection is gone), sends the step's group
+//! SIGTERM, then SIGKILL after the grace; the end of the channel also ends the
+//! server, which removes its directory.
 //!
 //! Options sortie fixes: `BatchMode=yes`, `StrictHostKeyChecking=yes` against the
 //! given known_hosts files only, `ConnectTimeout`, `ServerAliveInterval`, the
@@ -22,12 +25,14 @@
 //! dies with sortie (`PR_SET_PDEATHSIG`), so a killed runner leaves no session.
 
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::exec;
+use crate::exec::{self, Finished, Observer, Outcome, StopReason, Stream, Supervision, TICK};
 use crate::nodes::node::{Node, SshTarget};
 
 /// How nodes are reached, from the runner's settings.
@@ -94,18 +99,50 @@ pub struct Credentials<'a> {
     pub known_hosts: Option<&'a Path>,
 }
 
-/// A node's master connection for one job.
+/// A node's connection for one job: the master, whose one session runs the
+/// node's step server.
 pub struct Connection {
     node: String,
-    master: Child,
+    session: Mutex<Session>,
     args: Vec<OsString>,
     program: PathBuf,
     control: PathBuf,
 }
 
+/// The master `ssh` and its session's streams.
+struct Session {
+    master: Child,
+    /// The server's stdin: steps, and `stop` lines.
+    stdin: Option<ChildStdin>,
+    /// The session's stdout and stderr, read on two threads.
+    rx: Receiver<Chunk>,
+    eofs: u8,
+    /// Bytes read after a step's end marker, by stream: the next step's.
+    carry: [Vec<u8>; 2],
+    /// The last of what ssh printed outside a step: why it gave up.
+    tail: Vec<u8>,
+    /// Why no step can run any more.
+    broken: Option<String>,
+}
+
+enum Chunk {
+    Bytes(Stream, Vec<u8>),
+    Eof,
+}
+
+/// What the node's server prints first, once it runs.
+const READY: &str = "sortie-server-ready\n";
+
+/// How long a stopped step's node has, beyond the grace, to say the step
+/// ended before the connection is closed under it.
+const STOP_MARGIN: Duration = Duration::from_secs(5);
+/// How long closing waits for the node's server to clean up and end.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
+
 impl Connection {
-    /// Connect to `node` (authenticated, host key checked) and keep the
-    /// connection for the job's steps. The error is one line, for the node's result.
+    /// Connect to `node` (authenticated, host key checked) and start the
+    /// node's step server for the job's steps. The error is one line, for the
+    /// node's result.
     pub fn open(
         settings: &Settings,
         node: &str,
@@ -158,7 +195,7 @@ impl Connection {
             args.push("-o".into());
             args.push(option.into());
         }
-        // Only the master authenticates: the steps' clients go through it.
+        // Only the master authenticates: clients of its socket go through it.
         let mut identity: Vec<OsString> = Vec::new();
         if let Some(key) = credentials.key {
             identity.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-i".into()]);
@@ -179,23 +216,60 @@ impl Connection {
             .envs(ssh_env())
             .args(&args)
             .args(&identity)
-            .args(["-M", "-N", "-o", "ControlPersist=no", "--"])
+            .args(["-M", "-T", "-o", "ControlPersist=no", "--"])
             .arg(&address.host)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .arg(format!("{LOADER} {}", SERVER.len()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let master = crate::os::spawn_bound_to_process(master)
+        let mut master = crate::os::spawn_bound_to_process(master)
             .map_err(|e| format!("cannot run {}: {e}", settings.program.display()))?;
+        let (tx, rx) = mpsc::sync_channel(8);
+        for (stream, pipe) in [
+            (
+                Stream::Stdout,
+                master
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            ),
+            (
+                Stream::Stderr,
+                master
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            ),
+        ] {
+            let tx = tx.clone();
+            let pipe = pipe.expect("the master's output is piped");
+            std::thread::spawn(move || pump(pipe, stream, &tx));
+        }
+        let mut stdin = master.stdin.take();
+        // The server waits in the session's stdin until the session opens.
+        if let Some(input) = stdin.as_mut() {
+            if input.write_all(SERVER.as_bytes()).is_err() {
+                stdin = None;
+            }
+        }
         let mut connection = Connection {
             node: node.to_string(),
-            master,
+            session: Mutex::new(Session {
+                master,
+                stdin,
+                rx,
+                eofs: 0,
+                carry: Default::default(),
+                tail: Vec::new(),
+                broken: None,
+            }),
             args,
             program: settings.program.clone(),
             control,
         };
         let limit = settings.connect_timeout + Duration::from_secs(5);
         let ready = connection.wait_ready(limit, &address.host);
-        // The master has read the key: steps go through it and need no key.
+        // The master has read the key: nothing else needs it.
         if let Some(key) = credentials.key {
             let _ = std::fs::remove_file(key);
         }
@@ -206,69 +280,290 @@ impl Connection {
         Ok(connection)
     }
 
-    /// Until the master is up (it has made its control socket once
-    /// authenticated), or why it is not.
+    /// Until the node's server says it is ready (the connection is up and
+    /// authenticated, the session open), or why it is not. What the node's
+    /// login scripts print before it is dropped.
     fn wait_ready(&mut self, limit: Duration, host: &str) -> Result<(), String> {
-        use std::os::unix::fs::FileTypeExt;
         let until = Instant::now() + limit;
+        let session = self.session.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut before = Vec::new();
         loop {
-            if std::fs::symlink_metadata(&self.control).is_ok_and(|m| m.file_type().is_socket()) {
+            if let Some(at) = memchr::memmem::find(&before, READY.as_bytes()) {
+                session.carry[0] = before[at + READY.len()..].to_vec();
                 return Ok(());
             }
-            if let Some(reason) = self.reason() {
-                return Err(reason);
+            if session.eofs == 2 {
+                // A login shell that refuses (nologin) says why on stdout.
+                if session.tail.is_empty() {
+                    session.tail = before;
+                }
+                return Err(session
+                    .ended()
+                    .unwrap_or_else(|| "the session ended".into()));
             }
-            if Instant::now() >= until {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(format!("no connection to {host} within {limit:?}"));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            match session.rx.recv_timeout(left) {
+                Ok(Chunk::Bytes(Stream::Stdout, bytes)) => {
+                    before.extend_from_slice(&bytes);
+                    let over = before.len().saturating_sub(64 * 1024);
+                    before.drain(..over);
+                }
+                Ok(chunk) => session.keep(chunk),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => session.eofs = 2,
+            }
         }
     }
 
-    /// Whether the master connection still stands (`ssh -O check`).
-    pub fn alive(&self, host: &str) -> bool {
-        self.control("check", host)
+    /// Run `step` on the node: its output to `observer` as it arrives, stopped
+    /// (through the node's server: SIGTERM to its process group, SIGKILL
+    /// after the grace) when `supervision` says so.
+    pub fn run(
+        &self,
+        step: &RemoteStep,
+        supervision: &Supervision<'_>,
+        observer: &mut dyn Observer,
+    ) -> Finished {
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let finished = |outcome| Finished {
+            outcome,
+            leaked: false,
+            leftovers: 0,
+        };
+        if let Some(why) = &session.broken {
+            return finished(Outcome::SpawnFailed(why.clone()));
+        }
+        let token = format!("sortie-{}", crate::ids::uuid());
+        if !session.send(&step.request(&token)) {
+            return finished(Outcome::SpawnFailed(session.lost(&self.node)));
+        }
+        let mut ends = [
+            EndMarker::new(&token, Stream::Stdout),
+            EndMarker::new(&token, Stream::Stderr),
+        ];
+        for (i, end) in ends.iter_mut().enumerate() {
+            let carried = std::mem::take(&mut session.carry[i]);
+            end.feed(&carried, observer);
+        }
+        let mut stopped: Option<(StopReason, Instant)> = None;
+        loop {
+            if let [EndMarker { end: Some(_), .. }, EndMarker { end: Some(_), .. }] = &ends {
+                break;
+            }
+            if session.eofs == 2 {
+                break;
+            }
+            let mut wait = TICK;
+            if let (None, Some(until)) = (stopped, supervision.until) {
+                wait = wait.min(until.saturating_duration_since(Instant::now()));
+            }
+            match session.rx.recv_timeout(wait) {
+                Ok(Chunk::Bytes(stream, bytes)) => ends[stream as usize].feed(&bytes, observer),
+                Ok(Chunk::Eof) => session.eofs += 1,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => session.eofs = 2,
+            }
+            if stopped.is_none() {
+                if let Some(reason) = supervision.reason(observer) {
+                    session.send(b"stop\n");
+                    stopped = Some((reason, Instant::now()));
+                }
+            }
+            if let Some((_, at)) = stopped {
+                if at.elapsed() >= supervision.grace + STOP_MARGIN && session.broken.is_none() {
+                    // The node does not answer: the connection goes, and the step with it.
+                    session.broken = Some(format!(
+                        "the connection to node {} was closed: a step on it did not stop",
+                        self.node
+                    ));
+                    let _ = session.master.kill();
+                }
+            }
+            observer.tick();
+        }
+        let [out, err] = ends;
+        session.carry = [out.rest, err.rest];
+        match (stopped, out.end) {
+            (Some((reason, _)), _) => finished(Outcome::Stopped(reason)),
+            (None, Some(code)) if err.end.is_some() => finished(Outcome::Exited(code)),
+            _ => finished(Outcome::SpawnFailed(session.lost(&self.node))),
+        }
     }
 
-    /// Send the master a control command (`ssh -O check|exit`); whether it succeeded.
-    fn control(&self, operation: &str, host: &str) -> bool {
-        crate::os::run_kept(
-            Command::new(&self.program)
-                .args(&self.args)
-                .args(["-O", operation, "--", host])
-                .env_clear()
-                .envs(ssh_env())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )
-        .is_ok_and(|s| s.success())
-    }
-
-    /// The command that runs `step` on the node through this connection.
-    pub fn command(&self, step: &RemoteStep, host: &str) -> exec::Command {
-        let mut args = self.args.clone();
-        args.extend(["-T".into(), "--".into(), host.into()]);
-        let (payload, command) = step.payload();
-        args.push(command.into());
-        exec::Command {
-            program: self.program.clone().into(),
+    /// End the node's server (it removes its directory) and close the master
+    /// connection.
+    pub fn close(self, host: &str) {
+        let Connection {
+            node,
+            session,
             args,
-            env: ssh_env(),
-            cwd: std::env::temp_dir(),
-            confinement: exec::Confinement::default(),
-            stdin: exec::Input::Held(payload),
+            program,
+            control,
+        } = self;
+        let mut session = session.into_inner().unwrap_or_else(|e| e.into_inner());
+        drop(session.stdin.take());
+        let until = Instant::now() + CLOSE_WAIT;
+        while session.eofs < 2 && Instant::now() < until {
+            session.idle(Duration::from_millis(50));
+        }
+        if !matches!(session.master.try_wait(), Ok(Some(_))) {
+            let _ = crate::os::run_kept(
+                Command::new(&program)
+                    .args(&args)
+                    .args(["-O", "exit", "--", host])
+                    .env_clear()
+                    .envs(ssh_env())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            );
+        }
+        let _ = session.master.kill();
+        let _ = session.master.wait();
+        crate::os::forget_child(session.master.id());
+        let _ = std::fs::remove_file(&control);
+        tracing::debug!(node = %node, "ssh connection closed");
+    }
+}
+
+impl Session {
+    /// Write to the node's server; false when the session is gone.
+    fn send(&mut self, bytes: &[u8]) -> bool {
+        let sent = self
+            .stdin
+            .as_mut()
+            .is_some_and(|stdin| stdin.write_all(bytes).and_then(|_| stdin.flush()).is_ok());
+        if !sent {
+            self.stdin = None;
+        }
+        sent
+    }
+
+    /// Wait up to `limit` for what the session prints outside a step (ssh's own
+    /// messages), keeping its end.
+    fn idle(&mut self, limit: Duration) {
+        match self.rx.recv_timeout(limit) {
+            Ok(chunk) => self.keep(chunk),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => self.eofs = 2,
         }
     }
 
-    /// Close the master connection.
-    pub fn close(mut self, host: &str) {
-        self.control("exit", host);
-        let _ = self.master.kill();
-        let _ = self.master.wait();
-        crate::os::forget_child(self.master.id());
-        let _ = std::fs::remove_file(&self.control);
-        tracing::debug!(node = %self.node, "ssh connection closed");
+    /// Take what the session printed outside a step: the end of stderr is kept.
+    fn keep(&mut self, chunk: Chunk) {
+        match chunk {
+            Chunk::Bytes(Stream::Stderr, bytes) => {
+                self.tail.extend_from_slice(&bytes);
+                let over = self.tail.len().saturating_sub(4096);
+                self.tail.drain(..over);
+            }
+            Chunk::Bytes(Stream::Stdout, _) => {}
+            Chunk::Eof => self.eofs += 1,
+        }
+    }
+
+    /// Whether the master gave up, and its last error line.
+    fn ended(&mut self) -> Option<String> {
+        // Its pipes closed: it is ending, if it has not ended yet.
+        let until = Instant::now() + Duration::from_secs(1);
+        let status = loop {
+            match self.master.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if self.eofs == 2 && Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => return None,
+            }
+        };
+        // What it printed last, read to the end of its pipes.
+        let until = Instant::now() + Duration::from_secs(1);
+        while self.eofs < 2 && Instant::now() < until {
+            self.idle(Duration::from_millis(20));
+        }
+        let line = last_line(&self.tail);
+        Some(if line.is_empty() {
+            format!("ssh exited with {status}")
+        } else {
+            line
+        })
+    }
+
+    /// The session ended under a step: the node's steps cannot run any more.
+    fn lost(&mut self, node: &str) -> String {
+        self.stdin = None;
+        let why = self.broken.clone().unwrap_or_else(|| {
+            let reason = self.ended().unwrap_or_else(|| "the session ended".into());
+            format!("the connection to node {node} failed during the step: {reason}")
+        });
+        self.broken = Some(why.clone());
+        why
+    }
+}
+
+/// Read a pipe of the session into the channel, as it arrives.
+fn pump(pipe: Box<dyn Read + Send>, stream: Stream, tx: &SyncSender<Chunk>) {
+    exec::read_chunks(pipe, |bytes| tx.send(Chunk::Bytes(stream, bytes)).is_ok());
+    let _ = tx.send(Chunk::Eof);
+}
+
+/// Finds where a step's output ends in a stream of the session: the server
+/// prints the step's token there (and on stdout its exit code after it).
+/// Everything before goes to the observer, held back only while it could be
+/// the start of the token.
+struct EndMarker {
+    token: Vec<u8>,
+    stream: Stream,
+    held: Vec<u8>,
+    /// Found: the exit code on stdout (0 on stderr).
+    end: Option<i32>,
+    /// What followed the marker's line.
+    rest: Vec<u8>,
+}
+
+impl EndMarker {
+    fn new(token: &str, stream: Stream) -> EndMarker {
+        EndMarker {
+            token: token.as_bytes().to_vec(),
+            stream,
+            held: Vec::new(),
+            end: None,
+            rest: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8], observer: &mut dyn Observer) {
+        if self.end.is_some() {
+            self.rest.extend_from_slice(bytes);
+            return;
+        }
+        self.held.extend_from_slice(bytes);
+        if let Some(at) = memchr::memmem::find(&self.held, &self.token) {
+            let line = self.held[at + self.token.len()..].to_vec();
+            if let Some(nl) = line.iter().position(|&b| b == b'\n') {
+                if at > 0 {
+                    observer.output(self.stream, &self.held[..at]);
+                }
+                let code = std::str::from_utf8(&line[..nl]).unwrap_or("").trim();
+                self.end = Some(code.parse().unwrap_or(0));
+                self.rest = line[nl + 1..].to_vec();
+                self.held.clear();
+            }
+            // Else the marker's line is not all here yet: held.
+            return;
+        }
+        // Keep the longest end of what is held that may begin the token.
+        let keep = (1..self.token.len().min(self.held.len() + 1))
+            .rev()
+            .find(|&k| self.held.ends_with(&self.token[..k]))
+            .unwrap_or(0);
+        let out = self.held.len() - keep;
+        if out > 0 {
+            observer.output(self.stream, &self.held[..out]);
+            self.held.drain(..out);
+        }
     }
 }
 
@@ -295,60 +590,75 @@ pub struct RemoteStep {
     pub grace: Duration,
 }
 
-/// The remote command: reads exactly `$1` bytes of stdin (the bootstrap) and
-/// runs them; `$2` is the size of the script that follows, `$3` the grace in
-/// seconds. Fixed text, quoted for any login shell (no `!`, no newline).
+/// The remote command: reads exactly `$1` bytes of stdin (the server) and
+/// runs them. Fixed text, quoted for any login shell (no `!`, no newline).
 const LOADER: &str = r#"sh -c 'b=$(head -c "$1") && eval "$b"' sortie"#;
 
-/// The bootstrap, after `r=RUN` (the step's exports and its `exec` line, one
-/// quoted word). Few processes: a node may run many steps at once.
-const BOOTSTRAP: &str = r#"
+/// The node's step server. It says it is ready (on stdout, after whatever the
+/// login scripts printed), then reads steps from stdin, each a header line
+/// (`TOKEN RUN-BYTES SCRIPT-BYTES GRACE`), the run text (exports and an `exec`
+/// line, ending in ` #TOKEN`: one that arrived short is refused) and the
+/// script, which goes into a private directory made on first use. A step runs
+/// in a subshell that evaluates the run text (it is never on disk) and execs
+/// the step through `setsid` (`$4`), so that it leads a process group of its
+/// own (without `setsid`, the shell's job control, if it has any). A watcher
+/// reads the next line of stdin — `stop`, or the end of the channel when
+/// sortie or its connection is gone — and then sends the group SIGTERM, and
+/// SIGKILL after the grace. When the step ends, the watcher and what is left of
+/// its group are killed (the watcher with SIGKILL: a SIGTERM that arrives while
+/// it is being forked is caught by the server's trap, which it still has, and
+/// lost), and TOKEN ends its stderr and its stdout (with the exit code).
+/// Caught signals are reset in the steps; an ignored one would not be. Few
+/// processes: a node may run many steps at once.
+const SERVER: &str = r#"
+trap 'exit 125' HUP PIPE TERM
 exec 3<&0
-d=$(mktemp -d "${TMPDIR:-/tmp}/sortie.XXXXXX") || { echo "sortie: cannot create a directory on the node" >&2; exit 125; }
-trap 'rm -rf "$d"' EXIT
-printf '%s\n' "$r" >"$d/run" || exit 125
-unset r
-if [ "$2" -gt 0 ]; then
-  head -c "$2" >"$d/step" && [ "$(wc -c <"$d/step")" -eq "$2" ] && chmod 700 "$d/step" || { echo "sortie: the step arrived incomplete" >&2; exit 125; }
-fi
-if command -v setsid >/dev/null 2>&1; then
-  setsid sh -c '. "$1"' sortie "$d/run" "$d/step" </dev/null 3<&- &
-else
-  set -m 2>/dev/null
-  sh -c '. "$1"' sortie "$d/run" "$d/step" </dev/null 3<&- &
-fi
-pid=$!
-( while read -r _; do :; done <&3; kill -TERM -"$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; sleep "$3"; kill -KILL -"$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null ) >/dev/null 2>&1 &
-w=$!
-# The channel may be gone by the end: nothing written to it may stop the cleanup.
-trap '' PIPE
-exec 2>/dev/null
-wait "$pid"
-rc=$?
-kill "$w" 2>/dev/null
-exit "$rc"
+d=
+trap '[ -z "$d" ] || rm -rf "$d"' EXIT
+s=
+if command -v setsid >/dev/null 2>&1; then s=setsid; else set -m 2>/dev/null; fi
+echo sortie-server-ready
+while read -r t rl sl g; do
+  case $t in sortie-*) ;; *) continue ;; esac
+  r=$(head -c "$rl")
+  case $r in *" #$t") ;; *) echo "sortie: the step arrived incomplete" >&2; exit 125 ;; esac
+  if [ "$sl" -gt 0 ]; then
+    [ -n "$d" ] || d=$(mktemp -d "${TMPDIR:-/tmp}/sortie.XXXXXX") || { echo "sortie: cannot create a directory on the node" >&2; exit 125; }
+    head -c "$sl" >"$d/step" && [ "$(wc -c <"$d/step")" -eq "$sl" ] && chmod 700 "$d/step" || { echo "sortie: the step arrived incomplete" >&2; exit 125; }
+  fi
+  ( set -- - "$d/step" "$r" "$s"; eval "$3" ) </dev/null 3<&- &
+  p=$!
+  ( read -r _ <&3; kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; sleep "$g"; kill -KILL -"$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null ) >/dev/null 2>&1 </dev/null &
+  w=$!
+  wait "$p"
+  c=$?
+  kill -KILL "$w" 2>/dev/null
+  wait "$w" 2>/dev/null
+  kill -KILL -"$p" 2>/dev/null
+  printf '%s\n' "$t" >&2
+  printf '%s %s\n' "$t" "$c"
+done
 "#;
 
 impl RemoteStep {
-    /// Everything the node reads on stdin (the bootstrap with the step's
-    /// environment and run line, then the script), and the remote command
-    /// that reads it.
-    pub fn payload(&self) -> (Vec<u8>, String) {
+    /// What the node's server reads for this step: the header, the run text
+    /// (the step's environment and run line), the script.
+    pub fn request(&self, token: &str) -> Vec<u8> {
         let mut run = String::new();
         for (k, v) in self.env.iter().filter(|(k, _)| is_name(k)) {
             run.push_str(&format!("export {k}={}\n", quote(v)));
         }
-        run.push_str(&format!("exec {}", self.run));
-        let bootstrap = format!("r={}{BOOTSTRAP}", quote(&run));
-        let command = format!(
-            "{LOADER} {} {} {}",
-            bootstrap.len(),
+        run.push_str(&format!("exec $4 {} #{token}", self.run));
+        let mut out = format!(
+            "{token} {} {} {}\n",
+            run.len(),
             self.script.len(),
             self.grace.as_secs().max(1)
-        );
-        let mut out = bootstrap.into_bytes();
+        )
+        .into_bytes();
+        out.extend_from_slice(run.as_bytes());
         out.extend_from_slice(&self.script);
-        (out, command)
+        out
     }
 }
 
@@ -366,32 +676,159 @@ pub fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-/// Read what a finished child printed on stderr (bounded).
-fn read_stderr(child: &mut Child) -> String {
-    let mut text = String::new();
-    if let Some(err) = child.stderr.as_mut() {
-        let _ = err.take(4096).read_to_string(&mut text);
-    }
-    text.lines()
+/// The last non-blank line of `bytes`, trimmed.
+fn last_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
         .rfind(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim()
         .to_string()
 }
 
-impl Connection {
-    /// Whether the master gave up, and its last error line.
-    pub fn reason(&mut self) -> Option<String> {
-        match self.master.try_wait() {
-            Ok(Some(status)) => {
-                let line = read_stderr(&mut self.master);
-                Some(if line.is_empty() {
-                    format!("ssh exited with {status}")
-                } else {
-                    line
-                })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+
+    /// Keeps what a step printed, by stream.
+    #[derive(Default)]
+    struct Kept(Vec<u8>, Vec<u8>);
+
+    impl Observer for Kept {
+        fn output(&mut self, stream: Stream, bytes: &[u8]) {
+            match stream {
+                Stream::Stdout => self.0.extend_from_slice(bytes),
+                Stream::Stderr => self.1.extend_from_slice(bytes),
             }
-            _ => None,
         }
+        fn tick(&mut self) {}
+        fn aborted(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_step_s_output_ends_at_its_token_however_the_bytes_are_split() {
+        let token = "sortie-0123";
+        let stream = b"no newline at the end: sortie-012 is not it; sortie-0123 7\nnext";
+        for size in 1..stream.len() {
+            let mut end = EndMarker::new(token, Stream::Stdout);
+            let mut kept = Kept::default();
+            for chunk in stream.chunks(size) {
+                end.feed(chunk, &mut kept);
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&kept.0),
+                "no newline at the end: sortie-012 is not it; ",
+                "chunks of {size}"
+            );
+            assert_eq!(end.end, Some(7));
+            assert_eq!(end.rest, b"next");
+        }
+        // Until the token comes, all but what may begin it is passed on.
+        let mut end = EndMarker::new(token, Stream::Stderr);
+        let mut kept = Kept::default();
+        end.feed(b"abc sortie-01", &mut kept);
+        assert_eq!((kept.1.as_slice(), end.end), (&b"abc "[..], None));
+    }
+
+    /// The server in a local shell, fed as ssh would feed it.
+    struct Server {
+        child: Child,
+        out: BufReader<std::process::ChildStdout>,
+        tmp: tempfile::TempDir,
+    }
+
+    impl Server {
+        fn start() -> Server {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut child = Command::new("sh")
+                .args(["-c", &format!("{LOADER} {}", SERVER.len())])
+                .env("TMPDIR", tmp.path())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(SERVER.as_bytes()).unwrap();
+            child.stdin = Some(stdin);
+            let mut out = BufReader::new(child.stdout.take().unwrap());
+            let mut ready = String::new();
+            out.read_line(&mut ready).unwrap();
+            assert_eq!(ready, READY);
+            Server { child, out, tmp }
+        }
+
+        fn send(&mut self, bytes: &[u8]) {
+            self.child.stdin.as_mut().unwrap().write_all(bytes).unwrap();
+        }
+
+        /// Stdout up to the token's line, and the exit code on it.
+        fn until(&mut self, token: &str) -> (String, i32) {
+            let mut text = String::new();
+            loop {
+                let mut line = String::new();
+                assert!(self.out.read_line(&mut line).unwrap() > 0, "ended: {text}");
+                if let Some(code) = line.strip_prefix(token) {
+                    return (text, code.trim().parse().unwrap());
+                }
+                text.push_str(&line);
+            }
+        }
+    }
+
+    fn step(script: &str) -> RemoteStep {
+        RemoteStep {
+            env: vec![("GREETING".into(), "it's 'here' $HOME".into())],
+            script: script.as_bytes().to_vec(),
+            run: "sh \"$2\"".into(),
+            grace: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn the_node_s_server_runs_steps_in_turn_and_stops_one_on_a_stop_line() {
+        let mut server = Server::start();
+        server.send(&step("echo \"$GREETING\"; exit 3").request("sortie-a"));
+        assert_eq!(server.until("sortie-a"), ("it's 'here' $HOME\n".into(), 3));
+        // A stray stop line between steps is ignored.
+        server.send(b"stop\n");
+        let stubborn = step("trap '' TERM; echo started; sleep 30 & wait; wait");
+        server.send(&stubborn.request("sortie-b"));
+        let mut line = String::new();
+        server.out.read_line(&mut line).unwrap();
+        assert_eq!(line, "started\n");
+        server.send(b"stop\n");
+        // SIGTERM is ignored: SIGKILL after the grace.
+        assert_eq!(server.until("sortie-b"), (String::new(), 128 + 9));
+        server.send(&step("echo still here").request("sortie-c"));
+        assert_eq!(server.until("sortie-c"), ("still here\n".into(), 0));
+        drop(server.child.stdin.take());
+        assert!(server.child.wait().unwrap().success());
+        assert_eq!(std::fs::read_dir(server.tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_step_that_arrives_short_is_not_run() {
+        let mut server = Server::start();
+        let made = server.tmp.path().join("made");
+        let mut short = RemoteStep {
+            env: Vec::new(),
+            script: Vec::new(),
+            run: format!("touch {}", quote(&made.display().to_string())),
+            grace: Duration::from_secs(1),
+        }
+        .request("sortie-a");
+        // Cut inside the run line's token: what arrived is a whole command.
+        short.truncate(short.len() - 3);
+        server.send(&short);
+        drop(server.child.stdin.take());
+        let out = server.child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(125));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("the step arrived incomplete"));
+        assert!(!made.exists());
+        assert_eq!(std::fs::read_dir(server.tmp.path()).unwrap().count(), 0);
     }
 }
