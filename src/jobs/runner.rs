@@ -122,18 +122,15 @@ impl Verdict {
 /// How a node is reached for one job.
 enum Link {
     Local,
-    Remote {
-        host: String,
-        connection: Box<Connection>,
-    },
+    Remote(Box<Connection>),
     /// The node cannot be reached: why (every step on it fails with this).
     Broken(String),
 }
 
 impl Link {
     fn close(self) {
-        if let Link::Remote { host, connection } = self {
-            connection.close(&host);
+        if let Link::Remote(connection) = self {
+            connection.close();
         }
     }
 }
@@ -159,7 +156,7 @@ impl Links {
 
     /// Close a node's link without waiting for it.
     fn retire(&self, link: Link) {
-        if let Link::Remote { .. } = link {
+        if let Link::Remote(_) = link {
             let closer = std::thread::spawn(move || link.close());
             locked(&self.closing).push(closer);
         }
@@ -924,17 +921,13 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 Link::Broken("no ssh program was found on PATH: install OpenSSH's client".into())
             }
             (_, _, Err(e)) => Link::Broken(e),
-            (Some(settings), Some(dir), Ok(address)) => {
+            (Some(settings), Some(_), Ok(address)) => {
                 let credentials = Credentials {
-                    dir,
                     key: self.keys.get(&node.name).map(PathBuf::as_path),
                     known_hosts: self.host_keys.get(&node.name).map(PathBuf::as_path),
                 };
                 match Connection::open(settings, &node.name, &address, &credentials) {
-                    Ok(connection) => Link::Remote {
-                        host: address.host,
-                        connection: Box::new(connection),
-                    },
+                    Ok(connection) => Link::Remote(Box::new(connection)),
                     Err(e) => Link::Broken(e),
                 }
             }
@@ -1216,7 +1209,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                     builder.command(index, step, errorhandler, out)
                 })
             }
-            (_, Link::Remote { connection, .. }) => match builder.remote(step, self.rt.grace) {
+            (_, Link::Remote(connection)) => match builder.remote(step, self.rt.grace) {
                 Err(why) => Ran::NotStarted(why),
                 Ok(remote) => self.supervise(index, step, &label, &node.name, own, |s, o| {
                     connection.run(&remote, s, o)

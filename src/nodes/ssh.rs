@@ -1,8 +1,9 @@
 //! Node steps over the system's OpenSSH: one connection per node per job, whose
 //! one session runs a small step server on the node.
 //!
-//! The master `ssh` (`-M`: its control socket is there for `ssh -O`) opens one
-//! session whose remote command line is a fixed loader and a byte count; the
+//! The node's `ssh` opens one session (and no control socket: a step running
+//! as sortie's user could connect to one) whose remote command line is a fixed
+//! loader and a byte count; the
 //! loader reads the server from stdin and runs it. Each step then travels on
 //! the same stdin — a header, its environment (options, data, the secrets it
 //! asked for) and run line, its script — so no value and no secret ever
@@ -27,8 +28,8 @@
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -45,7 +46,7 @@ pub struct Settings {
     /// `--ssh-config`: an ssh_config to read (none: not even the user's own).
     pub config: Option<PathBuf>,
     pub connect_timeout: Duration,
-    /// Where each job's node keys, host keys and control sockets go, in a
+    /// Where each job's node keys and host keys go, in a
     /// directory of its own: a place steps cannot reach (short: a socket path
     /// is at most 108 bytes).
     pub private_dir: PathBuf,
@@ -91,8 +92,6 @@ impl Address {
 
 /// What one node needs beyond its address.
 pub struct Credentials<'a> {
-    /// The job's private directory (under [`Settings::private_dir`]).
-    pub dir: &'a Path,
     /// The private key file (0600, in `dir`).
     pub key: Option<&'a Path>,
     /// A known_hosts file made from the node's `ssh-host-key` attribute.
@@ -104,16 +103,14 @@ pub struct Credentials<'a> {
 pub struct Connection {
     node: String,
     session: Mutex<Session>,
-    args: Vec<OsString>,
-    program: PathBuf,
-    control: PathBuf,
 }
 
 /// The master `ssh` and its session's streams.
 struct Session {
     master: Child,
-    /// The server's stdin: steps, and `stop` lines.
-    stdin: Option<ChildStdin>,
+    /// The server's stdin (steps, and `stop` lines), written on a thread of its
+    /// own: a node that stops reading cannot hold a step past its deadline.
+    stdin: Option<Sender<Vec<u8>>>,
     /// The session's stdout and stderr, read on two threads.
     rx: Receiver<Chunk>,
     eofs: u8,
@@ -149,15 +146,6 @@ impl Connection {
         address: &Address,
         credentials: &Credentials<'_>,
     ) -> Result<Connection, String> {
-        let control = credentials
-            .dir
-            .join(format!("{:016x}", crate::ids::short_hash(node.as_bytes())));
-        if control.as_os_str().len() > 100 {
-            return Err(format!(
-                "the control socket {} would be too long for a socket path",
-                control.display()
-            ));
-        }
         let mut args: Vec<OsString> = vec!["-F".into()];
         args.push(
             settings
@@ -190,12 +178,14 @@ impl Connection {
             "ServerAliveInterval=15".to_string(),
             "ServerAliveCountMax=3".to_string(),
             "LogLevel=ERROR".to_string(),
-            format!("ControlPath={}", control.display()),
+            // One session carries every step: no control socket, which a
+            // step running as sortie's user could otherwise connect to.
+            "ControlMaster=no".to_string(),
+            "ControlPath=none".to_string(),
         ] {
             args.push("-o".into());
             args.push(option.into());
         }
-        // Only the master authenticates: clients of its socket go through it.
         let mut identity: Vec<OsString> = Vec::new();
         if let Some(key) = credentials.key {
             identity.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-i".into()]);
@@ -216,7 +206,7 @@ impl Connection {
             .envs(ssh_env())
             .args(&args)
             .args(&identity)
-            .args(["-M", "-T", "-o", "ControlPersist=no", "--"])
+            .args(["-T", "--"])
             .arg(&address.host)
             .arg(format!("{LOADER} {}", SERVER.len()))
             .stdin(Stdio::piped())
@@ -245,13 +235,19 @@ impl Connection {
             let pipe = pipe.expect("the master's output is piped");
             std::thread::spawn(move || pump(pipe, stream, &tx));
         }
-        let mut stdin = master.stdin.take();
         // The server waits in the session's stdin until the session opens.
-        if let Some(input) = stdin.as_mut() {
-            if input.write_all(SERVER.as_bytes()).is_err() {
-                stdin = None;
-            }
-        }
+        let stdin = master.stdin.take().map(|mut input| {
+            let (writer, parts) = mpsc::channel::<Vec<u8>>();
+            let _ = writer.send(SERVER.as_bytes().to_vec());
+            std::thread::spawn(move || {
+                for part in parts {
+                    if input.write_all(&part).and_then(|_| input.flush()).is_err() {
+                        break;
+                    }
+                }
+            });
+            writer
+        });
         let mut connection = Connection {
             node: node.to_string(),
             session: Mutex::new(Session {
@@ -263,9 +259,6 @@ impl Connection {
                 tail: Vec::new(),
                 broken: None,
             }),
-            args,
-            program: settings.program.clone(),
-            control,
         };
         let limit = settings.connect_timeout + Duration::from_secs(5);
         let ready = connection.wait_ready(limit, &address.host);
@@ -274,7 +267,7 @@ impl Connection {
             let _ = std::fs::remove_file(key);
         }
         if let Err(e) = ready {
-            connection.close(&address.host);
+            connection.close();
             return Err(e);
         }
         Ok(connection)
@@ -393,38 +386,19 @@ impl Connection {
         }
     }
 
-    /// End the node's server (it removes its directory) and close the master
+    /// End the node's server (it removes its directory) and close the
     /// connection.
-    pub fn close(self, host: &str) {
-        let Connection {
-            node,
-            session,
-            args,
-            program,
-            control,
-        } = self;
+    pub fn close(self) {
+        let Connection { node, session } = self;
         let mut session = session.into_inner().unwrap_or_else(|e| e.into_inner());
         drop(session.stdin.take());
         let until = Instant::now() + CLOSE_WAIT;
         while session.eofs < 2 && Instant::now() < until {
             session.idle(Duration::from_millis(50));
         }
-        if !matches!(session.master.try_wait(), Ok(Some(_))) {
-            let _ = crate::os::run_kept(
-                Command::new(&program)
-                    .args(&args)
-                    .args(["-O", "exit", "--", host])
-                    .env_clear()
-                    .envs(ssh_env())
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null()),
-            );
-        }
         let _ = session.master.kill();
         let _ = session.master.wait();
         crate::os::forget_child(session.master.id());
-        let _ = std::fs::remove_file(&control);
         tracing::debug!(node = %node, "ssh connection closed");
     }
 }
@@ -434,8 +408,8 @@ impl Session {
     fn send(&mut self, bytes: &[u8]) -> bool {
         let sent = self
             .stdin
-            .as_mut()
-            .is_some_and(|stdin| stdin.write_all(bytes).and_then(|_| stdin.flush()).is_ok());
+            .as_ref()
+            .is_some_and(|stdin| stdin.send(bytes.to_vec()).is_ok());
         if !sent {
             self.stdin = None;
         }
@@ -617,24 +591,34 @@ d=
 trap '[ -z "$d" ] || rm -rf "$d"' EXIT
 s=
 if command -v setsid >/dev/null 2>&1; then s=setsid; else set -m 2>/dev/null; fi
+x=
+case $(head --version 2>/dev/null) in *GNU*) ;; *) x=1 ;; esac
 echo sortie-server-ready
 while read -r t rl sl g; do
   case $t in sortie-*) ;; *) continue ;; esac
-  r=$(head -c "$rl")
+  if [ -z "$x" ]; then r=$(head -c "$rl"); else r=$(dd bs=1 count="$rl" 2>/dev/null); fi
   case $r in *" #$t") ;; *) echo "sortie: the step arrived incomplete" >&2; exit 125 ;; esac
+  c=
   if [ "$sl" -gt 0 ]; then
-    [ -n "$d" ] || d=$(mktemp -d "${TMPDIR:-/tmp}/sortie.XXXXXX") || { echo "sortie: cannot create a directory on the node" >&2; exit 125; }
-    head -c "$sl" >"$d/step" && [ "$(wc -c <"$d/step")" -eq "$sl" ] && chmod 700 "$d/step" || { echo "sortie: the step arrived incomplete" >&2; exit 125; }
+    [ -n "$d" ] || d=$(mktemp -d "${TMPDIR:-/tmp}/sortie.XXXXXX") || { d=; c=125; }
+    if [ -n "$c" ]; then
+      head -c "$sl" >/dev/null
+      echo "sortie: cannot create a directory on the node" >&2
+    else
+      head -c "$sl" >"$d/step" && [ "$(wc -c <"$d/step")" -eq "$sl" ] && chmod 700 "$d/step" || { echo "sortie: the step arrived incomplete" >&2; exit 125; }
+    fi
   fi
-  ( set -- - "$d/step" "$r" "$s"; eval "$3" ) </dev/null 3<&- &
-  p=$!
-  ( read -r _ <&3; kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; sleep "$g"; kill -KILL -"$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null ) >/dev/null 2>&1 </dev/null &
-  w=$!
-  wait "$p"
-  c=$?
-  kill -KILL "$w" 2>/dev/null
-  wait "$w" 2>/dev/null
-  kill -KILL -"$p" 2>/dev/null
+  if [ -z "$c" ]; then
+    ( set -- - "$d/step" "$r" "$s"; eval "$3" ) </dev/null 3<&- &
+    p=$!
+    ( read -r _ <&3; kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; sleep "$g"; kill -KILL -"$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null ) >/dev/null 2>&1 </dev/null &
+    w=$!
+    wait "$p" 2>/dev/null
+    c=$?
+    kill -KILL "$w" 2>/dev/null
+    wait "$w" 2>/dev/null
+    kill -KILL -"$p" 2>/dev/null
+  fi
   printf '%s\n' "$t" >&2
   printf '%s %s\n' "$t" "$c"
 done
@@ -653,7 +637,7 @@ impl RemoteStep {
             "{token} {} {} {}\n",
             run.len(),
             self.script.len(),
-            self.grace.as_secs().max(1)
+            self.grace.as_secs_f64().ceil().max(1.0) as u64
         )
         .into_bytes();
         out.extend_from_slice(run.as_bytes());
@@ -742,10 +726,15 @@ mod tests {
 
     impl Server {
         fn start() -> Server {
+            Server::with(&[])
+        }
+
+        fn with(env: &[(&str, &str)]) -> Server {
             let tmp = tempfile::tempdir().unwrap();
             let mut child = Command::new("sh")
                 .args(["-c", &format!("{LOADER} {}", SERVER.len())])
                 .env("TMPDIR", tmp.path())
+                .envs(env.iter().copied())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -808,6 +797,32 @@ mod tests {
         drop(server.child.stdin.take());
         assert!(server.child.wait().unwrap().success());
         assert_eq!(std::fs::read_dir(server.tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_node_without_gnu_head_or_a_temporary_directory_still_runs_steps() {
+        // A `head` that is not GNU's (busybox's reads ahead): exact reads by dd.
+        let bin = tempfile::tempdir().unwrap();
+        let head = bin.path().join("head");
+        std::fs::write(
+            &head,
+            "#!/bin/sh\n[ \"$1\" = --version ] && exit 1\nexec /usr/bin/head \"$@\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&head, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let path = format!("{}:/usr/bin:/bin", bin.path().display());
+        let mut server = Server::with(&[("PATH", &path), ("TMPDIR", "/nonexistent")]);
+        server.send(&step("echo \"$GREETING\"").request("sortie-a"));
+        // No directory for the script: that step fails, the next runs.
+        assert_eq!(server.until("sortie-a"), (String::new(), 125));
+        let exec = RemoteStep {
+            script: Vec::new(),
+            run: "printf '%s\\n' \"$GREETING\"".into(),
+            ..step("")
+        };
+        server.send(&exec.request("sortie-b"));
+        assert_eq!(server.until("sortie-b"), ("it's 'here' $HOME\n".into(), 0));
     }
 
     #[test]

@@ -132,14 +132,6 @@ pub fn spawn_kept(command: &mut std::process::Command) -> std::io::Result<std::p
     Ok(child)
 }
 
-/// Run `command` to its end as a kept child; its exit status.
-pub fn run_kept(command: &mut std::process::Command) -> std::io::Result<std::process::ExitStatus> {
-    let mut child = spawn_kept(command)?;
-    let status = child.wait();
-    forget_child(child.id());
-    status
-}
-
 pub fn forget_child(pid: u32) {
     kept().retain(|p| *p != pid as i32);
 }
