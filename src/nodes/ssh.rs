@@ -321,17 +321,17 @@ impl Connection {
         observer: &mut dyn Observer,
     ) -> Finished {
         let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        let finished = |outcome| Finished {
+        let finished = |outcome, leftovers| Finished {
             outcome,
             leaked: false,
-            leftovers: 0,
+            leftovers,
         };
         if let Some(why) = &session.broken {
-            return finished(Outcome::SpawnFailed(why.clone()));
+            return finished(Outcome::SpawnFailed(why.clone()), 0);
         }
         let token = format!("sortie-{}", crate::ids::uuid());
         if !session.send(&step.request(&token)) {
-            return finished(Outcome::SpawnFailed(session.lost(&self.node)));
+            return finished(Outcome::SpawnFailed(session.lost(&self.node)), 0);
         }
         let mut ends = [
             EndMarker::new(&token, Stream::Stdout),
@@ -380,9 +380,10 @@ impl Connection {
         let [out, err] = ends;
         session.carry = [out.rest, err.rest];
         match (stopped, out.end) {
-            (Some((reason, _)), _) => finished(Outcome::Stopped(reason)),
-            (None, Some(code)) if err.end.is_some() => finished(Outcome::Exited(code)),
-            _ => finished(Outcome::SpawnFailed(session.lost(&self.node))),
+            // What a stopped step's group still held was being killed anyway.
+            (Some((reason, _)), _) => finished(Outcome::Stopped(reason), 0),
+            (None, Some(code)) if err.end.is_some() => finished(Outcome::Exited(code), out.left),
+            _ => finished(Outcome::SpawnFailed(session.lost(&self.node)), 0),
         }
     }
 
@@ -493,6 +494,9 @@ struct EndMarker {
     held: Vec<u8>,
     /// Found: the exit code on stdout (0 on stderr).
     end: Option<i32>,
+    /// How many processes the step left in its group, which the server killed
+    /// (on stdout's marker, after the exit code).
+    left: usize,
     /// What followed the marker's line.
     rest: Vec<u8>,
 }
@@ -504,6 +508,7 @@ impl EndMarker {
             stream,
             held: Vec::new(),
             end: None,
+            left: 0,
             rest: Vec::new(),
         }
     }
@@ -520,8 +525,10 @@ impl EndMarker {
                 if at > 0 {
                     observer.output(self.stream, &self.held[..at]);
                 }
-                let code = std::str::from_utf8(&line[..nl]).unwrap_or("").trim();
-                self.end = Some(code.parse().unwrap_or(0));
+                let words = std::str::from_utf8(&line[..nl]).unwrap_or("");
+                let mut words = words.split_whitespace().map(|w| w.parse().unwrap_or(0));
+                self.end = Some(words.next().unwrap_or(0));
+                self.left = words.next().unwrap_or(0).max(0) as usize;
                 self.rest = line[nl + 1..].to_vec();
                 self.held.clear();
             }
@@ -581,7 +588,8 @@ const LOADER: &str = r#"sh -c 'b=$(head -c "$1") && eval "$b"' sortie"#;
 /// SIGKILL after the grace. When the step ends, the watcher and what is left of
 /// its group are killed (the watcher with SIGKILL: a SIGTERM that arrives while
 /// it is being forked is caught by the server's trap, which it still has, and
-/// lost), and TOKEN ends its stderr and its stdout (with the exit code).
+/// lost), and TOKEN ends its stderr and its stdout (with the exit code and how
+/// many live processes of the step's session were left, as `ps` counts them).
 /// Caught signals are reset in the steps; an ignored one would not be. Few
 /// processes: a node may run many steps at once.
 const SERVER: &str = r#"
@@ -617,10 +625,15 @@ while read -r t rl sl g; do
     c=$?
     kill -KILL "$w" 2>/dev/null
     wait "$w" 2>/dev/null
-    kill -KILL -"$p" 2>/dev/null
+    if kill -0 -"$p" 2>/dev/null; then
+      l=0
+      for z in $(ps -o stat= -s "$p" 2>/dev/null); do case $z in Z*) ;; *) l=$((l + 1)) ;; esac; done
+      kill -KILL -"$p" 2>/dev/null
+    fi
   fi
   printf '%s\n' "$t" >&2
-  printf '%s %s\n' "$t" "$c"
+  printf '%s %s %s\n' "$t" "$c" "${l:-0}"
+  l=
 done
 "#;
 
@@ -754,14 +767,16 @@ mod tests {
             self.child.stdin.as_mut().unwrap().write_all(bytes).unwrap();
         }
 
-        /// Stdout up to the token's line, and the exit code on it.
-        fn until(&mut self, token: &str) -> (String, i32) {
+        /// Stdout up to the token's line, and the exit code and leftover
+        /// count on it.
+        fn until(&mut self, token: &str) -> (String, i32, usize) {
             let mut text = String::new();
             loop {
                 let mut line = String::new();
                 assert!(self.out.read_line(&mut line).unwrap() > 0, "ended: {text}");
-                if let Some(code) = line.strip_prefix(token) {
-                    return (text, code.trim().parse().unwrap());
+                if let Some(end) = line.strip_prefix(token) {
+                    let words: Vec<&str> = end.split_whitespace().collect();
+                    return (text, words[0].parse().unwrap(), words[1].parse().unwrap());
                 }
                 text.push_str(&line);
             }
@@ -781,7 +796,10 @@ mod tests {
     fn the_node_s_server_runs_steps_in_turn_and_stops_one_on_a_stop_line() {
         let mut server = Server::start();
         server.send(&step("echo \"$GREETING\"; exit 3").request("sortie-a"));
-        assert_eq!(server.until("sortie-a"), ("it's 'here' $HOME\n".into(), 3));
+        assert_eq!(
+            server.until("sortie-a"),
+            ("it's 'here' $HOME\n".into(), 3, 0)
+        );
         // A stray stop line between steps is ignored.
         server.send(b"stop\n");
         let stubborn = step("trap '' TERM; echo started; sleep 30 & wait; wait");
@@ -791,9 +809,12 @@ mod tests {
         assert_eq!(line, "started\n");
         server.send(b"stop\n");
         // SIGTERM is ignored: SIGKILL after the grace.
-        assert_eq!(server.until("sortie-b"), (String::new(), 128 + 9));
-        server.send(&step("echo still here").request("sortie-c"));
-        assert_eq!(server.until("sortie-c"), ("still here\n".into(), 0));
+        // (What its group still holds is being killed: sortie does not count it.)
+        let (text, code, _) = server.until("sortie-b");
+        assert_eq!((text.as_str(), code), ("", 128 + 9));
+        server.send(&step("echo still here; sleep 60 &").request("sortie-c"));
+        // What it left running is killed, and counted.
+        assert_eq!(server.until("sortie-c"), ("still here\n".into(), 0, 1));
         drop(server.child.stdin.take());
         assert!(server.child.wait().unwrap().success());
         assert_eq!(std::fs::read_dir(server.tmp.path()).unwrap().count(), 0);
@@ -815,14 +836,17 @@ mod tests {
         let mut server = Server::with(&[("PATH", &path), ("TMPDIR", "/nonexistent")]);
         server.send(&step("echo \"$GREETING\"").request("sortie-a"));
         // No directory for the script: that step fails, the next runs.
-        assert_eq!(server.until("sortie-a"), (String::new(), 125));
+        assert_eq!(server.until("sortie-a"), (String::new(), 125, 0));
         let exec = RemoteStep {
             script: Vec::new(),
             run: "printf '%s\\n' \"$GREETING\"".into(),
             ..step("")
         };
         server.send(&exec.request("sortie-b"));
-        assert_eq!(server.until("sortie-b"), ("it's 'here' $HOME\n".into(), 0));
+        assert_eq!(
+            server.until("sortie-b"),
+            ("it's 'here' $HOME\n".into(), 0, 0)
+        );
     }
 
     #[test]
