@@ -49,11 +49,13 @@ pub fn run(cp: &dyn ControlPlane, state: &StateDir, server: &str) -> Result<Outc
                 continue;
             }
             Ok(None) => {
+                // An earlier version's interrupted clean-up: nothing to deliver it with.
+                let kept = dir.give_up("a completion without its journal entry (its removal was interrupted): it cannot be delivered");
                 tracing::error!(
-                    "{} has a completion but no journal entry",
-                    dir.path().display()
+                    "{} had a completion but no journal entry: moved aside",
+                    kept.display()
                 );
-                outcome.left += 1;
+                outcome.given_up += 1;
                 continue;
             }
             Err(e) => {
@@ -315,6 +317,44 @@ mod tests {
             "added once: {log}"
         );
         assert!(log.lines().nth(1).unwrap().contains("\"seq\":1"));
+    }
+
+    #[test]
+    fn a_cleared_entry_leaves_nothing_and_a_half_removed_one_is_moved_aside() {
+        let (tmp, state) = state();
+        let cleared = tmp.path().join("cleared");
+        let dir = state.job_dir("done").unwrap();
+        journal(&dir);
+        dir.clear();
+        assert!(state.pending_jobs().is_empty());
+        assert_eq!(std::fs::read_dir(&cleared).unwrap().count(), 0);
+        // What a killed shot was removing is removed by the next.
+        std::fs::create_dir_all(cleared.join("x-1")).unwrap();
+        std::fs::write(cleared.join("x-1/completion.json"), b"{}").unwrap();
+        assert!(state.pending_jobs().is_empty());
+        assert_eq!(std::fs::read_dir(&cleared).unwrap().count(), 0);
+        // An older version's interrupted removal: a completion, no journal.
+        let half = state.job_dir("half").unwrap();
+        let completion = Completion {
+            status: JobStatus::Succeeded,
+            exit_code: Some(0),
+            started_at: "a".into(),
+            finished_at: "b".into(),
+            steps: Vec::new(),
+            data: Default::default(),
+            log: upload::empty_summary(),
+            error: None,
+        };
+        half.record_completion(&completion).unwrap();
+        let outcome = run(&Memory::default(), &state, SERVER).unwrap();
+        assert_eq!((outcome.given_up, outcome.left), (1, 0));
+        assert!(state.pending_jobs().is_empty());
+        let kept: Vec<_> = std::fs::read_dir(tmp.path().join("given-up"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].path().join("completion.json").exists());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Layout: `lock` (held for the whole shot, so an overlapping cron tick cannot
 //! deliver the same outbox twice), `jobs/<id>/` (each job's outbox, see
-//! [`outbox`]), `given-up/` (deliveries the control plane refused for good),
+//! [`outbox`]; a finished one is renamed into `cleared/` before it is removed),
+//! `given-up/` (deliveries the control plane refused for good),
 //! `work/` (the jobs' private workspaces), `last-shot.json` and `history.jsonl`
 //! (what the last shots did, for `sortie status`, see [`history`]). Everything is created private (0700
 //! directories, 0600 files), whatever the umask.
@@ -25,6 +26,9 @@ use outbox::JobDir;
 /// A shot does not claim work when the state dir's filesystem has less room than
 /// this: a job whose log cannot be written would have to be stopped.
 pub const MIN_FREE: u64 = 16 * 1024 * 1024;
+
+/// Where a finished job's entry goes to be removed (see [`JobDir::clear`]).
+const CLEARED: &str = "cleared";
 
 /// Where the state dir is when its path is a symlink that root or this user
 /// made — systemd's `StateDirectory=` with `DynamicUser=` is
@@ -122,6 +126,12 @@ impl StateDir {
 
     /// The outboxes left by earlier shots (jobs whose delivery did not finish).
     pub fn pending_jobs(&self) -> Vec<JobDir> {
+        // Entries a killed shot was removing: finish the removal.
+        if let Ok(entries) = std::fs::read_dir(self.root.join(CLEARED)) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.root.join("jobs"))
             .map(|entries| {
                 entries

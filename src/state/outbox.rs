@@ -199,7 +199,25 @@ impl JobDir {
     }
 
     /// The control plane has everything, or the job is another attempt's now.
+    /// The entry leaves `jobs/` in one step (a rename into `cleared/`) before
+    /// its files are removed: a shot killed while removing them leaves no half
+    /// entry (a completion without its journal) for the next shot to find.
     pub fn clear(self) {
+        if let Some(cleared) = self
+            .path
+            .parent()
+            .and_then(Path::parent)
+            .map(|r| r.join(super::CLEARED))
+        {
+            let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+            let gone = cleared.join(format!("{name}-{}", crate::ids::short()));
+            if files::ensure_dir(&cleared, PRIVATE_DIR).is_ok()
+                && fs::rename(&self.path, &gone).is_ok()
+            {
+                let _ = fs::remove_dir_all(gone);
+                return;
+            }
+        }
         let _ = fs::remove_dir_all(&self.path);
     }
 
