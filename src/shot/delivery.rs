@@ -144,6 +144,21 @@ pub fn undelivered(e: ControlError, what: &str, job: &JobRef, dir: JobDir) -> Re
     }
 }
 
+/// A succeeded job's completion with this log, for tests.
+#[cfg(test)]
+pub(crate) fn succeeded(log: sortie_protocol::LogSummary) -> Completion {
+    Completion {
+        status: JobStatus::Succeeded,
+        exit_code: Some(0),
+        started_at: "a".into(),
+        finished_at: "b".into(),
+        steps: Vec::new(),
+        data: Default::default(),
+        log,
+        error: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,19 +178,10 @@ mod tests {
         let dir = state.job_dir("j").unwrap();
         let path = dir.log_path();
         std::fs::write(&path, log).unwrap();
-        let completion = Completion {
-            status: JobStatus::Succeeded,
-            exit_code: Some(0),
-            started_at: "a".into(),
-            finished_at: "b".into(),
-            steps: Vec::new(),
-            data: Default::default(),
-            log: LogSummary {
-                length: log.len() as u64,
-                sha256: hex::encode(Sha256::digest(log)),
-            },
-            error: None,
-        };
+        let completion = succeeded(LogSummary {
+            length: log.len() as u64,
+            sha256: hex::encode(Sha256::digest(log)),
+        });
         dir.record_completion(&completion).unwrap();
         (dir, path, completion)
     }

@@ -335,17 +335,8 @@ mod tests {
         assert_eq!(std::fs::read_dir(&cleared).unwrap().count(), 0);
         // An older version's interrupted removal: a completion, no journal.
         let half = state.job_dir("half").unwrap();
-        let completion = Completion {
-            status: JobStatus::Succeeded,
-            exit_code: Some(0),
-            started_at: "a".into(),
-            finished_at: "b".into(),
-            steps: Vec::new(),
-            data: Default::default(),
-            log: upload::empty_summary(),
-            error: None,
-        };
-        half.record_completion(&completion).unwrap();
+        half.record_completion(&delivery::succeeded(upload::empty_summary()))
+            .unwrap();
         let outcome = run(&Memory::default(), &state, SERVER).unwrap();
         assert_eq!((outcome.given_up, outcome.left), (1, 0));
         assert!(state.pending_jobs().is_empty());
