@@ -157,7 +157,7 @@ pub fn globals(path: Option<&std::path::Path>) -> Result<BTreeMap<String, String
 /// others. A source that does not load is logged and kept as a problem: jobs
 /// with a node filter fail with it (a missing node would change what the
 /// filter selects), other jobs run. `private_dir` holds each job's node keys
-/// and control sockets; it must be out of the steps' reach.
+/// and host keys; it must be out of the steps' reach.
 pub fn nodes(args: &NodeArgs, private_dir: PathBuf) -> Result<Nodes> {
     let loaded = resource::load(&args.nodes);
     let problems: Vec<String> = loaded.errors.iter().map(|e| format!("{e:#}")).collect();

@@ -156,7 +156,7 @@ fn read_spec(args: &ExecArgs) -> Result<serde_json::Value> {
     Ok(spec)
 }
 
-/// Where `sortie exec` keeps node keys and control sockets: a directory of
+/// Where `sortie exec` keeps node keys and host keys: a directory of
 /// its own in one directory of the user's, which the steps of every exec are
 /// kept out of (the parent is what is protected). What an exec that was killed
 /// left there is removed.

@@ -204,7 +204,7 @@ struct Job<'a, 'l, 's> {
     secret_env: Vec<(String, Secret)>,
     /// The secrets' values, for nodes.
     secret_values: Vec<(String, Secret)>,
-    /// Where the job's node keys, host keys and control sockets are: out of
+    /// Where the job's node keys and host keys are: out of
     /// the steps' reach, removed with the job.
     private: Option<PathBuf>,
     /// The nodes the job selected (an ansible step's inventory).

@@ -22,7 +22,7 @@
 //!
 //! Options sortie fixes: `BatchMode=yes`, `StrictHostKeyChecking=yes` against the
 //! given known_hosts files only, `ConnectTimeout`, `ServerAliveInterval`, the
-//! user's `~/.ssh/config` not read unless `--ssh-config` names one. The master
+//! user's `~/.ssh/config` not read unless `--ssh-config` names one. The `ssh`
 //! dies with sortie (`PR_SET_PDEATHSIG`), so a killed runner leaves no session.
 
 use std::ffi::OsString;
@@ -47,8 +47,7 @@ pub struct Settings {
     pub config: Option<PathBuf>,
     pub connect_timeout: Duration,
     /// Where each job's node keys and host keys go, in a
-    /// directory of its own: a place steps cannot reach (short: a socket path
-    /// is at most 108 bytes).
+    /// directory of its own: a place steps cannot reach.
     pub private_dir: PathBuf,
     /// Use `$SSH_AUTH_SOCK` (an ssh-agent) as well as the node's key.
     pub agent: bool,
@@ -98,16 +97,16 @@ pub struct Credentials<'a> {
     pub known_hosts: Option<&'a Path>,
 }
 
-/// A node's connection for one job: the master, whose one session runs the
+/// A node's connection for one job: its `ssh`, whose one session runs the
 /// node's step server.
 pub struct Connection {
     node: String,
     session: Mutex<Session>,
 }
 
-/// The master `ssh` and its session's streams.
+/// The node's `ssh` and its session's streams.
 struct Session {
-    master: Child,
+    ssh: Child,
     /// The server's stdin (steps, and `stop` lines), written on a thread of its
     /// own: a node that stops reading cannot hold a step past its deadline.
     stdin: Option<Sender<Vec<u8>>>,
@@ -200,9 +199,8 @@ impl Connection {
         if let Some(user) = &address.user {
             args.extend(["-l".into(), user.into()]);
         }
-        let mut master = Command::new(&settings.program);
-        master
-            .env_clear()
+        let mut ssh = Command::new(&settings.program);
+        ssh.env_clear()
             .envs(ssh_env())
             .args(&args)
             .args(&identity)
@@ -212,31 +210,29 @@ impl Connection {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut master = crate::os::spawn_bound_to_process(master)
+        let mut ssh = crate::os::spawn_bound_to_process(ssh)
             .map_err(|e| format!("cannot run {}: {e}", settings.program.display()))?;
         let (tx, rx) = mpsc::sync_channel(8);
         for (stream, pipe) in [
             (
                 Stream::Stdout,
-                master
-                    .stdout
+                ssh.stdout
                     .take()
                     .map(|p| Box::new(p) as Box<dyn Read + Send>),
             ),
             (
                 Stream::Stderr,
-                master
-                    .stderr
+                ssh.stderr
                     .take()
                     .map(|p| Box::new(p) as Box<dyn Read + Send>),
             ),
         ] {
             let tx = tx.clone();
-            let pipe = pipe.expect("the master's output is piped");
+            let pipe = pipe.expect("ssh's output is piped");
             std::thread::spawn(move || pump(pipe, stream, &tx));
         }
         // The server waits in the session's stdin until the session opens.
-        let stdin = master.stdin.take().map(|mut input| {
+        let stdin = ssh.stdin.take().map(|mut input| {
             let (writer, parts) = mpsc::channel::<Vec<u8>>();
             let _ = writer.send(SERVER.as_bytes().to_vec());
             std::thread::spawn(move || {
@@ -251,7 +247,7 @@ impl Connection {
         let mut connection = Connection {
             node: node.to_string(),
             session: Mutex::new(Session {
-                master,
+                ssh,
                 stdin,
                 rx,
                 eofs: 0,
@@ -262,7 +258,7 @@ impl Connection {
         };
         let limit = settings.connect_timeout + Duration::from_secs(5);
         let ready = connection.wait_ready(limit, &address.host);
-        // The master has read the key: nothing else needs it.
+        // ssh has read the key: nothing else needs it.
         if let Some(key) = credentials.key {
             let _ = std::fs::remove_file(key);
         }
@@ -372,7 +368,7 @@ impl Connection {
                         "the connection to node {} was closed: a step on it did not stop",
                         self.node
                     ));
-                    let _ = session.master.kill();
+                    let _ = session.ssh.kill();
                 }
             }
             observer.tick();
@@ -397,9 +393,9 @@ impl Connection {
         while session.eofs < 2 && Instant::now() < until {
             session.idle(Duration::from_millis(50));
         }
-        let _ = session.master.kill();
-        let _ = session.master.wait();
-        crate::os::forget_child(session.master.id());
+        let _ = session.ssh.kill();
+        let _ = session.ssh.wait();
+        crate::os::forget_child(session.ssh.id());
         tracing::debug!(node = %node, "ssh connection closed");
     }
 }
@@ -440,12 +436,12 @@ impl Session {
         }
     }
 
-    /// Whether the master gave up, and its last error line.
+    /// Whether ssh gave up, and its last error line.
     fn ended(&mut self) -> Option<String> {
         // Its pipes closed: it is ending, if it has not ended yet.
         let until = Instant::now() + Duration::from_secs(1);
         let status = loop {
-            match self.master.try_wait() {
+            match self.ssh.try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) if self.eofs == 2 && Instant::now() < until => {
                     std::thread::sleep(Duration::from_millis(5))
