@@ -573,10 +573,12 @@ const LOADER: &str = r#"sh -c 'b=$(head -c "$1") && eval "$b"' sortie"#;
 
 /// The node's step server. It says it is ready (on stdout, after whatever the
 /// login scripts printed), then reads steps from stdin, each a header line
-/// (`TOKEN RUN-BYTES SCRIPT-BYTES GRACE`), the run text (exports and an `exec`
-/// line, ending in ` #TOKEN`: one that arrived short is refused) and the
-/// script, which goes into a private directory made on first use. A step runs
-/// in a subshell that evaluates the run text (it is never on disk) and execs
+/// (`TOKEN SCRIPT-BYTES GRACE`), the run line (exports and an `exec`, ending
+/// in ` #TOKEN`: one that arrived short is refused; a newline in a value is
+/// written `'"$5"'`, so the line is read by the shell itself, with no process
+/// started) and the script, which goes into a private directory made on first
+/// use. A step runs
+/// in a subshell that evaluates the run line (it is never on disk) and execs
 /// the step through `setsid` (`$4`), so that it leads a process group of its
 /// own (without `setsid`, the shell's job control, if it has any). A watcher
 /// reads the next line of stdin — `stop`, or the end of the channel when
@@ -595,12 +597,12 @@ d=
 trap '[ -z "$d" ] || rm -rf "$d"' EXIT
 s=
 if command -v setsid >/dev/null 2>&1; then s=setsid; else set -m 2>/dev/null; fi
-x=
-case $(head --version 2>/dev/null) in *GNU*) ;; *) x=1 ;; esac
+n='
+'
 echo sortie-server-ready
-while read -r t rl sl g; do
+while read -r t sl g; do
   case $t in sortie-*) ;; *) continue ;; esac
-  if [ -z "$x" ]; then r=$(head -c "$rl"); else r=$(dd bs=1 count="$rl" 2>/dev/null); fi
+  IFS= read -r r || r=
   case $r in *" #$t") ;; *) echo "sortie: the step arrived incomplete" >&2; exit 125 ;; esac
   c=
   if [ "$sl" -gt 0 ]; then
@@ -613,7 +615,7 @@ while read -r t rl sl g; do
     fi
   fi
   if [ -z "$c" ]; then
-    ( set -- - "$d/step" "$r" "$s"; eval "$3" ) </dev/null 3<&- &
+    ( set -- - "$d/step" "$r" "$s" "$n"; eval "$3" ) </dev/null 3<&- &
     p=$!
     ( read -r _ <&3; kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; sleep "$g"; kill -KILL -"$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null ) >/dev/null 2>&1 </dev/null &
     w=$!
@@ -634,22 +636,23 @@ done
 "#;
 
 impl RemoteStep {
-    /// What the node's server reads for this step: the header, the run text
-    /// (the step's environment and run line), the script.
+    /// What the node's server reads for this step: the header, the run line
+    /// (the step's environment and command), the script.
     pub fn request(&self, token: &str) -> Vec<u8> {
         let mut run = String::new();
         for (k, v) in self.env.iter().filter(|(k, _)| is_name(k)) {
-            run.push_str(&format!("export {k}={}\n", quote(v)));
+            run.push_str(&format!("export {k}={}; ", quote(v)));
         }
         run.push_str(&format!("exec $4 {} #{token}", self.run));
+        // Every newline is inside single quotes (`run`'s words are quoted);
+        // one that were not would become part of a word, never a command.
+        let run = run.replace('\n', r#"'"$5"'"#);
         let mut out = format!(
-            "{token} {} {} {}\n",
-            run.len(),
+            "{token} {} {}\n{run}\n",
             self.script.len(),
             self.grace.as_secs_f64().ceil().max(1.0) as u64
         )
         .into_bytes();
-        out.extend_from_slice(run.as_bytes());
         out.extend_from_slice(&self.script);
         out
     }
@@ -817,19 +820,8 @@ mod tests {
     }
 
     #[test]
-    fn a_node_without_gnu_head_or_a_temporary_directory_still_runs_steps() {
-        // A `head` that is not GNU's (busybox's reads ahead): exact reads by dd.
-        let bin = tempfile::tempdir().unwrap();
-        let head = bin.path().join("head");
-        std::fs::write(
-            &head,
-            "#!/bin/sh\n[ \"$1\" = --version ] && exit 1\nexec /usr/bin/head \"$@\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&head, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let path = format!("{}:/usr/bin:/bin", bin.path().display());
-        let mut server = Server::with(&[("PATH", &path), ("TMPDIR", "/nonexistent")]);
+    fn a_node_without_a_temporary_directory_still_runs_exec_steps() {
+        let mut server = Server::with(&[("TMPDIR", "/nonexistent")]);
         server.send(&step("echo \"$GREETING\"").request("sortie-a"));
         // No directory for the script: that step fails, the next runs.
         assert_eq!(server.until("sortie-a"), (String::new(), 125, 0));
@@ -843,6 +835,22 @@ mod tests {
             server.until("sortie-b"),
             ("it's 'here' $HOME\n".into(), 0, 0)
         );
+    }
+
+    #[test]
+    fn values_and_words_with_newlines_arrive_as_they_were() {
+        let mut server = Server::start();
+        let value = "one\n'two' \"$5\"\n\n$(touch x)\\\n";
+        let exec = RemoteStep {
+            // `n` is the server's own newline: a step's variable does not change it.
+            env: vec![("n".into(), "N".into()), ("V".into(), value.into())],
+            script: Vec::new(),
+            run: format!("printf '%s|%s|\\n' \"$V\" {}", quote("a\nb")),
+            grace: Duration::from_secs(1),
+        };
+        server.send(&exec.request("sortie-a"));
+        let (text, code, _) = server.until("sortie-a");
+        assert_eq!((text, code), (format!("{value}|a\nb|\n"), 0));
     }
 
     #[test]
