@@ -180,3 +180,35 @@ fn a_control_plane_that_claims_to_have_lost_log_bytes_gets_them_again_once() {
         assert_eq!(output_text(&events(&log), "stdout"), expected, "{status}");
     }
 }
+
+#[test]
+fn a_short_job_s_log_goes_with_its_completion_in_one_request() {
+    let cp = ControlPlane::with(Options::default());
+    cp.enqueue(serde_json::json!({ "id": "short", "steps": [{ "shell": "echo one; echo two" }] }));
+    let state = tempfile::tempdir().unwrap();
+    run(&mut cp.poll(state.path()), code::OK);
+    let received = String::from_utf8_lossy(&cp.received()).into_owned();
+    let calls: Vec<&str> = received
+        .lines()
+        .filter(|l| l.starts_with("POST /v1/") || l.starts_with("PUT /v1/"))
+        .filter_map(|l| l.split('?').next())
+        .filter(|l| !l.ends_with("/heartbeat"))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "POST /v1/claim",
+            "POST /v1/jobs/short/start",
+            "POST /v1/jobs/short/complete"
+        ]
+    );
+    assert!(
+        received.contains(r#""log_tail":{"offset":0,"data":"#),
+        "{received}"
+    );
+    let job = cp.job("short");
+    assert_done(&job, "succeeded");
+    let log = cp.log("short");
+    assert_eq!(job.completion.unwrap().log.sha256, sha256_hex(&log));
+    assert_eq!(output_text(&events(&log), "stdout"), "one\ntwo\n");
+}

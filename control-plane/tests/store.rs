@@ -12,7 +12,7 @@ use sortie_control_plane::{Phase, Store, Timing};
 mod postgres;
 use sortie_protocol::{
     ClaimRequest, CompleteRequest, Completion, Fence, HeartbeatRequest, JobStatus, LogSummary,
-    RunnerInfo,
+    LogTail, RunnerInfo,
 };
 
 fn runner(id: &str, tags: &[&str]) -> RunnerInfo {
@@ -294,23 +294,22 @@ fn an_unstarted_claim_returns_to_the_queue_with_the_next_attempt(kind: Kind) {
     store.start("a", &fresh).unwrap();
 }
 
+/// Job `id` queued, claimed by runner `r` with `claim_id`, and started.
+fn started(store: &Store, id: &str, claim_id: &str) -> sortie_protocol::ClaimedJob {
+    store.enqueue("admin:test", spec(id), vec![], None).unwrap();
+    let job = store.claim(&claim(claim_id, "r", 1)).unwrap().remove(0);
+    let fence = Fence {
+        attempt: job.attempt,
+        lease_token: job.lease.token.clone(),
+    };
+    store.start(id, &fence).unwrap();
+    job
+}
+
 fn logs_are_offset_addressed_and_completion_checks_them(kind: Kind) {
     let place = Place::new(kind);
     let store = place.open(Timing::default());
-    store
-        .enqueue("admin:test", spec("a"), vec![], None)
-        .unwrap();
-    let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
-    let token = job.lease.token.clone();
-    store
-        .start(
-            "a",
-            &Fence {
-                attempt: 1,
-                lease_token: token.clone(),
-            },
-        )
-        .unwrap();
+    let token = started(&store, "a", "1").lease.token;
     assert_eq!(store.append_log("a", 1, &token, 0, b"hello "), Ok(6));
     // A retried chunk is harmless; an overlapping one stores only what is new.
     assert_eq!(store.append_log("a", 1, &token, 0, b"hello "), Ok(6));
@@ -379,12 +378,14 @@ fn logs_are_offset_addressed_and_completion_checks_them(kind: Kind) {
         attempt: 1,
         lease_token: token.clone(),
         completion: completion(b"hello world!"),
+        log_tail: None,
     };
     assert_eq!(store.complete("a", &short), Err(Refusal::LogMismatch(11)));
     let right = CompleteRequest {
         attempt: 1,
         lease_token: token.clone(),
         completion: completion(b"hello world"),
+        log_tail: None,
     };
     store.complete("a", &right).unwrap();
     store.complete("a", &right).unwrap();
@@ -395,6 +396,61 @@ fn logs_are_offset_addressed_and_completion_checks_them(kind: Kind) {
         Err(Refusal::Conflict(_))
     ));
     assert_eq!(store.complete("gone", &right), Err(Refusal::Gone));
+}
+
+/// A completion that carries the log's last bytes stores them as `PUT log`
+/// would, in the same transaction that checks the log, and keeps them when the
+/// check fails (they are log bytes all the same).
+fn a_completion_s_log_tail_is_stored_before_the_log_is_checked(kind: Kind) {
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
+    let job = started(&store, "a", "1");
+    assert_eq!(
+        job.log_tail_bytes,
+        sortie_control_plane::store::LOG_TAIL_BYTES
+    );
+    let token = job.lease.token;
+    assert_eq!(store.append_log("a", 1, &token, 0, b"hello "), Ok(6));
+    let tail = |offset: u64, data: &str| CompleteRequest {
+        attempt: 1,
+        lease_token: token.clone(),
+        completion: completion(b"hello world"),
+        log_tail: Some(LogTail {
+            offset,
+            data: data.into(),
+        }),
+    };
+    // Past what is held: nothing stored, and the answer says what is.
+    assert_eq!(
+        store.complete("a", &tail(8, "rld")),
+        Err(Refusal::LogMismatch(6))
+    );
+    // Bytes that do not make the log the completion describes are kept, and
+    // the completion is refused with the new length.
+    assert_eq!(
+        store.complete("a", &tail(6, "wor")),
+        Err(Refusal::LogMismatch(9))
+    );
+    assert_eq!(store.log("a").unwrap(), b"hello wor");
+    // Overlapping what is held: only what is new is stored.
+    let right = tail(3, "lo world");
+    store.complete("a", &right).unwrap();
+    assert_eq!(store.log("a").unwrap(), b"hello world");
+    assert_eq!(store.job("a").unwrap().unwrap().phase, Phase::Done);
+    // The same completion again (its answer was lost) is fine, and stores nothing.
+    store.complete("a", &right).unwrap();
+    assert_eq!(store.log("a").unwrap(), b"hello world");
+    // A tail larger than offered is refused whole.
+    let job = started(&store, "b", "2");
+    let big = "x".repeat(sortie_control_plane::store::LOG_TAIL_BYTES as usize + 1);
+    let mut over = tail(0, &big);
+    over.lease_token = job.lease.token.clone();
+    over.completion = completion(big.as_bytes());
+    assert!(matches!(
+        store.complete("b", &over),
+        Err(Refusal::Invalid(_))
+    ));
+    assert_eq!(store.log("b").unwrap(), b"");
 }
 
 fn state_survives_a_restart(kind: Kind) {
@@ -435,6 +491,7 @@ fn state_survives_a_restart(kind: Kind) {
         attempt: 1,
         lease_token: token,
         completion: completion(b"abcdef"),
+        log_tail: None,
     };
     store.complete("a", &done).unwrap();
     drop(store);
@@ -501,6 +558,7 @@ fn finished_jobs_are_pruned_after_the_retention_with_their_logs(kind: Kind) {
         attempt: 1,
         lease_token: token,
         completion: completion(b"abc"),
+        log_tail: None,
     };
     store.complete("old", &done).unwrap();
     store.sweep().unwrap();
@@ -598,6 +656,7 @@ fn a_journal_is_migrated_with_its_jobs_leases_and_logs(kind: Kind) {
         attempt: 1,
         lease_token: "t0k3n".into(),
         completion: completion(b"abcdef"),
+        log_tail: None,
     };
     store.complete("r", &finish).unwrap();
     // New jobs come after the migrated ones.
@@ -837,6 +896,7 @@ fn registered_runners_claim_only_what_their_tags_allow(kind: Kind) {
         attempt: 1,
         lease_token: fence.lease_token.clone(),
         completion: completion(b""),
+        log_tail: None,
     };
     store.complete("needs-a", &done).unwrap();
     let last = store.runners().unwrap()[0].last_result.clone().unwrap();
@@ -961,6 +1021,7 @@ fn run_next(store: &Store, status: JobStatus, data: &[(&str, &str)]) -> String {
         attempt: job.attempt,
         lease_token: job.lease.token.clone(),
         completion: done,
+        log_tail: None,
     };
     store.complete(&job.id, &req).unwrap();
     job.id.clone()
@@ -1453,6 +1514,7 @@ on_every_backend!(
     a_job_whose_timeout_cannot_fit_the_deadline_is_not_given,
     an_unstarted_claim_returns_to_the_queue_with_the_next_attempt,
     logs_are_offset_addressed_and_completion_checks_them,
+    a_completion_s_log_tail_is_stored_before_the_log_is_checked,
     state_survives_a_restart,
     a_silent_running_job_is_marked_lost,
     finished_jobs_are_pruned_after_the_retention_with_their_logs,

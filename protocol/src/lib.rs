@@ -100,6 +100,14 @@ pub struct ClaimedJob {
     /// a key given twice makes the whole answer invalid).
     #[serde(deserialize_with = "json::strict")]
     pub spec: serde_json::Value,
+    /// An extension: the most log bytes this job's `complete` may carry as its
+    /// `log_tail`. Absent (0): every byte goes by `PUT log`, as v1 says.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_tail_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The part of a job spec every peer reads: its id, and its timeout.
@@ -310,6 +318,20 @@ pub struct CompleteRequest {
     pub lease_token: String,
     #[serde(flatten)]
     pub completion: Completion,
+    /// An extension, sent only to a control plane whose claim answer offered
+    /// `log_tail_bytes`: the log's last bytes, which it stores as `PUT log`
+    /// would before it checks `log`. An old control plane ignores the field
+    /// and answers 412 with what it holds, and the runner sends the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<LogTail>,
+}
+
+/// The last bytes of a job's log, folded into its `complete`: the log from
+/// `offset` (NDJSON, so UTF-8 text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogTail {
+    pub offset: u64,
+    pub data: String,
 }
 
 /// `POST v1/jobs/{id}/fail` body: a claimed job that never started.
@@ -379,6 +401,7 @@ mod tests {
                 heartbeat_seconds: 10,
             },
             spec: serde_json::Value::Null,
+            log_tail_bytes: 0,
         };
         assert!(job("a", 1, "t0k3n").check().is_ok());
         for bad in [
@@ -406,5 +429,31 @@ mod tests {
         let back = serde_json::to_value(&req).unwrap();
         assert_eq!(back["status"], "timed_out");
         assert_eq!(back["log"]["length"], 3);
+        // Without a tail, none is sent: an old control plane sees v1 as it was.
+        assert_eq!(req.log_tail, None);
+        assert!(back.get("log_tail").is_none());
+    }
+
+    #[test]
+    fn the_log_tail_extension_is_optional_on_both_sides() {
+        let claimed = r#"{"id":"a","attempt":1,"spec":{},
+            "lease":{"token":"t","expires_at":"x","heartbeat_seconds":10}}"#;
+        let job: ClaimedJob = serde_json::from_str(claimed).unwrap();
+        assert_eq!(job.log_tail_bytes, 0);
+        assert!(serde_json::to_value(&job)
+            .unwrap()
+            .get("log_tail_bytes")
+            .is_none());
+        let offered = claimed.replace(r#""attempt""#, r#""log_tail_bytes":65536,"attempt""#);
+        let job: ClaimedJob = serde_json::from_str(&offered).unwrap();
+        assert_eq!(job.log_tail_bytes, 65536);
+        let json = r#"{"attempt":1,"lease_token":"t","status":"succeeded","exit_code":0,
+            "started_at":"a","finished_at":"b","log":{"length":9,"sha256":"x"},
+            "log_tail":{"offset":4,"data":"{\"a\":1}\n"}}"#;
+        let req: CompleteRequest = serde_json::from_str(json).unwrap();
+        let tail = req.log_tail.clone().unwrap();
+        assert_eq!((tail.offset, tail.data.as_str()), (4, "{\"a\":1}\n"));
+        let back = serde_json::to_value(&req).unwrap();
+        assert_eq!(back["log_tail"]["offset"], 4);
     }
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use sortie_protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, Committed, CompleteRequest, Completion, FailRequest,
-    Fence, HeartbeatRequest, HeartbeatResponse, InventoryRequest, Lease, LeaseResponse, Problem,
-    HEADER_LEASE_TOKEN, HEADER_PROTOCOL, HEADER_REQUEST_ID, PROTOCOL_VERSION,
+    Fence, HeartbeatRequest, HeartbeatResponse, InventoryRequest, Lease, LeaseResponse, LogTail,
+    Problem, HEADER_LEASE_TOKEN, HEADER_PROTOCOL, HEADER_REQUEST_ID, PROTOCOL_VERSION,
 };
 use ureq::Agent;
 
@@ -398,11 +398,17 @@ impl ControlPlane for HttpControl {
         }
     }
 
-    fn complete(&self, job: &JobRef, completion: &Completion) -> Result<()> {
+    fn complete(
+        &self,
+        job: &JobRef,
+        completion: &Completion,
+        tail: Option<&LogTail>,
+    ) -> Result<()> {
         let body = CompleteRequest {
             attempt: job.attempt,
             lease_token: job.lease_token.clone(),
             completion: completion.clone(),
+            log_tail: tail.cloned(),
         };
         let reply = self.post_json(&job_path(job, "complete"), &body, Duration::ZERO)?;
         match reply.status {

@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
-use sortie_protocol::{Action, ClaimRequest, ClaimedJob, Completion, Lease};
+use sortie_protocol::{Action, ClaimRequest, ClaimedJob, Completion, Lease, LogTail};
 
 use super::{Beat, ControlError, ControlPlane, JobRef, Result};
 
@@ -18,6 +18,8 @@ pub struct State {
     pub failed: Option<String>,
     /// Uploads seen (offset, length).
     pub uploads: Vec<(u64, usize)>,
+    /// Log tails that came with a completion (offset, length).
+    pub tails: Vec<(u64, usize)>,
     /// Keep only this many log bytes at the next upload (the server lost the rest).
     pub forget_to: Option<usize>,
     /// Answer `complete` with this, until taken.
@@ -32,12 +34,26 @@ pub struct State {
     pub released: usize,
 }
 
+impl State {
+    /// Store what `bytes` (the log from `offset`) adds; `false` past the end.
+    fn append(&mut self, offset: u64, bytes: &[u8]) -> bool {
+        let held = self.log.len() as u64;
+        if offset > held {
+            return false;
+        }
+        let new = &bytes[(held - offset).min(bytes.len() as u64) as usize..];
+        self.log.extend_from_slice(new);
+        true
+    }
+}
+
 /// The job the tests deliver.
 pub fn job() -> JobRef {
     JobRef {
         id: "j".into(),
         attempt: 1,
         lease_token: "t".into(),
+        log_tail_bytes: 0,
     }
 }
 
@@ -94,19 +110,20 @@ impl ControlPlane for Memory {
         if let Some(keep) = s.forget_to.take() {
             s.log.truncate(keep);
         }
-        let held = s.log.len() as u64;
-        if offset > held {
-            return Err(ControlError::Resend(held));
+        match s.append(offset, bytes) {
+            true => Ok(s.log.len() as u64),
+            false => Err(ControlError::Resend(s.log.len() as u64)),
         }
-        let new = &bytes[(held - offset).min(bytes.len() as u64) as usize..];
-        s.log.extend_from_slice(new);
-        Ok(s.log.len() as u64)
     }
 
-    fn complete(&self, _: &JobRef, completion: &Completion) -> Result<()> {
+    fn complete(&self, _: &JobRef, completion: &Completion, tail: Option<&LogTail>) -> Result<()> {
         let mut s = self.state();
         if let Some(e) = s.complete_error.take() {
             return Err(e);
+        }
+        if let Some(tail) = tail {
+            s.tails.push((tail.offset, tail.data.len()));
+            s.append(tail.offset, tail.data.as_bytes());
         }
         let sha = hex::encode(Sha256::digest(&s.log));
         if s.log.len() as u64 != completion.log.length || sha != completion.log.sha256 {

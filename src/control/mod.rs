@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sortie_protocol::{Action, ClaimRequest, ClaimedJob, Completion, InventoryRequest, Lease};
+use sortie_protocol::{
+    Action, ClaimRequest, ClaimedJob, Completion, InventoryRequest, Lease, LogTail,
+};
 
 use crate::net::tls::{Identity, Roots};
 use crate::secret::Secret;
@@ -76,6 +78,9 @@ pub struct JobRef {
     pub id: String,
     pub attempt: u64,
     pub lease_token: String,
+    /// How many of the log's last bytes its completion may carry (0: none;
+    /// the claim answer says, a later shot sends the log by `put_log`).
+    pub log_tail_bytes: u64,
 }
 
 impl From<&ClaimedJob> for JobRef {
@@ -84,6 +89,7 @@ impl From<&ClaimedJob> for JobRef {
             id: job.id.clone(),
             attempt: job.attempt,
             lease_token: job.lease.token.clone(),
+            log_tail_bytes: job.log_tail_bytes,
         }
     }
 }
@@ -170,8 +176,10 @@ pub trait ControlPlane: Send + Sync {
     fn hand_written(&self) -> bool {
         false
     }
-    /// Report the job's outcome.
-    fn complete(&self, job: &JobRef, completion: &Completion) -> Result<()>;
+    /// Report the job's outcome, with the log's last bytes when the control
+    /// plane offered to take them (`JobRef::log_tail_bytes`).
+    fn complete(&self, job: &JobRef, completion: &Completion, tail: Option<&LogTail>)
+        -> Result<()>;
     /// Fail a claimed job that never started.
     fn fail(&self, job: &JobRef, reason: &str) -> Result<()>;
     /// Report the nodes this runner sees; `false`: this control plane takes

@@ -17,7 +17,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use sortie_protocol::{Action, ClaimRequest, ClaimedJob, Completion, Lease};
+use sortie_protocol::{Action, ClaimRequest, ClaimedJob, Completion, Lease, LogTail};
 
 use super::{Beat, ControlError, ControlPlane, JobRef, Result};
 use crate::state::files;
@@ -243,6 +243,7 @@ impl SpoolControl {
             attempt: 1,
             lease: lease(),
             spec,
+            log_tail_bytes: 0,
         }))
     }
 }
@@ -311,7 +312,7 @@ impl ControlPlane for SpoolControl {
         Ok(end)
     }
 
-    fn complete(&self, job: &JobRef, completion: &Completion) -> Result<()> {
+    fn complete(&self, job: &JobRef, completion: &Completion, _: Option<&LogTail>) -> Result<()> {
         let dir = self.done_dir(&job.id);
         let log = dir.join("log.ndjson");
         let synced = files::open_regular(&log).and_then(|f| f.sync_all());

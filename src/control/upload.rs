@@ -7,6 +7,11 @@
 //! what was not delivered is still on disk for a later shot. The uploader trusts
 //! only the control plane's `committed` answer: a 416 or a 412 moves it back to
 //! where the server is, so no byte is skipped and none is stored twice.
+//!
+//! When the control plane offered it (`JobRef::log_tail_bytes`), what is left
+//! to send once the job has ended, if it is that small, is not uploaded but
+//! handed back to go with the completion: a short job's one upload and its
+//! completion become one request.
 
 use std::fs::File;
 use std::io;
@@ -17,7 +22,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use sortie_protocol::LogSummary;
+use sortie_protocol::{LogSummary, LogTail};
 
 use crate::control::{ControlError, ControlPlane, JobRef};
 use crate::state::files;
@@ -71,7 +76,15 @@ pub fn send_range(
 
 /// The uploading end: a thread sending the outbox file as it grows.
 pub struct Uploader {
-    handle: JoinHandle<Result<LogSummary, ControlError>>,
+    handle: JoinHandle<Result<Uploaded, ControlError>>,
+}
+
+/// What the uploader did with the whole log.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub summary: LogSummary,
+    /// The last bytes, left for the completion to carry.
+    pub tail: Option<LogTail>,
 }
 
 impl Uploader {
@@ -88,9 +101,9 @@ impl Uploader {
         Ok(Uploader { handle })
     }
 
-    /// Wait for everything written to be delivered; the log's length and checksum,
-    /// or why not.
-    pub fn join(self) -> Result<LogSummary, ControlError> {
+    /// Wait for everything written to be delivered (but the tail left for the
+    /// completion); the log's length and checksum, or why not.
+    pub fn join(self) -> Result<Uploaded, ControlError> {
         self.handle
             .join()
             .unwrap_or_else(|_| Err(ControlError::Refused("the log uploader panicked".into())))
@@ -164,18 +177,45 @@ fn upload_loop(
     job: &JobRef,
     file: &File,
     progress: &LogProgress,
-) -> Result<LogSummary, ControlError> {
+) -> Result<Uploaded, ControlError> {
     let mut last_upload = Instant::now();
     let mut sum = Checksum::new();
     loop {
-        let (from, to) = match progress.wait_due(UPLOAD_BYTES, UPLOAD_INTERVAL, last_upload) {
+        let (from, to, last) = match progress.wait_due(UPLOAD_BYTES, UPLOAD_INTERVAL, last_upload) {
             Ok(range) => range,
-            Err(length) => return sum.finish(file, length),
+            Err(length) => {
+                let summary = sum.finish(file, length)?;
+                return Ok(Uploaded {
+                    summary,
+                    tail: None,
+                });
+            }
         };
+        if last && to - from <= job.log_tail_bytes {
+            if let Some(tail) = read_tail(file, from, to)? {
+                sum.feed(from, tail.data.as_bytes());
+                let summary = sum.finish(file, to)?;
+                return Ok(Uploaded {
+                    summary,
+                    tail: Some(tail),
+                });
+            }
+        }
         let committed = send_range(cp, job, file, from, to, &mut |o, b| sum.feed(o, b))?;
         last_upload = Instant::now();
         progress.set_committed(committed);
     }
+}
+
+/// `file[from..to]` as a log tail; `None` if it is not UTF-8 text (the log is
+/// NDJSON, so it always is, unless the file was damaged: then it goes as bytes).
+fn read_tail(file: &File, from: u64, to: u64) -> Result<Option<LogTail>, ControlError> {
+    let mut buf = vec![0; (to - from) as usize];
+    file.read_exact_at(&mut buf, from)
+        .map_err(|e| ControlError::Unreachable(anyhow::anyhow!("reading the outbox log: {e}")))?;
+    Ok(String::from_utf8(buf)
+        .ok()
+        .map(|data| LogTail { offset: from, data }))
 }
 
 #[cfg(test)]

@@ -124,6 +124,7 @@ fn reach(connect: &Connect) -> Result<String, ControlError> {
                 id: "sortie-check".into(),
                 attempt: 0,
                 lease_token: "sortie-check".into(),
+                log_tail_bytes: 0,
             };
             match cp.heartbeat(&probe, 0) {
                 Ok(_) | Err(ControlError::Fenced(_)) | Err(ControlError::Refused(_)) => Ok(

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use sortie_protocol::{Completion, JobStatus};
+use sortie_protocol::{Completion, JobStatus, LogTail};
 
 use crate::control::{upload, ControlError, ControlPlane, JobRef};
 use crate::exit::Failure;
@@ -52,25 +52,26 @@ pub fn resume(
         Ok(k) | Err(ControlError::Resend(k)) => send_log(cp, job, log_path, k, length),
         Err(e) => Err(e),
     };
-    after_log(cp, job, dir, log_path, completion, sent)
+    after_log(cp, job, dir, log_path, completion, sent.map(|()| None))
 }
 
-/// Complete once the log is sent, or when the control plane refused the log for
-/// good: the completion still tells it how the job ended (it may answer 412, and
-/// the job is then given up). Any other failure leaves the job for later.
+/// Complete once the log is sent (but the tail that goes with the
+/// completion), or when the control plane refused the log for good: the
+/// completion still tells it how the job ended (it may answer 412, and the job
+/// is then given up). Any other failure leaves the job for later.
 pub fn after_log(
     cp: &dyn ControlPlane,
     job: &JobRef,
     dir: JobDir,
     log_path: &Path,
     completion: &Completion,
-    sent: Result<(), ControlError>,
+    sent: Result<Option<LogTail>, ControlError>,
 ) -> Result<JobEnd> {
     match sent {
-        Ok(()) => complete(cp, job, dir, log_path, completion),
+        Ok(tail) => complete(cp, job, dir, log_path, completion, tail),
         Err(ControlError::Refused(why)) => {
             tracing::warn!(job = %job.id, "the log was refused ({why}); sending the completion anyway");
-            complete(cp, job, dir, log_path, completion)
+            complete(cp, job, dir, log_path, completion, None)
         }
         Err(e) => undelivered(e, "log", job, dir),
     }
@@ -94,15 +95,19 @@ fn send_log(
 }
 
 /// Send the (recorded) completion, and clear the job's outbox once it is in.
+/// The log's `tail` goes with the first try only: a 412 means the control
+/// plane lacks bytes before it, or did not take it (an old one ignores it), and
+/// what it lacks is then sent by `put_log`.
 pub fn complete(
     cp: &dyn ControlPlane,
     job: &JobRef,
     dir: JobDir,
     log_path: &Path,
     completion: &Completion,
+    mut tail: Option<LogTail>,
 ) -> Result<JobEnd> {
     for _ in 0..COMPLETE_TRIES {
-        match cp.complete(job, completion) {
+        match cp.complete(job, completion, tail.take().as_ref()) {
             Ok(()) => {
                 dir.clear();
                 return Ok(JobEnd::Reported(completion.status));
@@ -207,10 +212,43 @@ mod tests {
         let log = b"line\n".repeat(100);
         let (dir, path, completion) = outbox(&state, &log);
         let cp = Memory::with(|s| s.log = log[..123].to_vec());
-        let end = complete(&cp, &job(), dir, &path, &completion).unwrap();
+        let end = complete(&cp, &job(), dir, &path, &completion, None).unwrap();
         assert_eq!(end, JobEnd::Reported(JobStatus::Succeeded));
         assert_eq!(cp.state().log, log);
         assert!(cp.state().completion.is_some());
+    }
+
+    #[test]
+    fn a_log_tail_goes_with_the_completion_and_by_put_log_when_it_did_not_fit() {
+        let log = b"line\n".repeat(100);
+        let tail = |from: usize| LogTail {
+            offset: from as u64,
+            data: String::from_utf8(log[from..].to_vec()).unwrap(),
+        };
+        // The control plane holds all but the tail: one request.
+        let (_tmp, first) = state();
+        let (dir, path, completion) = outbox(&first, &log);
+        let cp = Memory::with(|s| s.log = log[..400].to_vec());
+        let end = complete(&cp, &job(), dir, &path, &completion, Some(tail(400))).unwrap();
+        assert_eq!(end, JobEnd::Reported(JobStatus::Succeeded));
+        let s = cp.state();
+        assert_eq!(
+            (s.log.as_slice(), s.tails.as_slice()),
+            (&log[..], &[(400, 100)][..])
+        );
+        assert!(s.uploads.is_empty() && s.completion.is_some());
+        drop(s);
+        // It lost bytes before the tail (or ignored it): they and the tail are
+        // sent by `put_log`, and the completion again, without a tail.
+        let (_tmp2, second) = state();
+        let (dir, path, completion) = outbox(&second, &log);
+        let cp = Memory::with(|s| s.log = log[..123].to_vec());
+        let end = complete(&cp, &job(), dir, &path, &completion, Some(tail(400))).unwrap();
+        assert_eq!(end, JobEnd::Reported(JobStatus::Succeeded));
+        let s = cp.state();
+        assert_eq!(s.log, log);
+        assert_eq!((s.tails.len(), s.uploads[0].0), (1, 123));
+        assert!(s.completion.is_some());
     }
 
     #[test]
@@ -253,7 +291,7 @@ mod tests {
         for (error, expected, kept, given_up) in cases {
             let (dir, path, completion) = outbox(&state, b"x\n");
             let cp = Memory::with(|s| s.complete_error = Some(error));
-            let end = complete(&cp, &job(), dir, &path, &completion).unwrap();
+            let end = complete(&cp, &job(), dir, &path, &completion, None).unwrap();
             assert_eq!(end, expected);
             assert_eq!(!state.pending_jobs().is_empty(), kept, "{expected:?}");
             let reasons: Vec<_> = std::fs::read_dir(tmp.path().join("given-up"))
@@ -267,7 +305,7 @@ mod tests {
         let cp = Memory::with(|s| s.complete_error = Some(ControlError::Rejected("401".into())));
         let (dir, path, completion) = outbox(&state, b"x\n");
         assert!(
-            complete(&cp, &job(), dir, &path, &completion).is_err(),
+            complete(&cp, &job(), dir, &path, &completion, None).is_err(),
             "rejected ends the shot"
         );
     }

@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
-use sortie_protocol::{ClaimRequest, ClaimedJob, Completion, JobStatus, RunnerInfo, StepStatus};
+use sortie_protocol::{
+    ClaimRequest, ClaimedJob, Completion, JobStatus, LogTail, RunnerInfo, StepStatus,
+};
 
 use crate::control::upload::{self, Uploader};
 use crate::control::{self, ControlError, ControlPlane, Endpoint, JobRef};
@@ -661,11 +663,13 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         dir.clear();
         return Ok(JobEnd::Abandoned);
     }
-    let uploaded = uploader.join();
-    let log = match &uploaded {
-        Ok(summary) => summary.clone(),
-        Err(_) => upload::summarize(&log_path, length)
-            .map_err(|e| Failure::io(anyhow::anyhow!("reading {}: {e}", log_path.display())))?,
+    let (log, uploaded) = match uploader.join() {
+        Ok(done) => (done.summary, Ok(done.tail)),
+        Err(e) => (
+            upload::summarize(&log_path, length)
+                .map_err(|e| Failure::io(anyhow::anyhow!("reading {}: {e}", log_path.display())))?,
+            Err(e),
+        ),
     };
     let completion = Completion {
         status: report.status,
@@ -677,25 +681,19 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         log,
         error: report.error,
     };
-    Ok(finish(
-        ctx,
-        &jref,
-        dir,
-        &log_path,
-        &completion,
-        uploaded.err(),
-    ))
+    Ok(finish(ctx, &jref, dir, &log_path, &completion, uploaded))
 }
 
 /// Record a finished job's completion, then deliver it (its log first, unless the
-/// upload failed: then it is left for a later shot).
+/// upload failed: then it is left for a later shot), with the log's tail if
+/// the uploader left one for it.
 fn finish(
     ctx: &JobContext<'_>,
     jref: &JobRef,
     dir: JobDir,
     log_path: &Path,
     completion: &Completion,
-    upload_failure: Option<ControlError>,
+    uploaded: Result<Option<LogTail>, ControlError>,
 ) -> JobEnd {
     // Durable the moment the job ends, whatever the network does next.
     let recorded = dir.record_completion(completion);
@@ -703,8 +701,7 @@ fn finish(
         tracing::error!(job = %jref.id, "{e:#}; sending the completion from memory");
         locked(&ctx.trouble).io = true;
     }
-    let sent = upload_failure.map_or(Ok(()), Err);
-    let end = delivery::after_log(&**ctx.cp, jref, dir, log_path, completion, sent);
+    let end = delivery::after_log(&**ctx.cp, jref, dir, log_path, completion, uploaded);
     let end = match end {
         Ok(end) => end,
         Err(e) => {
@@ -812,7 +809,7 @@ fn not_run(
         log: upload::summarize(log_path, 0).unwrap_or_else(|_| upload::empty_summary()),
         error: Some(why),
     };
-    finish(ctx, jref, dir, log_path, &completion, None)
+    finish(ctx, jref, dir, log_path, &completion, Ok(None))
 }
 
 /// `--keep-logs`: a copy of the job's log, for CI artifacts (a failure is only a warning).
@@ -832,7 +829,47 @@ mod tests {
 
     use super::*;
     use crate::control::memory::{job, Memory};
+    use crate::control::upload::Uploaded;
     use crate::output::{Event, Level, Sink};
+
+    /// A job's log written as 100-byte lines; `(lines, length, what the uploader did)`.
+    fn upload(cp: &Arc<Memory>, job: JobRef, lines: usize) -> (Vec<u8>, u64, Uploaded) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.ndjson");
+        let mut log = JobLog::create(&path).unwrap();
+        let uploader = Uploader::spawn(cp.clone(), job, path.clone(), log.progress()).unwrap();
+        let mut all = Vec::new();
+        for i in 0..lines {
+            let line = format!("{{\"seq\":{i:>91}}}\n");
+            let event = Event::System {
+                level: Level::Info,
+                text: "",
+            };
+            log.write_event(line.as_bytes(), &event).unwrap();
+            all.extend_from_slice(line.as_bytes());
+        }
+        let (length, error) = log.finish();
+        assert!(error.is_none());
+        (all, length, uploader.join().unwrap())
+    }
+
+    #[test]
+    fn a_short_log_is_left_whole_for_the_completion_when_the_control_plane_takes_a_tail() {
+        let cp: Arc<Memory> = Arc::new(Memory::default());
+        let mut job = job();
+        job.log_tail_bytes = 10_000;
+        let (lines, length, done) = upload(&cp, job.clone(), 100);
+        assert_eq!(length, 10_000);
+        assert!(cp.state().uploads.is_empty(), "nothing uploaded");
+        let tail = done.tail.expect("a tail");
+        assert_eq!((tail.offset, tail.data.as_bytes()), (0, &lines[..]));
+        assert_eq!(done.summary.sha256, hex::encode(Sha256::digest(&lines)));
+        // One byte more than it takes: uploaded, no tail.
+        let (lines, _, done) = upload(&cp, job, 101);
+        assert!(done.tail.is_none());
+        assert_eq!(cp.state().log, lines);
+        assert_eq!(done.summary.sha256, hex::encode(Sha256::digest(&lines)));
+    }
 
     #[test]
     fn the_uploader_delivers_what_the_writer_writes_with_its_checksum() {
@@ -856,7 +893,7 @@ mod tests {
         }
         let (length, error) = log.finish();
         assert!(error.is_none());
-        let summary = uploader.join().unwrap();
+        let summary = uploader.join().unwrap().summary;
         assert_eq!(length, lines.len() as u64);
         assert_eq!(summary.length, length);
         assert_eq!(summary.sha256, hex::encode(Sha256::digest(&lines)));

@@ -73,6 +73,7 @@ pub fn run(cp: &dyn ControlPlane, state: &StateDir, server: &str) -> Result<Outc
             id: journal.id.clone(),
             attempt: journal.attempt,
             lease_token: journal.lease_token.clone(),
+            log_tail_bytes: 0,
         };
         let completion = match dir.completion() {
             Ok(Some(completion)) => completion,

@@ -303,14 +303,14 @@ impl LogProgress {
 
     /// Wait until bytes are due for upload: at least `batch` waiting, or any waiting
     /// once `interval` has passed since `last` (or the log is closed). Returns the
-    /// range to send, or `None` when the log is closed and all of it is delivered
-    /// (with the log's length).
+    /// range to send and whether it is the last (the log is closed), or the log's
+    /// length when it is closed and all of it is delivered.
     pub fn wait_due(
         &self,
         batch: u64,
         interval: Duration,
         last: Instant,
-    ) -> Result<(u64, u64), u64> {
+    ) -> Result<(u64, u64, bool), u64> {
         let mut p = self.lock();
         loop {
             let waiting = p.written.saturating_sub(p.committed);
@@ -318,7 +318,7 @@ impl LogProgress {
                 return Err(p.written);
             }
             if waiting >= batch || (waiting > 0 && (p.closed || last.elapsed() >= interval)) {
-                return Ok((p.committed, p.written));
+                return Ok((p.committed, p.written, p.closed));
             }
             p = self
                 .changed

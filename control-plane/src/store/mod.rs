@@ -613,6 +613,10 @@ CREATE INDEX audit_at ON audit (at_ms);
 
 /// How many rows one sweep or prune touches at most (the rest wait for the next).
 const BATCH: usize = 500;
+/// The most log bytes a `complete` may carry as its `log_tail` (offered in
+/// every claim answer): the last chunk of a short job's log, folded into its
+/// completion, so such a job costs one request less.
+pub const LOG_TAIL_BYTES: u64 = 256 * 1024;
 
 impl Store {
     pub fn new(backend: Box<dyn Backend>, timing: Timing) -> Store {
@@ -955,18 +959,27 @@ impl Store {
             if job.phase != Phase::Running {
                 return Err(Refusal::Conflict(format!("job {id} is not running")));
             }
-            let have = job.log_length;
-            if offset > have {
-                return Err(Refusal::OffsetPastEnd(have));
-            }
-            let skip = (have - offset) as usize;
-            if skip < bytes.len() {
-                rows.append_log(id, have, &bytes[skip..])?;
-                job.log_length = have + (bytes.len() - skip) as u64;
-                rows.update(&job)?;
+            if !Self::append(rows, &mut job, offset, bytes)? {
+                return Err(Refusal::OffsetPastEnd(job.log_length));
             }
             Ok(job.log_length)
         })
+    }
+
+    /// Append what `bytes` (the log from `offset`) adds to the running job's
+    /// log; `false` when `offset` is past its end.
+    fn append(rows: &mut dyn Rows, job: &mut Job, offset: u64, bytes: &[u8]) -> Outcome<bool> {
+        let have = job.log_length;
+        if offset > have {
+            return Ok(false);
+        }
+        let skip = (have - offset) as usize;
+        if skip < bytes.len() {
+            rows.append_log(&job.id, have, &bytes[skip..])?;
+            job.log_length = have + (bytes.len() - skip) as u64;
+            rows.update(job)?;
+        }
+        Ok(true)
     }
 
     pub fn complete(&self, id: &str, req: &CompleteRequest) -> Outcome<()> {
@@ -978,7 +991,7 @@ impl Store {
                     && job.lease.as_ref().map(|l| l.token.as_str())
                         == Some(req.lease_token.as_str());
                 return if same_fence && job.completion.as_ref() == Some(&req.completion) {
-                    Ok(())
+                    Ok(Ok(()))
                 } else {
                     Err(Refusal::Conflict(format!("job {id} is already complete")))
                 };
@@ -987,16 +1000,27 @@ impl Store {
             if job.phase != Phase::Running {
                 return Err(Refusal::Conflict(format!("job {id} was never started")));
             }
+            // The log's last bytes, stored as `PUT log` would store them, and
+            // kept even when the completion is refused below.
+            if let Some(tail) = &req.log_tail {
+                if tail.data.len() as u64 > LOG_TAIL_BYTES {
+                    return Err(Refusal::Invalid(format!(
+                        "log_tail holds {} bytes, more than the {LOG_TAIL_BYTES} offered",
+                        tail.data.len()
+                    )));
+                }
+                Self::append(rows, &mut job, tail.offset, tail.data.as_bytes())?;
+            }
             let stored = summary(rows, id)?;
             if stored != req.completion.log {
-                return Err(Refusal::LogMismatch(stored.length));
+                return Ok(Err(Refusal::LogMismatch(stored.length)));
             }
             job.completion = Some(req.completion.clone());
             job.finish(Phase::Done, now_ms());
             Self::ended(rows, &mut job, now_ms())?;
             rows.update(&job)?;
-            Self::note_result(rows, &job)
-        })
+            Self::note_result(rows, &job).map(Ok)
+        })?
     }
 
     pub fn fail(&self, id: &str, fence: &Fence, reason: &str) -> Outcome<()> {
@@ -1341,5 +1365,6 @@ fn claimed(job: &Job, heartbeat_seconds: u64) -> ClaimedJob {
         attempt: job.attempt,
         lease: wire_lease(lease, heartbeat_seconds),
         spec: job.spec.clone(),
+        log_tail_bytes: LOG_TAIL_BYTES,
     }
 }
