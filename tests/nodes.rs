@@ -270,6 +270,16 @@ fn ends(events: &[Value]) -> Vec<(u64, String, String)> {
 }
 
 /// The stdout a node printed.
+/// The runner's own lines in the log (`system` events), one per line.
+fn system_text(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "system")
+        .filter_map(|e| e["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub fn node_output(events: &[Value], node: &str) -> String {
     events
         .iter()
@@ -723,16 +733,33 @@ fn a_node_s_bad_key_fails_that_node_and_a_step_s_own_255_is_its_exit_code() {
         assert_eq!(node_output(&events, node), format!("on {node}\ncode 255\n"));
     }
     assert!(ends(&events).contains(&(0, "a b".into(), "failed".into())));
-    let text: String = events
-        .iter()
-        .filter(|e| e["kind"] == "system")
-        .filter_map(|e| e["text"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text = system_text(&events);
     assert!(
         text.contains("node a-bad: ssh key file:no-such-key"),
         "{text}"
     );
+}
+
+#[test]
+fn a_step_s_own_ifs_is_its_own_and_a_nul_in_a_value_is_refused() {
+    let lab = Lab::new(1);
+    lab.inventory(&[("n1", lab.node(0))]);
+    let spec = json!({
+        "id": "odd", "nodes": {"filter": "n1"},
+        "steps": [
+            {"exec": ["printenv", "IFS"], "env": {"IFS": "st"}},
+            {"exec": ["true"], "env": {"Z": "a\u{0}b"}},
+        ],
+    });
+    let (events, _) = lab.exec(spec, 1, &[]);
+    // Its IFS did not split the server's run line: the step ran, with it.
+    assert_eq!(node_output(&events, "n1"), "st\n");
+    let text = system_text(&events);
+    assert!(
+        text.contains("the variable \"Z\" holds a NUL byte"),
+        "{text}"
+    );
+    assert!(ends(&events).contains(&(1, "n1".into(), "failed".into())));
 }
 
 #[test]

@@ -499,6 +499,19 @@ impl Builder<'_> {
                 "the variable {bad:?} cannot be passed to a node: a name there is letters, digits and _"
             ));
         }
+        // Nor can a value or an argument hold a NUL (the node's shell would
+        // drop it, and run something else than was asked).
+        if let Some((bad, _)) = env.iter().find(|(_, v)| v.contains('\0')) {
+            return Err(format!(
+                "the variable {bad:?} holds a NUL byte, which a node's environment cannot hold"
+            ));
+        }
+        if run.contains('\0') {
+            return Err(
+                "an argument of the step holds a NUL byte, which a node's command line cannot hold"
+                    .into(),
+            );
+        }
         Ok(RemoteStep {
             env,
             script,

@@ -643,7 +643,8 @@ impl RemoteStep {
         for (k, v) in self.env.iter().filter(|(k, _)| is_name(k)) {
             run.push_str(&format!("export {k}={}; ", quote(v)));
         }
-        run.push_str(&format!("exec $4 {} #{token}", self.run));
+        // `$4` quoted: the step's own IFS (an export above) must not split it.
+        run.push_str(&format!("exec ${{4:+\"$4\"}} {} #{token}", self.run));
         // Every newline is inside single quotes (`run`'s words are quoted);
         // one that were not would become part of a word, never a command.
         let run = run.replace('\n', r#"'"$5"'"#);
@@ -842,8 +843,13 @@ mod tests {
         let mut server = Server::start();
         let value = "one\n'two' \"$5\"\n\n$(touch x)\\\n";
         let exec = RemoteStep {
-            // `n` is the server's own newline: a step's variable does not change it.
-            env: vec![("n".into(), "N".into()), ("V".into(), value.into())],
+            // `n` is the server's own newline, `IFS` does not split the run
+            // line: a step's variables change neither.
+            env: vec![
+                ("n".into(), "N".into()),
+                ("IFS".into(), "st".into()),
+                ("V".into(), value.into()),
+            ],
             script: Vec::new(),
             run: format!("printf '%s|%s|\\n' \"$V\" {}", quote("a\nb")),
             grace: Duration::from_secs(1),
