@@ -92,6 +92,20 @@ done
 ssh_opts="-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$work/known_hosts -o IdentitiesOnly=yes -i $work/keys/node_key"
 cpu_ms() { awk '/^cpu / { print ($2 + $3 + $4 + $7 + $8) * 10 }' /proc/stat; }
 
+# time_cpu CMD...: "WALL-MS CPU-MS", CPU-MS being the user and system time of
+# CMD and of what it waited for (the tool and its ssh clients: what the
+# runner's own host spends; the nodes' side is not in it), from bash's `times`.
+time_cpu() {
+    local t0 t1
+    t0=$(now_ns)
+    "$@" >/dev/null 2>&1 || true
+    t1=$(now_ns)
+    times >"$work/times" # not in a pipe: a forked shell's children are not these
+    awk -v a="$t0" -v b="$t1" 'NR == 2 {
+        split($1, u, /[ms]/); split($2, s, /[ms]/)
+        printf "%.3f %.0f", (b - a) / 1e6, (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 }' "$work/times"
+}
+
 # scenario TITLE COMMAND...: one job of these commands as its steps, on one node
 # and on 32, and the same commands through parallel-ssh and Ansible.
 scenario() {
@@ -115,14 +129,16 @@ scenario() {
     sortie_job all | grep -c ': listed$' | grep -qx 32 || { echo "sortie did not run on 32 nodes" >&2; sortie_job all; exit 1; }
     pssh_all | grep -c SUCCESS | grep -qx 32 || { echo "parallel-ssh did not reach 32 nodes" >&2; exit 1; }
     ansible_all | grep -c CHANGED | grep -qx 32 || { echo "ansible did not reach 32 nodes" >&2; exit 1; }
-    local t_one=() t_all=() t_pssh=() t_ansible=() c_all=() c_pssh=() c0
+    local t_one=() t_all=() t_pssh=() t_ansible=() c_all=() c_pssh=() h_all=() h_pssh=() c0 w h
     for _ in $(seq "$runs"); do
         t_one+=("$(time_ms sortie_job one)")
         c0=$(cpu_ms)
-        t_all+=("$(time_ms sortie_job all)")
+        read -r w h <<<"$(time_cpu sortie_job all)"
+        t_all+=("$w") h_all+=("$h")
         c_all+=($(($(cpu_ms) - c0)))
         c0=$(cpu_ms)
-        t_pssh+=("$(time_ms pssh_all)")
+        read -r w h <<<"$(time_cpu pssh_all)"
+        t_pssh+=("$w") h_pssh+=("$h")
         c_pssh+=($(($(cpu_ms) - c0)))
         t_ansible+=("$(time_ms ansible_all)")
     done
@@ -145,9 +161,15 @@ scenario() {
     row "  machine CPU time: sortie, 32 nodes" "$m" "" "" "$(awk -v c="$m" 'BEGIN { printf "%.0f ms a node", c / 32 }')"
     read -r m _ _ <<<"$(stats "${c_pssh[@]}")"
     row "  machine CPU time: parallel-ssh, 32 nodes" "$m" "" "" "$(awk -v c="$m" 'BEGIN { printf "%.0f ms a node", c / 32 }')"
+    local h_sortie
+    read -r h_sortie _ _ <<<"$(stats "${h_all[@]}")"
+    row "  runner-host CPU: sortie and its ssh clients" "$h_sortie" "" "" "$(awk -v c="$h_sortie" 'BEGIN { printf "%.0f ms a node", c / 32 }')"
+    read -r m _ _ <<<"$(stats "${h_pssh[@]}")"
+    row "  runner-host CPU: parallel-ssh and its ssh clients" "$m" "" "" "$(awk -v c="$m" 'BEGIN { printf "%.0f ms a node", c / 32 }'); sortie $(ratio "$h_sortie" "$m") x pssh"
 }
 
 echo "$(nproc) CPUs; sshd, the nodes' sessions and every client share them."
+echo "machine CPU: all of it (the nodes' side too); runner-host CPU: the tool and the ssh clients it ran."
 scenario "32 nodes, 8 sshd, 3 short steps, 8 at once" \
     'uname -n' 'cat /proc/loadavg' 'ls /etc >/dev/null && echo listed'
 scenario "the same, each step also waits 0.5 s" \
