@@ -340,21 +340,42 @@ pub fn effective_uid() -> u32 {
 /// The name of the user sortie runs as (its number when the user database
 /// has no entry).
 pub fn user_name() -> Option<String> {
-    // Looked up once (it reads the user database, and every job asks).
+    // Looked up once (it reads the user database, and every job asks); the
+    // entry only, not the group list (which may load NSS modules).
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let name = NAME.get_or_init(|| {
         let uid = effective_uid();
-        lookup_user(&uid.to_string()).map_or_else(|_| uid.to_string(), |u| u.name)
+        passwd(&uid.to_string()).map_or_else(|_| uid.to_string(), |p| p.name)
     });
     Some(name.clone())
 }
 
-/// Look a user up by name (or numeric id) in the system's user database.
+/// Look a user up by name (or numeric id) in the system's user database,
+/// with the groups it belongs to.
 pub fn lookup_user(name: &str) -> std::io::Result<User> {
+    use std::ffi::CString;
+    let entry = passwd(name)?;
+    let mut groups = vec![0 as libc::gid_t; 256];
+    let mut count = groups.len() as libc::c_int;
+    let c_user = CString::new(entry.name.clone()).map_err(|_| not_found(name))?;
+    // SAFETY: `groups` holds `count` entries; getgrouplist writes at most that many.
+    let rc =
+        unsafe { libc::getgrouplist(c_user.as_ptr(), entry.gid, groups.as_mut_ptr(), &mut count) };
+    groups.truncate(if rc < 0 { 1 } else { count.max(0) as usize });
+    if rc < 0 {
+        groups[0] = entry.gid;
+    }
+    Ok(User { groups, ..entry })
+}
+
+fn not_found(name: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotFound, format!("no user {name:?}"))
+}
+
+/// A user's entry in the user database, by name or numeric id (no groups).
+fn passwd(name: &str) -> std::io::Result<User> {
     use std::ffi::{CStr, CString};
-    let not_found =
-        || std::io::Error::new(std::io::ErrorKind::NotFound, format!("no user {name:?}"));
-    let c_name = CString::new(name).map_err(|_| not_found())?;
+    let c_name = CString::new(name).map_err(|_| not_found(name))?;
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0u8; 16 * 1024];
     let mut result: *mut libc::passwd = std::ptr::null_mut();
@@ -382,7 +403,7 @@ pub fn lookup_user(name: &str) -> std::io::Result<User> {
         return Err(std::io::Error::from_raw_os_error(rc));
     }
     if result.is_null() {
-        return Err(not_found());
+        return Err(not_found(name));
     }
     // SAFETY: the entry was filled in; its strings are NUL-terminated in `buf`.
     let (user_name, home) = unsafe {
@@ -391,21 +412,11 @@ pub fn lookup_user(name: &str) -> std::io::Result<User> {
             CStr::from_ptr(pwd.pw_dir).to_string_lossy().into_owned(),
         )
     };
-    let mut groups = vec![0 as libc::gid_t; 256];
-    let mut count = groups.len() as libc::c_int;
-    let c_user = CString::new(user_name.clone()).map_err(|_| not_found())?;
-    // SAFETY: `groups` holds `count` entries; getgrouplist writes at most that many.
-    let rc =
-        unsafe { libc::getgrouplist(c_user.as_ptr(), pwd.pw_gid, groups.as_mut_ptr(), &mut count) };
-    groups.truncate(if rc < 0 { 1 } else { count.max(0) as usize });
-    if rc < 0 {
-        groups[0] = pwd.pw_gid;
-    }
     Ok(User {
         name: user_name,
         uid: pwd.pw_uid,
         gid: pwd.pw_gid,
-        groups,
+        groups: Vec::new(),
         home: home.into(),
     })
 }
