@@ -832,8 +832,14 @@ mod tests {
     use crate::control::upload::Uploaded;
     use crate::output::{Event, Level, Sink};
 
-    /// A job's log written as 100-byte lines; `(lines, length, what the uploader did)`.
-    fn upload(cp: &Arc<Memory>, job: JobRef, lines: usize) -> (Vec<u8>, u64, Uploaded) {
+    /// A job's log written as `lines` 100-byte lines (`each` is called after
+    /// each one); `(the bytes, the length, what the uploader did)`.
+    fn upload(
+        cp: &Arc<Memory>,
+        job: JobRef,
+        lines: usize,
+        mut each: impl FnMut(usize),
+    ) -> (Vec<u8>, u64, Uploaded) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.ndjson");
         let mut log = JobLog::create(&path).unwrap();
@@ -847,6 +853,7 @@ mod tests {
             };
             log.write_event(line.as_bytes(), &event).unwrap();
             all.extend_from_slice(line.as_bytes());
+            each(i);
         }
         let (length, error) = log.finish();
         assert!(error.is_none());
@@ -858,14 +865,14 @@ mod tests {
         let cp: Arc<Memory> = Arc::new(Memory::default());
         let mut job = job();
         job.log_tail_bytes = 10_000;
-        let (lines, length, done) = upload(&cp, job.clone(), 100);
+        let (lines, length, done) = upload(&cp, job.clone(), 100, |_| {});
         assert_eq!(length, 10_000);
         assert!(cp.state().uploads.is_empty(), "nothing uploaded");
         let tail = done.tail.expect("a tail");
         assert_eq!((tail.offset, tail.data.as_bytes()), (0, &lines[..]));
         assert_eq!(done.summary.sha256, hex::encode(Sha256::digest(&lines)));
         // One byte more than it takes: uploaded, no tail.
-        let (lines, _, done) = upload(&cp, job, 101);
+        let (lines, _, done) = upload(&cp, job, 101, |_| {});
         assert!(done.tail.is_none());
         assert_eq!(cp.state().log, lines);
         assert_eq!(done.summary.sha256, hex::encode(Sha256::digest(&lines)));
@@ -873,30 +880,18 @@ mod tests {
 
     #[test]
     fn the_uploader_delivers_what_the_writer_writes_with_its_checksum() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.ndjson");
-        let mut log = JobLog::create(&path).unwrap();
         let cp: Arc<Memory> = Arc::new(Memory::default());
-        let uploader = Uploader::spawn(cp.clone(), job(), path.clone(), log.progress()).unwrap();
-        let mut lines = Vec::new();
-        for i in 0..20_000 {
-            let line = format!("{{\"seq\":{i}}}\n");
-            let event = Event::System {
-                level: Level::Info,
-                text: "",
-            };
-            log.write_event(line.as_bytes(), &event).unwrap();
-            lines.extend_from_slice(line.as_bytes());
+        // Halfway, the control plane loses all but 100 bytes: they are sent again.
+        let forget = |i| {
             if i == 10_000 {
                 cp.state().forget_to = Some(100);
             }
-        }
-        let (length, error) = log.finish();
-        assert!(error.is_none());
-        let summary = uploader.join().unwrap().summary;
+        };
+        let (lines, length, done) = upload(&cp, job(), 20_000, forget);
+        assert!(done.tail.is_none(), "no tail unless offered");
         assert_eq!(length, lines.len() as u64);
-        assert_eq!(summary.length, length);
-        assert_eq!(summary.sha256, hex::encode(Sha256::digest(&lines)));
+        assert_eq!(done.summary.length, length);
+        assert_eq!(done.summary.sha256, hex::encode(Sha256::digest(&lines)));
         assert_eq!(cp.state().log, lines);
     }
 }
