@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,6 +88,8 @@ struct Shared {
     agent: ureq::Agent,
     faults: Mutex<Faults>,
     received: Mutex<Vec<u8>>,
+    /// Answer claims as a control plane that predates the protocol's extensions.
+    hide_extensions: AtomicBool,
 }
 
 pub struct FaultProxy {
@@ -115,6 +117,7 @@ impl FaultProxy {
             agent,
             faults: Mutex::new(Faults::default()),
             received: Mutex::new(Vec::new()),
+            hide_extensions: AtomicBool::new(false),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let handler_shared = shared.clone();
@@ -137,12 +140,19 @@ impl FaultProxy {
         faults.armed.push((fault.endpoint, first, last, fault.kind));
     }
 
+    /// From now on, take the extensions' offers (`log_tail_bytes`,
+    /// `log_encodings`) out of claim answers, as a control plane that predates
+    /// them would answer.
+    pub fn hide_extensions(&self) {
+        self.shared.hide_extensions.store(true, Ordering::Relaxed);
+    }
+
     /// Disarm every fault.
     pub fn clear_faults(&self) {
         self.shared.faults.lock().unwrap().armed.clear();
     }
 
-    /// Every byte runners sent to `/v1/` (request line, headers, body).
+    /// Every byte runners sent to `/v1/` (request line, headers, body, decoded).
     pub fn received(&self) -> Vec<u8> {
         self.shared.received.lock().unwrap().clone()
     }
@@ -150,7 +160,7 @@ impl FaultProxy {
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
         let _ = std::net::TcpStream::connect(
             self.url
                 .trim_start_matches("https://")
@@ -178,10 +188,19 @@ impl Shared {
             log.extend_from_slice(
                 format!("{} {}?{}\n", req.method, req.path, req.query).as_bytes(),
             );
+            let mut zstd = false;
             for (name, value) in &req.headers {
                 log.extend_from_slice(format!("{name}: {value}\n").as_bytes());
+                zstd |= name.eq_ignore_ascii_case("content-encoding") && value == "zstd";
             }
-            log.extend_from_slice(&req.body);
+            // A compressed body is kept as what it says, so that a search of
+            // these bytes (the leak canary) reads every byte that was sent.
+            match zstd {
+                true => log.extend_from_slice(
+                    &zstd::stream::decode_all(req.body.as_slice()).expect("a zstd body decodes"),
+                ),
+                false => log.extend_from_slice(&req.body),
+            }
             log.push(b'\n');
         }
         let fault = Endpoint::of(&req.method, &req.path).and_then(|e| self.fault_for(e));
@@ -205,9 +224,21 @@ impl Shared {
             }
             _ => {}
         }
-        let Some(response) = self.forward(&req) else {
+        let Some(mut response) = self.forward(&req) else {
             return Reply::Drop;
         };
+        if self.hide_extensions.load(Ordering::Relaxed)
+            && Endpoint::of(&req.method, &req.path) == Some(Endpoint::Claim)
+            && response.status == 200
+        {
+            let mut answer: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+            for job in answer["jobs"].as_array_mut().unwrap() {
+                let job = job.as_object_mut().unwrap();
+                job.remove("log_tail_bytes");
+                job.remove("log_encodings");
+            }
+            response.body = serde_json::to_vec(&answer).unwrap();
+        }
         match fault {
             Some(FaultKind::DropAfterCommit) => Reply::Drop,
             Some(FaultKind::ResetAfterCommit) => Reply::Truncate(response),

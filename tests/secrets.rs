@@ -104,7 +104,12 @@ printf %s "$PW" | sha256sum
     assert_eq!(completion.data["leak"], "[SECRET]");
     assert_eq!(completion.data["file"], "[SECRET]");
     assert_no_leak("the stored log", &log);
-    assert_no_leak("the bytes the control plane received", &cp.received());
+    let received = cp.received();
+    assert_no_leak("the bytes the control plane received", &received);
+    assert!(
+        String::from_utf8_lossy(&received).contains("content-encoding: zstd"),
+        "the log went compressed, and was searched decoded"
+    );
     assert_no_leak("sortie's stderr", &out.stderr);
     assert_no_leak(
         "the completion",

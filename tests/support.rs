@@ -140,6 +140,11 @@ impl ControlPlane {
         self.proxy().clear_faults();
     }
 
+    /// Answer claims as a control plane that predates the protocol's extensions.
+    pub fn hide_extensions(&self) {
+        self.proxy().hide_extensions();
+    }
+
     /// Every byte runners sent to the control plane.
     pub fn received(&self) -> Vec<u8> {
         self.proxy().received()

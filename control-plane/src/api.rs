@@ -21,10 +21,11 @@ use serde::{Deserialize, Serialize};
 use sortie_protocol::{
     Action, ClaimRequest, ClaimResponse, Committed, CompleteRequest, FailRequest, Fence,
     HeartbeatRequest, HeartbeatResponse, InventoryRequest, LeaseResponse, HEADER_LEASE_TOKEN,
+    LOG_ENCODING_ZSTD,
 };
 use tokio::sync::{watch, Notify};
 
-use crate::store::{Filter, Job, Outcome, Refusal, Store, STATUSES};
+use crate::store::{Filter, Job, LogBody, Outcome, Refusal, Store, STATUSES};
 
 mod definitions;
 pub(crate) use definitions::definition_view;
@@ -260,6 +261,7 @@ impl IntoResponse for Refusal {
             Refusal::Gone => problem(StatusCode::GONE, "gone", "no such job"),
             Refusal::Conflict(why) => problem(StatusCode::CONFLICT, "conflict", why),
             Refusal::Invalid(why) => bad_request(why),
+            Refusal::TooLarge(why) => problem(StatusCode::PAYLOAD_TOO_LARGE, "too large", why),
             Refusal::NotFound(why) => problem(StatusCode::NOT_FOUND, "not found", why),
             Refusal::Forbidden(why) => problem(StatusCode::FORBIDDEN, "forbidden", why),
             Refusal::OffsetPastEnd(committed) => {
@@ -576,9 +578,27 @@ async fn append_log(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let zstd = match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str()) {
+        None | Some(Ok("identity")) => false,
+        Some(Ok(LOG_ENCODING_ZSTD)) => true,
+        Some(other) => {
+            return problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported content encoding",
+                format!(
+                    "a log body may be sent as it is or as {LOG_ENCODING_ZSTD}, not {:?}",
+                    other.unwrap_or("(not text)")
+                ),
+            )
+        }
+    };
     answer(
         store(&api, move |s| {
-            s.append_log(&id, attempt, &token, offset, &bytes)
+            let body = match zstd {
+                true => LogBody::zstd(bytes.into(), MAX_BODY)?,
+                false => LogBody::plain(bytes.into()),
+            };
+            s.append_log(&id, attempt, &token, offset, &body)
         })
         .await
         .map(|committed| Committed { committed }),

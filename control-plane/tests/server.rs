@@ -740,26 +740,44 @@ fn a_first_day_with_the_command_line() {
             + "\n"
     };
     let mut log = String::new();
-    let mut put = |text: String| {
-        let request = ureq::http::Request::builder()
+    // A body as it is, or in an encoding: the status it got.
+    let send = |offset: usize, body: Vec<u8>, encoding: Option<&str>| {
+        let mut request = ureq::http::Request::builder()
             .method("PUT")
             .uri(format!(
-                "{}v1/jobs/{id}/log?offset={}&attempt=1",
-                cp.url,
-                log.len()
+                "{}v1/jobs/{id}/log?offset={offset}&attempt=1",
+                cp.url
             ))
             .header("authorization", format!("Bearer {edge_token}"))
-            .header(sortie_protocol::HEADER_LEASE_TOKEN, &lease)
-            .body(text.clone())
-            .unwrap();
-        assert_eq!(agent.run(request).unwrap().status(), 200);
-        log += &text;
+            .header(sortie_protocol::HEADER_LEASE_TOKEN, &lease);
+        if let Some(encoding) = encoding {
+            request = request.header("content-encoding", encoding);
+        }
+        agent.run(request.body(body).unwrap()).unwrap().status()
     };
-    put(event(0, "hello world\n"));
+    let plain = event(0, "hello world\n");
+    assert_eq!(send(0, plain.clone().into_bytes(), None), 200);
+    log += &plain;
     let first = seen.recv_timeout(Duration::from_secs(20)).unwrap();
     assert_eq!(first, "hello world", "printed while the job runs");
     assert!(follow.try_wait().unwrap().is_none(), "still following");
-    put(event(1, "and goodbye\n"));
+    // The claim offered zstd: a compressed body is stored as its plain bytes.
+    assert_eq!(job["log_encodings"], json!(["zstd"]));
+    let compressed = event(1, "and goodbye\n");
+    let frame = zstd::bulk::compress(compressed.as_bytes(), 1).unwrap();
+    // What the control plane cannot or will not decode is refused, and
+    // nothing of it is stored: an unknown encoding, a body that is not what
+    // it says, a small body that decodes to more than a body may hold.
+    assert_eq!(send(log.len(), frame.clone(), Some("br")), 415);
+    assert_eq!(
+        send(log.len(), compressed.clone().into_bytes(), Some("zstd")),
+        400
+    );
+    let bomb = zstd::bulk::compress(&vec![b'\n'; 64 << 20], 1).unwrap();
+    assert!(bomb.len() < 4096, "{}", bomb.len());
+    assert_eq!(send(log.len(), bomb, Some("zstd")), 413);
+    assert_eq!(send(log.len(), frame, Some("zstd")), 200);
+    log += &compressed;
     let sha: String = sha2::Sha256::digest(log.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use sortie_control_plane::store::Refusal;
+use sortie_control_plane::store::{LogBody, Refusal};
 use sortie_control_plane::{Phase, Store, Timing};
 
 #[path = "support/postgres.rs"]
@@ -35,6 +35,14 @@ fn claim(claim_id: &str, runner_id: &str, max_jobs: u32) -> ClaimRequest {
         wait_seconds: 0,
         deadline: None,
     }
+}
+
+fn plain(bytes: &[u8]) -> LogBody {
+    LogBody::plain(bytes.to_vec())
+}
+
+fn zstd(bytes: &[u8]) -> LogBody {
+    LogBody::zstd(zstd::bulk::compress(bytes, 1).unwrap(), 1 << 20).unwrap()
 }
 
 fn spec(id: &str) -> serde_json::Value {
@@ -310,17 +318,26 @@ fn logs_are_offset_addressed_and_completion_checks_them(kind: Kind) {
     let place = Place::new(kind);
     let store = place.open(Timing::default());
     let token = started(&store, "a", "1").lease.token;
-    assert_eq!(store.append_log("a", 1, &token, 0, b"hello "), Ok(6));
+    assert_eq!(
+        store.append_log("a", 1, &token, 0, &plain(b"hello ")),
+        Ok(6)
+    );
     // A retried chunk is harmless; an overlapping one stores only what is new.
-    assert_eq!(store.append_log("a", 1, &token, 0, b"hello "), Ok(6));
-    assert_eq!(store.append_log("a", 1, &token, 3, b"lo world"), Ok(11));
+    assert_eq!(
+        store.append_log("a", 1, &token, 0, &plain(b"hello ")),
+        Ok(6)
+    );
+    assert_eq!(
+        store.append_log("a", 1, &token, 3, &plain(b"lo world")),
+        Ok(11)
+    );
     // A gap is refused with what is held.
     assert_eq!(
-        store.append_log("a", 1, &token, 20, b"x"),
+        store.append_log("a", 1, &token, 20, &plain(b"x")),
         Err(Refusal::OffsetPastEnd(11))
     );
     assert!(matches!(
-        store.append_log("a", 1, "wrong", 11, b"x"),
+        store.append_log("a", 1, "wrong", 11, &plain(b"x")),
         Err(Refusal::Conflict(_))
     ));
     assert_eq!(store.log("a").unwrap(), b"hello world");
@@ -352,9 +369,12 @@ fn logs_are_offset_addressed_and_completion_checks_them(kind: Kind) {
         lease_token: b_token.clone(),
     };
     store.start("b", &fence).unwrap();
-    assert_eq!(store.append_log("b", 1, &b_token, 0, b"one\n"), Ok(4));
     assert_eq!(
-        store.append_log("b", 1, &b_token, 4, b"two\nthree\n"),
+        store.append_log("b", 1, &b_token, 0, &plain(b"one\n")),
+        Ok(4)
+    );
+    assert_eq!(
+        store.append_log("b", 1, &b_token, 4, &plain(b"two\nthree\n")),
         Ok(14)
     );
     assert_eq!(store.log_window("b", 0, 2).unwrap(), b"one\n");
@@ -398,6 +418,62 @@ fn logs_are_offset_addressed_and_completion_checks_them(kind: Kind) {
     assert_eq!(store.complete("gone", &right), Err(Refusal::Gone));
 }
 
+/// Compressed bodies are stored as they came when all of them is new, and
+/// read back, checked and paged as the plain log they stand for.
+fn compressed_log_bodies_read_back_as_the_plain_log(kind: Kind) {
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
+    let job = started(&store, "a", "1");
+    assert_eq!(job.log_encodings, ["zstd"], "the claim offers zstd");
+    let token = job.lease.token;
+    let line = |i: usize| format!("{{\"line\":\"{i:04} {}\"}}\n", "x".repeat(80));
+    let log: String = (0..2000).map(line).collect();
+    let log = log.as_bytes();
+    let (a, b) = (log.len() / 3, 2 * log.len() / 3);
+    assert_eq!(
+        store.append_log("a", 1, &token, 0, &zstd(&log[..a])),
+        Ok(a as u64)
+    );
+    // Sent again from an offset inside what is held: only the new part is
+    // stored, then a plain body, then a compressed one again.
+    let again = zstd(&log[a / 2..b]);
+    assert_eq!(
+        store.append_log("a", 1, &token, a as u64 / 2, &again),
+        Ok(b as u64)
+    );
+    assert_eq!(
+        store.append_log("a", 1, &token, b as u64, &plain(&log[b..b + 7])),
+        Ok(b as u64 + 7)
+    );
+    let end = store.append_log("a", 1, &token, b as u64 + 7, &zstd(&log[b + 7..]));
+    assert_eq!(end, Ok(log.len() as u64));
+    assert_eq!(store.log("a").unwrap(), log);
+    for from in [
+        1,
+        a as u64 - 1,
+        a as u64 + 5,
+        b as u64 + 3,
+        log.len() as u64 - 1,
+    ] {
+        assert_eq!(
+            store.log_from("a", from).unwrap(),
+            &log[from as usize..],
+            "{from}"
+        );
+    }
+    assert_eq!(
+        store.log_window("a", 10, 50).unwrap(),
+        &log[10..line(0).len()]
+    );
+    let done = CompleteRequest {
+        attempt: 1,
+        lease_token: token.clone(),
+        completion: completion(log),
+        log_tail: None,
+    };
+    store.complete("a", &done).unwrap();
+}
+
 /// A completion that carries the log's last bytes stores them as `PUT log`
 /// would, in the same transaction that checks the log, and keeps them when the
 /// check fails (they are log bytes all the same).
@@ -410,7 +486,10 @@ fn a_completion_s_log_tail_is_stored_before_the_log_is_checked(kind: Kind) {
         sortie_control_plane::store::LOG_TAIL_BYTES
     );
     let token = job.lease.token;
-    assert_eq!(store.append_log("a", 1, &token, 0, b"hello "), Ok(6));
+    assert_eq!(
+        store.append_log("a", 1, &token, 0, &plain(b"hello ")),
+        Ok(6)
+    );
     let tail = |offset: u64, data: &str| CompleteRequest {
         attempt: 1,
         lease_token: token.clone(),
@@ -475,7 +554,7 @@ fn state_survives_a_restart(kind: Kind) {
                 },
             )
             .unwrap();
-        store.append_log("a", 1, &token, 0, b"abc").unwrap();
+        store.append_log("a", 1, &token, 0, &plain(b"abc")).unwrap();
     }
     let store = place.open(Timing::default());
     assert_eq!(store.job("a").unwrap().unwrap().phase, Phase::Running);
@@ -486,7 +565,7 @@ fn state_survives_a_restart(kind: Kind) {
         store.claim(&claim("1", "r", 1)).unwrap()[0].lease.token,
         token
     );
-    store.append_log("a", 1, &token, 3, b"def").unwrap();
+    store.append_log("a", 1, &token, 3, &plain(b"def")).unwrap();
     let done = CompleteRequest {
         attempt: 1,
         lease_token: token,
@@ -553,7 +632,9 @@ fn finished_jobs_are_pruned_after_the_retention_with_their_logs(kind: Kind) {
         lease_token: token.clone(),
     };
     store.start("old", &fence).unwrap();
-    store.append_log("old", 1, &token, 0, b"abc").unwrap();
+    store
+        .append_log("old", 1, &token, 0, &plain(b"abc"))
+        .unwrap();
     let done = CompleteRequest {
         attempt: 1,
         lease_token: token,
@@ -651,7 +732,7 @@ fn a_journal_is_migrated_with_its_jobs_leases_and_logs(kind: Kind) {
     // The running job's lease holds: its runner carries on where the log ended.
     let running = store.job("r").unwrap().unwrap();
     assert_eq!(running.phase, Phase::Running);
-    assert_eq!(store.append_log("r", 1, "t0k3n", 3, b"def"), Ok(6));
+    assert_eq!(store.append_log("r", 1, "t0k3n", 3, &plain(b"def")), Ok(6));
     let finish = CompleteRequest {
         attempt: 1,
         lease_token: "t0k3n".into(),
@@ -1514,6 +1595,7 @@ on_every_backend!(
     a_job_whose_timeout_cannot_fit_the_deadline_is_not_given,
     an_unstarted_claim_returns_to_the_queue_with_the_next_attempt,
     logs_are_offset_addressed_and_completion_checks_them,
+    compressed_log_bodies_read_back_as_the_plain_log,
     a_completion_s_log_tail_is_stored_before_the_log_is_checked,
     state_survives_a_restart,
     a_silent_running_job_is_marked_lost,

@@ -104,7 +104,16 @@ pub struct ClaimedJob {
     /// `log_tail`. Absent (0): every byte goes by `PUT log`, as v1 says.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub log_tail_bytes: u64,
+    /// An extension: the `Content-Encoding`s this job's `PUT log` bodies may
+    /// use ([`LOG_ENCODING_ZSTD`]). Absent: bodies are sent as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_encodings: Vec<String>,
 }
+
+/// The log upload encoding a control plane may offer (RFC 8878's
+/// `Content-Encoding: zstd`): one Zstandard frame per `PUT log` body, which
+/// decodes to the bytes from `offset`.
+pub const LOG_ENCODING_ZSTD: &str = "zstd";
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -402,6 +411,7 @@ mod tests {
             },
             spec: serde_json::Value::Null,
             log_tail_bytes: 0,
+            log_encodings: Vec::new(),
         };
         assert!(job("a", 1, "t0k3n").check().is_ok());
         for bad in [
@@ -435,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn the_log_tail_extension_is_optional_on_both_sides() {
+    fn the_log_tail_and_encoding_extensions_are_optional_on_both_sides() {
         let claimed = r#"{"id":"a","attempt":1,"spec":{},
             "lease":{"token":"t","expires_at":"x","heartbeat_seconds":10}}"#;
         let job: ClaimedJob = serde_json::from_str(claimed).unwrap();
@@ -444,9 +454,14 @@ mod tests {
             .unwrap()
             .get("log_tail_bytes")
             .is_none());
-        let offered = claimed.replace(r#""attempt""#, r#""log_tail_bytes":65536,"attempt""#);
+        assert!(job.log_encodings.is_empty());
+        let offered = claimed.replace(
+            r#""attempt""#,
+            r#""log_tail_bytes":65536,"log_encodings":["zstd","br"],"attempt""#,
+        );
         let job: ClaimedJob = serde_json::from_str(&offered).unwrap();
         assert_eq!(job.log_tail_bytes, 65536);
+        assert_eq!(job.log_encodings, [LOG_ENCODING_ZSTD, "br"]);
         let json = r#"{"attempt":1,"lease_token":"t","status":"succeeded","exit_code":0,
             "started_at":"a","finished_at":"b","log":{"length":9,"sha256":"x"},
             "log_tail":{"offset":4,"data":"{\"a\":1}\n"}}"#;

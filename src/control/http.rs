@@ -12,7 +12,8 @@ use anyhow::anyhow;
 use sortie_protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, Committed, CompleteRequest, Completion, FailRequest,
     Fence, HeartbeatRequest, HeartbeatResponse, InventoryRequest, Lease, LeaseResponse, LogTail,
-    Problem, HEADER_LEASE_TOKEN, HEADER_PROTOCOL, HEADER_REQUEST_ID, PROTOCOL_VERSION,
+    Problem, HEADER_LEASE_TOKEN, HEADER_PROTOCOL, HEADER_REQUEST_ID, LOG_ENCODING_ZSTD,
+    PROTOCOL_VERSION,
 };
 use ureq::Agent;
 
@@ -38,6 +39,20 @@ pub struct HttpControl {
     /// error.
     reached: std::sync::atomic::AtomicBool,
 }
+
+/// What a request carries: its body, the body's media type and, when the body
+/// is compressed, its `Content-Encoding`.
+struct Payload<'a> {
+    bytes: &'a [u8],
+    content_type: &'a str,
+    encoding: Option<&'a str>,
+}
+
+/// Zstandard's level for log uploads: its fastest standard level, which keeps
+/// compression well ahead of a job's output while a text log still shrinks
+/// several times over (TLS and the control plane's storage then see that much
+/// less).
+const LOG_ZSTD_LEVEL: i32 = 1;
 
 /// A response whose status the caller interprets.
 struct Reply {
@@ -75,8 +90,7 @@ impl HttpControl {
         &self,
         method: &str,
         path: &str,
-        body: &[u8],
-        content_type: &str,
+        payload: Payload<'_>,
         lease_token: Option<&str>,
         extra: Duration,
     ) -> Result<Reply> {
@@ -93,7 +107,7 @@ impl HttpControl {
                 .as_ref()
                 .map(|t| format!("Bearer {}", t.expose()));
             let mut headers = vec![
-                ("content-type", content_type),
+                ("content-type", payload.content_type),
                 ("accept", "application/json"),
                 (HEADER_PROTOCOL, PROTOCOL_VERSION),
                 (HEADER_REQUEST_ID, request_id.as_str()),
@@ -103,6 +117,9 @@ impl HttpControl {
             }
             if let Some(lease) = lease_token {
                 headers.push((HEADER_LEASE_TOKEN, lease));
+            }
+            if let Some(encoding) = payload.encoding {
+                headers.push(("content-encoding", encoding));
             }
             // Never past the shot's deadline: the last call is clipped to what is left.
             let mut timeout = self.request_timeout + extra;
@@ -116,8 +133,14 @@ impl HttpControl {
                 timeout = timeout.min(left);
             }
             let timeout = Some(timeout);
-            let outcome =
-                net::exchange(&self.agent, method, &url, &headers, body.to_vec(), timeout);
+            let outcome = net::exchange(
+                &self.agent,
+                method,
+                &url,
+                &headers,
+                payload.bytes.to_vec(),
+                timeout,
+            );
             if outcome.is_ok() {
                 self.reached
                     .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -185,7 +208,12 @@ impl HttpControl {
         extra: Duration,
     ) -> Result<Reply> {
         let body = serde_json::to_vec(body).expect("protocol types serialize");
-        self.call("POST", path, &body, "application/json", None, extra)
+        let payload = Payload {
+            bytes: &body,
+            content_type: "application/json",
+            encoding: None,
+        };
+        self.call("POST", path, payload, None, extra)
     }
 }
 
@@ -381,11 +409,21 @@ impl ControlPlane for HttpControl {
             net::encode_segment(&job.id),
             job.attempt
         );
+        // A body that could not be compressed (no memory for the encoder)
+        // goes as it is: the encoding is per request.
+        let compressed = job
+            .zstd_log
+            .then(|| zstd::bulk::compress(bytes, LOG_ZSTD_LEVEL).ok())
+            .flatten();
+        let payload = Payload {
+            bytes: compressed.as_deref().unwrap_or(bytes),
+            content_type: "application/x-ndjson",
+            encoding: compressed.as_ref().map(|_| LOG_ENCODING_ZSTD),
+        };
         let reply = self.call(
             "PUT",
             &path,
-            bytes,
-            "application/x-ndjson",
+            payload,
             Some(&job.lease_token),
             Duration::ZERO,
         )?;
@@ -422,14 +460,12 @@ impl ControlPlane for HttpControl {
 
     fn put_inventory(&self, inventory: &InventoryRequest) -> Result<bool> {
         let body = serde_json::to_vec(inventory).expect("protocol types serialize");
-        let reply = self.call(
-            "PUT",
-            "v1/inventory",
-            &body,
-            "application/json",
-            None,
-            Duration::ZERO,
-        )?;
+        let payload = Payload {
+            bytes: &body,
+            content_type: "application/json",
+            encoding: None,
+        };
+        let reply = self.call("PUT", "v1/inventory", payload, None, Duration::ZERO)?;
         match reply.status {
             200 => Ok(true),
             _ => Err(refusal(&reply, "inventory")),

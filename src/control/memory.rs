@@ -54,6 +54,7 @@ pub fn job() -> JobRef {
         attempt: 1,
         lease_token: "t".into(),
         log_tail_bytes: 0,
+        zstd_log: false,
     }
 }
 

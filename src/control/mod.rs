@@ -81,6 +81,9 @@ pub struct JobRef {
     /// How many of the log's last bytes its completion may carry (0: none;
     /// the claim answer says, a later shot sends the log by `put_log`).
     pub log_tail_bytes: u64,
+    /// Whether `put_log` bodies go as one Zstandard frame each (the claim
+    /// answer offered it; a later shot sends them as they are).
+    pub zstd_log: bool,
 }
 
 impl From<&ClaimedJob> for JobRef {
@@ -90,6 +93,10 @@ impl From<&ClaimedJob> for JobRef {
             attempt: job.attempt,
             lease_token: job.lease.token.clone(),
             log_tail_bytes: job.log_tail_bytes,
+            zstd_log: job
+                .log_encodings
+                .iter()
+                .any(|e| e == sortie_protocol::LOG_ENCODING_ZSTD),
         }
     }
 }

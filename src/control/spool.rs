@@ -244,6 +244,7 @@ impl SpoolControl {
             lease: lease(),
             spec,
             log_tail_bytes: 0,
+            log_encodings: Vec::new(),
         }))
     }
 }

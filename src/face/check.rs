@@ -125,6 +125,7 @@ fn reach(connect: &Connect) -> Result<String, ControlError> {
                 attempt: 0,
                 lease_token: "sortie-check".into(),
                 log_tail_bytes: 0,
+                zstd_log: false,
             };
             match cp.heartbeat(&probe, 0) {
                 Ok(_) | Err(ControlError::Fenced(_)) | Err(ControlError::Refused(_)) => Ok(

@@ -74,6 +74,7 @@ pub fn run(cp: &dyn ControlPlane, state: &StateDir, server: &str) -> Result<Outc
             attempt: journal.attempt,
             lease_token: journal.lease_token.clone(),
             log_tail_bytes: 0,
+            zstd_log: false,
         };
         let completion = match dir.completion() {
             Ok(Some(completion)) => completion,

@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::{Job, Outcome, Phase, Rows, Store};
+use super::{Chunk, Job, Outcome, Phase, Rows, Store};
 
 #[derive(Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
@@ -151,7 +151,7 @@ fn add(rows: &mut dyn Rows, job: &mut Job, log: &[u8]) -> Outcome<bool> {
         return Ok(false);
     }
     if !log.is_empty() {
-        rows.append_log(&job.id, 0, log)?;
+        rows.append_log(&job.id, 0, Chunk::Plain(log))?;
     }
     Ok(true)
 }

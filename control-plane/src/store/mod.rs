@@ -12,6 +12,7 @@
 //! never a false acknowledgement.
 
 mod admins;
+pub mod chunk;
 pub mod definition;
 pub mod journal;
 pub mod postgres;
@@ -22,12 +23,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use admins::ADMIN_TOKEN_PREFIX;
+pub use chunk::{Chunk, LogBody};
 pub use definition::{Definition, DefinitionInput};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sortie_protocol::{
     ClaimRequest, ClaimedJob, CompleteRequest, Completion, Fence, HeartbeatRequest, JobStatus,
-    Lease, LogSummary,
+    Lease, LogSummary, LOG_ENCODING_ZSTD,
 };
 
 /// Lease and ack-window durations.
@@ -384,6 +386,8 @@ pub enum Refusal {
     Forbidden(String),
     /// The database could not read or commit (503): nothing was acknowledged.
     Unavailable(String),
+    /// The request's body is larger than the control plane takes (413).
+    TooLarge(String),
 }
 
 impl Refusal {
@@ -394,6 +398,10 @@ impl Refusal {
 }
 
 pub type Outcome<T> = Result<T, Refusal>;
+
+/// What [`Rows::read_log`] feeds: each chunk's offset and plain bytes; it
+/// answers whether it wants more.
+pub type LogSink<'a> = dyn FnMut(u64, &[u8]) -> bool + 'a;
 
 /// One page of `GET admin/jobs`.
 pub struct Page {
@@ -416,12 +424,11 @@ pub trait Rows {
     /// Claimed or running jobs whose lease ended at or before `now_ms`, up to `limit`.
     fn expired(&mut self, now_ms: u64, limit: usize) -> Outcome<Vec<Job>>;
     /// Store `bytes` as the job's log from `at`.
-    fn append_log(&mut self, id: &str, at: u64, bytes: &[u8]) -> Outcome<()>;
+    fn append_log(&mut self, id: &str, at: u64, chunk: Chunk<'_>) -> Outcome<()>;
     fn clear_log(&mut self, id: &str) -> Outcome<()>;
-    /// Feed the job's whole log, in order, to `sink`.
-    /// Feed the job's log from the chunk holding byte `from` on, in order, to
-    /// `sink` with each chunk's offset.
-    fn read_log(&mut self, id: &str, from: u64, sink: &mut dyn FnMut(u64, &[u8])) -> Outcome<()>;
+    /// Feed the job's log from the chunk holding byte `from` on, in order and
+    /// decoded, to `sink` with each chunk's offset, until `sink` answers false.
+    fn read_log(&mut self, id: &str, from: u64, sink: &mut LogSink<'_>) -> Outcome<()>;
     fn put_inventory(&mut self, runner_id: &str, reported: &Reported) -> Outcome<()>;
     fn inventory(&mut self) -> Outcome<BTreeMap<String, Reported>>;
     /// Jobs in sequence order that pass `filter`.
@@ -554,6 +561,11 @@ CREATE TABLE settings (
 /// inventory went.
 const INVENTORY_SOURCES_SCHEMA: &str = r#"
 ALTER TABLE inventory ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
+"#;
+
+/// Log chunks may be stored compressed (`chunk`): each says how.
+const LOG_ENCODING_SCHEMA: &str = r#"
+ALTER TABLE log_chunks ADD COLUMN encoding TEXT NOT NULL DEFAULT 'identity';
 "#;
 
 /// A runner's last inventory.
@@ -952,31 +964,32 @@ impl Store {
         attempt: u64,
         token: &str,
         offset: u64,
-        bytes: &[u8],
+        body: &LogBody,
     ) -> Outcome<u64> {
         self.tx(|rows| {
             let mut job = Self::fenced(rows, id, attempt, token)?;
             if job.phase != Phase::Running {
                 return Err(Refusal::Conflict(format!("job {id} is not running")));
             }
-            if !Self::append(rows, &mut job, offset, bytes)? {
+            if !Self::append(rows, &mut job, offset, body)? {
                 return Err(Refusal::OffsetPastEnd(job.log_length));
             }
             Ok(job.log_length)
         })
     }
 
-    /// Append what `bytes` (the log from `offset`) adds to the running job's
+    /// Append what `body` (the log from `offset`) adds to the running job's
     /// log; `false` when `offset` is past its end.
-    fn append(rows: &mut dyn Rows, job: &mut Job, offset: u64, bytes: &[u8]) -> Outcome<bool> {
+    fn append(rows: &mut dyn Rows, job: &mut Job, offset: u64, body: &LogBody) -> Outcome<bool> {
         let have = job.log_length;
         if offset > have {
             return Ok(false);
         }
         let skip = (have - offset) as usize;
-        if skip < bytes.len() {
-            rows.append_log(&job.id, have, &bytes[skip..])?;
-            job.log_length = have + (bytes.len() - skip) as u64;
+        let length = body.bytes().len();
+        if skip < length {
+            rows.append_log(&job.id, have, body.chunk(skip))?;
+            job.log_length = have + (length - skip) as u64;
             rows.update(job)?;
         }
         Ok(true)
@@ -1009,7 +1022,8 @@ impl Store {
                         tail.data.len()
                     )));
                 }
-                Self::append(rows, &mut job, tail.offset, tail.data.as_bytes())?;
+                let body = LogBody::plain(tail.data.as_bytes().to_vec());
+                Self::append(rows, &mut job, tail.offset, &body)?;
             }
             let stored = summary(rows, id)?;
             if stored != req.completion.log {
@@ -1124,19 +1138,16 @@ impl Store {
     pub fn log_window(&self, id: &str, from: u64, max: usize) -> Outcome<Vec<u8>> {
         self.tx(|rows| {
             let mut out = Vec::new();
-            let mut full = false;
             rows.read_log(id, from, &mut |at, chunk| {
-                if full {
-                    return;
-                }
                 let skip = from.saturating_sub(at).min(chunk.len() as u64) as usize;
                 out.extend_from_slice(&chunk[skip..]);
                 if out.len() > max {
                     if let Some(end) = out[max..].iter().position(|b| *b == b'\n') {
                         out.truncate(max + end + 1);
-                        full = true;
+                        return false;
                     }
                 }
+                true
             })?;
             Ok(out)
         })
@@ -1323,6 +1334,7 @@ fn summary(rows: &mut dyn Rows, id: &str) -> Outcome<LogSummary> {
     rows.read_log(id, 0, &mut |_, chunk| {
         hasher.update(chunk);
         length += chunk.len() as u64;
+        true
     })?;
     Ok(LogSummary {
         length,
@@ -1366,5 +1378,6 @@ fn claimed(job: &Job, heartbeat_seconds: u64) -> ClaimedJob {
         lease: wire_lease(lease, heartbeat_seconds),
         spec: job.spec.clone(),
         log_tail_bytes: LOG_TAIL_BYTES,
+        log_encodings: vec![LOG_ENCODING_ZSTD.to_string()],
     }
 }

@@ -27,8 +27,8 @@ use postgres::{Client, NoTls, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    Admin, AuditEntry, Backend, Definition, Filter, Job, Outcome, Page, Refusal, Reported, Rows,
-    Runner,
+    chunk, Admin, AuditEntry, Backend, Chunk, Definition, Filter, Job, LogSink, Outcome, Page,
+    Refusal, Reported, Rows, Runner,
 };
 
 /// The schema versions this binary knows; each entry migrates from the one before.
@@ -66,6 +66,7 @@ CREATE TABLE inventory (
     super::RUNNERS_SCHEMA,
     super::DEFINITIONS_SCHEMA,
     super::INVENTORY_SOURCES_SCHEMA,
+    super::LOG_ENCODING_SCHEMA,
 ];
 
 /// The advisory lock key migrations run under ("sortie" in ASCII).
@@ -349,11 +350,11 @@ impl Rows for PgRows<'_, '_> {
         )
     }
 
-    fn append_log(&mut self, id: &str, at: u64, bytes: &[u8]) -> Outcome<()> {
+    fn append_log(&mut self, id: &str, at: u64, chunk: Chunk<'_>) -> Outcome<()> {
         self.tx
             .execute(
-                "INSERT INTO log_chunks (job_id, at, bytes) VALUES ($1, $2, $3)",
-                &[&id, &(at as i64), &bytes],
+                "INSERT INTO log_chunks (job_id, at, bytes, encoding) VALUES ($1, $2, $3, $4)",
+                &[&id, &(at as i64), &chunk.stored(), &chunk.encoding()],
             )
             .map_err(db("storing log bytes"))?;
         Ok(())
@@ -366,18 +367,21 @@ impl Rows for PgRows<'_, '_> {
         Ok(())
     }
 
-    fn read_log(&mut self, id: &str, from: u64, sink: &mut dyn FnMut(u64, &[u8])) -> Outcome<()> {
+    fn read_log(&mut self, id: &str, from: u64, sink: &mut LogSink<'_>) -> Outcome<()> {
         let from = from.min(i64::MAX as u64) as i64;
         let rows = self
             .tx
             .query(
-                "SELECT at, bytes FROM log_chunks WHERE job_id = $1 AND at >= COALESCE( \
+                "SELECT at, bytes, encoding FROM log_chunks WHERE job_id = $1 AND at >= COALESCE( \
                  (SELECT MAX(at) FROM log_chunks WHERE job_id = $1 AND at <= $2), 0) ORDER BY at",
                 &[&id, &from],
             )
             .map_err(db("reading a log"))?;
         for row in &rows {
-            sink(row.get::<_, i64>(0) as u64, row.get::<_, &[u8]>(1));
+            let plain = chunk::load(row.get::<_, &str>(2), row.get::<_, &[u8]>(1))?;
+            if !sink(row.get::<_, i64>(0) as u64, &plain) {
+                break;
+            }
         }
         Ok(())
     }

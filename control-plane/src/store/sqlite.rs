@@ -15,8 +15,8 @@ use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    Admin, AuditEntry, Backend, Definition, Filter, Job, Outcome, Page, Refusal, Reported, Rows,
-    Runner,
+    chunk, Admin, AuditEntry, Backend, Chunk, Definition, Filter, Job, LogSink, Outcome, Page,
+    Refusal, Reported, Rows, Runner,
 };
 
 /// The schema versions this binary knows, in order; each entry migrates from the one before.
@@ -53,6 +53,7 @@ CREATE TABLE inventory (
     super::RUNNERS_SCHEMA,
     super::DEFINITIONS_SCHEMA,
     super::INVENTORY_SOURCES_SCHEMA,
+    super::LOG_ENCODING_SCHEMA,
 ];
 
 pub struct Sqlite {
@@ -300,10 +301,12 @@ impl Rows for SqliteRows<'_> {
         )
     }
 
-    fn append_log(&mut self, id: &str, at: u64, bytes: &[u8]) -> Outcome<()> {
+    fn append_log(&mut self, id: &str, at: u64, chunk: Chunk<'_>) -> Outcome<()> {
         self.tx
-            .prepare_cached("INSERT INTO log_chunks (job_id, at, bytes) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![id, at as i64, bytes]))
+            .prepare_cached(
+                "INSERT INTO log_chunks (job_id, at, bytes, encoding) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![id, at as i64, chunk.stored(), chunk.encoding()]))
             .map_err(db("storing log bytes"))?;
         Ok(())
     }
@@ -315,11 +318,11 @@ impl Rows for SqliteRows<'_> {
         Ok(())
     }
 
-    fn read_log(&mut self, id: &str, from: u64, sink: &mut dyn FnMut(u64, &[u8])) -> Outcome<()> {
+    fn read_log(&mut self, id: &str, from: u64, sink: &mut LogSink<'_>) -> Outcome<()> {
         let mut stmt = self
             .tx
             .prepare_cached(
-                "SELECT at, bytes FROM log_chunks WHERE job_id = ?1 AND at >= COALESCE( \
+                "SELECT at, bytes, encoding FROM log_chunks WHERE job_id = ?1 AND at >= COALESCE( \
                  (SELECT MAX(at) FROM log_chunks WHERE job_id = ?1 AND at <= ?2), 0) ORDER BY at",
             )
             .map_err(db("reading a log"))?;
@@ -327,13 +330,14 @@ impl Rows for SqliteRows<'_> {
         let mut rows = stmt.query(params![id, from]).map_err(db("reading a log"))?;
         while let Some(row) = rows.next().map_err(db("reading a log"))? {
             let at: i64 = row.get(0).map_err(db("reading a log"))?;
-            let bytes = row.get_ref(1).map_err(db("reading a log"))?;
-            sink(
-                at as u64,
-                bytes
-                    .as_blob()
-                    .map_err(|e| Refusal::unavailable("reading a log", e))?,
-            );
+            let encoding: String = row.get(2).map_err(db("reading a log"))?;
+            let stored = row.get_ref(1).map_err(db("reading a log"))?;
+            let stored = stored
+                .as_blob()
+                .map_err(|e| Refusal::unavailable("reading a log", e))?;
+            if !sink(at as u64, &chunk::load(&encoding, stored)?) {
+                break;
+            }
         }
         Ok(())
     }

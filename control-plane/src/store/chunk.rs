@@ -1,0 +1,180 @@
+//! Log bytes as they arrive and as they are stored: as sent, or as the
+//! Zstandard frame a runner compressed them into.
+//!
+//! A runner offered `log_encodings: ["zstd"]` sends each `PUT log` body as
+//! Zstandard (`Content-Encoding: zstd`). The control plane decodes the body,
+//! bounded, so that a few bytes cannot expand into more than a plain body may
+//! hold, to check it and to learn its length; and when all of it is new it
+//! stores the frame itself. A log then costs its compressed size in the
+//! database, on disk and in replication, and is decoded only when it is read.
+//! Offsets stay those of the plain log, so nothing else in the protocol sees
+//! the encoding.
+
+use std::borrow::Cow;
+use std::io::Read;
+
+use sortie_protocol::LOG_ENCODING_ZSTD;
+
+use super::{Outcome, Refusal};
+
+/// The encoding column of a plain chunk.
+pub const IDENTITY: &str = "identity";
+
+/// The largest window a frame may ask the decoder for (8 MiB, a body's limit):
+/// the default would let a small hostile frame make it allocate 128 MiB.
+const WINDOW_LOG_MAX: u32 = 23;
+
+/// One chunk of a log to store, at a plain offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunk<'a> {
+    Plain(&'a [u8]),
+    /// A Zstandard frame, checked to decode to the bytes it stands for.
+    Zstd(&'a [u8]),
+}
+
+impl<'a> Chunk<'a> {
+    /// The value of the encoding column.
+    pub fn encoding(self) -> &'static str {
+        match self {
+            Chunk::Plain(_) => IDENTITY,
+            Chunk::Zstd(_) => LOG_ENCODING_ZSTD,
+        }
+    }
+
+    /// The bytes to store.
+    pub fn stored(self) -> &'a [u8] {
+        match self {
+            Chunk::Plain(bytes) | Chunk::Zstd(bytes) => bytes,
+        }
+    }
+}
+
+/// The plain bytes of a stored chunk.
+pub fn load<'a>(encoding: &str, stored: &'a [u8]) -> Outcome<Cow<'a, [u8]>> {
+    match encoding {
+        IDENTITY => Ok(Cow::Borrowed(stored)),
+        LOG_ENCODING_ZSTD => zstd::stream::decode_all(stored)
+            .map(Cow::Owned)
+            .map_err(|e| Refusal::unavailable("decoding a stored log chunk", e)),
+        other => Err(Refusal::Unavailable(format!(
+            "a stored log chunk has the unknown encoding {other:?}"
+        ))),
+    }
+}
+
+/// A `PUT log` body: its plain bytes and, when it came compressed, the frame.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogBody {
+    plain: Vec<u8>,
+    frame: Option<Vec<u8>>,
+}
+
+impl LogBody {
+    pub fn plain(bytes: Vec<u8>) -> LogBody {
+        LogBody {
+            plain: bytes,
+            frame: None,
+        }
+    }
+
+    /// Decode a body sent with `Content-Encoding: zstd` into at most `limit`
+    /// plain bytes.
+    pub fn zstd(frame: Vec<u8>, limit: usize) -> Outcome<LogBody> {
+        let corrupt = |e: std::io::Error| Refusal::Invalid(format!("a zstd log body: {e}"));
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(frame.as_slice())
+            .map_err(|e| Refusal::unavailable("starting a zstd decoder", e))?;
+        decoder.window_log_max(WINDOW_LOG_MAX).map_err(corrupt)?;
+        let mut plain = Vec::new();
+        decoder
+            .take(limit as u64 + 1)
+            .read_to_end(&mut plain)
+            .map_err(corrupt)?;
+        if plain.len() > limit {
+            return Err(Refusal::TooLarge(format!(
+                "a zstd log body decodes to more than {limit} bytes"
+            )));
+        }
+        Ok(LogBody {
+            plain,
+            frame: Some(frame),
+        })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.plain
+    }
+
+    /// What to store of the body from its byte `skip` on: the frame when that
+    /// is all of it, else the plain bytes.
+    pub fn chunk(&self, skip: usize) -> Chunk<'_> {
+        match &self.frame {
+            Some(frame) if skip == 0 => Chunk::Zstd(frame),
+            _ => Chunk::Plain(&self.plain[skip..]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(bytes: &[u8]) -> Vec<u8> {
+        zstd::bulk::compress(bytes, 1).unwrap()
+    }
+
+    #[test]
+    fn a_frame_is_stored_whole_and_loads_as_its_plain_bytes() {
+        let log = b"{\"stream\":\"stdout\",\"line\":\"x\"}\n".repeat(1000);
+        let body = LogBody::zstd(frame(&log), 1 << 20).unwrap();
+        assert_eq!(body.bytes(), log.as_slice());
+        let whole = body.chunk(0);
+        assert_eq!(whole.encoding(), "zstd");
+        assert!(
+            whole.stored().len() < log.len() / 10,
+            "it is stored compressed"
+        );
+        assert_eq!(load(whole.encoding(), whole.stored()).unwrap(), &log[..]);
+        // Part of it already held: only the new bytes, plain.
+        assert_eq!(body.chunk(10), Chunk::Plain(&log[10..]));
+        assert_eq!(load(IDENTITY, b"abc").unwrap(), &b"abc"[..]);
+        assert!(load("br", b"abc").is_err());
+    }
+
+    #[test]
+    fn a_body_that_expands_past_the_limit_or_is_not_zstd_is_refused() {
+        let bomb = frame(&vec![0u8; 4 << 20]);
+        assert!(bomb.len() < 1024);
+        assert!(matches!(
+            LogBody::zstd(bomb.clone(), 1 << 20),
+            Err(Refusal::TooLarge(_))
+        ));
+        assert_eq!(LogBody::zstd(bomb, 4 << 20).unwrap().bytes().len(), 4 << 20);
+        assert!(matches!(
+            LogBody::zstd(b"not zstd".to_vec(), 1 << 20),
+            Err(Refusal::Invalid(_))
+        ));
+        let mut cut = frame(&b"0123456789".repeat(100));
+        cut.truncate(cut.len() - 3);
+        assert!(matches!(
+            LogBody::zstd(cut, 1 << 20),
+            Err(Refusal::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_frame_asking_for_a_window_past_the_limit_is_refused() {
+        let mut encoder = zstd::bulk::Compressor::new(1).unwrap();
+        encoder
+            .set_parameter(zstd::zstd_safe::CParameter::WindowLog(27))
+            .unwrap();
+        // More than 8 MiB that does not compress: the frame needs a window that wide.
+        let data: Vec<u8> = (0..9u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        let wide = encoder.compress(&data).unwrap();
+        assert!(matches!(
+            LogBody::zstd(wide, 64 << 20),
+            Err(Refusal::Invalid(_))
+        ));
+    }
+}
