@@ -8,6 +8,9 @@
 //! only the control plane's `committed` answer: a 416 or a 412 moves it back to
 //! where the server is, so no byte is skipped and none is stored twice.
 //!
+//! Once a range is sent, its writeback to disk is started, so the fsync at the
+//! job's end does not wait for the whole log to be written.
+//!
 //! When the control plane offered it (`JobRef::log_tail_bytes`), what is left
 //! to send once the job has ended, if it is that small, is not uploaded but
 //! handed back to go with the completion: a short job's one upload and its
@@ -25,6 +28,7 @@ use sha2::{Digest, Sha256};
 use sortie_protocol::{LogSummary, LogTail};
 
 use crate::control::{ControlError, ControlPlane, JobRef};
+use crate::os;
 use crate::state::files;
 use crate::state::outbox::LogProgress;
 
@@ -202,6 +206,9 @@ fn upload_loop(
             }
         }
         let committed = send_range(cp, job, file, from, to, &mut |o, b| sum.feed(o, b))?;
+        // The job's log is made durable when it ends: what is written out
+        // now, off the job's own thread, is not left for that fsync to wait on.
+        os::start_writeback(file, from, to - from);
         last_upload = Instant::now();
         progress.set_committed(committed);
     }

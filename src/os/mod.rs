@@ -511,6 +511,21 @@ pub fn release_free_memory() {
     }
 }
 
+/// Start writing `file[offset..offset + len]` to disk without waiting for it,
+/// so that the fsync that makes the file durable later finds little left to
+/// write. Only a hint: a failure here is the fsync's to report.
+pub fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range on a descriptor the file owns, with plain integers;
+    // SYNC_FILE_RANGE_WRITE only queues writeback of the range's dirty pages.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
 /// Make reads of `file` block again (it was opened with O_NONBLOCK so that opening
 /// a FIFO with no writer could not hang).
 pub fn set_blocking(file: &std::fs::File) -> std::io::Result<()> {
