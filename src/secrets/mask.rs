@@ -12,8 +12,8 @@
 //! Output is masked as a stream, before it is cut into lines and events: a value
 //! split across two reads, two events or two upload chunks is still whole here. A
 //! stream holds back only the shortest tail that could still become a secret (a
-//! suffix that is a prefix of some pattern, found with a hash set of pattern
-//! prefixes), so ordinary output is never delayed. Replacements are the fixed
+//! suffix that is a prefix of some pattern: one the automaton, walked anchored,
+//! does not reject), so ordinary output is never delayed. Replacements are the fixed
 //! marker `[SECRET]`, inserted before JSON encoding, so framing stays valid.
 //!
 //! Most output holds no secret, and walking the automaton costs a couple of
@@ -24,10 +24,11 @@
 //! times faster.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
-use aho_corasick::{AhoCorasick, Anchored, Input, Match, MatchKind, StartKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::nfa::contiguous::NFA;
+use aho_corasick::{Anchored, Input, Match, MatchKind};
 use anyhow::{bail, Result};
 use base64::Engine;
 
@@ -39,10 +40,6 @@ pub const MARKER: &[u8] = b"[SECRET]";
 pub const DEFAULT_MIN_LENGTH: usize = 4;
 /// Encoded forms shorter than this are not masked (they would match ordinary text).
 const MIN_ENCODED: usize = 8;
-/// Base of the polynomial hash of pattern prefixes.
-const BASE: u64 = 0x100_0000_01b3;
-/// Mixes the length into a prefix hash.
-const LENGTH_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Bits in the set of pattern starts (32 KiB): with a thousand secrets'
 /// forms in it, few positions of ordinary output hit one by chance.
@@ -78,22 +75,17 @@ impl Starts {
 
 #[derive(Default)]
 pub struct Masker {
-    automaton: Option<AhoCorasick>,
+    automaton: Option<NFA>,
     starts: Option<Starts>,
     /// Longest pattern, in bytes.
     longest: usize,
-    /// Hashes of every proper prefix of every pattern.
-    prefixes: HashSet<u64>,
 }
 
 impl std::fmt::Debug for Masker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Masker({} prefixes)", self.prefixes.len())
+        let patterns = self.automaton.as_ref().map_or(0, |a| a.patterns_len());
+        write!(f, "Masker({patterns} patterns)")
     }
-}
-
-fn prefix_key(hash: u64, len: usize) -> u64 {
-    hash.wrapping_add((len as u64).wrapping_mul(LENGTH_MIX))
 }
 
 /// Every form of `value` the masker looks for.
@@ -160,23 +152,13 @@ impl Masker {
         if all.is_empty() {
             return Ok(Masker::default());
         }
-        let mut prefixes = HashSet::new();
-        for pattern in &all {
-            let mut hash = 0u64;
-            for (i, &b) in pattern[..pattern.len() - 1].iter().enumerate() {
-                hash = hash.wrapping_mul(BASE).wrapping_add(u64::from(b));
-                prefixes.insert(prefix_key(hash, i + 1));
-            }
-        }
-        let automaton = AhoCorasick::builder()
+        let automaton = NFA::builder()
             .match_kind(MatchKind::LeftmostLongest)
-            .start_kind(StartKind::Both)
             .build(&all)?;
         Ok(Masker {
             automaton: Some(automaton),
             starts: Starts::new(&all),
             longest: all.iter().map(Vec::len).max().unwrap_or(0),
-            prefixes,
         })
     }
 
@@ -185,9 +167,10 @@ impl Masker {
     }
 
     /// The leftmost-longest match in `hay` that starts at `from` or later.
-    fn find(&self, ac: &AhoCorasick, hay: &[u8], from: usize) -> Option<Match> {
+    fn find(&self, nfa: &NFA, hay: &[u8], from: usize) -> Option<Match> {
+        let search = |input: Input<'_>| nfa.try_find(&input).expect("the search is supported");
         let Some(starts) = &self.starts else {
-            return ac.find(Input::new(hay).range(from..));
+            return search(Input::new(hay).range(from..));
         };
         // The first position where a pattern starts, and the longest there,
         // is what the unanchored leftmost-longest search would find.
@@ -195,7 +178,7 @@ impl Masker {
         windows
             .enumerate()
             .filter(|(_, window)| starts.holds(window))
-            .find_map(|(i, _)| ac.find(Input::new(hay).range(from + i..).anchored(Anchored::Yes)))
+            .find_map(|(i, _)| search(Input::new(hay).range(from + i..).anchored(Anchored::Yes)))
     }
 
     /// `bytes` with every pattern replaced by the marker.
@@ -230,21 +213,26 @@ impl Masker {
         }
     }
 
-    /// The length of the longest tail of `bytes` that could still grow into a pattern.
-    fn holdback(&self, bytes: &[u8]) -> usize {
+    /// The length of the longest tail of `bytes` that could still grow into a
+    /// pattern: the longest suffix the automaton, walked anchored from its
+    /// start, does not reject. Most tails are rejected at their first byte.
+    fn holdback(&self, nfa: &NFA, bytes: &[u8]) -> usize {
         let limit = self.longest.saturating_sub(1).min(bytes.len());
-        let mut hash = 0u64;
-        let mut power = 1u64;
-        let mut best = 0;
-        for k in 1..=limit {
-            let b = bytes[bytes.len() - k];
-            hash = hash.wrapping_add(u64::from(b).wrapping_mul(power));
-            power = power.wrapping_mul(BASE);
-            if self.prefixes.contains(&prefix_key(hash, k)) {
-                best = k;
-            }
-        }
-        best
+        let start = nfa
+            .start_state(Anchored::Yes)
+            .expect("built with anchored starts");
+        let grows = |tail: &[u8]| {
+            tail.iter()
+                .try_fold(start, |state, &b| {
+                    let next = nfa.next_state(Anchored::Yes, state, b);
+                    (!nfa.is_dead(next)).then_some(next)
+                })
+                .is_some()
+        };
+        (1..=limit)
+            .rev()
+            .find(|&k| grows(&bytes[bytes.len() - k..]))
+            .unwrap_or(0)
     }
 }
 
@@ -322,7 +310,7 @@ impl MaskStream {
             owned = std::mem::take(&mut self.buf);
             &owned
         };
-        let mut release = bytes.len() - self.masker.holdback(bytes);
+        let mut release = bytes.len() - self.masker.holdback(ac, bytes);
         let mut pos = 0;
         while let Some(m) = self.masker.find(ac, bytes, pos) {
             if m.start() >= release {
@@ -438,7 +426,8 @@ mod tests {
         assert_eq!(out, b"Password: xx [SECRET]!");
     }
 
-    /// The start filter only skips work: its matches are the automaton's own.
+    /// The start filter only skips work: its matches are the automaton's own,
+    /// searched unanchored over the whole text.
     #[test]
     fn the_start_filter_finds_what_the_automaton_alone_finds() {
         let mut rng = Rng(0x0dd_5eed_f00d);
@@ -468,7 +457,15 @@ mod tests {
                 let form = &forms[rng.below(forms.len())];
                 text.extend(&form[..form.len() - rng.below(2)]);
             }
-            let want: Vec<_> = ac.find_iter(&text).map(|f| f.span()).collect();
+            let all: Vec<Vec<u8>> = secrets
+                .iter()
+                .flat_map(|s| patterns(s.as_bytes()))
+                .collect();
+            let reference = aho_corasick::AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&all)
+                .unwrap();
+            let want: Vec<_> = reference.find_iter(&text).map(|f| f.span()).collect();
             let mut got = Vec::new();
             let mut pos = 0;
             while let Some(f) = m.find(ac, &text, pos) {
