@@ -495,12 +495,7 @@ pub fn exec(command: ExecCommand, remote: &Remote) -> Result<()> {
             });
         }
         ExecCommand::Log { id } => {
-            let log = client.call("GET", &format!("admin/jobs/{}/log", segment(&id)), None)?;
-            if client.json {
-                std::io::stdout().write_all(&raw_for_stdout(&log))?;
-            } else {
-                print!("{}", render(&log));
-            }
+            read_log(&client, &id, false)?;
         }
         ExecCommand::Cancel { id } => {
             let answer =
@@ -745,13 +740,14 @@ pub fn run(args: RunArgs, remote: &Remote) -> Result<u8> {
         return Ok(0);
     }
     eprintln!("execution {id}");
-    let status = follow(&client, &id)?;
+    let status = read_log(&client, &id, true)?;
     eprintln!("execution {id}: {status}");
     Ok(if status == "succeeded" { 0 } else { 1 })
 }
 
-/// Print an execution's log as it grows, until it ends; its final status.
-fn follow(client: &Client, id: &str) -> Result<String> {
+/// Print an execution's log, page by page; following it, as it grows until
+/// the execution ends. Its status when the log was read.
+fn read_log(client: &Client, id: &str, following: bool) -> Result<String> {
     let mut offset = 0;
     let mut pending = Vec::new();
     let mut out = std::io::stdout();
@@ -778,7 +774,8 @@ fn follow(client: &Client, id: &str) -> Result<String> {
         }
         out.flush()?;
         let running = matches!(status.as_str(), "queued" | "claimed" | "running");
-        if !running && !grew {
+        if !grew && (!running || !following) {
+            out.write_all(render(&pending).as_bytes())?;
             return Ok(status);
         }
         if !grew {

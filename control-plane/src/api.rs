@@ -25,7 +25,7 @@ use sortie_protocol::{
 };
 use tokio::sync::{watch, Notify};
 
-use crate::store::{Filter, Job, LogBody, Outcome, Refusal, Store, STATUSES};
+use crate::store::{Filter, Job, Outcome, Refusal, Store, Upload, STATUSES};
 
 mod definitions;
 pub(crate) use definitions::definition_view;
@@ -578,31 +578,56 @@ async fn append_log(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let zstd = match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str()) {
-        None | Some(Ok("identity")) => false,
-        Some(Ok(LOG_ENCODING_ZSTD)) => true,
-        Some(other) => {
+    let zstd = match zstd_body(&headers) {
+        Ok(zstd) => zstd,
+        Err(why) => {
             return problem(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported content encoding",
-                format!(
-                    "a log body may be sent as it is or as {LOG_ENCODING_ZSTD}, not {:?}",
-                    other.unwrap_or("(not text)")
-                ),
+                why,
             )
         }
     };
     answer(
         store(&api, move |s| {
-            let body = match zstd {
-                true => LogBody::zstd(bytes.into(), MAX_BODY)?,
-                false => LogBody::plain(bytes.into()),
+            let upload = match zstd {
+                true => Upload::Zstd {
+                    frame: bytes.into(),
+                    limit: MAX_BODY,
+                },
+                false => Upload::Plain(bytes.into()),
             };
-            s.append_log(&id, attempt, &token, offset, &body)
+            s.append_log(&id, attempt, &token, offset, &upload)
         })
         .await
         .map(|committed| Committed { committed }),
     )
+}
+
+/// Whether a `PUT log` body is zstd: the codings its `Content-Encoding`
+/// headers list (case-insensitive, `identity` aside) must be none, or `zstd`
+/// alone.
+fn zstd_body(headers: &HeaderMap) -> Result<bool, String> {
+    let mut codings = Vec::new();
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let value = value
+            .to_str()
+            .map_err(|_| "a Content-Encoding that is not text".to_string())?;
+        codings.extend(
+            value
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .filter(|c| !c.is_empty() && c != "identity"),
+        );
+    }
+    match codings.as_slice() {
+        [] => Ok(false),
+        [one] if one == LOG_ENCODING_ZSTD => Ok(true),
+        _ => Err(format!(
+            "a log body may be sent as it is or as {LOG_ENCODING_ZSTD} alone, not as {}",
+            codings.join(", ")
+        )),
+    }
 }
 
 async fn complete(State(api): State<Shared>, Path(id): Path<String>, bytes: Bytes) -> Response {
@@ -775,9 +800,15 @@ struct LogFrom {
     offset: Option<String>,
 }
 
-/// `GET /admin/jobs/ID/log?offset=N`: the stored log from byte N (all of it
-/// by default), with the execution's status in `Sortie-Status` — what a
-/// client following a log live needs from one request.
+/// Most bytes of log one `GET /admin/jobs/ID/log` answers with (and the
+/// rest of the line they end in): a long log is read page by page, never
+/// gathered whole in the control plane's memory.
+pub const LOG_PAGE: usize = 8 * 1024 * 1024;
+
+/// `GET /admin/jobs/ID/log?offset=N`: the stored log from byte N, a page of
+/// it (`LOG_PAGE`, ending at a line's end), with the execution's status in
+/// `Sortie-Status` — what a client following a log live needs from one
+/// request. An empty answer means there is no more for now.
 async fn job_log(
     State(api): State<Shared>,
     Path(id): Path<String>,
@@ -791,7 +822,7 @@ async fn job_log(
     let wanted = id.clone();
     let found = store(&api, move |s| {
         Ok(match s.job(&wanted)? {
-            Some(job) => Some((job.status(), s.log_from(&wanted, offset)?)),
+            Some(job) => Some((job.status(), s.log_window(&wanted, offset, LOG_PAGE)?)),
             None => None,
         })
     })
@@ -992,6 +1023,9 @@ async fn metrics(State(api): State<Shared>) -> Response {
 /// option's value, times in RFC 3339.
 pub fn job_view(job: &Job) -> serde_json::Value {
     let mut view = serde_json::to_value(job).unwrap_or_default();
+    if let Some(record) = view.as_object_mut() {
+        record.remove("log_hash");
+    }
     // Secure: the definition's secure options, and those the spec itself says are.
     let declared = job.spec["option_defs"]
         .as_array()
@@ -1054,6 +1088,26 @@ pub fn job_view(job: &Job) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_body_s_encoding_is_read_as_http_says() {
+        let with = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(header::CONTENT_ENCODING, HeaderValue::from_str(v).unwrap());
+            }
+            zstd_body(&headers)
+        };
+        assert_eq!(with(&[]), Ok(false));
+        assert_eq!(with(&["identity"]), Ok(false));
+        assert_eq!(with(&["zstd"]), Ok(true));
+        assert_eq!(with(&["ZSTD"]), Ok(true));
+        assert_eq!(with(&[" zstd , identity"]), Ok(true));
+        // Two codings, in one header or in two, are two: refused, never half read.
+        assert!(with(&["zstd", "gzip"]).is_err());
+        assert!(with(&["zstd, zstd"]).is_err());
+        assert!(with(&["gzip"]).unwrap_err().contains("gzip"));
+    }
 
     /// A secure option's value is in the spec runners claim, never in what an
     /// admin reads: the definition's secure options, and those the spec says are.

@@ -848,6 +848,86 @@ fn a_first_day_with_the_command_line() {
 }
 
 /// A program of the test peers installed by tests/peers/install.sh.
+/// A log longer than a page is answered a page at a time, each ending at a
+/// line's end, and the command line reads it all.
+#[test]
+fn a_long_log_is_read_page_by_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
+    let agent = cp.agent();
+    enqueue(&cp, &agent, "long");
+    let (status, claimed) = call(
+        &agent,
+        &cp.url,
+        "POST",
+        "v1/claim",
+        RUNNER,
+        Some(claim_body("r", "c1", 0)),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{claimed}");
+    let lease = claimed["jobs"][0]["lease"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fence = json!({"attempt": 1, "lease_token": lease});
+    let (status, _) = call(
+        &agent,
+        &cp.url,
+        "POST",
+        "v1/jobs/long/start",
+        RUNNER,
+        Some(fence),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let page = sortie_control_plane::api::LOG_PAGE;
+    let log: String = (0..(page * 3 / 2) / 100)
+        .map(|seq| {
+            json!({"seq": seq, "ts": "2026-11-29T00:00:00Z", "kind": "output", "step": 0,
+                   "node": "local", "stream": "stdout", "text": format!("line {seq}\n")})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    for (i, piece) in log.as_bytes().chunks(1 << 20).enumerate() {
+        let request = ureq::http::Request::builder()
+            .method("PUT")
+            .uri(format!(
+                "{}v1/jobs/long/log?offset={}&attempt=1",
+                cp.url,
+                i << 20
+            ))
+            .header("authorization", format!("Bearer {RUNNER}"))
+            .header(sortie_protocol::HEADER_LEASE_TOKEN, &lease)
+            .header("content-encoding", "zstd")
+            .body(zstd::bulk::compress(piece, 1).unwrap())
+            .unwrap();
+        assert_eq!(agent.run(request).unwrap().status(), 200);
+    }
+    let mut answer = agent
+        .get(format!("{}admin/jobs/long/log", cp.url))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap();
+    let first = answer
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .unwrap();
+    assert!(
+        first.len() >= page && first.len() < page + 200,
+        "{}",
+        first.len()
+    );
+    assert!(first.ends_with(b"\n"));
+    assert_eq!(first, log.as_bytes()[..first.len()]);
+    let (code, out, err) = cp.cli("admin-token", &["exec", "log", "long", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out == log, "{} bytes printed of {}", out.len(), log.len());
+}
+
 fn peer(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/test-peers/venv/bin")

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use sortie_control_plane::store::{LogBody, Refusal};
+use sortie_control_plane::store::{Refusal, Upload};
 use sortie_control_plane::{Phase, Store, Timing};
 
 #[path = "support/postgres.rs"]
@@ -37,12 +37,15 @@ fn claim(claim_id: &str, runner_id: &str, max_jobs: u32) -> ClaimRequest {
     }
 }
 
-fn plain(bytes: &[u8]) -> LogBody {
-    LogBody::plain(bytes.to_vec())
+fn plain(bytes: &[u8]) -> Upload {
+    Upload::Plain(bytes.to_vec())
 }
 
-fn zstd(bytes: &[u8]) -> LogBody {
-    LogBody::zstd(zstd::bulk::compress(bytes, 1).unwrap(), 1 << 20).unwrap()
+fn zstd(bytes: &[u8]) -> Upload {
+    Upload::Zstd {
+        frame: zstd::bulk::compress(bytes, 1).unwrap(),
+        limit: 1 << 20,
+    }
 }
 
 fn spec(id: &str) -> serde_json::Value {
@@ -448,6 +451,16 @@ fn compressed_log_bodies_read_back_as_the_plain_log(kind: Kind) {
     let end = store.append_log("a", 1, &token, b as u64 + 7, &zstd(&log[b + 7..]));
     assert_eq!(end, Ok(log.len() as u64));
     assert_eq!(store.log("a").unwrap(), log);
+    // A body is decoded only for the lease's holder: without it, what the
+    // body is does not matter.
+    let junk = Upload::Zstd {
+        frame: b"not zstd".to_vec(),
+        limit: 1 << 20,
+    };
+    assert!(matches!(
+        store.append_log("a", 1, "wrong", log.len() as u64, &junk),
+        Err(Refusal::Conflict(_))
+    ));
     for from in [
         1,
         a as u64 - 1,

@@ -62,24 +62,24 @@ pub fn load<'a>(encoding: &str, stored: &'a [u8]) -> Outcome<Cow<'a, [u8]>> {
     }
 }
 
-/// A `PUT log` body: its plain bytes and, when it came compressed, the frame.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogBody {
-    plain: Vec<u8>,
-    frame: Option<Vec<u8>>,
+/// A `PUT log` body as it arrived. It is decoded only once the request has
+/// been found to hold the job's lease: a caller without one costs no work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upload {
+    Plain(Vec<u8>),
+    /// `Content-Encoding: zstd`, to decode into at most `limit` plain bytes.
+    Zstd {
+        frame: Vec<u8>,
+        limit: usize,
+    },
 }
 
-impl LogBody {
-    pub fn plain(bytes: Vec<u8>) -> LogBody {
-        LogBody {
-            plain: bytes,
-            frame: None,
-        }
-    }
-
-    /// Decode a body sent with `Content-Encoding: zstd` into at most `limit`
-    /// plain bytes.
-    pub fn zstd(frame: Vec<u8>, limit: usize) -> Outcome<LogBody> {
+impl Upload {
+    pub fn decode(&self) -> Outcome<LogBody<'_>> {
+        let (frame, limit) = match self {
+            Upload::Plain(bytes) => return Ok(LogBody::plain(bytes)),
+            Upload::Zstd { frame, limit } => (frame, *limit),
+        };
         let corrupt = |e: std::io::Error| Refusal::Invalid(format!("a zstd log body: {e}"));
         let mut decoder = zstd::stream::read::Decoder::with_buffer(frame.as_slice())
             .map_err(|e| Refusal::unavailable("starting a zstd decoder", e))?;
@@ -95,9 +95,26 @@ impl LogBody {
             )));
         }
         Ok(LogBody {
-            plain,
+            plain: Cow::Owned(plain),
             frame: Some(frame),
         })
+    }
+}
+
+/// A decoded `PUT log` body: its plain bytes and, when it came compressed,
+/// the frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogBody<'a> {
+    plain: Cow<'a, [u8]>,
+    frame: Option<&'a [u8]>,
+}
+
+impl<'a> LogBody<'a> {
+    pub fn plain(bytes: &'a [u8]) -> LogBody<'a> {
+        LogBody {
+            plain: Cow::Borrowed(bytes),
+            frame: None,
+        }
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -105,10 +122,11 @@ impl LogBody {
     }
 
     /// What to store of the body from its byte `skip` on: the frame when that
-    /// is all of it, else the plain bytes.
+    /// is all of it and smaller than it, else the plain bytes (a frame of
+    /// padding, or of bytes that do not compress, costs no more than they do).
     pub fn chunk(&self, skip: usize) -> Chunk<'_> {
-        match &self.frame {
-            Some(frame) if skip == 0 => Chunk::Zstd(frame),
+        match self.frame {
+            Some(frame) if skip == 0 && frame.len() < self.plain.len() => Chunk::Zstd(frame),
             _ => Chunk::Plain(&self.plain[skip..]),
         }
     }
@@ -122,10 +140,15 @@ mod tests {
         zstd::bulk::compress(bytes, 1).unwrap()
     }
 
+    fn zstd(frame: Vec<u8>, limit: usize) -> Upload {
+        Upload::Zstd { frame, limit }
+    }
+
     #[test]
     fn a_frame_is_stored_whole_and_loads_as_its_plain_bytes() {
         let log = b"{\"stream\":\"stdout\",\"line\":\"x\"}\n".repeat(1000);
-        let body = LogBody::zstd(frame(&log), 1 << 20).unwrap();
+        let upload = zstd(frame(&log), 1 << 20);
+        let body = upload.decode().unwrap();
         assert_eq!(body.bytes(), log.as_slice());
         let whole = body.chunk(0);
         assert_eq!(whole.encoding(), "zstd");
@@ -138,6 +161,9 @@ mod tests {
         assert_eq!(body.chunk(10), Chunk::Plain(&log[10..]));
         assert_eq!(load(IDENTITY, b"abc").unwrap(), &b"abc"[..]);
         assert!(load("br", b"abc").is_err());
+        // A frame no smaller than what it decodes to is stored plain.
+        let tiny = zstd(frame(b"ab"), 1 << 20);
+        assert_eq!(tiny.decode().unwrap().chunk(0), Chunk::Plain(b"ab"));
     }
 
     #[test]
@@ -145,18 +171,18 @@ mod tests {
         let bomb = frame(&vec![0u8; 4 << 20]);
         assert!(bomb.len() < 1024);
         assert!(matches!(
-            LogBody::zstd(bomb.clone(), 1 << 20),
+            zstd(bomb.clone(), 1 << 20).decode(),
             Err(Refusal::TooLarge(_))
         ));
-        assert_eq!(LogBody::zstd(bomb, 4 << 20).unwrap().bytes().len(), 4 << 20);
+        assert_eq!(zstd(bomb, 4 << 20).decode().unwrap().bytes().len(), 4 << 20);
         assert!(matches!(
-            LogBody::zstd(b"not zstd".to_vec(), 1 << 20),
+            zstd(b"not zstd".to_vec(), 1 << 20).decode(),
             Err(Refusal::Invalid(_))
         ));
         let mut cut = frame(&b"0123456789".repeat(100));
         cut.truncate(cut.len() - 3);
         assert!(matches!(
-            LogBody::zstd(cut, 1 << 20),
+            zstd(cut, 1 << 20).decode(),
             Err(Refusal::Invalid(_))
         ));
     }
@@ -173,7 +199,7 @@ mod tests {
             .collect();
         let wide = encoder.compress(&data).unwrap();
         assert!(matches!(
-            LogBody::zstd(wide, 64 << 20),
+            zstd(wide, 64 << 20).decode(),
             Err(Refusal::Invalid(_))
         ));
     }

@@ -100,6 +100,7 @@ pub fn import(store: &Store, dir: &Path) -> Result<Migrated> {
                 .with_context(|| format!("reading {}", log_path.display()))?;
         }
         job.log_length = log.len() as u64;
+        job.log_hash = super::checksum::extend(None, 0, &log);
         if matches!(job.phase, Phase::Done | Phase::Failed) && job.finished_at_ms.is_none() {
             // The journal did not record when; retention counts from the migration.
             job.finished_at_ms = Some(super::now_ms());

@@ -12,6 +12,7 @@
 //! never a false acknowledgement.
 
 mod admins;
+mod checksum;
 pub mod chunk;
 pub mod definition;
 pub mod journal;
@@ -23,7 +24,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use admins::ADMIN_TOKEN_PREFIX;
-pub use chunk::{Chunk, LogBody};
+pub use chunk::{Chunk, LogBody, Upload};
 pub use definition::{Definition, DefinitionInput};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -177,6 +178,9 @@ pub struct Job {
     /// Bytes of log stored.
     #[serde(default)]
     pub log_length: u64,
+    /// The SHA-256 state of the log stored (`checksum`); none when not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_hash: Option<String>,
     /// When it reached a terminal phase (milliseconds since the epoch).
     #[serde(default)]
     pub finished_at_ms: Option<u64>,
@@ -274,6 +278,7 @@ impl Job {
             completion: None,
             reason: None,
             log_length: 0,
+            log_hash: None,
             finished_at_ms: None,
             created_at_ms: Some(now),
             definition: None,
@@ -935,6 +940,7 @@ impl Store {
                 // A fresh start begins a fresh log.
                 rows.clear_log(id)?;
                 job.log_length = 0;
+                job.log_hash = None;
             }
             rows.update(&job)?;
             Ok(Ok(answer))
@@ -964,14 +970,14 @@ impl Store {
         attempt: u64,
         token: &str,
         offset: u64,
-        body: &LogBody,
+        upload: &Upload,
     ) -> Outcome<u64> {
         self.tx(|rows| {
             let mut job = Self::fenced(rows, id, attempt, token)?;
             if job.phase != Phase::Running {
                 return Err(Refusal::Conflict(format!("job {id} is not running")));
             }
-            if !Self::append(rows, &mut job, offset, body)? {
+            if !Self::append(rows, &mut job, offset, &upload.decode()?)? {
                 return Err(Refusal::OffsetPastEnd(job.log_length));
             }
             Ok(job.log_length)
@@ -980,7 +986,12 @@ impl Store {
 
     /// Append what `body` (the log from `offset`) adds to the running job's
     /// log; `false` when `offset` is past its end.
-    fn append(rows: &mut dyn Rows, job: &mut Job, offset: u64, body: &LogBody) -> Outcome<bool> {
+    fn append(
+        rows: &mut dyn Rows,
+        job: &mut Job,
+        offset: u64,
+        body: &LogBody<'_>,
+    ) -> Outcome<bool> {
         let have = job.log_length;
         if offset > have {
             return Ok(false);
@@ -989,6 +1000,7 @@ impl Store {
         let length = body.bytes().len();
         if skip < length {
             rows.append_log(&job.id, have, body.chunk(skip))?;
+            job.log_hash = checksum::extend(job.log_hash.as_deref(), have, &body.bytes()[skip..]);
             job.log_length = have + (length - skip) as u64;
             rows.update(job)?;
         }
@@ -1022,10 +1034,17 @@ impl Store {
                         tail.data.len()
                     )));
                 }
-                let body = LogBody::plain(tail.data.as_bytes().to_vec());
+                let body = LogBody::plain(tail.data.as_bytes());
                 Self::append(rows, &mut job, tail.offset, &body)?;
             }
-            let stored = summary(rows, id)?;
+            let stored = match job.log_hash.as_deref() {
+                Some(state) => checksum::summary(state, job.log_length),
+                None => None,
+            };
+            let stored = match stored {
+                Some(stored) => stored,
+                None => summary(rows, id)?,
+            };
             if stored != req.completion.log {
                 return Ok(Err(Refusal::LogMismatch(stored.length)));
             }
