@@ -181,6 +181,17 @@ fn a_control_plane_that_claims_to_have_lost_log_bytes_gets_them_again_once() {
     }
 }
 
+/// Job `id` ran `seq 1 N`, succeeded, and its whole log reached the control
+/// plane, checked by its completion.
+fn assert_whole_seq_log(cp: &ControlPlane, id: &str, n: u32) {
+    let job = cp.job(id);
+    assert_done(&job, "succeeded");
+    let log = cp.log(id);
+    assert_eq!(job.completion.unwrap().log.sha256, sha256_hex(&log));
+    let want: String = (1..=n).map(|i| format!("{i}\n")).collect();
+    assert_eq!(output_text(&events(&log), "stdout"), want);
+}
+
 /// Log bodies go compressed where the claim offered it, and as they are
 /// (with no tail on the completion) to a control plane that predates the
 /// extensions; a rewind after a compressed body loses and doubles nothing.
@@ -216,12 +227,40 @@ fn log_uploads_are_compressed_only_where_the_claim_offered_it() {
                 "a tail only where offered"
             );
         }
-        let job = cp.job("big");
-        assert_done(&job, "succeeded");
-        let log = cp.log("big");
-        assert_eq!(job.completion.unwrap().log.sha256, sha256_hex(&log));
-        let want: String = (1..=300_000).map(|i| format!("{i}\n")).collect();
-        assert_eq!(output_text(&events(&log), "stdout"), want);
+        assert_whole_seq_log(&cp, "big", 300_000);
+    }
+}
+
+/// A control plane (or a proxy before it) that offered zstd but refuses a
+/// compressed body gets the same bytes as they are, and every later body so.
+#[test]
+fn a_refused_compressed_upload_is_sent_again_as_it_is() {
+    for status in [415, 400] {
+        let cp = ControlPlane::with(Options::default());
+        cp.inject(Fault {
+            endpoint: Endpoint::Log,
+            nth: 1,
+            times: 1,
+            kind: FaultKind::Status {
+                status,
+                retry_after: None,
+            },
+        });
+        cp.enqueue(serde_json::json!({ "id": "big", "steps": [{ "shell": "seq 1 300000" }] }));
+        let state = tempfile::tempdir().unwrap();
+        run(&mut cp.poll(state.path()), code::OK);
+        let received = String::from_utf8_lossy(&cp.received()).into_owned();
+        let puts: Vec<&str> = received.split("PUT /v1/jobs/big/log").skip(1).collect();
+        assert!(puts.len() >= 3, "{} uploads", puts.len());
+        assert!(
+            puts[0].contains("content-encoding: zstd"),
+            "the first went compressed"
+        );
+        for put in &puts[1..] {
+            let headers = put.split("\n\n").next().unwrap_or(put);
+            assert!(!headers.contains("content-encoding"), "{status}: {headers}");
+        }
+        assert_whole_seq_log(&cp, "big", 300_000);
     }
 }
 

@@ -6,6 +6,7 @@
 //! transient failures (network errors, 408, 429, 5xx) with jittered backoff,
 //! honouring `Retry-After`, until the shot's deadline or the retry budget runs out.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
@@ -38,10 +39,14 @@ pub struct HttpControl {
     /// (DNS flapping mid-shot), retried like any other, not a configuration
     /// error.
     reached: std::sync::atomic::AtomicBool,
+    /// A compressed log upload was refused (415 or 400): log bodies go as
+    /// they are for the rest of the shot.
+    plain_logs: std::sync::atomic::AtomicBool,
 }
 
 /// What a request carries: its body, the body's media type and, when the body
 /// is compressed, its `Content-Encoding`.
+#[derive(Clone, Copy)]
 struct Payload<'a> {
     bytes: &'a [u8],
     content_type: &'a str,
@@ -82,6 +87,7 @@ impl HttpControl {
             deadline,
             stopping,
             reached: std::sync::atomic::AtomicBool::new(false),
+            plain_logs: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -142,8 +148,7 @@ impl HttpControl {
                 timeout,
             );
             if outcome.is_ok() {
-                self.reached
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                self.reached.store(true, Ordering::Relaxed);
             }
             let (error, retry_after) = match outcome {
                 Ok(answer) => match answer.status {
@@ -176,7 +181,7 @@ impl HttpControl {
                     )))
                 }
                 Err(net::Failed::Transport(e)) => {
-                    let reached = self.reached.load(std::sync::atomic::Ordering::Relaxed);
+                    let reached = self.reached.load(Ordering::Relaxed);
                     if let Some(fatal) = lasting_failure(&e, &url, reached) {
                         return Err(fatal);
                     }
@@ -409,24 +414,30 @@ impl ControlPlane for HttpControl {
             net::encode_segment(&job.id),
             job.attempt
         );
+        let plain = Payload {
+            bytes,
+            content_type: "application/x-ndjson",
+            encoding: None,
+        };
+        let token = Some(job.lease_token.as_str());
         // A body that could not be compressed (no memory for the encoder)
         // goes as it is: the encoding is per request.
-        let compressed = job
-            .zstd_log
+        let compressed = (job.zstd_log && !self.plain_logs.load(Ordering::Relaxed))
             .then(|| zstd::bulk::compress(bytes, LOG_ZSTD_LEVEL).ok())
             .flatten();
-        let payload = Payload {
-            bytes: compressed.as_deref().unwrap_or(bytes),
-            content_type: "application/x-ndjson",
-            encoding: compressed.as_ref().map(|_| LOG_ENCODING_ZSTD),
-        };
-        let reply = self.call(
-            "PUT",
-            &path,
-            payload,
-            Some(&job.lease_token),
-            Duration::ZERO,
-        )?;
+        let payload = compressed.as_deref().map_or(plain, |frame| Payload {
+            bytes: frame,
+            encoding: Some(LOG_ENCODING_ZSTD),
+            ..plain
+        });
+        let mut reply = self.call("PUT", &path, payload, token, Duration::ZERO)?;
+        if compressed.is_some() && matches!(reply.status, 400 | 415) {
+            // The control plane offered the encoding, but it, or a proxy on
+            // the way, does not take it: the same bytes as they are, and no
+            // compressed body again.
+            self.plain_logs.store(true, Ordering::Relaxed);
+            reply = self.call("PUT", &path, plain, token, Duration::ZERO)?;
+        }
         match reply.status {
             200 => Ok(parse::<Committed>(&reply, "log upload")?.committed),
             416 => Err(ControlError::Resend(
