@@ -38,6 +38,9 @@ const UPLOAD_BYTES: u64 = 256 * 1024;
 const UPLOAD_INTERVAL: Duration = Duration::from_secs(1);
 /// Largest body of one upload.
 const MAX_CHUNK: u64 = 1024 * 1024;
+/// Largest read of a log kept in place (the spool), which is read back only
+/// to be hashed: a buffer this size is all it needs.
+const IN_PLACE_CHUNK: u64 = 64 * 1024;
 /// Answers that take less than was sent (a rewind, a refusal) tolerated in one range.
 const STALLS: u32 = 8;
 
@@ -54,8 +57,12 @@ pub fn send_range(
 ) -> Result<u64, ControlError> {
     let mut stalls = 0;
     let mut buf = Vec::new();
+    let chunk = match cp.log_in_place(job) {
+        Some(_) => IN_PLACE_CHUNK,
+        None => MAX_CHUNK,
+    };
     while from < to {
-        let len = (to - from).min(MAX_CHUNK) as usize;
+        let len = (to - from).min(chunk) as usize;
         buf.resize(len, 0);
         file.read_exact_at(&mut buf, from).map_err(|e| {
             ControlError::Unreachable(anyhow::anyhow!("reading the outbox log: {e}"))

@@ -255,7 +255,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
             let _ = stdin.write_all(&bytes);
         });
     }
-    let (tx, rx) = mpsc::sync_channel::<Msg>(8);
+    let (tx, rx) = mpsc::sync_channel::<Msg>(2);
     spawn_readers(
         child.stdout.take().expect("stdout is piped"),
         child.stderr.take().expect("stderr is piped"),
