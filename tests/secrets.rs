@@ -282,6 +282,17 @@ fn a_too_short_secret_is_refused_rather_than_masking_the_log() {
     );
     assert!(stdout(&out).contains("shorter than 4"), "{}", stdout(&out));
     assert!(!stdout(&out).contains("\"ran"));
+    // A value the runner's own masker holds (it is long enough for that one)
+    // is still held to the runner's minimum for a job's secrets.
+    let out = run(
+        sortie()
+            .args(["--log-format", "json", "exec", "--mask-min-length", "10"])
+            .arg(&file)
+            .env("SORTIE_SECRET_TINY", "abcdef"),
+        code::JOB_FAILED,
+    );
+    assert!(stdout(&out).contains("shorter than 10"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("\"ran"));
 }
 
 #[test]

@@ -633,22 +633,35 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             return Ok(());
         }
         let resolved = secrets::resolve(&self.spec.secrets, self.rt.providers)?;
-        // The runner's own credentials too (a Bao login may just have added one).
         let min = self.rt.providers.min_length;
-        let own = own::values();
-        let masker = Arc::new(Masker::new(
-            resolved
-                .iter()
-                .map(|r| (r.key.as_str(), &r.value))
-                .chain(node_keys.iter().map(|(_, key)| ("ssh-key", key)))
-                .chain(secure.iter().map(|(name, v)| (name.as_str(), v)))
-                .chain(
+        let values: Vec<(&str, &Secret)> = resolved
+            .iter()
+            .map(|r| (r.key.as_str(), &r.value))
+            .chain(node_keys.iter().map(|(_, key)| ("ssh-key", key)))
+            .chain(secure.iter().map(|(name, v)| (name.as_str(), v)))
+            .collect();
+        // A job whose secrets are all the runner's own credentials (the env
+        // provider serves those) is masked by the runner's masker, which holds
+        // them already: the same automaton again would cost milliseconds and,
+        // with a thousand secrets, megabytes.
+        let reused = values.iter().all(|(_, v)| own::masks(v));
+        let masker = if reused {
+            for (name, value) in &values {
+                mask::check_length(name, value, min)?;
+            }
+            own::masker()
+        } else {
+            // The runner's own credentials too (a Bao login may just have added one).
+            let own = own::values();
+            Arc::new(Masker::new(
+                values.iter().copied().chain(
                     own.iter()
                         .filter(|v| v.expose().len() >= min)
                         .map(|v| ("sortie", v)),
                 ),
-            min,
-        )?);
+                min,
+            )?)
+        };
         for def in self.spec.option_defs.iter().filter(|d| d.secure) {
             self.template.options.remove(&def.name);
             if let (true, Some(value)) = (def.value_exposed, secure.get(&def.name)) {
@@ -659,7 +672,9 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             }
         }
         self.log.lock().set_masker(masker.clone());
-        mask::register_for_diagnostics(masker);
+        if !reused {
+            mask::register_for_diagnostics(masker);
+        }
         if let Some(dir) = &self.private {
             for (node, key) in &node_keys {
                 let path = write_key(dir, node, key)?;

@@ -129,6 +129,18 @@ pub fn patterns(value: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Refuse a secret value shorter than `min_length`: masking it would mask
+/// half the log.
+pub fn check_length(name: &str, value: &Secret, min_length: usize) -> Result<()> {
+    if value.expose().len() < min_length {
+        bail!(
+            "secret {name} is shorter than {min_length} characters: refusing a value that \
+             short as a secret (masking it would hide ordinary output)"
+        );
+    }
+    Ok(())
+}
+
 impl Masker {
     /// A masker for these values; a value shorter than `min_length` is refused, since
     /// masking it would mask half the log.
@@ -138,14 +150,8 @@ impl Masker {
     ) -> Result<Masker> {
         let mut all: Vec<Vec<u8>> = Vec::new();
         for (name, value) in values {
-            let bytes = value.expose().as_bytes();
-            if bytes.len() < min_length {
-                bail!(
-                    "secret {name} is shorter than {min_length} characters: refusing a value that \
-                     short as a secret (masking it would hide ordinary output)"
-                );
-            }
-            all.extend(patterns(bytes));
+            check_length(name, value, min_length)?;
+            all.extend(patterns(value.expose().as_bytes()));
         }
         all.sort();
         all.dedup();

@@ -28,7 +28,7 @@ const CREDENTIALS: &[&str] = &[
 ];
 
 /// Values shorter than this are not masked (they would mask ordinary text).
-const MIN_MASKED: usize = 4;
+pub const MIN_MASKED: usize = 4;
 
 #[derive(Default)]
 struct Own {
@@ -100,6 +100,11 @@ pub fn masker() -> Arc<Masker> {
 /// The credentials registered so far, to mask with a job's own secrets.
 pub fn values() -> Vec<Secret> {
     own().as_ref().map(|o| o.values.clone()).unwrap_or_default()
+}
+
+/// Whether [`masker`] masks `value` (it is a credential long enough to be).
+pub fn masks(value: &Secret) -> bool {
+    value.expose().len() >= MIN_MASKED && own().as_ref().is_some_and(|o| o.values.contains(value))
 }
 
 fn build(values: &[Secret]) -> Masker {
