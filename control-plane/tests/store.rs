@@ -383,6 +383,19 @@ fn logs_are_offset_addressed_and_completion_checks_them(kind: Kind) {
     assert_eq!(store.log_window("b", 0, 2).unwrap(), b"one\n");
     assert_eq!(store.log_window("b", 2, 3).unwrap(), b"e\ntwo\n");
     assert_eq!(store.log_window("b", 8, 100).unwrap(), b"three\n");
+    // A line without an end is cut LINE_SLACK past the page.
+    let slack = sortie_control_plane::store::LINE_SLACK;
+    let endless = vec![b'x'; slack + 3000];
+    assert_eq!(
+        store.append_log("b", 1, &b_token, 14, &plain(&endless)),
+        Ok(14 + endless.len() as u64)
+    );
+    assert_eq!(store.log_window("b", 14, 10).unwrap().len(), 10 + slack);
+    // One that ends within it is read to its end.
+    assert_eq!(
+        store.log_window("b", 14 + 20, 3000).unwrap().len(),
+        endless.len() - 20
+    );
 
     let hb = HeartbeatRequest {
         attempt: 1,

@@ -568,6 +568,10 @@ const INVENTORY_SOURCES_SCHEMA: &str = r#"
 ALTER TABLE inventory ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
 "#;
 
+/// How far past a page's end [`Store::log_window`] follows a line to its end.
+/// A runner's event lines are far shorter (a line of output is cut at 64 KiB).
+pub const LINE_SLACK: usize = 1024 * 1024;
+
 /// Log chunks may be stored compressed (`chunk`): each says how.
 const LOG_ENCODING_SCHEMA: &str = r#"
 ALTER TABLE log_chunks ADD COLUMN encoding TEXT NOT NULL DEFAULT 'identity';
@@ -1154,7 +1158,10 @@ impl Store {
     /// The stored log of a job from byte `from`: at least `max` bytes (all
     /// there are, if fewer), and no more than it takes to end the line in
     /// progress at `max` — what a page of it needs, not the rest of a long log.
+    /// A line that runs on [`LINE_SLACK`] past `max` is cut there: a log that
+    /// is one endless line is not read whole either.
     pub fn log_window(&self, id: &str, from: u64, max: usize) -> Outcome<Vec<u8>> {
+        let limit = max.saturating_add(LINE_SLACK);
         self.tx(|rows| {
             let mut out = Vec::new();
             rows.read_log(id, from, &mut |at, chunk| {
@@ -1162,7 +1169,11 @@ impl Store {
                 out.extend_from_slice(&chunk[skip..]);
                 if out.len() > max {
                     if let Some(end) = out[max..].iter().position(|b| *b == b'\n') {
-                        out.truncate(max + end + 1);
+                        out.truncate((max + end + 1).min(limit));
+                        return false;
+                    }
+                    if out.len() >= limit {
+                        out.truncate(limit);
                         return false;
                     }
                 }
