@@ -854,7 +854,7 @@ impl Store {
                 job.lease = None;
             }
             Phase::Running => {
-                let log = summary(rows, &job.id)?;
+                let log = summary(rows, job)?;
                 job.completion = Some(Completion {
                     status: JobStatus::Lost,
                     exit_code: None,
@@ -1041,14 +1041,7 @@ impl Store {
                 let body = LogBody::plain(tail.data.as_bytes());
                 Self::append(rows, &mut job, tail.offset, &body)?;
             }
-            let stored = match job.log_hash.as_deref() {
-                Some(state) => checksum::summary(state, job.log_length),
-                None => None,
-            };
-            let stored = match stored {
-                Some(stored) => stored,
-                None => summary(rows, id)?,
-            };
+            let stored = summary(rows, &job)?;
             if stored != req.completion.log {
                 return Ok(Err(Refusal::LogMismatch(stored.length)));
             }
@@ -1358,10 +1351,19 @@ fn audit(
     })
 }
 
-fn summary(rows: &mut dyn Rows, id: &str) -> Outcome<LogSummary> {
+/// The length and SHA-256 of `job`'s stored log: from its running checksum,
+/// or, for a log stored before those were kept, read back.
+fn summary(rows: &mut dyn Rows, job: &Job) -> Outcome<LogSummary> {
+    if let Some(kept) = job
+        .log_hash
+        .as_deref()
+        .and_then(|state| checksum::summary(state, job.log_length))
+    {
+        return Ok(kept);
+    }
     let mut hasher = Sha256::new();
     let mut length = 0u64;
-    rows.read_log(id, 0, &mut |_, chunk| {
+    rows.read_log(&job.id, 0, &mut |_, chunk| {
         hasher.update(chunk);
         length += chunk.len() as u64;
         true
