@@ -28,3 +28,24 @@ repeat() {
 # Rows are printed as they are measured, so a long run shows its progress.
 row() { printf '%-52s %12s %12s %12s  %s\n' "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# start_control_plane BINARY: the reference control plane over TLS on a loopback
+# port, its state in $work/cp, its tokens in $work; sets cp_pid, url, ca, admin
+# (the caller's EXIT trap kills cp_pid) and enqueue JSON-SPEC.
+# shellcheck disable=SC2034,SC2154 # work is the caller's; cp_pid, ca, admin are for it
+start_control_plane() {
+    head -c 24 /dev/urandom | base64 >"$work/admin-token"
+    head -c 24 /dev/urandom | base64 >"$work/runner-token"
+    mkfifo "$work/cp.out"
+    "$1" --listen 127.0.0.1:0 --state-dir "$work/cp" \
+        --admin-token-file "$work/admin-token" --runner-token-file "$work/runner-token" \
+        --ack-window 60s >"$work/cp.out" 2>"$work/cp.err" &
+    cp_pid=$!
+    read -r _ _ url <"$work/cp.out"
+    ca=$work/cp/tls/ca.pem
+    admin="Authorization: Bearer $(cat "$work/admin-token")"
+}
+
+enqueue() { # enqueue JSON-SPEC
+    curl -sS -o /dev/null --cacert "$ca" -H "$admin" -d "{\"spec\": $1}" "${url}admin/jobs"
+}

@@ -24,21 +24,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-head -c 24 /dev/urandom | base64 >"$work/admin-token"
-head -c 24 /dev/urandom | base64 >"$work/runner-token"
-mkfifo "$work/cp.out"
-"$bin/sortie-control-plane" --listen 127.0.0.1:0 --state-dir "$work/cp" \
-    --admin-token-file "$work/admin-token" --runner-token-file "$work/runner-token" \
-    --ack-window 60s >"$work/cp.out" 2>"$work/cp.err" &
-cp_pid=$!
-read -r _ _ url <"$work/cp.out"
-ca=$work/cp/tls/ca.pem
-admin="Authorization: Bearer $(cat "$work/admin-token")"
-enqueue() { curl -sS -o /dev/null --cacert "$ca" -H "$admin" -d "{\"spec\": $1}" "${url}admin/jobs"; }
-poll() { # STATE-DIR
-    "$bin/sortie" -q poll --server "$url" --ca-file "$ca" --token-file "$work/runner-token" \
-        --state-dir "$1" --runner-id profile
-}
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+start_control_plane "$bin/sortie-control-plane"
 
 # summarize DATA TITLE OUT [perf report options...]
 summarize() {

@@ -45,21 +45,8 @@ line=$(printf 'x%.0s' $(seq 99))
 . benches/lib.sh
 
 # --- the reference control plane over TLS, in release ----------------------------
-head -c 24 /dev/urandom | base64 >"$work/admin-token"
-head -c 24 /dev/urandom | base64 >"$work/runner-token"
-mkfifo "$work/cp.out"
-./target/release/sortie-control-plane --listen 127.0.0.1:0 --state-dir "$work/cp" \
-    --admin-token-file "$work/admin-token" --runner-token-file "$work/runner-token" \
-    --ack-window 60s >"$work/cp.out" 2>"$work/cp.err" &
-cp_pid=$!
-read -r _ _ url <"$work/cp.out"
-ca=$work/cp/tls/ca.pem
-admin="Authorization: Bearer $(cat "$work/admin-token")"
+start_control_plane ./target/release/sortie-control-plane
 runner="Authorization: Bearer $(cat "$work/runner-token")"
-
-enqueue() { # enqueue JSON-SPEC
-    curl -sS -o /dev/null --cacert "$ca" -H "$admin" -d "{\"spec\": $1}" "${url}admin/jobs"
-}
 poll() { # poll STATE-DIR [ARGS...]
     local state=$1
     shift
