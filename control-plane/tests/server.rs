@@ -1534,18 +1534,6 @@ fn the_console_works_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let cp = Cp::start(dir.path(), "127.0.0.1:0", &["--stale-after", "10s"]);
     enqueue(&cp, &cp.agent(), "nightly-backup");
-    // A runner registered now, not seen since: healthy, then stale.
-    let runner = json!({"name": "edge-1", "tags": ["dmz"]});
-    let (status, _) = call(
-        &cp.agent(),
-        &cp.url,
-        "POST",
-        "admin/runners",
-        ADMIN,
-        Some(runner),
-    )
-    .unwrap();
-    assert_eq!(status, 201);
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
     let out = Command::new(peer("python"))
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/console.py"))

@@ -3,9 +3,9 @@
 Usage: console.py BASE_URL ADMIN_TOKEN JOB_ID SCREENSHOT_DIR AXE_JS
 
 Logs in (a wrong token first), finds the job in the executions list, opens
-it, cancels it, visits the runners page, checks each page at 375 px wide
-(no sideways scrolling) and that it works from the keyboard, and saves a
-screenshot of each page. Prints one line per check; exits non-zero on the
+it, cancels it, registers a runner and visits the runners page, checks each
+page at 375 px wide (no sideways scrolling) and that it works from the
+keyboard, and saves a screenshot of each page. Prints one line per check; exits non-zero on the
 first that fails.
 """
 import os
@@ -66,6 +66,15 @@ with sync_playwright() as p:
     expect(page.get_by_text("cancelled before it was claimed")).to_be_visible()
     print("ok cancelled from its page")
 
+    # A runner registered now, not seen since: healthy, then stale. It is
+    # registered here, not before the browser starts, so that a slow start
+    # cannot use up the 10 s in which it is healthy.
+    answer = context.request.post(
+        base + "admin/runners",
+        headers={"authorization": f"Bearer {token}"},
+        data={"name": "edge-1", "tags": ["dmz"]},
+    )
+    assert answer.status == 201, answer.text()
     page.get_by_role("link", name="Runners").click()
     expect(page.get_by_role("heading", name="Runners")).to_be_visible()
     row = page.get_by_role("row").filter(has_text="edge-1")
