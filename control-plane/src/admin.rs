@@ -310,6 +310,20 @@ fn raw_for_stdout(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
+/// How much of `bytes` ends on a whole UTF-8 character: a character cut
+/// short at the end waits for the bytes that complete it.
+fn whole_chars(bytes: &[u8]) -> usize {
+    let last = (bytes.len().saturating_sub(4)..bytes.len())
+        .rev()
+        .find(|&i| bytes[i] & 0xc0 != 0x80);
+    match last {
+        Some(i) if matches!(std::str::from_utf8(&bytes[i..]), Err(e) if e.error_len().is_none()) => {
+            i
+        }
+        _ => bytes.len(),
+    }
+}
+
 /// JSON for a terminal: characters that could drive or reorder it, which
 /// serde_json leaves as they are (C1 controls, bidirectional ones), written
 /// as `\u` escapes — still the same JSON.
@@ -761,21 +775,25 @@ fn read_log(client: &Client, id: &str, following: bool) -> Result<String> {
             .to_string();
         offset += bytes.len();
         let grew = !bytes.is_empty();
+        pending.extend_from_slice(&bytes);
         if client.json {
-            out.write_all(&raw_for_stdout(&bytes))?;
-        } else {
-            // Whole events only: a chunk may end inside one.
-            pending.extend_from_slice(&bytes);
-            if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
-                let rest = pending.split_off(end + 1);
-                out.write_all(render(&pending).as_bytes())?;
-                pending = rest;
-            }
+            // Whole characters only: a page may end inside one.
+            let rest = pending.split_off(whole_chars(&pending));
+            out.write_all(&raw_for_stdout(&pending))?;
+            pending = rest;
+        } else if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
+            // Whole events only: a page may end inside one.
+            let rest = pending.split_off(end + 1);
+            out.write_all(render(&pending).as_bytes())?;
+            pending = rest;
         }
         out.flush()?;
         let running = matches!(status.as_str(), "queued" | "claimed" | "running");
         if !grew && (!running || !following) {
-            out.write_all(render(&pending).as_bytes())?;
+            match client.json {
+                true => out.write_all(&raw_for_stdout(&pending))?,
+                false => out.write_all(render(&pending).as_bytes())?,
+            }
             return Ok(status);
         }
         if !grew {
@@ -853,6 +871,18 @@ pub fn audit(limit: u64, remote: &Remote) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page cut inside a character keeps its first bytes back; anything
+    /// else, invalid bytes too, goes out as it is.
+    #[test]
+    fn a_page_is_shown_up_to_its_last_whole_character() {
+        let text = "a€b😀".as_bytes();
+        let cuts: Vec<usize> = (0..=text.len()).map(|n| whole_chars(&text[..n])).collect();
+        assert_eq!(cuts, [0, 1, 1, 1, 4, 5, 5, 5, 5, 9]);
+        assert_eq!(whole_chars(b"\xff\xfe"), 2);
+        assert_eq!(whole_chars(b"x\x80\x80\x80\x80"), 5);
+        assert_eq!(whole_chars(b"\xe2\x82"), 0);
+    }
 
     /// What a job printed may not drive or reorder the terminal, in tables,
     /// JSON or a followed log; the JSON stays the same JSON.

@@ -123,6 +123,33 @@ impl Place {
         }
     }
 
+    /// Run `sql` on the database, as the owner, outside the store.
+    fn execute(&self, sql: &str) {
+        match self.kind {
+            Kind::Sqlite => {
+                let db =
+                    rusqlite::Connection::open(self.dir.path().join("control-plane.db")).unwrap();
+                db.execute_batch(sql).unwrap();
+            }
+            Kind::Postgres => {
+                postgres::cluster().query(self.url.as_ref().unwrap(), sql);
+            }
+        }
+    }
+
+    /// How many chunks job `id`'s log is stored in.
+    fn chunks(&self, id: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM log_chunks WHERE job_id = '{id}'");
+        match self.kind {
+            Kind::Sqlite => {
+                let db =
+                    rusqlite::Connection::open(self.dir.path().join("control-plane.db")).unwrap();
+                db.query_row(&sql, [], |row| row.get(0)).unwrap()
+            }
+            Kind::Postgres => postgres::cluster().query(self.url.as_ref().unwrap(), &sql)[0].get(0),
+        }
+    }
+
     /// Set the schema version the database says it is at.
     fn set_schema_version(&self, version: i64) {
         match self.kind {
@@ -726,7 +753,11 @@ fn a_journal_is_migrated_with_its_jobs_leases_and_logs(kind: Kind) {
     }
     journal_text.push_str("{\"record\": \"job\", \"id\": \"torn"); // a crash mid-append
     std::fs::write(old.path().join("journal.ndjson"), journal_text).unwrap();
-    std::fs::write(old.path().join("logs/r.ndjson"), b"abc").unwrap();
+    // A log of 2.5 MiB: stored in chunks of 1 MiB, so that a page of it
+    // reads no more than that.
+    let mut long = b"0123456789abcdef".repeat(5 << 15);
+    long.extend_from_slice(b"\nabc");
+    std::fs::write(old.path().join("logs/r.ndjson"), &long).unwrap();
     std::fs::write(old.path().join("logs/d.ndjson"), b"xyz").unwrap();
 
     let place = Place::new(kind);
@@ -737,7 +768,7 @@ fn a_journal_is_migrated_with_its_jobs_leases_and_logs(kind: Kind) {
         journal::Migrated {
             jobs: 3,
             skipped: 0,
-            log_bytes: 6,
+            log_bytes: long.len() as u64 + 3,
             inventories: 1
         }
     );
@@ -755,14 +786,34 @@ fn a_journal_is_migrated_with_its_jobs_leases_and_logs(kind: Kind) {
         3
     );
     assert!(store.inventory().unwrap().contains_key("edge"));
-    // The running job's lease holds: its runner carries on where the log ended.
+    assert_eq!(place.chunks("r"), 3);
+    // A page inside the long line stops 1 MiB past its end; one near the
+    // line's end stops there.
+    let slack = sortie_control_plane::store::LINE_SLACK;
+    assert_eq!(
+        store.log_window("r", 100, 10).unwrap(),
+        &long[100..110 + slack]
+    );
+    let near = long.len() - 20;
+    assert_eq!(
+        store.log_window("r", near as u64, 5).unwrap(),
+        &long[near..long.len() - 3]
+    );
+    // The running job's lease holds: its runner carries on where the log
+    // ended, and its completion is checked against the checksum kept.
     let running = store.job("r").unwrap().unwrap();
     assert_eq!(running.phase, Phase::Running);
-    assert_eq!(store.append_log("r", 1, "t0k3n", 3, &plain(b"def")), Ok(6));
+    assert!(running.log_hash.is_some());
+    let end = long.len() as u64;
+    assert_eq!(
+        store.append_log("r", 1, "t0k3n", end, &plain(b"def")),
+        Ok(end + 3)
+    );
+    long.extend_from_slice(b"def");
     let finish = CompleteRequest {
         attempt: 1,
         lease_token: "t0k3n".into(),
-        completion: completion(b"abcdef"),
+        completion: completion(&long),
         log_tail: None,
     };
     store.complete("r", &finish).unwrap();
@@ -773,6 +824,37 @@ fn a_journal_is_migrated_with_its_jobs_leases_and_logs(kind: Kind) {
     assert!(store.job("new").unwrap().unwrap().seq > 2);
     let again = journal::import(&store, old.path()).unwrap();
     assert_eq!((again.jobs, again.skipped), (0, 3));
+}
+
+/// A log stored before running checksums were kept has its checksum state
+/// rebuilt at its next append, once: its completion is then checked without
+/// reading the log back.
+fn a_log_stored_without_a_checksum_state_gets_one_at_its_next_append(kind: Kind) {
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
+    let token = started(&store, "a", "1").lease.token;
+    assert_eq!(store.append_log("a", 1, &token, 0, &plain(b"one\n")), Ok(4));
+    drop(store);
+    place.execute("UPDATE jobs SET record = replace(record, '\"log_hash\"', '\"stale_field\"')");
+    let store = place.open(Timing::default());
+    assert_eq!(store.job("a").unwrap().unwrap().log_hash, None);
+    assert_eq!(store.append_log("a", 1, &token, 4, &zstd(b"two\n")), Ok(8));
+    assert!(store.job("a").unwrap().unwrap().log_hash.is_some());
+    // Kept from here on: with the stored log taken away behind the store's
+    // back, the completion is still checked against what was appended.
+    place.execute("DELETE FROM log_chunks WHERE job_id = 'a'");
+    let wrong = CompleteRequest {
+        attempt: 1,
+        lease_token: token.clone(),
+        completion: completion(b"one\ntwo\nthree\n"),
+        log_tail: None,
+    };
+    assert!(store.complete("a", &wrong).is_err());
+    let right = CompleteRequest {
+        completion: completion(b"one\ntwo\n"),
+        ..wrong
+    };
+    store.complete("a", &right).unwrap();
 }
 
 /// Three stores on one database, as three replicas are: 300 jobs claimed by
@@ -1628,6 +1710,7 @@ on_every_backend!(
     finished_jobs_are_pruned_after_the_retention_with_their_logs,
     a_database_from_a_newer_version_is_refused,
     a_journal_is_migrated_with_its_jobs_leases_and_logs,
+    a_log_stored_without_a_checksum_state_gets_one_at_its_next_append,
     replicas_sharing_a_database_never_hand_out_the_same_job,
     a_cancelled_claim_is_never_started_nor_handed_out_again,
     fences_and_deadlines_are_checked,

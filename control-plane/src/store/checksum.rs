@@ -6,23 +6,28 @@
 //! read (seconds for gigabytes, which a compressed upload makes cheap to
 //! send), and a runner could ask for that again and again. So each job keeps
 //! the hasher's state, as hex, and every append feeds it the new bytes: a
-//! completion is checked without reading the log.
+//! completion is checked without reading the log. A log stored before
+//! states were kept is read back once, at its next append, and kept from then
+//! on.
 
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest, Sha256};
 use sortie_protocol::LogSummary;
 
-/// The state after `bytes` were appended to a log of `have` bytes whose
-/// state was `state`; none when the state is not known (a log stored before
-/// states were kept), and then the completion reads the log.
-pub fn extend(state: Option<&str>, have: u64, bytes: &[u8]) -> Option<String> {
-    let mut hasher = match state {
-        Some(state) => load(state)?,
-        None if have == 0 => Sha256::new(),
-        None => return None,
-    };
-    hasher.update(bytes);
-    Some(super::hex(hasher.serialize().as_slice()))
+/// The hasher whose state is `state`; none for a damaged state, which is
+/// not trusted.
+pub fn load(state: &str) -> Option<Sha256> {
+    let bytes: Vec<u8> = (0..state.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(state.get(i..i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    let serialized = SerializedState::<Sha256>::try_from(bytes.as_slice()).ok()?;
+    Sha256::deserialize(&serialized).ok()
+}
+
+/// The state of `hasher`, to be kept with its job.
+pub fn save(hasher: &Sha256) -> String {
+    super::hex(hasher.serialize().as_slice())
 }
 
 /// The summary of a log of `length` bytes whose state is `state`.
@@ -33,15 +38,6 @@ pub fn summary(state: &str, length: u64) -> Option<LogSummary> {
     })
 }
 
-fn load(state: &str) -> Option<Sha256> {
-    let bytes: Vec<u8> = (0..state.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(state.get(i..i + 2)?, 16).ok())
-        .collect::<Option<_>>()?;
-    let serialized = SerializedState::<Sha256>::try_from(bytes.as_slice()).ok()?;
-    Sha256::deserialize(&serialized).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,18 +45,18 @@ mod tests {
     #[test]
     fn the_state_carried_across_appends_hashes_the_whole_log() {
         let log = b"{\"seq\":0}\n".repeat(1000);
-        let mut state = None;
-        for (i, piece) in log.chunks(77).enumerate() {
-            state = extend(state.as_deref(), (i * 77) as u64, piece);
-            assert!(state.is_some());
+        let mut state = save(&Sha256::new());
+        for piece in log.chunks(77) {
+            let mut hasher = load(&state).unwrap();
+            hasher.update(piece);
+            state = save(&hasher);
         }
-        let whole = summary(state.as_deref().unwrap(), log.len() as u64).unwrap();
+        let whole = summary(&state, log.len() as u64).unwrap();
         assert_eq!(whole.sha256, super::super::hex(&Sha256::digest(&log)));
         assert_eq!(whole.length, log.len() as u64);
-        // Not known for a log that was already there; a damaged state is not
-        // trusted either.
-        assert_eq!(extend(None, 10, b"x"), None);
-        assert_eq!(extend(Some("zz"), 0, b"x"), None);
+        // A damaged state is not trusted.
+        assert!(load("zz").is_none());
+        assert!(load(&state[..state.len() - 2]).is_none());
         assert_eq!(summary("0123", 1), None);
     }
 }

@@ -12,8 +12,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
-use super::{Chunk, Job, Outcome, Phase, Rows, Store};
+use super::{Chunk, Job, Outcome, Phase, Refusal, Rows, Store};
 
 #[derive(Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
@@ -94,23 +95,16 @@ pub fn import(store: &Store, dir: &Path) -> Result<Migrated> {
     let mut migrated = Migrated::default();
     for mut job in jobs {
         let log_path = dir.join("logs").join(format!("{}.ndjson", job.id));
-        let mut log = Vec::new();
-        if let Ok(mut f) = File::open(&log_path) {
-            f.read_to_end(&mut log)
-                .with_context(|| format!("reading {}", log_path.display()))?;
-        }
-        job.log_length = log.len() as u64;
-        job.log_hash = super::checksum::extend(None, 0, &log);
         if matches!(job.phase, Phase::Done | Phase::Failed) && job.finished_at_ms.is_none() {
             // The journal did not record when; retention counts from the migration.
             job.finished_at_ms = Some(super::now_ms());
         }
         let added = store
-            .tx(|rows| add(rows, &mut job, &log))
+            .tx(|rows| add(rows, &mut job, &log_path))
             .map_err(|r| anyhow::anyhow!("storing job {}: {r:?}", job.id))?;
         if added {
             migrated.jobs += 1;
-            migrated.log_bytes += log.len() as u64;
+            migrated.log_bytes += job.log_length;
         } else {
             migrated.skipped += 1;
         }
@@ -147,12 +141,42 @@ fn sound(job: &Job) -> Result<(), String> {
     Ok(())
 }
 
-fn add(rows: &mut dyn Rows, job: &mut Job, log: &[u8]) -> Outcome<bool> {
+/// The size of the chunks a migrated log is stored in: what a page of the
+/// log reads is then bounded by it, not by the log's size, and no log needs to
+/// be held whole, here or later.
+const CHUNK: usize = 1 << 20;
+
+/// Insert `job` with the log at `log_path` (none is an empty log); false when
+/// the store already holds it.
+fn add(rows: &mut dyn Rows, job: &mut Job, log_path: &Path) -> Outcome<bool> {
+    job.log_length = 0;
+    job.log_hash = None;
     if !rows.insert(job)? {
         return Ok(false);
     }
-    if !log.is_empty() {
-        rows.append_log(&job.id, 0, Chunk::Plain(log))?;
+    let reading = |e| Refusal::unavailable(&format!("reading {}", log_path.display()), e);
+    let mut hasher = Sha256::new();
+    match File::open(log_path) {
+        Ok(mut file) => {
+            let mut buf = Vec::with_capacity(CHUNK);
+            loop {
+                buf.clear();
+                let n = (&mut file)
+                    .take(CHUNK as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(reading)?;
+                if n == 0 {
+                    break;
+                }
+                rows.append_log(&job.id, job.log_length, Chunk::Plain(&buf))?;
+                hasher.update(&buf);
+                job.log_length += n as u64;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(reading(e)),
     }
+    job.log_hash = Some(super::checksum::save(&hasher));
+    rows.update(job)?;
     Ok(true)
 }

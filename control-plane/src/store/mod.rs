@@ -1003,8 +1003,15 @@ impl Store {
         let skip = (have - offset) as usize;
         let length = body.bytes().len();
         if skip < length {
+            let mut hasher = match job.log_hash.as_deref().and_then(checksum::load) {
+                Some(hasher) => hasher,
+                // A log stored before states were kept (or a damaged state):
+                // read back this once, and kept from here on.
+                None => stored_hasher(rows, &job.id)?.0,
+            };
             rows.append_log(&job.id, have, body.chunk(skip))?;
-            job.log_hash = checksum::extend(job.log_hash.as_deref(), have, &body.bytes()[skip..]);
+            hasher.update(&body.bytes()[skip..]);
+            job.log_hash = Some(checksum::save(&hasher));
             job.log_length = have + (length - skip) as u64;
             rows.update(job)?;
         }
@@ -1159,7 +1166,8 @@ impl Store {
             let mut out = Vec::new();
             rows.read_log(id, from, &mut |at, chunk| {
                 let skip = from.saturating_sub(at).min(chunk.len() as u64) as usize;
-                out.extend_from_slice(&chunk[skip..]);
+                let rest = &chunk[skip..];
+                out.extend_from_slice(&rest[..rest.len().min(limit - out.len())]);
                 if out.len() > max {
                     if let Some(end) = out[max..].iter().position(|b| *b == b'\n') {
                         out.truncate((max + end + 1).min(limit));
@@ -1361,17 +1369,24 @@ fn summary(rows: &mut dyn Rows, job: &Job) -> Outcome<LogSummary> {
     {
         return Ok(kept);
     }
-    let mut hasher = Sha256::new();
-    let mut length = 0u64;
-    rows.read_log(&job.id, 0, &mut |_, chunk| {
-        hasher.update(chunk);
-        length += chunk.len() as u64;
-        true
-    })?;
+    let (hasher, length) = stored_hasher(rows, &job.id)?;
     Ok(LogSummary {
         length,
         sha256: hex(&hasher.finalize()),
     })
+}
+
+/// A hasher fed the whole of job `id`'s stored log, read back, and the log's
+/// length.
+fn stored_hasher(rows: &mut dyn Rows, id: &str) -> Outcome<(Sha256, u64)> {
+    let mut hasher = Sha256::new();
+    let mut length = 0u64;
+    rows.read_log(id, 0, &mut |_, chunk| {
+        hasher.update(chunk);
+        length += chunk.len() as u64;
+        true
+    })?;
+    Ok((hasher, length))
 }
 
 fn matches(job: &Job, req: &ClaimRequest, now_ms: u64, deadline_ms: Option<u64>) -> bool {
