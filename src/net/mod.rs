@@ -7,6 +7,7 @@
 //! `HTTPS_PROXY`/`ALL_PROXY`/`NO_PROXY`. URLs follow one rule: https, or plain
 //! http to a loopback address only, unless insecure http is explicitly allowed.
 
+mod resolve;
 pub mod tls;
 
 use std::time::Duration;
@@ -69,7 +70,11 @@ pub fn agent_with(
         .timeout_global(Some(request_timeout))
         .max_redirects(0)
         .build();
-    Ok(config.new_agent())
+    Ok(Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        resolve::Resolve::default(),
+    ))
 }
 
 /// Fetches files over HTTPS (Rundeck's `scripturl` steps): the URL rule of
