@@ -115,6 +115,7 @@ impl Sandbox {
         };
         plan.walk(Path::new("/"));
         let mut rules = 0;
+        let mut dir = None;
         for (path, is_dir, rights) in &plan.rules {
             // No step needs to make device nodes (a root step could reach the disk).
             let rights = rights & handled & !(access::MAKE_CHAR | access::MAKE_BLOCK);
@@ -123,7 +124,9 @@ impl Sandbox {
             } else {
                 rights & access::FILE
             };
-            let Ok(fd) = open_path(path) else { continue };
+            let Ok(fd) = open_beside(path, &mut dir) else {
+                continue;
+            };
             landlock::add_rule(&ruleset, &fd, rights)?;
             rules += 1;
         }
@@ -156,6 +159,21 @@ fn open_path(path: &Path) -> io::Result<OwnedFd> {
         .map(OwnedFd::from)
 }
 
+/// `path` opened for a rule, relative to its directory: the rules come
+/// directory by directory, so the directory is opened once for its entries and
+/// each entry costs a lookup of one name, not of the whole path. `dir` keeps
+/// the directory last opened.
+fn open_beside<'a>(path: &'a Path, dir: &mut Option<(&'a Path, OwnedFd)>) -> io::Result<OwnedFd> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return open_path(path);
+    };
+    if dir.as_ref().map(|(open, _)| *open) != Some(parent) {
+        *dir = Some((parent, open_path(parent)?));
+    }
+    let (_, parent_fd) = dir.as_ref().expect("the directory was opened above");
+    crate::os::open_path_at(parent_fd, name)
+}
+
 /// The rules of the complement, before they are opened and added.
 struct Plan {
     protected: Vec<PathBuf>,
@@ -173,25 +191,25 @@ impl Plan {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
-        let mut entries: Vec<_> = entries.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
+        let mut entries: Vec<(PathBuf, std::fs::FileType)> = entries
+            .flatten()
+            .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+        for (path, kind) in entries {
             if kind.is_symlink() {
                 // Reached through its target's own rules, never through the link.
                 continue;
             }
-            if self.read_only.contains(&path) && !self.protected.contains(&path) {
+            let is = |p: &PathBuf| p.as_os_str() == path.as_os_str();
+            if self.read_only.iter().any(is) && !self.protected.iter().any(is) {
                 let rights = access::READ_FILE | access::EXECUTE | access::READ_DIR;
                 self.rules.push((path, kind.is_dir(), rights));
-            } else if self.protected.contains(&path) {
+            } else if self.protected.iter().any(is) {
                 let inside: Vec<PathBuf> = self
                     .allowed
                     .iter()
-                    .filter(|a| a.starts_with(&path) && **a != path)
+                    .filter(|a| beneath(a, &path) && !is(a))
                     .cloned()
                     .collect();
                 for allowed in inside {
@@ -202,7 +220,7 @@ impl Plan {
                 .protected
                 .iter()
                 .chain(&self.read_only)
-                .any(|p| p.starts_with(&path))
+                .any(|p| beneath(p, &path))
             {
                 self.walk(&path);
             } else {
@@ -210,6 +228,16 @@ impl Plan {
             }
         }
     }
+}
+
+/// Whether `path` is `dir` or beneath it. Both are canonical (absolute, no
+/// `.`, `..` or trailing `/`), so bytes say it: `Path::starts_with` goes
+/// component by component, and the walk asks this of every entry it lists.
+fn beneath(path: &Path, dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (path, dir) = (path.as_os_str().as_bytes(), dir.as_os_str().as_bytes());
+    path.starts_with(dir)
+        && (path.len() == dir.len() || dir.ends_with(b"/") || path[dir.len()] == b'/')
 }
 
 #[cfg(test)]
@@ -220,7 +248,13 @@ mod tests {
     fn the_complement_lists_the_way_allows_the_rest_and_carves_the_workspace() {
         let root = tempfile::tempdir().unwrap();
         let r = root.path().canonicalize().unwrap();
-        for d in ["state/work/job-1", "state/jobs", "other", "secrets"] {
+        for d in [
+            "state/work/job-1",
+            "state/jobs",
+            "other",
+            "secrets",
+            "state-old",
+        ] {
             std::fs::create_dir_all(r.join(d)).unwrap();
         }
         std::fs::write(r.join("token"), "t").unwrap();
@@ -240,6 +274,8 @@ mod tests {
         };
         assert_eq!(rule(""), Some(access::READ_DIR));
         assert_eq!(rule("other"), Some(u64::MAX));
+        // A name that begins like a protected one is not beneath it.
+        assert_eq!(rule("state-old"), Some(u64::MAX));
         assert_eq!(
             rule("notes"),
             Some(access::READ_FILE | access::EXECUTE | access::READ_DIR)
@@ -247,6 +283,23 @@ mod tests {
         assert_eq!(rule("state/work/job-1"), Some(u64::MAX));
         for denied in ["state", "token", "secrets", "state/jobs", "state/work"] {
             assert_eq!(rule(denied), None, "{denied} must get no rule");
+        }
+    }
+
+    #[test]
+    fn beneath_goes_by_whole_names() {
+        let yes = [
+            ("/a/b", "/a/b"),
+            ("/a/b/c", "/a/b"),
+            ("/a", "/"),
+            ("/", "/"),
+        ];
+        for (path, dir) in yes {
+            assert!(beneath(Path::new(path), Path::new(dir)), "{path} in {dir}");
+        }
+        let no = [("/a/bc", "/a/b"), ("/a", "/a/b"), ("/ab", "/a")];
+        for (path, dir) in no {
+            assert!(!beneath(Path::new(path), Path::new(dir)), "{path} in {dir}");
         }
     }
 }

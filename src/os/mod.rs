@@ -526,6 +526,30 @@ pub fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     }
 }
 
+/// `name` in the directory `dir`, opened `O_PATH|O_NOFOLLOW`: a handle
+/// for naming it (a Landlock rule), not for reading it.
+pub fn open_path_at(
+    dir: &std::os::fd::OwnedFd,
+    name: &std::ffi::OsStr,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(name.as_bytes())?;
+    // SAFETY: openat with a descriptor `dir` owns and a NUL-terminated name.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor just opened, owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 /// Make reads of `file` block again (it was opened with O_NONBLOCK so that opening
 /// a FIFO with no writer could not hang).
 pub fn set_blocking(file: &std::fs::File) -> std::io::Result<()> {
