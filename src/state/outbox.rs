@@ -13,6 +13,9 @@
 //!   (the file is the buffer, so memory stays flat when the control plane is slow);
 //! - `completion.json`, written durably the moment the job ends, before anything
 //!   is sent: a finished job is never reported lost, whatever the network does.
+//!   It is made empty with the journal entry, so that the directory is synced
+//!   once per job: the completion is written into it and synced alone. Empty,
+//!   or cut short by a crash while it was written, it is no completion.
 //!
 //! A delivery the control plane refuses for good moves the directory to
 //! `STATE/given-up/` with the reason beside it, so nothing is retried forever and
@@ -44,7 +47,9 @@ const COMPLETION: &str = "completion.json";
 const MAX_RECORD: u64 = 64 * 1024 * 1024;
 
 /// Version of the journal entry's format; newer versions read older entries.
-pub const JOURNAL_FORMAT: u32 = 1;
+/// 2: `completion.json` is made empty with the entry (an older sortie would
+/// take the empty file for a damaged completion).
+pub const JOURNAL_FORMAT: u32 = 2;
 
 /// What a shot records about a job before starting it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -96,8 +101,22 @@ impl JobDir {
         self.path.join(LOG)
     }
 
-    /// Record the job durably, before it is started.
+    /// Record the job durably, before it is started, with the empty file its
+    /// completion will be written into (made first: the entry's directory
+    /// sync makes both last).
     pub fn record(&self, journal: &Journal) -> Result<()> {
+        let completion = self.path.join(COMPLETION);
+        match files::create_new(&completion, PRIVATE_FILE) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(Failure::io(
+                    anyhow::Error::new(e)
+                        .context(format!("cannot create {}", completion.display())),
+                )
+                .into())
+            }
+        }
         let body = serde_json::to_vec_pretty(journal).expect("a journal entry serializes");
         self.write(JOURNAL, &body)
     }
@@ -177,25 +196,47 @@ impl JobDir {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
-    /// Record the job's outcome durably, before it is sent.
+    /// Record the job's outcome durably, before it is sent: into the file
+    /// made with the journal entry (a file sync, no directory sync), or, for
+    /// an entry an older sortie made, as a new file.
     pub fn record_completion(&self, completion: &Completion) -> Result<()> {
         let body = serde_json::to_vec(completion).expect("a completion serializes");
-        self.write(COMPLETION, &body)
+        let path = self.path.join(COMPLETION);
+        let opened = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path);
+        let written = match opened {
+            Ok(mut file) => file.write_all(&body).and_then(|()| file.sync_data()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.write(COMPLETION, &body),
+            Err(e) => Err(e),
+        };
+        written
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(|e| Failure::io(e).into())
     }
 
-    /// The recorded outcome, if the job finished.
+    /// The recorded outcome, if the job finished. The empty file made with
+    /// the journal entry is none, and so is one a crash cut short while it
+    /// was written: it was never synced, so never sent.
     pub fn completion(&self) -> Result<Option<Completion>> {
         let Some(bytes) = self.read(COMPLETION)? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .with_context(|| {
-                format!(
-                    "{} is not a completion",
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        match serde_json::from_slice(&bytes) {
+            Ok(completion) => Ok(Some(completion)),
+            Err(e) => {
+                tracing::warn!(
+                    "{} was cut short while it was written ({e}): the job has no completion",
                     self.path.join(COMPLETION).display()
-                )
-            })
-            .map(Some)
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// The control plane has everything, or the job is another attempt's now.
@@ -440,5 +481,57 @@ impl Sink for JobLog {
             self.write_pending()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::StateDir;
+
+    #[test]
+    fn the_completion_goes_into_the_file_made_with_the_journal_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path(), Duration::ZERO).unwrap();
+        let dir = state.job_dir("j").unwrap();
+        dir.record(&Journal {
+            format: JOURNAL_FORMAT,
+            id: "j".into(),
+            attempt: 1,
+            lease_token: "t".into(),
+            server: "https://cp/".into(),
+            log: dir.log_path(),
+            started_at: "2026-11-29T00:00:00Z".into(),
+        })
+        .unwrap();
+        let path = dir.path().join(COMPLETION);
+        assert_eq!(fs::read(&path).unwrap(), b"", "made empty with the entry");
+        assert_eq!(dir.completion().unwrap(), None);
+        let completion = Completion {
+            status: sortie_protocol::JobStatus::Succeeded,
+            exit_code: Some(0),
+            started_at: "a".into(),
+            finished_at: "b".into(),
+            steps: Vec::new(),
+            data: Default::default(),
+            log: sortie_protocol::LogSummary {
+                length: 3,
+                sha256: "ab".repeat(32),
+            },
+            error: None,
+        };
+        dir.record_completion(&completion).unwrap();
+        assert_eq!(dir.completion().unwrap(), Some(completion.clone()));
+        // Cut short by a crash while it was written: no completion, and the
+        // next one written replaces it whole.
+        let whole = fs::read(&path).unwrap();
+        fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+        assert_eq!(dir.completion().unwrap(), None);
+        dir.record_completion(&completion).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), whole);
+        // An entry an older sortie made has no such file: it is made whole.
+        fs::remove_file(&path).unwrap();
+        dir.record_completion(&completion).unwrap();
+        assert_eq!(dir.completion().unwrap(), Some(completion));
     }
 }
