@@ -143,6 +143,45 @@ impl Sandbox {
     }
 }
 
+/// Whether a step running as `uid` could change `path` by itself: write it,
+/// change its mode, or put another file in its place through a directory on
+/// the way. A privileged step could, and so could the owner, and anyone where
+/// a group or others may write (the group bits are taken as anyone's: an ACL
+/// grants through them). When in doubt (a path that cannot be read), it could.
+///
+/// What a step could not change needs no read-only rule of its own, and such
+/// a rule is costly: it lists the path's whole directory, rule by rule (1,200
+/// entries for a sortie installed in /usr/bin), for every job.
+pub fn could_change(path: &Path, uid: u32, privileged: bool) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if privileged {
+        return true;
+    }
+    let writable = |m: &std::fs::Metadata| m.uid() == uid || m.mode() & 0o022 != 0;
+    let Ok(path) = path.canonicalize() else {
+        return true;
+    };
+    let Ok(mut child) = std::fs::metadata(&path) else {
+        return true;
+    };
+    if writable(&child) {
+        return true;
+    }
+    for dir in path.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            return true;
+        };
+        // In a sticky directory only the owner of an entry, or of the
+        // directory, may move the entry away.
+        let sticky = meta.mode() & 0o1000 != 0 && meta.uid() != uid && child.uid() != uid;
+        if writable(&meta) && !sticky {
+            return true;
+        }
+        child = meta;
+    }
+    false
+}
+
 /// The existing paths among `paths`, with symlinks resolved.
 fn canonical(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = paths.iter().filter_map(|p| p.canonicalize().ok()).collect();
@@ -284,6 +323,53 @@ mod tests {
         for denied in ["state", "token", "secrets", "state/jobs", "state/work"] {
             assert_eq!(rule(denied), None, "{denied} must get no rule");
         }
+    }
+
+    #[test]
+    fn only_what_the_step_could_change_needs_a_read_only_rule() {
+        use std::os::unix::fs::{chown, PermissionsExt};
+        let set = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().canonicalize().unwrap();
+        let (dir, file) = (r.join("bin"), r.join("bin/sortie"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(&file, "x").unwrap();
+        let me = crate::os::uid();
+        // Another user's file in another user's directories (the test's own
+        // user is the other one; 4242 is the step's).
+        let step = if me == 4242 { 4243 } else { 4242 };
+        set(&file, 0o755);
+        set(&dir, 0o755);
+        set(&r, 0o755);
+        assert!(!could_change(&file, step, false));
+        assert!(could_change(&file, step, true), "a privileged step could");
+        set(&file, 0o775);
+        assert!(could_change(&file, step, false), "group-writable");
+        set(&file, 0o755);
+        set(&dir, 0o777);
+        assert!(
+            could_change(&file, step, false),
+            "replaceable in its directory"
+        );
+        set(&dir, 0o1777);
+        assert!(
+            !could_change(&file, step, false),
+            "sticky: not another's entry"
+        );
+        set(&dir, 0o755);
+        if me == 0 {
+            chown(&file, Some(step), None).unwrap();
+            assert!(could_change(&file, step, false), "its owner could");
+            chown(&file, Some(0), None).unwrap();
+            chown(&dir, Some(step), None).unwrap();
+            assert!(
+                could_change(&file, step, false),
+                "the owner of its directory could"
+            );
+        }
+        assert!(could_change(&r.join("missing"), step, false), "in doubt");
     }
 
     #[test]

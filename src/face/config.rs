@@ -258,6 +258,15 @@ pub fn policy(
             crate::os::lookup_user(name).with_context(|| format!("--run-as {name}"))?,
         )),
     };
+    // What a step's user could not change anyway needs no rule of its own.
+    let (step_uid, privileged) = match &user {
+        Some(user) => (user.uid, user.uid == 0),
+        None => {
+            let uid = crate::os::uid();
+            (uid, uid == 0 || crate::os::has_capabilities())
+        }
+    };
+    read_only.retain(|path| crate::exec::sandbox::could_change(path, step_uid, privileged));
     let mode = match run.sandbox {
         SandboxMode::Auto => Mode::Auto,
         SandboxMode::Required => Mode::Required,

@@ -621,6 +621,18 @@ pub fn writable(dir: &std::path::Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
 
+/// Whether sortie holds any effective capability (a user other than root can:
+/// systemd's `AmbientCapabilities=`, file capabilities); true when the kernel
+/// does not say.
+pub fn has_capabilities() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_none_or(|caps| caps != 0)
+}
+
 /// True when sortie runs with effective uid 0.
 pub fn is_root() -> bool {
     uid() == 0
