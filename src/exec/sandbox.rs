@@ -182,6 +182,26 @@ pub fn could_change(path: &Path, uid: u32, privileged: bool) -> bool {
     false
 }
 
+/// Whether a step running as `uid`, in `groups`, could open the device at
+/// `path` by itself: a privileged step could, and so could its owner, anyone
+/// when others may read or write it, a member of its group when the group
+/// may, and anyone the device's ACL may name. When in doubt, it could. What a
+/// step could not open needs no rule: a step that is not root cannot reach
+/// the disks (`root:disk`, 0660) and so lists /dev for nothing.
+pub fn could_open(path: &Path, uid: u32, groups: &[u32], privileged: bool) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if privileged {
+        return true;
+    }
+    let Ok(meta) = std::fs::metadata(path) else {
+        return true;
+    };
+    meta.uid() == uid
+        || meta.mode() & 0o006 != 0
+        || (meta.mode() & 0o060 != 0 && groups.contains(&meta.gid()))
+        || crate::os::has_acl(path)
+}
+
 /// The existing paths among `paths`, with symlinks resolved.
 fn canonical(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = paths.iter().filter_map(|p| p.canonicalize().ok()).collect();
@@ -370,6 +390,43 @@ mod tests {
             );
         }
         assert!(could_change(&r.join("missing"), step, false), "in doubt");
+    }
+
+    #[test]
+    fn only_a_device_the_step_could_open_needs_a_rule() {
+        use std::os::unix::fs::{chown, PermissionsExt};
+        let root = tempfile::tempdir().unwrap();
+        // A file stands for the device: only its owner, group and mode count.
+        let disk = root.path().join("vda");
+        std::fs::write(&disk, "").unwrap();
+        let set = |mode: u32| {
+            std::fs::set_permissions(&disk, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        if crate::os::uid() != 0 {
+            return; // the owner and group below need root to set
+        }
+        chown(&disk, Some(0), Some(6)).unwrap();
+        set(0o660);
+        let step = 4242;
+        assert!(!could_open(&disk, step, &[4242], false));
+        assert!(
+            could_open(&disk, step, &[4242, 6], false),
+            "a member of its group"
+        );
+        assert!(could_open(&disk, step, &[4242], true), "a privileged step");
+        assert!(could_open(&disk, 0, &[0], true));
+        set(0o664);
+        assert!(
+            could_open(&disk, step, &[4242], false),
+            "others may read it"
+        );
+        set(0o660);
+        chown(&disk, Some(step), None).unwrap();
+        assert!(could_open(&disk, step, &[4242], false), "its owner");
+        assert!(
+            could_open(&root.path().join("gone"), step, &[], false),
+            "in doubt"
+        );
     }
 
     #[test]

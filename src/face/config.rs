@@ -16,7 +16,7 @@ use crate::net::tls::Identity;
 use crate::net::tls::Roots;
 use std::sync::Arc;
 
-use crate::exec::sandbox::{Mode, Policy};
+use crate::exec::sandbox::{self, Mode, Policy};
 use crate::face::cli::{ConnectArgs, NodeArgs, PollArgs, RunArgs, SandboxMode, SecretArgs};
 use crate::jobs::dispatch::Nodes;
 use crate::nodes::{resource, ssh, Node};
@@ -227,8 +227,6 @@ pub fn policy(
 ) -> Result<Policy> {
     let mut protected: Vec<PathBuf> = own.to_vec();
     protected.extend(secrets.dir.iter().cloned());
-    // The devices a root step could read the disk or memory through.
-    protected.extend(raw_devices());
     // sortie itself and its secrets command: steps may run them, not change them.
     read_only.extend(secrets.command.iter().cloned());
     read_only.extend(std::env::current_exe().ok());
@@ -258,15 +256,22 @@ pub fn policy(
             crate::os::lookup_user(name).with_context(|| format!("--run-as {name}"))?,
         )),
     };
-    // What a step's user could not change anyway needs no rule of its own.
-    let (step_uid, privileged) = match &user {
-        Some(user) => (user.uid, user.uid == 0),
+    // What a step's user could not change (or open) anyway needs no rule.
+    let (step_uid, groups, privileged) = match &user {
+        Some(user) => (user.uid, user.groups.clone(), user.uid == 0),
         None => {
             let uid = crate::os::uid();
-            (uid, uid == 0 || crate::os::has_capabilities())
+            let privileged = uid == 0 || crate::os::has_capabilities();
+            (uid, crate::os::groups(), privileged)
         }
     };
-    read_only.retain(|path| crate::exec::sandbox::could_change(path, step_uid, privileged));
+    read_only.retain(|path| sandbox::could_change(path, step_uid, privileged));
+    // The devices a root step could read the disk or memory through.
+    protected.extend(
+        raw_devices()
+            .into_iter()
+            .filter(|device| sandbox::could_open(device, step_uid, &groups, privileged)),
+    );
     let mode = match run.sandbox {
         SandboxMode::Auto => Mode::Auto,
         SandboxMode::Required => Mode::Required,

@@ -633,6 +633,39 @@ pub fn has_capabilities() -> bool {
         .is_none_or(|caps| caps != 0)
 }
 
+/// The groups sortie runs with: its effective group and its supplementary ones.
+pub fn groups() -> Vec<u32> {
+    // SAFETY: getgroups with size 0 only counts; getegid cannot fail.
+    let (count, egid) = unsafe { (libc::getgroups(0, std::ptr::null_mut()), libc::getegid()) };
+    let mut groups = vec![0 as libc::gid_t; count.max(0) as usize];
+    // SAFETY: `groups` holds `count` entries, as many as getgroups may write.
+    let got = unsafe { libc::getgroups(count.max(0), groups.as_mut_ptr()) };
+    groups.truncate(got.max(0) as usize);
+    groups.push(egid);
+    groups
+}
+
+/// Whether `path` carries an access ACL, whose entries its mode bits do not
+/// all show; true when that cannot be told.
+pub fn has_acl(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: getxattr with a valid C string, a NUL-terminated name, and no
+    // buffer (size 0 only asks for the value's size).
+    let rc = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"system.posix_acl_access".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    rc >= 0 || !matches!(errno, Some(libc::ENODATA) | Some(libc::EOPNOTSUPP))
+}
+
 /// True when sortie runs with effective uid 0.
 pub fn is_root() -> bool {
     uid() == 0
