@@ -177,6 +177,16 @@ fn https_proxy_is_used_no_proxy_is_honoured_and_a_dead_proxy_is_unreachable() {
         69,
     );
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
+
+    // A SOCKS proxy is refused, never skipped for a direct connection.
+    for var in ["HTTPS_PROXY", "ALL_PROXY"] {
+        let out = run(
+            cp.poll(&dir.path().join("s4"))
+                .env(var, format!("socks5://127.0.0.1:{port}")),
+            code::CONFIG,
+        );
+        assert!(stderr(&out).contains("SOCKS"), "{var}: {}", stderr(&out));
+    }
 }
 
 #[test]

@@ -59,6 +59,16 @@ pub fn agent_with(
         ureq::Proxy::try_from_env()
     };
     if let Some(p) = &proxy {
+        use ureq::ProxyProtocol::{Socks4, Socks4A, Socks5};
+        // This build has no SOCKS client: such a proxy would be skipped and
+        // the connection made directly, past the egress it stands for.
+        if matches!(p.protocol(), Socks4 | Socks4A | Socks5) {
+            bail!(
+                "the proxy from the environment ({}:{}) is a SOCKS proxy, which sortie does not speak: give an HTTP CONNECT proxy (http:// or https://) in HTTPS_PROXY or ALL_PROXY, or none",
+                p.host(),
+                p.port()
+            );
+        }
         tracing::debug!(proxy = %format!("{}:{}", p.host(), p.port()), "using a proxy from the environment");
     }
     let config = Agent::config_builder()
