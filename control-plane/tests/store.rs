@@ -826,22 +826,60 @@ fn a_journal_is_migrated_with_its_jobs_leases_and_logs(kind: Kind) {
     assert_eq!((again.jobs, again.skipped), (0, 3));
 }
 
+/// A journal's log that would block (a FIFO) or never end (a device) is
+/// refused, naming it, before the store is touched.
+fn a_journal_log_that_is_not_a_regular_file_is_refused(kind: Kind) {
+    use sortie_control_plane::store::journal;
+    let old = tempfile::tempdir().unwrap();
+    std::fs::create_dir(old.path().join("logs")).unwrap();
+    let job = json!({"record": "job", "id": "f", "seq": 0, "spec": spec("f"),
+        "phase": "queued", "attempt": 1});
+    std::fs::write(old.path().join("journal.ndjson"), format!("{job}\n")).unwrap();
+    let place = Place::new(kind);
+    let store = place.open(Timing::default());
+    let log = old.path().join("logs/f.ndjson");
+    let mkfifo = std::process::Command::new("mkfifo").arg(&log).status();
+    assert!(mkfifo.is_ok_and(|status| status.success()));
+    let err = format!("{:#}", journal::import(&store, old.path()).unwrap_err());
+    assert!(
+        err.contains("not a regular file") && err.contains("f.ndjson"),
+        "{err}"
+    );
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &log).unwrap();
+    let err = format!("{:#}", journal::import(&store, old.path()).unwrap_err());
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(store.job("f").unwrap().is_none(), "nothing stored");
+    // Moved aside, the journal migrates.
+    std::fs::remove_file(&log).unwrap();
+    assert_eq!(journal::import(&store, old.path()).unwrap().jobs, 1);
+}
+
 /// A log stored before running checksums were kept has its checksum state
-/// rebuilt at its next append, once: its completion is then checked without
-/// reading the log back.
+/// rebuilt when a store opens on it, or at its next append: its completions
+/// are then checked without reading the log back.
 fn a_log_stored_without_a_checksum_state_gets_one_at_its_next_append(kind: Kind) {
     let place = Place::new(kind);
     let store = place.open(Timing::default());
     let token = started(&store, "a", "1").lease.token;
     assert_eq!(store.append_log("a", 1, &token, 0, &plain(b"one\n")), Ok(4));
-    drop(store);
-    place.execute("UPDATE jobs SET record = replace(record, '\"log_hash\"', '\"stale_field\"')");
-    let store = place.open(Timing::default());
+    let forget = || {
+        place.execute("UPDATE jobs SET record = replace(record, '\"log_hash\"', '\"stale_field\"')")
+    };
+    // A store that was open before: the next append rebuilds it.
+    forget();
     assert_eq!(store.job("a").unwrap().unwrap().log_hash, None);
     assert_eq!(store.append_log("a", 1, &token, 4, &zstd(b"two\n")), Ok(8));
-    assert!(store.job("a").unwrap().unwrap().log_hash.is_some());
+    let kept = store.job("a").unwrap().unwrap().log_hash;
+    assert!(kept.is_some());
+    drop(store);
+    // A store opened on it rebuilds it at once, the same.
+    forget();
+    let store = place.open(Timing::default());
+    assert_eq!(store.job("a").unwrap().unwrap().log_hash, kept);
     // Kept from here on: with the stored log taken away behind the store's
-    // back, the completion is still checked against what was appended.
+    // back, completions, refused or not, are checked against what was
+    // appended, never against the log read back.
     place.execute("DELETE FROM log_chunks WHERE job_id = 'a'");
     let wrong = CompleteRequest {
         attempt: 1,
@@ -1711,6 +1749,7 @@ on_every_backend!(
     a_database_from_a_newer_version_is_refused,
     a_journal_is_migrated_with_its_jobs_leases_and_logs,
     a_log_stored_without_a_checksum_state_gets_one_at_its_next_append,
+    a_journal_log_that_is_not_a_regular_file_is_refused,
     replicas_sharing_a_database_never_hand_out_the_same_job,
     a_cancelled_claim_is_never_started_nor_handed_out_again,
     fences_and_deadlines_are_checked,

@@ -6,9 +6,10 @@
 //! read (seconds for gigabytes, which a compressed upload makes cheap to
 //! send), and a runner could ask for that again and again. So each job keeps
 //! the hasher's state, as hex, and every append feeds it the new bytes: a
-//! completion is checked without reading the log. A log stored before
-//! states were kept is read back once, at its next append, and kept from then
-//! on.
+//! completion is checked without reading the log. A running job's log
+//! stored before states were kept is read back once, when a store opens on
+//! it (or at its next append, for a store open already), and its state is
+//! kept from then on.
 
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest, Sha256};

@@ -7,7 +7,7 @@
 //! store is left alone, so the migration can be run again after an interruption.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -99,8 +99,11 @@ pub fn import(store: &Store, dir: &Path) -> Result<Migrated> {
             // The journal did not record when; retention counts from the migration.
             job.finished_at_ms = Some(super::now_ms());
         }
+        // Opened, and checked, before the store is: a log that blocks (a
+        // FIFO) or never ends (a device) must not hold the store's lock.
+        let mut log = open_log(&log_path)?;
         let added = store
-            .tx(|rows| add(rows, &mut job, &log_path))
+            .tx(|rows| add(rows, &mut job, log.as_mut(), &log_path))
             .map_err(|r| anyhow::anyhow!("storing job {}: {r:?}", job.id))?;
         if added {
             migrated.jobs += 1;
@@ -146,9 +149,39 @@ fn sound(job: &Job) -> Result<(), String> {
 /// be held whole, here or later.
 const CHUNK: usize = 1 << 20;
 
-/// Insert `job` with the log at `log_path` (none is an empty log); false when
-/// the store already holds it.
-fn add(rows: &mut dyn Rows, job: &mut Job, log_path: &Path) -> Outcome<bool> {
+/// The log at `path`, opened for reading, and its length now (what is
+/// migrated, should it grow meanwhile); none when there is none.
+fn open_log(path: &Path) -> Result<Option<(File, u64)>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    let meta = file
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "{} is not a regular file (a FIFO, a device or a directory): move it aside and migrate again",
+            path.display()
+        );
+    }
+    Ok(Some((file, meta.len())))
+}
+
+/// Insert `job` with its `log` (none is an empty log) of the length given;
+/// false when the store already holds it.
+fn add(
+    rows: &mut dyn Rows,
+    job: &mut Job,
+    log: Option<&mut (File, u64)>,
+    log_path: &Path,
+) -> Outcome<bool> {
     job.log_length = 0;
     job.log_hash = None;
     if !rows.insert(job)? {
@@ -156,25 +189,24 @@ fn add(rows: &mut dyn Rows, job: &mut Job, log_path: &Path) -> Outcome<bool> {
     }
     let reading = |e| Refusal::unavailable(&format!("reading {}", log_path.display()), e);
     let mut hasher = Sha256::new();
-    match File::open(log_path) {
-        Ok(mut file) => {
-            let mut buf = Vec::with_capacity(CHUNK);
-            loop {
-                buf.clear();
-                let n = (&mut file)
-                    .take(CHUNK as u64)
-                    .read_to_end(&mut buf)
-                    .map_err(reading)?;
-                if n == 0 {
-                    break;
-                }
-                rows.append_log(&job.id, job.log_length, Chunk::Plain(&buf))?;
-                hasher.update(&buf);
-                job.log_length += n as u64;
+    if let Some((file, length)) = log {
+        // From its start: the transaction may be a second try.
+        file.rewind().map_err(reading)?;
+        let mut rest = (&*file).take(*length);
+        let mut buf = Vec::with_capacity(CHUNK);
+        loop {
+            buf.clear();
+            let n = (&mut rest)
+                .take(CHUNK as u64)
+                .read_to_end(&mut buf)
+                .map_err(reading)?;
+            if n == 0 {
+                break;
             }
+            rows.append_log(&job.id, job.log_length, Chunk::Plain(&buf))?;
+            hasher.update(&buf);
+            job.log_length += n as u64;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(reading(e)),
     }
     job.log_hash = Some(super::checksum::save(&hasher));
     rows.update(job)?;

@@ -651,7 +651,7 @@ impl Store {
 
     /// The embedded default: SQLite in `dir/control-plane.db`.
     pub fn open(dir: &std::path::Path, timing: Timing) -> anyhow::Result<Store> {
-        Ok(Store::new(Box::new(sqlite::Sqlite::open(dir)?), timing))
+        Store::new(Box::new(sqlite::Sqlite::open(dir)?), timing).opened()
     }
 
     /// PostgreSQL at `url`, with its password given apart from the URL, over TLS
@@ -662,10 +662,50 @@ impl Store {
         ca_file: Option<&std::path::Path>,
         timing: Timing,
     ) -> anyhow::Result<Store> {
-        Ok(Store::new(
+        Store::new(
             Box::new(postgres::Postgres::open(url, password, ca_file)?),
             timing,
-        ))
+        )
+        .opened()
+    }
+
+    /// The store, once every running job whose log has no checksum state
+    /// (stored before states were kept) has one, read from its log this
+    /// once: a completion, refused or not, then never reads the log.
+    fn opened(self) -> anyhow::Result<Store> {
+        let lacking = |job: &Job| {
+            job.log_length > 0 && job.log_hash.as_deref().and_then(checksum::load).is_none()
+        };
+        let ids: Vec<String> = self
+            .tx(|rows| {
+                let running = rows.expired(i64::MAX as u64, i64::MAX as usize)?;
+                Ok(running.into_iter().filter(lacking).map(|j| j.id).collect())
+            })
+            .map_err(|r| anyhow::anyhow!("listing the running jobs: {r:?}"))?;
+        for id in &ids {
+            self.tx(|rows| {
+                let Some(mut job) = rows.job(id)? else {
+                    return Ok(());
+                };
+                if !lacking(&job) {
+                    return Ok(()); // another replica's start did it
+                }
+                let (hasher, length) = stored_hasher(rows, id)?;
+                if length == job.log_length {
+                    job.log_hash = Some(checksum::save(&hasher));
+                    rows.update(&job)?;
+                }
+                Ok(())
+            })
+            .map_err(|r| anyhow::anyhow!("keeping the log checksum of job {id}: {r:?}"))?;
+        }
+        if !ids.is_empty() {
+            tracing::info!(
+                jobs = ids.len(),
+                "kept the log checksums of running jobs stored without one"
+            );
+        }
+        Ok(self)
     }
 
     pub fn timing(&self) -> Timing {
