@@ -178,14 +178,38 @@ fn https_proxy_is_used_no_proxy_is_honoured_and_a_dead_proxy_is_unreachable() {
     );
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
 
-    // A SOCKS proxy is refused, never skipped for a direct connection.
-    for var in ["HTTPS_PROXY", "ALL_PROXY"] {
+    // A SOCKS proxy, or a value no proxy can be made of, is refused, never
+    // skipped for a direct connection.
+    let cases = [
+        ("HTTPS_PROXY", format!("socks5://127.0.0.1:{port}"), "SOCKS"),
+        ("all_proxy", format!("socks4://127.0.0.1:{port}"), "SOCKS"),
+        (
+            "https_proxy",
+            format!("socks5h://127.0.0.1:{port}"),
+            "SOCKS",
+        ),
+        (
+            "HTTPS_PROXY",
+            format!("sock5://127.0.0.1:{port}"),
+            "not a proxy",
+        ),
+        ("HTTP_PROXY", "socks5://".to_string(), "not a proxy"),
+    ];
+    for (var, value, said) in cases {
         let out = run(
-            cp.poll(&dir.path().join("s4"))
-                .env(var, format!("socks5://127.0.0.1:{port}")),
+            cp.poll(&dir.path().join("s4")).env(var, &value),
             code::CONFIG,
         );
-        assert!(stderr(&out).contains("SOCKS"), "{var}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(said),
+            "{var}={value}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(var),
+            "{var}={value}: {}",
+            stderr(&out)
+        );
     }
 }
 

@@ -873,8 +873,15 @@ fn a_log_stored_without_a_checksum_state_gets_one_at_its_next_append(kind: Kind)
     let kept = store.job("a").unwrap().unwrap().log_hash;
     assert!(kept.is_some());
     drop(store);
-    // A store opened on it rebuilds it at once, the same.
     forget();
+    // A log that cannot be read back keeps no store from opening: it is
+    // that job's trouble.
+    place.execute("UPDATE log_chunks SET encoding = 'zstd' WHERE job_id = 'a'");
+    let store = place.open(Timing::default());
+    assert_eq!(store.job("a").unwrap().unwrap().log_hash, None);
+    drop(store);
+    place.execute("UPDATE log_chunks SET encoding = 'identity' WHERE job_id = 'a'");
+    // A store opened on a readable one rebuilds it at once, the same.
     let store = place.open(Timing::default());
     assert_eq!(store.job("a").unwrap().unwrap().log_hash, kept);
     // Kept from here on: with the stored log taken away behind the store's

@@ -53,22 +53,8 @@ pub fn agent_with(
     if let Some(identity) = identity {
         tls_config = tls_config.client_cert(Some(tls::ureq_identity(identity)?));
     }
-    let proxy = if direct {
-        None
-    } else {
-        ureq::Proxy::try_from_env()
-    };
+    let proxy = if direct { None } else { env_proxy()? };
     if let Some(p) = &proxy {
-        use ureq::ProxyProtocol::{Socks4, Socks4A, Socks5};
-        // This build has no SOCKS client: such a proxy would be skipped and
-        // the connection made directly, past the egress it stands for.
-        if matches!(p.protocol(), Socks4 | Socks4A | Socks5) {
-            bail!(
-                "the proxy from the environment ({}:{}) is a SOCKS proxy, which sortie does not speak: give an HTTP CONNECT proxy (http:// or https://) in HTTPS_PROXY or ALL_PROXY, or none",
-                p.host(),
-                p.port()
-            );
-        }
         tracing::debug!(proxy = %format!("{}:{}", p.host(), p.port()), "using a proxy from the environment");
     }
     let config = Agent::config_builder()
@@ -85,6 +71,42 @@ pub fn agent_with(
         ureq::unversioned::transport::DefaultConnector::default(),
         resolve::Resolve::default(),
     ))
+}
+
+/// The variables a proxy is taken from, in the order they are tried.
+const PROXY_VARIABLES: [&str; 6] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+];
+
+/// The proxy the environment gives (NO_PROXY honoured). Every proxy variable
+/// that is set must name an HTTP CONNECT proxy: ureq passes over a value it
+/// cannot parse (a typo), and this build has no SOCKS client,
+/// and either would mean a direct connection past the egress the variable
+/// stands for.
+fn env_proxy() -> Result<Option<ureq::Proxy>> {
+    use ureq::ProxyProtocol::{Http, Https};
+    for var in PROXY_VARIABLES {
+        let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let value = value.to_string_lossy();
+        let proxy = ureq::Proxy::new(&value).map_err(|e| {
+            anyhow!("{var} is not a proxy sortie can use ({e}): give an HTTP CONNECT proxy (http://HOST:PORT or https://HOST:PORT), or unset it")
+        })?;
+        if !matches!(proxy.protocol(), Http | Https) {
+            bail!(
+                "{var} names a SOCKS proxy ({}:{}), which sortie does not speak: give an HTTP CONNECT proxy (http:// or https://), or unset it",
+                proxy.host(),
+                proxy.port()
+            );
+        }
+    }
+    Ok(ureq::Proxy::try_from_env())
 }
 
 /// Fetches files over HTTPS (Rundeck's `scripturl` steps): the URL rule of

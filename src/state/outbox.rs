@@ -105,6 +105,15 @@ impl JobDir {
     /// completion will be written into (made first: the entry's directory
     /// sync makes both last).
     pub fn record(&self, journal: &Journal) -> Result<()> {
+        // Job ids are the control plane's: another attempt of this job, or
+        // another control plane's job of the same id, may have left its
+        // entry here for a later shot. It is not overwritten.
+        if fs::symlink_metadata(self.path.join(JOURNAL)).is_ok() {
+            anyhow::bail!(
+                "{} holds an entry an earlier shot left (another attempt, or another control plane's job of this id), not yet delivered",
+                self.path.display()
+            );
+        }
         let completion = self.path.join(COMPLETION);
         match files::create_new(&completion, PRIVATE_FILE) {
             Ok(_) => {}
@@ -506,6 +515,10 @@ mod tests {
         .unwrap();
         let path = dir.path().join(COMPLETION);
         assert_eq!(fs::read(&path).unwrap(), b"", "made empty with the entry");
+        // An entry is never overwritten by another job of the same id.
+        let again = dir.journal().unwrap().unwrap();
+        let err = dir.record(&again).unwrap_err().to_string();
+        assert!(err.contains("earlier shot left"), "{err}");
         assert_eq!(dir.completion().unwrap(), None);
         let completion = Completion {
             status: sortie_protocol::JobStatus::Succeeded,
