@@ -199,23 +199,29 @@ fn closing(journal: &Journal, status: JobStatus, text: &str, error: &str) -> Res
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
-    let (whole, last_seq) = last_line(&mut file)?;
+    let (whole, last) = last_line(&mut file)?;
     // A line cut short by the crash is dropped: the log stays NDJSON.
     file.set_len(whole)?;
-    file.seek(SeekFrom::End(0))?;
+    // A recovery that died after writing this line, before its completion,
+    // wrote it already.
+    let written = last
+        .as_ref()
+        .is_some_and(|e| e["kind"] == "system" && e["text"] == text);
     let mut line = Vec::new();
-    let ts = crate::clock::now_rfc3339();
-    let seq = last_seq.map_or(0, |s| s + 1);
-    encode::event(
-        &mut line,
-        seq,
-        &ts,
-        &Event::System {
-            level: Level::Error,
-            text,
-        },
-    );
-    file.write_all(&line)?;
+    if !written {
+        let seq = last.and_then(|e| e["seq"].as_u64()).map_or(0, |s| s + 1);
+        encode::event(
+            &mut line,
+            seq,
+            &crate::clock::now_rfc3339(),
+            &Event::System {
+                level: Level::Error,
+                text,
+            },
+        );
+        file.seek(SeekFrom::End(0))?;
+        file.write_all(&line)?;
+    }
     file.sync_all()?;
     let length = whole + line.len() as u64;
     Ok(Completion {
@@ -231,8 +237,8 @@ fn closing(journal: &Journal, status: JobStatus, text: &str, error: &str) -> Res
     })
 }
 
-/// The length of the log's whole lines and the `seq` of the last one.
-fn last_line(file: &mut File) -> Result<(u64, Option<u64>)> {
+/// The length of the log's whole lines and the last one, parsed.
+fn last_line(file: &mut File) -> Result<(u64, Option<serde_json::Value>)> {
     let length = file.metadata()?.len();
     // A line is at most a few hundred KiB (64 KiB of text, escaped); read enough tail.
     let tail_len = length.min(4 * 1024 * 1024);
@@ -247,10 +253,8 @@ fn last_line(file: &mut File) -> Result<(u64, Option<u64>)> {
         .iter()
         .rposition(|b| *b == b'\n')
         .map_or(0, |p| p + 1);
-    let seq = serde_json::from_slice::<serde_json::Value>(&tail[start..end])
-        .ok()
-        .and_then(|v| v["seq"].as_u64());
-    Ok((whole, seq))
+    let last = serde_json::from_slice::<serde_json::Value>(&tail[start..end]).ok();
+    Ok((whole, last))
 }
 
 #[cfg(test)]
@@ -319,6 +323,26 @@ mod tests {
             "added once: {log}"
         );
         assert!(log.lines().nth(1).unwrap().contains("\"seq\":1"));
+    }
+
+    /// A recovery killed after it closed the log, before it recorded the
+    /// completion, leaves the closing line for the next one, not a second.
+    #[test]
+    fn a_log_closed_by_a_recovery_that_died_is_not_closed_twice() {
+        let (_tmp, state) = state();
+        let dir = state.job_dir("j").unwrap();
+        let journal = journal(&dir);
+        std::fs::write(
+            dir.log_path(),
+            b"{\"seq\":0,\"ts\":\"t\",\"kind\":\"system\",\"level\":\"info\",\"text\":\"a\"}\n",
+        )
+        .unwrap();
+        let first = closing(&journal, JobStatus::Lost, "stopped", "e").unwrap();
+        let second = closing(&journal, JobStatus::Lost, "stopped", "e").unwrap();
+        assert_eq!(first.log, second.log);
+        let log = std::fs::read_to_string(dir.log_path()).unwrap();
+        assert_eq!(log.matches("stopped").count(), 1, "{log}");
+        assert_eq!(log.lines().count(), 2, "{log}");
     }
 
     #[test]
