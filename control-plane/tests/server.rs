@@ -847,7 +847,6 @@ fn a_first_day_with_the_command_line() {
     assert!(err.contains("401"), "{err}");
 }
 
-/// A program of the test peers installed by tests/peers/install.sh.
 /// A log longer than a page is answered a page at a time, each ending at a
 /// line's end, and the command line reads it all.
 #[test]
@@ -928,6 +927,7 @@ fn a_long_log_is_read_page_by_page() {
     assert!(out == log, "{} bytes printed of {}", out.len(), log.len());
 }
 
+/// A program of the test peers installed by tests/peers/install.sh.
 fn peer(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/test-peers/venv/bin")
