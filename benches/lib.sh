@@ -29,6 +29,19 @@ repeat() {
 row() { printf '%-52s %12s %12s %12s  %s\n' "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
+# make_work NAME: a private work directory in $work, removed on exit with the
+# control plane start_control_plane starts there (cp_pid) stopped first.
+# shellcheck disable=SC2034 # work and cp_pid are the caller's
+make_work() {
+    work=$(mktemp -d "${TMPDIR:-/tmp}/sortie-$1.XXXXXX")
+    cp_pid=
+    trap remove_work EXIT
+}
+remove_work() {
+    [[ -n $cp_pid ]] && kill "$cp_pid" 2>/dev/null
+    rm -rf "$work"
+}
+
 # start_control_plane BINARY: the reference control plane over TLS on a loopback
 # port, its state in $work/cp, its tokens in $work; sets cp_pid, url, ca, admin
 # (the caller's EXIT trap kills cp_pid) and enqueue JSON-SPEC.

@@ -16,16 +16,10 @@ CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
 bin=$PWD/target/profile-symbols/release
 results=$PWD/benches/results
 mkdir -p "$results"
-work=$(mktemp -d "${TMPDIR:-/tmp}/sortie-profile.XXXXXX")
-cp_pid=
-cleanup() {
-    [[ -n $cp_pid ]] && kill "$cp_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
+make_work profile
 start_control_plane "$bin/sortie-control-plane"
 
 # summarize DATA TITLE OUT [perf report options...]

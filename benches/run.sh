@@ -32,17 +32,11 @@ for tool in curl python3 /usr/bin/time; do
 done
 cargo build --release --quiet -p sortie -p sortie-control-plane
 sortie=$PWD/target/release/sortie
-work=$(mktemp -d "${TMPDIR:-/tmp}/sortie-bench.XXXXXX")
-cp_pid=
-cleanup() {
-    [[ -n $cp_pid ]] && kill "$cp_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
 line=$(printf 'x%.0s' $(seq 99))
 
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
+make_work bench
 
 # --- the reference control plane over TLS, in release ----------------------------
 start_control_plane ./target/release/sortie-control-plane
