@@ -678,6 +678,7 @@ impl Store {
         };
         let ids: Vec<String> = self
             .tx(|rows| {
+                // Every claimed or running job: all leases end before this.
                 let running = rows.expired(i64::MAX as u64, i64::MAX as usize)?;
                 Ok(running.into_iter().filter(lacking).map(|j| j.id).collect())
             })
@@ -1049,6 +1050,7 @@ impl Store {
         if skip < length {
             let mut hasher = match job.log_hash.as_deref().and_then(checksum::load) {
                 Some(hasher) => hasher,
+                None if have == 0 => Sha256::new(),
                 // A log stored before states were kept (or a damaged state):
                 // read back this once, and kept from here on.
                 None => stored_hasher(rows, &job.id)?.0,
