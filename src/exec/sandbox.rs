@@ -22,7 +22,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::exec::Confinement;
 use crate::os::landlock::{self, access};
@@ -44,21 +44,41 @@ pub enum Mode {
 pub struct Policy {
     pub mode: Mode,
     /// The runner's own files: state dir, token, client key, secrets directories.
-    pub protected: Vec<PathBuf>,
+    protected: Vec<PathBuf>,
     /// What steps may read and run but not change: the sortie binary, the CA
     /// bundle and client certificate, the secrets command.
-    pub read_only: Vec<PathBuf>,
+    read_only: Vec<PathBuf>,
     pub user: Option<Arc<User>>,
+    /// What the domain guards, worked out at the first job (a shot without
+    /// one does not list /dev): the protected paths with the raw devices the
+    /// step's user could open, and the read-only paths it could change.
+    guarded: OnceLock<(Vec<PathBuf>, Vec<PathBuf>)>,
 }
 
 impl Policy {
+    pub fn new(
+        mode: Mode,
+        protected: Vec<PathBuf>,
+        read_only: Vec<PathBuf>,
+        user: Option<Arc<User>>,
+    ) -> Policy {
+        Policy {
+            mode,
+            protected,
+            read_only,
+            user,
+            guarded: OnceLock::new(),
+        }
+    }
+
     /// The confinement of one job's steps, which may use `allowed` (its workspace)
     /// even inside a protected path.
     pub fn confinement(&self, allowed: &[PathBuf]) -> io::Result<Confinement> {
         let sandbox = match self.mode {
             Mode::Off => None,
             Mode::Auto | Mode::Required => {
-                match Sandbox::build(&self.protected, &self.read_only, allowed)? {
+                let (protected, read_only) = self.guarded.get_or_init(|| self.guarded());
+                match Sandbox::build(protected, read_only, allowed)? {
                     Some(sandbox) => Some(Arc::new(sandbox)),
                     None if self.mode == Mode::Required => {
                         return Err(io::Error::other(format!(
@@ -76,6 +96,49 @@ impl Policy {
             off: self.mode == Mode::Off,
         })
     }
+
+    /// What a step's user could not change (or open) anyway needs no rule.
+    fn guarded(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let (uid, groups, privileged) = match &self.user {
+            Some(user) => (user.uid, user.groups.clone(), user.uid == 0),
+            None => {
+                let uid = crate::os::uid();
+                let privileged = uid == 0 || crate::os::has_capabilities();
+                (uid, crate::os::groups(), privileged)
+            }
+        };
+        let mut protected = self.protected.clone();
+        protected.extend(
+            raw_devices()
+                .into_iter()
+                .filter(|device| could_open(device, uid, &groups, privileged)),
+        );
+        let read_only = self
+            .read_only
+            .iter()
+            .filter(|path| could_change(path, uid, privileged))
+            .cloned()
+            .collect();
+        (protected, read_only)
+    }
+}
+
+/// Block devices, and the character devices of raw memory and ports: a step
+/// running as root could read the runner's files through them.
+fn raw_devices() -> Vec<PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out: Vec<PathBuf> = ["/dev/mem", "/dev/kmem", "/dev/port"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    for dir in ["/dev", "/dev/mapper"] {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_block_device()) {
+                out.push(entry.path());
+            }
+        }
+    }
+    out
 }
 
 /// A Landlock ruleset, ready to be applied in a step's process.
@@ -152,7 +215,7 @@ impl Sandbox {
 /// What a step could not change needs no read-only rule of its own, and such
 /// a rule is costly: it lists the path's whole directory, rule by rule (1,200
 /// entries for a sortie installed in /usr/bin), for every job.
-pub fn could_change(path: &Path, uid: u32, privileged: bool) -> bool {
+fn could_change(path: &Path, uid: u32, privileged: bool) -> bool {
     use std::os::unix::fs::MetadataExt;
     if privileged {
         return true;
@@ -188,7 +251,7 @@ pub fn could_change(path: &Path, uid: u32, privileged: bool) -> bool {
 /// may, and anyone the device's ACL may name. When in doubt, it could. What a
 /// step could not open needs no rule: a step that is not root cannot reach
 /// the disks (`root:disk`, 0660) and so lists /dev for nothing.
-pub fn could_open(path: &Path, uid: u32, groups: &[u32], privileged: bool) -> bool {
+fn could_open(path: &Path, uid: u32, groups: &[u32], privileged: bool) -> bool {
     use std::os::unix::fs::MetadataExt;
     if privileged {
         return true;

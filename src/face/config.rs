@@ -16,7 +16,7 @@ use crate::net::tls::Identity;
 use crate::net::tls::Roots;
 use std::sync::Arc;
 
-use crate::exec::sandbox::{self, Mode, Policy};
+use crate::exec::sandbox::{Mode, Policy};
 use crate::face::cli::{ConnectArgs, NodeArgs, PollArgs, RunArgs, SandboxMode, SecretArgs};
 use crate::jobs::dispatch::Nodes;
 use crate::nodes::{resource, ssh, Node};
@@ -256,22 +256,6 @@ pub fn policy(
             crate::os::lookup_user(name).with_context(|| format!("--run-as {name}"))?,
         )),
     };
-    // What a step's user could not change (or open) anyway needs no rule.
-    let (step_uid, groups, privileged) = match &user {
-        Some(user) => (user.uid, user.groups.clone(), user.uid == 0),
-        None => {
-            let uid = crate::os::uid();
-            let privileged = uid == 0 || crate::os::has_capabilities();
-            (uid, crate::os::groups(), privileged)
-        }
-    };
-    read_only.retain(|path| sandbox::could_change(path, step_uid, privileged));
-    // The devices a root step could read the disk or memory through.
-    protected.extend(
-        raw_devices()
-            .into_iter()
-            .filter(|device| sandbox::could_open(device, step_uid, &groups, privileged)),
-    );
     let mode = match run.sandbox {
         SandboxMode::Auto => Mode::Auto,
         SandboxMode::Required => Mode::Required,
@@ -280,30 +264,7 @@ pub fn policy(
     if mode == Mode::Required && crate::os::landlock::abi() == 0 {
         bail!("--sandbox required: {}", crate::os::landlock::missing());
     }
-    Ok(Policy {
-        mode,
-        protected,
-        read_only,
-        user,
-    })
-}
-
-/// Block devices, and the character devices of raw memory and ports: a step
-/// running as root could read the runner's files through them.
-fn raw_devices() -> Vec<PathBuf> {
-    use std::os::unix::fs::FileTypeExt;
-    let mut out: Vec<PathBuf> = ["/dev/mem", "/dev/kmem", "/dev/port"]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
-    for dir in ["/dev", "/dev/mapper"] {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_block_device()) {
-                out.push(entry.path());
-            }
-        }
-    }
-    out
+    Ok(Policy::new(mode, protected, read_only, user))
 }
 
 /// The secret providers configured on this runner. The OpenBao CA defaults to
