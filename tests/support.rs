@@ -181,7 +181,7 @@ impl ControlPlane {
     }
 
     pub fn log(&self, id: &str) -> Vec<u8> {
-        self.server.store().log(id).unwrap()
+        self.server.store().log_window(id, 0, usize::MAX).unwrap()
     }
 
     /// A `sortie poll` command with the server, CA, token and a fresh state dir.

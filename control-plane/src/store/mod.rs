@@ -1191,16 +1191,6 @@ impl Store {
         self.tx(|rows| rows.page(filter, limit, offset))
     }
 
-    /// The stored log of a job (empty when none).
-    pub fn log(&self, id: &str) -> Outcome<Vec<u8>> {
-        self.log_from(id, 0)
-    }
-
-    /// The stored log of a job from byte `from` on (empty past its end).
-    pub fn log_from(&self, id: &str, from: u64) -> Outcome<Vec<u8>> {
-        self.log_window(id, from, usize::MAX)
-    }
-
     /// The stored log of a job from byte `from`: at least `max` bytes (all
     /// there are, if fewer), and no more than it takes to end the line in
     /// progress at `max` — what a page of it needs, not the rest of a long log.
