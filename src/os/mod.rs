@@ -553,16 +553,91 @@ pub fn open_path_at(
 /// Make reads of `file` block again (it was opened with O_NONBLOCK so that opening
 /// a FIFO with no writer could not hang).
 pub fn set_blocking(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    set_nonblocking(file.as_fd(), false)
+}
+
+/// Turn O_NONBLOCK on or off on `fd`.
+pub fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>, on: bool) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl on a descriptor the file owns, with plain integer flags.
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl on a descriptor the caller holds, with plain integer flags.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags) < 0 {
             return Err(std::io::Error::last_os_error());
         }
     }
     Ok(())
+}
+
+/// Ask for a pipe of `bytes` (the kernel rounds up, and refuses more than
+/// `fs.pipe-max-size` to an unprivileged user); the size it has.
+pub fn grow_pipe(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fcntl on a descriptor the caller holds, with a plain integer.
+    let size = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) };
+    if size < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(size as usize)
+}
+
+/// A descriptor that becomes readable when the process `pid` (a child not yet
+/// reaped) ends: the end of a process can then be waited for beside its pipes.
+pub fn pidfd_open(pid: u32) -> std::io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor just opened, owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Wait at most `timeout` for one of `fds` to be readable (or at its end, or in
+/// error). Bit `i` of the result is set when `fds[i]` is; an interrupted wait
+/// returns 0. At most 32 descriptors.
+pub fn wait_readable(
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    timeout: std::time::Duration,
+) -> std::io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    assert!(fds.len() <= 32, "at most 32 descriptors");
+    let mut polled = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; 32];
+    for (slot, fd) in polled.iter_mut().zip(fds) {
+        slot.fd = fd.as_raw_fd();
+        slot.events = libc::POLLIN;
+    }
+    // Rounded up: a wait of 0.4 ms must not become a busy loop of waits of 0 ms.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: poll(2) on an array of pollfd that lives across the call.
+    let n = unsafe { libc::poll(polled.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.kind() == std::io::ErrorKind::Interrupted {
+            Ok(0)
+        } else {
+            Err(e)
+        };
+    }
+    let mut ready = 0;
+    for (i, slot) in polled[..fds.len()].iter().enumerate() {
+        if slot.revents != 0 {
+            ready |= 1 << i;
+        }
+    }
+    Ok(ready)
 }
 
 /// Give `path` to `uid:gid` (a workspace and its files, for `--run-as`).
@@ -720,4 +795,40 @@ pub fn addresses() -> Vec<String> {
     // SAFETY: the list from getifaddrs, freed once.
     unsafe { libc::freeifaddrs(list) };
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::time::Duration;
+
+    /// A pidfd says nothing while its process runs, and is readable once it ends.
+    #[test]
+    fn a_pidfd_is_readable_when_its_process_ends() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pidfd = pidfd_open(child.id()).unwrap();
+        assert_eq!(wait_readable(&[pidfd.as_fd()], Duration::ZERO).unwrap(), 0);
+        child.kill().unwrap();
+        assert_eq!(
+            wait_readable(&[pidfd.as_fd()], Duration::from_secs(30)).unwrap(),
+            1
+        );
+        assert!(child.try_wait().unwrap().is_some(), "the end can be reaped");
+    }
+
+    /// Of several descriptors, those with something to read are the ones set.
+    #[test]
+    fn wait_readable_names_the_ready_descriptors() {
+        use std::io::Write;
+        let (a_read, _a_write) = std::io::pipe().unwrap();
+        let (b_read, mut b_write) = std::io::pipe().unwrap();
+        b_write.write_all(b"x").unwrap();
+        let ready = wait_readable(&[a_read.as_fd(), b_read.as_fd()], Duration::ZERO).unwrap();
+        assert_eq!(ready, 0b10);
+        assert!(grow_pipe(b_read.as_fd(), 256 * 1024).unwrap() >= 256 * 1024);
+    }
 }
