@@ -4,7 +4,8 @@
 //! A runner offered `log_encodings: ["zstd"]` sends each `PUT log` body as
 //! Zstandard (`Content-Encoding: zstd`). The control plane decodes the body,
 //! bounded, so that a few bytes cannot expand into more than a plain body may
-//! hold, to check it and to learn its length; and when all of it is new it
+//! hold (a frame that declares its size, as a runner's do, in one pass into a
+//! buffer of that size), to check it and to learn its length; and when all of it is new it
 //! stores the frame itself. A log then costs its compressed size in the
 //! database, on disk and in replication, and is decoded only when it is read.
 //! Offsets stay those of the plain log, so nothing else in the protocol sees
@@ -81,6 +82,21 @@ impl Upload {
             Upload::Zstd { frame, limit } => (frame, *limit),
         };
         let corrupt = |e: std::io::Error| Refusal::Invalid(format!("a zstd log body: {e}"));
+        let too_large = || {
+            Refusal::TooLarge(format!(
+                "a zstd log body decodes to more than {limit} bytes"
+            ))
+        };
+        if let Some(size) = single_frame_size(frame) {
+            if size > limit as u64 {
+                return Err(too_large());
+            }
+            let plain = decode_whole(frame, size as usize).map_err(corrupt)?;
+            return Ok(LogBody {
+                plain: Cow::Owned(plain),
+                frame: Some(frame),
+            });
+        }
         let mut decoder = zstd::stream::read::Decoder::with_buffer(frame.as_slice())
             .map_err(|e| Refusal::unavailable("starting a zstd decoder", e))?;
         decoder.window_log_max(WINDOW_LOG_MAX).map_err(corrupt)?;
@@ -90,15 +106,47 @@ impl Upload {
             .read_to_end(&mut plain)
             .map_err(corrupt)?;
         if plain.len() > limit {
-            return Err(Refusal::TooLarge(format!(
-                "a zstd log body decodes to more than {limit} bytes"
-            )));
+            return Err(too_large());
         }
         Ok(LogBody {
             plain: Cow::Owned(plain),
             frame: Some(frame),
         })
     }
+}
+
+/// The plain size `frame` declares, when it is one whole frame that declares
+/// it (as a runner's frames do).
+fn single_frame_size(frame: &[u8]) -> Option<u64> {
+    let whole = zstd::zstd_safe::find_frame_compressed_size(frame).ok()? == frame.len();
+    whole
+        .then(|| zstd::zstd_safe::get_frame_content_size(frame).ok()?)
+        .flatten()
+}
+
+/// Decode one frame of a declared `size` in one pass, into a buffer of that
+/// size: no window to allocate and no buffer grown by steps, with a decoder
+/// kept per thread. A frame that does not hold what it declares is an error.
+fn decode_whole(frame: &[u8], size: usize) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static DECODER: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    DECODER.with_borrow_mut(|decoder| {
+        let decoder = match decoder {
+            Some(decoder) => decoder,
+            None => decoder.insert(zstd::bulk::Decompressor::new()?),
+        };
+        let mut plain = Vec::with_capacity(size);
+        decoder.decompress_to_buffer(frame, &mut plain)?;
+        if plain.len() != size {
+            return Err(std::io::Error::other(format!(
+                "the frame declares {size} bytes and holds {}",
+                plain.len()
+            )));
+        }
+        Ok(plain)
+    })
 }
 
 /// A decoded `PUT log` body: its plain bytes and, when it came compressed,
@@ -187,20 +235,50 @@ mod tests {
         ));
     }
 
+    /// A frame that does not say how much it holds is decoded as a stream,
+    /// and one that asks for a window past 8 MiB is refused; one that says
+    /// is decoded in one pass into that much, and needs no window.
     #[test]
     fn a_frame_asking_for_a_window_past_the_limit_is_refused() {
-        let mut encoder = zstd::bulk::Compressor::new(1).unwrap();
-        encoder
-            .set_parameter(zstd::zstd_safe::CParameter::WindowLog(27))
-            .unwrap();
+        let wide = |declared: bool| {
+            let mut encoder = zstd::bulk::Compressor::new(1).unwrap();
+            encoder
+                .set_parameter(zstd::zstd_safe::CParameter::WindowLog(27))
+                .unwrap();
+            encoder
+                .set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(declared))
+                .unwrap();
+            encoder
+        };
         // More than 8 MiB that does not compress: the frame needs a window that wide.
         let data: Vec<u8> = (0..9u32 << 20)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
             .collect();
-        let wide = encoder.compress(&data).unwrap();
+        let undeclared = wide(false).compress(&data).unwrap();
+        assert_eq!(single_frame_size(&undeclared), None);
         assert!(matches!(
-            zstd(wide, 64 << 20).decode(),
+            zstd(undeclared, 64 << 20).decode(),
             Err(Refusal::Invalid(_))
         ));
+        let declared = wide(true).compress(&data).unwrap();
+        assert_eq!(single_frame_size(&declared), Some(9 << 20));
+        assert_eq!(
+            zstd(declared.clone(), 64 << 20).decode().unwrap().bytes(),
+            &data[..]
+        );
+        assert!(matches!(
+            zstd(declared, 8 << 20).decode(),
+            Err(Refusal::TooLarge(_))
+        ));
+    }
+
+    /// Two frames one after the other are one body: decoded as a stream.
+    #[test]
+    fn a_body_of_two_frames_decodes_to_both() {
+        let mut two = frame(b"first\n");
+        two.extend(frame(b"second\n"));
+        assert_eq!(single_frame_size(&two), None);
+        let upload = zstd(two, 1 << 20);
+        assert_eq!(upload.decode().unwrap().bytes(), b"first\nsecond\n");
     }
 }
