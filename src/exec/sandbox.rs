@@ -22,7 +22,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
 
 use crate::exec::Confinement;
 use crate::os::landlock::{self, access};
@@ -40,19 +41,42 @@ pub enum Mode {
 }
 
 /// How every step of a runner is confined, from its settings.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Policy {
     pub mode: Mode,
+    pub user: Option<Arc<User>>,
+    paths: Arc<Paths>,
+    /// A job's confinement being built on a thread of its own ([`Policy::prepare`]),
+    /// for the paths it may use.
+    ahead: Mutex<Option<Ahead>>,
+}
+
+type Ahead = (Vec<PathBuf>, JoinHandle<io::Result<Confinement>>);
+
+/// What a policy keeps from its runner's own files.
+#[derive(Debug)]
+struct Paths {
     /// The runner's own files: state dir, token, client key, secrets directories.
     protected: Vec<PathBuf>,
     /// What steps may read and run but not change: the sortie binary, the CA
     /// bundle and client certificate, the secrets command.
     read_only: Vec<PathBuf>,
-    pub user: Option<Arc<User>>,
     /// What the domain guards, worked out at the first job (a shot without
     /// one does not list /dev): the protected paths with the raw devices the
     /// step's user could open, and the read-only paths it could change.
     guarded: OnceLock<(Vec<PathBuf>, Vec<PathBuf>)>,
+}
+
+impl Clone for Policy {
+    /// The same policy, with nothing built ahead.
+    fn clone(&self) -> Policy {
+        Policy {
+            mode: self.mode,
+            user: self.user.clone(),
+            paths: self.paths.clone(),
+            ahead: Mutex::new(None),
+        }
+    }
 }
 
 impl Policy {
@@ -64,20 +88,57 @@ impl Policy {
     ) -> Policy {
         Policy {
             mode,
-            protected,
-            read_only,
             user,
-            guarded: OnceLock::new(),
+            paths: Arc::new(Paths {
+                protected,
+                read_only,
+                guarded: OnceLock::new(),
+            }),
+            ahead: Mutex::new(None),
         }
     }
 
+    /// Start building the confinement of a job that may use `allowed`, on a
+    /// thread of its own: listing the directories on the way to the runner's
+    /// files, rule by rule, then happens while the job is being started
+    /// (a round trip to the control plane) instead of after.
+    pub fn prepare(&self, allowed: &[PathBuf]) {
+        if self.mode == Mode::Off {
+            return;
+        }
+        let policy = self.clone();
+        let paths = allowed.to_vec();
+        let build = thread::Builder::new()
+            .name("sandbox".into())
+            .spawn(move || policy.build(&paths));
+        if let Ok(handle) = build {
+            *self.ahead() = Some((allowed.to_vec(), handle));
+        }
+    }
+
+    fn ahead(&self) -> std::sync::MutexGuard<'_, Option<Ahead>> {
+        self.ahead.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The confinement of one job's steps, which may use `allowed` (its workspace)
-    /// even inside a protected path.
+    /// even inside a protected path: the one [`Policy::prepare`] built for it,
+    /// or built now.
     pub fn confinement(&self, allowed: &[PathBuf]) -> io::Result<Confinement> {
+        if let Some((paths, handle)) = self.ahead().take() {
+            if paths == allowed {
+                return handle
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("building the sandbox panicked")));
+            }
+        }
+        self.build(allowed)
+    }
+
+    fn build(&self, allowed: &[PathBuf]) -> io::Result<Confinement> {
         let sandbox = match self.mode {
             Mode::Off => None,
             Mode::Auto | Mode::Required => {
-                let (protected, read_only) = self.guarded.get_or_init(|| self.guarded());
+                let (protected, read_only) = self.paths.guarded.get_or_init(|| self.guarded());
                 match Sandbox::build(protected, read_only, allowed)? {
                     Some(sandbox) => Some(Arc::new(sandbox)),
                     None if self.mode == Mode::Required => {
@@ -107,13 +168,14 @@ impl Policy {
                 (uid, crate::os::groups(), privileged)
             }
         };
-        let mut protected = self.protected.clone();
+        let mut protected = self.paths.protected.clone();
         protected.extend(
             raw_devices()
                 .into_iter()
                 .filter(|device| could_open(device, uid, &groups, privileged)),
         );
         let read_only = self
+            .paths
             .read_only
             .iter()
             .filter(|path| could_change(path, uid, privileged))
@@ -365,6 +427,53 @@ fn beneath(path: &Path, dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A confinement built ahead is used by the job it was built for; built
+    /// for another workspace, it is not, and a step confined for `b` can read
+    /// `b` and not `a`.
+    #[test]
+    fn a_confinement_built_ahead_serves_its_own_workspace_only() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().canonicalize().unwrap();
+        let (a, b) = (r.join("state/work/a"), r.join("state/work/b"));
+        for dir in [&a, &b] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("f"), "x").unwrap();
+        }
+        let policy = Policy::new(Mode::Auto, vec![r.join("state")], vec![], None);
+        policy.prepare(std::slice::from_ref(&a));
+        assert!(policy.ahead().is_some());
+        let ahead = policy.confinement(std::slice::from_ref(&a)).unwrap();
+        assert!(policy.ahead().is_none(), "taken by its job");
+        let rules = |c: &Confinement| c.sandbox.as_ref().map(|s| s.rules);
+        let now = policy.confinement(std::slice::from_ref(&a)).unwrap();
+        assert_eq!(rules(&ahead), rules(&now));
+
+        policy.prepare(std::slice::from_ref(&a));
+        let for_b = policy.confinement(std::slice::from_ref(&b)).unwrap();
+        assert!(policy.ahead().is_none(), "not left behind");
+        if for_b.sandbox.is_none() {
+            return; // no Landlock here: nothing to run confined
+        }
+        let cat = |dir: &Path| {
+            let cmd = crate::exec::Command {
+                program: "/bin/cat".into(),
+                args: vec![dir.join("f").into()],
+                env: Vec::new(),
+                cwd: r.clone(),
+                confinement: for_b.clone(),
+                stdin: crate::exec::Input::Empty,
+            };
+            let supervision = crate::exec::Supervision {
+                until: None,
+                stop: &|| None,
+                grace: std::time::Duration::from_secs(1),
+            };
+            crate::exec::capture(&cmd, &supervision, 16).stdout
+        };
+        assert_eq!(cat(&b), b"x");
+        assert_eq!(cat(&a), b"", "a is not b's");
+    }
 
     #[test]
     fn the_complement_lists_the_way_allows_the_rest_and_carves_the_workspace() {

@@ -565,6 +565,19 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         }
     }
     let log_path = cp.log_in_place(&jref).unwrap_or_else(|| dir.log_path());
+    // Steps run as another user (--run-as) cannot pass through the state dir
+    // (0700, sortie's): their workspace is a private directory of the system's
+    // temporary directory instead, given to that user. It is made now so that
+    // its steps' sandbox is built on the side while the job is started; what
+    // goes wrong is dealt with once it has started, as if made then.
+    let workspace = match &settings.policy.user {
+        Some(_) => Ok(None),
+        None => ctx.state.work_dir().map(Some),
+    }
+    .map(|base| Workspace::create(base.as_deref(), &job.id, settings.keep_workspace));
+    if let Ok(Ok(workspace)) = &workspace {
+        settings.policy.prepare(&[workspace.path().to_path_buf()]);
+    }
     // From here a later shot treats the job as possibly started.
     dir.mark_starting()?;
     let lease = match cp.start(&jref) {
@@ -596,14 +609,7 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         .map_err(|e| Failure::io(anyhow::anyhow!("opening {}: {e}", log_path.display())))?;
     let flags = Arc::new(JobFlags::default());
     let heartbeat = Heartbeat::spawn(cp.clone(), jref.clone(), &lease, progress, flags.clone());
-    // Steps run as another user (--run-as) cannot pass through the state dir
-    // (0700, sortie's): their workspace is a private directory of the system's
-    // temporary directory instead, given to that user.
-    let base = match &settings.policy.user {
-        Some(_) => None,
-        None => Some(ctx.state.work_dir()?),
-    };
-    let workspace = match Workspace::create(base.as_deref(), &job.id, settings.keep_workspace) {
+    let workspace = match workspace? {
         Ok(workspace) => workspace,
         Err(e) => {
             heartbeat.stop();
