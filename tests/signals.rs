@@ -97,3 +97,39 @@ fn a_cancel_in_the_heartbeat_answer_stops_the_job() {
         "the step is gone"
     );
 }
+
+/// Started with SIGCHLD ignored (a parent's disposition is inherited), sortie
+/// still reads each step's exit code and every byte it printed: ignored, the
+/// kernel would reap the steps itself.
+#[test]
+fn an_inherited_ignored_sigchld_loses_no_exit_code_and_no_output() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(spool.join("pending")).unwrap();
+    let job = serde_json::json!({
+        "id": "sigchld",
+        "steps": [{ "shell": "seq 1 200000; exit 3" }],
+    });
+    std::fs::write(spool.join("pending/sigchld.json"), job.to_string()).unwrap();
+    let mut cmd = spool_poll(&spool, &dir.path().join("state"));
+    // SAFETY: the closure only sets a signal's disposition, which is
+    // async-signal-safe, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    run(&mut cmd, 0);
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(spool.join("done/sigchld/result.json")).unwrap())
+            .unwrap();
+    assert_eq!(result["steps"][0]["exit_code"], 3, "{result}");
+    let log = std::fs::read(spool.join("done/sigchld/log.ndjson")).unwrap();
+    let want: String = (1..=200_000).map(|i| format!("{i}\n")).collect();
+    assert!(
+        output_text(&events(&log), "stdout") == want,
+        "every line, in order"
+    );
+}

@@ -154,9 +154,13 @@ struct Streams {
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     /// Readable when the process ends (`None` on a kernel without pidfd_open:
-    /// the end is then looked for at each wake-up, at least every millisecond
-    /// once the pipes are closed).
+    /// the end is then looked for at each wake-up, and at growing intervals
+    /// from 1 ms to a tick once the pipes are closed).
     exit: Option<OwnedFd>,
+    /// How long to wait with nothing to wait on (no pidfd, both pipes closed).
+    idle: Duration,
+    /// Whether stdout's pipe was grown (once; see [`PIPE_SIZE`]).
+    grown: bool,
 }
 
 impl Streams {
@@ -166,14 +170,12 @@ impl Streams {
             // non-blocking, poll says when a read will not block anyway.
             let _ = os::set_nonblocking(fd, true);
         }
-        // A step that prints fast then runs ahead of sortie by a megabyte
-        // instead of 64 KiB: fewer wake-ups of either side. Refused past the
-        // system's limit, which changes nothing but that.
-        let _ = os::grow_pipe(stdout.as_fd(), PIPE_SIZE);
         Streams {
             stdout: Some(stdout),
             stderr: Some(stderr),
             exit: os::pidfd_open(pid).ok(),
+            idle: Duration::from_millis(1),
+            grown: false,
         }
     }
 
@@ -197,9 +199,12 @@ impl Streams {
         fds.extend(self.stdout.as_ref().map(|p| p.as_fd()));
         fds.extend(self.stderr.as_ref().map(|p| p.as_fd()));
         fds.extend(self.exit.as_ref().filter(|_| watch_exit).map(|p| p.as_fd()));
-        let timeout = match (running, self.exit.is_some(), fds.is_empty()) {
-            (true, false, true) => timeout.min(Duration::from_millis(1)),
-            _ => timeout,
+        let timeout = if running && fds.is_empty() {
+            let idle = self.idle;
+            self.idle = (idle * 2).min(TICK);
+            timeout.min(idle)
+        } else {
+            timeout
         };
         let ready = match os::wait_readable(&fds, timeout) {
             Ok(ready) => ready,
@@ -212,16 +217,18 @@ impl Streams {
         };
         let mut bit = 0;
         if self.stdout.is_some() {
-            if ready & (1 << bit) != 0
-                && !read_some(&mut self.stdout, Stream::Stdout, buf, observer)
-            {
-                self.stdout = None;
+            if ready & (1 << bit) != 0 {
+                match read_some(&mut self.stdout, Stream::Stdout, buf, observer) {
+                    None => self.stdout = None,
+                    Some(n) if n == buf.len() && !self.grown => self.grow_stdout(),
+                    Some(_) => {}
+                }
             }
             bit += 1;
         }
         if self.stderr.is_some() {
             if ready & (1 << bit) != 0
-                && !read_some(&mut self.stderr, Stream::Stderr, buf, observer)
+                && read_some(&mut self.stderr, Stream::Stderr, buf, observer).is_none()
             {
                 self.stderr = None;
             }
@@ -229,22 +236,34 @@ impl Streams {
         }
         running && (!watch_exit || ready & (1 << bit) != 0)
     }
+
+    /// A step whose stdout filled a whole read prints faster than sortie
+    /// takes it: its pipe is asked for [`PIPE_SIZE`], so that it runs ahead
+    /// by that much and either side wakes the other far less often. Only
+    /// such steps take that much of their user's pipe quota; refused past
+    /// the system's limits, which changes nothing but that.
+    fn grow_stdout(&mut self) {
+        self.grown = true;
+        if let Some(pipe) = &self.stdout {
+            let _ = os::grow_pipe(pipe.as_fd(), PIPE_SIZE);
+        }
+    }
 }
 
-/// One read of a ready pipe into `buf`, handed to `observer`; false at its
-/// end (or on an error, which ends it too).
+/// One read of a ready pipe into `buf`, handed to `observer`: how much was
+/// read, or `None` at its end (or on an error, which ends it too).
 fn read_some(
     pipe: &mut Option<impl Read>,
     stream: Stream,
     buf: &mut [u8],
     observer: &mut dyn Observer,
-) -> bool {
-    let Some(reader) = pipe else { return false };
+) -> Option<usize> {
+    let reader = pipe.as_mut()?;
     match reader.read(buf) {
-        Ok(0) => false,
+        Ok(0) => None,
         Ok(n) => {
             observer.output(stream, &buf[..n]);
-            true
+            Some(n)
         }
         Err(e)
             if matches!(
@@ -252,9 +271,9 @@ fn read_some(
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
             ) =>
         {
-            true
+            Some(0)
         }
-        Err(_) => false,
+        Err(_) => None,
     }
 }
 
@@ -359,7 +378,8 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
     );
 
     let mut buf = vec![0u8; READ_SIZE];
-    let mut status: Option<(ExitStatus, Instant)> = None;
+    // How the leader ended (`None`: it could not be waited for), and when.
+    let mut status: Option<(Option<ExitStatus>, Instant)> = None;
     let mut stopped: Option<(StopReason, Instant)> = None;
     let mut killed = false;
     let mut leaked = false;
@@ -372,10 +392,11 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         let ended = streams.wait(wait, status.is_none(), &mut buf, observer);
         if status.is_none() && ended {
             match child.try_wait() {
-                Ok(Some(s)) => status = Some((s, Instant::now())),
+                Ok(Some(s)) => status = Some((Some(s), Instant::now())),
                 Ok(None) => {}
-                // Not this process's child any more: nothing to wait for.
-                Err(_) => break,
+                // Reaped by someone else (it has ended): its output is still
+                // read to the end, as after any end.
+                Err(_) => status = Some((None, Instant::now())),
             }
         }
         if let Some((_, exited_at)) = status {
@@ -416,8 +437,8 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
     leftovers += os::kill_leftovers();
     let outcome = match (stopped, status) {
         (Some((reason, _)), _) => Outcome::Stopped(reason),
-        (None, Some((s, _))) => exit_outcome(s),
-        (None, None) => Outcome::SpawnFailed("the process could not be waited for".into()),
+        (None, Some((Some(s), _))) => exit_outcome(s),
+        (None, _) => Outcome::SpawnFailed("the process could not be waited for".into()),
     };
     Finished {
         outcome,
@@ -495,6 +516,42 @@ mod tests {
             "stdout is whole and in order"
         );
         assert!(kept.stderr.starts_with(b"e0\ne1\ne2\n"));
+    }
+
+    /// A step that prints faster than its output is taken gets a 1 MiB pipe;
+    /// one that prints little keeps the system's 64 KiB.
+    #[test]
+    fn only_a_step_that_fills_its_pipe_gets_a_larger_one() {
+        struct Slow(Vec<u8>);
+        impl Observer for Slow {
+            fn output(&mut self, _: Stream, bytes: &[u8]) {
+                std::thread::sleep(Duration::from_millis(2));
+                self.0.extend_from_slice(bytes);
+            }
+            fn tick(&mut self) {}
+            fn aborted(&self) -> bool {
+                false
+            }
+        }
+        let size_after = |bytes: usize| {
+            let script = format!(
+                "python3 -c \"import fcntl, os; os.write(1, b'x' * {bytes}); \
+                 os.write(1, b' %d' % fcntl.fcntl(1, 1032))\""
+            );
+            let supervision = Supervision {
+                until: None,
+                stop: &|| None,
+                grace: Duration::from_secs(1),
+            };
+            let mut slow = Slow(Vec::new());
+            let finished = run(&shell(&script), &supervision, &mut slow);
+            assert_eq!(finished.outcome, Outcome::Exited(0));
+            assert_eq!(slow.0.iter().filter(|b| **b == b'x').count(), bytes);
+            let text = String::from_utf8_lossy(&slow.0[bytes..]).into_owned();
+            text.trim().parse::<usize>().unwrap()
+        };
+        assert_eq!(size_after(100), 64 * 1024);
+        assert_eq!(size_after(4 << 20), PIPE_SIZE);
     }
 
     /// A process that never ends is stopped at its time limit, and one whose

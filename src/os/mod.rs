@@ -67,8 +67,14 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// Catch SIGTERM and SIGINT: the first asks for a graceful stop, the second kills
-/// the running step's group and exits at once.
+/// the running step's group and exits at once. SIGCHLD goes back to its
+/// default: left ignored by whatever started sortie, the kernel would reap
+/// the steps itself, and their ends (exit codes) could not be read.
 pub fn install_signal_handlers() {
+    // SAFETY: setting a signal's disposition to its default shares no memory.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
     use std::io::IsTerminal;
     ON_TERMINAL.store(
         std::io::stderr().is_terminal(),
