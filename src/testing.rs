@@ -24,3 +24,27 @@ impl Rng {
             .collect()
     }
 }
+
+/// Run `body` as the test `name` (its full path) alone, in a process of its
+/// own: the test binary run again for that one test. A test that runs a
+/// step through `exec` needs it: a step's end kills every child of the
+/// process that sortie did not start on purpose (the leftovers of a
+/// subreaper), which in a shared test process are other tests' children.
+pub fn alone(name: &str, body: impl FnOnce()) {
+    const ALONE: &str = "SORTIE_TEST_ALONE";
+    if std::env::var(ALONE).is_ok_and(|v| v == name) {
+        body();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(ALONE, name)
+        .output()
+        .expect("the test binary runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{name}, alone:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -499,84 +499,99 @@ mod tests {
     /// byte arrives, in order per stream, and the end is the process's own.
     #[test]
     fn every_byte_of_both_streams_arrives_and_then_the_end() {
-        let script = "i=0; while [ $i -lt 2000 ]; do \
-                      printf '%0999d\\n' $i; echo \"e$i\" >&2; i=$((i+1)); done; exit 3";
-        let supervision = Supervision {
-            until: None,
-            stop: &|| None,
-            grace: Duration::from_secs(1),
-        };
-        let kept = capture(&shell(script), &supervision, usize::MAX);
-        assert_eq!(kept.finished.outcome, Outcome::Exited(3));
-        assert!(!kept.finished.leaked);
-        let want: String = (0..2000).map(|i| format!("{i:0999}\n")).collect();
-        assert_eq!(kept.stdout.len(), want.len());
-        assert!(
-            kept.stdout == want.as_bytes(),
-            "stdout is whole and in order"
+        crate::testing::alone(
+            "exec::tests::every_byte_of_both_streams_arrives_and_then_the_end",
+            || {
+                let script = "i=0; while [ $i -lt 2000 ]; do \
+                          printf '%0999d\\n' $i; echo \"e$i\" >&2; i=$((i+1)); done; exit 3";
+                let supervision = Supervision {
+                    until: None,
+                    stop: &|| None,
+                    grace: Duration::from_secs(1),
+                };
+                let kept = capture(&shell(script), &supervision, usize::MAX);
+                assert_eq!(kept.finished.outcome, Outcome::Exited(3));
+                assert!(!kept.finished.leaked);
+                let want: String = (0..2000).map(|i| format!("{i:0999}\n")).collect();
+                assert_eq!(kept.stdout.len(), want.len());
+                assert!(
+                    kept.stdout == want.as_bytes(),
+                    "stdout is whole and in order"
+                );
+                assert!(kept.stderr.starts_with(b"e0\ne1\ne2\n"));
+            },
         );
-        assert!(kept.stderr.starts_with(b"e0\ne1\ne2\n"));
     }
 
     /// A step that prints faster than its output is taken gets a 1 MiB pipe;
     /// one that prints little keeps the system's 64 KiB.
     #[test]
     fn only_a_step_that_fills_its_pipe_gets_a_larger_one() {
-        struct Slow(Vec<u8>);
-        impl Observer for Slow {
-            fn output(&mut self, _: Stream, bytes: &[u8]) {
-                std::thread::sleep(Duration::from_millis(2));
-                self.0.extend_from_slice(bytes);
-            }
-            fn tick(&mut self) {}
-            fn aborted(&self) -> bool {
-                false
-            }
-        }
-        let size_after = |bytes: usize| {
-            let script = format!(
-                "python3 -c \"import fcntl, os; os.write(1, b'x' * {bytes}); \
-                 os.write(1, b' %d' % fcntl.fcntl(1, 1032))\""
-            );
-            let supervision = Supervision {
-                until: None,
-                stop: &|| None,
-                grace: Duration::from_secs(1),
-            };
-            let mut slow = Slow(Vec::new());
-            let finished = run(&shell(&script), &supervision, &mut slow);
-            assert_eq!(finished.outcome, Outcome::Exited(0));
-            assert_eq!(slow.0.iter().filter(|b| **b == b'x').count(), bytes);
-            let text = String::from_utf8_lossy(&slow.0[bytes..]).into_owned();
-            text.trim().parse::<usize>().unwrap()
-        };
-        assert_eq!(size_after(100), 64 * 1024);
-        assert_eq!(size_after(4 << 20), PIPE_SIZE);
+        crate::testing::alone(
+            "exec::tests::only_a_step_that_fills_its_pipe_gets_a_larger_one",
+            || {
+                struct Slow(Vec<u8>);
+                impl Observer for Slow {
+                    fn output(&mut self, _: Stream, bytes: &[u8]) {
+                        std::thread::sleep(Duration::from_millis(2));
+                        self.0.extend_from_slice(bytes);
+                    }
+                    fn tick(&mut self) {}
+                    fn aborted(&self) -> bool {
+                        false
+                    }
+                }
+                let size_after = |bytes: usize| {
+                    let script = format!(
+                        "python3 -c \"import fcntl, os; os.write(1, b'x' * {bytes}); \
+                     os.write(1, b' %d' % fcntl.fcntl(1, 1032))\""
+                    );
+                    let supervision = Supervision {
+                        until: None,
+                        stop: &|| None,
+                        grace: Duration::from_secs(1),
+                    };
+                    let mut slow = Slow(Vec::new());
+                    let finished = run(&shell(&script), &supervision, &mut slow);
+                    assert_eq!(finished.outcome, Outcome::Exited(0));
+                    assert_eq!(slow.0.iter().filter(|b| **b == b'x').count(), bytes);
+                    let text = String::from_utf8_lossy(&slow.0[bytes..]).into_owned();
+                    text.trim().parse::<usize>().unwrap()
+                };
+                assert_eq!(size_after(100), 64 * 1024);
+                assert_eq!(size_after(4 << 20), PIPE_SIZE);
+            },
+        );
     }
 
     /// A process that never ends is stopped at its time limit, and one whose
     /// child keeps the pipes open after it ends is reported as leaking.
     #[test]
     fn a_time_limit_and_a_leak_are_seen_without_output() {
-        let supervision = Supervision {
-            until: Some(Instant::now() + Duration::from_millis(200)),
-            stop: &|| None,
-            grace: Duration::from_millis(200),
-        };
-        let kept = capture(&shell("trap '' TERM; sleep 30"), &supervision, 1024);
-        assert_eq!(
-            kept.finished.outcome,
-            Outcome::Stopped(StopReason::TimedOut)
-        );
+        crate::testing::alone(
+            "exec::tests::a_time_limit_and_a_leak_are_seen_without_output",
+            || {
+                let supervision = Supervision {
+                    until: Some(Instant::now() + Duration::from_millis(200)),
+                    stop: &|| None,
+                    grace: Duration::from_millis(200),
+                };
+                let kept = capture(&shell("trap '' TERM; sleep 30"), &supervision, 1024);
+                assert_eq!(
+                    kept.finished.outcome,
+                    Outcome::Stopped(StopReason::TimedOut)
+                );
 
-        let supervision = Supervision {
-            until: None,
-            stop: &|| None,
-            grace: Duration::from_secs(1),
-        };
-        let kept = capture(&shell("sleep 30 & echo started"), &supervision, 1024);
-        assert_eq!(kept.finished.outcome, Outcome::Exited(0));
-        assert!(kept.finished.leaked, "the sleep held stdout");
-        assert_eq!(kept.stdout, b"started\n");
+                let supervision = Supervision {
+                    until: None,
+                    stop: &|| None,
+                    grace: Duration::from_secs(1),
+                };
+                let kept = capture(&shell("sleep 30 & echo started"), &supervision, 1024);
+                assert_eq!(kept.finished.outcome, Outcome::Exited(0));
+                assert!(kept.finished.leaked, "the sleep held stdout");
+                assert_eq!(kept.stdout, b"started\n");
+            },
+        );
     }
 }

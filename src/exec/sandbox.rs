@@ -433,46 +433,51 @@ mod tests {
     /// `b` and not `a`.
     #[test]
     fn a_confinement_built_ahead_serves_its_own_workspace_only() {
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path().canonicalize().unwrap();
-        let (a, b) = (r.join("state/work/a"), r.join("state/work/b"));
-        for dir in [&a, &b] {
-            std::fs::create_dir_all(dir).unwrap();
-            std::fs::write(dir.join("f"), "x").unwrap();
-        }
-        let policy = Policy::new(Mode::Auto, vec![r.join("state")], vec![], None);
-        policy.prepare(std::slice::from_ref(&a));
-        assert!(policy.ahead().is_some());
-        let ahead = policy.confinement(std::slice::from_ref(&a)).unwrap();
-        assert!(policy.ahead().is_none(), "taken by its job");
-        let rules = |c: &Confinement| c.sandbox.as_ref().map(|s| s.rules);
-        let now = policy.confinement(std::slice::from_ref(&a)).unwrap();
-        assert_eq!(rules(&ahead), rules(&now));
+        crate::testing::alone(
+            "exec::sandbox::tests::a_confinement_built_ahead_serves_its_own_workspace_only",
+            || {
+                let root = tempfile::tempdir().unwrap();
+                let r = root.path().canonicalize().unwrap();
+                let (a, b) = (r.join("state/work/a"), r.join("state/work/b"));
+                for dir in [&a, &b] {
+                    std::fs::create_dir_all(dir).unwrap();
+                    std::fs::write(dir.join("f"), "x").unwrap();
+                }
+                let policy = Policy::new(Mode::Auto, vec![r.join("state")], vec![], None);
+                policy.prepare(std::slice::from_ref(&a));
+                assert!(policy.ahead().is_some());
+                let ahead = policy.confinement(std::slice::from_ref(&a)).unwrap();
+                assert!(policy.ahead().is_none(), "taken by its job");
+                let rules = |c: &Confinement| c.sandbox.as_ref().map(|s| s.rules);
+                let now = policy.confinement(std::slice::from_ref(&a)).unwrap();
+                assert_eq!(rules(&ahead), rules(&now));
 
-        policy.prepare(std::slice::from_ref(&a));
-        let for_b = policy.confinement(std::slice::from_ref(&b)).unwrap();
-        assert!(policy.ahead().is_none(), "not left behind");
-        if for_b.sandbox.is_none() {
-            return; // no Landlock here: nothing to run confined
-        }
-        let cat = |dir: &Path| {
-            let cmd = crate::exec::Command {
-                program: "/bin/cat".into(),
-                args: vec![dir.join("f").into()],
-                env: Vec::new(),
-                cwd: r.clone(),
-                confinement: for_b.clone(),
-                stdin: crate::exec::Input::Empty,
-            };
-            let supervision = crate::exec::Supervision {
-                until: None,
-                stop: &|| None,
-                grace: std::time::Duration::from_secs(1),
-            };
-            crate::exec::capture(&cmd, &supervision, 16).stdout
-        };
-        assert_eq!(cat(&b), b"x");
-        assert_eq!(cat(&a), b"", "a is not b's");
+                policy.prepare(std::slice::from_ref(&a));
+                let for_b = policy.confinement(std::slice::from_ref(&b)).unwrap();
+                assert!(policy.ahead().is_none(), "not left behind");
+                if for_b.sandbox.is_none() {
+                    return; // no Landlock here: nothing to run confined
+                }
+                let cat = |dir: &Path| {
+                    let cmd = crate::exec::Command {
+                        program: "/bin/cat".into(),
+                        args: vec![dir.join("f").into()],
+                        env: Vec::new(),
+                        cwd: r.clone(),
+                        confinement: for_b.clone(),
+                        stdin: crate::exec::Input::Empty,
+                    };
+                    let supervision = crate::exec::Supervision {
+                        until: None,
+                        stop: &|| None,
+                        grace: std::time::Duration::from_secs(1),
+                    };
+                    crate::exec::capture(&cmd, &supervision, 16).stdout
+                };
+                assert_eq!(cat(&b), b"x");
+                assert_eq!(cat(&a), b"", "a is not b's");
+            },
+        );
     }
 
     #[test]
