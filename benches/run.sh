@@ -110,11 +110,13 @@ output_job() { # SIZE ID: a job printing SIZE bytes of 100-byte lines
     printf '{"id":"%s","secrets":%s,"steps":[{"exec":["sh","-c","yes %s | head -c %s"]}]}' \
         "$2" "$secrets" "$line" "$1"
 }
-spool_shot() { # SIZE DIR
+spool_prepare() { # SIZE DIR: the spool of one job, the last run's output gone
     rm -rf "$2"
     mkdir -p "$2/spool/pending"
     output_job "$1" out >"$2/spool/pending/out.json"
-    env "${env_secrets[@]}" "$sortie" -q poll --server "dir:$2/spool" --state-dir "$2/state" --runner-id bench
+}
+spool_shot() { # DIR
+    env "${env_secrets[@]}" "$sortie" -q poll --server "dir:$1/spool" --state-dir "$1/state" --runner-id bench
 }
 cp_shot() { # SIZE ID
     enqueue "$(output_job "$1" "$2")"
@@ -127,9 +129,12 @@ tput_runs=$((runs / 2 + 1))
 t_cat=()
 t_spool=()
 t_cp=()
+# What the last run wrote is removed before each timing, not during it.
 for i in $(seq "$tput_runs"); do
+    rm -f "$work/cat.out"
     t_cat+=("$(time_ms cat_file "$big")")
-    t_spool+=("$(time_ms spool_shot "$big" "$work/p3")")
+    spool_prepare "$big" "$work/p3"
+    t_spool+=("$(time_ms spool_shot "$work/p3")")
     t_cp+=("$(time_ms cp_shot "$big" "p3-$i")")
 done
 rm -f "$work/cat.out"
@@ -165,7 +170,6 @@ mask_job() { # N-SECRETS DIR
         list="$list\"M$i\":\"env:M$i\","
         envs+=("SORTIE_SECRET_M$i=mask-secret-$i-$RANDOM$RANDOM")
     done
-    rm -rf "$2"
     mkdir -p "$2/spool/pending"
     printf '{"id":"mask","secrets":{%s},"steps":[{"exec":["sh","-c","yes %s | head -c %s"]}]}' \
         "${list%,}" "$line" "$big" >"$2/spool/pending/mask.json"
@@ -175,7 +179,10 @@ row "masking (MiB/s, ${mib} MiB, to the spool)" "median" "best" "worst" ""
 m0=
 for n in 0 10 100 1000; do
     t_mask=()
-    for _ in $(seq "$tput_runs"); do t_mask+=("$(time_ms mask_job "$n" "$work/mask")"); done
+    for _ in $(seq "$tput_runs"); do
+        rm -rf "$work/mask"
+        t_mask+=("$(time_ms mask_job "$n" "$work/mask")")
+    done
     read -r mk_med mk_min mk_max <<<"$(stats "${t_mask[@]}")"
     [[ -z $m0 ]] && m0=$mk_med
     row "  $n secrets" "$(mibs "$mk_med")" "$(mibs "$mk_min")" "$(mibs "$mk_max")" \
