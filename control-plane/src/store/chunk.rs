@@ -50,13 +50,20 @@ impl<'a> Chunk<'a> {
     }
 }
 
-/// The plain bytes of a stored chunk.
+/// The plain bytes of a stored chunk, decoded the way it was when it was
+/// taken: in one pass when it is one frame that declares its size (such a
+/// frame is not held to a stream decoder's window and block limits).
 pub fn load<'a>(encoding: &str, stored: &'a [u8]) -> Outcome<Cow<'a, [u8]>> {
     match encoding {
         IDENTITY => Ok(Cow::Borrowed(stored)),
-        LOG_ENCODING_ZSTD => zstd::stream::decode_all(stored)
-            .map(Cow::Owned)
-            .map_err(|e| Refusal::unavailable("decoding a stored log chunk", e)),
+        LOG_ENCODING_ZSTD => match single_frame_size(stored) {
+            Some(size) => usize::try_from(size)
+                .map_err(std::io::Error::other)
+                .and_then(|size| decode_whole(stored, size)),
+            None => zstd::stream::decode_all(stored),
+        }
+        .map(Cow::Owned)
+        .map_err(|e| Refusal::unavailable("decoding a stored log chunk", e)),
         other => Err(Refusal::Unavailable(format!(
             "a stored log chunk has the unknown encoding {other:?}"
         ))),
@@ -91,6 +98,12 @@ impl Upload {
             if size > limit as u64 {
                 return Err(too_large());
             }
+            // The same window limit as the stream decoder's below.
+            if window_size(frame).is_some_and(|w| w > 1 << WINDOW_LOG_MAX) {
+                return Err(Refusal::Invalid(
+                    "a zstd log body: its frame asks for a window past 8 MiB".into(),
+                ));
+            }
             let plain = decode_whole(frame, size as usize).map_err(corrupt)?;
             return Ok(LogBody {
                 plain: Cow::Owned(plain),
@@ -113,6 +126,18 @@ impl Upload {
             frame: Some(frame),
         })
     }
+}
+
+/// The window a frame asks for (RFC 8878, 3.1.1.1.2); `None` for a
+/// single-segment frame, whose window is its declared size.
+fn window_size(frame: &[u8]) -> Option<u64> {
+    let descriptor = *frame.get(4)?;
+    if descriptor & 0x20 != 0 {
+        return None;
+    }
+    let window = *frame.get(5)?;
+    let base = 1u64 << (10 + u32::from(window >> 3));
+    Some(base + base / 8 * u64::from(window & 7))
 }
 
 /// The plain size `frame` declares, when it is one whole frame that declares
@@ -270,6 +295,46 @@ mod tests {
             zstd(declared, 8 << 20).decode(),
             Err(Refusal::TooLarge(_))
         ));
+    }
+
+    /// A frame of `size` bytes of `B` in one RLE block, with a 4-byte content
+    /// size and a window of 2^`window_log`, made by hand.
+    fn rle_frame(window_log: u8, size: u32) -> Vec<u8> {
+        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x80, (window_log - 10) << 3];
+        frame.extend(size.to_le_bytes());
+        let block = (size << 3) | (1 << 1) | 1; // the last block, RLE
+        frame.extend(&block.to_le_bytes()[..3]);
+        frame.push(b'B');
+        frame
+    }
+
+    /// A frame that asks for a window past 8 MiB is refused even when it
+    /// declares its size, as the stream decoder refuses it.
+    #[test]
+    fn a_declared_frame_asking_for_a_wide_window_is_refused() {
+        assert!(matches!(
+            zstd(rle_frame(31, 1000), 1 << 20).decode(),
+            Err(Refusal::Invalid(_))
+        ));
+        let within = zstd(rle_frame(23, 1000), 1 << 20);
+        assert_eq!(within.decode().unwrap().bytes(), &[b'B'; 1000][..]);
+    }
+
+    /// A frame taken in one pass loads back the same way, even one a stream
+    /// decoder refuses: here a 1 MiB block beside a 64 KiB window.
+    #[test]
+    fn a_frame_taken_in_one_pass_loads_back() {
+        let frame = rle_frame(16, 1 << 20);
+        assert!(zstd::stream::decode_all(frame.as_slice()).is_err());
+        let upload = zstd(frame, 8 << 20);
+        let body = upload.decode().unwrap();
+        assert_eq!(body.bytes(), &vec![b'B'; 1 << 20][..]);
+        let stored = body.chunk(0);
+        assert_eq!(stored.encoding(), "zstd");
+        assert_eq!(
+            load(stored.encoding(), stored.stored()).unwrap(),
+            body.bytes()
+        );
     }
 
     /// Two frames one after the other are one body: decoded as a stream.
