@@ -46,10 +46,15 @@ pub struct Policy {
     pub mode: Mode,
     pub user: Option<Arc<User>>,
     paths: Arc<Paths>,
-    /// A job's confinement being built on a thread of its own ([`Policy::prepare`]),
-    /// for the paths it may use.
-    ahead: Mutex<Option<Ahead>>,
+    /// Jobs' confinements being built on threads of their own
+    /// ([`Policy::prepare`]), each for the paths it may use: one per job
+    /// running at once, at most [`MOST_AHEAD`].
+    ahead: Mutex<Vec<Ahead>>,
 }
+
+/// Confinements built ahead and not yet taken, at most: the oldest (a job
+/// that did not start) goes first.
+const MOST_AHEAD: usize = 64;
 
 type Ahead = (Vec<PathBuf>, JoinHandle<io::Result<Confinement>>);
 
@@ -74,7 +79,7 @@ impl Clone for Policy {
             mode: self.mode,
             user: self.user.clone(),
             paths: self.paths.clone(),
-            ahead: Mutex::new(None),
+            ahead: Mutex::new(Vec::new()),
         }
     }
 }
@@ -94,7 +99,7 @@ impl Policy {
                 read_only,
                 guarded: OnceLock::new(),
             }),
-            ahead: Mutex::new(None),
+            ahead: Mutex::new(Vec::new()),
         }
     }
 
@@ -112,11 +117,15 @@ impl Policy {
             .name("sandbox".into())
             .spawn(move || policy.build(&paths));
         if let Ok(handle) = build {
-            *self.ahead() = Some((allowed.to_vec(), handle));
+            let mut ahead = self.ahead();
+            if ahead.len() >= MOST_AHEAD {
+                ahead.remove(0);
+            }
+            ahead.push((allowed.to_vec(), handle));
         }
     }
 
-    fn ahead(&self) -> std::sync::MutexGuard<'_, Option<Ahead>> {
+    fn ahead(&self) -> std::sync::MutexGuard<'_, Vec<Ahead>> {
         self.ahead.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -124,14 +133,17 @@ impl Policy {
     /// even inside a protected path: the one [`Policy::prepare`] built for it,
     /// or built now.
     pub fn confinement(&self, allowed: &[PathBuf]) -> io::Result<Confinement> {
-        if let Some((paths, handle)) = self.ahead().take() {
-            if paths == allowed {
-                return handle
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("building the sandbox panicked")));
-            }
+        let built = {
+            let mut ahead = self.ahead();
+            let found = ahead.iter().position(|(paths, _)| paths == allowed);
+            found.map(|i| ahead.remove(i).1)
+        };
+        match built {
+            Some(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("building the sandbox panicked"))),
+            None => self.build(allowed),
         }
-        self.build(allowed)
     }
 
     fn build(&self, allowed: &[PathBuf]) -> io::Result<Confinement> {
@@ -428,9 +440,9 @@ fn beneath(path: &Path, dir: &Path) -> bool {
 mod tests {
     use super::*;
 
-    /// A confinement built ahead is used by the job it was built for; built
-    /// for another workspace, it is not, and a step confined for `b` can read
-    /// `b` and not `a`.
+    /// A confinement built ahead is used by the job it was built for, and
+    /// only by it, with several built at once: a step confined for `b` can
+    /// read `b` and not `a`.
     #[test]
     fn a_confinement_built_ahead_serves_its_own_workspace_only() {
         crate::testing::alone(
@@ -444,17 +456,23 @@ mod tests {
                     std::fs::write(dir.join("f"), "x").unwrap();
                 }
                 let policy = Policy::new(Mode::Auto, vec![r.join("state")], vec![], None);
-                policy.prepare(std::slice::from_ref(&a));
-                assert!(policy.ahead().is_some());
-                let ahead = policy.confinement(std::slice::from_ref(&a)).unwrap();
-                assert!(policy.ahead().is_none(), "taken by its job");
+                let (a, b) = (std::slice::from_ref(&a), std::slice::from_ref(&b));
+                policy.prepare(a);
+                assert_eq!(policy.ahead().len(), 1);
+                let ahead = policy.confinement(a).unwrap();
+                assert!(policy.ahead().is_empty(), "taken by its job");
                 let rules = |c: &Confinement| c.sandbox.as_ref().map(|s| s.rules);
-                let now = policy.confinement(std::slice::from_ref(&a)).unwrap();
+                let now = policy.confinement(a).unwrap();
                 assert_eq!(rules(&ahead), rules(&now));
 
-                policy.prepare(std::slice::from_ref(&a));
-                let for_b = policy.confinement(std::slice::from_ref(&b)).unwrap();
-                assert!(policy.ahead().is_none(), "not left behind");
+                // Two jobs at once (--parallel): each takes its own.
+                policy.prepare(a);
+                policy.prepare(b);
+                let for_b = policy.confinement(b).unwrap();
+                assert_eq!(policy.ahead().len(), 1, "a's is left for a");
+                policy.confinement(a).unwrap();
+                assert!(policy.ahead().is_empty());
+                let (a, b) = (&a[0], &b[0]);
                 if for_b.sandbox.is_none() {
                     return; // no Landlock here: nothing to run confined
                 }
@@ -474,8 +492,8 @@ mod tests {
                     };
                     crate::exec::capture(&cmd, &supervision, 16).stdout
                 };
-                assert_eq!(cat(&b), b"x");
-                assert_eq!(cat(&a), b"", "a is not b's");
+                assert_eq!(cat(b), b"x");
+                assert_eq!(cat(a), b"", "a is not b's");
             },
         );
     }
