@@ -142,6 +142,7 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
     // Jobs must be over by then, leaving the reserve for delivery.
     let work_until = deadline.map(|d| d.checked_sub(cfg.deadline_reserve).unwrap_or(started));
     let state = StateDir::open(&cfg.state_dir, cfg.lock_wait)?;
+    state.remove_empty_workspaces();
     if cfg.policy.mode == Mode::Auto && landlock::abi() == 0 && state.first_time("no-landlock") {
         tracing::warn!("{}: steps run with no_new_privs but are not kept out of the runner's files (said once per state dir; see sortie(1), SANDBOX)", landlock::missing());
     }

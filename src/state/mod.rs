@@ -145,6 +145,22 @@ impl StateDir {
         dirs.into_iter().map(JobDir::existing).collect()
     }
 
+    /// Remove the empty workspaces in `work/`: a job's workspace is made
+    /// before its start is asked for, so a shot killed meanwhile leaves one,
+    /// and no shot owns it once the state dir's lock is held. A workspace
+    /// with anything in it (kept with --keep-workspace) stays.
+    pub fn remove_empty_workspaces(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("work")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().as_encoded_bytes().starts_with(b"sortie-") {
+                // Fails, and so keeps it, unless it is an empty directory.
+                let _ = std::fs::remove_dir(entry.path());
+            }
+        }
+    }
+
     /// `work/`, created: where job workspaces are made.
     pub fn work_dir(&self) -> Result<PathBuf> {
         let dir = self.root.join("work");
