@@ -408,8 +408,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
                     // A descendant holds the pipes: kill what is left of the group, and
                     // what left the group (setsid) and was reparented to sortie.
                     leaked = true;
-                    group.signal(os::SIGKILL);
-                    leftovers += os::kill_leftovers();
+                    leftovers += kill_what_is_left(group);
                 } else if exited_at.elapsed() >= LEAK_WAIT * 4 {
                     // Something beyond reach (not sortie's descendant) holds them: stop reading.
                     break;
@@ -433,8 +432,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
     signals::remove_running_group(group.id());
     os::forget_child(pid);
     // The leader is reaped: any child sortie has now is something the step left running.
-    group.signal(os::SIGKILL);
-    leftovers += os::kill_leftovers();
+    leftovers += kill_what_is_left(group);
     let outcome = match (stopped, status) {
         (Some((reason, _)), _) => Outcome::Stopped(reason),
         (None, Some((Some(s), _))) => exit_outcome(s),
@@ -445,6 +443,15 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
         leaked,
         leftovers,
     }
+}
+
+/// Kill what is left of a step's group, and what left the group (setsid) and
+/// was reparented to sortie; how many of those were still running (a child
+/// that had ended by itself is only reaped).
+fn kill_what_is_left(group: ProcessGroup) -> usize {
+    let ended = os::ended_leftovers();
+    group.signal(os::SIGKILL);
+    os::kill_leftovers().saturating_sub(ended)
 }
 
 /// Apply the confinement in the child (see `os::setup_child`).
@@ -560,6 +567,35 @@ mod tests {
                 };
                 assert_eq!(size_after(100), 64 * 1024);
                 assert_eq!(size_after(4 << 20), PIPE_SIZE);
+            },
+        );
+    }
+
+    /// What a step leaves running is killed and counted; a child of it that
+    /// had ended by itself is only reaped, not counted.
+    #[test]
+    fn only_what_was_left_running_counts_as_left_behind() {
+        crate::testing::alone(
+            "exec::tests::only_what_was_left_running_counts_as_left_behind",
+            || {
+                // As sortie is: what a step leaves behind is reparented to it.
+                os::become_subreaper();
+                let supervision = Supervision {
+                    until: None,
+                    stop: &|| None,
+                    grace: Duration::from_secs(1),
+                };
+                // The child's parent becomes `sleep`, which never reaps it.
+                let ended = capture(&shell("sh -c 'exit 0' & exec sleep 0.3"), &supervision, 64);
+                assert_eq!(ended.finished.outcome, Outcome::Exited(0));
+                assert_eq!(ended.finished.leftovers, 0);
+                let running = capture(
+                    &shell("(exec sleep 30 >/dev/null 2>&1 </dev/null) & exec sleep 0.3"),
+                    &supervision,
+                    64,
+                );
+                assert_eq!(running.finished.outcome, Outcome::Exited(0));
+                assert_eq!(running.finished.leftovers, 1);
             },
         );
     }

@@ -184,6 +184,30 @@ pub fn spawn_bound_to_process(
         .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
+/// Whether process `pid` has ended and waits only to be reaped (a zombie).
+fn ended(pid: i32) -> bool {
+    // The state follows the command's closing parenthesis: "pid (comm) S …".
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.trim_start().chars().next()
+        })
+        .is_some_and(|state| state == 'Z')
+}
+
+/// How many of sortie's children, but those it keeps, have ended by
+/// themselves and wait only to be reaped: asked before a step's group is
+/// killed, they are what [`kill_leftovers`] will reap but that was not left
+/// running.
+pub fn ended_leftovers() -> usize {
+    let kept = kept();
+    children()
+        .into_iter()
+        .filter(|p| !kept.contains(p) && ended(*p))
+        .count()
+}
+
 /// Kill and reap every child process sortie has now but those it keeps: each
 /// one is a leftover, a daemon a step started, reparented to sortie as the
 /// subreaper. Returns how many there were.
