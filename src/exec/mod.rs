@@ -2,10 +2,11 @@
 //!
 //! The executor knows nothing of jobs, the network or the spool: it starts a
 //! process in its own process group with stdin on /dev/null, hands its stdout
-//! and stderr bytes to the caller as they arrive (read by the supervising thread,
-//! which waits on both pipes and the process's end at once, so a slow consumer
-//! makes the child wait instead of memory grow), and ends it the one way every stop ends a step: SIGTERM to the group,
-//! a grace period, SIGKILL to the group. After the leader exits it waits a short
+//! and stderr bytes to the caller as they arrive (read by the supervising
+//! thread, which waits on both pipes and the process's end at once, so a slow
+//! consumer makes the child wait instead of memory grow), and ends it the one
+//! way every stop ends a step: SIGTERM to the group, a grace period, SIGKILL
+//! to the group. After the leader exits it waits a short
 //! while for the pipes to close; a grandchild still holding them is a leak, and
 //! its group is killed.
 
@@ -194,12 +195,12 @@ impl Streams {
         buf: &mut [u8],
         observer: &mut dyn Observer,
     ) -> bool {
-        let watch_exit = running && self.exit.is_some();
-        let mut fds = Vec::with_capacity(3);
-        fds.extend(self.stdout.as_ref().map(|p| p.as_fd()));
-        fds.extend(self.stderr.as_ref().map(|p| p.as_fd()));
-        fds.extend(self.exit.as_ref().filter(|_| watch_exit).map(|p| p.as_fd()));
-        let timeout = if running && fds.is_empty() {
+        let fds = [
+            self.stdout.as_ref().map(AsFd::as_fd),
+            self.stderr.as_ref().map(AsFd::as_fd),
+            self.exit.as_ref().filter(|_| running).map(AsFd::as_fd),
+        ];
+        let timeout = if running && fds.iter().all(Option::is_none) {
             let idle = self.idle;
             self.idle = (idle * 2).min(TICK);
             timeout.min(idle)
@@ -215,26 +216,20 @@ impl Streams {
                 u32::MAX
             }
         };
-        let mut bit = 0;
-        if self.stdout.is_some() {
-            if ready & (1 << bit) != 0 {
-                match read_some(&mut self.stdout, Stream::Stdout, buf, observer) {
-                    None => self.stdout = None,
-                    Some(n) if n == buf.len() && !self.grown => self.grow_stdout(),
-                    Some(_) => {}
-                }
+        if ready & 0b001 != 0 {
+            match read_some(&mut self.stdout, Stream::Stdout, buf, observer) {
+                None => self.stdout = None,
+                Some(n) if n == buf.len() && !self.grown => self.grow_stdout(),
+                Some(_) => {}
             }
-            bit += 1;
         }
-        if self.stderr.is_some() {
-            if ready & (1 << bit) != 0
-                && read_some(&mut self.stderr, Stream::Stderr, buf, observer).is_none()
-            {
-                self.stderr = None;
-            }
-            bit += 1;
+        if ready & 0b010 != 0
+            && read_some(&mut self.stderr, Stream::Stderr, buf, observer).is_none()
+        {
+            self.stderr = None;
         }
-        running && (!watch_exit || ready & (1 << bit) != 0)
+        // Without a pidfd, any wake-up may be the end.
+        running && (self.exit.is_none() || ready & 0b100 != 0)
     }
 
     /// A step whose stdout filled a whole read prints faster than sortie
@@ -488,6 +483,18 @@ fn describe_spawn_error(cmd: &Command, e: &std::io::Error) -> String {
 mod tests {
     use super::*;
 
+    /// No time limit, no stop, a second's grace.
+    fn patient() -> Supervision<'static> {
+        fn never() -> Option<StopReason> {
+            None
+        }
+        Supervision {
+            until: None,
+            stop: &never,
+            grace: Duration::from_secs(1),
+        }
+    }
+
     fn shell(script: &str) -> Command {
         Command {
             program: "/bin/sh".into(),
@@ -511,11 +518,7 @@ mod tests {
             || {
                 let script = "i=0; while [ $i -lt 2000 ]; do \
                           printf '%0999d\\n' $i; echo \"e$i\" >&2; i=$((i+1)); done; exit 3";
-                let supervision = Supervision {
-                    until: None,
-                    stop: &|| None,
-                    grace: Duration::from_secs(1),
-                };
+                let supervision = patient();
                 let kept = capture(&shell(script), &supervision, usize::MAX);
                 assert_eq!(kept.finished.outcome, Outcome::Exited(3));
                 assert!(!kept.finished.leaked);
@@ -553,11 +556,7 @@ mod tests {
                         "python3 -c \"import fcntl, os; os.write(1, b'x' * {bytes}); \
                      os.write(1, b' %d' % fcntl.fcntl(1, 1032))\""
                     );
-                    let supervision = Supervision {
-                        until: None,
-                        stop: &|| None,
-                        grace: Duration::from_secs(1),
-                    };
+                    let supervision = patient();
                     let mut slow = Slow(Vec::new());
                     let finished = run(&shell(&script), &supervision, &mut slow);
                     assert_eq!(finished.outcome, Outcome::Exited(0));
@@ -580,11 +579,7 @@ mod tests {
             || {
                 // As sortie is: what a step leaves behind is reparented to it.
                 os::become_subreaper();
-                let supervision = Supervision {
-                    until: None,
-                    stop: &|| None,
-                    grace: Duration::from_secs(1),
-                };
+                let supervision = patient();
                 // The child's parent becomes `sleep`, which never reaps it.
                 let ended = capture(&shell("sh -c 'exit 0' & exec sleep 0.3"), &supervision, 64);
                 assert_eq!(ended.finished.outcome, Outcome::Exited(0));
@@ -618,11 +613,7 @@ mod tests {
                     Outcome::Stopped(StopReason::TimedOut)
                 );
 
-                let supervision = Supervision {
-                    until: None,
-                    stop: &|| None,
-                    grace: Duration::from_secs(1),
-                };
+                let supervision = patient();
                 let kept = capture(&shell("sleep 30 & echo started"), &supervision, 1024);
                 assert_eq!(kept.finished.outcome, Outcome::Exited(0));
                 assert!(kept.finished.leaked, "the sleep held stdout");

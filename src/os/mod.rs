@@ -71,11 +71,11 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// default: left ignored by whatever started sortie, the kernel would reap
 /// the steps itself, and their ends (exit codes) could not be read.
 pub fn install_signal_handlers() {
+    use std::io::IsTerminal;
     // SAFETY: setting a signal's disposition to its default shares no memory.
     unsafe {
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
     }
-    use std::io::IsTerminal;
     ON_TERMINAL.store(
         std::io::stderr().is_terminal(),
         std::sync::atomic::Ordering::Relaxed,
@@ -632,22 +632,22 @@ pub fn pidfd_open(pid: u32) -> std::io::Result<std::os::fd::OwnedFd> {
 }
 
 /// Wait at most `timeout` for one of `fds` to be readable (or at its end, or in
-/// error). Bit `i` of the result is set when `fds[i]` is; an interrupted wait
-/// returns 0. At most 32 descriptors.
+/// error); a `None` slot is passed over. Bit `i` of the result is set when
+/// `fds[i]` is; an interrupted wait returns 0. At most 32 slots.
 pub fn wait_readable(
-    fds: &[std::os::fd::BorrowedFd<'_>],
+    fds: &[Option<std::os::fd::BorrowedFd<'_>>],
     timeout: std::time::Duration,
 ) -> std::io::Result<u32> {
     use std::os::fd::AsRawFd;
     assert!(fds.len() <= 32, "at most 32 descriptors");
+    // A negative descriptor is one poll(2) passes over.
     let mut polled = [libc::pollfd {
         fd: -1,
-        events: 0,
+        events: libc::POLLIN,
         revents: 0,
     }; 32];
     for (slot, fd) in polled.iter_mut().zip(fds) {
-        slot.fd = fd.as_raw_fd();
-        slot.events = libc::POLLIN;
+        slot.fd = fd.map_or(-1, |fd| fd.as_raw_fd());
     }
     // Rounded up: a wait of 0.4 ms must not become a busy loop of waits of 0 ms.
     let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
@@ -841,24 +841,28 @@ mod tests {
             .spawn()
             .unwrap();
         let pidfd = pidfd_open(child.id()).unwrap();
-        assert_eq!(wait_readable(&[pidfd.as_fd()], Duration::ZERO).unwrap(), 0);
+        assert_eq!(
+            wait_readable(&[Some(pidfd.as_fd())], Duration::ZERO).unwrap(),
+            0
+        );
         child.kill().unwrap();
         assert_eq!(
-            wait_readable(&[pidfd.as_fd()], Duration::from_secs(30)).unwrap(),
+            wait_readable(&[Some(pidfd.as_fd())], Duration::from_secs(30)).unwrap(),
             1
         );
         assert!(child.try_wait().unwrap().is_some(), "the end can be reaped");
     }
 
-    /// Of several descriptors, those with something to read are the ones set.
+    /// Of several slots, those with something to read are the ones set.
     #[test]
     fn wait_readable_names_the_ready_descriptors() {
         use std::io::Write;
         let (a_read, _a_write) = std::io::pipe().unwrap();
         let (b_read, mut b_write) = std::io::pipe().unwrap();
         b_write.write_all(b"x").unwrap();
-        let ready = wait_readable(&[a_read.as_fd(), b_read.as_fd()], Duration::ZERO).unwrap();
-        assert_eq!(ready, 0b10);
+        let slots = [Some(a_read.as_fd()), None, Some(b_read.as_fd())];
+        let ready = wait_readable(&slots, Duration::ZERO).unwrap();
+        assert_eq!(ready, 0b100, "an empty slot is passed over");
         assert!(grow_pipe(b_read.as_fd(), 256 * 1024).unwrap() >= 256 * 1024);
     }
 }
