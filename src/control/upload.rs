@@ -80,6 +80,9 @@ pub fn send_range(
         let chunks = Chunks { file, from, to };
         from = if in_place {
             chunks.send_in_turn(IN_PLACE_CHUNK, on_read, &mut put)?
+        } else if to - from <= MAX_CHUNK {
+            // One chunk: nothing to read ahead (most uploads while a job runs).
+            chunks.send_in_turn(MAX_CHUNK, on_read, &mut put)?
         } else {
             chunks.send_read_ahead(MAX_CHUNK, on_read, &mut put)?
         };
@@ -339,13 +342,19 @@ mod tests {
         hex::encode(Sha256::digest(bytes))
     }
 
-    #[test]
-    fn a_range_is_resent_from_where_the_control_plane_says_it_is() {
+    /// An outbox log holding `bytes`, open for reading.
+    fn log_of(bytes: &[u8]) -> (tempfile::TempDir, File) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        std::fs::write(&path, &bytes).unwrap();
+        std::fs::write(&path, bytes).unwrap();
         let file = File::open(&path).unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn a_range_is_resent_from_where_the_control_plane_says_it_is() {
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (_dir, file) = log_of(&bytes);
         let cp = Memory::default();
         let mut sum = Checksum::new();
         let held =
@@ -370,11 +379,8 @@ mod tests {
     /// (the reader ahead stops too); the next attempt sends it all, hashed once.
     #[test]
     fn a_failed_upload_stops_the_read_ahead_and_loses_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
         let bytes: Vec<u8> = (0..5_000_000u32).map(|i| (i * 13 % 241) as u8).collect();
-        std::fs::write(&path, &bytes).unwrap();
-        let file = File::open(&path).unwrap();
+        let (_dir, file) = log_of(&bytes);
         let cp = Memory::with(|s| {
             s.log_error = Some(ControlError::Unreachable(anyhow::anyhow!("gone")))
         });
@@ -391,10 +397,7 @@ mod tests {
 
     #[test]
     fn a_control_plane_that_keeps_taking_less_is_given_up_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        std::fs::write(&path, b"0123456789").unwrap();
-        let file = File::open(&path).unwrap();
+        let (_dir, file) = log_of(b"0123456789");
         let cp = Memory::with(|s| s.stuck = true);
         let e = send_range(&cp, &job(), &file, 0, 10, &mut |_, _| {}).unwrap_err();
         assert!(matches!(e, ControlError::Refused(_)), "{e}");
