@@ -300,3 +300,39 @@ fn steps_are_the_oom_killers_first_choice() {
     );
     assert_eq!(output_text(&events(&out.stdout), "stdout"), "500\n");
 }
+
+/// A shot killed while its job's start is pending leaves the job's entry and
+/// its workspace, empty (it is made before the start, so that the sandbox is
+/// built meanwhile); the next shot removes that workspace.
+#[test]
+fn a_shot_killed_during_the_start_leaves_no_workspace_for_good() {
+    let cp = ControlPlane::start();
+    cp.inject(Fault {
+        endpoint: Endpoint::Start,
+        nth: 1,
+        times: 1,
+        kind: FaultKind::Stall { millis: 60_000 },
+    });
+    cp.enqueue(json!({ "id": "stalled", "steps": [{ "exec": ["true"] }] }));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let work = state.join("work");
+    let workspaces = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&work)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let mut child = cp.poll(&state).stderr(Stdio::null()).spawn().unwrap();
+    wait_for(
+        "the workspace, made before the start",
+        Duration::from_secs(20),
+        || !workspaces().is_empty(),
+    );
+    // SAFETY: a signal to a child process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert_eq!(workspaces().len(), 1, "left by the killed shot");
+    cp.clear_faults();
+    cp.poll(&state).output().unwrap();
+    assert!(workspaces().is_empty(), "{:?}", workspaces());
+}

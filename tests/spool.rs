@@ -131,25 +131,3 @@ fn a_malformed_job_file_goes_to_failed_with_its_reason() {
     }
     assert_eq!(result(&spool, "hello")["status"], "succeeded");
 }
-
-/// A shot killed between making a job's workspace and starting the job
-/// leaves the workspace empty: the next shot removes it, and keeps one with
-/// anything in it (--keep-workspace).
-#[test]
-fn a_shot_removes_empty_workspaces_a_killed_one_left() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = dir.path().join("spool");
-    std::fs::create_dir_all(spool.join("pending")).unwrap();
-    let state = dir.path().join("state");
-    run(&mut spool_poll(&spool, &state), 0);
-    let (empty, kept) = (
-        state.join("work/sortie-j1-a1b2c3"),
-        state.join("work/sortie-j2-d4e5f6"),
-    );
-    std::fs::create_dir_all(&empty).unwrap();
-    std::fs::create_dir_all(&kept).unwrap();
-    std::fs::write(kept.join("notes"), "x").unwrap();
-    run(&mut spool_poll(&spool, &state), 0);
-    assert!(!empty.exists(), "the empty workspace is gone");
-    assert!(kept.join("notes").exists(), "a workspace with files stays");
-}

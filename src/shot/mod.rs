@@ -142,7 +142,6 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
     // Jobs must be over by then, leaving the reserve for delivery.
     let work_until = deadline.map(|d| d.checked_sub(cfg.deadline_reserve).unwrap_or(started));
     let state = StateDir::open(&cfg.state_dir, cfg.lock_wait)?;
-    state.remove_empty_workspaces();
     if cfg.policy.mode == Mode::Auto && landlock::abi() == 0 && state.first_time("no-landlock") {
         tracing::warn!("{}: steps run with no_new_privs but are not kept out of the runner's files (said once per state dir; see sortie(1), SANDBOX)", landlock::missing());
     }
@@ -153,6 +152,9 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
     let recovered = if state.pending_jobs().is_empty() {
         recovery::Outcome::default()
     } else {
+        // A shot killed while a job was being started left its entry, and
+        // maybe its workspace, still empty.
+        state.remove_empty_workspaces();
         let budget = started + cfg.delivery_budget;
         let until = deadline.map_or(budget, |d| d.min(budget));
         recovery::run(

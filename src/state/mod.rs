@@ -146,9 +146,10 @@ impl StateDir {
     }
 
     /// Remove the empty workspaces in `work/`: a job's workspace is made
-    /// before its start is asked for, so a shot killed meanwhile leaves one,
-    /// and no shot owns it once the state dir's lock is held. A workspace
-    /// with anything in it (kept with --keep-workspace) stays.
+    /// before its start is asked for, so a shot killed meanwhile leaves one
+    /// (with the job's entry), and no shot owns it once the state dir's lock
+    /// is held. A workspace with anything in it (kept with --keep-workspace)
+    /// stays.
     pub fn remove_empty_workspaces(&self) {
         let Ok(entries) = std::fs::read_dir(self.root.join("work")) else {
             return;
