@@ -88,9 +88,9 @@ impl Pieces {
 /// first `reach + 3` bytes.
 struct Starts {
     first: Pieces,
-    /// Positions passed over at once; with fewer than 2, no skipping.
-    reach: usize,
-    ahead: Option<Pieces>,
+    /// Positions passed over at once (at least 2), and the pieces looked
+    /// for; `None`: no skipping.
+    ahead: Option<(usize, Pieces)>,
     /// The shortest pattern's length: no pattern starts later than this before the end.
     shortest: usize,
 }
@@ -115,11 +115,10 @@ impl Starts {
                     ahead.insert(&pattern[offset..]);
                 }
             }
-            ahead
+            (reach, ahead)
         });
         Some(Starts {
             first,
-            reach,
             ahead,
             shortest,
         })
@@ -137,10 +136,10 @@ impl Starts {
         let last = hay.len().checked_sub(self.shortest)?;
         let mut p = from;
         match &self.ahead {
-            Some(ahead) => {
+            Some((reach, ahead)) => {
                 while p <= last {
                     // Any pattern starting in p..p + reach covers the piece at `q`.
-                    let q = p + self.reach - 1;
+                    let q = p + reach - 1;
                     if !ahead.holds(&hay[q..]) {
                         p = q + 1;
                         continue;
