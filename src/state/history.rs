@@ -10,7 +10,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,8 @@ use super::files::{self, PRIVATE_FILE};
 
 const LAST_SHOT: &str = "last-shot.json";
 const HISTORY: &str = "history.jsonl";
+/// The largest `last-shot.json` read back (a record is a few hundred bytes).
+const LAST_SHOT_LIMIT: usize = 64 * 1024;
 
 /// How a shot ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,13 +52,32 @@ pub struct Job {
     pub error: Option<String>,
 }
 
-/// Replace the record of the last shot.
+/// Replace the record of the last shot. It is rewritten in place, padded
+/// with spaces (JSON's own whitespace) to the length it had: replacing it by
+/// a rename made ext4 write the new file back at once and evict the old one,
+/// a twentieth of an empty shot. A reader that meets a half-written record
+/// (a crash mid-write, or `status` at that very moment) sees none.
 pub fn record_shot(root: &Path, shot: &Shot) -> std::io::Result<()> {
-    let body = serde_json::to_vec(shot).expect("a shot serializes");
-    let tmp = root.join(format!(".{LAST_SHOT}.tmp"));
-    let _ = fs::remove_file(&tmp);
-    files::create_new(&tmp, PRIVATE_FILE).and_then(|mut f| f.write_all(&body))?;
-    fs::rename(&tmp, root.join(LAST_SHOT))
+    let mut body = serde_json::to_vec(shot).expect("a shot serializes");
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(PRIVATE_FILE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(root.join(LAST_SHOT))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(format!("{LAST_SHOT} is not a file")));
+    }
+    let old = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    if old > body.len() && old <= LAST_SHOT_LIMIT {
+        body.resize(old, b' ');
+    }
+    file.write_all_at(&body, 0)?;
+    if old > body.len() {
+        file.set_len(body.len() as u64)?;
+    }
+    Ok(())
 }
 
 /// Add a job to the history, keeping about the last `keep` (0: none).
@@ -94,7 +115,7 @@ pub fn record_job(root: &Path, job: &Job, keep: usize) -> std::io::Result<()> {
 
 /// The last shot, if one was recorded.
 pub fn last_shot(root: &Path) -> Option<Shot> {
-    let bytes = files::read_regular(&root.join(LAST_SHOT), 64 * 1024).ok()?;
+    let bytes = files::read_regular(&root.join(LAST_SHOT), LAST_SHOT_LIMIT as u64).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -129,6 +150,45 @@ mod tests {
             delivered: true,
             error: None,
         }
+    }
+
+    #[test]
+    fn the_last_shot_is_rewritten_in_place_whatever_was_there() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shot = |jobs, duration_ms| Shot {
+            at: "2026-11-28T00:00:00.000Z".into(),
+            duration_ms,
+            exit_code: 0,
+            jobs,
+            recovered: 0,
+        };
+        let long = shot(usize::MAX, u64::MAX);
+        record_shot(dir.path(), &long).unwrap();
+        assert_eq!(last_shot(dir.path()), Some(long));
+        let path = dir.path().join(LAST_SHOT);
+        let inode = fs::metadata(&path).unwrap().ino();
+        // A shorter record after a longer one: the tail is blank, not stale.
+        record_shot(dir.path(), &shot(0, 1)).unwrap();
+        assert_eq!(last_shot(dir.path()), Some(shot(0, 1)));
+        assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+        // A file grown past what is read back is cut to the record.
+        fs::write(&path, vec![b'x'; 2 * LAST_SHOT_LIMIT]).unwrap();
+        record_shot(dir.path(), &shot(2, 1)).unwrap();
+        assert_eq!(last_shot(dir.path()), Some(shot(2, 1)));
+        // Never through a symlink, nor into a FIFO (which would block).
+        fs::remove_file(&path).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        assert!(record_shot(dir.path(), &shot(0, 1)).is_err());
+        assert!(!elsewhere.exists());
+        fs::remove_file(&path).unwrap();
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success());
+        assert!(record_shot(dir.path(), &shot(0, 1)).is_err());
     }
 
     #[test]
