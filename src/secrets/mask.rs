@@ -28,7 +28,7 @@
 //! those (a second bit set), all `reach` positions are passed over at once.
 
 use std::borrow::Cow;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::nfa::contiguous::NFA;
@@ -329,12 +329,15 @@ impl Masker {
 
 /// Maskers whose secrets must also stay out of sortie's own diagnostics.
 static DIAGNOSTICS: RwLock<Vec<Arc<Masker>>> = RwLock::new(Vec::new());
-/// The runner's own credentials, masked in diagnostics (replaced as more are known).
-static RUNNER: RwLock<Option<Arc<Masker>>> = RwLock::new(None);
+/// Where the masker of the runner's own credentials comes from, asked at
+/// each diagnostic: it is built when first needed, not at each credential
+/// found (a shot with nothing to say builds none).
+static RUNNER: OnceLock<fn() -> Arc<Masker>> = OnceLock::new();
 
-/// Mask the runner's own credentials in its diagnostics (replacing the last set).
-pub fn set_runner_diagnostics(masker: Arc<Masker>) {
-    *RUNNER.write().unwrap_or_else(|e| e.into_inner()) = Some(masker);
+/// Mask the runner's own credentials, as `masker` gives them at the time, in
+/// its diagnostics. It must not write a diagnostic itself.
+pub fn set_runner_diagnostics(masker: fn() -> Arc<Masker>) {
+    let _ = RUNNER.set(masker);
 }
 
 /// Mask these secrets in sortie's own diagnostics (stderr) too, for the rest of the run.
@@ -347,20 +350,26 @@ pub fn register_for_diagnostics(masker: Arc<Masker>) {
     }
 }
 
+/// `diagnostic` with the runner's credentials and every registered secret masked.
+pub fn mask_diagnostic(diagnostic: &[u8]) -> Cow<'_, [u8]> {
+    let maskers = DIAGNOSTICS.read().unwrap_or_else(|e| e.into_inner());
+    let runner = RUNNER.get().map(|masker| masker());
+    let mut bytes = Cow::Borrowed(diagnostic);
+    for masker in runner.iter().chain(maskers.iter()) {
+        if let Cow::Owned(masked) = masker.mask_bytes(&bytes) {
+            bytes = Cow::Owned(masked);
+        }
+    }
+    bytes
+}
+
 /// sortie's stderr, masked: the writer its diagnostics go through. Each formatted
 /// diagnostic arrives in one write, so a value cannot straddle two writes.
 pub struct MaskedStderr;
 
 impl std::io::Write for MaskedStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let maskers = DIAGNOSTICS.read().unwrap_or_else(|e| e.into_inner());
-        let runner = RUNNER.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut bytes = Cow::Borrowed(buf);
-        for masker in runner.iter().chain(maskers.iter()) {
-            if let Cow::Owned(masked) = masker.mask_bytes(&bytes) {
-                bytes = Cow::Owned(masked);
-            }
-        }
+        let bytes = mask_diagnostic(buf);
         // A diagnostic that cannot be written (a full disk, a closed pipe) is
         // dropped: it must not stop the shot, nor the jobs it runs.
         let _ = std::io::stderr().write_all(&bytes);

@@ -63,7 +63,7 @@ pub fn capture(env_prefix: &str) {
     let names: Vec<String> = taken.vars.keys().cloned().collect();
     crate::os::scrub_env(&names);
     *own() = Some(taken);
-    refresh_diagnostics();
+    mask::set_runner_diagnostics(masker);
 }
 
 /// A credential variable as sortie found it at start-up.
@@ -82,7 +82,7 @@ pub fn register(value: &Secret) {
         own.values.push(value.clone());
         own.masker = None;
     }
-    refresh_diagnostics();
+    mask::set_runner_diagnostics(masker);
 }
 
 /// A masker for every credential registered so far.
@@ -116,6 +116,24 @@ fn build(values: &[Secret]) -> Masker {
     Masker::new(long, MIN_MASKED).unwrap_or_default()
 }
 
-fn refresh_diagnostics() {
-    mask::set_runner_diagnostics(masker());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_is_masked_in_diagnostics_whenever_it_was_registered() {
+        let said = |text: &str| {
+            String::from_utf8(mask::mask_diagnostic(text.as_bytes()).into_owned()).unwrap()
+        };
+        register(&Secret::new("first-credential-4f1c".to_string()));
+        let out = said("token first-credential-4f1c rejected");
+        assert!(!out.contains("first-credential"), "{out}");
+        // Registered after the masker was built: the next diagnostic masks it too.
+        register(&Secret::new("second-credential-9a2e".to_string()));
+        let out = said("first-credential-4f1c then second-credential-9a2e");
+        assert!(
+            !out.contains("first-credential") && !out.contains("second-credential"),
+            "{out}"
+        );
+    }
 }
