@@ -46,17 +46,17 @@ pub struct Policy {
     pub mode: Mode,
     pub user: Option<Arc<User>>,
     paths: Arc<Paths>,
-    /// Jobs' confinements being built on threads of their own
-    /// ([`Policy::prepare`]), each for the paths it may use: one per job
-    /// running at once, at most [`MOST_AHEAD`].
+    /// Jobs' domains being built on threads of their own ([`Policy::prepare`]),
+    /// each for the job it is named after: one per job running at once, at
+    /// most [`MOST_AHEAD`].
     ahead: Mutex<Vec<Ahead>>,
 }
 
-/// Confinements built ahead and not yet taken, at most: the oldest (a job
-/// that did not start) goes first.
+/// Domains built ahead and not yet taken, at most: the oldest (a job that
+/// did not start) goes first.
 const MOST_AHEAD: usize = 64;
 
-type Ahead = (Vec<PathBuf>, JoinHandle<io::Result<Confinement>>);
+type Ahead = (String, JoinHandle<io::Result<Option<Sandbox>>>);
 
 /// What a policy keeps from its runner's own files.
 #[derive(Debug)]
@@ -103,25 +103,25 @@ impl Policy {
         }
     }
 
-    /// Start building the confinement of a job that may use `allowed`, on a
-    /// thread of its own: listing the directories on the way to the runner's
-    /// files, rule by rule, then happens while the job is being started
-    /// (a round trip to the control plane) instead of after.
-    pub fn prepare(&self, allowed: &[PathBuf]) {
+    /// Start building the domain of job `job` on a thread of its own, as soon
+    /// as it is claimed: listing the directories on the way to the runner's
+    /// files, rule by rule, then happens while the job is recorded and
+    /// started (a sync and a round trip to the control plane) instead of
+    /// after. Its workspace, made meanwhile, is added when it is taken.
+    pub fn prepare(&self, job: &str) {
         if self.mode == Mode::Off {
             return;
         }
         let policy = self.clone();
-        let paths = allowed.to_vec();
         let build = thread::Builder::new()
             .name("sandbox".into())
-            .spawn(move || policy.build(&paths));
+            .spawn(move || policy.sandbox());
         if let Ok(handle) = build {
             let mut ahead = self.ahead();
             if ahead.len() >= MOST_AHEAD {
                 ahead.remove(0);
             }
-            ahead.push((allowed.to_vec(), handle));
+            ahead.push((job.to_string(), handle));
         }
     }
 
@@ -129,45 +129,48 @@ impl Policy {
         self.ahead.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The confinement of one job's steps, which may use `allowed` (its workspace)
-    /// even inside a protected path: the one [`Policy::prepare`] built for it,
-    /// or built now.
-    pub fn confinement(&self, allowed: &[PathBuf]) -> io::Result<Confinement> {
+    /// The confinement of job `job`'s steps, which may use `allowed` (its
+    /// workspace) even inside a protected path: on the domain
+    /// [`Policy::prepare`] built for it, or on one built now.
+    pub fn confinement(&self, job: &str, allowed: &[PathBuf]) -> io::Result<Confinement> {
         let built = {
             let mut ahead = self.ahead();
-            let found = ahead.iter().position(|(paths, _)| paths == allowed);
+            let found = ahead.iter().position(|(name, _)| name == job);
             found.map(|i| ahead.remove(i).1)
         };
-        match built {
+        let sandbox = match built {
             Some(handle) => handle
                 .join()
-                .unwrap_or_else(|_| Err(io::Error::other("building the sandbox panicked"))),
-            None => self.build(allowed),
-        }
-    }
-
-    fn build(&self, allowed: &[PathBuf]) -> io::Result<Confinement> {
-        let sandbox = match self.mode {
-            Mode::Off => None,
-            Mode::Auto | Mode::Required => {
-                let (protected, read_only) = self.paths.guarded.get_or_init(|| self.guarded());
-                match Sandbox::build(protected, read_only, allowed)? {
-                    Some(sandbox) => Some(Arc::new(sandbox)),
-                    None if self.mode == Mode::Required => {
-                        return Err(io::Error::other(format!(
-                            "--sandbox required was given, but {}",
-                            landlock::missing()
-                        )))
-                    }
-                    None => None,
-                }
+                .unwrap_or_else(|_| Err(io::Error::other("building the sandbox panicked")))?,
+            None => self.sandbox()?,
+        };
+        let sandbox = match sandbox {
+            Some(mut sandbox) => {
+                sandbox.allow(allowed)?;
+                Some(Arc::new(sandbox))
             }
+            None => None,
         };
         Ok(Confinement {
             sandbox,
             user: self.user.clone(),
             off: self.mode == Mode::Off,
         })
+    }
+
+    /// The domain without any job's workspace (`None`: no Landlock, or `--sandbox off`).
+    fn sandbox(&self) -> io::Result<Option<Sandbox>> {
+        if self.mode == Mode::Off {
+            return Ok(None);
+        }
+        let (protected, read_only) = self.paths.guarded.get_or_init(|| self.guarded());
+        match Sandbox::build(protected, read_only)? {
+            None if self.mode == Mode::Required => Err(io::Error::other(format!(
+                "--sandbox required was given, but {}",
+                landlock::missing()
+            ))),
+            built => Ok(built),
+        }
     }
 
     /// What a step's user could not change (or open) anyway needs no rule.
@@ -223,16 +226,17 @@ pub struct Sandbox {
     pub abi: u32,
     /// How many rules it holds.
     pub rules: usize,
+    /// The rights the domain handles.
+    handled: u64,
+    /// What it guards, canonical: [`Sandbox::allow`] must not open a way to them.
+    protected: Vec<PathBuf>,
+    read_only: Vec<PathBuf>,
 }
 
 impl Sandbox {
-    /// The domain that denies `protected` (and everything beneath) but `allowed`,
-    /// and lets `read_only` be read and run only. `None` when the kernel has no Landlock.
-    pub fn build(
-        protected: &[PathBuf],
-        read_only: &[PathBuf],
-        allowed: &[PathBuf],
-    ) -> io::Result<Option<Sandbox>> {
+    /// The domain that denies `protected` (and everything beneath), and lets
+    /// `read_only` be read and run only. `None` when the kernel has no Landlock.
+    pub fn build(protected: &[PathBuf], read_only: &[PathBuf]) -> io::Result<Option<Sandbox>> {
         let abi = landlock::abi();
         if abi == 0 {
             return Ok(None);
@@ -247,15 +251,42 @@ impl Sandbox {
         let mut plan = Plan {
             protected,
             read_only: canonical(read_only),
-            allowed: canonical(allowed),
             rules: Vec::new(),
         };
         plan.walk(Path::new("/"));
-        let mut rules = 0;
+        let mut sandbox = Sandbox {
+            ruleset,
+            abi,
+            rules: 0,
+            handled,
+            protected: Vec::new(),
+            read_only: Vec::new(),
+        };
+        sandbox.add(&plan.rules)?;
+        sandbox.protected = plan.protected;
+        sandbox.read_only = plan.read_only;
+        Ok(Some(sandbox))
+    }
+
+    /// Let the steps use `allowed` (a job's workspace) in full, even inside a
+    /// protected path and when made after the domain was built — but no path
+    /// on the way to what the domain guards, nor inside what it keeps read-only.
+    pub fn allow(&mut self, allowed: &[PathBuf]) -> io::Result<()> {
+        let rules: Vec<(PathBuf, bool, u64)> = allowable(&self.protected, &self.read_only, allowed)
+            .into_iter()
+            .map(|a| {
+                let is_dir = a.is_dir();
+                (a, is_dir, u64::MAX)
+            })
+            .collect();
+        self.add(&rules)
+    }
+
+    fn add(&mut self, rules: &[(PathBuf, bool, u64)]) -> io::Result<()> {
         let mut dir = None;
-        for (path, is_dir, rights) in &plan.rules {
+        for (path, is_dir, rights) in rules {
             // No step needs to make device nodes (a root step could reach the disk).
-            let rights = rights & handled & !(access::MAKE_CHAR | access::MAKE_BLOCK);
+            let rights = rights & self.handled & !(access::MAKE_CHAR | access::MAKE_BLOCK);
             let rights = if *is_dir {
                 rights
             } else {
@@ -264,20 +295,29 @@ impl Sandbox {
             let Ok(fd) = open_beside(path, &mut dir) else {
                 continue;
             };
-            landlock::add_rule(&ruleset, &fd, rights)?;
-            rules += 1;
+            landlock::add_rule(&self.ruleset, &fd, rights)?;
+            self.rules += 1;
         }
-        Ok(Some(Sandbox {
-            ruleset,
-            abi,
-            rules,
-        }))
+        Ok(())
     }
 
     /// The descriptor the child applies (see `os::landlock::restrict_self`).
     pub fn raw_fd(&self) -> RawFd {
         self.ruleset.as_raw_fd()
     }
+}
+
+/// Of `allowed`, the paths that may be given in full: not one on the way to
+/// (or one of) the `protected` and `read_only` paths, which would open them,
+/// nor one inside a read-only path. All canonical; those missing are dropped.
+fn allowable(protected: &[PathBuf], read_only: &[PathBuf], allowed: &[PathBuf]) -> Vec<PathBuf> {
+    canonical(allowed)
+        .into_iter()
+        .filter(|a| {
+            !protected.iter().chain(read_only).any(|g| beneath(g, a))
+                && !read_only.iter().any(|r| beneath(a, r))
+        })
+        .collect()
 }
 
 /// Whether a step running as `uid` could change `path` by itself: write it,
@@ -374,14 +414,13 @@ fn open_beside<'a>(path: &'a Path, dir: &mut Option<(&'a Path, OwnedFd)>) -> io:
 struct Plan {
     protected: Vec<PathBuf>,
     read_only: Vec<PathBuf>,
-    allowed: Vec<PathBuf>,
     /// (path, is a directory, rights)
     rules: Vec<(PathBuf, bool, u64)>,
 }
 
 impl Plan {
     /// `dir` leads to a protected path: it may be listed; each entry beside the way
-    /// is allowed in full; the way itself is walked down.
+    /// is allowed in full; the way itself is walked down; protected entries get nothing.
     fn walk(&mut self, dir: &Path) {
         self.rules.push((dir.to_path_buf(), true, access::READ_DIR));
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -398,20 +437,11 @@ impl Plan {
                 continue;
             }
             let is = |p: &PathBuf| p.as_os_str() == path.as_os_str();
-            if self.read_only.iter().any(is) && !self.protected.iter().any(is) {
+            if self.protected.iter().any(is) {
+                continue;
+            } else if self.read_only.iter().any(is) {
                 let rights = access::READ_FILE | access::EXECUTE | access::READ_DIR;
                 self.rules.push((path, kind.is_dir(), rights));
-            } else if self.protected.iter().any(is) {
-                let inside: Vec<PathBuf> = self
-                    .allowed
-                    .iter()
-                    .filter(|a| beneath(a, &path) && !is(a))
-                    .cloned()
-                    .collect();
-                for allowed in inside {
-                    let is_dir = allowed.is_dir();
-                    self.rules.push((allowed, is_dir, u64::MAX));
-                }
             } else if self
                 .protected
                 .iter()
@@ -440,9 +470,9 @@ fn beneath(path: &Path, dir: &Path) -> bool {
 mod tests {
     use super::*;
 
-    /// A confinement built ahead is used by the job it was built for, and
-    /// only by it, with several built at once: a step confined for `b` can
-    /// read `b` and not `a`.
+    /// A domain built ahead, before the job's workspace exists, is used by
+    /// the job it was built for, and only by it, with several built at once:
+    /// a step confined for `b` can read `b` and not `a`.
     #[test]
     fn a_confinement_built_ahead_serves_its_own_workspace_only() {
         crate::testing::alone(
@@ -450,28 +480,25 @@ mod tests {
             || {
                 let root = tempfile::tempdir().unwrap();
                 let r = root.path().canonicalize().unwrap();
+                std::fs::create_dir_all(r.join("state/work")).unwrap();
+                let policy = Policy::new(Mode::Auto, vec![r.join("state")], vec![], None);
+                policy.prepare("a");
+                policy.prepare("b");
+                assert_eq!(policy.ahead().len(), 2);
+                // The workspaces are made while the domains are built.
                 let (a, b) = (r.join("state/work/a"), r.join("state/work/b"));
                 for dir in [&a, &b] {
                     std::fs::create_dir_all(dir).unwrap();
                     std::fs::write(dir.join("f"), "x").unwrap();
                 }
-                let policy = Policy::new(Mode::Auto, vec![r.join("state")], vec![], None);
                 let (a, b) = (std::slice::from_ref(&a), std::slice::from_ref(&b));
-                policy.prepare(a);
-                assert_eq!(policy.ahead().len(), 1);
-                let ahead = policy.confinement(a).unwrap();
+                let for_b = policy.confinement("b", b).unwrap();
+                assert_eq!(policy.ahead().len(), 1, "a's is left for a");
+                let ahead = policy.confinement("a", a).unwrap();
                 assert!(policy.ahead().is_empty(), "taken by its job");
                 let rules = |c: &Confinement| c.sandbox.as_ref().map(|s| s.rules);
-                let now = policy.confinement(a).unwrap();
+                let now = policy.confinement("a", a).unwrap();
                 assert_eq!(rules(&ahead), rules(&now));
-
-                // Two jobs at once (--parallel): each takes its own.
-                policy.prepare(a);
-                policy.prepare(b);
-                let for_b = policy.confinement(b).unwrap();
-                assert_eq!(policy.ahead().len(), 1, "a's is left for a");
-                policy.confinement(a).unwrap();
-                assert!(policy.ahead().is_empty());
                 let (a, b) = (&a[0], &b[0]);
                 if for_b.sandbox.is_none() {
                     return; // no Landlock here: nothing to run confined
@@ -513,10 +540,13 @@ mod tests {
         }
         std::fs::write(r.join("token"), "t").unwrap();
         std::fs::write(r.join("notes"), "n").unwrap();
+        let (protected, read_only) = (
+            vec![r.join("state"), r.join("token"), r.join("secrets")],
+            vec![r.join("notes")],
+        );
         let mut plan = Plan {
-            protected: vec![r.join("state"), r.join("token"), r.join("secrets")],
-            read_only: vec![r.join("notes")],
-            allowed: vec![r.join("state/work/job-1")],
+            protected: protected.clone(),
+            read_only: read_only.clone(),
             rules: Vec::new(),
         };
         plan.walk(&r);
@@ -534,10 +564,30 @@ mod tests {
             rule("notes"),
             Some(access::READ_FILE | access::EXECUTE | access::READ_DIR)
         );
-        assert_eq!(rule("state/work/job-1"), Some(u64::MAX));
-        for denied in ["state", "token", "secrets", "state/jobs", "state/work"] {
+        for denied in [
+            "state",
+            "token",
+            "secrets",
+            "state/jobs",
+            "state/work",
+            "state/work/job-1",
+        ] {
             assert_eq!(rule(denied), None, "{denied} must get no rule");
         }
+
+        // The workspace is carved out when the job takes the domain, inside a
+        // protected path or, made after the walk (`late`), beside the way.
+        // Nothing on the way to a guarded path, nor a read-only one, is given.
+        std::fs::create_dir(r.join("late")).unwrap();
+        let asked: Vec<PathBuf> = ["state/work/job-1", "late", "state", "", "token"]
+            .iter()
+            .map(|p| r.join(p))
+            .chain([r.join("notes"), r.join("gone")])
+            .collect();
+        assert_eq!(
+            allowable(&protected, &read_only, &asked),
+            vec![r.join("late"), r.join("state/work/job-1")]
+        );
     }
 
     #[test]

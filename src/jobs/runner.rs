@@ -566,7 +566,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         let workspace = rt.workspace;
         let confinement = rt
             .policy
-            .confinement(&[workspace.to_path_buf()])
+            .confinement(&spec.id, &[workspace.to_path_buf()])
             .map_err(|e| anyhow::anyhow!("cannot confine the job's steps: {e}"))?;
         if let Some(sandbox) = &confinement.sandbox {
             tracing::debug!(

@@ -180,7 +180,9 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
         cp.claim(&request).map_err(fail)?
     };
     let mut trouble = Trouble::default();
-    let jobs = record(&cp, &state, &server, valid_jobs(claimed, &mut trouble))?;
+    let claimed = valid_jobs(claimed, &mut trouble);
+    prepare_sandboxes(cfg, &claimed);
+    let jobs = record(&cp, &state, &server, claimed)?;
     if jobs.is_empty() && !trouble.protocol {
         tracing::debug!("no work");
     }
@@ -361,6 +363,7 @@ impl<'a> Claims<'a> {
                 new
             })
             .collect();
+        prepare_sandboxes(self.settings, &jobs);
         match record(ctx.cp, ctx.state, ctx.server, jobs) {
             Ok(mut jobs) if !jobs.is_empty() => Some(jobs.remove(0)),
             Ok(_) => {
@@ -452,6 +455,14 @@ fn valid_jobs(claimed: Vec<ClaimedJob>, trouble: &mut Trouble) -> Vec<ClaimedJob
             problem.is_none()
         })
         .collect()
+}
+
+/// Start building each claimed job's sandbox, to be ready when it starts:
+/// it runs beside the journal's sync and the `start` round trip.
+fn prepare_sandboxes(cfg: &Settings, jobs: &[ClaimedJob]) {
+    for job in jobs {
+        cfg.policy.prepare(&job.id);
+    }
 }
 
 /// Record every claimed job in the journal before any runs, so that a shot
@@ -570,17 +581,14 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
     let log_path = cp.log_in_place(&jref).unwrap_or_else(|| dir.log_path());
     // Steps run as another user (--run-as) cannot pass through the state dir
     // (0700, sortie's): their workspace is a private directory of the system's
-    // temporary directory instead, given to that user. It is made now so that
-    // its steps' sandbox is built on the side while the job is started; what
-    // goes wrong is dealt with once it has started, as if made then.
+    // temporary directory instead, given to that user. It is made now, while
+    // its steps' sandbox is built on the side (since the claim); what goes
+    // wrong is dealt with once it has started, as if made then.
     let workspace = match &settings.policy.user {
         Some(_) => Ok(None),
         None => ctx.state.work_dir().map(Some),
     }
     .map(|base| Workspace::create(base.as_deref(), &job.id, settings.keep_workspace));
-    if let Ok(Ok(workspace)) = &workspace {
-        settings.policy.prepare(&[workspace.path().to_path_buf()]);
-    }
     // From here a later shot treats the job as possibly started.
     dir.mark_starting()?;
     let lease = match cp.start(&jref) {
