@@ -4,6 +4,7 @@
 #   benches/run.sh            the default run (a few minutes)
 #   benches/run.sh --long     more repetitions, 2 GiB of output, the 200-kill crash test
 #   benches/run.sh --crash N  only the crash test, with N kills
+#   benches/run.sh --shots    only the rows of whole shots (P1, P2, start-up, a step)
 #
 # Prints one table: median, min and max of several runs after a warm-up, and the
 # ratio to the baseline. These are measurements, not tests: nothing here fails on
@@ -14,7 +15,9 @@ cd "$(dirname "$0")/.."
 
 long=false
 crash_only=0
+shots_only=false
 [[ ${1:-} == --long ]] && long=true
+[[ ${1:-} == --shots ]] && shots_only=true
 [[ ${1:-} == --crash ]] && crash_only=${2:?--crash takes a number of kills}
 runs=7
 big=$((1024 * 1024 * 1024))
@@ -90,13 +93,15 @@ row "  + TLS handshake and the claim (P1)" "$p1_med" "" "" \
 
 # --- a step's overhead: a one-step `true` job vs true ----------------------------
 printf '{"id":"t","steps":[{"exec":["true"]}]}' >"$work/true.json"
-mapfile -t t_true < <(repeat $((runs * 3)) true)
+# The program, not bash's builtin: a process started and waited for.
+mapfile -t t_true < <(repeat $((runs * 3)) "$(type -P true)")
 mapfile -t t_job < <(repeat $((runs * 3)) "$sortie" -q exec "$work/true.json")
 read -r b_med b_min b_max <<<"$(stats "${t_true[@]}")"
 read -r j_med j_min j_max <<<"$(stats "${t_job[@]}")"
-row "true, run directly" "$b_med" "$b_min" "$b_max" "baseline"
+row "true (/usr/bin/true), run directly" "$b_med" "$b_min" "$b_max" "baseline"
 row "sortie exec of a one-step true job" "$j_med" "$j_min" "$j_max" \
     "+$(awk -v a="$j_med" -v b="$b_med" 'BEGIN { printf "%.2f", a - b }') ms"
+$shots_only && exit 0
 
 # --- P3/P4: output throughput with 100 secrets, and memory -----------------------
 secrets=""
