@@ -557,6 +557,31 @@ fn keepgoing_goes_on_past_an_unreachable_and_a_failing_node() {
     assert_eq!(node_output(&events, "d-good"), "");
 }
 
+/// `ssh` is looked for when a node first needs it: without it on PATH, each
+/// remote node fails with that reason and the runner's own node still runs.
+#[test]
+fn without_ssh_on_path_a_remote_node_fails_with_that_reason() {
+    let lab = Lab::new(1);
+    lab.inventory(&[("remote", lab.node(0))]);
+    let bin = lab.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink("/bin/sh", bin.join("sh")).unwrap();
+    let spec = json!({
+        "id": "nossh", "nodes": {"filter": "name: remote|local", "keepgoing": true},
+        "steps": [{"shell": "echo here"}],
+    });
+    let mut cmd = lab.command(spec);
+    let out = run(cmd.env("PATH", &bin), 1);
+    let events = events(&out.stdout);
+    assert_eq!(node_output(&events, "local"), "here\n");
+    assert_eq!(node_output(&events, "remote"), "");
+    let text = system_text(&events);
+    assert!(
+        text.contains("remote") && text.contains("no ssh program was found on PATH"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_node_whose_host_key_does_not_match_is_refused() {
     let lab = Lab::new(2);

@@ -180,14 +180,14 @@ pub fn nodes(args: &NodeArgs, private_dir: PathBuf) -> Result<Nodes> {
     };
     let known_hosts = readable("--known-hosts", &args.known_hosts)?;
     let config = readable("--ssh-config", &args.ssh_config)?;
-    let ssh = which::which("ssh").ok().map(|program| ssh::Settings {
-        program,
+    let ssh = ssh::Settings {
+        program: ssh::Program::default(),
         known_hosts,
         config,
         connect_timeout: args.ssh_connect_timeout,
         private_dir,
         agent: args.ssh_agent,
-    });
+    };
     Ok(Nodes {
         inventory: loaded.nodes,
         local: Node::local(name),

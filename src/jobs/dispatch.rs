@@ -24,8 +24,8 @@ pub struct Nodes {
     pub inventory: Vec<Node>,
     /// The runner's own node (`local`, or `--node-name`).
     pub local: Node,
-    /// `None` when no `ssh` was found (a remote node then fails with that reason).
-    pub ssh: Option<ssh::Settings>,
+    /// How remote nodes are reached (without `ssh` on PATH, they fail with that reason).
+    pub ssh: ssh::Settings,
     /// Why inventory sources did not load: a job with a node filter then
     /// fails with them (its selection would be wrong); other jobs run.
     pub problems: Vec<String>,

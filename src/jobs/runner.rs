@@ -30,7 +30,7 @@ use crate::jobs::options;
 use crate::jobs::result_data::{self, DataSet};
 use crate::jobs::spec::{plain_options, JobSpec, Step, StepKind, Strategy};
 use crate::jobs::status::{self, AfterFailure, Ran};
-use crate::nodes::ssh::{Address, Connection, Credentials};
+use crate::nodes::ssh::{self, Address, Connection, Credentials};
 use crate::nodes::Node;
 use crate::output::{Event, EventLog, Level, SharedLog};
 use crate::secret::Secret;
@@ -613,7 +613,8 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
     fn prepare_secrets(&mut self, nodes: &[Node]) -> anyhow::Result<()> {
         let local = &self.rt.nodes.local.name;
         let remote: Vec<&Node> = nodes.iter().filter(|n| &n.name != local).collect();
-        if let (Some(ssh), false) = (&self.rt.nodes.ssh, remote.is_empty()) {
+        let ssh = &self.rt.nodes.ssh;
+        if !remote.is_empty() && ssh.program.found().is_some() {
             self.private = Some(private_dir(&ssh.private_dir, &self.spec.id)?);
         }
         let node_keys = self.node_credentials(&remote);
@@ -928,15 +929,14 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         if &node.name == local {
             return Link::Local;
         }
-        let link = match (self.rt.nodes.ssh.as_ref(), &self.private, Address::of(node)) {
+        let settings = &self.rt.nodes.ssh;
+        let link = match (&self.private, Address::of(node)) {
             _ if self.broken.contains_key(&node.name) => {
                 Link::Broken(self.broken[&node.name].clone())
             }
-            (None, _, _) | (_, None, _) => {
-                Link::Broken("no ssh program was found on PATH: install OpenSSH's client".into())
-            }
-            (_, _, Err(e)) => Link::Broken(e),
-            (Some(settings), Some(_), Ok(address)) => {
+            (None, _) => Link::Broken(ssh::NO_SSH.into()),
+            (_, Err(e)) => Link::Broken(e),
+            (Some(_), Ok(address)) => {
                 let credentials = Credentials {
                     key: self.keys.get(&node.name).map(PathBuf::as_path),
                     known_hosts: self.host_keys.get(&node.name).map(PathBuf::as_path),
@@ -1369,10 +1369,12 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         }
         // Host keys: the runner's known_hosts and the nodes' own.
         let mut known = Vec::new();
-        let ssh = self.rt.nodes.ssh.as_ref();
-        for path in ssh
-            .and_then(|s| s.known_hosts.as_ref())
-            .into_iter()
+        for path in self
+            .rt
+            .nodes
+            .ssh
+            .known_hosts
+            .iter()
             .chain(self.host_keys.values())
         {
             let text = files::read_regular(path, 16 << 20)
@@ -1420,8 +1422,8 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         }
         let ssh_args = ansible_step::ssh_args(
             &known_hosts,
-            ssh.and_then(|s| s.config.as_deref()),
-            ssh.map_or(10, |s| s.connect_timeout.as_secs().max(1)),
+            self.rt.nodes.ssh.config.as_deref(),
+            self.rt.nodes.ssh.connect_timeout.as_secs().max(1),
         );
         let inventory = write(
             "inventory.yml",

@@ -39,8 +39,8 @@ use crate::nodes::node::{Node, SshTarget};
 /// How nodes are reached, from the runner's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The `ssh` program, found on PATH.
-    pub program: PathBuf,
+    /// The `ssh` program, looked for on PATH when a node first needs it.
+    pub program: Program,
     /// `--known-hosts`: the host keys nodes must present.
     pub known_hosts: Option<PathBuf>,
     /// `--ssh-config`: an ssh_config to read (none: not even the user's own).
@@ -51,6 +51,20 @@ pub struct Settings {
     pub private_dir: PathBuf,
     /// Use `$SSH_AUTH_SOCK` (an ssh-agent) as well as the node's key.
     pub agent: bool,
+}
+
+/// Why a remote node cannot be reached when `ssh` is missing.
+pub const NO_SSH: &str = "no ssh program was found on PATH: install OpenSSH's client";
+
+/// The `ssh` program: a shot without a remote node does not search PATH.
+#[derive(Debug, Clone, Default)]
+pub struct Program(std::sync::OnceLock<Option<PathBuf>>);
+
+impl Program {
+    /// Where `ssh` is on PATH, if it is.
+    pub fn found(&self) -> Option<&Path> {
+        self.0.get_or_init(|| which::which("ssh").ok()).as_deref()
+    }
 }
 
 /// Where a node is, checked: nothing in it may be taken by ssh as an option.
@@ -199,7 +213,8 @@ impl Connection {
         if let Some(user) = &address.user {
             args.extend(["-l".into(), user.into()]);
         }
-        let mut ssh = Command::new(&settings.program);
+        let program = settings.program.found().ok_or_else(|| NO_SSH.to_string())?;
+        let mut ssh = Command::new(program);
         ssh.env_clear()
             .envs(ssh_env())
             .args(&args)
@@ -211,7 +226,7 @@ impl Connection {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut ssh = crate::os::spawn_bound_to_process(ssh)
-            .map_err(|e| format!("cannot run {}: {e}", settings.program.display()))?;
+            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
         let (tx, rx) = mpsc::sync_channel(8);
         for (stream, pipe) in [
             (

@@ -695,11 +695,19 @@ pub fn empty_stdin() -> std::process::Stdio {
 
 /// The host's name, as the kernel knows it.
 pub fn hostname() -> anyhow::Result<String> {
-    use anyhow::Context;
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .context("reading /proc/sys/kernel/hostname")?;
-    Ok(name.trim().to_string())
+    // SAFETY: uname fills the zeroed struct it is given; `nodename` is then a
+    // NUL-terminated string within it.
+    let name = unsafe {
+        let mut uts: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut uts) != 0 {
+            return Err(anyhow::Error::new(std::io::Error::last_os_error()).context("uname"));
+        }
+        std::ffi::CStr::from_ptr(uts.nodename.as_ptr())
+            .to_string_lossy()
+            .trim()
+            .to_string()
+    };
+    Ok(name)
 }
 
 /// Bytes available to sortie on the filesystem holding `path` (None if unknown).
@@ -830,6 +838,12 @@ pub fn addresses() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_name_is_the_kernel_s() {
+        let proc = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(hostname().unwrap(), proc.trim());
+    }
     use std::os::fd::AsFd;
     use std::time::Duration;
 
