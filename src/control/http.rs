@@ -180,6 +180,8 @@ impl HttpControl {
                         net::Failed::TooLarge
                     )))
                 }
+                // Not a request the control plane can be sent, now or later.
+                Err(net::Failed::Request(why)) => return Err(ControlError::Config(anyhow!(why))),
                 Err(net::Failed::Transport(e)) => {
                     let reached = self.reached.load(Ordering::Relaxed);
                     if let Some(fatal) = lasting_failure(&e, &url, reached) {

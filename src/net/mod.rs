@@ -65,9 +65,9 @@ pub fn agent_with(
         .timeout_connect(Some(connect_timeout))
         .timeout_global(Some(request_timeout))
         .max_redirects(0)
-        .input_buffer_size(BUFFER_SIZE)
-        .output_buffer_size(BUFFER_SIZE)
-        .max_response_header_size(BUFFER_SIZE)
+        .input_buffer_size(INPUT_BUFFER)
+        .output_buffer_size(OUTPUT_BUFFER)
+        .max_response_header_size(MAX_HEAD)
         .build();
     Ok(Agent::with_parts(
         config,
@@ -76,12 +76,18 @@ pub fn agent_with(
     ))
 }
 
-/// The size of each of a connection's four buffers (input and output, for
-/// the TCP stream and for TLS over it). ureq's default, 128 KiB, is zeroed
-/// when a connection is first used: half a megabyte of page faults that took
-/// a tenth of an empty shot. 16 KiB is one TLS record, so a large body still
-/// moves a full record per write; a response header must fit in it.
-const BUFFER_SIZE: usize = 16 * 1024;
+/// The largest answer head taken (ureq's own default), and the largest
+/// request head sent (URL and headers, a long token among them).
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Each connection has four buffers (input and output, for the TCP stream
+/// and for TLS over it), zeroed when first used. ureq's default, 128 KiB, made
+/// half a megabyte of page faults, a tenth of an empty shot. The output buffer
+/// holds a request's head, so it is [`MAX_HEAD`]; the input buffer a little
+/// more, so that an answer with a larger head is refused as too large, not
+/// taken for a closed connection.
+const OUTPUT_BUFFER: usize = MAX_HEAD;
+const INPUT_BUFFER: usize = MAX_HEAD + 4096;
 
 /// The variables a proxy is taken from, in the order they are tried.
 const PROXY_VARIABLES: [&str; 6] = [
@@ -277,6 +283,21 @@ pub fn exchange(
     body: Vec<u8>,
     timeout: Option<Duration>,
 ) -> std::result::Result<Answer, Failed> {
+    // What a request line and the headers ureq adds take, at most, besides
+    // the URL and `headers`.
+    const FIXED: usize = 1024;
+    let head = FIXED
+        + url.len()
+        + headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>();
+    if head > MAX_HEAD {
+        return Err(Failed::Request(format!(
+            "{method} {}: the request's URL and headers come to {head} bytes, more than the {MAX_HEAD} sortie sends",
+            url.split('?').next().unwrap_or(url)
+        )));
+    }
     let mut req = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -332,4 +353,65 @@ pub fn request(
     body: Vec<u8>,
 ) -> Result<Answer> {
     exchange(agent, method, url, headers, body, None).map_err(|e| anyhow!("{method} {url}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+
+    /// A loopback server answering each request with a header of `size` bytes;
+    /// it sends back the size of the request head it read.
+    fn server(size: usize) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                let mut head = 0;
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                    head += line.len();
+                    line.clear();
+                }
+                let body = head.to_string();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "h".repeat(size),
+                    body.len()
+                );
+                let _ = reader.get_mut().write_all(answer.as_bytes());
+            }
+        });
+        url
+    }
+
+    fn get(url: &str, header: usize) -> std::result::Result<Answer, Failed> {
+        let agent = agent(None, None, Duration::from_secs(5), Duration::from_secs(5)).unwrap();
+        let value = "t".repeat(header);
+        exchange(
+            &agent,
+            "GET",
+            url,
+            &[("authorization", &value)],
+            Vec::new(),
+            None,
+        )
+    }
+
+    #[test]
+    fn heads_up_to_64_kib_pass_each_way_and_larger_ones_are_named() {
+        // A 40 KiB answer head and a 40 KiB request head (a long token) pass.
+        let answer = get(&server(40 * 1024), 40 * 1024).ok().unwrap();
+        assert_eq!(answer.status, 200);
+        let sent: usize = String::from_utf8(answer.body).unwrap().parse().unwrap();
+        assert!(sent > 40 * 1024, "{sent}");
+        // Past 64 KiB, an answer's head is refused as too large.
+        let err = get(&server(70 * 1024), 10).err().unwrap().to_string();
+        assert!(err.contains("too big"), "{err}");
+        // A request head past 64 KiB is never sent, and says why.
+        let err = get(&server(10), 70 * 1024).err().unwrap();
+        assert!(matches!(err, Failed::Request(_)), "{err}");
+        assert!(err.to_string().contains("more than the 65536"), "{err}");
+    }
 }
