@@ -250,6 +250,78 @@ fn a_step_run_as_another_user_reads_none_of_the_runner_s_credentials() {
     assert!(s.probe_output().contains("USER=nobody"));
 }
 
+/// Under `--run-as` a step owns its workspace in the system's temporary
+/// directory: it can move it away and leave a symlink to a protected directory
+/// there. The job's retry must not be confined for, nor make anything in, the
+/// link's target, with the sandbox or without it. The runner's own files are
+/// kept out of the temporary directory, as in production, so that the domain
+/// leaves that directory alone and the swap can happen.
+#[test]
+fn a_workspace_swapped_for_a_symlink_gives_its_retry_nothing() {
+    let cp = ControlPlane::start();
+    for sandbox in ["auto", "off"] {
+        let runner = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let r = runner.path();
+        let target = r.join("protected/sub");
+        std::fs::create_dir_all(&target).unwrap();
+        std::fs::write(target.join("secret.txt"), "protected-sub-secret").unwrap();
+        for dir in [r.to_path_buf(), r.join("protected"), target.clone()] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let marks = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(marks.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let swapped = marks.path().join("swapped");
+        let script = format!(
+            "cat secret.txt; if [ ! -e {swapped} ]; then touch {swapped}; \
+             mv \"$SORTIE_WORKSPACE\" \"$SORTIE_WORKSPACE.old\" && ln -s {target} \"$SORTIE_WORKSPACE\"; exit 1; fi",
+            swapped = swapped.display(),
+            target = target.display()
+        );
+        let id = format!("swap-{sandbox}");
+        cp.enqueue(json!({
+            "id": id, "retry": {"count": 1},
+            "steps": [{"exec": ["sh", "-c", script]}],
+        }));
+        std::fs::copy(&cp.token_file, r.join("token")).unwrap();
+        std::fs::copy(&cp.pki.ca_file, r.join("ca.pem")).unwrap();
+        run(
+            // The runner's token and CA where its other files are (the later
+            // option stands).
+            cp.poll(&r.join("state"))
+                .arg("--ca-file")
+                .arg(r.join("ca.pem"))
+                .arg("--token-file")
+                .arg(r.join("token"))
+                .args(["--run-as", "nobody", "--sandbox", sandbox])
+                .arg("--protect")
+                .arg(r.join("protected")),
+            code::OK,
+        );
+        let log = String::from_utf8_lossy(&cp.log(&id)).into_owned();
+        assert!(swapped.exists(), "{sandbox}: the first attempt ran: {log}");
+        assert_done(&cp.job(&id), "failed");
+        assert!(
+            log.contains("no longer the directory sortie made"),
+            "{sandbox}: {log}"
+        );
+        assert!(!log.contains("protected-sub-secret"), "{sandbox}: {log}");
+        let made: Vec<_> = std::fs::read_dir(&target)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            made,
+            vec![std::ffi::OsString::from("secret.txt")],
+            "{sandbox}"
+        );
+        // The workspace the first attempt moved away.
+        let _ = std::process::Command::new("sh")
+            .args(["-c", &format!("rm -rf /tmp/sortie-{id}-*")])
+            .status();
+    }
+}
+
 /// The control: without the sandbox, the probe reads the token file, so a leak
 /// would be seen by the tests above.
 #[test]

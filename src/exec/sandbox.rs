@@ -271,15 +271,45 @@ impl Sandbox {
     /// Let the steps use `allowed` (a job's workspace) in full, even inside a
     /// protected path and when made after the domain was built — but no path
     /// on the way to what the domain guards, nor inside what it keeps read-only.
+    ///
+    /// Each path is opened without following a symlink in its place, and
+    /// judged by the object opened: a step may rename its own workspace (under
+    /// `--run-as`, in the system's temporary directory) and leave a symlink
+    /// there, which must not carry a later attempt's rule to its target.
     pub fn allow(&mut self, allowed: &[PathBuf]) -> io::Result<()> {
-        let rules: Vec<(PathBuf, bool, u64)> = allowable(&self.protected, &self.read_only, allowed)
-            .into_iter()
-            .map(|a| {
-                let is_dir = a.is_dir();
-                (a, is_dir, u64::MAX)
-            })
-            .collect();
-        self.add(&rules)
+        use std::os::unix::fs::MetadataExt;
+        for path in allowed {
+            let fd = match open_path(path) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let opened = std::fs::File::from(fd.try_clone()?).metadata()?;
+            if opened.file_type().is_symlink() {
+                return Err(io::Error::other(format!(
+                    "{} is a symlink, no longer the directory sortie made",
+                    path.display()
+                )));
+            }
+            let real = path.canonicalize()?;
+            let named = std::fs::metadata(&real)?;
+            if (named.dev(), named.ino()) != (opened.dev(), opened.ino()) {
+                return Err(io::Error::other(format!(
+                    "{} was replaced while it was checked",
+                    path.display()
+                )));
+            }
+            if !allowable(&self.protected, &self.read_only, &real) {
+                continue;
+            }
+            let mut rights = self.handled & !(access::MAKE_CHAR | access::MAKE_BLOCK);
+            if !opened.is_dir() {
+                rights &= access::FILE;
+            }
+            landlock::add_rule(&self.ruleset, &fd, rights)?;
+            self.rules += 1;
+        }
+        Ok(())
     }
 
     fn add(&mut self, rules: &[(PathBuf, bool, u64)]) -> io::Result<()> {
@@ -307,17 +337,12 @@ impl Sandbox {
     }
 }
 
-/// Of `allowed`, the paths that may be given in full: not one on the way to
-/// (or one of) the `protected` and `read_only` paths, which would open them,
-/// nor one inside a read-only path. All canonical; those missing are dropped.
-fn allowable(protected: &[PathBuf], read_only: &[PathBuf], allowed: &[PathBuf]) -> Vec<PathBuf> {
-    canonical(allowed)
-        .into_iter()
-        .filter(|a| {
-            !protected.iter().chain(read_only).any(|g| beneath(g, a))
-                && !read_only.iter().any(|r| beneath(a, r))
-        })
-        .collect()
+/// Whether `path` (canonical) may be given in full: it is not on the way to
+/// (nor one of) the `protected` and `read_only` paths, which would open them,
+/// nor inside a read-only path.
+fn allowable(protected: &[PathBuf], read_only: &[PathBuf], path: &Path) -> bool {
+    !protected.iter().chain(read_only).any(|g| beneath(g, path))
+        && !read_only.iter().any(|r| beneath(path, r))
 }
 
 /// Whether a step running as `uid` could change `path` by itself: write it,
@@ -525,6 +550,28 @@ mod tests {
         );
     }
 
+    /// A workspace turned into a symlink (a step can rename its own) gives
+    /// no rule to the link's target: the job's confinement fails instead.
+    #[test]
+    fn a_workspace_that_became_a_symlink_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().canonicalize().unwrap();
+        std::fs::create_dir_all(r.join("protected/sub")).unwrap();
+        let workspace = r.join("workspace");
+        std::os::unix::fs::symlink(r.join("protected/sub"), &workspace).unwrap();
+        let policy = Policy::new(Mode::Auto, vec![r.join("protected")], vec![], None);
+        if landlock::abi() == 0 {
+            return; // no Landlock here: no domain to give a rule in
+        }
+        let err = policy
+            .confinement("job", std::slice::from_ref(&workspace))
+            .expect_err("a symlinked workspace is refused");
+        assert!(err.to_string().contains("is a symlink"), "{err}");
+        std::fs::remove_file(&workspace).unwrap();
+        std::fs::create_dir(&workspace).unwrap();
+        assert!(policy.confinement("job", &[workspace]).is_ok());
+    }
+
     #[test]
     fn the_complement_lists_the_way_allows_the_rest_and_carves_the_workspace() {
         let root = tempfile::tempdir().unwrap();
@@ -579,15 +626,21 @@ mod tests {
         // protected path or, made after the walk (`late`), beside the way.
         // Nothing on the way to a guarded path, nor a read-only one, is given.
         std::fs::create_dir(r.join("late")).unwrap();
-        let asked: Vec<PathBuf> = ["state/work/job-1", "late", "state", "", "token"]
-            .iter()
-            .map(|p| r.join(p))
-            .chain([r.join("notes"), r.join("gone")])
-            .collect();
-        assert_eq!(
-            allowable(&protected, &read_only, &asked),
-            vec![r.join("late"), r.join("state/work/job-1")]
-        );
+        for (path, given) in [
+            ("state/work/job-1", true),
+            ("late", true),
+            ("state", false),
+            ("", false),
+            ("token", false),
+            ("notes", false),
+            ("notes/inside", false),
+        ] {
+            assert_eq!(
+                allowable(&protected, &read_only, &r.join(path)),
+                given,
+                "{path}"
+            );
+        }
     }
 
     #[test]

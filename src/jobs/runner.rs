@@ -564,6 +564,15 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         attempt: u32,
     ) -> anyhow::Result<Job<'a, 'l, 's>> {
         let workspace = rt.workspace;
+        // Under --run-as a step owns its workspace, so it can rename it and
+        // leave a symlink in its place: a later attempt makes, hands over and
+        // confines nothing through one.
+        if !std::fs::symlink_metadata(workspace).is_ok_and(|m| m.is_dir()) {
+            anyhow::bail!(
+                "the job's workspace {} is no longer the directory sortie made",
+                workspace.display()
+            );
+        }
         let confinement = rt
             .policy
             .confinement(&spec.id, &[workspace.to_path_buf()])
