@@ -52,24 +52,32 @@ pub struct Job {
     pub error: Option<String>,
 }
 
-/// Replace the record of the last shot. It is rewritten in place, padded
-/// with spaces (JSON's own whitespace) to the length it had: replacing it by
-/// a rename made ext4 write the new file back at once and evict the old one,
-/// a twentieth of an empty shot. A reader that meets a half-written record
-/// (a crash mid-write, or `status` at that very moment) sees none.
+/// Replace the record of the last shot. Its own file is rewritten in place,
+/// padded with spaces (JSON's own whitespace) to the length it had: replacing
+/// it by a rename made ext4 write the new file back at once and evict the old
+/// one, a twentieth of an empty shot. Anything else in its place (a symlink,
+/// a FIFO, a hard link, another mode or owner) is replaced by a new file, as
+/// before. Two shots at once (one that found the state dir busy records its
+/// failure without the lock) write one after the other; a reader that meets
+/// a half-written record (a crash mid-write, or `status` at that very
+/// moment) sees none.
 pub fn record_shot(root: &Path, shot: &Shot) -> std::io::Result<()> {
     let mut body = serde_json::to_vec(shot).expect("a shot serializes");
-    let file = OpenOptions::new()
+    let path = root.join(LAST_SHOT);
+    let opened = OpenOptions::new()
         .write(true)
         .create(true)
         .mode(PRIVATE_FILE)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(root.join(LAST_SHOT))?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other(format!("{LAST_SHOT} is not a file")));
-    }
-    let old = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+        .open(&path);
+    let file = match opened.and_then(|f| f.metadata().map(|m| (f, m))) {
+        Ok((file, meta)) if own_record(&meta) => file,
+        _ => return replace(root, &body),
+    };
+    // Released when the file is closed. The length is the one left by the
+    // writer before, if any.
+    file.lock()?;
+    let old = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
     if old > body.len() && old <= LAST_SHOT_LIMIT {
         body.resize(old, b' ');
     }
@@ -78,6 +86,24 @@ pub fn record_shot(root: &Path, shot: &Shot) -> std::io::Result<()> {
         file.set_len(body.len() as u64)?;
     }
     Ok(())
+}
+
+/// Whether `meta` is of the record sortie made: a regular file of its own,
+/// 0600, with no other name.
+fn own_record(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.is_file()
+        && meta.nlink() == 1
+        && meta.uid() == crate::os::uid()
+        && meta.mode() & 0o7777 == PRIVATE_FILE
+}
+
+/// The record as a new file, renamed over whatever is in its place.
+fn replace(root: &Path, body: &[u8]) -> std::io::Result<()> {
+    let tmp = root.join(format!(".{LAST_SHOT}.{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    files::create_new(&tmp, PRIVATE_FILE).and_then(|mut f| f.write_all(body))?;
+    fs::rename(&tmp, root.join(LAST_SHOT))
 }
 
 /// Add a job to the history, keeping about the last `keep` (0: none).
@@ -154,7 +180,7 @@ mod tests {
 
     #[test]
     fn the_last_shot_is_rewritten_in_place_whatever_was_there() {
-        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let dir = tempfile::tempdir().unwrap();
         let shot = |jobs, duration_ms| Shot {
             at: "2026-11-28T00:00:00.000Z".into(),
@@ -176,19 +202,54 @@ mod tests {
         fs::write(&path, vec![b'x'; 2 * LAST_SHOT_LIMIT]).unwrap();
         record_shot(dir.path(), &shot(2, 1)).unwrap();
         assert_eq!(last_shot(dir.path()), Some(shot(2, 1)));
-        // Never through a symlink, nor into a FIFO (which would block).
-        fs::remove_file(&path).unwrap();
+        // Anything but its own file is replaced, never written through: a
+        // symlink, a FIFO (which would block), a hard link, another mode.
         let elsewhere = dir.path().join("elsewhere");
-        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
-        assert!(record_shot(dir.path(), &shot(0, 1)).is_err());
-        assert!(!elsewhere.exists());
-        fs::remove_file(&path).unwrap();
-        assert!(std::process::Command::new("mkfifo")
-            .arg(&path)
-            .status()
-            .unwrap()
-            .success());
-        assert!(record_shot(dir.path(), &shot(0, 1)).is_err());
+        fs::write(&elsewhere, "someone else's").unwrap();
+        let odd: [&dyn Fn(); 4] = [
+            &|| std::os::unix::fs::symlink(&elsewhere, &path).unwrap(),
+            &|| {
+                let made = std::process::Command::new("mkfifo").arg(&path).status();
+                assert!(made.unwrap().success());
+            },
+            &|| fs::hard_link(&elsewhere, &path).unwrap(),
+            &|| {
+                fs::write(&path, "{}").unwrap();
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+            },
+        ];
+        for (n, make) in odd.iter().enumerate() {
+            fs::remove_file(&path).unwrap();
+            make();
+            record_shot(dir.path(), &shot(n, 1)).unwrap();
+            assert_eq!(last_shot(dir.path()), Some(shot(n, 1)), "case {n}");
+            let meta = fs::symlink_metadata(&path).unwrap();
+            assert!(meta.is_file() && meta.nlink() == 1, "case {n}");
+            assert_eq!(meta.mode() & 0o777, 0o600, "case {n}");
+            assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "someone else's");
+        }
+    }
+
+    /// Two shots recording at once (one found the state dir busy) leave a
+    /// whole record, one or the other, never a mix.
+    #[test]
+    fn writers_at_once_leave_a_whole_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let shot = |jobs| Shot {
+            at: "2026-11-28T00:00:00.000Z".into(),
+            duration_ms: 1,
+            exit_code: 0,
+            jobs,
+            recovered: 0,
+        };
+        for _ in 0..50 {
+            std::thread::scope(|s| {
+                s.spawn(|| record_shot(dir.path(), &shot(usize::MAX)).unwrap());
+                s.spawn(|| record_shot(dir.path(), &shot(1)).unwrap());
+            });
+            let last = last_shot(dir.path()).expect("a whole record");
+            assert!(last.jobs == usize::MAX || last.jobs == 1);
+        }
     }
 
     #[test]
