@@ -9,7 +9,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::json;
 
@@ -250,76 +250,134 @@ fn a_step_run_as_another_user_reads_none_of_the_runner_s_credentials() {
     assert!(s.probe_output().contains("USER=nobody"));
 }
 
-/// Under `--run-as` a step owns its workspace in the system's temporary
-/// directory: it can move it away and leave a symlink to a protected directory
-/// there. The job's retry must not be confined for, nor make anything in, the
-/// link's target, with the sandbox or without it. The runner's own files are
-/// kept out of the temporary directory, as in production, so that the domain
-/// leaves that directory alone and the swap can happen.
-#[test]
-fn a_workspace_swapped_for_a_symlink_gives_its_retry_nothing() {
-    let cp = ControlPlane::start();
-    for sandbox in ["auto", "off"] {
-        let runner = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        let r = runner.path();
-        let target = r.join("protected/sub");
-        std::fs::create_dir_all(&target).unwrap();
-        std::fs::write(target.join("secret.txt"), "protected-sub-secret").unwrap();
-        for dir in [r.to_path_buf(), r.join("protected"), target.clone()] {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+/// A `--run-as` runner whose workspaces go to a temporary directory of their
+/// own (TMPDIR, world-writable and sticky like /tmp), beside the runner's
+/// files: the domain lists the way to those files, not that directory, so a
+/// step can rename its own workspace there, as it can in production's /tmp.
+struct RunAs {
+    cp: ControlPlane,
+    runner: tempfile::TempDir,
+    workspaces: tempfile::TempDir,
+}
+
+impl RunAs {
+    fn new() -> RunAs {
+        let cp = ControlPlane::start();
+        let runner = tempfile::tempdir().unwrap();
+        std::fs::copy(&cp.token_file, runner.path().join("token")).unwrap();
+        std::fs::copy(&cp.pki.ca_file, runner.path().join("ca.pem")).unwrap();
+        let workspaces = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(workspaces.path(), std::fs::Permissions::from_mode(0o1777))
+            .unwrap();
+        RunAs {
+            cp,
+            runner,
+            workspaces,
         }
-        let marks = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(marks.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let swapped = marks.path().join("swapped");
-        let script = format!(
-            "cat secret.txt; if [ ! -e {swapped} ]; then touch {swapped}; \
-             mv \"$SORTIE_WORKSPACE\" \"$SORTIE_WORKSPACE.old\" && ln -s {target} \"$SORTIE_WORKSPACE\"; exit 1; fi",
-            swapped = swapped.display(),
-            target = target.display()
-        );
-        let id = format!("swap-{sandbox}");
-        cp.enqueue(json!({
-            "id": id, "retry": {"count": 1},
-            "steps": [{"exec": ["sh", "-c", script]}],
-        }));
-        std::fs::copy(&cp.token_file, r.join("token")).unwrap();
-        std::fs::copy(&cp.pki.ca_file, r.join("ca.pem")).unwrap();
+    }
+
+    /// A root-owned directory (0755, in a world-readable place) with a file.
+    fn target(&self) -> PathBuf {
+        let target = self.workspaces.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(target.join("step-1.sh"), "root's own").unwrap();
+        target
+    }
+
+    fn poll(&self, sandbox: &str) -> Output {
+        let r = self.runner.path();
         run(
             // The runner's token and CA where its other files are (the later
             // option stands).
-            cp.poll(&r.join("state"))
+            self.cp
+                .poll(&r.join("state"))
                 .arg("--ca-file")
                 .arg(r.join("ca.pem"))
                 .arg("--token-file")
                 .arg(r.join("token"))
                 .args(["--run-as", "nobody", "--sandbox", sandbox])
-                .arg("--protect")
-                .arg(r.join("protected")),
+                .env("TMPDIR", self.workspaces.path()),
             code::OK,
+        )
+    }
+
+    fn log(&self, id: &str) -> String {
+        String::from_utf8_lossy(&self.cp.log(id)).into_owned()
+    }
+}
+
+/// What is in `dir`, by name.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+const SWAP: &str = "mv \"$SORTIE_WORKSPACE\" \"$SORTIE_WORKSPACE.old\" && ln -s \"$TARGET\" \"$SORTIE_WORKSPACE\" && echo swapped-it";
+
+/// Under `--run-as` a step owns its workspace: it can move it away and leave
+/// a symlink to another directory in its place. The job's retry must not be
+/// confined for, nor make anything in, the link's target, with the sandbox or
+/// without it.
+#[test]
+fn a_workspace_swapped_for_a_symlink_gives_its_retry_nothing() {
+    let r = RunAs::new();
+    let target = r.target();
+    std::fs::write(target.join("secret.txt"), "root-owned-secret").unwrap();
+    for sandbox in ["auto", "off"] {
+        let id = format!("swap-{sandbox}");
+        let marker = r.workspaces.path().join(&id);
+        let script = format!(
+            "cat secret.txt; if [ ! -e {marker} ]; then touch {marker}; {SWAP}; exit 1; fi",
+            marker = marker.display()
         );
-        let log = String::from_utf8_lossy(&cp.log(&id)).into_owned();
-        assert!(swapped.exists(), "{sandbox}: the first attempt ran: {log}");
-        assert_done(&cp.job(&id), "failed");
+        r.cp.enqueue(json!({
+            "id": id, "retry": {"count": 1},
+            "steps": [{"exec": ["sh", "-c", script], "env": {"TARGET": target}}],
+        }));
+        r.poll(sandbox);
+        let log = r.log(&id);
+        assert!(log.contains("swapped-it"), "{sandbox}: {log}");
+        assert_done(&r.cp.job(&id), "failed");
         assert!(
             log.contains("no longer the directory sortie made"),
             "{sandbox}: {log}"
         );
-        assert!(!log.contains("protected-sub-secret"), "{sandbox}: {log}");
-        let made: Vec<_> = std::fs::read_dir(&target)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(
-            made,
-            vec![std::ffi::OsString::from("secret.txt")],
-            "{sandbox}"
-        );
-        // The workspace the first attempt moved away.
-        let _ = std::process::Command::new("sh")
-            .args(["-c", &format!("rm -rf /tmp/sortie-{id}-*")])
-            .status();
+        assert!(!log.contains("root-owned-secret"), "{sandbox}: {log}");
+        assert_eq!(names(&target), ["secret.txt", "step-1.sh"], "{sandbox}");
     }
+}
+
+/// The same swap within one attempt: the steps after it must not have sortie
+/// (root) write their scripts, data files or anything else into the link's
+/// target, nor replace what is there.
+#[test]
+fn a_workspace_swapped_mid_job_gives_later_steps_nothing() {
+    let r = RunAs::new();
+    let target = r.target();
+    r.cp.enqueue(json!({
+        "id": "midswap", "keepgoing": true,
+        "steps": [
+            {"exec": ["sh", "-c", SWAP], "env": {"TARGET": target}},
+            {"script": "echo second", "extension": ".sh"},
+            {"exec": ["sh", "-c", "echo third > \"$SORTIE_WORKSPACE/tmp/planted\""]},
+            {"copy": {"content": "fourth", "dest": "copied"}},
+        ],
+    }));
+    r.poll("auto");
+    let log = r.log("midswap");
+    assert!(log.contains("swapped-it"), "{log}");
+    assert_done(&r.cp.job("midswap"), "failed");
+    assert_eq!(names(&target), ["step-1.sh"], "{log}");
+    assert_eq!(
+        std::fs::read_to_string(target.join("step-1.sh")).unwrap(),
+        "root's own"
+    );
 }
 
 /// The control: without the sandbox, the probe reads the token file, so a leak

@@ -87,6 +87,18 @@ const REMOTE_SCRIPT: &str = "\u{1}step\u{1}";
 const MAX_SCRIPT: u64 = 16 * 1024 * 1024;
 
 /// The files sortie makes for a step belong to the user it runs as.
+/// Act on the workspace's files as the steps' user (`--run-as`), on this
+/// thread, until dropped. That user owns the workspace, so its steps may have
+/// replaced anything in it, the workspace itself too, with a symlink: sortie
+/// then makes, reads and removes files there only as that user could.
+pub fn as_step_user(confinement: &exec::Confinement) -> io::Result<Option<crate::os::FsIdentity>> {
+    confinement
+        .user
+        .as_ref()
+        .map(|user| crate::os::FsIdentity::assume(user.uid, user.gid))
+        .transpose()
+}
+
 pub fn give(path: &Path, confinement: &exec::Confinement) -> io::Result<()> {
     match &confinement.user {
         Some(user) => crate::os::chown(path, user.uid, user.gid),
@@ -366,9 +378,10 @@ impl Builder<'_> {
                         let suffix = if errorhandler { "-handler" } else { "" };
                         let path = self.workspace.join(format!(".copy-{index}{suffix}"));
                         let (bytes, mode) = self.copy_content(copy)?;
-                        files::replace(&path, files::PRIVATE_FILE)
-                            .and_then(|mut f| f.write_all(&bytes))
-                            .and_then(|_| give(&path, self.confinement))
+                        as_step_user(self.confinement)
+                            .and_then(|_as_user| {
+                                files::replace(&path, files::PRIVATE_FILE)?.write_all(&bytes)
+                            })
                             .map_err(|e| format!("cannot write the content to copy: {e}"))?;
                         (path.display().to_string(), Some("own"), mode)
                     }
@@ -397,8 +410,8 @@ impl Builder<'_> {
                         let path = self
                             .workspace
                             .join(format!("step-{index}{suffix}{dot}{ext}"));
-                        write_script(&path, body)
-                            .and_then(|_| give(&path, self.confinement))
+                        as_step_user(self.confinement)
+                            .and_then(|_as_user| write_script(&path, body))
                             .map_err(|e| format!("cannot write the script: {e}"))?;
                         (path, body.starts_with("#!"))
                     }

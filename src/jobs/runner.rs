@@ -585,9 +585,9 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             );
         }
         let tmp = workspace.join("tmp");
-        files::ensure_dir(&tmp, files::PRIVATE_DIR)
-            .and_then(|_| command::give(workspace, &confinement))
-            .and_then(|_| command::give(&tmp, &confinement))
+        command::give(workspace, &confinement)
+            .and_then(|_| command::as_step_user(&confinement))
+            .and_then(|_as_user| files::ensure_dir(&tmp, files::PRIVATE_DIR))
             .map_err(|e| anyhow::anyhow!("preparing the workspace {}: {e}", workspace.display()))?;
         let mut template = context(spec, rt.globals);
         template
@@ -698,9 +698,8 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             let value = match secret.delivery {
                 Delivery::Env => secret.value,
                 Delivery::File => {
+                    let _as_user = command::as_step_user(&self.confinement)?;
                     let path = command::write_secret_file(workspace, &secret.key, &secret.value)?;
-                    command::give(&path, &self.confinement)?;
-                    command::give(&workspace.join(".secrets"), &self.confinement)?;
                     Secret::new(path.display().to_string())
                 }
             };
@@ -1362,19 +1361,22 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         let program = which::which("ansible-playbook").map_err(|_| {
             "ansible-playbook was not found on PATH: install ansible-core".to_string()
         })?;
+        let as_user = || command::as_step_user(&self.confinement).map_err(|e| e.to_string());
         let write = |name: &str, text: &[u8]| -> Result<PathBuf, String> {
             let path = dir.join(name);
+            let _as_user = as_user()?;
             files::replace(&path, files::PRIVATE_FILE)
                 .and_then(|mut f| std::io::Write::write_all(&mut f, text))
-                .and_then(|_| command::give(&path, &self.confinement))
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             Ok(path)
         };
-        let _ = std::fs::remove_dir_all(dir);
-        for sub in [dir.to_path_buf(), dir.join("home"), dir.join("callbacks")] {
-            files::ensure_dir(&sub, files::PRIVATE_DIR)
-                .and_then(|_| command::give(&sub, &self.confinement))
-                .map_err(|e| format!("cannot create {}: {e}", sub.display()))?;
+        {
+            let _as_user = as_user()?;
+            let _ = std::fs::remove_dir_all(dir);
+            for sub in [dir.to_path_buf(), dir.join("home"), dir.join("callbacks")] {
+                files::ensure_dir(&sub, files::PRIVATE_DIR)
+                    .map_err(|e| format!("cannot create {}: {e}", sub.display()))?;
+            }
         }
         // Host keys: the runner's known_hosts and the nodes' own.
         let mut known = Vec::new();
@@ -1518,20 +1520,25 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             .rt
             .workspace
             .join(format!(".output-{index}{suffix}-{}", safe_name(node)));
-        let prepared = command::fresh_output_file(&output_file)
-            .and_then(|_| command::give(&output_file, &self.confinement))
+        let prepared = command::as_step_user(&self.confinement)
+            .and_then(|_as_user| command::fresh_output_file(&output_file))
             .map_err(|e| format!("cannot create the result data file: {e}"))
             .and_then(|_| make(&output_file));
         let mut ran = match prepared {
             Err(why) => Ran::NotStarted(why),
             Ok(cmd) => self.supervise(index, step, label, node, own, |s, o| exec::run(&cmd, s, o)),
         };
-        if ran.succeeded() {
-            if let Err(why) = take_data_file(&output_file, own) {
-                ran = Ran::BadData(why);
+        match command::as_step_user(&self.confinement) {
+            Ok(_as_user) => {
+                if ran.succeeded() {
+                    if let Err(why) = take_data_file(&output_file, own) {
+                        ran = Ran::BadData(why);
+                    }
+                }
+                command::remove(&output_file);
             }
+            Err(e) => ran = Ran::BadData(format!("cannot read the result data file: {e}")),
         }
-        command::remove(&output_file);
         ran
     }
 

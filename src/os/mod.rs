@@ -361,6 +361,56 @@ pub struct User {
     pub home: std::path::PathBuf,
 }
 
+/// The calling thread's filesystem identity, a step user's until dropped
+/// (setfsuid/setfsgid act on this thread only): files are then made, read,
+/// followed and removed as that user could, with none of root's file
+/// capabilities. For a workspace the step's user owns, where its steps may
+/// have left symlinks to what that user must not reach. A thread started
+/// meanwhile would take this identity too: none is.
+#[derive(Debug)]
+pub struct FsIdentity {
+    uid: u32,
+    gid: u32,
+}
+
+impl FsIdentity {
+    pub fn assume(uid: u32, gid: u32) -> std::io::Result<FsIdentity> {
+        // SAFETY: setfsgid/setfsuid change the calling thread's credentials only;
+        // each returns the previous id, and (with -1, never valid) the current one.
+        let (old_gid, old_uid, now_uid, now_gid) = unsafe {
+            let old_gid = libc::setfsgid(gid);
+            let old_uid = libc::setfsuid(uid);
+            (
+                old_gid,
+                old_uid,
+                libc::setfsuid(u32::MAX),
+                libc::setfsgid(u32::MAX),
+            )
+        };
+        let previous = FsIdentity {
+            uid: old_uid as u32,
+            gid: old_gid as u32,
+        };
+        if (now_uid as u32, now_gid as u32) != (uid, gid) {
+            drop(previous);
+            return Err(std::io::Error::other(format!(
+                "cannot act on files as user {uid} (group {gid})"
+            )));
+        }
+        Ok(previous)
+    }
+}
+
+impl Drop for FsIdentity {
+    fn drop(&mut self) {
+        // SAFETY: as above; back to the ids the thread had.
+        unsafe {
+            libc::setfsuid(self.uid);
+            libc::setfsgid(self.gid);
+        }
+    }
+}
+
 /// The user id sortie runs as.
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -838,6 +888,30 @@ pub fn addresses() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As another user, on this thread only: root's own directory is closed
+    /// to it, and open again once the identity is dropped.
+    #[test]
+    fn a_thread_acts_on_files_as_another_user_until_dropped() {
+        if uid() != 0 {
+            return; // only root may take another user's identity
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // Another thread (started before: a new thread takes its creator's
+        // identity) keeps its own meanwhile.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn({
+            let path = dir.path().join("b");
+            move || wait.recv().map(|()| std::fs::write(path, "x"))
+        });
+        let as_nobody = FsIdentity::assume(65534, 65534).unwrap();
+        let denied = std::fs::write(dir.path().join("a"), "x").unwrap_err();
+        assert_eq!(denied.kind(), std::io::ErrorKind::PermissionDenied);
+        go.send(()).unwrap();
+        assert!(other.join().unwrap().unwrap().is_ok());
+        drop(as_nobody);
+        std::fs::write(dir.path().join("a"), "x").unwrap();
+    }
 
     #[test]
     fn the_host_name_is_the_kernel_s() {
