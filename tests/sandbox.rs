@@ -380,6 +380,18 @@ fn a_workspace_swapped_mid_job_gives_later_steps_nothing() {
     );
 }
 
+/// `--run-as` holds with `--sandbox off` too: the steps run as that user,
+/// not as root.
+#[test]
+fn run_as_holds_with_the_sandbox_off() {
+    let r = RunAs::new();
+    r.cp.enqueue(json!({"id": "who", "steps": [{"exec": ["id", "-u"]}]}));
+    r.poll("off");
+    assert_done(&r.cp.job("who"), "succeeded");
+    let log = r.log("who");
+    assert!(log.contains("\"text\":\"65534\\n\""), "{log}");
+}
+
 /// The control: without the sandbox, the probe reads the token file, so a leak
 /// would be seen by the tests above.
 #[test]

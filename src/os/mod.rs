@@ -541,7 +541,7 @@ pub fn cloexec_from_3() {
 
 /// What a step's process does between fork and exec.
 pub struct ChildSetup {
-    /// Confine it (`false`: `--sandbox off`, nothing but the OOM score).
+    /// Confine it (`false`: `--sandbox off`, nothing but the user and the OOM score).
     pub confine: bool,
     pub user: Option<std::sync::Arc<User>>,
     /// A Landlock ruleset made beforehand.
@@ -559,10 +559,11 @@ pub fn setup_child(command: &mut std::process::Command, setup: ChildSetup) {
     // (async-signal-safe, no allocation, no lock).
     unsafe {
         command.pre_exec(move || {
+            // --run-as holds with the sandbox off as well.
+            if let Some(user) = &setup.user {
+                become_user(user)?;
+            }
             if setup.confine {
-                if let Some(user) = &setup.user {
-                    become_user(user)?;
-                }
                 cloexec_from_3();
                 match setup.ruleset {
                     Some(fd) => landlock::restrict_self(fd)?,
