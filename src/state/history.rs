@@ -102,8 +102,13 @@ fn own_record(meta: &fs::Metadata) -> bool {
 fn replace(root: &Path, body: &[u8]) -> std::io::Result<()> {
     let tmp = root.join(format!(".{LAST_SHOT}.{}.tmp", std::process::id()));
     let _ = fs::remove_file(&tmp);
-    files::create_new(&tmp, PRIVATE_FILE).and_then(|mut f| f.write_all(body))?;
-    fs::rename(&tmp, root.join(LAST_SHOT))
+    let replaced = files::create_new(&tmp, PRIVATE_FILE)
+        .and_then(|mut f| f.write_all(body))
+        .and_then(|()| fs::rename(&tmp, root.join(LAST_SHOT)));
+    if replaced.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    replaced
 }
 
 /// Add a job to the history, keeping about the last `keep` (0: none).
@@ -218,6 +223,19 @@ mod tests {
                 fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
             },
         ];
+        // A directory there cannot be replaced: the shot is not recorded, and
+        // leaves nothing behind.
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        assert!(record_shot(dir.path(), &shot(0, 1)).is_err());
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}"); // the directory and `elsewhere`
+        fs::remove_dir(&path).unwrap();
+        fs::write(&path, "").unwrap();
         for (n, make) in odd.iter().enumerate() {
             fs::remove_file(&path).unwrap();
             make();
