@@ -155,6 +155,30 @@ fn a_wrong_token_is_rejected() {
     );
 }
 
+/// A token too long for every request to hold is refused at start, by its
+/// length, before anything is claimed (a job claimed with it could never be
+/// reported).
+#[test]
+fn a_token_too_long_to_send_is_refused_before_any_claim() {
+    let cp = ControlPlane::start();
+    cp.enqueue(fixture_json("hello.json"));
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("long");
+    std::fs::write(&token, "t".repeat(40 * 1024)).unwrap();
+    let out = run(
+        cp.poll(&dir.path().join("state"))
+            .arg("--token-file")
+            .arg(&token),
+        code::CONFIG,
+    );
+    assert!(
+        stderr(&out).contains("more than the 32768"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(cp.job("hello").phase, sortie_control_plane::Phase::Queued);
+}
+
 #[test]
 fn the_token_can_come_from_the_environment_but_never_from_a_flag() {
     let cp = ControlPlane::start();

@@ -41,7 +41,7 @@ complete -c sortie -n "__fish_sortie_needs_command" -f -a "spool" -d 'Manage a s
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "status" -d 'Show the last shot and the last jobs this runner ran, from its state dir'
 complete -c sortie -n "__fish_sortie_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l server -d 'Control plane: https://HOST[:PORT]/PATH/, http:// to a loopback address, or dir:PATH for the embedded spool directory' -r
-complete -c sortie -n "__fish_sortie_using_subcommand poll" -l token-file -d 'File holding the bearer token (the SORTIE_TOKEN variable is read otherwise)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l token-file -d 'File holding the bearer token, at most 32 KiB (the SORTIE_TOKEN variable is read otherwise)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l token-from -d 'Read the bearer token from a secret provider instead: a reference such as aws-ssm:/sortie/token, aws-sm:ID#KEY, bao:PATH#KEY, file:NAME (resolved once, when sortie starts; on Lambda, once per cold start)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l runner-id -d 'This runner\'s id [default: the host name]' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l tag -d 'A tag this runner offers; jobs may require tags (repeatable; the variable takes a comma-separated list)' -r
@@ -141,7 +141,7 @@ complete -c sortie -n "__fish_sortie_using_subcommand exec" -s v -l verbose -d '
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s h -l help -d 'Print help'
 complete -c sortie -n "__fish_sortie_using_subcommand check" -l server -d 'Control plane: https://HOST[:PORT]/PATH/, http:// to a loopback address, or dir:PATH for the embedded spool directory' -r
-complete -c sortie -n "__fish_sortie_using_subcommand check" -l token-file -d 'File holding the bearer token (the SORTIE_TOKEN variable is read otherwise)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand check" -l token-file -d 'File holding the bearer token, at most 32 KiB (the SORTIE_TOKEN variable is read otherwise)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand check" -l token-from -d 'Read the bearer token from a secret provider instead: a reference such as aws-ssm:/sortie/token, aws-sm:ID#KEY, bao:PATH#KEY, file:NAME (resolved once, when sortie starts; on Lambda, once per cold start)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand check" -l runner-id -d 'This runner\'s id [default: the host name]' -r
 complete -c sortie -n "__fish_sortie_using_subcommand check" -l tag -d 'A tag this runner offers; jobs may require tags (repeatable; the variable takes a comma-separated list)' -r
@@ -173,7 +173,7 @@ complete -c sortie -n "__fish_sortie_using_subcommand check" -s v -l verbose -d 
 complete -c sortie -n "__fish_sortie_using_subcommand check" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand check" -s h -l help -d 'Print help'
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l server -d 'Control plane: https://HOST[:PORT]/PATH/, http:// to a loopback address, or dir:PATH for the embedded spool directory' -r
-complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l token-file -d 'File holding the bearer token (the SORTIE_TOKEN variable is read otherwise)' -r -F
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l token-file -d 'File holding the bearer token, at most 32 KiB (the SORTIE_TOKEN variable is read otherwise)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l token-from -d 'Read the bearer token from a secret provider instead: a reference such as aws-ssm:/sortie/token, aws-sm:ID#KEY, bao:PATH#KEY, file:NAME (resolved once, when sortie starts; on Lambda, once per cold start)' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l runner-id -d 'This runner\'s id [default: the host name]' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l tag -d 'A tag this runner offers; jobs may require tags (repeatable; the variable takes a comma-separated list)' -r

@@ -182,7 +182,7 @@ pub struct ConnectArgs {
     #[arg(long, env = "SORTIE_SERVER", value_name = "URL")]
     pub server: Option<String>,
 
-    /// File holding the bearer token (the SORTIE_TOKEN variable is read otherwise).
+    /// File holding the bearer token, at most 32 KiB (the SORTIE_TOKEN variable is read otherwise).
     #[arg(long, env = "SORTIE_TOKEN_FILE", value_name = "PATH")]
     pub token_file: Option<PathBuf>,
 

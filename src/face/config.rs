@@ -400,12 +400,7 @@ fn load_token(args: &ConnectArgs) -> Result<Option<Secret>> {
     if token.is_empty() {
         bail!("the token is empty (check --token-file or SORTIE_TOKEN)");
     }
-    if token
-        .bytes()
-        .any(|b| b.is_ascii_control() || b == b' ' || !b.is_ascii())
-    {
-        bail!("the token holds spaces, control characters or non-ASCII characters; it cannot be sent in a header");
-    }
+    sendable_token(token)?;
     let token = Secret::new(token.to_string());
     own::register(&token);
     Ok(Some(token))
@@ -446,15 +441,30 @@ fn token_from(reference: &str, providers: &Providers) -> Result<Secret> {
         .next()
         .expect("one secret resolved")
         .value;
+    sendable_token(token.expose()).with_context(|| format!("--token-from {reference}"))?;
+    own::register(&token);
+    Ok(token)
+}
+
+/// The longest token sent: every request's head (at most 64 KiB, see
+/// `net`) must hold it with a job's URL, whatever the job.
+const MAX_TOKEN: usize = 32 * 1024;
+
+/// Whether `token` can go in every request's `Authorization` header.
+fn sendable_token(token: &str) -> Result<()> {
     if token
-        .expose()
         .bytes()
         .any(|b| b.is_ascii_control() || b == b' ' || !b.is_ascii())
     {
-        bail!("--token-from {reference}: the token holds spaces, control characters or non-ASCII characters");
+        bail!("the token holds spaces, control characters or non-ASCII characters; it cannot be sent in a header");
     }
-    own::register(&token);
-    Ok(token)
+    if token.len() > MAX_TOKEN {
+        bail!(
+            "the token is {} bytes, more than the {MAX_TOKEN} sortie sends",
+            token.len()
+        );
+    }
+    Ok(())
 }
 
 fn runner_id(given: Option<&str>) -> Result<String> {
