@@ -392,6 +392,23 @@ fn run_as_holds_with_the_sandbox_off() {
     assert!(log.contains("\"text\":\"65534\\n\""), "{log}");
 }
 
+/// A script file that sortie reads itself (to expand its tokens) is read as
+/// a step would read it: the runner's token is not one, even with `cat` for
+/// its interpreter.
+#[test]
+fn a_script_file_is_read_within_the_steps_reach() {
+    let s = setup();
+    s.cp.enqueue(json!({
+        "id": "scriptfile",
+        "steps": [{"scriptfile": s.token_file, "expand_tokens": true, "interpreter": "cat"}],
+    }));
+    run(&mut s.poll(), code::OK);
+    let log = String::from_utf8_lossy(&s.cp.log("scriptfile")).into_owned();
+    assert!(!log.contains(token()), "{log}");
+    assert!(log.contains("cannot read"), "{log}");
+    assert_done(&s.cp.job("scriptfile"), "failed");
+}
+
 /// The control: without the sandbox, the probe reads the token file, so a leak
 /// would be seen by the tests above.
 #[test]

@@ -84,7 +84,7 @@ pub type Fetch<'a> =
 const REMOTE_SCRIPT: &str = "\u{1}step\u{1}";
 
 /// Largest script file sent to a node.
-const MAX_SCRIPT: u64 = 16 * 1024 * 1024;
+const MAX_SCRIPT: usize = 16 * 1024 * 1024;
 
 /// The files sortie makes for a step belong to the user it runs as.
 /// Act on the workspace's files as the steps' user (`--run-as`), on this
@@ -210,8 +210,9 @@ impl Builder<'_> {
                 if local && !step.expand_tokens {
                     (None, Some(path), interpreter, args, None)
                 } else {
-                    let body = files::read_regular(&path, MAX_SCRIPT)
-                        .map_err(|e| format!("cannot read the script {}: {e}", path.display()))?;
+                    // Read as a step would read it: sortie's own reach is wider.
+                    let until = step.timeout.map(|t| std::time::Instant::now() + t);
+                    let body = self.read_confined(&path.to_string_lossy(), MAX_SCRIPT, until)?;
                     let body = String::from_utf8(body)
                         .map_err(|_| format!("the script {} is not UTF-8", path.display()))?;
                     let body = if step.expand_tokens {
@@ -461,7 +462,8 @@ impl Builder<'_> {
                     Some(source) => {
                         let source = self.expand(source, Mode::Raw)?;
                         let until = step.timeout.map(|t| std::time::Instant::now() + t);
-                        let bytes = self.read_source(&source, until)?;
+                        let bytes =
+                            self.read_confined(&source, copy_step::MAX_BYTES as usize, until)?;
                         (bytes, copy.mode(private_file(&source)))
                     }
                     None => self.copy_content(copy)?,
@@ -666,11 +668,13 @@ impl Builder<'_> {
         copy_step::destination(&self.expand(&copy.dest, Mode::Raw)?, source.as_deref())
     }
 
-    /// A file on the runner, read by `cat` confined as the job's steps are:
-    /// a copy takes nothing from the runner that a step could not read.
-    fn read_source(
+    /// A file on the runner, at most `limit` bytes, read by `cat` confined as
+    /// the job's steps are (their user, their sandbox): a copy's source or a
+    /// script file takes nothing from the runner that a step could not read.
+    fn read_confined(
         &self,
         path: &str,
+        limit: usize,
         step_until: Option<std::time::Instant>,
     ) -> Result<Vec<u8>, String> {
         let cmd = exec::Command {
@@ -681,16 +685,21 @@ impl Builder<'_> {
             confinement: self.confinement.clone(),
             stdin: exec::Input::Empty,
         };
+        // A FIFO there would keep `cat` waiting: a read has a minute at most.
+        let most = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let supervision = exec::Supervision {
-            until: [self.until, step_until].into_iter().flatten().min(),
+            until: [self.until, step_until, Some(most)]
+                .into_iter()
+                .flatten()
+                .min(),
             stop: self.stop,
             grace: std::time::Duration::from_secs(1),
         };
-        let read = exec::capture(&cmd, &supervision, copy_step::MAX_BYTES as usize);
+        let read = exec::capture(&cmd, &supervision, limit);
         match read.finished.outcome {
             _ if read.over => Err(format!(
-                "cannot copy {path}: it is over {} MiB",
-                copy_step::MAX_BYTES >> 20
+                "cannot read {path}: it is over {} MiB",
+                limit >> 20
             )),
             exec::Outcome::Exited(0) => Ok(read.stdout),
             exec::Outcome::Stopped(_) => Err(format!(
