@@ -95,7 +95,7 @@ pub fn as_step_user(confinement: &exec::Confinement) -> io::Result<Option<crate:
     confinement
         .user
         .as_ref()
-        .map(|user| crate::os::FsIdentity::assume(user.uid, user.gid))
+        .map(|user| crate::os::FsIdentity::assume(user))
         .transpose()
 }
 

@@ -362,24 +362,28 @@ pub struct User {
 }
 
 /// The calling thread's filesystem identity, a step user's until dropped
-/// (setfsuid/setfsgid act on this thread only): files are then made, read,
-/// followed and removed as that user could, with none of root's file
-/// capabilities. For a workspace the step's user owns, where its steps may
-/// have left symlinks to what that user must not reach. A thread started
-/// meanwhile would take this identity too: none is.
+/// (setfsuid, setfsgid and the raw setgroups call act on this thread only):
+/// files are then made, read, followed and removed as that user could, with
+/// its groups and none of root's file capabilities. For a workspace the
+/// step's user owns, where its steps may have left symlinks to what that user
+/// must not reach. A thread started meanwhile would take this identity too:
+/// none is.
 #[derive(Debug)]
 pub struct FsIdentity {
     uid: u32,
     gid: u32,
+    groups: Vec<libc::gid_t>,
 }
 
 impl FsIdentity {
-    pub fn assume(uid: u32, gid: u32) -> std::io::Result<FsIdentity> {
+    pub fn assume(user: &User) -> std::io::Result<FsIdentity> {
+        let groups = thread_groups()?;
+        set_thread_groups(&user.groups)?;
         // SAFETY: setfsgid/setfsuid change the calling thread's credentials only;
         // each returns the previous id, and (with -1, never valid) the current one.
         let (old_gid, old_uid, now_uid, now_gid) = unsafe {
-            let old_gid = libc::setfsgid(gid);
-            let old_uid = libc::setfsuid(uid);
+            let old_gid = libc::setfsgid(user.gid);
+            let old_uid = libc::setfsuid(user.uid);
             (
                 old_gid,
                 old_uid,
@@ -390,11 +394,13 @@ impl FsIdentity {
         let previous = FsIdentity {
             uid: old_uid as u32,
             gid: old_gid as u32,
+            groups,
         };
-        if (now_uid as u32, now_gid as u32) != (uid, gid) {
+        if (now_uid as u32, now_gid as u32) != (user.uid, user.gid) {
             drop(previous);
             return Err(std::io::Error::other(format!(
-                "cannot act on files as user {uid} (group {gid})"
+                "cannot act on files as user {} (group {})",
+                user.uid, user.gid
             )));
         }
         Ok(previous)
@@ -408,7 +414,31 @@ impl Drop for FsIdentity {
             libc::setfsuid(self.uid);
             libc::setfsgid(self.gid);
         }
+        let _ = set_thread_groups(&self.groups);
     }
+}
+
+/// The calling thread's supplementary groups.
+fn thread_groups() -> std::io::Result<Vec<libc::gid_t>> {
+    // SAFETY: getgroups with 0 counts them; then fills a buffer of that size.
+    unsafe {
+        let n = libc::getgroups(0, std::ptr::null_mut());
+        let mut groups = vec![0; usize::try_from(n).map_err(|_| std::io::Error::last_os_error())?];
+        let n = libc::getgroups(n, groups.as_mut_ptr());
+        groups.truncate(usize::try_from(n).map_err(|_| std::io::Error::last_os_error())?);
+        Ok(groups)
+    }
+}
+
+/// Set the calling thread's supplementary groups, and no other thread's
+/// (glibc's setgroups sets every thread's).
+fn set_thread_groups(groups: &[libc::gid_t]) -> std::io::Result<()> {
+    // SAFETY: the raw system call with a valid slice.
+    let r = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The user id sortie runs as.
@@ -905,12 +935,22 @@ mod tests {
             let path = dir.path().join("b");
             move || wait.recv().map(|()| std::fs::write(path, "x"))
         });
-        let as_nobody = FsIdentity::assume(65534, 65534).unwrap();
+        let nobody = User {
+            name: "nobody".into(),
+            uid: 65534,
+            gid: 65534,
+            groups: vec![65534],
+            home: "/".into(),
+        };
+        let groups = thread_groups().unwrap();
+        let as_nobody = FsIdentity::assume(&nobody).unwrap();
+        assert_eq!(thread_groups().unwrap(), [65534]);
         let denied = std::fs::write(dir.path().join("a"), "x").unwrap_err();
         assert_eq!(denied.kind(), std::io::ErrorKind::PermissionDenied);
         go.send(()).unwrap();
         assert!(other.join().unwrap().unwrap().is_ok());
         drop(as_nobody);
+        assert_eq!(thread_groups().unwrap(), groups);
         std::fs::write(dir.path().join("a"), "x").unwrap();
     }
 
