@@ -1332,7 +1332,20 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         let ran = self.local(index, step, errorhandler, label, local, own, &|out| {
             self.ansible_command(step, ansible, builder, &dir, out)
         });
-        let recap = match ansible_step::read_recap(&recap_file) {
+        // The play may have put a symlink where its directory was: the recap
+        // is read, and the directory removed, only as the steps' user could,
+        // and never through a link.
+        let as_user = command::as_step_user(&self.confinement);
+        let read = match (&as_user, std::fs::symlink_metadata(&dir)) {
+            (Err(e), _) => Err(format!("cannot read the recap: {e}")),
+            (Ok(_), Ok(meta)) if meta.is_dir() => ansible_step::read_recap(&recap_file),
+            (Ok(_), Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            (Ok(_), _) => Err(format!(
+                "{} is not the directory sortie made",
+                dir.display()
+            )),
+        };
+        let recap = match read {
             Ok(recap) => recap,
             Err(why) => {
                 self.log.system(Level::Warn, &format!("{label}: {why}"));
@@ -1344,7 +1357,10 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             self.log
                 .system(Level::Info, &format!("{label}: {host}: {}", line.join(" ")));
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        if as_user.is_ok() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        drop(as_user);
         (ran, recap)
     }
 
