@@ -204,6 +204,25 @@ fn files_come_from_the_secrets_directory_and_cannot_leave_it() {
     }
 }
 
+/// `sortie exec` of `spec` (written in `dir`) with `creds` as the
+/// credentials directory, succeeding: its steps' stdout, and its output.
+fn exec_with_credentials(
+    spec: serde_json::Value,
+    dir: &Path,
+    creds: &Path,
+) -> (String, std::process::Output) {
+    let file = dir.join("spec.json");
+    fs::write(&file, spec.to_string()).unwrap();
+    let out = run(
+        sortie()
+            .args(["--log-format", "json", "exec"])
+            .arg(&file)
+            .env("CREDENTIALS_DIRECTORY", creds),
+        code::OK,
+    );
+    (output_text(&events(&out.stdout), "stdout"), out)
+}
+
 #[test]
 fn credentials_directory_is_the_default_and_file_delivery_is_0600() {
     let dir = tempfile::tempdir().unwrap();
@@ -212,16 +231,7 @@ fn credentials_directory_is_the_default_and_file_delivery_is_0600() {
     fs::write(creds.join("kubeconfig"), "apiVersion: v1\nkind: Config\n").unwrap();
     let spec = json!({ "id": "kc", "secrets": { "KUBECONFIG": { "ref": "file:kubeconfig", "as": "file" } },
         "steps": [{ "shell": "stat -c '%a %n' \"$KUBECONFIG\"; grep -c Config \"$KUBECONFIG\"" }] });
-    let file = dir.path().join("spec.json");
-    fs::write(&file, spec.to_string()).unwrap();
-    let out = run(
-        sortie()
-            .args(["--log-format", "json", "exec"])
-            .arg(&file)
-            .env("CREDENTIALS_DIRECTORY", &creds),
-        code::OK,
-    );
-    let text = output_text(&events(&out.stdout), "stdout");
+    let (text, _) = exec_with_credentials(spec, dir.path(), &creds);
     let mut lines = text.lines();
     let (mode, path) = lines.next().unwrap().split_once(' ').unwrap();
     assert_eq!(mode, "600");
@@ -231,6 +241,21 @@ fn credentials_directory_is_the_default_and_file_delivery_is_0600() {
         !Path::new(path).exists(),
         "the secret file goes with the workspace"
     );
+}
+
+/// A retry of a job with a file-delivered secret gets its file again (its
+/// first attempt's is still there).
+#[test]
+fn a_retried_job_gets_its_secret_file_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds");
+    fs::create_dir(&creds).unwrap();
+    fs::write(creds.join("kubeconfig"), "kind: Config\n").unwrap();
+    let spec = json!({ "id": "again", "retry": {"count": 1},
+        "secrets": { "KUBECONFIG": { "ref": "file:kubeconfig", "as": "file" } },
+        "steps": [{ "shell": "grep -c Config \"$KUBECONFIG\" && [ \"$SORTIE_JOB_RETRYATTEMPT\" = 1 ]" }] });
+    let (text, out) = exec_with_credentials(spec, dir.path(), &creds);
+    assert_eq!(text, "1\n1\n", "{}", stderr(&out));
 }
 
 #[test]

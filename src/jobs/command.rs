@@ -892,7 +892,8 @@ pub fn write_secret_file(workspace: &Path, key: &str, value: &Secret) -> io::Res
     let dir = workspace.join(".secrets");
     files::ensure_dir(&dir, files::PRIVATE_DIR)?;
     let path = dir.join(key);
-    files::create_new(&path, files::PRIVATE_FILE)?.write_all(value.expose().as_bytes())?;
+    // A retry of the job finds the file its first attempt wrote.
+    files::replace(&path, files::PRIVATE_FILE)?.write_all(value.expose().as_bytes())?;
     Ok(path)
 }
 
