@@ -572,3 +572,42 @@ fn an_ansible_step_plays_on_the_selected_nodes_and_reports_each_node_s_recap() {
         String::from_utf8_lossy(&left.stdout)
     );
 }
+
+/// A play owns its directory in the workspace: one that leaves a symlink in
+/// its place gets no recap read from the link's target (a directory the
+/// steps cannot read), only a warning.
+#[test]
+fn a_play_that_swaps_its_directory_gets_no_recap_from_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("protected");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(
+        target.join("recap.json"),
+        r#"{"elsewhere-host": {"ok": 7}}"#,
+    )
+    .unwrap();
+    let play = format!(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: >-\n        \
+         d=$(dirname \"$SORTIE_ANSIBLE_RECAP\"); mv \"$d\" \"$d.old\" && ln -s {} \"$d\"\n",
+        target.display()
+    );
+    let spec = dir.path().join("spec.json");
+    let job = json!({"id": "swap", "steps": [{"ansible": {"play": play}}]});
+    std::fs::write(&spec, job.to_string()).unwrap();
+    let path = format!(
+        "{}:{}",
+        peer("ansible-playbook").parent().unwrap().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = sortie()
+        .args(["--log-format", "json", "exec"])
+        .arg(&spec)
+        .arg("--protect")
+        .arg(&target)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let log = stdout(&out);
+    assert!(log.contains("not the directory sortie made"), "{log}");
+    assert!(!log.contains("elsewhere-host"), "{log}");
+}
