@@ -409,6 +409,22 @@ fn a_script_file_is_read_within_the_steps_reach() {
     assert_done(&s.cp.job("scriptfile"), "failed");
 }
 
+/// An HTTP step's CA file is read as a step would read it: naming the
+/// runner's token tells nothing of it (not even that it is no certificate).
+#[test]
+fn an_http_step_s_ca_file_is_read_within_the_steps_reach() {
+    let s = setup();
+    s.cp.enqueue(json!({
+        "id": "httpca",
+        "steps": [{"http": {"url": "https://127.0.0.1:1/", "ca_file": s.token_file}}],
+    }));
+    run(&mut s.poll(), code::OK);
+    let log = String::from_utf8_lossy(&s.cp.log("httpca")).into_owned();
+    assert!(log.contains("ca_file: cannot read"), "{log}");
+    assert!(!log.contains("certificate"), "{log}");
+    assert_done(&s.cp.job("httpca"), "failed");
+}
+
 /// The control: without the sandbox, the probe reads the token file, so a leak
 /// would be seen by the tests above.
 #[test]

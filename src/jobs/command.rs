@@ -671,7 +671,7 @@ impl Builder<'_> {
     /// A file on the runner, at most `limit` bytes, read by `cat` confined as
     /// the job's steps are (their user, their sandbox): a copy's source or a
     /// script file takes nothing from the runner that a step could not read.
-    fn read_confined(
+    pub fn read_confined(
         &self,
         path: &str,
         limit: usize,

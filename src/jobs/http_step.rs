@@ -114,7 +114,8 @@ pub struct Request<'a> {
     pub url: &'a str,
     pub headers: &'a [(String, String)],
     pub body: &'a [u8],
-    pub ca_file: Option<&'a str>,
+    /// The CA file's name and its PEM text (read as the steps would read it).
+    pub ca: Option<(&'a str, &'a [u8])>,
     /// The client certificate chain and key, PEM text.
     pub client: Option<(&'a str, &'a str)>,
     pub insecure: bool,
@@ -159,16 +160,18 @@ pub trait Sink {
 }
 
 /// Make the request: `value` replaces references (secrets included) in what
-/// is sent; `until` is when the step's or the job's time runs out.
+/// is sent; `ca` is the step's `ca_file` as read; `until` is when the step's
+/// or the job's time runs out.
 pub fn run(
     http: &Http,
+    ca: Option<&[u8]>,
     value: &dyn Fn(&str) -> std::result::Result<String, String>,
     send: &Send<'_>,
     until: Option<Instant>,
     stop: &(dyn Fn() -> Option<crate::exec::StopReason> + Sync),
     sink: &mut dyn Sink,
 ) -> Done {
-    match request(http, value, send, until, stop, sink) {
+    match request(http, ca, value, send, until, stop, sink) {
         Ok(done) => done,
         Err(e) => Done::Failed(format!("{e:#}")),
     }
@@ -176,6 +179,7 @@ pub fn run(
 
 fn request(
     http: &Http,
+    ca: Option<&[u8]>,
     value: &dyn Fn(&str) -> std::result::Result<String, String>,
     send: &Send<'_>,
     until: Option<Instant>,
@@ -248,7 +252,7 @@ fn request(
             url: &url,
             headers: &headers,
             body: &body,
-            ca_file: http.ca_file.as_deref(),
+            ca: http.ca_file.as_deref().zip(ca),
             client: client.as_ref().map(|(c, k)| (c.as_str(), k.as_str())),
             insecure: http.insecure,
             timeout: Some(left().unwrap_or(DEFAULT_TRY)),

@@ -39,6 +39,9 @@ use crate::secrets::own;
 use crate::secrets::{self, Delivery, Providers, Reference, Wanted};
 use crate::state::files;
 
+/// The largest CA file an HTTP step may name.
+const MAX_CA_FILE: usize = 1 << 20;
+
 /// Where and how a job runs.
 pub struct Runtime<'a> {
     /// The job's private working directory.
@@ -1604,9 +1607,21 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         .into_iter()
         .flatten()
         .min();
+        // The CA file is read as a step would read it: sortie's own reach is wider.
+        let ca = match &http.ca_file {
+            Some(path) => match builder.read_confined(path, MAX_CA_FILE, until) {
+                Ok(pem) => Some(pem),
+                Err(why) => {
+                    out.output.finish();
+                    return Ran::NotStarted(format!("ca_file: {why}"));
+                }
+            },
+            None => None,
+        };
         let sending = builder.sending();
         let done = http_step::run(
             http,
+            ca.as_deref(),
             &|v| expand::expand(v, &sending, Mode::Value).map_err(|e| format!("{e:#}")),
             self.rt.http,
             until,

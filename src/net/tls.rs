@@ -101,8 +101,15 @@ fn webpki_check(cert: &CertificateDer<'_>) -> Result<()> {
 impl Roots {
     /// Load a CA bundle: every certificate in it, at least one.
     pub fn load(path: &Path) -> Result<Roots> {
-        let name = format!("CA file {}", path.display());
-        let certs = certificates(&read(path, "CA file")?, &name)?;
+        Roots::from_pem(
+            &read(path, "CA file")?,
+            &format!("CA file {}", path.display()),
+        )
+    }
+
+    /// A CA bundle already read (`name` says where from, for errors).
+    pub fn from_pem(pem: &[u8], name: &str) -> Result<Roots> {
+        let certs = certificates(pem, name)?;
         Ok(Roots { certs })
     }
 }

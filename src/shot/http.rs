@@ -1,19 +1,18 @@
 //! The runner's HTTP stack for HTTP steps: what a step asks, sent with the
 //! same client as the control plane's (net), so jobs need no network code.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::jobs::http_step::{Answer, Failure, Request};
 
 /// Send one request of an HTTP step: its URL allowed (https, or plain http
-/// to loopback unless the step is insecure), its CA file as the trust roots.
+/// to loopback unless the step is insecure), its CA file's certificates as the trust roots.
 pub fn send(req: &Request<'_>) -> Result<Answer, Failure> {
     let refused = |e: anyhow::Error| Failure::Refused(format!("{e:#}"));
     crate::net::base_url(req.url, req.insecure, "url").map_err(refused)?;
     let roots = req
-        .ca_file
-        .map(|path| crate::net::tls::Roots::load(Path::new(path)))
+        .ca
+        .map(|(path, pem)| crate::net::tls::Roots::from_pem(pem, &format!("CA file {path}")))
         .transpose()
         .map_err(refused)?;
     let identity = req
