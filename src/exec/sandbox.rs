@@ -254,17 +254,20 @@ impl Sandbox {
             rules: Vec::new(),
         };
         plan.walk(Path::new("/"));
+        let Plan {
+            protected,
+            read_only,
+            rules,
+        } = plan;
         let mut sandbox = Sandbox {
             ruleset,
             abi,
             rules: 0,
             handled,
-            protected: Vec::new(),
-            read_only: Vec::new(),
+            protected,
+            read_only,
         };
-        sandbox.add(&plan.rules)?;
-        sandbox.protected = plan.protected;
-        sandbox.read_only = plan.read_only;
+        sandbox.add(&rules)?;
         Ok(Some(sandbox))
     }
 
@@ -299,15 +302,9 @@ impl Sandbox {
                     path.display()
                 )));
             }
-            if !allowable(&self.protected, &self.read_only, &real) {
-                continue;
+            if allowable(&self.protected, &self.read_only, &real) {
+                self.add_rule(&fd, opened.is_dir(), u64::MAX)?;
             }
-            let mut rights = self.handled & !(access::MAKE_CHAR | access::MAKE_BLOCK);
-            if !opened.is_dir() {
-                rights &= access::FILE;
-            }
-            landlock::add_rule(&self.ruleset, &fd, rights)?;
-            self.rules += 1;
         }
         Ok(())
     }
@@ -315,19 +312,23 @@ impl Sandbox {
     fn add(&mut self, rules: &[(PathBuf, bool, u64)]) -> io::Result<()> {
         let mut dir = None;
         for (path, is_dir, rights) in rules {
-            // No step needs to make device nodes (a root step could reach the disk).
-            let rights = rights & self.handled & !(access::MAKE_CHAR | access::MAKE_BLOCK);
-            let rights = if *is_dir {
-                rights
-            } else {
-                rights & access::FILE
-            };
             let Ok(fd) = open_beside(path, &mut dir) else {
                 continue;
             };
-            landlock::add_rule(&self.ruleset, &fd, rights)?;
-            self.rules += 1;
+            self.add_rule(&fd, *is_dir, *rights)?;
         }
+        Ok(())
+    }
+
+    /// `rights` beneath `fd`, of those the domain handles that apply to it.
+    fn add_rule(&mut self, fd: &OwnedFd, is_dir: bool, rights: u64) -> io::Result<()> {
+        // No step needs to make device nodes (a root step could reach the disk).
+        let mut rights = rights & self.handled & !(access::MAKE_CHAR | access::MAKE_BLOCK);
+        if !is_dir {
+            rights &= access::FILE;
+        }
+        landlock::add_rule(&self.ruleset, fd, rights)?;
+        self.rules += 1;
         Ok(())
     }
 

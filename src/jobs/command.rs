@@ -86,7 +86,6 @@ const REMOTE_SCRIPT: &str = "\u{1}step\u{1}";
 /// Largest script file sent to a node.
 const MAX_SCRIPT: usize = 16 * 1024 * 1024;
 
-/// The files sortie makes for a step belong to the user it runs as.
 /// Act on the workspace's files as the steps' user (`--run-as`), on this
 /// thread, until dropped. That user owns the workspace, so its steps may have
 /// replaced anything in it, the workspace itself too, with a symlink: sortie
@@ -99,6 +98,7 @@ pub fn as_step_user(confinement: &exec::Confinement) -> io::Result<Option<crate:
         .transpose()
 }
 
+/// Hand `path` to the user the steps run as (never following a symlink).
 pub fn give(path: &Path, confinement: &exec::Confinement) -> io::Result<()> {
     match &confinement.user {
         Some(user) => crate::os::chown(path, user.uid, user.gid),

@@ -1338,16 +1338,16 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         // The play may have put a symlink where its directory was: the recap
         // is read, and the directory removed, only as the steps' user could,
         // and never through a link.
-        let as_user = command::as_step_user(&self.confinement);
-        let read = match (&as_user, std::fs::symlink_metadata(&dir)) {
-            (Err(e), _) => Err(format!("cannot read the recap: {e}")),
-            (Ok(_), Ok(meta)) if meta.is_dir() => ansible_step::read_recap(&recap_file),
-            (Ok(_), Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            (Ok(_), _) => Err(format!(
-                "{} is not the directory sortie made",
-                dir.display()
-            )),
-        };
+        let read = command::as_step_user(&self.confinement)
+            .map_err(|e| format!("cannot read the recap: {e}"))
+            .and_then(|_as_user| match std::fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => ansible_step::read_recap(&recap_file),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                _ => Err(format!(
+                    "{} is not the directory sortie made",
+                    dir.display()
+                )),
+            });
         let recap = match read {
             Ok(recap) => recap,
             Err(why) => {
@@ -1360,10 +1360,9 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             self.log
                 .system(Level::Info, &format!("{label}: {host}: {}", line.join(" ")));
         }
-        if as_user.is_ok() {
+        if let Ok(_as_user) = command::as_step_user(&self.confinement) {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        drop(as_user);
         (ran, recap)
     }
 
