@@ -685,8 +685,8 @@ fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
 }
 
 /// With `--run-as`, a script step's file, `$TMPDIR` and `$SORTIE_OUTPUT` are
-/// the run-as user's to use (its workspace cannot be inside sortie's 0700
-/// state dir).
+/// the run-as user's to use (its workspace is in the state dir, which sortie
+/// makes passable for it).
 #[test]
 fn a_script_step_run_as_another_user_has_a_workspace_it_can_use() {
     let dir = TempDir::new().unwrap();

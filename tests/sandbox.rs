@@ -250,10 +250,86 @@ fn a_step_run_as_another_user_reads_none_of_the_runner_s_credentials() {
     assert!(s.probe_output().contains("USER=nobody"));
 }
 
-/// A `--run-as` runner whose workspaces go to a temporary directory of their
-/// own (TMPDIR, world-writable and sticky like /tmp), beside the runner's
-/// files: the domain lists the way to those files, not that directory, so a
-/// step can rename its own workspace there, as it can in production's /tmp.
+/// With the state dir where the steps' user can pass, `--run-as` workspaces
+/// are made in it: the probe, run as that user from there, still reads none of
+/// the runner's files, and the state dir can be passed but not listed.
+#[test]
+fn a_step_run_as_another_user_from_the_state_dir_reads_none_of_the_runner_s_credentials() {
+    let s = setup();
+    std::fs::set_permissions(s._runner.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    s.enqueue("probe-run-as-state");
+    let out = run(s.poll().args(["--run-as", "nobody"]), code::OK);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("temporary directory"),
+        "{out:?}"
+    );
+    assert_done(&s.cp.job("probe-run-as-state"), "succeeded");
+    assert_nothing_leaked(&s, "probe-run-as-state");
+    for dir in [s.state.clone(), s.state.join("work")] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o711, "{}", dir.display());
+    }
+}
+
+/// Jobs running at once as one `--run-as` user, each in its workspace in the
+/// state dir: one learns where the other's is, and still cannot read, list or
+/// enter it, nor move its own workspace away.
+#[test]
+fn jobs_run_as_one_user_cannot_reach_each_other_s_workspaces() {
+    let r = RunAs::new();
+    std::fs::set_permissions(r.runner.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let out = r.workspaces.path();
+    let wait = |file: &str| {
+        format!(
+            "i=0; while [ ! -e {out}/{file} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done",
+            out = out.display()
+        )
+    };
+    let holder = format!(
+        "printf '%s-%s\\n' held secret > held.txt && echo \"$SORTIE_WORKSPACE\" > {out}/holder && {wait}",
+        out = out.display(),
+        wait = wait("done")
+    );
+    let prober = format!(
+        "{wait}; w=$(cat {out}/holder); echo \"at $w\"; cat \"$w/held.txt\"; echo \"cat=$?\"; \
+         ls \"$w\" \"$(dirname \"$w\")\"; echo \"ls=$?\"; \
+         mv \"$SORTIE_WORKSPACE\" \"$SORTIE_WORKSPACE.moved\"; echo \"mv=$?\"; touch {out}/done",
+        out = out.display(),
+        wait = wait("holder")
+    );
+    for (id, script) in [("holder", holder), ("prober", prober)] {
+        r.cp.enqueue(json!({"id": id, "steps": [{"exec": ["sh", "-c", script]}]}));
+    }
+    let state = r.runner.path().join("state");
+    let polled = run(
+        r.cp.poll(&state)
+            .arg("--ca-file")
+            .arg(r.runner.path().join("ca.pem"))
+            .arg("--token-file")
+            .arg(r.runner.path().join("token"))
+            .args(["--run-as", "nobody", "--max-jobs", "2", "--parallel", "2"]),
+        code::OK,
+    );
+    assert_done(&r.cp.job("holder"), "succeeded");
+    assert_done(&r.cp.job("prober"), "succeeded");
+    let log = r.log("prober");
+    eprintln!("{log}\n{polled:?}");
+    let at = format!("at {}/work/sortie-holder-", state.display());
+    assert!(
+        log.contains(&at),
+        "the holder's workspace is in the state dir: {log}"
+    );
+    assert!(!log.contains("held-secret"), "{log}");
+    for failed in ["cat=1", "ls=2", "mv=1"] {
+        assert!(log.contains(failed), "{failed}: {log}");
+    }
+}
+
+/// A `--run-as` runner whose files are where the steps' user cannot pass
+/// (0700), so that its workspaces go to a temporary directory of their own
+/// (TMPDIR, world-writable and sticky like /tmp), beside the runner's files:
+/// the domain lists the way to those files, not that directory, so a step can
+/// rename its own workspace there, as it can in production's /tmp.
 struct RunAs {
     cp: ControlPlane,
     runner: tempfile::TempDir,
@@ -264,6 +340,7 @@ impl RunAs {
     fn new() -> RunAs {
         let cp = ControlPlane::start();
         let runner = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(runner.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         std::fs::copy(&cp.token_file, runner.path().join("token")).unwrap();
         std::fs::copy(&cp.pki.ca_file, runner.path().join("ca.pem")).unwrap();
         let workspaces = tempfile::tempdir().unwrap();
@@ -340,7 +417,12 @@ fn a_workspace_swapped_for_a_symlink_gives_its_retry_nothing() {
             "id": id, "retry": {"count": 1},
             "steps": [{"exec": ["sh", "-c", script], "env": {"TARGET": target}}],
         }));
-        r.poll(sandbox);
+        let polled = r.poll(sandbox);
+        let said = String::from_utf8_lossy(&polled.stderr);
+        assert!(
+            said.contains("made in the system's temporary directory"),
+            "{said}"
+        );
         let log = r.log(&id);
         assert!(log.contains("swapped-it"), "{sandbox}: {log}");
         assert_done(&r.cp.job(&id), "failed");

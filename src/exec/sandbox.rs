@@ -277,8 +277,8 @@ impl Sandbox {
     ///
     /// Each path is opened without following a symlink in its place, and
     /// judged by the object opened: a step may rename its own workspace (under
-    /// `--run-as`, in the system's temporary directory) and leave a symlink
-    /// there, which must not carry a later attempt's rule to its target.
+    /// `--run-as`, when it is in the system's temporary directory) and leave a
+    /// symlink there, which must not carry a later attempt's rule to its target.
     pub fn allow(&mut self, allowed: &[PathBuf]) -> io::Result<()> {
         use std::os::unix::fs::MetadataExt;
         for path in allowed {

@@ -278,7 +278,9 @@ pub struct RunArgs {
     )]
     pub protect: Vec<PathBuf>,
 
-    /// Run steps as this user (name or uid) when sortie runs as root.
+    /// Run steps as this user (name or uid) when sortie runs as root. Their
+    /// workspaces are in the state dir, which is then made passable by every
+    /// user but listable by none (0711), as is its work/.
     #[arg(long, env = "SORTIE_RUN_AS", value_name = "USER")]
     pub run_as: Option<String>,
 

@@ -567,9 +567,10 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         attempt: u32,
     ) -> anyhow::Result<Job<'a, 'l, 's>> {
         let workspace = rt.workspace;
-        // Under --run-as a step owns its workspace, so it can rename it and
-        // leave a symlink in its place: a later attempt makes, hands over and
-        // confines nothing through one.
+        // Under --run-as a step owns its workspace, so (in the system's
+        // temporary directory) it can rename it and leave a symlink in its
+        // place: a later attempt makes, hands over and confines nothing
+        // through one.
         if !std::fs::symlink_metadata(workspace).is_ok_and(|m| m.is_dir()) {
             anyhow::bail!(
                 "the job's workspace {} is no longer the directory sortie made",

@@ -197,6 +197,9 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
         server: &server,
         work_until,
         trouble: Mutex::new(trouble),
+        run_as_work: (!jobs.is_empty())
+            .then(|| run_as_work(cfg, &state))
+            .flatten(),
     };
     // A worker per job that can run at once; each claims the next job only
     // when it is free to start it, so no claimed job waits behind another.
@@ -527,6 +530,29 @@ struct JobContext<'a> {
     /// Jobs are stopped (interrupted) at this instant: the deadline less the reserve.
     work_until: Option<Instant>,
     trouble: Mutex<Trouble>,
+    /// Where the workspaces of steps run as another user (`--run-as`) are
+    /// made: the state dir's `work/` where that user can pass, else (`None`)
+    /// the system's temporary directory.
+    run_as_work: Option<PathBuf>,
+}
+
+/// [`JobContext::run_as_work`], worked out once a shot; a state dir that the
+/// steps' user cannot reach is said each time.
+fn run_as_work(settings: &Settings, state: &StateDir) -> Option<PathBuf> {
+    let user = settings.policy.user.as_ref()?;
+    let why = match state.work_dir_for(user) {
+        Ok(Some(dir)) => return Some(dir),
+        Ok(None) => format!("{} cannot pass through the way to it", user.name),
+        Err(e) => format!("{e:#}"),
+    };
+    tracing::warn!(
+        "the workspaces of --run-as jobs cannot be in the state dir {} ({why}): they are made in \
+         the system's temporary directory, where the steps of jobs running at once as {} can \
+         reach each other's",
+        state.root().display(),
+        user.name
+    );
+    None
 }
 
 /// Fail a claimed job that cannot start (a malformed spec); a fenced answer is fine.
@@ -579,13 +605,11 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         }
     }
     let log_path = cp.log_in_place(&jref).unwrap_or_else(|| dir.log_path());
-    // Steps run as another user (--run-as) cannot pass through the state dir
-    // (0700, sortie's): their workspace is a private directory of the system's
-    // temporary directory instead, given to that user. It is made now, while
-    // its steps' sandbox is built on the side (since the claim); what goes
-    // wrong is dealt with once it has started, as if made then.
+    // The workspace is made now, while its steps' sandbox is built on the
+    // side (since the claim); what goes wrong is dealt with once it has
+    // started, as if made then.
     let workspace = match &settings.policy.user {
-        Some(_) => Ok(None),
+        Some(_) => Ok(ctx.run_as_work.clone()),
         None => ctx.state.work_dir().map(Some),
     }
     .map(|base| Workspace::create(base.as_deref(), &job.id, settings.keep_workspace));

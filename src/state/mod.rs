@@ -4,7 +4,8 @@
 //! deliver the same outbox twice), `jobs/<id>/` (each job's outbox, see
 //! [`outbox`]; a finished one is renamed into `cleared/` before it is removed),
 //! `given-up/` (deliveries the control plane refused for good),
-//! `work/` (the jobs' private workspaces), `last-shot.json` and `history.jsonl`
+//! `work/` (the jobs' private workspaces; with `--run-as`, it and the state dir
+//! are passable by every user, 0711, and listable by none), `last-shot.json` and `history.jsonl`
 //! (what the last shots did, for `sortie status`, see [`history`]). Everything is created private (0700
 //! directories, 0600 files), whatever the umask.
 
@@ -40,6 +41,18 @@ fn trusted_link(root: &Path) -> Option<PathBuf> {
     let trusted =
         meta.file_type().is_symlink() && (meta.uid() == 0 || meta.uid() == crate::os::uid());
     trusted.then(|| std::fs::canonicalize(root).ok()).flatten()
+}
+
+/// Let every user pass through `dir` (0711 for sortie's 0700), if it is
+/// sortie's own: a directory someone else owns is left as it is.
+fn passable(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(dir)?;
+    let mode = meta.mode() & 0o7777;
+    if meta.is_dir() && meta.uid() == crate::os::uid() && mode & 0o011 != 0o011 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o011))?;
+    }
+    Ok(())
 }
 
 /// The ids of the jobs whose results wait in the state dir at `root` for a
@@ -169,6 +182,32 @@ impl StateDir {
             .with_context(|| format!("cannot create {}", dir.display()))
             .map_err(Failure::io)?;
         Ok(dir)
+    }
+
+    /// `work/` for the workspaces of steps run as `user` (`--run-as`), when
+    /// that user can reach it: the state dir and `work/` are made passable
+    /// by every user but listable by none (0711), so the user reaches its own
+    /// workspace by its name, cannot list or enter another job's (Landlock
+    /// keeps it to its own), and cannot rename its workspace nor plant
+    /// anything beside it. The entries of the state dir stay private.
+    /// `None` when the user still cannot pass (a directory on the way it may
+    /// not enter): its workspaces then go to the system's temporary directory.
+    pub fn work_dir_for(&self, user: &crate::os::User) -> Result<Option<PathBuf>> {
+        let dir = self.work_dir()?;
+        for path in [&self.root, &dir] {
+            passable(path)
+                .with_context(|| format!("making {} passable for {}", path.display(), user.name))
+                .map_err(Failure::io)?;
+        }
+        // What the user's own credentials reach, ACLs and all: `work/.` is
+        // resolved only by one who may pass every directory on the way.
+        let reached = {
+            let _as_user = crate::os::FsIdentity::assume(user)
+                .context("taking the steps' user's file identity")
+                .map_err(Failure::io)?;
+            std::fs::metadata(dir.join(".")).is_ok()
+        };
+        Ok(reached.then_some(dir))
     }
 
     /// True the first time this is asked about `note` in this state dir (a marker
