@@ -13,6 +13,15 @@ profile=${SORTIE_STATIC_PROFILE:-release}
 # RUSTFLAGS replaces .cargo/config.toml's flags, so its getrandom backend is repeated
 # here, unless the caller's RUSTFLAGS (packaging/release.sh) already carry it.
 getrandom='--cfg getrandom_backend="linux_getrandom"'
+# sortie compresses log uploads at zstd level 1 only, which is zstd's "fast"
+# strategy: its other block compressors are dead weight (about 330 KiB).
+# zstd falls back to the nearest strategy built for a level that would use one.
+zstd_fast_only=""
+for strategy in DFAST GREEDY LAZY LAZY2 BTLAZY2 BTOPT BTULTRA; do
+    zstd_fast_only="$zstd_fast_only -DZSTD_EXCLUDE_${strategy}_BLOCK_COMPRESSOR"
+done
+export CFLAGS_x86_64_unknown_linux_musl="${CFLAGS_x86_64_unknown_linux_musl:-}$zstd_fast_only"
+export CFLAGS_x86_64_unknown_linux_gnu="${CFLAGS_x86_64_unknown_linux_gnu:-}$zstd_fast_only"
 if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
     && command -v musl-gcc >/dev/null; then
     "$cargo" build --profile "$profile" --quiet --target x86_64-unknown-linux-musl --bin sortie

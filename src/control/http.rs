@@ -56,7 +56,8 @@ struct Payload<'a> {
 /// Zstandard's level for log uploads: its fastest standard level, which keeps
 /// compression well ahead of a job's output while a text log still shrinks
 /// several times over (TLS and the control plane's storage then see that much
-/// less).
+/// less). The static binary is built with zstd's "fast" strategy only
+/// (packaging/build-static.sh), the one level 1 uses.
 const LOG_ZSTD_LEVEL: i32 = 1;
 
 /// A response whose status the caller interprets.
