@@ -250,13 +250,28 @@ fn a_step_run_as_another_user_reads_none_of_the_runner_s_credentials() {
     assert!(s.probe_output().contains("USER=nobody"));
 }
 
-/// With the state dir where the steps' user can pass, `--run-as` workspaces
-/// are made in it: the probe, run as that user from there, still reads none of
-/// the runner's files, and the state dir can be passed but not listed.
+/// Whether `uid`, outside any sandbox, can pass through to `dir`.
+fn passes(uid: u32, dir: &Path) -> bool {
+    Command::new("setpriv")
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={uid}"),
+            "--clear-groups".into(),
+        ])
+        .args(["stat", "--"])
+        .arg(dir.join("."))
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// `--run-as` workspaces are made in the state dir: the probe, run as that
+/// user from there, still reads none of the runner's files, and the state dir
+/// lets that user pass, and no one else.
 #[test]
 fn a_step_run_as_another_user_from_the_state_dir_reads_none_of_the_runner_s_credentials() {
     let s = setup();
-    std::fs::set_permissions(s._runner.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     s.enqueue("probe-run-as-state");
     let out = run(s.poll().args(["--run-as", "nobody"]), code::OK);
     assert!(
@@ -265,19 +280,23 @@ fn a_step_run_as_another_user_from_the_state_dir_reads_none_of_the_runner_s_cred
     );
     assert_done(&s.cp.job("probe-run-as-state"), "succeeded");
     assert_nothing_leaked(&s, "probe-run-as-state");
-    for dir in [s.state.clone(), s.state.join("work")] {
-        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode, 0o711, "{}", dir.display());
+    let work = s.state.join("work");
+    assert!(passes(65534, &work));
+    assert!(!passes(12345, &work), "another user passes");
+    for dir in [&s.state, &work] {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o707, 0o700, "{}", dir.display());
     }
 }
 
 /// Jobs running at once as one `--run-as` user, each in its workspace in the
-/// state dir: one learns where the other's is, and still cannot read, list or
-/// enter it, nor move its own workspace away.
+/// state dir: one learns where the other's is, and cannot read, list or enter
+/// it, nor move its own workspace away. It can loosen the other's modes
+/// (Landlock does not guard chmod), but no other user can pass to it.
 #[test]
 fn jobs_run_as_one_user_cannot_reach_each_other_s_workspaces() {
     let r = RunAs::new();
-    std::fs::set_permissions(r.runner.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(r.runner.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = r.workspaces.path();
     let wait = |file: &str| {
         format!(
@@ -293,7 +312,8 @@ fn jobs_run_as_one_user_cannot_reach_each_other_s_workspaces() {
     let prober = format!(
         "{wait}; w=$(cat {out}/holder); echo \"at $w\"; cat \"$w/held.txt\"; echo \"cat=$?\"; \
          ls \"$w\" \"$(dirname \"$w\")\"; echo \"ls=$?\"; \
-         mv \"$SORTIE_WORKSPACE\" \"$SORTIE_WORKSPACE.moved\"; echo \"mv=$?\"; touch {out}/done",
+         mv \"$SORTIE_WORKSPACE\" \"$SORTIE_WORKSPACE.moved\"; echo \"mv=$?\"; \
+         chmod 0777 \"$w\" && chmod 0644 \"$w/held.txt\"; echo \"chmod=$?\"; touch {out}/loosened",
         out = out.display(),
         wait = wait("holder")
     );
@@ -301,27 +321,50 @@ fn jobs_run_as_one_user_cannot_reach_each_other_s_workspaces() {
         r.cp.enqueue(json!({"id": id, "steps": [{"exec": ["sh", "-c", script]}]}));
     }
     let state = r.runner.path().join("state");
-    let polled = run(
+    let shot =
         r.cp.poll(&state)
             .arg("--ca-file")
             .arg(r.runner.path().join("ca.pem"))
             .arg("--token-file")
             .arg(r.runner.path().join("token"))
-            .args(["--run-as", "nobody", "--max-jobs", "2", "--parallel", "2"]),
-        code::OK,
-    );
+            .args(["--run-as", "nobody", "--max-jobs", "2", "--parallel", "2"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    // Once the prober has loosened the holder's modes, another user tries.
+    let loosened = out.join("loosened");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !loosened.exists() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let holder_dir = std::fs::read_to_string(out.join("holder")).unwrap();
+    let other = Command::new("setpriv")
+        .args([
+            "--reuid=12345",
+            "--regid=12345",
+            "--clear-groups",
+            "cat",
+            "--",
+        ])
+        .arg(Path::new(holder_dir.trim()).join("held.txt"))
+        .output()
+        .unwrap();
+    std::fs::write(out.join("done"), "").unwrap();
+    let polled = shot.wait_with_output().unwrap();
+    assert_eq!(polled.status.code(), Some(0), "{polled:?}");
+    assert!(!other.status.success(), "another user read it: {other:?}");
     assert_done(&r.cp.job("holder"), "succeeded");
     assert_done(&r.cp.job("prober"), "succeeded");
     let log = r.log("prober");
-    eprintln!("{log}\n{polled:?}");
     let at = format!("at {}/work/sortie-holder-", state.display());
     assert!(
         log.contains(&at),
         "the holder's workspace is in the state dir: {log}"
     );
     assert!(!log.contains("held-secret"), "{log}");
-    for failed in ["cat=1", "ls=2", "mv=1"] {
-        assert!(log.contains(failed), "{failed}: {log}");
+    for expected in ["cat=1", "ls=2", "mv=1", "chmod=0"] {
+        assert!(log.contains(expected), "{expected}: {log}");
     }
 }
 

@@ -278,9 +278,9 @@ pub struct RunArgs {
     )]
     pub protect: Vec<PathBuf>,
 
-    /// Run steps as this user (name or uid) when sortie runs as root. Their
-    /// workspaces are in the state dir, which is then made passable by every
-    /// user but listable by none (0711), as is its work/.
+    /// Run steps as this user (name or uid) when sortie runs as root. With a
+    /// state dir, their workspaces are in its work/, which that user alone is
+    /// let through (an ACL entry on both); see sortie(1), SANDBOX.
     #[arg(long, env = "SORTIE_RUN_AS", value_name = "USER")]
     pub run_as: Option<String>,
 

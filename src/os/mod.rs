@@ -1,5 +1,6 @@
 //! The few calls into the OS that need `unsafe`, kept in one small module.
 
+pub mod acl;
 pub mod landlock;
 
 use std::os::fd::FromRawFd;

@@ -541,9 +541,8 @@ struct JobContext<'a> {
 fn run_as_work(settings: &Settings, state: &StateDir) -> Option<PathBuf> {
     let user = settings.policy.user.as_ref()?;
     let why = match state.work_dir_for(user) {
-        Ok(Some(dir)) => return Some(dir),
-        Ok(None) => format!("{} cannot pass through the way to it", user.name),
-        Err(e) => format!("{e:#}"),
+        Ok(dir) => return Some(dir),
+        Err(why) => why,
     };
     tracing::warn!(
         "the workspaces of --run-as jobs cannot be in the state dir {} ({why}): they are made in \

@@ -5,7 +5,7 @@
 //! [`outbox`]; a finished one is renamed into `cleared/` before it is removed),
 //! `given-up/` (deliveries the control plane refused for good),
 //! `work/` (the jobs' private workspaces; with `--run-as`, it and the state dir
-//! are passable by every user, 0711, and listable by none), `last-shot.json` and `history.jsonl`
+//! have an ACL entry that lets the steps' user pass), `last-shot.json` and `history.jsonl`
 //! (what the last shots did, for `sortie status`, see [`history`]). Everything is created private (0700
 //! directories, 0600 files), whatever the umask.
 
@@ -43,16 +43,16 @@ fn trusted_link(root: &Path) -> Option<PathBuf> {
     trusted.then(|| std::fs::canonicalize(root).ok()).flatten()
 }
 
-/// Let every user pass through `dir` (0711 for sortie's 0700), if it is
-/// sortie's own: a directory someone else owns is left as it is.
-fn passable(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let meta = std::fs::symlink_metadata(dir)?;
-    let mode = meta.mode() & 0o7777;
-    if meta.is_dir() && meta.uid() == crate::os::uid() && mode & 0o011 != 0o011 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o011))?;
-    }
-    Ok(())
+/// The first directory on the way to `dir` (itself included) that `user`
+/// may not pass, as its own credentials (ACLs and all) decide.
+fn first_closed(user: &crate::os::User, dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    let _as_user = crate::os::FsIdentity::assume(user)?;
+    let mut way: Vec<&Path> = dir.ancestors().collect();
+    way.reverse();
+    Ok(way
+        .into_iter()
+        .find(|step| std::fs::metadata(step.join(".")).is_err())
+        .map(Path::to_path_buf))
 }
 
 /// The ids of the jobs whose results wait in the state dir at `root` for a
@@ -184,30 +184,34 @@ impl StateDir {
         Ok(dir)
     }
 
-    /// `work/` for the workspaces of steps run as `user` (`--run-as`), when
-    /// that user can reach it: the state dir and `work/` are made passable
-    /// by every user but listable by none (0711), so the user reaches its own
-    /// workspace by its name, cannot list or enter another job's (Landlock
-    /// keeps it to its own), and cannot rename its workspace nor plant
-    /// anything beside it. The entries of the state dir stay private.
-    /// `None` when the user still cannot pass (a directory on the way it may
-    /// not enter): its workspaces then go to the system's temporary directory.
-    pub fn work_dir_for(&self, user: &crate::os::User) -> Result<Option<PathBuf>> {
-        let dir = self.work_dir()?;
-        for path in [&self.root, &dir] {
-            passable(path)
-                .with_context(|| format!("making {} passable for {}", path.display(), user.name))
-                .map_err(Failure::io)?;
+    /// `work/` for the workspaces of steps run as `user` (`--run-as`), once
+    /// that user may pass through the state dir and `work/` to its workspace:
+    /// each is given an ACL entry letting it pass (not list), so no other
+    /// user can reach a workspace whose modes a job's steps loosened. `Err`
+    /// says why the user still cannot reach it (a directory on the way that
+    /// is not sortie's, a filesystem without ACLs): its workspaces then go to
+    /// the system's temporary directory.
+    pub fn work_dir_for(&self, user: &crate::os::User) -> std::result::Result<PathBuf, String> {
+        let dir = self.work_dir().map_err(|e| format!("{e:#}"))?;
+        let mut opened: Vec<PathBuf> = Vec::new();
+        loop {
+            let closed = first_closed(user, &dir)
+                .map_err(|e| format!("taking the file identity of {}: {e}", user.name))?;
+            match closed {
+                None => return Ok(dir),
+                Some(closed)
+                    if (closed == self.root || closed == dir) && !opened.contains(&closed) =>
+                {
+                    crate::os::acl::let_pass(&closed, user.uid).map_err(|e| {
+                        format!("cannot let {} pass {}: {e}", user.name, closed.display())
+                    })?;
+                    opened.push(closed);
+                }
+                Some(closed) => {
+                    return Err(format!("{} cannot pass {}", user.name, closed.display()))
+                }
+            }
         }
-        // What the user's own credentials reach, ACLs and all: `work/.` is
-        // resolved only by one who may pass every directory on the way.
-        let reached = {
-            let _as_user = crate::os::FsIdentity::assume(user)
-                .context("taking the steps' user's file identity")
-                .map_err(Failure::io)?;
-            std::fs::metadata(dir.join(".")).is_ok()
-        };
-        Ok(reached.then_some(dir))
     }
 
     /// True the first time this is asked about `note` in this state dir (a marker
