@@ -196,9 +196,10 @@ async fn large_bodies(State(api): State<Shared>, req: Request, next: Next) -> Re
     if bodiless || size.is_some_and(|n| n <= LARGE) {
         return next.run(req).await;
     }
+    let version = req.version();
     match api.large.acquire().await {
         Ok(_permit) => next.run(req).await,
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Err(_) => unread(version, StatusCode::SERVICE_UNAVAILABLE.into_response()),
     }
 }
 
@@ -320,6 +321,7 @@ struct Registered(crate::store::Caller);
 /// A runner's request passes with a registered runner's token (its identity and
 /// tags then come from the registration) or with the shared runner token.
 async fn runner_auth(State(api): State<Shared>, mut req: Request, next: Next) -> Response {
+    let version = req.version();
     if let Some(token) = bearer(req.headers()).map(str::to_string) {
         match store(&api, move |s| s.authenticate(&token)).await {
             Ok(Some(caller)) => {
@@ -333,16 +335,30 @@ async fn runner_auth(State(api): State<Shared>, mut req: Request, next: Next) ->
                 let shared = api.runner_token.is_some()
                     && refused(req.headers(), api.runner_token.as_deref()).is_none();
                 if bearer(req.headers()).is_some_and(|t| t.starts_with("srt_")) && !shared {
-                    return not_accepted();
+                    return unread(version, not_accepted());
                 }
             }
-            Err(refusal) => return refusal.into_response(),
+            Err(refusal) => return unread(version, refusal.into_response()),
         }
     }
     match refused(req.headers(), api.runner_token.as_deref()) {
         None => next.run(req).await,
-        Some(refusal) => refusal,
+        Some(refusal) => unread(version, refusal),
     }
+}
+
+/// An answer sent before the request's body was read. Over HTTP/1.1 the
+/// connection cannot take another request then (the server closes it once the
+/// answer is out, the body perhaps still coming), so the answer says so: a
+/// client that kept the connection for its next request would have that
+/// request cut off ("peer disconnected").
+fn unread(version: axum::http::Version, mut answer: Response) -> Response {
+    if version < axum::http::Version::HTTP_2 {
+        answer
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    answer
 }
 
 /// The bearer token of a request, if it has one (the scheme is case-insensitive,
@@ -366,7 +382,7 @@ struct Acting(String);
 async fn admin_auth(State(api): State<Shared>, mut req: Request, next: Next) -> Response {
     let name = match admin_name(&api, req.headers()).await {
         Ok(name) => name,
-        Err(refusal) => return refusal,
+        Err(refusal) => return unread(req.version(), refusal),
     };
     req.extensions_mut().insert(Acting(format!("admin:{name}")));
     next.run(req).await

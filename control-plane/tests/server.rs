@@ -179,6 +179,54 @@ fn call(
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
+/// A refusal sent before the request's body is read ends an HTTP/1.1
+/// connection, and says so: the client sends its next request on a new one
+/// instead of into a closing one (which it would see as "peer disconnected").
+#[test]
+fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
+    let agent = cp.agent();
+    for (path, token) in [
+        ("v1/claim", "wrong"),
+        ("v1/claim", "srt_unknown"),
+        ("admin/jobs", "wrong"),
+    ] {
+        let request = ureq::http::Request::builder()
+            .method("POST")
+            .uri(format!("{}{path}", cp.url))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(claim_body("r", "c1", 0).to_string())
+            .unwrap();
+        let answer = agent.run(request).unwrap();
+        assert_eq!(answer.status(), 401, "{path} {token}");
+        let connection = answer
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap());
+        assert_eq!(connection, Some("close"), "{path} {token}");
+        let (status, _) = claim(&agent, &cp, "c2");
+        assert_eq!(status, 204, "the next request, on a new connection");
+    }
+    // An accepted request keeps its connection.
+    let request = ureq::http::Request::builder()
+        .method("GET")
+        .uri(format!("{}admin/jobs", cp.url))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(())
+        .unwrap();
+    let answer = agent.run(request).unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers().get("connection"), None);
+}
+
+/// Runner `r`'s claim `claim_id`, with the shared runner token, not waiting.
+fn claim(agent: &ureq::Agent, cp: &Cp, claim_id: &str) -> (u16, Value) {
+    let body = claim_body("r", claim_id, 0);
+    call(agent, &cp.url, "POST", "v1/claim", RUNNER, Some(body)).unwrap()
+}
+
 fn claim_body(runner: &str, claim_id: &str, wait: u64) -> Value {
     json!({ "claim_id": claim_id, "runner": { "id": runner }, "max_jobs": 1, "wait_seconds": wait })
 }
@@ -855,15 +903,7 @@ fn a_long_log_is_read_page_by_page() {
     let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
     let agent = cp.agent();
     enqueue(&cp, &agent, "long");
-    let (status, claimed) = call(
-        &agent,
-        &cp.url,
-        "POST",
-        "v1/claim",
-        RUNNER,
-        Some(claim_body("r", "c1", 0)),
-    )
-    .unwrap();
+    let (status, claimed) = claim(&agent, &cp, "c1");
     assert_eq!(status, 200, "{claimed}");
     let lease = claimed["jobs"][0]["lease"]["token"]
         .as_str()
