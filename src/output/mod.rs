@@ -91,6 +91,17 @@ pub enum Event<'a> {
 pub trait Sink {
     /// Take one event: `line` is its NDJSON encoding, newline included.
     fn write_event(&mut self, line: &[u8], event: &Event<'_>) -> io::Result<()>;
+    /// The buffer of a sink that only appends the encoded events to one:
+    /// [`EventLog`] then encodes each event at its end and calls
+    /// [`Sink::appended`] instead of [`Sink::write_event`], so what a job logs
+    /// is not copied once more on its way.
+    fn buffer(&mut self) -> Option<&mut Vec<u8>> {
+        None
+    }
+    /// An event was encoded at the end of [`Sink::buffer`].
+    fn appended(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// Called regularly while steps run, so time-based flushing needs no thread.
     fn tick(&mut self) -> io::Result<()> {
         Ok(())
@@ -166,10 +177,9 @@ impl<'s> EventLog<'s> {
         if self.failure.is_some() {
             return;
         }
-        let masker = self.masker.clone();
         let (name, text) = match &event {
-            Event::StepStart { name, .. } => (name.map(|n| masker.mask_str(n)), None),
-            Event::System { text, .. } => (None, Some(masker.mask_str(text))),
+            Event::StepStart { name, .. } => (name.map(|n| self.masker.mask_str(n)), None),
+            Event::System { text, .. } => (None, Some(self.masker.mask_str(text))),
             _ => (None, None),
         };
         if !matches!(event, Event::Output { .. }) {
@@ -193,9 +203,17 @@ impl<'s> EventLog<'s> {
             },
             other => other,
         };
-        self.line.clear();
-        encode::event(&mut self.line, self.seq, &self.ts, &event);
-        let written = self.sink.write_event(&self.line, &event);
+        let written = match self.sink.buffer() {
+            Some(buffer) => {
+                encode::event(buffer, self.seq, &self.ts, &event);
+                self.sink.appended()
+            }
+            None => {
+                self.line.clear();
+                encode::event(&mut self.line, self.seq, &self.ts, &event);
+                self.sink.write_event(&self.line, &event)
+            }
+        };
         self.latch(written);
         self.seq += 1;
     }
@@ -257,6 +275,22 @@ mod tests {
         }
     }
 
+    /// A sink that has events encoded straight into its buffer.
+    #[derive(Default)]
+    struct Buffered(Vec<u8>, usize);
+    impl Sink for Buffered {
+        fn write_event(&mut self, _: &[u8], _: &Event<'_>) -> io::Result<()> {
+            unreachable!("events go into the buffer")
+        }
+        fn buffer(&mut self) -> Option<&mut Vec<u8>> {
+            Some(&mut self.0)
+        }
+        fn appended(&mut self) -> io::Result<()> {
+            self.1 += 1;
+            Ok(())
+        }
+    }
+
     /// A sink that takes `room` events, then fails like a full disk.
     struct Full(usize);
     impl Sink for Full {
@@ -291,18 +325,36 @@ mod tests {
 
     #[test]
     fn events_are_numbered_ndjson_with_text_or_b64() {
-        let mut sink = Collect::default();
-        let mut log = EventLog::new(&mut sink);
         let out = |bytes| Event::Output {
             step: 0,
             node: "local",
             stream: Stream::Stdout,
             bytes,
         };
-        log.emit(out(b"hello \"x\"\n"));
-        log.emit(out(b"\xff\n"));
-        log.system(Level::Warn, "late");
-        assert!(log.failed().is_none());
+        let events = |log: &mut EventLog| {
+            log.emit(out(b"hello \"x\"\n"));
+            log.emit(out(b"\xff\n"));
+            log.system(Level::Warn, "late");
+            assert!(log.failed().is_none());
+        };
+        let mut sink = Collect::default();
+        events(&mut EventLog::new(&mut sink));
+        // Encoded into a sink's own buffer, the same events, the same bytes
+        // (but the time stamps).
+        let mut buffered = Buffered::default();
+        events(&mut EventLog::new(&mut buffered));
+        assert_eq!(buffered.1, 3);
+        let unstamped = |bytes: &[u8]| {
+            let text = String::from_utf8(bytes.to_vec()).unwrap();
+            text.lines()
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["ts"] = serde_json::Value::Null;
+                    v
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(unstamped(&buffered.0), unstamped(&sink.0));
         let lines: Vec<serde_json::Value> = sink
             .0
             .split(|b| *b == b'\n')

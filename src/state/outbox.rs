@@ -479,6 +479,14 @@ impl Drop for JobLog {
 impl Sink for JobLog {
     fn write_event(&mut self, line: &[u8], _event: &Event<'_>) -> io::Result<()> {
         self.pending.extend_from_slice(line);
+        self.appended()
+    }
+
+    fn buffer(&mut self) -> Option<&mut Vec<u8>> {
+        Some(&mut self.pending)
+    }
+
+    fn appended(&mut self) -> io::Result<()> {
         if self.pending.len() >= WRITE_BYTES {
             self.write_pending()?;
         }
