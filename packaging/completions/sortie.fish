@@ -56,7 +56,7 @@ complete -c sortie -n "__fish_sortie_using_subcommand poll" -l sandbox -d 'Confi
 required\t''
 off\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l protect -d 'A further path steps may not touch (repeatable; the variable takes a comma-separated list)' -r -F
-complete -c sortie -n "__fish_sortie_using_subcommand poll" -l run-as -d 'Run steps as this user (name or uid) when sortie runs as root. With a state dir, their workspaces are in its work/, which that user alone is let through (an ACL entry on both); see sortie(1), SANDBOX' -r
+complete -c sortie -n "__fish_sortie_using_subcommand poll" -l run-as -d 'Run steps as this user (name or uid) when sortie runs as root. With a state dir, their workspaces are in its work/, which that user alone is let through (an ACL on both); see sortie(1), SANDBOX' -r
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l globals -d 'A file of NAME=VALUE lines: the values of ${globals.NAME} in jobs (Rundeck\'s project globals; `globals.NAME=` and `project.globals.NAME=` lines too)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l plugin-dir -d 'Where plugin steps\' executables and manifests are looked for, in order (repeatable; the variable takes a comma-separated list) [default: `plugins` beside the state dir, then /usr/lib/sortie/plugins]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand poll" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r
@@ -108,7 +108,7 @@ complete -c sortie -n "__fish_sortie_using_subcommand exec" -l sandbox -d 'Confi
 required\t''
 off\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l protect -d 'A further path steps may not touch (repeatable; the variable takes a comma-separated list)' -r -F
-complete -c sortie -n "__fish_sortie_using_subcommand exec" -l run-as -d 'Run steps as this user (name or uid) when sortie runs as root. With a state dir, their workspaces are in its work/, which that user alone is let through (an ACL entry on both); see sortie(1), SANDBOX' -r
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l run-as -d 'Run steps as this user (name or uid) when sortie runs as root. With a state dir, their workspaces are in its work/, which that user alone is let through (an ACL on both); see sortie(1), SANDBOX' -r
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l globals -d 'A file of NAME=VALUE lines: the values of ${globals.NAME} in jobs (Rundeck\'s project globals; `globals.NAME=` and `project.globals.NAME=` lines too)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l plugin-dir -d 'Where plugin steps\' executables and manifests are looked for, in order (repeatable; the variable takes a comma-separated list) [default: `plugins` beside the state dir, then /usr/lib/sortie/plugins]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r
@@ -188,7 +188,7 @@ complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l sandbox -d 'Con
 required\t''
 off\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l protect -d 'A further path steps may not touch (repeatable; the variable takes a comma-separated list)' -r -F
-complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l run-as -d 'Run steps as this user (name or uid) when sortie runs as root. With a state dir, their workspaces are in its work/, which that user alone is let through (an ACL entry on both); see sortie(1), SANDBOX' -r
+complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l run-as -d 'Run steps as this user (name or uid) when sortie runs as root. With a state dir, their workspaces are in its work/, which that user alone is let through (an ACL on both); see sortie(1), SANDBOX' -r
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l globals -d 'A file of NAME=VALUE lines: the values of ${globals.NAME} in jobs (Rundeck\'s project globals; `globals.NAME=` and `project.globals.NAME=` lines too)' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l plugin-dir -d 'Where plugin steps\' executables and manifests are looked for, in order (repeatable; the variable takes a comma-separated list) [default: `plugins` beside the state dir, then /usr/lib/sortie/plugins]' -r -F
 complete -c sortie -n "__fish_sortie_using_subcommand lambda" -l secrets-env-prefix -d 'Prefix of the variables `env:NAME` may read (`env:DB` reads PREFIXDB)' -r

@@ -280,7 +280,7 @@ pub struct RunArgs {
 
     /// Run steps as this user (name or uid) when sortie runs as root. With a
     /// state dir, their workspaces are in its work/, which that user alone is
-    /// let through (an ACL entry on both); see sortie(1), SANDBOX.
+    /// let through (an ACL on both); see sortie(1), SANDBOX.
     #[arg(long, env = "SORTIE_RUN_AS", value_name = "USER")]
     pub run_as: Option<String>,
 

@@ -539,7 +539,10 @@ struct JobContext<'a> {
 /// [`JobContext::run_as_work`], worked out once a shot; a state dir that the
 /// steps' user cannot reach is said each time.
 fn run_as_work(settings: &Settings, state: &StateDir) -> Option<PathBuf> {
-    let user = settings.policy.user.as_ref()?;
+    let Some(user) = settings.policy.user.as_ref() else {
+        state.close_passage();
+        return None;
+    };
     let why = match state.work_dir_for(user) {
         Ok(dir) => return Some(dir),
         Err(why) => why,

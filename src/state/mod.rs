@@ -5,7 +5,7 @@
 //! [`outbox`]; a finished one is renamed into `cleared/` before it is removed),
 //! `given-up/` (deliveries the control plane refused for good),
 //! `work/` (the jobs' private workspaces; with `--run-as`, it and the state dir
-//! have an ACL entry that lets the steps' user pass), `last-shot.json` and `history.jsonl`
+//! have an ACL that lets the steps' user pass, and no one else), `last-shot.json` and `history.jsonl`
 //! (what the last shots did, for `sortie status`, see [`history`]). Everything is created private (0700
 //! directories, 0600 files), whatever the umask.
 
@@ -184,32 +184,47 @@ impl StateDir {
         Ok(dir)
     }
 
-    /// `work/` for the workspaces of steps run as `user` (`--run-as`), once
-    /// that user may pass through the state dir and `work/` to its workspace:
-    /// each is given an ACL entry letting it pass (not list), so no other
-    /// user can reach a workspace whose modes a job's steps loosened. `Err`
-    /// says why the user still cannot reach it (a directory on the way that
-    /// is not sortie's, a filesystem without ACLs): its workspaces then go to
-    /// the system's temporary directory.
+    /// `work/` for the workspaces of steps run as `user` (`--run-as`), with
+    /// the state dir and `work/` made passable by that user alone (their ACL
+    /// is set whole, see [`crate::os::acl`]): no other user can reach a
+    /// workspace whose modes a job's steps loosened, nor change the state
+    /// dir. `Err` says why the workspaces cannot be there (a directory on the
+    /// way that is the user's or that it may not pass, a state dir that is not
+    /// sortie's, a filesystem without ACLs): they then go to the system's
+    /// temporary directory.
     pub fn work_dir_for(&self, user: &crate::os::User) -> std::result::Result<PathBuf, String> {
-        let dir = self.work_dir().map_err(|e| format!("{e:#}"))?;
-        let mut opened: Vec<PathBuf> = Vec::new();
-        loop {
-            let closed = first_closed(user, &dir)
-                .map_err(|e| format!("taking the file identity of {}: {e}", user.name))?;
-            match closed {
-                None => return Ok(dir),
-                Some(closed)
-                    if (closed == self.root || closed == dir) && !opened.contains(&closed) =>
-                {
-                    crate::os::acl::let_pass(&closed, user.uid).map_err(|e| {
-                        format!("cannot let {} pass {}: {e}", user.name, closed.display())
-                    })?;
-                    opened.push(closed);
-                }
-                Some(closed) => {
-                    return Err(format!("{} cannot pass {}", user.name, closed.display()))
-                }
+        use std::os::unix::fs::MetadataExt;
+        let root = std::fs::canonicalize(&self.root)
+            .map_err(|e| format!("{}: {e}", self.root.display()))?;
+        // The user could swap a directory of its own on the way for a link.
+        let owned = root
+            .ancestors()
+            .find(|step| std::fs::metadata(step).is_ok_and(|m| m.uid() == user.uid));
+        if let Some(owned) = owned {
+            return Err(format!("{} belongs to {}", owned.display(), user.name));
+        }
+        let give = |dir: &Path| {
+            crate::os::acl::passage(dir, Some(user.uid))
+                .map_err(|e| format!("cannot let {} pass {}: {e}", user.name, dir.display()))
+        };
+        give(&root)?;
+        let work = root.join("work");
+        files::ensure_dir(&work, PRIVATE_DIR)
+            .map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+        give(&work)?;
+        match first_closed(user, &work) {
+            Ok(None) => Ok(work),
+            Ok(Some(closed)) => Err(format!("{} cannot pass {}", user.name, closed.display())),
+            Err(e) => Err(format!("taking the file identity of {}: {e}", user.name)),
+        }
+    }
+
+    /// Take back the passage [`StateDir::work_dir_for`] gave a `--run-as`
+    /// user, for a shot whose steps run as sortie's own user.
+    pub fn close_passage(&self) {
+        for dir in [self.root.clone(), self.root.join("work")] {
+            if let Err(e) = crate::os::acl::passage(&dir, None) {
+                tracing::debug!("{}: {e}", dir.display());
             }
         }
     }
