@@ -179,6 +179,7 @@ pub fn router(api: Shared) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(api.clone(), large_bodies))
         .layer(middleware::from_fn(problem_bodies))
+        .layer(middleware::from_fn(unread_bodies))
         .layer(middleware::from_fn_with_state(api.clone(), access_log))
         .with_state(api)
 }
@@ -196,10 +197,9 @@ async fn large_bodies(State(api): State<Shared>, req: Request, next: Next) -> Re
     if bodiless || size.is_some_and(|n| n <= LARGE) {
         return next.run(req).await;
     }
-    let version = req.version();
     match api.large.acquire().await {
         Ok(_permit) => next.run(req).await,
-        Err(_) => unread(version, StatusCode::SERVICE_UNAVAILABLE.into_response()),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
 
@@ -321,7 +321,6 @@ struct Registered(crate::store::Caller);
 /// A runner's request passes with a registered runner's token (its identity and
 /// tags then come from the registration) or with the shared runner token.
 async fn runner_auth(State(api): State<Shared>, mut req: Request, next: Next) -> Response {
-    let version = req.version();
     if let Some(token) = bearer(req.headers()).map(str::to_string) {
         match store(&api, move |s| s.authenticate(&token)).await {
             Ok(Some(caller)) => {
@@ -335,25 +334,34 @@ async fn runner_auth(State(api): State<Shared>, mut req: Request, next: Next) ->
                 let shared = api.runner_token.is_some()
                     && refused(req.headers(), api.runner_token.as_deref()).is_none();
                 if bearer(req.headers()).is_some_and(|t| t.starts_with("srt_")) && !shared {
-                    return unread(version, not_accepted());
+                    return not_accepted();
                 }
             }
-            Err(refusal) => return unread(version, refusal.into_response()),
+            Err(refusal) => return refusal.into_response(),
         }
     }
     match refused(req.headers(), api.runner_token.as_deref()) {
         None => next.run(req).await,
-        Some(refusal) => unread(version, refusal),
+        Some(refusal) => refusal,
     }
 }
 
-/// An answer sent before the request's body was read. Over HTTP/1.1 the
-/// connection cannot take another request then (the server closes it once the
-/// answer is out, the body perhaps still coming), so the answer says so: a
-/// client that kept the connection for its next request would have that
-/// request cut off ("peer disconnected").
-fn unread(version: axum::http::Version, mut answer: Response) -> Response {
-    if version < axum::http::Version::HTTP_2 {
+/// An error answer to an HTTP/1.x request with a body may have been sent
+/// before the body was read (a refused token, an unknown route, a body over
+/// the limit). The server then closes the connection once the answer is out,
+/// the body perhaps still coming, so the answer says so: a client that kept
+/// the connection for its next request would have that request cut off
+/// ("peer disconnected"). Errors are rare on the runners' path; a new
+/// connection after one costs little.
+async fn unread_bodies(req: Request, next: Next) -> Response {
+    let with_body = req.version() < axum::http::Version::HTTP_2
+        && (req.headers().contains_key(header::TRANSFER_ENCODING)
+            || req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|n| n.as_bytes() != b"0"));
+    let mut answer = next.run(req).await;
+    if with_body && (answer.status().is_client_error() || answer.status().is_server_error()) {
         answer
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -382,7 +390,7 @@ struct Acting(String);
 async fn admin_auth(State(api): State<Shared>, mut req: Request, next: Next) -> Response {
     let name = match admin_name(&api, req.headers()).await {
         Ok(name) => name,
-        Err(refusal) => return unread(req.version(), refusal),
+        Err(refusal) => return refusal,
     };
     req.extensions_mut().insert(Acting(format!("admin:{name}")));
     next.run(req).await

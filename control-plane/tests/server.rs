@@ -179,18 +179,20 @@ fn call(
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
-/// A refusal sent before the request's body is read ends an HTTP/1.1
-/// connection, and says so: the client sends its next request on a new one
-/// instead of into a closing one (which it would see as "peer disconnected").
+/// An error answer to a request with a body, perhaps sent before the body
+/// was read, ends an HTTP/1.1 connection, and says so: the client sends its
+/// next request on a new one instead of into a closing one (which it would
+/// see as "peer disconnected").
 #[test]
-fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
+fn an_error_answer_to_a_request_with_a_body_says_the_connection_closes() {
     let dir = tempfile::tempdir().unwrap();
     let cp = Cp::start(dir.path(), "127.0.0.1:0", &[]);
     let agent = cp.agent();
-    for (path, token) in [
-        ("v1/claim", "wrong"),
-        ("v1/claim", "srt_unknown"),
-        ("admin/jobs", "wrong"),
+    for (path, token, status) in [
+        ("v1/claim", "wrong", 401),
+        ("v1/claim", "srt_unknown", 401),
+        ("admin/jobs", "wrong", 401),
+        ("v1/nowhere", RUNNER, 404),
     ] {
         let request = ureq::http::Request::builder()
             .method("POST")
@@ -200,7 +202,7 @@ fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
             .body(claim_body("r", "c1", 0).to_string())
             .unwrap();
         let answer = agent.run(request).unwrap();
-        assert_eq!(answer.status(), 401, "{path} {token}");
+        assert_eq!(answer.status(), status, "{path} {token}");
         let connection = answer
             .headers()
             .get("connection")
@@ -209,16 +211,19 @@ fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
         let (status, _) = claim(&agent, &cp, "c2");
         assert_eq!(status, 204, "the next request, on a new connection");
     }
-    // An accepted request keeps its connection.
-    let request = ureq::http::Request::builder()
-        .method("GET")
-        .uri(format!("{}admin/jobs", cp.url))
-        .header("authorization", format!("Bearer {ADMIN}"))
-        .body(())
-        .unwrap();
-    let answer = agent.run(request).unwrap();
-    assert_eq!(answer.status(), 200);
-    assert_eq!(answer.headers().get("connection"), None);
+    // An accepted request keeps its connection, and so does a refused one
+    // without a body.
+    for (token, status) in [(ADMIN, 200), ("wrong", 401)] {
+        let request = ureq::http::Request::builder()
+            .method("GET")
+            .uri(format!("{}admin/jobs", cp.url))
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        let answer = agent.run(request).unwrap();
+        assert_eq!(answer.status(), status);
+        assert_eq!(answer.headers().get("connection"), None, "{status}");
+    }
 }
 
 /// Runner `r`'s claim `claim_id`, with the shared runner token, not waiting.
