@@ -377,6 +377,27 @@ pub struct FsIdentity {
 }
 
 impl FsIdentity {
+    /// Whether this identity may change the entries of the directory at
+    /// `path` (create, rename, remove in it), as the kernel decides: modes,
+    /// ACLs and groups. A symlink in its place is not followed.
+    pub fn may_change(&self, path: &std::path::Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+            return true;
+        };
+        // SAFETY: faccessat with a valid C string; AT_EACCESS checks with the
+        // thread's own file identity (this one) rather than the real ids.
+        let rc = unsafe {
+            libc::faccessat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                libc::W_OK | libc::X_OK,
+                libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        rc == 0
+    }
+
     pub fn assume(user: &User) -> std::io::Result<FsIdentity> {
         let groups = thread_groups()?;
         set_thread_groups(&user.groups)?;

@@ -43,16 +43,36 @@ fn trusted_link(root: &Path) -> Option<PathBuf> {
     trusted.then(|| std::fs::canonicalize(root).ok()).flatten()
 }
 
-/// The first directory on the way to `dir` (itself included) that `user`
-/// may not pass, as its own credentials (ACLs and all) decide.
-fn first_closed(user: &crate::os::User, dir: &Path) -> std::io::Result<Option<PathBuf>> {
-    let _as_user = crate::os::FsIdentity::assume(user)?;
-    let mut way: Vec<&Path> = dir.ancestors().collect();
-    way.reverse();
-    Ok(way
-        .into_iter()
-        .find(|step| std::fs::metadata(step.join(".")).is_err())
-        .map(Path::to_path_buf))
+/// Why the way to `dir` is not safe for the workspaces of `user`, if it is
+/// not: a directory on it that the user may not pass, or whose entries it
+/// could swap for links of its own (its own directory, or one it may write
+/// that is not sticky), as its own credentials decide. The way is checked as
+/// written and as it resolves, each step without following a link in its
+/// place.
+fn unsafe_way(user: &crate::os::User, dir: &Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let written = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let resolved = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let as_user = crate::os::FsIdentity::assume(user)
+        .map_err(|e| format!("taking the file identity of {}: {e}", user.name))?;
+    for way in [&written, &resolved] {
+        let mut steps: Vec<&Path> = way.ancestors().collect();
+        steps.reverse();
+        for step in steps {
+            let Ok(meta) = std::fs::symlink_metadata(step) else {
+                return Err(format!("{} cannot pass {}", user.name, step.display()));
+            };
+            let sticky = meta.mode() & 0o1000 != 0;
+            if meta.uid() == user.uid || (!meta.is_symlink() && !sticky && as_user.may_change(step))
+            {
+                return Err(format!("{} may change {}", user.name, step.display()));
+            }
+            if !meta.is_symlink() && std::fs::metadata(step.join(".")).is_err() {
+                return Err(format!("{} cannot pass {}", user.name, step.display()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The ids of the jobs whose results wait in the state dir at `root` for a
@@ -193,16 +213,12 @@ impl StateDir {
     /// sortie's, a filesystem without ACLs): they then go to the system's
     /// temporary directory.
     pub fn work_dir_for(&self, user: &crate::os::User) -> std::result::Result<PathBuf, String> {
-        use std::os::unix::fs::MetadataExt;
+        // Nothing is changed unless the way up to the state dir is sound.
+        let written =
+            std::path::absolute(&self.root).map_err(|e| format!("{}: {e}", self.root.display()))?;
+        unsafe_way(user, written.parent().unwrap_or(Path::new("/")))?;
         let root = std::fs::canonicalize(&self.root)
             .map_err(|e| format!("{}: {e}", self.root.display()))?;
-        // The user could swap a directory of its own on the way for a link.
-        let owned = root
-            .ancestors()
-            .find(|step| std::fs::metadata(step).is_ok_and(|m| m.uid() == user.uid));
-        if let Some(owned) = owned {
-            return Err(format!("{} belongs to {}", owned.display(), user.name));
-        }
         let give = |dir: &Path| {
             crate::os::acl::passage(dir, Some(user.uid))
                 .map_err(|e| format!("cannot let {} pass {}: {e}", user.name, dir.display()))
@@ -212,11 +228,8 @@ impl StateDir {
         files::ensure_dir(&work, PRIVATE_DIR)
             .map_err(|e| format!("cannot create {}: {e}", work.display()))?;
         give(&work)?;
-        match first_closed(user, &work) {
-            Ok(None) => Ok(work),
-            Ok(Some(closed)) => Err(format!("{} cannot pass {}", user.name, closed.display())),
-            Err(e) => Err(format!("taking the file identity of {}: {e}", user.name)),
-        }
+        unsafe_way(user, &work)?;
+        Ok(work)
     }
 
     /// Take back the passage [`StateDir::work_dir_for`] gave a `--run-as`
@@ -247,6 +260,83 @@ impl StateDir {
             ))
             .into()),
             _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{chown, lchown, PermissionsExt};
+
+    fn user() -> crate::os::User {
+        crate::os::User {
+            name: "steps".into(),
+            uid: 54321,
+            gid: 54321,
+            groups: vec![54340],
+            home: "/".into(),
+        }
+    }
+
+    fn mode(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn has_acl(path: &Path) -> bool {
+        crate::os::has_acl(path)
+    }
+
+    /// With a sound way, the state dir and work/ let the steps' user pass.
+    #[test]
+    fn the_workspaces_are_in_the_state_dir_on_a_sound_way() {
+        if crate::os::uid() != 0 {
+            return; // only root may take another user's identity
+        }
+        let top = tempfile::tempdir().unwrap();
+        mode(top.path(), 0o755);
+        let state = StateDir::open(&top.path().join("state"), Duration::ZERO).unwrap();
+        let work = state.work_dir_for(&user()).unwrap();
+        assert_eq!(work, top.path().canonicalize().unwrap().join("state/work"));
+        assert!(has_acl(&work) && has_acl(state.root()));
+        state.close_passage();
+        assert!(!has_acl(&work) && !has_acl(state.root()));
+    }
+
+    /// A directory on the way that the user owns, or may write, or a link
+    /// of its own there: it could swap the state dir for another, so the
+    /// workspaces go elsewhere, and nothing is opened to it.
+    #[test]
+    fn a_way_the_user_could_change_is_not_used() {
+        if crate::os::uid() != 0 {
+            return;
+        }
+        let top = tempfile::tempdir().unwrap();
+        mode(top.path(), 0o755);
+        let victim = top.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        mode(&victim, 0o700);
+        let owned = top.path().join("owned");
+        std::fs::create_dir(&owned).unwrap();
+        chown(&owned, Some(54321), None).unwrap();
+        let shared = top.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        chown(&shared, None, Some(54340)).unwrap();
+        mode(&shared, 0o775);
+        let linked = top.path().join("linked");
+        std::fs::create_dir(&linked).unwrap();
+        mode(&linked, 0o755);
+        std::os::unix::fs::symlink(&victim, linked.join("a")).unwrap();
+        lchown(linked.join("a"), Some(54321), None).unwrap();
+        for (root, named) in [
+            (owned.join("state"), &owned),
+            (shared.join("state"), &shared),
+            (linked.join("a/state"), &linked.join("a")),
+        ] {
+            let state = StateDir::open(&root, Duration::ZERO).unwrap();
+            let why = state.work_dir_for(&user()).unwrap_err();
+            assert!(why.contains(&named.display().to_string()), "{why}");
+            assert!(!has_acl(state.root()), "{why}");
         }
     }
 }
