@@ -43,36 +43,58 @@ fn trusted_link(root: &Path) -> Option<PathBuf> {
     trusted.then(|| std::fs::canonicalize(root).ok()).flatten()
 }
 
-/// Why the way to `dir` is not safe for the workspaces of `user`, if it is
-/// not: a directory on it that the user may not pass, or whose entries it
-/// could swap for links of its own (its own directory, or one it may write
-/// that is not sticky), as its own credentials decide. The way is checked as
-/// written and as it resolves, each step without following a link in its
-/// place.
-fn unsafe_way(user: &crate::os::User, dir: &Path) -> std::result::Result<(), String> {
+/// `dir` resolved as the kernel would walk it, step by step and link by
+/// link, each step checked under the steps' user's own credentials (`as_user`):
+/// `Err` names a step it cannot pass (but `dir` itself, with `last` false),
+/// or one it could use to send the walk elsewhere — a directory or link of
+/// its own, or a directory it may change that is not sticky (a link in it
+/// could be swapped). Every link read on the way is walked the same, so a
+/// link reached inside another link's target is checked too.
+fn checked_way(
+    user: &crate::os::User,
+    as_user: &crate::os::FsIdentity,
+    dir: &Path,
+    last: bool,
+    links: &mut u32,
+) -> std::result::Result<PathBuf, String> {
     use std::os::unix::fs::MetadataExt;
-    let written = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let resolved = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let as_user = crate::os::FsIdentity::assume(user)
-        .map_err(|e| format!("taking the file identity of {}: {e}", user.name))?;
-    for way in [&written, &resolved] {
-        let mut steps: Vec<&Path> = way.ancestors().collect();
-        steps.reverse();
-        for step in steps {
-            let Ok(meta) = std::fs::symlink_metadata(step) else {
-                return Err(format!("{} cannot pass {}", user.name, step.display()));
-            };
-            let sticky = meta.mode() & 0o1000 != 0;
-            if meta.uid() == user.uid || (!meta.is_symlink() && !sticky && as_user.may_change(step))
-            {
-                return Err(format!("{} may change {}", user.name, step.display()));
+    use std::path::Component;
+    let mut at = PathBuf::from("/");
+    let mut components = dir.components().peekable();
+    while let Some(component) = components.next() {
+        let name = match component {
+            Component::Normal(name) => name,
+            Component::ParentDir => {
+                at.pop();
+                continue;
             }
-            if !meta.is_symlink() && std::fs::metadata(step.join(".")).is_err() {
-                return Err(format!("{} cannot pass {}", user.name, step.display()));
-            }
+            _ => continue,
+        };
+        let pass = last || components.peek().is_some();
+        let next = at.join(name);
+        let meta = std::fs::symlink_metadata(&next)
+            .map_err(|_| format!("{} cannot pass {}", user.name, next.display()))?;
+        if meta.uid() == user.uid {
+            return Err(format!("{} may change {}", user.name, next.display()));
         }
+        if meta.is_symlink() {
+            *links += 1;
+            let target = std::fs::read_link(&next)
+                .ok()
+                .filter(|_| *links <= 40)
+                .ok_or_else(|| format!("{}: too many links", next.display()))?;
+            at = checked_way(user, as_user, &at.join(target), pass, links)?;
+            continue;
+        }
+        if meta.mode() & 0o1000 == 0 && as_user.may_change(&next) {
+            return Err(format!("{} may change {}", user.name, next.display()));
+        }
+        if pass && std::fs::metadata(next.join(".")).is_err() {
+            return Err(format!("{} cannot pass {}", user.name, next.display()));
+        }
+        at = next;
     }
-    Ok(())
+    Ok(at)
 }
 
 /// The ids of the jobs whose results wait in the state dir at `root` for a
@@ -93,6 +115,8 @@ pub fn waiting(root: &Path) -> Vec<String> {
 
 pub struct StateDir {
     root: PathBuf,
+    /// The state dir's path as given (before a trusted link was resolved).
+    given: PathBuf,
     /// Held until the shot ends; the OS releases it if sortie dies.
     _lock: File,
 }
@@ -101,6 +125,7 @@ impl StateDir {
     /// Open the state dir and take its lock, waiting up to `wait` for another shot
     /// to release it (then failing with the "busy" exit code).
     pub fn open(root: &Path, wait: Duration) -> Result<StateDir> {
+        let given = root;
         let resolved = trusted_link(root);
         let root = resolved.as_deref().unwrap_or(root);
         files::ensure_dir(root, PRIVATE_DIR)
@@ -143,6 +168,7 @@ impl StateDir {
         }
         Ok(StateDir {
             root: root.to_path_buf(),
+            given: given.to_path_buf(),
             _lock: lock,
         })
     }
@@ -213,23 +239,39 @@ impl StateDir {
     /// sortie's, a filesystem without ACLs): they then go to the system's
     /// temporary directory.
     pub fn work_dir_for(&self, user: &crate::os::User) -> std::result::Result<PathBuf, String> {
-        // Nothing is changed unless the way up to the state dir is sound.
-        let written =
-            std::path::absolute(&self.root).map_err(|e| format!("{}: {e}", self.root.display()))?;
-        unsafe_way(user, written.parent().unwrap_or(Path::new("/")))?;
-        let root = std::fs::canonicalize(&self.root)
-            .map_err(|e| format!("{}: {e}", self.root.display()))?;
+        let identity = || {
+            crate::os::FsIdentity::assume(user)
+                .map_err(|e| format!("taking the file identity of {}: {e}", user.name))
+        };
+        // Nothing is changed unless the way to the state dir, as the operator
+        // gave it, is sound and still leads where this shot took its lock.
+        let (root, work) = {
+            let as_user = identity()?;
+            let given = std::path::absolute(&self.given)
+                .map_err(|e| format!("{}: {e}", self.given.display()))?;
+            let root = checked_way(user, &as_user, &given, false, &mut 0)?;
+            if std::fs::canonicalize(&self.root).ok().as_ref() != Some(&root) {
+                return Err(format!(
+                    "{} no longer leads to {}",
+                    given.display(),
+                    self.root.display()
+                ));
+            }
+            let work = root.join("work");
+            if std::fs::symlink_metadata(&work).is_ok() {
+                checked_way(user, &as_user, &work, false, &mut 0)?;
+            }
+            (root, work)
+        };
         let give = |dir: &Path| {
             crate::os::acl::passage(dir, Some(user.uid))
                 .map_err(|e| format!("cannot let {} pass {}: {e}", user.name, dir.display()))
         };
         give(&root)?;
-        let work = root.join("work");
         files::ensure_dir(&work, PRIVATE_DIR)
             .map_err(|e| format!("cannot create {}: {e}", work.display()))?;
         give(&work)?;
-        unsafe_way(user, &work)?;
-        Ok(work)
+        checked_way(user, &identity()?, &work, true, &mut 0)
     }
 
     /// Take back the passage [`StateDir::work_dir_for`] gave a `--run-as`
@@ -328,14 +370,23 @@ mod tests {
         mode(&linked, 0o755);
         std::os::unix::fs::symlink(&victim, linked.join("a")).unwrap();
         lchown(linked.join("a"), Some(54321), None).unwrap();
+        // A root link to a link of the user's, which leads to a root directory.
+        let deep = top.path().join("deep");
+        std::fs::create_dir(&deep).unwrap();
+        mode(&deep, 0o700);
+        std::os::unix::fs::symlink(&deep, linked.join("b")).unwrap();
+        lchown(linked.join("b"), Some(54321), None).unwrap();
+        std::os::unix::fs::symlink(linked.join("b"), top.path().join("chain")).unwrap();
         for (root, named) in [
-            (owned.join("state"), &owned),
-            (shared.join("state"), &shared),
-            (linked.join("a/state"), &linked.join("a")),
+            (owned.join("state"), owned.clone()),
+            (shared.join("state"), shared.clone()),
+            (linked.join("a/state"), linked.join("a")),
+            (top.path().join("chain"), linked.join("b")),
         ] {
             let state = StateDir::open(&root, Duration::ZERO).unwrap();
             let why = state.work_dir_for(&user()).unwrap_err();
             assert!(why.contains(&named.display().to_string()), "{why}");
+            assert!(!has_acl(&deep) && !has_acl(&victim), "{why}");
             assert!(!has_acl(state.root()), "{why}");
         }
     }
