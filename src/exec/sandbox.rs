@@ -522,20 +522,21 @@ mod tests {
                 assert_eq!(policy.ahead().len(), 1, "a's is left for a");
                 let ahead = policy.confinement("a", a).unwrap();
                 assert!(policy.ahead().is_empty(), "taken by its job");
-                let rules = |c: &Confinement| c.sandbox.as_ref().map(|s| s.rules);
+                // One built now is as good (their rule counts may differ by
+                // what other tests make and remove beside the way meanwhile).
                 let now = policy.confinement("a", a).unwrap();
-                assert_eq!(rules(&ahead), rules(&now));
+                assert_eq!(ahead.sandbox.is_some(), now.sandbox.is_some());
                 let (a, b) = (&a[0], &b[0]);
                 if for_b.sandbox.is_none() {
                     return; // no Landlock here: nothing to run confined
                 }
-                let cat = |dir: &Path| {
+                let cat = |confinement: &Confinement, dir: &Path| {
                     let cmd = crate::exec::Command {
                         program: "/bin/cat".into(),
                         args: vec![dir.join("f").into()],
                         env: Vec::new(),
                         cwd: r.clone(),
-                        confinement: for_b.clone(),
+                        confinement: confinement.clone(),
                         stdin: crate::exec::Input::Empty,
                     };
                     let supervision = crate::exec::Supervision {
@@ -545,8 +546,12 @@ mod tests {
                     };
                     crate::exec::capture(&cmd, &supervision, 16).stdout
                 };
-                assert_eq!(cat(b), b"x");
-                assert_eq!(cat(a), b"", "a is not b's");
+                assert_eq!(cat(&for_b, b), b"x");
+                assert_eq!(cat(&for_b, a), b"", "a is not b's");
+                for a_s in [&ahead, &now] {
+                    assert_eq!(cat(a_s, a), b"x");
+                    assert_eq!(cat(a_s, b), b"", "b is not a's");
+                }
             },
         );
     }
