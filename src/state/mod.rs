@@ -60,6 +60,10 @@ fn checked_way(
     use std::os::unix::fs::MetadataExt;
     use std::path::Component;
     let mut at = PathBuf::from("/");
+    let top = std::fs::symlink_metadata(&at).map_err(|e| format!("/: {e}"))?;
+    if top.uid() == user.uid || as_user.may_change(&at) {
+        return Err(format!("{} may change /", user.name));
+    }
     let mut components = dir.components().peekable();
     while let Some(component) = components.next() {
         let name = match component {
@@ -258,11 +262,16 @@ impl StateDir {
                 ));
             }
             let work = root.join("work");
-            if std::fs::symlink_metadata(&work).is_ok() {
-                checked_way(user, &as_user, &work, false, &mut 0)?;
-            }
             (root, work)
         };
+        // work/, if there, must be sortie's own directory (looked at as
+        // sortie: the user cannot pass the state dir yet).
+        if let Ok(meta) = std::fs::symlink_metadata(&work) {
+            use std::os::unix::fs::MetadataExt;
+            if !meta.is_dir() || meta.uid() != crate::os::uid() {
+                return Err(format!("{} is not sortie's directory", work.display()));
+            }
+        }
         let give = |dir: &Path| {
             crate::os::acl::passage(dir, Some(user.uid))
                 .map_err(|e| format!("cannot let {} pass {}: {e}", user.name, dir.display()))
@@ -370,6 +379,13 @@ mod tests {
         mode(&linked, 0o755);
         std::os::unix::fs::symlink(&victim, linked.join("a")).unwrap();
         lchown(linked.join("a"), Some(54321), None).unwrap();
+        // work/ that is not a directory (a link to root's victim).
+        let odd = top.path().join("odd");
+        std::fs::create_dir(&odd).unwrap();
+        mode(&odd, 0o755);
+        std::fs::create_dir(odd.join("state")).unwrap();
+        mode(&odd.join("state"), 0o700);
+        std::os::unix::fs::symlink(&victim, odd.join("state/work")).unwrap();
         // A root link to a link of the user's, which leads to a root directory.
         let deep = top.path().join("deep");
         std::fs::create_dir(&deep).unwrap();
@@ -382,6 +398,7 @@ mod tests {
             (shared.join("state"), shared.clone()),
             (linked.join("a/state"), linked.join("a")),
             (top.path().join("chain"), linked.join("b")),
+            (odd.join("state"), odd.join("state/work")),
         ] {
             let state = StateDir::open(&root, Duration::ZERO).unwrap();
             let why = state.work_dir_for(&user()).unwrap_err();
