@@ -56,10 +56,13 @@ pub fn passage(path: &Path, uid: Option<u32>) -> io::Result<()> {
     }
     let owner = ((meta.mode() >> 6) & 0o7) as u16;
     let Some(uid) = uid else {
+        // Named entries, and only the passage's: sortie's own ACL.
         let given = read(&dir)?.is_some_and(|entries| {
-            let mut named = entries.iter().filter(|e| matches!(e.tag, USER | GROUP));
-            let first = named.next();
-            first.is_some() && first.into_iter().chain(named).all(|e| *e == passer(e.id))
+            let named: Vec<&Entry> = entries
+                .iter()
+                .filter(|e| matches!(e.tag, USER | GROUP))
+                .collect();
+            !named.is_empty() && named.iter().all(|e| **e == passer(e.id))
         });
         if given {
             remove(&dir, ACCESS)?;

@@ -318,6 +318,7 @@ impl StateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::os::has_acl;
     use std::os::unix::fs::{chown, lchown, PermissionsExt};
 
     fn user() -> crate::os::User {
@@ -332,10 +333,6 @@ mod tests {
 
     fn mode(path: &Path, mode: u32) {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-
-    fn has_acl(path: &Path) -> bool {
-        crate::os::has_acl(path)
     }
 
     /// With a sound way, the state dir and work/ let the steps' user pass.
