@@ -131,3 +131,53 @@ fn a_malformed_job_file_goes_to_failed_with_its_reason() {
     }
     assert_eq!(result(&spool, "hello")["status"], "succeeded");
 }
+
+/// A state dir where `work/` cannot be made (a file in its place): the job
+/// is reported failed, with the reason, once; the shot says the state dir
+/// could not be written; the next shot has nothing left of it.
+#[test]
+fn a_job_whose_workspace_cannot_be_made_is_reported_failed_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, state) = (dir.path().join("spool"), dir.path().join("state"));
+    fs::create_dir_all(&state).unwrap();
+    fs::write(state.join("work"), "in the way").unwrap();
+    put(&spool, &fixture_json("hello.json"));
+    let out = run(&mut spool_poll(&spool, &state), code::IO);
+    let r = result(&spool, "hello");
+    assert_eq!(r["status"], "failed");
+    let error = r["error"].as_str().unwrap();
+    assert!(
+        error.contains("work") && error.contains("not a directory"),
+        "{error}"
+    );
+    assert!(stderr(&out).contains("not a directory"), "{}", stderr(&out));
+    fs::remove_file(state.join("work")).unwrap();
+    run(&mut spool_poll(&spool, &state), code::OK);
+    assert_eq!(result(&spool, "hello")["status"], "failed");
+    assert_eq!(fs::read_dir(state.join("jobs")).unwrap().count(), 0);
+}
+
+/// A state dir whose path runs through a link of another user's: refused at
+/// start, naming the link, and nothing is claimed or made where it leads.
+#[test]
+fn a_state_dir_another_user_could_move_is_refused() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    if dir.path().metadata().unwrap().uid() != 0 {
+        return; // only root may make another user's link
+    }
+    let spool = dir.path().join("spool");
+    let (elsewhere, link) = (dir.path().join("elsewhere"), dir.path().join("link"));
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(54321), Some(54321)).unwrap();
+    put(&spool, &fixture_json("hello.json"));
+    let out = run(&mut spool_poll(&spool, &link.join("state")), code::CONFIG);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&link.display().to_string()) && err.contains("54321"),
+        "{err}"
+    );
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(spool.join("pending")).unwrap().count(), 1);
+}

@@ -614,7 +614,7 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         Some(_) => Ok(ctx.run_as_work.clone()),
         None => ctx.state.work_dir().map(Some),
     }
-    .map(|base| Workspace::create(base.as_deref(), &job.id, settings.keep_workspace));
+    .and_then(|base| Workspace::create(base.as_deref(), &job.id, settings.keep_workspace));
     // From here a later shot treats the job as possibly started.
     dir.mark_starting()?;
     let lease = match cp.start(&jref) {
@@ -646,7 +646,7 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         .map_err(|e| Failure::io(anyhow::anyhow!("opening {}: {e}", log_path.display())))?;
     let flags = Arc::new(JobFlags::default());
     let heartbeat = Heartbeat::spawn(cp.clone(), jref.clone(), &lease, progress, flags.clone());
-    let workspace = match workspace? {
+    let workspace = match workspace {
         Ok(workspace) => workspace,
         Err(e) => {
             heartbeat.stop();

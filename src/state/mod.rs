@@ -12,6 +12,7 @@
 pub mod files;
 pub mod history;
 pub mod outbox;
+pub mod way;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::OpenOptionsExt;
@@ -31,74 +32,26 @@ pub const MIN_FREE: u64 = 16 * 1024 * 1024;
 /// Where a finished job's entry goes to be removed (see [`JobDir::clear`]).
 const CLEARED: &str = "cleared";
 
-/// Where the state dir is when its path is a symlink that root or this user
-/// made — systemd's `StateDirectory=` with `DynamicUser=` is
-/// `/var/lib/NAME -> private/NAME` — and `None` otherwise (a symlink anyone
-/// else could have planted stays refused, as every symlink inside is).
-fn trusted_link(root: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(root).ok()?;
-    let trusted =
-        meta.file_type().is_symlink() && (meta.uid() == 0 || meta.uid() == crate::os::uid());
-    trusted.then(|| std::fs::canonicalize(root).ok()).flatten()
-}
-
-/// `dir` resolved as the kernel would walk it, step by step and link by
-/// link, each step checked under the steps' user's own credentials (`as_user`):
-/// `Err` names a step it cannot pass (but `dir` itself, with `last` false),
-/// or one it could use to send the walk elsewhere — a directory or link of
-/// its own, or a directory it may change that is not sticky (a link in it
-/// could be swapped). Every link read on the way is walked the same, so a
-/// link reached inside another link's target is checked too.
-fn checked_way(
-    user: &crate::os::User,
-    as_user: &crate::os::FsIdentity,
-    dir: &Path,
-    last: bool,
-    links: &mut u32,
-) -> std::result::Result<PathBuf, String> {
-    use std::os::unix::fs::MetadataExt;
-    use std::path::Component;
-    let mut at = PathBuf::from("/");
-    let top = std::fs::symlink_metadata(&at).map_err(|e| format!("/: {e}"))?;
-    if top.uid() == user.uid || as_user.may_change(&at) {
-        return Err(format!("{} may change /", user.name));
-    }
-    let mut components = dir.components().peekable();
-    while let Some(component) = components.next() {
-        let name = match component {
-            Component::Normal(name) => name,
-            Component::ParentDir => {
-                at.pop();
-                continue;
-            }
-            _ => continue,
-        };
-        let pass = last || components.peek().is_some();
-        let next = at.join(name);
-        let meta = std::fs::symlink_metadata(&next)
-            .map_err(|_| format!("{} cannot pass {}", user.name, next.display()))?;
-        if meta.uid() == user.uid {
-            return Err(format!("{} may change {}", user.name, next.display()));
+/// The state dir's path resolved, when no one but root and sortie's own user
+/// may change the way to it (or the state dir itself): another user's
+/// directory or link on it, or a directory a group sortie is not in may
+/// write, could send the next shot's lock, outboxes and history elsewhere.
+/// Also the first directory on the way that every user may change, which
+/// is only warned about: a container's volume or a CI job's directory made
+/// under umask 0 is one, where no other user is.
+fn safe_way(root: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
+    let given = std::path::absolute(root)?;
+    let (uid, groups) = (crate::os::uid(), crate::os::groups());
+    let mut open_to_all = None;
+    let root = way::walk_to_make(&given, &mut |step| {
+        way::ours(step, uid, &groups)?;
+        if way::open_to_all(step) && open_to_all.is_none() {
+            open_to_all = Some(step.path.to_path_buf());
         }
-        if meta.is_symlink() {
-            *links += 1;
-            let target = std::fs::read_link(&next)
-                .ok()
-                .filter(|_| *links <= 40)
-                .ok_or_else(|| format!("{}: too many links", next.display()))?;
-            at = checked_way(user, as_user, &at.join(target), pass, links)?;
-            continue;
-        }
-        if meta.mode() & 0o1000 == 0 && as_user.may_change(&next) {
-            return Err(format!("{} may change {}", user.name, next.display()));
-        }
-        if pass && std::fs::metadata(next.join(".")).is_err() {
-            return Err(format!("{} cannot pass {}", user.name, next.display()));
-        }
-        at = next;
-    }
-    Ok(at)
+        Ok(())
+    })
+    .map_err(anyhow::Error::msg)?;
+    Ok((root, open_to_all))
 }
 
 /// The ids of the jobs whose results wait in the state dir at `root` for a
@@ -117,6 +70,28 @@ pub fn waiting(root: &Path) -> Vec<String> {
     ids
 }
 
+/// Whether `step` is one the steps' `user` (with its file identity,
+/// `as_user`, taken) may pass and could not use to send the way elsewhere:
+/// a directory or link of its own, or a directory it may change that is not
+/// sticky (a link in it could be swapped).
+fn passable(
+    user: &crate::os::User,
+    as_user: &crate::os::FsIdentity,
+    step: &way::Step<'_>,
+) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let (path, meta) = (step.path, step.meta);
+    if meta.uid() == user.uid
+        || (!meta.is_symlink() && meta.mode() & 0o1000 == 0 && as_user.may_change(path))
+    {
+        return Err(format!("{} may change {}", user.name, path.display()));
+    }
+    if !meta.is_symlink() && step.passed && std::fs::metadata(path.join(".")).is_err() {
+        return Err(format!("{} cannot pass {}", user.name, path.display()));
+    }
+    Ok(())
+}
+
 pub struct StateDir {
     root: PathBuf,
     /// The state dir's path as given (before a trusted link was resolved).
@@ -130,9 +105,10 @@ impl StateDir {
     /// to release it (then failing with the "busy" exit code).
     pub fn open(root: &Path, wait: Duration) -> Result<StateDir> {
         let given = root;
-        let resolved = trusted_link(root);
-        let root = resolved.as_deref().unwrap_or(root);
-        files::ensure_dir(root, PRIVATE_DIR)
+        let (root, open_to_all) = safe_way(root)
+            .with_context(|| format!("state dir {}", given.display()))
+            .map_err(Failure::config)?;
+        files::ensure_dir(&root, PRIVATE_DIR)
             .with_context(|| format!("state dir {}", root.display()))
             .map_err(Failure::config)?;
         let lock_path = root.join("lock");
@@ -170,11 +146,21 @@ impl StateDir {
                 }
             }
         }
-        Ok(StateDir {
-            root: root.to_path_buf(),
+        let state = StateDir {
+            root,
             given: given.to_path_buf(),
             _lock: lock,
-        })
+        };
+        if let Some(dir) = open_to_all {
+            if state.first_time("way-open-to-all") {
+                tracing::warn!(
+                    "{} may be changed by every user: any of them could put another \
+                     directory in the state dir's way (make it 0755, or 1777)",
+                    dir.display()
+                );
+            }
+        }
+        Ok(state)
     }
 
     /// The state dir's path (its files beside the jobs: the history).
@@ -248,12 +234,13 @@ impl StateDir {
                 .map_err(|e| format!("taking the file identity of {}: {e}", user.name))
         };
         // Nothing is changed unless the way to the state dir, as the operator
-        // gave it, is sound and still leads where this shot took its lock.
+        // gave it, is sound for the user too and still leads where this shot
+        // took its lock.
         let (root, work) = {
             let as_user = identity()?;
             let given = std::path::absolute(&self.given)
                 .map_err(|e| format!("{}: {e}", self.given.display()))?;
-            let root = checked_way(user, &as_user, &given, false, &mut 0)?;
+            let root = way::walk(&given, false, &mut |step| passable(user, &as_user, step))?;
             if std::fs::canonicalize(&self.root).ok().as_ref() != Some(&root) {
                 return Err(format!(
                     "{} no longer leads to {}",
@@ -280,7 +267,8 @@ impl StateDir {
         files::ensure_dir(&work, PRIVATE_DIR)
             .map_err(|e| format!("cannot create {}: {e}", work.display()))?;
         give(&work)?;
-        checked_way(user, &identity()?, &work, true, &mut 0)
+        let as_user = identity()?;
+        way::walk(&work, true, &mut |step| passable(user, &as_user, step))
     }
 
     /// Take back the passage [`StateDir::work_dir_for`] gave a `--run-as`
@@ -351,9 +339,71 @@ mod tests {
         assert!(!has_acl(&work) && !has_acl(state.root()));
     }
 
-    /// A directory on the way that the user owns, or may write, or a link
-    /// of its own there: it could swap the state dir for another, so the
-    /// workspaces go elsewhere, and nothing is opened to it.
+    /// A directory on the way that another user owns or a group sortie is
+    /// not in may write, or another user's link there: that user could swap
+    /// the state dir for another, so the state dir is refused, named, and
+    /// nothing is made or changed where it leads.
+    #[test]
+    fn a_way_another_user_could_change_is_refused() {
+        if crate::os::uid() != 0 {
+            return; // only root may make files of other users
+        }
+        let top = tempfile::tempdir().unwrap();
+        mode(top.path(), 0o755);
+        let dir = |name: &str, m: u32| {
+            let dir = top.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            mode(&dir, m);
+            dir
+        };
+        let victim = dir("victim", 0o700);
+        let owned = dir("owned", 0o755);
+        chown(&owned, Some(54321), None).unwrap();
+        let shared = dir("shared", 0o775);
+        chown(&shared, None, Some(54340)).unwrap();
+        let linked = dir("linked", 0o755);
+        std::os::unix::fs::symlink(&victim, linked.join("a")).unwrap();
+        lchown(linked.join("a"), Some(54321), None).unwrap();
+        // A root link to a link of the user's, which leads to a root directory.
+        let deep = dir("deep", 0o700);
+        std::os::unix::fs::symlink(&deep, linked.join("b")).unwrap();
+        lchown(linked.join("b"), Some(54321), None).unwrap();
+        std::os::unix::fs::symlink(linked.join("b"), top.path().join("chain")).unwrap();
+        for (root, named) in [
+            (owned.join("state"), owned.clone()),
+            (shared.join("state"), shared.clone()),
+            (linked.join("a/state"), linked.join("a")),
+            (top.path().join("chain"), linked.join("b")),
+        ] {
+            let why = format!("{:#}", StateDir::open(&root, Duration::ZERO).err().unwrap());
+            assert!(why.contains(&named.display().to_string()), "{why}");
+        }
+        for dir in [&victim, &deep, &owned, &shared] {
+            assert_eq!(
+                std::fs::read_dir(dir).unwrap().count(),
+                0,
+                "{}",
+                dir.display()
+            );
+        }
+        // A group sortie is in, a sticky directory, every user: opened.
+        let ours = dir("ours", 0o775);
+        let sticky = dir("sticky", 0o1777);
+        let open = dir("open", 0o777);
+        for root in [ours.join("s"), sticky.join("s"), open.join("s")] {
+            StateDir::open(&root, Duration::ZERO).unwrap();
+        }
+        // ... but in a sticky directory, another user's entry is theirs.
+        let theirs = sticky.join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        chown(&theirs, Some(54321), None).unwrap();
+        assert!(StateDir::open(&theirs.join("s"), Duration::ZERO).is_err());
+    }
+
+    /// With the state dir sound for sortie, a directory on the way that the
+    /// steps' user may change (a group both are in), or a `work/` that is
+    /// not sortie's directory: the workspaces go elsewhere, and nothing is
+    /// opened to the user.
     #[test]
     fn a_way_the_user_could_change_is_not_used() {
         if crate::os::uid() != 0 {
@@ -364,44 +414,27 @@ mod tests {
         let victim = top.path().join("victim");
         std::fs::create_dir(&victim).unwrap();
         mode(&victim, 0o700);
-        let owned = top.path().join("owned");
-        std::fs::create_dir(&owned).unwrap();
-        chown(&owned, Some(54321), None).unwrap();
         let shared = top.path().join("shared");
         std::fs::create_dir(&shared).unwrap();
-        chown(&shared, None, Some(54340)).unwrap();
+        chown(&shared, None, Some(0)).unwrap();
         mode(&shared, 0o775);
-        let linked = top.path().join("linked");
-        std::fs::create_dir(&linked).unwrap();
-        mode(&linked, 0o755);
-        std::os::unix::fs::symlink(&victim, linked.join("a")).unwrap();
-        lchown(linked.join("a"), Some(54321), None).unwrap();
+        let in_root_group = crate::os::User {
+            groups: vec![0],
+            ..user()
+        };
+        let state = StateDir::open(&shared.join("state"), Duration::ZERO).unwrap();
+        let why = state.work_dir_for(&in_root_group).unwrap_err();
+        assert!(why.contains(&shared.display().to_string()), "{why}");
+        assert!(!has_acl(state.root()), "{why}");
         // work/ that is not a directory (a link to root's victim).
         let odd = top.path().join("odd");
-        std::fs::create_dir(&odd).unwrap();
+        std::fs::create_dir_all(odd.join("state")).unwrap();
         mode(&odd, 0o755);
-        std::fs::create_dir(odd.join("state")).unwrap();
         mode(&odd.join("state"), 0o700);
         std::os::unix::fs::symlink(&victim, odd.join("state/work")).unwrap();
-        // A root link to a link of the user's, which leads to a root directory.
-        let deep = top.path().join("deep");
-        std::fs::create_dir(&deep).unwrap();
-        mode(&deep, 0o700);
-        std::os::unix::fs::symlink(&deep, linked.join("b")).unwrap();
-        lchown(linked.join("b"), Some(54321), None).unwrap();
-        std::os::unix::fs::symlink(linked.join("b"), top.path().join("chain")).unwrap();
-        for (root, named) in [
-            (owned.join("state"), owned.clone()),
-            (shared.join("state"), shared.clone()),
-            (linked.join("a/state"), linked.join("a")),
-            (top.path().join("chain"), linked.join("b")),
-            (odd.join("state"), odd.join("state/work")),
-        ] {
-            let state = StateDir::open(&root, Duration::ZERO).unwrap();
-            let why = state.work_dir_for(&user()).unwrap_err();
-            assert!(why.contains(&named.display().to_string()), "{why}");
-            assert!(!has_acl(&deep) && !has_acl(&victim), "{why}");
-            assert!(!has_acl(state.root()), "{why}");
-        }
+        let state = StateDir::open(&odd.join("state"), Duration::ZERO).unwrap();
+        let why = state.work_dir_for(&user()).unwrap_err();
+        assert!(why.contains("work"), "{why}");
+        assert!(!has_acl(&victim) && !has_acl(state.root()), "{why}");
     }
 }
