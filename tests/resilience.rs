@@ -336,3 +336,67 @@ fn a_shot_killed_during_the_start_leaves_no_workspace_for_good() {
     cp.poll(&state).output().unwrap();
     assert!(workspaces().is_empty(), "{:?}", workspaces());
 }
+
+/// A shot killed while its step runs leaves the step's processes behind
+/// (here a shell and the `sleep` it started); the next shot stops them
+/// before it reports the job lost, so they cannot go on beside the job's
+/// next attempt.
+#[test]
+fn a_shot_killed_mid_step_has_its_steps_stopped_by_the_next() {
+    let cp = ControlPlane::start();
+    cp.enqueue(json!({ "id": "orphaned", "steps": [{
+        "shell": "sleep 600 & echo $$ $! > p && mv p pids; wait"
+    }] }));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let pids = || -> Vec<i32> {
+        std::fs::read_dir(state.join("work"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("pids")).ok())
+            .flat_map(|s| {
+                s.split_whitespace()
+                    .map(|p| p.parse().unwrap())
+                    .collect::<Vec<i32>>()
+            })
+            .collect()
+    };
+    // Running, not a zombie waiting for its parent.
+    let running = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .trim_start()
+                .starts_with('Z')
+        })
+    };
+    let mut child = cp.poll(&state).stderr(Stdio::null()).spawn().unwrap();
+    wait_for("the step's pids", Duration::from_secs(20), || {
+        pids().len() == 2
+    });
+    let left = pids();
+    // SAFETY: a signal to a child process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        left.iter().all(|p| running(*p)),
+        "left running by the killed shot"
+    );
+    let out = cp.poll(&state).output().unwrap();
+    assert!(
+        stderr(&out).contains("stopped 1 step process group"),
+        "{}",
+        stderr(&out)
+    );
+    wait_for(
+        "the step's processes to end",
+        Duration::from_secs(20),
+        || !left.iter().any(|p| running(*p)),
+    );
+    assert_done(&cp.job("orphaned"), "lost");
+    assert_eq!(std::fs::read_dir(state.join("groups")).unwrap().count(), 0);
+}

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod ledger;
 pub mod sandbox;
 
 use crate::os::{self, ProcessGroup, User};
@@ -357,6 +358,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
     };
     let group = ProcessGroup::led_by(child.id());
     signals::add_running_group(group.id());
+    ledger::started(group);
     let pid = child.id();
     // Feed stdin, then close it.
     if let (Some(mut stdin), Input::Closed(bytes)) = (child.stdin.take(), &cmd.stdin) {
@@ -428,6 +430,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
     os::forget_child(pid);
     // The leader is reaped: any child sortie has now is something the step left running.
     leftovers += kill_what_is_left(group);
+    ledger::ended(group);
     let outcome = match (stopped, status) {
         (Some((reason, _)), _) => Outcome::Stopped(reason),
         (None, Some((Some(s), _))) => exit_outcome(s),

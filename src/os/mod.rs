@@ -21,6 +21,14 @@ impl ProcessGroup {
         self.0
     }
 
+    /// Whether any process is still in the group (a zombie too).
+    pub fn exists(self) -> bool {
+        // SAFETY: kill(2) with signal 0 only checks; no memory is shared.
+        self.0 > 0
+            && (unsafe { libc::kill(-self.0, 0) } == 0
+                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    }
+
     /// Send `signal` to every process of the group (a group already gone is fine).
     pub fn signal(self, signal: i32) {
         if self.0 <= 0 {
@@ -185,16 +193,34 @@ pub fn spawn_bound_to_process(
         .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
+/// The fields of `/proc/PID/stat` from the third on (the state, the
+/// parent, the group, ...): they follow the command's closing parenthesis,
+/// "pid (comm) S …", and the command may hold any byte.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
 /// Whether process `pid` has ended and waits only to be reaped (a zombie).
 fn ended(pid: i32) -> bool {
-    // The state follows the command's closing parenthesis: "pid (comm) S …".
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let (_, rest) = stat.rsplit_once(')')?;
-            rest.trim_start().chars().next()
-        })
-        .is_some_and(|state| state == 'Z')
+    stat_fields(pid).is_some_and(|fields| fields.first().is_some_and(|state| state == "Z"))
+}
+
+/// When process `pid` started, in clock ticks since the boot: with the boot,
+/// what tells this process from a later one given the same pid.
+pub fn start_time(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), read once.
+pub fn boot_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|id| id.trim().to_owned())
+            .unwrap_or_default()
+    })
 }
 
 /// How many of sortie's children, but those it keeps, have ended by

@@ -146,6 +146,12 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
         tracing::warn!("{}: steps run with no_new_privs but are not kept out of the runner's files (said once per state dir; see sortie(1), SANDBOX)", landlock::missing());
     }
     let server = cfg.endpoint.target.name();
+    // What a shot that died left running goes first: a job it ran is
+    // reported lost below, and may be given out again.
+    let left = crate::exec::ledger::stop_left(&state.groups_dir(), cfg.kill_grace);
+    if left > 0 {
+        tracing::warn!("stopped {left} step process group(s) that a shot which died left running");
+    }
 
     // Recovery gets a client of its own, bounded by the delivery budget, and only when
     // an earlier shot left something: a clean state dir costs the shot nothing.
@@ -185,6 +191,11 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
     let jobs = record(&cp, &state, &server, claimed)?;
     if jobs.is_empty() && !trouble.protocol {
         tracing::debug!("no work");
+    } else if let Err(e) = crate::exec::ledger::keep_in(&state.groups_dir()) {
+        tracing::warn!(
+            "{}: {e}; a step left running if this shot dies will not be stopped by the next",
+            state.groups_dir().display()
+        );
     }
     claims
         .taken

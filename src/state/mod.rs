@@ -4,7 +4,8 @@
 //! deliver the same outbox twice), `jobs/<id>/` (each job's outbox, see
 //! [`outbox`]; a finished one is renamed into `cleared/` before it is removed),
 //! `given-up/` (deliveries the control plane refused for good),
-//! `work/` (the jobs' private workspaces; with `--run-as`, it and the state dir
+//! `groups/` (the steps' process groups running now, for the next shot to
+//! stop when this one dies), `work/` (the jobs' private workspaces; with `--run-as`, it and the state dir
 //! have an ACL that lets the steps' user pass, and no one else), `last-shot.json` and `history.jsonl`
 //! (what the last shots did, for `sortie status`, see [`history`]). Everything is created private (0700
 //! directories, 0600 files), whatever the umask.
@@ -209,6 +210,12 @@ impl StateDir {
                 let _ = std::fs::remove_dir(entry.path());
             }
         }
+    }
+
+    /// `groups/`: the steps' process groups running now, written down by
+    /// exec's ledger.
+    pub fn groups_dir(&self) -> PathBuf {
+        self.root.join("groups")
     }
 
     /// `work/`, created: where job workspaces are made.
