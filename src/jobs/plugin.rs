@@ -125,7 +125,7 @@ pub fn find(dirs: &[PathBuf], name: &str) -> Result<Plugin, String> {
 /// can rename or replace what is in it). Checked whole, nothing on the way
 /// can be swapped between the check and the run.
 fn trusted(path: &Path) -> Result<PathBuf, String> {
-    let me = crate::os::effective_uid();
+    let me = crate::os::uid();
     let real = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut at = Some(real.as_path());
     while let Some(p) = at {

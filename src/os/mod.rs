@@ -489,12 +489,6 @@ fn set_thread_groups(groups: &[libc::gid_t]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The user id sortie runs as.
-pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 /// The name of the user sortie runs as (its number when the user database
 /// has no entry).
 pub fn user_name() -> Option<String> {
@@ -502,7 +496,7 @@ pub fn user_name() -> Option<String> {
     // entry only, not the group list (which may load NSS modules).
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let name = NAME.get_or_init(|| {
-        let uid = effective_uid();
+        let uid = uid();
         passwd(&uid.to_string()).map_or_else(|_| uid.to_string(), |p| p.name)
     });
     Some(name.clone())
