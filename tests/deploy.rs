@@ -352,6 +352,9 @@ state = job["variables"]["SORTIE_STATE_DIR"]
 assert state.startswith("$CI_PROJECT_DIR/"), state
 state = state[len("$CI_PROJECT_DIR/"):]
 assert cache["paths"] and all(p.startswith(state + "/") for p in cache["paths"]), cache["paths"]
+# The project dir, the state dir's parent, is made no one else's before the shot.
+shot = next(i for i, line in enumerate(job["script"]) if line.startswith("sortie poll"))
+assert 'chmod o-w "$CI_PROJECT_DIR"' in job["script"][:shot], job["script"]
 print("ok")
 "#;
     let out = checked(

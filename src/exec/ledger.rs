@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 
 use crate::os::{self, ProcessGroup};
 
@@ -29,17 +29,25 @@ fn dir() -> Option<PathBuf> {
 }
 
 /// Write the steps' groups down in `dir` from now on: a directory in the
-/// state dir, made private (the state dir is sortie's alone, so a plain
-/// check that it is a directory is enough).
+/// state dir, made private.
 pub fn keep_in(dir: &Path) -> std::io::Result<()> {
     match DirBuilder::new().mode(0o700).create(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
         _ => {}
     }
-    if !std::fs::symlink_metadata(dir)?.is_dir() {
-        return Err(std::io::Error::other("not a directory"));
-    }
+    own_dir(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     *DIR.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.to_path_buf());
+    Ok(())
+}
+
+/// `dir` must be a directory of sortie's own, not a link to one: entries
+/// are removed from it, and what they name is signalled.
+fn own_dir(dir: &Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() || meta.uid() != os::uid() {
+        return Err(std::io::Error::other("not a directory of sortie's own"));
+    }
     Ok(())
 }
 
@@ -60,7 +68,10 @@ pub(super) fn started(group: ProcessGroup) {
         .open(&path)
         .and_then(|mut f| f.write_all(entry.as_bytes()));
     if let Err(e) = written {
-        tracing::debug!("{}: {e}", path.display());
+        tracing::warn!(
+            "{}: {e}; if this shot dies, the next will not stop this step",
+            path.display()
+        );
     }
 }
 
@@ -75,6 +86,14 @@ pub(super) fn ended(group: ProcessGroup) {
 /// SIGTERM, up to `grace` for them to end, SIGKILL. Returns how many there
 /// were; every entry is removed.
 pub fn stop_left(dir: &Path, grace: Duration) -> usize {
+    match own_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
+        Err(e) => {
+            tracing::warn!("{}: {e}; left alone", dir.display());
+            return 0;
+        }
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -111,27 +130,45 @@ pub fn stop_left(dir: &Path, grace: Duration) -> usize {
     found.len()
 }
 
-/// An entry's text (a few bytes; a link in its place is not followed).
+/// An entry's text: a few bytes of a regular file of sortie's own (a link
+/// in its place is not followed).
 fn read_entry(path: &Path) -> Option<String> {
     let file: File = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.uid() != os::uid() {
+        return None;
+    }
     let mut text = String::new();
     file.take(64).read_to_string(&mut text).ok()?;
     Some(text)
 }
 
-/// Whether `group`'s leader is the process written down (`"BOOT START"`).
+/// Whether `group` is still the step's written down (`"BOOT START"`): on
+/// this boot, led by the process written down, or, once that process has
+/// ended, made of processes started since (a group's id is not given to
+/// another process while the group has members).
 fn leads(group: ProcessGroup, written: &str) -> bool {
     let mut fields = written.split_whitespace();
-    let (Some(boot), Some(start)) = (fields.next(), fields.next()) else {
+    let (Some(boot), Some(start)) = (
+        fields.next(),
+        fields.next().and_then(|s| s.parse::<u64>().ok()),
+    ) else {
         return false;
     };
-    boot == os::boot_id()
-        && !boot.is_empty()
-        && os::start_time(group.id()).is_some_and(|now| now.to_string() == start)
+    if boot != os::boot_id() || boot.is_empty() {
+        return false;
+    }
+    match os::start_time(group.id()) {
+        Some(now) => now == start,
+        None => {
+            let members = os::group_members(group.id());
+            !members.is_empty() && members.iter().all(|(_, started)| *started >= start)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +218,70 @@ mod tests {
         assert!(!group.exists(), "the group's other sleep is gone too");
         assert!(other_group.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
+
+    /// Once its leader has ended, a group of processes started since is
+    /// still the step's, and stopped.
+    #[test]
+    fn a_group_whose_leader_ended_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut leader = spawn("sleep 600 >/dev/null 2>&1 &");
+        let group = ProcessGroup::led_by(leader.id());
+        write_down(dir.path(), group);
+        leader.wait().unwrap();
+        assert!(group.exists(), "the leader's sleep is left");
+        assert_eq!(stop_left(dir.path(), Duration::from_secs(30)), 1);
+        let gone = Instant::now() + Duration::from_secs(10);
+        while os::group_members(group.id())
+            .iter()
+            .any(|(pid, _)| !zombie(*pid))
+            && Instant::now() < gone
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(os::group_members(group.id())
+            .iter()
+            .all(|(pid, _)| zombie(*pid)));
+    }
+
+    fn zombie(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z')
+        })
+    }
+
+    /// `groups/` as a link to another directory, or an entry that is not
+    /// sortie's own file: nothing is removed there, nothing signalled.
+    #[test]
+    fn what_is_not_sortie_s_own_is_left_alone() {
+        let top = tempfile::tempdir().unwrap();
+        let victim = top.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        let mut other = spawn("sleep 600");
+        let entry = format!(
+            "{} {}\n",
+            os::boot_id(),
+            os::start_time(other.id() as i32).unwrap()
+        );
+        std::fs::write(victim.join(other.id().to_string()), &entry).unwrap();
+        std::fs::write(victim.join("file"), "kept").unwrap();
+        let groups = top.path().join("groups");
+        std::os::unix::fs::symlink(&victim, &groups).unwrap();
+        assert_eq!(stop_left(&groups, Duration::from_secs(1)), 0);
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 2);
+        assert!(keep_in(&groups).is_err());
+        // An entry that is a link to a file that names the process.
+        std::fs::remove_file(&groups).unwrap();
+        std::fs::create_dir(&groups).unwrap();
+        std::os::unix::fs::symlink(
+            victim.join(other.id().to_string()),
+            groups.join(other.id().to_string()),
+        )
+        .unwrap();
+        assert_eq!(stop_left(&groups, Duration::from_secs(1)), 0);
+        assert!(ProcessGroup::led_by(other.id()).exists());
         other.kill().unwrap();
         other.wait().unwrap();
     }

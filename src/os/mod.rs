@@ -213,6 +213,24 @@ pub fn start_time(pid: i32) -> Option<u64> {
     stat_fields(pid)?.get(19)?.parse().ok()
 }
 
+/// The processes in group `pgid`, each with its start time (see
+/// [`start_time`]), found in /proc.
+pub fn group_members(pgid: i32) -> Vec<(i32, u64)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let fields = stat_fields(pid)?;
+            let group: i32 = fields.get(2)?.parse().ok()?;
+            let start: u64 = fields.get(19)?.parse().ok()?;
+            (group == pgid).then_some((pid, start))
+        })
+        .collect()
+}
+
 /// This boot's id (`/proc/sys/kernel/random/boot_id`), read once.
 pub fn boot_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();

@@ -35,24 +35,32 @@ const CLEARED: &str = "cleared";
 
 /// The state dir's path resolved, when no one but root and sortie's own user
 /// may change the way to it (or the state dir itself): another user's
-/// directory or link on it, or a directory a group sortie is not in may
-/// write, could send the next shot's lock, outboxes and history elsewhere.
-/// Also the first directory on the way that every user may change, which
-/// is only warned about: a container's volume or a CI job's directory made
-/// under umask 0 is one, where no other user is.
-fn safe_way(root: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
+/// directory or link on it, or a directory every user or a group sortie is
+/// not in may write, could send the next shot's lock, outboxes and history
+/// elsewhere. What is missing of it is made here, a directory at a time, and
+/// each is judged once made (another user may have made it first).
+fn safe_way(root: &Path) -> Result<PathBuf> {
     let given = std::path::absolute(root)?;
     let (uid, groups) = (crate::os::uid(), crate::os::groups());
-    let mut open_to_all = None;
-    let root = way::walk_to_make(&given, &mut |step| {
-        way::ours(step, uid, &groups)?;
-        if way::open_to_all(step) && open_to_all.is_none() {
-            open_to_all = Some(step.path.to_path_buf());
+    for _ in 0..=given.components().count() {
+        match way::walk_to_make(&given, &mut |step| way::ours(step, uid, &groups)) {
+            Ok(root) => return Ok(root),
+            Err(way::Refused::Missing(dir)) => {
+                use std::os::unix::fs::DirBuilderExt;
+                match std::fs::DirBuilder::new().mode(PRIVATE_DIR).create(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                        return Err(anyhow::anyhow!("cannot create {}: {e}", dir.display()))
+                    }
+                    _ => {}
+                }
+            }
+            Err(way::Refused::Why(why)) => return Err(anyhow::Error::msg(why)),
         }
-        Ok(())
-    })
-    .map_err(anyhow::Error::msg)?;
-    Ok((root, open_to_all))
+    }
+    Err(anyhow::anyhow!(
+        "{}: its way keeps changing",
+        given.display()
+    ))
 }
 
 /// The ids of the jobs whose results wait in the state dir at `root` for a
@@ -106,7 +114,7 @@ impl StateDir {
     /// to release it (then failing with the "busy" exit code).
     pub fn open(root: &Path, wait: Duration) -> Result<StateDir> {
         let given = root;
-        let (root, open_to_all) = safe_way(root)
+        let root = safe_way(root)
             .with_context(|| format!("state dir {}", given.display()))
             .map_err(Failure::config)?;
         files::ensure_dir(&root, PRIVATE_DIR)
@@ -147,21 +155,20 @@ impl StateDir {
                 }
             }
         }
-        let state = StateDir {
+        Ok(StateDir {
             root,
             given: given.to_path_buf(),
             _lock: lock,
-        };
-        if let Some(dir) = open_to_all {
-            if state.first_time("way-open-to-all") {
-                tracing::warn!(
-                    "{} may be changed by every user: any of them could put another \
-                     directory in the state dir's way (make it 0755, or 1777)",
-                    dir.display()
-                );
-            }
-        }
-        Ok(state)
+        })
+    }
+
+    /// `name` in the state dir when it is a directory of sortie's own, not
+    /// a link to one: what a shot finishes or removes there must be its own.
+    fn own(&self, name: &str) -> Option<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.root.join(name);
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        (meta.is_dir() && meta.uid() == crate::os::uid()).then_some(path)
     }
 
     /// The state dir's path (its files beside the jobs: the history).
@@ -177,12 +184,15 @@ impl StateDir {
     /// The outboxes left by earlier shots (jobs whose delivery did not finish).
     pub fn pending_jobs(&self) -> Vec<JobDir> {
         // Entries a killed shot was removing: finish the removal.
-        if let Ok(entries) = std::fs::read_dir(self.root.join(CLEARED)) {
+        if let Some(Ok(entries)) = self.own(CLEARED).map(std::fs::read_dir) {
             for entry in entries.flatten() {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.root.join("jobs"))
+        let mut dirs: Vec<PathBuf> = self
+            .own("jobs")
+            .map(std::fs::read_dir)
+            .and_then(Result::ok)
             .map(|entries| {
                 entries
                     .flatten()
@@ -201,7 +211,7 @@ impl StateDir {
     /// is held. A workspace with anything in it (kept with --keep-workspace)
     /// stays.
     pub fn remove_empty_workspaces(&self) {
-        let Ok(entries) = std::fs::read_dir(self.root.join("work")) else {
+        let Some(Ok(entries)) = self.own("work").map(std::fs::read_dir) else {
             return;
         };
         for entry in entries.flatten() {
@@ -393,18 +403,59 @@ mod tests {
                 dir.display()
             );
         }
-        // A group sortie is in, a sticky directory, every user: opened.
+        // Every user may change it, not sticky: refused too.
+        let open = dir("open", 0o777);
+        let why = format!(
+            "{:#}",
+            StateDir::open(&open.join("s"), Duration::ZERO)
+                .err()
+                .unwrap()
+        );
+        assert!(why.contains("every user"), "{why}");
+        assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
+        // A group sortie is in, a sticky directory: opened, what was missing
+        // made private.
         let ours = dir("ours", 0o775);
         let sticky = dir("sticky", 0o1777);
-        let open = dir("open", 0o777);
-        for root in [ours.join("s"), sticky.join("s"), open.join("s")] {
-            StateDir::open(&root, Duration::ZERO).unwrap();
+        for root in [ours.join("s"), sticky.join("new/s")] {
+            let state = StateDir::open(&root, Duration::ZERO).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            let made = std::fs::metadata(state.root()).unwrap();
+            assert_eq!((made.uid(), made.mode() & 0o777), (0, 0o700));
         }
+        assert_eq!(
+            std::fs::metadata(sticky.join("new"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
         // ... but in a sticky directory, another user's entry is theirs.
         let theirs = sticky.join("theirs");
         std::fs::create_dir(&theirs).unwrap();
         chown(&theirs, Some(54321), None).unwrap();
         assert!(StateDir::open(&theirs.join("s"), Duration::ZERO).is_err());
+    }
+
+    /// `cleared/`, `jobs/` or `work/` that is a link to another directory:
+    /// nothing there is finished or removed.
+    #[test]
+    fn links_in_place_of_the_state_dir_s_own_directories_are_not_followed() {
+        let top = tempfile::tempdir().unwrap();
+        let victim = top.path().join("victim");
+        for sub in ["a/x", "sortie-empty", "jobs-like/j1"] {
+            std::fs::create_dir_all(victim.join(sub)).unwrap();
+        }
+        let state = StateDir::open(&top.path().join("state"), Duration::ZERO).unwrap();
+        for name in [CLEARED, "jobs", "work"] {
+            std::os::unix::fs::symlink(&victim, state.root().join(name)).unwrap();
+        }
+        assert!(state.pending_jobs().is_empty());
+        state.remove_empty_workspaces();
+        for sub in ["a/x", "sortie-empty", "jobs-like/j1"] {
+            assert!(victim.join(sub).is_dir(), "{sub}");
+        }
     }
 
     /// With the state dir sound for sortie, a directory on the way that the

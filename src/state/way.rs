@@ -34,14 +34,45 @@ pub type Judge<'a> = dyn FnMut(&Step<'_>) -> Result<(), String> + 'a;
 /// `dir` (absolute) resolved, every step on the way judged, `/` first; the
 /// last is passed when `last` is. Every step must exist.
 pub fn walk(dir: &Path, last: bool, judge: &mut Judge<'_>) -> Result<PathBuf, String> {
-    way(dir, last, false, &mut 0, judge)
+    way(dir, last, false, &mut 0, judge).map_err(|refused| match refused {
+        Refused::Why(why) => why,
+        Refused::Missing(dir) => format!("cannot reach {}", dir.display()),
+    })
 }
 
 /// As [`walk`], for a directory sortie is about to make with what is
-/// missing of its way: the names from the first missing one on (none of them
-/// `..`) are not judged, sortie makes them private.
-pub fn walk_to_make(dir: &Path, judge: &mut Judge<'_>) -> Result<PathBuf, String> {
+/// missing of its way: `Err(Missing(dir))` names the first directory that is
+/// not there yet (its way judged), for the caller to make and walk again, so
+/// that what it makes, or finds made meanwhile, is judged too.
+pub fn walk_to_make(dir: &Path, judge: &mut Judge<'_>) -> Result<PathBuf, Refused> {
     way(dir, true, true, &mut 0, judge)
+}
+
+/// Why [`walk_to_make`] did not reach its end.
+#[derive(Debug)]
+pub enum Refused {
+    /// This directory is not there yet; its way is sound.
+    Missing(PathBuf),
+    Why(String),
+}
+
+impl From<String> for Refused {
+    fn from(why: String) -> Refused {
+        Refused::Why(why)
+    }
+}
+
+/// A link's target: every step of it must exist.
+fn walk_from(
+    dir: &Path,
+    last: bool,
+    links: &mut u32,
+    judge: &mut Judge<'_>,
+) -> Result<PathBuf, Refused> {
+    way(dir, last, false, links, judge).map_err(|refused| match refused {
+        Refused::Missing(dir) => Refused::Why(format!("cannot reach {}", dir.display())),
+        why => why,
+    })
 }
 
 fn way(
@@ -50,7 +81,7 @@ fn way(
     missing_ok: bool,
     links: &mut u32,
     judge: &mut Judge<'_>,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, Refused> {
     let mut at = PathBuf::from("/");
     let top = std::fs::symlink_metadata(&at).map_err(|e| format!("/: {e}"))?;
     judge(&Step {
@@ -73,13 +104,13 @@ fn way(
         let meta = match std::fs::symlink_metadata(&next) {
             Ok(meta) => meta,
             Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => {
-                let rest: PathBuf = std::iter::once(component).chain(components).collect();
-                if rest.components().any(|c| c == Component::ParentDir) {
-                    return Err(format!("{}: `..` after a name not made yet", dir.display()));
+                if components.any(|c| c == Component::ParentDir) {
+                    let why = format!("{}: `..` after a name not made yet", dir.display());
+                    return Err(why.into());
                 }
-                return Ok(at.join(rest));
+                return Err(Refused::Missing(next));
             }
-            Err(e) => return Err(format!("cannot reach {}: {e}", next.display())),
+            Err(e) => return Err(format!("cannot reach {}: {e}", next.display()).into()),
         };
         judge(&Step {
             path: &next,
@@ -92,7 +123,7 @@ fn way(
                 .ok()
                 .filter(|_| *links <= MOST_LINKS)
                 .ok_or_else(|| format!("{}: too many links", next.display()))?;
-            at = way(&at.join(target), pass, false, links, judge)?;
+            at = walk_from(&at.join(target), pass, links, judge)?;
             continue;
         }
         at = next;
@@ -102,9 +133,8 @@ fn way(
 
 /// Whether no one but root and sortie's own user (`uid`, in `groups`) may
 /// change `step`: its owner is one of them, and, unless it is a link or a
-/// sticky directory, no group sortie is not in may write it, nor a user or
-/// group an ACL names. Writable by every user (a container's volume, a CI
-/// job's directory made under umask 0) is left to [`open_to_all`].
+/// sticky directory, neither every user, nor a group sortie is not in, nor a
+/// user or group an ACL names may write it.
 pub fn ours(step: &Step<'_>, uid: u32, groups: &[u32]) -> Result<(), String> {
     let (path, meta) = (step.path.display(), step.meta);
     if meta.uid() != 0 && meta.uid() != uid {
@@ -113,8 +143,14 @@ pub fn ours(step: &Step<'_>, uid: u32, groups: &[u32]) -> Result<(), String> {
             meta.uid()
         ));
     }
-    if meta.is_symlink() || meta.mode() & 0o1000 != 0 || meta.mode() & 0o020 == 0 {
+    if meta.is_symlink() || meta.mode() & 0o1000 != 0 || meta.mode() & 0o022 == 0 {
         return Ok(());
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Err(format!(
+            "{path} may be changed by every user, who could put another directory in \
+             sortie's way: make it 0755 (or sticky, 1777), or give another path"
+        ));
     }
     if !groups.contains(&meta.gid()) {
         return Err(format!(
@@ -126,12 +162,6 @@ pub fn ours(step: &Step<'_>, uid: u32, groups: &[u32]) -> Result<(), String> {
         return Err(format!("{path} may be changed by the users its ACL names"));
     }
     Ok(())
-}
-
-/// Whether every user may change `step`: a directory writable by others and
-/// not sticky.
-pub fn open_to_all(step: &Step<'_>) -> bool {
-    step.meta.is_dir() && step.meta.mode() & 0o1002 == 0o002
 }
 
 #[cfg(test)]
@@ -156,9 +186,10 @@ mod tests {
             let kernel = path.canonicalize().unwrap();
             assert_eq!(resolved(&path, true).unwrap(), kernel, "{}", path.display());
         }
-        let made = walk_to_make(&top.join("ab/new/deeper"), &mut |_| Ok(())).unwrap();
-        assert_eq!(made, top.join("a/b/new/deeper"));
-        assert!(walk_to_make(&top.join("ab/new/.."), &mut |_| Ok(())).is_err());
+        let missing = walk_to_make(&top.join("ab/new/deeper"), &mut |_| Ok(()));
+        assert!(matches!(missing, Err(Refused::Missing(d)) if d == top.join("a/b/new")));
+        let dotdot = walk_to_make(&top.join("ab/new/.."), &mut |_| Ok(()));
+        assert!(matches!(dotdot, Err(Refused::Why(_))));
         assert!(resolved(&top.join("ab/new"), true).is_err());
     }
 
