@@ -509,7 +509,7 @@ fn the_scratch_image_builds_and_runs_a_shot_read_only_as_non_root() {
         "--user",
         "65532",
         "--tmpfs",
-        "/state:rw,mode=1777",
+        "/state:rw,mode=0700,U",
         "-v",
         &mount,
         tag,
@@ -554,7 +554,7 @@ fn the_scratch_image_builds_and_runs_a_shot_read_only_as_non_root() {
     let unreachable = "https://127.0.0.1:9/";
     let check = |options: &[&str]| {
         let mut args = vec!["run", "--rm", "--user", "65532", "--network=none"];
-        args.extend_from_slice(&["--tmpfs", "/state:rw,mode=1777"]);
+        args.extend_from_slice(&["--tmpfs", "/state:rw,mode=0700,U"]);
         args.extend_from_slice(options);
         args.extend_from_slice(&[tag, "check", "--server", unreachable]);
         let out = podman(&args).output().unwrap();

@@ -54,10 +54,10 @@ fn own_dir(dir: &Path) -> std::io::Result<()> {
 /// The group led by `pid` has started. A failure is only a debug line: the
 /// step runs as well without it.
 pub(super) fn started(group: ProcessGroup) {
-    let (Some(dir), Some(start)) = (dir(), os::start_time(group.id())) else {
+    let (Some(dir), Some((start, session))) = (dir(), os::start_and_session(group.id())) else {
         return;
     };
-    let entry = format!("{} {start}\n", os::boot_id());
+    let entry = format!("{} {start} {session}\n", os::boot_id());
     let path = dir.join(group.id().to_string());
     let written = OpenOptions::new()
         .write(true)
@@ -97,6 +97,14 @@ pub fn stop_left(dir: &Path, grace: Duration) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
+    // Entries others could have written are cleared, and nothing signalled.
+    let trusted = std::fs::symlink_metadata(dir).is_ok_and(|m| m.mode() & 0o022 == 0);
+    if !trusted {
+        tracing::warn!(
+            "{}: others may write there; its entries are removed, no group is stopped",
+            dir.display()
+        );
+    }
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
@@ -107,7 +115,7 @@ pub fn stop_left(dir: &Path, grace: Duration) -> usize {
             .filter(|id| *id > 1)
             .map(|id| ProcessGroup::led_by(id as u32));
         let written = read_entry(&path);
-        if let (Some(group), Some(written)) = (group, written) {
+        if let (true, Some(group), Some(written)) = (trusted, group, written) {
             if leads(group, &written) {
                 group.signal(os::SIGTERM);
                 found.push((group, path));
@@ -139,7 +147,7 @@ fn read_entry(path: &Path) -> Option<String> {
         .open(path)
         .ok()?;
     let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.uid() != os::uid() {
+    if !meta.is_file() || meta.uid() != os::uid() || meta.nlink() != 1 || meta.mode() & 0o077 != 0 {
         return None;
     }
     let mut text = String::new();
@@ -147,26 +155,34 @@ fn read_entry(path: &Path) -> Option<String> {
     Some(text)
 }
 
-/// Whether `group` is still the step's written down (`"BOOT START"`): on
-/// this boot, led by the process written down, or, once that process has
-/// ended, made of processes started since (a group's id is not given to
-/// another process while the group has members).
+/// Whether `group` is still the step's written down (`"BOOT START
+/// SESSION"`): on this boot, led by the process written down, or, once that
+/// process has ended, made of processes of its session started since (a
+/// group's id is not given to another process while the group has members,
+/// and a process that took the id after the group ended is not of the dead
+/// shot's session).
 fn leads(group: ProcessGroup, written: &str) -> bool {
     let mut fields = written.split_whitespace();
-    let (Some(boot), Some(start)) = (
+    let (Some(boot), Some(start), Some(session)) = (
         fields.next(),
         fields.next().and_then(|s| s.parse::<u64>().ok()),
+        fields.next().and_then(|s| s.parse::<i32>().ok()),
     ) else {
         return false;
     };
     if boot != os::boot_id() || boot.is_empty() {
         return false;
     }
-    match os::start_time(group.id()) {
-        Some(now) => now == start,
+    match os::start_and_session(group.id()) {
+        Some((now, _)) => now == start,
         None => {
             let members = os::group_members(group.id());
-            !members.is_empty() && members.iter().all(|(_, started)| *started >= start)
+            let pids: Vec<i32> = members.iter().map(|m| m.pid).collect();
+            tracing::debug!(group = group.id(), ?pids, "its first process has ended");
+            !members.is_empty()
+                && members
+                    .iter()
+                    .all(|m| m.start >= start && m.session == session)
         }
     }
 }
@@ -203,7 +219,7 @@ mod tests {
         let other_group = ProcessGroup::led_by(other.id());
         std::fs::write(
             dir.path().join(other.id().to_string()),
-            format!("{} 1\n", os::boot_id()),
+            format!("{} 1 1\n", os::boot_id()),
         )
         .unwrap();
         std::fs::write(dir.path().join("999999999"), "x 1\n").unwrap();
@@ -234,16 +250,30 @@ mod tests {
         assert!(group.exists(), "the leader's sleep is left");
         assert_eq!(stop_left(dir.path(), Duration::from_secs(30)), 1);
         let gone = Instant::now() + Duration::from_secs(10);
-        while os::group_members(group.id())
-            .iter()
-            .any(|(pid, _)| !zombie(*pid))
-            && Instant::now() < gone
+        while os::group_members(group.id()).iter().any(|m| !zombie(m.pid)) && Instant::now() < gone
         {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(os::group_members(group.id())
-            .iter()
-            .all(|(pid, _)| zombie(*pid)));
+        assert!(os::group_members(group.id()).iter().all(|m| zombie(m.pid)));
+    }
+
+    /// A group without its leader whose processes are of another session
+    /// than the one written down: another process took the id after the
+    /// step's group ended. It is not stopped.
+    #[test]
+    fn a_group_of_another_session_is_not_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut leader = spawn("sleep 600 >/dev/null 2>&1 &");
+        let group = ProcessGroup::led_by(leader.id());
+        let (start, session) = os::start_and_session(group.id()).unwrap();
+        let other = format!("{} {start} {}\n", os::boot_id(), session + 1);
+        let entry = dir.path().join(group.id().to_string());
+        std::fs::write(&entry, other).unwrap();
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o600)).unwrap();
+        leader.wait().unwrap();
+        assert_eq!(stop_left(dir.path(), Duration::from_secs(1)), 0);
+        assert!(os::group_members(group.id()).iter().any(|m| !zombie(m.pid)));
+        group.signal(os::SIGKILL);
     }
 
     fn zombie(pid: i32) -> bool {
@@ -260,12 +290,11 @@ mod tests {
         let victim = top.path().join("victim");
         std::fs::create_dir(&victim).unwrap();
         let mut other = spawn("sleep 600");
-        let entry = format!(
-            "{} {}\n",
-            os::boot_id(),
-            os::start_time(other.id() as i32).unwrap()
-        );
-        std::fs::write(victim.join(other.id().to_string()), &entry).unwrap();
+        let (start, session) = os::start_and_session(other.id() as i32).unwrap();
+        let entry = format!("{} {start} {session}\n", os::boot_id());
+        let named = victim.join(other.id().to_string());
+        std::fs::write(&named, &entry).unwrap();
+        std::fs::set_permissions(&named, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(victim.join("file"), "kept").unwrap();
         let groups = top.path().join("groups");
         std::os::unix::fs::symlink(&victim, &groups).unwrap();
@@ -281,9 +310,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(stop_left(&groups, Duration::from_secs(1)), 0);
+        // A hard link to it (a file of sortie's own that someone else could
+        // have linked there).
+        let in_groups = groups.join(other.id().to_string());
+        std::fs::hard_link(&named, &in_groups).unwrap();
+        assert_eq!(stop_left(&groups, Duration::from_secs(1)), 0);
+        // The file itself, in a groups/ that others may write: removed.
+        std::fs::copy(&named, &in_groups).unwrap();
+        std::fs::set_permissions(&groups, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(stop_left(&groups, Duration::from_secs(1)), 0);
+        assert_eq!(std::fs::read_dir(&groups).unwrap().count(), 0);
         assert!(ProcessGroup::led_by(other.id()).exists());
-        other.kill().unwrap();
-        other.wait().unwrap();
+        // The same entry, trusted: the process is stopped.
+        std::fs::copy(&named, &in_groups).unwrap();
+        std::fs::set_permissions(&groups, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let reaper = std::thread::spawn(move || other.wait().unwrap());
+        assert_eq!(stop_left(&groups, Duration::from_secs(30)), 1);
+        reaper.join().unwrap();
     }
 
     /// A leader that ignores SIGTERM is killed after the grace.

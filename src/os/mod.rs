@@ -207,15 +207,24 @@ fn ended(pid: i32) -> bool {
     stat_fields(pid).is_some_and(|fields| fields.first().is_some_and(|state| state == "Z"))
 }
 
-/// When process `pid` started, in clock ticks since the boot: with the boot,
-/// what tells this process from a later one given the same pid.
-pub fn start_time(pid: i32) -> Option<u64> {
-    stat_fields(pid)?.get(19)?.parse().ok()
+/// When process `pid` started, in clock ticks since the boot (with the
+/// boot, what tells this process from a later one given the same pid), and
+/// its session.
+pub fn start_and_session(pid: i32) -> Option<(u64, i32)> {
+    let fields = stat_fields(pid)?;
+    Some((fields.get(19)?.parse().ok()?, fields.get(3)?.parse().ok()?))
 }
 
-/// The processes in group `pgid`, each with its start time (see
-/// [`start_time`]), found in /proc.
-pub fn group_members(pgid: i32) -> Vec<(i32, u64)> {
+/// A process of a group (see [`group_members`]).
+pub struct Member {
+    pub pid: i32,
+    /// See [`start_and_session`].
+    pub start: u64,
+    pub session: i32,
+}
+
+/// The processes in group `pgid`, found in /proc.
+pub fn group_members(pgid: i32) -> Vec<Member> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -225,8 +234,13 @@ pub fn group_members(pgid: i32) -> Vec<(i32, u64)> {
         .filter_map(|pid| {
             let fields = stat_fields(pid)?;
             let group: i32 = fields.get(2)?.parse().ok()?;
+            let session: i32 = fields.get(3)?.parse().ok()?;
             let start: u64 = fields.get(19)?.parse().ok()?;
-            (group == pgid).then_some((pid, start))
+            (group == pgid).then_some(Member {
+                pid,
+                start,
+                session,
+            })
         })
         .collect()
 }

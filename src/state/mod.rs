@@ -44,7 +44,18 @@ fn safe_way(root: &Path) -> Result<PathBuf> {
     let (uid, groups) = (crate::os::uid(), crate::os::groups());
     for _ in 0..=given.components().count() {
         match way::walk_to_make(&given, &mut |step| way::ours(step, uid, &groups)) {
-            Ok(root) => return Ok(root),
+            Ok(root) => {
+                // Sticky or not: any user could make sortie's directories
+                // in it before sortie does.
+                use std::os::unix::fs::MetadataExt;
+                if std::fs::metadata(&root).is_ok_and(|m| m.mode() & 0o002 != 0) {
+                    return Err(anyhow::anyhow!(
+                        "{} may be written by every user: give a directory of sortie's own",
+                        root.display()
+                    ));
+                }
+                return Ok(root);
+            }
             Err(way::Refused::Missing(dir)) => {
                 use std::os::unix::fs::DirBuilderExt;
                 match std::fs::DirBuilder::new().mode(PRIVATE_DIR).create(&dir) {
@@ -417,6 +428,10 @@ mod tests {
         // made private.
         let ours = dir("ours", 0o775);
         let sticky = dir("sticky", 0o1777);
+        assert!(
+            StateDir::open(&sticky, Duration::ZERO).is_err(),
+            "every user's"
+        );
         for root in [ours.join("s"), sticky.join("new/s")] {
             let state = StateDir::open(&root, Duration::ZERO).unwrap();
             use std::os::unix::fs::MetadataExt;
