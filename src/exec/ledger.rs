@@ -206,6 +206,12 @@ mod tests {
         *DIR.lock().unwrap() = None;
     }
 
+    /// An entry as sortie writes one (0600), with `text`.
+    fn write_entry(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
     /// A group written down and still led by its process is stopped, the
     /// processes it started too; an entry whose leader is another process
     /// (another start time) or gone stops nothing; every entry goes.
@@ -217,11 +223,9 @@ mod tests {
         write_down(dir.path(), group);
         let mut other = spawn("sleep 600");
         let other_group = ProcessGroup::led_by(other.id());
-        std::fs::write(
-            dir.path().join(other.id().to_string()),
-            format!("{} 1 1\n", os::boot_id()),
-        )
-        .unwrap();
+        let session = os::start_and_session(other.id() as i32).unwrap().1;
+        let another_start = format!("{} 1 {session}\n", os::boot_id());
+        write_entry(&dir.path().join(other.id().to_string()), &another_start);
         std::fs::write(dir.path().join("999999999"), "x 1\n").unwrap();
         // Reaped as init reaps an orphan, while it is being stopped.
         let reaper = std::thread::spawn(move || left.wait().unwrap());
@@ -267,9 +271,7 @@ mod tests {
         let group = ProcessGroup::led_by(leader.id());
         let (start, session) = os::start_and_session(group.id()).unwrap();
         let other = format!("{} {start} {}\n", os::boot_id(), session + 1);
-        let entry = dir.path().join(group.id().to_string());
-        std::fs::write(&entry, other).unwrap();
-        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_entry(&dir.path().join(group.id().to_string()), &other);
         leader.wait().unwrap();
         assert_eq!(stop_left(dir.path(), Duration::from_secs(1)), 0);
         assert!(os::group_members(group.id()).iter().any(|m| !zombie(m.pid)));
@@ -293,8 +295,7 @@ mod tests {
         let (start, session) = os::start_and_session(other.id() as i32).unwrap();
         let entry = format!("{} {start} {session}\n", os::boot_id());
         let named = victim.join(other.id().to_string());
-        std::fs::write(&named, &entry).unwrap();
-        std::fs::set_permissions(&named, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_entry(&named, &entry);
         std::fs::write(victim.join("file"), "kept").unwrap();
         let groups = top.path().join("groups");
         std::os::unix::fs::symlink(&victim, &groups).unwrap();
