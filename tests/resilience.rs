@@ -400,3 +400,79 @@ fn a_shot_killed_mid_step_has_its_steps_stopped_by_the_next() {
     assert_done(&cp.job("orphaned"), "lost");
     assert_eq!(std::fs::read_dir(state.join("groups")).unwrap().count(), 0);
 }
+
+/// `cmd` under strace, its reads of `file` at an offset (the outbox log's
+/// reads for upload and checksum) failing with EIO from the `when`-th on
+/// (`"2"`: that one only; `"2+"`: it and every one after).
+fn with_read_errors(
+    cmd: &std::process::Command,
+    file: &std::path::Path,
+    when: &str,
+) -> std::process::Command {
+    let mut traced = std::process::Command::new("strace");
+    traced
+        .args(["-f", "-qq", "-o", "/dev/null", "-P"])
+        .arg(file)
+        .args(["-e", "trace=pread64", "-e"])
+        .arg(format!("inject=pread64:error=EIO:when={when}"))
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear();
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            traced.env(key, value);
+        }
+    }
+    traced
+}
+
+#[test]
+fn a_log_that_cannot_be_read_back_loses_neither_the_log_nor_the_job_s_outcome() {
+    let cp = ControlPlane::start();
+    let job = json!({ "id": "unreadable", "steps": [{ "exec": ["seq", "1", "60000"] }] });
+    let expected: String = (1..=60000).map(|i| format!("{i}\n")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let log_of = |id: &str| state.join("jobs").join(id).join("log.ndjson");
+
+    // One failed read is tried again: the shot delivers everything itself.
+    cp.enqueue(job.clone());
+    let once = run(
+        &mut with_read_errors(&cp.poll(&state), &log_of("unreadable"), "2"),
+        code::OK,
+    );
+    assert!(stderr(&once).contains("trying again"), "{}", stderr(&once));
+    assert_done(&cp.job("unreadable"), "succeeded");
+    assert_eq!(
+        output_text(&events(&cp.log("unreadable")), "stdout"),
+        expected
+    );
+
+    // Reads that keep failing: the outcome is recorded all the same, and the
+    // next shot sends the log and the job's real status, not `lost`.
+    let job = json!({ "id": "unreadable-2", "steps": job["steps"] });
+    cp.enqueue(job);
+    let failing = run(
+        &mut with_read_errors(&cp.poll(&state), &log_of("unreadable-2"), "2+"),
+        code::IO,
+    );
+    assert!(
+        stderr(&failing).contains("kept in") && stderr(&failing).contains("for a later shot"),
+        "{}",
+        stderr(&failing)
+    );
+    assert_ne!(cp.job("unreadable-2").phase, Phase::Done);
+    let later = run(&mut cp.poll(&state), code::OK);
+    assert!(
+        stderr(&later).contains("reported for an earlier shot"),
+        "{}",
+        stderr(&later)
+    );
+    assert_done(&cp.job("unreadable-2"), "succeeded");
+    let log = cp.log("unreadable-2");
+    assert_eq!(output_text(&events(&log), "stdout"), expected);
+    assert_eq!(
+        cp.job("unreadable-2").completion.unwrap().log.sha256,
+        sha256_hex(&log)
+    );
+}

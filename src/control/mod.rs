@@ -117,7 +117,8 @@ pub enum ControlError {
     Refused(String),
     /// The client cannot be built from its settings (a bad certificate or key).
     Config(anyhow::Error),
-    /// The spool's files could not be read or written.
+    /// Files could not be read or written: the spool's, or the outbox log a
+    /// delivery reads.
     Io(anyhow::Error),
 }
 
@@ -146,7 +147,7 @@ impl std::fmt::Display for ControlError {
             ControlError::Resend(k) => write!(f, "the control plane holds {k} log bytes"),
             ControlError::Refused(why) => write!(f, "refused: {why}"),
             ControlError::Config(e) => write!(f, "{e:#}"),
-            ControlError::Io(e) => write!(f, "spool: {e:#}"),
+            ControlError::Io(e) => write!(f, "{e:#}"),
         }
     }
 }

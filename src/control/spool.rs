@@ -43,7 +43,7 @@ pub struct SpoolControl {
 }
 
 fn io_error(what: String, e: io::Error) -> ControlError {
-    ControlError::Io(anyhow::anyhow!("{what}: {e}"))
+    ControlError::Io(anyhow::anyhow!("spool: {what}: {e}"))
 }
 
 fn lease() -> Lease {

@@ -45,6 +45,9 @@ const MAX_CHUNK: u64 = 1024 * 1024;
 /// Largest read of a log kept in place (the spool), which is read back only
 /// to be hashed: a buffer this size is all it needs.
 const IN_PLACE_CHUNK: u64 = 64 * 1024;
+/// Pauses before a failed read of the outbox is tried again: a disk or a
+/// network filesystem may fail a read once and serve it the next time.
+const READ_RETRIES: [Duration; 2] = [Duration::from_millis(10), Duration::from_millis(200)];
 /// Answers that take less than was sent (a rewind, a refusal) tolerated in one range.
 const STALLS: u32 = 8;
 
@@ -104,9 +107,7 @@ type Put<'p> = dyn FnMut(u64, &[u8]) -> Result<u64, ControlError> + 'p;
 impl Chunks<'_> {
     fn read(&self, buf: &mut Vec<u8>, at: u64, chunk: u64) -> Result<(), ControlError> {
         buf.resize((self.to - at).min(chunk) as usize, 0);
-        self.file
-            .read_exact_at(buf, at)
-            .map_err(|e| ControlError::Unreachable(anyhow::anyhow!("reading the outbox log: {e}")))
+        read_log(self.file, buf, at)
     }
 
     /// Read a chunk, send it, read the next: for a control plane that takes a
@@ -238,6 +239,20 @@ pub fn empty_summary() -> LogSummary {
     }
 }
 
+/// The summary of a log of `length` bytes that could not be read back: its
+/// completion is recorded with it, and delivered once a later read sums it.
+pub fn unsummed(length: u64) -> LogSummary {
+    LogSummary {
+        length,
+        sha256: String::new(),
+    }
+}
+
+/// Whether `summary` holds the log's checksum (see [`unsummed`]).
+pub fn summed(summary: &LogSummary) -> bool {
+    !summary.sha256.is_empty()
+}
+
 /// SHA-256 of the log, fed each byte once and in order however often it is read.
 struct Checksum {
     hasher: Sha256,
@@ -267,10 +282,7 @@ impl Checksum {
         let mut buf = vec![0u8; 64 * 1024];
         while self.hashed < length {
             let n = ((length - self.hashed) as usize).min(buf.len());
-            file.read_exact_at(&mut buf[..n], self.hashed)
-                .map_err(|e| {
-                    ControlError::Unreachable(anyhow::anyhow!("reading the outbox log: {e}"))
-                })?;
+            read_log(file, &mut buf[..n], self.hashed)?;
             let offset = self.hashed;
             self.feed(offset, &buf[..n]);
         }
@@ -278,6 +290,30 @@ impl Checksum {
             length,
             sha256: hex::encode(self.hasher.finalize()),
         })
+    }
+}
+
+/// `file[at..at + buf.len()]`, tried again after a pause when the read fails
+/// (a file shorter than asked for is not tried again: it will not grow back).
+/// A read that keeps failing is the state dir's trouble, not the control
+/// plane's.
+fn read_log(file: &File, buf: &mut [u8], at: u64) -> Result<(), ControlError> {
+    let mut pauses = READ_RETRIES.iter();
+    loop {
+        match file.read_exact_at(buf, at) {
+            Ok(()) => return Ok(()),
+            Err(e) => match pauses.next() {
+                Some(pause) if e.kind() != io::ErrorKind::UnexpectedEof => {
+                    tracing::warn!("reading the outbox log at byte {at}: {e}; trying again");
+                    thread::sleep(*pause);
+                }
+                _ => {
+                    return Err(ControlError::Io(anyhow::anyhow!(
+                        "reading the outbox log at byte {at}: {e}"
+                    )))
+                }
+            },
+        }
     }
 }
 
@@ -326,8 +362,7 @@ fn upload_loop(
 /// NDJSON, so it always is, unless the file was damaged: then it goes as bytes).
 fn read_tail(file: &File, from: u64, to: u64) -> Result<Option<LogTail>, ControlError> {
     let mut buf = vec![0; (to - from) as usize];
-    file.read_exact_at(&mut buf, from)
-        .map_err(|e| ControlError::Unreachable(anyhow::anyhow!("reading the outbox log: {e}")))?;
+    read_log(file, &mut buf, from)?;
     Ok(String::from_utf8(buf)
         .ok()
         .map(|data| LogTail { offset: from, data }))

@@ -47,6 +47,23 @@ pub fn resume(
     log_path: &Path,
     completion: &Completion,
 ) -> Result<JobEnd> {
+    let summed;
+    let completion = if upload::summed(&completion.log) {
+        completion
+    } else {
+        // Recorded when its log could not be read back: sum it now.
+        let mut whole = completion.clone();
+        whole.log = match upload::summarize(log_path, completion.log.length) {
+            Ok(summary) => summary,
+            Err(e) => {
+                tracing::error!(job = %job.id, "its log cannot be read ({e}); kept in {} for a later shot", dir.path().display());
+                return Ok(JobEnd::LeftForLater);
+            }
+        };
+        dir.record_completion(&whole)?;
+        summed = whole;
+        &summed
+    };
     let length = completion.log.length;
     let sent = match cp.put_log(job, length, &[]) {
         Ok(k) | Err(ControlError::Resend(k)) => send_log(cp, job, log_path, k, length),
@@ -204,6 +221,37 @@ mod tests {
         assert_eq!(s.uploads[0], (10_000, 0), "first: ask how much it holds");
         assert_eq!(s.uploads[1].0, 4000, "then only the rest");
         assert!(state.pending_jobs().is_empty(), "the outbox is cleared");
+    }
+
+    /// A completion recorded while its log could not be read back is summed
+    /// once the log reads again, recorded so, and only then sent.
+    #[test]
+    fn a_completion_recorded_without_its_log_s_checksum_is_summed_before_it_is_sent() {
+        let (_tmp, state) = state();
+        let log = b"line\n".repeat(300);
+        let (dir, path, whole) = outbox(&state, &log);
+        let mut kept = whole.clone();
+        kept.log = upload::unsummed(log.len() as u64);
+        dir.record_completion(&kept).unwrap();
+        // While the log cannot be read, nothing is sent and the job stays.
+        std::fs::rename(&path, path.with_extension("away")).unwrap();
+        let cp = Memory::default();
+        let dir = state.job_dir("j").unwrap();
+        assert_eq!(
+            resume(&cp, &job(), dir, &path, &kept).unwrap(),
+            JobEnd::LeftForLater
+        );
+        assert!(cp.state().completion.is_none() && cp.state().uploads.is_empty());
+        assert_eq!(state.pending_jobs().len(), 1);
+        std::fs::rename(path.with_extension("away"), &path).unwrap();
+        let dir = state.job_dir("j").unwrap();
+        assert_eq!(
+            resume(&cp, &job(), dir, &path, &kept).unwrap(),
+            JobEnd::Reported(JobStatus::Succeeded)
+        );
+        let s = cp.state();
+        assert_eq!(s.log, log);
+        assert_eq!(s.completion.as_ref().unwrap().log, whole.log);
     }
 
     #[test]

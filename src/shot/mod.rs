@@ -719,11 +719,16 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
     }
     let (log, uploaded) = match uploader.join() {
         Ok(done) => (done.summary, Ok(done.tail)),
-        Err(e) => (
-            upload::summarize(&log_path, length)
-                .map_err(|e| Failure::io(anyhow::anyhow!("reading {}: {e}", log_path.display())))?,
-            Err(e),
-        ),
+        Err(e) => match upload::summarize(&log_path, length) {
+            Ok(summary) => (summary, Err(e)),
+            Err(read) => {
+                // The job's outcome is kept all the same: a later shot sums
+                // the log and delivers both.
+                tracing::error!(job = %job.id, "reading {} back: {read}", log_path.display());
+                locked(&ctx.trouble).io = true;
+                (upload::unsummed(length), Err(e))
+            }
+        },
     };
     let completion = Completion {
         status: report.status,
@@ -755,7 +760,12 @@ fn finish(
         tracing::error!(job = %jref.id, "{e:#}; sending the completion from memory");
         locked(&ctx.trouble).io = true;
     }
-    let end = delivery::after_log(&**ctx.cp, jref, dir, log_path, completion, uploaded);
+    let end = if upload::summed(&completion.log) {
+        delivery::after_log(&**ctx.cp, jref, dir, log_path, completion, uploaded)
+    } else {
+        tracing::error!(job = %jref.id, "its log could not be read back; kept in {} for a later shot", dir.path().display());
+        Ok(JobEnd::LeftForLater)
+    };
     let end = match end {
         Ok(end) => end,
         Err(e) => {

@@ -21,6 +21,7 @@ use anyhow::{Context, Result};
 use sortie_protocol::{Completion, JobStatus};
 
 use crate::control::{upload, ControlError, ControlPlane, JobRef};
+use crate::exit::{Cause, Failure};
 use crate::output::{encode, Event, Level};
 use crate::shot::delivery::{self, fail, JobEnd};
 use crate::state::files::PRIVATE_FILE;
@@ -37,108 +38,117 @@ pub struct Outcome {
     pub given_up: usize,
 }
 
-/// Deliver every job earlier shots left for `server`.
+/// Deliver every job earlier shots left for `server`. One job's trouble (an
+/// unreadable log, a full disk) leaves that job for a later shot and does not
+/// stop the others, nor the shot: only rejected credentials do.
 pub fn run(cp: &dyn ControlPlane, state: &StateDir, server: &str) -> Result<Outcome> {
     let mut outcome = Outcome::default();
     for dir in state.pending_jobs() {
-        let journal = match dir.journal() {
-            Ok(Some(journal)) => journal,
-            Ok(None) if matches!(dir.completion(), Ok(None)) => {
-                // The shot died before it wrote the entry, so before the job started.
-                dir.clear();
-                continue;
+        let path = dir.path().to_path_buf();
+        if let Err(e) = recover(cp, dir, server, &mut outcome) {
+            if e.downcast_ref::<Failure>()
+                .is_some_and(|f| f.cause == Cause::Rejected)
+            {
+                return Err(e);
             }
-            Ok(None) => {
-                // An earlier version's interrupted clean-up: nothing to deliver it with.
-                let kept = dir.give_up("a completion without its journal entry (its removal was interrupted): it cannot be delivered");
-                tracing::error!(
-                    "{} had a completion but no journal entry: moved aside",
-                    kept.display()
-                );
-                outcome.given_up += 1;
-                continue;
-            }
-            Err(e) => {
-                tracing::error!("{e:#}");
-                outcome.left += 1;
-                continue;
-            }
-        };
-        if journal.server != server {
-            tracing::warn!(job = %journal.id, "left for {}, not {server}", journal.server);
+            tracing::error!("{e:#}; {} is left for a later shot", path.display());
             outcome.left += 1;
-            continue;
         }
-        let job = JobRef {
-            id: journal.id.clone(),
-            attempt: journal.attempt,
-            lease_token: journal.lease_token.clone(),
-            log_tail_bytes: 0,
-            zstd_log: false,
-        };
-        let completion = match dir.completion() {
-            Ok(Some(completion)) => completion,
-            Ok(None) if !dir.starting() && dir.preparing() => {
-                // The shot died while reading this job's spec: handing it out
-                // again would kill the next shot the same way.
-                let end = never_started(
-                    cp,
-                    &job,
-                    dir,
-                    &journal,
-                    "the runner stopped while reading the job's spec (it crashed or ran out of memory); not handed out again",
-                    false,
-                )?;
-                outcome.count(end);
-                continue;
-            }
-            Ok(None) if !dir.starting() => {
-                // Claimed with others in a shot that died before reaching it.
-                tracing::info!(job = %job.id, "claimed by a shot that stopped before starting it; giving it back");
-                if let Err(e) = cp.release(&job) {
-                    tracing::warn!(job = %job.id, "giving it back: {e}");
-                }
-                dir.clear();
-                continue;
-            }
-            Ok(None) if !dir.started() => {
-                let end = never_started(
-                    cp,
-                    &job,
-                    dir,
-                    &journal,
-                    "the runner stopped before the job started",
-                    true,
-                )?;
-                outcome.count(end);
-                continue;
-            }
-            Ok(None) => {
-                tracing::warn!(job = %job.id, "the shot running it died; reporting it lost");
-                let text =
-                    "the runner stopped while this job ran; the log above is what it had written";
-                let completion = closing(
-                    &journal,
-                    JobStatus::Lost,
-                    text,
-                    "the runner stopped while the job ran",
-                )?;
-                dir.record_completion(&completion)?;
-                completion
-            }
-            Err(e) => {
-                tracing::error!("{e:#}");
-                outcome.left += 1;
-                continue;
-            }
-        };
-        let end = delivery::resume(cp, &job, dir, &journal.log, &completion)?;
-        if let JobEnd::Reported(status) = end {
-            tracing::info!(job = %job.id, %status, "reported for an earlier shot");
-        }
-        outcome.count(end);
     }
     Ok(outcome)
+}
+
+/// Finish the job `dir` holds, counting how it ended in `outcome`.
+fn recover(cp: &dyn ControlPlane, dir: JobDir, server: &str, outcome: &mut Outcome) -> Result<()> {
+    let journal = match dir.journal() {
+        Ok(Some(journal)) => journal,
+        Ok(None) if matches!(dir.completion(), Ok(None)) => {
+            // The shot died before it wrote the entry, so before the job started.
+            dir.clear();
+            return Ok(());
+        }
+        Ok(None) => {
+            // An earlier version's interrupted clean-up: nothing to deliver it with.
+            let kept = dir.give_up("a completion without its journal entry (its removal was interrupted): it cannot be delivered");
+            tracing::error!(
+                "{} had a completion but no journal entry: moved aside",
+                kept.display()
+            );
+            outcome.given_up += 1;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    if journal.server != server {
+        tracing::warn!(job = %journal.id, "left for {}, not {server}", journal.server);
+        outcome.left += 1;
+        return Ok(());
+    }
+    let job = JobRef {
+        id: journal.id.clone(),
+        attempt: journal.attempt,
+        lease_token: journal.lease_token.clone(),
+        log_tail_bytes: 0,
+        zstd_log: false,
+    };
+    let completion = match dir.completion() {
+        Ok(Some(completion)) => completion,
+        Ok(None) if !dir.starting() && dir.preparing() => {
+            // The shot died while reading this job's spec: handing it out
+            // again would kill the next shot the same way.
+            let end = never_started(
+                cp,
+                &job,
+                dir,
+                &journal,
+                "the runner stopped while reading the job's spec (it crashed or ran out of memory); not handed out again",
+                false,
+            )?;
+            outcome.count(end);
+            return Ok(());
+        }
+        Ok(None) if !dir.starting() => {
+            // Claimed with others in a shot that died before reaching it.
+            tracing::info!(job = %job.id, "claimed by a shot that stopped before starting it; giving it back");
+            if let Err(e) = cp.release(&job) {
+                tracing::warn!(job = %job.id, "giving it back: {e}");
+            }
+            dir.clear();
+            return Ok(());
+        }
+        Ok(None) if !dir.started() => {
+            let end = never_started(
+                cp,
+                &job,
+                dir,
+                &journal,
+                "the runner stopped before the job started",
+                true,
+            )?;
+            outcome.count(end);
+            return Ok(());
+        }
+        Ok(None) => {
+            tracing::warn!(job = %job.id, "the shot running it died; reporting it lost");
+            let text =
+                "the runner stopped while this job ran; the log above is what it had written";
+            let completion = closing(
+                &journal,
+                JobStatus::Lost,
+                text,
+                "the runner stopped while the job ran",
+            )?;
+            dir.record_completion(&completion)?;
+            completion
+        }
+        Err(e) => return Err(e),
+    };
+    let end = delivery::resume(cp, &job, dir, &journal.log, &completion)?;
+    if let JobEnd::Reported(status) = end {
+        tracing::info!(job = %job.id, %status, "reported for an earlier shot");
+    }
+    outcome.count(end);
+    Ok(())
 }
 
 impl Outcome {
@@ -323,6 +333,32 @@ mod tests {
             "added once: {log}"
         );
         assert!(log.lines().nth(1).unwrap().contains("\"seq\":1"));
+    }
+
+    /// A job whose outbox cannot be read is left for a later shot; the jobs
+    /// after it are still delivered, and the shot goes on.
+    #[test]
+    fn one_job_that_cannot_be_recovered_does_not_stop_the_others() {
+        let (_tmp, state) = state();
+        let broken = state.job_dir("a").unwrap();
+        journal(&broken);
+        broken.mark_starting().unwrap();
+        broken.mark_started().unwrap();
+        // Its log is a directory: it can be neither cut back nor read.
+        std::fs::create_dir(broken.log_path()).unwrap();
+        let fine = state.job_dir("b").unwrap();
+        let journal = journal(&fine);
+        std::fs::write(&journal.log, b"").unwrap();
+        fine.record_completion(&delivery::succeeded(upload::empty_summary()))
+            .unwrap();
+        let cp = Memory::default();
+        let outcome = run(&cp, &state, SERVER).unwrap();
+        assert_eq!((outcome.delivered, outcome.left), (1, 1));
+        assert_eq!(
+            cp.state().completion.as_ref().unwrap().status,
+            JobStatus::Succeeded
+        );
+        assert_eq!(state.pending_jobs().len(), 1, "the broken one is kept");
     }
 
     /// A recovery killed after it closed the log, before it recorded the
