@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -142,6 +143,38 @@ fn a_daemon_that_double_forks_and_keeps_the_pipes_is_found_and_killed() {
     assert!(notes.contains("left running"), "{notes}");
     assert_gone(&job.pids("daemon.pid"));
     assert_workspace_removed(&events);
+}
+
+/// A chain of processes, each in a session of its own under the one before:
+/// every one is killed when the step ends, not only those reparented to
+/// sortie in a few rounds.
+#[test]
+fn a_chain_of_setsid_processes_left_by_a_step_is_killed_to_its_end() {
+    let job = Job::new();
+    let pids = job.path("chain.pids");
+    let (events, _) = job.exec(
+        json!({
+            "id": "chain",
+            "options": { "pids": pids.display().to_string() },
+            "steps": [{
+                "shell": "cat > chain.sh <<'EOF'\necho $$ >> ${option.pids}\nif [ \"$1\" -gt 0 ]; then setsid sh ./chain.sh $(($1 - 1)) & wait; else exec sleep 600; fi\nEOF\n: > ${option.pids}\n(setsid sh ./chain.sh 29 >/dev/null 2>&1 &)\nwhile [ \"$(wc -l < ${option.pids})\" -lt 30 ]; do sleep 0.01; done"
+            }]
+        }),
+        code::OK,
+        &[],
+    );
+    assert_eq!(step_end(&events, 0)["status"], "succeeded");
+    let chain = job.pids("chain.pids");
+    assert_eq!(chain.len(), 30);
+    // SIGKILL is delivered at once, and a process is gone when it is taken.
+    wait_for("the chain to end", Duration::from_secs(10), || {
+        chain.iter().all(|p| !alive(*p))
+    });
+    assert!(
+        system_texts(&events).contains("killed 30 process(es) it left running"),
+        "{}",
+        system_texts(&events)
+    );
 }
 
 #[test]

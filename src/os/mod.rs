@@ -269,10 +269,13 @@ pub fn ended_leftovers() -> usize {
 
 /// Kill and reap every child process sortie has now but those it keeps: each
 /// one is a leftover, a daemon a step started, reparented to sortie as the
-/// subreaper. Returns how many there were.
+/// subreaper. Their descendants are killed with them, however deep (a chain
+/// of `setsid`s), and reaped once reparented to sortie in turn. Returns how
+/// many there were.
 pub fn kill_leftovers() -> usize {
+    // Descendants killed in one round are reaped as children in the next.
+    let mut signalled = std::collections::HashSet::new();
     let mut killed = 0;
-    // A killed daemon's own children are reparented to sortie in turn.
     for _ in 0..16 {
         let pids: Vec<i32> = {
             let kept = kept();
@@ -280,10 +283,22 @@ pub fn kill_leftovers() -> usize {
                 .into_iter()
                 .filter(|p| !kept.contains(p))
                 .collect();
+            // Found while the tree is whole: a killed process's children are
+            // reparented at once.
+            if !pids.is_empty() {
+                for (pid, start) in descendants(&pids) {
+                    if kill_if_same(pid, start) && signalled.insert(pid) {
+                        killed += 1;
+                    }
+                }
+            }
             for &pid in &pids {
                 // SAFETY: kill(2) on a pid that is our own child; no memory is shared.
                 unsafe {
                     libc::kill(pid, libc::SIGKILL);
+                }
+                if signalled.insert(pid) {
+                    killed += 1;
                 }
             }
             pids
@@ -295,9 +310,68 @@ pub fn kill_leftovers() -> usize {
         for &pid in &pids {
             reap(pid);
         }
-        killed += pids.len();
     }
     killed
+}
+
+/// Every descendant of `roots` (the roots left out), from one reading of
+/// /proc, each with its start time (see [`start_and_session`]).
+fn descendants(roots: &[i32]) -> Vec<(i32, u64)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut by_parent: std::collections::HashMap<i32, Vec<(i32, u64)>> =
+        std::collections::HashMap::new();
+    for pid in entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    {
+        let Some(fields) = stat_fields(pid) else {
+            continue;
+        };
+        if let (Some(Ok(parent)), Some(Ok(start))) = (
+            fields.get(1).map(|p| p.parse::<i32>()),
+            fields.get(19).map(|s| s.parse::<u64>()),
+        ) {
+            by_parent.entry(parent).or_default().push((pid, start));
+        }
+    }
+    let mut seen: std::collections::HashSet<i32> = roots.iter().copied().collect();
+    let mut found = Vec::new();
+    let mut queue = roots.to_vec();
+    while let Some(parent) = queue.pop() {
+        for &(pid, start) in by_parent.get(&parent).into_iter().flatten() {
+            if seen.insert(pid) {
+                found.push((pid, start));
+                queue.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// SIGKILL to process `pid` while it is still the one that started at
+/// `start`: through a pidfd, so that a pid given to another process since
+/// /proc was read is never signalled. Whether it was.
+fn kill_if_same(pid: i32, start: u64) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(pidfd) = pidfd_open(pid as u32) else {
+        return false;
+    };
+    if ended(pid) || start_and_session(pid).is_none_or(|(now, _)| now != start) {
+        return false;
+    }
+    // SAFETY: pidfd_send_signal on a descriptor we own, with no siginfo.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    sent == 0
 }
 
 /// Wait (briefly) for a killed child so it leaves no zombie.
