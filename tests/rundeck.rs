@@ -458,8 +458,14 @@ fn a_failed_job_is_retried_after_its_delay_and_timeouts_come_from_options() {
 
 /// A one-file HTTP server on loopback: answers every request with `body`.
 fn serve(body: &'static str) -> String {
+    serve_answer("script.sh", "200 OK", body)
+}
+
+/// A loopback HTTP server that answers every request to its URL (with
+/// `path`) with `status` and `body`.
+fn serve_answer(path: &str, status: &'static str, body: &'static str) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/script.sh", listener.local_addr().unwrap());
+    let url = format!("http://{}/{path}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -467,12 +473,39 @@ fn serve(body: &'static str) -> String {
             let _ = stream.read(&mut buf);
             let _ = write!(
                 stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\nLocation: /\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
         }
     });
     url
+}
+
+/// The rundeck-http-plugin fails an answer only from 400 on, unless the job
+/// checks one response code: a form login's 302 is a success.
+#[test]
+fn a_rundeck_http_step_fails_from_400_on_unless_it_checks_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = |name: &str, url: &str, check: &str| {
+        write(
+            dir.path(),
+            &format!("{name}.yaml"),
+            &format!(
+                "- name: {name}\n  sequence:\n    commands:\n    - type: edu.ohio.ais.rundeck.HttpWorkflowStepPlugin\n      nodeStep: false\n      configuration:\n        remoteUrl: {url}\n        method: POST\n        body: j_username=u\n{check}"
+            ),
+        )
+    };
+    let found = serve_answer("j_security_check", "302 Found", "");
+    let missing = serve_answer("j_security_check", "404 Not Found", "");
+    let checked = "        checkResponseCode: 'true'\n        responseCode: '200'\n";
+    for (name, url, check, status) in [
+        ("redirected", &found, "", "succeeded"),
+        ("not-found", &missing, "", "failed"),
+        ("checked", &found, checked, "failed"),
+    ] {
+        let out = exec_file(&job(name, url, check), dir.path(), &[]);
+        assert_eq!(summary(&out)["status"], status, "{name}: {}", stderr(&out));
+    }
 }
 
 #[test]
@@ -635,5 +668,66 @@ fn a_slow_script_url_is_bounded_by_the_job_s_timeout() {
     assert!(
         log.contains("the job's time ran out while its script was fetched"),
         "{log}"
+    );
+}
+
+/// What `sortie convert` prints is a job spec `sortie exec` takes: no field
+/// of it is refused, for any job of the corpus that converts.
+#[test]
+fn every_converted_corpus_job_is_a_spec_exec_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut converted = 0;
+    for entry in std::fs::read_dir(corpus()).unwrap() {
+        let path = entry.unwrap().path();
+        let out = sortie().arg("convert").arg(&path).output().unwrap();
+        if out.status.code() != Some(i32::from(code::OK)) {
+            continue;
+        }
+        let spec: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let specs = match spec {
+            Value::Array(specs) => specs,
+            one => vec![one],
+        };
+        for (i, spec) in specs.iter().enumerate() {
+            let file = write(
+                dir.path(),
+                &format!("spec-{converted}-{i}.json"),
+                &spec.to_string(),
+            );
+            let check = exec_file(&file, dir.path(), &["--check"]);
+            assert!(
+                !stderr(&check).contains("not a field here"),
+                "{}: {}",
+                path.display(),
+                stderr(&check)
+            );
+        }
+        converted += 1;
+    }
+    assert!(converted >= 12, "{converted} corpus jobs converted");
+}
+
+/// A Rundeck job that would be refused when it runs is said so by
+/// `convert`, naming the variable that holds the value it wanted.
+#[test]
+fn convert_says_what_a_job_would_refuse_when_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = write(
+        dir.path(),
+        "py.yaml",
+        "- name: py\n  options:\n  - name: db-host\n  sequence:\n    commands:\n    - script: |\n        print('@option.db-host@')\n      scriptInterpreter: python3\n",
+    );
+    let out = sortie().arg("convert").arg(&job).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(code::OK)),
+        "{}",
+        stderr(&out)
+    );
+    let said = stderr(&out);
+    assert!(said.contains("py: refused when it runs"), "{said}");
+    assert!(
+        said.contains("(@option.db-host@)") && said.contains("$RD_OPTION_DB_HOST"),
+        "{said}"
     );
 }

@@ -3,7 +3,8 @@
 //! Each job of the file, carried over, as JSON on stdout (an array when the
 //! file holds several); what was not carried over, one line each, on stderr.
 //! A job that cannot be carried over at all makes the command fail, with one
-//! line per reason.
+//! line per reason. What a job carried over would refuse when it runs (what
+//! `sortie exec --check` finds, whatever the options' values) is said too.
 
 use anyhow::Result;
 
@@ -25,6 +26,9 @@ pub fn run(args: &ConvertArgs) -> Result<Code> {
                 for note in &converted.notes {
                     eprintln!("not carried over: {note}");
                 }
+                for refusal in refusals(&converted.spec) {
+                    eprintln!("{}: refused when it runs: {refusal}", job.name);
+                }
                 specs.push(converted.spec);
             }
             Err(lines) => refused.extend(lines),
@@ -44,4 +48,16 @@ pub fn run(args: &ConvertArgs) -> Result<Code> {
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(Code::OK)
+}
+
+/// What running `spec` would refuse before any step, whatever its options'
+/// values: the checks of `sortie exec --check`.
+fn refusals(spec: &serde_json::Value) -> Vec<String> {
+    let local = crate::nodes::Node::local("local");
+    match crate::jobs::spec::parse_strict(spec) {
+        Ok(spec) => crate::jobs::runner::check(&spec, &Default::default(), &local)
+            .err()
+            .unwrap_or_default(),
+        Err(e) => vec![format!("{e:#}")],
+    }
 }

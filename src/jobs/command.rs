@@ -165,11 +165,12 @@ impl Builder<'_> {
             return Ok(body);
         }
         if !runs_in_shell(&body, interpreter) {
-            return Err(
-                "the script has @…@ tokens, and the program that runs it is not a shell: a value \
-                 there would be code; read it from the environment ($RD_OPTION_NAME) instead"
-                    .into(),
-            );
+            let (token, variable) = expand::first_at_token(&body).expect("it has one");
+            return Err(format!(
+                "the script has @…@ tokens ({token}), and the program that runs it is not a \
+                 shell: a value there would be code; read it from the environment \
+                 (${variable}) instead"
+            ));
         }
         expand::expand_tokens(&body, self.ctx).map_err(|e| format!("{e:#}"))
     }

@@ -167,6 +167,18 @@ pub fn has_reference(text: &str) -> bool {
         .any(|(i, _)| reference_at(&text[i..]).is_some())
 }
 
+/// The first `@ns.key@` token of `text`, and the variable Rundeck gives its
+/// value in (`@option.db-host@`: `RD_OPTION_DB_HOST`).
+pub fn first_at_token(text: &str) -> Option<(&str, String)> {
+    let (i, len) = text
+        .match_indices('@')
+        .find_map(|(i, _)| Some((i, at_token_at(&text[i..])?)))?;
+    let token = &text[i..i + len];
+    let (ns, key) = split(token);
+    let key = key.split('@').next().unwrap_or_default();
+    Some((token, format!("RD_{}_{}", env_name(ns), env_name(key))))
+}
+
 /// Whether `text` holds a `@ns.key@` token.
 pub fn has_at_token(text: &str) -> bool {
     text.match_indices('@')

@@ -46,7 +46,7 @@ pub struct Http {
     pub json: Option<serde_json::Value>,
     /// The statuses that succeed (default: any 2xx).
     #[serde(default)]
-    pub expect: Vec<u16>,
+    pub expect: Vec<Expect>,
     /// Result data from the answer: `"/json/pointer"`, `"header:Name"` or `"status"`.
     #[serde(default)]
     pub capture: BTreeMap<String, String>,
@@ -74,6 +74,40 @@ fn get() -> String {
     "GET".into()
 }
 
+/// A status that succeeds: one (`204`), or a class of them (`"3xx"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Expect {
+    Status(u16),
+    Class(String),
+}
+
+impl Expect {
+    /// The statuses it stands for, if it is one of these forms.
+    fn range(&self) -> Option<std::ops::RangeInclusive<u16>> {
+        match self {
+            Expect::Status(s) if (100..=599).contains(s) => Some(*s..=*s),
+            Expect::Class(c) => match c.as_bytes() {
+                [d @ b'1'..=b'5', b'x', b'x'] => {
+                    let first = u16::from(d - b'0') * 100;
+                    Some(first..=first + 99)
+                }
+                _ => None,
+            },
+            Expect::Status(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expect::Status(s) => write!(f, "{s}"),
+            Expect::Class(c) => write!(f, "{c}"),
+        }
+    }
+}
+
 impl Http {
     /// Check what can be checked before any reference is replaced.
     pub fn check(&self) -> Result<()> {
@@ -85,8 +119,8 @@ impl Http {
         if self.body.is_some() && self.json.is_some() {
             bail!("body and json: one or the other");
         }
-        if let Some(bad) = self.expect.iter().find(|s| !(100..=599).contains(*s)) {
-            bail!("expect: {bad} is not an HTTP status");
+        if let Some(bad) = self.expect.iter().find(|e| e.range().is_none()) {
+            bail!("expect: {bad} is not an HTTP status (100 to 599) or class (\"1xx\" to \"5xx\")");
         }
         for (key, from) in &self.capture {
             if !crate::jobs::result_data::valid_key(key) {
@@ -342,7 +376,9 @@ fn answered(http: &Http, method: &str, url: &str, answer: Answer, sink: &mut dyn
     let expected = if http.expect.is_empty() {
         (200..300).contains(&answer.status)
     } else {
-        http.expect.contains(&answer.status)
+        http.expect
+            .iter()
+            .any(|e| e.range().is_some_and(|r| r.contains(&answer.status)))
     };
     if !expected {
         let wanted = match http.expect.is_empty() {
@@ -350,7 +386,7 @@ fn answered(http: &Http, method: &str, url: &str, answer: Answer, sink: &mut dyn
             false => http
                 .expect
                 .iter()
-                .map(u16::to_string)
+                .map(Expect::to_string)
                 .collect::<Vec<_>>()
                 .join(", "),
         };
@@ -413,6 +449,7 @@ mod tests {
     #[test]
     fn what_a_step_asks_is_checked_before_it_runs() {
         assert!(http(serde_json::json!({"url": "https://x/"})).is_ok());
+        assert!(http(serde_json::json!({"url": "https://x/", "expect": [204, "3xx"]})).is_ok());
         for (bad, why) in [
             (
                 serde_json::json!({"url": "https://x/", "method": "BREW"}),
@@ -424,6 +461,10 @@ mod tests {
             ),
             (
                 serde_json::json!({"url": "https://x/", "expect": [99]}),
+                "not an HTTP status",
+            ),
+            (
+                serde_json::json!({"url": "https://x/", "expect": ["6xx"]}),
                 "not an HTTP status",
             ),
             (

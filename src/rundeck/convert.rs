@@ -180,6 +180,11 @@ fn options(job: &Job, spec: &mut Map<String, Value>, notes: &mut Vec<String>) {
             if !option.secure {
                 values.insert(option.name.clone(), value.clone().into());
             }
+        } else if option.multivalued && option.multivalue_all_selected && !option.values.is_empty()
+        {
+            // Rundeck's default for it is every listed value.
+            let delimiter = option.delimiter.as_deref().unwrap_or(",");
+            values.insert(option.name.clone(), option.values.join(delimiter).into());
         }
         defs.push(option_def(option, notes));
     }
@@ -225,6 +230,13 @@ fn option_def(option: &OptionDef, notes: &mut Vec<String>) -> Value {
     }
     if let Some(format) = option.date_format.as_ref().filter(|_| option.is_date) {
         def.insert("date_format".into(), format.clone().into());
+    }
+    if option.option_type.as_deref() == Some("file") {
+        notes.push(format!(
+            "option {:?}: a file option (a file uploaded to Rundeck) is not carried over: it \
+             is a text option here, and ${{file.{}...}} has no value",
+            option.name, option.name
+        ));
     }
     if option.values_url.is_some() {
         notes.push(format!(
@@ -348,12 +360,13 @@ fn http_plugin(
         http["headers"] = Value::Object(headers);
     }
     let yes = |key| config_text(config, key).is_some_and(|v| v == "true");
-    if yes("checkResponseCode") {
-        if let Some(code) = config_text(config, "responseCode").and_then(|c| c.parse::<u16>().ok())
-        {
-            http["expect"] = serde_json::json!([code]);
-        }
-    }
+    let code = config_text(config, "responseCode").and_then(|c| c.parse::<u16>().ok());
+    http["expect"] = match code.filter(|_| yes("checkResponseCode")) {
+        Some(code) => serde_json::json!([code]),
+        // The plugin fails an answer only from 400 on, and follows no
+        // redirect of a POST: a login's 302 is its success.
+        None => serde_json::json!(["1xx", "2xx", "3xx"]),
+    };
     if config_text(config, "sslVerify").is_some_and(|v| v == "false") {
         http["insecure"] = true.into();
         notes.push(format!(

@@ -172,3 +172,45 @@ fn the_http_plugin_maps_onto_an_http_step() {
                "node_step": false, "timeout": "30000ms"})
     );
 }
+
+#[test]
+fn a_multivalued_option_with_all_selected_defaults_to_every_value() {
+    let s = spec(
+        r#"- name: regions
+  options:
+  - name: regions
+    values: [eu, us, ap]
+    multivalued: true
+    delimiter: '+'
+    multivalueAllSelected: true
+  - name: chosen
+    values: [a, b]
+    value: a
+    multivalued: true
+    multivalueAllSelected: true
+  sequence:
+    commands:
+    - exec: echo ${option.regions}
+"#,
+    );
+    assert_eq!(s["options"], json!({"regions": "eu+us+ap", "chosen": "a"}));
+}
+
+#[test]
+fn a_file_option_is_noted_as_not_carried_over() {
+    let c = convert(
+        &yaml(
+            r#"- name: upload
+  options:
+  - name: cfg
+    type: file
+  sequence:
+    commands:
+    - exec: cat ${file.cfg}
+"#,
+        )[0],
+    )
+    .unwrap();
+    let notes = c.notes.join("\n");
+    assert!(notes.contains("option \"cfg\": a file option"), "{notes}");
+}
