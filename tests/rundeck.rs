@@ -731,3 +731,53 @@ fn convert_says_what_a_job_would_refuse_when_it_runs() {
         "{said}"
     );
 }
+
+/// Rundeck's own functional test of a step's exit code in later steps
+/// (step-execution-context, job 1266c6ed): `${N:exec.exitCode*}` is what
+/// step N exited with, and `${N:data.k}` what step N captured; neither is
+/// result data of the job.
+#[test]
+fn later_steps_read_an_earlier_step_s_exit_code_and_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = write(
+        dir.path(),
+        "exit-codes.xml",
+        r#"<joblist>
+  <job>
+    <description>Test script failure correctly sets exit code context variable</description>
+    <id>1266c6ed-5cb7-4736-9e64-7f902f1090fa</id>
+    <name>Script Fails with exitCode</name>
+    <sequence keepgoing='true' strategy='node-first'>
+      <command>
+        <script><![CDATA[echo "STEP 1: will succeed"
+echo RUNDECK:DATA:who=first
+]]></script>
+      </command>
+      <command>
+        <script><![CDATA[ echo "STEP 2: will fail with code 99"
+        echo RUNDECK:DATA:who=second
+        exit 99]]></script>
+        <scriptargs />
+      </command>
+      <command>
+        <exec><![CDATA[echo "STEP 3: ExitCode from Step1: ${1:exec.exitCode*}"]]></exec>
+      </command>
+      <command>
+        <exec><![CDATA[echo "STEP 4: ExitCode from Step2: ${2:exec.exitCode*} by ${1:data.who} then ${data.who}"]]></exec>
+      </command>
+    </sequence>
+    <uuid>1266c6ed-5cb7-4736-9e64-7f902f1090fa</uuid>
+  </job>
+</joblist>"#,
+    );
+    let out = exec_file(&job, dir.path(), &[]);
+    let said = output_text(&events(&out.stdout), "stdout");
+    assert!(said.contains("STEP 3: ExitCode from Step1: 0\n"), "{said}");
+    assert!(
+        said.contains("STEP 4: ExitCode from Step2: 99 by first then second\n"),
+        "{said}"
+    );
+    let summary = summary(&out);
+    assert_eq!(summary["status"], "failed");
+    assert_eq!(summary["data"], json!({"who": "second"}), "{summary}");
+}

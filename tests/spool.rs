@@ -181,3 +181,43 @@ fn a_state_dir_another_user_could_move_is_refused() {
     assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
     assert_eq!(fs::read_dir(spool.join("pending")).unwrap().count(), 1);
 }
+
+/// With `--parallel`, a step that ends kills what it left running, never
+/// what a step of another job still running started (here a daemon that
+/// left its step's group and was reparented to sortie).
+#[test]
+fn a_step_s_end_leaves_another_job_s_processes_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let outside = tempfile::tempdir().unwrap();
+    let pid = outside.path().join("daemon.pid");
+    put(
+        &spool,
+        &serde_json::json!({
+            "id": "keeps-a-daemon",
+            "options": { "pid": pid.display().to_string() },
+            "steps": [{ "shell": "(setsid sleep 60 </dev/null >/dev/null 2>&1 & echo $! > ${option.pid}); sleep 3; if kill -0 $(cat ${option.pid}); then echo daemon alive; fi" }]
+        }),
+    );
+    put(
+        &spool,
+        &serde_json::json!({ "id": "quick", "steps": [{ "shell": "sleep 1" }] }),
+    );
+    let out = run(
+        spool_poll(&spool, &dir.path().join("state")).args(["--max-jobs", "2", "--parallel", "2"]),
+        code::OK,
+    );
+    let log = fs::read(spool.join("done/keeps-a-daemon/log.ndjson")).unwrap();
+    assert_eq!(
+        output_text(&events(&log), "stdout"),
+        "daemon alive\n",
+        "{}",
+        stderr(&out)
+    );
+    let quick = fs::read(spool.join("done/quick/log.ndjson")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&quick).contains("left running"),
+        "the other job's daemon is not the quick job's leftover"
+    );
+    assert_eq!(result(&spool, "keeps-a-daemon")["status"], "succeeded");
+}

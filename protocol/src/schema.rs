@@ -97,6 +97,27 @@ fn check(value: &Value, node: &Value, path: &str, found: &mut Vec<String>) {
     if let Some(fixed) = node.get("const").filter(|c| *c != value) {
         found.push(format!("{at}: must be {fixed}"));
     }
+    if let Some(n) = value.as_f64() {
+        let bound = |key| node.get(key).and_then(Value::as_f64);
+        if bound("minimum").is_some_and(|min| n < min)
+            || bound("maximum").is_some_and(|max| n > max)
+        {
+            found.push(format!(
+                "{at}: must be from {} to {}",
+                node["minimum"], node["maximum"]
+            ));
+        }
+    }
+    if let Some(forms) = node.get("anyOf").and_then(Value::as_array) {
+        let fits = forms.iter().any(|form| {
+            let mut wrong = Vec::new();
+            check(value, resolve(form), path, &mut wrong);
+            wrong.is_empty()
+        });
+        if !fits {
+            found.push(format!("{at}: {value} is none of the forms allowed here"));
+        }
+    }
     if let (Some(map), Some(required)) = (value.as_object(), node.get("required")) {
         for name in required
             .as_array()
@@ -236,6 +257,29 @@ mod tests {
             vec!["the spec: steps is required"]
         );
         assert!(unknown(&spec).is_empty(), "unknown() reports fields only");
+    }
+
+    /// The statuses an http step expects: numbers from 100 to 599 or
+    /// classes, as the runner reads them.
+    #[test]
+    fn an_http_step_s_expected_statuses_are_checked_as_the_runner_checks_them() {
+        let spec = |expect: Value| serde_json::json!({"id": "x", "steps": [{"http": {"url": "https://h/", "expect": expect}}]});
+        assert!(problems(&spec(serde_json::json!([204, "3xx"]))).is_empty());
+        for bad in [
+            serde_json::json!([99]),
+            serde_json::json!([600]),
+            serde_json::json!(["3XX"]),
+            serde_json::json!(["39x"]),
+            serde_json::json!(["6xx"]),
+        ] {
+            assert_eq!(
+                problems(&spec(bad.clone())),
+                vec![format!(
+                    "steps[0].http.expect[0]: {} is none of the forms allowed here",
+                    bad[0]
+                )]
+            );
+        }
     }
 
     #[test]

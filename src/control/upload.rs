@@ -307,6 +307,12 @@ fn read_log(file: &File, buf: &mut [u8], at: u64) -> Result<(), ControlError> {
                     tracing::warn!("reading the outbox log at byte {at}: {e}; trying again");
                     thread::sleep(*pause);
                 }
+                _ if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(ControlError::Io(anyhow::anyhow!(
+                        "the outbox log ends before byte {}, which it was written to",
+                        at + buf.len() as u64
+                    )))
+                }
                 _ => {
                     return Err(ControlError::Io(anyhow::anyhow!(
                         "reading the outbox log at byte {at}: {e}"

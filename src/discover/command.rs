@@ -26,6 +26,7 @@ pub fn output(argv: &[String], extra: &[(&str, &str)], until: Instant) -> Result
         cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
         confinement: exec::Confinement::default(),
         stdin: exec::Input::Empty,
+        owner: None,
     };
     let supervision = Supervision {
         until: Some(until),

@@ -63,6 +63,11 @@ pub struct Command {
     pub cwd: PathBuf,
     pub confinement: Confinement,
     pub stdin: Input,
+    /// A variable of `env` (name, value) that marks the processes of one
+    /// job: a leftover found when this command ends that carries another
+    /// value of it belongs to a job still running beside this one (sortie's
+    /// `--parallel`), and is left to that job.
+    pub owner: Option<(String, String)>,
 }
 
 /// What a process reads on stdin.
@@ -405,7 +410,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
                     // A descendant holds the pipes: kill what is left of the group, and
                     // what left the group (setsid) and was reparented to sortie.
                     leaked = true;
-                    leftovers += kill_what_is_left(group);
+                    leftovers += kill_what_is_left(group, cmd);
                 } else if exited_at.elapsed() >= LEAK_WAIT * 4 {
                     // Something beyond reach (not sortie's descendant) holds them: stop reading.
                     break;
@@ -429,7 +434,7 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
     signals::remove_running_group(group.id());
     os::forget_child(pid);
     // The leader is reaped: any child sortie has now is something the step left running.
-    leftovers += kill_what_is_left(group);
+    leftovers += kill_what_is_left(group, cmd);
     ledger::ended(group);
     let outcome = match (stopped, status) {
         (Some((reason, _)), _) => Outcome::Stopped(reason),
@@ -446,10 +451,15 @@ pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Obse
 /// Kill what is left of a step's group, and what left the group (setsid) and
 /// was reparented to sortie; how many of those were still running (a child
 /// that had ended by itself is only reaped).
-fn kill_what_is_left(group: ProcessGroup) -> usize {
+fn kill_what_is_left(group: ProcessGroup, cmd: &Command) -> usize {
     let ended = os::ended_leftovers();
     group.signal(os::SIGKILL);
-    os::kill_leftovers().saturating_sub(ended)
+    let another_job_s = |pid: i32| {
+        cmd.owner.as_ref().is_some_and(|(name, value)| {
+            os::environ_value(pid, name).is_some_and(|theirs| theirs != *value)
+        })
+    };
+    os::kill_leftovers(&another_job_s).saturating_sub(ended)
 }
 
 /// Apply the confinement in the child (see `os::setup_child`).
@@ -509,6 +519,7 @@ mod tests {
                 ..Confinement::default()
             },
             stdin: Input::Empty,
+            owner: None,
         }
     }
 

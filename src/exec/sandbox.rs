@@ -538,6 +538,7 @@ mod tests {
                         cwd: r.clone(),
                         confinement: confinement.clone(),
                         stdin: crate::exec::Input::Empty,
+                        owner: None,
                     };
                     let supervision = crate::exec::Supervision {
                         until: None,

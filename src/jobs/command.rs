@@ -442,6 +442,7 @@ impl Builder<'_> {
             cwd: self.workspace.to_path_buf(),
             confinement: self.confinement.clone(),
             stdin: exec::Input::Empty,
+            owner: self.owner(),
         })
     }
 
@@ -622,6 +623,7 @@ impl Builder<'_> {
             cwd: self.workspace.to_path_buf(),
             confinement: self.confinement.clone(),
             stdin: exec::Input::Closed(document.to_bytes()),
+            owner: self.owner(),
         })
     }
 
@@ -685,6 +687,7 @@ impl Builder<'_> {
             cwd: self.workspace.to_path_buf(),
             confinement: self.confinement.clone(),
             stdin: exec::Input::Empty,
+            owner: self.owner(),
         };
         // A FIFO there would keep `cat` waiting: a read has a minute at most.
         let most = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -737,6 +740,11 @@ impl Builder<'_> {
                 Element::Code => Ok(a.clone()),
             })
             .collect()
+    }
+
+    /// What marks the processes of this job's steps (see `exec::Command::owner`).
+    fn owner(&self) -> Option<(String, String)> {
+        Some(("SORTIE_EXECID".into(), self.spec.id.clone()))
     }
 
     /// A step's environment on the runner: the job's context, `env`, the

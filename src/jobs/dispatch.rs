@@ -111,6 +111,12 @@ pub fn threadcount(
 pub struct Data {
     pub global: DataSet,
     pub nodes: BTreeMap<String, DataSet>,
+    /// A job that dispatches to no node runs its steps on the runner's own
+    /// node (this name), as Rundeck runs them on its server's, with the
+    /// global data: the steps' context there (`N:k`, `exec.exitCode`) is then
+    /// this node's too (`N:k@local`, `N:k*`). Only the context: every form
+    /// of every value would triple the steps' environment.
+    pub local_only: Option<String>,
 }
 
 /// The longest `${data.k*}` (every node's value joined): a step gets it in a
@@ -144,12 +150,19 @@ impl Data {
             view.extend(own.map().clone());
             sets.insert(node, own);
         }
+        let local = self.local_only.as_deref().filter(|_| node.is_none());
         let mut joined: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (name, set) in sets {
-            for (k, v) in set.map() {
-                view.insert(format!("{k}@{name}"), v.clone());
-                joined.entry(k).or_default().push(v);
-            }
+        let context = own.map().iter().filter(|(k, _)| own.is_context(k));
+        let local_context = local
+            .into_iter()
+            .flat_map(|name| context.clone().map(move |kv| (name, kv)));
+        let every = sets
+            .into_iter()
+            .flat_map(|(name, set)| set.map().iter().map(move |kv| (name, kv)))
+            .chain(local_context);
+        for (name, (k, v)) in every {
+            view.insert(format!("{k}@{name}"), v.clone());
+            joined.entry(k).or_default().push(v);
         }
         for (k, values) in joined {
             let all = values.join(",");

@@ -141,12 +141,33 @@ pub enum Mode {
     Value,
 }
 
+/// A reference's `N:` (Rundeck's step number, from 1) taken off its front.
+fn without_step(inner: &str) -> (Option<usize>, &str) {
+    match inner.split_once(':') {
+        Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (n.parse().ok().filter(|n| *n > 0), rest)
+        }
+        _ => (None, inner),
+    }
+}
+
+/// Whether `inner` (a token without its `${`/`}` or `@`s) is a reference:
+/// `ns.key`, or Rundeck's `N:ns.key` for what step N set.
+fn is_reference(inner: &str) -> bool {
+    let (step, rest) = without_step(inner);
+    if step.is_none() && rest.len() != inner.len() {
+        return false;
+    }
+    rest.split_once('.')
+        .is_some_and(|(ns, key)| is_word(ns) && !key.is_empty())
+}
+
 /// The length of the `${ns.key}` reference that starts `rest`, if one does.
 fn reference_at(rest: &str) -> Option<usize> {
     let inner = rest.strip_prefix("${")?;
     let end = inner.find('}')?;
-    let (ns, key) = inner[..end].split_once('.')?;
-    (is_word(ns) && !key.is_empty() && !key.contains(char::is_whitespace)).then_some(end + 3)
+    let inner = &inner[..end];
+    (is_reference(inner) && !inner.contains(char::is_whitespace)).then_some(end + 3)
 }
 
 /// The length of the `@ns.key@` token (Rundeck's script form, `@data.k/node@`
@@ -157,8 +178,31 @@ fn at_token_at(rest: &str) -> Option<usize> {
     if !inner[end..].starts_with('@') {
         return None;
     }
-    let (ns, key) = inner[..end].split_once('.')?;
-    (is_word(ns) && !key.is_empty()).then_some(end + 2)
+    is_reference(&inner[..end]).then_some(end + 2)
+}
+
+/// The steps (numbered from 1) whose own values `text` refers to as Rundeck's
+/// `${N:ns.key}` or `@N:ns.key@`, and whether it refers to `exec.*` (a
+/// step's exit code) at all: only these are kept as a job runs.
+pub fn context_references(text: &str) -> (BTreeSet<usize>, bool) {
+    let mut steps = BTreeSet::new();
+    let mut exec = false;
+    let mut look = |inner: &str| {
+        let (step, rest) = without_step(inner);
+        steps.extend(step);
+        exec |= rest.starts_with("exec.");
+    };
+    for (i, _) in text.match_indices("${") {
+        if let Some(len) = reference_at(&text[i..]) {
+            look(&text[i + 2..i + len - 1]);
+        }
+    }
+    for (i, _) in text.match_indices('@') {
+        if let Some(len) = at_token_at(&text[i..]) {
+            look(&text[i + 1..i + len - 1]);
+        }
+    }
+    (steps, exec)
 }
 
 /// Whether `text` holds a `${ns.key}` reference.
@@ -201,17 +245,28 @@ pub fn expand_tokens(text: &str, ctx: &Context) -> Result<String> {
 }
 
 /// The namespace and key of a token, `${ns.key}` or `@ns.key@` (whose
-/// `/node` is `@node`).
+/// `/node` is `@node`). Rundeck's `exec.K` (a step's exit code) is the data
+/// key `exec.K`, and its `N:` goes with the key: the data a job keeps has
+/// both, under those names.
 fn split(token: &str) -> (&str, std::borrow::Cow<'_, str>) {
     let (inner, at) = match token.strip_prefix("${") {
         Some(rest) => (&rest[..rest.len() - 1], false),
         None => (&token[1..token.len() - 1], true),
     };
-    let (ns, key) = inner.split_once('.').expect("a reference has a dot");
-    if at && key.contains('/') {
-        (ns, key.replacen('/', "@", 1).into())
+    let (step, rest) = without_step(inner);
+    let (ns, key) = rest.split_once('.').expect("a reference has a dot");
+    let key = if at && key.contains('/') {
+        key.replacen('/', "@", 1).into()
     } else {
-        (ns, key.into())
+        std::borrow::Cow::Borrowed(key)
+    };
+    let (ns, key) = match ns {
+        "exec" => ("data", format!("exec.{key}").into()),
+        _ => (ns, key),
+    };
+    match step {
+        Some(n) => (ns, format!("{n}:{key}").into()),
+        None => (ns, key),
     }
 }
 
@@ -471,6 +526,51 @@ mod tests {
         assert!(e.contains("arguments"), "{e}");
         assert!(expand("${secret.NOPE}", &c, Mode::Shell).is_err());
         assert!(expand("$((${secret.DB_PASS}))", &c, Mode::Shell).is_err());
+    }
+
+    /// Rundeck's `N:` step qualifier and `exec.K` group (ArgumentVarExpanderSpec's
+    /// parse cases), read from the data a job keeps under `N:key` and `exec.K`.
+    #[test]
+    fn step_qualified_references_read_what_that_step_set() {
+        let mut c = ctx();
+        c.dialect = Dialect::Rundeck;
+        c.data.insert("2:status".into(), "step2".into());
+        c.data.insert("1:exec.exitCode*".into(), "0".into());
+        c.data.insert("exec.exitCode".into(), "99".into());
+        assert_eq!(
+            expand(
+                "${2:data.status} ${1:exec.exitCode*} ${exec.exitCode} ${1:data.status}",
+                &c,
+                Mode::Raw
+            )
+            .unwrap(),
+            "step2 0 99 ${1:data.status}"
+        );
+        assert_eq!(
+            expand("echo ${2:data.status}", &c, Mode::Shell).unwrap(),
+            "echo \"${SORTIE_DATA_2_STATUS}\""
+        );
+        assert_eq!(
+            expand_tokens("echo @2:data.status@", &c).unwrap(),
+            "echo \"${SORTIE_DATA_2_STATUS}\""
+        );
+        // Not references: no step 0, a space after the colon, shell's own forms.
+        for text in [
+            "${0:data.status}",
+            "${2: data.status}",
+            "${1:-x.y}",
+            "${a:b.c}",
+        ] {
+            assert_eq!(expand(text, &c, Mode::Raw).unwrap(), text);
+        }
+        assert_eq!(
+            context_references("${2:data.k} @3:data.k@ ${exec.exitCode} ${1:-a.b} ${0:x.y}"),
+            (BTreeSet::from([2, 3]), true)
+        );
+        assert_eq!(
+            context_references("${data.k} @option.x@"),
+            (BTreeSet::new(), false)
+        );
     }
 
     #[test]

@@ -80,6 +80,8 @@ fn get() -> String {
 pub enum Expect {
     Status(u16),
     Class(String),
+    /// Anything else, refused by [`Http::check`] with what it is.
+    Other(serde_json::Value),
 }
 
 impl Expect {
@@ -94,7 +96,7 @@ impl Expect {
                 }
                 _ => None,
             },
-            Expect::Status(_) => None,
+            Expect::Status(_) | Expect::Other(_) => None,
         }
     }
 }
@@ -104,6 +106,7 @@ impl std::fmt::Display for Expect {
         match self {
             Expect::Status(s) => write!(f, "{s}"),
             Expect::Class(c) => write!(f, "{c}"),
+            Expect::Other(v) => write!(f, "{v}"),
         }
     }
 }
@@ -466,6 +469,14 @@ mod tests {
             (
                 serde_json::json!({"url": "https://x/", "expect": ["6xx"]}),
                 "not an HTTP status",
+            ),
+            (
+                serde_json::json!({"url": "https://x/", "expect": [[302]]}),
+                "expect: [302] is not an HTTP status",
+            ),
+            (
+                serde_json::json!({"url": "https://x/", "expect": [-1]}),
+                "expect: -1 is not an HTTP status",
             ),
             (
                 serde_json::json!({"url": "https://x/", "capture": {"k": "body"}}),

@@ -21,6 +21,9 @@ pub const MAX_TOTAL: usize = 1024 * 1024;
 #[derive(Debug, Default, Clone)]
 pub struct DataSet {
     map: BTreeMap<String, String>,
+    /// Keys of the map that are the job's context, not data a step reported
+    /// (see [`DataSet::insert_context`]).
+    context: std::collections::BTreeSet<String>,
     /// Bytes of keys and values in every set of the job.
     job_total: Arc<AtomicUsize>,
 }
@@ -30,16 +33,28 @@ impl DataSet {
     pub fn sibling(&self) -> DataSet {
         DataSet {
             map: BTreeMap::new(),
+            context: Default::default(),
             job_total: self.job_total.clone(),
         }
     }
 
+    /// Everything later steps may refer to: data and context.
     pub fn map(&self) -> &BTreeMap<String, String> {
         &self.map
     }
 
+    /// Whether `key` is of the job's context (see [`DataSet::insert_context`]).
+    pub fn is_context(&self, key: &str) -> bool {
+        self.context.contains(key)
+    }
+
+    /// The data steps reported (the context left out).
     pub fn into_map(self) -> BTreeMap<String, String> {
+        let context = self.context;
         self.map
+            .into_iter()
+            .filter(|(k, _)| !context.contains(k))
+            .collect()
     }
 
     /// Add or replace a value, within the limits.
@@ -47,6 +62,19 @@ impl DataSet {
         if !valid_key(&key) {
             bail!("result data key {key:?} must be 1 to 128 of [A-Za-z0-9_.-]");
         }
+        self.context.remove(&key);
+        self.put(key, value)
+    }
+
+    /// Add or replace a value of the job's context that steps may refer to
+    /// but did not report: Rundeck's `exec.exitCode`, and `N:key` for what
+    /// step N set. Not part of the job's result data.
+    pub fn insert_context(&mut self, key: String, value: String) -> Result<()> {
+        self.context.insert(key.clone());
+        self.put(key, value)
+    }
+
+    fn put(&mut self, key: String, value: String) -> Result<()> {
         if value.len() > MAX_VALUE {
             bail!(
                 "result data {key}: the value is {} bytes, over the limit of {MAX_VALUE}",

@@ -220,6 +220,9 @@ struct Job<'a, 'l, 's> {
     broken: BTreeMap<String, String>,
     /// The job's log limit, counted.
     budget: Option<LogBudget>,
+    /// The steps (from 1) whose own values the job refers to (`${N:ns.key}`),
+    /// and whether it refers to a step's `exec.exitCode`: kept as it runs.
+    context: (std::collections::BTreeSet<usize>, bool),
 }
 
 /// Run every step of `spec` and report how it went.
@@ -314,7 +317,10 @@ fn attempt_once(
     attempt: u32,
 ) -> (Vec<StepResult>, Data, Verdict) {
     let mut steps = Vec::new();
-    let mut data = Data::default();
+    let mut data = Data {
+        local_only: spec.nodes.is_none().then(|| rt.nodes.local.name.clone()),
+        ..Data::default()
+    };
     let mut verdict = Verdict::ok();
     let selected = match &spec.nodes {
         None => Ok(vec![rt.nodes.local.clone()]),
@@ -615,6 +621,8 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             host_keys: BTreeMap::new(),
             broken: BTreeMap::new(),
             budget: spec.log_limit.clone().map(LogBudget::new),
+            // Every text of the steps is in their Debug form, as written.
+            context: crate::jobs::expand::context_references(&format!("{:?}", spec.steps)),
         };
         job.prepare_secrets(nodes)?;
         Ok(job)
@@ -1095,10 +1103,12 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             }
             let mut ctx = self.template.clone();
             ctx.node = node_context(node, local);
+            let before = self.context.0.contains(&(index + 1)).then(|| own.clone());
             let run = self.step(
                 index, step, false, node, link, &mut ctx, data, view_node, own, nodes,
             );
             let exit_code = run.result.exit_code;
+            self.keep_context(index, exit_code, before.as_ref(), own);
             seq.results.push(run.result);
             seq.results.extend(run.per_node);
             if run.ran.succeeded() {
@@ -1175,6 +1185,43 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             }
         }
         seq
+    }
+
+    /// What later steps may refer to of step `index` (from 0) that just ran:
+    /// its exit code as Rundeck's `exec.exitCode`, and what it set as
+    /// `N:key` (N from 1), when the job refers to them. `before` is the data
+    /// as the step found it.
+    fn keep_context(
+        &self,
+        index: usize,
+        exit_code: Option<i32>,
+        before: Option<&DataSet>,
+        own: &mut DataSet,
+    ) {
+        let (steps, exec) = &self.context;
+        let number = index + 1;
+        let mut kept = Vec::new();
+        if let Some(code) = exit_code.filter(|_| *exec) {
+            kept.push(("exec.exitCode".to_string(), code.to_string()));
+            if steps.contains(&number) {
+                kept.push((format!("{number}:exec.exitCode"), code.to_string()));
+            }
+        }
+        if let Some(before) = before {
+            for (key, value) in own.map() {
+                let set = !key.contains(':')
+                    && key != "exec.exitCode"
+                    && before.map().get(key) != Some(value);
+                if set {
+                    kept.push((format!("{number}:{key}"), value.clone()));
+                }
+            }
+        }
+        for (key, value) in kept {
+            if let Err(e) = own.insert_context(key, value) {
+                self.log.system(Level::Warn, &format!("{e:#}"));
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1519,6 +1566,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             cwd: self.rt.workspace.to_path_buf(),
             confinement: self.confinement.clone(),
             stdin: exec::Input::Empty,
+            owner: Some(("SORTIE_EXECID".into(), self.spec.id.clone())),
         })
     }
 

@@ -267,12 +267,12 @@ pub fn ended_leftovers() -> usize {
         .count()
 }
 
-/// Kill and reap every child process sortie has now but those it keeps: each
-/// one is a leftover, a daemon a step started, reparented to sortie as the
-/// subreaper. Their descendants are killed with them, however deep (a chain
-/// of `setsid`s), and reaped once reparented to sortie in turn. Returns how
-/// many there were.
-pub fn kill_leftovers() -> usize {
+/// Kill and reap every child process sortie has now but those it keeps and
+/// those `spare` says are not this caller's: each one is a leftover, a
+/// daemon a step started, reparented to sortie as the subreaper. Their
+/// descendants are killed with them, however deep (a chain of `setsid`s), and
+/// reaped once reparented to sortie in turn. Returns how many there were.
+pub fn kill_leftovers(spare: &dyn Fn(i32) -> bool) -> usize {
     // Descendants killed in one round are reaped as children in the next.
     let mut signalled = std::collections::HashSet::new();
     let mut killed = 0;
@@ -281,7 +281,7 @@ pub fn kill_leftovers() -> usize {
             let kept = kept();
             let pids: Vec<i32> = children()
                 .into_iter()
-                .filter(|p| !kept.contains(p))
+                .filter(|p| !kept.contains(p) && (signalled.contains(p) || !spare(*p)))
                 .collect();
             // Found while the tree is whole: a killed process's children are
             // reparented at once.
@@ -312,6 +312,16 @@ pub fn kill_leftovers() -> usize {
         }
     }
     killed
+}
+
+/// The value of variable `name` in the environment process `pid` started
+/// with, when it can be read and has one.
+pub fn environ_value(pid: i32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ.split(|b| *b == 0).find_map(|entry| {
+        let value = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+        Some(String::from_utf8_lossy(value).into_owned())
+    })
 }
 
 /// Every descendant of `roots` (the roots left out), from one reading of

@@ -180,7 +180,10 @@ fn options(job: &Job, spec: &mut Map<String, Value>, notes: &mut Vec<String>) {
             if !option.secure {
                 values.insert(option.name.clone(), value.clone().into());
             }
-        } else if option.multivalued && option.multivalue_all_selected && !option.values.is_empty()
+        } else if option.multivalued
+            && option.multivalue_all_selected
+            && !option.secure
+            && !option.values.is_empty()
         {
             // Rundeck's default for it is every listed value.
             let delimiter = option.delimiter.as_deref().unwrap_or(",");

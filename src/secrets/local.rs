@@ -56,13 +56,29 @@ pub fn file(dir: Option<&Path>, name: &str, reserved: &[PathBuf]) -> Result<Secr
 /// the value. Its stderr is read and discarded: it may echo what it handles.
 pub fn command(program: Option<&Path>, name: &str, timeout: Duration) -> Result<Secret> {
     let program = program.ok_or_else(|| anyhow!("no --secrets-command configured"))?;
-    let mut child = Command::new(program)
-        .arg(name)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| anyhow!("cannot run {}: {e}", program.display()))?;
+    // Kept: a step of another job that ends meanwhile (--parallel) must not
+    // take it for a leftover.
+    let mut child = crate::os::spawn_kept(
+        Command::new(program)
+            .arg(name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .map_err(|e| anyhow!("cannot run {}: {e}", program.display()))?;
+    let pid = child.id();
+    let value = answer(program, name, &mut child, timeout);
+    crate::os::forget_child(pid);
+    value
+}
+
+/// What the secrets command `child` printed for `name`, within `timeout`.
+fn answer(
+    program: &Path,
+    name: &str,
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> Result<Secret> {
     // The name on stdin too, for commands that prefer to read it.
     if let Some(mut stdin) = child.stdin.take() {
         let _ = writeln!(stdin, "{name}");
