@@ -781,3 +781,26 @@ echo RUNDECK:DATA:who=first
     assert_eq!(summary["status"], "failed");
     assert_eq!(summary["data"], json!({"who": "second"}), "{summary}");
 }
+
+/// Of a file of several jobs, `convert` prints those a runner can run and
+/// fails naming the others, as Rundeck imports each job on its own.
+#[test]
+fn convert_prints_the_jobs_of_a_file_that_can_run_and_names_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "two.yaml",
+        "- name: runs\n  sequence:\n    commands:\n    - exec: echo hi\n- name: calls-another\n  sequence:\n    commands:\n    - jobref:\n        name: other\n",
+    );
+    let out = sortie().arg("convert").arg(&file).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(code::CONFIG)),
+        "{}",
+        stderr(&out)
+    );
+    let specs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(specs.as_array().unwrap().len(), 1, "{specs}");
+    assert_eq!(specs[0]["name"], "runs");
+    assert!(stderr(&out).contains("calls-another"), "{}", stderr(&out));
+}

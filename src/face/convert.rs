@@ -3,7 +3,7 @@
 //! Each job of the file, carried over, as JSON on stdout (an array when the
 //! file holds several); what was not carried over, one line each, on stderr.
 //! A job that cannot be carried over at all makes the command fail, with one
-//! line per reason. What a job carried over would refuse when it runs (what
+//! line per reason; the other jobs of its file are still printed. What a job carried over would refuse when it runs (what
 //! `sortie exec --check` finds, whatever the options' values) is said too.
 
 use anyhow::Result;
@@ -34,6 +34,16 @@ pub fn run(args: &ConvertArgs) -> Result<Code> {
             Err(lines) => refused.extend(lines),
         }
     }
+    // Of a file of several jobs, those carried over are printed even when
+    // others are not (Rundeck imports each job of a file on its own).
+    if !specs.is_empty() {
+        let out = if several {
+            serde_json::Value::Array(specs)
+        } else {
+            specs.remove(0)
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
     if !refused.is_empty() {
         return Err(Failure::config(anyhow::anyhow!(
             "{name}: cannot run on a runner:\n{}",
@@ -41,12 +51,6 @@ pub fn run(args: &ConvertArgs) -> Result<Code> {
         ))
         .into());
     }
-    let out = if several {
-        serde_json::Value::Array(specs)
-    } else {
-        specs.remove(0)
-    };
-    println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(Code::OK)
 }
 

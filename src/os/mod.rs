@@ -276,7 +276,11 @@ pub fn kill_leftovers(spare: &dyn Fn(i32) -> bool) -> usize {
     // Descendants killed in one round are reaped as children in the next.
     let mut signalled = std::collections::HashSet::new();
     let mut killed = 0;
-    for _ in 0..16 {
+    // Round after round while any is left, so that a process that forks and
+    // ends in a loop, a step ahead of each reading of /proc, is caught in
+    // the end; bounded, so that the step's end is too.
+    let until = std::time::Instant::now() + LEFTOVER_ROUNDS;
+    loop {
         let pids: Vec<i32> = {
             let kept = kept();
             let pids: Vec<i32> = children()
@@ -310,9 +314,15 @@ pub fn kill_leftovers(spare: &dyn Fn(i32) -> bool) -> usize {
         for &pid in &pids {
             reap(pid);
         }
+        if std::time::Instant::now() >= until {
+            break;
+        }
     }
     killed
 }
+
+/// How long [`kill_leftovers`] goes on finding and killing leftovers.
+const LEFTOVER_ROUNDS: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The value of variable `name` in the environment process `pid` started
 /// with, when it can be read and has one.
