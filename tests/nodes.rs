@@ -370,6 +370,26 @@ fn a_filter_selects_among_twenty_nodes_as_rundeck_does() {
     );
 }
 
+/// Rundeck's nodes that log in by password are listed, with a warning that
+/// sortie cannot reach them so.
+#[test]
+fn a_node_that_logs_in_by_password_is_listed_with_a_warning() {
+    let lab = Lab::empty();
+    let file = lab.path("password.yaml");
+    std::fs::write(
+        &file,
+        "pw-node:\n  hostname: 10.0.0.9\n  ssh-authentication: password\n  ssh-password-storage-path: keys/pw\nkey-node:\n  hostname: 10.0.0.8\n",
+    )
+    .unwrap();
+    let out = run(sortie().arg("nodes").arg("--nodes").arg(&file), 0);
+    assert!(stdout(&out).contains("pw-node") && stdout(&out).contains("key-node"));
+    let err = stderr(&out);
+    assert!(
+        err.contains("node pw-node: ssh-authentication is password") && !err.contains("key-node"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_broken_inventory_is_named_and_only_jobs_with_a_filter_fail() {
     let lab = Lab::empty();

@@ -35,6 +35,18 @@ pub fn run(args: &NodesArgs) -> Result<Code> {
     };
     let selected = dispatch::select(&wanted, &BTreeMap::new(), &nodes)
         .map_err(|e| Failure::new(Cause::Usage, anyhow::anyhow!(e)))?;
+    for node in &selected {
+        if node
+            .attribute("ssh-authentication")
+            .is_some_and(|a| a.eq_ignore_ascii_case("password"))
+        {
+            tracing::warn!(
+                "node {}: ssh-authentication is password, and sortie logs in with keys only: \
+                 give it an ssh-key-storage-path (or the job an ssh_key)",
+                printable(&node.name)
+            );
+        }
+    }
     if args.json {
         println!(
             "{}",
