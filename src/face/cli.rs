@@ -72,7 +72,7 @@ pub enum Command {
     /// Print the inventory this runner sees, from its configured sources (what
     /// `poll --inventory-every` reports).
     Discover(Box<DiscoverArgs>),
-    /// Print the job spec a Rundeck job (YAML or XML) becomes, and what is not carried over.
+    /// Print the job spec a Rundeck job (YAML or XML) becomes, what is not carried over, and what it would refuse when it runs.
     Convert(Box<ConvertArgs>),
     /// Manage a spool directory (the embedded control plane).
     #[command(subcommand)]
