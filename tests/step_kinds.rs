@@ -1,4 +1,5 @@
-//! Step kinds beyond a process: data (result data from text), flow (stop the
+//! Step kinds beyond a process: data (result data from text), log_data (what
+//! the job gathered, in its log), flow (stop the
 //! job here), http (a request sortie makes), copy (a file put on a node whole),
 //! plugins (a team's own executables) and ansible (a playbook against the
 //! selected nodes), through `sortie exec` and the control plane.
@@ -19,6 +20,7 @@ fn a_data_step_sets_data_and_a_flow_step_stops_the_job() {
     );
     let text = stdout(&out) + &stderr(&out);
     assert!(text.contains("tagging v2.1"), "{text}");
+    assert!(text.contains(r#"global {"data":{"tag":"v2.1"},"#), "{text}");
     assert!(text.contains("tagged v2.1, nothing else to do"), "{text}");
     assert!(!text.contains("does not run"), "{text}");
     // The other examples check (their secrets known by name, not read).

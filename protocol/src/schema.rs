@@ -243,8 +243,8 @@ mod tests {
             vec![
                 "keepgoing: must be boolean",
                 "options.a: must be string",
-                "steps[0]: needs exactly one of exec, shell, script, scriptfile, scripturl, data, flow, fail, http, copy, plugin, ansible",
-                "steps[1]: needs exactly one of exec, shell, script, scriptfile, scripturl, data, flow, fail, http, copy, plugin, ansible",
+                "steps[0]: needs exactly one of exec, shell, script, scriptfile, scripturl, data, log_data, flow, fail, http, copy, plugin, ansible",
+                "steps[1]: needs exactly one of exec, shell, script, scriptfile, scripturl, data, log_data, flow, fail, http, copy, plugin, ansible",
                 "steps[2].shell: must be string",
             ]
         );

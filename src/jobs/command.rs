@@ -183,6 +183,7 @@ impl Builder<'_> {
             StepKind::Exec(_)
             | StepKind::Shell(_)
             | StepKind::Data(_)
+            | StepKind::LogData
             | StepKind::Flow { .. }
             | StepKind::Http(_)
             | StepKind::Copy(_)
@@ -289,6 +290,7 @@ impl Builder<'_> {
             StepKind::Flow { message, .. } => message
                 .iter()
                 .try_for_each(|m| self.expand(m, Mode::Raw).map(drop)),
+            StepKind::LogData => Ok(()),
             StepKind::Http(http) => std::iter::once(&http.url)
                 .chain(http.headers.values())
                 .chain(http.query.values())

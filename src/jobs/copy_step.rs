@@ -100,20 +100,23 @@ fn mode_bits(text: &str) -> Result<u32> {
 
 /// The destination, a directory given: with the source's file name.
 pub fn destination(dest: &str, source: Option<&str>) -> Result<String, String> {
-    match (dest.strip_suffix('/'), source) {
+    let path = match (dest.strip_suffix('/'), source) {
         (Some(dir), Some(source)) => {
             let name = std::path::Path::new(source)
                 .file_name()
                 .and_then(|n| n.to_str())
                 .ok_or_else(|| format!("source {source:?} has no file name"))?;
-            Ok(format!("{dir}/{name}"))
+            format!("{dir}/{name}")
         }
-        _ if !dest.starts_with('/') => Err(format!(
+        _ => dest.to_string(),
+    };
+    if !path.starts_with('/') {
+        return Err(format!(
             "dest {dest:?} is not an absolute path (on the runner a relative one would land in \
              the job's workspace, removed after it)"
-        )),
-        _ => Ok(dest.to_string()),
+        ));
     }
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -163,5 +166,6 @@ mod tests {
         );
         assert!(destination("/srv/", Some("/")).is_err());
         assert!(destination("srv/a", None).is_err());
+        assert!(destination("srv/", Some("/etc/app.conf")).is_err());
     }
 }

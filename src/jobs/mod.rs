@@ -11,6 +11,7 @@ pub mod copy_step;
 pub mod dispatch;
 pub mod expand;
 pub mod http_step;
+pub mod log_data;
 pub mod options;
 pub mod plugin;
 pub mod reader;

@@ -1258,6 +1258,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 ran
             }
             (StepKind::Data(values), _) => set_data(&builder, values, own),
+            (StepKind::LogData, _) => self.log_data(index, &node.name, builder.ctx, own),
             (StepKind::Http(http), _) => self.http(index, step, http, &builder, &node.name, own),
             (StepKind::Flow { succeed, message }, _) => {
                 let words = if *succeed {
@@ -1688,6 +1689,17 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             }
             Done::Stopped(reason) => Ran::Stopped(reason),
         }
+    }
+
+    /// A `log_data` step: the data this step can see, as its own output.
+    fn log_data(&self, index: usize, node: &str, ctx: &Context, data: &mut DataSet) -> Ran {
+        use exec::Observer;
+        let mut output = StepOutput::new(index, node, self.log, data, &[], self.budget.as_ref());
+        for line in crate::jobs::log_data::lines(ctx) {
+            output.output(exec::Stream::Stdout, line.as_bytes());
+        }
+        output.finish();
+        Ran::Exited(0)
     }
 
     /// Run a step (`run` starts it under the supervision given), streaming its

@@ -192,8 +192,11 @@ pub enum StepKind {
         args: Vec<String>,
     },
     /// Result data set from expansions, in sortie itself (Rundeck's
-    /// export-var and log-data steps).
+    /// export-var step).
     Data(BTreeMap<String, String>),
+    /// Log the data the step can see, one line per view (Rundeck's
+    /// log-data step).
+    LogData,
     /// Stop the job here, succeeded or failed, with a message (Rundeck's
     /// flow-control step): no later step runs on any node.
     Flow {
@@ -218,7 +221,7 @@ impl StepKind {
     pub fn in_process(&self) -> bool {
         matches!(
             self,
-            StepKind::Data(_) | StepKind::Flow { .. } | StepKind::Http(_)
+            StepKind::Data(_) | StepKind::LogData | StepKind::Flow { .. } | StepKind::Http(_)
         )
     }
 
@@ -384,6 +387,8 @@ struct RawStep {
     node_step: Option<bool>,
     #[serde(default)]
     data: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    log_data: Option<bool>,
     #[serde(default)]
     flow: Option<RawFlow>,
     #[serde(default)]
@@ -851,6 +856,7 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         raw.scriptfile.is_some(),
         raw.scripturl.is_some(),
         raw.data.is_some(),
+        raw.log_data.is_some(),
         raw.flow.is_some(),
         raw.fail.is_some(),
         raw.http.is_some(),
@@ -859,7 +865,8 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
         raw.ansible.is_some(),
     ];
     const KINDS: &str =
-        "exec, shell, script, scriptfile, scripturl, data, flow, fail, http, copy, plugin, ansible";
+        "exec, shell, script, scriptfile, scripturl, data, log_data, flow, fail, http, copy, plugin, \
+         ansible";
     match kinds.iter().filter(|k| **k).count() {
         0 => bail!("a step needs one of {KINDS}"),
         1 => {}
@@ -879,6 +886,11 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
             bail!("data: {bad:?} is not a data key ([A-Za-z0-9_.-])");
         }
         StepKind::Data(values)
+    } else if let Some(on) = raw.log_data {
+        if !on {
+            bail!("log_data: true, or no log_data (a step that logs nothing is no step)");
+        }
+        StepKind::LogData
     } else if let Some(flow) = raw.flow {
         let succeed = match flow.status.as_str() {
             "succeeded" => true,
@@ -977,6 +989,9 @@ fn parse_step(value: &serde_json::Value, handler_allowed: bool) -> Result<Step> 
     if node_step && matches!(kind, StepKind::Flow { .. }) {
         bail!("node_step: a flow step stops the whole job: it runs once, on the runner");
     }
+    if node_step && matches!(kind, StepKind::LogData) {
+        bail!("node_step: a log_data step runs once, on the runner, and logs every node's data");
+    }
     if node_step && matches!(kind, StepKind::Ansible(_)) {
         bail!("node_step: an ansible step runs once, on the runner, for every selected node");
     }
@@ -1024,6 +1039,7 @@ mod tests {
             {"data": {"n": "${node.name}"}, "node_step": true},
             {"flow": {"status": "succeeded", "message": "done"}},
             {"fail": "broken"},
+            {"log_data": true},
         ]}))
         .unwrap();
         let kinds: Vec<(bool, bool)> = spec
@@ -1033,7 +1049,13 @@ mod tests {
             .collect();
         assert_eq!(
             kinds,
-            [(true, false), (true, true), (true, false), (true, false)]
+            [
+                (true, false),
+                (true, true),
+                (true, false),
+                (true, false),
+                (true, false)
+            ]
         );
         assert!(matches!(
             spec.steps[3].kind,
@@ -1058,6 +1080,11 @@ mod tests {
             ),
             (json!({"data": {}}), "at least one key"),
             (json!({"data": {"a b": "x"}}), "not a data key"),
+            (json!({"log_data": false}), "no log_data"),
+            (
+                json!({"log_data": true, "node_step": true}),
+                "logs every node's data",
+            ),
             (
                 json!({"data": {"k": "v"}, "shell": "true"}),
                 "exactly one of",

@@ -519,6 +519,19 @@ fn convert_step(step: &Step, label: &str, notes: &mut Vec<String>) -> Result<Val
                 s.insert("data".into(), serde_json::json!({ name: value }));
                 s.insert("node_step".into(), (*node_step).into());
             }
+            // Rundeck's copy of one file from its server to each node: a copy
+            // step (the runner is the server here).
+            "copyfile" => copy_file(&mut s, config, &label, notes)?,
+            // Rundeck's log of the data context (a workflow step).
+            "log-data-step" => {
+                if config_text(config, "debugOnly").is_some_and(|v| v == "true") {
+                    notes.push(format!(
+                        "{label}: log-data-step's debugOnly: sortie's log has no debug level; \
+                         the data is logged"
+                    ));
+                }
+                s.insert("log_data".into(), true.into());
+            }
             // Rundeck's flow control: halt, failing or not; without halt it
             // does nothing.
             "flow-control" => {
@@ -574,6 +587,44 @@ fn convert_step(step: &Step, label: &str, notes: &mut Vec<String>) -> Result<Val
         }
     }
     Ok(Value::Object(s))
+}
+
+/// Rundeck's `copyfile` node step as a copy step: one file, its paths
+/// absolute (Rundeck reads a relative source from its own working directory
+/// and writes a relative destination in the node user's home, neither of
+/// which a runner can know).
+fn copy_file(
+    s: &mut Map<String, Value>,
+    config: &std::collections::BTreeMap<String, ConfigValue>,
+    label: &str,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    let set = |key| config_text(config, key).filter(|v| !v.is_empty());
+    if set("recursive").is_some_and(|v| v == "true") || set("pattern").is_some() {
+        return Err(format!(
+            "{label}: copyfile of a directory (recursive or pattern): a copy step puts one file; \
+             archive the directory and copy that"
+        ));
+    }
+    let (Some(source), Some(dest)) = (set("sourcePath"), set("destinationPath")) else {
+        return Err(format!(
+            "{label}: copyfile needs sourcePath and destinationPath"
+        ));
+    };
+    for (field, path) in [("sourcePath", &source), ("destinationPath", &dest)] {
+        if !path.starts_with('/') && !path.starts_with("${") {
+            return Err(format!(
+                "{label}: copyfile's {field} {path:?} is relative: give an absolute path"
+            ));
+        }
+    }
+    if set("echo").is_some_and(|v| v == "false") {
+        notes.push(format!(
+            "{label}: copyfile's echo false: the copy still logs the bytes it copied"
+        ));
+    }
+    s.insert("copy".into(), json!({ "source": source, "dest": dest }));
+    Ok(())
 }
 
 /// What belongs to a Rundeck server: noted, not carried over.

@@ -145,6 +145,66 @@ fn export_var_and_flow_control_map_onto_data_and_flow_steps() {
 }
 
 #[test]
+fn copyfile_becomes_a_copy_step_and_log_data_step_a_log_data_step() {
+    let job = |steps: &str| {
+        yaml(&format!(
+            "- name: ship\n  sequence:\n    commands:\n{steps}"
+        ))
+        .remove(0)
+    };
+    let done = convert(&job(r#"    - type: copyfile
+      nodeStep: true
+      configuration:
+        sourcePath: /srv/app/${option.build}.tar
+        destinationPath: /opt/app/
+        echo: 'false'
+        recursive: 'false'
+    - type: log-data-step
+      nodeStep: false
+      configuration: {debugOnly: 'true'}
+"#))
+    .unwrap();
+    let steps = &done.spec["steps"];
+    assert_eq!(
+        steps[0],
+        json!({"copy": {"source": "/srv/app/${option.build}.tar", "dest": "/opt/app/"}})
+    );
+    assert_eq!(steps[1], json!({"log_data": true}));
+    let notes = done.notes.join("\n");
+    assert!(notes.contains("echo false"), "{notes}");
+    assert!(notes.contains("debugOnly"), "{notes}");
+    for (config, why) in [
+        (
+            "{sourcePath: /srv/dir, destinationPath: /opt/, recursive: 'true'}",
+            "copyfile of a directory",
+        ),
+        (
+            "{sourcePath: /srv/dir, destinationPath: /opt/, pattern: '**/*.txt'}",
+            "copyfile of a directory",
+        ),
+        (
+            "{sourcePath: realm.properties, destinationPath: /opt/}",
+            "sourcePath \"realm.properties\" is relative",
+        ),
+        (
+            "{sourcePath: /etc/realm.properties, destinationPath: realm.properties}",
+            "destinationPath \"realm.properties\" is relative",
+        ),
+        (
+            "{sourcePath: /etc/x}",
+            "needs sourcePath and destinationPath",
+        ),
+    ] {
+        let refused = convert(&job(&format!(
+            "    - type: copyfile\n      nodeStep: true\n      configuration: {config}\n"
+        )))
+        .unwrap_err()
+        .join("\n");
+        assert!(refused.contains(why), "{config}: {refused}");
+    }
+}
+
+#[test]
 fn the_http_plugin_maps_onto_an_http_step() {
     let s = spec(
         r#"- name: call
