@@ -185,6 +185,30 @@ impl Lab {
         })
     }
 
+    /// A node on server `i` for an ansible step: its python named, as its
+    /// own attribute says.
+    pub fn ansible_node(&self, i: usize) -> Value {
+        let mut node = self.node(i);
+        node["ansible_python_interpreter"] = "/usr/bin/python3".into();
+        node
+    }
+
+    /// A play's `vars:` entry (indented for it) holding `vaulted: "vaulted-value"`
+    /// encrypted with `password` (ansible-vault's own encrypt_string).
+    pub fn vaulted_var(&self, password: &str) -> String {
+        let password_file = self.path("vault-password");
+        std::fs::write(&password_file, password).unwrap();
+        let vaulted = Command::new(peer("ansible-vault"))
+            .args(["encrypt_string", "--vault-password-file"])
+            .arg(&password_file)
+            .args(["vaulted-value", "--name", "vaulted"])
+            .output()
+            .unwrap();
+        assert!(vaulted.status.success(), "{}", stderr(&vaulted));
+        let vaulted = String::from_utf8(vaulted.stdout).unwrap();
+        vaulted.lines().map(|l| format!("    {l}\n")).collect()
+    }
+
     /// Write `nodes` (name → attributes) as a resource YAML file.
     pub fn inventory(&self, nodes: &[(&str, Value)]) -> PathBuf {
         let map: serde_json::Map<String, Value> = nodes
@@ -209,7 +233,7 @@ impl Lab {
     }
 
     /// The lab's inventory, known_hosts and keys for `cmd`.
-    fn reach(&self, cmd: &mut Command) {
+    pub fn reach(&self, cmd: &mut Command) {
         cmd.arg("--nodes")
             .arg(self.path("nodes.yaml"))
             .arg("--known-hosts")

@@ -214,7 +214,7 @@ fn every_corpus_job_is_carried_over_and_runs_or_is_refused_with_its_reasons() {
     ] {
         expect(runs, "succeeded");
     }
-    for refused in ["Parent_Job", "ansible-playbook", "Deploy.xml"] {
+    for refused in ["Parent_Job", "Deploy.xml"] {
         expect(refused, "refused");
     }
     // A script at an unreachable http URL fails its step, never the runner.
@@ -224,6 +224,10 @@ fn every_corpus_job_is_carried_over_and_runs_or_is_refused_with_its_reasons() {
     // copy to nodes it does not have.
     expect("HttpRequest_NodeStep", "failed");
     expect("job-a5fbe8c2", "failed");
+    // Its play checks a login on every node with a file in their /tmp: not
+    // run here (ansible-playbook is not on this PATH); the Ansible plugin's
+    // steps run in their own test.
+    expect("ansible-playbook-test", "failed");
 }
 
 #[test]
@@ -394,6 +398,20 @@ fn log_filters_feed_data_and_the_log_limit_halts_or_truncates() {
         .as_str()
         .unwrap()
         .contains("log limit"));
+    // A step sortie does itself halts the job at the limit as a process does.
+    let job = write(
+        dir.path(),
+        "limited-data.yaml",
+        "- name: limited\n  loglimit: '1'\n  loglimitAction: halt\n  sequence:\n    commands:\n    \
+         - exec: 'echo one'\n    - type: log-data-step\n      nodeStep: false\n    \
+         - type: export-var\n      nodeStep: false\n      configuration: {export: after, value: x}\n    \
+         - exec: 'echo after'\n",
+    );
+    let halted = exec_file(&job, dir.path(), &[]);
+    assert_eq!(halted.status.code(), Some(1), "{}", stderr(&halted));
+    let events = crate::support::events(&halted.stdout);
+    assert_eq!(output_text(&events, "stdout"), "one\n");
+    assert_eq!(summary(&halted)["data"].get("after"), None);
     let truncated = limited("truncate");
     assert_eq!(truncated.status.code(), Some(0), "{}", stderr(&truncated));
     let events = crate::support::events(&truncated.stdout);
@@ -861,4 +879,59 @@ fn copyfile_and_log_data_steps_run_as_rundeck_s_do() {
     assert_eq!(view["job"]["name"], "ship");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("hunter2"), "{text}");
+}
+
+/// Rundeck's Ansible plugin step runs as sortie's ansible step: the play on
+/// the job's nodes, its extra vars from options (text, never templated), the
+/// vault password from key storage (the runner's secrets directory).
+#[test]
+fn an_ansible_plugin_step_plays_on_the_job_s_nodes() {
+    let lab = Lab::new(2);
+    lab.inventory(&[
+        ("web1", lab.ansible_node(0)),
+        ("web2", lab.ansible_node(1)),
+        ("db1", lab.ansible_node(0)),
+    ]);
+    let written = lab.path("written");
+    std::fs::create_dir(&written).unwrap();
+    // The play as Rundeck's YAML export writes it: a literal block.
+    let play: String = format!(
+        "- hosts: all\n  gather_facts: false\n  vars:\n{}  tasks:\n  - copy:\n      dest: \
+         \"{}/{{{{ inventory_hostname }}}}.txt\"\n      content: \"{{{{ release }}}} \
+         {{{{ vaulted }}}}\\n\"\n",
+        lab.vaulted_var("vault-pass-41d7"),
+        written.display()
+    );
+    let block: String = play.lines().map(|l| format!("          {l}\n")).collect();
+    std::fs::write(lab.path("secrets/vault-pw"), "vault-pass-41d7").unwrap();
+    let job = write(
+        &lab.path(""),
+        "play.yaml",
+        &format!(
+            "- name: play\n  nodefilters:\n    filter: 'name: web.*'\n  options:\n  - name: release\n    \
+             value: '1.2'\n  sequence:\n    commands:\n    - type: \
+             com.batix.rundeck.plugins.AnsiblePlaybookInlineWorkflowStep\n      nodeStep: false\n      \
+             configuration:\n        ansible-extra-vars: 'release: ${{option.release}}'\n        \
+             ansible-vault-storage-path: keys/project/vault-pw\n        ansible-playbook-inline: |\n{block}"
+        ),
+    );
+    let path = format!(
+        "{}:{}",
+        peer("ansible-playbook").parent().unwrap().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let mut cmd = sortie();
+    cmd.env("PATH", path)
+        .args(["--log-format", "json", "exec"])
+        .arg(&job)
+        .args(["-o", "release={{ 6 * 7 }}"]);
+    lab.reach(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(summary(&out)["status"], "succeeded");
+    for host in ["web1", "web2"] {
+        let text = std::fs::read_to_string(written.join(format!("{host}.txt"))).unwrap();
+        assert_eq!(text, "{{ 6 * 7 }} vaulted-value\n");
+    }
+    assert!(!written.join("db1.txt").exists());
 }

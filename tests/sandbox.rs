@@ -487,11 +487,13 @@ fn a_workspace_swapped_mid_job_gives_later_steps_nothing() {
     let target = r.target();
     r.cp.enqueue(json!({
         "id": "midswap", "keepgoing": true,
+        // The copy's path from an option: checked when the step runs.
+        "options": {"dest": "copied"},
         "steps": [
             {"exec": ["sh", "-c", SWAP], "env": {"TARGET": target}},
             {"script": "echo second", "extension": ".sh"},
             {"exec": ["sh", "-c", "echo third > \"$SORTIE_WORKSPACE/tmp/planted\""]},
-            {"copy": {"content": "fourth", "dest": "copied"}},
+            {"copy": {"content": "fourth", "dest": "${option.dest}"}},
         ],
     }));
     r.poll("auto");

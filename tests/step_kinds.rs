@@ -332,6 +332,31 @@ fn a_copy_puts_a_file_whole_on_a_node_and_on_the_runner_and_takes_nothing_protec
     assert!(dest.is_dir());
     // A FIFO (or a device) is never replaced by a file.
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+
+    // A path that cannot be used is refused before any step runs; one from
+    // an option when the copy runs, a line break in it too (it would start a
+    // data line in the copy's output).
+    let spec = json!({"id": "copy-paths", "steps": [
+        {"shell": "echo first"},
+        {"copy": {"dest": "relative/", "source": "/etc/hostname"}},
+    ]});
+    let out = run(&mut lab.command(spec), code::JOB_FAILED);
+    let log = stdout(&out) + &stderr(&out);
+    assert!(log.contains("is not an absolute path"), "{log}");
+    assert!(!log.contains("first"), "{log}");
+    let spec = json!({"id": "copy-line", "options": {"to": format!("{}/x\nRUNDECK:DATA:v=6", dest.display())},
+        "steps": [{"copy": {"dest": "${option.to}", "content": "x"}}]});
+    let out = run(&mut lab.command(spec), code::JOB_FAILED);
+    let log = stdout(&out) + &stderr(&out);
+    assert!(log.contains("holds a control character"), "{log}");
+    assert!(!summary_has_data(&out), "{log}");
+}
+
+/// Whether the run's summary reports any result data.
+fn summary_has_data(out: &std::process::Output) -> bool {
+    crate::nodes::summary(out)["data"]
+        .as_object()
+        .is_some_and(|d| !d.is_empty())
 }
 
 /// A plugin directory with `probe`: it keeps the document it read and its
@@ -481,26 +506,12 @@ fn an_ansible_step_plays_on_the_selected_nodes_and_reports_each_node_s_recap() {
     use crate::nodes::Lab;
     let lab = Lab::new(2);
     // Which python runs modules on a node: its own attribute says.
-    let node = |i: usize| {
-        let mut node = lab.node(i);
-        node["ansible_python_interpreter"] = "/usr/bin/python3".into();
-        node
-    };
-    lab.inventory(&[("web1", node(0)), ("web2", node(1))]);
+    // Which python runs modules on a node: its own attribute says.
+    lab.inventory(&[("web1", lab.ansible_node(0)), ("web2", lab.ansible_node(1))]);
     let written = lab.path("written");
     std::fs::create_dir(&written).unwrap();
     // A vaulted variable, opened with the password the job's secret holds.
-    let password_file = lab.path("vault-password");
-    std::fs::write(&password_file, "vault-pass-9c1e").unwrap();
-    let vaulted = Command::new(peer("ansible-vault"))
-        .args(["encrypt_string", "--vault-password-file"])
-        .arg(&password_file)
-        .args(["vaulted-value", "--name", "vaulted"])
-        .output()
-        .unwrap();
-    assert!(vaulted.status.success(), "{}", stderr(&vaulted));
-    let vaulted = String::from_utf8(vaulted.stdout).unwrap();
-    let indented: String = vaulted.lines().map(|l| format!("    {l}\n")).collect();
+    let indented = lab.vaulted_var("vault-pass-9c1e");
     let play = format!(
         "- hosts: all\n  gather_facts: false\n  vars:\n{indented}  tasks:\n\
          \x20   - copy:\n        dest: \"{dir}/{{{{ inventory_hostname }}}}.txt\"\n\

@@ -303,6 +303,13 @@ impl Builder<'_> {
                 if let Some(source) = &copy.source {
                     self.expand(source, Mode::Raw)?;
                 }
+                // Paths that depend on no value are checked as the run will.
+                let fixed = std::iter::once(&copy.dest)
+                    .chain(&copy.source)
+                    .all(|p| !expand::has_reference(p));
+                if fixed {
+                    self.copy_dest(copy)?;
+                }
                 copy.content
                     .iter()
                     .try_for_each(|c| self.expand(c, Mode::Value).map(drop))

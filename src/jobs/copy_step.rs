@@ -98,8 +98,16 @@ fn mode_bits(text: &str) -> Result<u32> {
     }
 }
 
-/// The destination, a directory given: with the source's file name.
+/// The destination, a directory given: with the source's file name; refused
+/// when not absolute, or when either path holds a control character.
 pub fn destination(dest: &str, source: Option<&str>) -> Result<String, String> {
+    // A path is printed in the step's output, where a line break would start a
+    // line of its own (a data line, say); no file worth copying has one.
+    for (what, path) in [("dest", Some(dest)), ("source", source)] {
+        if path.is_some_and(|p| p.chars().any(char::is_control)) {
+            return Err(format!("{what} {path:?} holds a control character"));
+        }
+    }
     let path = match (dest.strip_suffix('/'), source) {
         (Some(dir), Some(source)) => {
             let name = std::path::Path::new(source)
@@ -167,5 +175,8 @@ mod tests {
         assert!(destination("/srv/", Some("/")).is_err());
         assert!(destination("srv/a", None).is_err());
         assert!(destination("srv/", Some("/etc/app.conf")).is_err());
+        let broken = destination("/srv/a\nRUNDECK:DATA:v=6", None).unwrap_err();
+        assert!(broken.contains("control character"), "{broken}");
+        assert!(destination("/srv/", Some("/etc/a\rb")).is_err());
     }
 }

@@ -21,10 +21,7 @@ pub fn lines(ctx: &Context) -> Vec<String> {
     let mut global = Map::new();
     let mut nodes: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
     for (key, value) in &ctx.data {
-        // `k*` is every node's `k` joined: a reading of the views below.
-        if key.ends_with('*') {
-            continue;
-        }
+        // A data key has no `@`: what follows the first is a node's name.
         match key.split_once('@') {
             Some((key, node)) => {
                 nodes
@@ -32,6 +29,8 @@ pub fn lines(ctx: &Context) -> Vec<String> {
                     .or_default()
                     .insert(key.to_string(), value.clone().into());
             }
+            // `k*` is every node's `k` joined: a reading of the views below.
+            None if key.ends_with('*') => {}
             None => {
                 global.insert(key.clone(), value.clone().into());
             }
@@ -83,6 +82,7 @@ mod tests {
         for (k, v) in [
             ("version", "1.2"),
             ("host@web1", "a"),
+            ("host@web*", "c"),
             ("host@evil\nSORTIE:DATA:x", "b\nSORTIE:DATA:y=1"),
             ("host*", "a,b"),
         ] {
@@ -95,6 +95,7 @@ mod tests {
                 "global {\"data\":{\"version\":\"1.2\"},\"job\":{\"name\":\"deploy\"},\
                  \"option\":{\"env\":\"prod\"}}\n",
                 "@evil\\nSORTIE:DATA:x {\"data\":{\"host\":\"b\\nSORTIE:DATA:y=1\"}}\n",
+                "@web* {\"data\":{\"host\":\"c\"}}\n",
                 "@web1 {\"data\":{\"host\":\"a\"}}\n",
             ]
         );

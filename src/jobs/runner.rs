@@ -651,6 +651,16 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         };
         // Rundeck's option rules, before any step (a secure value never shown).
         options::check(&self.spec.option_defs, &options).map_err(anyhow::Error::msg)?;
+        // Steps see a secure option only with valueExposed, and never as plain.
+        for def in self.spec.option_defs.iter().filter(|d| d.secure) {
+            self.template.options.remove(&def.name);
+            if let (true, Some(value)) = (def.value_exposed, secure.get(&def.name)) {
+                self.template
+                    .options
+                    .insert(def.name.clone(), value.expose().to_string());
+                self.template.secure.insert(def.name.clone());
+            }
+        }
         if self.spec.secrets.is_empty() && node_keys.is_empty() && secure.is_empty() {
             return Ok(());
         }
@@ -684,15 +694,6 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 min,
             )?)
         };
-        for def in self.spec.option_defs.iter().filter(|d| d.secure) {
-            self.template.options.remove(&def.name);
-            if let (true, Some(value)) = (def.value_exposed, secure.get(&def.name)) {
-                self.template
-                    .options
-                    .insert(def.name.clone(), value.expose().to_string());
-                self.template.secure.insert(def.name.clone());
-            }
-        }
         self.log.lock().set_masker(masker.clone());
         if !reused {
             mask::register_for_diagnostics(masker);
@@ -1678,6 +1679,9 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             &mut out,
         );
         out.output.finish();
+        if let Some(stopped) = stopped_by_log(&out.output) {
+            return stopped;
+        }
         match done {
             Done::Succeeded => Ran::Exited(0),
             Done::Failed(why) => Ran::NotStarted(why),
@@ -1699,7 +1703,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             output.output(exec::Stream::Stdout, line.as_bytes());
         }
         output.finish();
-        Ran::Exited(0)
+        stopped_by_log(&output).unwrap_or(Ran::Exited(0))
     }
 
     /// Run a step (`run` starts it under the supervision given), streaming its
@@ -1825,6 +1829,15 @@ fn node_context(node: &Node, local: &str) -> BTreeMap<String, String> {
 /// Read `$SORTIE_OUTPUT` into the data (a regular file, bounded; a step that
 /// made it a symlink gets nothing read through it).
 /// A data step: each value's references replaced, the results set as data.
+/// A step sortie does itself whose output the log limit halted (or that the
+/// log could not take): stopped, as a process step's would be.
+fn stopped_by_log(output: &StepOutput<'_, '_, '_>) -> Option<Ran> {
+    use exec::Observer;
+    output
+        .aborted()
+        .then_some(Ran::Stopped(StopReason::Aborted))
+}
+
 fn set_data(builder: &Builder<'_>, values: &BTreeMap<String, String>, data: &mut DataSet) -> Ran {
     for (key, value) in values {
         match builder.text(value) {

@@ -13,6 +13,8 @@
 //! notes. A step a runner cannot run (a job reference, a plugin sortie does not
 //! have) refuses the whole job — never a half-run job — with one line per step.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use crate::nodes::filter::tokenize;
@@ -126,13 +128,17 @@ pub fn convert(job: &Job) -> Result<Converted, Vec<String>> {
         );
     }
     let mut steps = Vec::new();
+    let mut secrets = BTreeMap::new();
     for (i, step) in job.workflow.steps.iter().enumerate() {
-        match convert_step(step, &format!("step {i}"), &mut notes) {
+        match convert_step(step, &format!("step {i}"), &mut notes, &mut secrets) {
             Ok(s) => steps.push(s),
             Err(why) => refused.push(why),
         }
     }
     spec.insert("steps".into(), Value::Array(steps));
+    if !secrets.is_empty() {
+        spec.insert("secrets".into(), json!(secrets));
+    }
     server_only(job, &mut notes);
     if !refused.is_empty() {
         return Err(refused
@@ -316,11 +322,24 @@ fn log_filters(filters: &[LogFilter], whose: &str, notes: &mut Vec<String>) -> V
     out
 }
 
-fn config_text(
+/// A plugin property as text; a null one is not set.
+pub(super) fn config_text(
     config: &std::collections::BTreeMap<String, ConfigValue>,
     key: &str,
 ) -> Option<String> {
-    config.get(key).map(ConfigValue::as_text)
+    match config.get(key)? {
+        ConfigValue::Json(Value::Null) => None,
+        value => Some(value.as_text()),
+    }
+}
+
+/// A boolean plugin property as Rundeck reads one (`Boolean.parseBoolean`:
+/// `true` in any case; anything else, or nothing, is false).
+pub(super) fn config_true(
+    config: &std::collections::BTreeMap<String, ConfigValue>,
+    key: &str,
+) -> bool {
+    config_text(config, key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 /// The rundeck-http-plugin's configuration as an `http` step: URL, method,
@@ -362,7 +381,7 @@ fn http_plugin(
         };
         http["headers"] = Value::Object(headers);
     }
-    let yes = |key| config_text(config, key).is_some_and(|v| v == "true");
+    let yes = |key| config_true(config, key);
     let code = config_text(config, "responseCode").and_then(|c| c.parse::<u16>().ok());
     http["expect"] = match code.filter(|_| yes("checkResponseCode")) {
         Some(code) => serde_json::json!([code]),
@@ -370,7 +389,7 @@ fn http_plugin(
         // redirect of a POST: a login's 302 is its success.
         None => serde_json::json!(["1xx", "2xx", "3xx"]),
     };
-    if config_text(config, "sslVerify").is_some_and(|v| v == "false") {
+    if config_text(config, "sslVerify").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
         http["insecure"] = true.into();
         notes.push(format!(
             "{label}: sslVerify false: the server's certificate is not checked"
@@ -386,7 +405,14 @@ fn http_plugin(
 }
 
 /// One step, or why it cannot run on a runner.
-fn convert_step(step: &Step, label: &str, notes: &mut Vec<String>) -> Result<Value, String> {
+/// One step; `secrets` gathers the job's secrets the step reads (key →
+/// reference).
+fn convert_step(
+    step: &Step,
+    label: &str,
+    notes: &mut Vec<String>,
+    secrets: &mut BTreeMap<String, String>,
+) -> Result<Value, String> {
     let label = match &step.description {
         Some(d) if !d.is_empty() => format!("{label} ({d})"),
         _ => label.to_string(),
@@ -519,12 +545,28 @@ fn convert_step(step: &Step, label: &str, notes: &mut Vec<String>) -> Result<Val
                 s.insert("data".into(), serde_json::json!({ name: value }));
                 s.insert("node_step".into(), (*node_step).into());
             }
+            ansible if crate::rundeck::ansible::is_ansible(ansible) => {
+                let (step, wanted) = crate::rundeck::ansible::step(ansible, config, &label, notes)?;
+                s.insert("ansible".into(), step);
+                s.insert("node_step".into(), false.into());
+                for (key, reference) in wanted {
+                    match secrets.get(&key) {
+                        Some(other) if *other != reference => {
+                            return Err(format!(
+                                "{label}: two Ansible steps read different {key} passwords \
+                                 ({other} and {reference}); give the job one"
+                            ))
+                        }
+                        _ => secrets.insert(key, reference),
+                    };
+                }
+            }
             // Rundeck's copy of one file from its server to each node: a copy
             // step (the runner is the server here).
             "copyfile" => copy_file(&mut s, config, &label, notes)?,
             // Rundeck's log of the data context (a workflow step).
             "log-data-step" => {
-                if config_text(config, "debugOnly").is_some_and(|v| v == "true") {
+                if config_true(config, "debugOnly") {
                     notes.push(format!(
                         "{label}: log-data-step's debugOnly: sortie's log has no debug level; \
                          the data is logged"
@@ -535,7 +577,7 @@ fn convert_step(step: &Step, label: &str, notes: &mut Vec<String>) -> Result<Val
             // Rundeck's flow control: halt, failing or not; without halt it
             // does nothing.
             "flow-control" => {
-                let yes = |key| config_text(config, key).is_some_and(|v| v == "true");
+                let yes = |key| config_true(config, key);
                 if !yes("halt") {
                     return Err(format!(
                         "{label}: flow-control without halt does nothing: remove the step"
@@ -580,7 +622,7 @@ fn convert_step(step: &Step, label: &str, notes: &mut Vec<String>) -> Result<Val
         s.insert("log_filters".into(), Value::Array(filters));
     }
     if let Some(handler) = &step.errorhandler {
-        let h = convert_step(handler, &format!("{label}'s error handler"), notes)?;
+        let h = convert_step(handler, &format!("{label}'s error handler"), notes, secrets)?;
         s.insert("errorhandler".into(), h);
         if handler.keepgoing_on_success {
             s.insert("keepgoing_on_success".into(), true.into());
@@ -600,7 +642,7 @@ fn copy_file(
     notes: &mut Vec<String>,
 ) -> Result<(), String> {
     let set = |key| config_text(config, key).filter(|v| !v.is_empty());
-    if set("recursive").is_some_and(|v| v == "true") || set("pattern").is_some() {
+    if config_true(config, "recursive") || set("pattern").is_some() {
         return Err(format!(
             "{label}: copyfile of a directory (recursive or pattern): a copy step puts one file; \
              archive the directory and copy that"
@@ -618,7 +660,7 @@ fn copy_file(
             ));
         }
     }
-    if set("echo").is_some_and(|v| v == "false") {
+    if set("echo").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
         notes.push(format!(
             "{label}: copyfile's echo false: the copy still logs the bytes it copied"
         ));

@@ -28,6 +28,7 @@
 //! assert!(jobs[0].nodes.is_none()); // no filter: runs on the server
 //! ```
 
+mod ansible;
 mod context;
 pub mod convert;
 mod duration;

@@ -194,12 +194,96 @@ fn copyfile_becomes_a_copy_step_and_log_data_step_a_log_data_step() {
             "{sourcePath: /etc/x}",
             "needs sourcePath and destinationPath",
         ),
+        (
+            "{sourcePath: /srv/dir, destinationPath: /opt/, recursive: 'TRUE'}",
+            "copyfile of a directory",
+        ),
+        (
+            "{sourcePath: /srv/x, destinationPath: null}",
+            "needs sourcePath and destinationPath",
+        ),
     ] {
         let refused = convert(&job(&format!(
             "    - type: copyfile\n      nodeStep: true\n      configuration: {config}\n"
         )))
         .unwrap_err()
         .join("\n");
+        assert!(refused.contains(why), "{config}: {refused}");
+    }
+}
+
+#[test]
+fn the_ansible_plugin_s_playbook_steps_map_onto_an_ansible_step() {
+    let job = |ty: &str, config: &str| {
+        yaml(&format!(
+            "- name: play\n  sequence:\n    commands:\n    - type: com.batix.rundeck.plugins.{ty}\n      \
+             nodeStep: true\n      configuration:\n{config}"
+        ))
+        .remove(0)
+    };
+    let done = convert(&job(
+        "AnsiblePlaybookWorflowNodeStep",
+        "        ansible-playbook: site.yml\n        ansible-base-dir-path: /srv/ansible\n        \
+         ansible-extra-vars: \"release: ${option.release}\\nport: 8080\"\n        \
+         ansible-extra-param: --tags web '--skip-tags=slow one'\n        ansible-become: 'true'\n        \
+         ansible-become-user: app\n        ansible-ssh-user: deploy\n        \
+         ansible-vault-storage-path: keys/ops/vault-pw\n        \
+         ansible-become-password-storage-path: keys/ops/sudo-pw\n        \
+         ansible-ssh-auth-type: privateKey\n        ansible-ssh-key-storage-path: keys/ops/id\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        done.spec["steps"][0],
+        json!({"node_step": false, "ansible": {
+            "playbook": "/srv/ansible/site.yml",
+            "vars": {"release": "${option.release}", "port": "8080",
+                     "ansible_become_password": "${secret.RD_ANSIBLE_BECOME}"},
+            "args": ["--become", "--become-user=app", "--user=deploy", "--tags", "web",
+                     "--skip-tags=slow one"],
+            "vault_password": "${secret.RD_ANSIBLE_VAULT}",
+        }})
+    );
+    assert_eq!(
+        done.spec["secrets"],
+        json!({"RD_ANSIBLE_VAULT": "file:vault-pw", "RD_ANSIBLE_BECOME": "file:sudo-pw"})
+    );
+    let notes = done.notes.join("\n");
+    assert!(
+        notes.contains("runs once, for every selected node"),
+        "{notes}"
+    );
+    assert!(notes.contains("ansible-ssh-key-storage-path"), "{notes}");
+    assert!(!notes.contains("ansible-ssh-auth-type"), "{notes}");
+
+    for (ty, config, why) in [
+        (
+            "AnsiblePlaybookInlineWorkflowStep",
+            "        ansible-playbook-inline: '- hosts: all'\n        ansible-ssh-auth-type: password\n",
+            "logs in by password",
+        ),
+        (
+            "AnsiblePlaybookInlineWorkflowStep",
+            "        ansible-playbook-inline: '- hosts: all'\n        \
+             ansible-ssh-passphrase-storage-path: keys/p\n",
+            "a key with a passphrase",
+        ),
+        (
+            "AnsibleModuleWorkflowStep",
+            "        ansible-module: ping\n",
+            "has no counterpart",
+        ),
+        (
+            "AnsiblePlaybookWorkflowStep",
+            "        ansible-playbook: site.yml\n",
+            "is relative",
+        ),
+        (
+            "AnsiblePlaybookWorkflowStep",
+            "        ansible-playbook: /site.yml\n        ansible-extra-vars: 'ports: [1, 2]'\n",
+            "a list or map",
+        ),
+    ] {
+        let refused = convert(&job(ty, config)).unwrap_err().join("\n");
         assert!(refused.contains(why), "{config}: {refused}");
     }
 }
