@@ -935,3 +935,45 @@ fn an_ansible_plugin_step_plays_on_the_job_s_nodes() {
     }
     assert!(!written.join("db1.txt").exists());
 }
+
+/// The nixy plugins' local script runs on the runner with the references
+/// Rundeck pastes into it put in as quoted text: an option cannot become code.
+#[test]
+fn a_nixy_local_script_runs_with_its_references_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let planted = dir.path().join("planted");
+    let job = write(
+        dir.path(),
+        "local.xml",
+        r#"<joblist>
+  <job>
+    <description></description>
+    <name>local</name>
+    <context><options><option name='region' value='eu' /></options></context>
+    <sequence keepgoing='false' strategy='node-first'>
+      <command>
+        <step-plugin type='nixy-local-workflow-step'>
+          <configuration>
+            <entry key='script' value='#!/bin/bash&#10;echo "region ${option.region} in ${job.name}"&#10;echo plain ${option.region}' />
+          </configuration>
+        </step-plugin>
+      </command>
+    </sequence>
+  </job>
+</joblist>"#,
+    );
+    let hostile = format!(
+        "$(touch {})\";touch {};\"",
+        planted.display(),
+        planted.display()
+    );
+    let out = exec_file(&job, dir.path(), &["-o", &format!("region={hostile}")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = output_text(&events(&out.stdout), "stdout");
+    assert_eq!(
+        said,
+        format!("region {hostile} in local\nplain {hostile}\n"),
+        "{said}"
+    );
+    assert!(!planted.exists());
+}

@@ -50,6 +50,18 @@ impl Ansible {
         if let Some(bad) = self.vars.keys().find(|k| !var_name(k)) {
             bail!("vars: {bad:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)");
         }
+        // Some of Ansible's own variables reach a shell line unquoted
+        // (`ansible_become_flags`): none takes a value from outside the runner.
+        if let Some((name, _)) = self.vars.iter().find(|(k, v)| {
+            k.to_ascii_lowercase().starts_with("ansible_")
+                && v.match_indices("${")
+                    .any(|(i, _)| !v[i..].starts_with("${secret."))
+        }) {
+            bail!(
+                "vars: {name}: Ansible's own variable from a value (only ${{secret.…}} may \
+                 give one): some reach a shell unquoted"
+            );
+        }
         if let Some(bad) = self
             .args
             .iter()
@@ -328,6 +340,13 @@ mod tests {
         assert!(!option_var("sortie_x") && !option_var("a-b"));
         step(json!({"playbook": "site.yml", "args": ["--tags", "web"], "vars": {"v_1": "x"}}))
             .unwrap();
+        // Ansible's own variables: text, or a secret of the runner's.
+        let own = |v: &str| step(json!({"play": "x", "vars": {"ansible_become_flags": v}}));
+        assert!(own("-H ${option.f}").is_err());
+        assert!(own("${secret.A} ${option.f}").is_err());
+        own("-H").unwrap();
+        own("${secret.SUDO}").unwrap();
+        step(json!({"play": "x", "vars": {"release": "${option.r}"}})).unwrap();
     }
 
     #[test]

@@ -126,8 +126,19 @@ pub fn step(
         ("ansible-limit", "--limit"),
     ] {
         if let Some(value) = text(key) {
+            if value.contains("${") {
+                return Err(format!(
+                    "{label}: {key} from a value ({value}): an option never becomes one of \
+                     ansible-playbook's arguments; write it as text"
+                ));
+            }
             args.push(format!("{flag}={value}"));
         }
+    }
+    if text("ansible-ssh-user").is_some() {
+        notes.push(format!(
+            "{label}: ansible-ssh-user: a node's own username, where it has one, comes first"
+        ));
     }
     if let Some(extra) = text("ansible-extra-param") {
         args.extend(tokenize(&extra));
@@ -189,21 +200,27 @@ pub fn step(
     Ok((Value::Object(ansible), secrets))
 }
 
-/// `ansible-extra-vars`: a YAML (or JSON) map of names to plain values.
+/// `ansible-extra-vars`: a YAML (or JSON) map of names to values, each as
+/// written: Ansible types them itself, sortie gives them as text. A var of
+/// Ansible's own (`ansible_*`) may not take a value from a reference: some of
+/// them reach a shell line unquoted (`ansible_become_flags`).
 fn extra_vars(text: &str, label: &str) -> Result<Value, String> {
     let bad = |why: String| format!("{label}: ansible-extra-vars: {why}");
-    let node = crate::rundeck::yaml::load(text).map_err(|e| bad(e.message))?;
-    let Some(map) = node.map() else {
-        return Err(bad("not a map of names to values".into()));
-    };
+    let pairs = crate::rundeck::yaml::text_map(text).map_err(|e| {
+        bad(format!(
+            "{} (sortie's vars are text: put a vaulted value in the play's own vars)",
+            e.message
+        ))
+    })?;
     let mut vars = Map::new();
-    for (name, value) in map {
-        if value.map().is_some() || value.to_json().is_array() {
+    for (name, value) in pairs {
+        if name.to_ascii_lowercase().starts_with("ansible_") && value.contains("${") {
             return Err(bad(format!(
-                "{name}: a list or map; sortie's vars are text"
+                "{name}: Ansible's own variable from a value: some reach a shell unquoted; \
+                 write it as text"
             )));
         }
-        vars.insert(name.clone(), value.to_jstring().unwrap_or_default().into());
+        vars.insert(name, value.into());
     }
     Ok(Value::Object(vars))
 }

@@ -404,9 +404,8 @@ fn http_plugin(
     Ok(http)
 }
 
-/// One step, or why it cannot run on a runner.
-/// One step; `secrets` gathers the job's secrets the step reads (key →
-/// reference).
+/// One step, or why it cannot run on a runner; `secrets` gathers the job's
+/// secrets the step reads (key → reference).
 fn convert_step(
     step: &Step,
     label: &str,
@@ -561,6 +560,28 @@ fn convert_step(
                     };
                 }
             }
+            // The nixy plugins' local script, once for the workflow: a script
+            // step on the runner.
+            "nixy-local-workflow-step" => {
+                let Some(body) = config_text(config, "script") else {
+                    return Err(format!(
+                        "{label}: nixy-local-workflow-step without a script"
+                    ));
+                };
+                let tokens = references_as_tokens(&body);
+                if tokens != body {
+                    notes.push(format!(
+                        "{label}: the ${{…}} references in its script are read as @…@ tokens: \
+                         each value is put in as text, quoted for the shell, where the plugin \
+                         pasted it into the code"
+                    ));
+                }
+                s.insert("script".into(), tokens.into());
+                // The plugin runs the file from bash: no #! line, bash reads it.
+                let bash = (!body.starts_with("#!")).then(|| "bash".to_string());
+                script(&mut s, &config_text(config, "arguments"), &bash, false);
+                s.insert("node_step".into(), false.into());
+            }
             // Rundeck's copy of one file from its server to each node: a copy
             // step (the runner is the server here).
             "copyfile" => copy_file(&mut s, config, &label, notes)?,
@@ -629,6 +650,52 @@ fn convert_step(
         }
     }
     Ok(Value::Object(s))
+}
+
+/// `${ns.key}` references of Rundeck's data context in a plugin's script,
+/// which Rundeck replaces before the script runs, as `@ns.key@` tokens, which
+/// sortie puts in quoted for where they stand. The shell's own `${NAME}` has
+/// no dot, so it is left alone.
+fn references_as_tokens(body: &str) -> String {
+    const NAMESPACES: &[&str] = &[
+        "option",
+        "secureOption",
+        "unquotedoption",
+        "job",
+        "node",
+        "data",
+        "export",
+        "globals",
+    ];
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 2..];
+        let reference = tail.find('}').map(|end| &tail[..end]).filter(|r| {
+            r.split_once('.').is_some_and(|(ns, key)| {
+                NAMESPACES.contains(&ns)
+                    && !key.is_empty()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            })
+        });
+        match reference {
+            Some(r) => {
+                out.push('@');
+                out.push_str(r);
+                out.push('@');
+                rest = &tail[r.len() + 1..];
+            }
+            None => {
+                out.push_str("${");
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Rundeck's `copyfile` node step as a copy step: one file, its paths

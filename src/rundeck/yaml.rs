@@ -83,6 +83,71 @@ pub(crate) fn load(text: &str) -> Result<Node, YamlError> {
     }
 }
 
+/// `text` as a map of names to text, each plain scalar as written (YAML's
+/// `~`, `null` and nothing as empty text): for a plugin that hands the text
+/// to a program that types its values itself, so no reading of ours may
+/// change one (`5e80` stays `5e80`).
+pub(crate) fn text_map(text: &str) -> Result<Vec<(String, String)>, YamlError> {
+    check_size(text)?;
+    let docs = MarkedYaml::load_from_str(text).map_err(|e| YamlError {
+        message: format!("invalid YAML: {}", e.info()),
+        line: e.marker().line(),
+    })?;
+    let src: Vec<char> = text.chars().collect();
+    let conv = Converter { src: &src };
+    let map = match docs.as_slice() {
+        [] => return Ok(Vec::new()),
+        [doc] => match &doc.data {
+            YamlData::Mapping(m) => m,
+            _ => {
+                return Err(YamlError {
+                    message: "not a map of names to values".into(),
+                    line: doc.span.start.line(),
+                })
+            }
+        },
+        [_, second, ..] => {
+            return Err(YamlError {
+                message: "more than one YAML document".into(),
+                line: second.span.start.line(),
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for (k, v) in map.iter() {
+        let key = conv.node(k)?.to_jstring().unwrap_or_default();
+        let line = v.span.start.line();
+        let value = match (&v.data, conv.style(v)) {
+            (YamlData::Value(Scalar::String(t)), Style::Plain) => t.to_string(),
+            (YamlData::Value(_) | YamlData::Representation(..), Style::Plain) => {
+                conv.slice(v).trim().to_string()
+            }
+            (YamlData::Value(_), Style::Other) => conv.node(v)?.to_jstring().unwrap_or_default(),
+            (YamlData::Tagged(tag, _), _) => {
+                return Err(YamlError {
+                    message: format!(
+                        "{key}: a value tagged {}{} (a vaulted one, say) is not text",
+                        tag.handle, tag.suffix
+                    ),
+                    line,
+                })
+            }
+            _ => {
+                return Err(YamlError {
+                    message: format!("{key}: a list or map is not text"),
+                    line,
+                })
+            }
+        };
+        let value = match value.as_str() {
+            "~" | "null" | "Null" | "NULL" => String::new(),
+            _ => value,
+        };
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
 struct Converter<'a> {
     src: &'a [char],
 }

@@ -224,7 +224,7 @@ fn the_ansible_plugin_s_playbook_steps_map_onto_an_ansible_step() {
     let done = convert(&job(
         "AnsiblePlaybookWorflowNodeStep",
         "        ansible-playbook: site.yml\n        ansible-base-dir-path: /srv/ansible\n        \
-         ansible-extra-vars: \"release: ${option.release}\\nport: 8080\"\n        \
+         ansible-extra-vars: \"release: ${option.release}\\nport: 8080\\nsha: 5e80\\nnone: ~\"\n        \
          ansible-extra-param: --tags web '--skip-tags=slow one'\n        ansible-become: 'true'\n        \
          ansible-become-user: app\n        ansible-ssh-user: deploy\n        \
          ansible-vault-storage-path: keys/ops/vault-pw\n        \
@@ -236,7 +236,7 @@ fn the_ansible_plugin_s_playbook_steps_map_onto_an_ansible_step() {
         done.spec["steps"][0],
         json!({"node_step": false, "ansible": {
             "playbook": "/srv/ansible/site.yml",
-            "vars": {"release": "${option.release}", "port": "8080",
+            "vars": {"release": "${option.release}", "port": "8080", "sha": "5e80", "none": "",
                      "ansible_become_password": "${secret.RD_ANSIBLE_BECOME}"},
             "args": ["--become", "--become-user=app", "--user=deploy", "--tags", "web",
                      "--skip-tags=slow one"],
@@ -282,10 +282,54 @@ fn the_ansible_plugin_s_playbook_steps_map_onto_an_ansible_step() {
             "        ansible-playbook: /site.yml\n        ansible-extra-vars: 'ports: [1, 2]'\n",
             "a list or map",
         ),
+        (
+            "AnsiblePlaybookWorkflowStep",
+            "        ansible-playbook: /site.yml\n        ansible-extra-vars: 'ansible_become_flags: ${option.f}'\n",
+            "Ansible's own variable from a value",
+        ),
+        (
+            "AnsiblePlaybookWorkflowStep",
+            "        ansible-playbook: /site.yml\n        ansible-limit: '${option.hosts}'\n",
+            "never becomes one of ansible-playbook's arguments",
+        ),
+        (
+            "AnsiblePlaybookWorkflowStep",
+            "        ansible-playbook: /site.yml\n        ansible-extra-vars: 'x: !vault \"$ANSIBLE_VAULT;1.1\"'\n",
+            "tagged !vault",
+        ),
     ] {
         let refused = convert(&job(ty, config)).unwrap_err().join("\n");
         assert!(refused.contains(why), "{config}: {refused}");
     }
+}
+
+#[test]
+fn the_nixy_local_script_runs_once_on_the_runner_its_references_as_tokens() {
+    let s = spec(
+        r##"- name: local
+  sequence:
+    commands:
+    - type: nixy-local-workflow-step
+      nodeStep: false
+      configuration:
+        script: |
+          echo "region ${option.region} home ${HOME} ${data.k@n} ${job.name}"
+        arguments: a 'b c'
+    - type: nixy-local-workflow-step
+      nodeStep: false
+      configuration:
+        script: "#!/bin/sh\necho ${option.region}\n"
+"##,
+    );
+    assert_eq!(
+        s["steps"][0],
+        json!({"script": "echo \"region @option.region@ home ${HOME} ${data.k@n} @job.name@\"\n",
+               "interpreter": "bash", "args": ["a", "b c"], "node_step": false})
+    );
+    assert_eq!(
+        s["steps"][1],
+        json!({"script": "#!/bin/sh\necho @option.region@\n", "node_step": false})
+    );
 }
 
 #[test]
