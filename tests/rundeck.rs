@@ -898,7 +898,7 @@ fn an_ansible_plugin_step_plays_on_the_job_s_nodes() {
     let play: String = format!(
         "- hosts: all\n  gather_facts: false\n  vars:\n{}  tasks:\n  - copy:\n      dest: \
          \"{}/{{{{ inventory_hostname }}}}.txt\"\n      content: \"{{{{ release }}}} \
-         {{{{ vaulted }}}}\\n\"\n",
+         {{{{ vaulted }}}} {{{{ other | default('unset') }}}}\\n\"\n",
         lab.vaulted_var("vault-pass-41d7"),
         written.display()
     );
@@ -909,7 +909,7 @@ fn an_ansible_plugin_step_plays_on_the_job_s_nodes() {
         "play.yaml",
         &format!(
             "- name: play\n  nodefilters:\n    filter: 'name: web.*'\n  options:\n  - name: release\n    \
-             value: '1.2'\n  sequence:\n    commands:\n    - type: \
+             value: '1.2'\n  - name: other\n    value: declared\n  sequence:\n    commands:\n    - type: \
              com.batix.rundeck.plugins.AnsiblePlaybookInlineWorkflowStep\n      nodeStep: false\n      \
              configuration:\n        ansible-extra-vars: 'release: ${{option.release}}'\n        \
              ansible-vault-storage-path: keys/project/vault-pw\n        ansible-playbook-inline: |\n{block}"
@@ -931,7 +931,8 @@ fn an_ansible_plugin_step_plays_on_the_job_s_nodes() {
     assert_eq!(summary(&out)["status"], "succeeded");
     for host in ["web1", "web2"] {
         let text = std::fs::read_to_string(written.join(format!("{host}.txt"))).unwrap();
-        assert_eq!(text, "{{ 6 * 7 }} vaulted-value\n");
+        // Only the step's extra vars: the job's other option is not one.
+        assert_eq!(text, "{{ 6 * 7 }} vaulted-value unset\n");
     }
     assert!(!written.join("db1.txt").exists());
 }

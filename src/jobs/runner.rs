@@ -1508,11 +1508,17 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             "inventory.yml",
             ansible_step::inventory(&hosts, &ssh_args).as_bytes(),
         )?;
-        // The job's plain options, then the step's vars.
+        // The job's plain options, then the step's vars. Rundeck's Ansible
+        // plugin gives a play only the extra vars its step names (options
+        // reach it as RD_OPTION_* in its environment): extra vars beat the
+        // play's own, so an option the job's author never meant as one must
+        // not become one.
+        let rundeck = self.spec.dialect == crate::jobs::spec::Dialect::Rundeck;
         let mut vars: BTreeMap<String, String> = builder
             .ctx
             .options
             .iter()
+            .filter(|_| !rundeck)
             .filter(|(k, _)| !builder.ctx.secure.contains(*k) && ansible_step::option_var(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();

@@ -19,7 +19,7 @@
 //! ([`Ctx::Remote`], [`Ctx::Code`], [`Ctx::Cleared`]: refused). bash evaluates
 //! a variable's *value* as an arithmetic expression in `$((…))`, `((…))`
 //! (also `for((`, `if((`), `let`, `$[…]`, array subscripts (`${a[…]}`,
-//! `a[…]=`), substring offsets (`${s:…}`), `declare -i`, the `-eq` family and
+//! `a[…]=`, `a=([…]=v)`), substring offsets (`${s:…}`), `declare -i`, the `-eq` family and
 //! `-v` inside `[[ … ]]`, and as a name in `printf -v`, `unset`, `read`,
 //! `declare -n`: `a[$(cmd)]` runs `cmd`. There only an integer may go
 //! ([`Ctx::Arithmetic`]).
@@ -204,6 +204,8 @@ fn scan(text: &str, token_at: &dyn Fn(&str) -> Option<usize>, bash_quotes: bool)
         dbracket: false,
         cases: Vec::new(),
         bash_quotes,
+        arrays: Vec::new(),
+        heredoc_open: Vec::new(),
     }
     .run()
 }
@@ -228,6 +230,14 @@ struct Scanner<'a> {
     cases: Vec<(usize, bool)>,
     /// `$'…'` read as bash reads it (else as sh: `$` and a `'…'` string).
     bash_quotes: bool,
+    /// The parenthesis depths (of their script frames) at which an array's
+    /// list (`a=(…)`) is open: a word there that starts with `[` is a
+    /// subscript, which bash evaluates as arithmetic.
+    arrays: Vec<u32>,
+    /// In an unquoted here-document's body: the closers of the `$(…)`,
+    /// `` `…` ``, `$((…))`, `$[…]` and `${…}` open so far, which the shell
+    /// runs or evaluates there.
+    heredoc_open: Vec<u8>,
 }
 
 impl Scanner<'_> {
@@ -590,6 +600,9 @@ impl Scanner<'_> {
                 self.enter(ARITH, 2);
             }
             b'(' => {
+                if self.pos > 0 && self.bytes[self.pos - 1] == b'=' {
+                    self.arrays.push(depth + 1);
+                }
                 self.end_command(cmd);
                 self.set_top(Frame::Script {
                     close,
@@ -611,6 +624,9 @@ impl Scanner<'_> {
                 self.leave(1);
             }
             b')' => {
+                if self.arrays.last() == Some(&depth) {
+                    self.arrays.pop();
+                }
                 self.end_command(cmd);
                 self.set_top(Frame::Script {
                     close,
@@ -627,8 +643,12 @@ impl Scanner<'_> {
                 self.dbracket = false;
                 self.pos += 2;
             }
-            // `name[…]=`: the subscript of an assignment is arithmetic.
+            // `name[…]=`: the subscript of an assignment is arithmetic, and
+            // so is `[…]=` in an array's list.
             b'[' if self.assignment_subscript(cmd) => self.enter(SUBSCRIPT, 1),
+            b'[' if self.word_start() && self.arrays.last() == Some(&depth) => {
+                self.enter(SUBSCRIPT, 1)
+            }
             b';' if self.at(";;") => {
                 self.end_command(cmd);
                 self.set_pattern(true);
@@ -901,6 +921,7 @@ impl Scanner<'_> {
     /// After a newline: the bodies of the here-documents announced on that line.
     fn heredoc_bodies(&mut self) {
         for doc in std::mem::take(&mut self.pending) {
+            self.heredoc_open.clear();
             while self.pos < self.bytes.len() {
                 let end = self.rest().iter().position(|b| *b == b'\n');
                 let line_end = end.map_or(self.bytes.len(), |e| self.pos + e);
@@ -928,6 +949,8 @@ impl Scanner<'_> {
                 continue;
             }
             match (self.token_at)(&self.text[self.pos..end]) {
+                // Inside what the shell runs or evaluates there.
+                Some(len) if !self.heredoc_open.is_empty() => self.push_site(len, HEREDOC_CODE),
                 Some(len) => {
                     let ctx = match reader {
                         None => Ctx::Heredoc {
@@ -955,11 +978,46 @@ impl Scanner<'_> {
                     };
                     self.push_site(len, ctx)
                 }
-                None => self.advance(),
+                None if literal => self.advance(),
+                None => {
+                    if self.heredoc_construct() {
+                        self.pos += 2;
+                    } else {
+                        self.advance();
+                    }
+                }
             }
         }
     }
+
+    /// Keeps count of the substitutions and expansions open in an unquoted
+    /// here-document's body, at the byte about to be passed; true when that
+    /// is a two-byte opener (`$(`, `$[`, `${`), passed whole.
+    fn heredoc_construct(&mut self) -> bool {
+        let b = self.bytes[self.pos];
+        for (opener, closer) in [("$(", b')'), ("$[", b']'), ("${", b'}')] {
+            if self.at(opener) {
+                self.heredoc_open.push(closer);
+                return true;
+            }
+        }
+        match b {
+            b'`' if self.heredoc_open.last() == Some(&b'`') => {
+                self.heredoc_open.pop();
+            }
+            b'`' => self.heredoc_open.push(b'`'),
+            b'(' if !self.heredoc_open.is_empty() => self.heredoc_open.push(b')'),
+            _ if self.heredoc_open.last() == Some(&b) => {
+                self.heredoc_open.pop();
+            }
+            _ => {}
+        }
+        false
+    }
 }
+
+/// A token in a here-document's `$(…)`, backquotes, `$((…))`, `$[…]` or `${…}`.
+const HEREDOC_CODE: Ctx = Ctx::Code("a here-document's $(…), `…`, $((…)) or ${…}");
 
 /// Backquotes and `$(` open a script of their own; `$((`, `((` open arithmetic,
 /// `[`, `$[` a subscript or legacy arithmetic.
@@ -1085,6 +1143,23 @@ mod tests {
                 &[heredoc(true), Unquoted],
             ),
             ("cat <<<@X@", &[Unquoted]),
+            // In an unquoted here-document the shell runs `$(…)` and
+            // backquotes and evaluates `$((…))`, `$[…]` and `${…}`.
+            (
+                "cat <<EOF\nn=$(( @X@ + 1 )) `echo @X@` ${a[@X@]} $[@X@]\nEOF",
+                &[HEREDOC_CODE, HEREDOC_CODE, HEREDOC_CODE, HEREDOC_CODE],
+            ),
+            (
+                "cat <<EOF\n$(printf '%s\n' x\n@X@)\nplain $(date) \\$(@X@ ${HOME} @X@\nEOF",
+                &[HEREDOC_CODE, heredoc(false), heredoc(false)],
+            ),
+            ("cat <<'EOF'\n$(( @X@ ))\nEOF", &[heredoc(true)]),
+            // An array's list: `[…]=` is a subscript, the rest are values.
+            (
+                "a=([@X@]=v @X@) b+=( [1]=@X@ )\ndeclare -a c=( [@X@]=v )",
+                &[Arithmetic, Unquoted, Unquoted, Arithmetic],
+            ),
+            ("(echo [@X@]) && f() ( [ @X@ ] )", &[Unquoted, Unquoted]),
             ("x=@X@ y='@X@' z=\"@X@\"", &[Unquoted, Single, Double]),
             ("case @X@ in a) echo '@X@';; esac", &[Unquoted, Single]),
             // Nested shells parse their script again.
