@@ -431,17 +431,27 @@ impl Scanner<'_> {
     /// `| ssh host`, `| python3`), what this command prints is that code, so
     /// its tokens — and the here-documents it feeds — are refused.
     fn pipe(&mut self, cmd: usize) {
-        let rest = &self.text[self.pos + 1..];
-        let end = rest.find(['\n', ';', '&', '|', ')']).unwrap_or(rest.len());
-        let words: Vec<String> = rest[..end].split_whitespace().map(str::to_string).collect();
-        let reader = reader::stdin(&words);
-        let into = match reader {
-            None | Some(Reader::Arithmetic) => return,
-            Some(Reader::Remote) => "text piped into a remote shell (ssh)",
-            Some(Reader::Shell | Reader::Cleared(_)) => "text piped into a shell",
-            Some(Reader::Code(_)) => "text piped into an interpreter",
+        let Some(reader) = pipeline_reader(&self.text[self.pos + 1..]) else {
+            return;
         };
-        let began = self.cmds[cmd].began.unwrap_or(self.pos);
+        let into = match reader {
+            Reader::Arithmetic => return,
+            Reader::Remote => "text piped into a remote shell (ssh)",
+            Reader::Shell | Reader::Cleared(_) => "text piped into a shell",
+            Reader::Code(_) => "text piped into an interpreter",
+        };
+        let reader = Some(reader);
+        // A simple command's own words; what a compound command (`( … )`,
+        // `{ …; }`, a loop) printed cannot be told apart from the rest of
+        // the script before it, so all of that is refused.
+        let closes = self.cmds[cmd]
+            .words
+            .first()
+            .is_some_and(|w| matches!(w.as_str(), "}" | "done" | "fi" | "esac"));
+        let began = match self.cmds[cmd].began {
+            Some(began) if !closes => began,
+            _ => 0,
+        };
         for site in self.sites.iter_mut().filter(|s| s.range.start >= began) {
             if site.ctx != Ctx::Inert {
                 site.ctx = Ctx::Code(into);
@@ -470,6 +480,9 @@ impl Scanner<'_> {
         if self.arithmetic_test(len) {
             return Ctx::Arithmetic;
         }
+        if self.evaluated_assignment() {
+            return EVALUATED_VARIABLE;
+        }
         let quote = if quoted { Quote::Double } else { Quote::None };
         match self.reader() {
             Some(Reader::Shell) if self.nested_arithmetic() => Ctx::Arithmetic,
@@ -477,6 +490,24 @@ impl Scanner<'_> {
             None if quoted => Ctx::Double,
             None => Ctx::Unquoted,
         }
+    }
+
+    /// The word being read assigns a variable whose value bash itself runs
+    /// or expands again: the prompts (`PS4` under `set -x`),
+    /// `PROMPT_COMMAND`, and `BASH_ENV`/`ENV` (a file a later shell sources).
+    fn evaluated_assignment(&self) -> bool {
+        let Some(start) = self.command().start else {
+            return false;
+        };
+        self.text[start..self.pos]
+            .split_once('=')
+            .map(|(name, _)| name.trim_end_matches('+'))
+            .is_some_and(|name| {
+                matches!(
+                    name,
+                    "PS0" | "PS1" | "PS2" | "PS3" | "PS4" | "PROMPT_COMMAND" | "BASH_ENV" | "ENV"
+                )
+            })
     }
 
     /// What reads the word being read: the command it is an argument of, or,
@@ -1016,8 +1047,37 @@ impl Scanner<'_> {
     }
 }
 
+/// A token in the value of a variable bash evaluates (`PS4=…`).
+const EVALUATED_VARIABLE: Ctx =
+    Ctx::Code("a variable bash evaluates (PS1–PS4, PROMPT_COMMAND, BASH_ENV, ENV)");
+
 /// A token in a here-document's `$(…)`, backquotes, `$((…))`, `$[…]` or `${…}`.
 const HEREDOC_CODE: Ctx = Ctx::Code("a here-document's $(…), `…`, $((…)) or ${…}");
+
+/// What reads the output of a pipeline's stage as code, given the text after
+/// its `|`: the first later stage that is a shell, an interpreter or `ssh`
+/// (the stages between may pass the text on: `| tee log | sh`). `|&`, line
+/// breaks and comments after a `|` do not end the pipeline.
+fn pipeline_reader(after: &str) -> Option<Reader> {
+    let mut rest = after.strip_prefix('&').unwrap_or(after);
+    loop {
+        rest = rest.trim_start();
+        match rest.strip_prefix('#') {
+            Some(comment) => rest = comment.split_once('\n').map_or("", |(_, r)| r),
+            None => break,
+        }
+    }
+    let end = rest.find(['\n', ';', '&', '|', ')']).unwrap_or(rest.len());
+    let words: Vec<String> = rest[..end].split_whitespace().map(str::to_string).collect();
+    match reader::stdin(&words) {
+        Some(found) => Some(found),
+        None => {
+            let next = &rest[end..];
+            let piped = next.starts_with('|') && !next.starts_with("||");
+            piped.then(|| pipeline_reader(&next[1..])).flatten()
+        }
+    }
+}
 
 /// Backquotes and `$(` open a script of their own; `$((`, `((` open arithmetic,
 /// `[`, `$[` a subscript or legacy arithmetic.
@@ -1270,12 +1330,33 @@ mod tests {
             "echo \"echo @X@\" | sh",
             "printf '%s' \"@X@\" | ssh host",
             "echo \"print('@X@')\" | python3",
+            // However the pipeline goes on to the shell.
+            "echo \"echo @X@\" |& sh",
+            "echo \"echo @X@\" |\n  sh",
+            "echo \"echo @X@\" | # to the shell\n  sh",
+            "echo \"echo @X@\" | tee log | bash",
+            "( echo \"echo @X@\" ) | bash",
+            "{ echo \"echo @X@\"; } | bash",
+            "for x in 1; do echo \"echo @X@\"; done | bash",
+            // Variables whose values bash runs or expands again.
+            "PS4=\"@X@\"; set -x",
+            "export PROMPT_COMMAND=@X@",
+            "BASH_ENV=@X@ bash -c true",
         ] {
             let found = ctxs(script);
             assert!(
                 !found.is_empty() && found.iter().all(refused),
                 "{script:?}: {found:?}"
             );
+        }
+        // A pipeline that ends in no reader of code takes the value as data.
+        for script in [
+            "echo @X@ | tee log | wc -l",
+            "echo @X@ |\n  grep x",
+            "echo @X@ || sh -c true",
+            "echo @X@ | grep x; sh -c true",
+        ] {
+            assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
         }
         // Shells reading a here-document, a here-string or standard input.
         for script in [
