@@ -132,6 +132,8 @@ const COMMAND_OPTIONS: &[(&str, &[&str], &str)] = &[
         "a command line env splits",
     ),
     ("watch", &[], "a command line watch runs"),
+    ("mapfile", &["-C"], "a callback mapfile runs"),
+    ("readarray", &["-C"], "a callback readarray runs"),
 ];
 
 /// Words that may come before a command without being it.
@@ -461,9 +463,11 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
     }
     if let Some((_, options, what)) = COMMAND_OPTIONS.iter().find(|(n, ..)| *n == name) {
         let by_next = last.is_some_and(|l| options.contains(&l));
-        let inline = options
-            .iter()
-            .any(|o| o.starts_with("--") && current.starts_with(&format!("{o}=")));
+        // `--opt=…`, or a one-letter option with its argument attached (`-C…`).
+        let inline = options.iter().any(|o| {
+            (o.starts_with("--") && current.starts_with(&format!("{o}=")))
+                || (o.len() == 2 && current.starts_with(o))
+        });
         return (by_next || inline).then_some(Reader::Code(what));
     }
     if let Some((_, with_arg, operands)) = WRAPPERS.iter().find(|(n, ..)| *n == name) {

@@ -1342,6 +1342,8 @@ mod tests {
             "PS4=\"@X@\"; set -x",
             "export PROMPT_COMMAND=@X@",
             "BASH_ENV=@X@ bash -c true",
+            "mapfile -t -C \"@X@\" -c 1 lines < f",
+            "readarray -C@X@ lines < f",
         ] {
             let found = ctxs(script);
             assert!(
