@@ -350,6 +350,10 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
         "read" if !matches!(last, Some("-p" | "-d" | "-t" | "-n" | "-N" | "-u" | "-i")) => {
             return Some(Reader::Arithmetic)
         }
+        // `declare "a=(…)"`: a quoted list that declare parses again.
+        n if NAMERS.contains(&n) && unquoted(current).contains("=(") => {
+            return Some(Reader::Code("an array list declare parses again"))
+        }
         n if NAMERS.contains(&n) => {
             // `declare -i x=…` evaluates the value; any of them evaluates a
             // subscript in the name (before `=`).
@@ -462,11 +466,20 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
         return program_first(args, current, with_arg, file, what);
     }
     if let Some((_, options, what)) = COMMAND_OPTIONS.iter().find(|(n, ..)| *n == name) {
-        let by_next = last.is_some_and(|l| options.contains(&l));
-        // `--opt=…`, or a one-letter option with its argument attached (`-C…`).
+        // A one-letter option may end a cluster (`-tC CALLBACK`) or have its
+        // argument attached (`-C…`, `-tC…`).
+        let letter = |o: &str| o.len() == 2 && o.starts_with('-');
+        let in_cluster =
+            |w: &str, o: &str| letter(o) && cluster_has(w, o.chars().nth(1).expect("a letter"));
+        let by_next = last.is_some_and(|l| {
+            options.contains(&l)
+                || options
+                    .iter()
+                    .any(|o| in_cluster(l, o) && l.ends_with(&o[1..]))
+        });
         let inline = options.iter().any(|o| {
             (o.starts_with("--") && current.starts_with(&format!("{o}=")))
-                || (o.len() == 2 && current.starts_with(o))
+                || (letter(o) && (current.starts_with(o) || in_cluster(current, o)))
         });
         return (by_next || inline).then_some(Reader::Code(what));
     }

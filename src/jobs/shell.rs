@@ -233,7 +233,7 @@ struct Scanner<'a> {
     /// The parenthesis depths (of their script frames) at which an array's
     /// list (`a=(…)`) is open: a word there that starts with `[` is a
     /// subscript, which bash evaluates as arithmetic.
-    arrays: Vec<u32>,
+    arrays: Vec<(usize, u32)>,
     /// In an unquoted here-document's body: the closers of the `$(…)`,
     /// `` `…` ``, `$((…))`, `$[…]` and `${…}` open so far, which the shell
     /// runs or evaluates there.
@@ -608,10 +608,15 @@ impl Scanner<'_> {
             return;
         }
         let b = self.bytes[self.pos];
-        if !matches!(b, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')') {
+        // `>&2`, `2>&1`, `<&3`, `&>f`, `&>>f`: a redirection, one word with
+        // its operator, not a command's end.
+        let redirection = b == b'&'
+            && (self.at("&>") || (self.pos > 0 && matches!(self.bytes[self.pos - 1], b'>' | b'<')));
+        if redirection || !matches!(b, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')') {
             self.begin_word();
         }
         match b {
+            b'&' if redirection => self.pos += 1,
             b' ' | b'\t' => {
                 self.end_word(cmd);
                 self.pos += 1;
@@ -632,7 +637,7 @@ impl Scanner<'_> {
             }
             b'(' => {
                 if self.pos > 0 && self.bytes[self.pos - 1] == b'=' {
-                    self.arrays.push(depth + 1);
+                    self.arrays.push((self.stack.len(), depth + 1));
                 }
                 self.end_command(cmd);
                 self.set_top(Frame::Script {
@@ -655,7 +660,7 @@ impl Scanner<'_> {
                 self.leave(1);
             }
             b')' => {
-                if self.arrays.last() == Some(&depth) {
+                if self.arrays.last() == Some(&(self.stack.len(), depth)) {
                     self.arrays.pop();
                 }
                 self.end_command(cmd);
@@ -677,7 +682,7 @@ impl Scanner<'_> {
             // `name[…]=`: the subscript of an assignment is arithmetic, and
             // so is `[…]=` in an array's list.
             b'[' if self.assignment_subscript(cmd) => self.enter(SUBSCRIPT, 1),
-            b'[' if self.word_start() && self.arrays.last() == Some(&depth) => {
+            b'[' if self.word_start() && self.arrays.last() == Some(&(self.stack.len(), depth)) => {
                 self.enter(SUBSCRIPT, 1)
             }
             b';' if self.at(";;") => {
@@ -871,6 +876,9 @@ impl Scanner<'_> {
         if let Some(code) = self.frame_code() {
             return Ctx::Code(code);
         }
+        if self.evaluated_assignment() {
+            return EVALUATED_VARIABLE;
+        }
         match self.reader() {
             None => data,
             Some(Reader::Shell) if ARITH_MARKERS.iter().any(|m| text.contains(m)) => {
@@ -1026,6 +1034,20 @@ impl Scanner<'_> {
     /// is a two-byte opener (`$(`, `$[`, `${`), passed whole.
     fn heredoc_construct(&mut self) -> bool {
         let b = self.bytes[self.pos];
+        // Quotes inside a substitution: nothing in them opens or closes one.
+        match self.heredoc_open.last() {
+            Some(&q) if q == b'\'' || q == b'"' => {
+                if b == q {
+                    self.heredoc_open.pop();
+                }
+                return false;
+            }
+            Some(_) if b == b'\'' || b == b'"' => {
+                self.heredoc_open.push(b);
+                return false;
+            }
+            _ => {}
+        }
         for (opener, closer) in [("$(", b')'), ("$[", b']'), ("${", b'}')] {
             if self.at(opener) {
                 self.heredoc_open.push(closer);
@@ -1062,9 +1084,16 @@ fn pipeline_reader(after: &str) -> Option<Reader> {
     let mut rest = after.strip_prefix('&').unwrap_or(after);
     loop {
         rest = rest.trim_start();
-        match rest.strip_prefix('#') {
-            Some(comment) => rest = comment.split_once('\n').map_or("", |(_, r)| r),
-            None => break,
+        if let Some(comment) = rest.strip_prefix('#') {
+            rest = comment.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(next) = rest
+            .strip_prefix("\\\n")
+            .or_else(|| rest.strip_prefix(['(', '{']))
+        {
+            // A line continuation; a subshell or group around the reader.
+            rest = next;
+        } else {
+            break;
         }
     }
     let end = rest.find(['\n', ';', '&', '|', ')']).unwrap_or(rest.len());
@@ -1341,8 +1370,23 @@ mod tests {
             // Variables whose values bash runs or expands again.
             "PS4=\"@X@\"; set -x",
             "export PROMPT_COMMAND=@X@",
+            "PS4='+ @X@ '; set -x",
+            "mapfile -tC \"@X@\" lines < f",
+            "mapfile -tC@X@ lines < f",
+            "echo \"echo @X@\" | \\\n  sh",
+            "echo \"echo @X@\" |(sh)",
+            "declare -a \"a=(@X@)\"",
+            "a=( $( (echo) ) [@X@]=v )",
+            "cat <<EOF\n$(echo ')' @X@)\nEOF",
             "BASH_ENV=@X@ bash -c true",
             "mapfile -t -C \"@X@\" -c 1 lines < f",
+            // A redirection's `&` is no command's end.
+            "echo \"echo @X@\" 2>&1 | sh",
+            "echo \"echo @X@\" >&2 |& sh",
+            "sh 2>&1 -c \"echo $(printf %s @X@)\" | cat",
+            "python3 2>&1 -c \"print('@X@')\"",
+            "ssh host 2>&1 <<EOF\necho @X@\nEOF",
+            "let 2>&1 \"y=@X@\"",
             "readarray -C@X@ lines < f",
         ] {
             let found = ctxs(script);
@@ -1351,6 +1395,19 @@ mod tests {
                 "{script:?}: {found:?}"
             );
         }
+        // A redirection before `-c` does not hide the nested shell.
+        assert_eq!(
+            ctxs("sh 2>&1 -c \"echo @X@\" &>log"),
+            vec![Ctx::Nested {
+                quote: Quote::Double,
+                inner: Quote::None
+            }]
+        );
+        assert_eq!(ctxs("echo @X@ 2>&1 | grep x &"), vec![Ctx::Unquoted]);
+        assert!(matches!(
+            ctxs("eval 2>&1 \"echo @X@\"")[..],
+            [Ctx::Nested { .. }]
+        ));
         // A pipeline that ends in no reader of code takes the value as data.
         for script in [
             "echo @X@ | tee log | wc -l",
