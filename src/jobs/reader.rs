@@ -256,7 +256,10 @@ fn arguments(words: &[String]) -> Vec<&str> {
         if is_redirection(w) {
             // `>` alone: its target is the next word.
             let op = w.trim_start_matches(|c: char| c.is_ascii_digit());
-            skip = matches!(op, "<" | ">" | ">>" | "&>" | "<>" | ">|");
+            skip = matches!(
+                op,
+                "<" | ">" | ">>" | "&>" | "&>>" | "<>" | ">|" | ">&" | "<&" | ">>&"
+            );
             continue;
         }
         out.push(w.as_str());

@@ -610,13 +610,14 @@ impl Scanner<'_> {
         let b = self.bytes[self.pos];
         // `>&2`, `2>&1`, `<&3`, `&>f`, `&>>f`: a redirection, one word with
         // its operator, not a command's end.
-        let redirection = b == b'&'
-            && (self.at("&>") || (self.pos > 0 && matches!(self.bytes[self.pos - 1], b'>' | b'<')));
+        let after_arrow = self.pos > 0 && matches!(self.bytes[self.pos - 1], b'>' | b'<');
+        let redirection = (b == b'&' && (self.at("&>") || after_arrow))
+            || (b == b'|' && self.pos > 0 && self.bytes[self.pos - 1] == b'>');
         if redirection || !matches!(b, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')') {
             self.begin_word();
         }
         match b {
-            b'&' if redirection => self.pos += 1,
+            b'&' | b'|' if redirection => self.pos += 1,
             b' ' | b'\t' => {
                 self.end_word(cmd);
                 self.pos += 1;
@@ -1096,16 +1097,40 @@ fn pipeline_reader(after: &str) -> Option<Reader> {
             break;
         }
     }
-    let end = rest.find(['\n', ';', '&', '|', ')']).unwrap_or(rest.len());
+    let end = stage_end(rest);
     let words: Vec<String> = rest[..end].split_whitespace().map(str::to_string).collect();
     match reader::stdin(&words) {
         Some(found) => Some(found),
         None => {
-            let next = &rest[end..];
+            let mut next = &rest[end..];
+            // A line continuation before the next `|`.
+            while let Some(joined) = next.strip_prefix("\\\n") {
+                next = joined.trim_start();
+                next = &next[stage_end(next)..];
+            }
             let piped = next.starts_with('|') && !next.starts_with("||");
             piped.then(|| pipeline_reader(&next[1..])).flatten()
         }
     }
+}
+
+/// Where a pipeline's stage ends in `text`: at a line break, `;`, `&`,
+/// `|` or `)`, but not at the `&` or `|` of a redirection (`2>&1`, `&>f`,
+/// `>|f`), nor at a line continuation's line break (which it stops before).
+fn stage_end(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let after_arrow = i > 0 && matches!(bytes[i - 1], b'>' | b'<');
+        match bytes[i] {
+            b'\\' if bytes.get(i + 1) == Some(&b'\n') => return i,
+            b'&' if after_arrow || bytes.get(i + 1) == Some(&b'>') => i += 1,
+            b'|' if i > 0 && bytes[i - 1] == b'>' => i += 1,
+            b'\n' | b';' | b'&' | b'|' | b')' => return i,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
 }
 
 /// Backquotes and `$(` open a script of their own; `$((`, `((` open arithmetic,
@@ -1378,6 +1403,12 @@ mod tests {
             "declare -a \"a=(@X@)\"",
             "a=( $( (echo) ) [@X@]=v )",
             "cat <<EOF\n$(echo ')' @X@)\nEOF",
+            "sh >|log -c \"echo $(printf %s @X@)\"",
+            "python3 2>|err -c \"print('@X@')\"",
+            "python3 >& log -c \"print('@X@')\"",
+            "ssh host >& log <<EOF\necho @X@\nEOF",
+            "echo \"echo @X@\" | tee log 2>&1 | sh",
+            "echo \"echo @X@\" | tee /dev/null \\\n  | sh",
             "BASH_ENV=@X@ bash -c true",
             "mapfile -t -C \"@X@\" -c 1 lines < f",
             // A redirection's `&` is no command's end.
@@ -1414,6 +1445,9 @@ mod tests {
             "echo @X@ |\n  grep x",
             "echo @X@ || sh -c true",
             "echo @X@ | grep x; sh -c true",
+            "curl @X@ 2>&1 | tee log",
+            "echo @X@ >&2",
+            "echo @X@ >| log & sh -c true",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
         }
