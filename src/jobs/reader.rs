@@ -230,7 +230,8 @@ fn is_assignment(word: &str) -> bool {
 /// A redirection (`>f`, `2>&1`, `<<EOF`, `<<<`) rather than an argument.
 fn is_redirection(word: &str) -> bool {
     let w = word.trim_start_matches(|c: char| c.is_ascii_digit());
-    w.starts_with('<') || w.starts_with('>') || w.starts_with("&>")
+    let process = w.starts_with("<(") || w.starts_with(">(");
+    !process && (w.starts_with('<') || w.starts_with('>') || w.starts_with("&>"))
 }
 
 /// `-c`, `-lc`, `-ec`: a cluster of short options that ends with (or holds) `c`.
@@ -291,8 +292,79 @@ fn command_start(args: &[&str]) -> Option<usize> {
 pub fn stdin(words: &[String]) -> Option<Reader> {
     let args = arguments(words);
     let first = command_start(&args)?;
-    stdin_of(&args[first..], true)
-        .or_else(|| (first + 1..args.len()).find_map(|start| stdin_of(&args[start..], true)))
+    stdin_of(&args[first..], true).or_else(|| {
+        (first + 1..args.len())
+            .filter(|start| !basename(args[*start]).starts_with('$'))
+            .find_map(|start| stdin_of(&args[start..], true))
+    })
+}
+
+/// The files a command writes through its redirections (`> f`, `>>f`,
+/// `2>f`, `&>f`, `>|f`), by their names' last part.
+pub fn written_files(words: &[String]) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut next = false;
+    for w in words {
+        if next {
+            out.push(file_name(w));
+            next = false;
+            continue;
+        }
+        let op = w.trim_start_matches(|c: char| c.is_ascii_digit());
+        let Some(target) = op
+            .strip_prefix("&>")
+            .or_else(|| op.strip_prefix('>'))
+            .map(|t| t.trim_start_matches(['>', '|']))
+        else {
+            continue;
+        };
+        if target.starts_with('&') || target.starts_with('(') {
+            continue; // `>&2`, `>(…)`
+        }
+        if target.is_empty() {
+            next = true;
+        } else {
+            out.push(file_name(target));
+        }
+    }
+    out
+}
+
+/// A path's last part, unquoted.
+fn file_name(word: &str) -> &str {
+    unquoted(word).rsplit('/').next().unwrap_or("")
+}
+
+/// The files a command may run as a script, by their names' last part: the
+/// command itself (`./gen.sh`), or the script operand of a shell, `.`,
+/// `source` or an interpreter given no program (`bash gen.sh`).
+pub fn files_run(words: &[String]) -> Vec<&str> {
+    let args = arguments(words);
+    let Some(first) = command_start(&args) else {
+        return Vec::new();
+    };
+    let name = basename(args[first]);
+    let rest = &args[first + 1..];
+    let script = match name {
+        "." | "source" => true,
+        n if SHELLS.contains(&n) => !rest.iter().any(|w| cluster_has(w, 'c')),
+        n => interpreter(n).is_some_and(|(_, flags, _)| {
+            !rest.iter().any(|w| {
+                flags
+                    .iter()
+                    .any(|f| unquoted(w) == *f || cluster_ends_with(w, &f[1..]))
+            })
+        }),
+    };
+    let mut out = vec![file_name(args[first])];
+    if script {
+        out.extend(
+            rest.iter()
+                .find(|w| !unquoted(w).starts_with('-'))
+                .map(|w| file_name(w)),
+        );
+    }
+    out
 }
 
 /// Whether the word being read is the script file of a shell, of `.` or
@@ -785,16 +857,26 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
         .map(|w| unquoted(w))
         .filter(|w| !w.starts_with('-'))
         .collect();
+    let shell = if env {
+        Reader::Shell
+    } else {
+        Reader::Cleared("a command that does not pass on sortie's environment")
+    };
+    // A substitution in an argument may read the input (`eval "$(cat)"`,
+    // `sh -c "$(cat)"`, `. <(cat)`) and give it to what runs it as code.
+    let substituted = args
+        .iter()
+        .any(|w| w.contains("$(") || w.contains('`') || w.contains("<("));
+    if name.starts_with('$') && !SHELLS.contains(&name) {
+        return Some(Reader::Code(
+            "the input of a program named by a variable or a substitution",
+        ));
+    }
     match name {
+        "eval" if substituted => return Some(shell),
         "." | "source" => {
-            return operands
-                .first()
-                .is_some_and(|f| STDIN_FILES.contains(f))
-                .then_some(if env {
-                    Reader::Shell
-                } else {
-                    Reader::Cleared("a command that does not pass on sortie's environment")
-                })
+            return (substituted || operands.first().is_some_and(|f| STDIN_FILES.contains(f)))
+                .then_some(shell)
         }
         "ssh" | "slogin" => {
             // Without a remote command, the remote login shell reads the input;
@@ -812,11 +894,12 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
                     let w = unquoted(w);
                     w.starts_with("-I") || w == "-i" || w.starts_with("--replace")
                 });
-            let shell = args.iter().any(|w| SHELLS.contains(&basename(w)))
-                && args.iter().any(|w| cluster_has(w, 'c'));
-            return (replaces && shell).then_some(Reader::Code(
-                "a shell's script that xargs pastes the input into",
-            ));
+            let shell = args.iter().any(|w| SHELLS.contains(&basename(w)));
+            // `xargs sh -c` with no script after `-c`: the first item read is the script.
+            let c = args.iter().position(|w| cluster_has(w, 'c'));
+            return (shell && c.is_some_and(|c| replaces || c + 1 == args.len())).then_some(
+                Reader::Code("a shell's script that xargs pastes the input into"),
+            );
         }
         "env" | "sudo" | "docker" | "podman" | "nerdctl" | "kubectl" | "oc" => {
             // The wrapped command reads it: find it by asking what reads a word after it.
@@ -833,15 +916,11 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
         // A shell with no script operand (or `-s`, or /dev/stdin) reads its script from stdin.
         let reads = reads_stdin || args.iter().any(|w| unquoted(w) == "-s");
         let has_c = args.iter().any(|w| cluster_has(w, 'c'));
-        return (reads && !has_c).then_some(if env {
-            Reader::Shell
-        } else {
-            Reader::Cleared("a command that does not pass on sortie's environment")
-        });
+        return (reads && !has_c || has_c && substituted).then_some(shell);
     }
     if let Some((_, flags, what)) = interpreter(name) {
         let has_code = args.iter().any(|w| flags.contains(&unquoted(w)));
-        return (reads_stdin && !has_code).then_some(Reader::Code(what));
+        return (reads_stdin && !has_code || has_code && substituted).then_some(Reader::Code(what));
     }
     if let Some((_, with_arg, operands)) = WRAPPERS.iter().find(|(n, ..)| *n == name) {
         let start = skip_options(args, with_arg, *operands)?;
@@ -1020,6 +1099,10 @@ mod tests {
             ". /dev/stdin",
             "source /dev/stdin",
             "timeout 5 bash",
+            "eval \"$(cat)\"",
+            "eval `cat`",
+            ". <(cat)",
+            "sh -c \"$(cat /dev/stdin)\"",
         ] {
             assert_eq!(stdin_reader(line), Some(Shell), "{line}");
         }
@@ -1038,6 +1121,12 @@ mod tests {
             "perl",
             "node",
             "xargs -I{} sh -c 'echo {}'",
+            "xargs -0 sh -c",
+            "xargs bash -ec",
+            "python3 -c \"$(cat)\"",
+            "$B",
+            "\"${RUN}\" -x",
+            "timeout 5 $(command -v dash)",
         ] {
             assert!(matches!(stdin_reader(line), Some(Code(_))), "{line}");
         }
@@ -1055,6 +1144,9 @@ mod tests {
             "bash script.sh",
             "kubectl apply -f -",
             "sh -c x",
+            "xargs -0 sh -c 'echo \"$1\"'",
+            "mysql -u \"$DB_USER\" \"$DB\"",
+            "eval x",
         ] {
             assert_eq!(stdin_reader(line), None, "{line}");
         }

@@ -122,6 +122,9 @@ struct Command {
     start: Option<usize>,
     /// Where the command's first word began.
     began: Option<usize>,
+    /// What the command prints is code (it writes into `>(sh)`): every
+    /// token of it is refused.
+    feeds: Option<&'static str>,
 }
 
 /// A here-document announced on the current line.
@@ -206,6 +209,10 @@ fn scan(text: &str, token_at: &dyn Fn(&str) -> Option<usize>, bash_quotes: bool)
         bash_quotes,
         arrays: Vec::new(),
         heredoc_open: Vec::new(),
+        heredoc_unsure: false,
+        functions: Vec::new(),
+        coprocess: false,
+        written: Vec::new(),
     }
     .run()
 }
@@ -238,6 +245,19 @@ struct Scanner<'a> {
     /// `` `…` ``, `$((…))`, `$[…]` and `${…}` open so far, which the shell
     /// runs or evaluates there.
     heredoc_open: Vec<u8>,
+    /// In that body, a comment, a `case` or a here-document was met inside a
+    /// command substitution: its `)` may not close anything, so where the
+    /// substitution ends is not known, and every later token of the body is
+    /// taken as code.
+    heredoc_unsure: bool,
+    /// The functions the script defines so far: what one prints comes from
+    /// its body, not from the words where it is called.
+    functions: Vec<String>,
+    /// A shell or interpreter was started as a coprocess: what the script
+    /// writes after that may be its code, so every later token is refused.
+    coprocess: bool,
+    /// The files the script has written through redirections so far.
+    written: Vec<String>,
 }
 
 impl Scanner<'_> {
@@ -259,6 +279,11 @@ impl Scanner<'_> {
                 } => self.param(quoted, depth, arith),
                 Frame::Arith { bracket, depth } => self.arith(bracket, depth),
             }
+        }
+        // The last command, when no line break ends it.
+        if let Some(&Frame::Script { cmd, .. }) = self.stack.first() {
+            self.pos = self.bytes.len();
+            self.end_command(cmd);
         }
         self.sites
     }
@@ -394,6 +419,11 @@ impl Scanner<'_> {
         // `case WORD in` opens patterns; `esac` where a pattern would be closes it.
         let depth = self.stack.len();
         let words = &self.cmds[cmd].words;
+        if words.len() == 2 && words[0] == "function" {
+            let name = words[1].trim_end_matches("()").to_string();
+            self.functions.push(name);
+        }
+        let words = &self.cmds[cmd].words;
         if words.len() == 3 && words[0] == "case" && words[2] == "in" {
             self.cases.push((depth, true));
             self.cmds[cmd].words.clear();
@@ -401,8 +431,9 @@ impl Scanner<'_> {
             && words[0] == "esac"
             && self.cases.last().is_some_and(|(d, _)| *d == depth)
         {
+            // Kept as the command's first word: what the `case` printed is
+            // piped on from here (`esac | sh`).
             self.cases.pop();
-            self.cmds[cmd].words.clear();
         }
     }
 
@@ -423,31 +454,58 @@ impl Scanner<'_> {
     /// The simple command ends here.
     fn end_command(&mut self, cmd: usize) {
         self.end_word(cmd);
+        let words = &self.cmds[cmd].words;
+        if words.first().is_some_and(|w| w == "coproc") && reader::stdin(words).is_some() {
+            self.coprocess = true;
+        }
+        // A script the script wrote and now runs (`cat > gen.sh <<EOF …`,
+        // `bash gen.sh`): what went into it is code.
+        if reader::files_run(words)
+            .iter()
+            .any(|f| self.written.iter().any(|w| w == f))
+        {
+            for site in self.sites.iter_mut().filter(|s| s.ctx != Ctx::Inert) {
+                site.ctx = Ctx::Code("a script file the script writes and then runs");
+            }
+        }
+        let written = reader::written_files(words);
+        self.written.extend(written.into_iter().map(str::to_string));
         self.cmds[cmd].words.clear();
         self.cmds[cmd].began = None;
+        self.cmds[cmd].feeds = None;
     }
 
     /// At a `|`: when the next command reads its input as code (`| sh`,
     /// `| ssh host`, `| python3`), what this command prints is that code, so
     /// its tokens — and the here-documents it feeds — are refused.
     fn pipe(&mut self, cmd: usize) {
-        let Some(reader) = pipeline_reader(&self.text[self.pos + 1..]) else {
-            return;
+        let after = past_bodies(&self.text[self.pos + 1..], &self.pending);
+        if let Some(reader) = pipeline_reader(after) {
+            self.output_is_code(cmd, reader, true);
+        }
+    }
+
+    /// What `cmd` prints is read as code by `reader`, through a pipe or (not
+    /// `piped`) a process substitution it writes into (`> >(sh)`, `tee
+    /// >(bash)`): its tokens, and the here-documents it feeds, are refused.
+    fn output_is_code(&mut self, cmd: usize, reader: Reader, piped: bool) {
+        let into = match (reader, piped) {
+            (Reader::Arithmetic, _) => return,
+            (Reader::Remote, true) => "text piped into a remote shell (ssh)",
+            (Reader::Shell | Reader::Cleared(_), true) => "text piped into a shell",
+            (Reader::Code(_), true) => "text piped into an interpreter",
+            (_, false) => "text written into a process substitution that runs it",
         };
-        let into = match reader {
-            Reader::Arithmetic => return,
-            Reader::Remote => "text piped into a remote shell (ssh)",
-            Reader::Shell | Reader::Cleared(_) => "text piped into a shell",
-            Reader::Code(_) => "text piped into an interpreter",
-        };
+        if !piped {
+            self.cmds[cmd].feeds = Some(into);
+        }
         let reader = Some(reader);
         // A simple command's own words; what a compound command (`( … )`,
-        // `{ …; }`, a loop) printed cannot be told apart from the rest of
-        // the script before it, so all of that is refused.
-        let closes = self.cmds[cmd]
-            .words
-            .first()
-            .is_some_and(|w| matches!(w.as_str(), "}" | "done" | "fi" | "esac"));
+        // `{ …; }`, a loop) or a function printed cannot be told apart from
+        // the rest of the script before it, so all of that is refused.
+        let closes = self.cmds[cmd].words.first().is_some_and(|w| {
+            matches!(w.as_str(), "}" | "done" | "fi" | "esac") || self.functions.contains(w)
+        });
         let began = match self.cmds[cmd].began {
             Some(began) if !closes => began,
             _ => 0,
@@ -469,8 +527,11 @@ impl Scanner<'_> {
     }
 
     fn token_ctx(&self, len: usize) -> Ctx {
-        if let Some(code) = self.frame_code() {
+        if let Some(code) = self.frame_code().or(self.command().feeds) {
             return Ctx::Code(code);
+        }
+        if self.coprocess {
+            return Ctx::Code("text after a shell or interpreter started as a coprocess");
         }
         let quoted = match self.stack.last().expect("a frame") {
             Frame::Arith { .. } | Frame::Param { arith: true, .. } => return Ctx::Arithmetic,
@@ -640,6 +701,16 @@ impl Scanner<'_> {
                 if self.pos > 0 && self.bytes[self.pos - 1] == b'=' {
                     self.arrays.push((self.stack.len(), depth + 1));
                 }
+                self.end_word(cmd);
+                // `f() …`: a function's head.
+                if self.at("()") {
+                    // (`a=()` is an empty array.)
+                    if let [.., name] = self.cmds[cmd].words.as_slice() {
+                        if !name.contains('=') {
+                            self.functions.push(name.clone());
+                        }
+                    }
+                }
                 self.end_command(cmd);
                 self.set_top(Frame::Script {
                     close,
@@ -708,7 +779,20 @@ impl Scanner<'_> {
             }
             // `<(…)`, `>(…)`: a process substitution.
             b'<' | b'>' if self.rest().get(1) == Some(&b'(') => {
-                let code = self.substitution_code(true);
+                if b == b'>' {
+                    if let Some(reader) = pipeline_reader(&self.text[self.pos + 2..]) {
+                        self.output_is_code(cmd, reader, false);
+                    }
+                }
+                // `exec 3< <(…)`: its output is there for any later command.
+                let opened = b == b'<'
+                    && self.text[..self.pos].trim_end().ends_with('<')
+                    && self.command().words.first().is_some_and(|w| w == "exec");
+                let code = if opened {
+                    Some("a process substitution exec opens for later commands")
+                } else {
+                    self.substitution_code(true)
+                };
                 self.enter_substitution(Close::Paren, 2, code);
             }
             b'<' if self.at("<<<") => self.pos += 3,
@@ -962,6 +1046,7 @@ impl Scanner<'_> {
     fn heredoc_bodies(&mut self) {
         for doc in std::mem::take(&mut self.pending) {
             self.heredoc_open.clear();
+            self.heredoc_unsure = false;
             while self.pos < self.bytes.len() {
                 let end = self.rest().iter().position(|b| *b == b'\n');
                 let line_end = end.map_or(self.bytes.len(), |e| self.pos + e);
@@ -990,7 +1075,9 @@ impl Scanner<'_> {
             }
             match (self.token_at)(&self.text[self.pos..end]) {
                 // Inside what the shell runs or evaluates there.
-                Some(len) if !self.heredoc_open.is_empty() => self.push_site(len, HEREDOC_CODE),
+                Some(len) if !self.heredoc_open.is_empty() || self.heredoc_unsure => {
+                    self.push_site(len, HEREDOC_CODE)
+                }
                 Some(len) => {
                     let ctx = match reader {
                         None => Ctx::Heredoc {
@@ -1047,6 +1134,19 @@ impl Scanner<'_> {
                 self.heredoc_open.push(b);
                 return false;
             }
+            // In a command substitution, a `)` that ends a `case` pattern, or
+            // one in a comment or a nested here-document, closes nothing.
+            Some(b')' | b'`') => {
+                let word_start = matches!(
+                    self.bytes[self.pos - 1],
+                    b' ' | b'\t' | b'\n' | b';' | b'|' | b'&' | b'(' | b'`'
+                );
+                if (word_start && (b == b'#' || self.at("case ") || self.at("case\t")))
+                    || self.at("<<")
+                {
+                    self.heredoc_unsure = true;
+                }
+            }
             _ => {}
         }
         for (opener, closer) in [("$(", b')'), ("$[", b']'), ("${", b'}')] {
@@ -1098,6 +1198,12 @@ fn pipeline_reader(after: &str) -> Option<Reader> {
         }
     }
     let end = stage_end(rest);
+    // `| tee >(sh)`: the stage writes what it reads into a reader.
+    if let Some(at) = rest[..end].find(">(") {
+        if let Some(found) = pipeline_reader(&rest[at + 2..]) {
+            return Some(found);
+        }
+    }
     let words: Vec<String> = rest[..end].split_whitespace().map(str::to_string).collect();
     match reader::stdin(&words) {
         Some(found) => Some(found),
@@ -1112,6 +1218,34 @@ fn pipeline_reader(after: &str) -> Option<Reader> {
             piped.then(|| pipeline_reader(&next[1..])).flatten()
         }
     }
+}
+
+/// The text after a `|` that ends its line, past the bodies of the
+/// here-documents announced on that line, which come first
+/// (`cat <<EOF |⏎…⏎EOF⏎sh`).
+fn past_bodies<'t>(after: &'t str, pending: &[Pending]) -> &'t str {
+    let Some((line, mut rest)) = after.split_once('\n') else {
+        return after;
+    };
+    let line = line.trim_start_matches('&').trim();
+    if pending.is_empty() || !(line.is_empty() || line.starts_with('#')) {
+        return after;
+    }
+    for doc in pending {
+        while !rest.is_empty() {
+            let (body, next) = rest.split_once('\n').unwrap_or((rest, ""));
+            rest = next;
+            let body = if doc.strip_tabs {
+                body.trim_start_matches('\t')
+            } else {
+                body
+            };
+            if body == doc.delimiter {
+                break;
+            }
+        }
+    }
+    rest
 }
 
 /// Where a pipeline's stage ends in `text`: at a line break, `;`, `&`,
@@ -1403,6 +1537,26 @@ mod tests {
             "declare -a \"a=(@X@)\"",
             "a=( $( (echo) ) [@X@]=v )",
             "cat <<EOF\n$(echo ')' @X@)\nEOF",
+            "echo \"@X@\" > >(bash)",
+            "tee >(sh) <<< \"@X@\"",
+            "echo \"@X@\" | eval \"$(cat)\"",
+            "echo \"@X@\" | sh -c \"$(cat)\"",
+            "printf '%s\\0' \"@X@\" | xargs -0 sh -c",
+            "B=bash; $B <<EOF\necho @X@\nEOF",
+            "f() { echo \"echo @X@\"; }\nf | sh",
+            "function g { echo \"@X@\"; }; g | bash",
+            "coproc bash\necho \"echo @X@\" >&\"${COPROC[1]}\"",
+            "echo \"echo @X@\" | tee >(bash) >/dev/null",
+            "case a in a) echo \"echo @X@\";; esac | sh",
+            "case a in\n a) echo \"echo @X@\" ;;\nesac | sh",
+            "exec 3< <(echo \"echo @X@\"); bash <&3",
+            "cat > gen.sh <<EOF\necho @X@\nEOF\nbash gen.sh",
+            "echo \"echo @X@\" > g.sh; bash ./g.sh",
+            "echo \"echo @X@\" >>\"$DIR/g.sh\"\nchmod +x g.sh; ./g.sh",
+            "cat <<EOF\n$(case a in a) sh -c \"echo @X@\";; esac)\nEOF",
+            "cat <<EOF\n$(: # )\nsh -c \"echo @X@\")\nEOF",
+            "cat <<EOF\n`case a in a) sh -c \"echo @X@\";; esac`\nEOF",
+            "cat <<EOF\n$(cat <<X\n)\nX\nsh -c \"echo @X@\")\nEOF",
             "sh >|log -c \"echo $(printf %s @X@)\"",
             "python3 2>|err -c \"print('@X@')\"",
             "python3 >& log -c \"print('@X@')\"",
@@ -1448,6 +1602,13 @@ mod tests {
             "curl @X@ 2>&1 | tee log",
             "echo @X@ >&2",
             "echo @X@ >| log & sh -c true",
+            "f() { echo @X@; }\nf | grep x",
+            "echo @X@ > >(tee log)",
+            "a=()\necho @X@ | cat",
+            "echo @X@ > out.txt; bash run.sh",
+            "echo @X@ >> l.txt; perl -pi -e 'chomp if eof' l.txt",
+            "echo @X@ > f.txt; sh -c 'cat f.txt' f.txt",
+            "case a in a) echo @X@;; esac | cat",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
         }
@@ -1469,6 +1630,9 @@ mod tests {
             "sh /dev/stdin <<EOF\necho @X@\nEOF",
             "bash /dev/fd/0 <<EOF\necho @X@\nEOF",
             "cat <<EOF | sh\necho @X@\nEOF",
+            "source <(cat) <<EOF\necho @X@\nEOF",
+            "cat <<EOF |\necho @X@\nEOF\nsh",
+            "cat <<EOF |&\n# a comment\necho @X@\nEOF\n  bash",
         ] {
             assert!(
                 matches!(ctxs(script)[..], [Ctx::Heredoc { shell: Some(_), .. }]),
