@@ -289,6 +289,44 @@ fn a_step_run_as_another_user_from_the_state_dir_reads_none_of_the_runner_s_cred
     }
 }
 
+/// A process of the steps' user that holds a group the user database does not
+/// give that user (here root's, which may write a directory on the way to
+/// the state dir) could change that directory: while one is alive, the
+/// workspaces of `--run-as` jobs are not made in the state dir.
+#[test]
+fn a_group_a_process_of_the_run_as_user_still_holds_counts_on_the_way() {
+    let r = RunAs::new();
+    // root:root, 0775: sortie's group may write it, the user `nobody`'s may not.
+    std::fs::set_permissions(r.runner.path(), std::fs::Permissions::from_mode(0o775)).unwrap();
+    let job = |id: &str| json!({"id": id, "steps": [{"exec": ["true"]}]});
+    r.cp.enqueue(job("held-before"));
+    let said = String::from_utf8_lossy(&r.poll("auto").stderr).into_owned();
+    assert!(!said.contains("temporary directory"), "{said}");
+    assert_done(&r.cp.job("held-before"), "succeeded");
+
+    let mut holder = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--groups=0", "--"])
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    let status = PathBuf::from(format!("/proc/{}/status", holder.id()));
+    wait_for(
+        "the holder to run as nobody",
+        std::time::Duration::from_secs(10),
+        || std::fs::read_to_string(&status).is_ok_and(|s| s.contains("Uid:\t65534")),
+    );
+    r.cp.enqueue(job("held-after"));
+    let said = String::from_utf8_lossy(&r.poll("auto").stderr).into_owned();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        said.contains("nobody may change")
+            && said.contains("made in the system's temporary directory"),
+        "{said}"
+    );
+    assert_done(&r.cp.job("held-after"), "succeeded");
+}
+
 /// Jobs running at once as one `--run-as` user, each in its workspace in the
 /// state dir: one learns where the other's is, and cannot read, list or enter
 /// it, nor move its own workspace away. It can loosen the other's modes

@@ -633,17 +633,26 @@ pub fn user_name() -> Option<String> {
 pub fn lookup_user(name: &str) -> std::io::Result<User> {
     use std::ffi::CString;
     let entry = passwd(name)?;
-    let mut groups = vec![0 as libc::gid_t; 256];
-    let mut count = groups.len() as libc::c_int;
     let c_user = CString::new(entry.name.clone()).map_err(|_| not_found(name))?;
-    // SAFETY: `groups` holds `count` entries; getgrouplist writes at most that many.
-    let rc =
-        unsafe { libc::getgrouplist(c_user.as_ptr(), entry.gid, groups.as_mut_ptr(), &mut count) };
-    groups.truncate(if rc < 0 { 1 } else { count.max(0) as usize });
-    if rc < 0 {
-        groups[0] = entry.gid;
+    let mut count: libc::c_int = 256;
+    // A user in more groups than the list holds: getgrouplist says how many
+    // (it may grow between two calls).
+    for _ in 0..4 {
+        let mut groups: Vec<libc::gid_t> = vec![0; count.max(1) as usize];
+        count = groups.len() as libc::c_int;
+        // SAFETY: `groups` holds `count` entries; getgrouplist writes at most
+        // that many, and sets `count` to how many there are.
+        let rc = unsafe {
+            libc::getgrouplist(c_user.as_ptr(), entry.gid, groups.as_mut_ptr(), &mut count)
+        };
+        if rc >= 0 {
+            groups.truncate(count.max(0) as usize);
+            return Ok(User { groups, ..entry });
+        }
     }
-    Ok(User { groups, ..entry })
+    Err(std::io::Error::other(format!(
+        "the groups of {name:?} keep changing"
+    )))
 }
 
 fn not_found(name: &str) -> std::io::Error {
@@ -1007,6 +1016,52 @@ pub fn groups() -> Vec<u32> {
     groups
 }
 
+/// The groups held by the live processes that act as `uid` (as their real,
+/// effective, saved or file user): what the user database lists for it now
+/// may leave out a group such a process was started with. Read from /proc;
+/// what cannot be read is left out.
+pub fn groups_held(uid: u32) -> Vec<u32> {
+    let mut held = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if !entry
+            .file_name()
+            .as_encoded_bytes()
+            .iter()
+            .all(u8::is_ascii_digit)
+        {
+            continue;
+        }
+        if let Ok(status) = std::fs::read_to_string(entry.path().join("status")) {
+            held.extend(status_groups(&status, uid));
+        }
+    }
+    held.sort_unstable();
+    held.dedup();
+    held
+}
+
+/// The groups (`Gid:` and `Groups:`) in a /proc status of a process that
+/// acts as `uid`; none for another user's.
+fn status_groups(status: &str, uid: u32) -> Vec<u32> {
+    let ids = |key: &str| -> Vec<u32> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| {
+                v.split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if !ids("Uid:").contains(&uid) {
+        return Vec::new();
+    }
+    let mut groups = ids("Gid:");
+    groups.extend(ids("Groups:"));
+    groups
+}
+
 /// Whether `path` carries an access ACL, whose entries its mode bits do not
 /// all show; true when that cannot be told.
 pub fn has_acl(path: &std::path::Path) -> bool {
@@ -1086,6 +1141,23 @@ pub fn addresses() -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_groups_a_user_s_processes_hold_are_read_from_their_status() {
+        let status = "Name:\tsleep\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t27\nGroups:\t4 24 0 \n";
+        let mut held = super::status_groups(status, 1000);
+        held.sort_unstable();
+        assert_eq!(held, [0, 4, 24, 27, 1000, 1000, 1000]);
+        assert!(super::status_groups(status, 1001).is_empty());
+        // A set-user-id process acting as the user counts too.
+        let setuid = "Uid:\t1001\t1000\t1000\t1000\nGid:\t5\t5\t5\t5\nGroups:\n";
+        assert_eq!(super::status_groups(setuid, 1000), [5, 5, 5, 5]);
+        // This process's own groups are among those its user's processes hold.
+        let held = super::groups_held(super::uid());
+        for gid in super::groups() {
+            assert!(held.contains(&gid), "{gid} in {held:?}");
+        }
+    }
+
     use super::*;
 
     /// As another user, on this thread only: root's own directory is closed

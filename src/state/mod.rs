@@ -257,6 +257,14 @@ impl StateDir {
     /// sortie's, a filesystem without ACLs): they then go to the system's
     /// temporary directory.
     pub fn work_dir_for(&self, user: &crate::os::User) -> std::result::Result<PathBuf, String> {
+        // A process of the user may still hold a group it was removed from
+        // (or was given by a set-group-id program): the way is judged with
+        // those groups too.
+        let mut user = user.clone();
+        user.groups.extend(crate::os::groups_held(user.uid));
+        user.groups.sort_unstable();
+        user.groups.dedup();
+        let user = &user;
         let identity = || {
             crate::os::FsIdentity::assume(user)
                 .map_err(|e| format!("taking the file identity of {}: {e}", user.name))
