@@ -894,13 +894,18 @@ fn runs_in_shell(body: &str, interpreter: Option<&[String]>) -> bool {
         Some(words) => words.iter().any(|w| is_shell(w)),
         None => match body.strip_prefix("#!") {
             None => true,
-            Some(line) => line
-                .lines()
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .take(2)
-                .any(is_shell),
+            Some(line) => {
+                let mut words = line.lines().next().unwrap_or("").split_whitespace();
+                let program = words.next().unwrap_or("");
+                if program.rsplit('/').next() != Some("env") {
+                    return is_shell(program);
+                }
+                // `#!/usr/bin/env bash`, `#!/usr/bin/env -S bash -e`, with
+                // assignments; not `env -i` (the tokens' variables would be gone).
+                words
+                    .find(|w| !matches!(*w, "-S" | "--split-string") && !w.contains('='))
+                    .is_some_and(is_shell)
+            }
         },
     }
 }
@@ -936,6 +941,29 @@ pub fn remove(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_script_s_shell_is_found_on_its_first_line_through_env() {
+        for body in [
+            "echo",
+            "#!/bin/sh\necho",
+            "#! /bin/bash -e\n",
+            "#!/usr/bin/env bash\n",
+            "#!/usr/bin/env -S bash -eu\n",
+            "#!/usr/bin/env LC_ALL=C dash\n",
+        ] {
+            assert!(runs_in_shell(body, None), "{body:?}");
+        }
+        for body in [
+            "#!/usr/bin/python3\n",
+            "#!/usr/bin/env python3\n",
+            "#!/usr/bin/env -S perl -w\n",
+            "#!/usr/bin/env -i bash\n",
+            "#!/usr/bin/awk -f sh\n",
+        ] {
+            assert!(!runs_in_shell(body, None), "{body:?}");
+        }
+    }
 
     fn argv(words: &[&str]) -> Vec<String> {
         words.iter().map(|w| w.to_string()).collect()
