@@ -410,6 +410,38 @@ fn every_fixture_passes_check_and_the_examples_run() {
     assert!(stdout(&out).contains("hello world"), "{}", stdout(&out));
 }
 
+/// `exec --check` refuses a script URL the run would refuse to fetch (plain
+/// http to another host), and passes one the run would fetch.
+#[test]
+fn a_check_refuses_the_script_urls_the_run_refuses() {
+    let dir = TempDir::new().unwrap();
+    let job = |url: &str| {
+        let path = dir.path().join("url.json");
+        let spec = serde_json::json!({"id": "url", "steps": [{"scripturl": url}]});
+        std::fs::write(&path, spec.to_string()).unwrap();
+        path
+    };
+    let plain = job("http://192.0.2.1/deploy.sh");
+    let out = run(sortie().args(["exec", "--check"]).arg(&plain), code::CONFIG);
+    assert!(
+        stderr(&out).contains("step 0: the script URL") && stderr(&out).contains("plain http"),
+        "{}",
+        stderr(&out)
+    );
+    run(
+        sortie()
+            .args(["exec", "--check", "--allow-insecure-http"])
+            .arg(&plain),
+        code::OK,
+    );
+    for url in [
+        "https://192.0.2.1/deploy.sh",
+        "http://127.0.0.1:9/deploy.sh",
+    ] {
+        run(sortie().args(["exec", "--check"]).arg(job(url)), code::OK);
+    }
+}
+
 /// A spec written by hand is held to job spec v1's fields, with the field
 /// probably meant; a control plane's unknown fields are ignored and said once;
 /// an option given to a job that does not use it is a warning.

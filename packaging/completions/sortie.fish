@@ -136,7 +136,7 @@ json\t''"
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l check -d 'Check the job without running it: its fields (with a hint for a misspelt one), its options and what each step would refuse; exit 0 if it would run, 78 if not'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l keep-workspace -d 'Keep each job\'s workspace after the job, for debugging (its path is logged)'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -l ssh-agent -d 'Also offer the keys of the ssh-agent at $SSH_AUTH_SOCK'
-complete -c sortie -n "__fish_sortie_using_subcommand exec" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback secret store'
+complete -c sortie -n "__fish_sortie_using_subcommand exec" -l allow-insecure-http -d 'Allow plain http:// to a non-loopback secret store or scripturl host'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand exec" -s h -l help -d 'Print help'

@@ -564,7 +564,7 @@ pub struct ExecArgs {
     #[command(flatten)]
     pub nodes: NodeArgs,
 
-    /// Allow plain http:// to a non-loopback secret store.
+    /// Allow plain http:// to a non-loopback secret store or scripturl host.
     #[arg(long, env = "SORTIE_ALLOW_INSECURE_HTTP")]
     pub allow_insecure_http: bool,
 }

@@ -68,7 +68,8 @@ fn check(args: &ExecArgs, spec: &jobspec::JobSpec) -> Result<Code> {
         .collect();
     let checked = crate::jobs::options::check(&plain, &spec.options)
         .map_err(|e| vec![e])
-        .and_then(|_| crate::jobs::runner::check(spec, &globals, &local));
+        .and_then(|_| crate::jobs::runner::check(spec, &globals, &local))
+        .and_then(|_| script_urls(spec, args.allow_insecure_http));
     if let Err(problems) = checked {
         for problem in &problems {
             eprintln!("{name}: {}", printable(problem));
@@ -81,6 +82,30 @@ fn check(args: &ExecArgs, spec: &jobspec::JobSpec) -> Result<Code> {
         spec.steps.len()
     );
     Ok(Code::OK)
+}
+
+/// The script URLs a run would refuse to fetch (plain http to another host),
+/// as the fetch itself judges them; one that takes a value is judged when
+/// the step runs.
+fn script_urls(spec: &jobspec::JobSpec, allow_insecure_http: bool) -> Result<(), Vec<String>> {
+    let problems: Vec<String> = spec
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, step)| match &step.kind {
+            jobspec::StepKind::ScriptUrl { url, .. } if !url.contains("${") => {
+                crate::net::base_url(url, allow_insecure_http, "the script URL")
+                    .err()
+                    .map(|e| format!("step {i}: {e:#}"))
+            }
+            _ => None,
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// `-o name=value` for an option the job neither defines nor refers to: a

@@ -56,6 +56,10 @@ const INTERPRETERS: &[(&str, &[&str], &str)] = &[
         "a JavaScript program",
     ),
     ("php", &["-r", "-B", "-R", "-E"], "a PHP program"),
+    ("psql", &["-c", "--command"], "SQL for psql"),
+    ("mysql", &["-e", "--execute"], "SQL for mysql"),
+    ("mariadb", &["-e", "--execute"], "SQL for mariadb"),
+    ("sqlite3", &["-cmd"], "SQL for sqlite3"),
     ("lua", &["-e"], "a Lua program"),
     ("luajit", &["-e"], "a Lua program"),
     ("Rscript", &["-e"], "an R program"),
@@ -136,6 +140,10 @@ const COMMAND_OPTIONS: &[(&str, &[&str], &str)] = &[
     ("readarray", &["-C"], "a callback readarray runs"),
 ];
 
+/// Database clients whose input is SQL, and their own commands, some of
+/// which run a shell (`\\!`, `.shell`, `.system`): what they read is code.
+const SQL_CLIENTS: &[&str] = &["psql", "mysql", "mariadb", "sqlite3", "sqlplus", "sqlcmd"];
+
 /// Words that may come before a command without being it.
 const RESERVED: &[&str] = &[
     "!", "{", "}", "if", "then", "elif", "else", "while", "until", "do", "time", "coproc",
@@ -211,10 +219,33 @@ fn unquoted(word: &str) -> &str {
 pub fn basename(word: &str) -> &str {
     // `\sh` (an alias suppressed) is `sh`.
     let w = unquoted(word).trim_start_matches('\\');
-    if w.starts_with('$') {
+    if unknown(w) {
         return w;
     }
     w.rsplit('/').next().unwrap_or("")
+}
+
+/// A program name sortie cannot read as written: a variable or a
+/// substitution (`$B`, `` `which bash` ``), or quotes and backslashes inside
+/// it (`b\ash`).
+pub fn unknown(name: &str) -> bool {
+    name.starts_with('$') || name.contains(['\\', '\'', '"', '`'])
+}
+
+/// Whether `text` names a program that may read code: a shell, an
+/// interpreter, a database client, `eval`, `source`, `ssh`, or one that a
+/// command substitution names.
+pub fn names_a_reader(text: &str) -> bool {
+    text.split(|c: char| c.is_whitespace() || ";&|(){}".contains(c))
+        .filter(|w| !w.is_empty())
+        .any(|w| {
+            let n = basename(w);
+            SHELLS.contains(&n)
+                || SQL_CLIENTS.contains(&n)
+                || interpreter(n).is_some()
+                || matches!(n, "eval" | "source" | "." | "ssh" | "coproc")
+                || n.starts_with('`')
+        })
 }
 
 fn is_name(s: &str) -> bool {
@@ -287,6 +318,13 @@ fn command_start(args: &[&str]) -> Option<usize> {
         .position(|w| !is_assignment(w) && !RESERVED.contains(&unquoted(w)) && !w.ends_with("()"))
 }
 
+/// The command's name among `words`: past reserved words, assignments and
+/// redirections (none after a compound command's `)`).
+pub fn command_name(words: &[String]) -> Option<&str> {
+    let args = arguments(words);
+    command_start(&args).map(|i| args[i])
+}
+
 /// What reads the command's standard input (a here-document or here-string):
 /// a shell, a remote shell, an interpreter, or (`None`) a command for data.
 pub fn stdin(words: &[String]) -> Option<Reader> {
@@ -294,7 +332,7 @@ pub fn stdin(words: &[String]) -> Option<Reader> {
     let first = command_start(&args)?;
     stdin_of(&args[first..], true).or_else(|| {
         (first + 1..args.len())
-            .filter(|start| !basename(args[*start]).starts_with('$'))
+            .filter(|start| !unknown(basename(args[*start])))
             .find_map(|start| stdin_of(&args[start..], true))
     })
 }
@@ -327,11 +365,57 @@ pub fn written_files(words: &[String]) -> Vec<&str> {
             out.push(file_name(target));
         }
     }
+    // Programs that write the files they are given.
+    let args = arguments(words);
+    if let Some(first) = command_start(&args) {
+        let operands = || {
+            args[first + 1..]
+                .iter()
+                .filter(|w| !unquoted(w).starts_with('-'))
+        };
+        match basename(args[first]) {
+            "tee" => out.extend(operands().map(|w| file_name(w))),
+            "cp" | "mv" | "install" | "ln" | "rsync" => {
+                out.extend(operands().next_back().map(|w| file_name(w)))
+            }
+            "dd" => out.extend(
+                args.iter()
+                    .filter_map(|w| unquoted(w).strip_prefix("of="))
+                    .map(file_name),
+            ),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The files a command's input comes from (`< f`, `<f`).
+pub fn input_files(words: &[String]) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut next = false;
+    for w in words {
+        if std::mem::take(&mut next) {
+            out.push(file_name(w));
+            continue;
+        }
+        let op = w.trim_start_matches(|c: char| c.is_ascii_digit());
+        let Some(target) = op.strip_prefix('<') else {
+            continue;
+        };
+        if target.starts_with(['<', '(', '&', '>']) {
+            continue; // `<<EOF`, `<(…)`, `<&3`, `<>`
+        }
+        if target.is_empty() {
+            next = true;
+        } else {
+            out.push(file_name(target));
+        }
+    }
     out
 }
 
 /// A path's last part, unquoted.
-fn file_name(word: &str) -> &str {
+pub fn file_name(word: &str) -> &str {
     unquoted(word).rsplit('/').next().unwrap_or("")
 }
 
@@ -340,13 +424,24 @@ fn file_name(word: &str) -> &str {
 /// `source` or an interpreter given no program (`bash gen.sh`).
 pub fn files_run(words: &[String]) -> Vec<&str> {
     let args = arguments(words);
-    let Some(first) = command_start(&args) else {
+    let Some(mut first) = command_start(&args) else {
         return Vec::new();
     };
+    // `env [-S] [NAME=VALUE…] bash gen.sh`
+    while basename(args[first]) == "env" {
+        match args[first + 1..]
+            .iter()
+            .position(|w| !unquoted(w).starts_with('-') && !is_assignment(w))
+        {
+            Some(at) => first += 1 + at,
+            None => return Vec::new(),
+        }
+    }
     let name = basename(args[first]);
     let rest = &args[first + 1..];
     let script = match name {
-        "." | "source" => true,
+        // `exec 3< gen.sh`: opened for later commands.
+        "." | "source" | "exec" => true,
         n if SHELLS.contains(&n) => !rest.iter().any(|w| cluster_has(w, 'c')),
         n => interpreter(n).is_some_and(|(_, flags, _)| {
             !rest.iter().any(|w| {
@@ -363,6 +458,8 @@ pub fn files_run(words: &[String]) -> Vec<&str> {
                 .find(|w| !unquoted(w).starts_with('-'))
                 .map(|w| file_name(w)),
         );
+        // `sh < gen.sh`
+        out.extend(input_files(words));
     }
     out
 }
@@ -403,7 +500,7 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
     };
     // A program named by a variable or a substitution: sortie cannot tell
     // which, so its code options are refused (`${SHELL:-/bin/sh}` is a shell).
-    if name.starts_with('$') && !SHELLS.contains(&name) {
+    if unknown(name) && !SHELLS.contains(&name) {
         if name.starts_with("${SHELL") || name.starts_with("${BASH") {
             return shell_operand(args, current).then(|| shell(env)).flatten();
         }
@@ -867,10 +964,13 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
     let substituted = args
         .iter()
         .any(|w| w.contains("$(") || w.contains('`') || w.contains("<("));
-    if name.starts_with('$') && !SHELLS.contains(&name) {
+    if unknown(name) && !SHELLS.contains(&name) {
         return Some(Reader::Code(
             "the input of a program named by a variable or a substitution",
         ));
+    }
+    if SQL_CLIENTS.contains(&name) {
+        return Some(Reader::Code("SQL, which a database client reads"));
     }
     match name {
         "eval" if substituted => return Some(shell),
@@ -1123,6 +1223,8 @@ mod tests {
             "xargs -I{} sh -c 'echo {}'",
             "xargs -0 sh -c",
             "xargs bash -ec",
+            "mysql -u \"$DB_USER\" \"$DB\"",
+            "sqlite3 app.db",
             "python3 -c \"$(cat)\"",
             "$B",
             "\"${RUN}\" -x",
@@ -1145,7 +1247,7 @@ mod tests {
             "kubectl apply -f -",
             "sh -c x",
             "xargs -0 sh -c 'echo \"$1\"'",
-            "mysql -u \"$DB_USER\" \"$DB\"",
+            "grep -e \"$PATTERN\" \"$DIR\"",
             "eval x",
         ] {
             assert_eq!(stdin_reader(line), None, "{line}");

@@ -122,6 +122,8 @@ struct Command {
     start: Option<usize>,
     /// Where the command's first word began.
     began: Option<usize>,
+    /// Where its pipeline's first command began, past a `|`.
+    pipeline: Option<usize>,
     /// What the command prints is code (it writes into `>(sh)`): every
     /// token of it is refused.
     feeds: Option<&'static str>,
@@ -134,6 +136,28 @@ struct Pending {
     strip_tabs: bool,
     /// What reads it.
     reader: Option<Reader>,
+    /// The command that announced it (its words tell what reads it once
+    /// they are all read: `<<EOF bash`).
+    cmd: usize,
+}
+
+/// A file the script writes (`> gen.sh`, `tee gen.sh`, `cp a gen.sh`), by
+/// its name's last part, and the tokens that went into it: the writing
+/// command's (the first range, with its here-documents': `open` until their
+/// bodies are read), and those of the files it read (`cp a.txt gen.sh`).
+struct Written {
+    name: String,
+    sites: Vec<Range<usize>>,
+    open: bool,
+}
+
+/// A token in a word a nested shell parses again (`sh -c "…"`), looked at
+/// again once the word is whole: the nested script's later text (`| sh`, a
+/// `-eq`) may change what the token is there.
+struct NestedWord {
+    site: usize,
+    cmd: usize,
+    start: usize,
 }
 
 /// bash's integer comparisons inside `[[ … ]]`: both sides are evaluated as
@@ -211,8 +235,11 @@ fn scan(text: &str, token_at: &dyn Fn(&str) -> Option<usize>, bash_quotes: bool)
         heredoc_open: Vec::new(),
         heredoc_unsure: false,
         functions: Vec::new(),
-        coprocess: false,
+        open_reader: None,
         written: Vec::new(),
+        nested: Vec::new(),
+        compounds: Vec::new(),
+        closed: None,
     }
     .run()
 }
@@ -253,11 +280,20 @@ struct Scanner<'a> {
     /// The functions the script defines so far: what one prints comes from
     /// its body, not from the words where it is called.
     functions: Vec<String>,
-    /// A shell or interpreter was started as a coprocess: what the script
-    /// writes after that may be its code, so every later token is refused.
-    coprocess: bool,
-    /// The files the script has written through redirections so far.
-    written: Vec<String>,
+    /// A reader of code stays open for later commands (a coprocess, or
+    /// `exec` writing into `>(bash)`): what the script writes after that may
+    /// be its code, so every later token is refused, for this reason.
+    open_reader: Option<&'static str>,
+    /// The files the script has written so far, each with the tokens that
+    /// went into it.
+    written: Vec<Written>,
+    /// Tokens in nested shells' words not yet whole.
+    nested: Vec<NestedWord>,
+    /// Where the compound commands open so far (`while`, `if`, `{`, `(`…) begin.
+    compounds: Vec<usize>,
+    /// The text of the compound command closed last (its redirections,
+    /// `done <<EOF`, `} < <(…)`, follow it).
+    closed: Option<Range<usize>>,
 }
 
 impl Scanner<'_> {
@@ -289,6 +325,14 @@ impl Scanner<'_> {
     }
 
     fn push_site(&mut self, len: usize, ctx: Ctx) {
+        if let (Ctx::Nested { .. }, Some(start)) = (ctx, self.command().start) {
+            let cmd = self.command_index();
+            self.nested.push(NestedWord {
+                site: self.sites.len(),
+                cmd,
+                start,
+            });
+        }
         self.sites.push(Site {
             range: self.pos..self.pos + len,
             ctx,
@@ -383,16 +427,18 @@ impl Scanner<'_> {
 
     /// The command of the innermost script frame.
     fn command(&self) -> &Command {
-        let cmd = self
-            .stack
+        &self.cmds[self.command_index()]
+    }
+
+    fn command_index(&self) -> usize {
+        self.stack
             .iter()
             .rev()
             .find_map(|f| match f {
                 Frame::Script { cmd, .. } => Some(*cmd),
                 _ => None,
             })
-            .expect("the script frame is never popped");
-        &self.cmds[cmd]
+            .expect("the script frame is never popped")
     }
 
     fn command_mut(&mut self, cmd: usize) -> &mut Command {
@@ -414,7 +460,25 @@ impl Scanner<'_> {
         let pos = self.pos;
         if let Some(start) = self.cmds[cmd].start.take() {
             let word = self.text[start..pos].to_string();
+            let first = self.cmds[cmd]
+                .words
+                .iter()
+                .all(|w| matches!(w.as_str(), "!" | "then" | "do" | "else" | "elif" | "time"));
+            match word.as_str() {
+                "while" | "until" | "for" | "if" | "select" | "{" if first => {
+                    self.compounds.push(start)
+                }
+                "done" | "fi" | "}" if first => self.close_compound(pos),
+                _ => {}
+            }
             self.cmds[cmd].words.push(word);
+            let (whole, open): (Vec<_>, Vec<_>) = std::mem::take(&mut self.nested)
+                .into_iter()
+                .partition(|n| n.cmd == cmd && n.start == start);
+            self.nested = open;
+            for n in whole {
+                self.nested_again(&n, pos);
+            }
         }
         // `case WORD in` opens patterns; `esac` where a pattern would be closes it.
         let depth = self.stack.len();
@@ -437,6 +501,31 @@ impl Scanner<'_> {
         }
     }
 
+    /// The tokens that went into the files named `names`, which are code
+    /// (`why`) now.
+    fn generated(&mut self, names: &[String], why: &'static str) {
+        let into: Vec<Range<usize>> = self
+            .written
+            .iter()
+            .filter(|w| names.contains(&w.name))
+            .flat_map(|w| w.sites.iter().cloned())
+            .collect();
+        let len = self.sites.len();
+        for range in into {
+            for site in &mut self.sites[range.start.min(len)..range.end.min(len)] {
+                if site.ctx != Ctx::Inert {
+                    site.ctx = Ctx::Code(why);
+                }
+            }
+        }
+    }
+
+    fn close_compound(&mut self, end: usize) {
+        if let Some(start) = self.compounds.pop() {
+            self.closed = Some(start..end);
+        }
+    }
+
     /// Inside a `case` of this frame, where a pattern comes next.
     fn at_pattern(&self) -> bool {
         self.cases
@@ -455,24 +544,93 @@ impl Scanner<'_> {
     fn end_command(&mut self, cmd: usize) {
         self.end_word(cmd);
         let words = &self.cmds[cmd].words;
-        if words.first().is_some_and(|w| w == "coproc") && reader::stdin(words).is_some() {
-            self.coprocess = true;
+        // Whatever it runs (`coproc sh -c 'exec bash'`, a function).
+        if words.first().is_some_and(|w| w == "coproc") {
+            self.open_reader = Some("text after a coprocess was started");
         }
         // A script the script wrote and now runs (`cat > gen.sh <<EOF …`,
         // `bash gen.sh`): what went into it is code.
-        if reader::files_run(words)
-            .iter()
-            .any(|f| self.written.iter().any(|w| w == f))
-        {
-            for site in self.sites.iter_mut().filter(|s| s.ctx != Ctx::Inert) {
-                site.ctx = Ctx::Code("a script file the script writes and then runs");
+        let mut run: Vec<&str> = reader::files_run(words);
+        // `while read c; do eval "$c"; done < cmds.txt`
+        if matches!(self.stdin_reader(words), Some(Reader::Code(_))) {
+            run.extend(reader::input_files(words));
+        }
+        let run: Vec<String> = run.into_iter().map(str::to_string).collect();
+        self.generated(&run, "a script file the script writes and then runs");
+        let words = &self.cmds[cmd].words;
+        let names: Vec<String> = reader::written_files(words)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        if !names.is_empty() {
+            // What a pipeline's earlier stages print goes in too (`echo … | tee f`).
+            let began = self.cmds[cmd]
+                .pipeline
+                .or(self.cmds[cmd].began)
+                .unwrap_or(self.pos);
+            let from = self
+                .sites
+                .iter()
+                .position(|s| s.range.start >= began)
+                .unwrap_or(self.sites.len());
+            let open = self.pending.iter().any(|d| d.cmd == cmd);
+            let words = &self.cmds[cmd].words;
+            let first = reader::command_name(words);
+            let own: Range<usize> = match first {
+                // `exec 5>gen.sh`: what every later command writes may go in.
+                Some("exec") => from..usize::MAX,
+                // What a compound command or a function prints comes from
+                // anywhere before.
+                None | Some("}" | "done" | "fi" | "esac") => 0..self.sites.len(),
+                Some(name) if self.functions.iter().any(|f| f == name) => 0..self.sites.len(),
+                _ => from..self.sites.len(),
+            };
+            let mut sites = vec![own];
+            for word in &self.cmds[cmd].words {
+                let read = reader::file_name(word);
+                for file in self.written.iter().filter(|w| w.name == read) {
+                    sites.extend(file.sites.iter().cloned());
+                }
+            }
+            for name in names {
+                self.written.push(Written {
+                    name,
+                    sites: sites.clone(),
+                    open,
+                });
             }
         }
-        let written = reader::written_files(words);
-        self.written.extend(written.into_iter().map(str::to_string));
+        // What reads a here-document is known once the command is whole (`<<EOF bash`).
+        let words = &self.cmds[cmd].words;
+        if self
+            .pending
+            .iter()
+            .any(|d| d.cmd == cmd && d.reader.is_none())
+        {
+            let reader = match self.cmds[cmd].feeds {
+                Some(code) => Some(Reader::Code(code)),
+                None => self.stdin_reader(words),
+            };
+            for doc in self
+                .pending
+                .iter_mut()
+                .filter(|d| d.cmd == cmd && d.reader.is_none())
+            {
+                doc.reader = reader;
+            }
+        }
+        // A function whose output becomes code (`eval "$(f)"`, `bash <(f)`):
+        // its body's tokens are that code.
+        let function = words.first().is_some_and(|w| self.functions.contains(w));
+        if let (true, Some(code)) = (function, self.frame_code()) {
+            for site in self.sites.iter_mut().filter(|s| s.ctx != Ctx::Inert) {
+                site.ctx = Ctx::Code(code);
+            }
+        }
         self.cmds[cmd].words.clear();
         self.cmds[cmd].began = None;
         self.cmds[cmd].feeds = None;
+        self.cmds[cmd].pipeline = None;
     }
 
     /// At a `|`: when the next command reads its input as code (`| sh`,
@@ -480,7 +638,7 @@ impl Scanner<'_> {
     /// its tokens — and the here-documents it feeds — are refused.
     fn pipe(&mut self, cmd: usize) {
         let after = past_bodies(&self.text[self.pos + 1..], &self.pending);
-        if let Some(reader) = pipeline_reader(after) {
+        if let Some(reader) = pipeline_reader(after, &self.functions) {
             self.output_is_code(cmd, reader, true);
         }
     }
@@ -504,8 +662,17 @@ impl Scanner<'_> {
         // `{ …; }`, a loop) or a function printed cannot be told apart from
         // the rest of the script before it, so all of that is refused.
         let closes = self.cmds[cmd].words.first().is_some_and(|w| {
-            matches!(w.as_str(), "}" | "done" | "fi" | "esac") || self.functions.contains(w)
+            matches!(w.as_str(), "}" | "done" | "fi" | "esac")
+                || self.functions.contains(w)
+                || reader::unknown(reader::basename(w))
         });
+        // `cat gen.sh | bash`: what went into a file the script wrote.
+        let read: Vec<String> = self.cmds[cmd]
+            .words
+            .iter()
+            .map(|w| reader::file_name(w).to_string())
+            .collect();
+        self.generated(&read, into);
         let began = match self.cmds[cmd].began {
             Some(began) if !closes => began,
             _ => 0,
@@ -530,8 +697,8 @@ impl Scanner<'_> {
         if let Some(code) = self.frame_code().or(self.command().feeds) {
             return Ctx::Code(code);
         }
-        if self.coprocess {
-            return Ctx::Code("text after a shell or interpreter started as a coprocess");
+        if let Some(why) = self.open_reader {
+            return Ctx::Code(why);
         }
         let quoted = match self.stack.last().expect("a frame") {
             Frame::Arith { .. } | Frame::Param { arith: true, .. } => return Ctx::Arithmetic,
@@ -571,6 +738,29 @@ impl Scanner<'_> {
             })
     }
 
+    /// What reads the input of the command made of `words`: what
+    /// [`reader::stdin`] says, but a function the script defines, or a
+    /// compound command (`{ …; }`, `( … )`, a loop) where the script so far
+    /// names a reader of code, may read it as code.
+    fn stdin_reader(&self, words: &[String]) -> Option<Reader> {
+        match reader::command_name(words) {
+            Some(name) if self.functions.iter().any(|f| f == name) => {
+                Some(Reader::Code("the input of a function the script defines"))
+            }
+            None | Some("}" | "done" | "fi")
+                if self
+                    .closed
+                    .clone()
+                    .is_some_and(|body| reader::names_a_reader(&self.text[body])) =>
+            {
+                Some(Reader::Code(
+                    "the input of a compound command that runs a reader of code",
+                ))
+            }
+            _ => reader::stdin(words),
+        }
+    }
+
     /// What reads the word being read: the command it is an argument of, or,
     /// for a here-string (`<<<WORD`), what reads the command's input.
     fn reader(&self) -> Option<Reader> {
@@ -578,8 +768,21 @@ impl Scanner<'_> {
         let current = cmd
             .start
             .map_or("", |s| &self.text[s..self.pos.min(self.text.len())]);
-        if current.starts_with("<<<") || cmd.words.last().is_some_and(|w| w == "<<<") {
-            reader::stdin(&cmd.words)
+        let here_string = |w: &str| {
+            w.trim_start_matches(|c: char| c.is_ascii_digit())
+                .starts_with("<<<")
+        };
+        if here_string(current) || cmd.words.last().is_some_and(|w| here_string(w)) {
+            // On another descriptor, or opened by exec for later commands.
+            let other =
+                |w: &str| w.starts_with(|c: char| c.is_ascii_digit()) && !w.starts_with("0<");
+            if other(current)
+                || cmd.words.last().is_some_and(|w| other(w))
+                || cmd.words.first().is_some_and(|w| w == "exec")
+            {
+                return Some(Reader::Code(ON_A_DESCRIPTOR));
+            }
+            self.stdin_reader(&cmd.words)
         } else {
             reader::word(&cmd.words, current)
         }
@@ -616,15 +819,25 @@ impl Scanner<'_> {
     /// script so far is `script`, or the context that refuses it there.
     fn inner(&self, script: &str, len: usize) -> Result<Quote, Ctx> {
         let text = format!("{script}{}", &self.text[self.pos..self.pos + len]);
-        match sites(&text, self.token_at).last().map(|s| s.ctx) {
-            Some(Ctx::Nested { .. }) => {
-                Err(Ctx::Code("a script for a shell nested in a nested shell"))
-            }
-            Some(c @ (Ctx::Remote | Ctx::Code(_) | Ctx::Cleared(_) | Ctx::Arithmetic)) => Err(c),
-            Some(Ctx::Double | Ctx::Heredoc { literal: false, .. }) => Ok(Quote::Double),
-            Some(Ctx::Single | Ctx::DollarSingle) => Ok(Quote::Single),
-            _ => Ok(Quote::None),
-        }
+        inner_quote(sites(&text, self.token_at).last().map(|s| s.ctx))
+    }
+
+    /// The token at `sites[n.site]`, in a nested shell's word that ends at
+    /// `end`: what it is in the whole of the nested script.
+    fn nested_again(&mut self, n: &NestedWord, end: usize) {
+        let site = &self.sites[n.site];
+        let Ctx::Nested { quote, .. } = site.ctx else {
+            return;
+        };
+        let before = unquote(&self.text[n.start..site.range.start]);
+        let token = &self.text[site.range.clone()];
+        // Its place among the nested script's tokens.
+        let at = sites(&format!("{before}{token}"), self.token_at).len() - 1;
+        let whole = sites(&unquote(&self.text[n.start..end]), self.token_at);
+        self.sites[n.site].ctx = match inner_quote(whole.get(at).map(|s| s.ctx)) {
+            Ok(inner) => Ctx::Nested { quote, inner },
+            Err(refused) => refused,
+        };
     }
 
     /// Whether the nested script around the position does arithmetic (its text
@@ -712,6 +925,7 @@ impl Scanner<'_> {
                     }
                 }
                 self.end_command(cmd);
+                self.compounds.push(self.pos);
                 self.set_top(Frame::Script {
                     close,
                     depth: depth + 1,
@@ -736,6 +950,7 @@ impl Scanner<'_> {
                     self.arrays.pop();
                 }
                 self.end_command(cmd);
+                self.close_compound(self.pos + 1);
                 self.set_top(Frame::Script {
                     close,
                     depth: depth.saturating_sub(1),
@@ -770,7 +985,9 @@ impl Scanner<'_> {
             b'|' if !self.at("||") => {
                 self.end_word(cmd);
                 self.pipe(cmd);
+                let pipeline = self.cmds[cmd].pipeline.or(self.cmds[cmd].began);
                 self.end_command(cmd);
+                self.cmds[cmd].pipeline = pipeline;
                 self.pos += 1;
             }
             b';' | b'&' | b'|' => {
@@ -780,18 +997,33 @@ impl Scanner<'_> {
             // `<(…)`, `>(…)`: a process substitution.
             b'<' | b'>' if self.rest().get(1) == Some(&b'(') => {
                 if b == b'>' {
-                    if let Some(reader) = pipeline_reader(&self.text[self.pos + 2..]) {
+                    if let Some(reader) =
+                        pipeline_reader(&self.text[self.pos + 2..], &self.functions)
+                    {
                         self.output_is_code(cmd, reader, false);
+                        // `exec > >(bash)`, `exec 4> >(bash)`: for every later command.
+                        if self.command().words.first().is_some_and(|w| w == "exec") {
+                            self.open_reader =
+                                Some("text after exec opened a process substitution that runs it");
+                        }
                     }
                 }
-                // `exec 3< <(…)`: its output is there for any later command.
-                let opened = b == b'<'
-                    && self.text[..self.pos].trim_end().ends_with('<')
-                    && self.command().words.first().is_some_and(|w| w == "exec");
-                let code = if opened {
-                    Some("a process substitution exec opens for later commands")
-                } else {
-                    self.substitution_code(true)
+                // `< <(…)`: what reads it as input; `3< <(…)`, `exec < <(…)`:
+                // later commands may.
+                let before = self.text[..self.pos].trim_end();
+                let input = b == b'<' && before.ends_with('<');
+                let fd = before
+                    .trim_end_matches('<')
+                    .ends_with(|c: char| c.is_ascii_digit() && c != '0');
+                let words = &self.command().words;
+                let exec = words.first().is_some_and(|w| w == "exec");
+                let code = match (input, fd || exec) {
+                    (true, true) => Some(ON_A_DESCRIPTOR),
+                    (true, false) => match self.stdin_reader(words) {
+                        Some(Reader::Code(code)) => Some(code),
+                        _ => self.substitution_code(true),
+                    },
+                    _ => self.substitution_code(true),
                 };
                 self.enter_substitution(Close::Paren, 2, code);
             }
@@ -1032,12 +1264,25 @@ impl Scanner<'_> {
             }
         }
         if !delimiter.is_empty() {
-            let reader = reader::stdin(&self.command().words);
+            // Inside a substitution whose output is code (`eval "$(cat <<EOF`),
+            // so is what it reads.
+            // On another descriptor (`3<<EOF`) or for later commands (`exec <<EOF`).
+            let fd = self.text[..self.pos]
+                .trim_end_matches(|c: char| c != '<')
+                .trim_end_matches('<')
+                .ends_with(|c: char| c.is_ascii_digit() && c != '0');
+            let exec = self.command().words.first().is_some_and(|w| w == "exec");
+            let reader = match self.frame_code().or(self.command().feeds) {
+                Some(code) => Some(Reader::Code(code)),
+                None if fd || exec => Some(Reader::Code(ON_A_DESCRIPTOR)),
+                None => self.stdin_reader(&self.command().words),
+            };
             self.pending.push(Pending {
                 delimiter,
                 literal,
                 strip_tabs,
                 reader,
+                cmd: self.command_index(),
             });
         }
     }
@@ -1047,6 +1292,8 @@ impl Scanner<'_> {
         for doc in std::mem::take(&mut self.pending) {
             self.heredoc_open.clear();
             self.heredoc_unsure = false;
+            let (start, first_site) = (self.pos, self.sites.len());
+            let mut body_end = self.bytes.len();
             while self.pos < self.bytes.len() {
                 let end = self.rest().iter().position(|b| *b == b'\n');
                 let line_end = end.map_or(self.bytes.len(), |e| self.pos + e);
@@ -1057,12 +1304,54 @@ impl Scanner<'_> {
                     line
                 };
                 if line == doc.delimiter {
+                    body_end = self.pos;
                     self.pos = (line_end + 1).min(self.bytes.len());
                     break;
                 }
                 self.heredoc_line(line_end, doc.literal, doc.reader);
                 self.pos = (line_end + 1).min(self.bytes.len());
             }
+            if matches!(doc.reader, Some(Reader::Shell | Reader::Cleared(_))) {
+                self.body_again(start..body_end.min(self.pos), first_site, doc.literal);
+            }
+        }
+        let end = self.sites.len();
+        for file in self.written.iter_mut().filter(|w| w.open) {
+            file.sites[0].end = file.sites[0].end.max(end);
+            file.open = false;
+        }
+    }
+
+    /// The tokens of a here-document a shell reads as its script (`body`,
+    /// from `sites[first..]`), looked at in the whole of that script: its
+    /// later lines (`| sh`, a `-eq`, a function piped on) may change what a
+    /// token is there.
+    fn body_again(&mut self, body: Range<usize>, first: usize, literal: bool) {
+        let text = &self.text[body];
+        let script = if literal {
+            text.to_string()
+        } else {
+            unquote_heredoc(text)
+        };
+        let whole = sites(&script, self.token_at);
+        // Each token of the body is one of the script's, in turn.
+        let follows = whole.len() == self.sites.len() - first;
+        for (at, site) in self.sites[first..].iter_mut().enumerate() {
+            let Ctx::Heredoc {
+                literal,
+                shell: Some(_),
+            } = site.ctx
+            else {
+                continue;
+            };
+            let there = whole.get(at).filter(|_| follows).map(|s| s.ctx);
+            site.ctx = match inner_quote(there) {
+                Ok(inner) => Ctx::Heredoc {
+                    literal,
+                    shell: Some(inner),
+                },
+                Err(refused) => refused,
+            };
         }
     }
 
@@ -1074,6 +1363,11 @@ impl Scanner<'_> {
                 continue;
             }
             match (self.token_at)(&self.text[self.pos..end]) {
+                // Written into a coprocess (`cat >&${COPROC[1]} <<EOF`), say.
+                Some(len) if self.open_reader.is_some() => {
+                    let why = self.open_reader.expect("a reason");
+                    self.push_site(len, Ctx::Code(why))
+                }
                 // Inside what the shell runs or evaluates there.
                 Some(len) if !self.heredoc_open.is_empty() || self.heredoc_unsure => {
                     self.push_site(len, HEREDOC_CODE)
@@ -1170,6 +1464,25 @@ impl Scanner<'_> {
     }
 }
 
+/// What a token's context in a nested shell's script makes of it here: the
+/// quotes it is in there, or (`Err`) why it is refused.
+fn inner_quote(ctx: Option<Ctx>) -> Result<Quote, Ctx> {
+    match ctx {
+        None => Err(Ctx::Code("a nested script sortie cannot follow")),
+        Some(Ctx::Nested { .. } | Ctx::Heredoc { shell: Some(_), .. }) => {
+            Err(Ctx::Code("a script for a shell nested in a nested shell"))
+        }
+        Some(c @ (Ctx::Remote | Ctx::Code(_) | Ctx::Cleared(_) | Ctx::Arithmetic)) => Err(c),
+        Some(Ctx::Double | Ctx::Heredoc { literal: false, .. }) => Ok(Quote::Double),
+        Some(Ctx::Single | Ctx::DollarSingle) => Ok(Quote::Single),
+        Some(_) => Ok(Quote::None),
+    }
+}
+
+/// Text given to a command on a descriptor other than its input, or to later
+/// commands through `exec`: any of them may read it as code.
+const ON_A_DESCRIPTOR: &str = "text opened on a descriptor (3<<EOF, exec <<EOF, 3< <(…))";
+
 /// A token in the value of a variable bash evaluates (`PS4=…`).
 const EVALUATED_VARIABLE: Ctx =
     Ctx::Code("a variable bash evaluates (PS1–PS4, PROMPT_COMMAND, BASH_ENV, ENV)");
@@ -1181,7 +1494,7 @@ const HEREDOC_CODE: Ctx = Ctx::Code("a here-document's $(…), `…`, $((…)) o
 /// its `|`: the first later stage that is a shell, an interpreter or `ssh`
 /// (the stages between may pass the text on: `| tee log | sh`). `|&`, line
 /// breaks and comments after a `|` do not end the pipeline.
-fn pipeline_reader(after: &str) -> Option<Reader> {
+fn pipeline_reader(after: &str, functions: &[String]) -> Option<Reader> {
     let mut rest = after.strip_prefix('&').unwrap_or(after);
     loop {
         rest = rest.trim_start();
@@ -1200,11 +1513,24 @@ fn pipeline_reader(after: &str) -> Option<Reader> {
     let end = stage_end(rest);
     // `| tee >(sh)`: the stage writes what it reads into a reader.
     if let Some(at) = rest[..end].find(">(") {
-        if let Some(found) = pipeline_reader(&rest[at + 2..]) {
+        if let Some(found) = pipeline_reader(&rest[at + 2..], functions) {
             return Some(found);
         }
     }
     let words: Vec<String> = rest[..end].split_whitespace().map(str::to_string).collect();
+    let first = words.first().map(String::as_str);
+    if first.is_some_and(|w| functions.iter().any(|f| f == w)) {
+        return Some(Reader::Code("the input of a function the script defines"));
+    }
+    // A loop or `if` reading the input, that runs a reader of code (`|
+    // while read l; do sh -c "$l"; done`): the rest of the script is taken as its body.
+    if matches!(first, Some("while" | "until" | "for" | "if" | "select"))
+        && reader::names_a_reader(compound_body(rest))
+    {
+        return Some(Reader::Code(
+            "the input of a compound command that runs a reader of code",
+        ));
+    }
     match reader::stdin(&words) {
         Some(found) => Some(found),
         None => {
@@ -1215,9 +1541,27 @@ fn pipeline_reader(after: &str) -> Option<Reader> {
                 next = &next[stage_end(next)..];
             }
             let piped = next.starts_with('|') && !next.starts_with("||");
-            piped.then(|| pipeline_reader(&next[1..])).flatten()
+            piped
+                .then(|| pipeline_reader(&next[1..], functions))
+                .flatten()
         }
     }
+}
+
+/// A loop's or `if`'s text at the start of `text`: up to its first `done`
+/// or `fi` (a nested one ends it early: what it leaves out is the rest of
+/// the script).
+fn compound_body(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let boundary =
+        |i: usize| i >= bytes.len() || !(bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_');
+    let end = text
+        .match_indices("done")
+        .chain(text.match_indices("fi"))
+        .filter(|(at, word)| (*at == 0 || boundary(at - 1)) && boundary(at + word.len()))
+        .map(|(at, _)| at)
+        .min();
+    &text[..end.unwrap_or(text.len())]
 }
 
 /// The text after a `|` that ends its line, past the bodies of the
@@ -1546,6 +1890,64 @@ mod tests {
             "f() { echo \"echo @X@\"; }\nf | sh",
             "function g { echo \"@X@\"; }; g | bash",
             "coproc bash\necho \"echo @X@\" >&\"${COPROC[1]}\"",
+            "bash <<EOF\necho \"echo @X@\" | sh\nEOF",
+            "bash <<EOF\nf() { echo \"echo @X@\"; }; f | sh\nEOF",
+            "bash <<EOF\necho \"echo @X@\" > g.sh; bash g.sh\nEOF",
+            "bash <<EOF\necho \"echo @X@\" > >(sh)\nEOF",
+            "bash <<EOF\nbash <<X\necho @X@\nX\nEOF",
+            "bash <<EOF\nprintf '%s' \"@X@\" | xargs -0 sh -c\nEOF",
+            "cat <<EOF | sh\ncat <<X | sh\necho @X@\nX\nEOF",
+            "cat <<EOF | bash\necho \"echo @X@\" | sh\nEOF",
+            "bash -c \"echo 'echo @X@' | sh\"",
+            "sh -c \"f() { echo 'echo @X@'; }; f | sh\"",
+            "bash -c 'echo \"echo @X@\" | sh'",
+            "bash -c '[[ @X@ -eq 1 ]]'",
+            "bash <<EOF\nif [[ \"@X@\" -gt 0 ]]; then echo pos; fi\nEOF",
+            "cat <<EOF | bash\n[[ @X@ -eq 1 ]] && echo one\nEOF",
+            "eval \"$(cat <<EOF\necho @X@\nEOF\n)\"",
+            "f() { echo \"echo @X@\"; }; bash < <(f)",
+            "f() { echo \"echo @X@\"; }; bash <<< \"$(f)\"",
+            "f() { echo \"echo @X@\"; }; bash -c \"$(f)\"",
+            "f() { echo \"echo @X@\"; }; eval \"$(f)\"",
+            "f() { echo \"echo @X@\"; }; source <(f)",
+            "f() { echo \"echo @X@\"; }; fn=f; $fn | bash",
+            "cat > >(bash) <<EOF\necho @X@\nEOF\nwait",
+            "sqlite3 :memory: <<EOF\nselect '@X@';\nEOF",
+            "echo \"select 1; -- @X@\" | sqlite3 :memory:",
+            "mysql -u app shop <<EOF\nupdate t set v='@X@';\nEOF",
+            "psql -c \"select '@X@'\" shop",
+            "b\\ash <<EOF\necho @X@\nEOF",
+            "`which bash` <<EOF\necho @X@\nEOF",
+            "if true; then bash; fi <<EOF\necho @X@\nEOF",
+            "{ bash; } <<EOF\necho @X@\nEOF",
+            "( bash ) <<EOF\necho @X@\nEOF",
+            "while read -r l; do bash -c \"$l\"; done <<EOF\necho @X@\nEOF",
+            "echo \"echo @X@\" | while read -r l; do eval \"$l\"; done",
+            "run() { bash; }; run <<EOF\necho @X@\nEOF",
+            "run() { bash; }; echo \"echo @X@\" | run",
+            "exec 4> >(bash); echo \"echo @X@\" >&4",
+            "exec > >(bash); echo \"echo @X@\"",
+            "exec 3<<< \"echo @X@\"; bash <&3",
+            "exec <<EOF\necho @X@\nEOF\nbash",
+            "{ bash <&3; } 3< <(echo \"echo @X@\")",
+            "bash /dev/fd/3 3<<EOF\necho @X@\nEOF",
+            "while read -r l; do bash -c \"$l\"; done < <(echo \"echo @X@\")",
+            "coproc sh -c 'exec bash'; echo \"echo @X@\" >&${COPROC[1]}",
+            "coproc ( bash ); echo \"echo @X@\" >&${COPROC[1]}",
+            "coproc bash\ncat >&${COPROC[1]} <<EOF\necho @X@\nEOF",
+            "echo \"echo @X@\" > gen.sh; sh < gen.sh",
+            "echo \"echo @X@\" > gen.sh; cat gen.sh | bash",
+            "tee gen.sh >/dev/null <<EOF\necho @X@\nEOF\nbash gen.sh",
+            "echo \"echo @X@\" > a.txt; cp a.txt gen.sh; bash gen.sh",
+            "echo \"echo @X@\" > gen.sh; env bash gen.sh",
+            "echo \"echo @X@\" > gen.sh; exec 3<gen.sh; bash <&3",
+            "echo \"echo @X@\" | dd of=gen.sh; bash gen.sh",
+            "echo \"echo @X@\" | tee -a gen.sh | wc -l; . ./gen.sh",
+            "f() { echo \"echo @X@\"; }; f > g.sh; bash g.sh",
+            "{ echo \"echo @X@\"; } > gen.sh; bash gen.sh",
+            "exec 5>gen.sh; echo \"echo @X@\" >&5; exec 5>&-; bash gen.sh",
+            "exec 6>&1 >gen.sh; echo \"echo @X@\"; exec >&6; bash gen.sh",
+            "echo \"echo @X@\" > cmds.txt; while read -r c; do eval \"$c\"; done < cmds.txt",
             "echo \"echo @X@\" | tee >(bash) >/dev/null",
             "case a in a) echo \"echo @X@\";; esac | sh",
             "case a in\n a) echo \"echo @X@\" ;;\nesac | sh",
@@ -1605,6 +2007,9 @@ mod tests {
             "f() { echo @X@; }\nf | grep x",
             "echo @X@ > >(tee log)",
             "a=()\necho @X@ | cat",
+            "echo @X@ | while read -r l; do echo \"$l\"; done",
+            "exec 3>log; echo @X@ >&3",
+            "echo @X@ > release.txt\necho 'cat release.txt' > run.sh\nbash run.sh",
             "echo @X@ > out.txt; bash run.sh",
             "echo @X@ >> l.txt; perl -pi -e 'chomp if eof' l.txt",
             "echo @X@ > f.txt; sh -c 'cat f.txt' f.txt",
@@ -1612,6 +2017,19 @@ mod tests {
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
         }
+        // A script file written and run holds none of the values.
+        assert_eq!(
+            ctxs("echo \"Deploying @X@\"\ncat > cleanup.sh <<'EOF'\nrm -rf /tmp/b-*\nEOF\nbash cleanup.sh"),
+            vec![Ctx::Double]
+        );
+        // A loop that reads a here-document as data.
+        assert_eq!(
+            ctxs("while read -r l; do echo \"$l\"; done <<EOF\n@X@\nEOF"),
+            vec![Ctx::Heredoc {
+                literal: false,
+                shell: None
+            }]
+        );
         // Shells reading a here-document, a here-string or standard input.
         for script in [
             "sh <<EOS\necho @X@\nEOS",
@@ -1632,6 +2050,7 @@ mod tests {
             "cat <<EOF | sh\necho @X@\nEOF",
             "source <(cat) <<EOF\necho @X@\nEOF",
             "cat <<EOF |\necho @X@\nEOF\nsh",
+            "<<EOF bash\necho @X@\nEOF",
             "cat <<EOF |&\n# a comment\necho @X@\nEOF\n  bash",
         ] {
             assert!(
