@@ -824,24 +824,43 @@ fn program_first(
 
 /// `env [-i] [-u NAME] [NAME=VALUE]… COMMAND…`
 fn env_command(args: &[&str], current: &str, env: bool) -> Option<Reader> {
-    let mut env = env;
+    match env_options(args, env) {
+        EnvCommand::At(i, keep) => walk(&args[i..], current, keep),
+        // What follows `-S` is split into a command line.
+        EnvCommand::Split => Some(Reader::Code("a command line env splits")),
+        EnvCommand::None if current.starts_with("--split-string=") => {
+            Some(Reader::Code("a command line env splits"))
+        }
+        EnvCommand::None => None,
+    }
+}
+
+/// Where `env`'s options end among its `args`.
+enum EnvCommand {
+    /// The command starts at this index; the environment passes on (`false`
+    /// after `-i`).
+    At(usize, bool),
+    /// `-S`: a command line env splits follows.
+    Split,
+    None,
+}
+
+fn env_options(args: &[&str], env: bool) -> EnvCommand {
+    let mut keep = env;
     let mut i = 0;
     while let Some(w) = args.get(i).map(|w| unquoted(w)) {
         match w {
-            "-i" | "--ignore-environment" | "-" => env = false,
+            "-i" | "--ignore-environment" | "-" => keep = false,
             "-u" | "--unset" | "-C" | "--chdir" => i += 1,
-            "-S" | "--split-string" if i + 1 == args.len() => {
-                return Some(Reader::Code("a command line env splits"))
+            w if w.starts_with("-S") || w.starts_with("--split-string") => {
+                return EnvCommand::Split
             }
             w if w.starts_with('-') || is_assignment(w) => {}
-            _ => return walk(&args[i..], current, env),
+            _ => return EnvCommand::At(i, keep),
         }
         i += 1;
     }
-    if current.starts_with("--split-string=") {
-        return Some(Reader::Code("a command line env splits"));
-    }
-    None
+    EnvCommand::None
 }
 
 /// `sudo [options] COMMAND…`: the environment is reset unless kept.
@@ -1001,7 +1020,15 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
                 Reader::Code("a shell's script that xargs pastes the input into"),
             );
         }
-        "env" | "sudo" | "docker" | "podman" | "nerdctl" | "kubectl" | "oc" => {
+        // `env [-u NAME] [NAME=VALUE…] bash`: the environment passes, unless `-i`.
+        "env" => {
+            return match env_options(args, env) {
+                EnvCommand::At(i, keep) => stdin_of(&args[i..], keep),
+                EnvCommand::Split => Some(Reader::Code("a command line env splits")),
+                EnvCommand::None => None,
+            }
+        }
+        "sudo" | "docker" | "podman" | "nerdctl" | "kubectl" | "oc" => {
             // The wrapped command reads it: find it by asking what reads a word after it.
             return match walk(cmd, "", env) {
                 Some(Reader::Cleared(w)) => Some(Reader::Cleared(w)),
@@ -1199,6 +1226,8 @@ mod tests {
             ". /dev/stdin",
             "source /dev/stdin",
             "timeout 5 bash",
+            "/usr/bin/env bash",
+            "env -u FOO LC_ALL=C bash -s",
             "eval \"$(cat)\"",
             "eval `cat`",
             ". <(cat)",
@@ -1232,7 +1261,13 @@ mod tests {
         ] {
             assert!(matches!(stdin_reader(line), Some(Code(_))), "{line}");
         }
-        for line in ["docker exec -i web sh", "sudo bash", "env -i sh"] {
+        assert!(matches!(stdin_reader("env -S 'bash -e'"), Some(Code(_))));
+        for line in [
+            "docker exec -i web sh",
+            "sudo bash",
+            "env -i sh",
+            "env -u X -i bash",
+        ] {
             assert!(
                 matches!(stdin_reader(line), Some(Cleared(_))),
                 "{line}: {:?}",
