@@ -182,17 +182,90 @@ const ARITH_MARKERS: &[&str] = &[
 /// Find every token in `text` and its context. `token_at(rest)` returns the
 /// length of the token that starts `rest`, if one does.
 pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> {
+    let (mut found, assigned) = quoted_sites(text, token_at);
+    // A variable assigned a token's value (`cmd="deploy ${option.x}"`, also
+    // through another variable) holds that value: where the script evaluates
+    // the variable (`eval "$cmd"`, `sh -c "$cmd"`, `[[ $n -eq 1 ]]`), the
+    // token is refused.
+    let mut held: Vec<(String, Vec<usize>)> = Vec::new();
+    for (name, site) in assigned {
+        match held.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, from)) => from.push(site),
+            None => held.push((name, vec![site])),
+        }
+    }
+    let mut followed: Vec<String> = Vec::new();
+    while let Some((name, from)) = held.pop() {
+        if followed.contains(&name) || followed.len() >= MOST_VARIABLES {
+            continue;
+        }
+        followed.push(name.clone());
+        let (uses, further) = quoted_sites(text, &|rest: &str| variable_use(rest, &name));
+        if uses.iter().any(|u| !as_data(u.ctx)) {
+            for &i in &from {
+                if found[i].ctx != Ctx::Inert {
+                    found[i].ctx = Ctx::Code(HELD);
+                }
+            }
+        }
+        held.extend(further.into_iter().map(|(next, _)| (next, from.clone())));
+    }
+    found
+}
+
+/// How many variables holding a value are followed in one script.
+const MOST_VARIABLES: usize = 64;
+
+const HELD: &str = "a variable holding the value, which the script then evaluates";
+
+/// The length of a use of the variable `name` at the start of `rest` (`$name`, `${name}`).
+fn variable_use(rest: &str, name: &str) -> Option<usize> {
+    let after = rest.strip_prefix('$')?;
+    if let Some(tail) = after.strip_prefix(name) {
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        return (!tail.starts_with(ident)).then_some(1 + name.len());
+    }
+    let braced = after.strip_prefix('{')?.strip_prefix(name)?;
+    braced.starts_with('}').then_some(3 + name.len())
+}
+
+/// Whether a variable used in this context is read as data: not run, not
+/// evaluated, not pasted into another shell's script (a single-quoted word of
+/// a nested shell or a quoted here-document is that shell's own `$name`).
+fn as_data(ctx: Ctx) -> bool {
+    matches!(
+        ctx,
+        Ctx::Unquoted
+            | Ctx::Double
+            | Ctx::Single
+            | Ctx::DollarSingle
+            | Ctx::Inert
+            | Ctx::Heredoc { shell: None, .. }
+            | Ctx::Heredoc { literal: true, .. }
+            | Ctx::Nested {
+                quote: Quote::Single,
+                ..
+            }
+    )
+}
+
+/// The tokens in `text` and their contexts, and the variables whose
+/// assignments hold them (name, index of the token).
+fn quoted_sites(
+    text: &str,
+    token_at: &dyn Fn(&str) -> Option<usize>,
+) -> (Vec<Site>, Vec<(String, usize)>) {
     // `$'…'` is a string with escapes to bash and `$` then `'…'` to sh (dash):
     // read both ways, and where they differ the token is in text whose quoting
     // depends on the shell that runs it — refused rather than guessed.
-    let bash = scan(text, token_at, true);
-    let posix = scan(text, token_at, false);
+    let (bash, assigned) = scan(text, token_at, true);
+    let (posix, _) = scan(text, token_at, false);
     if bash == posix {
-        return bash;
+        return (bash, assigned);
     }
     const DIFFERS: Ctx = Ctx::Code("text that sh and bash quote differently ($'…')");
     if bash.len() != posix.len() || bash.iter().zip(&posix).any(|(a, b)| a.range != b.range) {
-        return bash
+        let refused = bash
             .into_iter()
             .map(|s| Site {
                 ctx: if s.ctx == Ctx::Inert {
@@ -203,17 +276,24 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
                 ..s
             })
             .collect();
+        return (refused, assigned);
     }
-    bash.into_iter()
+    let merged = bash
+        .into_iter()
         .zip(posix)
         .map(|(a, b)| Site {
             ctx: if a.ctx == b.ctx { a.ctx } else { DIFFERS },
             range: a.range,
         })
-        .collect()
+        .collect();
+    (merged, assigned)
 }
 
-fn scan(text: &str, token_at: &dyn Fn(&str) -> Option<usize>, bash_quotes: bool) -> Vec<Site> {
+fn scan(
+    text: &str,
+    token_at: &dyn Fn(&str) -> Option<usize>,
+    bash_quotes: bool,
+) -> (Vec<Site>, Vec<(String, usize)>) {
     Scanner {
         text,
         bytes: text.as_bytes(),
@@ -240,6 +320,7 @@ fn scan(text: &str, token_at: &dyn Fn(&str) -> Option<usize>, bash_quotes: bool)
         nested: Vec::new(),
         compounds: Vec::new(),
         closed: None,
+        assigned: Vec::new(),
     }
     .run()
 }
@@ -294,10 +375,13 @@ struct Scanner<'a> {
     /// The text of the compound command closed last (its redirections,
     /// `done <<EOF`, `} < <(…)`, follow it).
     closed: Option<Range<usize>>,
+    /// The variables assigned a value that holds a token (`v="a ${option.x}"`,
+    /// `v=$(echo ${option.x})`), with the token's index.
+    assigned: Vec<(String, usize)>,
 }
 
 impl Scanner<'_> {
-    fn run(mut self) -> Vec<Site> {
+    fn run(mut self) -> (Vec<Site>, Vec<(String, usize)>) {
         while self.pos < self.bytes.len() {
             if let Some(len) = (self.token_at)(&self.text[self.pos..]) {
                 self.begin_word();
@@ -321,10 +405,20 @@ impl Scanner<'_> {
             self.pos = self.bytes.len();
             self.end_command(cmd);
         }
-        self.sites
+        (self.sites, self.assigned)
     }
 
     fn push_site(&mut self, len: usize, ctx: Ctx) {
+        // In the value of an assignment, of this command or around it.
+        for frame in &self.stack {
+            if let Frame::Script { cmd, .. } = frame {
+                if let Some(start) = self.cmds[*cmd].start {
+                    if let Some(name) = assignment_name(&self.text[start..self.pos]) {
+                        self.assigned.push((name.to_string(), self.sites.len()));
+                    }
+                }
+            }
+        }
         if let (Ctx::Nested { .. }, Some(start)) = (ctx, self.command().start) {
             let cmd = self.command_index();
             self.nested.push(NestedWord {
@@ -1464,6 +1558,15 @@ impl Scanner<'_> {
     }
 }
 
+/// The variable a word assigns (`NAME=…`, `NAME+=…`), if it is an assignment.
+fn assignment_name(word: &str) -> Option<&str> {
+    let end = word.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+    let name = &word[..end];
+    let rest = &word[end..];
+    let starts = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+    (starts && (rest.starts_with('=') || rest.starts_with("+="))).then_some(name)
+}
+
 /// What a token's context in a nested shell's script makes of it here: the
 /// quotes it is in there, or (`Err`) why it is refused.
 fn inner_quote(ctx: Option<Ctx>) -> Result<Quote, Ctx> {
@@ -1935,6 +2038,13 @@ mod tests {
             "coproc sh -c 'exec bash'; echo \"echo @X@\" >&${COPROC[1]}",
             "coproc ( bash ); echo \"echo @X@\" >&${COPROC[1]}",
             "coproc bash\ncat >&${COPROC[1]} <<EOF\necho @X@\nEOF",
+            "cmd=\"deploy @X@\"; eval \"$cmd\"",
+            "v=@X@; bash -c \"echo $v\"",
+            "n=@X@; [[ $n -eq 1 ]]",
+            "a=@X@\nb=\"x ${a}\"\neval \"$b\"",
+            "v=$(echo @X@); sh -c \"$v\"",
+            "export V=\"@X@\"; ssh host \"echo $V\"",
+            "local v=@X@; bash <<EOF\necho $v\nEOF",
             "echo \"echo @X@\" > gen.sh; sh < gen.sh",
             "echo \"echo @X@\" > gen.sh; cat gen.sh | bash",
             "tee gen.sh >/dev/null <<EOF\necho @X@\nEOF\nbash gen.sh",
@@ -2009,6 +2119,9 @@ mod tests {
             "a=()\necho @X@ | cat",
             "echo @X@ | while read -r l; do echo \"$l\"; done",
             "exec 3>log; echo @X@ >&3",
+            "v=@X@; echo \"$v\" \"${v}\"; [[ $v == x* ]]",
+            "v=@X@; export v; sh -c 'echo \"$v\"'",
+            "v=@X@; cat <<'EOF' | sh\necho \"$v\"\nEOF",
             "echo @X@ > release.txt\necho 'cat release.txt' > run.sh\nbash run.sh",
             "echo @X@ > out.txt; bash run.sh",
             "echo @X@ >> l.txt; perl -pi -e 'chomp if eof' l.txt",
