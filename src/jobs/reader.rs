@@ -226,26 +226,45 @@ pub fn basename(word: &str) -> &str {
 }
 
 /// A program name sortie cannot read as written: a variable or a
-/// substitution (`$B`, `` `which bash` ``), or quotes and backslashes inside
-/// it (`b\ash`).
+/// substitution (`$B`, `` `which bash` ``), quotes and backslashes inside it
+/// (`b\ash`), or a pattern the shell expands (`/bin/ba?h`, `{bash,}`).
 pub fn unknown(name: &str) -> bool {
-    name.starts_with('$') || name.contains(['\\', '\'', '"', '`'])
+    let pattern = !matches!(name, "[" | "[[" | "{") && name.contains(['?', '*', '[', '{']);
+    name.starts_with('$') || name.contains(['\\', '\'', '"', '`']) || pattern
 }
 
-/// Whether `text` names a program that may read code: a shell, an
-/// interpreter, a database client, `eval`, `source`, `ssh`, or one that a
-/// command substitution names.
+/// Whether a command in `text` (a compound command's body, split at its
+/// separators) may run what it reads as code: `eval`, `source`, a reader of
+/// its input (`bash`, `ssh host`), a program sortie cannot name, or a
+/// shell or interpreter whose program holds a variable (`bash -c "$l"`).
 pub fn names_a_reader(text: &str) -> bool {
-    text.split(|c: char| c.is_whitespace() || ";&|(){}".contains(c))
-        .filter(|w| !w.is_empty())
-        .any(|w| {
-            let n = basename(w);
-            SHELLS.contains(&n)
-                || SQL_CLIENTS.contains(&n)
-                || interpreter(n).is_some()
-                || matches!(n, "eval" | "source" | "." | "ssh" | "coproc")
-                || n.starts_with('`')
-        })
+    text.split(['\n', ';', '&', '|']).any(|piece| {
+        let words: Vec<String> = piece
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c| "(){}".contains(c)).to_string())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let Some(name) = command_name(&words).map(basename) else {
+            return false;
+        };
+        // The program a `-c` (or an interpreter's flag) gives, made of a variable.
+        let flag = |w: &String| {
+            if SHELLS.contains(&name) {
+                cluster_has(w, 'c')
+            } else {
+                interpreter(name).is_some_and(|(_, flags, _)| flags.contains(&unquoted(w)))
+            }
+        };
+        let program = words
+            .iter()
+            .position(flag)
+            .and_then(|at| words.get(at + 1))
+            .is_some_and(|p| p.contains('$'));
+        matches!(name, "eval" | "source" | "." | "coproc")
+            || unknown(name)
+            || stdin(&words).is_some()
+            || program
+    })
 }
 
 fn is_name(s: &str) -> bool {
@@ -427,14 +446,28 @@ pub fn files_run(words: &[String]) -> Vec<&str> {
     let Some(mut first) = command_start(&args) else {
         return Vec::new();
     };
-    // `env [-S] [NAME=VALUE…] bash gen.sh`
-    while basename(args[first]) == "env" {
-        match args[first + 1..]
-            .iter()
-            .position(|w| !unquoted(w).starts_with('-') && !is_assignment(w))
-        {
-            Some(at) => first += 1 + at,
-            None => return Vec::new(),
+    // Past wrappers: `env [NAME=VALUE…] bash gen.sh`, `timeout 5 bash
+    // gen.sh`, `sudo -u app bash gen.sh`, `exec bash gen.sh`.
+    loop {
+        let name = basename(args[first]);
+        let wrapper = WRAPPERS.iter().find(|(n, ..)| *n == name);
+        let with_arg: &[&str] = match (name, wrapper) {
+            ("env", _) => &["-u", "-C", "--unset", "--chdir"],
+            ("sudo" | "doas" | "runuser", _) => {
+                &["-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"]
+            }
+            (_, Some((_, with_arg, _))) => with_arg,
+            _ => break,
+        };
+        let operands = wrapper.map_or(0, |(_, _, operands)| *operands);
+        let rest = &args[first + 1..];
+        // Past the options, then past `NAME=VALUE` words (env, sudo).
+        let skip = skip_options(rest, with_arg, operands)
+            .map(|at| at + rest[at..].iter().take_while(|w| is_assignment(w)).count());
+        match skip {
+            Some(at) if first + 1 + at < args.len() => first += 1 + at,
+            // `exec 3<gen.sh`: nothing wrapped.
+            _ => break,
         }
     }
     let name = basename(args[first]);
@@ -514,6 +547,10 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
         ));
     }
     match name {
+        // `sqlite3 DB "SQL"`: what follows the database is SQL.
+        "sqlite3" | "sqlite" if args.iter().any(|w| !unquoted(w).starts_with('-')) => {
+            return Some(Reader::Code("SQL for sqlite3"))
+        }
         "eval" => return shell(env),
         "trap" if args.iter().all(|a| unquoted(a) == "--") => return shell(env),
         "." | "source" => return None,
@@ -989,7 +1026,10 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
         ));
     }
     if SQL_CLIENTS.contains(&name) {
-        return Some(Reader::Code("SQL, which a database client reads"));
+        // Not with the SQL given another way (`psql -c …`, `mysql -e …`).
+        let given = interpreter(name)
+            .is_some_and(|(_, flags, _)| args.iter().any(|w| flags.contains(&unquoted(w))));
+        return (!given).then_some(Reader::Code("SQL, which a database client reads"));
     }
     match name {
         "eval" if substituted => return Some(shell),

@@ -27,9 +27,10 @@
 //! This module is the scanner that tells those contexts apart. It follows POSIX
 //! sh and bash's extensions closely enough for the scripts people write; where
 //! it cannot be sure, the context it falls back to is still one where a
-//! variable reference is inert. What it cannot see is data flow: a script that
-//! copies a value into another variable and later evaluates that one
-//! (`x=${option.n}; echo $((x))`, `echo "$v" | sh`) evaluates it (sortie(1)).
+//! variable reference is inert. It follows a value into the variables a
+//! script assigns it to and into its functions' arguments, and reads each
+//! place they are used as it reads a token; other data flow (`read`, a bare
+//! name in arithmetic, a file run in a later step) it cannot see (sortie(1)).
 
 use std::ops::Range;
 
@@ -182,7 +183,25 @@ const ARITH_MARKERS: &[&str] = &[
 /// Find every token in `text` and its context. `token_at(rest)` returns the
 /// length of the token that starts `rest`, if one does.
 pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> {
-    let (mut found, assigned) = quoted_sites(text, token_at);
+    let Scan {
+        sites: mut found,
+        assigned,
+        function_args,
+    } = quoted_sites(text, token_at);
+    // A function that evaluates its arguments (`retry() { eval "$1"; }`):
+    // the tokens given to the script's functions are refused.
+    if !function_args.is_empty()
+        && quoted_sites(text, &positional_use)
+            .sites
+            .iter()
+            .any(|u| !as_data(u.ctx))
+    {
+        for &i in &function_args {
+            if found[i].ctx != Ctx::Inert {
+                found[i].ctx = Ctx::Code("an argument of a function that evaluates its arguments");
+            }
+        }
+    }
     // A variable assigned a token's value (`cmd="deploy ${option.x}"`, also
     // through another variable) holds that value: where the script evaluates
     // the variable (`eval "$cmd"`, `sh -c "$cmd"`, `[[ $n -eq 1 ]]`), the
@@ -200,7 +219,11 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
             continue;
         }
         followed.push(name.clone());
-        let (uses, further) = quoted_sites(text, &|rest: &str| variable_use(rest, &name));
+        let Scan {
+            sites: uses,
+            assigned: further,
+            ..
+        } = quoted_sites(text, &|rest: &str| variable_use(rest, &name));
         if uses.iter().any(|u| !as_data(u.ctx)) {
             for &i in &from {
                 if found[i].ctx != Ctx::Inert {
@@ -229,6 +252,21 @@ fn variable_use(rest: &str, name: &str) -> Option<usize> {
     braced.starts_with('}').then_some(3 + name.len())
 }
 
+/// The length of a use of a positional parameter at the start of `rest`
+/// (`$1`, `${2}`, `$@`, `$*`).
+fn positional_use(rest: &str) -> Option<usize> {
+    let after = rest.strip_prefix('$')?;
+    if after.starts_with(|c: char| c.is_ascii_digit() || c == '@' || c == '*') {
+        return Some(2);
+    }
+    let inner = after.strip_prefix('{')?;
+    let len = inner.find('}')?;
+    let name = &inner[..len];
+    let positional = !name.is_empty()
+        && (name.bytes().all(|b| b.is_ascii_digit()) || name == "@" || name == "*");
+    positional.then_some(len + 3)
+}
+
 /// Whether a variable used in this context is read as data: not run, not
 /// evaluated, not pasted into another shell's script (a single-quoted word of
 /// a nested shell or a quoted here-document is that shell's own `$name`).
@@ -249,19 +287,35 @@ fn as_data(ctx: Ctx) -> bool {
     )
 }
 
-/// The tokens in `text` and their contexts, and the variables whose
-/// assignments hold them (name, index of the token).
-fn quoted_sites(
-    text: &str,
-    token_at: &dyn Fn(&str) -> Option<usize>,
-) -> (Vec<Site>, Vec<(String, usize)>) {
+/// What one reading of a script found.
+struct Scan {
+    sites: Vec<Site>,
+    /// The variables assigned a value that holds a token (`v="a ${option.x}"`,
+    /// `v=$(echo ${option.x})`), with the token's index.
+    assigned: Vec<(String, usize)>,
+    /// The tokens given as arguments to a function the script defines.
+    function_args: Vec<usize>,
+}
+
+/// The tokens in `text` and their contexts, as bash and sh both read them.
+fn quoted_sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Scan {
     // `$'…'` is a string with escapes to bash and `$` then `'…'` to sh (dash):
     // read both ways, and where they differ the token is in text whose quoting
     // depends on the shell that runs it — refused rather than guessed.
-    let (bash, assigned) = scan(text, token_at, true);
-    let (posix, _) = scan(text, token_at, false);
+    let bash = scan(text, token_at, true);
+    let posix = scan(text, token_at, false).sites;
+    let Scan {
+        sites: bash,
+        assigned,
+        function_args,
+    } = bash;
+    let with = |sites| Scan {
+        sites,
+        assigned,
+        function_args,
+    };
     if bash == posix {
-        return (bash, assigned);
+        return with(bash);
     }
     const DIFFERS: Ctx = Ctx::Code("text that sh and bash quote differently ($'…')");
     if bash.len() != posix.len() || bash.iter().zip(&posix).any(|(a, b)| a.range != b.range) {
@@ -276,7 +330,7 @@ fn quoted_sites(
                 ..s
             })
             .collect();
-        return (refused, assigned);
+        return with(refused);
     }
     let merged = bash
         .into_iter()
@@ -286,14 +340,10 @@ fn quoted_sites(
             range: a.range,
         })
         .collect();
-    (merged, assigned)
+    with(merged)
 }
 
-fn scan(
-    text: &str,
-    token_at: &dyn Fn(&str) -> Option<usize>,
-    bash_quotes: bool,
-) -> (Vec<Site>, Vec<(String, usize)>) {
+fn scan(text: &str, token_at: &dyn Fn(&str) -> Option<usize>, bash_quotes: bool) -> Scan {
     Scanner {
         text,
         bytes: text.as_bytes(),
@@ -321,6 +371,7 @@ fn scan(
         compounds: Vec::new(),
         closed: None,
         assigned: Vec::new(),
+        function_args: Vec::new(),
     }
     .run()
 }
@@ -375,13 +426,13 @@ struct Scanner<'a> {
     /// The text of the compound command closed last (its redirections,
     /// `done <<EOF`, `} < <(…)`, follow it).
     closed: Option<Range<usize>>,
-    /// The variables assigned a value that holds a token (`v="a ${option.x}"`,
-    /// `v=$(echo ${option.x})`), with the token's index.
+    /// See [`Scan`].
     assigned: Vec<(String, usize)>,
+    function_args: Vec<usize>,
 }
 
 impl Scanner<'_> {
-    fn run(mut self) -> (Vec<Site>, Vec<(String, usize)>) {
+    fn run(mut self) -> Scan {
         while self.pos < self.bytes.len() {
             if let Some(len) = (self.token_at)(&self.text[self.pos..]) {
                 self.begin_word();
@@ -405,10 +456,18 @@ impl Scanner<'_> {
             self.pos = self.bytes.len();
             self.end_command(cmd);
         }
-        (self.sites, self.assigned)
+        Scan {
+            sites: self.sites,
+            assigned: self.assigned,
+            function_args: self.function_args,
+        }
     }
 
     fn push_site(&mut self, len: usize, ctx: Ctx) {
+        let called = self.command().words.first();
+        if called.is_some_and(|w| self.functions.contains(w)) {
+            self.function_args.push(self.sites.len());
+        }
         // In the value of an assignment, of this command or around it.
         for frame in &self.stack {
             if let Frame::Script { cmd, .. } = frame {
@@ -1603,11 +1662,21 @@ fn pipeline_reader(after: &str, functions: &[String]) -> Option<Reader> {
         rest = rest.trim_start();
         if let Some(comment) = rest.strip_prefix('#') {
             rest = comment.split_once('\n').map_or("", |(_, r)| r);
-        } else if let Some(next) = rest
-            .strip_prefix("\\\n")
-            .or_else(|| rest.strip_prefix(['(', '{']))
-        {
-            // A line continuation; a subshell or group around the reader.
+        } else if let Some(next) = rest.strip_prefix("\\\n") {
+            rest = next;
+        } else if let Some(next) = rest.strip_prefix('(').or_else(|| {
+            // `{ …; }`, not the brace expansion `{bash,}`.
+            rest.strip_prefix('{')
+                .filter(|n| n.starts_with(char::is_whitespace))
+        }) {
+            // A subshell or group around the reader; one that runs what it
+            // reads (`| { read -r l; eval "$l"; }`).
+            let body = next.split([')', '}']).next().unwrap_or(next);
+            if reader::names_a_reader(body) {
+                return Some(Reader::Code(
+                    "the input of a compound command that runs a reader of code",
+                ));
+            }
             rest = next;
         } else {
             break;
@@ -2045,6 +2114,18 @@ mod tests {
             "v=$(echo @X@); sh -c \"$v\"",
             "export V=\"@X@\"; ssh host \"echo $V\"",
             "local v=@X@; bash <<EOF\necho $v\nEOF",
+            "retry() { eval \"$1\" || eval \"$1\"; }; retry \"echo @X@\"",
+            "log_run() { bash -c \"$*\"; }\nlog_run echo @X@",
+            "echo \"echo @X@\" > f; timeout 5 bash f",
+            "echo \"echo @X@\" > f; nohup nice -n 5 bash f",
+            "echo \"echo @X@\" > f; sudo -u app bash f",
+            "echo \"echo @X@\" > f; exec bash f",
+            "echo \"echo @X@\" > f; command bash ./f",
+            "sqlite3 app.db \"select '@X@'\"",
+            "echo \"echo @X@\" | { read -r l; eval \"$l\"; }",
+            "echo \"echo @X@\" | /bin/ba?h",
+            "/bin/ba[s]h -c \"echo @X@\"",
+            "echo \"echo @X@\" | {bash,}",
             "echo \"echo @X@\" > gen.sh; sh < gen.sh",
             "echo \"echo @X@\" > gen.sh; cat gen.sh | bash",
             "tee gen.sh >/dev/null <<EOF\necho @X@\nEOF\nbash gen.sh",
@@ -2122,6 +2203,8 @@ mod tests {
             "v=@X@; echo \"$v\" \"${v}\"; [[ $v == x* ]]",
             "v=@X@; export v; sh -c 'echo \"$v\"'",
             "v=@X@; cat <<'EOF' | sh\necho \"$v\"\nEOF",
+            "say() { echo \"$1\"; }; say @X@",
+            "[ -e @X@ ]",
             "echo @X@ > release.txt\necho 'cat release.txt' > run.sh\nbash run.sh",
             "echo @X@ > out.txt; bash run.sh",
             "echo @X@ >> l.txt; perl -pi -e 'chomp if eof' l.txt",
@@ -2135,14 +2218,21 @@ mod tests {
             ctxs("echo \"Deploying @X@\"\ncat > cleanup.sh <<'EOF'\nrm -rf /tmp/b-*\nEOF\nbash cleanup.sh"),
             vec![Ctx::Double]
         );
-        // A loop that reads a here-document as data.
-        assert_eq!(
-            ctxs("while read -r l; do echo \"$l\"; done <<EOF\n@X@\nEOF"),
-            vec![Ctx::Heredoc {
-                literal: false,
-                shell: None
-            }]
-        );
+        // Loops over data that run nothing they read.
+        for script in [
+            "while read -r host; do ssh -n \"$host\" uptime; done <<EOF\n@X@\nEOF",
+            "while read -r db; do psql -c 'vacuum' \"$db\"; done <<EOF\n@X@\nEOF",
+            "while read -r l; do echo \"$l\"; done <<EOF\n@X@\nEOF",
+        ] {
+            assert_eq!(
+                ctxs(script),
+                vec![Ctx::Heredoc {
+                    literal: false,
+                    shell: None
+                }],
+                "{script:?}"
+            );
+        }
         // Shells reading a here-document, a here-string or standard input.
         for script in [
             "sh <<EOS\necho @X@\nEOS",
