@@ -344,6 +344,27 @@ pub fn command_name(words: &[String]) -> Option<&str> {
     command_start(&args).map(|i| args[i])
 }
 
+/// The variables `read` assigns what it reads to (`read -r a b`, `read -a arr`).
+pub fn read_targets(words: &[String]) -> Vec<&str> {
+    let args = arguments(words);
+    let Some(first) = command_start(&args).filter(|i| basename(args[*i]) == "read") else {
+        return Vec::new();
+    };
+    let mut targets = Vec::new();
+    let mut rest = args[first + 1..].iter().map(|w| unquoted(w));
+    while let Some(w) = rest.next() {
+        match w {
+            "-p" | "-d" | "-t" | "-n" | "-N" | "-u" | "-i" => {
+                rest.next();
+            }
+            "-a" => targets.extend(rest.next()),
+            w if w.starts_with('-') => {}
+            w => targets.push(w),
+        }
+    }
+    targets
+}
+
 /// What reads the command's standard input (a here-document or here-string):
 /// a shell, a remote shell, an interpreter, or (`None`) a command for data.
 pub fn stdin(words: &[String]) -> Option<Reader> {

@@ -140,6 +140,8 @@ struct Pending {
     /// The command that announced it (its words tell what reads it once
     /// they are all read: `<<EOF bash`).
     cmd: usize,
+    /// The variables `read` assigns it to (`read -r cmd <<EOF`).
+    assigns: Vec<String>,
 }
 
 /// A file the script writes (`> gen.sh`, `tee gen.sh`, `cp a gen.sh`), by
@@ -188,19 +190,21 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
         assigned,
         function_args,
     } = quoted_sites(text, token_at);
-    // A function that evaluates its arguments (`retry() { eval "$1"; }`):
-    // the tokens given to the script's functions are refused.
-    if !function_args.is_empty()
-        && quoted_sites(text, &positional_use)
-            .sites
-            .iter()
-            .any(|u| !as_data(u.ctx))
-    {
-        for &i in &function_args {
+    let mut refuse = |sites: &[usize], why: &'static str| {
+        for &i in sites {
             if found[i].ctx != Ctx::Inert {
-                found[i].ctx = Ctx::Code("an argument of a function that evaluates its arguments");
+                found[i].ctx = Ctx::Code(why);
             }
         }
+    };
+    // A function that evaluates its arguments (`retry() { eval "$1"; }`,
+    // `local cmd=$1; eval "$cmd"`): the tokens given to the script's
+    // functions are refused.
+    if !function_args.is_empty() && evaluated(text, &positional_use) {
+        refuse(
+            &function_args,
+            "an argument of a function that evaluates its arguments",
+        );
     }
     // A variable assigned a token's value (`cmd="deploy ${option.x}"`, also
     // through another variable) holds that value: where the script evaluates
@@ -213,27 +217,35 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
             None => held.push((name, vec![site])),
         }
     }
-    let mut followed: Vec<String> = Vec::new();
-    while let Some((name, from)) = held.pop() {
-        if followed.contains(&name) || followed.len() >= MOST_VARIABLES {
-            continue;
+    for (name, from) in held.iter().take(MOST_VARIABLES) {
+        if evaluated(text, &|rest: &str| variable_use(rest, name)) {
+            refuse(from, HELD);
         }
-        followed.push(name.clone());
-        let Scan {
-            sites: uses,
-            assigned: further,
-            ..
-        } = quoted_sites(text, &|rest: &str| variable_use(rest, &name));
-        if uses.iter().any(|u| !as_data(u.ctx)) {
-            for &i in &from {
-                if found[i].ctx != Ctx::Inert {
-                    found[i].ctx = Ctx::Code(HELD);
-                }
-            }
-        }
-        held.extend(further.into_iter().map(|(next, _)| (next, from.clone())));
     }
     found
+}
+
+/// Whether what `uses_at` finds in `text` (a variable's uses) is evaluated
+/// at one of them, or through a variable assigned from one, and so on.
+fn evaluated(text: &str, uses_at: &dyn Fn(&str) -> Option<usize>) -> bool {
+    let mut scan = quoted_sites(text, uses_at);
+    let mut followed: Vec<String> = Vec::new();
+    let mut queue: Vec<String> = Vec::new();
+    loop {
+        if scan.sites.iter().any(|u| !as_data(u.ctx)) {
+            return true;
+        }
+        for (name, _) in scan.assigned {
+            if !followed.contains(&name) && followed.len() < MOST_VARIABLES {
+                followed.push(name.clone());
+                queue.push(name);
+            }
+        }
+        let Some(name) = queue.pop() else {
+            return false;
+        };
+        scan = quoted_sites(text, &|rest: &str| variable_use(rest, &name));
+    }
 }
 
 /// How many variables holding a value are followed in one script.
@@ -464,6 +476,38 @@ impl Scanner<'_> {
     }
 
     fn push_site(&mut self, len: usize, ctx: Ctx) {
+        // A here-string `read` assigns (`read -r cmd <<< "…"`).
+        let cmd = self.command();
+        let current = cmd.start.map_or("", |s| &self.text[s..self.pos]);
+        let here_string = |w: &str| {
+            w.trim_start_matches(|c: char| c.is_ascii_digit())
+                .starts_with("<<<")
+        };
+        if here_string(current) || cmd.words.last().is_some_and(|w| here_string(w)) {
+            let site = self.sites.len();
+            let names: Vec<(String, usize)> = reader::read_targets(&cmd.words)
+                .into_iter()
+                .map(|name| (name.to_string(), site))
+                .collect();
+            self.assigned.extend(names);
+        }
+        // `printf -v NAME …`, `set -- …` ($1, $2 …) assign too.
+        let words = &self.command().words;
+        let name = match reader::command_name(words) {
+            Some("printf") => words
+                .iter()
+                .position(|w| w == "-v")
+                .and_then(|at| words.get(at + 1))
+                .cloned(),
+            Some("set") => words
+                .iter()
+                .position(|w| w == "--")
+                .map(|at| (words.len() - at).to_string()),
+            _ => None,
+        };
+        if let Some(name) = name {
+            self.assigned.push((name, self.sites.len()));
+        }
         let called = self.command().words.first();
         if called.is_some_and(|w| self.functions.contains(w)) {
             self.function_args.push(self.sites.len());
@@ -710,6 +754,14 @@ impl Scanner<'_> {
         }
         let run: Vec<String> = run.into_iter().map(str::to_string).collect();
         self.generated(&run, "a script file the script writes and then runs");
+        // `eval "$(cat f)"`, `bash -c "$(< f)"`: a file read where its text is code.
+        if let Some(code) = self.frame_code() {
+            let words = &self.cmds[cmd].words;
+            let mut read: Vec<&str> = words.iter().map(|w| reader::file_name(w)).collect();
+            read.extend(reader::input_files(words));
+            let read: Vec<String> = read.into_iter().map(str::to_string).collect();
+            self.generated(&read, code);
+        }
         let words = &self.cmds[cmd].words;
         let names: Vec<String> = reader::written_files(words)
             .into_iter()
@@ -1436,6 +1488,10 @@ impl Scanner<'_> {
                 strip_tabs,
                 reader,
                 cmd: self.command_index(),
+                assigns: reader::read_targets(&self.command().words)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
             });
         }
     }
@@ -1466,6 +1522,11 @@ impl Scanner<'_> {
             }
             if matches!(doc.reader, Some(Reader::Shell | Reader::Cleared(_))) {
                 self.body_again(start..body_end.min(self.pos), first_site, doc.literal);
+            }
+            for site in first_site..self.sites.len() {
+                for name in &doc.assigns {
+                    self.assigned.push((name.clone(), site));
+                }
             }
         }
         let end = self.sites.len();
@@ -2115,6 +2176,13 @@ mod tests {
             "export V=\"@X@\"; ssh host \"echo $V\"",
             "local v=@X@; bash <<EOF\necho $v\nEOF",
             "retry() { eval \"$1\" || eval \"$1\"; }; retry \"echo @X@\"",
+            "read -r cmd <<< \"echo @X@\"; eval \"$cmd\"",
+            "f() { local cmd=$1; eval \"$cmd\"; }\nf \"echo @X@\"",
+            "set -- \"@X@\"; bash -c \"echo $1\"",
+            "printf -v S 'echo %s' \"@X@\"; bash -c \"$S\"",
+            "echo \"@X@\" > d.txt\nbash -c \"echo $(cat d.txt)\"",
+            "echo \"echo @X@\" > f.sh\neval \"$(< f.sh)\"",
+            "read -r a cmd <<EOF\nx echo @X@\nEOF\nbash -c \"$cmd\"",
             "log_run() { bash -c \"$*\"; }\nlog_run echo @X@",
             "echo \"echo @X@\" > f; timeout 5 bash f",
             "echo \"echo @X@\" > f; nohup nice -n 5 bash f",
@@ -2204,6 +2272,9 @@ mod tests {
             "v=@X@; export v; sh -c 'echo \"$v\"'",
             "v=@X@; cat <<'EOF' | sh\necho \"$v\"\nEOF",
             "say() { echo \"$1\"; }; say @X@",
+            "read -r v <<< @X@; echo \"$v\"",
+            "set -- @X@; echo \"$1\"",
+            "echo @X@ > d.txt; echo \"$(cat d.txt)\"",
             "[ -e @X@ ]",
             "echo @X@ > release.txt\necho 'cat release.txt' > run.sh\nbash run.sh",
             "echo @X@ > out.txt; bash run.sh",
