@@ -710,7 +710,10 @@ impl Scanner<'_> {
         let len = self.sites.len();
         for range in into {
             for site in &mut self.sites[range.start.min(len)..range.end.min(len)] {
-                if site.ctx != Ctx::Inert {
+                // In a quoted here-document the file gets the variable's
+                // name (`${V}`), which it expands itself, as data.
+                let named = matches!(site.ctx, Ctx::Inert | Ctx::Heredoc { literal: true, .. });
+                if !named {
                     site.ctx = Ctx::Code(why);
                 }
             }
@@ -2284,6 +2287,15 @@ mod tests {
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
         }
+        // A script written through a quoted here-document gets the
+        // variable's name, which it expands itself.
+        assert_eq!(
+            ctxs("cat > chain.sh <<'EOF'\necho $$ >> @X@\nEOF\nsh ./chain.sh"),
+            vec![Ctx::Heredoc {
+                literal: true,
+                shell: None
+            }]
+        );
         // A script file written and run holds none of the values.
         assert_eq!(
             ctxs("echo \"Deploying @X@\"\ncat > cleanup.sh <<'EOF'\nrm -rf /tmp/b-*\nEOF\nbash cleanup.sh"),
