@@ -200,7 +200,10 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
     // A function that evaluates its arguments (`retry() { eval "$1"; }`,
     // `local cmd=$1; eval "$cmd"`): the tokens given to the script's
     // functions are refused.
-    if !function_args.is_empty() && evaluated(text, &positional_use) {
+    // Scans of the whole script for the uses of values, in all: a script
+    // that would need more is refused where the values lead (not followed).
+    let mut budget = MOST_SCANS;
+    if !function_args.is_empty() && evaluated(text, &positional_use, &mut budget) {
         refuse(
             &function_args,
             "an argument of a function that evaluates its arguments",
@@ -217,8 +220,8 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
             None => held.push((name, vec![site])),
         }
     }
-    for (name, from) in held.iter().take(MOST_VARIABLES) {
-        if evaluated(text, &|rest: &str| variable_use(rest, name)) {
+    for (name, from) in &held {
+        if evaluated(text, &|rest: &str| variable_use(rest, name), &mut budget) {
             refuse(from, HELD);
         }
     }
@@ -227,10 +230,16 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
 
 /// Whether what `uses_at` finds in `text` (a variable's uses) is evaluated
 /// at one of them, or through a variable assigned from one, and so on.
-fn evaluated(text: &str, uses_at: &dyn Fn(&str) -> Option<usize>) -> bool {
-    let mut scan = quoted_sites(text, uses_at);
+/// Each scan takes one from `budget`; with none left, the value is taken as
+/// evaluated.
+fn evaluated(text: &str, uses_at: &dyn Fn(&str) -> Option<usize>, budget: &mut usize) -> bool {
     let mut followed: Vec<String> = Vec::new();
     let mut queue: Vec<String> = Vec::new();
+    let Some(left) = budget.checked_sub(1) else {
+        return true;
+    };
+    *budget = left;
+    let mut scan = quoted_sites(text, uses_at);
     loop {
         if scan.sites.iter().any(|u| !as_data(u.ctx)) {
             return true;
@@ -244,12 +253,19 @@ fn evaluated(text: &str, uses_at: &dyn Fn(&str) -> Option<usize>) -> bool {
         let Some(name) = queue.pop() else {
             return false;
         };
+        let Some(left) = budget.checked_sub(1) else {
+            return true;
+        };
+        *budget = left;
         scan = quoted_sites(text, &|rest: &str| variable_use(rest, &name));
     }
 }
 
-/// How many variables holding a value are followed in one script.
+/// How many variables holding a value are followed from one.
 const MOST_VARIABLES: usize = 64;
+
+/// How many scans for the uses of values one script may take.
+const MOST_SCANS: usize = 256;
 
 const HELD: &str = "a variable holding the value, which the script then evaluates";
 
@@ -2031,6 +2047,17 @@ mod tests {
         for (script, expected) in table {
             assert_eq!(ctxs(script), *expected, "{script:?}");
         }
+    }
+
+    /// Following values through variables costs a bounded number of scans:
+    /// past that, what is left is refused rather than followed.
+    #[test]
+    fn following_values_through_variables_is_bounded() {
+        let script: String = (0..300).map(|i| format!("v{i}=@X@\n")).collect();
+        let found = ctxs(&script);
+        assert_eq!(found.len(), 300);
+        assert_eq!(found[0], Ctx::Unquoted);
+        assert_eq!(found[299], Ctx::Code(HELD));
     }
 
     #[test]
