@@ -115,9 +115,10 @@ output_job() { # SIZE ID: a job printing SIZE bytes of 100-byte lines
     printf '{"id":"%s","secrets":%s,"steps":[{"exec":["sh","-c","yes %s | head -c %s"]}]}' \
         "$2" "$secrets" "$line" "$1"
 }
-spool_prepare() { # SIZE DIR: the spool of one job, the last run's output gone
+spool_prepare() { # SIZE DIR [multiline]: the spool of one job, the last run's output gone
     rm -rf "$2"
     mkdir -p "$2/spool/pending"
+    [[ -z ${3:-} ]] || touch "$2/spool/log-multiline"
     output_job "$1" out >"$2/spool/pending/out.json"
 }
 spool_shot() { # DIR
@@ -133,6 +134,7 @@ mib=$((big / 1024 / 1024))
 tput_runs=$((runs / 2 + 1))
 t_cat=()
 t_spool=()
+t_multi=()
 t_cp=()
 # What the last run wrote is removed before each timing, not during it.
 for i in $(seq "$tput_runs"); do
@@ -140,6 +142,8 @@ for i in $(seq "$tput_runs"); do
     t_cat+=("$(time_ms cat_file "$big")")
     spool_prepare "$big" "$work/p3"
     t_spool+=("$(time_ms spool_shot "$work/p3")")
+    spool_prepare "$big" "$work/p3" multiline
+    t_multi+=("$(time_ms spool_shot "$work/p3")")
     t_cp+=("$(time_ms cp_shot "$big" "p3-$i")")
 done
 rm -f "$work/cat.out"
@@ -147,12 +151,15 @@ curl -sS -o /dev/null --cacert "$ca" -H "$admin" "${url}admin/jobs" # the contro
 mibs() { awk -v ms="$1" -v mib="$mib" 'BEGIN { printf "%.0f", mib / (ms / 1000) }'; }
 read -r ca_med ca_min ca_max <<<"$(stats "${t_cat[@]}")"
 read -r sp_med sp_min sp_max <<<"$(stats "${t_spool[@]}")"
+read -r mu_med mu_min mu_max <<<"$(stats "${t_multi[@]}")"
 read -r cpm cpmin cpmax <<<"$(stats "${t_cp[@]}")"
 row "throughput (MiB/s of ${mib} MiB of 100-byte lines)" "median" "best" "worst" ""
 row "cat of the same stream to a file" "$(mibs "$ca_med")" "$(mibs "$ca_min")" "$(mibs "$ca_max")" "baseline"
 row "P3 sortie, 100 secrets masked, to the spool" "$(mibs "$sp_med")" "$(mibs "$sp_min")" "$(mibs "$sp_max")" \
     "$(ratio "$ca_med" "$sp_med") x cat (goal >= 0.5)"
-row "P3 sortie, 100 secrets, to the control plane (TLS)" "$(mibs "$cpm")" "$(mibs "$cpmin")" "$(mibs "$cpmax")" \
+row "P3 the same, spool offering multi-line events" "$(mibs "$mu_med")" "$(mibs "$mu_min")" "$(mibs "$mu_max")" \
+    "$(ratio "$ca_med" "$mu_med") x cat (goal >= 0.5)"
+row "P3 sortie, 100 secrets, to the control plane (TLS, multi-line)" "$(mibs "$cpm")" "$(mibs "$cpmin")" "$(mibs "$cpmax")" \
     "$(ratio "$ca_med" "$cpm") x cat (goal >= 0.33)"
 
 rss() { # SIZE: peak RSS (KiB) of a spool shot printing SIZE bytes

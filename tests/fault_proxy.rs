@@ -141,7 +141,7 @@ impl FaultProxy {
     }
 
     /// From now on, take the extensions' offers (`log_tail_bytes`,
-    /// `log_encodings`) out of claim answers, as a control plane that predates
+    /// `log_encodings`, `log_multiline`) out of claim answers, as a control plane that predates
     /// them would answer.
     pub fn hide_extensions(&self) {
         self.shared.hide_extensions.store(true, Ordering::Relaxed);
@@ -236,6 +236,7 @@ impl Shared {
                 let job = job.as_object_mut().unwrap();
                 job.remove("log_tail_bytes");
                 job.remove("log_encodings");
+                job.remove("log_multiline");
             }
             response.body = serde_json::to_vec(&answer).unwrap();
         }

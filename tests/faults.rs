@@ -231,6 +231,37 @@ fn log_uploads_are_compressed_only_where_the_claim_offered_it() {
     }
 }
 
+/// Output events hold the lines of a read each where the claim offered
+/// `log_multiline`, and one line each for a control plane that predates it;
+/// either way the stream's bytes arrive whole, in order, once.
+#[test]
+fn output_events_hold_several_lines_only_where_the_claim_offered_it() {
+    for offered in [true, false] {
+        let cp = ControlPlane::with(Options::default());
+        if !offered {
+            cp.hide_extensions();
+        }
+        cp.enqueue(serde_json::json!({ "id": "big", "steps": [{ "shell": "seq 1 100000" }] }));
+        let state = tempfile::tempdir().unwrap();
+        run(&mut cp.poll(state.path()), code::OK);
+        assert_whole_seq_log(&cp, "big", 100_000);
+        let log = cp.log("big");
+        let outputs: Vec<String> = events(&log)
+            .iter()
+            .filter(|e| e["kind"] == "output")
+            .map(|e| e["text"].as_str().unwrap().to_owned())
+            .collect();
+        if offered {
+            assert!(outputs.len() < 1000, "{} events", outputs.len());
+            assert!(outputs
+                .iter()
+                .all(|t| t.len() <= 64 * 1024 && t.ends_with('\n')));
+        } else {
+            assert_eq!(outputs.len(), 100_000);
+        }
+    }
+}
+
 /// A control plane (or a proxy before it) that offered zstd but refuses a
 /// compressed body gets the same bytes as they are, and every later body so.
 #[test]

@@ -45,6 +45,39 @@ fn one_shot_drains_up_to_max_jobs_and_the_next_takes_the_rest() {
     }
 }
 
+/// A spool made with `--log-multiline` gets output events of several lines;
+/// one made without gets one line per event, as log format v1 says.
+#[test]
+fn a_spool_offering_multiline_events_gets_them_and_only_it() {
+    for offered in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        let mut init = sortie();
+        init.args(["spool", "init"]).arg(&spool);
+        if offered {
+            init.arg("--log-multiline");
+        }
+        run(&mut init, code::OK);
+        assert_eq!(spool.join("log-multiline").exists(), offered);
+        put(
+            &spool,
+            &serde_json::json!({ "id": "seq", "steps": [{ "shell": "seq 1 20000" }] }),
+        );
+        run(&mut spool_poll(&spool, &dir.path().join("state")), code::OK);
+        let log = fs::read(spool.join("done/seq/log.ndjson")).unwrap();
+        let events = events(&log);
+        let want: String = (1..=20000).map(|i| format!("{i}\n")).collect();
+        assert_eq!(output_text(&events, "stdout"), want);
+        let outputs = events.iter().filter(|e| e["kind"] == "output").count();
+        if offered {
+            assert!(outputs < 200, "{outputs} events");
+        } else {
+            assert_eq!(outputs, 20000);
+        }
+        assert_eq!(result(&spool, "seq")["log"]["sha256"], sha256_hex(&log));
+    }
+}
+
 #[test]
 fn concurrent_shots_never_run_the_same_job() {
     let dir = tempfile::tempdir().unwrap();

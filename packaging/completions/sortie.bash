@@ -1146,7 +1146,7 @@ _sortie() {
             return 0
             ;;
         sortie__subcmd__spool__subcmd__init)
-            opts="-v -q -h --log-format --verbose --quiet --help"
+            opts="-v -q -h --log-multiline --log-format --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

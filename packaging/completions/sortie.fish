@@ -279,6 +279,7 @@ complete -c sortie -n "__fish_sortie_using_subcommand spool; and not __fish_seen
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and not __fish_seen_subcommand_from init help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from init" -l log-format -d 'Format of sortie\'s own diagnostics on stderr (and of `exec`\'s job log on stdout)' -r -f -a "text\t''
 json\t''"
+complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from init" -l log-multiline -d 'Offer the log format\'s multi-line extension: output events in done/*/log.ndjson may hold several lines each (a smaller log, written faster). Only for a spool whose reader takes them: it creates PATH/log-multiline'
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from init" -s v -l verbose -d 'More diagnostics (-v: debug, -vv: trace)'
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from init" -s q -l quiet -d 'Only errors on stderr'
 complete -c sortie -n "__fish_sortie_using_subcommand spool; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help'

@@ -108,6 +108,19 @@ pub struct ClaimedJob {
     /// use ([`LOG_ENCODING_ZSTD`]). Absent: bodies are sent as they are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_encodings: Vec<String>,
+    /// An extension: this job's `output` events may hold several consecutive
+    /// lines of one stream (at most [`MULTILINE_TEXT_BYTES`] of them) rather
+    /// than one. Absent (false): one line, or a piece of one, per event, as v1 says.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub log_multiline: bool,
+}
+
+/// The most bytes one `output` event carries where `log_multiline` was offered:
+/// the lines of one read of the step's output, up to this many.
+pub const MULTILINE_TEXT_BYTES: usize = 64 * 1024;
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The log upload encoding a control plane may offer (RFC 8878's
@@ -412,6 +425,7 @@ mod tests {
             spec: serde_json::Value::Null,
             log_tail_bytes: 0,
             log_encodings: Vec::new(),
+            log_multiline: false,
         };
         assert!(job("a", 1, "t0k3n").check().is_ok());
         for bad in [
@@ -426,6 +440,22 @@ mod tests {
         ] {
             assert!(bad.check().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_multiline_offer_is_read_and_left_out_when_not_made() {
+        let answer = r#"{"jobs":[{"id":"a","attempt":1,"spec":{},"log_multiline":true,
+            "lease":{"token":"t","expires_at":"","heartbeat_seconds":10}}]}"#;
+        let mut claim: ClaimResponse = serde_json::from_str(answer).unwrap();
+        assert!(claim.jobs[0].log_multiline);
+        claim.jobs[0].log_multiline = false;
+        // A control plane that does not offer it answers v1 as it was.
+        let back = serde_json::to_value(&claim).unwrap();
+        assert!(back["jobs"][0].get("log_multiline").is_none());
+        let old = r#"{"jobs":[{"id":"a","attempt":1,"spec":{},
+            "lease":{"token":"t","expires_at":"","heartbeat_seconds":10}}]}"#;
+        let claim: ClaimResponse = serde_json::from_str(old).unwrap();
+        assert!(!claim.jobs[0].log_multiline);
     }
 
     #[test]

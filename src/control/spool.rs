@@ -12,6 +12,11 @@
 //! following anything planted in their place. What sortie writes for the job's
 //! submitter — logs, results, `.error` notes — is group-readable (0640, in 0750
 //! directories); nothing is world-accessible.
+//!
+//! A spool whose reader takes output events of several lines (the
+//! `log_multiline` extension of the log format) says so with a file named
+//! [`MULTILINE`] in its root (`sortie spool init --log-multiline`); without
+//! it, `log.ndjson` has one line per event, as log format v1 says.
 
 use std::fs;
 use std::io;
@@ -31,6 +36,9 @@ const SPOOL_FILE: u32 = 0o640;
 /// The directories of a spool.
 const DIRS: [&str; 4] = ["pending", "claimed", "done", "failed"];
 
+/// The file whose presence offers the `log_multiline` extension.
+pub const MULTILINE: &str = "log-multiline";
+
 /// The spool's fixed lease token: the rename is the lease.
 const TOKEN: &str = "spool";
 
@@ -40,6 +48,8 @@ pub struct SpoolControl {
     /// claims job after job lists the directory again only when these are
     /// gone (20,000 waiting files made each claim a listing).
     listed: std::sync::Mutex<std::collections::VecDeque<String>>,
+    /// The spool offers the `log_multiline` extension.
+    multiline: bool,
 }
 
 fn io_error(what: String, e: io::Error) -> ControlError {
@@ -82,14 +92,20 @@ impl SpoolControl {
         Ok(SpoolControl {
             root: root.to_path_buf(),
             listed: Default::default(),
+            multiline: fs::symlink_metadata(root.join(MULTILINE)).is_ok(),
         })
     }
 
-    /// Create a spool's directories (`sortie spool init`).
-    pub fn init(root: &Path) -> io::Result<()> {
+    /// Create a spool's directories (`sortie spool init`); with `multiline`,
+    /// the file that offers the `log_multiline` extension too.
+    pub fn init(root: &Path, multiline: bool) -> io::Result<()> {
         fs::DirBuilder::new().recursive(true).create(root)?;
         DIRS.iter()
-            .try_for_each(|sub| files::ensure_dir(&root.join(sub), SPOOL_DIR))
+            .try_for_each(|sub| files::ensure_dir(&root.join(sub), SPOOL_DIR))?;
+        if multiline && fs::symlink_metadata(root.join(MULTILINE)).is_err() {
+            files::create_new(&root.join(MULTILINE), SPOOL_FILE)?;
+        }
+        Ok(())
     }
 
     /// Whether the spool can be used, without changing anything (`sortie check`).
@@ -245,6 +261,7 @@ impl SpoolControl {
             spec,
             log_tail_bytes: 0,
             log_encodings: Vec::new(),
+            log_multiline: self.multiline,
         }))
     }
 }

@@ -73,7 +73,10 @@ pub fn run() -> ExitCode {
         Command::Discover(args) => discover::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Status(args) => status::run(args),
-        Command::Spool(SpoolCommand::Init { path }) => SpoolControl::init(path)
+        Command::Spool(SpoolCommand::Init {
+            path,
+            log_multiline,
+        }) => SpoolControl::init(path, *log_multiline)
             .map(|()| {
                 println!("spool ready at {}", path.display());
                 Code::OK

@@ -171,6 +171,11 @@ pub enum SpoolCommand {
         /// Where the spool lives.
         #[arg(value_name = "PATH")]
         path: PathBuf,
+        /// Offer the log format's multi-line extension: output events in done/*/log.ndjson
+        /// may hold several lines each (a smaller log, written faster). Only for a spool whose
+        /// reader takes them: it creates PATH/log-multiline.
+        #[arg(long)]
+        log_multiline: bool,
     },
 }
 

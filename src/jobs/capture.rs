@@ -7,6 +7,12 @@
 //! longer than an event (or flushed early because the step paused mid-line) are
 //! joined first, and a data line longer than a data value may be is refused with
 //! a warning, never silently cut.
+//!
+//! Where the log's reader offered `log_multiline`, the lines of one read of a
+//! stream go out as one event (up to [`MULTILINE_TEXT_BYTES`]): with 100-byte
+//! lines, the event's own fields had been half the log, and the cost of
+//! writing, hashing and sending it. Everything else — masking, data lines,
+//! the log limit's count of lines — still sees every line on its own.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +28,7 @@ use crate::jobs::spec::{Limit, LogFilter, LogLimit};
 use crate::output::lines::LineSplitter;
 use crate::output::{Event, Level, SharedLog};
 use crate::secrets::mask::MaskStream;
+use sortie_protocol::MULTILINE_TEXT_BYTES;
 
 /// Longest line in one output event; longer lines are sent in pieces.
 const LINE_LIMIT: usize = 64 * 1024;
@@ -192,6 +199,12 @@ pub struct StepOutput<'a, 'b, 'l> {
     budget: Option<&'a LogBudget>,
     /// The log limit halted the job.
     halted: bool,
+    /// Output events may hold several lines.
+    multiline: bool,
+    /// Text of `batch_stream` not yet emitted (with `multiline`): whole pieces
+    /// of the current read, emitted before anything else is logged.
+    batch: Vec<u8>,
+    batch_stream: Stream,
 }
 
 impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
@@ -217,6 +230,7 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
             data_too_long: false,
             data_prefixed: false,
         };
+        let multiline = log.lock().multiline();
         StepOutput {
             step,
             node,
@@ -227,6 +241,9 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
             filters,
             budget,
             halted: false,
+            multiline,
+            batch: Vec::new(),
+            batch_stream: Stream::Stdout,
         }
     }
 
@@ -237,6 +254,7 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
             self.with_lines(stream, |s, emit| s.finish(emit));
             self.end_data_line(stream);
         }
+        self.flush_batch();
     }
 
     /// One piece of a line (or a whole line) of masked output.
@@ -249,7 +267,7 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
             Take::Emit => {}
             Take::Drop { first } => {
                 if first {
-                    self.log.system(
+                    self.note(
                         Level::Warn,
                         "the log limit was reached: further output is not logged",
                     );
@@ -258,22 +276,55 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
             }
             Take::Halt { first } => {
                 if first {
-                    self.log
-                        .system(Level::Error, "the log limit was reached: the job halts");
+                    self.note(Level::Error, "the log limit was reached: the job halts");
                 }
                 self.halted = true;
                 return;
             }
         }
+        if self.multiline {
+            let fits = self.batch.is_empty()
+                || (self.batch_stream == stream
+                    && self.batch.len() + piece.len() <= MULTILINE_TEXT_BYTES);
+            if !fits {
+                self.flush_batch();
+            }
+            // Text joins text; bytes that are not UTF-8 keep an event of their own.
+            if std::str::from_utf8(piece).is_ok() {
+                self.batch_stream = stream;
+                self.batch.extend_from_slice(piece);
+                return;
+            }
+            self.flush_batch();
+        }
+        self.emit_output(stream, piece);
+    }
+
+    fn emit_output(&self, stream: Stream, bytes: &[u8]) {
         let mut log = self.log.lock();
         log.set_stamp(&self.ts);
         log.emit(Event::Output {
             step: self.step,
             node: self.node,
             stream,
-            bytes: piece,
+            bytes,
         });
-        drop(log);
+    }
+
+    /// Emit the text held for one event, if any.
+    fn flush_batch(&mut self) {
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.emit_output(self.batch_stream, &batch);
+            self.batch = batch;
+            self.batch.clear();
+        }
+    }
+
+    /// A system event, after the output that came before it.
+    fn note(&mut self, level: Level, text: &str) {
+        self.flush_batch();
+        self.log.system(level, text);
     }
 
     fn gather_data(&mut self, piece: &[u8]) {
@@ -311,7 +362,7 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
                     "step {}: a result data line longer than {MAX_VALUE} bytes was refused",
                     self.step
                 );
-                self.log.system(Level::Warn, &text);
+                self.note(Level::Warn, &text);
             }
             return;
         }
@@ -323,7 +374,7 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
             for filter in self.filters {
                 if let Some((k, v)) = filter.apply(text) {
                     if filter.log_data {
-                        self.log.system(Level::Info, &format!("data: {k} = {v}"));
+                        self.note(Level::Info, &format!("data: {k} = {v}"));
                     }
                     found.push((k, v));
                 }
@@ -332,7 +383,7 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
         for (k, v) in found {
             if let Err(e) = self.data.insert(k, v) {
                 let text = format!("step {}: {e:#}", self.step);
-                self.log.system(Level::Warn, &text);
+                self.note(Level::Warn, &text);
             }
         }
     }
@@ -367,16 +418,165 @@ impl exec::Observer for StepOutput<'_, '_, '_> {
     fn output(&mut self, stream: Stream, bytes: &[u8]) {
         self.ts = crate::clock::now_rfc3339();
         self.with_masked(stream, |m, out| m.push(bytes, out));
+        self.flush_batch();
     }
 
     fn tick(&mut self) {
         for stream in [Stream::Stdout, Stream::Stderr] {
             self.with_lines(stream, |s, emit| s.flush_stale(PARTIAL_FLUSH, emit));
         }
+        self.flush_batch();
         self.log.lock().tick();
     }
 
     fn aborted(&self) -> bool {
         self.halted || self.log.failed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::Observer;
+    use crate::output::EventLog;
+    use crate::secret::Secret;
+    use crate::secrets::mask::Masker;
+    use crate::testing::Collect;
+    use std::sync::Arc;
+
+    /// The events a step's output becomes, read back as JSON.
+    fn events(
+        multiline: bool,
+        reads: &[(Stream, &[u8])],
+        filters: &[KeyValue],
+    ) -> Vec<serde_json::Value> {
+        let mut sink = Collect::default();
+        {
+            let mut log = EventLog::new(&mut sink);
+            let secret = Secret::new("hunter22".to_string());
+            log.set_masker(Arc::new(Masker::new([("S", &secret)], 4).unwrap()));
+            log.set_multiline(multiline);
+            let shared = SharedLog::new(&mut log);
+            let mut data = DataSet::default();
+            let mut output = StepOutput::new(0, "local", &shared, &mut data, filters, None);
+            for (stream, bytes) in reads {
+                output.output(*stream, bytes);
+            }
+            output.finish();
+        }
+        sink.0
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
+    /// Each stream's bytes, joined from its events' `text` and `b64`.
+    fn streams(events: &[serde_json::Value]) -> [Vec<u8>; 2] {
+        let mut out = [Vec::new(), Vec::new()];
+        for e in events.iter().filter(|e| e["kind"] == "output") {
+            let slot = usize::from(e["stream"] == "stderr");
+            match e["text"].as_str() {
+                Some(t) => out[slot].extend_from_slice(t.as_bytes()),
+                None => {
+                    use base64::Engine;
+                    let b64 = e["b64"].as_str().unwrap();
+                    out[slot].extend(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(b64)
+                            .unwrap(),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn with_multiline_the_lines_of_one_read_are_one_event_and_nothing_else_changes() {
+        let big: Vec<u8> = b"0123456789abcdef\n".repeat(10_000); // 170,000 bytes: three events
+        let reads: Vec<(Stream, &[u8])> = vec![
+            (Stream::Stdout, b"one\ntwo hunter22\nthr"),
+            (Stream::Stdout, b"ee\n"),
+            (Stream::Stderr, b"oops\nagain\n"),
+            (Stream::Stdout, b"ok\n\xff\xfe\nafter\n"),
+            (Stream::Stdout, &big),
+        ];
+        let per_line = events(false, &reads, &[]);
+        let batched = events(true, &reads, &[]);
+        // The same bytes reach each stream, masked, whichever way they are cut.
+        assert_eq!(streams(&per_line), streams(&batched));
+        assert!(!String::from_utf8_lossy(&streams(&batched)[0]).contains("hunter22"));
+        let texts: Vec<&str> = batched
+            .iter()
+            .filter(|e| e["kind"] == "output")
+            .map(|e| e["text"].as_str().unwrap_or("<b64>"))
+            .collect();
+        assert_eq!(
+            &texts[..6],
+            [
+                "one\ntwo [SECRET]\n",
+                "three\n",
+                "oops\nagain\n",
+                "ok\n",
+                "<b64>",
+                "after\n"
+            ]
+        );
+        assert_eq!(texts.len(), 9, "{texts:?}");
+        for t in &texts {
+            assert!(t.len() <= MULTILINE_TEXT_BYTES);
+        }
+        // Without the offer, one line per event, as log format v1 says.
+        assert!(per_line
+            .iter()
+            .filter(|e| e["kind"] == "output")
+            .all(|e| e["text"]
+                .as_str()
+                .is_none_or(|t| t.matches('\n').count() == 1)));
+        assert_eq!(
+            per_line.iter().filter(|e| e["kind"] == "output").count(),
+            10_008
+        );
+    }
+
+    #[test]
+    fn with_multiline_a_note_about_a_line_comes_after_the_lines_before_it() {
+        let filter = LogFilter {
+            kind: "key-value-data".into(),
+            config: [("logData".to_string(), "true".to_string())].into(),
+        };
+        let filters = [KeyValue::of(&filter).unwrap().unwrap()];
+        let reads: Vec<(Stream, &[u8])> =
+            vec![(Stream::Stdout, b"before\nRUNDECK:DATA:k=v\nafter\n")];
+        let kinds = |events: &[serde_json::Value]| -> Vec<String> {
+            events
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e["kind"].as_str().unwrap(),
+                        e["text"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            kinds(&events(true, &reads, &filters)),
+            [
+                "output before\n",
+                "system data: k = v",
+                "output RUNDECK:DATA:k=v\nafter\n"
+            ]
+        );
+        assert_eq!(
+            kinds(&events(false, &reads, &filters)),
+            [
+                "output before\n",
+                "system data: k = v",
+                "output RUNDECK:DATA:k=v\n",
+                "output after\n"
+            ]
+        );
     }
 }

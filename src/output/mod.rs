@@ -118,6 +118,8 @@ pub struct EventLog<'s> {
     ts: String,
     /// The first error of the sink; nothing is written after it.
     failure: Option<io::Error>,
+    /// Output events may hold several lines (the reader offered `log_multiline`).
+    multiline: bool,
 }
 
 impl<'s> EventLog<'s> {
@@ -129,7 +131,20 @@ impl<'s> EventLog<'s> {
             masker: crate::secrets::own::masker(),
             ts: crate::clock::now_rfc3339(),
             failure: None,
+            multiline: false,
         }
+    }
+
+    /// Let output events hold several lines, up to
+    /// [`sortie_protocol::MULTILINE_TEXT_BYTES`] (the log's reader offered
+    /// `log_multiline`).
+    pub fn set_multiline(&mut self, multiline: bool) {
+        self.multiline = multiline;
+    }
+
+    /// Whether output events may hold several lines.
+    pub fn multiline(&self) -> bool {
+        self.multiline
     }
 
     /// The error that stopped the log, if the sink failed.
@@ -266,14 +281,7 @@ impl<'a, 's> SharedLog<'a, 's> {
 mod tests {
     use super::*;
 
-    #[derive(Default)]
-    struct Collect(Vec<u8>);
-    impl Sink for Collect {
-        fn write_event(&mut self, line: &[u8], _: &Event<'_>) -> io::Result<()> {
-            self.0.extend_from_slice(line);
-            Ok(())
-        }
-    }
+    use crate::testing::Collect;
 
     /// A sink that has events encoded straight into its buffer.
     #[derive(Default)]

@@ -692,12 +692,16 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         http: &http::send,
         plugins: &settings.plugins,
     };
+    let run = |log: &mut EventLog<'_>| {
+        log.set_multiline(job.log_multiline);
+        runner::run(&spec, &rt, log)
+    };
     let report = match settings.echo_output {
         Some(json) => {
             let mut echo = crate::output::echo::Echo::new(&mut joblog, &job.id, json);
-            runner::run(&spec, &rt, &mut EventLog::new(&mut echo))
+            run(&mut EventLog::new(&mut echo))
         }
-        None => runner::run(&spec, &rt, &mut EventLog::new(&mut joblog)),
+        None => run(&mut EventLog::new(&mut joblog)),
     };
     heartbeat.stop();
     workspace.finish();

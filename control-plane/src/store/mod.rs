@@ -1462,5 +1462,6 @@ fn claimed(job: &Job, heartbeat_seconds: u64) -> ClaimedJob {
         spec: job.spec.clone(),
         log_tail_bytes: LOG_TAIL_BYTES,
         log_encodings: vec![LOG_ENCODING_ZSTD.to_string()],
+        log_multiline: true,
     }
 }
