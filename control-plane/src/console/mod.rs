@@ -368,10 +368,13 @@ fn log_html(bytes: &[u8], from: u64) -> (String, u64) {
                 } else {
                     "out"
                 };
-                html.push_str(&format!(
-                    "<span class=\"{class}\">{}</span>",
-                    ansi::to_html(text)
-                ));
+                // Line by line, as when each line was an event of its own: an
+                // escape left open on one line ends with it.
+                html.push_str(&format!("<span class=\"{class}\">"));
+                for line in text.split_inclusive('\n') {
+                    html.push_str(&ansi::to_html(line));
+                }
+                html.push_str("</span>");
             }
             Some("system") => html.push_str(&format!(
                 "<span class=\"sys\">[{}] {}</span>\n",
@@ -743,6 +746,31 @@ mod tests {
         assert!(html.contains("next") && end as usize == long.len());
         let f = fields(b"option.m=a&option.m=b");
         assert_eq!(f.len(), 2);
+    }
+
+    #[test]
+    fn an_event_of_several_lines_shows_as_its_lines_would_one_by_one() {
+        // An open colour, an unterminated OSC and an unfinished CSI end with their line.
+        let lines = [
+            "one \u{1b}[31mred\n",
+            "plain\n",
+            "two \u{1b}]0;title\n",
+            "shown\n",
+            "x \u{1b}[\n",
+            "Xvisible\n",
+        ];
+        let event = |text: &str| {
+            let e = serde_json::json!({"kind": "output", "stream": "stdout", "text": text});
+            format!("{e}\n")
+        };
+        let one: String = event(&lines.concat());
+        let (together, _) = log_html(one.as_bytes(), 0);
+        let apart: String = lines.iter().map(|l| event(l)).collect();
+        let (apart, _) = log_html(apart.as_bytes(), 0);
+        for shown in ["plain", "shown", "Xvisible"] {
+            assert!(together.contains(shown), "{together}");
+        }
+        assert_eq!(together, apart.replace("</span><span class=\"out\">", ""));
     }
 
     #[test]
