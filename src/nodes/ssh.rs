@@ -592,7 +592,9 @@ const LOADER: &str = r#"sh -c 'b=$(head -c "$1") && eval "$b"' sortie"#;
 /// in ` #TOKEN`: one that arrived short is refused; a newline in a value is
 /// written `'"$5"'`, so the line is read by the shell itself, with no process
 /// started) and the script, which goes into a private directory made on first
-/// use. A step runs
+/// use, followed by a line holding TOKEN (a script that arrived short leaves
+/// none, and is refused: no `wc` needed; the file stays executable from one
+/// step to the next, so `chmod` runs once). A step runs
 /// in a subshell that evaluates the run line (it is never on disk) and execs
 /// the step through `setsid` (`$4`), so that it leads a process group of its
 /// own (without `setsid`, the shell's job control, if it has any). A watcher
@@ -624,9 +626,10 @@ while read -r t sl g; do
     [ -n "$d" ] || d=$(mktemp -d "${TMPDIR:-/tmp}/sortie.XXXXXX") || { d=; c=125; }
     if [ -n "$c" ]; then
       head -c "$sl" >/dev/null
+      IFS= read -r e
       echo "sortie: cannot create a directory on the node" >&2
     else
-      head -c "$sl" >"$d/step" && [ "$(wc -c <"$d/step")" -eq "$sl" ] && chmod 700 "$d/step" || { echo "sortie: the step arrived incomplete" >&2; exit 125; }
+      head -c "$sl" >"$d/step" && IFS= read -r e && [ "$e" = "$t" ] && { [ -x "$d/step" ] || chmod 700 "$d/step"; } || { echo "sortie: the step arrived incomplete" >&2; exit 125; }
     fi
   fi
   if [ -z "$c" ]; then
@@ -652,7 +655,8 @@ done
 
 impl RemoteStep {
     /// What the node's server reads for this step: the header, the run line
-    /// (the step's environment and command), the script.
+    /// (the step's environment and command), the script and, after a script,
+    /// the token again.
     pub fn request(&self, token: &str) -> Vec<u8> {
         let mut run = String::new();
         for (k, v) in self.env.iter().filter(|(k, _)| is_name(k)) {
@@ -669,7 +673,10 @@ impl RemoteStep {
             self.grace.as_secs_f64().ceil().max(1.0) as u64
         )
         .into_bytes();
-        out.extend_from_slice(&self.script);
+        if !self.script.is_empty() {
+            out.extend_from_slice(&self.script);
+            out.extend_from_slice(format!("{token}\n").as_bytes());
+        }
         out
     }
 }
@@ -782,6 +789,19 @@ mod tests {
             self.child.stdin.as_mut().unwrap().write_all(bytes).unwrap();
         }
 
+        /// Sends `short` and ends the channel: the server refuses the step
+        /// as incomplete, and `made` (what the step would make) is not made.
+        fn refuses_short(&mut self, short: &[u8], made: &std::path::Path) {
+            self.send(short);
+            drop(self.child.stdin.take());
+            let mut stderr = String::new();
+            let mut pipe = self.child.stderr.take().unwrap();
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+            assert_eq!(self.child.wait().unwrap().code(), Some(125));
+            assert!(stderr.contains("the step arrived incomplete"), "{stderr}");
+            assert!(!made.exists());
+        }
+
         /// Stdout up to the token's line, and the exit code and leftover
         /// count on it.
         fn until(&mut self, token: &str) -> (String, i32, usize) {
@@ -875,6 +895,37 @@ mod tests {
     }
 
     #[test]
+    fn a_script_is_run_only_whole_and_stays_executable_between_steps() {
+        let mut server = Server::start();
+        // A step that takes the execute bit from its own file: the next one still runs.
+        let first = RemoteStep {
+            env: Vec::new(),
+            script: b"#!/bin/sh\nchmod 600 \"$0\"; echo first\n".to_vec(),
+            run: r#""$2""#.into(),
+            grace: Duration::from_secs(1),
+        };
+        server.send(&first.request("sortie-a"));
+        assert_eq!(server.until("sortie-a"), ("first\n".into(), 0, 0));
+        let second = RemoteStep {
+            script: b"#!/bin/sh\necho second\n".to_vec(),
+            ..first
+        };
+        server.send(&second.request("sortie-b"));
+        assert_eq!(server.until("sortie-b"), ("second\n".into(), 0, 0));
+        // A script cut short is never run, though what arrived is a whole command.
+        let made = server.tmp.path().join("made");
+        let whole = format!("touch {}\necho more\n", quote(&made.display().to_string()));
+        let mut short = RemoteStep {
+            script: whole.into_bytes(),
+            run: r#"sh "$2""#.into(),
+            ..second
+        }
+        .request("sortie-c");
+        short.truncate(short.len() - "sortie-c\n".len() - "echo more\n".len());
+        server.refuses_short(&short, &made);
+    }
+
+    #[test]
     fn a_step_that_arrives_short_is_not_run() {
         let mut server = Server::start();
         let made = server.tmp.path().join("made");
@@ -887,12 +938,7 @@ mod tests {
         .request("sortie-a");
         // Cut inside the run line's token: what arrived is a whole command.
         short.truncate(short.len() - 3);
-        server.send(&short);
-        drop(server.child.stdin.take());
-        let out = server.child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(125));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("the step arrived incomplete"));
-        assert!(!made.exists());
+        server.refuses_short(&short, &made);
         assert_eq!(std::fs::read_dir(server.tmp.path()).unwrap().count(), 0);
     }
 }
