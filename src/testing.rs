@@ -48,14 +48,3 @@ pub fn alone(name: &str, body: impl FnOnce()) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
-
-/// A log sink that keeps every event's NDJSON line.
-#[derive(Default)]
-pub struct Collect(pub Vec<u8>);
-
-impl crate::output::Sink for Collect {
-    fn write_event(&mut self, line: &[u8], _: &crate::output::Event<'_>) -> std::io::Result<()> {
-        self.0.extend_from_slice(line);
-        Ok(())
-    }
-}

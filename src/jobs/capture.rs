@@ -438,10 +438,9 @@ impl exec::Observer for StepOutput<'_, '_, '_> {
 mod tests {
     use super::*;
     use crate::exec::Observer;
-    use crate::output::EventLog;
+    use crate::output::{Collect, EventLog};
     use crate::secret::Secret;
     use crate::secrets::mask::Masker;
-    use crate::testing::Collect;
     use std::sync::Arc;
 
     /// The events a step's output becomes, read back as JSON.

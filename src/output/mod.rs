@@ -277,11 +277,22 @@ impl<'a, 's> SharedLog<'a, 's> {
     }
 }
 
+/// A sink that keeps every event's NDJSON line (for tests here and elsewhere).
+#[cfg(test)]
+#[derive(Default)]
+pub struct Collect(pub Vec<u8>);
+
+#[cfg(test)]
+impl Sink for Collect {
+    fn write_event(&mut self, line: &[u8], _: &Event<'_>) -> io::Result<()> {
+        self.0.extend_from_slice(line);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use crate::testing::Collect;
 
     /// A sink that has events encoded straight into its buffer.
     #[derive(Default)]
