@@ -6,6 +6,7 @@
 #   ansible        ansible-core's ad-hoc shell module, forks 8, the 3 commands
 #
 #   benches/nodes.sh [RUNS]     (default 5 runs after a warm-up, alternating tools)
+#   SORTIE_BIN=PATH benches/nodes.sh [RUNS]   the same with another sortie binary
 #
 # Needs root (it starts sshd, and creates the user `sortie-bench` whose login
 # shell reads no rc file, so that a node's shell start-up is not measured) and
@@ -29,8 +30,12 @@ id sortie-bench >/dev/null 2>&1 || useradd --system --shell /bin/sh --no-create-
 # refuses a locked account's keys).
 install -d -o sortie-bench -m 700 /var/lib/sortie-bench
 usermod -p '*' -d /var/lib/sortie-bench sortie-bench
-cargo build --release --quiet -p sortie
-sortie=$PWD/target/release/sortie
+if [[ -n ${SORTIE_BIN:-} ]]; then
+    sortie=$(realpath "$SORTIE_BIN") # another build, to compare: each run has its own baselines
+else
+    cargo build --release --quiet -p sortie
+    sortie=$PWD/target/release/sortie
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sortie-nodes-bench.XXXXXX")
 chmod 755 "$work"

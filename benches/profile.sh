@@ -2,8 +2,9 @@
 # Where the time of #19's paths goes: `perf record` of the release binaries
 # (built with symbols into target/profile-symbols) on
 #   P2  50 one-job shots (a `true` step) against the control plane over TLS,
-#   P3  1 GiB of 100-byte lines with 100 secrets, to the spool and to the
-#       control plane over TLS (the runner and the control plane apart),
+#   P3  1 GiB of 100-byte lines with 100 secrets, to the spool (with and
+#       without multi-line events) and to the control plane over TLS (the
+#       runner and the control plane apart; multi-line events),
 # and a text summary of each in benches/results/: the share of samples by
 # thread and by function. Needs perf (Debian's linux-perf) and root or
 # kernel.perf_event_paranoid <= 1. Run it on a quiet machine.
@@ -68,6 +69,13 @@ job spool >"$work/spool/pending/spool.json"
 env "${env_secrets[@]}" perf record -q -o "$work/p3-spool.data" -- "$bin/sortie" -q poll \
     --server "dir:$work/spool" --state-dir "$work/p3-spool" --runner-id profile >/dev/null 2>&1
 summarize "$work/p3-spool.data" "P3: 1 GiB with 100 secrets to the spool" "$results/p3-spool-perf.txt"
+mkdir -p "$work/mspool/pending"
+touch "$work/mspool/log-multiline"
+job mspool >"$work/mspool/pending/mspool.json"
+env "${env_secrets[@]}" perf record -q -o "$work/p3-mspool.data" -- "$bin/sortie" -q poll \
+    --server "dir:$work/mspool" --state-dir "$work/p3-mspool" --runner-id profile >/dev/null 2>&1
+summarize "$work/p3-mspool.data" "P3: 1 GiB with 100 secrets to a spool offering multi-line events" \
+    "$results/p3-spool-multiline-perf.txt"
 
 enqueue "$(job tls)"
 perf record -q -o "$work/p3-cp.data" -p "$cp_pid" 2>/dev/null &
