@@ -232,13 +232,17 @@ fn log_uploads_are_compressed_only_where_the_claim_offered_it() {
 }
 
 /// Output events hold the lines of a read each where the claim offered
-/// `log_multiline`, and one line each for a control plane that predates it;
-/// either way the stream's bytes arrive whole, in order, once.
+/// `log_multiline`, and one line each for a control plane that predates it
+/// or was told not to offer it; either way the stream's bytes arrive whole,
+/// in order, once.
 #[test]
 fn output_events_hold_several_lines_only_where_the_claim_offered_it() {
-    for offered in [true, false] {
-        let cp = ControlPlane::with(Options::default());
-        if !offered {
+    for (offered, old) in [(true, false), (false, true), (false, false)] {
+        let cp = ControlPlane::with(Options {
+            one_line_events: !offered && !old,
+            ..Options::default()
+        });
+        if old {
             cp.hide_extensions();
         }
         cp.enqueue(serde_json::json!({ "id": "big", "steps": [{ "shell": "seq 1 100000" }] }));

@@ -603,6 +603,7 @@ fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
         client_ca: None,
         runner_token: Some(RUNNER_TOKEN.into()),
         admin_token: ADMIN_TOKEN.into(),
+        log_multiline: true,
         timing: Default::default(),
     })
     .unwrap();
@@ -692,6 +693,7 @@ fn the_control_plane_names_filters_and_remembers_who_ran_a_job() {
         client_ca: None,
         runner_token: Some(RUNNER_TOKEN.into()),
         admin_token: ADMIN_TOKEN.into(),
+        log_multiline: true,
         timing: Default::default(),
     })
     .unwrap();

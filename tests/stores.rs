@@ -346,6 +346,7 @@ fn aws_secrets_manager_and_ssm_are_read_with_sigv4_and_a_wrong_key_is_refused() 
         client_ca: None,
         runner_token: Some("ssm-token-value-9".into()),
         admin_token: ADMIN_TOKEN.into(),
+        log_multiline: true,
         timing: Default::default(),
     })
     .unwrap();

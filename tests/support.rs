@@ -67,6 +67,8 @@ pub struct Options {
     pub timing: Option<Timing>,
     /// Serve this certificate instead of one for 127.0.0.1 from the control plane's CA.
     pub server_cert: Option<Pair>,
+    /// `--one-line-events`: claims do not offer multi-line output events.
+    pub one_line_events: bool,
 }
 
 /// The reference control plane on a loopback port, over TLS, with its own temp
@@ -107,6 +109,7 @@ impl ControlPlane {
             runner_token: Some(RUNNER_TOKEN.to_string()),
             admin_token: ADMIN_TOKEN.to_string(),
             timing: options.timing.unwrap_or_default(),
+            log_multiline: !options.one_line_events,
         })
         .unwrap();
         let proxy = (!direct).then(|| {

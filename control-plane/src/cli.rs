@@ -198,6 +198,11 @@ pub struct Args {
     /// Finished jobs and their logs are removed this long after they end.
     #[arg(long, default_value = "30days", value_parser = humantime::parse_duration)]
     pub retain: Duration,
+    /// Do not offer runners output events of several lines: every output event
+    /// of a log then holds one line, as log format v1 says (for tools that read
+    /// the logs and expect that; the logs are about twice the size).
+    #[arg(long, env = "SORTIE_CP_ONE_LINE_EVENTS")]
+    pub one_line_events: bool,
 }
 
 /// A credential from a file: its text without surrounding white space, which

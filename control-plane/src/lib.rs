@@ -83,6 +83,8 @@ pub struct Config {
     pub runner_token: Option<String>,
     pub admin_token: String,
     pub timing: Timing,
+    /// Offer runners output events of several lines (`log_multiline`).
+    pub log_multiline: bool,
 }
 
 /// How often leases are checked for expiry and retention applied.
@@ -106,7 +108,12 @@ impl Server {
         if empty(&config.admin_token) || config.runner_token.as_deref().is_some_and(empty) {
             anyhow::bail!("an empty token would let anyone in: give a token");
         }
-        let store = Arc::new(config.database.open(&config.state_dir, config.timing)?);
+        let store = Arc::new(
+            config
+                .database
+                .open(&config.state_dir, config.timing)?
+                .offer_multiline(config.log_multiline),
+        );
         let tls = Arc::new(tls::server_tls(&config)?);
         let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;

@@ -95,6 +95,7 @@ fn run(args: Args) -> Result<()> {
             misfire_grace: args.misfire_grace,
             retain_audit: args.retain_audit,
         },
+        log_multiline: !args.one_line_events,
     })?;
     if open {
         eprintln!(

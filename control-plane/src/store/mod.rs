@@ -510,6 +510,8 @@ pub struct Store {
     /// Each scheduled definition's version and when it is next due, so a
     /// tick computes nothing and opens no transaction for what is not due.
     schedules: std::sync::Mutex<runs::Schedules>,
+    /// Claims offer runners output events of several lines (`log_multiline`).
+    multiline: bool,
 }
 
 pub fn now_ms() -> u64 {
@@ -646,7 +648,16 @@ impl Store {
             timing,
             token_key: std::sync::OnceLock::new(),
             schedules: Default::default(),
+            multiline: true,
         }
+    }
+
+    /// Whether claims offer runners output events of several lines (they do
+    /// unless told not to: logs then hold one line per event, as log format
+    /// v1 says, for tools that read them and expect that).
+    pub fn offer_multiline(mut self, offer: bool) -> Store {
+        self.multiline = offer;
+        self
     }
 
     /// The embedded default: SQLite in `dir/control-plane.db`.
@@ -797,7 +808,10 @@ impl Store {
             // Idempotency: a claim already answered gets the same answer.
             let previous = rows.claimed_by(&req.claim_id, &req.runner.id)?;
             if !previous.is_empty() {
-                return Ok(previous.iter().map(|j| claimed(j, heartbeat)).collect());
+                return Ok(previous
+                    .iter()
+                    .map(|j| claimed(j, heartbeat, self.multiline))
+                    .collect());
             }
             let now = now_ms();
             // Ended leases first, so a job whose claim lapsed can be handed out now.
@@ -827,7 +841,7 @@ impl Store {
                         expires_at_ms: now + ack_ms,
                     });
                     rows.update(&job)?;
-                    out.push(claimed(&job, heartbeat));
+                    out.push(claimed(&job, heartbeat, self.multiline));
                 }
             }
             Ok(out)
@@ -1453,7 +1467,7 @@ fn wire_lease(lease: &LeaseState, heartbeat_seconds: u64) -> Lease {
     }
 }
 
-fn claimed(job: &Job, heartbeat_seconds: u64) -> ClaimedJob {
+fn claimed(job: &Job, heartbeat_seconds: u64, multiline: bool) -> ClaimedJob {
     let lease = job.lease.as_ref().expect("a claimed job has a lease");
     ClaimedJob {
         id: job.id.clone(),
@@ -1462,6 +1476,6 @@ fn claimed(job: &Job, heartbeat_seconds: u64) -> ClaimedJob {
         spec: job.spec.clone(),
         log_tail_bytes: LOG_TAIL_BYTES,
         log_encodings: vec![LOG_ENCODING_ZSTD.to_string()],
-        log_multiline: true,
+        log_multiline: multiline,
     }
 }
