@@ -37,7 +37,7 @@ const SPOOL_FILE: u32 = 0o640;
 const DIRS: [&str; 4] = ["pending", "claimed", "done", "failed"];
 
 /// The file whose presence offers the `log_multiline` extension.
-pub const MULTILINE: &str = "log-multiline";
+const MULTILINE: &str = "log-multiline";
 
 /// The spool's fixed lease token: the rename is the lease.
 const TOKEN: &str = "spool";
@@ -102,10 +102,11 @@ impl SpoolControl {
         fs::DirBuilder::new().recursive(true).create(root)?;
         DIRS.iter()
             .try_for_each(|sub| files::ensure_dir(&root.join(sub), SPOOL_DIR))?;
-        if multiline && fs::symlink_metadata(root.join(MULTILINE)).is_err() {
-            files::create_new(&root.join(MULTILINE), SPOOL_FILE)?;
+        // Whatever already stands at the name offers it (see `open`).
+        match multiline.then(|| files::create_new(&root.join(MULTILINE), SPOOL_FILE)) {
+            Some(Err(e)) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Whether the spool can be used, without changing anything (`sortie check`).

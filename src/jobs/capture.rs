@@ -314,9 +314,7 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
     /// Emit the text held for one event, if any.
     fn flush_batch(&mut self) {
         if !self.batch.is_empty() {
-            let batch = std::mem::take(&mut self.batch);
-            self.emit_output(self.batch_stream, &batch);
-            self.batch = batch;
+            self.emit_output(self.batch_stream, &self.batch);
             self.batch.clear();
         }
     }
