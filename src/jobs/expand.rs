@@ -329,13 +329,18 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
     let Some(value) = ctx.lookup(ns, key)? else {
         return Ok(None);
     };
-    if at == Ctx::Arithmetic {
+    if matches!(at, Ctx::Arithmetic | Ctx::Name) {
+        let place = if at == Ctx::Name {
+            "where bash takes a variable's name"
+        } else {
+            "in shell arithmetic"
+        };
         if ns == "secret" || (canonical(ns) == "option" && ctx.secure.contains(key)) {
-            bail!("${{{ns}.{key}}} cannot be used in shell arithmetic");
+            bail!("${{{ns}.{key}}} cannot be used {place}");
         }
         if !is_integer(value) {
             bail!(
-                "${{{ns}.{key}}} is used in shell arithmetic, where only an integer is safe, \
+                "${{{ns}.{key}}} is used {place}, where only an integer is safe, \
                  and its value is not one"
             );
         }
@@ -406,7 +411,7 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
                 nested.replace('$', "\\$")
             }
         }
-        Ctx::Arithmetic | Ctx::Inert => unreachable!("handled above"),
+        Ctx::Arithmetic | Ctx::Name | Ctx::Inert => unreachable!("handled above"),
     }))
 }
 
@@ -766,6 +771,12 @@ mod tests {
                 "bash -c \"echo \\$((${option.v}))\"",
                 "bash -c 'echo $((${option.v}))'",
                 "if((1<<2)); then :; fi\necho $(( ${option.v} ))",
+                "n=${option.v}; echo $((n + 1))",
+                "n=\"${option.v}\"; for ((i = 0; i < n; i++)); do :; done",
+                "n=${option.v}; m=$n; let k=m*2",
+                "n=${option.v}; a=(1 2); echo \"${a[n]}\"",
+                "n=${option.v}; [[ n -eq 1 ]]",
+                "n=${option.v}; echo \"${!n}\"",
             ] {
                 assert!(
                     expand(script, &c, Mode::Shell).is_err(),
@@ -773,5 +784,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A variable holding a value that the script only evaluates as
+    /// arithmetic (named bare in `$((…))`, say) takes an integer, as a
+    /// token there does: bash runs such a script as it was written.
+    #[test]
+    fn a_variable_only_counted_with_takes_an_integer() {
+        let mut c = Context::default();
+        c.options.insert("v".into(), "3".into());
+        let script =
+            "n=${option.v}\nfor ((i = 0; i < n; i++)); do printf .; done\necho $((n + 1)) \"$n\"";
+        let expanded = expand(script, &c, Mode::Shell).unwrap();
+        let out = std::process::Command::new("bash")
+            .args(["-c", &expanded])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "...4 3\n");
+        c.options.insert("v".into(), "a[$(touch PWNED)]".into());
+        let e = expand(script, &c, Mode::Shell).unwrap_err().to_string();
+        assert!(
+            e.contains("in shell arithmetic, where only an integer is safe"),
+            "{e}"
+        );
     }
 }

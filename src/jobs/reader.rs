@@ -27,8 +27,10 @@ pub enum Reader {
     Remote,
     /// Another interpreter's program, or an option that holds a command line.
     Code(&'static str),
-    /// bash evaluates it as an arithmetic expression or a variable name.
+    /// bash evaluates it as an arithmetic expression.
     Arithmetic,
+    /// bash takes it as a variable's name, and evaluates a subscript in it.
+    Name,
 }
 
 /// Shells, and commands whose `-c` argument is a shell command line.
@@ -576,9 +578,9 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
         "trap" if args.iter().all(|a| unquoted(a) == "--") => return shell(env),
         "." | "source" => return None,
         "let" => return Some(Reader::Arithmetic),
-        "printf" if last == Some("-v") => return Some(Reader::Arithmetic),
+        "printf" if last == Some("-v") => return Some(Reader::Name),
         "read" if !matches!(last, Some("-p" | "-d" | "-t" | "-n" | "-N" | "-u" | "-i")) => {
-            return Some(Reader::Arithmetic)
+            return Some(Reader::Name)
         }
         // `declare "a=(…)"`: a quoted list that declare parses again.
         n if NAMERS.contains(&n) && unquoted(current).contains("=(") => {
@@ -588,16 +590,21 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
             // `declare -i x=…` evaluates the value; any of them evaluates a
             // subscript in the name (before `=`).
             // `-n`: the value is a name too.
-            let integer = args.iter().any(|w| {
-                let w = unquoted(w);
-                w.starts_with('-') && (w.contains('i') || w.contains('n'))
-            });
-            if integer || !current.contains('=') {
+            let flag = |f: char| {
+                args.iter().any(|w| {
+                    let w = unquoted(w);
+                    w.starts_with('-') && w.contains(f)
+                })
+            };
+            if flag('i') {
                 return Some(Reader::Arithmetic);
+            }
+            if flag('n') || !current.contains('=') {
+                return Some(Reader::Name);
             }
             return None;
         }
-        "test" | "[" if last == Some("-v") => return Some(Reader::Arithmetic),
+        "test" | "[" if last == Some("-v") => return Some(Reader::Name),
         "ssh" | "slogin" => {
             if matches!(last, Some("-o")) || current.starts_with("-o") && current.len() > 2 {
                 return Some(Reader::Code("an ssh option (ProxyCommand, LocalCommand)"));
@@ -1244,16 +1251,17 @@ mod tests {
         ] {
             assert_eq!(reader(line), Some(Remote), "{line}");
         }
+        assert_eq!(reader("let"), Some(Arithmetic));
+        assert_eq!(reader("declare -i x"), Some(Arithmetic));
         for line in [
             "unset",
             "read",
             "read -r",
             "declare -n r",
             "[ -v",
-            "let",
             "printf -v",
         ] {
-            assert_eq!(reader(line), Some(Arithmetic), "{line}");
+            assert_eq!(reader(line), Some(Name), "{line}");
         }
         for line in [
             "echo",

@@ -29,8 +29,10 @@
 //! it cannot be sure, the context it falls back to is still one where a
 //! variable reference is inert. It follows a value into the variables a
 //! script assigns it to and into its functions' arguments, and reads each
-//! place they are used as it reads a token; other data flow (`read`, a bare
-//! name in arithmetic, a file run in a later step) it cannot see (sortie(1)).
+//! place they are used as it reads a token, and a bare name of one where bash
+//! evaluates it as arithmetic; other data flow (`mapfile`, a bare name in a
+//! nested shell's arithmetic, a file run in a later step) it cannot see
+//! (sortie(1)).
 
 use std::ops::Range;
 
@@ -51,8 +53,12 @@ pub enum Ctx {
     /// `shell`: a shell reads it as its script, and the quotes the token is
     /// in there).
     Heredoc { literal: bool, shell: Option<Quote> },
-    /// Where bash evaluates values as arithmetic expressions (or as names).
+    /// Where bash evaluates values as arithmetic expressions.
     Arithmetic,
+    /// Where bash takes a value as a variable's name (`read`, `printf -v`,
+    /// `unset`, `declare`, `-v`), and evaluates a subscript in it. A value
+    /// gets what [`Ctx::Arithmetic`] gets; a bare name there is only named.
+    Name,
     /// In a word a nested shell parses again, written inside `quote` here and
     /// inside `inner` for the nested shell.
     Nested { quote: Quote, inner: Quote },
@@ -164,8 +170,8 @@ struct NestedWord {
 }
 
 /// bash's integer comparisons inside `[[ … ]]`: both sides are evaluated as
-/// arithmetic expressions (and `-v` evaluates a subscript).
-const ARITH_TESTS: &[&str] = &["-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-v"];
+/// arithmetic expressions (and `-v` takes a name, evaluating a subscript).
+const ARITH_TESTS: &[&str] = &["-eq", "-ne", "-lt", "-le", "-gt", "-ge"];
 
 /// Text that shows a nested script does arithmetic: its references must be integers.
 const ARITH_MARKERS: &[&str] = &[
@@ -190,11 +196,17 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
         assigned,
         function_args,
     } = quoted_sites(text, token_at);
-    let mut refuse = |sites: &[usize], why: &'static str| {
+    // Where a value is evaluated as code, its tokens are refused; where only
+    // as arithmetic (or a name), they get what a token there gets: an
+    // integer is inserted, anything else fails.
+    let mut mark = |sites: &[usize], how: Evaluation, why: &'static str| {
         for &i in sites {
-            if found[i].ctx != Ctx::Inert {
-                found[i].ctx = Ctx::Code(why);
-            }
+            found[i].ctx = match (found[i].ctx, how) {
+                (ctx @ (Ctx::Inert | Ctx::Code(_)), _) => ctx,
+                (_, Evaluation::Code) => Ctx::Code(why),
+                (Ctx::Arithmetic | Ctx::Name, Evaluation::Arithmetic) => found[i].ctx,
+                (_, Evaluation::Arithmetic) => Ctx::Arithmetic,
+            };
         }
     };
     // A function that evaluates its arguments (`retry() { eval "$1"; }`,
@@ -203,16 +215,17 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
     // Scans of the whole script for the uses of values, in all: a script
     // that would need more is refused where the values lead (not followed).
     let mut budget = MOST_SCANS;
-    if !function_args.is_empty() && evaluated(text, &positional_use, &mut budget) {
-        refuse(
-            &function_args,
-            "an argument of a function that evaluates its arguments",
-        );
+    if !function_args.is_empty() {
+        if let Some(how) = evaluated(text, &positional_use, &mut budget) {
+            let why = "an argument of a function that evaluates its arguments";
+            mark(&function_args, how, why);
+        }
     }
     // A variable assigned a token's value (`cmd="deploy ${option.x}"`, also
     // through another variable) holds that value: where the script evaluates
-    // the variable (`eval "$cmd"`, `sh -c "$cmd"`, `[[ $n -eq 1 ]]`), the
-    // token is refused.
+    // the variable (`eval "$cmd"`, `sh -c "$cmd"`), the token is refused;
+    // where only as arithmetic (`[[ $n -eq 1 ]]`, `$((n + 1))`), only an
+    // integer may go.
     let mut held: Vec<(String, Vec<usize>)> = Vec::new();
     for (name, site) in assigned {
         match held.iter_mut().find(|(n, _)| *n == name) {
@@ -221,28 +234,48 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
         }
     }
     for (name, from) in &held {
-        if evaluated(text, &|rest: &str| variable_use(rest, name), &mut budget) {
-            refuse(from, HELD);
+        if let Some(how) = evaluated(text, &|rest: &str| held_use(text, rest, name), &mut budget) {
+            mark(from, how, HELD);
         }
     }
     found
 }
 
+/// How a script evaluates a value it holds, where it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Evaluation {
+    /// As an arithmetic expression, or a variable's name.
+    Arithmetic,
+    /// As code: a command line, a nested shell's script, another program's code.
+    Code,
+}
+
 /// Whether what `uses_at` finds in `text` (a variable's uses) is evaluated
-/// at one of them, or through a variable assigned from one, and so on.
-/// Each scan takes one from `budget`; with none left, the value is taken as
-/// evaluated.
-fn evaluated(text: &str, uses_at: &dyn Fn(&str) -> Option<usize>, budget: &mut usize) -> bool {
+/// at one of them, or through a variable assigned from one, and so on, and
+/// how (as code, if anywhere). Each scan takes one from `budget`; with none
+/// left, the value is taken as evaluated as code.
+fn evaluated(
+    text: &str,
+    uses_at: &dyn Fn(&str) -> Option<usize>,
+    budget: &mut usize,
+) -> Option<Evaluation> {
     let mut followed: Vec<String> = Vec::new();
     let mut queue: Vec<String> = Vec::new();
+    let mut found = None;
     let Some(left) = budget.checked_sub(1) else {
-        return true;
+        return Some(Evaluation::Code);
     };
     *budget = left;
     let mut scan = quoted_sites(text, uses_at);
     loop {
-        if scan.sites.iter().any(|u| !as_data(u.ctx)) {
-            return true;
+        found = scan
+            .sites
+            .iter()
+            .filter_map(|u| evaluates(text, u))
+            .chain(found)
+            .max();
+        if found == Some(Evaluation::Code) {
+            return found;
         }
         for (name, _) in scan.assigned {
             if !followed.contains(&name) && followed.len() < MOST_VARIABLES {
@@ -251,13 +284,36 @@ fn evaluated(text: &str, uses_at: &dyn Fn(&str) -> Option<usize>, budget: &mut u
             }
         }
         let Some(name) = queue.pop() else {
-            return false;
+            return found;
         };
         let Some(left) = budget.checked_sub(1) else {
-            return true;
+            return Some(Evaluation::Code);
         };
         *budget = left;
-        scan = quoted_sites(text, &|rest: &str| variable_use(rest, &name));
+        scan = quoted_sites(text, &|rest: &str| held_use(text, rest, &name));
+    }
+}
+
+/// Whether, and how, a use of a value found in `text` evaluates it. A
+/// `$name` use does where the value is not read as data. A bare name does
+/// where bash evaluates it as arithmetic (`$((n + 1))`, `((n))`, `let m=n`,
+/// `${a[n]}`, `[[ n -eq 1 ]]`: bash evaluates the *value* of `n` as an
+/// expression, so `a[$(cmd)]` there runs `cmd`), and after `${!` (the value
+/// is taken as a name, whose subscript bash evaluates). In a
+/// here-document's `$(…)`, `$((…))` or `${…}`, which the scanner does not
+/// tell apart, a bare name is taken as arithmetic.
+fn evaluates(text: &str, site: &Site) -> Option<Evaluation> {
+    let at = site.range.start;
+    if text[at..].starts_with('$') {
+        match site.ctx {
+            ctx if as_data(ctx) => None,
+            Ctx::Arithmetic | Ctx::Name => Some(Evaluation::Arithmetic),
+            _ => Some(Evaluation::Code),
+        }
+    } else {
+        let arithmetic =
+            matches!(site.ctx, Ctx::Arithmetic | HEREDOC_CODE) || text[..at].ends_with("${!");
+        arithmetic.then_some(Evaluation::Arithmetic)
     }
 }
 
@@ -269,15 +325,63 @@ const MOST_SCANS: usize = 256;
 
 const HELD: &str = "a variable holding the value, which the script then evaluates";
 
-/// The length of a use of the variable `name` at the start of `rest` (`$name`, `${name}`).
+/// The length of a use of the variable `name` at the start of `rest`:
+/// `$name`, `${name}`, or `${name` with an operator (`${name:-…}`,
+/// `${name%…}`, `${name[…]}`) as far as its closing brace.
 fn variable_use(rest: &str, name: &str) -> Option<usize> {
     let after = rest.strip_prefix('$')?;
     if let Some(tail) = after.strip_prefix(name) {
-        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
-        return (!tail.starts_with(ident)).then_some(1 + name.len());
+        return (!tail.starts_with(is_ident)).then_some(1 + name.len());
     }
     let braced = after.strip_prefix('{')?.strip_prefix(name)?;
-    braced.starts_with('}').then_some(3 + name.len())
+    if braced.starts_with('}') {
+        return Some(3 + name.len());
+    }
+    if !braced.starts_with([':', '-', '=', '+', '?', '%', '#', '/', '^', ',', '@', '[']) {
+        return None;
+    }
+    let mut depth = 1usize;
+    for (i, b) in braced.bytes().enumerate() {
+        match b {
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(2 + name.len() + i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// A use of the variable `name` at the start of `rest`, a suffix of `text`:
+/// as [`variable_use`], or the bare name as a word of its own (not part of
+/// a longer name, not a `$name`, not the target of `name=`), for
+/// [`evaluates`] to judge by where it is. A nested shell's word is scanned
+/// as a string of its own, where no bare name is looked for: a bare name
+/// in a nested shell's arithmetic is not seen (sortie(1)).
+fn held_use(text: &str, rest: &str, name: &str) -> Option<usize> {
+    if let Some(len) = variable_use(rest, name) {
+        return Some(len);
+    }
+    // Where `rest` starts in `text` (`rest` may also end before it does).
+    let at = (rest.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    if at + rest.len() > text.len() {
+        return None;
+    }
+    let before = text.get(..at)?;
+    let tail = rest.strip_prefix(name)?;
+    // `n=…`, and `n = …` in arithmetic.
+    let operator = tail.trim_start_matches([' ', '\t']);
+    let assigned = operator.starts_with('=') && !operator.starts_with("==");
+    let whole = !tail.starts_with(is_ident) && !before.ends_with(|c: char| is_ident(c) || c == '$');
+    (whole && !assigned && !before.ends_with("${#")).then_some(name.len())
 }
 
 /// The length of a use of a positional parameter at the start of `rest`
@@ -872,7 +976,7 @@ impl Scanner<'_> {
     /// >(bash)`): its tokens, and the here-documents it feeds, are refused.
     fn output_is_code(&mut self, cmd: usize, reader: Reader, piped: bool) {
         let into = match (reader, piped) {
-            (Reader::Arithmetic, _) => return,
+            (Reader::Arithmetic | Reader::Name, _) => return,
             (Reader::Remote, true) => "text piped into a remote shell (ssh)",
             (Reader::Shell | Reader::Cleared(_), true) => "text piped into a shell",
             (Reader::Code(_), true) => "text piped into an interpreter",
@@ -929,8 +1033,8 @@ impl Scanner<'_> {
             Frame::Double | Frame::Param { quoted: true, .. } => true,
             Frame::Script { .. } | Frame::Param { quoted: false, .. } => false,
         };
-        if self.arithmetic_test(len) {
-            return Ctx::Arithmetic;
+        if let Some(ctx) = self.arithmetic_test(len) {
+            return ctx;
         }
         if self.evaluated_assignment() {
             return EVALUATED_VARIABLE;
@@ -1076,10 +1180,10 @@ impl Scanner<'_> {
     }
 
     /// Inside `[[ … ]]`, a token in a word next to `-eq` and the like is
-    /// evaluated as arithmetic.
-    fn arithmetic_test(&self, len: usize) -> bool {
+    /// evaluated as arithmetic; after `-v`, it is a name.
+    fn arithmetic_test(&self, len: usize) -> Option<Ctx> {
         if !self.dbracket {
-            return false;
+            return None;
         }
         let blank = |c: char| c == ' ' || c == '\t' || c == '\n';
         let before = &self.text[..self.pos];
@@ -1096,7 +1200,13 @@ impl Scanner<'_> {
             .split(blank)
             .next()
             .unwrap_or("");
-        ARITH_TESTS.contains(&prev) || ARITH_TESTS.contains(&next)
+        if prev == "-v" {
+            Some(Ctx::Name)
+        } else if ARITH_TESTS.contains(&prev) || ARITH_TESTS.contains(&next) {
+            Some(Ctx::Arithmetic)
+        } else {
+            None
+        }
     }
 
     fn script(&mut self, close: Close, depth: u32, cmd: usize) {
@@ -1714,7 +1824,9 @@ fn inner_quote(ctx: Option<Ctx>) -> Result<Quote, Ctx> {
         Some(Ctx::Nested { .. } | Ctx::Heredoc { shell: Some(_), .. }) => {
             Err(Ctx::Code("a script for a shell nested in a nested shell"))
         }
-        Some(c @ (Ctx::Remote | Ctx::Code(_) | Ctx::Cleared(_) | Ctx::Arithmetic)) => Err(c),
+        Some(c @ (Ctx::Remote | Ctx::Code(_) | Ctx::Cleared(_) | Ctx::Arithmetic | Ctx::Name)) => {
+            Err(c)
+        }
         Some(Ctx::Double | Ctx::Heredoc { literal: false, .. }) => Ok(Quote::Double),
         Some(Ctx::Single | Ctx::DollarSingle) => Ok(Quote::Single),
         Some(_) => Ok(Quote::None),
@@ -1885,6 +1997,7 @@ fn for_reader(reader: Reader, quote: Quote) -> Ctx {
         Reader::Remote => Ctx::Remote,
         Reader::Code(what) => Ctx::Code(what),
         Reader::Arithmetic => Ctx::Arithmetic,
+        Reader::Name => Ctx::Name,
     }
 }
 
@@ -2065,7 +2178,7 @@ mod tests {
         let refused = |c: &Ctx| {
             matches!(
                 c,
-                Ctx::Code(_) | Ctx::Cleared(_) | Ctx::Remote | Ctx::Arithmetic
+                Ctx::Code(_) | Ctx::Cleared(_) | Ctx::Remote | Ctx::Arithmetic | Ctx::Name
             )
         };
         for script in [
@@ -2264,6 +2377,10 @@ mod tests {
             "ssh host 2>&1 <<EOF\necho @X@\nEOF",
             "let 2>&1 \"y=@X@\"",
             "readarray -C@X@ lines < f",
+            // A use with an operator is a use.
+            "cmd=@X@; eval \"${cmd:-true}\"",
+            "cmd=@X@; sh -c \"${cmd%% *}\"",
+            "cmd=@X@; n=1; echo $((n)); eval \"$cmd\"",
         ] {
             let found = ctxs(script);
             assert!(
@@ -2311,6 +2428,11 @@ mod tests {
             "echo @X@ >> l.txt; perl -pi -e 'chomp if eof' l.txt",
             "echo @X@ > f.txt; sh -c 'cat f.txt' f.txt",
             "case a in a) echo @X@;; esac | cat",
+            // The name as a word, not the variable's value.
+            "n=@X@; echo n \"n\" $((nn + 1)) $((xn)) $(( ${#n} + 1 ))",
+            "n=@X@; awk -v n=\"$n\" '{ print n }' f",
+            "n=@X@; (( n = 2 )); echo \"${n:-none}\"",
+            "n=@X@; m=2; echo $(( m + 1 )) \"${n%.*}\"",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
         }
@@ -2425,7 +2547,6 @@ mod tests {
             "[[ 3 -le @X@ ]]",
             "[[ 1 -eq 0+@X@ ]]",
             "[[ @X@+0 -eq 1 ]]",
-            "[[ -v @X@ ]]",
             "a=(1 2); echo ${a[@X@]}",
             "a[@X@]=1",
             "s=abc; echo ${s:@X@}",
@@ -2433,7 +2554,6 @@ mod tests {
             "declare -i x=@X@",
             "typeset -i y=@X@",
             "local -ir z=@X@",
-            "printf -v @X@ %s x",
             "if((1<<2)); then :; fi\necho $(( @X@ ))",
         ] {
             let found = ctxs(script);
@@ -2444,6 +2564,40 @@ mod tests {
         }
         for script in ["[[ @X@ == x* ]]", "[ @X@ -eq 3 ]", "let n=1; echo @X@"] {
             assert_ne!(ctxs(script), vec![Ctx::Arithmetic], "{script:?}");
+        }
+        // A variable only evaluated as arithmetic (a bare name there: bash
+        // evaluates its value as an expression) takes an integer; where bash
+        // takes a name, it evaluates a subscript in it.
+        let held: &[&str] = &[
+            "n=@X@; echo $((n + 1))",
+            "n=\"@X@\"; (( n > 1 )) && echo big",
+            "n=@X@\nlet m=n+1",
+            "n=@X@; [[ n -eq 1 ]]",
+            "n=@X@; [[ $n -eq 1 ]]",
+            "n=@X@; a=(1 2); echo \"${a[n]}\"",
+            "n=@X@; a[n]=1",
+            "n=@X@; s=abc; echo ${s:n}",
+            "n=@X@; for ((i = 0; i < n; i++)); do :; done",
+            "n=@X@; m=$n; echo $(( m * 2 ))",
+            "n=@X@; (( n == 2 ))",
+            "n=@X@; cat <<EOF\n$(( n ))\nEOF",
+            // `${!n}`: the value is a name, whose subscript bash evaluates.
+            "n=@X@; echo \"${!n}\"",
+            "f() { echo $(( $1 + 1 )); }; f @X@",
+        ];
+        let names: &[&str] = &[
+            "[[ -v @X@ ]]",
+            "test -v @X@",
+            "printf -v @X@ %s x",
+            "read -r @X@",
+            "unset @X@",
+            "export @X@",
+            "declare -n r=@X@",
+        ];
+        for (scripts, ctx) in [(held, Ctx::Arithmetic), (names, Ctx::Name)] {
+            for script in scripts {
+                assert_eq!(ctxs(script), vec![ctx], "{script:?}");
+            }
         }
     }
 }
