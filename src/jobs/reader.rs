@@ -346,23 +346,44 @@ pub fn command_name(words: &[String]) -> Option<&str> {
     command_start(&args).map(|i| args[i])
 }
 
-/// The variables `read` assigns what it reads to (`read -r a b`, `read -a arr`).
+/// The variables `read` assigns what it reads to (`read -r a b`, `read -a arr`),
+/// or `mapfile` and `readarray` (`mapfile -t lines`).
 pub fn read_targets(words: &[String]) -> Vec<&str> {
     let args = arguments(words);
-    let Some(first) = command_start(&args).filter(|i| basename(args[*i]) == "read") else {
+    let Some(first) = command_start(&args) else {
         return Vec::new();
     };
     let mut targets = Vec::new();
     let mut rest = args[first + 1..].iter().map(|w| unquoted(w));
-    while let Some(w) = rest.next() {
-        match w {
-            "-p" | "-d" | "-t" | "-n" | "-N" | "-u" | "-i" => {
-                rest.next();
+    match basename(args[first]) {
+        "read" => {
+            while let Some(w) = rest.next() {
+                match w {
+                    "-p" | "-d" | "-t" | "-n" | "-N" | "-u" | "-i" => {
+                        rest.next();
+                    }
+                    "-a" => targets.extend(rest.next()),
+                    w if w.starts_with('-') => {}
+                    w => targets.push(w),
+                }
             }
-            "-a" => targets.extend(rest.next()),
-            w if w.starts_with('-') => {}
-            w => targets.push(w),
         }
+        // Into an array, `MAPFILE` when none is named.
+        "mapfile" | "readarray" => {
+            while let Some(w) = rest.next() {
+                match w {
+                    "-d" | "-n" | "-O" | "-s" | "-u" | "-C" | "-c" => {
+                        rest.next();
+                    }
+                    w if w.starts_with('-') => {}
+                    w => targets.push(w),
+                }
+            }
+            if targets.is_empty() {
+                targets.push("MAPFILE");
+            }
+        }
+        _ => {}
     }
     targets
 }

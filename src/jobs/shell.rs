@@ -30,9 +30,8 @@
 //! variable reference is inert. It follows a value into the variables a
 //! script assigns it to and into its functions' arguments, and reads each
 //! place they are used as it reads a token, and a bare name of one where bash
-//! evaluates it as arithmetic; other data flow (`mapfile`, a bare name in a
-//! nested shell's arithmetic, a file run in a later step) it cannot see
-//! (sortie(1)).
+//! evaluates it as arithmetic; other data flow (a bare name in a nested
+//! shell's arithmetic, a file run in a later step) it cannot see (sortie(1)).
 
 use std::ops::Range;
 
@@ -2381,6 +2380,9 @@ mod tests {
             "cmd=@X@; eval \"${cmd:-true}\"",
             "cmd=@X@; sh -c \"${cmd%% *}\"",
             "cmd=@X@; n=1; echo $((n)); eval \"$cmd\"",
+            "mapfile -t cmds <<< \"@X@\"; eval \"${cmds[0]}\"",
+            "readarray -t <<EOF\n@X@\nEOF\nbash -c \"${MAPFILE[0]}\"",
+            "mapfile -d , -t a <<< \"@X@\"; n=${a[1]}; sh -c \"$n\"",
         ] {
             let found = ctxs(script);
             assert!(
@@ -2433,6 +2435,7 @@ mod tests {
             "n=@X@; awk -v n=\"$n\" '{ print n }' f",
             "n=@X@; (( n = 2 )); echo \"${n:-none}\"",
             "n=@X@; m=2; echo $(( m + 1 )) \"${n%.*}\"",
+            "mapfile -t hosts <<< @X@; for h in \"${hosts[@]}\"; do ping -c1 \"$h\"; done",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
         }
