@@ -786,6 +786,18 @@ mod tests {
         }
     }
 
+    /// An alias's text is parsed again where the alias is used: a value in
+    /// it is a reference there, expanded then, never parsed.
+    #[test]
+    fn a_value_in_an_alias_stays_data() {
+        for value in HOSTILE {
+            let script = "shopt -s expand_aliases\nalias show=\"printf '[%s]' ${option.v}\"\nshow";
+            let (out, pwned) = run("bash", script, value);
+            assert!(!pwned, "{value:?} ran code");
+            assert_eq!(out, format!("[{value}]"), "{value:?}");
+        }
+    }
+
     /// A variable holding a value that the script only evaluates as
     /// arithmetic (named bare in `$((…))`, say) takes an integer, as a
     /// token there does: bash runs such a script as it was written.

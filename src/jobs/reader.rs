@@ -595,7 +595,8 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
         "sqlite3" | "sqlite" if args.iter().any(|w| !unquoted(w).starts_with('-')) => {
             return Some(Reader::Code("SQL for sqlite3"))
         }
-        "eval" => return shell(env),
+        // An alias's text is parsed again where it is used.
+        "eval" | "alias" => return shell(env),
         "trap" if args.iter().all(|a| unquoted(a) == "--") => return shell(env),
         "." | "source" => return None,
         "let" => return Some(Reader::Arithmetic),
