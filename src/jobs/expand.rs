@@ -339,9 +339,12 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
             bail!("${{{ns}.{key}}} cannot be used {place}");
         }
         if !is_integer(value) {
+            let var = ctx.variable(ns, key, value)?;
             bail!(
                 "${{{ns}.{key}}} is used {place}, where only an integer is safe, \
-                 and its value is not one"
+                 and its value is not one (a variable assigned it, or computed from it, \
+                 holds it: where the script computes a number from the value, read the \
+                 value from the environment (${var}) there instead)"
             );
         }
         return Ok(Some(value.to_string()));
@@ -783,6 +786,28 @@ mod tests {
                     "{script:?} with {value:?} was expanded"
                 );
             }
+        }
+    }
+
+    /// What a script feeds to a program that runs it, or keeps in a
+    /// variable that a prompt expansion or a word list expands, is refused.
+    #[test]
+    fn a_value_never_reaches_a_program_that_runs_its_input() {
+        let mut c = Context::default();
+        c.options.insert("v".into(), "$(touch PWNED)".into());
+        for script in [
+            "echo \"${option.v}\" | sed 's/^/echo /e'",
+            "echo \"${option.v}\" | awk '{ system($0) }'",
+            "printf '%s\\n' \"${option.v}\" | awk '{ print | \"sh\" }'",
+            "echo \"!${option.v}\" | ed -s f",
+            "p=\"${option.v}\"; echo \"${p@P}\"",
+            "compgen -W \"${option.v}\" x",
+            "for c in \"${option.v}\"; do eval \"$c\"; done",
+            "a=(\"${option.v}\"); eval \"${a[0]}\"",
+            "mapfile -t a <<< \"${option.v}\"; eval \"${a[0]}\"",
+        ] {
+            let e = expand(script, &c, Mode::Shell).unwrap_err().to_string();
+            assert!(e.contains("would be code"), "{script:?}: {e}");
         }
     }
 

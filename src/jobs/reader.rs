@@ -600,6 +600,10 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
         "trap" if args.iter().all(|a| unquoted(a) == "--") => return shell(env),
         "." | "source" => return None,
         "let" => return Some(Reader::Arithmetic),
+        // A word list compgen expands as the shell would: `$(…)` runs.
+        "compgen" | "complete" if last == Some("-W") => {
+            return Some(Reader::Code("a word list compgen expands"))
+        }
         "printf" if last == Some("-v") => return Some(Reader::Name),
         "read" if !matches!(last, Some("-p" | "-d" | "-t" | "-n" | "-N" | "-u" | "-i")) => {
             return Some(Reader::Name)
@@ -1118,6 +1122,20 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
                 EnvCommand::None => None,
             }
         }
+        // Programs whose commands run what they read.
+        "ed" | "ex" => return Some(Reader::Code("commands for ed, whose ! runs a shell")),
+        _ if PROGRAM_FIRST.iter().any(|(n, ..)| *n == name) => {
+            let runs = |text: &str| {
+                if name.ends_with("sed") {
+                    sed_executes(text)
+                } else {
+                    awk_runs_commands(text)
+                }
+            };
+            return programs(args).into_iter().any(runs).then_some(Reader::Code(
+                "the input of an awk program or sed script that runs what it reads",
+            ));
+        }
         "sudo" | "docker" | "podman" | "nerdctl" | "kubectl" | "oc" => {
             // The wrapped command reads it: find it by asking what reads a word after it.
             return match walk(cmd, "", env) {
@@ -1144,6 +1162,93 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
         return stdin_of(&args[start..], env);
     }
     None
+}
+
+/// The program texts of an awk or sed command: the `-e` scripts, or the
+/// first operand (none when a file gives the program).
+fn programs<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut scripts = Vec::new();
+    let mut words = args.iter().map(|w| unquoted(w));
+    while let Some(w) = words.next() {
+        match w {
+            "-e" | "--expression" => scripts.extend(words.next()),
+            "-f" | "--file" => return Vec::new(),
+            "-F" | "-v" | "-l" => {
+                words.next();
+            }
+            "--" => {
+                scripts.extend(words.next());
+                break;
+            }
+            w if w.starts_with("--expression=") => scripts.push(&w["--expression=".len()..]),
+            w if w.starts_with('-') => {}
+            w => {
+                if scripts.is_empty() {
+                    scripts.push(w);
+                }
+                break;
+            }
+        }
+    }
+    scripts
+}
+
+/// Whether an awk program runs commands: `system()`, output piped into a
+/// command (`print | "sh"`, `print | cmd`), a command's output read
+/// (`"cmd" | getline`), a coprocess (`|&`).
+fn awk_runs_commands(program: &str) -> bool {
+    static RUNS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"system\s*\(|\|\s*getline|\|&|\bprintf?\b[^;{}\n]*[^|]\|[^|]"#)
+            .expect("a valid pattern")
+    });
+    RUNS.is_match(program)
+}
+
+/// Whether a sed script runs its pattern space as a command: GNU sed's `e`
+/// command, or the `e` flag of `s`.
+fn sed_executes(script: &str) -> bool {
+    let bytes = script.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            // `e` as a command: at a command's start (after a separator,
+            // an address or `!`).
+            b'e' => {
+                let before = script[..i].trim_end_matches([' ', '\t']);
+                let after = bytes.get(i + 1).copied();
+                let command = before.is_empty()
+                    || before.ends_with([';', '\n', '{', '}', '!', '$', '/'])
+                    || before.ends_with(|c: char| c.is_ascii_digit());
+                if command && after.is_none_or(|b| b" \t;\n}".contains(&b)) {
+                    return true;
+                }
+                i += 1;
+            }
+            // `s/re/replacement/flags`: past its two parts, to its flags.
+            b's' if i + 1 < bytes.len() && !bytes[i + 1].is_ascii_alphanumeric() => {
+                let delimiter = bytes[i + 1];
+                let mut parts = 0;
+                let mut j = i + 2;
+                while j < bytes.len() && parts < 2 {
+                    if bytes[j] == b'\\' {
+                        j += 1;
+                    } else if bytes[j] == delimiter {
+                        parts += 1;
+                    }
+                    j += 1;
+                }
+                let flags = bytes[j.min(bytes.len())..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric());
+                if flags.clone().any(|b| *b == b'e') {
+                    return true;
+                }
+                i = j;
+            }
+            _ => i += 1,
+        }
+    }
+    false
 }
 
 /// The stdin reader of the command a wrapper such as `sudo` or `docker exec`

@@ -300,18 +300,25 @@ fn evaluated(
 /// expression, so `a[$(cmd)]` there runs `cmd`), and after `${!` (the value
 /// is taken as a name, whose subscript bash evaluates). In a
 /// here-document's `$(…)`, `$((…))` or `${…}`, which the scanner does not
-/// tell apart, a bare name is taken as arithmetic.
+/// tell apart, a bare name is taken as arithmetic; so is one in the
+/// subscript of a name (`unset 'a[n]'`, `printf -v 'a[n]'`). `${v@P}`
+/// expands the value as a prompt, which runs its `$(…)`: code.
 fn evaluates(text: &str, site: &Site) -> Option<Evaluation> {
     let at = site.range.start;
-    if text[at..].starts_with('$') {
+    let written = &text[site.range.clone()];
+    if written.starts_with('$') {
         match site.ctx {
+            _ if written.starts_with("${") && written.ends_with("@P}") => Some(Evaluation::Code),
             ctx if as_data(ctx) => None,
             Ctx::Arithmetic | Ctx::Name => Some(Evaluation::Arithmetic),
             _ => Some(Evaluation::Code),
         }
     } else {
-        let arithmetic =
-            matches!(site.ctx, Ctx::Arithmetic | HEREDOC_CODE) || text[..at].ends_with("${!");
+        let word = &text[text[..at].rfind(char::is_whitespace).map_or(0, |p| p + 1)..at];
+        let subscript = site.ctx == Ctx::Name && word.rfind('[') > word.rfind(']');
+        let arithmetic = subscript
+            || matches!(site.ctx, Ctx::Arithmetic | HEREDOC_CODE)
+            || text[..at].ends_with("${!");
         arithmetic.then_some(Evaluation::Arithmetic)
     }
 }
@@ -528,9 +535,10 @@ struct Scanner<'a> {
     /// `$'…'` read as bash reads it (else as sh: `$` and a `'…'` string).
     bash_quotes: bool,
     /// The parenthesis depths (of their script frames) at which an array's
-    /// list (`a=(…)`) is open: a word there that starts with `[` is a
-    /// subscript, which bash evaluates as arithmetic.
-    arrays: Vec<(usize, u32)>,
+    /// list (`a=(…)`) is open, and the array's name: a word there that
+    /// starts with `[` is a subscript, which bash evaluates as arithmetic;
+    /// a value there is the array's.
+    arrays: Vec<(usize, u32, String)>,
     /// In an unquoted here-document's body: the closers of the `$(…)`,
     /// `` `…` ``, `$((…))`, `$[…]` and `${…}` open so far, which the shell
     /// runs or evaluates there.
@@ -594,6 +602,13 @@ impl Scanner<'_> {
         }
     }
 
+    /// Whether the innermost array list open is this script frame's, at `depth`.
+    fn in_array_list(&self, depth: u32) -> bool {
+        self.arrays
+            .last()
+            .is_some_and(|(frame, at, _)| (*frame, *at) == (self.stack.len(), depth))
+    }
+
     fn push_site(&mut self, len: usize, ctx: Ctx) {
         // A here-string `read` assigns (`read -r cmd <<< "…"`).
         let cmd = self.command();
@@ -610,9 +625,12 @@ impl Scanner<'_> {
                 .collect();
             self.assigned.extend(names);
         }
-        // `printf -v NAME …`, `set -- …` ($1, $2 …) assign too.
+        // `printf -v NAME …`, `set -- …` ($1, $2 …), `for NAME in …` assign too.
         let words = &self.command().words;
+        let looped = matches!(words.first().map(String::as_str), Some("for" | "select"))
+            && words.get(2).is_some_and(|w| w == "in");
         let name = match reader::command_name(words) {
+            _ if looped => words.get(1).cloned(),
             Some("printf") => words
                 .iter()
                 .position(|w| w == "-v")
@@ -630,6 +648,12 @@ impl Scanner<'_> {
         let called = self.command().words.first();
         if called.is_some_and(|w| self.functions.contains(w)) {
             self.function_args.push(self.sites.len());
+        }
+        // In an array's list (`a=(… "$(…)" …)`), the array holds it.
+        for (_, _, name) in &self.arrays {
+            if !name.is_empty() {
+                self.assigned.push((name.clone(), self.sites.len()));
+            }
         }
         // In the value of an assignment, of this command or around it.
         for frame in &self.stack {
@@ -1245,7 +1269,9 @@ impl Scanner<'_> {
             }
             b'(' => {
                 if self.pos > 0 && self.bytes[self.pos - 1] == b'=' {
-                    self.arrays.push((self.stack.len(), depth + 1));
+                    let word = self.command().start.map_or("", |s| &self.text[s..self.pos]);
+                    let name = assignment_name(word).unwrap_or_default().to_string();
+                    self.arrays.push((self.stack.len(), depth + 1, name));
                 }
                 self.end_word(cmd);
                 // `f() …`: a function's head.
@@ -1279,7 +1305,7 @@ impl Scanner<'_> {
                 self.leave(1);
             }
             b')' => {
-                if self.arrays.last() == Some(&(self.stack.len(), depth)) {
+                if self.in_array_list(depth) {
                     self.arrays.pop();
                 }
                 self.end_command(cmd);
@@ -1302,9 +1328,7 @@ impl Scanner<'_> {
             // `name[…]=`: the subscript of an assignment is arithmetic, and
             // so is `[…]=` in an array's list.
             b'[' if self.assignment_subscript(cmd) => self.enter(SUBSCRIPT, 1),
-            b'[' if self.word_start() && self.arrays.last() == Some(&(self.stack.len(), depth)) => {
-                self.enter(SUBSCRIPT, 1)
-            }
+            b'[' if self.word_start() && self.in_array_list(depth) => self.enter(SUBSCRIPT, 1),
             b';' if self.at(";;") => {
                 self.end_command(cmd);
                 self.set_pattern(true);
@@ -1843,6 +1867,38 @@ const EVALUATED_VARIABLE: Ctx =
 /// A token in a here-document's `$(…)`, backquotes, `$((…))`, `$[…]` or `${…}`.
 const HEREDOC_CODE: Ctx = Ctx::Code("a here-document's $(…), `…`, $((…)) or ${…}");
 
+/// The words of a pipeline's stage, quotes kept: split at blanks outside
+/// quotes (`sed 's/^/echo /e'` is two words).
+fn stage_words(stage: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut chars = stage.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                continue;
+            }
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None | Some('"'), '\\') => {
+                word.push(c);
+                word.extend(chars.next());
+                continue;
+            }
+            _ => {}
+        }
+        word.push(c);
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
 /// What reads the output of a pipeline's stage as code, given the text after
 /// its `|`: the first later stage that is a shell, an interpreter or `ssh`
 /// (the stages between may pass the text on: `| tee log | sh`). `|&`, line
@@ -1880,7 +1936,7 @@ fn pipeline_reader(after: &str, functions: &[String]) -> Option<Reader> {
             return Some(found);
         }
     }
-    let words: Vec<String> = rest[..end].split_whitespace().map(str::to_string).collect();
+    let words = stage_words(&rest[..end]);
     let first = words.first().map(String::as_str);
     if first.is_some_and(|w| functions.iter().any(|f| f == w)) {
         return Some(Reader::Code("the input of a function the script defines"));
@@ -1956,7 +2012,7 @@ fn past_bodies<'t>(after: &'t str, pending: &[Pending]) -> &'t str {
 }
 
 /// Where a pipeline's stage ends in `text`: at a line break, `;`, `&`,
-/// `|` or `)`, but not at the `&` or `|` of a redirection (`2>&1`, `&>f`,
+/// `|` or `)` outside quotes, but not at the `&` or `|` of a redirection (`2>&1`, `&>f`,
 /// `>|f`), nor at a line continuation's line break (which it stops before).
 fn stage_end(text: &str) -> usize {
     let bytes = text.as_bytes();
@@ -1968,6 +2024,13 @@ fn stage_end(text: &str) -> usize {
             b'&' if after_arrow || bytes.get(i + 1) == Some(&b'>') => i += 1,
             b'|' if i > 0 && bytes[i - 1] == b'>' => i += 1,
             b'\n' | b';' | b'&' | b'|' | b')' => return i,
+            // A quoted `;` or `|` is part of a word (`sed 's/a/b/;e'`).
+            q @ (b'\'' | b'"') => {
+                i += 1 + bytes[i + 1..]
+                    .iter()
+                    .position(|b| *b == q)
+                    .map_or(bytes.len() - i - 1, |p| p + 1);
+            }
             _ => i += 1,
         }
     }
@@ -2383,6 +2446,20 @@ mod tests {
             "mapfile -t cmds <<< \"@X@\"; eval \"${cmds[0]}\"",
             "readarray -t <<EOF\n@X@\nEOF\nbash -c \"${MAPFILE[0]}\"",
             "mapfile -d , -t a <<< \"@X@\"; n=${a[1]}; sh -c \"$n\"",
+            // Programs whose commands run what they read.
+            "echo \"@X@\" | sed e",
+            "echo @X@ | sed 's/^/echo /e'",
+            "echo @X@ | sed -n -e 'p' -e '1e'",
+            "echo @X@ | sed '/x/{s/a/b/;e}'",
+            "echo @X@ | awk '{ system($0) }'",
+            "echo @X@ | awk '{ print | \"sh\" }'",
+            "echo @X@ | gawk -F, '{ print $1 | cmd }'",
+            "echo @X@ | awk '{ $0 | getline out }'",
+            "awk '{ system($0) }' <<EOF\n@X@\nEOF",
+            "echo \"!@X@\" | ed -s notes.txt",
+            "p=@X@; echo \"${p@P}\"",
+            "compgen -W \"@X@\" x",
+            "w=\"@X@\"; compgen -W \"$w\" -- x",
         ] {
             let found = ctxs(script);
             assert!(
@@ -2436,6 +2513,11 @@ mod tests {
             "n=@X@; (( n = 2 )); echo \"${n:-none}\"",
             "n=@X@; m=2; echo $(( m + 1 )) \"${n%.*}\"",
             "mapfile -t hosts <<< @X@; for h in \"${hosts[@]}\"; do ping -c1 \"$h\"; done",
+            "echo @X@ | sed 's/ex/ey/g; /^e/d; y/abc/xyz/'",
+            "echo @X@ | sed -n -e '/error/p' -e 's/e/E/2'",
+            "echo @X@ | awk -F: '/a|b/ { if ($1 || $2) print $1 }'",
+            "echo @X@ | awk '{ printf \"%s\\n\", $1 }' | sort",
+            "echo @X@ | sed -f edit.sed",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
         }
@@ -2587,6 +2669,13 @@ mod tests {
             // `${!n}`: the value is a name, whose subscript bash evaluates.
             "n=@X@; echo \"${!n}\"",
             "f() { echo $(( $1 + 1 )); }; f @X@",
+            "n=@X@; unset 'b[n]'",
+            "n=@X@; printf -v 'b[n]' %s x",
+            "n=@X@; declare -n r='a[n]'",
+            "n=@X@; [ -v 'a[n]' ]",
+            "for n in @X@; do echo $((n + 1)); done",
+            "for n in 1 \"@X@\"\ndo\n  (( n > 0 )) && echo ok\ndone",
+            "arr=(\"@X@\" 2); echo $(( arr + 1 ))",
         ];
         let names: &[&str] = &[
             "[[ -v @X@ ]]",
