@@ -503,6 +503,7 @@ fn scan(text: &str, token_at: &dyn Fn(&str) -> Option<usize>, bash_quotes: bool)
         heredoc_open: Vec::new(),
         heredoc_unsure: false,
         functions: Vec::new(),
+        integers: integer_names(text),
         open_reader: None,
         written: Vec::new(),
         nested: Vec::new(),
@@ -551,6 +552,9 @@ struct Scanner<'a> {
     /// The functions the script defines so far: what one prints comes from
     /// its body, not from the words where it is called.
     functions: Vec<String>,
+    /// The variables the script declares integer (`declare -i n`), whose
+    /// every assignment bash evaluates as arithmetic.
+    integers: Vec<String>,
     /// A reader of code stays open for later commands (a coprocess, or
     /// `exec` writing into `>(bash)`): what the script writes after that may
     /// be its code, so every later token is refused, for this reason.
@@ -1059,6 +1063,9 @@ impl Scanner<'_> {
         if let Some(ctx) = self.arithmetic_test(len) {
             return ctx;
         }
+        if self.integer_assignment() {
+            return Ctx::Arithmetic;
+        }
         if self.evaluated_assignment() {
             return EVALUATED_VARIABLE;
         }
@@ -1074,6 +1081,16 @@ impl Scanner<'_> {
     /// The word being read assigns a variable whose value bash itself runs
     /// or expands again: the prompts (`PS4` under `set -x`),
     /// `PROMPT_COMMAND`, and `BASH_ENV`/`ENV` (a file a later shell sources).
+    /// Whether the word being read is the value of an assignment to a
+    /// variable the script declares integer (`n=…`, `n+=…`).
+    fn integer_assignment(&self) -> bool {
+        let Some(start) = self.command().start else {
+            return false;
+        };
+        assignment_name(&self.text[start..self.pos])
+            .is_some_and(|name| self.integers.iter().any(|i| i == name))
+    }
+
     fn evaluated_assignment(&self) -> bool {
         let Some(start) = self.command().start else {
             return false;
@@ -1553,6 +1570,9 @@ impl Scanner<'_> {
         if self.evaluated_assignment() {
             return EVALUATED_VARIABLE;
         }
+        if self.integer_assignment() {
+            return Ctx::Arithmetic;
+        }
         match self.reader() {
             None => data,
             Some(Reader::Shell) if ARITH_MARKERS.iter().any(|m| text.contains(m)) => {
@@ -1837,6 +1857,38 @@ fn assignment_name(word: &str) -> Option<&str> {
     let rest = &word[end..];
     let starts = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
     (starts && (rest.starts_with('=') || rest.starts_with("+="))).then_some(name)
+}
+
+/// The variables `text` declares integer anywhere (`declare -i n`,
+/// `local -ir a b=1`, `typeset -i`): read by words, each command to its
+/// `;`, `&`, `|` or line's end.
+fn integer_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for command in text.split(['\n', ';', '&', '|']) {
+        let mut words = command.split_whitespace();
+        let Some(first) = words.next() else { continue };
+        if !matches!(
+            first,
+            "declare" | "typeset" | "local" | "readonly" | "export"
+        ) {
+            continue;
+        }
+        let words: Vec<&str> = words.collect();
+        let integer = words
+            .iter()
+            .any(|w| w.starts_with('-') && !w.starts_with("--") && w.contains('i'));
+        if integer {
+            names.extend(
+                words
+                    .iter()
+                    .filter(|w| !w.starts_with('-'))
+                    .map(|w| w.split(['=', '+', '[']).next().unwrap_or(""))
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string),
+            );
+        }
+    }
+    names
 }
 
 /// What a token's context in a nested shell's script makes of it here: the
@@ -2518,6 +2570,7 @@ mod tests {
             "echo @X@ | awk -F: '/a|b/ { if ($1 || $2) print $1 }'",
             "echo @X@ | awk '{ printf \"%s\\n\", $1 }' | sort",
             "echo @X@ | sed -f edit.sed",
+            "declare -i c=0; h=@X@; c+=1; echo \"$h\" \"$c\"",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
         }
@@ -2676,6 +2729,9 @@ mod tests {
             "for n in @X@; do echo $((n + 1)); done",
             "for n in 1 \"@X@\"\ndo\n  (( n > 0 )) && echo ok\ndone",
             "arr=(\"@X@\" 2); echo $(( arr + 1 ))",
+            "declare -i m; n=@X@; m=n",
+            "local -i m=0\nn=@X@\nm+=n",
+            "typeset -i total; total=\"@X@\"",
         ];
         let names: &[&str] = &[
             "[[ -v @X@ ]]",
