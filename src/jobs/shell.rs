@@ -996,6 +996,13 @@ impl Scanner<'_> {
         if let Some(reader) = pipeline_reader(after, &self.functions) {
             self.output_is_code(cmd, reader, true);
         }
+        // `… | while read -r n; do …`: what this command prints goes into n.
+        let began = self.cmds[cmd].began.unwrap_or(0);
+        for name in piped_read_targets(after) {
+            let fed = (0..self.sites.len()).filter(|i| self.sites[*i].range.start >= began);
+            let held: Vec<(String, usize)> = fed.map(|i| (name.clone(), i)).collect();
+            self.assigned.extend(held);
+        }
     }
 
     /// What `cmd` prints is read as code by `reader`, through a pipe or (not
@@ -1654,16 +1661,25 @@ impl Scanner<'_> {
                 None if fd || exec => Some(Reader::Code(ON_A_DESCRIPTOR)),
                 None => self.stdin_reader(&self.command().words),
             };
+            let words = &self.command().words;
+            let mut assigns: Vec<String> = reader::read_targets(words)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            // `while read -r n; do …; done <<EOF`: the loop's `read` takes it.
+            if let (Some("done" | "}"), Some(loop_text)) = (
+                words.first().map(String::as_str),
+                self.closed.clone().map(|r| &self.text[r]),
+            ) {
+                assigns.extend(piped_read_targets(loop_text));
+            }
             self.pending.push(Pending {
                 delimiter,
                 literal,
                 strip_tabs,
                 reader,
                 cmd: self.command_index(),
-                assigns: reader::read_targets(&self.command().words)
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect(),
+                assigns,
             });
         }
     }
@@ -1918,6 +1934,22 @@ const EVALUATED_VARIABLE: Ctx =
 
 /// A token in a here-document's `$(…)`, backquotes, `$((…))`, `$[…]` or `${…}`.
 const HEREDOC_CODE: Ctx = Ctx::Code("a here-document's $(…), `…`, $((…)) or ${…}");
+
+/// The variables the next stage of a pipeline reads its input into, given
+/// the text after the `|`: `read -r a b`, `while read -r l`, `{ read -r l; …`.
+fn piped_read_targets(after: &str) -> Vec<String> {
+    let mut rest = after.strip_prefix('&').unwrap_or(after).trim_start();
+    for opener in ["while ", "until ", "{ ", "( ", "("] {
+        if let Some(next) = rest.strip_prefix(opener) {
+            rest = next.trim_start();
+        }
+    }
+    let words = stage_words(&rest[..stage_end(rest)]);
+    reader::read_targets(&words)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
 
 /// The words of a pipeline's stage, quotes kept: split at blanks outside
 /// quotes (`sed 's/^/echo /e'` is two words).
@@ -2571,6 +2603,7 @@ mod tests {
             "echo @X@ | awk '{ printf \"%s\\n\", $1 }' | sort",
             "echo @X@ | sed -f edit.sed",
             "declare -i c=0; h=@X@; c+=1; echo \"$h\" \"$c\"",
+            "echo @X@ | while read -r h; do c=$((c + 1)); ping -c1 \"$h\"; done",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
         }
@@ -2732,6 +2765,9 @@ mod tests {
             "declare -i m; n=@X@; m=n",
             "local -i m=0\nn=@X@\nm+=n",
             "typeset -i total; total=\"@X@\"",
+            "echo @X@ | while read -r n; do echo $((n + 1)); done",
+            "printf '%s\\n' \"@X@\" | { read -r n; (( n > 2 )); }",
+            "while read -r n; do\n  echo $(( n * 2 ))\ndone <<EOF\n@X@\nEOF",
         ];
         let names: &[&str] = &[
             "[[ -v @X@ ]]",
