@@ -600,9 +600,14 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
         "trap" if args.iter().all(|a| unquoted(a) == "--") => return shell(env),
         "." | "source" => return None,
         "let" => return Some(Reader::Arithmetic),
-        // A word list compgen expands as the shell would: `$(…)` runs.
-        "compgen" | "complete" if last == Some("-W") => {
-            return Some(Reader::Code("a word list compgen expands"))
+        // A word list compgen expands as the shell would (`$(…)` runs), and
+        // a command it runs (`-C`).
+        "compgen" | "complete"
+            if matches!(last, Some("-W" | "-C"))
+                || current.starts_with("-W")
+                || current.starts_with("-C") =>
+        {
+            return Some(Reader::Code("a word list or command compgen runs"))
         }
         "printf" if last == Some("-v") => return Some(Reader::Name),
         "read" if !matches!(last, Some("-p" | "-d" | "-t" | "-n" | "-N" | "-u" | "-i")) => {
@@ -1132,9 +1137,12 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
                     awk_runs_commands(text)
                 }
             };
-            return programs(args).into_iter().any(runs).then_some(Reader::Code(
-                "the input of an awk program or sed script that runs what it reads",
-            ));
+            return match programs(args, name.ends_with("sed")) {
+                Some(texts) if !texts.iter().any(|t| runs(t)) => None,
+                _ => Some(Reader::Code(
+                    "the input of an awk program or sed script that runs what it reads",
+                )),
+            };
         }
         "sudo" | "docker" | "podman" | "nerdctl" | "kubectl" | "oc" => {
             // The wrapped command reads it: find it by asking what reads a word after it.
@@ -1164,44 +1172,110 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
     None
 }
 
-/// The program texts of an awk or sed command: the `-e` scripts, or the
-/// first operand (none when a file gives the program).
-fn programs<'a>(args: &[&'a str]) -> Vec<&'a str> {
+/// The program texts of an awk or sed command (`sed` says which): sed's
+/// `-e` scripts (`-e S`, `-eS`, `-ne S`, `--expr=S`) or else the first
+/// operand, its shell quotes taken out (all of them for sed, whose scripts
+/// hold none: `'p;'e` is `p;e`). `None` when a program is not written
+/// there (held in a variable, or made by a substitution); none when a file
+/// gives it (`-f`).
+fn programs(args: &[&str], sed: bool) -> Option<Vec<String>> {
+    let plain = |w: &str| match sed {
+        true => w.replace("$'", "'").replace(['\'', '"'], ""),
+        false => unquoted(w).to_string(),
+    };
     let mut scripts = Vec::new();
-    let mut words = args.iter().map(|w| unquoted(w));
+    let mut words = args.iter().map(|w| plain(w));
+    let mut from_file = false;
     while let Some(w) = words.next() {
-        match w {
-            "-e" | "--expression" => scripts.extend(words.next()),
-            "-f" | "--file" => return Vec::new(),
-            "-F" | "-v" | "-l" => {
-                words.next();
-            }
-            "--" => {
-                scripts.extend(words.next());
-                break;
-            }
-            w if w.starts_with("--expression=") => scripts.push(&w["--expression=".len()..]),
-            w if w.starts_with('-') => {}
-            w => {
-                if scripts.is_empty() {
-                    scripts.push(w);
-                }
-                break;
-            }
+        if w == "--" {
+            scripts.extend(words.next().filter(|_| !sed || scripts.is_empty()));
+            break;
         }
+        if let Some(long) = w.strip_prefix("--") {
+            let (name, value) = long
+                .split_once('=')
+                .map_or((long, None), |(n, v)| (n, Some(v)));
+            let is = |full: &str| !name.is_empty() && full.starts_with(name);
+            if sed && is("expression") {
+                scripts.push(value.map(str::to_string).or_else(|| words.next())?);
+            } else if is("file") && !(sed && name == "f") {
+                from_file = true;
+            }
+            continue;
+        }
+        if let Some(cluster) = w.strip_prefix('-').filter(|c| !c.is_empty()) {
+            // Short options, clustered; the first that takes an argument
+            // takes the rest of the word, or the next word.
+            let takes: &[char] = if sed {
+                &['e', 'f', 'l', 'i']
+            } else {
+                &['F', 'v', 'f', 'W']
+            };
+            if let Some(at) = cluster.find(takes) {
+                let option = cluster[at..].chars().next().expect("found");
+                let rest = &cluster[at + 1..];
+                // sed's -i takes an optional suffix, only attached.
+                let value = match (rest.is_empty(), sed && option == 'i') {
+                    (_, true) => Some(rest.to_string()),
+                    (true, false) => words.next(),
+                    (false, false) => Some(rest.to_string()),
+                };
+                match option {
+                    'e' => scripts.push(value?),
+                    'f' => from_file = true,
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        if scripts.is_empty() && !from_file {
+            scripts.push(w);
+        }
+        break;
     }
-    scripts
+    if scripts
+        .iter()
+        .any(|s| s.starts_with('$') || s.contains("$(") || s.contains('`'))
+    {
+        return None;
+    }
+    Some(scripts)
 }
 
-/// Whether an awk program runs commands: `system()`, output piped into a
-/// command (`print | "sh"`, `print | cmd`), a command's output read
-/// (`"cmd" | getline`), a coprocess (`|&`).
+/// Whether an awk program may run what it reads: `system()` of anything but
+/// a string literal, output piped into a shell or a command it builds
+/// (`print | "sh"`, `print | cmd`), a built command's output read
+/// (`cmd | getline`), a coprocess (`|&`). A fixed command (`print | "sort"`,
+/// `"date" | getline`, `system("sync")`) runs nothing it read.
 fn awk_runs_commands(program: &str) -> bool {
     static RUNS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r#"system\s*\(|\|\s*getline|\|&|\bprintf?\b[^;{}\n]*[^|]\|[^|]"#)
-            .expect("a valid pattern")
+        regex::Regex::new(concat!(
+            r#"system\s*\(\s*([^"\s)]|"[^"]*"\s*[^\s)])"#,
+            r#"|[^"\s]\s*\|\s*getline|\|&"#,
+            r#"|\bprintf?\b([^;{}\n|]|\|\|)*\|\s*([A-Za-z_$(]|"\s*(\S*/)?(ba|da|k|z|a)?sh\b)"#,
+        ))
+        .expect("a valid pattern")
     });
-    RUNS.is_match(program)
+    // In a string literal, `system(` and `|` are text (the literal itself
+    // stays: one naming a shell is what a pipe goes into).
+    let mut code = String::with_capacity(program.len());
+    let mut literal = false;
+    let mut chars = program.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if literal => {
+                chars.next();
+                code.push(' ');
+            }
+            '"' => {
+                literal = !literal;
+                code.push(c);
+            }
+            '|' | '(' if literal => code.push(' '),
+            _ => code.push(c),
+        }
+    }
+    RUNS.is_match(&code)
 }
 
 /// Whether a sed script runs its pattern space as a command: GNU sed's `e`

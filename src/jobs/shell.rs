@@ -606,6 +606,15 @@ impl Scanner<'_> {
         }
     }
 
+    /// What the compound command just closed reads its input into, when
+    /// `words` are its end's (`while read -r n; do …; done <<EOF`).
+    fn loop_read_targets(&self, words: &[String]) -> Vec<String> {
+        match (words.first().map(String::as_str), &self.closed) {
+            (Some("done" | "}"), Some(range)) => piped_read_targets(&self.text[range.clone()]),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether the innermost array list open is this script frame's, at `depth`.
     fn in_array_list(&self, depth: u32) -> bool {
         self.arrays
@@ -623,18 +632,23 @@ impl Scanner<'_> {
         };
         if here_string(current) || cmd.words.last().is_some_and(|w| here_string(w)) {
             let site = self.sites.len();
-            let names: Vec<(String, usize)> = reader::read_targets(&cmd.words)
+            let mut names: Vec<String> = reader::read_targets(&cmd.words)
                 .into_iter()
-                .map(|name| (name.to_string(), site))
+                .map(str::to_string)
                 .collect();
-            self.assigned.extend(names);
+            names.extend(self.loop_read_targets(&cmd.words));
+            self.assigned
+                .extend(names.into_iter().map(|name| (name, site)));
         }
         // `printf -v NAME …`, `set -- …` ($1, $2 …), `for NAME in …` assign too.
         let words = &self.command().words;
-        let looped = matches!(words.first().map(String::as_str), Some("for" | "select"))
-            && words.get(2).is_some_and(|w| w == "in");
+        let looped = match reader::command_name(words) {
+            Some(w @ ("for" | "select")) => words.iter().position(|x| x == w),
+            _ => None,
+        }
+        .filter(|at| words.get(at + 2).is_some_and(|w| w == "in"));
         let name = match reader::command_name(words) {
-            _ if looped => words.get(1).cloned(),
+            _ if looped.is_some() => looped.and_then(|at| words.get(at + 1)).cloned(),
             Some("printf") => words
                 .iter()
                 .position(|w| w == "-v")
@@ -1666,13 +1680,7 @@ impl Scanner<'_> {
                 .into_iter()
                 .map(str::to_string)
                 .collect();
-            // `while read -r n; do …; done <<EOF`: the loop's `read` takes it.
-            if let (Some("done" | "}"), Some(loop_text)) = (
-                words.first().map(String::as_str),
-                self.closed.clone().map(|r| &self.text[r]),
-            ) {
-                assigns.extend(piped_read_targets(loop_text));
-            }
+            assigns.extend(self.loop_read_targets(words));
             self.pending.push(Pending {
                 delimiter,
                 literal,
@@ -1866,11 +1874,15 @@ impl Scanner<'_> {
     }
 }
 
-/// The variable a word assigns (`NAME=…`, `NAME+=…`), if it is an assignment.
+/// The variable a word assigns (`NAME=…`, `NAME+=…`, `NAME[…]=…`), if it
+/// is an assignment.
 fn assignment_name(word: &str) -> Option<&str> {
     let end = word.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
     let name = &word[..end];
-    let rest = &word[end..];
+    let mut rest = &word[end..];
+    if rest.starts_with('[') {
+        rest = &rest[rest.find(']')? + 1..];
+    }
     let starts = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
     (starts && (rest.starts_with('=') || rest.starts_with("+="))).then_some(name)
 }
@@ -1881,15 +1893,15 @@ fn assignment_name(word: &str) -> Option<&str> {
 fn integer_names(text: &str) -> Vec<String> {
     let mut names = Vec::new();
     for command in text.split(['\n', ';', '&', '|']) {
-        let mut words = command.split_whitespace();
-        let Some(first) = words.next() else { continue };
-        if !matches!(
-            first,
-            "declare" | "typeset" | "local" | "readonly" | "export"
-        ) {
+        // Past reserved words and a function's head (`f() { local -i n`).
+        let all: Vec<String> = command.split_whitespace().map(str::to_string).collect();
+        let Some(at) = reader::command_name(&all)
+            .filter(|n| matches!(*n, "declare" | "typeset" | "local" | "readonly" | "export"))
+            .and_then(|n| all.iter().position(|w| w == n))
+        else {
             continue;
-        }
-        let words: Vec<&str> = words.collect();
+        };
+        let words: Vec<&str> = all[at + 1..].iter().map(String::as_str).collect();
         let integer = words
             .iter()
             .any(|w| w.starts_with('-') && !w.starts_with("--") && w.contains('i'));
@@ -1935,20 +1947,31 @@ const EVALUATED_VARIABLE: Ctx =
 /// A token in a here-document's `$(…)`, backquotes, `$((…))`, `$[…]` or `${…}`.
 const HEREDOC_CODE: Ctx = Ctx::Code("a here-document's $(…), `…`, $((…)) or ${…}");
 
-/// The variables the next stage of a pipeline reads its input into, given
-/// the text after the `|`: `read -r a b`, `while read -r l`, `{ read -r l; …`.
+/// The variables a later stage of a pipeline reads its input into, given
+/// the text after the `|`: `read -r a b`, `while read -r l`, `{ read -r l; …`,
+/// also past stages that pass it on (`| tee log | while read -r l`).
 fn piped_read_targets(after: &str) -> Vec<String> {
-    let mut rest = after.strip_prefix('&').unwrap_or(after).trim_start();
-    for opener in ["while ", "until ", "{ ", "( ", "("] {
-        if let Some(next) = rest.strip_prefix(opener) {
-            rest = next.trim_start();
+    let joined = after.replace("\\\n", " ");
+    let mut rest = joined.strip_prefix('&').unwrap_or(&joined).trim_start();
+    loop {
+        for opener in ["while ", "until ", "{ ", "( ", "("] {
+            if let Some(next) = rest.strip_prefix(opener) {
+                rest = next.trim_start();
+            }
+        }
+        let end = stage_end(rest);
+        let words = stage_words(&rest[..end]);
+        let targets = reader::read_targets(&words);
+        if !targets.is_empty() {
+            return targets.into_iter().map(str::to_string).collect();
+        }
+        match rest[end..].strip_prefix('|') {
+            Some(next) if !next.starts_with('|') => {
+                rest = next.strip_prefix('&').unwrap_or(next).trim_start()
+            }
+            _ => return Vec::new(),
         }
     }
-    let words = stage_words(&rest[..stage_end(rest)]);
-    reader::read_targets(&words)
-        .into_iter()
-        .map(str::to_string)
-        .collect()
 }
 
 /// The words of a pipeline's stage, quotes kept: split at blanks outside
@@ -2012,6 +2035,12 @@ fn pipeline_reader(after: &str, functions: &[String]) -> Option<Reader> {
         } else {
             break;
         }
+    }
+    // A line continuation inside the stage joins its words (`sed \⏎ e`).
+    let joined;
+    if rest.contains("\\\n") {
+        joined = rest.replace("\\\n", " ");
+        rest = &joined;
     }
     let end = stage_end(rest);
     // `| tee >(sh)`: the stage writes what it reads into a reader.
@@ -2541,8 +2570,22 @@ mod tests {
             "echo @X@ | awk '{ $0 | getline out }'",
             "awk '{ system($0) }' <<EOF\n@X@\nEOF",
             "echo \"!@X@\" | ed -s notes.txt",
+            "echo @X@ | awk '{print|\"sh\"}'",
+            "echo @X@ | awk '{ print | \"/bin/bash\" }'",
+            "echo @X@ | mawk -W interactive '{ system($0) }'",
+            "echo @X@ | awk \\\n  '{ system($0) }'",
+            "echo @X@ | awk \"$prog\"",
+            "echo @X@ | sed --expr=e",
+            "echo @X@ | sed -nee",
+            "echo @X@ | sed -n -e p -ee",
+            "echo @X@ | sed $'e'",
+            "echo @X@ | sed 'p;'e",
+            "echo @X@ | sed \\\n  e",
+            "echo @X@ | sed \"$script\"",
             "p=@X@; echo \"${p@P}\"",
             "compgen -W \"@X@\" x",
+            "compgen -W\"@X@\" x",
+            "complete -C \"@X@\" git",
             "w=\"@X@\"; compgen -W \"$w\" -- x",
         ] {
             let found = ctxs(script);
@@ -2603,6 +2646,12 @@ mod tests {
             "echo @X@ | awk '{ printf \"%s\\n\", $1 }' | sort",
             "echo @X@ | sed -f edit.sed",
             "declare -i c=0; h=@X@; c+=1; echo \"$h\" \"$c\"",
+            "echo @X@ | awk '{ print $1 | \"sort -k2nr\" }'",
+            "echo @X@ | awk 'BEGIN { \"date\" | getline d } { print d, $0 }'",
+            "echo @X@ | awk '{ print \"system(x) a|b\", $0 }'",
+            "echo @X@ | awk '/error|warn/ { n++ } END { print n }'",
+            "echo @X@ | awk 'BEGIN { system(\"sync\") } { print }'",
+            "echo @X@ | sed -ie 's/a/b/' f",
             "echo @X@ | while read -r h; do c=$((c + 1)); ping -c1 \"$h\"; done",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
@@ -2768,6 +2817,15 @@ mod tests {
             "echo @X@ | while read -r n; do echo $((n + 1)); done",
             "printf '%s\\n' \"@X@\" | { read -r n; (( n > 2 )); }",
             "while read -r n; do\n  echo $(( n * 2 ))\ndone <<EOF\n@X@\nEOF",
+            "while read -r n; do echo $(( n * 2 )); done <<< \"@X@\"",
+            "{ read -r n; (( n )); } <<< @X@",
+            "echo @X@ | tee log | sort | while read -r n; do (( n )); done",
+            "echo @X@ \\\n  | while read -r n; do (( n )); done",
+            "if true; then for x in \"@X@\"; do echo $((x)); done; fi",
+            "f() { local -i m=0; m+=n; }; n=@X@; f",
+            "{ for x in @X@; do (( x )); done; }",
+            "a[0]=\"@X@\"; echo $(( a[0] + 1 ))",
+            "h[k]=@X@; (( h ))",
         ];
         let names: &[&str] = &[
             "[[ -v @X@ ]]",
