@@ -344,7 +344,7 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
                 "${{{ns}.{key}}} is used {place}, where only an integer is safe, \
                  and its value is not one (a variable assigned it, or computed from it, \
                  holds it: where the script computes a number from the value, read the \
-                 value from the environment (${var}) there instead)"
+                 value from the environment (${var}) there instead; sortie(1), JOB SPEC)"
             );
         }
         return Ok(Some(value.to_string()));

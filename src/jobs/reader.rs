@@ -346,6 +346,68 @@ pub fn command_name(words: &[String]) -> Option<&str> {
     command_start(&args).map(|i| args[i])
 }
 
+/// Whether the command made of `words` prints only a number computed from
+/// its arguments and input, never them: `grep -c` (one file at most),
+/// `wc` reading its input, `stat` with a format that names no file, `df
+/// --output` of sizes, `date +FORMAT`, `tr -dc 0-9`.
+pub fn prints_a_number(words: &[String]) -> bool {
+    let args = arguments(words);
+    let Some(first) = command_start(&args) else {
+        return false;
+    };
+    let (name, args) = (basename(args[first]), &args[first + 1..]);
+    let options: Vec<&str> = args
+        .iter()
+        .map(|w| unquoted(w))
+        .filter(|w| w.starts_with('-'))
+        .collect();
+    let operands = args
+        .iter()
+        .filter(|w| !unquoted(w).starts_with('-'))
+        .count();
+    let has = |o: &str| {
+        options.iter().any(|w| {
+            *w == o || (w.len() > 2 && !w.starts_with("--") && o.len() == 2 && w.contains(&o[1..]))
+        })
+    };
+    match name {
+        "wc" => operands == 0 && !options.iter().any(|w| w.starts_with("--files0")),
+        "grep" | "egrep" | "fgrep" => {
+            let pattern_given = options
+                .iter()
+                .any(|w| w.starts_with("-e") || w.starts_with("--regexp"));
+            let files = operands - usize::from(!pattern_given).min(operands);
+            let named = has("-H") || has("--with-filename");
+            (has("-c") || has("--count")) && !named && (files <= 1 || has("-h"))
+        }
+        "stat" => args
+            .iter()
+            .map(|w| unquoted(w))
+            .zip(args.iter().skip(1).map(|w| unquoted(w)))
+            .any(|(o, f)| {
+                matches!(o, "-c" | "--format" | "--printf")
+                    && !f.contains("%n")
+                    && !f.contains("%N")
+            }),
+        "df" => options.iter().any(|w| {
+            w.strip_prefix("--output=").is_some_and(|f| {
+                !f.contains("source") && !f.contains("target") && !f.contains("file")
+            })
+        }),
+        "date" => args.iter().any(|w| {
+            let w = unquoted(w);
+            w.starts_with('+') && !w.contains('$')
+        }),
+        "tr" => {
+            (has("-d") && has("-c") || options.iter().any(|w| *w == "-dc" || *w == "-cd"))
+                && args
+                    .iter()
+                    .any(|w| matches!(unquoted(w), "0-9" | "[:digit:]" | "[0-9]"))
+        }
+        _ => false,
+    }
+}
+
 /// The variables `read` assigns what it reads to (`read -r a b`, `read -a arr`),
 /// or `mapfile` and `readarray` (`mapfile -t lines`).
 pub fn read_targets(words: &[String]) -> Vec<&str> {

@@ -387,7 +387,9 @@ fn held_use(text: &str, rest: &str, name: &str) -> Option<usize> {
     let operator = tail.trim_start_matches([' ', '\t']);
     let assigned = operator.starts_with('=') && !operator.starts_with("==");
     let whole = !tail.starts_with(is_ident) && !before.ends_with(|c: char| is_ident(c) || c == '$');
-    (whole && !assigned && !before.ends_with("${#")).then_some(name.len())
+    // `${#n}` is a length; `${!n[@]}` an array's keys (`${!n}` is a use).
+    let counted = before.ends_with("${#") || before.ends_with("${!") && !tail.starts_with('}');
+    (whole && !assigned && !counted).then_some(name.len())
 }
 
 /// The length of a use of a positional parameter at the start of `rest`
@@ -677,8 +679,14 @@ impl Scanner<'_> {
         for frame in &self.stack {
             if let Frame::Script { cmd, .. } = frame {
                 if let Some(start) = self.cmds[*cmd].start {
-                    if let Some(name) = assignment_name(&self.text[start..self.pos]) {
-                        self.assigned.push((name.to_string(), self.sites.len()));
+                    let word = &self.text[start..self.pos];
+                    if let Some(name) = assignment_name(word) {
+                        // `n=$(grep -c "$v" f)`: a number computed from the
+                        // value, which does not hold it.
+                        let value = &self.text[start + word.find('=').unwrap_or(0) + 1..];
+                        if !computes_a_number(value) {
+                            self.assigned.push((name.to_string(), self.sites.len()));
+                        }
                     }
                 }
             }
@@ -1887,6 +1895,62 @@ fn assignment_name(word: &str) -> Option<&str> {
     (starts && (rest.starts_with('=') || rest.starts_with("+="))).then_some(name)
 }
 
+/// Whether an assignment's value (the text from just after its `=`) is
+/// only a command substitution whose pipeline ends in a command that prints
+/// a number, not its arguments: `$(grep -c "$v" f)`, `"$(wc -l < "$f")"`,
+/// `$(df --output=pcent "$p" | tail -1 | tr -dc 0-9)`.
+fn computes_a_number(value: &str) -> bool {
+    let quoted = value.strip_prefix('"');
+    let Some(inner) = quoted.unwrap_or(value).strip_prefix("$(") else {
+        return false;
+    };
+    // To the `)` that closes it, outside quotes and nested parentheses.
+    let (mut depth, mut quote, mut end) = (1, None, None);
+    for (i, c) in inner.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => {
+                depth -= 1;
+                if depth == 0 {
+                    end = Some(i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(end) = end else { return false };
+    let after = &inner[end + 1..];
+    let whole = match quoted {
+        Some(_) => after.starts_with('"') && ends_value(&after[1..]),
+        None => ends_value(after),
+    };
+    if !whole {
+        return false;
+    }
+    // The last stage of its pipeline.
+    let mut stage = &inner[..end];
+    loop {
+        let at = stage_end(stage);
+        match stage[at..].strip_prefix('|') {
+            Some(next) if !next.starts_with('|') => stage = next,
+            _ => break,
+        }
+    }
+    let stage = &stage[..stage_end(stage)];
+    reader::prints_a_number(&stage_words(stage))
+}
+
+/// Whether `rest` (after a word's value) ends the word.
+fn ends_value(rest: &str) -> bool {
+    rest.is_empty()
+        || rest.starts_with(char::is_whitespace)
+        || rest.starts_with([';', '&', '|', ')'])
+}
+
 /// The variables `text` declares integer anywhere (`declare -i n`,
 /// `local -ir a b=1`, `typeset -i`): read by words, each command to its
 /// `;`, `&`, `|` or line's end.
@@ -2652,6 +2716,14 @@ mod tests {
             "echo @X@ | awk '/error|warn/ { n++ } END { print n }'",
             "echo @X@ | awk 'BEGIN { system(\"sync\") } { print }'",
             "echo @X@ | sed -ie 's/a/b/' f",
+            // A number computed from the value does not hold it.
+            "host=@X@; count=$(grep -c \"$host\" /etc/hosts); echo $((count + 1))",
+            "p=@X@; pct=$(df --output=pcent \"$p\" | tail -1 | tr -dc 0-9); (( pct > 99 ))",
+            "f=@X@; size=$(stat -c %s \"$f\"); (( size > 0 ))",
+            "list=@X@; n=$(echo \"$list\" | wc -w); for ((i = 0; i < n; i++)); do :; done",
+            "f=@X@; lines=\"$(wc -l < \"$f\")\"; echo $(( lines * 2 ))",
+            "d=@X@; t=$(date -d \"$d\" +%s); (( t > 0 ))",
+            "h=(@X@); for i in \"${!h[@]}\"; do echo \"$((i + 1)): ${h[i]}\"; done",
             "echo @X@ | while read -r h; do c=$((c + 1)); ping -c1 \"$h\"; done",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
@@ -2826,6 +2898,11 @@ mod tests {
             "{ for x in @X@; do (( x )); done; }",
             "a[0]=\"@X@\"; echo $(( a[0] + 1 ))",
             "h[k]=@X@; (( h ))",
+            // What prints its arguments, or a file's name, holds the value.
+            "v=@X@; n=$(grep -cH x \"$v\"); (( n ))",
+            "v=@X@; n=$(wc -l \"$v\"); (( n ))",
+            "v=@X@; n=$(echo \"$v\" | tr -d x); (( n ))",
+            "v=@X@; n=\"$(grep -c \"$v\" f) x\"; (( n ))",
         ];
         let names: &[&str] = &[
             "[[ -v @X@ ]]",
