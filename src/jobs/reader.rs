@@ -214,7 +214,8 @@ const WRAPPERS: &[(&str, &[&str], usize)] = &[
     ("numactl", &["-C", "-N", "-m", "-p", "-i"], 0),
 ];
 
-fn unquoted(word: &str) -> &str {
+/// `word` without the quotes around it.
+pub fn unquoted(word: &str) -> &str {
     word.trim_matches(|c| c == '\'' || c == '"')
 }
 
@@ -426,7 +427,8 @@ pub fn read_targets(words: &[String]) -> Vec<&str> {
                     }
                     "-a" => targets.extend(rest.next()),
                     w if w.starts_with('-') => {}
-                    w => targets.push(w),
+                    // `read -r 'a[0]'`: an element of the array.
+                    w => targets.push(w.split('[').next().unwrap_or(w)),
                 }
             }
         }
@@ -665,9 +667,13 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
         // A word list compgen expands as the shell would (`$(…)` runs), and
         // a command it runs (`-C`).
         "compgen" | "complete"
-            if matches!(last, Some("-W" | "-C"))
-                || current.starts_with("-W")
-                || current.starts_with("-C") =>
+            if [last.unwrap_or(""), current].iter().any(|w| {
+                // `-W`, `-aW`, `-W"…"`: a cluster that holds W or C.
+                w.starts_with('-')
+                    && !w.starts_with("--")
+                    && w[1..].starts_with(|c: char| c.is_ascii_alphabetic())
+                    && w.contains(['W', 'C'])
+            }) =>
         {
             return Some(Reader::Code("a word list or command compgen runs"))
         }
@@ -1237,18 +1243,18 @@ fn stdin_of(cmd: &[&str], env: bool) -> Option<Reader> {
 /// The program texts of an awk or sed command (`sed` says which): sed's
 /// `-e` scripts (`-e S`, `-eS`, `-ne S`, `--expr=S`) or else the first
 /// operand, its shell quotes taken out (all of them for sed, whose scripts
-/// hold none: `'p;'e` is `p;e`). `None` when a program is not written
-/// there (held in a variable, or made by a substitution); none when a file
+/// hold none: `'p;'e` is `p;e`). `None` when the shell makes a program
+/// (`"$s"`, `$(…)`, `$'\x65'`), which is not written there; none when a file
 /// gives it (`-f`).
 fn programs(args: &[&str], sed: bool) -> Option<Vec<String>> {
     let plain = |w: &str| match sed {
         true => w.replace("$'", "'").replace(['\'', '"'], ""),
         false => unquoted(w).to_string(),
     };
-    let mut scripts = Vec::new();
-    let mut words = args.iter().map(|w| plain(w));
+    let mut scripts: Vec<(String, bool)> = Vec::new();
+    let mut words = args.iter().map(|w| (plain(w), expands(w)));
     let mut from_file = false;
-    while let Some(w) = words.next() {
+    while let Some((w, made)) = words.next() {
         if w == "--" {
             scripts.extend(words.next().filter(|_| !sed || scripts.is_empty()));
             break;
@@ -1259,7 +1265,10 @@ fn programs(args: &[&str], sed: bool) -> Option<Vec<String>> {
                 .map_or((long, None), |(n, v)| (n, Some(v)));
             let is = |full: &str| !name.is_empty() && full.starts_with(name);
             if sed && is("expression") {
-                scripts.push(value.map(str::to_string).or_else(|| words.next())?);
+                let script = value
+                    .map(|v| (v.to_string(), made))
+                    .or_else(|| words.next());
+                scripts.push(script?);
             } else if is("file") && !(sed && name == "f") {
                 from_file = true;
             }
@@ -1278,9 +1287,8 @@ fn programs(args: &[&str], sed: bool) -> Option<Vec<String>> {
                 let rest = &cluster[at + 1..];
                 // sed's -i takes an optional suffix, only attached.
                 let value = match (rest.is_empty(), sed && option == 'i') {
-                    (_, true) => Some(rest.to_string()),
                     (true, false) => words.next(),
-                    (false, false) => Some(rest.to_string()),
+                    _ => Some((rest.to_string(), made)),
                 };
                 match option {
                     'e' => scripts.push(value?),
@@ -1291,53 +1299,113 @@ fn programs(args: &[&str], sed: bool) -> Option<Vec<String>> {
             continue;
         }
         if scripts.is_empty() && !from_file {
-            scripts.push(w);
+            scripts.push((w, made));
         }
         break;
     }
-    if scripts
-        .iter()
-        .any(|s| s.starts_with('$') || s.contains("$(") || s.contains('`'))
-    {
+    if scripts.iter().any(|(_, made)| *made) {
         return None;
     }
-    Some(scripts)
+    Some(scripts.into_iter().map(|(s, _)| s).collect())
 }
 
-/// Whether an awk program may run what it reads: `system()` of anything but
-/// a string literal, output piped into a shell or a command it builds
-/// (`print | "sh"`, `print | cmd`), a built command's output read
-/// (`cmd | getline`), a coprocess (`|&`). A fixed command (`print | "sort"`,
-/// `"date" | getline`, `system("sync")`) runs nothing it read.
+/// Whether the shell makes a word into text not written in it: a parameter
+/// or a substitution outside single quotes, or escapes in `$'…'`.
+fn expands(word: &str) -> bool {
+    let bytes = word.as_bytes();
+    let mut single = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match (single, bytes[i]) {
+            (true, b'\'') => single = false,
+            (false, b'\'') => single = true,
+            (false, b'`') => return true,
+            (false, b'$') => match bytes.get(i + 1) {
+                Some(b'\'') => {
+                    let end = word[i + 2..].find('\'').map_or(word.len(), |e| i + 2 + e);
+                    if word[i + 2..end].contains('\\') {
+                        return true;
+                    }
+                    i = end;
+                }
+                Some(c) if c.is_ascii_alphanumeric() || b"_{(@*#?!-".contains(c) => return true,
+                _ => {}
+            },
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether an awk program may run what it reads: the commands it runs
+/// (`system(…)`, `print | …`, `… | getline`, `|&`) inherit its input, so
+/// one that is not a literal, or a literal command line with a reader of
+/// code in it (`"sh"`, `"env sh"`, `"xargs sh -c"`), runs what was read. A
+/// fixed command that reads no code (`print | "sort"`, `"date" | getline`,
+/// `system("sync")`) does not.
 fn awk_runs_commands(program: &str) -> bool {
+    static JOINED: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r#""\s*""#).expect("a valid pattern"));
     static RUNS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(concat!(
-            r#"system\s*\(\s*([^"\s)]|"[^"]*"\s*[^\s)])"#,
-            r#"|[^"\s]\s*\|\s*getline|\|&"#,
-            r#"|\bprintf?\b([^;{}\n|]|\|\|)*\|\s*([A-Za-z_$(]|"\s*(\S*/)?(ba|da|k|z|a)?sh\b)"#,
+            r#"system\s*\(\s*(?:"(?P<system>[^"]*)"\s*\)|[^\s)])"#,
+            r#"|(?:"(?P<getline>[^"]*)"|[^"\s])\s*(?P<gbar>\|)&?\s*getline"#,
+            r#"|\bprintf?\b(?:[^;{}\n|]|\|\|)*(?P<pbar>\|)&?\s*(?:"(?P<print>[^"]*)"|[^\s"])"#,
+            r#"|(?P<co>\|&)"#,
         ))
         .expect("a valid pattern")
     });
-    // In a string literal, `system(` and `|` are text (the literal itself
-    // stays: one naming a shell is what a pipe goes into).
-    let mut code = String::with_capacity(program.len());
-    let mut literal = false;
-    let mut chars = program.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if literal => {
-                chars.next();
-                code.push(' ');
+    // Adjacent literals are one string: `"s" "h"` is `"sh"`.
+    let program = JOINED.replace_all(program, "");
+    // Where the string literals are, so that a `system(` or `|` in one is
+    // text; not looked for where a regex (`/"/`) could hold a quote.
+    let mut literals = Vec::new();
+    if !program.contains('/') {
+        let mut open = None;
+        let mut escaped = false;
+        for (i, c) in program.char_indices() {
+            match (open, c) {
+                (Some(_), '\\') if !escaped => escaped = true,
+                (Some(start), '"') if !escaped => {
+                    literals.push(start..i);
+                    open = None;
+                }
+                (None, '"') => open = Some(i),
+                _ => escaped = false,
             }
-            '"' => {
-                literal = !literal;
-                code.push(c);
-            }
-            '|' | '(' if literal => code.push(' '),
-            _ => code.push(c),
         }
     }
-    RUNS.is_match(&code)
+    let in_literal = |at: usize| literals.iter().any(|r| r.start < at && at < r.end);
+    RUNS.captures_iter(&program).any(|found| {
+        let at = ["gbar", "pbar", "co"]
+            .iter()
+            .find_map(|g| found.name(g))
+            .map_or(found.get(0).expect("a match").start(), |m| m.start());
+        if in_literal(at) {
+            return false;
+        }
+        match ["system", "getline", "print"]
+            .iter()
+            .find_map(|g| found.name(g))
+        {
+            Some(command) => command_line_reads_code(command.as_str()),
+            None => true,
+        }
+    })
+}
+
+/// Whether a command line (an awk program's literal) has a stage or
+/// command that reads its input as code.
+fn command_line_reads_code(line: &str) -> bool {
+    line.split(['|', ';', '&', '\n']).any(|part| {
+        let words: Vec<String> = part
+            .split_whitespace()
+            .skip_while(|w| matches!(*w, "exec" | "command" | "builtin" | "nohup" | "time"))
+            .map(str::to_string)
+            .collect();
+        stdin(&words).is_some()
+    })
 }
 
 /// Whether a sed script runs its pattern space as a command: GNU sed's `e`

@@ -655,7 +655,13 @@ impl Scanner<'_> {
                 .iter()
                 .position(|w| w == "-v")
                 .and_then(|at| words.get(at + 1))
-                .cloned(),
+                .map(|w| {
+                    reader::unquoted(w)
+                        .split('[')
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                }),
             Some("set") => words
                 .iter()
                 .position(|w| w == "--")
@@ -2650,6 +2656,16 @@ mod tests {
             "compgen -W \"@X@\" x",
             "compgen -W\"@X@\" x",
             "complete -C \"@X@\" git",
+            "compgen -aW \"@X@\" x",
+            "compgen -aC\"@X@\" x",
+            "echo @X@ | awk '{ print | \"env sh\" }'",
+            "echo @X@ | awk '{ print | \"timeout 5 sh\" }'",
+            "echo @X@ | awk '{ print | \"cat | sh\" }'",
+            "echo @X@ | awk '{ print | \"xargs -0 sh -c\" }'",
+            "echo @X@ | awk '{ print | \"s\" \"h\" }'",
+            "echo @X@ | awk 'BEGIN { system(\"sh\") }'",
+            "echo @X@ | awk '/\"/ { system($0) }'",
+            "echo @X@ | sed $'\\x65'",
             "w=\"@X@\"; compgen -W \"$w\" -- x",
         ] {
             let found = ctxs(script);
@@ -2723,6 +2739,10 @@ mod tests {
             "list=@X@; n=$(echo \"$list\" | wc -w); for ((i = 0; i < n; i++)); do :; done",
             "f=@X@; lines=\"$(wc -l < \"$f\")\"; echo $(( lines * 2 ))",
             "d=@X@; t=$(date -d \"$d\" +%s); (( t > 0 ))",
+            "echo @X@ | sed '$d'",
+            "echo @X@ | sed -n '$!N;s/\\n/ /;$p'",
+            "echo @X@ | awk '$2 != \"\" && $1 ~ /^web/'",
+            "echo @X@ | awk '{ print $1 | \"sort -u\" } END { \"date\" | getline d; system(\"sync\") }'",
             "h=(@X@); for i in \"${!h[@]}\"; do echo \"$((i + 1)): ${h[i]}\"; done",
             "echo @X@ | while read -r h; do c=$((c + 1)); ping -c1 \"$h\"; done",
         ] {
@@ -2898,6 +2918,8 @@ mod tests {
             "{ for x in @X@; do (( x )); done; }",
             "a[0]=\"@X@\"; echo $(( a[0] + 1 ))",
             "h[k]=@X@; (( h ))",
+            "read -r 'a[0]' <<< @X@; (( a ))",
+            "printf -v 'a[0]' %s @X@; (( a[0] ))",
             // What prints its arguments, or a file's name, holds the value.
             "v=@X@; n=$(grep -cH x \"$v\"); (( n ))",
             "v=@X@; n=$(wc -l \"$v\"); (( n ))",
