@@ -506,6 +506,7 @@ fn scan(text: &str, token_at: &dyn Fn(&str) -> Option<usize>, bash_quotes: bool)
         heredoc_unsure: false,
         functions: Vec::new(),
         integers: integer_names(text),
+        reads_into: Vec::new(),
         open_reader: None,
         written: Vec::new(),
         nested: Vec::new(),
@@ -557,6 +558,9 @@ struct Scanner<'a> {
     /// The variables the script declares integer (`declare -i n`), whose
     /// every assignment bash evaluates as arithmetic.
     integers: Vec<String>,
+    /// Process substitutions (by their script frame's command) whose output
+    /// is read into variables (`done < <(…)`).
+    reads_into: Vec<(usize, Vec<String>)>,
     /// A reader of code stays open for later commands (a coprocess, or
     /// `exec` writing into `>(bash)`): what the script writes after that may
     /// be its code, so every later token is refused, for this reason.
@@ -674,6 +678,16 @@ impl Scanner<'_> {
         let called = self.command().words.first();
         if called.is_some_and(|w| self.functions.contains(w)) {
             self.function_args.push(self.sites.len());
+        }
+        // In a process substitution read into variables.
+        for frame in &self.stack {
+            if let Frame::Script { cmd, .. } = frame {
+                for (_, names) in self.reads_into.iter().filter(|(c, _)| c == cmd) {
+                    let site = self.sites.len();
+                    self.assigned
+                        .extend(names.iter().map(|n| (n.clone(), site)));
+                }
+            }
         }
         // In an array's list (`a=(… "$(…)" …)`), the array holds it.
         for (_, _, name) in &self.arrays {
@@ -1434,7 +1448,20 @@ impl Scanner<'_> {
                     },
                     _ => self.substitution_code(true),
                 };
+                // `read -r n < <(…)`, `while read -r n; …; done < <(…)`: what
+                // it prints is read into n.
+                let into: Vec<String> = match input && !fd && !exec {
+                    true => reader::read_targets(words)
+                        .into_iter()
+                        .map(str::to_string)
+                        .chain(self.loop_read_targets(words))
+                        .collect(),
+                    false => Vec::new(),
+                };
                 self.enter_substitution(Close::Paren, 2, code);
+                if !into.is_empty() {
+                    self.reads_into.push((self.cmds.len() - 1, into));
+                }
             }
             b'<' if self.at("<<<") => self.pos += 3,
             b'<' if self.at("<<") => self.heredoc_operator(),
@@ -2740,6 +2767,7 @@ mod tests {
             "f=@X@; lines=\"$(wc -l < \"$f\")\"; echo $(( lines * 2 ))",
             "d=@X@; t=$(date -d \"$d\" +%s); (( t > 0 ))",
             "echo @X@ | sed '$d'",
+            "while read -r h; do ping -c1 \"$h\"; done < <(echo @X@)",
             "echo @X@ | sed -n '$!N;s/\\n/ /;$p'",
             "echo @X@ | awk '$2 != \"\" && $1 ~ /^web/'",
             "echo @X@ | awk '{ print $1 | \"sort -u\" } END { \"date\" | getline d; system(\"sync\") }'",
@@ -2918,6 +2946,7 @@ mod tests {
             "{ for x in @X@; do (( x )); done; }",
             "a[0]=\"@X@\"; echo $(( a[0] + 1 ))",
             "h[k]=@X@; (( h ))",
+            "while read -r n; do (( n )); done < <(echo \"@X@\")",
             "read -r 'a[0]' <<< @X@; (( a ))",
             "printf -v 'a[0]' %s @X@; (( a[0] ))",
             // What prints its arguments, or a file's name, holds the value.
