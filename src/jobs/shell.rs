@@ -399,12 +399,16 @@ fn positional_use(rest: &str) -> Option<usize> {
     if after.starts_with(|c: char| c.is_ascii_digit() || c == '@' || c == '*') {
         return Some(2);
     }
+    // `${1}`, `${12}`, `${@}`, and with an operator: `${1:-x}`, `${@@P}`.
     let inner = after.strip_prefix('{')?;
-    let len = inner.find('}')?;
-    let name = &inner[..len];
-    let positional = !name.is_empty()
-        && (name.bytes().all(|b| b.is_ascii_digit()) || name == "@" || name == "*");
-    positional.then_some(len + 3)
+    let digits = inner
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(inner.len());
+    let name = match digits {
+        0 => inner.get(..1).filter(|n| *n == "@" || *n == "*")?,
+        _ => &inner[..digits],
+    };
+    variable_use(rest, name)
 }
 
 /// Whether a variable used in this context is read as data: not run, not
@@ -2680,6 +2684,7 @@ mod tests {
             "echo @X@ | sed \\\n  e",
             "echo @X@ | sed \"$script\"",
             "p=@X@; echo \"${p@P}\"",
+            "f() { echo \"${1@P}\" \"${@@P}\"; }; f @X@",
             "compgen -W \"@X@\" x",
             "compgen -W\"@X@\" x",
             "complete -C \"@X@\" git",
@@ -2924,6 +2929,7 @@ mod tests {
             // `${!n}`: the value is a name, whose subscript bash evaluates.
             "n=@X@; echo \"${!n}\"",
             "f() { echo $(( $1 + 1 )); }; f @X@",
+            "f() { echo $(( ${1:-0} + 1 )); }; f @X@",
             "n=@X@; unset 'b[n]'",
             "n=@X@; printf -v 'b[n]' %s x",
             "n=@X@; declare -n r='a[n]'",
