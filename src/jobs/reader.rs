@@ -347,66 +347,152 @@ pub fn command_name(words: &[String]) -> Option<&str> {
     command_start(&args).map(|i| args[i])
 }
 
-/// Whether the command made of `words` prints only a number computed from
-/// its arguments and input, never them: `grep -c` (one file at most),
-/// `wc` reading its input, `stat` with a format that names no file, `df
-/// --output` of sizes, `date +FORMAT`, `tr -dc 0-9`.
+/// Whether the command made of `words` prints only numbers computed from
+/// its arguments and input, never them: `grep -c` (one file at most, or
+/// `-h`), `wc` reading its input, `stat -c` with a format of numbers,
+/// `df --output=` of sizes, `date +FORMAT`, `tr -dc 0-9`. Each with the
+/// options named here only: another may print a name (`grep --label`).
 pub fn prints_a_number(words: &[String]) -> bool {
-    let args = arguments(words);
+    // A here-string is input (`wc -w <<< "$v"`), not an operand.
+    let mut input = false;
+    let words: Vec<String> = words
+        .iter()
+        .filter(|w| {
+            let skip = input || w.as_str() == "<<<";
+            input = w.as_str() == "<<<";
+            !skip
+        })
+        .cloned()
+        .collect();
+    let args = arguments(&words);
     let Some(first) = command_start(&args) else {
         return false;
     };
     let (name, args) = (basename(args[first]), &args[first + 1..]);
-    let options: Vec<&str> = args
-        .iter()
-        .map(|w| unquoted(w))
-        .filter(|w| w.starts_with('-'))
-        .collect();
-    let operands = args
-        .iter()
-        .filter(|w| !unquoted(w).starts_with('-'))
-        .count();
-    let has = |o: &str| {
-        options.iter().any(|w| {
-            *w == o || (w.len() > 2 && !w.starts_with("--") && o.len() == 2 && w.contains(&o[1..]))
-        })
+    // Short options from `letters` (clustered or not), long ones from `long`;
+    // `valued` take the next word (or the rest of the cluster). An option
+    // or its value that the shell makes (`-c "$f"`) is not known.
+    let read = |letters: &str, valued: &str, long: &[&str]| -> Option<(Vec<String>, Vec<&str>)> {
+        let (mut given, mut operands) = (Vec::new(), Vec::new());
+        let mut words = args.iter().map(|w| (unquoted(w), expands(w)));
+        while let Some((w, made)) = words.next() {
+            if w.starts_with('-') && made {
+                return None;
+            }
+            if let Some(l) = w.strip_prefix("--") {
+                let (key, _) = l.split_once('=').unwrap_or((l, ""));
+                long.contains(&key).then_some(())?;
+                given.push(w.to_string());
+            } else if let Some(cluster) = w.strip_prefix('-').filter(|c| !c.is_empty()) {
+                for (at, c) in cluster.char_indices() {
+                    if valued.contains(c) {
+                        let value = match &cluster[at + 1..] {
+                            // A format the shell makes is not known.
+                            "" => match words.next() {
+                                Some((_, true)) if name == "stat" => return None,
+                                next => next.map_or("", |(v, _)| v),
+                            },
+                            rest => rest,
+                        };
+                        given.push(format!("-{c}{value}"));
+                        break;
+                    }
+                    letters.contains(c).then_some(())?;
+                    given.push(format!("-{c}"));
+                }
+            } else if made && matches!(name, "date" | "tr") {
+                // A date's format or tr's set the shell makes.
+                return None;
+            } else {
+                operands.push(w);
+            }
+        }
+        Some((given, operands))
+    };
+    let has = |given: &[String], o: &str| {
+        given
+            .iter()
+            .any(|g| g == o || g.starts_with(&format!("{o}=")))
+    };
+    let number_format = |f: &str| {
+        !f.is_empty()
+            && f.split('%')
+                .skip(1)
+                .all(|d| d.starts_with(|c: char| "sbBfhiugXYZWdo".contains(c)))
+            && !f.contains(['$', '`'])
     };
     match name {
-        "wc" => operands == 0 && !options.iter().any(|w| w.starts_with("--files0")),
+        "wc" => read("lwcm", "", &["lines", "words", "chars", "bytes"])
+            .is_some_and(|(_, operands)| operands.is_empty()),
         "grep" | "egrep" | "fgrep" => {
-            let pattern_given = options
-                .iter()
-                .any(|w| w.starts_with("-e") || w.starts_with("--regexp"));
-            let files = operands - usize::from(!pattern_given).min(operands);
-            let named = has("-H") || has("--with-filename");
-            (has("-c") || has("--count")) && !named && (files <= 1 || has("-h"))
-        }
-        "stat" => args
-            .iter()
-            .map(|w| unquoted(w))
-            .zip(args.iter().skip(1).map(|w| unquoted(w)))
-            .any(|(o, f)| {
-                matches!(o, "-c" | "--format" | "--printf")
-                    && !f.contains("%n")
-                    && !f.contains("%N")
-            }),
-        "df" => options.iter().any(|w| {
-            w.strip_prefix("--output=").is_some_and(|f| {
-                !f.contains("source") && !f.contains("target") && !f.contains("file")
+            let long = [
+                "count",
+                "ignore-case",
+                "invert-match",
+                "word-regexp",
+                "line-regexp",
+                "no-messages",
+            ];
+            read("civwxEFGPsh", "e", &long).is_some_and(|(given, operands)| {
+                let pattern_given = given.iter().any(|g| g.starts_with("-e"));
+                let files = operands.len() - usize::from(!pattern_given).min(operands.len());
+                (has(&given, "-c") || has(&given, "--count")) && (files <= 1 || has(&given, "-h"))
             })
-        }),
-        "date" => args.iter().any(|w| {
-            let w = unquoted(w);
-            w.starts_with('+') && !w.contains('$')
-        }),
-        "tr" => {
-            (has("-d") && has("-c") || options.iter().any(|w| *w == "-dc" || *w == "-cd"))
-                && args
-                    .iter()
-                    .any(|w| matches!(unquoted(w), "0-9" | "[:digit:]" | "[0-9]"))
         }
+        "stat" => read("L", "c", &["format", "printf", "dereference"]).is_some_and(|(given, _)| {
+            let formats: Vec<&str> = given
+                .iter()
+                .filter_map(|g| {
+                    g.strip_prefix("-c")
+                        .or_else(|| g.strip_prefix("--format="))
+                        .or_else(|| g.strip_prefix("--printf="))
+                })
+                .collect();
+            formats.len() == 1 && number_format(formats[0])
+        }),
+        "df" => read("hkPlH", "B", &["output"]).is_some_and(|(given, _)| {
+            given.iter().any(|g| g.starts_with("--output="))
+                && given
+                    .iter()
+                    .filter_map(|g| g.strip_prefix("--output="))
+                    .all(|f| {
+                        f.split(',').all(|field| {
+                            matches!(
+                                field,
+                                "size"
+                                    | "used"
+                                    | "avail"
+                                    | "pcent"
+                                    | "itotal"
+                                    | "iused"
+                                    | "iavail"
+                                    | "ipcent"
+                            )
+                        })
+                    })
+        }),
+        "date" => read("uR", "dr", &["date", "utc", "reference"])
+            .is_some_and(|(_, operands)| operands.len() == 1 && operands[0].starts_with('+')),
+        "tr" => read("dcC", "", &[]).is_some_and(|(given, operands)| {
+            has(&given, "-d")
+                && (has(&given, "-c") || has(&given, "-C"))
+                && matches!(operands[..], ["0-9" | "[:digit:]" | "[0-9]"])
+        }),
         _ => false,
     }
+}
+
+/// Whether the command made of `words` passes on only what it reads, in
+/// part (`tail -1`, `head -n 1`, `tr -d ' '`, `sort -n`, `cut -d, -f2`), with
+/// nothing the shell makes in its words.
+pub fn passes_numbers(words: &[String]) -> bool {
+    let args = arguments(words);
+    command_start(&args).is_some_and(|first| {
+        matches!(
+            basename(args[first]),
+            "tail" | "head" | "tr" | "sort" | "uniq" | "cut"
+        ) && !args[first..].iter().any(|w| expands(w))
+    })
 }
 
 /// The variables `read` assigns what it reads to (`read -r a b`, `read -a arr`),
@@ -422,15 +508,21 @@ pub fn read_targets(words: &[String]) -> Vec<&str> {
         "read" => {
             while let Some(w) = rest.next() {
                 match w {
-                    "-p" | "-d" | "-t" | "-n" | "-N" | "-u" | "-i" => {
+                    // An option, alone or last in a cluster (`-rd ''`), whose
+                    // argument is the next word.
+                    w if w.starts_with('-')
+                        && w.len() > 1
+                        && w.ends_with(['p', 'd', 't', 'n', 'N', 'u', 'i']) =>
+                    {
                         rest.next();
                     }
-                    "-a" => targets.extend(rest.next()),
+                    w if w.starts_with('-') && w.ends_with('a') => targets.extend(rest.next()),
                     w if w.starts_with('-') => {}
                     // `read -r 'a[0]'`: an element of the array.
                     w => targets.push(w.split('[').next().unwrap_or(w)),
                 }
             }
+            targets.retain(|t| !t.is_empty());
         }
         // Into an array, `MAPFILE` when none is named.
         "mapfile" | "readarray" => {
@@ -1321,9 +1413,15 @@ fn expands(word: &str) -> bool {
             (false, b'\'') => single = true,
             (false, b'`') => return true,
             (false, b'$') => match bytes.get(i + 1) {
+                // `$'…'`: an escape that can write any letter (`\x65`,
+                // `\145`, `\u0065`, `\cE`); `\t`, `\r`, `\n` and the like cannot.
                 Some(b'\'') => {
                     let end = word[i + 2..].find('\'').map_or(word.len(), |e| i + 2 + e);
-                    if word[i + 2..end].contains('\\') {
+                    let escapes = word[i + 2..end].split('\\').skip(1);
+                    if escapes
+                        .clone()
+                        .any(|e| e.starts_with(|c: char| "xuUc01234567".contains(c)))
+                    {
                         return true;
                     }
                     i = end;
@@ -1396,8 +1494,12 @@ fn awk_runs_commands(program: &str) -> bool {
 }
 
 /// Whether a command line (an awk program's literal) has a stage or
-/// command that reads its input as code.
+/// command that reads its input as code. One with escapes, a subshell or
+/// redirections (`\"sh\"`, `(sh)`, `sh<&0`) is not read further: it may.
 fn command_line_reads_code(line: &str) -> bool {
+    if line.contains(['\\', '(', '<', '>', '`', '$', '\'', '{']) {
+        return true;
+    }
     line.split(['|', ';', '&', '\n']).any(|part| {
         let words: Vec<String> = part
             .split_whitespace()

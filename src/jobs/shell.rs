@@ -316,9 +316,12 @@ fn evaluates(text: &str, site: &Site) -> Option<Evaluation> {
     } else {
         let word = &text[text[..at].rfind(char::is_whitespace).map_or(0, |p| p + 1)..at];
         let subscript = site.ctx == Ctx::Name && word.rfind('[') > word.rfind(']');
-        let arithmetic = subscript
-            || matches!(site.ctx, Ctx::Arithmetic | HEREDOC_CODE)
-            || text[..at].ends_with("${!");
+        let indirect = text[..at].ends_with("${!");
+        if indirect && text[site.range.end..].starts_with("@P}") {
+            return Some(Evaluation::Code);
+        }
+        let arithmetic =
+            subscript || matches!(site.ctx, Ctx::Arithmetic | HEREDOC_CODE) || indirect;
         arithmetic.then_some(Evaluation::Arithmetic)
     }
 }
@@ -335,6 +338,9 @@ const HELD: &str = "a variable holding the value, which the script then evaluate
 /// `$name`, `${name}`, or `${name` with an operator (`${name:-…}`,
 /// `${name%…}`, `${name[…]}`) as far as its closing brace.
 fn variable_use(rest: &str, name: &str) -> Option<usize> {
+    if name.is_empty() {
+        return None;
+    }
     let after = rest.strip_prefix('$')?;
     if let Some(tail) = after.strip_prefix(name) {
         return (!tail.starts_with(is_ident)).then_some(1 + name.len());
@@ -373,6 +379,9 @@ fn is_ident(c: char) -> bool {
 /// as a string of its own, where no bare name is looked for: a bare name
 /// in a nested shell's arithmetic is not seen (sortie(1)).
 fn held_use(text: &str, rest: &str, name: &str) -> Option<usize> {
+    if name.is_empty() {
+        return None;
+    }
     if let Some(len) = variable_use(rest, name) {
         return Some(len);
     }
@@ -387,8 +396,11 @@ fn held_use(text: &str, rest: &str, name: &str) -> Option<usize> {
     let operator = tail.trim_start_matches([' ', '\t']);
     let assigned = operator.starts_with('=') && !operator.starts_with("==");
     let whole = !tail.starts_with(is_ident) && !before.ends_with(|c: char| is_ident(c) || c == '$');
-    // `${#n}` is a length; `${!n[@]}` an array's keys (`${!n}` is a use).
-    let counted = before.ends_with("${#") || before.ends_with("${!") && !tail.starts_with('}');
+    // `${#n}` is a length; `${!n[@]}` an array's keys, `${!n*}` names (`${!n}`
+    // and `${!n@P}` are uses).
+    let keys = ["[@]}", "[*]}", "*}", "@}"];
+    let counted = before.ends_with("${#")
+        || before.ends_with("${!") && keys.iter().any(|k| tail.starts_with(k));
     (whole && !assigned && !counted).then_some(name.len())
 }
 
@@ -488,11 +500,13 @@ fn quoted_sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Scan {
 }
 
 fn scan(text: &str, token_at: &dyn Fn(&str) -> Option<usize>, bash_quotes: bool) -> Scan {
+    // A match of no length would hold the scan where it is, for ever.
+    let token_at = |rest: &str| token_at(rest).filter(|len| *len > 0);
     Scanner {
         text,
         bytes: text.as_bytes(),
         pos: 0,
-        token_at,
+        token_at: &token_at,
         stack: vec![Frame::Script {
             close: Close::Eof,
             depth: 0,
@@ -1968,17 +1982,21 @@ fn computes_a_number(value: &str) -> bool {
     if !whole {
         return false;
     }
-    // The last stage of its pipeline.
-    let mut stage = &inner[..end];
+    // Its one pipeline (`$(grep -c x f; echo "$v")` prints more): a stage that
+    // prints a number, and after it only stages that pass numbers on.
+    let mut rest = &inner[..end];
+    let mut numbers = false;
     loop {
-        let at = stage_end(stage);
-        match stage[at..].strip_prefix('|') {
-            Some(next) if !next.starts_with('|') => stage = next,
-            _ => break,
+        let at = stage_end(rest);
+        let words = stage_words(&rest[..at]);
+        numbers = reader::prints_a_number(&words) || numbers && reader::passes_numbers(&words);
+        match rest[at..].strip_prefix('|') {
+            Some(next) if !next.starts_with(['|', '&']) => rest = next,
+            Some(_) => return false,
+            None if !rest[at..].trim().is_empty() => return false,
+            None => return numbers,
         }
     }
-    let stage = &stage[..stage_end(stage)];
-    reader::prints_a_number(&stage_words(stage))
 }
 
 /// Whether `rest` (after a word's value) ends the word.
@@ -2685,6 +2703,11 @@ mod tests {
             "echo @X@ | sed \"$script\"",
             "p=@X@; echo \"${p@P}\"",
             "f() { echo \"${1@P}\" \"${@@P}\"; }; f @X@",
+            "n=@X@; echo \"${!n@P}\"",
+            "echo @X@ | awk '{ print | \"sh<&0\" }'",
+            "echo @X@ | awk '{ print | \"(sh)\" }'",
+            "echo @X@ | awk '{ print | \"sh -c \\\"sh\\\"\" }'",
+            "echo @X@ | sed $'\\145'",
             "compgen -W \"@X@\" x",
             "compgen -W\"@X@\" x",
             "complete -C \"@X@\" git",
@@ -2773,6 +2796,11 @@ mod tests {
             "d=@X@; t=$(date -d \"$d\" +%s); (( t > 0 ))",
             "echo @X@ | sed '$d'",
             "while read -r h; do ping -c1 \"$h\"; done < <(echo @X@)",
+            "echo @X@ | sed -e $'s/\\r$//' -e $'s/\\t/ /g'",
+            "v=@X@; n=$(wc -w <<< \"$v\"); (( n ))",
+            "f=@X@; s=$(stat --format=%s \"$f\"); t=$(stat -c%Y \"$f\"); (( s + t ))",
+            "p=@X@; a=$(df --output=avail \"$p\" | tail -1); (( a > 0 ))",
+            "v=@X@; n=$(grep -c -e \"$v\" /etc/hosts); (( n ))",
             "echo @X@ | sed -n '$!N;s/\\n/ /;$p'",
             "echo @X@ | awk '$2 != \"\" && $1 ~ /^web/'",
             "echo @X@ | awk '{ print $1 | \"sort -u\" } END { \"date\" | getline d; system(\"sync\") }'",
@@ -2952,6 +2980,8 @@ mod tests {
             "{ for x in @X@; do (( x )); done; }",
             "a[0]=\"@X@\"; echo $(( a[0] + 1 ))",
             "h[k]=@X@; (( h ))",
+            "read -rd '' 'b[0]' <<< \"@X@\"; echo $(( b ))",
+            "read -r -d '' -a b <<< \"@X@\"; echo $(( b ))",
             "while read -r n; do (( n )); done < <(echo \"@X@\")",
             "read -r 'a[0]' <<< @X@; (( a ))",
             "printf -v 'a[0]' %s @X@; (( a[0] ))",
@@ -2960,6 +2990,12 @@ mod tests {
             "v=@X@; n=$(wc -l \"$v\"); (( n ))",
             "v=@X@; n=$(echo \"$v\" | tr -d x); (( n ))",
             "v=@X@; n=\"$(grep -c \"$v\" f) x\"; (( n ))",
+            "v=@X@; n=$(grep -c x f; echo \"$v\"); (( n ))",
+            "v=@X@; n=$(grep -c x f || echo \"$v\"); (( n ))",
+            "v=@X@; n=$(stat -c %1n \"$v\"); (( n ))",
+            "v=@X@; n=$(stat -c %s -c %n \"$v\"); (( n ))",
+            "v=@X@; n=$(grep -c x - f --label=\"$v\"); (( n ))",
+            "v=@X@; n=$(date -d \"$v\" \"+%s $v\"); (( n ))",
         ];
         let names: &[&str] = &[
             "[[ -v @X@ ]]",
