@@ -376,6 +376,10 @@ pub fn prints_a_number(words: &[String]) -> bool {
         let (mut given, mut operands) = (Vec::new(), Vec::new());
         let mut words = args.iter().map(|w| (unquoted(w), expands(w)));
         while let Some((w, made)) = words.next() {
+            if w == "--" {
+                operands.extend(words.by_ref().map(|(w, _)| w));
+                break;
+            }
             if w.starts_with('-') && made {
                 return None;
             }

@@ -314,7 +314,12 @@ fn evaluates(text: &str, site: &Site) -> Option<Evaluation> {
             _ => Some(Evaluation::Code),
         }
     } else {
-        let word = &text[text[..at].rfind(char::is_whitespace).map_or(0, |p| p + 1)..at];
+        let start = text[..at]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| c.is_whitespace())
+            .map_or(0, |(p, c)| p + c.len_utf8());
+        let word = &text[start..at];
         let subscript = site.ctx == Ctx::Name && word.rfind('[') > word.rfind(']');
         let indirect = text[..at].ends_with("${!");
         if indirect && text[site.range.end..].starts_with("@P}") {
@@ -675,8 +680,11 @@ impl Scanner<'_> {
             _ if looped.is_some() => looped.and_then(|at| words.get(at + 1)).cloned(),
             Some("printf") => words
                 .iter()
-                .position(|w| w == "-v")
-                .and_then(|at| words.get(at + 1))
+                .enumerate()
+                .find_map(|(at, w)| match w.strip_prefix("-v") {
+                    Some("") => words.get(at + 1).map(String::as_str),
+                    attached => attached,
+                })
                 .map(|w| {
                     reader::unquoted(w)
                         .split('[')
@@ -1990,7 +1998,18 @@ fn computes_a_number(value: &str) -> bool {
         let at = stage_end(rest);
         let words = stage_words(&rest[..at]);
         numbers = reader::prints_a_number(&words) || numbers && reader::passes_numbers(&words);
+        // `|| true`, `|| echo 0`: grep -c's exit status when it counts none.
+        let fallback = rest[at..]
+            .strip_prefix("||")
+            .map(str::trim)
+            .is_some_and(|f| {
+                f == "true"
+                    || f == ":"
+                    || f.strip_prefix("echo ")
+                        .is_some_and(|n| n.trim().parse::<u64>().is_ok())
+            });
         match rest[at..].strip_prefix('|') {
+            _ if fallback => return numbers,
             Some(next) if !next.starts_with(['|', '&']) => rest = next,
             Some(_) => return false,
             None if !rest[at..].trim().is_empty() => return false,
@@ -2070,8 +2089,14 @@ const HEREDOC_CODE: Ctx = Ctx::Code("a here-document's $(…), `…`, $((…)) o
 /// the text after the `|`: `read -r a b`, `while read -r l`, `{ read -r l; …`,
 /// also past stages that pass it on (`| tee log | while read -r l`).
 fn piped_read_targets(after: &str) -> Vec<String> {
-    let joined = after.replace("\\\n", " ");
-    let mut rest = joined.strip_prefix('&').unwrap_or(&joined).trim_start();
+    // Joined only where a stage goes on past a line continuation: the rest
+    // of the script is long, and this is asked at every `|`.
+    let joined;
+    let mut rest = after.strip_prefix('&').unwrap_or(after).trim_start();
+    if rest[stage_end(rest)..].starts_with("\\\n") {
+        joined = rest.replace("\\\n", " ");
+        rest = &joined;
+    }
     loop {
         for opener in ["while ", "until ", "{ ", "( ", "("] {
             if let Some(next) = rest.strip_prefix(opener) {
@@ -2157,7 +2182,7 @@ fn pipeline_reader(after: &str, functions: &[String]) -> Option<Reader> {
     }
     // A line continuation inside the stage joins its words (`sed \⏎ e`).
     let joined;
-    if rest.contains("\\\n") {
+    if rest[stage_end(rest)..].starts_with("\\\n") {
         joined = rest.replace("\\\n", " ");
         rest = &joined;
     }
@@ -2795,12 +2820,14 @@ mod tests {
             "f=@X@; lines=\"$(wc -l < \"$f\")\"; echo $(( lines * 2 ))",
             "d=@X@; t=$(date -d \"$d\" +%s); (( t > 0 ))",
             "echo @X@ | sed '$d'",
+            "n=@X@\n# see\u{a0}n and\u{2009}n\necho \"$n\"",
             "while read -r h; do ping -c1 \"$h\"; done < <(echo @X@)",
             "echo @X@ | sed -e $'s/\\r$//' -e $'s/\\t/ /g'",
             "v=@X@; n=$(wc -w <<< \"$v\"); (( n ))",
             "f=@X@; s=$(stat --format=%s \"$f\"); t=$(stat -c%Y \"$f\"); (( s + t ))",
             "p=@X@; a=$(df --output=avail \"$p\" | tail -1); (( a > 0 ))",
             "v=@X@; n=$(grep -c -e \"$v\" /etc/hosts); (( n ))",
+            "v=@X@; n=$(grep -c \"$v\" /etc/hosts || true); m=$(grep -c -- \"$v\" f || echo 0); (( n + m ))",
             "echo @X@ | sed -n '$!N;s/\\n/ /;$p'",
             "echo @X@ | awk '$2 != \"\" && $1 ~ /^web/'",
             "echo @X@ | awk '{ print $1 | \"sort -u\" } END { \"date\" | getline d; system(\"sync\") }'",
@@ -2985,6 +3012,7 @@ mod tests {
             "while read -r n; do (( n )); done < <(echo \"@X@\")",
             "read -r 'a[0]' <<< @X@; (( a ))",
             "printf -v 'a[0]' %s @X@; (( a[0] ))",
+            "printf -v'a[0]' %s @X@; (( a[0] ))",
             // What prints its arguments, or a file's name, holds the value.
             "v=@X@; n=$(grep -cH x \"$v\"); (( n ))",
             "v=@X@; n=$(wc -l \"$v\"); (( n ))",
@@ -2992,6 +3020,7 @@ mod tests {
             "v=@X@; n=\"$(grep -c \"$v\" f) x\"; (( n ))",
             "v=@X@; n=$(grep -c x f; echo \"$v\"); (( n ))",
             "v=@X@; n=$(grep -c x f || echo \"$v\"); (( n ))",
+            "v=@X@; n=$(grep -c x f || true; echo \"$v\"); (( n ))",
             "v=@X@; n=$(stat -c %1n \"$v\"); (( n ))",
             "v=@X@; n=$(stat -c %s -c %n \"$v\"); (( n ))",
             "v=@X@; n=$(grep -c x - f --label=\"$v\"); (( n ))",
