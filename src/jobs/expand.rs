@@ -741,15 +741,23 @@ mod tests {
         let (out, pwned) = run("/bin/sh", "printf '[%s]' '${option.v}'", "$(touch PWNED)");
         assert!(!pwned);
         assert_eq!(out, "[$(touch PWNED)]");
+        refused_as_code(
+            "x",
+            &[
+                "awk 'BEGIN { print \"${option.v}\" }'",
+                "python3 -c 'print(\"${option.v}\")'",
+                "sed 's/a/${option.v}/'",
+            ],
+        );
+    }
+
+    /// Each script, with `value` for option v, is refused as code.
+    fn refused_as_code(value: &str, scripts: &[&str]) {
         let mut c = Context::default();
-        c.options.insert("v".into(), "x".into());
-        for program in [
-            "awk 'BEGIN { print \"${option.v}\" }'",
-            "python3 -c 'print(\"${option.v}\")'",
-            "sed 's/a/${option.v}/'",
-        ] {
-            let e = expand(program, &c, Mode::Shell).unwrap_err().to_string();
-            assert!(e.contains("would be code"), "{program}: {e}");
+        c.options.insert("v".into(), value.into());
+        for script in scripts {
+            let e = expand(script, &c, Mode::Shell).unwrap_err().to_string();
+            assert!(e.contains("would be code"), "{script:?}: {e}");
         }
     }
 
@@ -793,22 +801,20 @@ mod tests {
     /// variable that a prompt expansion or a word list expands, is refused.
     #[test]
     fn a_value_never_reaches_a_program_that_runs_its_input() {
-        let mut c = Context::default();
-        c.options.insert("v".into(), "$(touch PWNED)".into());
-        for script in [
-            "echo \"${option.v}\" | sed 's/^/echo /e'",
-            "echo \"${option.v}\" | awk '{ system($0) }'",
-            "printf '%s\\n' \"${option.v}\" | awk '{ print | \"sh\" }'",
-            "echo \"!${option.v}\" | ed -s f",
-            "p=\"${option.v}\"; echo \"${p@P}\"",
-            "compgen -W \"${option.v}\" x",
-            "for c in \"${option.v}\"; do eval \"$c\"; done",
-            "a=(\"${option.v}\"); eval \"${a[0]}\"",
-            "mapfile -t a <<< \"${option.v}\"; eval \"${a[0]}\"",
-        ] {
-            let e = expand(script, &c, Mode::Shell).unwrap_err().to_string();
-            assert!(e.contains("would be code"), "{script:?}: {e}");
-        }
+        refused_as_code(
+            "$(touch PWNED)",
+            &[
+                "echo \"${option.v}\" | sed 's/^/echo /e'",
+                "echo \"${option.v}\" | awk '{ system($0) }'",
+                "printf '%s\\n' \"${option.v}\" | awk '{ print | \"sh\" }'",
+                "echo \"!${option.v}\" | ed -s f",
+                "p=\"${option.v}\"; echo \"${p@P}\"",
+                "compgen -W \"${option.v}\" x",
+                "for c in \"${option.v}\"; do eval \"$c\"; done",
+                "a=(\"${option.v}\"); eval \"${a[0]}\"",
+                "mapfile -t a <<< \"${option.v}\"; eval \"${a[0]}\"",
+            ],
+        );
     }
 
     /// An alias's text is parsed again where the alias is used: a value in

@@ -526,7 +526,6 @@ pub fn read_targets(words: &[String]) -> Vec<&str> {
                     w => targets.push(w.split('[').next().unwrap_or(w)),
                 }
             }
-            targets.retain(|t| !t.is_empty());
         }
         // Into an array, `MAPFILE` when none is named.
         "mapfile" | "readarray" => {
@@ -545,6 +544,8 @@ pub fn read_targets(words: &[String]) -> Vec<&str> {
         }
         _ => {}
     }
+    // `read -rd '' …` leaves no name empty.
+    targets.retain(|t| !t.is_empty());
     targets
 }
 

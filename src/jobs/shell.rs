@@ -2027,14 +2027,21 @@ fn ends_value(rest: &str) -> bool {
 
 /// The variables `text` declares integer anywhere (`declare -i n`,
 /// `local -ir a b=1`, `typeset -i`): read by words, each command to its
-/// `;`, `&`, `|` or line's end.
+/// `;`, `&`, `|` or line's end. Every scan of a script asks, so a script
+/// that declares nothing is told at once.
 fn integer_names(text: &str) -> Vec<String> {
     let mut names = Vec::new();
+    if !["declare", "typeset", "local"]
+        .iter()
+        .any(|k| text.contains(k))
+    {
+        return names;
+    }
     for command in text.split(['\n', ';', '&', '|']) {
         // Past reserved words and a function's head (`f() { local -i n`).
         let all: Vec<String> = command.split_whitespace().map(str::to_string).collect();
         let Some(at) = reader::command_name(&all)
-            .filter(|n| matches!(*n, "declare" | "typeset" | "local" | "readonly" | "export"))
+            .filter(|n| matches!(*n, "declare" | "typeset" | "local"))
             .and_then(|n| all.iter().position(|w| w == n))
         else {
             continue;
