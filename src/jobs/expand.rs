@@ -351,7 +351,7 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
     }
     let var = ctx.variable(ns, key, value)?;
     let refused = |why: String| anyhow::anyhow!("${{{ns}.{key}}} {why}");
-    Ok(Some(match at {
+    let placed = match at {
         Ctx::Remote => {
             return Err(refused(
                 "is in a command for a remote shell (ssh), which would parse the value and \
@@ -415,7 +415,36 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
             }
         }
         Ctx::Arithmetic | Ctx::Name | Ctx::Inert => unreachable!("handled above"),
-    }))
+    };
+    if ns != "secret" && runs_in_a_subscript(value) {
+        return Err(refused(format!(
+            "has a value with a substitution inside [ ] (as in a[$(…)]), which bash runs \
+             as code wherever it evaluates the value as a number; sortie cannot see every \
+             way a script's variable reaches such a place, so it puts no such value into a \
+             shell script: a script that needs it can read it from the environment (${var})"
+        )));
+    }
+    Ok(Some(placed))
+}
+
+/// Whether `value` has a `[`, then a command, process or parameter
+/// substitution, then a `]`: the one shape whose evaluation as a number in
+/// bash runs code (`a[$(cmd)]`; `a[${v@P}]` expands `v`'s prompt escapes and
+/// substitutions). bash evaluates a variable's value as an expression wherever
+/// the variable is named in arithmetic, and only an array subscript in it is
+/// expanded; a value without this shape cannot run anything there, however
+/// the script moves it (positional parameters, here-strings, files), which is
+/// why this holds where the flows [`super::shell`] follows end.
+fn runs_in_a_subscript(value: &str) -> bool {
+    let Some(open) = value.find('[') else {
+        return false;
+    };
+    let rest = &value[open..];
+    ["$(", "${", "`", "<(", ">("]
+        .iter()
+        .filter_map(|s| rest.find(s))
+        .min()
+        .is_some_and(|at| rest[at..].contains(']'))
 }
 
 /// The reference a nested shell expands itself, inside its quotes `inner`.
@@ -649,7 +678,6 @@ mod tests {
         "${IFS}$(touch${IFS}PWNED)",
         "'\"'$(touch PWNED)'\"'",
         "EOF\ntouch PWNED\nEOF",
-        "a[$(touch PWNED)]",
         "-n",
         "",
         "  spaced  out  ",
@@ -749,6 +777,44 @@ mod tests {
                 "sed 's/a/${option.v}/'",
             ],
         );
+    }
+
+    /// A value that bash's arithmetic would run (`a[$(…)]`) is refused in
+    /// every context, including the flows the scanner does not follow into
+    /// arithmetic; values like it that cannot run there are placed.
+    #[test]
+    fn a_value_that_runs_as_a_subscript_is_refused_wherever_it_goes() {
+        for value in [
+            "a[$(touch PWNED)]",
+            "x[`touch PWNED`]",
+            "a[${v@P}]$(touch PWNED)",
+            "1+a[1<(touch PWNED)]",
+        ] {
+            let mut c = Context::default();
+            c.options.insert("v".into(), value.into());
+            for script in CONTEXTS.iter().chain(BASH_CONTEXTS).chain(&[
+                "set -- \"${option.v}\"; for x; do echo $((x)); done",
+                "f() { for x in \"$@\"; do echo $((x)); done; }; f \"${option.v}\"",
+                "( read -r x; echo $((x)) ) <<< \"${option.v}\"",
+                "function f { for x in \"${option.v}\"; do echo $((x)); done; }; f",
+                "echo \"${option.v}\" > f; read -r x < f; echo $((x))",
+                "a=(); a[${#a[@]}]=\"${option.v}\"; echo $((a))",
+            ]) {
+                let e = expand(script, &c, Mode::Shell).unwrap_err().to_string();
+                assert!(
+                    e.contains("runs as code wherever it evaluates the value as a number")
+                        || e.contains("would be code")
+                        || e.contains("only an integer is safe"),
+                    "{script:?} with {value:?}: {e}"
+                );
+                assert!(!e.contains("PWNED"), "the value stays out: {e}");
+            }
+        }
+        for value in ["^[a-z]+$", "[$HOME]", "$(date) [x]", "a[1]", "[${x}"] {
+            let (out, pwned) = run("bash", "printf '[%s]' \"${option.v}\"", value);
+            assert!(!pwned);
+            assert_eq!(out, format!("[{value}]"));
+        }
     }
 
     /// Each script, with `value` for option v, is refused as code.
