@@ -233,7 +233,7 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
         }
     }
     for (name, from) in &held {
-        if let Some(how) = evaluated(text, &|rest: &str| held_use(text, rest, name), &mut budget) {
+        if let Some(how) = evaluated(text, &|rest: &str| use_of(text, rest, name), &mut budget) {
             mark(from, how, HELD);
         }
     }
@@ -276,7 +276,10 @@ fn evaluated(
         if found == Some(Evaluation::Code) {
             return found;
         }
-        for (name, _) in scan.assigned {
+        // A value given to one of the script's functions is in its
+        // positional parameters, as one given to `set --` is (assigned `1`…).
+        let passed = (!scan.function_args.is_empty()).then(|| POSITIONAL.to_string());
+        for name in scan.assigned.into_iter().map(|(n, _)| n).chain(passed) {
             if !followed.contains(&name) && followed.len() < MOST_VARIABLES {
                 followed.push(name.clone());
                 queue.push(name);
@@ -289,7 +292,7 @@ fn evaluated(
             return Some(Evaluation::Code);
         };
         *budget = left;
-        scan = quoted_sites(text, &|rest: &str| held_use(text, rest, &name));
+        scan = quoted_sites(text, &|rest: &str| use_of(text, rest, &name));
     }
 }
 
@@ -375,6 +378,21 @@ fn variable_use(rest: &str, name: &str) -> Option<usize> {
 
 fn is_ident(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The name [`evaluated`] follows for the positional parameters of the
+/// script and its functions.
+const POSITIONAL: &str = "@";
+
+/// A use at the start of `rest` of what `name` holds: a positional
+/// parameter's (any of them, also `$@` and `${*@P}`) when `name` is one
+/// (`1`, from `set -- …`) or [`POSITIONAL`], else the variable's.
+fn use_of(text: &str, rest: &str, name: &str) -> Option<usize> {
+    if name == POSITIONAL || (!name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())) {
+        positional_use(rest)
+    } else {
+        held_use(text, rest, name)
+    }
 }
 
 /// A use of the variable `name` at the start of `rest`, a suffix of `text`:
@@ -2735,6 +2753,15 @@ mod tests {
             "echo @X@ | sed \"$script\"",
             "p=@X@; echo \"${p@P}\"",
             "f() { echo \"${1@P}\" \"${@@P}\"; }; f @X@",
+            // A held value given to a function, or to `set --`.
+            "n=@X@; f() { echo \"${1@P}\"; }; f \"$n\"",
+            "n=@X@; set -- \"$n\"; echo \"${@@P}\"",
+            "n=@X@; set -- \"$n\"; echo \"${*@P}\"",
+            "n=@X@; set -- x \"$n\"; eval \"$2\"",
+            "n=@X@; run() { local c=$1; eval \"$c\"; }; run \"$n\"",
+            "n=@X@; f() { for x in \"$@\"; do sh -c \"$x\"; done; }; f \"$n\"",
+            "n=@X@; o=-W; compgen $o \"$n\" -- x",
+            "f() { compgen -W \"$1\" -- x; }; n=@X@; f \"$n\"",
             "n=@X@; echo \"${!n@P}\"",
             "echo @X@ | awk '{ print | \"sh<&0\" }'",
             "echo @X@ | awk '{ print | \"(sh)\" }'",
@@ -2840,6 +2867,9 @@ mod tests {
             "echo @X@ | awk '{ print $1 | \"sort -u\" } END { \"date\" | getline d; system(\"sync\") }'",
             "h=(@X@); for i in \"${!h[@]}\"; do echo \"$((i + 1)): ${h[i]}\"; done",
             "echo @X@ | while read -r h; do c=$((c + 1)); ping -c1 \"$h\"; done",
+            "n=@X@; log() { echo \"$(date) $1\" \"${2:-}\" >&2; }; log \"$n\"",
+            "n=@X@; set -- \"$n\" b; for h in \"$@\"; do ping -c1 \"$h\"; done; echo \"$#\"",
+            "u=@X@; compgen -u \"$u\"; compgen -W \"a b\" -- \"$u\"",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
         }
