@@ -292,6 +292,15 @@ fn evaluated(
             return Some(Evaluation::Code);
         };
         *budget = left;
+        if is_positional(&name) {
+            // `for x; do`, `select x do`: loops over "$@" that do not say so.
+            for looped in loops_over_arguments(text) {
+                if !followed.contains(&looped) && followed.len() < MOST_VARIABLES {
+                    followed.push(looped.clone());
+                    queue.push(looped);
+                }
+            }
+        }
         scan = quoted_sites(text, &|rest: &str| use_of(text, rest, &name));
     }
 }
@@ -388,11 +397,47 @@ const POSITIONAL: &str = "@";
 /// parameter's (any of them, also `$@` and `${*@P}`) when `name` is one
 /// (`1`, from `set -- …`) or [`POSITIONAL`], else the variable's.
 fn use_of(text: &str, rest: &str, name: &str) -> Option<usize> {
-    if name == POSITIONAL || (!name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())) {
+    if is_positional(name) {
         positional_use(rest)
     } else {
         held_use(text, rest, name)
     }
+}
+
+fn is_positional(name: &str) -> bool {
+    name == POSITIONAL || (!name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The names of the `for` and `select` loops in `text` that have no `in`,
+/// and so loop over the positional parameters (`for x; do`, `for x do`,
+/// `for x` at the end of a line). Found in the text as it is, quotes and
+/// all: a name too many is followed for nothing.
+fn loops_over_arguments(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for keyword in ["for", "select"] {
+        for (at, _) in text.match_indices(keyword) {
+            let before = text[..at].chars().next_back();
+            if before.is_some_and(|c| !c.is_whitespace() && !";&|({".contains(c)) {
+                continue;
+            }
+            let rest = &text[at + keyword.len()..];
+            let Some(rest) = rest.strip_prefix([' ', '\t']) else {
+                continue;
+            };
+            let rest = rest.trim_start_matches([' ', '\t']);
+            let len = rest.find(|c: char| !is_ident(c)).unwrap_or(rest.len());
+            let after = rest[len..].trim_start_matches([' ', '\t']);
+            let bare = after.is_empty()
+                || after.starts_with([';', '\n'])
+                || after
+                    .strip_prefix("do")
+                    .is_some_and(|d| !d.starts_with(is_ident));
+            if len > 0 && bare {
+                names.push(rest[..len].to_string());
+            }
+        }
+    }
+    names
 }
 
 /// A use of the variable `name` at the start of `rest`, a suffix of `text`:
@@ -2760,6 +2805,9 @@ mod tests {
             "n=@X@; set -- x \"$n\"; eval \"$2\"",
             "n=@X@; run() { local c=$1; eval \"$c\"; }; run \"$n\"",
             "n=@X@; f() { for x in \"$@\"; do sh -c \"$x\"; done; }; f \"$n\"",
+            "n=@X@; set -- \"$n\"; for x; do eval \"$x\"; done",
+            "n=@X@; f() { for x\n do bash -c \"$x\"; done; }; f \"$n\"",
+            "n=@X@; set -- \"$n\"; select x do eval \"$x\"; done",
             "n=@X@; o=-W; compgen $o \"$n\" -- x",
             "f() { compgen -W \"$1\" -- x; }; n=@X@; f \"$n\"",
             "n=@X@; echo \"${!n@P}\"",
@@ -2870,6 +2918,7 @@ mod tests {
             "n=@X@; log() { echo \"$(date) $1\" \"${2:-}\" >&2; }; log \"$n\"",
             "n=@X@; set -- \"$n\" b; for h in \"$@\"; do ping -c1 \"$h\"; done; echo \"$#\"",
             "u=@X@; compgen -u \"$u\"; compgen -W \"a b\" -- \"$u\"",
+            "n=@X@; set -- \"$n\"; for h; do ping -c1 \"$h\"; done; for x in a; do eval \"$x\"; done",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
         }
