@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::exec;
 use crate::jobs::copy_step;
-use crate::jobs::expand::{self, env_name, Context, Mode, NAMESPACES};
+use crate::jobs::expand::{self, env_name, Context, Mode, NAMESPACES, RUNDECK_NAMESPACES};
 use crate::jobs::plugin;
 use crate::jobs::reader::{self, Reader, SHELLS};
 use crate::jobs::spec::{Dialect, JobSpec, Step, StepKind};
@@ -764,28 +764,10 @@ impl Builder<'_> {
             env.insert(k, v.to_string());
         };
         let ctx = self.ctx;
-        for ((_, prefix), map) in NAMESPACES.iter().zip([
-            &ctx.options,
-            &ctx.job,
-            &ctx.data,
-            &ctx.node,
-            &ctx.result,
-            &ctx.globals,
-        ]) {
-            for (k, v) in map {
+        // sortie's names, and the same under Rundeck's.
+        for (namespace, prefix) in NAMESPACES.iter().chain(RUNDECK_NAMESPACES) {
+            for (k, v) in ctx.map(namespace).into_iter().flatten() {
                 set(format!("{prefix}{}", env_name(k)), v);
-            }
-        }
-        // The same under Rundeck's names.
-        for (group, map) in [
-            ("OPTION", &ctx.options),
-            ("JOB", &ctx.job),
-            ("DATA", &ctx.data),
-            ("NODE", &ctx.node),
-            ("GLOBALS", &ctx.globals),
-        ] {
-            for (k, v) in map {
-                set(format!("RD_{group}_{}", env_name(k)), v);
             }
         }
         for name in &ctx.secure {

@@ -54,6 +54,15 @@ pub const NAMESPACES: &[(&str, &str)] = &[
     ("globals", "SORTIE_GLOBALS_"),
 ];
 
+/// The namespaces a step's environment also holds under Rundeck's names.
+pub const RUNDECK_NAMESPACES: &[(&str, &str)] = &[
+    ("option", "RD_OPTION_"),
+    ("job", "RD_JOB_"),
+    ("data", "RD_DATA_"),
+    ("node", "RD_NODE_"),
+    ("globals", "RD_GLOBALS_"),
+];
+
 /// A reference's namespace as looked up: Rundeck's `unquotedoption` and
 /// `secureOption` are options.
 fn canonical(namespace: &str) -> &str {
@@ -66,7 +75,8 @@ fn canonical(namespace: &str) -> &str {
 }
 
 impl Context {
-    fn map(&self, namespace: &str) -> Option<&BTreeMap<String, String>> {
+    /// The values of `namespace` (`option`, `data`, …).
+    pub fn map(&self, namespace: &str) -> Option<&BTreeMap<String, String>> {
         Some(match canonical(namespace) {
             "option" => &self.options,
             "job" => &self.job,
@@ -101,6 +111,24 @@ impl Context {
             }
             None => bail!("${{{namespace}.{key}}}: no such {namespace}"),
         }
+    }
+
+    /// The value a step's environment holds in `var` (`RD_OPTION_X`,
+    /// `SORTIE_DATA_Y`, …), if sortie puts it there.
+    fn exported(&self, var: &str) -> Option<&str> {
+        let secure = var
+            .strip_prefix("RD_SECUREOPTION_")
+            .map(|rest| (rest, "option"));
+        let (rest, namespace) = secure.or_else(|| {
+            NAMESPACES
+                .iter()
+                .chain(RUNDECK_NAMESPACES)
+                .find_map(|(ns, prefix)| var.strip_prefix(prefix).map(|rest| (rest, *ns)))
+        })?;
+        self.map(namespace)?
+            .iter()
+            .find(|(key, _)| env_name(key) == rest)
+            .map(|(_, value)| value.as_str())
     }
 
     /// The environment variable that holds `${namespace.key}` in a step.
@@ -416,35 +444,93 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
         }
         Ctx::Arithmetic | Ctx::Name | Ctx::Inert => unreachable!("handled above"),
     };
-    if ns != "secret" && runs_in_a_subscript(value) {
-        return Err(refused(format!(
-            "has a value with a substitution inside [ ] (as in a[$(…)]), which bash runs \
-             as code wherever it evaluates the value as a number; sortie cannot see every \
-             way a script's variable reaches such a place, so it puts no such value into a \
-             shell script: a script that needs it can read it from the environment (${var})"
-        )));
+    if ns != "secret" {
+        if let Some(through) = runs_as_a_number(ctx, value) {
+            let how = match through {
+                None => "has a value".to_string(),
+                Some(name) => format!("has a value that names {name}, which holds a value"),
+            };
+            return Err(refused(format!(
+                "{how} with a substitution inside [ ] (as in a[$(…)]) or an array list \
+                 (\"($(…))\"), which bash runs as code wherever it evaluates the value as a \
+                 number or assigns it to an array; sortie cannot see every way a script's \
+                 variable reaches such a place, so it puts no such value into a shell script: \
+                 a script that needs it can read it from the environment (${var})"
+            )));
+        }
     }
     Ok(Some(placed))
 }
 
-/// Whether `value` has a `[`, then a command, process or parameter
-/// substitution, then a `]`: the one shape whose evaluation as a number in
-/// bash runs code (`a[$(cmd)]`; `a[${v@P}]` expands `v`'s prompt escapes and
-/// substitutions). bash evaluates a variable's value as an expression wherever
-/// the variable is named in arithmetic, and only an array subscript in it is
-/// expanded; a value without this shape cannot run anything there, however
-/// the script moves it (positional parameters, here-strings, files), which is
-/// why this holds where the flows [`super::shell`] follows end.
+/// Whether `value` runs code where bash evaluates it as a number: it has the
+/// shape of [`runs_in_a_subscript`] or [`array_list`] (`Some(None)`), or it
+/// names, anywhere in it, a variable of the step's environment whose value
+/// does, as bash looks names up there (`Some(Some(name))`), also through
+/// the names in that value, and so on.
+fn runs_as_a_number(ctx: &Context, value: &str) -> Option<Option<String>> {
+    if runs_in_a_subscript(value) || array_list(value) {
+        return Some(None);
+    }
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut queue: Vec<&str> = vec![value];
+    while let Some(text) = queue.pop() {
+        let names = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("RD_") || w.starts_with("SORTIE_"));
+        for name in names {
+            if !seen.insert(name) {
+                continue;
+            }
+            if let Some(held) = ctx.exported(name) {
+                if runs_in_a_subscript(held) || array_list(held) {
+                    return Some(Some(name.to_string()));
+                }
+                queue.push(held);
+            }
+        }
+    }
+    None
+}
+
+/// Whether `value` has a `$` or a backquote inside a subscript, `name[` …
+/// `]` (also within quotes or other brackets there: the subscript's
+/// expansion removes them, and what it gives is evaluated again): the shape
+/// whose evaluation as a number in bash runs code (`a[$(cmd)]`,
+/// `a["b[$""(cmd)]"]`, `a[${v@P}]`). bash evaluates a variable's value as an
+/// expression wherever the variable is named in arithmetic or as a name
+/// (`read`, `printf -v`), and expands only the subscripts in it, which follow
+/// a name with no space; a value without this shape cannot run anything
+/// there, however the script moves it (positional parameters, here-strings,
+/// files), which is why this holds where the flows [`super::shell`] follows
+/// end. Text such as `[${LEVEL}] …` or a Markdown `` [`x`](url) `` has no
+/// subscript.
 fn runs_in_a_subscript(value: &str) -> bool {
-    let Some(open) = value.find('[') else {
-        return false;
-    };
-    let rest = &value[open..];
-    ["$(", "${", "`", "<(", ">("]
-        .iter()
-        .filter_map(|s| rest.find(s))
-        .min()
-        .is_some_and(|at| rest[at..].contains(']'))
+    // Each `[` open: whether it follows a name (a subscript).
+    let mut open: Vec<bool> = Vec::new();
+    let mut substitution = false;
+    let mut previous = ' ';
+    for c in value.chars() {
+        match c {
+            '[' => open.push(previous.is_ascii_alphanumeric() || previous == '_'),
+            ']' => {
+                let closes_a_subscript = open.pop() == Some(true);
+                if closes_a_subscript && substitution {
+                    return true;
+                }
+            }
+            '$' | '`' if open.contains(&true) => substitution = true,
+            _ => {}
+        }
+        previous = c;
+    }
+    false
+}
+
+/// Whether `value` is an array list with a substitution (`($(cmd))`):
+/// `declare -a a="$v"` (also `local -a`, `declare -A`, and `declare a=…` of
+/// an array) parses such a value again as the array's list, and runs it.
+fn array_list(value: &str) -> bool {
+    value.starts_with('(') && value.ends_with(')') && value.contains(['$', '`'])
 }
 
 /// The reference a nested shell expands itself, inside its quotes `inner`.
@@ -788,7 +874,10 @@ mod tests {
             "a[$(touch PWNED)]",
             "x[`touch PWNED`]",
             "a[${v@P}]$(touch PWNED)",
-            "1+a[1<(touch PWNED)]",
+            "x=a['$(touch PWNED)']",
+            "a[\"b[$\"\"(touch PWNED)]\"]",
+            "a[b[\\$(touch PWNED)]]",
+            "($(touch PWNED))",
         ] {
             let mut c = Context::default();
             c.options.insert("v".into(), value.into());
@@ -799,6 +888,7 @@ mod tests {
                 "function f { for x in \"${option.v}\"; do echo $((x)); done; }; f",
                 "echo \"${option.v}\" > f; read -r x < f; echo $((x))",
                 "a=(); a[${#a[@]}]=\"${option.v}\"; echo $((a))",
+                "declare -a arr=\"${option.v}\"",
             ]) {
                 let e = expand(script, &c, Mode::Shell).unwrap_err().to_string();
                 assert!(
@@ -810,11 +900,110 @@ mod tests {
                 assert!(!e.contains("PWNED"), "the value stays out: {e}");
             }
         }
-        for value in ["^[a-z]+$", "[$HOME]", "$(date) [x]", "a[1]", "[${x}"] {
+        for value in [
+            "^[a-z]+$",
+            "$(date) [x]",
+            "a[1]",
+            "[${x}",
+            "[WIP] run `make test` [skip ci]",
+            "(see the manual)",
+            "(a b)",
+            "See [the `--force` flag](https://example.com/docs)",
+            "{\"hosts\": [\"${HOST}\", \"db1\"]}",
+            "[${LEVEL}] ${MESSAGE}",
+            "*Deploy* [`v1.2.3`] to prod",
+            "a [$(date)]",
+            "a[$(date)",
+        ] {
             let (out, pwned) = run("bash", "printf '[%s]' \"${option.v}\"", value);
             assert!(!pwned);
             assert_eq!(out, format!("[{value}]"));
         }
+    }
+
+    /// What the shape check relies on, in bash itself: each value refused
+    /// runs a command where bash evaluates it as a number, a name or an
+    /// array list; each value placed runs nothing there.
+    #[test]
+    fn the_shapes_refused_are_those_bash_runs() {
+        let runs = |value: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let value = value.replace("CMD", "touch PWNED");
+            for place in [
+                "echo $((v))",
+                "[[ v -eq 0 ]]",
+                "read -r \"$v\" <<< x",
+                "printf -v \"$v\" x",
+                "declare -a a=\"$v\"",
+            ] {
+                let _ = std::process::Command::new("bash")
+                    .args(["-c", &format!("v=$1; {place}"), "_", &value])
+                    .current_dir(dir.path())
+                    .output()
+                    .unwrap();
+            }
+            let ran = dir.path().join("PWNED").exists();
+            assert_eq!(
+                ran,
+                runs_in_a_subscript(&value) || array_list(&value),
+                "{value:?}"
+            );
+        };
+        for value in [
+            "a[$(CMD)]",
+            "a[`CMD`]",
+            "a[\"b[$\"\"(CMD)]\"]",
+            "a['$(CMD)']",
+            "a[1]+b[$(CMD)]",
+            "a-b[${x:-$(CMD)}]",
+            "($(CMD))",
+            "( `CMD` )",
+            "a [$(CMD)]",
+            "[$(CMD)]",
+            "See [the `CMD` flag](https://example.com)",
+            "[\"$(CMD)/build\"]",
+            "a[$(CMD)",
+            " ($(CMD))",
+        ] {
+            runs(value);
+        }
+    }
+
+    /// A value that names a variable of the step's environment is looked up
+    /// there by bash's arithmetic: one naming a variable whose value would
+    /// run (an option the script never uses, a value that names another) is
+    /// refused as that value is.
+    #[test]
+    fn a_value_naming_a_variable_that_would_run_is_refused() {
+        // A flow the scanner does not follow into arithmetic.
+        let script = "( read -r x; echo $((x)) ) <<< \"${option.n}\"";
+        for (n, chain) in [
+            ("RD_OPTION_M", vec![("m", "a[$(touch PWNED)]")]),
+            ("1+a[SORTIE_OPTION_M]", vec![("m", "a[$(touch PWNED)]")]),
+            ("RD_OPTION_A", vec![("a", "RD_DATA_B * 2")]),
+        ] {
+            let mut c = Context::default();
+            c.options.insert("n".into(), n.into());
+            for (k, v) in &chain {
+                c.options.insert(k.to_string(), v.to_string());
+            }
+            c.data.insert("b".into(), "x[`touch PWNED`]".into());
+            let e = expand(script, &c, Mode::Shell).unwrap_err().to_string();
+            assert!(e.contains("has a value that names"), "{n:?}: {e}");
+            assert!(!e.contains("PWNED"), "the value stays out: {e}");
+        }
+        let mut c = Context::default();
+        c.options.insert("n".into(), "RD_OPTION_M".into());
+        c.options.insert("m".into(), "5".into());
+        let expanded = expand(script, &c, Mode::Shell).unwrap();
+        let out = std::process::Command::new("bash")
+            .args(["-c", &expanded])
+            .env_clear()
+            .env("SORTIE_OPTION_N", "RD_OPTION_M")
+            .env("RD_OPTION_M", "5")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "5\n");
     }
 
     /// Each script, with `value` for option v, is refused as code.
