@@ -571,6 +571,77 @@ fn rundeck_jobs_run_from_the_spool_and_from_the_control_plane() {
     );
 }
 
+/// A value shaped to run where bash evaluates it as a number (`a[$(cmd)]`),
+/// or one naming an environment variable that holds such a value, reaches no
+/// script: not through a flow the scanner does not follow, not as an
+/// argument. The job is refused before its first step; a number runs.
+#[test]
+fn a_value_that_would_run_as_a_number_reaches_no_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let canary = dir.path().join("PWNED");
+    let job = write(
+        dir.path(),
+        "numbers.yaml",
+        r#"- name: numbers
+  options:
+  - name: n
+  - name: m
+  sequence:
+    commands:
+    - exec: echo ran > first
+    - script: |
+        #!/bin/bash
+        ( read -r x; echo "read $((x))" ) <<< "@option.n@"
+    - script: |
+        #!/bin/bash
+        echo "arg $(($1))"
+      args: ${option.n}
+"#,
+    );
+    let hostile = format!("a[$(touch {})]", canary.display());
+    for (options, names) in [
+        (vec![format!("n={hostile}"), "m=1".to_string()], None),
+        (
+            vec!["n=RD_OPTION_M".to_string(), format!("m={hostile}")],
+            Some("RD_OPTION_M"),
+        ),
+    ] {
+        let args: Vec<&str> = options.iter().flat_map(|o| ["-o", o.as_str()]).collect();
+        let out = exec_file(&job, dir.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(!canary.exists(), "{options:?} ran");
+        assert!(!dir.path().join("first").exists(), "a step ran first");
+        let log = String::from_utf8_lossy(&out.stdout);
+        assert!(log.contains("substitution inside a subscript"), "{log}");
+        if let Some(name) = names {
+            assert!(log.contains(name), "{log}");
+        }
+        assert!(!log.contains(&hostile), "the value stays out: {log}");
+    }
+    let out = exec_file(&job, dir.path(), &["-o", "n=7", "-o", "m=1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = output_text(&events(&out.stdout), "stdout");
+    assert!(
+        printed.contains("read 7") && printed.contains("arg 7"),
+        "{printed}"
+    );
+    // The argument alone, pieced together with the job's own brackets.
+    let args = write(
+        dir.path(),
+        "args.yaml",
+        "- name: args\n  options:\n  - name: n\n  sequence:\n    commands:\n    - script: |\n        #!/bin/bash\n        echo $(($1))\n      args: a[${option.n}]\n",
+    );
+    let option = format!("n=$(touch {})", canary.display());
+    let out = exec_file(&args, dir.path(), &["-o", &option]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!canary.exists(), "the argument ran");
+    assert!(
+        stdout(&out).contains("the script's argument a[${option.n}]"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 /// Found by trying to break Rundeck jobs: a value in an interpreter's program
 /// refuses the whole job before its first step; a deeply nested XML file goes
 /// to `failed/` beside a job that runs; a secure option never shows in an

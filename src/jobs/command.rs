@@ -145,13 +145,19 @@ impl Builder<'_> {
                 .strip_prefix("${unquotedoption.")
                 .and_then(|r| r.strip_suffix('}'))
                 .filter(|_| self.spec.dialect == Dialect::Rundeck);
+            let expanded = match unquoted {
+                Some(name) => self.expand(&format!("${{option.{name}}}"), Mode::Raw)?,
+                None => self.expand(arg, Mode::Raw)?,
+            };
+            // A value the script gets as `$1` reaches its arithmetic as a
+            // token's does.
+            if &expanded != arg {
+                expand::check_argument(self.ctx, &expanded)
+                    .map_err(|e| format!("the script's argument {arg}: {e}"))?;
+            }
             match unquoted {
-                Some(name) => out.extend(
-                    self.expand(&format!("${{option.{name}}}"), Mode::Raw)?
-                        .split_whitespace()
-                        .map(str::to_string),
-                ),
-                None => out.push(self.expand(arg, Mode::Raw)?),
+                Some(_) => out.extend(expanded.split_whitespace().map(str::to_string)),
+                None => out.push(expanded),
             }
         }
         Ok(out)

@@ -451,9 +451,7 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
                 Some(name) => format!("has a value that names {name}, which holds a value"),
             };
             return Err(refused(format!(
-                "{how} with a substitution inside [ ] (as in a[$(…)]) or an array list \
-                 (\"($(…))\"), which bash runs as code wherever it evaluates the value as a \
-                 number or assigns it to an array; sortie cannot see every way a script's \
+                "{how} with {RUNS_AS_A_NUMBER}; sortie cannot see every way a script's \
                  variable reaches such a place, so it puts no such value into a shell script: \
                  a script that needs it can read it from the environment (${var})"
             )));
@@ -461,6 +459,26 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
     }
     Ok(Some(placed))
 }
+
+/// An argument of a script, `value` once its references are expanded: the
+/// script may evaluate `$1` as a number as it may a token's variable, so
+/// what [`insert`] refuses there is refused here (a value pieced together
+/// by the job's own brackets, `a[${option.x}]`, included).
+pub fn check_argument(ctx: &Context, value: &str) -> Result<()> {
+    if let Some(through) = runs_as_a_number(ctx, value) {
+        let how = match through {
+            None => "it has".to_string(),
+            Some(name) => format!("it names {name}, which holds"),
+        };
+        bail!("{how} {RUNS_AS_A_NUMBER}; sortie gives no script such an argument");
+    }
+    Ok(())
+}
+
+/// What a value [`runs_as_a_number`] finds has, and why it is refused.
+const RUNS_AS_A_NUMBER: &str = "a substitution inside a subscript (as in a[$(…)]) or an array \
+     list (\"($(…))\"), which bash runs as code wherever it evaluates the value as a number or \
+     assigns it to an array";
 
 /// Whether `value` runs code where bash evaluates it as a number: it has the
 /// shape of [`runs_in_a_subscript`] or [`array_list`] (`Some(None)`), or it
