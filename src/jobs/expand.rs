@@ -115,20 +115,26 @@ impl Context {
 
     /// The value a step's environment holds in `var` (`RD_OPTION_X`,
     /// `SORTIE_DATA_Y`, …), if sortie puts it there.
-    fn exported(&self, var: &str) -> Option<&str> {
+    /// Every value, since keys that differ only in case or punctuation
+    /// (`m`, `M`, `m-x`, `m_x`) share one variable, which holds one of them.
+    fn exported(&self, var: &str) -> Vec<&str> {
         let secure = var
             .strip_prefix("RD_SECUREOPTION_")
             .map(|rest| (rest, "option"));
-        let (rest, namespace) = secure.or_else(|| {
+        let Some((rest, namespace)) = secure.or_else(|| {
             NAMESPACES
                 .iter()
                 .chain(RUNDECK_NAMESPACES)
                 .find_map(|(ns, prefix)| var.strip_prefix(prefix).map(|rest| (rest, *ns)))
-        })?;
-        self.map(namespace)?
-            .iter()
-            .find(|(key, _)| env_name(key) == rest)
+        }) else {
+            return Vec::new();
+        };
+        self.map(namespace)
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| env_name(key) == rest)
             .map(|(_, value)| value.as_str())
+            .collect()
     }
 
     /// The environment variable that holds `${namespace.key}` in a step.
@@ -499,7 +505,7 @@ fn runs_as_a_number(ctx: &Context, value: &str) -> Option<Option<String>> {
             if !seen.insert(name) {
                 continue;
             }
-            if let Some(held) = ctx.exported(name) {
+            for held in ctx.exported(name) {
                 if runs_in_a_subscript(held) || array_list(held) {
                     return Some(Some(name.to_string()));
                 }
@@ -510,45 +516,72 @@ fn runs_as_a_number(ctx: &Context, value: &str) -> Option<Option<String>> {
     None
 }
 
-/// Whether `value` has a `$` or a backquote inside a subscript, `name[` …
-/// `]` (also within quotes or other brackets there: the subscript's
-/// expansion removes them, and what it gives is evaluated again): the shape
-/// whose evaluation as a number in bash runs code (`a[$(cmd)]`,
-/// `a["b[$""(cmd)]"]`, `a[${v@P}]`). bash evaluates a variable's value as an
-/// expression wherever the variable is named in arithmetic or as a name
-/// (`read`, `printf -v`), and expands only the subscripts in it, which follow
-/// a name with no space; a value without this shape cannot run anything
-/// there, however the script moves it (positional parameters, here-strings,
-/// files), which is why this holds where the flows [`super::shell`] follows
-/// end. Text such as `[${LEVEL}] …` or a Markdown `` [`x`](url) `` has no
-/// subscript.
+/// Whether `value` has a subscript, `name[` (a `[` right after a name) up
+/// to its `]`, with a `$`, a backquote, `<(` or `>(` in it: the shape whose
+/// evaluation as a number in bash runs code (`a[$(cmd)]`,
+/// `a["b[$""(cmd)]"]`, `a["]"$(cmd)]`, `a[${v@P}]`). bash evaluates a
+/// variable's value as an expression wherever the variable is named in
+/// arithmetic or as a name (`read`, `printf -v`), and expands only the
+/// subscripts in it, which follow a name with no space and end at the `]`
+/// that closes the `[`, past quoted and escaped ones (a `$` counts inside
+/// quotes too). A value without this shape cannot run anything there,
+/// however the script moves it (positional parameters, here-strings, files),
+/// which is why this holds where the flows [`super::shell`] follows end.
+/// Where this reading and bash's might part, any `]` after the substitution
+/// counts as its end. Text such as `[${LEVEL}] …`, a Markdown `` [`x`](url) ``
+/// or a jq filter `.items[] | select(.id == $id)` has none.
 fn runs_in_a_subscript(value: &str) -> bool {
-    // Each `[` open: whether it follows a name (a subscript).
-    let mut open: Vec<bool> = Vec::new();
-    let mut substitution = false;
-    let mut previous = ' ';
-    for c in value.chars() {
-        match c {
-            '[' => open.push(previous.is_ascii_alphanumeric() || previous == '_'),
-            ']' => {
-                let closes_a_subscript = open.pop() == Some(true);
-                if closes_a_subscript && substitution {
-                    return true;
+    let b = value.as_bytes();
+    let name = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let substitution = |j: usize| {
+        matches!(b[j], b'$' | b'`') || (matches!(b[j], b'<' | b'>') && b.get(j + 1) == Some(&b'('))
+    };
+    for open in (1..b.len()).filter(|&i| b[i] == b'[' && name(b[i - 1])) {
+        let mut depth = 1;
+        let mut j = open + 1;
+        let mut found = None;
+        while j < b.len() && depth > 0 {
+            match b[j] {
+                b'\\' => j += 1,
+                quote @ (b'\'' | b'"') => {
+                    j += 1;
+                    while j < b.len() && b[j] != quote {
+                        if substitution(j) {
+                            found = found.or(Some(j));
+                        }
+                        if b[j] == b'\\' && quote == b'"' {
+                            j += 1;
+                        }
+                        j += 1;
+                    }
                 }
+                b'[' => depth += 1,
+                b']' => depth -= 1,
+                _ if substitution(j) => found = found.or(Some(j)),
+                _ => {}
             }
-            '$' | '`' if open.contains(&true) => substitution = true,
-            _ => {}
+            j += 1;
         }
-        previous = c;
+        if let Some(at) = found {
+            if value[at..].contains(']') {
+                return true;
+            }
+        }
     }
     false
 }
 
-/// Whether `value` is an array list with a substitution (`($(cmd))`):
-/// `declare -a a="$v"` (also `local -a`, `declare -A`, and `declare a=…` of
-/// an array) parses such a value again as the array's list, and runs it.
+/// Whether `value` is an array list with a substitution: `($(cmd))`, or
+/// `y=($(cmd))`. `declare -a a="$v"` (also `local -a`, `declare -A`, and
+/// `declare a=…` of an array) parses a value that starts with `(` and ends
+/// with `)` again as the array's list, and `declare -a "$v"` a whole
+/// assignment, and runs what is in it; a plain `$NAME` there is only
+/// expanded (so `(about $120 a month)` is none).
 fn array_list(value: &str) -> bool {
-    value.starts_with('(') && value.ends_with(')') && value.contains(['$', '`'])
+    let list = (value.starts_with('(') && value.ends_with(')')) || value.contains("=(");
+    list && ["$(", "${", "`", "<(", ">("]
+        .iter()
+        .any(|s| value.contains(s))
 }
 
 /// The reference a nested shell expands itself, inside its quotes `inner`.
@@ -894,8 +927,12 @@ mod tests {
             "a[${v@P}]$(touch PWNED)",
             "x=a['$(touch PWNED)']",
             "a[\"b[$\"\"(touch PWNED)]\"]",
-            "a[b[\\$(touch PWNED)]]",
             "($(touch PWNED))",
+            "a[\"]\"$(touch PWNED)]",
+            "a[\\]$(touch PWNED)]",
+            "a[']'`touch PWNED`]",
+            "(<(touch PWNED))",
+            "y=($(touch PWNED))",
         ] {
             let mut c = Context::default();
             c.options.insert("v".into(), value.into());
@@ -932,6 +969,10 @@ mod tests {
             "*Deploy* [`v1.2.3`] to prod",
             "a [$(date)]",
             "a[$(date)",
+            "(about $120 a month)",
+            "Price[USD]: $5",
+            ".items[] | select(.name == \"${NAME}\") | .tags[0]",
+            "a[0]>(b[1])",
         ] {
             let (out, pwned) = run("bash", "printf '[%s]' \"${option.v}\"", value);
             assert!(!pwned);
@@ -953,6 +994,7 @@ mod tests {
                 "read -r \"$v\" <<< x",
                 "printf -v \"$v\" x",
                 "declare -a a=\"$v\"",
+                "declare -a \"$v\"",
             ] {
                 let _ = std::process::Command::new("bash")
                     .args(["-c", &format!("v=$1; {place}"), "_", &value])
@@ -982,6 +1024,15 @@ mod tests {
             "[\"$(CMD)/build\"]",
             "a[$(CMD)",
             " ($(CMD))",
+            "a[\"]\"$(CMD)]",
+            "a[\\]$(CMD)]",
+            "(<(CMD))",
+            "y=($(CMD))",
+            "(a $HOME)",
+            "a[']'`CMD`]",
+            "a['$(CMD)']",
+            ".items[] | select(.id == $(CMD))",
+            "1+a[b[\\$(CMD)]]",
         ] {
             runs(value);
         }
@@ -999,6 +1050,11 @@ mod tests {
             ("RD_OPTION_M", vec![("m", "a[$(touch PWNED)]")]),
             ("1+a[SORTIE_OPTION_M]", vec![("m", "a[$(touch PWNED)]")]),
             ("RD_OPTION_A", vec![("a", "RD_DATA_B * 2")]),
+            // Two keys, one variable: the environment holds one of them.
+            (
+                "SORTIE_OPTION_ZZ",
+                vec![("ZZ", "1"), ("zz", "a[$(touch PWNED)]")],
+            ),
         ] {
             let mut c = Context::default();
             c.options.insert("n".into(), n.into());
