@@ -762,8 +762,9 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
         "." | "source" => return None,
         "let" => return Some(Reader::Arithmetic),
         // A word list compgen expands as the shell would (`$(…)` runs), and
-        // a command it runs (`-C`); an option the shell computes (`$o`) may
-        // be either.
+        // a command it runs (`-C`); an option the shell computes (`$o`,
+        // `"${a[@]}"`) may be either, and so may a value before `--`
+        // (`-W$(cmd)`).
         "compgen" | "complete"
             if [last.unwrap_or(""), current].iter().any(|w| {
                 // `-W`, `-aW`, `-W"…"`: a cluster that holds W or C.
@@ -771,7 +772,8 @@ fn walk(cmd: &[&str], current: &str, env: bool) -> Option<Reader> {
                     && !w.starts_with("--")
                     && w[1..].starts_with(|c: char| c.is_ascii_alphabetic())
                     && w.contains(['W', 'C'])
-            }) || args.iter().any(|w| unquoted(w).contains(['$', '`'])) =>
+            }) || args.iter().any(|w| unquoted(w).contains(['$', '`']))
+                || !args.iter().any(|w| unquoted(w) == "--") =>
         {
             return Some(Reader::Code("a word list or command compgen runs"))
         }

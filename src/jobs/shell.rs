@@ -2809,6 +2809,8 @@ mod tests {
             "n=@X@; f() { for x\n do bash -c \"$x\"; done; }; f \"$n\"",
             "n=@X@; set -- \"$n\"; select x do eval \"$x\"; done",
             "n=@X@; o=-W; compgen $o \"$n\" -- x",
+            "n=@X@; args=(-W \"$n\"); compgen \"${args[@]}\" -- x",
+            "u=@X@; compgen -u \"$u\"",
             "f() { compgen -W \"$1\" -- x; }; n=@X@; f \"$n\"",
             "n=@X@; echo \"${!n@P}\"",
             "echo @X@ | awk '{ print | \"sh<&0\" }'",
@@ -2917,7 +2919,7 @@ mod tests {
             "echo @X@ | while read -r h; do c=$((c + 1)); ping -c1 \"$h\"; done",
             "n=@X@; log() { echo \"$(date) $1\" \"${2:-}\" >&2; }; log \"$n\"",
             "n=@X@; set -- \"$n\" b; for h in \"$@\"; do ping -c1 \"$h\"; done; echo \"$#\"",
-            "u=@X@; compgen -u \"$u\"; compgen -W \"a b\" -- \"$u\"",
+            "u=@X@; compgen -u -- \"$u\"; compgen -W \"a b\" -- \"$u\"",
             "n=@X@; set -- \"$n\"; for h; do ping -c1 \"$h\"; done; for x in a; do eval \"$x\"; done",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
