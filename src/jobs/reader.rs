@@ -566,9 +566,18 @@ pub fn stdin(words: &[String]) -> Option<Reader> {
 pub fn written_files(words: &[String]) -> Vec<&str> {
     let mut out = Vec::new();
     let mut next = false;
+    // What goes to these is not kept (`>/dev/null`), or is the output's own.
+    let sink = |w: &str| {
+        matches!(
+            unquoted(w),
+            "/dev/null" | "/dev/stdout" | "/dev/stderr" | "/dev/tty"
+        )
+    };
     for w in words {
         if next {
-            out.push(file_name(w));
+            if !sink(w) {
+                out.push(file_name(w));
+            }
             next = false;
             continue;
         }
@@ -585,7 +594,7 @@ pub fn written_files(words: &[String]) -> Vec<&str> {
         }
         if target.is_empty() {
             next = true;
-        } else {
+        } else if !sink(target) {
             out.push(file_name(target));
         }
     }

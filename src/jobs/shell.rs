@@ -159,6 +159,19 @@ struct Written {
     open: bool,
 }
 
+/// `ranges` sorted, those that overlap or touch made one.
+fn merged(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    ranges.sort_by_key(|r| (r.start, r.end));
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
 /// A token in a word a nested shell parses again (`sh -c "…"`), looked at
 /// again once the word is whole: the nested script's later text (`| sh`, a
 /// `-eq`) may change what the token is there.
@@ -215,7 +228,7 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
     // that would need more is refused where the values lead (not followed).
     let mut budget = MOST_SCANS;
     if !function_args.is_empty() {
-        if let Some(how) = evaluated(text, &positional_use, &mut budget) {
+        if let Some(how) = evaluated(text, POSITIONAL, &mut budget) {
             let why = "an argument of a function that evaluates its arguments";
             mark(&function_args, how, why);
         }
@@ -233,7 +246,7 @@ pub fn sites(text: &str, token_at: &dyn Fn(&str) -> Option<usize>) -> Vec<Site> 
         }
     }
     for (name, from) in &held {
-        if let Some(how) = evaluated(text, &|rest: &str| use_of(text, rest, name), &mut budget) {
+        if let Some(how) = evaluated(text, name, &mut budget) {
             mark(from, how, HELD);
         }
     }
@@ -249,24 +262,27 @@ enum Evaluation {
     Code,
 }
 
-/// Whether what `uses_at` finds in `text` (a variable's uses) is evaluated
-/// at one of them, or through a variable assigned from one, and so on, and
-/// how (as code, if anywhere). Each scan takes one from `budget`; with none
-/// left, the value is taken as evaluated as code.
-fn evaluated(
-    text: &str,
-    uses_at: &dyn Fn(&str) -> Option<usize>,
-    budget: &mut usize,
-) -> Option<Evaluation> {
-    let mut followed: Vec<String> = Vec::new();
-    let mut queue: Vec<String> = Vec::new();
+/// Whether what `name` holds (a variable, or with [`POSITIONAL`] or `1`…
+/// the positional parameters) is evaluated at one of its uses in `text`, or
+/// through a variable assigned from one, and so on, and how (as code, if
+/// anywhere). Each scan takes one from `budget`; with none left, the value
+/// is taken as evaluated as code.
+fn evaluated(text: &str, name: &str, budget: &mut usize) -> Option<Evaluation> {
+    let mut followed: Vec<String> = vec![name.to_string()];
+    let mut queue: Vec<String> = vec![name.to_string()];
     let mut found = None;
-    let Some(left) = budget.checked_sub(1) else {
-        return Some(Evaluation::Code);
-    };
-    *budget = left;
-    let mut scan = quoted_sites(text, uses_at);
-    loop {
+    while let Some(name) = queue.pop() {
+        let Some(left) = budget.checked_sub(1) else {
+            return Some(Evaluation::Code);
+        };
+        *budget = left;
+        // `for x; do`, `select x do`: loops over "$@" that do not say so.
+        let looped = if is_positional(&name) {
+            loops_over_arguments(text)
+        } else {
+            Vec::new()
+        };
+        let scan = quoted_sites(text, &|rest: &str| use_of(text, rest, &name));
         found = scan
             .sites
             .iter()
@@ -279,30 +295,15 @@ fn evaluated(
         // A value given to one of the script's functions is in its
         // positional parameters, as one given to `set --` is (assigned `1`…).
         let passed = (!scan.function_args.is_empty()).then(|| POSITIONAL.to_string());
-        for name in scan.assigned.into_iter().map(|(n, _)| n).chain(passed) {
+        let next = scan.assigned.into_iter().map(|(n, _)| n);
+        for name in next.chain(passed).chain(looped) {
             if !followed.contains(&name) && followed.len() < MOST_VARIABLES {
                 followed.push(name.clone());
                 queue.push(name);
             }
         }
-        let Some(name) = queue.pop() else {
-            return found;
-        };
-        let Some(left) = budget.checked_sub(1) else {
-            return Some(Evaluation::Code);
-        };
-        *budget = left;
-        if is_positional(&name) {
-            // `for x; do`, `select x do`: loops over "$@" that do not say so.
-            for looped in loops_over_arguments(text) {
-                if !followed.contains(&looped) && followed.len() < MOST_VARIABLES {
-                    followed.push(looped.clone());
-                    queue.push(looped);
-                }
-            }
-        }
-        scan = quoted_sites(text, &|rest: &str| use_of(text, rest, &name));
     }
+    found
 }
 
 /// Whether, and how, a use of a value found in `text` evaluates it. A
@@ -1071,13 +1072,21 @@ impl Scanner<'_> {
                 Some(name) if self.functions.iter().any(|f| f == name) => 0..self.sites.len(),
                 _ => from..self.sites.len(),
             };
-            let mut sites = vec![own];
+            // What went into the files this command reads goes on, each
+            // range once: a script that writes one file again and again
+            // (`cmd >log 2>&1` on every line) must not double it each time.
+            let mut from_files: Vec<Range<usize>> = Vec::new();
             for word in &self.cmds[cmd].words {
                 let read = reader::file_name(word);
                 for file in self.written.iter().filter(|w| w.name == read) {
-                    sites.extend(file.sites.iter().cloned());
+                    from_files.extend(file.sites.iter().cloned());
                 }
             }
+            let mut sites = vec![own];
+            sites.extend(merged(from_files));
+            let mut names = names;
+            names.sort();
+            names.dedup();
             for name in names {
                 self.written.push(Written {
                     name,
@@ -2562,6 +2571,22 @@ mod tests {
         assert_eq!(found[299], Ctx::Code(HELD));
     }
 
+    /// A file written on every line (`>>log 2>&1`, `>/dev/null 2>&1`) keeps
+    /// one copy of what went into it: each write used to copy every earlier
+    /// one's, and 32 such lines took gigabytes.
+    #[test]
+    fn a_file_written_on_every_line_is_followed_once() {
+        for target in [">/dev/null 2>&1", ">>\"$LOG\" 2>&1", ">>log"] {
+            let lines: String = (0..200)
+                .map(|i| format!("command -v tool{i} {target} || missing+=(tool{i})\n"))
+                .collect();
+            let script = format!("v=@X@\n{lines}echo \"$v\" >>log\ncat log");
+            assert_eq!(ctxs(&script), vec![Ctx::Unquoted], "{target}");
+            let script = format!("echo \"@X@\" >>log\n{lines}bash log");
+            assert!(matches!(ctxs(&script)[..], [Ctx::Code(_)]), "{target}");
+        }
+    }
+
     #[test]
     fn a_value_never_reaches_code_through_a_nested_reader() {
         let refused = |c: &Ctx| {
@@ -2808,6 +2833,8 @@ mod tests {
             "n=@X@; set -- \"$n\"; for x; do eval \"$x\"; done",
             "n=@X@; f() { for x\n do bash -c \"$x\"; done; }; f \"$n\"",
             "n=@X@; set -- \"$n\"; select x do eval \"$x\"; done",
+            "set -- @X@; for x; do eval \"$x\"; done",
+            "f() { for x; do sh -c \"$x\"; done; }; f @X@",
             "n=@X@; o=-W; compgen $o \"$n\" -- x",
             "n=@X@; args=(-W \"$n\"); compgen \"${args[@]}\" -- x",
             "u=@X@; compgen -u \"$u\"",
