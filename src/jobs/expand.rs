@@ -343,11 +343,13 @@ fn expand_shell(
 ) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
+    let copies = environment_copies(text);
     for site in shell::sites(text, token_at) {
         out.push_str(&text[pos..site.range.start]);
         let token = &text[site.range.clone()];
         let (ns, key) = split(token);
-        out.push_str(&insert(ctx, ns, &key, site.ctx)?.unwrap_or_else(|| token.to_string()));
+        let placed = insert(ctx, &copies, ns, &key, site.ctx)?;
+        out.push_str(&placed.unwrap_or_else(|| token.to_string()));
         pos = site.range.end;
     }
     out.push_str(&text[pos..]);
@@ -356,7 +358,7 @@ fn expand_shell(
 
 /// What replaces `${ns.key}` (or Rundeck's `@ns.key@`) in a script, in
 /// context `at` (`None`: leave the token).
-fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>> {
+fn insert(ctx: &Context, copies: &Copies, ns: &str, key: &str, at: Ctx) -> Result<Option<String>> {
     if at == Ctx::Inert {
         return Ok(None);
     }
@@ -451,7 +453,7 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
         Ctx::Arithmetic | Ctx::Name | Ctx::Inert => unreachable!("handled above"),
     };
     if ns != "secret" {
-        if let Some(through) = runs_as_a_number(ctx, value) {
+        if let Some(through) = runs_as_a_number(ctx, copies, value) {
             let how = match through {
                 None => "has a value".to_string(),
                 Some(name) => format!("has a value that names {name}, which holds a value"),
@@ -471,7 +473,7 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
 /// what [`insert`] refuses there is refused here (a value pieced together
 /// by the job's own brackets, `a[${option.x}]`, included).
 pub fn check_argument(ctx: &Context, value: &str) -> Result<()> {
-    if let Some(through) = runs_as_a_number(ctx, value) {
+    if let Some(through) = runs_as_a_number(ctx, &Vec::new(), value) {
         let how = match through {
             None => "it has".to_string(),
             Some(name) => format!("it names {name}, which holds"),
@@ -486,28 +488,69 @@ const RUNS_AS_A_NUMBER: &str = "a substitution inside a subscript (as in a[$(…
      list (\"($(…))\"), which bash runs as code wherever it evaluates the value as a number or \
      assigns it to an array";
 
+/// A script's variables assigned from the step's environment
+/// (`note="$RD_OPTION_NOTE"`), each with the `RD_*`/`SORTIE_*` names in
+/// the rest of its line: a value naming one of them reaches what those hold.
+type Copies<'t> = Vec<(&'t str, Vec<&'t str>)>;
+
+/// The [`Copies`] of `script`, read from its text as it is: `NAME=` at the
+/// start of a word, and the environment's names after it on that line.
+fn environment_copies(script: &str) -> Copies<'_> {
+    let mut copies = Copies::new();
+    for line in script.lines() {
+        for (at, _) in line.match_indices('=') {
+            let before = &line[..at];
+            let name_start = before
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(0, |p| p + 1);
+            let name = &before[name_start..];
+            let word_start = before[..name_start]
+                .chars()
+                .next_back()
+                .is_none_or(|c| c.is_whitespace() || ";&|({".contains(c));
+            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) || !word_start {
+                continue;
+            }
+            let read: Vec<&str> = environment_names(&line[at..]).collect();
+            if !read.is_empty() {
+                copies.push((name, read));
+            }
+        }
+    }
+    copies
+}
+
+/// The `RD_*`/`SORTIE_*` names in `text`.
+fn environment_names(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("RD_") || w.starts_with("SORTIE_"))
+}
+
 /// Whether `value` runs code where bash evaluates it as a number: it has the
 /// shape of [`runs_in_a_subscript`] or [`array_list`] (`Some(None)`), or it
 /// names, anywhere in it, a variable of the step's environment whose value
 /// does, as bash looks names up there (`Some(Some(name))`), also through
-/// the names in that value, and so on.
-fn runs_as_a_number(ctx: &Context, value: &str) -> Option<Option<String>> {
+/// the script's variables that copy one ([`Copies`]), and through the names
+/// in that value, and so on.
+fn runs_as_a_number(ctx: &Context, copies: &Copies, value: &str) -> Option<Option<String>> {
     if runs_in_a_subscript(value) || array_list(value) {
         return Some(None);
     }
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let mut queue: Vec<&str> = vec![value];
     while let Some(text) = queue.pop() {
-        let names = text
+        let words = text
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|w| w.starts_with("RD_") || w.starts_with("SORTIE_"));
-        for name in names {
-            if !seen.insert(name) {
+            .filter(|w| !w.is_empty());
+        for word in words {
+            if !seen.insert(word) {
                 continue;
             }
-            for held in ctx.exported(name) {
+            let copied = copies.iter().filter(|(name, _)| *name == word);
+            let names = environment_names(word).chain(copied.flat_map(|(_, from)| from.clone()));
+            for held in names.flat_map(|name| ctx.exported(name)) {
                 if runs_in_a_subscript(held) || array_list(held) {
-                    return Some(Some(name.to_string()));
+                    return Some(Some(word.to_string()));
                 }
                 queue.push(held);
             }
@@ -1079,6 +1122,15 @@ mod tests {
             assert!(e.contains("has a value that names"), "{n:?}: {e}");
             assert!(!e.contains("PWNED"), "the value stays out: {e}");
         }
+        // A variable of the script that copies one from the environment.
+        let copied = format!("note=\"$RD_OPTION_NOTE\"; printf '%s' \"$note\"\n{script}");
+        let mut c = Context::default();
+        c.options.insert("n".into(), "note".into());
+        c.options.insert("note".into(), "a[$(touch PWNED)]".into());
+        let e = expand(&copied, &c, Mode::Shell).unwrap_err().to_string();
+        assert!(e.contains("has a value that names note"), "{e}");
+        c.options.insert("note".into(), "hello".into());
+        expand(&copied, &c, Mode::Shell).unwrap();
         let mut c = Context::default();
         c.options.insert("n".into(), "RD_OPTION_M".into());
         c.options.insert("m".into(), "5".into());
