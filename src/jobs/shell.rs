@@ -593,7 +593,6 @@ fn scan(text: &str, token_at: &dyn Fn(&str) -> Option<usize>, bash_quotes: bool)
         heredoc_unsure: false,
         functions: Vec::new(),
         integers: integer_names(text),
-        associative: associative_names(text),
         reads_into: Vec::new(),
         open_reader: None,
         written: Vec::new(),
@@ -646,9 +645,6 @@ struct Scanner<'a> {
     /// The variables the script declares integer (`declare -i n`), whose
     /// every assignment bash evaluates as arithmetic.
     integers: Vec<String>,
-    /// The associative arrays the script declares (`declare -A seen`), with
-    /// where: after that, their subscripts are keys, not arithmetic.
-    associative: Vec<(String, usize)>,
     /// Process substitutions (by their script frame's command) whose output
     /// is read into variables (`done < <(…)`).
     reads_into: Vec<(usize, Vec<String>)>,
@@ -1495,7 +1491,7 @@ impl Scanner<'_> {
             }
             // `name[…]=`: the subscript of an assignment is arithmetic, and
             // so is `[…]=` in an array's list.
-            b'[' if self.assignment_subscript(cmd) && !self.keyed(cmd) => self.enter(SUBSCRIPT, 1),
+            b'[' if self.assignment_subscript(cmd) => self.enter(SUBSCRIPT, 1),
             b'[' if self.word_start() && self.in_array_list(depth) => self.enter(SUBSCRIPT, 1),
             b';' if self.at(";;") => {
                 self.end_command(cmd);
@@ -1574,20 +1570,6 @@ impl Scanner<'_> {
             }
             _ => self.advance(),
         }
-    }
-
-    /// The word read so far names an associative array declared before it
-    /// (`seen[$h]=1`): its subscript is a key, expanded and never evaluated.
-    fn keyed(&self, cmd: usize) -> bool {
-        self.cmds[cmd]
-            .start
-            .is_some_and(|start| self.is_associative(&self.text[start..self.pos]))
-    }
-
-    fn is_associative(&self, name: &str) -> bool {
-        self.associative
-            .iter()
-            .any(|(n, at)| n == name && *at < self.pos)
     }
 
     /// The word read so far is a variable name: a `[` starts its subscript.
@@ -1672,19 +1654,8 @@ impl Scanner<'_> {
                 });
                 self.pos += 1;
             }
-            // `${a[…]}`: a subscript, evaluated as arithmetic (an
-            // associative array's key is only expanded).
-            b'[' if depth == 0 => {
-                let before = &self.text[..self.pos];
-                let name = before
-                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .map_or(before, |p| &before[p + 1..]);
-                if self.is_associative(name) {
-                    self.advance();
-                } else {
-                    self.enter(SUBSCRIPT, 1);
-                }
-            }
+            // `${a[…]}`: a subscript, evaluated as arithmetic.
+            b'[' if depth == 0 => self.enter(SUBSCRIPT, 1),
             // `${s:offset:length}` (not `:-`, `:=`, `:+`, `:?`): arithmetic.
             b':' if depth == 0
                 && !matches!(self.rest().get(1), Some(b'-' | b'=' | b'+' | b'?')) =>
@@ -2126,25 +2097,6 @@ fn ends_value(rest: &str) -> bool {
         || rest.starts_with([';', '&', '|', ')'])
 }
 
-/// The associative arrays `text` declares (`declare -A seen`, `local -A`,
-/// `typeset -A`), each with where its declaration is.
-fn associative_names(text: &str) -> Vec<(String, usize)> {
-    let mut names = Vec::new();
-    for keyword in ["declare", "typeset", "local"] {
-        for (at, _) in text.match_indices(keyword) {
-            let line = &text[at + keyword.len()..];
-            let command = &line[..line.find(['\n', ';', '&', '|']).unwrap_or(line.len())];
-            let words: Vec<&str> = command.split_whitespace().collect();
-            names.extend(
-                declared(&words, 'A')
-                    .into_iter()
-                    .map(|n| (n.to_string(), at)),
-            );
-        }
-    }
-    names
-}
-
 /// The variables `text` declares integer anywhere (`declare -i n`,
 /// `local -ir a b=1`, `typeset -i`): read by words, each command to its
 /// `;`, `&`, `|` or line's end. Every scan of a script asks, so a script
@@ -2167,23 +2119,21 @@ fn integer_names(text: &str) -> Vec<String> {
             continue;
         };
         let words: Vec<&str> = all[at + 1..].iter().map(String::as_str).collect();
-        names.extend(declared(&words, 'i').into_iter().map(str::to_string));
+        let integer = words
+            .iter()
+            .any(|w| w.starts_with('-') && !w.starts_with("--") && w.contains('i'));
+        if integer {
+            names.extend(
+                words
+                    .iter()
+                    .filter(|w| !w.starts_with('-'))
+                    .map(|w| w.split(['=', '+', '[']).next().unwrap_or(""))
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string),
+            );
+        }
     }
     names
-}
-
-/// The names a `declare`'s `words` (after the command) declare with the
-/// option `flag` (`-i`, `-A`, also in a cluster), none without it.
-fn declared<'w>(words: &[&'w str], flag: char) -> Vec<&'w str> {
-    let flagged = words
-        .iter()
-        .any(|w| w.starts_with('-') && !w.starts_with("--") && w.contains(flag));
-    words
-        .iter()
-        .filter(|w| flagged && !w.starts_with('-'))
-        .map(|w| w.split(['=', '+', '[']).next().unwrap_or(""))
-        .filter(|n| !n.is_empty())
-        .collect()
 }
 
 /// What a token's context in a nested shell's script makes of it here: the
@@ -2997,10 +2947,6 @@ mod tests {
             "n=@X@; log() { echo \"$(date) $1\" \"${2:-}\" >&2; }; log \"$n\"",
             "n=@X@; set -- \"$n\" b; for h in \"$@\"; do ping -c1 \"$h\"; done; echo \"$#\"",
             "u=@X@; compgen -u -- \"$u\"; compgen -W \"a b\" -- \"$u\"",
-            // An associative array's keys are expanded, never evaluated.
-            "n=@X@\ndeclare -A seen\nseen[$n]=1\necho ${!seen[@]} \"${seen[$n]}\"",
-            "h=@X@; declare -A seen=(); set -- \"$h\" web; for x; do seen[$x]=1; done",
-            "f() { local -A m; m[$1]=x; echo \"${m[$1]}\"; }; n=@X@; f \"$n\"",
             "n=@X@; set -- \"$n\"; for h; do ping -c1 \"$h\"; done; for x in a; do eval \"$x\"; done",
         ] {
             assert_eq!(ctxs(script), vec![Ctx::Unquoted], "{script:?}");
@@ -3145,10 +3091,6 @@ mod tests {
             "n=@X@; [[ $n -eq 1 ]]",
             "n=@X@; a=(1 2); echo \"${a[n]}\"",
             "n=@X@; a[n]=1",
-            // An indexed array, or one declared associative only later.
-            "n=@X@; a[$n]=1; echo \"${a[$n]}\"",
-            "n=@X@; seen[$n]=1; declare -A seen",
-            "n=@X@; declare -A other; seen[$n]=1",
             "n=@X@; s=abc; echo ${s:n}",
             "n=@X@; for ((i = 0; i < n; i++)); do :; done",
             "n=@X@; m=$n; echo $(( m * 2 ))",
