@@ -113,28 +113,15 @@ impl Context {
         }
     }
 
-    /// The value a step's environment holds in `var` (`RD_OPTION_X`,
-    /// `SORTIE_DATA_Y`, …), if sortie puts it there.
-    /// Every value, since keys that differ only in case or punctuation
-    /// (`m`, `M`, `m-x`, `m_x`) share one variable, which holds one of them.
-    fn exported(&self, var: &str) -> Vec<&str> {
-        let secure = var
-            .strip_prefix("RD_SECUREOPTION_")
-            .map(|rest| (rest, "option"));
-        let Some((rest, namespace)) = secure.or_else(|| {
-            NAMESPACES
+    /// The step environment's variable (`SORTIE_OPTION_M`) of a value that
+    /// has a shape [`runs_as_a_number`] refuses, if any value has one.
+    fn shaped_variable(&self) -> Option<String> {
+        NAMESPACES.iter().find_map(|(namespace, prefix)| {
+            self.map(namespace)?
                 .iter()
-                .chain(RUNDECK_NAMESPACES)
-                .find_map(|(ns, prefix)| var.strip_prefix(prefix).map(|rest| (rest, *ns)))
-        }) else {
-            return Vec::new();
-        };
-        self.map(namespace)
-            .into_iter()
-            .flatten()
-            .filter(|(key, _)| env_name(key) == rest)
-            .map(|(_, value)| value.as_str())
-            .collect()
+                .find(|(_, value)| runs_in_a_subscript(value) || array_list(value))
+                .map(|(key, _)| format!("{prefix}{}", env_name(key)))
+        })
     }
 
     /// The environment variable that holds `${namespace.key}` in a step.
@@ -343,12 +330,11 @@ fn expand_shell(
 ) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
-    let copies = environment_copies(text);
     for site in shell::sites(text, token_at) {
         out.push_str(&text[pos..site.range.start]);
         let token = &text[site.range.clone()];
         let (ns, key) = split(token);
-        let placed = insert(ctx, &copies, ns, &key, site.ctx)?;
+        let placed = insert(ctx, ns, &key, site.ctx)?;
         out.push_str(&placed.unwrap_or_else(|| token.to_string()));
         pos = site.range.end;
     }
@@ -358,7 +344,7 @@ fn expand_shell(
 
 /// What replaces `${ns.key}` (or Rundeck's `@ns.key@`) in a script, in
 /// context `at` (`None`: leave the token).
-fn insert(ctx: &Context, copies: &Copies, ns: &str, key: &str, at: Ctx) -> Result<Option<String>> {
+fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>> {
     if at == Ctx::Inert {
         return Ok(None);
     }
@@ -453,15 +439,15 @@ fn insert(ctx: &Context, copies: &Copies, ns: &str, key: &str, at: Ctx) -> Resul
         Ctx::Arithmetic | Ctx::Name | Ctx::Inert => unreachable!("handled above"),
     };
     if ns != "secret" {
-        if let Some(through) = runs_as_a_number(ctx, copies, value) {
+        if let Some(through) = runs_as_a_number(ctx, value) {
             let how = match through {
-                None => "has a value".to_string(),
-                Some(name) => format!("has a value that names {name}, which holds a value"),
+                None => format!("has a value with {RUNS_AS_A_NUMBER}"),
+                Some(name) => format!("{} ({name})", names_such_a_value()),
             };
             return Err(refused(format!(
-                "{how} with {RUNS_AS_A_NUMBER}; sortie cannot see every way a script's \
-                 variable reaches such a place, so it puts no such value into a shell script: \
-                 a script that needs it can read it from the environment (${var})"
+                "{how}; sortie cannot see every way a script's variable reaches such a place, \
+                 so it puts no such value into a shell script: a script that needs it can read \
+                 it from the environment (${var})"
             )));
         }
     }
@@ -473,14 +459,23 @@ fn insert(ctx: &Context, copies: &Copies, ns: &str, key: &str, at: Ctx) -> Resul
 /// what [`insert`] refuses there is refused here (a value pieced together
 /// by the job's own brackets, `a[${option.x}]`, included).
 pub fn check_argument(ctx: &Context, value: &str) -> Result<()> {
-    if let Some(through) = runs_as_a_number(ctx, &Vec::new(), value) {
+    if let Some(through) = runs_as_a_number(ctx, value) {
         let how = match through {
-            None => "it has".to_string(),
-            Some(name) => format!("it names {name}, which holds"),
+            None => format!("it has {RUNS_AS_A_NUMBER}"),
+            Some(name) => format!("it {} ({name})", names_such_a_value()),
         };
-        bail!("{how} {RUNS_AS_A_NUMBER}; sortie gives no script such an argument");
+        bail!("{how}; sortie gives no script such an argument");
     }
     Ok(())
+}
+
+/// Why a value with a name in it is refused while another has the shape.
+fn names_such_a_value() -> String {
+    format!(
+        "has a value that may name a variable, while a value of the step's environment has \
+         {RUNS_AS_A_NUMBER}: bash looks names up where it evaluates a value as a number, and \
+         any of the script's variables may hold a copy of that value"
+    )
 }
 
 /// What a value [`runs_as_a_number`] finds has, and why it is refused.
@@ -488,75 +483,21 @@ const RUNS_AS_A_NUMBER: &str = "a substitution inside a subscript (as in a[$(…
      list (\"($(…))\"), which bash runs as code wherever it evaluates the value as a number or \
      assigns it to an array";
 
-/// A script's variables assigned from the step's environment
-/// (`note="$RD_OPTION_NOTE"`), each with the `RD_*`/`SORTIE_*` names in
-/// the rest of its line: a value naming one of them reaches what those hold.
-type Copies<'t> = Vec<(&'t str, Vec<&'t str>)>;
-
-/// The [`Copies`] of `script`, read from its text as it is: `NAME=` at the
-/// start of a word, and the environment's names after it on that line.
-fn environment_copies(script: &str) -> Copies<'_> {
-    let mut copies = Copies::new();
-    for line in script.lines() {
-        for (at, _) in line.match_indices('=') {
-            let before = &line[..at];
-            let name_start = before
-                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .map_or(0, |p| p + 1);
-            let name = &before[name_start..];
-            let word_start = before[..name_start]
-                .chars()
-                .next_back()
-                .is_none_or(|c| c.is_whitespace() || ";&|({".contains(c));
-            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) || !word_start {
-                continue;
-            }
-            let read: Vec<&str> = environment_names(&line[at..]).collect();
-            if !read.is_empty() {
-                copies.push((name, read));
-            }
-        }
-    }
-    copies
-}
-
-/// The `RD_*`/`SORTIE_*` names in `text`.
-fn environment_names(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| w.starts_with("RD_") || w.starts_with("SORTIE_"))
-}
-
 /// Whether `value` runs code where bash evaluates it as a number: it has the
 /// shape of [`runs_in_a_subscript`] or [`array_list`] (`Some(None)`), or it
-/// names, anywhere in it, a variable of the step's environment whose value
-/// does, as bash looks names up there (`Some(Some(name))`), also through
-/// the script's variables that copy one ([`Copies`]), and through the names
-/// in that value, and so on.
-fn runs_as_a_number(ctx: &Context, copies: &Copies, value: &str) -> Option<Option<String>> {
+/// has a name in it (a letter or `_`) while a value of the step's
+/// environment has that shape (`Some(Some(variable))`). bash looks a name up
+/// where it evaluates a value as a number, and the variable it names may
+/// hold a copy of that value, made in more ways than can be followed
+/// (`note="$RD_OPTION_NOTE"`, `read`, `$_`, `$REPLY`, `${BASH_REMATCH[1]}`).
+fn runs_as_a_number(ctx: &Context, value: &str) -> Option<Option<String>> {
     if runs_in_a_subscript(value) || array_list(value) {
         return Some(None);
     }
-    let mut seen: BTreeSet<&str> = BTreeSet::new();
-    let mut queue: Vec<&str> = vec![value];
-    while let Some(text) = queue.pop() {
-        let words = text
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|w| !w.is_empty());
-        for word in words {
-            if !seen.insert(word) {
-                continue;
-            }
-            let copied = copies.iter().filter(|(name, _)| *name == word);
-            let names = environment_names(word).chain(copied.flat_map(|(_, from)| from.clone()));
-            for held in names.flat_map(|name| ctx.exported(name)) {
-                if runs_in_a_subscript(held) || array_list(held) {
-                    return Some(Some(word.to_string()));
-                }
-                queue.push(held);
-            }
-        }
+    if !value.contains(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        return None;
     }
-    None
+    ctx.shaped_variable().map(Some)
 }
 
 /// Whether `value` has a subscript, `name[` (a `[` right after a name) up
@@ -1094,10 +1035,11 @@ mod tests {
         assert_eq!(runs("1+a[b[\\$(CMD)]]"), (false, true));
     }
 
-    /// A value that names a variable of the step's environment is looked up
-    /// there by bash's arithmetic: one naming a variable whose value would
-    /// run (an option the script never uses, a value that names another) is
-    /// refused as that value is.
+    /// bash's arithmetic looks up the names in a value, and any variable may
+    /// hold a copy of another value: while a value of the step's environment
+    /// would run (an option the script never uses, data), a value with a name
+    /// in it is refused, however it names it (directly, through a copy the
+    /// script made, `$_`); a number is not.
     #[test]
     fn a_value_naming_a_variable_that_would_run_is_refused() {
         // A flow the scanner does not follow into arithmetic.
@@ -1119,7 +1061,10 @@ mod tests {
             }
             c.data.insert("b".into(), "x[`touch PWNED`]".into());
             let e = expand(script, &c, Mode::Shell).unwrap_err().to_string();
-            assert!(e.contains("has a value that names"), "{n:?}: {e}");
+            assert!(
+                e.contains("has a value that may name a variable"),
+                "{n:?}: {e}"
+            );
             assert!(!e.contains("PWNED"), "the value stays out: {e}");
         }
         // A variable of the script that copies one from the environment.
@@ -1128,7 +1073,14 @@ mod tests {
         c.options.insert("n".into(), "note".into());
         c.options.insert("note".into(), "a[$(touch PWNED)]".into());
         let e = expand(&copied, &c, Mode::Shell).unwrap_err().to_string();
-        assert!(e.contains("has a value that names note"), "{e}");
+        assert!(e.contains("(SORTIE_OPTION_NOTE)"), "{e}");
+        // Or `$_`, whatever the script did with the value.
+        c.options.insert("n".into(), "_".into());
+        assert!(expand(script, &c, Mode::Shell).is_err());
+        // A number names nothing.
+        c.options.insert("n".into(), "-42".into());
+        expand(script, &c, Mode::Shell).unwrap();
+        c.options.insert("n".into(), "note".into());
         c.options.insert("note".into(), "hello".into());
         expand(&copied, &c, Mode::Shell).unwrap();
         let mut c = Context::default();

@@ -1088,11 +1088,22 @@ impl Scanner<'_> {
             names.sort();
             names.dedup();
             for name in names {
-                self.written.push(Written {
-                    name,
-                    sites: sites.clone(),
-                    open,
-                });
+                // One record a file, unless a here-document still goes in.
+                let kept = self
+                    .written
+                    .iter_mut()
+                    .find(|w| w.name == name && !w.open && !open);
+                match kept {
+                    Some(file) => {
+                        file.sites.extend(sites.iter().cloned());
+                        file.sites = merged(std::mem::take(&mut file.sites));
+                    }
+                    None => self.written.push(Written {
+                        name,
+                        sites: sites.clone(),
+                        open,
+                    }),
+                }
             }
         }
         // What reads a here-document is known once the command is whole (`<<EOF bash`).
