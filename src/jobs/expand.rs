@@ -7,9 +7,12 @@
 //! environment variable that holds the value (`SORTIE_OPTION_X`, …), written
 //! for the quoting context the token sits in (see [`super::shell`]), so the
 //! shell expands it without ever parsing it; in arithmetic only an integer is
-//! inserted. A reference is `${ns.key}` — shell variables (`${HOME}`) have no
-//! dot and are left alone. An unknown reference is an error before the step
-//! runs, never an empty string.
+//! inserted. bash still evaluates a variable's *value* as a number wherever a
+//! script moves it into arithmetic, by flows no reading of the script can
+//! follow to the end; so a value with a shape that runs there is put into no
+//! script at all ([`runs_as_a_number`]). A reference is `${ns.key}` — shell
+//! variables (`${HOME}`) have no dot and are left alone. An unknown reference
+//! is an error before the step runs, never an empty string.
 
 use std::collections::{BTreeMap, BTreeSet};
 
