@@ -140,6 +140,7 @@ impl Builder<'_> {
     /// alone in an argument gives one argument per word of the value.
     fn script_args(&self, args: &[String]) -> Result<Vec<String>, String> {
         let mut out = Vec::new();
+        let shaped = expand::Shaped::new();
         for arg in args {
             let unquoted = arg
                 .strip_prefix("${unquotedoption.")
@@ -152,7 +153,7 @@ impl Builder<'_> {
             // A value the script gets as `$1` reaches its arithmetic as a
             // token's does.
             if &expanded != arg {
-                expand::check_argument(self.ctx, &expanded)
+                expand::check_argument(self.ctx, &shaped, &expanded)
                     .map_err(|e| format!("the script's argument {arg}: {e}"))?;
             }
             match unquoted {

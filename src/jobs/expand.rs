@@ -14,6 +14,7 @@
 //! variables (`${HOME}`) have no dot and are left alone. An unknown reference
 //! is an error before the step runs, never an empty string.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Result};
@@ -117,7 +118,8 @@ impl Context {
     }
 
     /// The step environment's variable (`SORTIE_OPTION_M`) of a value that
-    /// has a shape [`runs_as_a_number`] refuses, if any value has one.
+    /// has a shape [`runs_as_a_number`] refuses, if any value has one. It
+    /// reads every value: one expansion asks once ([`Shaped`]).
     fn shaped_variable(&self) -> Option<String> {
         NAMESPACES.iter().find_map(|(namespace, prefix)| {
             self.map(namespace)?
@@ -333,11 +335,12 @@ fn expand_shell(
 ) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
+    let shaped = Shaped::new();
     for site in shell::sites(text, token_at) {
         out.push_str(&text[pos..site.range.start]);
         let token = &text[site.range.clone()];
         let (ns, key) = split(token);
-        let placed = insert(ctx, ns, &key, site.ctx)?;
+        let placed = insert(ctx, &shaped, ns, &key, site.ctx)?;
         out.push_str(&placed.unwrap_or_else(|| token.to_string()));
         pos = site.range.end;
     }
@@ -347,7 +350,7 @@ fn expand_shell(
 
 /// What replaces `${ns.key}` (or Rundeck's `@ns.key@`) in a script, in
 /// context `at` (`None`: leave the token).
-fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>> {
+fn insert(ctx: &Context, shaped: &Shaped, ns: &str, key: &str, at: Ctx) -> Result<Option<String>> {
     if at == Ctx::Inert {
         return Ok(None);
     }
@@ -442,7 +445,7 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
         Ctx::Arithmetic | Ctx::Name | Ctx::Inert => unreachable!("handled above"),
     };
     if ns != "secret" {
-        if let Some(through) = runs_as_a_number(ctx, value) {
+        if let Some(through) = runs_as_a_number(ctx, shaped, value) {
             let how = match through {
                 None => format!("has a value with {RUNS_AS_A_NUMBER}"),
                 Some(name) => format!("{} ({name})", names_such_a_value()),
@@ -461,8 +464,8 @@ fn insert(ctx: &Context, ns: &str, key: &str, at: Ctx) -> Result<Option<String>>
 /// script may evaluate `$1` as a number as it may a token's variable, so
 /// what [`insert`] refuses there is refused here (a value pieced together
 /// by the job's own brackets, `a[${option.x}]`, included).
-pub fn check_argument(ctx: &Context, value: &str) -> Result<()> {
-    if let Some(through) = runs_as_a_number(ctx, value) {
+pub fn check_argument(ctx: &Context, shaped: &Shaped, value: &str) -> Result<()> {
+    if let Some(through) = runs_as_a_number(ctx, shaped, value) {
         let how = match through {
             None => format!("it has {RUNS_AS_A_NUMBER}"),
             Some(name) => format!("it {} ({name})", names_such_a_value()),
@@ -493,15 +496,22 @@ const RUNS_AS_A_NUMBER: &str = "a substitution inside a subscript (as in a[$(…
 /// where it evaluates a value as a number, and the variable it names may
 /// hold a copy of that value, made in more ways than can be followed
 /// (`note="$RD_OPTION_NOTE"`, `read`, `$_`, `$REPLY`, `${BASH_REMATCH[1]}`).
-fn runs_as_a_number(ctx: &Context, value: &str) -> Option<Option<String>> {
+fn runs_as_a_number(ctx: &Context, shaped: &Shaped, value: &str) -> Option<Option<String>> {
     if runs_in_a_subscript(value) || array_list(value) {
         return Some(None);
     }
     if !value.contains(|c: char| c.is_ascii_alphabetic() || c == '_') {
         return None;
     }
-    ctx.shaped_variable().map(Some)
+    shaped
+        .get_or_init(|| ctx.shaped_variable())
+        .clone()
+        .map(Some)
 }
+
+/// [`Context::shaped_variable`], found once for all the values one
+/// expansion places (a script's tokens, a step's arguments).
+pub type Shaped = OnceCell<Option<String>>;
 
 /// Whether `value` has a subscript, `name[` (a `[` right after a name) up
 /// to its `]`, with a `$`, a backquote, `<(` or `>(` in it: the shape whose
