@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use regex::Regex;
+use regex_lite::Regex;
 
 use crate::exec::{self, Stream};
 use crate::jobs::options::{compile, compile_find};

@@ -7,28 +7,19 @@
 
 use std::collections::BTreeMap;
 
-use regex::Regex;
+use regex_lite::Regex;
 
 use crate::jobs::spec::OptionDef;
-
-/// The compiled size allowed for a job's regular expression.
-const MAX_REGEX: usize = 256 << 10;
+use crate::nodes::java;
 
 /// `pattern` compiled to match a whole value (Java's `String.matches`).
 pub fn compile(pattern: &str) -> anyhow::Result<Regex> {
-    // On its own first: `a)|(?:.*` would otherwise close the wrapper's group
-    // and match anything (Java refuses such a pattern).
-    compile_find(pattern)?;
-    Ok(regex::RegexBuilder::new(&format!(r"\A(?:{pattern})\z"))
-        .size_limit(MAX_REGEX)
-        .build()?)
+    Ok(java::whole_regex(pattern)?)
 }
 
 /// `pattern` compiled to be found anywhere (Java's `Matcher.find`).
 pub fn compile_find(pattern: &str) -> anyhow::Result<Regex> {
-    Ok(regex::RegexBuilder::new(pattern)
-        .size_limit(MAX_REGEX)
-        .build()?)
+    Ok(java::regex(pattern)?)
 }
 
 /// Check `options` (the values a run was given, secure ones included)

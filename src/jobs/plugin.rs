@@ -218,7 +218,7 @@ fn known_keywords(schema: &Value, at: &str) -> Result<(), String> {
         }
     }
     if let Some(Value::String(p)) = map.get("pattern") {
-        regex::Regex::new(p).map_err(|e| format!("{at}.pattern: {e}"))?;
+        regex_lite::Regex::new(p).map_err(|e| format!("{at}.pattern: {e}"))?;
     }
     Ok(())
 }
@@ -287,7 +287,7 @@ pub fn check(schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>
             ));
         }
         if let Some(Value::String(p)) = rules.get("pattern") {
-            if regex::Regex::new(p).is_ok_and(|re| !re.is_match(s)) {
+            if regex_lite::Regex::new(p).is_ok_and(|re| !re.is_match(s)) {
                 problems.push(format!("{at}: does not match {p:?}"));
             }
         }

@@ -1460,10 +1460,10 @@ fn expands(word: &str) -> bool {
 /// fixed command that reads no code (`print | "sort"`, `"date" | getline`,
 /// `system("sync")`) does not.
 fn awk_runs_commands(program: &str) -> bool {
-    static JOINED: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r#""\s*""#).expect("a valid pattern"));
-    static RUNS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(concat!(
+    static JOINED: std::sync::LazyLock<regex_lite::Regex> =
+        std::sync::LazyLock::new(|| regex_lite::Regex::new(r#""\s*""#).expect("a valid pattern"));
+    static RUNS: std::sync::LazyLock<regex_lite::Regex> = std::sync::LazyLock::new(|| {
+        regex_lite::Regex::new(concat!(
             r#"system\s*\(\s*(?:"(?P<system>[^"]*)"\s*\)|[^\s)])"#,
             r#"|(?:"(?P<getline>[^"]*)"|[^"\s])\s*(?P<gbar>\|)&?\s*getline"#,
             r#"|\bprintf?\b(?:[^;{}\n|]|\|\|)*(?P<pbar>\|)&?\s*(?:"(?P<print>[^"]*)"|[^\s"])"#,

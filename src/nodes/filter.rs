@@ -18,22 +18,22 @@
 //!
 //! # Java regex versus Rust regex
 //! Selectors are Java regular expressions matched against the whole value (`String.matches`).
-//! They are compiled with the `regex` crate, anchored as `\A(?:…)\z` after checking that the
-//! pattern is valid on its own (so `a)(b` stays invalid). Java features the crate lacks —
-//! backreferences (`\1`), lookahead and lookbehind, possessive quantifiers (`a*+`), atomic
-//! groups, `\Q…\E`, `\p{javaLowerCase}` — make the pattern invalid here; a plain selector then
-//! falls back to string equality exactly as a Java `PatternSyntaxException` would, and a
-//! `/…/` selector is an error. Semantics also differ slightly where both compile: `\d`, `\w`,
-//! `\s` and `\b` are Unicode-aware here and ASCII in Java; `.` excludes only `\n` here but all
-//! line terminators in Java; `(?i)` folds Unicode case here and ASCII case in Java; and
-//! `[[:alpha:]]` is a POSIX class here but a plain character set in Java. A `(?x)` pattern whose
-//! trailing `#` comment is not closed by a newline would swallow the anchoring suffix and is not
-//! supported.
+//! They are compiled by [`java::whole_regex`], anchored as `\A(?:…)\z` after checking that the
+//! pattern is valid on its own (so `a)(b` stays invalid); `\Q…\E` and the POSIX classes
+//! (`\p{Alpha}`) are rewritten first, and `\d`, `\w`, `\s`, `\b` and `(?i)` are ASCII there,
+//! as in Java. Java features `regex-lite` lacks — backreferences (`\1`), lookahead and lookbehind,
+//! possessive quantifiers (`a*+`), atomic groups, nested and intersected classes (`[a-z&&[^x]]`),
+//! Unicode classes (`\p{L}`, `\p{javaLowerCase}`) — make the pattern invalid here; a plain
+//! selector then falls back to string equality exactly as a Java `PatternSyntaxException` would,
+//! and a `/…/` selector is an error. Semantics also differ slightly where both compile: `.`
+//! excludes only `\n` here but all line terminators in Java, and `[[:alpha:]]` is a POSIX class
+//! here but a nested set in Java. A `(?x)` pattern whose trailing `#` comment is not closed by a
+//! newline would swallow the anchoring suffix and is not supported.
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
-use regex::Regex;
+use regex_lite::Regex;
 
 use crate::nodes::java;
 use crate::nodes::node::{attr, Node};
@@ -42,8 +42,6 @@ use crate::nodes::node::{attr, Node};
 /// clause compiles into regular expressions).
 pub const MAX_FILTER: usize = 16 << 10;
 pub const MAX_CLAUSES: usize = 256;
-/// The compiled size of one regular expression (the regex crate's default is 10 MiB).
-const MAX_REGEX: usize = 256 << 10;
 
 /// The key a bare token (one without `key:`) is filed under.
 pub const DEFAULT_KEY: &str = "name";
@@ -313,13 +311,6 @@ where
     TagSelector::new(selector).matches(&tags)
 }
 
-/// Compile a Java-style regex for a whole-string match; see the module doc.
-fn whole_match_regex(pattern: &str) -> Result<Regex, regex::Error> {
-    let build = |p: &str| regex::RegexBuilder::new(p).size_limit(MAX_REGEX).build();
-    build(pattern)?;
-    build(&format!(r"\A(?:{pattern})\z"))
-}
-
 /// One compiled `matchRegexOrEquals` selector.
 #[derive(Debug, Clone)]
 enum Pattern {
@@ -340,12 +331,12 @@ impl Pattern {
         if slash_wrapped {
             let inner = java::trim(&selector[1..selector.len() - 1]);
             Pattern::Slash(
-                whole_match_regex(inner).map_err(|e| format!("invalid regex /{inner}/: {e}")),
+                java::whole_regex(inner).map_err(|e| format!("invalid regex /{inner}/: {e}")),
             )
         } else {
             let trimmed = java::trim(selector).to_string();
             Pattern::Plain {
-                regex: whole_match_regex(&trimmed).ok(),
+                regex: java::whole_regex(&trimmed).ok(),
                 trimmed,
             }
         }

@@ -5,10 +5,137 @@
 //! equivalent in a way that changes results (trailing empty pieces, UTF-16 order, `1.0` versus
 //! `1`, `[a, b]`). Keeping them in one small module lets the other files say "Java split" and mean
 //! exactly that.
+//!
+//! The regular expressions of jobs and node filters are Java's too. They are compiled with
+//! `regex-lite`, whose ASCII-only `\d`, `\w`, `\s`, `\b` and `(?i)` are what Java's are without
+//! `UNICODE_CHARACTER_CLASS` (the full `regex` crate's are Unicode-aware, and it made the static
+//! binary 1.3 MB larger). [`regex`] first rewrites the two Java spellings it lacks and that a job
+//! plausibly uses: `\Q…\E` quoting and the POSIX classes `\p{Alpha}` and the like.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use regex::Regex;
+use regex_lite::{Regex, RegexBuilder};
+
+/// The compiled size allowed for one regular expression from a job or a filter
+/// (`regex-lite`'s default is 10 MiB).
+const MAX_REGEX: usize = 256 << 10;
+
+/// A Java pattern compiled to be found anywhere in a value (`Matcher.find`).
+pub(crate) fn regex(pattern: &str) -> Result<Regex, regex_lite::Error> {
+    RegexBuilder::new(&rust_syntax(pattern))
+        .size_limit(MAX_REGEX)
+        .build()
+}
+
+/// A Java pattern compiled to match a whole value (`String.matches`). It is
+/// compiled on its own first: `a)|(?:.*` would otherwise close the anchoring
+/// group and match anything, where Java refuses the pattern.
+pub(crate) fn whole_regex(pattern: &str) -> Result<Regex, regex_lite::Error> {
+    regex(pattern)?;
+    RegexBuilder::new(&format!(r"\A(?:{})\z", rust_syntax(pattern)))
+        .size_limit(MAX_REGEX)
+        .build()
+}
+
+/// `pattern` with Java's `\Q…\E` (everything between, or to the end, taken
+/// literally) and POSIX classes (`\p{Lower}`, `\P{Alnum}`, …, US-ASCII in
+/// Java) spelled as `regex-lite` spells them. Everything else is left as
+/// written: what neither engine knows fails to compile.
+fn rust_syntax(pattern: &str) -> Cow<'_, str> {
+    if !pattern.contains('\\') {
+        return Cow::Borrowed(pattern);
+    }
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    // Inside `[…]`: a POSIX class is written without its own brackets there.
+    let mut in_class = false;
+    // The position right after a class's `[` or `[^`, where `]` is literal.
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        let at_class_start = std::mem::take(&mut class_start);
+        match c {
+            '\\' => match chars.next() {
+                Some('Q') => {
+                    let mut literal = String::new();
+                    while let Some(q) = chars.next() {
+                        if q == '\\' && chars.peek() == Some(&'E') {
+                            chars.next();
+                            break;
+                        }
+                        literal.push(q);
+                    }
+                    out.push_str(&regex_lite::escape(&literal));
+                }
+                Some(p @ ('p' | 'P')) => {
+                    let name = posix_class_name(&mut chars);
+                    match name {
+                        Some(name) => {
+                            let not = if p == 'P' { "^" } else { "" };
+                            if in_class {
+                                out.push_str(&format!("[:{not}{name}:]"));
+                            } else {
+                                out.push_str(&format!("[[:{not}{name}:]]"));
+                            }
+                        }
+                        None => {
+                            out.push('\\');
+                            out.push(p);
+                        }
+                    }
+                }
+                Some(e) => {
+                    out.push('\\');
+                    out.push(e);
+                }
+                None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                in_class = true;
+                class_start = true;
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+            }
+            ']' if in_class && !at_class_start => {
+                in_class = false;
+                out.push(']');
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// After `\p`: the POSIX class `{Name}` names, as `regex-lite` names it,
+/// consumed; `None` (nothing consumed) for any other class.
+fn posix_class_name(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<&'static str> {
+    const NAMES: [(&str, &str); 13] = [
+        ("Lower", "lower"),
+        ("Upper", "upper"),
+        ("ASCII", "ascii"),
+        ("Alpha", "alpha"),
+        ("Digit", "digit"),
+        ("Alnum", "alnum"),
+        ("Punct", "punct"),
+        ("Graph", "graph"),
+        ("Print", "print"),
+        ("Blank", "blank"),
+        ("Cntrl", "cntrl"),
+        ("XDigit", "xdigit"),
+        ("Space", "space"),
+    ];
+    let rest: String = chars.clone().take(8).collect();
+    let (java, rust) = NAMES
+        .iter()
+        .find(|(java, _)| rest.starts_with(&format!("{{{java}}}")))?;
+    for _ in 0..java.len() + 2 {
+        chars.next();
+    }
+    Some(rust)
+}
 
 /// `String.trim()`: removes every character `<= U+0020` at both ends (control characters
 /// included, Unicode spaces such as U+00A0 not), unlike `str::trim`.
@@ -159,6 +286,36 @@ mod tests {
         assert_eq!(split_regex("a ,b", &re), ["a ", "b"]);
         assert_eq!(split_regex("a,  ", &re), ["a"]);
         assert_eq!(split_regex(" a", &re), [" a"]);
+    }
+
+    #[test]
+    fn java_patterns_keep_java_meaning() {
+        let whole = |p: &str, v: &str| whole_regex(p).unwrap().is_match(v);
+        // \Q…\E quotes up to \E, or to the end.
+        assert!(whole(r"\Qa.b\E+", "a.bbb"));
+        assert!(!whole(r"\Qa.b\E", "axb"));
+        assert!(whole(r"x\Q(*)", "x(*)"));
+        // POSIX classes are US-ASCII, outside and inside brackets, negated with \P.
+        assert!(whole(r"\p{Alpha}+", "abcXYZ"));
+        assert!(!whole(r"\p{Alpha}+", "abé"));
+        assert!(whole(r"[\p{Digit}_-]+", "1_2-3"));
+        assert!(whole(r"[^\p{Space}]+", "a,b"));
+        assert!(whole(r"\P{Digit}\p{XDigit}", "xF"));
+        assert!(!whole(r"\P{Digit}", "7"));
+        // A `]` first in a class is literal: the class goes on.
+        assert!(whole(r"[]\p{Lower}]+", "a]b"));
+        // An escaped backslash is not the start of an escape.
+        assert!(whole(r"\\Q", r"\Q"));
+        // \w, \d, \s and (?i) are ASCII, as in Java.
+        assert!(!whole(r"\w", "é"));
+        assert!(!whole(r"\d", "٣"));
+        assert!(whole(r"(?i)abc", "ABC"));
+        // Found anywhere, or whole; a pattern invalid on its own stays invalid.
+        assert!(regex(r"b\p{Digit}").unwrap().is_match("ab1c"));
+        assert!(whole_regex("a)|(?:.*").is_err());
+        // What neither engine knows fails to compile (a filter then compares).
+        assert!(whole_regex(r"\p{L}").is_err());
+        assert!(whole_regex(r"(a)\1").is_err());
     }
 
     #[test]

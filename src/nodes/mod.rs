@@ -12,14 +12,15 @@
 //! - [`node`] is the node itself: attributes, tags, SSH address parts, data context.
 //! - [`filter`] parses a filter string and selects nodes.
 //! - [`rank`] orders the selected nodes for dispatch.
-//! - `java` (private) holds the few Java library behaviours the semantics depend on
-//!   (`String.split`, `String.compareTo`, `Double.toString`).
+//! - [`java`] holds the few Java library behaviours the semantics depend on
+//!   (`String.split`, `String.compareTo`, `Double.toString`), and compiles Java's regular
+//!   expressions, which the jobs' option rules and log filters use too.
 //!
 //! `${…}` expansion is not done here: Rundeck expands option references in a filter before it
 //! parses it, and so must the caller.
 
 pub mod filter;
-mod java;
+pub mod java;
 pub mod node;
 pub mod rank;
 pub mod resource;

@@ -18,7 +18,7 @@
 use std::sync::OnceLock;
 
 use anyhow::{bail, Result};
-use regex::Regex;
+use regex_lite::Regex;
 use serde_json::{Map, Value};
 
 use super::describe_json;
