@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use anyhow::Context;
 use regex_lite::Regex;
 
 use crate::exec::{self, Stream};
@@ -65,10 +66,11 @@ impl KeyValue {
             .map_or(Self::REGEX, String::as_str);
         // `matches()` (the whole line) unless `matchSubstrings` (`find()`).
         let regex = if yes("matchSubstrings") {
-            compile_find(pattern)?
+            compile_find(pattern)
         } else {
-            compile(pattern)?
-        };
+            compile(pattern)
+        }
+        .context("key-value-data: regex")?;
         let invalid = filter
             .config
             .get("invalidKeyPattern")
@@ -85,7 +87,7 @@ impl KeyValue {
         Ok(Some(KeyValue {
             regex,
             name: filter.config.get("name").cloned(),
-            invalid: compile_find(invalid)?,
+            invalid: compile_find(invalid).context("key-value-data: invalidKeyPattern")?,
             replacement,
             log_data: yes("logData"),
         }))
@@ -93,6 +95,10 @@ impl KeyValue {
 
     /// The key and value `line` (its newline removed) holds, if any.
     pub fn apply(&self, line: &str) -> Option<(String, String)> {
+        // Most lines are not data, and a match without its groups is the cheap one.
+        if !self.regex.is_match(line) {
+            return None;
+        }
         let caps = self.regex.captures(line)?;
         let (key, value) = match (caps.get(1), caps.get(2)) {
             (Some(k), Some(v)) => (k.as_str().to_string(), v.as_str().to_string()),

@@ -738,12 +738,11 @@ fn log_filter(raw: &BTreeMap<String, serde_json::Value>) -> Result<LogFilter> {
         };
         config.insert(k.clone(), text);
     }
-    if kind == "key-value-data" {
-        if let Some(regex) = config.get("regex") {
-            crate::jobs::options::compile_find(regex).context("key-value-data: regex")?;
-        }
-    }
-    Ok(LogFilter { kind, config })
+    let filter = LogFilter { kind, config };
+    // Compiled as the step will compile it, so that a filter that cannot run
+    // fails the job here, named, and not silently at run time.
+    crate::jobs::capture::KeyValue::of(&filter)?;
+    Ok(filter)
 }
 
 fn log_limit(raw: RawLogLimit) -> Result<LogLimit> {
@@ -1030,6 +1029,42 @@ mod tests {
 
     fn err(v: serde_json::Value) -> String {
         format!("{:#}", parse(&v).unwrap_err())
+    }
+
+    #[test]
+    fn a_key_value_filter_that_cannot_run_fails_the_job_named() {
+        let job = |config: serde_json::Value| {
+            let mut filter = json!({"type": "key-value-data"});
+            filter
+                .as_object_mut()
+                .unwrap()
+                .extend(config.as_object().unwrap().clone());
+            json!({"id": "j", "log_filters": [filter], "steps": [{"exec": ["true"]}]})
+        };
+        // Compiled as the step compiles it: the whole line unless matchSubstrings,
+        // and the key's pattern too.
+        let big = format!("({})", "[a-z]?".repeat(1200));
+        for (config, why) in [
+            (
+                json!({"regex": "(a)\\1"}),
+                "key-value-data: regex: a backreference",
+            ),
+            (
+                json!({"regex": big}),
+                "key-value-data: regex: a pattern larger than",
+            ),
+            (
+                json!({"invalidKeyPattern": "("}),
+                "key-value-data: invalidKeyPattern",
+            ),
+        ] {
+            let e = err(job(config.clone()));
+            assert!(e.contains(why), "{config}: {e}");
+        }
+        assert!(parse(&job(
+            json!({"regex": "^(k)=(.*)$", "matchSubstrings": "true"})
+        ))
+        .is_ok());
     }
 
     #[test]

@@ -20,22 +20,24 @@
 //! Selectors are Java regular expressions matched against the whole value (`String.matches`).
 //! They are compiled by [`java::whole_regex`], anchored as `\A(?:…)\z` after checking that the
 //! pattern is valid on its own (so `a)(b` stays invalid); `\Q…\E` and the POSIX classes
-//! (`\p{Alpha}`) are rewritten first, and `\d`, `\w`, `\s`, `\b` and `(?i)` are ASCII there,
-//! as in Java. Java features `regex-lite` lacks — backreferences (`\1`), lookahead and lookbehind,
-//! possessive quantifiers (`a*+`), atomic groups, nested and intersected classes (`[a-z&&[^x]]`),
-//! Unicode classes (`\p{L}`, `\p{javaLowerCase}`) — make the pattern invalid here; a plain
-//! selector then falls back to string equality exactly as a Java `PatternSyntaxException` would,
-//! and a `/…/` selector is an error. Semantics also differ slightly where both compile: `.`
-//! excludes only `\n` here but all line terminators in Java, and `[[:alpha:]]` is a POSIX class
-//! here but a nested set in Java. A `(?x)` pattern whose trailing `#` comment is not closed by a
-//! newline would swallow the anchoring suffix and is not supported.
+//! (`\p{Alpha}`) are rewritten first, and `\d`, `\w`, `\s` and `(?i)` are ASCII there, as in
+//! Java. A selector that is no pattern in Java either falls back to string equality exactly as a
+//! Java `PatternSyntaxException` would (a `/…/` selector is then an error). Java features
+//! `regex-lite` lacks or reads differently — backreferences, lookaround, possessive quantifiers,
+//! atomic groups, nested and intersected classes, Unicode classes (`\p{L}`), `(?U)` — make the
+//! filter an error instead: Java would compile them, and comparing them as text would select
+//! nodes Java does not (`!name: \p{L}+1` would exclude nothing). Semantics still differ
+//! slightly where both compile: `.` excludes only `\n` here but all line terminators in Java,
+//! and `\b` is ASCII here and in Java 19 and later but Unicode-aware in earlier Java. A `(?x)`
+//! pattern whose trailing `#` comment is not closed by a newline would swallow the anchoring
+//! suffix and is not supported.
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use regex_lite::Regex;
 
-use crate::nodes::java;
+use crate::nodes::java::{self, PatternError};
 use crate::nodes::node::{attr, Node};
 
 /// Bounds on a filter (Rundeck has none; a filter comes from a job, and each
@@ -335,9 +337,16 @@ impl Pattern {
             )
         } else {
             let trimmed = java::trim(selector).to_string();
-            Pattern::Plain {
-                regex: java::whole_regex(&trimmed).ok(),
-                trimmed,
+            match java::whole_regex(&trimmed) {
+                // Java would compile it: comparing it as text would select
+                // what Java does not.
+                Err(e @ PatternError::Unsupported(_)) => {
+                    Pattern::Slash(Err(format!("regex {trimmed}: {e}")))
+                }
+                regex => Pattern::Plain {
+                    regex: regex.ok(),
+                    trimmed,
+                },
             }
         }
     }
@@ -751,10 +760,10 @@ mod tests {
     }
 
     #[test]
-    fn java_regex_features_fall_back_to_equality() {
-        assert!(match_regex_or_equals("(a)\\1", "(a)\\1").unwrap());
-        assert!(!match_regex_or_equals("(a)\\1", "aa").unwrap());
-        assert!(match_regex_or_equals("a(?=b)", "a(?=b)").unwrap());
+    fn java_regex_features_sortie_lacks_are_errors_and_non_patterns_compare_as_text() {
+        // Java compiles these: comparing them as text would select what Java does not.
+        assert!(match_regex_or_equals("(a)\\1", "aa").is_err());
+        assert!(match_regex_or_equals("a(?=b)", "a(?=b)").is_err());
         // A pattern that is invalid alone stays invalid when anchored.
         assert!(!match_regex_or_equals("a)(b", "ab").unwrap());
         assert!(match_regex_or_equals("a)(b", "a)(b").unwrap());

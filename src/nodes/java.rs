@@ -10,7 +10,10 @@
 //! `regex-lite`, whose ASCII-only `\d`, `\w`, `\s`, `\b` and `(?i)` are what Java's are without
 //! `UNICODE_CHARACTER_CLASS` (the full `regex` crate's are Unicode-aware, and it made the static
 //! binary 1.3 MB larger). [`regex`] first rewrites the two Java spellings it lacks and that a job
-//! plausibly uses: `\Q…\E` quoting and the POSIX classes `\p{Alpha}` and the like.
+//! plausibly uses, `\Q…\E` quoting and the POSIX classes `\p{Alpha}` and the like, and refuses
+//! the Java constructs it would read differently, so that no pattern silently means something
+//! else. `regex-lite` matches in time proportional to the pattern times the text, with no lazy
+//! DFA in front: the size and groups of a pattern are bounded for that reason.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -18,33 +21,86 @@ use std::cmp::Ordering;
 use regex_lite::{Regex, RegexBuilder};
 
 /// The compiled size allowed for one regular expression from a job or a filter
-/// (`regex-lite`'s default is 10 MiB).
-const MAX_REGEX: usize = 256 << 10;
+/// (`regex-lite`'s default is 10 MiB). With [`MAX_GROUPS`] it bounds a match:
+/// `regex-lite` keeps capture slots for every state of the pattern, and walks
+/// every state for each byte in the worst case.
+const MAX_REGEX: usize = 32 << 10;
+/// The capture groups allowed in one regular expression.
+const MAX_GROUPS: usize = 32;
+
+/// Why a Java pattern was not compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternError {
+    /// Not a pattern in Java either (a filter value then compares as text).
+    Invalid(String),
+    /// Java would compile it, sortie does not: an error wherever it is used,
+    /// so that no filter silently selects what Java would not.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for PatternError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PatternError::Invalid(e) => f.write_str(e),
+            PatternError::Unsupported(what) => {
+                write!(f, "{what}: Java's, but not supported by sortie")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PatternError {}
 
 /// A Java pattern compiled to be found anywhere in a value (`Matcher.find`).
-pub(crate) fn regex(pattern: &str) -> Result<Regex, regex_lite::Error> {
-    RegexBuilder::new(&rust_syntax(pattern))
-        .size_limit(MAX_REGEX)
-        .build()
+pub(crate) fn regex(pattern: &str) -> Result<Regex, PatternError> {
+    build(&rust_syntax(pattern)?)
 }
 
 /// A Java pattern compiled to match a whole value (`String.matches`). It is
 /// compiled on its own first: `a)|(?:.*` would otherwise close the anchoring
 /// group and match anything, where Java refuses the pattern.
-pub(crate) fn whole_regex(pattern: &str) -> Result<Regex, regex_lite::Error> {
-    regex(pattern)?;
-    RegexBuilder::new(&format!(r"\A(?:{})\z", rust_syntax(pattern)))
+pub(crate) fn whole_regex(pattern: &str) -> Result<Regex, PatternError> {
+    let rust = rust_syntax(pattern)?;
+    build(&rust)?;
+    build(&format!(r"\A(?:{rust})\z"))
+}
+
+fn build(rust: &str) -> Result<Regex, PatternError> {
+    let regex = RegexBuilder::new(rust)
         .size_limit(MAX_REGEX)
         .build()
+        .map_err(|e| {
+            let e = e.to_string();
+            if e.contains("size limit") {
+                PatternError::Unsupported(format!(
+                    "a pattern larger than {} KiB compiled",
+                    MAX_REGEX >> 10
+                ))
+            } else {
+                PatternError::Invalid(e)
+            }
+        })?;
+    if regex.captures_len() > MAX_GROUPS + 1 {
+        return Err(PatternError::Unsupported(format!(
+            "more than {MAX_GROUPS} groups"
+        )));
+    }
+    Ok(regex)
 }
 
 /// `pattern` with Java's `\Q…\E` (everything between, or to the end, taken
 /// literally) and POSIX classes (`\p{Lower}`, `\P{Alnum}`, …, US-ASCII in
-/// Java) spelled as `regex-lite` spells them. Everything else is left as
-/// written: what neither engine knows fails to compile.
-fn rust_syntax(pattern: &str) -> Cow<'_, str> {
-    if !pattern.contains('\\') {
-        return Cow::Borrowed(pattern);
+/// Java) spelled as `regex-lite` spells them. The Java constructs
+/// `regex-lite` lacks, or would read differently, are refused: Unicode
+/// classes, backreferences, lookaround, atomic groups, possessive
+/// quantifiers, nested classes and intersections, `(?U)` (Unicode classes in
+/// Java, lazy by default here), and a negated POSIX class inside brackets
+/// under `(?i)` (which `regex-lite` case-folds after negating). Anything else
+/// neither engine knows fails to compile.
+fn rust_syntax(pattern: &str) -> Result<Cow<'_, str>, PatternError> {
+    let unsupported = |what: &str| Err(PatternError::Unsupported(what.to_string()));
+    if !pattern.contains(['\\', '[', '(', '+']) {
+        return Ok(Cow::Borrowed(pattern));
     }
     let mut out = String::with_capacity(pattern.len() + 16);
     let mut chars = pattern.chars().peekable();
@@ -52,8 +108,15 @@ fn rust_syntax(pattern: &str) -> Cow<'_, str> {
     let mut in_class = false;
     // The position right after a class's `[` or `[^`, where `]` is literal.
     let mut class_start = false;
+    // The last character outside a class was a quantifier (`a*+` is possessive).
+    let mut quantified = false;
+    // A `{` that starts a repetition (`a{2}`) is open.
+    let mut repetition = false;
+    let mut folds = false;
+    let mut negated_class_in_brackets = false;
     while let Some(c) = chars.next() {
         let at_class_start = std::mem::take(&mut class_start);
+        let after_quantifier = std::mem::take(&mut quantified);
         match c {
             '\\' => match chars.next() {
                 Some('Q') => {
@@ -68,29 +131,31 @@ fn rust_syntax(pattern: &str) -> Cow<'_, str> {
                     out.push_str(&regex_lite::escape(&literal));
                 }
                 Some(p @ ('p' | 'P')) => {
-                    let name = posix_class_name(&mut chars);
-                    match name {
-                        Some(name) => {
-                            let not = if p == 'P' { "^" } else { "" };
-                            if in_class {
-                                out.push_str(&format!("[:{not}{name}:]"));
-                            } else {
-                                out.push_str(&format!("[[:{not}{name}:]]"));
-                            }
-                        }
-                        None => {
-                            out.push('\\');
-                            out.push(p);
+                    let Some(name) = posix_class_name(&mut chars) else {
+                        return unsupported("a Unicode class (\\p{…})");
+                    };
+                    match (p == 'P', in_class) {
+                        (false, false) => out.push_str(&format!("[[:{name}:]]")),
+                        (true, false) => out.push_str(&format!("[^[:{name}:]]")),
+                        (false, true) => out.push_str(&format!("[:{name}:]")),
+                        (true, true) => {
+                            negated_class_in_brackets = true;
+                            out.push_str(&format!("[:^{name}:]"));
                         }
                     }
                 }
+                Some('1'..='9' | 'k') => return unsupported("a backreference"),
                 Some(e) => {
                     out.push('\\');
                     out.push(e);
                 }
                 None => out.push('\\'),
             },
-            '[' if !in_class => {
+            '[' if in_class => return unsupported("a class inside a class"),
+            '&' if in_class && chars.peek() == Some(&'&') => {
+                return unsupported("a class intersection (&&)")
+            }
+            '[' => {
                 in_class = true;
                 class_start = true;
                 out.push('[');
@@ -103,10 +168,50 @@ fn rust_syntax(pattern: &str) -> Cow<'_, str> {
                 in_class = false;
                 out.push(']');
             }
+            _ if in_class => out.push(c),
+            '+' if after_quantifier => return unsupported("a possessive quantifier"),
+            '(' if chars.peek() == Some(&'?') => {
+                out.push_str("(?");
+                chars.next();
+                let rest: String = chars.clone().take(2).collect();
+                if rest.starts_with(['=', '!']) || rest == "<=" || rest == "<!" {
+                    return unsupported("lookaround");
+                }
+                if rest.starts_with('>') {
+                    return unsupported("an atomic group");
+                }
+                if !rest.starts_with(['<', 'P']) {
+                    // Flags, as in `(?i)`, `(?-i)` or `(?is:…)`.
+                    let flags: String = chars
+                        .clone()
+                        .take_while(|f| f.is_ascii_alphabetic() || *f == '-')
+                        .collect();
+                    let on = flags.split('-').next().unwrap_or("");
+                    if flags.contains('U') {
+                        return unsupported("the flag U");
+                    }
+                    folds |= on.contains('i');
+                }
+            }
+            '{' => {
+                repetition = chars.peek().is_some_and(char::is_ascii_digit);
+                out.push(c);
+            }
+            '}' => {
+                quantified = std::mem::take(&mut repetition);
+                out.push(c);
+            }
+            '*' | '+' | '?' => {
+                quantified = true;
+                out.push(c);
+            }
             c => out.push(c),
         }
     }
-    Cow::Owned(out)
+    if folds && negated_class_in_brackets {
+        return unsupported("a negated POSIX class inside brackets under (?i)");
+    }
+    Ok(Cow::Owned(out))
 }
 
 /// After `\p`: the POSIX class `{Name}` names, as `regex-lite` names it,
@@ -313,9 +418,65 @@ mod tests {
         // Found anywhere, or whole; a pattern invalid on its own stays invalid.
         assert!(regex(r"b\p{Digit}").unwrap().is_match("ab1c"));
         assert!(whole_regex("a)|(?:.*").is_err());
-        // What neither engine knows fails to compile (a filter then compares).
-        assert!(whole_regex(r"\p{L}").is_err());
-        assert!(whole_regex(r"(a)\1").is_err());
+        // \P{…} outside brackets is negated after folding, as in Java.
+        assert!(!whole(r"(?i)\P{Lower}", "A"));
+        assert!(whole(r"(?i)\P{Lower}", "1"));
+        // `}` that closes no repetition is a literal, and `+` after it a quantifier.
+        assert!(whole(r"a}+", "a}}"));
+        assert!(whole(r"a{2}b+", "aabb"));
+        // Not a pattern in Java either: a filter compares it as text.
+        assert!(matches!(whole_regex("a(b"), Err(PatternError::Invalid(_))));
+    }
+
+    #[test]
+    fn java_constructs_read_differently_here_are_refused() {
+        for pattern in [
+            r"\p{L}+",
+            r"\pL",
+            r"(a)\1",
+            r"(?<n>a)\k<n>",
+            r"a(?=b)",
+            r"a(?!b)",
+            r"(?<=a)b",
+            r"(?<!a)b",
+            r"(?>a)",
+            r"a*+a",
+            r"a++",
+            r"a?+",
+            r"a{2}+",
+            r"[a-z[A-Z]]",
+            r"[[:alpha:]]",
+            r"[a-z&&[^d]]",
+            r"(?U)\w",
+            r"(?iU:a)",
+            r"(?i)[\P{Lower}x]",
+        ] {
+            let error = whole_regex(pattern).expect_err(pattern);
+            assert!(
+                matches!(error, PatternError::Unsupported(_)),
+                "{pattern}: {error}"
+            );
+            assert!(matches!(regex(pattern), Err(PatternError::Unsupported(_))));
+        }
+        // Named groups, non-capturing groups and flags stay.
+        assert!(whole_regex(r"(?<n>a)(?:b)(?i:c)(?s).").is_ok());
+        assert!(whole_regex(r"[\P{Lower}x]").is_ok());
+    }
+
+    #[test]
+    fn a_pattern_s_cost_is_bounded() {
+        // regex-lite keeps capture slots for every state, and may walk every
+        // state for each byte: both the states and the groups are limited.
+        let many_states = "x?".repeat(2000);
+        let groups = "()".repeat(MAX_GROUPS + 1);
+        for pattern in [many_states.as_str(), groups.as_str()] {
+            let error = regex(pattern).expect_err("over a limit");
+            assert!(matches!(error, PatternError::Unsupported(_)), "{error}");
+        }
+        assert!(regex(&"()".repeat(MAX_GROUPS)).is_ok());
+        assert!(regex(&"x?".repeat(200)).is_ok());
+        let error = regex(&many_states).unwrap_err().to_string();
+        assert!(error.contains("larger than 32 KiB"), "{error}");
     }
 
     #[test]

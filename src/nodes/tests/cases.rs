@@ -231,6 +231,26 @@ fn broken_slash_regex_fails_the_filter() {
     assert!(format!("{err:#}").contains("invalid regex"), "{err:#}");
 }
 
+/// A value Java compiles but sortie would read differently is an error too, even where a value
+/// that is no pattern at all compares as text: else `!name: \p{L}+1` would exclude nothing.
+#[test]
+fn a_java_pattern_sortie_cannot_compile_fails_the_filter() {
+    for text in [
+        r"name: .* !name: \p{L}+1",
+        "name: [a-z&&[^d]]+",
+        "tags: a(?=b)",
+    ] {
+        let err = Filter::parse(text, None).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("not supported by sortie"),
+            "{err:#}"
+        );
+    }
+    let nodes = [Node::new("web1"), Node::new("a(b")];
+    let filter = Filter::parse("name: a(b", None).unwrap();
+    assert_eq!(names(filter.select(&nodes, true)), ["a(b"]);
+}
+
 /// `${…}` is not expanded here: Rundeck expands option references before parsing a filter, so
 /// the caller must too. An unexpanded reference is just a literal selector.
 #[test]
