@@ -28,9 +28,7 @@
 //! filter an error instead: Java would compile them, and comparing them as text would select
 //! nodes Java does not (`!name: \p{L}+1` would exclude nothing). Semantics still differ
 //! slightly where both compile: `.` excludes only `\n` here but all line terminators in Java,
-//! and `\b` is ASCII here and in Java 19 and later but Unicode-aware in earlier Java. A `(?x)`
-//! pattern whose trailing `#` comment is not closed by a newline would swallow the anchoring
-//! suffix and is not supported.
+//! and `\b` is ASCII here and in Java 19 and later but Unicode-aware in earlier Java.
 
 use std::collections::BTreeMap;
 

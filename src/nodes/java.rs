@@ -113,6 +113,8 @@ fn rust_syntax(pattern: &str) -> Result<Cow<'_, str>, PatternError> {
     // A `{` that starts a repetition (`a{2}`) is open.
     let mut repetition = false;
     let mut folds = false;
+    // `(?x)` was turned on: from there, `#` starts a comment.
+    let mut verbose = false;
     let mut negated_class_in_brackets = false;
     while let Some(c) = chars.next() {
         let at_class_start = std::mem::take(&mut class_start);
@@ -120,15 +122,18 @@ fn rust_syntax(pattern: &str) -> Result<Cow<'_, str>, PatternError> {
         match c {
             '\\' => match chars.next() {
                 Some('Q') => {
-                    let mut literal = String::new();
                     while let Some(q) = chars.next() {
                         if q == '\\' && chars.peek() == Some(&'E') {
                             chars.next();
                             break;
                         }
-                        literal.push(q);
+                        // Blanks too, which `(?x)` would otherwise drop.
+                        if q.is_whitespace() {
+                            out.push_str(&format!("\\x{{{:x}}}", u32::from(q)));
+                        } else {
+                            out.push_str(&regex_lite::escape(q.encode_utf8(&mut [0; 4])));
+                        }
                     }
-                    out.push_str(&regex_lite::escape(&literal));
                 }
                 Some(p @ ('p' | 'P')) => {
                     let Some(name) = posix_class_name(&mut chars) else {
@@ -169,6 +174,14 @@ fn rust_syntax(pattern: &str) -> Result<Cow<'_, str>, PatternError> {
                 out.push(']');
             }
             _ if in_class => out.push(c),
+            // A comment under `(?x)`: nothing in it is syntax.
+            '#' if verbose => {
+                out.push(c);
+                let comment: String = chars.by_ref().take_while(|c| *c != '\n').collect();
+                out.push_str(&comment);
+                // Ended, so that what [`whole_regex`] adds after it is not comment.
+                out.push('\n');
+            }
             '+' if after_quantifier => return unsupported("a possessive quantifier"),
             '(' if chars.peek() == Some(&'?') => {
                 out.push_str("(?");
@@ -191,6 +204,7 @@ fn rust_syntax(pattern: &str) -> Result<Cow<'_, str>, PatternError> {
                         return unsupported("the flag U");
                     }
                     folds |= on.contains('i');
+                    verbose |= on.contains('x');
                 }
             }
             '{' => {
@@ -415,6 +429,14 @@ mod tests {
         assert!(!whole(r"\w", "é"));
         assert!(!whole(r"\d", "٣"));
         assert!(whole(r"(?i)abc", "ABC"));
+        // Under (?x): a comment is not syntax, and blanks inside \Q…\E stay.
+        assert!(whole("(?x)a # [\n\\p{Digit}", "a5"));
+        assert!(!whole("(?x)a # [\n\\p{Digit}", "a:"));
+        assert!(whole(r"(?x)\Qa b\E", "a b"));
+        assert!(!whole(r"(?x)\Qa b\E", "ab"));
+        assert!(whole(r"(?x) a b ", "ab"));
+        assert!(whole("(?x)a # to the end", "a"));
+        assert!(!whole("(?x)a # to the end", "ab"));
         // Found anywhere, or whole; a pattern invalid on its own stays invalid.
         assert!(regex(r"b\p{Digit}").unwrap().is_match("ab1c"));
         assert!(whole_regex("a)|(?:.*").is_err());
