@@ -17,12 +17,12 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use regex_lite::Regex;
 
-use crate::exec::{self, Stream};
+use crate::exec::{self, StopReason, Stream};
 use crate::jobs::options::{compile, compile_find};
 use crate::jobs::result_data::{self, DataSet, MAX_VALUE};
 use crate::jobs::spec::{Limit, LogFilter, LogLimit};
@@ -43,6 +43,8 @@ const MAX_DATA_LINE: usize = MAX_VALUE + 256;
 /// value of the key `name`), the key's invalid characters replaced.
 pub struct KeyValue {
     regex: Regex,
+    /// Text every match contains: a line without it is not matched at all.
+    required: Option<memchr::memmem::Finder<'static>>,
     name: Option<String>,
     invalid: Regex,
     replacement: String,
@@ -84,8 +86,11 @@ impl KeyValue {
         } else {
             "_".into()
         };
+        let required = crate::nodes::java::required_text(pattern)
+            .map(|text| memchr::memmem::Finder::new(text.as_bytes()).into_owned());
         Ok(Some(KeyValue {
             regex,
+            required,
             name: filter.config.get("name").cloned(),
             invalid: compile_find(invalid).context("key-value-data: invalidKeyPattern")?,
             replacement,
@@ -95,8 +100,14 @@ impl KeyValue {
 
     /// The key and value `line` (its newline removed) holds, if any.
     pub fn apply(&self, line: &str) -> Option<(String, String)> {
-        // Most lines are not data, and a match without its groups is the cheap one.
-        if !self.regex.is_match(line) {
+        // Most lines are not data: finding text rules most of them out, and a
+        // match without its groups is the cheaper one.
+        if self
+            .required
+            .as_ref()
+            .is_some_and(|text| text.find(line.as_bytes()).is_none())
+            || !self.regex.is_match(line)
+        {
             return None;
         }
         let caps = self.regex.captures(line)?;
@@ -202,6 +213,12 @@ pub struct StepOutput<'a, 'b, 'l> {
     /// When the bytes being cut into events were read.
     ts: String,
     filters: &'a [KeyValue],
+    /// When the filters stop: a slow pattern must not hold a step past its
+    /// time, or sortie past a stop, while it works through output read before.
+    filters_until: Option<Instant>,
+    stop: &'a (dyn Fn() -> Option<StopReason> + Sync),
+    /// The filters were stopped (and that was said once).
+    filters_stopped: bool,
     budget: Option<&'a LogBudget>,
     /// The log limit halted the job.
     halted: bool,
@@ -245,12 +262,45 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
             data,
             ts: crate::clock::now_rfc3339(),
             filters,
+            filters_until: None,
+            stop: &|| None,
+            filters_stopped: false,
             budget,
             halted: false,
             multiline,
             batch: Vec::new(),
             batch_stream: Stream::Stdout,
         }
+    }
+
+    /// Stop applying the log filters once `until` passes or `stop` asks to:
+    /// the output still goes to the log, only its data is no longer looked for.
+    pub fn filters_until(
+        mut self,
+        until: Option<Instant>,
+        stop: &'a (dyn Fn() -> Option<StopReason> + Sync),
+    ) -> Self {
+        self.filters_until = until;
+        self.stop = stop;
+        self
+    }
+
+    /// The log filters may still run; said once when they may not.
+    fn filters_go_on(&mut self) -> bool {
+        if self.filters_stopped {
+            return false;
+        }
+        let late = self.filters_until.is_some_and(|t| Instant::now() >= t);
+        if late || (self.stop)().is_some() {
+            self.filters_stopped = true;
+            let text = format!(
+                "step {}: log filters were not applied to the output read after the step was stopped",
+                self.step
+            );
+            self.note(Level::Warn, &text);
+            return false;
+        }
+        true
     }
 
     /// The end of the output: whatever is held back is emitted.
@@ -371,7 +421,7 @@ impl<'a, 'b, 'l> StepOutput<'a, 'b, 'l> {
             return;
         }
         let mut found: Vec<(String, String)> = result_data::parse_line(&line).into_iter().collect();
-        if !self.filters.is_empty() {
+        if !self.filters.is_empty() && self.filters_go_on() {
             let text = String::from_utf8_lossy(&line);
             let text = text.strip_suffix('\n').unwrap_or(&text);
             let text = text.strip_suffix('\r').unwrap_or(text);
@@ -472,6 +522,54 @@ mod tests {
             .filter(|l| !l.is_empty())
             .map(|l| serde_json::from_slice(l).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn log_filters_stop_with_the_step_and_the_output_goes_on() {
+        let filter = LogFilter {
+            kind: "key-value-data".into(),
+            config: [("regex".to_string(), r"^K:(\w+)=(\w+)$".to_string())].into(),
+        };
+        let filters = [KeyValue::of(&filter).unwrap().unwrap()];
+        let stopped = AtomicBool::new(false);
+        let stop = || {
+            stopped
+                .load(Ordering::SeqCst)
+                .then_some(StopReason::Cancelled)
+        };
+        let mut sink = Collect::default();
+        let mut data = DataSet::default();
+        {
+            let mut log = EventLog::new(&mut sink);
+            let shared = SharedLog::new(&mut log);
+            let mut output = StepOutput::new(0, "local", &shared, &mut data, &filters, None)
+                .filters_until(None, &stop);
+            output.output(Stream::Stdout, b"K:a=1\n");
+            stopped.store(true, Ordering::SeqCst);
+            output.output(Stream::Stdout, b"K:b=2\nK:c=3\n");
+            output.finish();
+        }
+        assert_eq!(data.map().get("a").map(String::as_str), Some("1"));
+        assert_eq!(data.map().get("b"), None);
+        let log = String::from_utf8(sink.0).unwrap();
+        assert!(log.contains("K:c=3"), "{log}");
+        assert_eq!(
+            log.matches("log filters were not applied").count(),
+            1,
+            "{log}"
+        );
+        // A deadline that has passed stops them too.
+        let mut sink = Collect::default();
+        let mut data = DataSet::default();
+        {
+            let mut log = EventLog::new(&mut sink);
+            let shared = SharedLog::new(&mut log);
+            let mut output = StepOutput::new(0, "local", &shared, &mut data, &filters, None)
+                .filters_until(Some(Instant::now()), &|| None);
+            output.output(Stream::Stdout, b"K:a=1\n");
+            output.finish();
+        }
+        assert_eq!(data.map().get("a"), None);
     }
 
     /// Each stream's bytes, joined from its events' `text` and `b64`.

@@ -1743,7 +1743,8 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             grace: self.rt.grace,
         };
         let mut output =
-            StepOutput::new(index, node, self.log, data, &filters, self.budget.as_ref());
+            StepOutput::new(index, node, self.log, data, &filters, self.budget.as_ref())
+                .filters_until(until, self.rt.stop);
         let finished = run(&supervision, &mut output);
         output.finish();
         if finished.leaked {
