@@ -338,7 +338,7 @@ impl Pattern {
             match java::whole_regex(&trimmed) {
                 // Java would compile it: comparing it as text would select
                 // what Java does not.
-                Err(e @ PatternError::Unsupported(_)) => {
+                Err(e @ (PatternError::Unsupported(_) | PatternError::Limit(_))) => {
                     Pattern::Slash(Err(format!("regex {trimmed}: {e}")))
                 }
                 regex => Pattern::Plain {

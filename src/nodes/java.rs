@@ -36,6 +36,8 @@ pub enum PatternError {
     /// Java would compile it, sortie does not: an error wherever it is used,
     /// so that no filter silently selects what Java would not.
     Unsupported(String),
+    /// Over one of sortie's limits (an error wherever it is used, too).
+    Limit(String),
 }
 
 impl std::fmt::Display for PatternError {
@@ -45,6 +47,7 @@ impl std::fmt::Display for PatternError {
             PatternError::Unsupported(what) => {
                 write!(f, "{what}: Java's, but not supported by sortie")
             }
+            PatternError::Limit(what) => write!(f, "{what}, over sortie's limit"),
         }
     }
 }
@@ -72,7 +75,7 @@ fn build(rust: &str) -> Result<Regex, PatternError> {
         .map_err(|e| {
             let e = e.to_string();
             if e.contains("size limit") {
-                PatternError::Unsupported(format!(
+                PatternError::Limit(format!(
                     "a pattern larger than {} KiB compiled",
                     MAX_REGEX >> 10
                 ))
@@ -81,7 +84,7 @@ fn build(rust: &str) -> Result<Regex, PatternError> {
             }
         })?;
     if regex.captures_len() > MAX_GROUPS + 1 {
-        return Err(PatternError::Unsupported(format!(
+        return Err(PatternError::Limit(format!(
             "more than {MAX_GROUPS} groups"
         )));
     }
@@ -632,7 +635,7 @@ mod tests {
         let groups = "()".repeat(MAX_GROUPS + 1);
         for pattern in [many_states.as_str(), groups.as_str()] {
             let error = regex(pattern).expect_err("over a limit");
-            assert!(matches!(error, PatternError::Unsupported(_)), "{error}");
+            assert!(matches!(error, PatternError::Limit(_)), "{error}");
         }
         assert!(regex(&"()".repeat(MAX_GROUPS)).is_ok());
         assert!(regex(&"x?".repeat(200)).is_ok());
