@@ -248,7 +248,10 @@ fn a_java_pattern_sortie_cannot_compile_fails_the_filter() {
     }
     let big = format!("name: {}", "()".repeat(40));
     let err = Filter::parse(&big, None).unwrap_err();
-    assert!(format!("{err:#}").contains("over sortie's limit"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("over sortie's limit"),
+        "{err:#}"
+    );
     let nodes = [Node::new("web1"), Node::new("a(b")];
     let filter = Filter::parse("name: a(b", None).unwrap();
     assert_eq!(names(filter.select(&nodes, true)), ["a(b"]);
