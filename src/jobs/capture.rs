@@ -23,9 +23,9 @@ use anyhow::Context;
 use regex_lite::Regex;
 
 use crate::exec::{self, StopReason, Stream};
-use crate::jobs::options::{compile, compile_find};
 use crate::jobs::result_data::{self, DataSet, MAX_VALUE};
 use crate::jobs::spec::{Limit, LogFilter, LogLimit};
+use crate::nodes::java;
 use crate::output::lines::LineSplitter;
 use crate::output::{Event, Level, SharedLog};
 use crate::secrets::mask::MaskStream;
@@ -68,9 +68,9 @@ impl KeyValue {
             .map_or(Self::REGEX, String::as_str);
         // `matches()` (the whole line) unless `matchSubstrings` (`find()`).
         let regex = if yes("matchSubstrings") {
-            compile_find(pattern)
+            java::regex(pattern)
         } else {
-            compile(pattern)
+            java::whole_regex(pattern)
         }
         .context("key-value-data: regex")?;
         let invalid = filter
@@ -86,13 +86,13 @@ impl KeyValue {
         } else {
             "_".into()
         };
-        let required = crate::nodes::java::required_text(pattern)
+        let required = java::required_text(pattern)
             .map(|text| memchr::memmem::Finder::new(text.as_bytes()).into_owned());
         Ok(Some(KeyValue {
             regex,
             required,
             name: filter.config.get("name").cloned(),
-            invalid: compile_find(invalid).context("key-value-data: invalidKeyPattern")?,
+            invalid: java::regex(invalid).context("key-value-data: invalidKeyPattern")?,
             replacement,
             log_data: yes("logData"),
         }))

@@ -7,20 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use regex_lite::Regex;
-
 use crate::jobs::spec::OptionDef;
 use crate::nodes::java;
-
-/// `pattern` compiled to match a whole value (Java's `String.matches`).
-pub fn compile(pattern: &str) -> anyhow::Result<Regex> {
-    Ok(java::whole_regex(pattern)?)
-}
-
-/// `pattern` compiled to be found anywhere (Java's `Matcher.find`).
-pub fn compile_find(pattern: &str) -> anyhow::Result<Regex> {
-    Ok(java::regex(pattern)?)
-}
 
 /// Check `options` (the values a run was given, secure ones included)
 /// against `defs`: the first violation, in the options' order.
@@ -49,7 +37,7 @@ pub fn check(defs: &[OptionDef], options: &BTreeMap<String, String>) -> Result<(
         let re = def
             .regex
             .as_deref()
-            .map(compile)
+            .map(java::whole_regex)
             .transpose()
             .map_err(|e| format!("option {name}: regex: {e}"))?;
         for v in each {

@@ -694,7 +694,7 @@ fn option_def(raw: RawOptionDef) -> Result<OptionDef> {
     }
     let name = raw.name;
     if let Some(regex) = &raw.regex {
-        crate::jobs::options::compile(regex).with_context(|| format!("{name}: regex"))?;
+        crate::nodes::java::whole_regex(regex).with_context(|| format!("{name}: regex"))?;
     }
     let secret = raw
         .secret
