@@ -565,15 +565,17 @@ fn keepgoing_goes_on_past_an_unreachable_and_a_failing_node() {
         ("c-fails", lab.node(0)),
         ("d-good", lab.node(0)),
     ]);
-    let spec = |keepgoing: bool| {
+    let job = |strategy: &str, keepgoing: bool| {
         json!({
-            "id": "kg", "nodes": {"filter": ".*-.*", "keepgoing": keepgoing},
+            "id": "kg", "strategy": strategy,
+            "nodes": {"filter": ".*-.*", "keepgoing": keepgoing, "threadcount": 1},
             "steps": [
                 {"shell": "echo first; [ ${node.name} != c-fails ]"},
                 {"shell": "echo second"},
             ],
         })
     };
+    let spec = |keepgoing: bool| job("node-first", keepgoing);
     let (events, out) = lab.exec(spec(true), 1, &[]);
     let ends = ends(&events);
     for good in ["a-good", "d-good"] {
@@ -595,10 +597,18 @@ fn keepgoing_goes_on_past_an_unreachable_and_a_failing_node() {
         !reason.contains('\n') && reason.contains("refused"),
         "{reason}"
     );
-    // Without keepgoing the first failed node ends the job.
-    let (events, _) = lab.exec(spec(false), 1, &[]);
-    assert_eq!(node_output(&events, "a-good"), "first\nsecond\n");
-    assert_eq!(node_output(&events, "d-good"), "");
+    // Without keepgoing the first failed node ends the job: in parallel too,
+    // no node starts after it (Rundeck's failOnAny).
+    for strategy in ["node-first", "parallel"] {
+        let (events, _) = lab.exec(job(strategy, false), 1, &[]);
+        assert_eq!(
+            node_output(&events, "a-good"),
+            "first\nsecond\n",
+            "{strategy}"
+        );
+        assert_eq!(node_output(&events, "c-fails"), "", "{strategy}");
+        assert_eq!(node_output(&events, "d-good"), "", "{strategy}");
+    }
 }
 
 /// `ssh` is looked for when a node first needs it: without it on PATH, each
@@ -817,18 +827,20 @@ fn a_step_s_own_ifs_is_its_own_and_a_nul_in_a_value_is_refused() {
         "id": "odd", "nodes": {"filter": "n1"},
         "steps": [
             {"exec": ["printenv", "IFS"], "env": {"IFS": "st"}},
+            // An argument that looks like sortie's own marks stays an argument.
+            {"script": "[ \"$1\" = \"$(printf '\\001step\\001')\" ] && echo same $2", "args": ["\u{1}step\u{1}", "b"]},
             {"exec": ["true"], "env": {"Z": "a\u{0}b"}},
         ],
     });
     let (events, _) = lab.exec(spec, 1, &[]);
     // Its IFS did not split the server's run line: the step ran, with it.
-    assert_eq!(node_output(&events, "n1"), "st\n");
+    assert_eq!(node_output(&events, "n1"), "st\nsame b\n");
     let text = system_text(&events);
     assert!(
         text.contains("the variable \"Z\" holds a NUL byte"),
         "{text}"
     );
-    assert!(ends(&events).contains(&(1, "n1".into(), "failed".into())));
+    assert!(ends(&events).contains(&(2, "n1".into(), "failed".into())));
 }
 
 #[test]
@@ -854,6 +866,45 @@ fn relative_paths_hold_and_an_inventory_fifo_does_not_hang() {
         "{}",
         stderr(&out)
     );
+}
+
+/// ssh splits its known_hosts option at blanks and expands `%` in it and in
+/// the key's path: a blank, a `%`, a quote or a backslash in them still
+/// name the files they name.
+#[test]
+fn odd_characters_in_the_known_hosts_and_key_paths_reach_ssh_as_they_are() {
+    let lab = Lab::new(1);
+    lab.inventory(&[("n1", lab.node(0))]);
+    let odd = lab.path("a b%d\"q\\");
+    std::fs::create_dir(&odd).unwrap();
+    std::fs::copy(lab.path("known_hosts"), odd.join("known_hosts")).unwrap();
+    let tmp = lab.path("t m%p");
+    std::fs::create_dir(&tmp).unwrap();
+    let spec = json!({"id": "odd", "nodes": {"filter": "n1"}, "steps": [{"exec": ["echo", "in"]}]});
+    let mut cmd = lab.command(spec);
+    cmd.arg("--known-hosts")
+        .arg(odd.join("known_hosts"))
+        .env("TMPDIR", &tmp);
+    let seen = events(&run(&mut cmd, 0).stdout);
+    assert_eq!(node_output(&seen, "n1"), "in\n");
+    // ssh would expand `${…}`, with no escape: such a path is refused, said.
+    let dollar = lab.path("x${HOME}");
+    std::fs::create_dir(&dollar).unwrap();
+    std::fs::copy(lab.path("known_hosts"), dollar.join("known_hosts")).unwrap();
+    let spec = json!({"id": "dollar", "nodes": {"filter": "n1"}, "steps": [{"exec": ["true"]}]});
+    let mut cmd = lab.command(spec);
+    cmd.arg("--known-hosts").arg(dollar.join("known_hosts"));
+    let out = run(&mut cmd, 78);
+    assert!(
+        stderr(&out).contains("--known-hosts: ssh cannot be given the path"),
+        "{}",
+        stderr(&out)
+    );
+    let spec = json!({"id": "dollar", "nodes": {"filter": "n1"}, "steps": [{"exec": ["true"]}]});
+    let text = system_text(&events(
+        &run(lab.command(spec).env("TMPDIR", &dollar), 1).stdout,
+    ));
+    assert!(text.contains("ssh cannot be given the path"), "{text}");
 }
 
 #[test]

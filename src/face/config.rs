@@ -179,6 +179,9 @@ pub fn nodes(args: &NodeArgs, private_dir: PathBuf) -> Result<Nodes> {
             .transpose()
     };
     let known_hosts = readable("--known-hosts", &args.known_hosts)?;
+    if let Some(path) = &known_hosts {
+        ssh::ssh_path(path).map_err(|e| anyhow::anyhow!("--known-hosts: {e}"))?;
+    }
     let config = readable("--ssh-config", &args.ssh_config)?;
     let ssh = ssh::Settings {
         program: ssh::Program::default(),

@@ -80,9 +80,6 @@ pub struct Builder<'a> {
 pub type Fetch<'a> =
     dyn Fn(&str, Option<std::time::Instant>) -> Result<Vec<u8>, String> + Sync + 'a;
 
-/// Where a node's copy of the script goes in its run line: `$2` there.
-const REMOTE_SCRIPT: &str = "\u{1}step\u{1}";
-
 /// Largest script file sent to a node.
 const MAX_SCRIPT: usize = 16 * 1024 * 1024;
 
@@ -507,16 +504,18 @@ impl Builder<'_> {
             _ => {
                 let script = self.script(step, false)?.ok_or(IN_PROCESS)?;
                 let body = script.body.unwrap_or_default();
+                // Where the node's copy of the script goes: the run line's
+                // `$2`, however deep the quoting it sits in. Random, so that
+                // no argument of the job's can hold it.
+                let placeholder = format!("\u{1}step-{}\u{1}", crate::ids::uuid());
                 let argv = script_argv(
-                    REMOTE_SCRIPT,
+                    &placeholder,
                     script.interpreter,
                     body.starts_with("#!"),
                     script.args,
                     script.quoted,
                 );
-                // The script's path on the node (the run line's `$2`), however
-                // deep the quoting it sits in.
-                let run = quote_all(argv).replace(REMOTE_SCRIPT, "'\"$2\"'");
+                let run = quote_all(argv).replace(&placeholder, "'\"$2\"'");
                 (body.into_bytes(), run)
             }
         };

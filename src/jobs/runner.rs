@@ -1045,7 +1045,10 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             .collect()
     }
 
-    /// Parallel: up to `threads` nodes at once, each running the segment's steps.
+    /// Parallel: up to `threads` nodes at once, each running the segment's
+    /// steps. A node that fails without keepgoing (or a stopped job) starts
+    /// no further node; those running finish, as Rundeck's parallel
+    /// dispatcher (Ant's `Parallel` with `failOnAny`) lets them.
     fn parallel(
         &self,
         on: &Segment<'_, '_>,
@@ -1065,6 +1068,10 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                     let outcome = self.on_node(on.links, node, on.last, |link| {
                         self.sequence(on.steps, node, link, shared, &mut own, on.nodes.len())
                     });
+                    let verdict = &outcome.verdict;
+                    if verdict.stopped() || (verdict.failed() && !on.keepgoing) {
+                        locked(&queue).clear();
+                    }
                     locked(&done).push((node.name.clone(), outcome, own));
                 });
             }

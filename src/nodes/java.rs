@@ -73,12 +73,16 @@ fn build(rust: &str) -> Result<Regex, PatternError> {
         .size_limit(MAX_REGEX)
         .build()
         .map_err(|e| {
+            // Java compiles both: past `regex-lite`'s limits is not "no
+            // pattern in Java either", which a filter would compare as text.
             let e = e.to_string();
             if e.contains("size limit") {
                 PatternError::Limit(format!(
                     "a pattern larger than {} KiB compiled",
                     MAX_REGEX >> 10
                 ))
+            } else if e.contains("too much nesting") {
+                PatternError::Limit("a pattern nested more than 50 deep".into())
             } else {
                 PatternError::Invalid(e)
             }
@@ -637,6 +641,9 @@ mod tests {
             let error = regex(pattern).expect_err("over a limit");
             assert!(matches!(error, PatternError::Limit(_)), "{error}");
         }
+        let deep = format!("{}a{}", "(?:".repeat(60), ")".repeat(60));
+        let error = whole_regex(&deep).expect_err("nested too deep");
+        assert!(matches!(error, PatternError::Limit(_)), "{error}");
         assert!(regex(&"()".repeat(MAX_GROUPS)).is_ok());
         assert!(regex(&"x?".repeat(200)).is_ok());
         let error = regex(&many_states).unwrap_err().to_string();

@@ -167,13 +167,13 @@ impl Connection {
                 .unwrap_or_else(|| "/dev/null".into())
                 .into(),
         );
-        let known_hosts: Vec<String> = settings
+        let known_hosts = settings
             .known_hosts
             .iter()
             .map(PathBuf::as_path)
             .chain(credentials.known_hosts)
-            .map(|p| p.display().to_string())
-            .collect();
+            .map(ssh_path)
+            .collect::<Result<Vec<String>, String>>()?;
         let known_hosts = if known_hosts.is_empty() {
             "/dev/null".to_string()
         } else {
@@ -201,8 +201,9 @@ impl Connection {
         }
         let mut identity: Vec<OsString> = Vec::new();
         if let Some(key) = credentials.key {
-            identity.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-i".into()]);
-            identity.push(key.into());
+            // Not `-i`, which ssh checks before it expands `%%`.
+            identity.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-o".into()]);
+            identity.push(format!("IdentityFile={}", ssh_path(key)?).into());
         }
         if !settings.agent {
             args.extend(["-o".into(), "IdentityAgent=none".into()]);
@@ -559,6 +560,31 @@ impl EndMarker {
     }
 }
 
+/// `path` as one word of an ssh option naming a known_hosts or key file:
+/// absolute (ssh expands a leading `~`), in double quotes (the option's value
+/// is split at blanks) with `\` and `"` escaped, and `%` written `%%` (ssh
+/// expands `%` tokens there). ssh also expands `${NAME}` there, with no way
+/// to escape it, so a path holding `${` is refused, as is one with a control
+/// character or bytes that are not UTF-8.
+pub fn ssh_path(path: &Path) -> Result<String, String> {
+    let absolute = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = absolute
+        .to_str()
+        .filter(|t| !t.contains("${") && !t.chars().any(char::is_control))
+        .ok_or_else(|| {
+            format!(
+                "ssh cannot be given the path {:?}: it holds `${{`, a control character or \
+                 bytes that are not UTF-8",
+                absolute.display()
+            )
+        })?;
+    let escaped = text
+        .replace('\\', r"\\")
+        .replace('"', r#"\""#)
+        .replace('%', "%%");
+    Ok(format!("\"{escaped}\""))
+}
+
 /// The environment of the local `ssh`: the runner's PATH, HOME and locale, and
 /// the agent's socket; nothing else of the runner's.
 fn ssh_env() -> Vec<(String, String)> {
@@ -603,8 +629,12 @@ const LOADER: &str = r#"sh -c 'b=$(head -c "$1") && eval "$b"' sortie"#;
 /// SIGKILL after the grace. When the step ends, the watcher and what is left of
 /// its group are killed (the watcher with SIGKILL: a SIGTERM that arrives while
 /// it is being forked is caught by the server's trap, which it still has, and
-/// lost), and TOKEN ends its stderr and its stdout (with the exit code and how
-/// many live processes of the step's session were left, as `ps` counts them).
+/// lost), then, on a node with `/proc`, every other process that holds the
+/// server's mark in its environment (`SORTIE_STEP_SERVER`, the server's pid):
+/// what left the group (`setsid`, a daemon's own session) but not the
+/// environment it was given. TOKEN ends its stderr and its stdout (with the
+/// exit code and how many processes were left: the group's, as `ps` counts
+/// them, and those).
 /// Caught signals are reset in the steps; an ignored one would not be. Few
 /// processes: a node may run many steps at once.
 const SERVER: &str = r#"
@@ -633,7 +663,7 @@ while read -r t sl g; do
     fi
   fi
   if [ -z "$c" ]; then
-    ( set -- - "$d/step" "$r" "$s" "$n"; eval "$3" ) </dev/null 3<&- &
+    ( SORTIE_STEP_SERVER=$$; export SORTIE_STEP_SERVER; set -- - "$d/step" "$r" "$s" "$n"; eval "$3" ) </dev/null 3<&- &
     p=$!
     ( read -r _ <&3; kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; sleep "$g"; kill -KILL -"$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null ) >/dev/null 2>&1 </dev/null &
     w=$!
@@ -646,6 +676,12 @@ while read -r t sl g; do
       for z in $(ps -o stat= -s "$p" 2>/dev/null); do case $z in Z*) ;; *) l=$((l + 1)) ;; esac; done
       kill -KILL -"$p" 2>/dev/null
     fi
+    for z in $(grep -lsxzF "SORTIE_STEP_SERVER=$$" /proc/[0-9]*/environ 2>/dev/null); do
+      z=${z#/proc/}; z=${z%/environ}
+      IFS= read -r y <"/proc/$z/stat" 2>/dev/null || continue
+      set -- ${y##*) }
+      [ "$3" = "$p" ] || { kill -KILL "$z" 2>/dev/null && l=$((${l:-0} + 1)); }
+    done
   fi
   printf '%s\n' "$t" >&2
   printf '%s %s %s\n' "$t" "$c" "${l:-0}"
@@ -850,9 +886,37 @@ mod tests {
         server.send(&step("echo still here; sleep 60 &").request("sortie-c"));
         // What it left running is killed, and counted.
         assert_eq!(server.until("sortie-c"), ("still here\n".into(), 0, 1));
+        // So is what left its process group, by the mark in its environment.
+        server.send(
+            &step("setsid sleep 61 & a=$!; setsid sleep 62 & sleep 0.3; echo $a $!")
+                .request("sortie-d"),
+        );
+        let (text, code, left) = server.until("sortie-d");
+        assert_eq!((code, left), (0, 2), "{text}");
+        let ended = |pid: &str| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.is_empty() || stat.rsplit(") ").next().is_some_and(|s| s.starts_with('Z'))
+        };
+        let until = Instant::now() + Duration::from_secs(5);
+        while !text.split_whitespace().all(ended) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(text.split_whitespace().all(ended), "{text}");
         drop(server.child.stdin.take());
         assert!(server.child.wait().unwrap().success());
         assert_eq!(std::fs::read_dir(server.tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn paths_reach_ssh_quoted_with_their_percent_signs_doubled() {
+        let path = Path::new("/a b/%d\"q\\z");
+        assert_eq!(ssh_path(path).unwrap(), r#""/a b/%%d\"q\\z""#);
+        let relative = ssh_path(Path::new("known_hosts")).unwrap();
+        assert!(relative.starts_with("\"/") && relative.ends_with("/known_hosts\""));
+        for refused in ["/x${HOME}/k", "/x\ny"] {
+            let error = ssh_path(Path::new(refused)).unwrap_err();
+            assert!(error.contains("ssh cannot be given the path"), "{error}");
+        }
     }
 
     #[test]
