@@ -330,3 +330,48 @@ fn a_short_job_s_log_goes_with_its_completion_in_one_request() {
     assert_eq!(job.completion.unwrap().log.sha256, sha256_hex(&log));
     assert_eq!(output_text(&events(&log), "stdout"), "one\ntwo\n");
 }
+
+/// A job that ended while the control plane could not take its completion is
+/// delivered by a later shot, however late: the control plane recorded it
+/// lost when its lease ran out, and the runner's log and completion replace
+/// that verdict.
+#[test]
+fn a_completion_left_for_later_is_delivered_after_the_lease_ran_out() {
+    let cp = ControlPlane::with(Options {
+        timing: Some(Timing {
+            lease: std::time::Duration::from_secs(2),
+            heartbeat_seconds: 1,
+            ..Timing::default()
+        }),
+        ..Options::default()
+    });
+    cp.enqueue(serde_json::json!({ "id": "late", "steps": [{ "shell": "seq 1 500" }] }));
+    cp.inject(Fault {
+        endpoint: Endpoint::Complete,
+        nth: 1,
+        times: 1000,
+        kind: FaultKind::DropBefore,
+    });
+    let state = tempfile::tempdir().unwrap();
+    let first = run(
+        cp.poll(state.path())
+            .args(["--request-timeout", "1s", "--max-runtime", "6s"]),
+        code::LEFT_FOR_LATER,
+    );
+    assert!(
+        stderr(&first).contains("kept for the next shot"),
+        "{}",
+        stderr(&first)
+    );
+    cp.clear_faults();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    cp.server.store().sweep().unwrap();
+    assert_eq!(cp.job("late").completion.unwrap().status.as_str(), "lost");
+    run(&mut cp.poll(state.path()), code::OK);
+    let job = cp.job("late");
+    assert_done(&job, "succeeded");
+    let log = cp.log("late");
+    assert_eq!(job.completion.unwrap().log.sha256, sha256_hex(&log));
+    let expected: String = (1..=500).map(|i| format!("{i}\n")).collect();
+    assert_eq!(output_text(&events(&log), "stdout"), expected);
+}

@@ -647,6 +647,9 @@ fn state_survives_a_restart(kind: Kind) {
     );
 }
 
+/// A running job whose lease runs out is recorded lost; its runner (that
+/// attempt, that lease token) may still deliver its log and completion, which
+/// replace the verdict, and nobody else may.
 fn a_silent_running_job_is_marked_lost(kind: Kind) {
     let place = Place::new(kind);
     let timing = Timing {
@@ -658,20 +661,80 @@ fn a_silent_running_job_is_marked_lost(kind: Kind) {
         .enqueue("admin:test", spec("a"), vec![], None)
         .unwrap();
     let job = store.claim(&claim("1", "r", 1)).unwrap().remove(0);
+    let token = job.lease.token;
     store
         .start(
             "a",
             &Fence {
                 attempt: 1,
-                lease_token: job.lease.token,
+                lease_token: token.clone(),
             },
         )
+        .unwrap();
+    store
+        .append_log("a", 1, &token, 0, &plain(b"hello "))
         .unwrap();
     std::thread::sleep(Duration::from_millis(150));
     store.sweep().unwrap();
     let job = store.job("a").unwrap().unwrap();
     assert_eq!(job.phase, Phase::Done);
     assert_eq!(job.completion.unwrap().status, JobStatus::Lost);
+    let hb = HeartbeatRequest {
+        attempt: 1,
+        lease_token: token.clone(),
+        log_length: 6,
+    };
+    assert!(matches!(
+        store.heartbeat("a", &hb),
+        Err(Refusal::Conflict(_))
+    ));
+    // Another token is fenced off, log and completion alike.
+    let late = |token: &str, log: &[u8]| CompleteRequest {
+        attempt: 1,
+        lease_token: token.to_string(),
+        completion: completion(log),
+        log_tail: None,
+    };
+    assert!(matches!(
+        store.append_log("a", 1, "other", 6, &plain(b"world")),
+        Err(Refusal::Conflict(_))
+    ));
+    assert!(matches!(
+        store.complete("a", &late("other", b"hello ")),
+        Err(Refusal::Conflict(_))
+    ));
+    // The holder's rest of the log, and its completion, arrive late.
+    assert_eq!(
+        store.append_log("a", 1, &token, 6, &plain(b"world")),
+        Ok(11)
+    );
+    let job = store.job("a").unwrap().unwrap();
+    assert_eq!(
+        job.completion.unwrap().log.length,
+        11,
+        "the verdict's log follows"
+    );
+    assert_eq!(
+        store.complete("a", &late(&token, b"hello world!")),
+        Err(Refusal::LogMismatch(11))
+    );
+    store.complete("a", &late(&token, b"hello world")).unwrap();
+    store.complete("a", &late(&token, b"hello world")).unwrap();
+    let job = store.job("a").unwrap().unwrap();
+    assert_eq!((job.phase, job.lapsed), (Phase::Done, false));
+    assert_eq!(job.completion.unwrap().status, JobStatus::Succeeded);
+    assert!(job.reason.unwrap().contains("recorded lost until"));
+    // Delivered, it is complete like any other job.
+    let mut different = late(&token, b"hello world");
+    different.completion.status = JobStatus::Failed;
+    assert!(matches!(
+        store.complete("a", &different),
+        Err(Refusal::Conflict(_))
+    ));
+    assert!(matches!(
+        store.append_log("a", 1, &token, 11, &plain(b"!")),
+        Err(Refusal::Conflict(_))
+    ));
 }
 
 fn finished_jobs_are_pruned_after_the_retention_with_their_logs(kind: Kind) {

@@ -3,8 +3,11 @@
 //! They run on their own thread at the lease's interval (jittered, so a fleet
 //! of runners started by the same cron minute does not beat in step) and never
 //! depend on log traffic. A `cancel` answer sets the job's cancel flag; a
-//! fenced answer (409/410) means the lease is gone: the job is stopped and not
-//! completed, since another attempt may own it now.
+//! fenced answer (409/410), or failures past the lease's end, mean the lease
+//! is gone: the job is stopped (interrupted), and its log and completion are
+//! offered all the same. The control plane takes them from the lease's
+//! holder when no other attempt owns the job (it recorded it lost
+//! meanwhile), and fences them off otherwise: then they are dropped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -23,7 +26,7 @@ use crate::state::outbox::LogProgress;
 pub struct JobFlags {
     /// The control plane asked for cancellation.
     pub cancel: AtomicBool,
-    /// The lease is lost: stop, and do not complete.
+    /// The lease is lost: stop (the completion says interrupted).
     pub lease_lost: AtomicBool,
 }
 
@@ -78,14 +81,14 @@ impl Heartbeat {
                     }
                 }
                 Err(ControlError::Fenced(why)) => {
-                    tracing::warn!(job = %job.id, "{why}: stopping the job without completing it");
+                    tracing::warn!(job = %job.id, "{why}: stopping the job");
                     flags.lease_lost.store(true, Ordering::Relaxed);
                     return;
                 }
                 Err(e) => {
                     tracing::warn!(job = %job.id, "heartbeat failed: {e}");
                     if expires.is_some_and(|t| SystemTime::now() >= t) {
-                        tracing::warn!(job = %job.id, "the lease expired without renewal: stopping the job without completing it");
+                        tracing::warn!(job = %job.id, "the lease expired without renewal: stopping the job");
                         flags.lease_lost.store(true, Ordering::Relaxed);
                         return;
                     }

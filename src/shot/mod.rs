@@ -667,7 +667,7 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         }
     };
     let stop = || {
-        if signals::interrupted() {
+        if signals::interrupted() || flags.lease_lost.load(std::sync::atomic::Ordering::Relaxed) {
             Some(StopReason::Interrupted)
         } else {
             flags.should_stop().then_some(StopReason::Cancelled)
@@ -716,10 +716,6 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
     }
     if let Some(keep) = &settings.keep_logs {
         keep_copy(keep, &job.id, &log_path);
-    }
-    if flags.lease_lost.load(std::sync::atomic::Ordering::Relaxed) {
-        dir.clear();
-        return Ok(JobEnd::Abandoned);
     }
     let (log, uploaded) = match uploader.join() {
         Ok(done) => (done.summary, Ok(done.tail)),

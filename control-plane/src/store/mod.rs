@@ -208,10 +208,19 @@ pub struct Job {
     /// What its end started: the follow-ups' execution ids, or why one was not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub follow_ups: Vec<String>,
+    /// Recorded lost because its lease ran out while it ran: its runner (the
+    /// same attempt and lease token) may still deliver its log and its
+    /// completion, which replaces that verdict.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lapsed: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The definition version an execution runs.
@@ -288,6 +297,7 @@ impl Job {
             chain_budget: 0,
             secure_options: Vec::new(),
             follow_ups: Vec::new(),
+            lapsed: false,
         }
     }
 
@@ -893,7 +903,8 @@ impl Store {
     }
 
     /// Apply the end of an ended lease to `job`: an unstarted claim returns to the
-    /// queue with the next attempt, a silent running job is lost. `true` if changed.
+    /// queue with the next attempt, a silent running job is lost (until its
+    /// runner delivers after all: see [`Job::lapsed`]). `true` if changed.
     fn expire(rows: &mut dyn Rows, job: &mut Job, now: u64) -> Outcome<bool> {
         let Some(lease) = job.lease.clone() else {
             return Ok(false);
@@ -924,6 +935,7 @@ impl Store {
                     log,
                     error: Some("the runner's lease expired without a heartbeat".into()),
                 });
+                job.lapsed = true;
                 job.finish(Phase::Done, now);
             }
             _ => return Ok(false),
@@ -1037,11 +1049,19 @@ impl Store {
     ) -> Outcome<u64> {
         self.tx(|rows| {
             let mut job = Self::fenced(rows, id, attempt, token)?;
-            if job.phase != Phase::Running {
+            if job.phase != Phase::Running && !job.lapsed {
                 return Err(Refusal::Conflict(format!("job {id} is not running")));
             }
             if !Self::append(rows, &mut job, offset, &upload.decode()?)? {
                 return Err(Refusal::OffsetPastEnd(job.log_length));
+            }
+            if job.lapsed {
+                // The verdict recorded meanwhile says what log it has.
+                let log = summary(rows, &job)?;
+                if let Some(completion) = job.completion.as_mut() {
+                    completion.log = log;
+                }
+                rows.update(&job)?;
             }
             Ok(job.log_length)
         })
@@ -1081,11 +1101,10 @@ impl Store {
     pub fn complete(&self, id: &str, req: &CompleteRequest) -> Outcome<()> {
         self.tx(|rows| {
             let job = rows.job(id)?.ok_or(Refusal::Gone)?;
-            if job.phase == Phase::Done {
+            let same_fence = job.attempt == req.attempt
+                && job.lease.as_ref().map(|l| l.token.as_str()) == Some(req.lease_token.as_str());
+            if job.phase == Phase::Done && !(job.lapsed && same_fence) {
                 // Idempotent: the same completion again is fine, another one is a conflict.
-                let same_fence = job.attempt == req.attempt
-                    && job.lease.as_ref().map(|l| l.token.as_str())
-                        == Some(req.lease_token.as_str());
                 return if same_fence && job.completion.as_ref() == Some(&req.completion) {
                     Ok(Ok(()))
                 } else {
@@ -1093,7 +1112,7 @@ impl Store {
                 };
             }
             let mut job = Self::fenced(rows, id, req.attempt, &req.lease_token)?;
-            if job.phase != Phase::Running {
+            if job.phase != Phase::Running && !job.lapsed {
                 return Err(Refusal::Conflict(format!("job {id} was never started")));
             }
             // The log's last bytes, stored as `PUT log` would store them, and
@@ -1114,7 +1133,18 @@ impl Store {
             }
             job.completion = Some(req.completion.clone());
             job.finish(Phase::Done, now_ms());
+            // A lapsed job's end started the follow-ups of `lost`; its real
+            // end starts its own, and both are noted.
+            let before = std::mem::take(&mut job.follow_ups);
+            if std::mem::take(&mut job.lapsed) {
+                job.reason = Some(
+                    "its lease ran out while it ran, and it was recorded lost until its \
+                     runner delivered this completion"
+                        .into(),
+                );
+            }
             Self::ended(rows, &mut job, now_ms())?;
+            job.follow_ups.splice(0..0, before);
             rows.update(&job)?;
             Self::note_result(rows, &job).map(Ok)
         })?
