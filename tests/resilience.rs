@@ -272,6 +272,14 @@ fn an_overlapping_shot_stops_at_once_or_waits_with_lock_wait() {
         "{}",
         stderr(&out)
     );
+    // Its lock file removed (an age-based cleaner): the state dir is still held.
+    std::fs::remove_file(state.join("lock")).unwrap();
+    let out = run(&mut cp.poll(&state), 73);
+    assert!(
+        stderr(&out).contains("another shot is running"),
+        "{}",
+        stderr(&out)
+    );
     let waiting = cp
         .poll(&state)
         .args(["--lock-wait", "30s"])

@@ -32,9 +32,11 @@ pub fn run(args: &StatusArgs) -> Result<Code> {
     let mut jobs = history::jobs(&root);
     jobs.drain(..jobs.len().saturating_sub(args.last));
     let pending = crate::state::waiting(&root);
-    // A shot holds the lock while it runs: its jobs are running, not waiting.
-    let running =
-        std::fs::File::open(root.join("lock")).is_ok_and(|lock| lock.try_lock_shared().is_err());
+    // A shot holds the lock (the file's, and the directory's) while it runs:
+    // its jobs are running, not waiting.
+    let running = [root.join("lock"), root.clone()]
+        .iter()
+        .any(|held| std::fs::File::open(held).is_ok_and(|f| f.try_lock_shared().is_err()));
     if args.json {
         let answer = serde_json::json!({
             "state_dir": root.display().to_string(), "last_shot": shot, "pending": pending,

@@ -116,8 +116,9 @@ pub struct StateDir {
     root: PathBuf,
     /// The state dir's path as given (before a trusted link was resolved).
     given: PathBuf,
-    /// Held until the shot ends; the OS releases it if sortie dies.
-    _lock: File,
+    /// The lock file and the directory, locked until the shot ends; the OS
+    /// releases them if sortie dies.
+    _lock: (File, File),
 }
 
 impl StateDir {
@@ -141,35 +142,50 @@ impl StateDir {
             .open(&lock_path)
             .with_context(|| format!("cannot open {}", lock_path.display()))
             .map_err(Failure::config)?;
+        let dir = File::open(&root)
+            .with_context(|| format!("cannot open {}", root.display()))
+            .map_err(Failure::config)?;
         let until = Instant::now() + wait;
-        loop {
-            match lock.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) if Instant::now() < until => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    return Err(Failure::new(
-                        Cause::Busy,
-                        anyhow::anyhow!(
-                            "another shot is running with state dir {}; this one stops",
-                            root.display()
-                        ),
-                    )
-                    .into())
-                }
-                Err(TryLockError::Error(e)) => {
-                    return Err(Failure::io(
-                        anyhow::Error::new(e).context(format!("locking {}", lock_path.display())),
-                    )
-                    .into())
+        // The file, as every sortie locks it, then the directory itself: a
+        // lock file removed under a running shot (by an age-based cleaner:
+        // it is the oldest file here) must not let the next shot in.
+        for (held, path) in [(&lock, &lock_path), (&dir, &root)] {
+            loop {
+                match held.try_lock() {
+                    Ok(()) => break,
+                    Err(TryLockError::WouldBlock) if Instant::now() < until => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(TryLockError::WouldBlock) => {
+                        return Err(Failure::new(
+                            Cause::Busy,
+                            anyhow::anyhow!(
+                                "another shot is running with state dir {}; this one stops",
+                                root.display()
+                            ),
+                        )
+                        .into())
+                    }
+                    // A filesystem that locks no directory (NFS): the file's lock stands alone.
+                    Err(TryLockError::Error(e)) if path == &root => {
+                        tracing::debug!("locking {}: {e}", root.display());
+                        break;
+                    }
+                    Err(TryLockError::Error(e)) => {
+                        return Err(Failure::io(
+                            anyhow::Error::new(e).context(format!("locking {}", path.display())),
+                        )
+                        .into())
+                    }
                 }
             }
         }
+        // Young, for those cleaners.
+        let _ = lock.set_modified(std::time::SystemTime::now());
         Ok(StateDir {
             root,
             given: given.to_path_buf(),
-            _lock: lock,
+            _lock: (lock, dir),
         })
     }
 
