@@ -407,6 +407,8 @@ fn a_shot_killed_mid_step_has_its_steps_stopped_by_the_next() {
     );
     assert_done(&cp.job("orphaned"), "lost");
     assert_eq!(std::fs::read_dir(state.join("groups")).unwrap().count(), 0);
+    // Its workspace, with what the step wrote there, went with it.
+    assert_eq!(std::fs::read_dir(state.join("work")).unwrap().count(), 0);
 }
 
 /// `cmd` under strace, its reads of `file` at an offset (the outbox log's

@@ -159,8 +159,12 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
         recovery::Outcome::default()
     } else {
         // A shot killed while a job was being started left its entry, and
-        // maybe its workspace, still empty.
+        // maybe its workspace, still empty; one killed while a job ran left
+        // its workspace as its steps made it.
         state.remove_empty_workspaces();
+        if !cfg.keep_workspace {
+            state.remove_workspaces_of(&state.pending_jobs());
+        }
         let budget = started + cfg.delivery_budget;
         let until = deadline.map_or(budget, |d| d.min(budget));
         recovery::run(

@@ -249,6 +249,38 @@ impl StateDir {
         }
     }
 
+    /// Remove what is left of the workspaces of the jobs in `dirs`: a shot that
+    /// died while they ran left them, with whatever their steps wrote there
+    /// (result files, secrets delivered as files).
+    pub fn remove_workspaces_of(&self, dirs: &[JobDir]) {
+        let Some(Ok(entries)) = self.own("work").map(std::fs::read_dir) else {
+            return;
+        };
+        let ids: Vec<&str> = dirs
+            .iter()
+            .filter_map(|d| d.path().file_name()?.to_str())
+            .collect();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("sortie-")) else {
+                continue;
+            };
+            // `sortie-ID-` and tempfile's six random characters: never
+            // another job's whose id begins with this one's.
+            let of = |id: &&str| {
+                rest.strip_prefix(*id)
+                    .and_then(|r| r.strip_prefix('-'))
+                    .is_some_and(|r| r.len() == 6 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+            };
+            if ids.iter().any(of) {
+                // Not followed if a link: the link goes, not what it names.
+                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                    tracing::warn!("removing {}: {e}", entry.path().display());
+                }
+            }
+        }
+    }
+
     /// `groups/`: the steps' process groups running now, written down by
     /// exec's ledger.
     pub fn groups_dir(&self) -> PathBuf {
@@ -360,6 +392,36 @@ mod tests {
     use super::*;
     use crate::os::has_acl;
     use std::os::unix::fs::{chown, lchown, PermissionsExt};
+
+    #[test]
+    fn a_dead_job_s_workspace_goes_and_no_other_job_s() {
+        let top = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&top.path().join("state"), Duration::ZERO).unwrap();
+        let work = state.work_dir().unwrap();
+        for name in [
+            "sortie-a-Ab12Yz",
+            "sortie-a-b-Cd34Wx",
+            "sortie-ab-Ef56Vu",
+            "sortie-a-toolong1",
+        ] {
+            std::fs::create_dir_all(work.join(name).join(".secrets")).unwrap();
+            std::fs::write(work.join(name).join(".secrets/KEY"), "s3cret").unwrap();
+        }
+        let outside = top.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, work.join("sortie-a-Zz99Zz")).unwrap();
+        state.remove_workspaces_of(&[JobDir::existing(state.root().join("jobs/a"))]);
+        let mut left: Vec<String> = std::fs::read_dir(&work)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["sortie-a-b-Cd34Wx", "sortie-a-toolong1", "sortie-ab-Ef56Vu"]
+        );
+        assert!(outside.exists(), "a link's target is not removed");
+    }
 
     fn user() -> crate::os::User {
         crate::os::User {
