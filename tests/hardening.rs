@@ -346,23 +346,7 @@ fn files_are_created_private_whatever_the_umask_and_symlinks_are_not_followed() 
 fn a_full_state_dir_stops_the_job_and_reports_it_with_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small");
-    fs::create_dir(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(
-        mounted.success(),
-        "mounting a small tmpfs (the suite runs as root)"
-    );
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _unmount = Unmount(&small);
+    let _unmount = Unmount::tmpfs(&small);
     let cp = ControlPlane::start();
     cp.enqueue(json!({ "id": "noisy", "steps": [
         { "shell": "yes 0123456789012345678901234567890123456789 | head -c 200000000" },
@@ -382,6 +366,81 @@ fn a_full_state_dir_stops_the_job_and_reports_it_with_the_path() {
     assert_eq!(ran.count(), 1, "the second step did not run");
     assert_eq!(completion.log.sha256, sha256_hex(&cp.log("noisy")));
     assert!(stderr(&out).contains(&small.display().to_string()));
+}
+
+/// A 24 MiB tmpfs at `dir` (made), unmounted on drop.
+struct Unmount(std::path::PathBuf);
+
+impl Unmount {
+    fn tmpfs(dir: &Path) -> Unmount {
+        fs::create_dir(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            mounted.success(),
+            "mounting a small tmpfs (the suite runs as root)"
+        );
+        Unmount(dir.to_path_buf())
+    }
+}
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A job that fills the state dir's filesystem to the last byte, then ends,
+/// still has room for its completion (kept for it since the job was
+/// recorded): when it cannot be sent, a later shot delivers the job's own
+/// outcome, not `lost`.
+#[test]
+fn a_job_that_fills_the_disk_keeps_room_for_its_own_outcome() {
+    use crate::fault_proxy::{Endpoint, Fault, FaultKind};
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    let _unmount = Unmount::tmpfs(&small);
+    let filler = small.join("filler");
+    let cp = ControlPlane::start();
+    cp.enqueue(json!({ "id": "filler", "options": { "filler": filler.display().to_string() },
+        "steps": [{ "shell": "echo before; cat /dev/zero > ${option.filler}; echo full; exit 3" }] }));
+    cp.inject(Fault {
+        endpoint: Endpoint::Complete,
+        nth: 1,
+        times: 1000,
+        kind: FaultKind::DropBefore,
+    });
+    let state = small.join("state");
+    let out = run(
+        cp.poll(&state).args([
+            "--request-timeout",
+            "1s",
+            "--max-runtime",
+            "8s",
+            "--sandbox",
+            "off",
+        ]),
+        code::LEFT_FOR_LATER,
+    );
+    assert!(
+        stderr(&out).contains("kept for the next shot"),
+        "{}",
+        stderr(&out)
+    );
+    fs::remove_file(&filler).unwrap();
+    cp.clear_faults();
+    run(&mut cp.poll(&state), code::OK);
+    let job = cp.job("filler");
+    assert_done(&job, "failed");
+    let completion = job.completion.unwrap();
+    assert_eq!(completion.exit_code, Some(3));
+    assert_eq!(
+        output_text(&events(&cp.log("filler")), "stdout"),
+        "before\nfull\n"
+    );
 }
 
 /// #10.11: descriptors sortie inherited without close-on-exec do not reach steps.

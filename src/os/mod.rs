@@ -968,6 +968,20 @@ pub fn hostname() -> anyhow::Result<String> {
     Ok(name)
 }
 
+/// Allocate the first `bytes` of `file` on disk without changing its length
+/// (`fallocate` with `FALLOC_FL_KEEP_SIZE`): writing there later needs no room.
+pub fn reserve(file: &std::fs::File, bytes: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let length = libc::off_t::try_from(bytes).map_err(std::io::Error::other)?;
+    // SAFETY: fallocate on an open descriptor; KEEP_SIZE changes no content.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, length) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Bytes available to sortie on the filesystem holding `path` (None if unknown).
 pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;

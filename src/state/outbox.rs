@@ -42,6 +42,12 @@ const STARTED: &str = "started";
 const START_FAILED: &str = "start-failed";
 const LOG: &str = "log.ndjson";
 const COMPLETION: &str = "completion.json";
+
+/// Room kept on disk for a job's completion from the moment it is recorded
+/// (a completion of hundreds of steps fits): a job that fills the
+/// filesystem must not leave its own outcome unwritable.
+const COMPLETION_RESERVE: u64 = 256 * 1024;
+
 /// Largest journal entry or completion read back (a completion holds at most
 /// 1 MiB of data and the steps' results).
 const MAX_RECORD: u64 = 64 * 1024 * 1024;
@@ -116,7 +122,12 @@ impl JobDir {
         }
         let completion = self.path.join(COMPLETION);
         match files::create_new(&completion, PRIVATE_FILE) {
-            Ok(_) => {}
+            Ok(file) => {
+                // Where the filesystem cannot, the room is taken when written.
+                if let Err(e) = crate::os::reserve(&file, COMPLETION_RESERVE) {
+                    tracing::debug!("reserving room for {}: {e}", completion.display());
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => {
                 return Err(Failure::io(
@@ -211,13 +222,17 @@ impl JobDir {
     pub fn record_completion(&self, completion: &Completion) -> Result<()> {
         let body = serde_json::to_vec(completion).expect("a completion serializes");
         let path = self.path.join(COMPLETION);
+        // Not truncated first: that would give back the room reserved with
+        // the entry, which a job that filled the disk needs here.
         let opened = OpenOptions::new()
             .write(true)
-            .truncate(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path);
         let written = match opened {
-            Ok(mut file) => file.write_all(&body).and_then(|()| file.sync_data()),
+            Ok(mut file) => file
+                .write_all(&body)
+                .and_then(|()| file.set_len(body.len() as u64))
+                .and_then(|()| file.sync_data()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return self.write(COMPLETION, &body),
             Err(e) => Err(e),
         };
