@@ -60,7 +60,7 @@ pub fn run(cp: &dyn ControlPlane, state: &StateDir, server: &str) -> Result<Outc
 
 /// Finish the job `dir` holds, counting how it ended in `outcome`.
 fn recover(cp: &dyn ControlPlane, dir: JobDir, server: &str, outcome: &mut Outcome) -> Result<()> {
-    let journal = match dir.journal() {
+    let mut journal = match dir.journal() {
         Ok(Some(journal)) => journal,
         Ok(None) if matches!(dir.completion(), Ok(None)) => {
             // The shot died before it wrote the entry, so before the job started.
@@ -91,6 +91,20 @@ fn recover(cp: &dyn ControlPlane, dir: JobDir, server: &str, outcome: &mut Outco
         log_tail_bytes: 0,
         zstd_log: false,
     };
+    // The log is where this state dir (or the spool) keeps a job's log, as
+    // the shot that ran it chose: never another path the entry names (a
+    // state dir moved since, or an entry not sortie's), which recovery would
+    // cut, append to and send.
+    let log = cp.log_in_place(&job).unwrap_or_else(|| dir.log_path());
+    if journal.log != log {
+        tracing::warn!(
+            job = %job.id,
+            "its journal entry names its log {}; {} is used, where this state dir keeps it",
+            journal.log.display(),
+            log.display()
+        );
+        journal.log = log;
+    }
     let completion = match dir.completion() {
         Ok(Some(completion)) => completion,
         Ok(None) if !dir.starting() && dir.preparing() => {
@@ -293,6 +307,35 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let state = StateDir::open(tmp.path(), std::time::Duration::ZERO).unwrap();
         (tmp, state)
+    }
+
+    #[test]
+    fn a_log_the_entry_names_elsewhere_is_neither_touched_nor_sent() {
+        let (tmp, state) = state();
+        let dir = state.job_dir("j").unwrap();
+        let mut entry = journal(&dir);
+        let foreign = tmp.path().join("precious.txt");
+        std::fs::write(&foreign, b"precious line 1\nprecious line 2").unwrap();
+        // As a moved state dir, or a hand-edited entry, would have it.
+        entry.log = foreign.clone();
+        std::fs::remove_file(dir.path().join("journal.json")).unwrap();
+        dir.record(&entry).unwrap();
+        dir.mark_starting().unwrap();
+        dir.mark_started().unwrap();
+        std::fs::write(
+            dir.log_path(),
+            b"{\"seq\":0,\"ts\":\"t\",\"kind\":\"system\",\"level\":\"info\",\"text\":\"a\"}\n",
+        )
+        .unwrap();
+        let cp = Memory::default();
+        assert_eq!(run(&cp, &state, SERVER).unwrap().delivered, 1);
+        let sent = String::from_utf8(cp.state().log.clone()).unwrap();
+        assert!(!sent.contains("precious"), "{sent}");
+        assert_eq!(sent.lines().count(), 2, "{sent}");
+        assert_eq!(
+            std::fs::read(&foreign).unwrap(),
+            b"precious line 1\nprecious line 2"
+        );
     }
 
     #[test]
