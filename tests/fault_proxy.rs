@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -90,6 +90,8 @@ struct Shared {
     received: Mutex<Vec<u8>>,
     /// Answer claims as a control plane that predates the protocol's extensions.
     hide_extensions: AtomicBool,
+    /// Refuse bodies larger than this with 413, as a reverse proxy's limit does.
+    body_limit: AtomicU64,
 }
 
 pub struct FaultProxy {
@@ -118,6 +120,7 @@ impl FaultProxy {
             faults: Mutex::new(Faults::default()),
             received: Mutex::new(Vec::new()),
             hide_extensions: AtomicBool::new(false),
+            body_limit: AtomicU64::new(u64::MAX),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let handler_shared = shared.clone();
@@ -145,6 +148,11 @@ impl FaultProxy {
     /// them would answer.
     pub fn hide_extensions(&self) {
         self.shared.hide_extensions.store(true, Ordering::Relaxed);
+    }
+
+    /// Refuse request bodies larger than `bytes` with 413 from now on.
+    pub fn limit_bodies(&self, bytes: u64) {
+        self.shared.body_limit.store(bytes, Ordering::Relaxed);
     }
 
     /// Disarm every fault.
@@ -202,6 +210,13 @@ impl Shared {
                 false => log.extend_from_slice(&req.body),
             }
             log.push(b'\n');
+        }
+        if req.body.len() as u64 > self.body_limit.load(Ordering::Relaxed) {
+            return Reply::Respond(Response::problem(
+                413,
+                "payload too large",
+                "a proxy's limit",
+            ));
         }
         let fault = Endpoint::of(&req.method, &req.path).and_then(|e| self.fault_for(e));
         match fault {

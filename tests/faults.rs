@@ -375,3 +375,23 @@ fn a_completion_left_for_later_is_delivered_after_the_lease_ran_out() {
     let expected: String = (1..=500).map(|i| format!("{i}\n")).collect();
     assert_eq!(output_text(&events(&log), "stdout"), expected);
 }
+
+/// A reverse proxy that takes smaller bodies than the control plane (413):
+/// the log goes in pieces it takes, the completion without the log's tail,
+/// and nothing is lost or stored twice.
+#[test]
+fn a_proxy_s_body_limit_is_met_with_smaller_uploads() {
+    let cp = ControlPlane::start();
+    cp.limit_bodies(16 * 1024);
+    cp.enqueue(serde_json::json!({ "id": "big",
+        "steps": [{ "shell": "head -c 300000 /dev/urandom | base64 -w 100; echo end" }] }));
+    let state = tempfile::tempdir().unwrap();
+    run(&mut cp.poll(state.path()), code::OK);
+    let job = cp.job("big");
+    assert_done(&job, "succeeded");
+    let log = cp.log("big");
+    assert_eq!(job.completion.unwrap().log.sha256, sha256_hex(&log));
+    let text = output_text(&events(&log), "stdout");
+    assert_eq!(text.lines().count(), 4001, "every line once");
+    assert!(text.ends_with("end\n"));
+}

@@ -148,6 +148,11 @@ impl ControlPlane {
         self.proxy().hide_extensions();
     }
 
+    /// Have the proxy refuse request bodies larger than `bytes` (413).
+    pub fn limit_bodies(&self, bytes: u64) {
+        self.proxy().limit_bodies(bytes);
+    }
+
     /// Every byte runners sent to the control plane.
     pub fn received(&self) -> Vec<u8> {
         self.proxy().received()

@@ -42,7 +42,13 @@ pub struct HttpControl {
     /// A compressed log upload was refused (415 or 400): log bodies go as
     /// they are for the rest of the shot.
     plain_logs: std::sync::atomic::AtomicBool,
+    /// The largest log body a proxy on the way took after refusing a larger
+    /// one (413): later uploads are cut to it.
+    log_body_limit: std::sync::atomic::AtomicUsize,
 }
+
+/// A log body refused as too large (413) is sent again in halves, down to this.
+const MIN_LOG_BODY: usize = 4 * 1024;
 
 /// What a request carries: its body, the body's media type and, when the body
 /// is compressed, its `Content-Encoding`.
@@ -89,7 +95,62 @@ impl HttpControl {
             stopping,
             reached: std::sync::atomic::AtomicBool::new(false),
             plain_logs: std::sync::atomic::AtomicBool::new(false),
+            log_body_limit: std::sync::atomic::AtomicUsize::new(usize::MAX),
         })
+    }
+
+    /// One log upload; `None` when it was refused as too large (413).
+    fn put_log_once(&self, job: &JobRef, offset: u64, bytes: &[u8]) -> Result<Option<u64>> {
+        let path = format!(
+            "v1/jobs/{}/log?offset={offset}&attempt={}",
+            net::encode_segment(&job.id),
+            job.attempt
+        );
+        let plain = Payload {
+            bytes,
+            content_type: "application/x-ndjson",
+            encoding: None,
+        };
+        let token = Some(job.lease_token.as_str());
+        // A body that could not be compressed (no memory for the encoder)
+        // goes as it is: the encoding is per request.
+        let compressed = (job.zstd_log && !self.plain_logs.load(Ordering::Relaxed))
+            .then(|| zstd::bulk::compress(bytes, LOG_ZSTD_LEVEL).ok())
+            .flatten();
+        let payload = compressed.as_deref().map_or(plain, |frame| Payload {
+            bytes: frame,
+            encoding: Some(LOG_ENCODING_ZSTD),
+            ..plain
+        });
+        let mut reply = self.call("PUT", &path, payload, token, Duration::ZERO)?;
+        if compressed.is_some() && matches!(reply.status, 400 | 415) {
+            // The control plane offered the encoding, but it, or a proxy on
+            // the way, does not take it: the same bytes as they are, and no
+            // compressed body again.
+            self.plain_logs.store(true, Ordering::Relaxed);
+            reply = self.call("PUT", &path, plain, token, Duration::ZERO)?;
+        }
+        match reply.status {
+            200 => Ok(Some(parse::<Committed>(&reply, "log upload")?.committed)),
+            413 if bytes.len() > MIN_LOG_BODY => Ok(None),
+            416 => Err(ControlError::Resend(
+                parse::<Committed>(&reply, "log upload")?.committed,
+            )),
+            _ => Err(refusal(&reply, "log upload")),
+        }
+    }
+
+    /// `bytes` from `offset` in pieces of `size`, while each is taken whole.
+    fn put_log_pieces(&self, job: &JobRef, offset: u64, bytes: &[u8], size: usize) -> Result<u64> {
+        let mut at = offset;
+        for piece in bytes.chunks(size) {
+            let committed = self.put_log(job, at, piece)?;
+            if committed != at + piece.len() as u64 {
+                return Ok(committed);
+            }
+            at = committed;
+        }
+        Ok(at)
     }
 
     /// One protocol call with retries. `extra` is added to `request_timeout` (long polls).
@@ -411,42 +472,21 @@ impl ControlPlane for HttpControl {
         }
     }
 
+    /// A proxy on the way may take smaller bodies than the control plane: a
+    /// body it refuses as too large (413) goes again in halves, down to
+    /// [`MIN_LOG_BODY`], and later uploads in pieces the size it took.
     fn put_log(&self, job: &JobRef, offset: u64, bytes: &[u8]) -> Result<u64> {
-        let path = format!(
-            "v1/jobs/{}/log?offset={offset}&attempt={}",
-            net::encode_segment(&job.id),
-            job.attempt
-        );
-        let plain = Payload {
-            bytes,
-            content_type: "application/x-ndjson",
-            encoding: None,
-        };
-        let token = Some(job.lease_token.as_str());
-        // A body that could not be compressed (no memory for the encoder)
-        // goes as it is: the encoding is per request.
-        let compressed = (job.zstd_log && !self.plain_logs.load(Ordering::Relaxed))
-            .then(|| zstd::bulk::compress(bytes, LOG_ZSTD_LEVEL).ok())
-            .flatten();
-        let payload = compressed.as_deref().map_or(plain, |frame| Payload {
-            bytes: frame,
-            encoding: Some(LOG_ENCODING_ZSTD),
-            ..plain
-        });
-        let mut reply = self.call("PUT", &path, payload, token, Duration::ZERO)?;
-        if compressed.is_some() && matches!(reply.status, 400 | 415) {
-            // The control plane offered the encoding, but it, or a proxy on
-            // the way, does not take it: the same bytes as they are, and no
-            // compressed body again.
-            self.plain_logs.store(true, Ordering::Relaxed);
-            reply = self.call("PUT", &path, plain, token, Duration::ZERO)?;
+        let limit = self.log_body_limit.load(Ordering::Relaxed);
+        if bytes.len() > limit {
+            return self.put_log_pieces(job, offset, bytes, limit);
         }
-        match reply.status {
-            200 => Ok(parse::<Committed>(&reply, "log upload")?.committed),
-            416 => Err(ControlError::Resend(
-                parse::<Committed>(&reply, "log upload")?.committed,
-            )),
-            _ => Err(refusal(&reply, "log upload")),
+        match self.put_log_once(job, offset, bytes)? {
+            Some(committed) => Ok(committed),
+            None => {
+                let half = bytes.len().div_ceil(2);
+                self.log_body_limit.fetch_min(half, Ordering::Relaxed);
+                self.put_log_pieces(job, offset, bytes, half)
+            }
         }
     }
 
@@ -463,11 +503,17 @@ impl ControlPlane for HttpControl {
             log_tail: tail.cloned(),
         };
         let reply = self.post_json(&job_path(job, "complete"), &body, Duration::ZERO)?;
-        match reply.status {
-            200 => Ok(()),
-            412 => Err(ControlError::Resend(
+        match (reply.status, tail) {
+            (200, _) => Ok(()),
+            (412, _) => Err(ControlError::Resend(
                 parse::<Committed>(&reply, "complete")?.committed,
             )),
+            // Too large for a proxy on the way with the log's tail: the tail
+            // goes as an upload (in pieces it takes), the completion alone.
+            (413, Some(tail)) => {
+                self.put_log(job, tail.offset, tail.data.as_bytes())?;
+                self.complete(job, completion, None)
+            }
             _ => Err(refusal(&reply, "complete")),
         }
     }
