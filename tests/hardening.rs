@@ -346,7 +346,7 @@ fn files_are_created_private_whatever_the_umask_and_symlinks_are_not_followed() 
 fn a_full_state_dir_stops_the_job_and_reports_it_with_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small");
-    let _unmount = Unmount::tmpfs(&small);
+    let _unmount = Unmount::tmpfs(&small, "size=24m");
     let cp = ControlPlane::start();
     cp.enqueue(json!({ "id": "noisy", "steps": [
         { "shell": "yes 0123456789012345678901234567890123456789 | head -c 200000000" },
@@ -368,14 +368,14 @@ fn a_full_state_dir_stops_the_job_and_reports_it_with_the_path() {
     assert!(stderr(&out).contains(&small.display().to_string()));
 }
 
-/// A 24 MiB tmpfs at `dir` (made), unmounted on drop.
+/// A tmpfs at `dir` (made) with mount `options`, unmounted on drop.
 struct Unmount(std::path::PathBuf);
 
 impl Unmount {
-    fn tmpfs(dir: &Path) -> Unmount {
+    fn tmpfs(dir: &Path, options: &str) -> Unmount {
         fs::create_dir(dir).unwrap();
         let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(dir)
             .status()
             .unwrap();
@@ -402,7 +402,7 @@ fn a_job_that_fills_the_disk_keeps_room_for_its_own_outcome() {
     use crate::fault_proxy::{Endpoint, Fault, FaultKind};
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small");
-    let _unmount = Unmount::tmpfs(&small);
+    let _unmount = Unmount::tmpfs(&small, "size=24m");
     let filler = small.join("filler");
     let cp = ControlPlane::start();
     cp.enqueue(json!({ "id": "filler", "options": { "filler": filler.display().to_string() },
@@ -440,6 +440,22 @@ fn a_job_that_fills_the_disk_keeps_room_for_its_own_outcome() {
     assert_eq!(
         output_text(&events(&cp.log("filler")), "stdout"),
         "before\nfull\n"
+    );
+}
+
+/// A state dir on a read-only filesystem is an I/O failure (74), not a
+/// configuration error.
+#[test]
+fn a_read_only_state_dir_is_an_io_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let frozen = dir.path().join("frozen");
+    let _unmount = Unmount::tmpfs(&frozen, "ro,size=1m");
+    let cp = ControlPlane::start();
+    let out = run(&mut cp.poll(&frozen.join("state")), code::IO);
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
     );
 }
 

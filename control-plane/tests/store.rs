@@ -735,6 +735,17 @@ fn a_silent_running_job_is_marked_lost(kind: Kind) {
         store.append_log("a", 1, &token, 11, &plain(b"!")),
         Err(Refusal::Conflict(_))
     ));
+    // What it holds already, sent again by a runner that missed the answer
+    // to its completion, is taken as nothing new.
+    assert_eq!(store.append_log("a", 1, &token, 11, &plain(b"")), Ok(11));
+    assert_eq!(
+        store.append_log("a", 1, &token, 6, &plain(b"world")),
+        Ok(11)
+    );
+    assert!(matches!(
+        store.append_log("a", 1, "other", 11, &plain(b"")),
+        Err(Refusal::Conflict(_))
+    ));
 }
 
 fn finished_jobs_are_pruned_after_the_retention_with_their_logs(kind: Kind) {

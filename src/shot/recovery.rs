@@ -77,6 +77,15 @@ fn recover(cp: &dyn ControlPlane, dir: JobDir, server: &str, outcome: &mut Outco
             outcome.given_up += 1;
             return Ok(());
         }
+        Err(e) if e.downcast_ref::<serde_json::Error>().is_some() => {
+            // Not a journal entry (damaged, or not sortie's): reading it
+            // again will not make it one.
+            let why = format!("{e:#}: it cannot be delivered");
+            let kept = dir.give_up(&why);
+            tracing::error!("{why}; moved to {}", kept.display());
+            outcome.given_up += 1;
+            return Ok(());
+        }
         Err(e) => return Err(e),
     };
     if journal.server != server {
@@ -307,6 +316,23 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let state = StateDir::open(tmp.path(), std::time::Duration::ZERO).unwrap();
         (tmp, state)
+    }
+
+    #[test]
+    fn an_entry_that_is_not_a_journal_is_moved_aside_not_tried_forever() {
+        let (_tmp, state) = state();
+        let dir = state.job_dir("j").unwrap();
+        journal(&dir);
+        std::fs::write(dir.path().join("journal.json"), b"{\"format\": 2, \"id\"").unwrap();
+        let outcome = run(&Memory::default(), &state, SERVER).unwrap();
+        assert_eq!((outcome.given_up, outcome.left), (1, 0));
+        assert!(state.pending_jobs().is_empty());
+        let given: Vec<_> = std::fs::read_dir(state.root().join("given-up"))
+            .unwrap()
+            .flatten()
+            .collect();
+        let reason = std::fs::read_to_string(given[0].path().join("reason")).unwrap();
+        assert!(reason.contains("is not a journal entry"), "{reason}");
     }
 
     #[test]

@@ -60,7 +60,8 @@ fn safe_way(root: &Path) -> Result<PathBuf> {
                 use std::os::unix::fs::DirBuilderExt;
                 match std::fs::DirBuilder::new().mode(PRIVATE_DIR).create(&dir) {
                     Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                        return Err(anyhow::anyhow!("cannot create {}: {e}", dir.display()))
+                        return Err(anyhow::Error::new(e)
+                            .context(format!("cannot create {}", dir.display())))
                     }
                     _ => {}
                 }
@@ -121,6 +122,20 @@ pub struct StateDir {
     _lock: (File, File),
 }
 
+/// Why the state dir cannot be used: its filesystem's trouble (read-only,
+/// full, failing) is an I/O failure, anything else (a path that is not a
+/// directory, permissions) a configuration error.
+fn unusable(e: anyhow::Error) -> Failure {
+    let errno = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<std::io::Error>())
+        .and_then(std::io::Error::raw_os_error);
+    match errno {
+        Some(libc::EROFS | libc::EIO | libc::ENOSPC | libc::EDQUOT) => Failure::io(e),
+        _ => Failure::config(e),
+    }
+}
+
 impl StateDir {
     /// Open the state dir and take its lock, waiting up to `wait` for another shot
     /// to release it (then failing with the "busy" exit code).
@@ -128,10 +143,10 @@ impl StateDir {
         let given = root;
         let root = safe_way(root)
             .with_context(|| format!("state dir {}", given.display()))
-            .map_err(Failure::config)?;
+            .map_err(unusable)?;
         files::ensure_dir(&root, PRIVATE_DIR)
             .with_context(|| format!("state dir {}", root.display()))
-            .map_err(Failure::config)?;
+            .map_err(unusable)?;
         let lock_path = root.join("lock");
         let lock = OpenOptions::new()
             .create(true)
@@ -141,7 +156,7 @@ impl StateDir {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
             .with_context(|| format!("cannot open {}", lock_path.display()))
-            .map_err(Failure::config)?;
+            .map_err(unusable)?;
         let dir = File::open(&root)
             .with_context(|| format!("cannot open {}", root.display()))
             .map_err(Failure::config)?;

@@ -1049,10 +1049,16 @@ impl Store {
     ) -> Outcome<u64> {
         self.tx(|rows| {
             let mut job = Self::fenced(rows, id, attempt, token)?;
+            let body = upload.decode()?;
+            if job.phase == Phase::Done && offset + body.bytes().len() as u64 <= job.log_length {
+                // Its runner delivering again what it did not know was taken
+                // (the answer to its completion was lost): nothing new.
+                return Ok(job.log_length);
+            }
             if job.phase != Phase::Running && !job.lapsed {
                 return Err(Refusal::Conflict(format!("job {id} is not running")));
             }
-            if !Self::append(rows, &mut job, offset, &upload.decode()?)? {
+            if !Self::append(rows, &mut job, offset, &body)? {
                 return Err(Refusal::OffsetPastEnd(job.log_length));
             }
             if job.lapsed {
