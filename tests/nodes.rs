@@ -643,7 +643,7 @@ fn a_node_whose_host_key_does_not_match_is_refused() {
     let mut wrong = lab.node(1);
     wrong["ssh-host-key"] = json!(lab.servers[0].host_key);
     let marker = lab.path("ran");
-    lab.inventory(&[("m1", lab.node(0)), ("m2", wrong)]);
+    lab.inventory(&[("m1", lab.node(0)), ("m2", wrong), ("m3", lab.node(1))]);
     std::fs::write(
         lab.path("known_hosts"),
         format!(
@@ -665,10 +665,21 @@ fn a_node_whose_host_key_does_not_match_is_refused() {
         .filter_map(|e| e["text"].as_str())
         .collect::<Vec<_>>()
         .join("\n");
+    // A key other than the one known, and a node not known at all, each said.
+    let port = lab.servers[1].port;
     assert!(
-        text.contains("node m2") && text.to_lowercase().contains("host key"),
+        text.contains(&format!(
+            "node m2: host key verification failed: the key [127.0.0.1]:{port} presented is not the one"
+        )),
         "{text}"
     );
+    assert!(
+        text.contains(&format!(
+            "node m3: host key verification failed: [127.0.0.1]:{port} is not in known_hosts"
+        )),
+        "{text}"
+    );
+    assert!(!Path::new(&format!("{}.m3", marker.display())).exists());
     assert_eq!(
         lab.accepted(1),
         0,

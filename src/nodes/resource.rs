@@ -145,12 +145,13 @@ pub struct Loaded {
 pub fn load<P: AsRef<Path>>(paths: &[P]) -> Loaded {
     let mut loaded = Loaded::default();
     let mut all: HashMap<String, Node> = HashMap::new();
+    let mut budget = MAX_FILE;
     for path in paths {
         let path = path.as_ref();
         let source = if path.is_dir() {
-            load_directory(path, &mut loaded.errors)
+            load_directory(path, &mut budget, &mut loaded.errors)
         } else {
-            match load_file(path) {
+            match load_file(path, &mut budget) {
                 Ok(nodes) => by_name(nodes),
                 Err(error) => {
                     loaded.errors.push(error);
@@ -175,12 +176,22 @@ pub fn load<P: AsRef<Path>>(paths: &[P]) -> Loaded {
     loaded
 }
 
-/// The largest resource file read (Rundeck's own exports of thousands of
-/// nodes are a few MiB).
+/// The largest resource file read, and the most read from all sources
+/// together (Rundeck's own exports of thousands of nodes are a few MiB; in
+/// memory, a node set takes several times its text).
 pub const MAX_FILE: u64 = 64 << 20;
 
-fn load_file(path: &Path) -> Result<Vec<Node>> {
+/// Read and parse `path`, taking its size from what `budget` has left of
+/// [`MAX_FILE`] for all the sources together.
+fn load_file(path: &Path, budget: &mut u64) -> Result<Vec<Node>> {
     let bytes = read_bounded(path).map_err(|e| anyhow!("{}: cannot read: {e}", path.display()))?;
+    *budget = budget.checked_sub(bytes.len() as u64).ok_or_else(|| {
+        anyhow!(
+            "{}: not read: the node sources before it and this file hold more than {} MiB together",
+            path.display(),
+            MAX_FILE >> 20
+        )
+    })?;
     parse(path, &bytes)
 }
 
@@ -214,7 +225,11 @@ fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn load_directory(dir: &Path, errors: &mut Vec<anyhow::Error>) -> HashMap<String, Node> {
+fn load_directory(
+    dir: &Path,
+    budget: &mut u64,
+    errors: &mut Vec<anyhow::Error>,
+) -> HashMap<String, Node> {
     let mut nodes = HashMap::new();
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -232,7 +247,7 @@ fn load_directory(dir: &Path, errors: &mut Vec<anyhow::Error>) -> HashMap<String
         java::compare_strings(&name(a).unwrap_or_default(), &name(b).unwrap_or_default())
     });
     for file in files {
-        match load_file(&file) {
+        match load_file(&file, budget) {
             Ok(parsed) => nodes.extend(by_name(parsed)),
             Err(error) => errors.push(error),
         }
@@ -304,6 +319,26 @@ mod tests {
         assert_eq!(nodes[0].name, "y");
         let nodes = parse("inventory", b"\xEF\xBB\xBFz:\n  hostname: h\n").unwrap();
         assert_eq!(nodes[0].name, "z");
+    }
+
+    #[test]
+    fn all_the_sources_together_are_bounded_as_one_file_is() {
+        let dir = tempfile::tempdir().unwrap();
+        // Three files of 30 MiB each (one node and padding): the third is over.
+        let pad = "x".repeat(30 << 20);
+        for name in ["a", "b", "c"] {
+            let text = format!("{{\"{name}\": {{\"hostname\": \"h\", \"pad\": \"{pad}\"}}}}");
+            std::fs::write(dir.path().join(format!("{name}.json")), text).unwrap();
+        }
+        let loaded = load(&[dir.path()]);
+        let names: Vec<&str> = loaded.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(loaded.errors.len(), 1);
+        let error = loaded.errors[0].to_string();
+        assert!(
+            error.contains("c.json") && error.contains("64 MiB together"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -273,7 +273,12 @@ impl Connection {
             }),
         };
         let limit = settings.connect_timeout + Duration::from_secs(5);
-        let ready = connection.wait_ready(limit, &address.host);
+        let ready = connection
+            .wait_ready(limit, &address.host)
+            .map_err(|why| match why.as_str() {
+                HOST_KEY_FAILED => host_key_reason(settings, credentials, address),
+                _ => why,
+            });
         // ssh has read the key: nothing else needs it.
         if let Some(key) = credentials.key {
             let _ = std::fs::remove_file(key);
@@ -302,9 +307,15 @@ impl Connection {
                 if session.tail.is_empty() {
                     session.tail = before;
                 }
-                return Err(session
-                    .ended()
-                    .unwrap_or_else(|| "the session ended".into()));
+                return Err(match session.ended() {
+                    // Authenticated, then nothing said (a shell like /bin/false).
+                    Some(why) if why.starts_with("ssh exited with exit status: 1") => format!(
+                        "the session ended before sortie's step server started ({why}): the \
+                         node user's login shell refuses sessions or exited"
+                    ),
+                    Some(why) => why,
+                    None => "the session ended".into(),
+                });
             }
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -560,6 +571,67 @@ impl EndMarker {
     }
 }
 
+/// What ssh says of any host key trouble at `LogLevel=ERROR`.
+const HOST_KEY_FAILED: &str = "Host key verification failed.";
+
+/// Why ssh refused the node's host key: the known_hosts files sortie gave it
+/// either hold another key for the node's name (a changed key, or another
+/// host at that address) or none (`ssh-keygen -F` tells which).
+fn host_key_reason(
+    settings: &Settings,
+    credentials: &Credentials<'_>,
+    address: &Address,
+) -> String {
+    let name = match address.port {
+        Some(port) if port != 22 => format!("[{}]:{port}", address.host),
+        _ => address.host.clone(),
+    };
+    let keygen = settings
+        .program
+        .found()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("ssh-keygen"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| "ssh-keygen".into());
+    let files: Vec<&Path> = settings
+        .known_hosts
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(credentials.known_hosts)
+        .collect();
+    if files.is_empty() {
+        return format!(
+            "host key verification failed: no known_hosts was given (--known-hosts, or the \
+             node's ssh-host-key), so {name} cannot be checked"
+        );
+    }
+    let mut asked = false;
+    let mut listed = false;
+    for file in files {
+        let found = Command::new(&keygen)
+            .args(["-F", &name, "-f"])
+            .arg(file)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output();
+        if let Ok(out) = found {
+            asked = true;
+            listed |= out.status.success() && !out.stdout.is_empty();
+        }
+    }
+    match (asked, listed) {
+        (false, _) => HOST_KEY_FAILED.to_string(),
+        (true, true) => format!(
+            "host key verification failed: the key {name} presented is not the one known_hosts \
+             holds for it (the node's key changed, or another host answers at that address)"
+        ),
+        (true, false) => format!(
+            "host key verification failed: {name} is not in known_hosts (--known-hosts, or the \
+             node's ssh-host-key)"
+        ),
+    }
+}
+
 /// `path` as one word of an ssh option naming a known_hosts or key file:
 /// absolute (ssh expands a leading `~`), in double quotes (the option's value
 /// is split at blanks) with `\` and `"` escaped, and `%` written `%%` (ssh
@@ -659,7 +731,8 @@ while read -r t sl g; do
       IFS= read -r e
       echo "sortie: cannot create a directory on the node" >&2
     else
-      head -c "$sl" >"$d/step" && IFS= read -r e && [ "$e" = "$t" ] && { [ -x "$d/step" ] || chmod 700 "$d/step"; } || { echo "sortie: the step arrived incomplete" >&2; exit 125; }
+      head -c "$sl" >"$d/step" || { echo "sortie: the step could not be written to $d on the node (is its disk full?)" >&2; exit 125; }
+      IFS= read -r e && [ "$e" = "$t" ] && { [ -x "$d/step" ] || chmod 700 "$d/step"; } || { echo "sortie: the step arrived incomplete" >&2; exit 125; }
     fi
   fi
   if [ -z "$c" ]; then
