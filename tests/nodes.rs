@@ -879,6 +879,48 @@ fn relative_paths_hold_and_an_inventory_fifo_does_not_hang() {
     );
 }
 
+/// A node's key is on disk only while its connection opens: while the job
+/// runs on the first node, no key file is left for it, none for the second.
+#[test]
+fn node_keys_are_on_disk_only_while_their_connection_opens() {
+    let lab = Lab::new(1);
+    lab.inventory(&[("k1", lab.node(0)), ("k2", lab.node(0))]);
+    let (marker, gate) = (lab.path("at-k1"), lab.path("gate"));
+    let spec = json!({"id": "keys-late", "nodes": {"filter": "name: k.*"}, "steps": [{"shell": format!(
+        "[ ${{node.name}} = k2 ] || {{ touch {}; while [ ! -e {} ]; do sleep 0.05; done; }}",
+        marker.display(), gate.display()
+    )}]});
+    let tmp = lab.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut child = lab.command(spec).env("TMPDIR", &tmp).spawn().unwrap();
+    wait_for("the step on k1", Duration::from_secs(20), || {
+        marker.exists()
+    });
+    let keys: Vec<_> = walk(&tmp)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("key-"))
+        })
+        .collect();
+    std::fs::write(&gate, "").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+/// Every path under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
 /// ssh splits its known_hosts option at blanks and expands `%` in it and in
 /// the key's path: a blank, a `%`, a quote or a backslash in them still
 /// name the files they name.

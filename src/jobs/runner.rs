@@ -212,8 +212,9 @@ struct Job<'a, 'l, 's> {
     private: Option<PathBuf>,
     /// The nodes the job selected (an ansible step's inventory).
     selected: Vec<Node>,
-    /// Each remote node's key file.
-    keys: BTreeMap<String, PathBuf>,
+    /// Each remote node's key, written to a file of the private directory
+    /// only while its connection opens.
+    keys: BTreeMap<String, Secret>,
     /// Each remote node's known_hosts file (from its `ssh-host-key`).
     host_keys: BTreeMap<String, PathBuf>,
     /// Nodes whose credentials could not be had, and why.
@@ -698,11 +699,8 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         if !reused {
             mask::register_for_diagnostics(masker);
         }
-        if let Some(dir) = &self.private {
-            for (node, key) in &node_keys {
-                let path = write_key(dir, node, key)?;
-                self.keys.insert(node.clone(), path);
-            }
+        if self.private.is_some() {
+            self.keys.extend(node_keys);
         }
         let workspace = self.rt.workspace;
         for secret in resolved {
@@ -957,14 +955,29 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             }
             (None, _) => Link::Broken(ssh::NO_SSH.into()),
             (_, Err(e)) => Link::Broken(e),
-            (Some(_), Ok(address)) => {
-                let credentials = Credentials {
-                    key: self.keys.get(&node.name).map(PathBuf::as_path),
-                    known_hosts: self.host_keys.get(&node.name).map(PathBuf::as_path),
-                };
-                match Connection::open(settings, &node.name, &address, &credentials) {
-                    Ok(connection) => Link::Remote(Box::new(connection)),
+            (Some(private), Ok(address)) => {
+                // The key is on disk only while ssh reads it: a runner killed
+                // mid-job leaves none for the nodes it had not reached.
+                let key = self.keys.get(&node.name).map(|key| {
+                    write_key(private, &node.name, key)
+                        .map_err(|e| format!("writing the key of node {}: {e:#}", node.name))
+                });
+                match key.transpose() {
                     Err(e) => Link::Broken(e),
+                    Ok(key) => {
+                        let credentials = Credentials {
+                            key: key.as_deref(),
+                            known_hosts: self.host_keys.get(&node.name).map(PathBuf::as_path),
+                        };
+                        let opened = Connection::open(settings, &node.name, &address, &credentials);
+                        if let Some(key) = &key {
+                            let _ = std::fs::remove_file(key);
+                        }
+                        match opened {
+                            Ok(connection) => Link::Remote(Box::new(connection)),
+                            Err(e) => Link::Broken(e),
+                        }
+                    }
                 }
             }
         };
@@ -1488,11 +1501,10 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             }
             let address = Address::of(node)?;
             let key = match self.keys.get(&node.name) {
-                Some(path) => {
-                    let key = files::read_regular(path, 1 << 20)
-                        .map_err(|e| format!("the key of node {}: {e}", node.name))?;
-                    Some(write(&format!("key-{}", safe_name(&node.name)), &key)?)
-                }
+                Some(key) => Some(write(
+                    &format!("key-{}", safe_name(&node.name)),
+                    key_text(key).as_bytes(),
+                )?),
                 None => None,
             };
             hosts.push((
@@ -1907,16 +1919,22 @@ fn private_dir(base: &Path, id: &str) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Write a node's SSH key (0600) into the job's private directory.
+/// Write a node's SSH key (0600) into the job's private directory, in place
+/// of what an earlier connection to it may have left there.
 fn write_key(dir: &Path, node: &str, key: &Secret) -> anyhow::Result<PathBuf> {
     use std::io::Write;
     let path = dir.join(format!("key-{}", safe_name(node)));
+    files::replace(&path, files::PRIVATE_FILE)?.write_all(key_text(key).as_bytes())?;
+    Ok(path)
+}
+
+/// A key as ssh reads it: ending with a line break.
+fn key_text(key: &Secret) -> String {
     let mut text = key.expose().to_string();
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    files::create_new(&path, files::PRIVATE_FILE)?.write_all(text.as_bytes())?;
-    Ok(path)
+    text
 }
 
 /// A known_hosts file holding the node's `ssh-host-key` for its address.
