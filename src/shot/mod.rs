@@ -700,6 +700,7 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         log.set_multiline(job.log_multiline);
         runner::run(&spec, &rt, log)
     };
+    let began = Instant::now();
     let report = match settings.echo_output {
         Some(json) => {
             let mut echo = crate::output::echo::Echo::new(&mut joblog, &job.id, json);
@@ -744,19 +745,32 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
         log,
         error: report.error,
     };
-    Ok(finish(ctx, &jref, dir, &log_path, &completion, uploaded))
+    let ran = Ran {
+        elapsed: began.elapsed(),
+        uploaded,
+    };
+    Ok(finish(ctx, &jref, dir, &log_path, &completion, ran))
 }
 
 /// Record a finished job's completion, then deliver it (its log first, unless the
 /// upload failed: then it is left for a later shot), with the log's tail if
 /// the uploader left one for it.
+/// How a job's run went, beside its completion.
+struct Ran {
+    /// Its time, by the monotonic clock (a clock step during the job moves
+    /// the completion's times, not this).
+    elapsed: Duration,
+    /// Its log's upload: the tail left for the completion, or why it failed.
+    uploaded: Result<Option<LogTail>, ControlError>,
+}
+
 fn finish(
     ctx: &JobContext<'_>,
     jref: &JobRef,
     dir: JobDir,
     log_path: &Path,
     completion: &Completion,
-    uploaded: Result<Option<LogTail>, ControlError>,
+    ran: Ran,
 ) -> JobEnd {
     // Durable the moment the job ends, whatever the network does next.
     let recorded = dir.record_completion(completion);
@@ -765,7 +779,7 @@ fn finish(
         locked(&ctx.trouble).io = true;
     }
     let end = if upload::summed(&completion.log) {
-        delivery::after_log(&**ctx.cp, jref, dir, log_path, completion, uploaded)
+        delivery::after_log(&**ctx.cp, jref, dir, log_path, completion, ran.uploaded)
     } else {
         tracing::error!(job = %jref.id, "its log could not be read back; kept in {} for a later shot", dir.path().display());
         Ok(JobEnd::LeftForLater)
@@ -777,7 +791,7 @@ fn finish(
             JobEnd::LeftForLater
         }
     };
-    let entry = ended_line(jref, completion, end);
+    let entry = ended_line(jref, completion, ran.elapsed, end);
     if let Err(e) = history::record_job(ctx.state.root(), &entry, ctx.settings.history) {
         tracing::debug!(job = %jref.id, "cannot record the job in the history: {e}");
     }
@@ -794,14 +808,12 @@ fn finish(
 /// The one line a shot prints per job it ran: how it ended, in how long, what
 /// failed or was skipped, how much log it made, and whether it was delivered.
 /// A failed job's line is an error, which `-q` still shows.
-fn ended_line(jref: &JobRef, completion: &Completion, end: JobEnd) -> history::Job {
-    let elapsed = match (
-        humantime::parse_rfc3339(&completion.started_at),
-        humantime::parse_rfc3339(&completion.finished_at),
-    ) {
-        (Ok(a), Ok(b)) => b.duration_since(a).unwrap_or_default(),
-        _ => Duration::ZERO,
-    };
+fn ended_line(
+    jref: &JobRef,
+    completion: &Completion,
+    elapsed: Duration,
+    end: JobEnd,
+) -> history::Job {
     let mut line = format!("{}", completion.status);
     if let Some(code) = completion.exit_code.filter(|c| *c != 0) {
         line.push_str(&format!(" (exit {code})"));
@@ -877,7 +889,11 @@ fn not_run(
         log: upload::summarize(log_path, 0).unwrap_or_else(|_| upload::empty_summary()),
         error: Some(why),
     };
-    finish(ctx, jref, dir, log_path, &completion, Ok(None))
+    let ran = Ran {
+        elapsed: Duration::ZERO,
+        uploaded: Ok(None),
+    };
+    finish(ctx, jref, dir, log_path, &completion, ran)
 }
 
 /// `--keep-logs`: a copy of the job's log, for CI artifacts (a failure is only a warning).
