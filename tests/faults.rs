@@ -331,20 +331,25 @@ fn a_short_job_s_log_goes_with_its_completion_in_one_request() {
     assert_eq!(output_text(&events(&log), "stdout"), "one\ntwo\n");
 }
 
-/// A job that ended while the control plane could not take its completion is
-/// delivered by a later shot, however late: the control plane recorded it
-/// lost when its lease ran out, and the runner's log and completion replace
-/// that verdict.
-#[test]
-fn a_completion_left_for_later_is_delivered_after_the_lease_ran_out() {
-    let cp = ControlPlane::with(Options {
+/// A control plane whose leases last 2 s, renewed every second.
+fn short_leases() -> ControlPlane {
+    ControlPlane::with(Options {
         timing: Some(Timing {
             lease: std::time::Duration::from_secs(2),
             heartbeat_seconds: 1,
             ..Timing::default()
         }),
         ..Options::default()
-    });
+    })
+}
+
+/// A job that ended while the control plane could not take its completion is
+/// delivered by a later shot, however late: the control plane recorded it
+/// lost when its lease ran out, and the runner's log and completion replace
+/// that verdict.
+#[test]
+fn a_completion_left_for_later_is_delivered_after_the_lease_ran_out() {
+    let cp = short_leases();
     cp.enqueue(serde_json::json!({ "id": "late", "steps": [{ "shell": "seq 1 500" }] }));
     cp.inject(Fault {
         endpoint: Endpoint::Complete,
@@ -394,4 +399,35 @@ fn a_proxy_s_body_limit_is_met_with_smaller_uploads() {
     let text = output_text(&events(&log), "stdout");
     assert_eq!(text.lines().count(), 4001, "every line once");
     assert!(text.ends_with("end\n"));
+}
+
+/// A control plane out of reach for longer than a running job's lease
+/// records the job lost; heard again, it asks the runner to stop (cancel),
+/// and takes the job's log and its completion, which replaces that verdict.
+#[test]
+fn a_job_whose_lease_ran_out_unheard_is_cancelled_and_delivered() {
+    let cp = short_leases();
+    cp.enqueue(serde_json::json!({ "id": "unheard",
+        "steps": [{ "shell": "echo begin; sleep 20; echo end" }] }));
+    cp.inject(Fault {
+        endpoint: Endpoint::Heartbeat,
+        nth: 1,
+        times: 100_000,
+        kind: FaultKind::DropBefore,
+    });
+    let state = tempfile::tempdir().unwrap();
+    let shot = cp
+        .poll(state.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    cp.clear_faults();
+    let out = shot.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let job = cp.job("unheard");
+    assert_done(&job, "cancelled");
+    let log = cp.log("unheard");
+    assert_eq!(job.completion.unwrap().log.sha256, sha256_hex(&log));
+    assert_eq!(output_text(&events(&log), "stdout"), "begin\n");
 }

@@ -684,11 +684,17 @@ fn a_silent_running_job_is_marked_lost(kind: Kind) {
         lease_token: token.clone(),
         log_length: 6,
     };
+    // Its runner, heard again, is asked to stop (and may deliver).
+    assert!(store.heartbeat("a", &hb).unwrap().1, "cancel");
+    // Another token is fenced off, heartbeat, log and completion alike.
+    let other = HeartbeatRequest {
+        lease_token: "other".into(),
+        ..hb.clone()
+    };
     assert!(matches!(
-        store.heartbeat("a", &hb),
+        store.heartbeat("a", &other),
         Err(Refusal::Conflict(_))
     ));
-    // Another token is fenced off, log and completion alike.
     let late = |token: &str, log: &[u8]| CompleteRequest {
         attempt: 1,
         lease_token: token.to_string(),

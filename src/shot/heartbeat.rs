@@ -2,12 +2,15 @@
 //!
 //! They run on their own thread at the lease's interval (jittered, so a fleet
 //! of runners started by the same cron minute does not beat in step) and never
-//! depend on log traffic. A `cancel` answer sets the job's cancel flag; a
-//! fenced answer (409/410), or failures past the lease's end, mean the lease
-//! is gone: the job is stopped (interrupted), and its log and completion are
-//! offered all the same. The control plane takes them from the lease's
-//! holder when no other attempt owns the job (it recorded it lost
-//! meanwhile), and fences them off otherwise: then they are dropped.
+//! depend on log traffic. A `cancel` answer sets the job's cancel flag. A
+//! fenced answer (409/410) means the lease is gone: the job is stopped and
+//! not completed, since another attempt may own it now (PROTOCOL.md). Beats
+//! that fail until the lease's end has passed mean only that the control
+//! plane was not heard: the job is stopped (interrupted), and its log and
+//! completion are offered all the same. A control plane that recorded the
+//! job lost meanwhile takes them from the lease's holder (the reference one
+//! does, and answers that holder's next heartbeat with `cancel`); one that
+//! fences them off has them dropped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -26,13 +29,17 @@ use crate::state::outbox::LogProgress;
 pub struct JobFlags {
     /// The control plane asked for cancellation.
     pub cancel: AtomicBool,
-    /// The lease is lost: stop (the completion says interrupted).
+    /// The lease ran out unheard: stop (the completion says interrupted).
     pub lease_lost: AtomicBool,
+    /// The control plane fenced the job off: stop, and do not complete.
+    pub fenced: AtomicBool,
 }
 
 impl JobFlags {
     pub fn should_stop(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed) || self.lease_lost.load(Ordering::Relaxed)
+        self.cancel.load(Ordering::Relaxed)
+            || self.lease_lost.load(Ordering::Relaxed)
+            || self.fenced.load(Ordering::Relaxed)
     }
 }
 
@@ -81,8 +88,8 @@ impl Heartbeat {
                     }
                 }
                 Err(ControlError::Fenced(why)) => {
-                    tracing::warn!(job = %job.id, "{why}: stopping the job");
-                    flags.lease_lost.store(true, Ordering::Relaxed);
+                    tracing::warn!(job = %job.id, "{why}: stopping the job without completing it");
+                    flags.fenced.store(true, Ordering::Relaxed);
                     return;
                 }
                 Err(e) => {

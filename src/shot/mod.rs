@@ -722,6 +722,10 @@ fn run_job(ctx: &JobContext<'_>, job: &mut ClaimedJob, dir: JobDir) -> Result<Jo
     if let Some(keep) = &settings.keep_logs {
         keep_copy(keep, &job.id, &log_path);
     }
+    if flags.fenced.load(std::sync::atomic::Ordering::Relaxed) {
+        dir.clear();
+        return Ok(JobEnd::Abandoned);
+    }
     let (log, uploaded) = match uploader.join() {
         Ok(done) => (done.summary, Ok(done.tail)),
         Err(e) => match upload::summarize(&log_path, length) {

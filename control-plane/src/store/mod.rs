@@ -1027,6 +1027,13 @@ impl Store {
         let heartbeat = self.timing.heartbeat_seconds;
         self.tx(|rows| {
             let mut job = Self::fenced(rows, id, req.attempt, &req.lease_token)?;
+            if job.lapsed {
+                // Recorded lost while its runner was out of reach: it is
+                // asked to stop, and may still deliver (see `Job::lapsed`).
+                let mut lease = job.lease.clone().expect("a fenced job has a lease");
+                lease.expires_at_ms = now_ms() + lease_ms;
+                return Ok((wire_lease(&lease, heartbeat), true));
+            }
             if job.phase != Phase::Running {
                 return Err(Refusal::Conflict(format!("job {id} is not running")));
             }
