@@ -1328,6 +1328,17 @@ fn definition(value: serde_json::Value) -> sortie_control_plane::store::Definiti
 /// Claim the next queued job as runner `r`, start it and complete it with
 /// this status and result data; its id.
 fn run_next(store: &Store, status: JobStatus, data: &[(&str, &str)]) -> String {
+    run_next_after(store, status, data, Duration::ZERO)
+}
+
+/// [`run_next`], its completion sent `pause` after it started (past a short
+/// lease, once the sweep has recorded it lost).
+fn run_next_after(
+    store: &Store,
+    status: JobStatus,
+    data: &[(&str, &str)],
+    pause: Duration,
+) -> String {
     let claim_id = sortie_control_plane::store::random_token();
     let mut req = claim(&claim_id, "r", 1);
     req.runner.tags = vec!["a".into()];
@@ -1338,6 +1349,10 @@ fn run_next(store: &Store, status: JobStatus, data: &[(&str, &str)]) -> String {
         lease_token: job.lease.token.clone(),
     };
     store.start(&job.id, &fence).unwrap();
+    if !pause.is_zero() {
+        std::thread::sleep(pause);
+        store.sweep().unwrap();
+    }
     let mut done = completion(b"");
     done.status = status;
     done.data = data
@@ -1497,6 +1512,51 @@ fn definitions_are_versioned_and_runs_keep_their_version(kind: Kind) {
 /// failure takes the failure path; a condition that does not hold starts
 /// nothing; a loop stops at the chain depth limit, each execution recording
 /// its parent.
+/// A lapsed execution's `lost` started the follow-ups it triggers; its real
+/// end, delivered late, starts only those `lost` did not.
+fn a_lapsed_execution_starts_each_follow_up_once(kind: Kind) {
+    let place = Place::new(kind);
+    let store = place.open(Timing {
+        lease: Duration::from_millis(100),
+        ..Timing::default()
+    });
+    let step = json!({"steps": [{"shell": "true"}]});
+    let page = json!({"name": "page", "spec": step, "tags": ["a"],
+        "options": [{"name": "why", "required": true}]});
+    store.load("admin:test", definition(page)).unwrap();
+    let check = json!({"name": "check", "spec": step, "tags": ["a"], "follow_ups": [
+        {"on": "failed", "run": "page", "options": {"why": "failed:${execution.status}"}},
+        {"on": "any", "run": "page", "options": {"why": "any:${execution.status}"}},
+        {"on": "succeeded", "run": "page", "options": {"why": "ok:${execution.status}"}},
+    ]});
+    store.load("admin:test", definition(check)).unwrap();
+    for (late, again) in [
+        (JobStatus::Failed, vec![]),
+        (JobStatus::Succeeded, vec!["ok:succeeded"]),
+    ] {
+        let id = store.run("admin:test", "check", &options(&[])).unwrap();
+        assert_eq!(
+            run_next_after(&store, late, &[], Duration::from_millis(150)),
+            id
+        );
+        let job = store.job(&id).unwrap().unwrap();
+        assert_eq!(job.status(), late.as_str());
+        let started: Vec<String> = job
+            .follow_ups
+            .iter()
+            .filter_map(|f| store.job(f).ok().flatten())
+            .map(|j| j.spec["options"]["why"].as_str().unwrap().to_string())
+            .collect();
+        let mut expected = vec!["failed:lost", "any:lost"];
+        expected.extend(&again);
+        assert_eq!(started, expected, "{:?}", job.follow_ups);
+        // The page runs themselves, out of the way of the next round.
+        for _ in 0..expected.len() {
+            run_next(&store, JobStatus::Succeeded, &[]);
+        }
+    }
+}
+
 fn follow_ups_start_on_results_and_stop_at_the_depth_limit(kind: Kind) {
     use sortie_control_plane::store::definition::MAX_CHAIN_DEPTH;
     let place = Place::new(kind);
@@ -1857,6 +1917,7 @@ on_every_backend!(
     registered_runners_claim_only_what_their_tags_allow,
     definitions_are_versioned_and_runs_keep_their_version,
     follow_ups_start_on_results_and_stop_at_the_depth_limit,
+    a_lapsed_execution_starts_each_follow_up_once,
     schedules_fire_once_per_fire_time_across_replicas,
     admins_have_their_own_revocable_tokens,
 );

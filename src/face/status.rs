@@ -34,9 +34,14 @@ pub fn run(args: &StatusArgs) -> Result<Code> {
     let pending = crate::state::waiting(&root);
     // A shot holds the lock (the file's, and the directory's) while it runs:
     // its jobs are running, not waiting.
-    let running = [root.join("lock"), root.clone()]
-        .iter()
-        .any(|held| std::fs::File::open(held).is_ok_and(|f| f.try_lock_shared().is_err()));
+    let running = [root.join("lock"), root.clone()].iter().any(|held| {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(held)
+            .is_ok_and(|f| f.try_lock_shared().is_err())
+    });
     if args.json {
         let answer = serde_json::json!({
             "state_dir": root.display().to_string(), "last_shot": shot, "pending": pending,

@@ -153,8 +153,13 @@ impl StateDir {
             .truncate(false)
             .write(true)
             .mode(PRIVATE_FILE)
-            .custom_flags(libc::O_NOFOLLOW)
+            // A FIFO in its place must not hold the shot (nor a device).
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&lock_path)
+            .and_then(|lock| match lock.metadata()?.is_file() {
+                true => Ok(lock),
+                false => Err(std::io::Error::other("not a regular file")),
+            })
             .with_context(|| format!("cannot open {}", lock_path.display()))
             .map_err(unusable)?;
         let dir = File::open(&root)
@@ -407,6 +412,22 @@ mod tests {
     use super::*;
     use crate::os::has_acl;
     use std::os::unix::fs::{chown, lchown, PermissionsExt};
+
+    #[test]
+    fn a_lock_that_is_not_a_file_is_refused_at_once() {
+        let top = tempfile::tempdir().unwrap();
+        let root = top.path().join("state");
+        std::fs::create_dir(&root).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(root.join("lock"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let error = StateDir::open(&root, Duration::ZERO)
+            .err()
+            .expect("refused");
+        assert!(format!("{error:#}").contains("lock"), "{error:#}");
+    }
 
     #[test]
     fn a_dead_job_s_workspace_goes_and_no_other_job_s() {

@@ -1149,14 +1149,15 @@ impl Store {
             // A lapsed job's end started the follow-ups of `lost`; its real
             // end starts its own, and both are noted.
             let before = std::mem::take(&mut job.follow_ups);
-            if std::mem::take(&mut job.lapsed) {
+            let fired_for = std::mem::take(&mut job.lapsed).then_some("lost");
+            if fired_for.is_some() {
                 job.reason = Some(
                     "its lease ran out while it ran, and it was recorded lost until its \
                      runner delivered this completion"
                         .into(),
                 );
             }
-            Self::ended(rows, &mut job, now_ms())?;
+            Self::ended_again(rows, &mut job, now_ms(), fired_for)?;
             job.follow_ups.splice(0..0, before);
             rows.update(&job)?;
             Self::note_result(rows, &job).map(Ok)

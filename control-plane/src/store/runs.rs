@@ -143,6 +143,18 @@ impl Store {
     /// Start the follow-ups of a definition's execution that just ended (in
     /// the transaction that ends it), noting in `job.follow_ups` what each did.
     pub(super) fn ended(rows: &mut dyn Rows, job: &mut Job, now: u64) -> Outcome<()> {
+        Self::ended_again(rows, job, now, None)
+    }
+
+    /// [`Self::ended`] for an execution whose end was recorded before as
+    /// `fired_for` (a lapsed job's `lost`): a follow-up that end started is
+    /// not started again.
+    pub(super) fn ended_again(
+        rows: &mut dyn Rows,
+        job: &mut Job,
+        now: u64,
+        fired_for: Option<&str>,
+    ) -> Outcome<()> {
         let Some(at) = job.definition.clone() else {
             return Ok(());
         };
@@ -170,8 +182,22 @@ impl Store {
         let mut notes = Vec::new();
         // The follow-ups this end starts, with their options.
         let mut starting = Vec::new();
+        let before = fired_for.map(|status| Ended {
+            status,
+            data: &empty,
+            ..ended
+        });
         for follow_up in &definition.input.follow_ups {
             let run = &follow_up.run;
+            if let Some(before) = &before {
+                if before.starts(follow_up) == Ok(true) {
+                    notes.push(format!(
+                        "{run}: not started again: it started when the execution was recorded {}",
+                        before.status
+                    ));
+                    continue;
+                }
+            }
             let given = match ended.starts(follow_up) {
                 Ok(false) => continue,
                 Ok(true) => follow_up
