@@ -493,7 +493,11 @@ impl Session {
     fn lost(&mut self, node: &str) -> String {
         self.stdin = None;
         let why = self.broken.clone().unwrap_or_else(|| {
-            let reason = self.ended().unwrap_or_else(|| "the session ended".into());
+            let mut reason = self.ended().unwrap_or_else(|| "the session ended".into());
+            if reason == "ssh exited with exit status: 255" {
+                // ssh's stderr is the step's while it runs: its own words are there.
+                reason.push_str(" (ssh's own message, if it gave one, ends the step's stderr)");
+            }
             format!("the connection to node {node} failed during the step: {reason}")
         });
         self.broken = Some(why.clone());

@@ -44,9 +44,10 @@ const LOG: &str = "log.ndjson";
 const COMPLETION: &str = "completion.json";
 
 /// Room kept on disk for a job's completion from the moment it is recorded
-/// (a completion of hundreds of steps fits): a job that fills the
-/// filesystem must not leave its own outcome unwritable.
-const COMPLETION_RESERVE: u64 = 256 * 1024;
+/// (the most result data a job may have, 1 MiB, and thousands of steps'
+/// results fit): a job that fills the filesystem must not leave its own
+/// outcome unwritable.
+const COMPLETION_RESERVE: u64 = 2 * 1024 * 1024;
 
 /// Largest journal entry or completion read back (a completion holds at most
 /// 1 MiB of data and the steps' results).
@@ -229,10 +230,18 @@ impl JobDir {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path);
         let written = match opened {
-            Ok(mut file) => file
-                .write_all(&body)
-                .and_then(|()| file.set_len(body.len() as u64))
-                .and_then(|()| file.sync_data()),
+            Ok(mut file) => {
+                let written = file
+                    .write_all(&body)
+                    .and_then(|()| file.set_len(body.len() as u64))
+                    .and_then(|()| file.sync_data());
+                if written.is_err() {
+                    // Not left torn: a later shot would take it for a completion
+                    // a crash cut short.
+                    let _ = file.set_len(0);
+                }
+                written
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return self.write(COMPLETION, &body),
             Err(e) => Err(e),
         };
