@@ -101,7 +101,11 @@ pub fn after_failure(
 pub fn stop_words(status: JobStatus, timeout: Option<std::time::Duration>) -> String {
     match (status, timeout) {
         (JobStatus::Cancelled, _) => "was cancelled".into(),
-        (JobStatus::Interrupted, _) => "was interrupted (the runner was told to stop)".into(),
+        (JobStatus::Interrupted, _) => {
+            "was interrupted by the runner (a signal, the end of its run time, or a lease it \
+             could not renew)"
+                .into()
+        }
         (JobStatus::Failed, _) => "was stopped because its log could not be written".into(),
         // The limit it reached, so that nobody has to look it up.
         (_, Some(limit)) => format!(

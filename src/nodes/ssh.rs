@@ -708,16 +708,31 @@ const LOADER: &str = r#"sh -c 'b=$(head -c "$1") && eval "$b"' sortie"#;
 /// lost), then, on a node with `/proc`, every other process that holds the
 /// server's mark in its environment (`SORTIE_STEP_SERVER`, the server's pid):
 /// what left the group (`setsid`, a daemon's own session) but not the
-/// environment it was given. TOKEN ends its stderr and its stdout (with the
-/// exit code and how many processes were left: the group's, as `ps` counts
-/// them, and those).
+/// environment it was given; up to five passes, while one finds any (a
+/// process that forks as it is swept), and once more when the server ends.
+/// TOKEN ends its stderr and its stdout (with the exit code and how many
+/// processes were left: the group's, as `ps` counts them, and those).
 /// Caught signals are reset in the steps; an ignored one would not be. Few
 /// processes: a node may run many steps at once.
 const SERVER: &str = r#"
 trap 'exit 125' HUP PIPE TERM
 exec 3<&0
 d=
-trap '[ -z "$d" ] || rm -rf "$d"' EXIT
+sweep() {
+  g=$1
+  for _ in 1 2 3 4 5; do
+    k=0
+    for z in $(grep -lsxzF "SORTIE_STEP_SERVER=$$" /proc/[0-9]*/environ 2>/dev/null); do
+      z=${z#/proc/}; z=${z%/environ}
+      IFS= read -r y <"/proc/$z/stat" 2>/dev/null || continue
+      set -- ${y##*) }
+      [ "$3" = "$g" ] || { kill -KILL "$z" 2>/dev/null && k=$((k + 1)); }
+    done
+    [ "$k" -gt 0 ] || break
+    l=$((${l:-0} + k))
+  done
+}
+trap 'sweep 0; [ -z "$d" ] || rm -rf "$d"' EXIT
 s=
 if command -v setsid >/dev/null 2>&1; then s=setsid; else set -m 2>/dev/null; fi
 n='
@@ -753,12 +768,7 @@ while read -r t sl g; do
       for z in $(ps -o stat= -s "$p" 2>/dev/null); do case $z in Z*) ;; *) l=$((l + 1)) ;; esac; done
       kill -KILL -"$p" 2>/dev/null
     fi
-    for z in $(grep -lsxzF "SORTIE_STEP_SERVER=$$" /proc/[0-9]*/environ 2>/dev/null); do
-      z=${z#/proc/}; z=${z%/environ}
-      IFS= read -r y <"/proc/$z/stat" 2>/dev/null || continue
-      set -- ${y##*) }
-      [ "$3" = "$p" ] || { kill -KILL "$z" 2>/dev/null && l=$((${l:-0} + 1)); }
-    done
+    sweep "$p"
   fi
   printf '%s\n' "$t" >&2
   printf '%s %s %s\n' "$t" "$c" "${l:-0}"
@@ -979,6 +989,28 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(text.split_whitespace().all(ended), "{text}");
+        // One that keeps forking as it is swept is swept again.
+        let storm = "setsid sh -c 'while :; do sleep 100 & sleep 0.01; done' & sleep 0.3";
+        server.send(&step(storm).request("sortie-e"));
+        let (_, code, left) = server.until("sortie-e");
+        assert!(code == 0 && left >= 2, "{code} {left}");
+        let mark = format!("SORTIE_STEP_SERVER={}", server.child.id());
+        let marked = || {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter(|e| {
+                    let pid = e.file_name().to_string_lossy().into_owned();
+                    let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+                    !ended(&pid) && environ.split(|b| *b == 0).any(|v| v == mark.as_bytes())
+                })
+                .count()
+        };
+        let until = Instant::now() + Duration::from_secs(5);
+        while marked() > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(marked(), 0, "marked processes left");
         drop(server.child.stdin.take());
         assert!(server.child.wait().unwrap().success());
         assert_eq!(std::fs::read_dir(server.tmp.path()).unwrap().count(), 0);

@@ -163,7 +163,14 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
         // its workspace as its steps made it.
         state.remove_empty_workspaces();
         if !cfg.keep_workspace {
-            state.remove_workspaces_of(&state.pending_jobs());
+            // Only those whose shot died mid-run: a job left for later by a
+            // shot that ended had its workspace removed, or kept on purpose.
+            let died: Vec<_> = state
+                .pending_jobs()
+                .into_iter()
+                .filter(|d| matches!(d.completion(), Ok(None)))
+                .collect();
+            state.remove_workspaces_of(&died);
         }
         let budget = started + cfg.delivery_budget;
         let until = deadline.map_or(budget, |d| d.min(budget));
@@ -844,13 +851,18 @@ fn ended_line(
         line.push_str(&format!(", {} skipped", count(StepStatus::Skipped)));
     }
     line.push_str(&format!(", {} bytes of log", completion.log.length));
-    if end == JobEnd::LeftForLater {
-        line.push_str("; its result is kept for the next shot");
+    match end {
+        JobEnd::LeftForLater => line.push_str("; its result is kept for the next shot"),
+        JobEnd::GivenUp => line.push_str("; the control plane refused its result for good"),
+        JobEnd::Abandoned => line.push_str("; not delivered: another attempt owns the job"),
+        JobEnd::Reported(_) => {}
     }
     if let Some(error) = &completion.error {
         line.push_str(&format!(": {}", crate::output::printable(error)));
     }
-    if completion.status == JobStatus::Succeeded {
+    if completion.status == JobStatus::Succeeded
+        && matches!(end, JobEnd::Reported(_) | JobEnd::LeftForLater)
+    {
         tracing::info!(job = %jref.id, attempt = jref.attempt, "{line}");
     } else {
         tracing::error!(job = %jref.id, attempt = jref.attempt, "{line}");
