@@ -879,6 +879,36 @@ fn relative_paths_hold_and_an_inventory_fifo_does_not_hang() {
     );
 }
 
+/// A process a node step started outside its process group (`setsid`) is
+/// killed when the job's connection to the node ends, and said.
+#[test]
+fn what_a_node_step_leaves_outside_its_group_goes_with_the_job() {
+    let lab = Lab::new(1);
+    lab.inventory(&[("n1", lab.node(0))]);
+    let pid = lab.path("escaped");
+    let spec = json!({"id": "escape", "nodes": {"filter": "n1"}, "steps": [
+        {"shell": format!("setsid sleep 300 & echo $! > {}", pid.display())},
+        {"shell": "echo second"},
+    ]});
+    let (events, _) = lab.exec(spec, 0, &[]);
+    assert_eq!(node_output(&events, "n1"), "second\n");
+    let pid: i32 = std::fs::read_to_string(&pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_for(
+        "the escaped process to end",
+        Duration::from_secs(10),
+        || !alive(pid),
+    );
+    let text = system_text(&events);
+    assert!(
+        text.contains("node n1: killed 1 process(es) the job's steps left running outside"),
+        "{text}"
+    );
+}
+
 /// A node's key is on disk only while its connection opens: while the job
 /// runs on the first node, no key file is left for it, none for the second.
 #[test]

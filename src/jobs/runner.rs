@@ -130,10 +130,19 @@ enum Link {
     Broken(String),
 }
 
+/// A node, and how many processes its server killed as it ended (left
+/// running by the job's steps outside their process groups).
+type Swept = (String, usize);
+
 impl Link {
-    fn close(self) {
-        if let Link::Remote(connection) = self {
-            connection.close();
+    /// Close it: a remote node's [`Swept`].
+    fn close(self) -> Option<Swept> {
+        match self {
+            Link::Remote(connection) => {
+                let node = connection.node().to_string();
+                Some((node, connection.close()))
+            }
+            _ => None,
         }
     }
 }
@@ -145,7 +154,7 @@ struct Links {
     open: Mutex<BTreeMap<String, Link>>,
     /// A node done with closes on a thread of its own (its server cleans up, its
     /// connection ends) while the job goes on; the job ends once they are closed.
-    closing: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    closing: Mutex<Vec<std::thread::JoinHandle<Option<Swept>>>>,
 }
 
 impl Links {
@@ -165,18 +174,22 @@ impl Links {
         }
     }
 
-    fn close_all(self) {
-        for link in self
+    /// Close every link; the nodes whose servers killed processes as they
+    /// ended, and how many.
+    fn close_all(self) -> Vec<Swept> {
+        let mut swept: Vec<Swept> = self
             .open
             .into_inner()
             .unwrap_or_else(|e| e.into_inner())
             .into_values()
-        {
-            link.close();
-        }
+            .filter_map(Link::close)
+            .collect();
         for closer in self.closing.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            let _ = closer.join();
+            swept.extend(closer.join().ok().flatten());
         }
+        swept.retain(|(_, n)| *n > 0);
+        swept.sort();
+        swept
     }
 }
 
@@ -906,7 +919,13 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 failed_nodes.join(", ")
             ));
         }
-        links.close_all();
+        for (node, n) in links.close_all() {
+            let text = format!(
+                "node {node}: killed {n} process(es) the job's steps left running outside their \
+                 process groups"
+            );
+            self.log.system(Level::Warn, &text);
+        }
         if let Some(dir) = &self.private {
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -284,7 +284,7 @@ impl Connection {
             let _ = std::fs::remove_file(key);
         }
         if let Err(e) = ready {
-            connection.close();
+            let _ = connection.close();
             return Err(e);
         }
         Ok(connection)
@@ -412,7 +412,9 @@ impl Connection {
 
     /// End the node's server (it removes its directory) and close the
     /// connection.
-    pub fn close(self) {
+    /// How many processes the server killed as it ended: processes the
+    /// job's steps left running outside their process groups.
+    pub fn close(self) -> usize {
         let Connection { node, session } = self;
         let mut session = session.into_inner().unwrap_or_else(|e| e.into_inner());
         drop(session.stdin.take());
@@ -424,6 +426,12 @@ impl Connection {
         let _ = session.ssh.wait();
         crate::os::forget_child(session.ssh.id());
         tracing::debug!(node = %node, "ssh connection closed");
+        swept(&session.tail)
+    }
+
+    /// The node's name.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 }
 
@@ -503,6 +511,15 @@ impl Session {
         self.broken = Some(why.clone());
         why
     }
+}
+
+/// The count of the server's last words on stderr, `sortie-swept N`.
+fn swept(tail: &[u8]) -> usize {
+    String::from_utf8_lossy(tail)
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("sortie-swept ")?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Read a pipe of the session into the channel, as it arrives.
@@ -705,13 +722,15 @@ const LOADER: &str = r#"sh -c 'b=$(head -c "$1") && eval "$b"' sortie"#;
 /// SIGKILL after the grace. When the step ends, the watcher and what is left of
 /// its group are killed (the watcher with SIGKILL: a SIGTERM that arrives while
 /// it is being forked is caught by the server's trap, which it still has, and
-/// lost), then, on a node with `/proc`, every other process that holds the
-/// server's mark in its environment (`SORTIE_STEP_SERVER`, the server's pid):
-/// what left the group (`setsid`, a daemon's own session) but not the
-/// environment it was given; up to five passes, while one finds any (a
-/// process that forks as it is swept), and once more when the server ends.
-/// TOKEN ends its stderr and its stdout (with the exit code and how many
-/// processes were left: the group's, as `ps` counts them, and those).
+/// lost), and TOKEN ends its stderr and its stdout (with the exit code and how
+/// many live processes of the step's session were left, as `ps` counts them).
+/// What left the group (`setsid`, a daemon's own session) but not the
+/// environment it was given holds the server's mark there
+/// (`SORTIE_STEP_SERVER`, the server's pid): when the server ends, on a node
+/// with `/proc`, every such process is killed (up to five passes, while one
+/// finds any: a process that forks as it is swept) and the count is its last
+/// word on stderr, `sortie-swept N`. Once per node and job, not per step: a
+/// step's `grep` would cost about as much as the step's own shell.
 /// Caught signals are reset in the steps; an ignored one would not be. Few
 /// processes: a node may run many steps at once.
 const SERVER: &str = r#"
@@ -732,7 +751,7 @@ sweep() {
     l=$((${l:-0} + k))
   done
 }
-trap 'sweep 0; [ -z "$d" ] || rm -rf "$d"' EXIT
+trap 'l=; sweep 0; [ -z "$l" ] || echo "sortie-swept $l" >&2; [ -z "$d" ] || rm -rf "$d"' EXIT
 s=
 if command -v setsid >/dev/null 2>&1; then s=setsid; else set -m 2>/dev/null; fi
 n='
@@ -768,7 +787,6 @@ while read -r t sl g; do
       for z in $(ps -o stat= -s "$p" 2>/dev/null); do case $z in Z*) ;; *) l=$((l + 1)) ;; esac; done
       kill -KILL -"$p" 2>/dev/null
     fi
-    sweep "$p"
   fi
   printf '%s\n' "$t" >&2
   printf '%s %s %s\n' "$t" "$c" "${l:-0}"
@@ -973,27 +991,26 @@ mod tests {
         server.send(&step("echo still here; sleep 60 &").request("sortie-c"));
         // What it left running is killed, and counted.
         assert_eq!(server.until("sortie-c"), ("still here\n".into(), 0, 1));
-        // So is what left its process group, by the mark in its environment.
+        // What left its process group stays for the job's later steps (its
+        // own), and goes, by the mark in its environment, when the server
+        // ends; one that keeps forking as it is swept is swept again.
         server.send(
             &step("setsid sleep 61 & a=$!; setsid sleep 62 & sleep 0.3; echo $a $!")
                 .request("sortie-d"),
         );
         let (text, code, left) = server.until("sortie-d");
-        assert_eq!((code, left), (0, 2), "{text}");
+        assert_eq!((code, left), (0, 0), "{text}");
+        let storm = "setsid sh -c 'while :; do sleep 100 & sleep 0.01; done' & sleep 0.3";
+        server.send(&step(storm).request("sortie-e"));
+        assert_eq!(server.until("sortie-e").1, 0);
         let ended = |pid: &str| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             stat.is_empty() || stat.rsplit(") ").next().is_some_and(|s| s.starts_with('Z'))
         };
-        let until = Instant::now() + Duration::from_secs(5);
-        while !text.split_whitespace().all(ended) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(text.split_whitespace().all(ended), "{text}");
-        // One that keeps forking as it is swept is swept again.
-        let storm = "setsid sh -c 'while :; do sleep 100 & sleep 0.01; done' & sleep 0.3";
-        server.send(&step(storm).request("sortie-e"));
-        let (_, code, left) = server.until("sortie-e");
-        assert!(code == 0 && left >= 2, "{code} {left}");
+        assert!(
+            !text.split_whitespace().any(ended),
+            "running until the end: {text}"
+        );
         let mark = format!("SORTIE_STEP_SERVER={}", server.child.id());
         let marked = || {
             std::fs::read_dir("/proc")
@@ -1006,13 +1023,19 @@ mod tests {
                 })
                 .count()
         };
+        drop(server.child.stdin.take());
+        let mut stderr = String::new();
+        let mut pipe = server.child.stderr.take().unwrap();
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+        assert!(server.child.wait().unwrap().success());
+        let count = swept(stderr.as_bytes());
+        assert!(count >= 4, "{count}: {stderr}");
         let until = Instant::now() + Duration::from_secs(5);
         while marked() > 0 && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(marked(), 0, "marked processes left");
-        drop(server.child.stdin.take());
-        assert!(server.child.wait().unwrap().success());
+        assert!(text.split_whitespace().all(ended), "{text}");
         assert_eq!(std::fs::read_dir(server.tmp.path()).unwrap().count(), 0);
     }
 
