@@ -611,6 +611,35 @@ fn keepgoing_goes_on_past_an_unreachable_and_a_failing_node() {
     }
 }
 
+/// A node whose connection opened ahead, when the job stops before its turn:
+/// the handshake is given up, and the node is not reported.
+#[test]
+fn a_connection_opening_ahead_for_a_node_the_job_does_not_reach_is_given_up() {
+    let lab = Lab::new(1);
+    // Takes connections and never answers: ssh waits for its banner.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    lab.inventory(&[
+        ("a-fails", lab.node(0)),
+        (
+            "b-silent",
+            json!({"hostname": format!("127.0.0.1:{port}"), "username": lab.user, "ssh-key": "file:node_key"}),
+        ),
+    ]);
+    let spec = json!({"id": "ahead", "nodes": {"filter": ".*-.*"}, "steps": [{"shell": "sleep 0.3; exit 3"}]});
+    let started = std::time::Instant::now();
+    let (events, _) = lab.exec(spec, 1, &["--ssh-connect-timeout", "60s"]);
+    let took = started.elapsed();
+    assert_eq!(ends(&events), [(0, "a-fails".into(), "failed".into())]);
+    assert!(
+        !system_text(&events).contains("b-silent"),
+        "{}",
+        system_text(&events)
+    );
+    // Not held until the connect timeout by the node it never reached.
+    assert!(took < Duration::from_secs(60), "{took:?}");
+}
+
 /// `ssh` is looked for when a node first needs it: without it on PATH, each
 /// remote node fails with that reason and the runner's own node still runs.
 #[test]
@@ -912,30 +941,50 @@ fn what_a_node_step_leaves_outside_its_group_goes_with_the_job() {
 /// A node's key is on disk only while its connection opens: while the job
 /// runs on the first node, no key file is left for it, none for the second.
 #[test]
-fn node_keys_are_on_disk_only_while_their_connection_opens() {
+fn the_next_node_connects_while_one_runs_and_keys_stay_only_while_they_are_read() {
     let lab = Lab::new(1);
-    lab.inventory(&[("k1", lab.node(0)), ("k2", lab.node(0))]);
+    lab.inventory(&[
+        ("k1", lab.node(0)),
+        ("k2", lab.node(0)),
+        ("k3", lab.node(0)),
+    ]);
     let (marker, gate) = (lab.path("at-k1"), lab.path("gate"));
     let spec = json!({"id": "keys-late", "nodes": {"filter": "name: k.*"}, "steps": [{"shell": format!(
-        "[ ${{node.name}} = k2 ] || {{ touch {}; while [ ! -e {} ]; do sleep 0.05; done; }}",
+        "[ ${{node.name}} != k1 ] || {{ touch {}; while [ ! -e {} ]; do sleep 0.05; done; }}",
         marker.display(), gate.display()
     )}]});
     let tmp = lab.path("tmp");
     std::fs::create_dir(&tmp).unwrap();
+    let keys = || -> Vec<PathBuf> {
+        walk(&tmp)
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("key-"))
+            })
+            .collect()
+    };
     let mut child = lab.command(spec).env("TMPDIR", &tmp).spawn().unwrap();
     wait_for("the step on k1", Duration::from_secs(20), || {
         marker.exists()
     });
-    let keys: Vec<_> = walk(&tmp)
-        .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("key-"))
-        })
-        .collect();
+    // k1's step holds: k2's connection opens meanwhile, and no further one.
+    wait_for(
+        "k2's connection, opened ahead",
+        Duration::from_secs(20),
+        || lab.accepted(0) == 2,
+    );
+    // Its key goes once ssh has read it, while k1's step still runs.
+    wait_for("no key on disk", Duration::from_secs(10), || {
+        keys().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lab.accepted(0), 2, "only the next node is connected ahead");
+    assert!(child.try_wait().unwrap().is_none(), "k1's step still runs");
     std::fs::write(&gate, "").unwrap();
     assert!(child.wait().unwrap().success());
-    assert!(keys.is_empty(), "{keys:?}");
+    assert_eq!(lab.accepted(0), 3, "one connection for each node");
+    assert!(keys().is_empty(), "{:?}", keys());
 }
 
 /// Every path under `dir`.

@@ -4,7 +4,9 @@
 //! job's strategy — node-first, step-first, or parallel over `threadcount`
 //! nodes — has each step built (`command`), run locally or through the node's
 //! SSH connection (`nodes::ssh`), supervised (`exec`) and captured (`capture`),
-//! and applies the status rules (`status`) per node. Workflow steps
+//! and applies the status rules (`status`) per node. A node's connection opens
+//! while the nodes before it run: over many nodes, the job waits for one
+//! handshake per thread, not one per node. Workflow steps
 //! (`node_step: false`) run once, on the runner, between the node steps around
 //! them. It knows nothing of where the log goes or of the control plane: the
 //! shot and `exec` give it an [`EventLog`] and read its [`Report`]. A log that
@@ -14,6 +16,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -147,11 +150,62 @@ impl Link {
     }
 }
 
+/// What opening a node's connection takes, owned: it may open on a thread of
+/// its own.
+struct Opening {
+    settings: ssh::Settings,
+    node: String,
+    address: Address,
+    /// The node's key, and the private directory it is written to.
+    key: Option<(PathBuf, Secret)>,
+    known_hosts: Option<PathBuf>,
+}
+
+impl Opening {
+    /// The connection, or why the node cannot be reached. The key is on disk
+    /// only while ssh reads it: a runner killed mid-job leaves none for the
+    /// nodes it had not reached.
+    fn open(self, unwanted: &AtomicBool) -> Link {
+        let key = self.key.as_ref().map(|(dir, key)| {
+            write_key(dir, &self.node, key)
+                .map_err(|e| format!("writing the key of node {}: {e:#}", self.node))
+        });
+        let key = match key.transpose() {
+            Ok(key) => key,
+            Err(e) => return Link::Broken(e),
+        };
+        let credentials = Credentials {
+            key: key.as_deref(),
+            known_hosts: self.known_hosts.as_deref(),
+        };
+        let opened = Connection::open(
+            &self.settings,
+            &self.node,
+            &self.address,
+            &credentials,
+            unwanted,
+        );
+        if let Some(key) = &key {
+            let _ = std::fs::remove_file(key);
+        }
+        match opened {
+            Ok(connection) => Link::Remote(Box::new(connection)),
+            Err(e) => Link::Broken(e),
+        }
+    }
+}
+
 /// The job's open links, by node name (a node is used by one thread at a time),
 /// and the links being closed.
 #[derive(Default)]
 struct Links {
     open: Mutex<BTreeMap<String, Link>>,
+    /// Connections opened ahead of their node's turn, by node: the handshake
+    /// of a node that comes next runs while the nodes before it run their
+    /// steps.
+    ahead: Mutex<BTreeMap<String, std::thread::JoinHandle<Link>>>,
+    /// Set as the job ends: a connection still opening ahead is given up.
+    unwanted: Arc<AtomicBool>,
     /// A node done with closes on a thread of its own (its server cleans up, its
     /// connection ends) while the job goes on; the job ends once they are closed.
     closing: Mutex<Vec<std::thread::JoinHandle<Option<Swept>>>>,
@@ -166,6 +220,14 @@ impl Links {
         locked(&self.open).insert(node.to_string(), link);
     }
 
+    /// The node's connection opened ahead, once it is open (or failed).
+    fn opened_ahead(&self, node: &str) -> Option<Link> {
+        let opening = locked(&self.ahead).remove(node)?;
+        Some(opening.join().unwrap_or_else(|_| {
+            Link::Broken(format!("opening the connection to node {node} failed"))
+        }))
+    }
+
     /// Close a node's link without waiting for it.
     fn retire(&self, link: Link) {
         if let Link::Remote(_) = link {
@@ -177,11 +239,15 @@ impl Links {
     /// Close every link; the nodes whose servers killed processes as they
     /// ended, and how many.
     fn close_all(self) -> Vec<Swept> {
+        // Those opened ahead for nodes that did not run (the job stopped first).
+        self.unwanted.store(true, Ordering::Relaxed);
+        let unused = self.ahead.into_inner().unwrap_or_else(|e| e.into_inner());
         let mut swept: Vec<Swept> = self
             .open
             .into_inner()
             .unwrap_or_else(|e| e.into_inner())
             .into_values()
+            .chain(unused.into_values().filter_map(|o| o.join().ok()))
             .filter_map(Link::close)
             .collect();
         for closer in self.closing.into_inner().unwrap_or_else(|e| e.into_inner()) {
@@ -351,9 +417,11 @@ fn attempt_once(
         Ok((job, nodes)) => {
             job.run(&nodes, &mut steps, &mut data, &mut verdict);
             skipped(spec, &nodes, &rt.nodes.local.name, &mut steps, log);
-            if let Some(budget) = job.budget.as_ref().filter(|b| {
-                b.reached.load(std::sync::atomic::Ordering::Relaxed) && !b.limit().truncate
-            }) {
+            if let Some(budget) = job
+                .budget
+                .as_ref()
+                .filter(|b| b.reached.load(Ordering::Relaxed) && !b.limit().truncate)
+            {
                 verdict.status = match budget.limit().status.as_str() {
                     "aborted" => JobStatus::Cancelled,
                     _ => JobStatus::Failed,
@@ -961,44 +1029,13 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
     }
 
     /// How the job reaches `node`: its own node, or a new SSH connection (an
-    /// unreachable node's reason is logged once).
-    fn connect(&self, node: &Node) -> Link {
-        let local = &self.rt.nodes.local.name;
-        if &node.name == local {
-            return Link::Local;
-        }
-        let settings = &self.rt.nodes.ssh;
-        let link = match (&self.private, Address::of(node)) {
-            _ if self.broken.contains_key(&node.name) => {
-                Link::Broken(self.broken[&node.name].clone())
-            }
-            (None, _) => Link::Broken(ssh::NO_SSH.into()),
-            (_, Err(e)) => Link::Broken(e),
-            (Some(private), Ok(address)) => {
-                // The key is on disk only while ssh reads it: a runner killed
-                // mid-job leaves none for the nodes it had not reached.
-                let key = self.keys.get(&node.name).map(|key| {
-                    write_key(private, &node.name, key)
-                        .map_err(|e| format!("writing the key of node {}: {e:#}", node.name))
-                });
-                match key.transpose() {
-                    Err(e) => Link::Broken(e),
-                    Ok(key) => {
-                        let credentials = Credentials {
-                            key: key.as_deref(),
-                            known_hosts: self.host_keys.get(&node.name).map(PathBuf::as_path),
-                        };
-                        let opened = Connection::open(settings, &node.name, &address, &credentials);
-                        if let Some(key) = &key {
-                            let _ = std::fs::remove_file(key);
-                        }
-                        match opened {
-                            Ok(connection) => Link::Remote(Box::new(connection)),
-                            Err(e) => Link::Broken(e),
-                        }
-                    }
-                }
-            }
+    /// unreachable node's reason is logged once), perhaps opened ahead.
+    fn connect(&self, links: &Links, node: &Node) -> Link {
+        let link = match links.opened_ahead(&node.name) {
+            Some(link) => link,
+            None => self
+                .route(node)
+                .map_or_else(|link| link, |o| o.open(&AtomicBool::new(false))),
         };
         if let Link::Broken(why) = &link {
             self.log
@@ -1007,11 +1044,70 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         link
     }
 
+    /// What reaching `node` takes: a connection to open, or the link it has
+    /// without one (its own node, or why it cannot be reached).
+    fn route(&self, node: &Node) -> Result<Opening, Link> {
+        if node.name == self.rt.nodes.local.name {
+            return Err(Link::Local);
+        }
+        match (&self.private, Address::of(node)) {
+            _ if self.broken.contains_key(&node.name) => {
+                Err(Link::Broken(self.broken[&node.name].clone()))
+            }
+            (None, _) => Err(Link::Broken(ssh::NO_SSH.into())),
+            (_, Err(e)) => Err(Link::Broken(e)),
+            (Some(private), Ok(address)) => Ok(Opening {
+                settings: self.rt.nodes.ssh.clone(),
+                node: node.name.clone(),
+                address,
+                key: self
+                    .keys
+                    .get(&node.name)
+                    .map(|key| (private.clone(), key.clone())),
+                known_hosts: self.host_keys.get(&node.name).cloned(),
+            }),
+        }
+    }
+
+    /// Start opening the connection of the first of `next` that needs one and
+    /// has none, while fewer than `limit` are open or opening ahead, so that
+    /// its handshake runs beside the steps running now. Called with a link in
+    /// hand: at most one handshake at a time for each thread of the job's.
+    fn open_ahead<'n>(
+        &self,
+        links: &Links,
+        next: impl IntoIterator<Item = &'n Node>,
+        limit: usize,
+    ) {
+        let mut ahead = locked(&links.ahead);
+        if ahead.len() >= limit {
+            return;
+        }
+        let open = locked(&links.open);
+        let mut next = next
+            .into_iter()
+            .filter(|n| !open.contains_key(&n.name) && !ahead.contains_key(&n.name));
+        if let Some((node, opening)) = next.find_map(|n| Some((n, self.route(n).ok()?))) {
+            let unwanted = Arc::clone(&links.unwanted);
+            let opening = std::thread::spawn(move || opening.open(&unwanted));
+            ahead.insert(node.name.clone(), opening);
+        }
+    }
+
     /// Run `f` with the node's link: the connection opened on first use, kept
     /// for the node's later steps, closed after its `last`.
-    fn on_node<R>(&self, links: &Links, node: &Node, last: bool, f: impl FnOnce(&Link) -> R) -> R {
+    /// `ahead` runs once the link is in hand (see [`Job::open_ahead`]).
+    fn on_node<R>(
+        &self,
+        links: &Links,
+        node: &Node,
+        last: bool,
+        ahead: impl FnOnce(),
+        f: impl FnOnce(&Link) -> R,
+    ) -> R {
         let taken = links.take(&node.name);
-        let link = taken.unwrap_or_else(|| self.connect(node));
+        let link = taken.unwrap_or_else(|| self.connect(links, node));
+        ahead();
         let out = f(&link);
         if last {
             links.retire(link);
@@ -1024,9 +1120,10 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
     /// Node-first: each node runs the segment's steps before the next node.
     fn node_first(&self, on: &Segment<'_, '_>, data: &mut Data) -> Vec<(String, Sequence)> {
         let mut out = Vec::new();
-        for node in on.nodes {
+        for (i, node) in on.nodes.iter().enumerate() {
             let mut own = data.of(&node.name);
-            let outcome = self.on_node(on.links, node, on.last, |link| {
+            let ahead = || self.open_ahead(on.links, on.nodes[i + 1..].iter().copied(), 1);
+            let outcome = self.on_node(on.links, node, on.last, ahead, |link| {
                 self.sequence(on.steps, node, link, data, &mut own, on.nodes.len())
             });
             data.nodes.insert(node.name.clone(), own);
@@ -1045,7 +1142,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         let mut order = Vec::new();
         let count = on.steps.len();
         'steps: for (i, one) in on.steps.chunks(1).enumerate() {
-            for node in on.nodes {
+            for (j, node) in on.nodes.iter().enumerate() {
                 if per_node
                     .get(&node.name)
                     .is_some_and(|o| o.verdict.failed() && !self.spec.keepgoing)
@@ -1054,7 +1151,8 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 }
                 let mut own = data.of(&node.name);
                 let last = on.last && i + 1 == count;
-                let outcome = self.on_node(on.links, node, last, |link| {
+                let ahead = || self.open_ahead(on.links, on.nodes[j + 1..].iter().copied(), 1);
+                let outcome = self.on_node(on.links, node, last, ahead, |link| {
                     self.sequence(one, node, link, data, &mut own, on.nodes.len())
                 });
                 data.nodes.insert(node.name.clone(), own);
@@ -1097,7 +1195,13 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                         return;
                     };
                     let mut own = shared.of(&node.name);
-                    let outcome = self.on_node(on.links, node, on.last, |link| {
+                    // The queue held while the next is chosen: a node is
+                    // taken from it, or opened ahead, not both.
+                    let ahead = || {
+                        let queue = locked(&queue);
+                        self.open_ahead(on.links, queue.iter().copied(), threads);
+                    };
+                    let outcome = self.on_node(on.links, node, on.last, ahead, |link| {
                         self.sequence(on.steps, node, link, shared, &mut own, on.nodes.len())
                     });
                     let verdict = &outcome.verdict;

@@ -29,6 +29,7 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -152,12 +153,14 @@ const CLOSE_WAIT: Duration = Duration::from_secs(3);
 impl Connection {
     /// Connect to `node` (authenticated, host key checked) and start the
     /// node's step server for the job's steps. The error is one line, for the
-    /// node's result.
+    /// node's result. Given up when `unwanted` turns true (a connection opened
+    /// ahead for a node the job no longer reaches).
     pub fn open(
         settings: &Settings,
         node: &str,
         address: &Address,
         credentials: &Credentials<'_>,
+        unwanted: &AtomicBool,
     ) -> Result<Connection, String> {
         let mut args: Vec<OsString> = vec!["-F".into()];
         args.push(
@@ -274,7 +277,7 @@ impl Connection {
         };
         let limit = settings.connect_timeout + Duration::from_secs(5);
         let ready = connection
-            .wait_ready(limit, &address.host)
+            .wait_ready(limit, &address.host, unwanted)
             .map_err(|why| match why.as_str() {
                 HOST_KEY_FAILED => host_key_reason(settings, credentials, address),
                 _ => why,
@@ -293,7 +296,12 @@ impl Connection {
     /// Until the node's server says it is ready (the connection is up and
     /// authenticated, the session open), or why it is not. What the node's
     /// login scripts print before it is dropped.
-    fn wait_ready(&mut self, limit: Duration, host: &str) -> Result<(), String> {
+    fn wait_ready(
+        &mut self,
+        limit: Duration,
+        host: &str,
+        unwanted: &AtomicBool,
+    ) -> Result<(), String> {
         let until = Instant::now() + limit;
         let session = self.session.get_mut().unwrap_or_else(|e| e.into_inner());
         let mut before = Vec::new();
@@ -321,7 +329,10 @@ impl Connection {
             if left.is_zero() {
                 return Err(format!("no connection to {host} within {limit:?}"));
             }
-            match session.rx.recv_timeout(left) {
+            if unwanted.load(Ordering::Relaxed) {
+                return Err(format!("the connection to {host} was no longer needed"));
+            }
+            match session.rx.recv_timeout(left.min(TICK)) {
                 Ok(Chunk::Bytes(Stream::Stdout, bytes)) => {
                     before.extend_from_slice(&bytes);
                     let over = before.len().saturating_sub(64 * 1024);
