@@ -4,6 +4,8 @@
 #   ideal          4 x the same job on one node (32 nodes / 8 at once = 4 rounds)
 #   parallel-ssh   Debian's pssh, -p 8, one ssh per node running the 3 commands
 #   ansible        ansible-core's ad-hoc shell module, forks 8, the 3 commands
+# in three scenarios: short steps; steps that wait 0.5 s; short steps with the
+# nodes on one CPU and the tools on the other, as nodes are other machines.
 #
 #   benches/nodes.sh [RUNS]     (default 5 runs after a warm-up, alternating tools)
 #   SORTIE_BIN=PATH benches/nodes.sh [RUNS]   the same with another sortie binary
@@ -123,11 +125,11 @@ scenario() {
         printf '{"id": "%s", "strategy": "parallel", "nodes": {"filter": "%s", "threadcount": 8}, "steps": [%s]}' \
             "${which%%:*}" "${which#*:}" "${steps%,}" >"$work/${which%%:*}.json"
     done
-    sortie_job() { "$sortie" -q exec "$work/$1.json" --nodes "$work/nodes.yaml" --known-hosts "$work/known_hosts" --secrets-dir "$work/keys"; }
-    pssh_all() { parallel-ssh -p 8 -h "$work/pssh-hosts" -x "$ssh_opts" -t 120 "$joined"; }
+    sortie_job() { "${pin[@]}" "$sortie" -q exec "$work/$1.json" --nodes "$work/nodes.yaml" --known-hosts "$work/known_hosts" --secrets-dir "$work/keys"; }
+    pssh_all() { "${pin[@]}" parallel-ssh -p 8 -h "$work/pssh-hosts" -x "$ssh_opts" -t 120 "$joined"; }
     ansible_all() {
         ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_LOCAL_TEMP=$work/ansible-tmp ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 \
-            "$venv/bin/ansible" all -i "$work/inventory.ini" -f 8 -u sortie-bench \
+            "${pin[@]}" "$venv/bin/ansible" all -i "$work/inventory.ini" -f 8 -u sortie-bench \
             --private-key "$work/keys/node_key" --ssh-common-args "$ssh_opts" -m shell -a "$joined"
     }
     # One check run of each, whose output must be right before anything is timed.
@@ -175,7 +177,18 @@ scenario() {
 
 echo "$(nproc) CPUs; sshd, the nodes' sessions and every client share them."
 echo "machine CPU: all of it (the nodes' side too); runner-host CPU: the tool and the ssh clients it ran."
+pin=() # the tools' command prefix: nothing, until the last scenario
 scenario "32 nodes, 8 sshd, 3 short steps, 8 at once" \
     'uname -n' 'cat /proc/loadavg' 'ls /etc >/dev/null && echo listed'
 scenario "the same, each step also waits 0.5 s" \
     'uname -n; sleep 0.5' 'cat /proc/loadavg; sleep 0.5' 'ls /etc >/dev/null && sleep 0.5 && echo listed'
+# Nodes are other machines: here they share the runner's two CPUs, so what a
+# node spends is taken from the runner. The same short steps with the nodes
+# (the sshd servers and all they start) on CPU 1 and the tool, with its ssh
+# clients, on CPU 0.
+if (($(nproc) >= 2)); then
+    for pid in "${pids[@]}"; do taskset -apc 1 "$pid" >/dev/null; done
+    pin=(taskset -c 0)
+    scenario "3 short steps, the nodes on a CPU of their own" \
+        'uname -n' 'cat /proc/loadavg' 'ls /etc >/dev/null && echo listed'
+fi

@@ -257,9 +257,18 @@ impl Lab {
 
     /// Authenticated connections server `i` has accepted.
     fn accepted(&self, i: usize) -> usize {
+        self.logged(i, "Accepted publickey")
+    }
+
+    /// Connections made to server `i`, authenticated or not.
+    fn connections(&self, i: usize) -> usize {
+        self.logged(i, "Connection from")
+    }
+
+    fn logged(&self, i: usize, what: &str) -> usize {
         std::fs::read_to_string(&self.servers[i].log)
             .unwrap_or_default()
-            .matches("Accepted publickey")
+            .matches(what)
             .count()
     }
 }
@@ -599,7 +608,10 @@ fn keepgoing_goes_on_past_an_unreachable_and_a_failing_node() {
     );
     // Without keepgoing the first failed node ends the job: in parallel too,
     // no node starts after it (Rundeck's failOnAny).
+    // The unreachable node stops it: nothing after it is connected to, not
+    // even ahead of its turn.
     for strategy in ["node-first", "parallel"] {
+        let before = lab.connections(0);
         let (events, _) = lab.exec(job(strategy, false), 1, &[]);
         assert_eq!(
             node_output(&events, "a-good"),
@@ -608,36 +620,126 @@ fn keepgoing_goes_on_past_an_unreachable_and_a_failing_node() {
         );
         assert_eq!(node_output(&events, "c-fails"), "", "{strategy}");
         assert_eq!(node_output(&events, "d-good"), "", "{strategy}");
+        assert_eq!(lab.connections(0) - before, 1, "{strategy}: only a-good");
     }
 }
 
-/// A node whose connection opened ahead, when the job stops before its turn:
-/// the handshake is given up, and the node is not reported.
+/// Nodes whose connections open ahead, when the job stops before their turn:
+/// the handshakes are given up at once, and the nodes are not reported.
 #[test]
-fn a_connection_opening_ahead_for_a_node_the_job_does_not_reach_is_given_up() {
+fn connections_opening_ahead_for_nodes_the_job_does_not_reach_are_given_up() {
     let lab = Lab::new(1);
     // Takes connections and never answers: ssh waits for its banner.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
+    let quiet = json!({"hostname": format!("127.0.0.1:{port}"), "username": lab.user, "ssh-key": "file:node_key"});
+    let mut nodes: Vec<(String, Value)> = (0..4)
+        .map(|i| (format!("a-fails{i}"), lab.node(0)))
+        .collect();
+    nodes.extend((0..8).map(|i| (format!("b-silent{i}"), quiet.clone())));
+    let named: Vec<(&str, Value)> = nodes.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+    lab.inventory(&named);
+    // node-first: a-fails0 runs while b-silent0 opens ahead; parallel over 4:
+    // the a-fails nodes run while four silent nodes open ahead.
+    for (strategy, threads, filter) in [
+        ("node-first", 1, "name: a-fails0|b-silent.*"),
+        ("parallel", 4, ".*-.*"),
+    ] {
+        let spec = json!({"id": "ahead", "strategy": strategy,
+            "nodes": {"filter": filter, "threadcount": threads},
+            "steps": [{"shell": "sleep 0.3; exit 3"}]});
+        let started = std::time::Instant::now();
+        let (events, _) = lab.exec(spec, 1, &["--ssh-connect-timeout", "60s"]);
+        let took = started.elapsed();
+        let mut ran: Vec<String> = ends(&events).into_iter().map(|(_, n, _)| n).collect();
+        ran.sort();
+        assert_eq!(
+            ran,
+            ["a-fails0", "a-fails1", "a-fails2", "a-fails3"][..threads]
+        );
+        let said = system_text(&events);
+        assert!(!said.contains("b-silent"), "{said}");
+        // Not held until the connect timeout (60 s), nor by a wait for each
+        // silent node's server to end (3 s each, one after another).
+        assert!(took < Duration::from_secs(10), "{strategy}: {took:?}");
+    }
+}
+
+/// A connection opened ahead is the node's only if it still stands at the
+/// node's turn: one that failed then (the node was down) or that the node
+/// closed while it waited is made again.
+#[test]
+fn a_connection_that_failed_or_dropped_ahead_of_its_turn_is_made_again() {
+    let lab = Lab::new(3);
     lab.inventory(&[
-        ("a-fails", lab.node(0)),
-        (
-            "b-silent",
-            json!({"hostname": format!("127.0.0.1:{port}"), "username": lab.user, "ssh-key": "file:node_key"}),
-        ),
+        ("n1", lab.node(0)),
+        ("n2", lab.node(1)),
+        ("n3", lab.node(2)),
     ]);
-    let spec = json!({"id": "ahead", "nodes": {"filter": ".*-.*"}, "steps": [{"shell": "sleep 0.3; exit 3"}]});
-    let started = std::time::Instant::now();
-    let (events, _) = lab.exec(spec, 1, &["--ssh-connect-timeout", "60s"]);
-    let took = started.elapsed();
-    assert_eq!(ends(&events), [(0, "a-fails".into(), "failed".into())]);
-    assert!(
-        !system_text(&events).contains("b-silent"),
-        "{}",
-        system_text(&events)
+    // sortie's ssh: its first try at n2's server fails, as a node still down.
+    let bin = lab.path("runner-bin");
+    std::fs::create_dir(&bin).unwrap();
+    let real = String::from_utf8(sh("command -v ssh").stdout).unwrap();
+    let wrapper = format!(
+        "#!/bin/sh\ncase \" $* \" in *\" -p {port} \"*) [ -e {mark} ] || {{ : >{mark}; \
+         echo 'ssh: connect to host 127.0.0.1 port {port}: Connection refused' >&2; exit 255; }} ;; esac\n\
+         exec {real} \"$@\"\n",
+        port = lab.servers[1].port,
+        mark = lab.path("refused-once").display(),
+        real = real.trim(),
     );
-    // Not held until the connect timeout by the node it never reached.
-    assert!(took < Duration::from_secs(60), "{took:?}");
+    std::fs::write(bin.join("ssh"), wrapper).unwrap();
+    sh(&format!("chmod 755 {}/ssh", bin.display()));
+    let (at_n2, gate) = (lab.path("at-n2"), lab.path("gate"));
+    let step = format!(
+        "case ${{node.name}} in n1) sleep 0.5 ;; n2) touch {}; while [ ! -e {} ]; do sleep 0.05; done ;; esac; \
+         echo ran on ${{node.name}}",
+        at_n2.display(),
+        gate.display()
+    );
+    let spec = json!({"id": "again", "nodes": {"filter": "name: n.*"}, "steps": [{"shell": step}]});
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let child = lab
+        .command(spec)
+        .env("PATH", path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("n2's step", Duration::from_secs(30), || at_n2.exists());
+    // n3's connection, opened while n2 runs, is dropped by its node.
+    wait_for("n3's connection", Duration::from_secs(20), || {
+        lab.accepted(2) == 1
+    });
+    let daemon = std::fs::read_to_string(lab.path("sshd2/pid")).unwrap();
+    wait_for("n3's session", Duration::from_secs(20), || {
+        Command::new("pkill")
+            .args(["-P", daemon.trim()])
+            .status()
+            .unwrap()
+            .success()
+    });
+    std::fs::write(&gate, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let events = events(&out.stdout);
+    assert!(out.status.success(), "{}", system_text(&events));
+    for node in ["n1", "n2", "n3"] {
+        assert_eq!(node_output(&events, node), format!("ran on {node}\n"));
+    }
+    assert!(lab.path("refused-once").exists());
+    assert_eq!((lab.accepted(1), lab.accepted(2)), (1, 2));
+}
+
+/// Node keys a killed shot left in its state dir are removed by the next.
+#[test]
+fn a_shot_removes_the_node_keys_a_killed_shot_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, state) = (dir.path().join("spool"), dir.path().join("state"));
+    std::fs::create_dir(&spool).unwrap();
+    let left = state.join("ssh/0badc0de");
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::write(left.join("key-n1"), "a key\n").unwrap();
+    run(&mut spool_poll(&spool, &state), 0);
+    assert!(!state.join("ssh").exists());
 }
 
 /// `ssh` is looked for when a node first needs it: without it on PATH, each

@@ -163,8 +163,9 @@ struct Opening {
 
 impl Opening {
     /// The connection, or why the node cannot be reached. The key is on disk
-    /// only while ssh reads it: a runner killed mid-job leaves none for the
-    /// nodes it had not reached.
+    /// only while ssh reads it: a runner killed mid-job leaves the keys of the
+    /// nodes being connected to (at most one for each of the job's threads),
+    /// which the next shot (or `sortie exec`) removes, and none of the others.
     fn open(self, unwanted: &AtomicBool) -> Link {
         let key = self.key.as_ref().map(|(dir, key)| {
             write_key(dir, &self.node, key)
@@ -220,12 +221,19 @@ impl Links {
         locked(&self.open).insert(node.to_string(), link);
     }
 
-    /// The node's connection opened ahead, once it is open (or failed).
+    /// The node's connection opened ahead, once it is open, if it still
+    /// stands. One that failed, or that the node closed while it waited, is
+    /// not the node's answer at its turn: the caller connects again.
     fn opened_ahead(&self, node: &str) -> Option<Link> {
         let opening = locked(&self.ahead).remove(node)?;
-        Some(opening.join().unwrap_or_else(|_| {
-            Link::Broken(format!("opening the connection to node {node} failed"))
-        }))
+        match opening.join() {
+            Ok(Link::Remote(connection)) if connection.stands() => Some(Link::Remote(connection)),
+            Ok(Link::Remote(connection)) => {
+                connection.abandon();
+                None
+            }
+            _ => None,
+        }
     }
 
     /// Close a node's link without waiting for it.
@@ -239,15 +247,20 @@ impl Links {
     /// Close every link; the nodes whose servers killed processes as they
     /// ended, and how many.
     fn close_all(self) -> Vec<Swept> {
-        // Those opened ahead for nodes that did not run (the job stopped first).
+        // Those opened ahead for nodes that did not run (the job stopped
+        // first) are given up, or ended at once: nothing ran through them.
         self.unwanted.store(true, Ordering::Relaxed);
         let unused = self.ahead.into_inner().unwrap_or_else(|e| e.into_inner());
+        for opening in unused.into_values() {
+            if let Ok(Link::Remote(connection)) = opening.join() {
+                connection.abandon();
+            }
+        }
         let mut swept: Vec<Swept> = self
             .open
             .into_inner()
             .unwrap_or_else(|e| e.into_inner())
             .into_values()
-            .chain(unused.into_values().filter_map(|o| o.join().ok()))
             .filter_map(Link::close)
             .collect();
         for closer in self.closing.into_inner().unwrap_or_else(|e| e.into_inner()) {
@@ -1097,17 +1110,22 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
     /// Run `f` with the node's link: the connection opened on first use, kept
     /// for the node's later steps, closed after its `last`.
     /// `ahead` runs once the link is in hand (see [`Job::open_ahead`]).
+    /// A node that cannot be reached ends the job without keepgoing: then
+    /// no other node is connected to.
     fn on_node<R>(
         &self,
-        links: &Links,
+        on: &Segment<'_, '_>,
         node: &Node,
         last: bool,
         ahead: impl FnOnce(),
         f: impl FnOnce(&Link) -> R,
     ) -> R {
+        let links = on.links;
         let taken = links.take(&node.name);
         let link = taken.unwrap_or_else(|| self.connect(links, node));
-        ahead();
+        if on.keepgoing || !matches!(link, Link::Broken(_)) {
+            ahead();
+        }
         let out = f(&link);
         if last {
             links.retire(link);
@@ -1123,7 +1141,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         for (i, node) in on.nodes.iter().enumerate() {
             let mut own = data.of(&node.name);
             let ahead = || self.open_ahead(on.links, on.nodes[i + 1..].iter().copied(), 1);
-            let outcome = self.on_node(on.links, node, on.last, ahead, |link| {
+            let outcome = self.on_node(on, node, on.last, ahead, |link| {
                 self.sequence(on.steps, node, link, data, &mut own, on.nodes.len())
             });
             data.nodes.insert(node.name.clone(), own);
@@ -1152,7 +1170,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                 let mut own = data.of(&node.name);
                 let last = on.last && i + 1 == count;
                 let ahead = || self.open_ahead(on.links, on.nodes[j + 1..].iter().copied(), 1);
-                let outcome = self.on_node(on.links, node, last, ahead, |link| {
+                let outcome = self.on_node(on, node, last, ahead, |link| {
                     self.sequence(one, node, link, data, &mut own, on.nodes.len())
                 });
                 data.nodes.insert(node.name.clone(), own);
@@ -1201,7 +1219,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                         let queue = locked(&queue);
                         self.open_ahead(on.links, queue.iter().copied(), threads);
                     };
-                    let outcome = self.on_node(on.links, node, on.last, ahead, |link| {
+                    let outcome = self.on_node(on, node, on.last, ahead, |link| {
                         self.sequence(on.steps, node, link, shared, &mut own, on.nodes.len())
                     });
                     let verdict = &outcome.verdict;

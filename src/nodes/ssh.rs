@@ -287,7 +287,8 @@ impl Connection {
             let _ = std::fs::remove_file(key);
         }
         if let Err(e) = ready {
-            let _ = connection.close();
+            // No server runs there yet: nothing to wait for.
+            connection.abandon();
             return Err(e);
         }
         Ok(connection)
@@ -438,6 +439,26 @@ impl Connection {
         crate::os::forget_child(session.ssh.id());
         tracing::debug!(node = %node, "ssh connection closed");
         swept(&session.tail)
+    }
+
+    /// End a connection no step used (or that never stood): its ssh is
+    /// killed, with no wait for the node's server, which nothing ran through.
+    pub fn abandon(self) {
+        let mut session = self.session.into_inner().unwrap_or_else(|e| e.into_inner());
+        drop(session.stdin.take());
+        let _ = session.ssh.kill();
+        let _ = session.ssh.wait();
+        crate::os::forget_child(session.ssh.id());
+    }
+
+    /// Whether the session still stands: a connection that waited unused
+    /// may have been closed by the node (an idle timeout) or the network.
+    pub fn stands(&self) -> bool {
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        while let Ok(chunk) = session.rx.try_recv() {
+            session.keep(chunk);
+        }
+        session.eofs < 2 && matches!(session.ssh.try_wait(), Ok(None))
     }
 
     /// The node's name.

@@ -152,6 +152,14 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
     if left > 0 {
         tracing::warn!("stopped {left} step process group(s) that a shot which died left running");
     }
+    // And the node keys it was connecting with: no job runs yet to need any.
+    match std::fs::remove_dir_all(&cfg.nodes.ssh.private_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => tracing::warn!(
+            "cannot remove {}, which a shot that died left: {e}",
+            cfg.nodes.ssh.private_dir.display()
+        ),
+        _ => {}
+    }
 
     // Recovery gets a client of its own, bounded by the delivery budget, and only when
     // an earlier shot left something: a clean state dir costs the shot nothing.
