@@ -712,11 +712,11 @@ fn a_connection_that_failed_or_dropped_ahead_of_its_turn_is_made_again() {
     });
     let daemon = std::fs::read_to_string(lab.path("sshd2/pid")).unwrap();
     wait_for("n3's session", Duration::from_secs(20), || {
-        Command::new("pkill")
-            .args(["-P", daemon.trim()])
-            .status()
-            .unwrap()
-            .success()
+        let sessions = children_of(daemon.trim());
+        for pid in &sessions {
+            let _ = Command::new("kill").arg(pid).status();
+        }
+        !sessions.is_empty()
     });
     std::fs::write(&gate, "").unwrap();
     let out = child.wait_with_output().unwrap();
@@ -727,6 +727,20 @@ fn a_connection_that_failed_or_dropped_ahead_of_its_turn_is_made_again() {
     }
     assert!(lab.path("refused-once").exists());
     assert_eq!((lab.accepted(1), lab.accepted(2)), (1, 2));
+}
+
+/// The processes whose parent is `pid`, from /proc.
+fn children_of(pid: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // After the command's closing parenthesis: state, then the parent.
+            let parent = stat.rsplit_once(") ")?.1.split(' ').nth(1)?;
+            (parent == pid).then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
 }
 
 /// Node keys a killed shot left in its state dir are removed by the next.
