@@ -729,6 +729,62 @@ fn a_connection_that_failed_or_dropped_ahead_of_its_turn_is_made_again() {
     assert_eq!((lab.accepted(1), lab.accepted(2)), (1, 2));
 }
 
+/// A node that took the whole connect timeout to fail ahead of its turn has
+/// had its time: it is not tried again. A connection kept between a node's
+/// steps that its node closed meanwhile is made again.
+#[test]
+fn a_timed_out_node_is_tried_once_and_a_connection_closed_between_steps_again() {
+    let lab = Lab::new(2);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    lab.inventory(&[
+        ("a-first", lab.node(0)),
+        (
+            "b-silent",
+            json!({"hostname": format!("127.0.0.1:{port}"), "username": lab.user, "ssh-key": "file:node_key"}),
+        ),
+    ]);
+    let spec = json!({"id": "once", "nodes": {"filter": ".*-.*", "keepgoing": true},
+        "steps": [{"shell": "sleep 0.2; echo ran"}]});
+    let (events, _) = lab.exec(spec, 1, &["--ssh-connect-timeout", "1s"]);
+    assert_eq!(node_output(&events, "a-first"), "ran\n");
+    assert!(system_text(&events).contains("node b-silent:"));
+    silent.set_nonblocking(true).unwrap();
+    let tries = std::iter::from_fn(|| silent.accept().ok()).count();
+    assert_eq!(tries, 1, "b-silent is connected to once");
+
+    lab.inventory(&[("n1", lab.node(0)), ("n2", lab.node(1))]);
+    let (at_n2, gate) = (lab.path("at-n2"), lab.path("gate"));
+    let hold = format!(
+        "[ ${{node.name}} = n1 ] || {{ touch {}; while [ ! -e {} ]; do sleep 0.05; done; }}; echo one",
+        at_n2.display(),
+        gate.display()
+    );
+    let spec = json!({"id": "kept", "strategy": "step-first", "nodes": {"filter": "n.*"},
+        "steps": [{"shell": hold}, {"shell": "echo two"}]});
+    let before = lab.accepted(0);
+    let child = lab
+        .command(spec)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // n1 ran its first step; while n2 runs its own, n1's node drops it.
+    wait_for("n2's first step", Duration::from_secs(30), || {
+        at_n2.exists()
+    });
+    let daemon = std::fs::read_to_string(lab.path("sshd0/pid")).unwrap();
+    for pid in children_of(daemon.trim()) {
+        let _ = Command::new("kill").arg(pid).status();
+    }
+    std::fs::write(&gate, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let events = crate::support::events(&out.stdout);
+    assert!(out.status.success(), "{}", system_text(&events));
+    assert_eq!(node_output(&events, "n1"), "one\ntwo\n");
+    assert!(system_text(&events).contains("n1: its connection was closed after its last step"));
+    assert_eq!(lab.accepted(0) - before, 2);
+}
+
 /// The processes whose parent is `pid`, from /proc.
 fn children_of(pid: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
@@ -753,7 +809,8 @@ fn a_shot_removes_the_node_keys_a_killed_shot_left() {
     std::fs::create_dir_all(&left).unwrap();
     std::fs::write(left.join("key-n1"), "a key\n").unwrap();
     run(&mut spool_poll(&spool, &state), 0);
-    assert!(!state.join("ssh").exists());
+    assert!(!left.exists());
+    assert_eq!(std::fs::read_dir(state.join("ssh")).unwrap().count(), 0);
 }
 
 /// `ssh` is looked for when a node first needs it: without it on PATH, each

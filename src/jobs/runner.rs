@@ -196,6 +196,18 @@ impl Opening {
     }
 }
 
+/// A connection that waited unused (opened ahead, or kept between a node's
+/// steps), if it still stands; one that the node or the network closed
+/// meanwhile is ended.
+fn standing(connection: Connection) -> Option<Link> {
+    if connection.stands() {
+        Some(Link::Remote(Box::new(connection)))
+    } else {
+        connection.abandon();
+        None
+    }
+}
+
 /// The job's open links, by node name (a node is used by one thread at a time),
 /// and the links being closed.
 #[derive(Default)]
@@ -204,7 +216,8 @@ struct Links {
     /// Connections opened ahead of their node's turn, by node: the handshake
     /// of a node that comes next runs while the nodes before it run their
     /// steps.
-    ahead: Mutex<BTreeMap<String, std::thread::JoinHandle<Link>>>,
+    /// With each, whether it took the whole connect timeout.
+    ahead: Mutex<BTreeMap<String, std::thread::JoinHandle<(Link, bool)>>>,
     /// Set as the job ends: a connection still opening ahead is given up.
     unwanted: Arc<AtomicBool>,
     /// A node done with closes on a thread of its own (its server cleans up, its
@@ -222,16 +235,15 @@ impl Links {
     }
 
     /// The node's connection opened ahead, once it is open, if it still
-    /// stands. One that failed, or that the node closed while it waited, is
-    /// not the node's answer at its turn: the caller connects again.
+    /// stands. One that failed quickly (a node still down then), or that the
+    /// node closed while it waited, is not the node's answer at its turn: the
+    /// caller connects again. One that failed after the whole connect
+    /// timeout is: the node had its time.
     fn opened_ahead(&self, node: &str) -> Option<Link> {
         let opening = locked(&self.ahead).remove(node)?;
         match opening.join() {
-            Ok(Link::Remote(connection)) if connection.stands() => Some(Link::Remote(connection)),
-            Ok(Link::Remote(connection)) => {
-                connection.abandon();
-                None
-            }
+            Ok((Link::Remote(connection), _)) => standing(*connection),
+            Ok((link @ Link::Broken(_), true)) => Some(link),
             _ => None,
         }
     }
@@ -252,7 +264,7 @@ impl Links {
         self.unwanted.store(true, Ordering::Relaxed);
         let unused = self.ahead.into_inner().unwrap_or_else(|e| e.into_inner());
         for opening in unused.into_values() {
-            if let Ok(Link::Remote(connection)) = opening.join() {
+            if let Ok((Link::Remote(connection), _)) = opening.join() {
                 connection.abandon();
             }
         }
@@ -1102,7 +1114,10 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             .filter(|n| !open.contains_key(&n.name) && !ahead.contains_key(&n.name));
         if let Some((node, opening)) = next.find_map(|n| Some((n, self.route(n).ok()?))) {
             let unwanted = Arc::clone(&links.unwanted);
-            let opening = std::thread::spawn(move || opening.open(&unwanted));
+            let opening = std::thread::spawn(move || {
+                let (began, timeout) = (Instant::now(), opening.settings.connect_timeout);
+                (opening.open(&unwanted), began.elapsed() >= timeout)
+            });
             ahead.insert(node.name.clone(), opening);
         }
     }
@@ -1121,7 +1136,17 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         f: impl FnOnce(&Link) -> R,
     ) -> R {
         let links = on.links;
-        let taken = links.take(&node.name);
+        let taken = links.take(&node.name).and_then(|link| match link {
+            Link::Remote(connection) => standing(*connection).or_else(|| {
+                let text = format!(
+                    "node {}: its connection was closed after its last step: connecting again",
+                    node.name
+                );
+                self.log.system(Level::Warn, &text);
+                None
+            }),
+            link => Some(link),
+        });
         let link = taken.unwrap_or_else(|| self.connect(links, node));
         if on.keepgoing || !matches!(link, Link::Broken(_)) {
             ahead();

@@ -152,13 +152,23 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
     if left > 0 {
         tracing::warn!("stopped {left} step process group(s) that a shot which died left running");
     }
-    // And the node keys it was connecting with: no job runs yet to need any.
-    match std::fs::remove_dir_all(&cfg.nodes.ssh.private_dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => tracing::warn!(
-            "cannot remove {}, which a shot that died left: {e}",
-            cfg.nodes.ssh.private_dir.display()
-        ),
-        _ => {}
+    // And the node keys it was connecting with, in its jobs' directories
+    // there: no job runs yet to need any. (The directory itself stays: it
+    // may be a mount, a tmpfs that keeps keys off disk.)
+    let keys = &cfg.nodes.ssh.private_dir;
+    let real = std::fs::symlink_metadata(keys).is_ok_and(|m| m.is_dir());
+    for left in std::fs::read_dir(keys)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|_| real)
+    {
+        if let Err(e) = std::fs::remove_dir_all(left.path()) {
+            tracing::warn!(
+                "cannot remove {}, which a shot that died left: {e}",
+                left.path().display()
+            );
+        }
     }
 
     // Recovery gets a client of its own, bounded by the delivery budget, and only when
