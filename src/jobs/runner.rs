@@ -213,10 +213,9 @@ fn standing(connection: Connection) -> Option<Link> {
 #[derive(Default)]
 struct Links {
     open: Mutex<BTreeMap<String, Link>>,
-    /// Connections opened ahead of their node's turn, by node: the handshake
+    /// Connections opened ahead of their node's turn, by node (the handshake
     /// of a node that comes next runs while the nodes before it run their
-    /// steps.
-    /// With each, whether it took the whole connect timeout.
+    /// steps), each with whether it took the whole connect timeout.
     ahead: Mutex<BTreeMap<String, std::thread::JoinHandle<(Link, bool)>>>,
     /// Set as the job ends: a connection still opening ahead is given up.
     unwanted: Arc<AtomicBool>,
