@@ -156,13 +156,14 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
     // there: no job runs yet to need any. (The directory itself stays: it
     // may be a mount, a tmpfs that keeps keys off disk.)
     let keys = &cfg.nodes.ssh.private_dir;
+    // Not followed when it is a symlink.
     let real = std::fs::symlink_metadata(keys).is_ok_and(|m| m.is_dir());
-    for left in std::fs::read_dir(keys)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|_| real)
-    {
+    let entries = if real {
+        std::fs::read_dir(keys).ok()
+    } else {
+        None
+    };
+    for left in entries.into_iter().flatten().flatten() {
         if let Err(e) = std::fs::remove_dir_all(left.path()) {
             tracing::warn!(
                 "cannot remove {}, which a shot that died left: {e}",
