@@ -22,6 +22,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 
@@ -56,7 +57,14 @@ pub struct Policy {
 /// did not start) goes first.
 const MOST_AHEAD: usize = 64;
 
-type Ahead = (String, JoinHandle<io::Result<Option<Sandbox>>>);
+/// A job's domain being built ahead: the job it is for, the plan once made
+/// (so that the job's thread can help add its rules), and the thread.
+#[derive(Debug)]
+struct Ahead {
+    job: String,
+    planned: Arc<OnceLock<Arc<Build>>>,
+    thread: JoinHandle<io::Result<Option<Arc<Build>>>>,
+}
 
 /// What a policy keeps from its runner's own files.
 #[derive(Debug)]
@@ -113,15 +121,29 @@ impl Policy {
             return;
         }
         let policy = self.clone();
-        let build = thread::Builder::new()
+        let planned = Arc::new(OnceLock::new());
+        let shared = planned.clone();
+        let thread = thread::Builder::new()
             .name("sandbox".into())
-            .spawn(move || policy.sandbox());
-        if let Ok(handle) = build {
+            .spawn(move || {
+                let Some(build) = policy.plan()? else {
+                    return Ok(None);
+                };
+                let build = Arc::new(build);
+                let _ = shared.set(build.clone());
+                build.add_rules();
+                Ok(Some(build))
+            });
+        if let Ok(thread) = thread {
             let mut ahead = self.ahead();
             if ahead.len() >= MOST_AHEAD {
                 ahead.remove(0);
             }
-            ahead.push((job.to_string(), handle));
+            ahead.push(Ahead {
+                job: job.to_string(),
+                planned,
+                thread,
+            });
         }
     }
 
@@ -135,13 +157,11 @@ impl Policy {
     pub fn confinement(&self, job: &str, allowed: &[PathBuf]) -> io::Result<Confinement> {
         let built = {
             let mut ahead = self.ahead();
-            let found = ahead.iter().position(|(name, _)| name == job);
-            found.map(|i| ahead.remove(i).1)
+            let found = ahead.iter().position(|a| a.job == job);
+            found.map(|i| ahead.remove(i))
         };
         let sandbox = match built {
-            Some(handle) => handle
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("building the sandbox panicked")))?,
+            Some(ahead) => ahead.finish()?,
             None => self.sandbox()?,
         };
         let sandbox = match sandbox {
@@ -160,16 +180,25 @@ impl Policy {
 
     /// The domain without any job's workspace (`None`: no Landlock, or `--sandbox off`).
     fn sandbox(&self) -> io::Result<Option<Sandbox>> {
+        let Some(build) = self.plan()? else {
+            return Ok(None);
+        };
+        build.add_rules();
+        build.finish().map(Some)
+    }
+
+    /// The rules of that domain, listed and not yet added.
+    fn plan(&self) -> io::Result<Option<Build>> {
         if self.mode == Mode::Off {
             return Ok(None);
         }
         let (protected, read_only) = self.paths.guarded.get_or_init(|| self.guarded());
-        match Sandbox::build(protected, read_only)? {
+        match Build::plan(protected, read_only)? {
             None if self.mode == Mode::Required => Err(io::Error::other(format!(
                 "--sandbox required was given, but {}",
                 landlock::missing()
             ))),
-            built => Ok(built),
+            planned => Ok(planned),
         }
     }
 
@@ -197,6 +226,26 @@ impl Policy {
             .cloned()
             .collect();
         (protected, read_only)
+    }
+}
+
+impl Ahead {
+    /// The domain, its last rules added by this thread beside the builder's
+    /// (a job's thread that needs it has nothing else to do).
+    fn finish(self) -> io::Result<Option<Sandbox>> {
+        if let Some(build) = self.planned.get() {
+            build.add_rules();
+        }
+        drop(self.planned);
+        let built = self
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("building the sandbox panicked")))?;
+        match built.map(Arc::try_unwrap) {
+            None => Ok(None),
+            Some(Ok(build)) => build.finish().map(Some),
+            Some(Err(_)) => Err(io::Error::other("the sandbox is still being built")),
+        }
     }
 }
 
@@ -233,10 +282,34 @@ pub struct Sandbox {
     read_only: Vec<PathBuf>,
 }
 
-impl Sandbox {
-    /// The domain that denies `protected` (and everything beneath), and lets
-    /// `read_only` be read and run only. `None` when the kernel has no Landlock.
-    pub fn build(protected: &[PathBuf], read_only: &[PathBuf]) -> io::Result<Option<Sandbox>> {
+/// A domain being built: its rules listed, then added by whichever thread
+/// is free, a few at a time ([`Build::add_rules`]).
+#[derive(Debug)]
+struct Build {
+    ruleset: OwnedFd,
+    abi: u32,
+    handled: u64,
+    protected: Vec<PathBuf>,
+    read_only: Vec<PathBuf>,
+    /// (path, is a directory, rights)
+    rules: Vec<(PathBuf, bool, u64)>,
+    /// The first rule no thread has taken yet.
+    next: AtomicUsize,
+    /// Rules added so far.
+    added: AtomicUsize,
+    /// The first rule the kernel refused.
+    failed: Mutex<Option<io::Error>>,
+}
+
+/// Rules a thread takes at a time: the directory they are in is opened once
+/// for them.
+const CHUNK: usize = 8;
+
+impl Build {
+    /// The rules of the domain that denies `protected` (and everything
+    /// beneath), and lets `read_only` be read and run only. `None` when the
+    /// kernel has no Landlock.
+    fn plan(protected: &[PathBuf], read_only: &[PathBuf]) -> io::Result<Option<Build>> {
         let abi = landlock::abi();
         if abi == 0 {
             return Ok(None);
@@ -254,23 +327,67 @@ impl Sandbox {
             rules: Vec::new(),
         };
         plan.walk(Path::new("/"));
-        let Plan {
-            protected,
-            read_only,
-            rules,
-        } = plan;
-        let mut sandbox = Sandbox {
+        Ok(Some(Build {
             ruleset,
             abi,
-            rules: 0,
             handled,
-            protected,
-            read_only,
-        };
-        sandbox.add(&rules)?;
-        Ok(Some(sandbox))
+            protected: plan.protected,
+            read_only: plan.read_only,
+            rules: plan.rules,
+            next: AtomicUsize::new(0),
+            added: AtomicUsize::new(0),
+            failed: Mutex::new(None),
+        }))
     }
 
+    /// Add rules until none is left to take. Between every few the CPU is
+    /// given up: the domain is built beside a job's sync and its `start`
+    /// round trip, and on a kernel without preemption a thread woken on
+    /// this CPU (the job's, its sync done) would otherwise wait for the
+    /// builder's whole time slice, a millisecond or more.
+    fn add_rules(&self) {
+        loop {
+            let first = self.next.fetch_add(CHUNK, Ordering::Relaxed);
+            let Some(chunk) = self.rules.get(first..(first + CHUNK).min(self.rules.len())) else {
+                return;
+            };
+            if chunk.is_empty() {
+                return;
+            }
+            let mut dir = None;
+            for (path, is_dir, rights) in chunk {
+                let Ok(fd) = open_beside(path, &mut dir) else {
+                    continue;
+                };
+                if let Err(e) = add_rule(&self.ruleset, self.handled, &fd, *is_dir, *rights) {
+                    let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+                    failed.get_or_insert(e);
+                    self.next.store(self.rules.len(), Ordering::Relaxed);
+                    return;
+                }
+                self.added.fetch_add(1, Ordering::Relaxed);
+            }
+            thread::yield_now();
+        }
+    }
+
+    /// The domain, once every rule was added.
+    fn finish(self) -> io::Result<Sandbox> {
+        if let Some(e) = self.failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
+        }
+        Ok(Sandbox {
+            ruleset: self.ruleset,
+            abi: self.abi,
+            rules: self.added.into_inner(),
+            handled: self.handled,
+            protected: self.protected,
+            read_only: self.read_only,
+        })
+    }
+}
+
+impl Sandbox {
     /// Let the steps use `allowed` (a job's workspace) in full, even inside a
     /// protected path and when made after the domain was built — but no path
     /// on the way to what the domain guards, nor inside what it keeps read-only.
@@ -309,25 +426,8 @@ impl Sandbox {
         Ok(())
     }
 
-    fn add(&mut self, rules: &[(PathBuf, bool, u64)]) -> io::Result<()> {
-        let mut dir = None;
-        for (path, is_dir, rights) in rules {
-            let Ok(fd) = open_beside(path, &mut dir) else {
-                continue;
-            };
-            self.add_rule(&fd, *is_dir, *rights)?;
-        }
-        Ok(())
-    }
-
-    /// `rights` beneath `fd`, of those the domain handles that apply to it.
     fn add_rule(&mut self, fd: &OwnedFd, is_dir: bool, rights: u64) -> io::Result<()> {
-        // No step needs to make device nodes (a root step could reach the disk).
-        let mut rights = rights & self.handled & !(access::MAKE_CHAR | access::MAKE_BLOCK);
-        if !is_dir {
-            rights &= access::FILE;
-        }
-        landlock::add_rule(&self.ruleset, fd, rights)?;
+        add_rule(&self.ruleset, self.handled, fd, is_dir, rights)?;
         self.rules += 1;
         Ok(())
     }
@@ -336,6 +436,22 @@ impl Sandbox {
     pub fn raw_fd(&self) -> RawFd {
         self.ruleset.as_raw_fd()
     }
+}
+
+/// `rights` beneath `fd`, of those the domain (`handled`) handles that apply to it.
+fn add_rule(
+    ruleset: &OwnedFd,
+    handled: u64,
+    fd: &OwnedFd,
+    is_dir: bool,
+    rights: u64,
+) -> io::Result<()> {
+    // No step needs to make device nodes (a root step could reach the disk).
+    let mut rights = rights & handled & !(access::MAKE_CHAR | access::MAKE_BLOCK);
+    if !is_dir {
+        rights &= access::FILE;
+    }
+    landlock::add_rule(ruleset, fd, rights)
 }
 
 /// Whether `path` (canonical) may be given in full: it is not on the way to
@@ -457,6 +573,8 @@ impl Plan {
             .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
             .collect();
         entries.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+        // A directory may be long: see `Build::add_rules`.
+        thread::yield_now();
         for (path, kind) in entries {
             if kind.is_symlink() {
                 // Reached through its target's own rules, never through the link.
@@ -554,6 +672,46 @@ mod tests {
                     assert_eq!(cat(a_s, b), b"", "b is not a's");
                 }
             },
+        );
+    }
+
+    /// Threads adding a domain's rules at once add each rule once, and all
+    /// of them: the job's thread helps the builder finish.
+    #[test]
+    fn threads_adding_rules_together_add_each_once() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().canonicalize().unwrap();
+        std::fs::create_dir(r.join("protected")).unwrap();
+        for i in 0..300 {
+            std::fs::write(r.join(format!("f{i}")), "x").unwrap();
+        }
+        let Some(build) = Build::plan(&[r.join("protected")], &[]).unwrap() else {
+            return; // no Landlock here
+        };
+        let planned = build.rules.len();
+        assert!(planned > 300, "{planned} rules");
+        let build = Arc::new(build);
+        let helpers: Vec<_> = (0..3)
+            .map(|_| {
+                let build = build.clone();
+                thread::spawn(move || build.add_rules())
+            })
+            .collect();
+        build.add_rules();
+        for helper in helpers {
+            helper.join().unwrap();
+        }
+        // Entries other tests remove beside the way meanwhile get no rule.
+        let there = build
+            .rules
+            .iter()
+            .filter(|(p, _, _)| p.symlink_metadata().is_ok());
+        let there = there.count();
+        let sandbox = Arc::try_unwrap(build).unwrap().finish().unwrap();
+        assert!(
+            there <= sandbox.rules && sandbox.rules <= planned,
+            "{} rules added of {planned}, {there} of whose paths are there",
+            sandbox.rules
         );
     }
 
