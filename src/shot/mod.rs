@@ -250,9 +250,13 @@ fn shot(cfg: &Settings, started: Instant) -> Result<Summary> {
         ended: Mutex::new(Vec::new()),
         fatal: Mutex::new(None),
     };
+    // This thread is one of them: a shot of one job starts no thread for it.
     std::thread::scope(|scope| {
-        for _ in 0..workers {
+        for _ in 1..workers {
             scope.spawn(|| worker(&ctx, &claims, &pool));
+        }
+        if workers > 0 {
+            worker(&ctx, &claims, &pool);
         }
     });
     let trouble = ctx.trouble.into_inner().unwrap_or_else(|e| e.into_inner());
