@@ -9,7 +9,7 @@
 //! journal is).
 
 use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -122,27 +122,34 @@ pub fn record_job(root: &Path, job: &Job, keep: usize) -> std::io::Result<()> {
     let path = root.join(HISTORY);
     let mut line = serde_json::to_vec(job).expect("a job serializes");
     line.push(b'\n');
-    OpenOptions::new()
+    let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(PRIVATE_FILE)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)?
-        .write_all(&line)?;
-    let jobs = jobs(root);
-    if jobs.len() > 2 * keep {
-        let mut body = Vec::new();
-        for job in &jobs[jobs.len() - keep..] {
-            body.extend(serde_json::to_vec(job).expect("a job serializes"));
-            body.push(b'\n');
-        }
+        .open(&path)?;
+    file.write_all(&line)?;
+    // Lines are counted, not parsed, and a file too short to hold more than
+    // twice `keep` of them is not even read: this runs for every job.
+    if file.metadata()?.len() <= (2 * keep * SHORTEST_LINE) as u64 {
+        return Ok(());
+    }
+    drop(file);
+    let mut body = Vec::new();
+    files::open_regular(&path)?.read_to_end(&mut body)?;
+    let ends: Vec<usize> = (0..body.len()).filter(|&i| body[i] == b'\n').collect();
+    if ends.len() > 2 * keep {
+        let kept = &body[ends[ends.len() - keep - 1] + 1..];
         let tmp = root.join(format!(".{HISTORY}.tmp"));
         let _ = fs::remove_file(&tmp);
-        files::create_new(&tmp, PRIVATE_FILE).and_then(|mut f| f.write_all(&body))?;
+        files::create_new(&tmp, PRIVATE_FILE).and_then(|mut f| f.write_all(kept))?;
         fs::rename(&tmp, &path)?;
     }
     Ok(())
 }
+
+/// Fewer bytes than any line of the history takes (its field names alone).
+const SHORTEST_LINE: usize = 100;
 
 /// The last shot, if one was recorded.
 pub fn last_shot(root: &Path) -> Option<Shot> {
@@ -268,6 +275,25 @@ mod tests {
             let last = last_shot(dir.path()).expect("a whole record");
             assert!(last.jobs == usize::MAX || last.jobs == 1);
         }
+    }
+
+    /// A history too short to be read back cannot hold too many lines.
+    #[test]
+    fn no_line_is_shorter_than_the_shortest_line() {
+        let empty = Job {
+            at: String::new(),
+            id: String::new(),
+            attempt: 0,
+            status: String::new(),
+            exit_code: None,
+            duration_ms: 0,
+            steps_ran: 0,
+            steps_failed: 0,
+            log_bytes: 0,
+            delivered: false,
+            error: None,
+        };
+        assert!(serde_json::to_vec(&empty).unwrap().len() + 1 > SHORTEST_LINE);
     }
 
     #[test]
