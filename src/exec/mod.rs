@@ -337,6 +337,15 @@ pub fn capture(cmd: &Command, supervision: &Supervision<'_>, limit: usize) -> Ca
 /// Run `cmd` to its end, reporting its output to `observer` as it is read.
 pub fn run(cmd: &Command, supervision: &Supervision<'_>, observer: &mut dyn Observer) -> Finished {
     use std::os::unix::process::CommandExt;
+    // A stop asked for before the process starts (a signal while the job's
+    // sandbox was built) starts nothing: a short step would run to its end.
+    if let Some(reason) = supervision.reason(observer) {
+        return Finished {
+            outcome: Outcome::Stopped(reason),
+            leaked: false,
+            leftovers: 0,
+        };
+    }
     let mut command = std::process::Command::new(&cmd.program);
     command
         .args(&cmd.args)
@@ -545,6 +554,28 @@ mod tests {
                 assert!(kept.stderr.starts_with(b"e0\ne1\ne2\n"));
             },
         );
+    }
+
+    /// A stop asked for before the process starts starts nothing.
+    #[test]
+    fn a_stop_asked_for_before_the_start_starts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mark = dir.path().join("ran");
+        let supervision = Supervision {
+            until: None,
+            stop: &|| Some(StopReason::Interrupted),
+            grace: Duration::from_secs(1),
+        };
+        let kept = capture(
+            &shell(&format!("touch '{}'", mark.display())),
+            &supervision,
+            16,
+        );
+        assert_eq!(
+            kept.finished.outcome,
+            Outcome::Stopped(StopReason::Interrupted)
+        );
+        assert!(!mark.exists(), "the step ran");
     }
 
     /// A step that prints faster than its output is taken gets a 1 MiB pipe;

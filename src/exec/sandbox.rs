@@ -340,8 +340,8 @@ impl Build {
         }))
     }
 
-    /// Add rules until none is left to take. Between every few the CPU is
-    /// given up: the domain is built beside a job's sync and its `start`
+    /// Add rules until none is left to take, or the runner is stopped (the
+    /// job then starts no step). Between every few the CPU is given up: the domain is built beside a job's sync and its `start`
     /// round trip, and on a kernel without preemption a thread woken on
     /// this CPU (the job's, its sync done) would otherwise wait for the
     /// builder's whole time slice, a millisecond or more.
@@ -354,21 +354,70 @@ impl Build {
             if chunk.is_empty() {
                 return;
             }
+            if crate::signals::interrupted() {
+                let stop = io::Error::new(io::ErrorKind::Interrupted, "the runner was stopped");
+                return self.fail(stop);
+            }
             let mut dir = None;
             for (path, is_dir, rights) in chunk {
-                let Ok(fd) = open_beside(path, &mut dir) else {
-                    continue;
-                };
-                if let Err(e) = add_rule(&self.ruleset, self.handled, &fd, *is_dir, *rights) {
-                    let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
-                    failed.get_or_insert(e);
-                    self.next.store(self.rules.len(), Ordering::Relaxed);
-                    return;
+                if let Err(e) = self.add_one(path, *is_dir, *rights, &mut dir) {
+                    let kind = e.kind();
+                    return self.fail(io::Error::new(kind, format!("{}: {e}", path.display())));
                 }
-                self.added.fetch_add(1, Ordering::Relaxed);
             }
             thread::yield_now();
         }
+    }
+
+    /// The rule for `path`, as listed by the plan (`dir` keeps the
+    /// directory last opened).
+    fn add_one<'a>(
+        &self,
+        path: &'a Path,
+        is_dir: bool,
+        rights: u64,
+        dir: &mut Option<(&'a Path, OwnedFd)>,
+    ) -> io::Result<()> {
+        let fd = match open_beside(path, dir) {
+            Ok(fd) => fd,
+            // Gone since it was listed, or out of the runner's own reach
+            // (so out of its steps' as well): nothing to give.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::NotADirectory
+                        | io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                return Ok(())
+            }
+            // Out of descriptors, memory: a rule left out would leave the
+            // step without something ordinary, so the domain is not built.
+            Err(e) => return Err(e),
+        };
+        let added = add_rule(&self.ruleset, self.handled, &fd, is_dir, rights).or_else(|e| {
+            // Replaced by another kind of entry since it was listed: the
+            // rule is for what is there now.
+            let now = std::fs::File::from(fd.try_clone()?).metadata()?.is_dir();
+            match now == is_dir {
+                true => Err(e),
+                false => add_rule(&self.ruleset, self.handled, &fd, now, rights),
+            }
+        });
+        if added.is_ok() {
+            self.added.fetch_add(1, Ordering::Relaxed);
+        }
+        added
+    }
+
+    /// Stop every thread adding rules: the domain is not built, for `why`.
+    fn fail(&self, why: io::Error) {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(why);
+        self.next.store(self.rules.len(), Ordering::Relaxed);
     }
 
     /// The domain, once every rule was added.
@@ -712,6 +761,41 @@ mod tests {
             there <= sandbox.rules && sandbox.rules <= planned,
             "{} rules added of {planned}, {there} of whose paths are there",
             sandbox.rules
+        );
+    }
+
+    /// An entry that went away since it was listed gets no rule; one that
+    /// became another kind of entry gets the rule for what it is now; one
+    /// that cannot be opened for another reason (here a name too long, as
+    /// when descriptors run out) fails the domain, naming it.
+    #[test]
+    fn entries_changed_since_the_listing_are_ruled_by_what_is_there() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().canonicalize().unwrap();
+        for d in ["protected", "gone", "became-a-file"] {
+            std::fs::create_dir(r.join(d)).unwrap();
+        }
+        let Some(build) = Build::plan(&[r.join("protected")], &[]).unwrap() else {
+            return; // no Landlock here
+        };
+        let planned = build.rules.len();
+        std::fs::remove_dir(r.join("gone")).unwrap();
+        std::fs::remove_dir(r.join("became-a-file")).unwrap();
+        std::fs::write(r.join("became-a-file"), "x").unwrap();
+        build.add_rules();
+        let sandbox = build.finish().expect("the domain is built");
+        assert!(sandbox.rules < planned, "no rule for what is gone");
+
+        let mut build = Build::plan(&[r.join("protected")], &[]).unwrap().unwrap();
+        let long = r.join("x".repeat(300));
+        build.rules.push((long.clone(), false, u64::MAX));
+        build.add_rules();
+        let err = build
+            .finish()
+            .expect_err("a rule that cannot be made fails it");
+        assert!(
+            err.to_string().contains(&long.display().to_string()),
+            "{err}"
         );
     }
 

@@ -357,11 +357,7 @@ pub fn run(spec: &JobSpec, rt: &Runtime<'_>, log: &mut EventLog<'_>) -> Report {
         };
         log.system(Level::Warn, &text);
         if let Some(reason) = delay.and_then(|d| wait(d, rt)) {
-            let status = match reason {
-                StopReason::Cancelled => JobStatus::Cancelled,
-                StopReason::TimedOut => JobStatus::TimedOut,
-                _ => JobStatus::Interrupted,
-            };
+            let status = stopped_as(reason);
             let error = format!(
                 "stopped before its retry: the job {}",
                 status::stop_words(status, spec.timeout)
@@ -454,17 +450,29 @@ fn attempt_once(
             }
         }
         Err(e) => {
-            // Before any step: the job fails, naming the reference, never a value.
+            // Before any step: the job fails, naming the reference, never a
+            // value; or it was stopped meanwhile (a signal while its sandbox
+            // was built), and is reported so.
             let text = format!("{e:#}");
             log.system(Level::Error, &text);
+            let status = (rt.stop)().map_or(JobStatus::Failed, stopped_as);
             verdict = Verdict {
-                status: JobStatus::Failed,
+                status,
                 exit_code: None,
                 error: Some(text),
             };
         }
     }
     (steps, data, verdict)
+}
+
+/// How a job stopped for `reason` ends.
+fn stopped_as(reason: StopReason) -> JobStatus {
+    match reason {
+        StopReason::Cancelled => JobStatus::Cancelled,
+        StopReason::TimedOut => JobStatus::TimedOut,
+        _ => JobStatus::Interrupted,
+    }
 }
 
 /// The context steps are checked in before any runs: result data not yet
