@@ -624,15 +624,21 @@ fn keepgoing_goes_on_past_an_unreachable_and_a_failing_node() {
     }
 }
 
+/// A node that takes connections and never answers (ssh waits for its
+/// banner), for as long as the listener is kept.
+fn silent_node(lab: &Lab) -> (std::net::TcpListener, Value) {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let node = json!({"hostname": format!("127.0.0.1:{port}"), "username": lab.user, "ssh-key": "file:node_key"});
+    (silent, node)
+}
+
 /// Nodes whose connections open ahead, when the job stops before their turn:
 /// the handshakes are given up at once, and the nodes are not reported.
 #[test]
 fn connections_opening_ahead_for_nodes_the_job_does_not_reach_are_given_up() {
     let lab = Lab::new(1);
-    // Takes connections and never answers: ssh waits for its banner.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
-    let quiet = json!({"hostname": format!("127.0.0.1:{port}"), "username": lab.user, "ssh-key": "file:node_key"});
+    let (_silent, quiet) = silent_node(&lab);
     let mut nodes: Vec<(String, Value)> = (0..4)
         .map(|i| (format!("a-fails{i}"), lab.node(0)))
         .collect();
@@ -663,6 +669,25 @@ fn connections_opening_ahead_for_nodes_the_job_does_not_reach_are_given_up() {
         // silent node's server to end (3 s each, one after another).
         assert!(took < Duration::from_secs(10), "{strategy}: {took:?}");
     }
+}
+
+/// A job whose timeout passes while a node's connection is being made waits
+/// for no handshake (here one that would take the whole connect timeout): the
+/// node's step is stopped with the job, not reported unreachable.
+#[test]
+fn a_job_s_timeout_stops_the_handshake_of_the_node_whose_turn_it_is() {
+    let lab = Lab::new(1);
+    let (_silent, quiet) = silent_node(&lab);
+    lab.inventory(&[("quiet", quiet)]);
+    let spec = json!({"id": "late", "timeout": "2s", "nodes": {"filter": "quiet"},
+        "steps": [{"shell": "echo never"}]});
+    let started = std::time::Instant::now();
+    let (events, out) = lab.exec(spec, 1, &["--ssh-connect-timeout", "60s"]);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "held for {took:?}");
+    assert_eq!(ends(&events), [(0, "quiet".into(), "timed_out".into())]);
+    let summary: Value = serde_json::from_str(stderr(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["status"], "timed_out", "{summary}");
 }
 
 /// A connection opened ahead is the node's only if it still stands at the

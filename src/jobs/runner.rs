@@ -166,7 +166,7 @@ impl Opening {
     /// only while ssh reads it: a runner killed mid-job leaves the keys of the
     /// nodes being connected to (at most one for each of the job's threads),
     /// which the next shot (or `sortie exec`) removes, and none of the others.
-    fn open(self, unwanted: &AtomicBool) -> Link {
+    fn open(self, unwanted: &dyn Fn() -> bool) -> Link {
         let key = self.key.as_ref().map(|(dir, key)| {
             write_key(dir, &self.node, key)
                 .map_err(|e| format!("writing the key of node {}: {e:#}", self.node))
@@ -599,21 +599,29 @@ fn skipped(
 fn wait(delay: Duration, rt: &Runtime<'_>) -> Option<StopReason> {
     let until = Instant::now() + delay;
     loop {
-        if let Some(reason) = (rt.stop)() {
+        if let Some(reason) = stop_now(rt) {
             return Some(reason);
         }
         let now = Instant::now();
-        if rt.deadline.is_some_and(|d| now >= d) {
-            return Some(StopReason::TimedOut);
-        }
-        if rt.interrupt_at.is_some_and(|d| now >= d) {
-            return Some(StopReason::Interrupted);
-        }
         if now >= until {
             return None;
         }
         std::thread::sleep((until - now).min(Duration::from_millis(100)));
     }
+}
+
+/// Why the job must stop now, if it must: asked to, or out of time.
+fn stop_now(rt: &Runtime<'_>) -> Option<StopReason> {
+    let now = Instant::now();
+    (rt.stop)().or_else(|| {
+        if rt.deadline.is_some_and(|d| now >= d) {
+            Some(StopReason::TimedOut)
+        } else if rt.interrupt_at.is_some_and(|d| now >= d) {
+            Some(StopReason::Interrupted)
+        } else {
+            None
+        }
+    })
 }
 
 fn step_label(index: usize, step: &Step, node: &str, nodes: usize) -> String {
@@ -1065,9 +1073,10 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
     fn connect(&self, links: &Links, node: &Node) -> Link {
         let link = match links.opened_ahead(&node.name) {
             Some(link) => link,
+            // A job stopped meanwhile (its timeout, a signal) waits for no handshake.
             None => self
                 .route(node)
-                .map_or_else(|link| link, |o| o.open(&AtomicBool::new(false))),
+                .map_or_else(|link| link, |o| o.open(&|| stop_now(self.rt).is_some())),
         };
         if let Link::Broken(why) = &link {
             self.log
@@ -1123,6 +1132,7 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
             let unwanted = Arc::clone(&links.unwanted);
             let opening = std::thread::spawn(move || {
                 let (began, timeout) = (Instant::now(), opening.settings.connect_timeout);
+                let unwanted = || unwanted.load(Ordering::Relaxed);
                 (opening.open(&unwanted), began.elapsed() >= timeout)
             });
             ahead.insert(node.name.clone(), opening);
@@ -1291,7 +1301,8 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
         for (index, step) in steps {
             let (index, step) = (*index, *step);
             let label = step_label(index, step, &node.name, nodes);
-            if let Link::Broken(why) = link {
+            // One stopped while it was reached is stopped, as the job.
+            if let (Link::Broken(why), None) = (link, stop_now(self.rt)) {
                 seq.push_unreachable(index, step, &node.name, why);
                 return seq;
             }
@@ -1484,7 +1495,10 @@ impl<'a, 'l, 's> Job<'a, 'l, 's> {
                     connection.run(&remote, s, o)
                 }),
             },
-            (_, Link::Broken(why)) => Ran::NotStarted(why.clone()),
+            (_, Link::Broken(why)) => match stop_now(self.rt) {
+                Some(reason) => Ran::Stopped(reason),
+                None => Ran::NotStarted(why.clone()),
+            },
         };
         match &ran {
             Ran::NotStarted(why) => self.log.system(Level::Error, &format!("{label}: {why}")),

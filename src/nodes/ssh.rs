@@ -29,7 +29,6 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -153,14 +152,14 @@ const CLOSE_WAIT: Duration = Duration::from_secs(3);
 impl Connection {
     /// Connect to `node` (authenticated, host key checked) and start the
     /// node's step server for the job's steps. The error is one line, for the
-    /// node's result. Given up when `unwanted` turns true (a connection opened
-    /// ahead for a node the job no longer reaches).
+    /// node's result. Given up as soon as `unwanted` says so (a connection
+    /// opened ahead for a node the job no longer reaches, or the job stopped).
     pub fn open(
         settings: &Settings,
         node: &str,
         address: &Address,
         credentials: &Credentials<'_>,
-        unwanted: &AtomicBool,
+        unwanted: &dyn Fn() -> bool,
     ) -> Result<Connection, String> {
         let mut args: Vec<OsString> = vec!["-F".into()];
         args.push(
@@ -301,7 +300,7 @@ impl Connection {
         &mut self,
         limit: Duration,
         host: &str,
-        unwanted: &AtomicBool,
+        unwanted: &dyn Fn() -> bool,
     ) -> Result<(), String> {
         let until = Instant::now() + limit;
         let session = self.session.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -330,8 +329,8 @@ impl Connection {
             if left.is_zero() {
                 return Err(format!("no connection to {host} within {limit:?}"));
             }
-            if unwanted.load(Ordering::Relaxed) {
-                return Err(format!("the connection to {host} was no longer needed"));
+            if unwanted() {
+                return Err(format!("connecting to {host} was given up"));
             }
             match session.rx.recv_timeout(left.min(TICK)) {
                 Ok(Chunk::Bytes(Stream::Stdout, bytes)) => {
