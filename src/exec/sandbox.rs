@@ -321,11 +321,7 @@ impl Build {
         if protected.iter().any(|p| p.parent().is_none()) {
             return Err(io::Error::other("/ cannot be protected from steps"));
         }
-        let mut plan = Plan {
-            protected,
-            read_only: canonical(read_only),
-            rules: Vec::new(),
-        };
+        let mut plan = Plan::new(protected, canonical(read_only));
         plan.walk(Path::new("/"));
         Ok(Some(Build {
             ruleset,
@@ -607,9 +603,45 @@ struct Plan {
     read_only: Vec<PathBuf>,
     /// (path, is a directory, rights)
     rules: Vec<(PathBuf, bool, u64)>,
+    /// The guarded files that have other names (hard links): (device,
+    /// inode, protected rather than read-only). A rule is for an inode, so
+    /// one given to another name would reach the file by every name.
+    linked: Vec<(u64, u64, bool)>,
 }
 
 impl Plan {
+    fn new(protected: Vec<PathBuf>, read_only: Vec<PathBuf>) -> Plan {
+        use std::os::unix::fs::MetadataExt;
+        let linked = (protected.iter().map(|p| (p, true)))
+            .chain(read_only.iter().map(|p| (p, false)))
+            .filter_map(|(path, guarded)| {
+                let meta = std::fs::symlink_metadata(path).ok()?;
+                (meta.is_file() && meta.nlink() > 1).then(|| (meta.dev(), meta.ino(), guarded))
+            })
+            .collect();
+        Plan {
+            protected,
+            read_only,
+            rules: Vec::new(),
+            linked,
+        }
+    }
+
+    /// Whether `path`, listed with inode `ino`, is another name of a guarded
+    /// file: `Some(true)` of a protected one, `Some(false)` of a read-only one.
+    fn link_of(&self, path: &Path, ino: u64) -> Option<bool> {
+        use std::os::unix::fs::MetadataExt;
+        if !self.linked.iter().any(|(_, i, _)| *i == ino) {
+            return None;
+        }
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        let found = self
+            .linked
+            .iter()
+            .find(|(dev, i, _)| (*dev, *i) == (meta.dev(), meta.ino()));
+        found.map(|(_, _, protected)| *protected)
+    }
+
     /// `dir` leads to a protected path: it may be listed; each entry beside the way
     /// is allowed in full; the way itself is walked down; protected entries get nothing.
     fn walk(&mut self, dir: &Path) {
@@ -617,22 +649,24 @@ impl Plan {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
-        let mut entries: Vec<(PathBuf, std::fs::FileType)> = entries
+        use std::os::unix::fs::DirEntryExt;
+        let mut entries: Vec<(PathBuf, std::fs::FileType, u64)> = entries
             .flatten()
-            .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
+            .filter_map(|e| Some((e.path(), e.file_type().ok()?, e.ino())))
             .collect();
         entries.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
         // A directory may be long: see `Build::add_rules`.
         thread::yield_now();
-        for (path, kind) in entries {
+        for (path, kind, ino) in entries {
             if kind.is_symlink() {
                 // Reached through its target's own rules, never through the link.
                 continue;
             }
             let is = |p: &PathBuf| p.as_os_str() == path.as_os_str();
-            if self.protected.iter().any(is) {
+            let link = kind.is_file().then(|| self.link_of(&path, ino)).flatten();
+            if self.protected.iter().any(is) || link == Some(true) {
                 continue;
-            } else if self.read_only.iter().any(is) {
+            } else if self.read_only.iter().any(is) || link == Some(false) {
                 let rights = access::READ_FILE | access::EXECUTE | access::READ_DIR;
                 self.rules.push((path, kind.is_dir(), rights));
             } else if self
@@ -799,6 +833,33 @@ mod tests {
         );
     }
 
+    /// Another name of a guarded file (a hard link beside the way) gets the
+    /// file's own treatment: a rule is for the inode, whatever its name.
+    #[test]
+    fn a_hard_link_to_a_guarded_file_is_guarded_as_the_file() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().canonicalize().unwrap();
+        std::fs::create_dir(r.join("protected")).unwrap();
+        std::fs::write(r.join("protected/token"), "t").unwrap();
+        std::fs::write(r.join("ca.pem"), "c").unwrap();
+        std::fs::hard_link(r.join("protected/token"), r.join("token-link")).unwrap();
+        std::fs::hard_link(r.join("ca.pem"), r.join("ca-link")).unwrap();
+        std::fs::write(r.join("plain"), "p").unwrap();
+        let mut plan = Plan::new(
+            vec![r.join("protected"), r.join("protected/token")],
+            vec![r.join("ca.pem")],
+        );
+        plan.walk(&r);
+        let rule = |p: &str| {
+            let found = plan.rules.iter().find(|(path, _, _)| *path == r.join(p));
+            found.map(|(_, _, rights)| *rights)
+        };
+        assert_eq!(rule("token-link"), None);
+        let read_only = access::READ_FILE | access::EXECUTE | access::READ_DIR;
+        assert_eq!(rule("ca-link"), Some(read_only));
+        assert_eq!(rule("plain"), Some(u64::MAX));
+    }
+
     /// A workspace turned into a symlink (a step can rename its own) gives
     /// no rule to the link's target: the job's confinement fails instead.
     #[test]
@@ -840,11 +901,7 @@ mod tests {
             vec![r.join("state"), r.join("token"), r.join("secrets")],
             vec![r.join("notes")],
         );
-        let mut plan = Plan {
-            protected: protected.clone(),
-            read_only: read_only.clone(),
-            rules: Vec::new(),
-        };
+        let mut plan = Plan::new(protected.clone(), read_only.clone());
         plan.walk(&r);
         let rule = |p: &str| {
             plan.rules
