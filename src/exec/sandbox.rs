@@ -396,10 +396,10 @@ impl Build {
             // Replaced by another kind of entry since it was listed: the
             // rule is for what is there now.
             let now = std::fs::File::from(fd.try_clone()?).metadata()?.is_dir();
-            match now == is_dir {
-                true => Err(e),
-                false => add_rule(&self.ruleset, self.handled, &fd, now, rights),
+            if now == is_dir {
+                return Err(e);
             }
+            add_rule(&self.ruleset, self.handled, &fd, now, rights)
         });
         if added.is_ok() {
             self.added.fetch_add(1, Ordering::Relaxed);
