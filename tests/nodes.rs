@@ -50,6 +50,15 @@ impl Lab {
         lab.with_servers((0..n).map(|_| ("127.0.0.1".to_string(), None)).collect())
     }
 
+    /// A lab of `n` servers, in an inventory of nodes `n1`..`nN`, one on each.
+    pub fn numbered(n: usize) -> Lab {
+        let lab = Lab::new(n);
+        let names: Vec<String> = (1..=n).map(|i| format!("n{i}")).collect();
+        let nodes: Vec<(&str, Value)> = (0..n).map(|i| (names[i].as_str(), lab.node(i))).collect();
+        lab.inventory(&nodes);
+        lab
+    }
+
     fn empty() -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -457,12 +466,7 @@ fn a_broken_inventory_is_named_and_only_jobs_with_a_filter_fail() {
 
 #[test]
 fn node_first_step_first_and_parallel_order_steps_as_named() {
-    let lab = Lab::new(3);
-    lab.inventory(&[
-        ("n1", lab.node(0)),
-        ("n2", lab.node(1)),
-        ("n3", lab.node(2)),
-    ]);
+    let lab = Lab::numbered(3);
     let steps = json!([
         {"shell": "echo one on ${node.name}"},
         {"shell": "echo two on ${node.name}"},
@@ -695,12 +699,7 @@ fn a_job_s_timeout_stops_the_handshake_of_the_node_whose_turn_it_is() {
 /// closed while it waited is made again.
 #[test]
 fn a_connection_that_failed_or_dropped_ahead_of_its_turn_is_made_again() {
-    let lab = Lab::new(3);
-    lab.inventory(&[
-        ("n1", lab.node(0)),
-        ("n2", lab.node(1)),
-        ("n3", lab.node(2)),
-    ]);
+    let lab = Lab::numbered(3);
     // sortie's ssh: its first try at n2's server fails, as a node still down.
     let bin = lab.path("runner-bin");
     std::fs::create_dir(&bin).unwrap();
@@ -927,8 +926,7 @@ fn alive(pid: i32) -> bool {
 
 #[test]
 fn a_step_that_ignores_sigterm_on_a_node_is_killed_after_the_grace() {
-    let lab = Lab::new(1);
-    lab.inventory(&[("n1", lab.node(0))]);
+    let lab = Lab::numbered(1);
     let pids = lab.path("pids");
     let spec = json!({
         "id": "stubborn", "nodes": {"filter": "n1"},
@@ -955,8 +953,7 @@ fn a_step_that_ignores_sigterm_on_a_node_is_killed_after_the_grace() {
 
 #[test]
 fn a_secret_never_reaches_a_command_line_or_the_log() {
-    let lab = Lab::new(1);
-    lab.inventory(&[("n1", lab.node(0))]);
+    let lab = Lab::numbered(1);
     let secret = "hunter2-very-secret-value";
     let started = lab.path("started");
     let release = lab.path("release");
@@ -1059,8 +1056,7 @@ fn a_node_s_bad_key_fails_that_node_and_a_step_s_own_255_is_its_exit_code() {
 
 #[test]
 fn a_step_s_own_ifs_is_its_own_and_a_nul_in_a_value_is_refused() {
-    let lab = Lab::new(1);
-    lab.inventory(&[("n1", lab.node(0))]);
+    let lab = Lab::numbered(1);
     let spec = json!({
         "id": "odd", "nodes": {"filter": "n1"},
         "steps": [
@@ -1083,8 +1079,7 @@ fn a_step_s_own_ifs_is_its_own_and_a_nul_in_a_value_is_refused() {
 
 #[test]
 fn relative_paths_hold_and_an_inventory_fifo_does_not_hang() {
-    let lab = Lab::new(1);
-    lab.inventory(&[("n1", lab.node(0))]);
+    let lab = Lab::numbered(1);
     std::fs::write(lab.path("ssh_config"), "ServerAliveInterval 30\n").unwrap();
     let spec = json!({"id": "rel", "nodes": {"filter": "n1"}, "steps": [{"exec": ["true"]}]});
     run(
@@ -1110,8 +1105,7 @@ fn relative_paths_hold_and_an_inventory_fifo_does_not_hang() {
 /// killed when the job's connection to the node ends, and said.
 #[test]
 fn what_a_node_step_leaves_outside_its_group_goes_with_the_job() {
-    let lab = Lab::new(1);
-    lab.inventory(&[("n1", lab.node(0))]);
+    let lab = Lab::numbered(1);
     let pid = lab.path("escaped");
     let spec = json!({"id": "escape", "nodes": {"filter": "n1"}, "steps": [
         {"shell": format!("setsid sleep 300 & echo $! > {}", pid.display())},
@@ -1203,8 +1197,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// name the files they name.
 #[test]
 fn odd_characters_in_the_known_hosts_and_key_paths_reach_ssh_as_they_are() {
-    let lab = Lab::new(1);
-    lab.inventory(&[("n1", lab.node(0))]);
+    let lab = Lab::numbered(1);
     let odd = lab.path("a b%d\"q\\");
     std::fs::create_dir(&odd).unwrap();
     std::fs::copy(lab.path("known_hosts"), odd.join("known_hosts")).unwrap();

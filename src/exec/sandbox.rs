@@ -337,19 +337,19 @@ impl Build {
     }
 
     /// Add rules until none is left to take, or the runner is stopped (the
-    /// job then starts no step). Between every few the CPU is given up: the domain is built beside a job's sync and its `start`
-    /// round trip, and on a kernel without preemption a thread woken on
-    /// this CPU (the job's, its sync done) would otherwise wait for the
-    /// builder's whole time slice, a millisecond or more.
+    /// job then starts no step). Between every few the CPU is given up: the
+    /// domain is built beside a job's sync and its `start` round trip, and
+    /// on a kernel without preemption a thread woken on this CPU (the
+    /// job's, its sync done) would otherwise wait for the builder's whole
+    /// time slice, a millisecond or more.
     fn add_rules(&self) {
+        let count = self.rules.len();
         loop {
             let first = self.next.fetch_add(CHUNK, Ordering::Relaxed);
-            let Some(chunk) = self.rules.get(first..(first + CHUNK).min(self.rules.len())) else {
-                return;
-            };
-            if chunk.is_empty() {
+            if first >= count {
                 return;
             }
+            let chunk = &self.rules[first..(first + CHUNK).min(count)];
             if crate::signals::interrupted() {
                 let stop = io::Error::new(io::ErrorKind::Interrupted, "the runner was stopped");
                 return self.fail(stop);

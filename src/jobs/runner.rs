@@ -455,7 +455,7 @@ fn attempt_once(
             // was built), and is reported so.
             let text = format!("{e:#}");
             log.system(Level::Error, &text);
-            let status = (rt.stop)().map_or(JobStatus::Failed, stopped_as);
+            let status = stop_now(rt).map_or(JobStatus::Failed, stopped_as);
             verdict = Verdict {
                 status,
                 exit_code: None,
