@@ -211,6 +211,18 @@ fn the_debian_packages_pass_lintian_install_verify_and_remove_cleanly() {
     let version = run(Command::new(r.join("usr/bin/sortie-control-plane")).arg("--version"));
     assert!(version.starts_with("sortie-control-plane "), "{version}");
 
+    // GCC's unwinder is linked in (build.rs): neither binary loads libgcc_s.
+    for bin in ["sortie", "sortie-control-plane"] {
+        let loaded = Command::new(r.join("usr/bin").join(bin))
+            .arg("--version")
+            .env("LD_DEBUG", "libs")
+            .output()
+            .unwrap();
+        let loaded = String::from_utf8_lossy(&loaded.stderr);
+        assert!(loaded.contains("libc.so.6"), "{bin}: {loaded}");
+        assert!(!loaded.contains("libgcc_s"), "{bin}: {loaded}");
+    }
+
     // systemd accepts the installed units as they are (their binaries and man
     // pages are those of the root), and none is enabled or started.
     let units = [
