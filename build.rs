@@ -68,8 +68,9 @@ fn main() {
 /// GCC 12's archive finds unwind tables with glibc 2.35's `_dl_find_object`,
 /// so the binary needs glibc 2.35 where it needed 2.34. The Debian package's
 /// `Depends` says so; the only Debian or Ubuntu release with 2.34 was Ubuntu
-/// 21.10, long out of support. The other release artifacts hold the static
-/// binary.
+/// 21.10, long out of support. RHEL 9 and its rebuilds and Amazon Linux 2023
+/// have 2.34: there, run the static binary, as every other release artifact
+/// (the tarball, the Lambda package, the image) does.
 fn static_unwinder() {
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     if var("CARGO_CFG_TARGET_OS") == "linux"
