@@ -1016,3 +1016,57 @@ fn status_during_a_shot_says_a_shot_is_running() {
     assert!(!seen.contains("waiting for delivery"), "{seen}");
     assert!(shot.wait().unwrap().success());
 }
+
+/// A command's answer to a full disk or a closed pipe is an error it reports,
+/// not a panic that aborts (exit 134, a core dump where those are kept).
+#[test]
+fn answers_to_a_full_disk_or_a_closed_pipe_fail_with_a_message() {
+    let dir = TempDir::new().unwrap();
+    let (spool, state) = (dir.path().join("spool"), dir.path().join("state"));
+    run(sortie().args(["spool", "init"]).arg(&spool), code::OK);
+    run(&mut spool_poll(&spool, &state), code::OK);
+    let nodes = dir.path().join("nodes.json");
+    std::fs::write(&nodes, r#"{"web1": {"hostname": "10.0.0.1"}}"#).unwrap();
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    for args in [
+        vec!["status", "--state-dir", state.to_str().unwrap()],
+        vec!["status", "--json", "--state-dir", state.to_str().unwrap()],
+        vec!["nodes", "--nodes", nodes.to_str().unwrap()],
+        vec!["nodes", "--json", "--nodes", nodes.to_str().unwrap()],
+        vec!["spool", "init", dir.path().join("spool2").to_str().unwrap()],
+    ] {
+        let out = sortie().args(&args).stdout(full()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code().is_some_and(|c| c != 0 && c < 128),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+        assert!(
+            err.contains("writing to standard output"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // A reader that has gone: the pipe is closed before sortie writes.
+    let mut child = sortie()
+        .args(["status", "--state-dir"])
+        .arg(&state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some_and(|c| c != 0 && c < 128) && !err.contains("panicked"),
+        "{:?} {err}",
+        out.status
+    );
+}

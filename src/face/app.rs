@@ -77,16 +77,16 @@ pub fn run() -> ExitCode {
             path,
             log_multiline,
         }) => SpoolControl::init(path, *log_multiline)
-            .map(|()| {
-                println!("spool ready at {}", path.display());
-                Code::OK
-            })
             .map_err(|e| {
                 Failure::config(anyhow::anyhow!(
                     "creating the spool {}: {e}",
                     path.display()
                 ))
                 .into()
+            })
+            .and_then(|()| {
+                super::print(format_args!("spool ready at {}\n", path.display()))?;
+                Ok(Code::OK)
             }),
     };
     let code = match result {

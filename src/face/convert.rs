@@ -42,7 +42,7 @@ pub fn run(args: &ConvertArgs) -> Result<Code> {
         } else {
             specs.remove(0)
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        super::print(format_args!("{}\n", serde_json::to_string_pretty(&out)?))?;
     }
     if !refused.is_empty() {
         return Err(Failure::config(anyhow::anyhow!(

@@ -215,11 +215,13 @@ pub fn run(args: &DiscoverArgs) -> Result<Code> {
     }
     let json = discover::resource_json(&found);
     match args.format {
-        DiscoverFormat::Json => println!("{}", serde_json::to_string_pretty(&json)?),
-        DiscoverFormat::Yaml => print!("{}", resource_yaml(&json)),
+        DiscoverFormat::Json => {
+            super::print(format_args!("{}\n", serde_json::to_string_pretty(&json)?))?
+        }
+        DiscoverFormat::Yaml => super::print(resource_yaml(&json))?,
         DiscoverFormat::Table => {
             let nodes: Vec<_> = found.nodes.values().cloned().collect();
-            crate::face::nodes::table(&nodes);
+            crate::face::nodes::table(&nodes)?;
         }
     }
     // As `sortie nodes`: what did load is shown; a source that did not says so.

@@ -48,18 +48,18 @@ pub fn run(args: &NodesArgs) -> Result<Code> {
         }
     }
     if args.json {
-        println!(
-            "{}",
+        super::print(format_args!(
+            "{}\n",
             serde_json::to_string_pretty(&resource::to_resource_json(&selected))?
-        );
+        ))?;
         return Ok(if broken { Code::CONFIG } else { Code::OK });
     }
-    table(&selected);
+    table(&selected)?;
     Ok(if broken { Code::CONFIG } else { Code::OK })
 }
 
 /// Nodes as a table: name, hostname, tags.
-pub fn table(selected: &[crate::nodes::Node]) {
+pub fn table(selected: &[crate::nodes::Node]) -> anyhow::Result<()> {
     let rows: Vec<[String; 3]> = selected
         .iter()
         .map(|node| {
@@ -79,9 +79,11 @@ pub fn table(selected: &[crate::nodes::Node]) {
             .max(8)
     };
     let (w0, w1) = (width(0), width(1));
-    println!("{:w0$}  {:w1$}  TAGS", "NAME", "HOSTNAME");
+    let mut text = format!("{:w0$}  {:w1$}  TAGS\n", "NAME", "HOSTNAME");
     for [name, host, tags] in &rows {
-        println!("{name:w0$}  {host:w1$}  {tags}");
+        text += &format!("{name:w0$}  {host:w1$}  {tags}\n");
     }
+    super::print(text)?;
     eprintln!("{} node(s)", rows.len());
+    Ok(())
 }

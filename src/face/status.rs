@@ -47,9 +47,9 @@ pub fn run(args: &StatusArgs) -> Result<Code> {
             "state_dir": root.display().to_string(), "last_shot": shot, "pending": pending,
             "shot_running": running, "jobs": jobs,
         });
-        println!("{answer}");
+        super::print(format_args!("{answer}\n"))?;
     } else {
-        print!("{}", render(shot.as_ref(), &pending, running, &jobs));
+        super::print(render(shot.as_ref(), &pending, running, &jobs))?;
     }
     Ok(Code::OK)
 }
