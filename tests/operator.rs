@@ -1053,16 +1053,15 @@ fn answers_to_a_full_disk_or_a_closed_pipe_fail_with_a_message() {
         );
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
-    // A reader that has gone: the pipe is closed before sortie writes.
-    let mut child = sortie()
+    // A reader that has gone: the pipe's read end is closed before sortie starts.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = sortie()
         .args(["status", "--state-dir"])
         .arg(&state)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .stdout(writer)
+        .output()
         .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.code().is_some_and(|c| c != 0 && c < 128) && !err.contains("panicked"),
