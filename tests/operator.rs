@@ -1017,8 +1017,8 @@ fn status_during_a_shot_says_a_shot_is_running() {
     assert!(shot.wait().unwrap().success());
 }
 
-/// A command's answer to a full disk or a closed pipe is an error it reports,
-/// not a panic that aborts (exit 134, a core dump where those are kept).
+/// A command's answer to a full disk or a closed pipe is an I/O failure it
+/// reports (74), not a panic that aborts (134, a core dump where those are kept).
 #[test]
 fn answers_to_a_full_disk_or_a_closed_pipe_fail_with_a_message() {
     let dir = TempDir::new().unwrap();
@@ -1042,11 +1042,7 @@ fn answers_to_a_full_disk_or_a_closed_pipe_fail_with_a_message() {
     ] {
         let out = sortie().args(&args).stdout(full()).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.code().is_some_and(|c| c != 0 && c < 128),
-            "{args:?}: {:?} {err}",
-            out.status
-        );
+        assert_eq!(out.status.code(), Some(code::IO.into()), "{args:?}: {err}");
         assert!(
             err.contains("writing to standard output"),
             "{args:?}: {err}"
@@ -1063,9 +1059,6 @@ fn answers_to_a_full_disk_or_a_closed_pipe_fail_with_a_message() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.code().is_some_and(|c| c != 0 && c < 128) && !err.contains("panicked"),
-        "{:?} {err}",
-        out.status
-    );
+    assert_eq!(out.status.code(), Some(code::IO.into()), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }

@@ -18,13 +18,15 @@ mod nodes;
 mod status;
 
 /// Write a command's answer to standard output. A closed pipe (`sortie status
-/// | head -1`) or a full disk is an error the command returns, with the exit
-/// code of any other; `println!` would panic and abort.
+/// | head -1`) or a full disk is an I/O failure the command returns (exit 74);
+/// `println!` would panic and abort.
 fn print(text: impl std::fmt::Display) -> anyhow::Result<()> {
-    use anyhow::Context;
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     write!(out, "{text}")
         .and_then(|()| out.flush())
-        .context("writing to standard output")
+        .map_err(|e| {
+            crate::exit::Failure::io(anyhow::Error::new(e).context("writing to standard output"))
+                .into()
+        })
 }
